@@ -1,0 +1,138 @@
+//! Outgoing mail: headers that make replies thread and keep machines from answering, built with lettre.
+
+use crate::classify::LOOP_HEADER;
+use crate::config::Identity;
+use crate::store::NewMail;
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, Message};
+
+/// What kind of automatic mail this is (RFC 3834).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum AutoSubmitted {
+    /// A reply to a person's mail.
+    Replied,
+    /// A notice nobody asked for (staff notices, reminders).
+    Generated,
+}
+
+impl AutoSubmitted {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AutoSubmitted::Replied => "auto-replied",
+            AutoSubmitted::Generated => "auto-generated",
+        }
+    }
+}
+
+/// A mail ready to be turned into bytes.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    pub kind: String,
+    pub from_address: String,
+    pub to: Vec<String>,
+    pub subject: String,
+    pub body: String,
+    pub in_reply_to: Option<String>,
+    pub references: Vec<String>,
+    pub auto_submitted: AutoSubmitted,
+}
+
+/// A fresh Message-ID in our domain (without angle brackets). It is fixed when
+/// the mail is queued, so a resend carries the same one.
+pub fn new_message_id(domain: &str, ticket: Option<i64>) -> String {
+    let r = fastrand::u64(..);
+    match ticket {
+        Some(t) => format!("ticketd.{t}.{r:016x}@{domain}"),
+        None => format!("ticketd.{r:016x}@{domain}"),
+    }
+}
+
+/// True when lettre can put `address` on an envelope.
+pub fn deliverable(address: &str) -> bool {
+    address.parse::<lettre::Address>().is_ok()
+}
+
+fn raw_header(name: &'static str, value: impl Into<String>) -> HeaderValue {
+    HeaderValue::new(HeaderName::new_from_ascii_str(name), value.into())
+}
+
+/// Renders `d` to RFC 5322 bytes, dated `date` (never the system clock).
+pub fn build(d: &Draft, message_id: &str, identity: &Identity, date: DateTime<Utc>) -> Result<NewMail> {
+    let from_addr: lettre::Address = d
+        .from_address
+        .parse()
+        .with_context(|| format!("bad From address {}", d.from_address))?;
+    let mut b = Message::builder()
+        .from(Mailbox::new(Some(identity.from_name.clone()), from_addr))
+        .subject(d.subject.clone())
+        .message_id(Some(format!("<{message_id}>")))
+        .date(date.into());
+    for to in &d.to {
+        let a: lettre::Address = to.parse().with_context(|| format!("bad recipient {to}"))?;
+        b = b.to(Mailbox::new(None, a));
+    }
+    if let Some(irt) = &d.in_reply_to {
+        b = b.in_reply_to(format!("<{irt}>"));
+    }
+    if !d.references.is_empty() {
+        let refs: Vec<String> = d.references.iter().map(|r| format!("<{r}>")).collect();
+        b = b.references(refs.join(" "));
+    }
+    b = b
+        .raw_header(raw_header("Auto-Submitted", d.auto_submitted.as_str()))
+        .raw_header(raw_header("X-Auto-Response-Suppress", "All"))
+        .raw_header(raw_header("Precedence", "auto_reply"))
+        .raw_header(raw_header(LOOP_HEADER, identity.message_id_domain.clone()));
+    let msg = b
+        .header(ContentType::TEXT_PLAIN)
+        .body(d.body.clone())
+        .context("cannot build the message")?;
+    Ok(NewMail {
+        kind: d.kind.clone(),
+        message_id: message_id.to_string(),
+        mail_from: d.from_address.clone(),
+        rcpt_to: d.to.clone(),
+        raw: msg.formatted(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse;
+
+    #[test]
+    fn replies_carry_threading_and_machine_headers() {
+        let identity = Identity {
+            from_name: "ACME Support".into(),
+            message_id_domain: "tickets.acme.test".into(),
+            own_addresses: vec!["support@acme.test".into()],
+            staff: vec![],
+        };
+        let d = Draft {
+            kind: "ack_new".into(),
+            from_address: "support@acme.test".into(),
+            to: vec!["taro@example.jp".into()],
+            subject: "Re: 障害について [TKT#3]".into(),
+            body: "お問い合わせありがとうございます。\n".into(),
+            in_reply_to: Some("orig@example.jp".into()),
+            references: vec!["older@example.jp".into(), "orig@example.jp".into()],
+            auto_submitted: AutoSubmitted::Replied,
+        };
+        let at = DateTime::parse_from_rfc3339("2026-03-02T10:00:00Z").unwrap().with_timezone(&Utc);
+        let id = new_message_id("tickets.acme.test", Some(3));
+        let m = build(&d, &id, &identity, at).unwrap();
+        let back = parse(&m.raw, at);
+        assert_eq!(back.subject, "Re: 障害について [TKT#3]");
+        assert_eq!(back.message_id.as_deref(), Some(id.as_str()));
+        assert_eq!(back.in_reply_to, vec!["orig@example.jp"]);
+        assert_eq!(back.references, vec!["older@example.jp", "orig@example.jp"]);
+        assert_eq!(back.header("auto-submitted"), Some("auto-replied"));
+        assert_eq!(back.header("x-auto-response-suppress"), Some("All"));
+        assert_eq!(back.header("x-ticketd-loop"), Some("tickets.acme.test"));
+        assert!(back.text.contains("お問い合わせ"));
+        assert!(back.date_header.unwrap().starts_with("2026-03-02T10:00:00"));
+    }
+}

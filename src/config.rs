@@ -1,0 +1,823 @@
+//! Configuration: the raw TOML shape, then validation into typed values with file and line for every problem.
+
+use crate::pack::Pack;
+use serde::Deserialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+/// One problem found in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: PathBuf,
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
+    }
+}
+
+/// Every problem found, so that an admin can fix them all in one pass.
+#[derive(Debug, Clone)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}
+
+/// Collects problems for one file, turning byte offsets into line numbers.
+pub(crate) struct Report<'a> {
+    file: &'a Path,
+    text: &'a str,
+    pub problems: Vec<Problem>,
+}
+
+impl<'a> Report<'a> {
+    pub fn new(file: &'a Path, text: &'a str) -> Self {
+        Report {
+            file,
+            text,
+            problems: Vec::new(),
+        }
+    }
+
+    pub fn line_of(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    }
+
+    pub fn at(&mut self, offset: usize, message: impl Into<String>) {
+        let line = self.line_of(offset);
+        self.problems.push(Problem {
+            file: self.file.to_path_buf(),
+            line,
+            message: message.into(),
+        });
+    }
+
+    pub fn spanned<T>(&mut self, s: &Spanned<T>, message: impl Into<String>) {
+        self.at(s.span().start, message);
+    }
+
+    /// A TOML syntax or shape error from serde, with the line it points at.
+    pub fn toml_error(&mut self, e: &toml::de::Error) {
+        let offset = e.span().map(|s| s.start).unwrap_or(0);
+        let msg = e.message().trim().to_string();
+        self.at(offset, msg);
+    }
+}
+
+/// Parses `text` as `T`, reporting a TOML error with its line.
+pub(crate) fn parse_toml<T: for<'de> Deserialize<'de>>(report: &mut Report<'_>) -> Option<T> {
+    match toml::from_str::<T>(report.text) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            report.toml_error(&e);
+            None
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    daemon: RawDaemon,
+    identity: RawIdentity,
+    smtp: RawSmtp,
+    #[serde(default)]
+    tickets: RawTickets,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default, rename = "mailbox")]
+    mailboxes: Vec<Spanned<RawMailbox>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDaemon {
+    database: Spanned<String>,
+    templates: Spanned<String>,
+    packs: Spanned<String>,
+    pack: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIdentity {
+    /// Display name on our mail.
+    #[serde(default = "default_from_name")]
+    from_name: String,
+    message_id_domain: Spanned<String>,
+    own_addresses: Spanned<Vec<String>>,
+    #[serde(default = "empty_list")]
+    staff: Spanned<Vec<String>>,
+}
+
+fn empty_list() -> Spanned<Vec<String>> {
+    Spanned::new(0..0, Vec::new())
+}
+
+fn default_from_name() -> String {
+    "Support".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmtp {
+    host: Spanned<String>,
+    port: Spanned<u16>,
+    tls: Spanned<String>,
+    #[serde(default)]
+    ca_file: Option<Spanned<String>>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password_file: Option<Spanned<String>>,
+    #[serde(default)]
+    password_credential: Option<Spanned<String>>,
+    #[serde(default)]
+    hello_name: Option<String>,
+    #[serde(default = "default_smtp_timeout")]
+    timeout_secs: u64,
+    #[serde(default = "default_max_attempts")]
+    max_attempts: u32,
+}
+
+fn default_smtp_timeout() -> u64 {
+    60
+}
+fn default_max_attempts() -> u32 {
+    20
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTickets {
+    #[serde(default = "default_prefix")]
+    prefix: Spanned<String>,
+
+}
+
+impl Default for RawTickets {
+    fn default() -> Self {
+        RawTickets {
+            prefix: default_prefix(),
+        }
+    }
+}
+
+fn default_prefix() -> Spanned<String> {
+    Spanned::new(0..0, "TKT".into())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    #[serde(default = "default_max_message_bytes")]
+    max_message_bytes: u64,
+    #[serde(default = "default_budget_ms")]
+    message_budget_ms: u64,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        RawLimits {
+            max_message_bytes: default_max_message_bytes(),
+            message_budget_ms: default_budget_ms(),
+        }
+    }
+}
+
+fn default_max_message_bytes() -> u64 {
+    25 * 1024 * 1024
+}
+fn default_budget_ms() -> u64 {
+    10_000
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMailbox {
+    name: Spanned<String>,
+    role: Spanned<String>,
+    address: Spanned<String>,
+    host: Spanned<String>,
+    port: u16,
+    tls: Spanned<String>,
+    #[serde(default)]
+    ca_file: Option<Spanned<String>>,
+    username: String,
+    #[serde(default)]
+    password_file: Option<Spanned<String>>,
+    #[serde(default)]
+    password_credential: Option<Spanned<String>>,
+    #[serde(default = "default_folder")]
+    folder: String,
+    #[serde(default = "default_processed")]
+    processed_folder: String,
+    #[serde(default = "default_quarantine")]
+    quarantine_folder: String,
+    #[serde(default = "default_after")]
+    after: Spanned<String>,
+    #[serde(default = "default_poll")]
+    poll_interval_secs: Spanned<u64>,
+    #[serde(default = "default_true")]
+    idle: bool,
+    #[serde(default = "default_batch")]
+    batch_size: Spanned<u32>,
+    #[serde(default)]
+    accept_lists: bool,
+}
+
+fn default_folder() -> String {
+    "INBOX".into()
+}
+fn default_processed() -> String {
+    "Processed".into()
+}
+fn default_quarantine() -> String {
+    "Quarantine".into()
+}
+fn default_after() -> Spanned<String> {
+    Spanned::new(0..0, "move".into())
+}
+fn default_poll() -> Spanned<u64> {
+    Spanned::new(0..0, 60)
+}
+fn default_true() -> bool {
+    true
+}
+fn default_batch() -> Spanned<u32> {
+    Spanned::new(0..0, 200)
+}
+
+/// A password, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// How a connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    /// Plain text: only for loopback test servers.
+    None,
+    /// Plain connect, then STARTTLS.
+    StartTls,
+    /// TLS from the first byte (IMAPS 993, SMTPS 465).
+    Implicit,
+}
+
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+    pub tls: Tls,
+    /// PEM file with extra trust anchors (a private CA); else the web PKI roots.
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Support,
+    Rma,
+    TwentyFourSeven,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Support => "support",
+            Role::Rma => "rma",
+            Role::TwentyFourSeven => "24x7",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "support" => Some(Role::Support),
+            "rma" => Some(Role::Rma),
+            "24x7" => Some(Role::TwentyFourSeven),
+            _ => None,
+        }
+    }
+}
+
+/// What to do with a message on IMAP once its effects are committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum After {
+    Move,
+    Seen,
+}
+
+#[derive(Debug, Clone)]
+pub struct MailboxConfig {
+    pub name: String,
+    pub role: Role,
+    pub address: String,
+    pub endpoint: Endpoint,
+    pub username: String,
+    pub password: Secret,
+    pub folder: String,
+    pub processed_folder: String,
+    pub quarantine_folder: String,
+    pub after: After,
+    pub poll_interval: Duration,
+    pub idle: bool,
+    pub batch_size: u32,
+    pub accept_lists: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub endpoint: Endpoint,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub hello_name: String,
+    pub timeout: Duration,
+    pub max_attempts: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub from_name: String,
+    pub message_id_domain: String,
+    /// Lower-cased addresses that are ours: never a customer, never answered.
+    pub own_addresses: Vec<String>,
+    pub staff: Vec<String>,
+}
+
+impl Identity {
+    pub fn is_own(&self, address: &str) -> bool {
+        let a = address.to_ascii_lowercase();
+        self.own_addresses.iter().any(|o| *o == a)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_message_bytes: u64,
+    pub message_budget: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub database: PathBuf,
+    pub templates: PathBuf,
+    pub pack: Pack,
+    pub identity: Identity,
+    pub smtp: SmtpConfig,
+    pub ticket_prefix: String,
+    pub limits: Limits,
+    pub mailboxes: Vec<MailboxConfig>,
+}
+
+impl Config {
+    /// Reads and validates `path`, reporting every problem found.
+    pub fn load(path: &Path) -> Result<Config, Problems> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Problems(vec![Problem {
+                file: path.to_path_buf(),
+                line: 0,
+                message: format!("cannot read the file: {e}"),
+            }])
+        })?;
+        Self::from_str_at(path, &text)
+    }
+
+    pub fn from_str_at(path: &Path, text: &str) -> Result<Config, Problems> {
+        let mut r = Report::new(path, text);
+        let Some(raw) = parse_toml::<RawConfig>(&mut r) else {
+            return Err(Problems(r.problems));
+        };
+        let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let resolve = |p: &str| -> PathBuf {
+            let p = Path::new(p);
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+
+        let database = resolve(raw.daemon.database.get_ref());
+        let templates = resolve(raw.daemon.templates.get_ref());
+        if !templates.is_dir() {
+            r.spanned(
+                &raw.daemon.templates,
+                format!("templates: {} is not a directory", templates.display()),
+            );
+        }
+        let packs = resolve(raw.daemon.packs.get_ref());
+        let pack_path = packs.join(format!("{}.toml", raw.daemon.pack.get_ref()));
+        let mut pack_problems = Vec::new();
+        let pack = if !pack_path.is_file() {
+            r.spanned(
+                &raw.daemon.pack,
+                format!(
+                    "pack `{}`: no file {}",
+                    raw.daemon.pack.get_ref(),
+                    pack_path.display()
+                ),
+            );
+            None
+        } else {
+            match Pack::load(&pack_path) {
+                Ok(p) => Some(p),
+                Err(ps) => {
+                    pack_problems = ps.0;
+                    None
+                }
+            }
+        };
+
+        let identity = Identity {
+            from_name: raw.identity.from_name.clone(),
+            message_id_domain: raw.identity.message_id_domain.get_ref().trim().to_string(),
+            own_addresses: raw
+                .identity
+                .own_addresses
+                .get_ref()
+                .iter()
+                .map(|a| a.trim().to_ascii_lowercase())
+                .collect(),
+            staff: raw
+                .identity
+                .staff
+                .get_ref()
+                .iter()
+                .map(|a| a.trim().to_ascii_lowercase())
+                .collect(),
+        };
+        if !valid_domain(&identity.message_id_domain) {
+            r.spanned(
+                &raw.identity.message_id_domain,
+                "message_id_domain must be a domain name such as tickets.example.com",
+            );
+        }
+        if identity.own_addresses.is_empty() {
+            r.spanned(
+                &raw.identity.own_addresses,
+                "own_addresses must list at least the address customers write to",
+            );
+        }
+        for a in identity.own_addresses.iter() {
+            if !valid_address(a) {
+                r.spanned(
+                    &raw.identity.own_addresses,
+                    format!("own_addresses: `{a}` is not an email address"),
+                );
+            }
+        }
+        for a in identity.staff.iter() {
+            if !valid_address(a) {
+                r.spanned(
+                    &raw.identity.staff,
+                    format!("staff: `{a}` is not an email address"),
+                );
+            }
+        }
+
+        let smtp_endpoint = endpoint(
+            &mut r,
+            &raw.smtp.host,
+            *raw.smtp.port.get_ref(),
+            &raw.smtp.tls,
+            raw.smtp.ca_file.as_ref(),
+            &resolve,
+        );
+        if *raw.smtp.port.get_ref() == 0 {
+            r.spanned(&raw.smtp.port, "smtp port must not be 0");
+        }
+        let smtp_password = secret(
+            &mut r,
+            raw.smtp.password_file.as_ref(),
+            raw.smtp.password_credential.as_ref(),
+            &resolve,
+        );
+        if raw.smtp.username.is_some() && smtp_password.is_none() {
+            r.spanned(
+                &raw.smtp.host,
+                "smtp has a username but neither password_file nor password_credential",
+            );
+        }
+        let smtp = SmtpConfig {
+            endpoint: smtp_endpoint,
+            username: raw.smtp.username.clone(),
+            password: smtp_password,
+            hello_name: raw
+                .smtp
+                .hello_name
+                .clone()
+                .unwrap_or_else(|| identity.message_id_domain.clone()),
+            timeout: Duration::from_secs(raw.smtp.timeout_secs.max(1)),
+            max_attempts: raw.smtp.max_attempts.max(1),
+        };
+
+        let prefix = raw.tickets.prefix.get_ref().clone();
+        if prefix.is_empty()
+            || prefix.len() > 16
+            || !prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            r.spanned(
+                &raw.tickets.prefix,
+                "tickets.prefix must be 1 to 16 letters, digits or '-'",
+            );
+        }
+
+        if raw.mailboxes.is_empty() {
+            r.at(0, "no [[mailbox]] is configured: add at least one");
+        }
+        let mut mailboxes: Vec<MailboxConfig> = Vec::new();
+        for sm in &raw.mailboxes {
+            let m = sm.get_ref();
+            let name = m.name.get_ref().clone();
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)) {
+                r.spanned(&m.name, "mailbox name must be letters, digits, '-' or '_'");
+            }
+            if mailboxes.iter().any(|x| x.name == name) {
+                r.spanned(&m.name, format!("mailbox name `{name}` is used twice"));
+            }
+            let role = Role::parse(m.role.get_ref()).unwrap_or_else(|| {
+                r.spanned(
+                    &m.role,
+                    format!(
+                        "mailbox `{name}`: role `{}` is not one of support, rma, 24x7",
+                        m.role.get_ref()
+                    ),
+                );
+                Role::Support
+            });
+            if !valid_address(m.address.get_ref()) {
+                r.spanned(&m.address, format!("mailbox `{name}`: address is not an email address"));
+            } else if !identity.is_own(m.address.get_ref()) {
+                r.spanned(
+                    &m.address,
+                    format!(
+                        "mailbox `{name}`: address {} is missing from identity.own_addresses",
+                        m.address.get_ref()
+                    ),
+                );
+            }
+            let ep = endpoint(&mut r, &m.host, m.port, &m.tls, m.ca_file.as_ref(), &resolve);
+            let password = secret(
+                &mut r,
+                m.password_file.as_ref(),
+                m.password_credential.as_ref(),
+                &resolve,
+            );
+            if password.is_none() && m.password_file.is_none() && m.password_credential.is_none() {
+                r.spanned(
+                    &m.name,
+                    format!("mailbox `{name}`: set password_file or password_credential (passwords are never written in the config)"),
+                );
+            }
+            let after = match m.after.get_ref().as_str() {
+                "move" => After::Move,
+                "seen" => After::Seen,
+                other => {
+                    r.spanned(
+                        &m.after,
+                        format!("mailbox `{name}`: after = `{other}` is not one of move, seen"),
+                    );
+                    After::Move
+                }
+            };
+            if *m.poll_interval_secs.get_ref() == 0 {
+                r.spanned(&m.poll_interval_secs, "poll_interval_secs must be at least 1");
+            }
+            let batch = *m.batch_size.get_ref();
+            if batch == 0 || batch > 5000 {
+                r.spanned(&m.batch_size, "batch_size must be between 1 and 5000");
+            }
+            for (label, folder) in [
+                ("folder", &m.folder),
+                ("processed_folder", &m.processed_folder),
+                ("quarantine_folder", &m.quarantine_folder),
+            ] {
+                if !valid_folder(folder) {
+                    r.spanned(
+                        &m.name,
+                        format!("mailbox `{name}`: {label} `{folder}` must be a plain folder name (no quotes, control characters or '*%')"),
+                    );
+                }
+            }
+            mailboxes.push(MailboxConfig {
+                name,
+                role,
+                address: m.address.get_ref().to_ascii_lowercase(),
+                endpoint: ep,
+                username: m.username.clone(),
+                password: password.unwrap_or(Secret(String::new())),
+                folder: m.folder.clone(),
+                processed_folder: m.processed_folder.clone(),
+                quarantine_folder: m.quarantine_folder.clone(),
+                after,
+                poll_interval: Duration::from_secs((*m.poll_interval_secs.get_ref()).max(1)),
+                idle: m.idle,
+                batch_size: batch.clamp(1, 5000),
+                accept_lists: m.accept_lists,
+            });
+        }
+
+        let mut problems = r.problems;
+        problems.extend(pack_problems);
+        match pack {
+            Some(pack) if problems.is_empty() => Ok(Config {
+                path: path.to_path_buf(),
+                database,
+                templates,
+                pack,
+                identity,
+                smtp,
+                ticket_prefix: prefix,
+                limits: Limits {
+                    max_message_bytes: raw.limits.max_message_bytes.max(1024),
+                    message_budget: Duration::from_millis(raw.limits.message_budget_ms.max(10)),
+                },
+                mailboxes,
+            }),
+            _ => Err(Problems(problems)),
+        }
+    }
+
+    pub fn mailbox(&self, name_or_role: &str) -> Option<&MailboxConfig> {
+        self.mailboxes
+            .iter()
+            .find(|m| m.name == name_or_role)
+            .or_else(|| self.mailboxes.iter().find(|m| m.role.as_str() == name_or_role))
+    }
+}
+
+fn endpoint(
+    r: &mut Report<'_>,
+    host: &Spanned<String>,
+    port: u16,
+    tls: &Spanned<String>,
+    ca_file: Option<&Spanned<String>>,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Endpoint {
+    if host.get_ref().trim().is_empty() {
+        r.spanned(host, "host must not be empty");
+    }
+    let t = match tls.get_ref().as_str() {
+        "none" => Tls::None,
+        "starttls" => Tls::StartTls,
+        "implicit" => Tls::Implicit,
+        other => {
+            r.spanned(
+                tls,
+                format!("tls = `{other}` is not one of implicit, starttls, none"),
+            );
+            Tls::Implicit
+        }
+    };
+    if t == Tls::None && !is_loopback(host.get_ref()) {
+        r.spanned(
+            tls,
+            format!(
+                "tls = \"none\" is allowed only for loopback hosts, not {}",
+                host.get_ref()
+            ),
+        );
+    }
+    let ca = ca_file.map(|c| {
+        let p = resolve(c.get_ref());
+        if !p.is_file() {
+            r.spanned(c, format!("ca_file {} does not exist", p.display()));
+        }
+        p
+    });
+    Endpoint {
+        host: host.get_ref().trim().to_string(),
+        port,
+        tls: t,
+        ca_file: ca,
+    }
+}
+
+/// Reads a secret from a file or from systemd's `$CREDENTIALS_DIRECTORY`.
+fn secret(
+    r: &mut Report<'_>,
+    file: Option<&Spanned<String>>,
+    credential: Option<&Spanned<String>>,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Option<Secret> {
+    let (path, span) = match (file, credential) {
+        (Some(f), None) => (resolve(f.get_ref()), f),
+        (None, Some(c)) => {
+            let Ok(dir) = std::env::var("CREDENTIALS_DIRECTORY") else {
+                r.spanned(
+                    c,
+                    format!(
+                        "password_credential `{}` needs $CREDENTIALS_DIRECTORY (set by systemd LoadCredential=)",
+                        c.get_ref()
+                    ),
+                );
+                return None;
+            };
+            if c.get_ref().contains('/') {
+                r.spanned(c, "password_credential is a credential name, not a path");
+                return None;
+            }
+            (Path::new(&dir).join(c.get_ref()), c)
+        }
+        (Some(f), Some(_)) => {
+            r.spanned(f, "set password_file or password_credential, not both");
+            return None;
+        }
+        (None, None) => return None,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(s) => {
+            let s = s.trim_end_matches(['\r', '\n']).to_string();
+            if s.is_empty() {
+                r.spanned(span, format!("secret file {} is empty", path.display()));
+            }
+            Some(Secret(s))
+        }
+        Err(e) => {
+            r.spanned(span, format!("cannot read secret file {}: {e}", path.display()));
+            None
+        }
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}
+
+pub(crate) fn valid_address(a: &str) -> bool {
+    let a = a.trim();
+    match a.rsplit_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && valid_domain(domain)
+                && !a.chars().any(|c| c.is_whitespace() || c.is_control() || "<>,;\"".contains(c))
+        }
+        None => false,
+    }
+}
+
+fn valid_domain(d: &str) -> bool {
+    !d.is_empty()
+        && d.len() <= 253
+        && d.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+fn valid_folder(f: &str) -> bool {
+    !f.is_empty() && !f.chars().any(|c| c.is_control() || "\"\\*%".contains(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_and_domains() {
+        assert!(valid_address("support@example.com"));
+        assert!(!valid_address("support@"));
+        assert!(!valid_address("a b@example.com"));
+        assert!(!valid_domain("exa mple.com"));
+    }
+
+    #[test]
+    fn line_numbers_count_from_one() {
+        let text = "a = 1\nb = 2\nc = 3\n";
+        let r = Report::new(Path::new("x.toml"), text);
+        assert_eq!(r.line_of(0), 1);
+        assert_eq!(r.line_of(6), 2);
+        assert_eq!(r.line_of(text.len()), 4);
+    }
+}

@@ -1,0 +1,24 @@
+//! ticketd: an email ticket intake daemon.
+//!
+//! Modules in pipeline order:
+//! - [`config`], [`pack`]: what to watch and which vendor rules apply.
+//! - [`imap`]: one watcher per mailbox, fetching new mail and acknowledging it after the commit.
+//! - [`parse`] -> [`classify`] -> [`extract`] -> [`thread`]: reading a mail.
+//! - [`decide`]: the pure decision; [`intake`] glues reading, deciding and [`store`].
+//! - [`templates`], [`compose`]: replies as rendered bytes, queued in the [`store`] outbox.
+//! - [`outbox`]: sends queued mail over SMTP.
+//! - [`daemon`]: supervises the tasks; [`explain`] shows a decision without acting on it.
+//! - [`clock`], [`backoff`]: time and retry pacing, shared by all.
+
+pub mod backoff;
+pub mod classify;
+pub mod clock;
+pub mod compose;
+pub mod config;
+pub mod decide;
+pub mod extract;
+pub mod pack;
+pub mod parse;
+pub mod store;
+pub mod templates;
+pub mod thread;

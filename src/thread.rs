@@ -1,0 +1,100 @@
+//! Which ticket a mail belongs to: the subject tag, whatever clients did to the subject, and reply prefixes.
+
+use regex::Regex;
+use std::sync::OnceLock;
+
+/// The tag we put in every subject: `[PREFIX#123]`.
+pub fn tag(prefix: &str, id: i64) -> String {
+    format!("[{prefix}#{id}]")
+}
+
+fn tag_regex(prefix: &str) -> Regex {
+    // Clients and people mangle the tag: spaces, lost brackets, full-width '#'.
+    Regex::new(&format!(
+        r"(?i)\[?\s*{}\s*[#＃]\s*(\d{{1,12}})\s*\]?",
+        regex::escape(prefix)
+    ))
+    .unwrap_or_else(|_| Regex::new(r"\[TKT#(\d{1,12})\]").expect("literal regex"))
+}
+
+/// The ticket number in a subject's tag, wherever it stands.
+pub fn tag_in(subject: &str, prefix: &str) -> Option<i64> {
+    tag_regex(prefix)
+        .captures(subject)
+        .and_then(|c| c.get(1))
+        .and_then(|m| m.as_str().parse().ok())
+}
+
+/// Ticket numbers written as tags in a body (a forwarded reply of ours, say).
+pub fn tags_in_text(text: &str, prefix: &str) -> Vec<i64> {
+    let re = Regex::new(&format!(r"\[{}#(\d{{1,12}})\]", regex::escape(prefix)));
+    match re {
+        Ok(re) => re
+            .captures_iter(text)
+            .take(20)
+            .filter_map(|c| c.get(1)?.as_str().parse().ok())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn prefix_regex() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        // Re, Fwd and their translations; "Re[2]:", "RE^3:"; ASCII and full-width colons.
+        Regex::new(
+            r"(?i)^\s*(?:re|aw|sv|vs|fw|fwd|wg|tr|rv|enc|antw|odp|ref|res|r|返信|転送|回复|答复|回覆|转发|轉寄)\s*(?:\[\d+\]|\^\d+|\(\d+\))?\s*[:：]\s*",
+        )
+        .expect("static regex")
+    })
+}
+
+/// The subject without reply prefixes and without our tag: what the ticket is called.
+pub fn clean_subject(subject: &str, prefix: &str) -> String {
+    let without_tag = tag_regex(prefix).replace_all(subject, " ");
+    let mut s: &str = &without_tag;
+    loop {
+        match prefix_regex().find(s) {
+            Some(m) if m.end() > 0 => s = &s[m.end()..],
+            _ => break,
+        }
+    }
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_tag_whatever_clients_add() {
+        for s in [
+            "[TKT#12] Disk failure",
+            "Re: [TKT#12] Disk failure",
+            "RE: RE: [TKT#12] Disk failure",
+            "AW: [TKT#12] Disk failure",
+            "SV: VS: [TKT#12] Disk failure",
+            "Fwd: [TKT#12] Disk failure",
+            "回复: [TKT#12] Disk failure",
+            "答复：[TKT#12] Disk failure",
+            "RV: [TKT#12] Disk failure",
+            "Disk failure [TKT#12]",
+            "Urgent!! Disk failure (was [TKT#12]) still broken",
+            "Re: [tkt # 12] Disk failure",
+            "Re: TKT＃12 Disk failure",
+        ] {
+            assert_eq!(tag_in(s, "TKT"), Some(12), "{s}");
+        }
+        assert_eq!(tag_in("Disk failure #12", "TKT"), None);
+        assert_eq!(tag_in("[OTHER#12] Disk", "TKT"), None);
+    }
+
+    #[test]
+    fn clean_subject_drops_prefixes_and_tag() {
+        assert_eq!(clean_subject("Re: AW: [TKT#12] Disk failure", "TKT"), "Disk failure");
+        assert_eq!(clean_subject("Re[2]: Fwd: Disk failure", "TKT"), "Disk failure");
+        assert_eq!(clean_subject("回复：障害について", "TKT"), "障害について");
+        assert_eq!(clean_subject("Reset password", "TKT"), "Reset password");
+        assert_eq!(clean_subject("RV: Re: Avería", "TKT"), "Avería");
+    }
+}
