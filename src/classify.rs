@@ -79,7 +79,8 @@ pub fn classify(m: &Inbound, identity: &Identity) -> Classification {
         reasons.push(format!("From is our own address {from}"));
     }
     if let Some(id) = &m.message_id
-        && domain_of(id).as_deref() == Some(identity.message_id_domain.to_ascii_lowercase().as_str())
+        && domain_of(id).as_deref()
+            == Some(identity.message_id_domain.to_ascii_lowercase().as_str())
     {
         reasons.push(format!("Message-ID <{id}> is in our domain"));
     }
@@ -197,18 +198,42 @@ mod tests {
     #[test]
     fn a_plain_mail_is_human() {
         assert_eq!(class_of("From: ann@example.net\r\n"), Class::Human);
-        assert_eq!(class_of("From: ann@example.net\r\nAuto-Submitted: no\r\n"), Class::Human);
+        assert_eq!(
+            class_of("From: ann@example.net\r\nAuto-Submitted: no\r\n"),
+            Class::Human
+        );
     }
 
     #[test]
     fn machines_are_recognised() {
-        assert_eq!(class_of("From: ann@example.net\r\nAuto-Submitted: auto-replied\r\n"), Class::AutoReply);
-        assert_eq!(class_of("From: ann@example.net\r\nPrecedence: bulk\r\n"), Class::List);
-        assert_eq!(class_of("From: ann@example.net\r\nPrecedence: junk\r\n"), Class::List);
-        assert_eq!(class_of("From: ann@example.net\r\nList-Id: <users.lists.example.net>\r\n"), Class::List);
-        assert_eq!(class_of("Return-Path: <>\r\nFrom: ann@example.net\r\n"), Class::AutoReply);
-        assert_eq!(class_of("From: MAILER-DAEMON@mx.example.net\r\n"), Class::Bounce);
+        assert_eq!(
+            class_of("From: ann@example.net\r\nAuto-Submitted: auto-replied\r\n"),
+            Class::AutoReply
+        );
+        assert_eq!(
+            class_of("From: ann@example.net\r\nPrecedence: bulk\r\n"),
+            Class::List
+        );
+        assert_eq!(
+            class_of("From: ann@example.net\r\nPrecedence: junk\r\n"),
+            Class::List
+        );
+        assert_eq!(
+            class_of("From: ann@example.net\r\nList-Id: <users.lists.example.net>\r\n"),
+            Class::List
+        );
+        assert_eq!(
+            class_of("Return-Path: <>\r\nFrom: ann@example.net\r\n"),
+            Class::AutoReply
+        );
+        assert_eq!(
+            class_of("From: MAILER-DAEMON@mx.example.net\r\n"),
+            Class::Bounce
+        );
         assert_eq!(class_of("From: support@vendor.test\r\n"), Class::OwnLoop);
-        assert_eq!(class_of("From: ann@example.net\r\nX-Ticketd-Loop: tickets.vendor.test\r\n"), Class::OwnLoop);
+        assert_eq!(
+            class_of("From: ann@example.net\r\nX-Ticketd-Loop: tickets.vendor.test\r\n"),
+            Class::OwnLoop
+        );
     }
 }

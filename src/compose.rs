@@ -59,7 +59,12 @@ fn raw_header(name: &'static str, value: impl Into<String>) -> HeaderValue {
 }
 
 /// Renders `d` to RFC 5322 bytes, dated `date` (never the system clock).
-pub fn build(d: &Draft, message_id: &str, identity: &Identity, date: DateTime<Utc>) -> Result<NewMail> {
+pub fn build(
+    d: &Draft,
+    message_id: &str,
+    identity: &Identity,
+    date: DateTime<Utc>,
+) -> Result<NewMail> {
     let from_addr: lettre::Address = d
         .from_address
         .parse()
@@ -121,7 +126,9 @@ mod tests {
             references: vec!["older@example.jp".into(), "orig@example.jp".into()],
             auto_submitted: AutoSubmitted::Replied,
         };
-        let at = DateTime::parse_from_rfc3339("2026-03-02T10:00:00Z").unwrap().with_timezone(&Utc);
+        let at = DateTime::parse_from_rfc3339("2026-03-02T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let id = new_message_id("tickets.acme.test", Some(3));
         let m = build(&d, &id, &identity, at).unwrap();
         let back = parse(&m.raw, at);

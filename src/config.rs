@@ -159,6 +159,12 @@ struct RawSmtp {
     timeout_secs: u64,
     #[serde(default = "default_max_attempts")]
     max_attempts: u32,
+    #[serde(default = "default_retry_base_ms")]
+    retry_base_ms: u64,
+}
+
+fn default_retry_base_ms() -> u64 {
+    30_000
 }
 
 fn default_smtp_timeout() -> u64 {
@@ -173,7 +179,6 @@ fn default_max_attempts() -> u32 {
 struct RawTickets {
     #[serde(default = "default_prefix")]
     prefix: Spanned<String>,
-
 }
 
 impl Default for RawTickets {
@@ -358,6 +363,8 @@ pub struct SmtpConfig {
     pub hello_name: String,
     pub timeout: Duration,
     pub max_attempts: u32,
+    /// The first retry delay after a temporary failure; it doubles up to an hour.
+    pub retry_base: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -518,7 +525,10 @@ impl Config {
             raw.smtp.password_credential.as_ref(),
             &resolve,
         );
-        if raw.smtp.username.is_some() && smtp_password.is_none() {
+        if raw.smtp.username.is_some()
+            && raw.smtp.password_file.is_none()
+            && raw.smtp.password_credential.is_none()
+        {
             r.spanned(
                 &raw.smtp.host,
                 "smtp has a username but neither password_file nor password_credential",
@@ -535,12 +545,15 @@ impl Config {
                 .unwrap_or_else(|| identity.message_id_domain.clone()),
             timeout: Duration::from_secs(raw.smtp.timeout_secs.max(1)),
             max_attempts: raw.smtp.max_attempts.max(1),
+            retry_base: Duration::from_millis(raw.smtp.retry_base_ms.max(10)),
         };
 
         let prefix = raw.tickets.prefix.get_ref().clone();
         if prefix.is_empty()
             || prefix.len() > 16
-            || !prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            || !prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
         {
             r.spanned(
                 &raw.tickets.prefix,
@@ -555,7 +568,11 @@ impl Config {
         for sm in &raw.mailboxes {
             let m = sm.get_ref();
             let name = m.name.get_ref().clone();
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)) {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+            {
                 r.spanned(&m.name, "mailbox name must be letters, digits, '-' or '_'");
             }
             if mailboxes.iter().any(|x| x.name == name) {
@@ -572,7 +589,10 @@ impl Config {
                 Role::Support
             });
             if !valid_address(m.address.get_ref()) {
-                r.spanned(&m.address, format!("mailbox `{name}`: address is not an email address"));
+                r.spanned(
+                    &m.address,
+                    format!("mailbox `{name}`: address is not an email address"),
+                );
             } else if !identity.is_own(m.address.get_ref()) {
                 r.spanned(
                     &m.address,
@@ -582,7 +602,14 @@ impl Config {
                     ),
                 );
             }
-            let ep = endpoint(&mut r, &m.host, m.port, &m.tls, m.ca_file.as_ref(), &resolve);
+            let ep = endpoint(
+                &mut r,
+                &m.host,
+                m.port,
+                &m.tls,
+                m.ca_file.as_ref(),
+                &resolve,
+            );
             let password = secret(
                 &mut r,
                 m.password_file.as_ref(),
@@ -607,7 +634,10 @@ impl Config {
                 }
             };
             if *m.poll_interval_secs.get_ref() == 0 {
-                r.spanned(&m.poll_interval_secs, "poll_interval_secs must be at least 1");
+                r.spanned(
+                    &m.poll_interval_secs,
+                    "poll_interval_secs must be at least 1",
+                );
             }
             let batch = *m.batch_size.get_ref();
             if batch == 0 || batch > 5000 {
@@ -668,7 +698,11 @@ impl Config {
         self.mailboxes
             .iter()
             .find(|m| m.name == name_or_role)
-            .or_else(|| self.mailboxes.iter().find(|m| m.role.as_str() == name_or_role))
+            .or_else(|| {
+                self.mailboxes
+                    .iter()
+                    .find(|m| m.role.as_str() == name_or_role)
+            })
     }
 }
 
@@ -760,7 +794,10 @@ fn secret(
             Some(Secret(s))
         }
         Err(e) => {
-            r.spanned(span, format!("cannot read secret file {}: {e}", path.display()));
+            r.spanned(
+                span,
+                format!("cannot read secret file {}: {e}", path.display()),
+            );
             None
         }
     }
@@ -780,7 +817,9 @@ pub(crate) fn valid_address(a: &str) -> bool {
         Some((local, domain)) => {
             !local.is_empty()
                 && valid_domain(domain)
-                && !a.chars().any(|c| c.is_whitespace() || c.is_control() || "<>,;\"".contains(c))
+                && !a
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || "<>,;\"".contains(c))
         }
         None => false,
     }

@@ -157,37 +157,34 @@ pub fn decide(i: &Input<'_>) -> Decision {
     let mut events: Vec<(&'static str, String)> = Vec::new();
     let subject = {
         let s = thread::clean_subject(&m.subject, i.ticket_prefix);
-        if s.is_empty() { "(no subject)".to_string() } else { s }
+        if s.is_empty() {
+            "(no subject)".to_string()
+        } else {
+            s
+        }
     };
-    let base = |outcome, ticket, view: TicketView, language, replies: Vec<ReplyPlan>, reasons, events| Decision {
-        class,
-        reasons,
-        outcome,
-        would_reply: replies.iter().any(|r| r.template.starts_with("ack")),
-        ticket,
-        ticket_view: view,
-        subject: subject.clone(),
-        language,
-        replies,
-        events,
-    };
+    let base =
+        |outcome, ticket, view: TicketView, language, replies: Vec<ReplyPlan>, reasons, events| {
+            Decision {
+                class,
+                reasons,
+                outcome,
+                would_reply: replies.iter().any(|r| r.template.starts_with("ack")),
+                ticket,
+                ticket_view: view,
+                subject: subject.clone(),
+                language,
+                replies,
+                events,
+            }
+        };
     let none = || TicketView {
         action: "none",
         id: None,
     };
 
     if class == Class::Unparseable {
-        reasons.push("stored raw and quarantined".into());
-        let notice = staff_notice(i, "staff_quarantine", &reasons);
-        return base(
-            Outcome::Quarantined,
-            TicketWrite::None,
-            none(),
-            i.pack.language,
-            notice.into_iter().collect(),
-            reasons,
-            events,
-        );
+        return quarantine(i, reasons);
     }
 
     if let Some(d) = &i.lookup.duplicate {
@@ -197,7 +194,10 @@ pub fn decide(i: &Input<'_>) -> Decision {
         ));
         let (ticket, view) = match d.ticket_id {
             Some(t) => {
-                events.push(("duplicate", format!("also received in mailbox {}", i.mailbox.name)));
+                events.push((
+                    "duplicate",
+                    format!("also received in mailbox {}", i.mailbox.name),
+                ));
                 (
                     TicketWrite::Attach { id: t },
                     TicketView {
@@ -208,7 +208,15 @@ pub fn decide(i: &Input<'_>) -> Decision {
             }
             None => (TicketWrite::None, none()),
         };
-        return base(Outcome::Duplicate, ticket, view, i.pack.language, vec![], reasons, events);
+        return base(
+            Outcome::Duplicate,
+            ticket,
+            view,
+            i.pack.language,
+            vec![],
+            reasons,
+            events,
+        );
     }
 
     let ticket = thread_of(i, &mut reasons);
@@ -218,10 +226,26 @@ pub fn decide(i: &Input<'_>) -> Decision {
         // Machines never get an automatic reply. What they say is kept on the
         // ticket they belong to, without changing its state.
         return match (class, ticket) {
-            (Class::OwnLoop, _) => base(Outcome::Ignored, TicketWrite::None, none(), language, vec![], reasons, events),
+            (Class::OwnLoop, _) => base(
+                Outcome::Ignored,
+                TicketWrite::None,
+                none(),
+                language,
+                vec![],
+                reasons,
+                events,
+            ),
             (Class::List, None) if !i.mailbox.accept_lists => {
                 reasons.push("list mail makes no ticket in this mailbox".into());
-                base(Outcome::Ignored, TicketWrite::None, none(), language, vec![], reasons, events)
+                base(
+                    Outcome::Ignored,
+                    TicketWrite::None,
+                    none(),
+                    language,
+                    vec![],
+                    reasons,
+                    events,
+                )
             }
             (_, Some(t)) => {
                 events.push((
@@ -247,14 +271,22 @@ pub fn decide(i: &Input<'_>) -> Decision {
             }
             (_, None) => {
                 reasons.push("no ticket to attach it to".into());
-                base(Outcome::Ignored, TicketWrite::None, none(), language, vec![], reasons, events)
+                base(
+                    Outcome::Ignored,
+                    TicketWrite::None,
+                    none(),
+                    language,
+                    vec![],
+                    reasons,
+                    events,
+                )
             }
         };
     }
 
     let Some(sender) = m.from.as_ref() else {
         reasons.push("no From address: nobody to answer".into());
-        return base(Outcome::Quarantined, TicketWrite::None, none(), language, staff_notice(i, "staff_quarantine", &reasons).into_iter().collect(), reasons, events);
+        return quarantine(i, reasons);
     };
 
     let (write, view, template) = match ticket {
@@ -275,7 +307,10 @@ pub fn decide(i: &Input<'_>) -> Decision {
         None => {
             events.push((
                 "created",
-                format!("new ticket from {} via mailbox {}", sender.address, i.mailbox.name),
+                format!(
+                    "new ticket from {} via mailbox {}",
+                    sender.address, i.mailbox.name
+                ),
             ));
             (
                 TicketWrite::New {
@@ -296,9 +331,15 @@ pub fn decide(i: &Input<'_>) -> Decision {
     let mut replies = Vec::new();
     let undeliverable = i.lookup.contact.as_ref().is_some_and(|c| c.undeliverable);
     if undeliverable {
-        reasons.push(format!("{} is marked undeliverable: no reply", sender.address));
+        reasons.push(format!(
+            "{} is marked undeliverable: no reply",
+            sender.address
+        ));
     } else if !deliverable(&sender.address) {
-        reasons.push(format!("{} is not an address we can send to", sender.address));
+        reasons.push(format!(
+            "{} is not an address we can send to",
+            sender.address
+        ));
     } else {
         let mut references = m.references.clone();
         if let Some(id) = &m.message_id {
@@ -324,7 +365,37 @@ pub fn decide(i: &Input<'_>) -> Decision {
             }),
         });
     }
-    base(Outcome::Processed, write, view, language, replies, reasons, events)
+    base(
+        Outcome::Processed,
+        write,
+        view,
+        language,
+        replies,
+        reasons,
+        events,
+    )
+}
+
+/// The decision for a mail that cannot be handled: stored raw, moved to
+/// quarantine, staff told why.
+pub fn quarantine(i: &Input<'_>, mut reasons: Vec<String>) -> Decision {
+    reasons.push("stored raw and quarantined".into());
+    let notice = staff_notice(i, "staff_quarantine", &reasons);
+    Decision {
+        class: i.classification.class,
+        outcome: Outcome::Quarantined,
+        would_reply: false,
+        ticket: TicketWrite::None,
+        ticket_view: TicketView {
+            action: "none",
+            id: None,
+        },
+        subject: i.inbound.subject.clone(),
+        language: i.pack.language,
+        replies: notice.into_iter().collect(),
+        reasons,
+        events: Vec::new(),
+    }
 }
 
 /// A notice to staff about a mail that needs a person.
@@ -397,7 +468,12 @@ mod tests {
     fn run(raw: &str, lookup: Lookup) -> Decision {
         let identity = identity();
         let pack = Pack::fallback();
-        let m = parse(raw.as_bytes(), DateTime::parse_from_rfc3339("2026-03-02T10:00:00Z").unwrap().with_timezone(&Utc));
+        let m = parse(
+            raw.as_bytes(),
+            DateTime::parse_from_rfc3339("2026-03-02T10:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+        );
         let c = classify(&m, &identity);
         let e = extract(&m, &pack.patterns, "TKT");
         decide(&Input {
@@ -422,7 +498,13 @@ mod tests {
 
     #[test]
     fn a_new_mail_opens_a_ticket_and_is_acknowledged() {
-        let d = run(NEW, Lookup { next_ticket_id: 5, ..Default::default() });
+        let d = run(
+            NEW,
+            Lookup {
+                next_ticket_id: 5,
+                ..Default::default()
+            },
+        );
         assert_eq!(d.outcome, Outcome::Processed);
         assert!(matches!(d.ticket, TicketWrite::New { .. }));
         assert_eq!(d.ticket_view.id, Some(5));
@@ -434,8 +516,15 @@ mod tests {
 
     #[test]
     fn a_tagged_reply_from_the_requester_updates_its_ticket() {
-        let raw = "From: ann@example.net\r\nSubject: Re: [TKT#3] Disk failed\r\n\r\nStill broken\r\n";
-        let d = run(raw, Lookup { tagged: Some(ticket(3, "ann@example.net")), ..Default::default() });
+        let raw =
+            "From: ann@example.net\r\nSubject: Re: [TKT#3] Disk failed\r\n\r\nStill broken\r\n";
+        let d = run(
+            raw,
+            Lookup {
+                tagged: Some(ticket(3, "ann@example.net")),
+                ..Default::default()
+            },
+        );
         assert!(matches!(d.ticket, TicketWrite::Update { id: 3 }));
         assert_eq!(d.replies[0].template, "ack_followup");
     }
@@ -443,22 +532,45 @@ mod tests {
     #[test]
     fn a_stranger_who_knows_a_ticket_number_cannot_write_on_it() {
         let raw = "From: eve@evil.example\r\nSubject: Re: [TKT#3] close this\r\n\r\nclose\r\n";
-        let d = run(raw, Lookup { tagged: Some(ticket(3, "ann@example.net")), next_ticket_id: 9, ..Default::default() });
-        assert!(matches!(d.ticket, TicketWrite::New { .. }), "{:?}", d.ticket);
+        let d = run(
+            raw,
+            Lookup {
+                tagged: Some(ticket(3, "ann@example.net")),
+                next_ticket_id: 9,
+                ..Default::default()
+            },
+        );
+        assert!(
+            matches!(d.ticket, TicketWrite::New { .. }),
+            "{:?}",
+            d.ticket
+        );
         assert!(d.reasons.iter().any(|r| r.contains("never written")));
     }
 
     #[test]
     fn references_thread_a_reply_with_a_mangled_subject() {
         let raw = "From: bob@example.net\r\nSubject: what about it\r\nReferences: <ticketd.3.1@tickets.acme.test>\r\n\r\nx\r\n";
-        let d = run(raw, Lookup { referenced: Some(ticket(3, "ann@example.net")), ..Default::default() });
+        let d = run(
+            raw,
+            Lookup {
+                referenced: Some(ticket(3, "ann@example.net")),
+                ..Default::default()
+            },
+        );
         assert!(matches!(d.ticket, TicketWrite::Update { id: 3 }));
     }
 
     #[test]
     fn machines_get_no_reply_and_leave_the_ticket_alone() {
         let raw = "From: ann@example.net\r\nAuto-Submitted: auto-replied\r\nSubject: Out of office\r\nIn-Reply-To: <ticketd.3.1@tickets.acme.test>\r\n\r\naway\r\n";
-        let d = run(raw, Lookup { referenced: Some(ticket(3, "ann@example.net")), ..Default::default() });
+        let d = run(
+            raw,
+            Lookup {
+                referenced: Some(ticket(3, "ann@example.net")),
+                ..Default::default()
+            },
+        );
         assert!(!d.would_reply);
         assert!(d.replies.is_empty());
         assert!(matches!(d.ticket, TicketWrite::Attach { id: 3 }));
@@ -466,7 +578,17 @@ mod tests {
 
     #[test]
     fn a_duplicate_changes_nothing() {
-        let d = run(NEW, Lookup { duplicate: Some(Duplicate { row: 1, mailbox: "rma".into(), ticket_id: Some(4) }), ..Default::default() });
+        let d = run(
+            NEW,
+            Lookup {
+                duplicate: Some(Duplicate {
+                    row: 1,
+                    mailbox: "rma".into(),
+                    ticket_id: Some(4),
+                }),
+                ..Default::default()
+            },
+        );
         assert_eq!(d.outcome, Outcome::Duplicate);
         assert!(d.replies.is_empty());
         assert!(matches!(d.ticket, TicketWrite::Attach { id: 4 }));
@@ -474,18 +596,43 @@ mod tests {
 
     #[test]
     fn an_undeliverable_contact_gets_no_reply() {
-        let contact = ContactInfo { address: "ann@example.net".into(), language: None, undeliverable: true };
-        let d = run(NEW, Lookup { contact: Some(contact), ..Default::default() });
+        let contact = ContactInfo {
+            address: "ann@example.net".into(),
+            language: None,
+            undeliverable: true,
+        };
+        let d = run(
+            NEW,
+            Lookup {
+                contact: Some(contact),
+                ..Default::default()
+            },
+        );
         assert!(!d.would_reply);
         assert!(matches!(d.ticket, TicketWrite::New { .. }));
     }
 
     #[test]
     fn language_follows_the_contact_then_the_text_then_the_pack() {
-        let ja = "From: taro@example.jp\r\nSubject: =?UTF-8?B?6Zqc5a6z44Gr44Gk44GE44Gm?=\r\n\r\nx\r\n";
+        let ja =
+            "From: taro@example.jp\r\nSubject: =?UTF-8?B?6Zqc5a6z44Gr44Gk44GE44Gm?=\r\n\r\nx\r\n";
         assert_eq!(run(ja, Lookup::default()).language, Language::Ja);
-        let contact = ContactInfo { address: "ann@example.net".into(), language: Some("es".into()), undeliverable: false };
-        assert_eq!(run(NEW, Lookup { contact: Some(contact), ..Default::default() }).language, Language::Es);
+        let contact = ContactInfo {
+            address: "ann@example.net".into(),
+            language: Some("es".into()),
+            undeliverable: false,
+        };
+        assert_eq!(
+            run(
+                NEW,
+                Lookup {
+                    contact: Some(contact),
+                    ..Default::default()
+                }
+            )
+            .language,
+            Language::Es
+        );
         assert_eq!(run(NEW, Lookup::default()).language, Language::En);
     }
 

@@ -85,8 +85,14 @@ mod tests {
     use crate::parse::parse;
 
     fn ex(subject: &str, body: &str) -> Extracted {
-        let raw = format!("From: a@example.net\r\nSubject: {subject}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n");
-        extract(&parse(raw.as_bytes(), chrono::Utc::now()), &Pack::fallback().patterns, "TKT")
+        let raw = format!(
+            "From: a@example.net\r\nSubject: {subject}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+        );
+        extract(
+            &parse(raw.as_bytes(), chrono::Utc::now()),
+            &Pack::fallback().patterns,
+            "TKT",
+        )
     }
 
     #[test]
@@ -99,7 +105,11 @@ mod tests {
         assert_eq!(e.serials, vec!["Q19C1234567"]);
         assert_eq!(e.invoices, vec!["INV-2026-0042"]);
         assert_eq!(e.rma_codes, vec!["RMA-77812"]);
-        assert!(e.tax_ids.contains(&"B12345678".to_string()), "{:?}", e.tax_ids);
+        assert!(
+            e.tax_ids.contains(&"B12345678".to_string()),
+            "{:?}",
+            e.tax_ids
+        );
     }
 
     #[test]
@@ -107,7 +117,10 @@ mod tests {
         let e = ex("故障", "シリアル番号：Q21AB99887\n請求書番号: 2026-0301\n");
         assert_eq!(e.serials, vec!["Q21AB99887"]);
         assert_eq!(e.invoices, vec!["2026-0301"]);
-        let e = ex("Avería", "Número de serie: AV7-000123\nFactura nº F2026/118\n");
+        let e = ex(
+            "Avería",
+            "Número de serie: AV7-000123\nFactura nº F2026/118\n",
+        );
         assert_eq!(e.serials, vec!["AV7-000123"]);
         assert_eq!(e.invoices, vec!["F2026/118"]);
     }
@@ -117,7 +130,11 @@ mod tests {
         let text = "[pack]\nname = \"v\"\nvendor = \"V\"\nlanguage = \"en\"\nzone = \"UTC\"\n[extract]\nserial = ['\\b(XS-\\d{6})\\b']\n";
         let pack = Pack::from_str_at(std::path::Path::new("v.toml"), text).unwrap();
         let raw = "From: a@example.net\r\nSubject: x\r\n\r\nbox XS-123456 and serial: NOTTHIS1\r\n";
-        let e = extract(&parse(raw.as_bytes(), chrono::Utc::now()), &pack.patterns, "TKT");
+        let e = extract(
+            &parse(raw.as_bytes(), chrono::Utc::now()),
+            &pack.patterns,
+            "TKT",
+        );
         assert_eq!(e.serials, vec!["XS-123456"]);
     }
 }

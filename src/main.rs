@@ -1,2 +1,264 @@
-//! Command-line entry point.
-fn main() {}
+//! The `ticketd` command: run the daemon, check a config, explain a mail, list tickets and the outbox.
+
+use anyhow::{Context, Result, anyhow};
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use ticketd::clock::{SharedClock, SystemClock};
+use ticketd::config::Config;
+use ticketd::store::Store;
+
+const DEFAULT_CONFIG: &str = "/etc/ticketd/ticketd.toml";
+
+#[derive(Parser)]
+#[command(name = "ticketd", version, about = "Email ticket intake daemon")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Watch the mailboxes and answer mail until SIGTERM or SIGINT.
+    Run {
+        #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Process everything waiting, drain the outbox, and exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Validate a configuration and its vendor pack; report every problem.
+    CheckConfig {
+        #[arg(env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
+        file: PathBuf,
+    },
+    /// Show what the daemon would do with a mail, without acting on it.
+    Explain {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+        /// Arrival time (RFC 3339); default now.
+        #[arg(long)]
+        at: Option<String>,
+        /// Mailbox name or role (support, rma, 24x7).
+        #[arg(long)]
+        mailbox: Option<String>,
+        /// Vendor pack name (from the config's vendors directory) or file.
+        #[arg(long)]
+        pack: Option<String>,
+        /// Contracts CSV to read entitlements from.
+        #[arg(long)]
+        contracts: Option<PathBuf>,
+        #[arg(long, env = "TICKETD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// List tickets.
+    Tickets {
+        #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List outgoing mail.
+    Outbox {
+        #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// queued, sent or failed.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List quarantined messages.
+    Quarantine {
+        #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+}
+
+fn load(path: &PathBuf) -> Result<Config> {
+    Config::load(path).map_err(|e| anyhow!("{e}"))
+}
+
+fn open_db(path: &PathBuf) -> Result<Store> {
+    let cfg = load(path)?;
+    Store::open_read_only(&cfg.database)
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match real_main(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ticketd: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> Result<ExitCode> {
+    let clock: SharedClock = Arc::new(SystemClock);
+    match cli.command {
+        Command::Run { config, once } => {
+            init_logging();
+            let cfg = load(&config)?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                if once {
+                    ticketd::daemon::run_once(cfg, clock).await
+                } else {
+                    ticketd::daemon::run(cfg, clock, shutdown_signal()).await
+                }
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig { file } => match Config::load(&file) {
+            Ok(cfg) => {
+                ticketd::templates::Templates::load(&cfg.templates)?;
+                println!(
+                    "{}: ok ({} mailboxes, pack {}, language {}, zone {})",
+                    file.display(),
+                    cfg.mailboxes.len(),
+                    cfg.pack.name,
+                    cfg.pack.language.as_str(),
+                    cfg.pack.zone
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(problems) => {
+                eprintln!("{problems}");
+                eprintln!("{} problem(s) found", problems.0.len());
+                Ok(ExitCode::from(1))
+            }
+        },
+        Command::Explain {
+            file,
+            json,
+            at,
+            mailbox,
+            pack,
+            contracts,
+            config,
+        } => {
+            let raw =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let at = at
+                .map(|s| {
+                    DateTime::parse_from_rfc3339(&s)
+                        .map(|d| d.with_timezone(&Utc))
+                        .with_context(|| {
+                            format!(
+                                "--at {s}: not an RFC 3339 time such as 2026-03-02T09:30:00-08:00"
+                            )
+                        })
+                })
+                .transpose()?;
+            let opts = ticketd::explain::Options {
+                config,
+                at,
+                mailbox,
+                pack,
+                contracts,
+            };
+            let v = ticketd::explain::explain(&raw, &opts, clock.now())?;
+            if json {
+                print_json(&v)?;
+            } else {
+                print!("{}", ticketd::explain::to_text(&v));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tickets { config, json } => {
+            let st = open_db(&config)?;
+            let tickets = st.tickets()?;
+            if json {
+                print_json(&tickets)?;
+            } else {
+                println!(
+                    "{:>6}  {:<8} {:<28} {:<4} {:>4}  subject",
+                    "id", "status", "requester", "lang", "msgs"
+                );
+                for t in tickets {
+                    println!(
+                        "{:>6}  {:<8} {:<28} {:<4} {:>4}  {}",
+                        t.id, t.status, t.requester, t.language, t.messages, t.subject
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Outbox {
+            config,
+            status,
+            json,
+        } => {
+            let st = open_db(&config)?;
+            let rows = st.outbox(status.as_deref())?;
+            if json {
+                print_json(&rows)?;
+            } else {
+                println!(
+                    "{:>6}  {:<7} {:>3}  {:<16} {:<28} error",
+                    "id", "status", "try", "kind", "to"
+                );
+                for r in rows {
+                    println!(
+                        "{:>6}  {:<7} {:>3}  {:<16} {:<28} {}",
+                        r.id,
+                        r.status,
+                        r.attempts,
+                        r.kind,
+                        r.rcpt_to.join(","),
+                        r.last_error.unwrap_or_default()
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Quarantine { config } => {
+            let st = open_db(&config)?;
+            for q in st.quarantined()? {
+                println!(
+                    "row {:>6}  mailbox {:<10} uid {:>6}  {} bytes  {}",
+                    q.row,
+                    q.mailbox,
+                    q.uid,
+                    q.size,
+                    q.reason.unwrap_or_default()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -93,7 +93,8 @@ pub mod defaults {
         r"(?i)\b(?:invoice|factura|order)\s*(?:number|no\.?|n[º°o]\.?|#|num\.?)?\s*[:#]?\s*([A-Z0-9][A-Z0-9/-]{3,30}\d)",
         r"(?:請求書|注文|納品書)(?:番号|No\.?)?\s*[:：]?\s*([A-Za-z0-9][A-Za-z0-9-]{3,30})",
     ];
-    pub const RMA: &[&str] = &[r"(?i)\bRMA\s*(?:number|no\.?|code|c[óo]digo|#)?\s*[:#]?\s*([A-Z0-9][A-Z0-9-]{3,30}\d)"];
+    pub const RMA: &[&str] =
+        &[r"(?i)\bRMA\s*(?:number|no\.?|code|c[óo]digo|#)?\s*[:#]?\s*([A-Z0-9][A-Z0-9-]{3,30}\d)"];
     pub const TAX_ID: &[&str] = &[
         r"(?i)\b(?:CIF|NIF|VAT(?:\s+(?:number|no\.?|id))?|tax\s+id|EIN)\s*[:#]?\s*([A-Z]{0,2}[A-Z0-9-]{8,14})",
         r"\b([ABCDEFGHJNPQRSUVW]-?\d{7}[0-9A-J])\b",

@@ -101,7 +101,10 @@ fn addrs(a: Option<&Address<'_>>) -> Vec<Addr> {
                 return None;
             }
             Some(Addr {
-                name: x.name().map(|n| n.trim().to_string()).filter(|n| !n.is_empty()),
+                name: x
+                    .name()
+                    .map(|n| n.trim().to_string())
+                    .filter(|n| !n.is_empty()),
                 address,
             })
         })
@@ -164,7 +167,9 @@ pub fn parse(raw: &[u8], arrival: DateTime<Utc>) -> Inbound {
         return inbound;
     };
     if msg.headers().is_empty() {
-        inbound.warnings.push("the message has no header fields".into());
+        inbound
+            .warnings
+            .push("the message has no header fields".into());
         return inbound;
     }
     inbound.parsed = true;
@@ -195,12 +200,15 @@ pub fn parse(raw: &[u8], arrival: DateTime<Utc>) -> Inbound {
             .filter(|l| !l.is_empty())
             .collect::<Vec<_>>()
             .join(" ");
-        inbound.headers.push((name, clip(&unfolded, MAX_HEADER_VALUE)));
+        inbound
+            .headers
+            .push((name, clip(&unfolded, MAX_HEADER_VALUE)));
     }
     if msg.headers().len() > MAX_HEADERS {
-        inbound
-            .warnings
-            .push(format!("{} header fields; only the first {MAX_HEADERS} were read", msg.headers().len()));
+        inbound.warnings.push(format!(
+            "{} header fields; only the first {MAX_HEADERS} were read",
+            msg.headers().len()
+        ));
     }
 
     if let Some(part) = msg.text_part(0) {
@@ -254,14 +262,21 @@ mod tests {
         let i = parse(raw, at());
         assert!(i.parsed);
         assert_eq!(i.from.as_ref().unwrap().address, "ann@example.net");
-        assert_eq!(i.from.as_ref().unwrap().name.as_deref(), Some("Ann Customer"));
+        assert_eq!(
+            i.from.as_ref().unwrap().name.as_deref(),
+            Some("Ann Customer")
+        );
         assert_eq!(i.subject, "Disk failed");
         assert_eq!(i.message_id.as_deref(), Some("abc@example.net"));
         assert_eq!(i.in_reply_to, vec!["x1@vendor.test"]);
         assert_eq!(i.references, vec!["x0@vendor.test", "x1@vendor.test"]);
         assert_eq!(i.referenced_ids(), vec!["x1@vendor.test", "x0@vendor.test"]);
         assert_eq!(i.text.trim(), "My disk failed.");
-        assert_eq!(i.arrival, at(), "arrival is INTERNALDATE, not the Date header");
+        assert_eq!(
+            i.arrival,
+            at(),
+            "arrival is INTERNALDATE, not the Date header"
+        );
     }
 
     #[test]
@@ -299,7 +314,13 @@ mod tests {
 
     #[test]
     fn garbage_and_empty_input_never_fail() {
-        for raw in [&b""[..], b"\r\n", b"\x00\x01\x02", &[0xffu8; 300][..], b"no colon here at all"] {
+        for raw in [
+            &b""[..],
+            b"\r\n",
+            b"\x00\x01\x02",
+            &[0xffu8; 300][..],
+            b"no colon here at all",
+        ] {
             let i = parse(raw, at());
             assert!(!i.parsed || i.from.is_none(), "{raw:?}");
         }

@@ -4,7 +4,6 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use serde::Serialize;
-use std::collections::HashSet;
 use std::path::Path;
 
 /// Versioned migrations; `user_version` holds how many have run.
@@ -182,9 +181,13 @@ pub enum TicketWrite {
         requester_name: Option<String>,
     },
     /// A person wrote on the ticket: it is open again.
-    Update { id: i64 },
+    Update {
+        id: i64,
+    },
     /// A machine wrote on the ticket: recorded, state unchanged.
-    Attach { id: i64 },
+    Attach {
+        id: i64,
+    },
 }
 
 /// One mail to send, fully rendered.
@@ -270,7 +273,10 @@ impl Store {
         let store = Store { conn };
         let v = store.version()?;
         if v > MIGRATIONS.len() {
-            bail!("database schema {v} is newer than this ticketd ({})", MIGRATIONS.len());
+            bail!(
+                "database schema {v} is newer than this ticketd ({})",
+                MIGRATIONS.len()
+            );
         }
         Ok(store)
     }
@@ -292,7 +298,9 @@ impl Store {
     }
 
     fn version(&self) -> Result<usize> {
-        let v: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let v: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
         Ok(v as usize)
     }
 
@@ -346,15 +354,25 @@ impl Store {
         Ok(())
     }
 
-    /// Which of `uids` already have a stored message.
-    pub fn known_uids(&self, mailbox: &str, uidvalidity: u32, uids: &[u32]) -> Result<HashSet<u32>> {
+    /// Which of `uids` already have a stored message, with its outcome.
+    pub fn known_outcomes(
+        &self,
+        mailbox: &str,
+        uidvalidity: u32,
+        uids: &[u32],
+    ) -> Result<Vec<(u32, String)>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT 1 FROM messages WHERE mailbox = ?1 AND uidvalidity = ?2 AND uid = ?3",
+            "SELECT outcome FROM messages WHERE mailbox = ?1 AND uidvalidity = ?2 AND uid = ?3",
         )?;
-        let mut out = HashSet::new();
+        let mut out = Vec::new();
         for &u in uids {
-            if stmt.exists(params![mailbox, uidvalidity as i64, u as i64])? {
-                out.insert(u);
+            if let Some(o) = stmt
+                .query_row(params![mailbox, uidvalidity as i64, u as i64], |r| {
+                    r.get::<_, String>(0)
+                })
+                .optional()?
+            {
+                out.push((u, o));
             }
         }
         Ok(out)
@@ -522,7 +540,8 @@ impl Store {
                 requester,
                 requester_name,
             } => {
-                let contact = upsert_contact(&tx, requester, requester_name.as_deref(), language, &now_s)?;
+                let contact =
+                    upsert_contact(&tx, requester, requester_name.as_deref(), language, &now_s)?;
                 tx.execute(
                     "INSERT INTO tickets (subject, status, requester_id, mailbox, language, created_at, updated_at)
                      VALUES (?1, 'open', ?2, ?3, ?4, ?5, ?5)",
@@ -592,7 +611,12 @@ impl Store {
     }
 
     /// Queues a mail outside any message (a notice about the outbox itself).
-    pub fn queue(&mut self, ticket_id: Option<i64>, mail: &NewMail, now: DateTime<Utc>) -> Result<i64> {
+    pub fn queue(
+        &mut self,
+        ticket_id: Option<i64>,
+        mail: &NewMail,
+        now: DateTime<Utc>,
+    ) -> Result<i64> {
         let tx = self.conn.transaction()?;
         let id = queue_mail(&tx, ticket_id, mail, &ts(now))?;
         tx.commit()?;
@@ -650,7 +674,10 @@ impl Store {
     pub fn outbox(&self, status: Option<&str>) -> Result<Vec<OutboxRow>> {
         match status {
             Some(s) => self.outbox_rows(
-                &format!("SELECT {} FROM outbox WHERE status = ?1 ORDER BY id", Self::OUTBOX_COLS),
+                &format!(
+                    "SELECT {} FROM outbox WHERE status = ?1 ORDER BY id",
+                    Self::OUTBOX_COLS
+                ),
                 [s],
             ),
             None => self.outbox_rows(
@@ -688,7 +715,13 @@ impl Store {
     }
 
     /// Records a permanent failure and, in the same transaction, the notice to staff.
-    pub fn mark_failed(&mut self, id: i64, error: &str, notice: Option<&NewMail>, now: DateTime<Utc>) -> Result<()> {
+    pub fn mark_failed(
+        &mut self,
+        id: i64,
+        error: &str,
+        notice: Option<&NewMail>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let tx = self.conn.transaction()?;
         let now_s = ts(now);
         let ticket: Option<i64> = tx.query_row(
@@ -776,7 +809,9 @@ impl Store {
     pub fn raw_message(&self, row: i64) -> Result<Option<Vec<u8>>> {
         Ok(self
             .conn
-            .query_row("SELECT raw FROM messages WHERE id = ?1", [row], |r| r.get(0))
+            .query_row("SELECT raw FROM messages WHERE id = ?1", [row], |r| {
+                r.get(0)
+            })
             .optional()?)
     }
 }
@@ -883,7 +918,11 @@ mod tests {
             .unwrap();
         let t = applied.ticket_id.unwrap();
         assert!(s.conn.execute("DELETE FROM ticket_events", []).is_err());
-        assert!(s.conn.execute("UPDATE ticket_events SET kind = 'x'", []).is_err());
+        assert!(
+            s.conn
+                .execute("UPDATE ticket_events SET kind = 'x'", [])
+                .is_err()
+        );
         assert_eq!(s.ticket_events(t).unwrap().len(), 1);
     }
 
@@ -905,16 +944,26 @@ mod tests {
         assert!(r.is_err());
         assert!(s.tickets().unwrap().is_empty());
         assert!(s.mailbox_state("support").unwrap().is_none());
-        assert!(s.known_uids("support", 7, &[1]).unwrap().is_empty());
+        assert!(s.known_outcomes("support", 7, &[1]).unwrap().is_empty());
     }
 
     #[test]
     fn duplicate_by_message_id_needs_the_same_sender() {
         let mut s = Store::in_memory().unwrap();
-        s.apply(&row(1, b"x"), &TicketWrite::None, &[], now(), |_| Ok(vec![]))
-            .unwrap();
-        assert!(s.duplicate(Some("m1@example.net"), Some("ann@example.net"), "zz").unwrap().is_some());
-        assert!(s.duplicate(Some("m1@example.net"), Some("eve@example.org"), "zz").unwrap().is_none());
+        s.apply(&row(1, b"x"), &TicketWrite::None, &[], now(), |_| {
+            Ok(vec![])
+        })
+        .unwrap();
+        assert!(
+            s.duplicate(Some("m1@example.net"), Some("ann@example.net"), "zz")
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            s.duplicate(Some("m1@example.net"), Some("eve@example.org"), "zz")
+                .unwrap()
+                .is_none()
+        );
         assert!(s.duplicate(None, None, "h1").unwrap().is_some());
         assert_eq!(s.mailbox_state("support").unwrap().unwrap().last_uid, 1);
     }

@@ -45,8 +45,8 @@ impl Templates {
                 };
                 let text = std::fs::read_to_string(&path)
                     .with_context(|| format!("cannot read {}", path.display()))?;
-                let (subject, body) = split_template(&text)
-                    .with_context(|| format!("{}:1", path.display()))?;
+                let (subject, body) =
+                    split_template(&text).with_context(|| format!("{}:1", path.display()))?;
                 hb.register_template_string(&key(lang, name, "subject"), subject)
                     .map_err(|e| anyhow!("{}:1: {e}", path.display()))?;
                 hb.register_template_string(&key(lang, name, "body"), body)
@@ -70,7 +70,12 @@ impl Templates {
     }
 
     /// Renders template `name` in `lang`: (subject, body).
-    pub fn render(&self, lang: Language, name: &str, data: &serde_json::Value) -> Result<(String, String)> {
+    pub fn render(
+        &self,
+        lang: Language,
+        name: &str,
+        data: &serde_json::Value,
+    ) -> Result<(String, String)> {
         let subject = self
             .hb
             .render(&key(lang, name, "subject"), data)
@@ -118,7 +123,10 @@ mod tests {
     #[test]
     fn strict_mode_rejects_a_missing_field_and_text_is_not_html_escaped() {
         let t = shipped();
-        assert!(t.render(Language::En, "ack_new", &serde_json::json!({})).is_err());
+        assert!(
+            t.render(Language::En, "ack_new", &serde_json::json!({}))
+                .is_err()
+        );
         let data = crate::decide::sample_template_data();
         let (subject, body) = t.render(Language::En, "ack_new", &data).unwrap();
         assert!(subject.contains("[TKT#7]"), "{subject}");

@@ -91,8 +91,14 @@ mod tests {
 
     #[test]
     fn clean_subject_drops_prefixes_and_tag() {
-        assert_eq!(clean_subject("Re: AW: [TKT#12] Disk failure", "TKT"), "Disk failure");
-        assert_eq!(clean_subject("Re[2]: Fwd: Disk failure", "TKT"), "Disk failure");
+        assert_eq!(
+            clean_subject("Re: AW: [TKT#12] Disk failure", "TKT"),
+            "Disk failure"
+        );
+        assert_eq!(
+            clean_subject("Re[2]: Fwd: Disk failure", "TKT"),
+            "Disk failure"
+        );
         assert_eq!(clean_subject("回复：障害について", "TKT"), "障害について");
         assert_eq!(clean_subject("Reset password", "TKT"), "Reset password");
         assert_eq!(clean_subject("RV: Re: Avería", "TKT"), "Avería");

@@ -1,0 +1,220 @@
+//! `ticketd explain`: what the daemon would do with a mail, and why, without touching a server or the database.
+
+use crate::config::{Config, Identity, Limits, Role};
+use crate::decide::MailboxView;
+use crate::intake::{Engine, Plan, mailbox_view};
+use crate::pack::Pack;
+use crate::store::Store;
+use crate::templates::Templates;
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub config: Option<PathBuf>,
+    pub at: Option<DateTime<Utc>>,
+    pub mailbox: Option<String>,
+    pub pack: Option<String>,
+    pub contracts: Option<PathBuf>,
+}
+
+/// The shipped templates, used when no config names a template directory.
+fn shipped_templates_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("templates")
+}
+
+fn fallback_identity() -> Identity {
+    Identity {
+        from_name: "Support".into(),
+        message_id_domain: "tickets.example.invalid".into(),
+        own_addresses: vec!["support@example.invalid".into()],
+        staff: vec!["staff@example.invalid".into()],
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct ReplyOut {
+    to: Vec<String>,
+    subject: String,
+    language: String,
+    template: String,
+    body: String,
+}
+
+/// Explains `raw` as if it arrived at `opts.at` (default `now`).
+pub fn explain(raw: &[u8], opts: &Options, now: DateTime<Utc>) -> Result<serde_json::Value> {
+    let config = match &opts.config {
+        Some(p) => Some(Config::load(p).map_err(|e| anyhow::anyhow!("{e}"))?),
+        None => None,
+    };
+    let (identity, mut pack, prefix, templates_dir, limits) = match &config {
+        Some(c) => (
+            c.identity.clone(),
+            c.pack.clone(),
+            c.ticket_prefix.clone(),
+            c.templates.clone(),
+            c.limits.clone(),
+        ),
+        None => (
+            fallback_identity(),
+            Pack::fallback(),
+            "TKT".to_string(),
+            shipped_templates_dir(),
+            Limits {
+                max_message_bytes: 25 * 1024 * 1024,
+                message_budget: std::time::Duration::from_secs(10),
+            },
+        ),
+    };
+    if let Some(name) = &opts.pack {
+        let dir = match &config {
+            Some(c) => c
+                .path
+                .parent()
+                .map(|d| d.join("vendors"))
+                .unwrap_or_else(|| PathBuf::from("config/vendors")),
+            None => PathBuf::from("config/vendors"),
+        };
+        let path = if Path::new(name).extension().is_some() {
+            PathBuf::from(name)
+        } else {
+            dir.join(format!("{name}.toml"))
+        };
+        pack = Pack::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let engine = Engine {
+        identity,
+        pack,
+        ticket_prefix: prefix,
+        templates: Templates::load(&templates_dir)?,
+        limits,
+    };
+    let store = match &config {
+        Some(c) if c.database.exists() => Store::open_read_only(&c.database)?,
+        _ => Store::in_memory()?,
+    };
+    let fallback_address = engine
+        .identity
+        .own_addresses
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "support@example.invalid".into());
+    let wanted = opts.mailbox.as_deref().unwrap_or("support");
+    let from_config = config.as_ref().and_then(|c| c.mailbox(wanted));
+    let view = match from_config {
+        Some(m) => mailbox_view(m),
+        None => MailboxView {
+            name: wanted,
+            role: Role::parse(wanted).unwrap_or(Role::Support),
+            address: &fallback_address,
+            accept_lists: false,
+        },
+    };
+    let arrival = opts.at.unwrap_or(now);
+    let oversize = raw.len() as u64 > engine.limits.max_message_bytes;
+    let plan = engine
+        .plan(&store, view, raw, arrival, arrival)
+        .context("planning")?;
+    let ticket_id = plan.decision.ticket_view.id;
+    let rendered = engine.render(&plan, ticket_id, arrival)?;
+    Ok(to_json(&plan, &rendered, view, arrival, oversize))
+}
+
+fn to_json(
+    plan: &Plan,
+    rendered: &[crate::intake::Rendered],
+    view: MailboxView<'_>,
+    arrival: DateTime<Utc>,
+    oversize: bool,
+) -> serde_json::Value {
+    let d = &plan.decision;
+    let replies: Vec<ReplyOut> = rendered
+        .iter()
+        .map(|r| ReplyOut {
+            to: r.plan.to.clone(),
+            subject: r.subject.clone(),
+            language: r.plan.language.as_str().into(),
+            template: r.plan.template.into(),
+            body: r.body.clone(),
+        })
+        .collect();
+    let mut warnings = plan.inbound.warnings.clone();
+    if oversize {
+        warnings.push("over the size limit: the daemon would quarantine it".into());
+    }
+    json!({
+        "class": d.class.as_str(),
+        "would_reply": d.would_reply,
+        "outcome": d.outcome.as_str(),
+        "reasons": d.reasons,
+        "ticket": d.ticket_view,
+        "extracted": plan.extracted,
+        "replies": replies,
+        "mailbox": {"name": view.name, "role": view.role.as_str()},
+        "arrival": arrival.to_rfc3339(),
+        "subject": plan.inbound.subject,
+        "ticket_subject": d.subject,
+        "language": d.language.as_str(),
+        "from": plan.inbound.from,
+        "message_id": plan.inbound.message_id,
+        "attachments": plan.inbound.attachments,
+        "warnings": warnings,
+    })
+}
+
+/// The same as text, for people.
+pub fn to_text(v: &serde_json::Value) -> String {
+    let mut out = String::new();
+    let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
+    out.push_str(&format!("class:       {}\n", s("class")));
+    out.push_str(&format!("outcome:     {}\n", s("outcome")));
+    out.push_str(&format!(
+        "ticket:      {} {}\n",
+        v["ticket"]["action"].as_str().unwrap_or(""),
+        v["ticket"]["id"]
+            .as_i64()
+            .map(|i| format!("#{i}"))
+            .unwrap_or_default()
+    ));
+    out.push_str(&format!("would reply: {}\n", v["would_reply"]));
+    out.push_str(&format!("language:    {}\n", s("language")));
+    if let Some(rs) = v["reasons"].as_array() {
+        out.push_str("reasons:\n");
+        for r in rs {
+            out.push_str(&format!("  - {}\n", r.as_str().unwrap_or("")));
+        }
+    }
+    out.push_str("extracted:\n");
+    for k in ["ticket_ids", "serials", "invoices", "rma_codes", "tax_ids"] {
+        let list: Vec<&str> = v["extracted"][k]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+            .unwrap_or_default();
+        if !list.is_empty() {
+            out.push_str(&format!("  {k}: {}\n", list.join(", ")));
+        }
+    }
+    if let Some(rs) = v["replies"].as_array() {
+        for r in rs {
+            out.push_str(&format!(
+                "\n--- {} ({}) to {}\nSubject: {}\n\n{}\n",
+                r["template"].as_str().unwrap_or(""),
+                r["language"].as_str().unwrap_or(""),
+                r["to"]
+                    .as_array()
+                    .map(|a| a
+                        .iter()
+                        .filter_map(|x| x.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                    .unwrap_or_default(),
+                r["subject"].as_str().unwrap_or(""),
+                r["body"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    out
+}

@@ -1,0 +1,510 @@
+//! Mailbox watchers: one task per mailbox, IDLE or polling, fetching new mail by UID and acknowledging it only after the commit.
+
+use crate::backoff;
+use crate::config::{After, MailboxConfig, Tls};
+use crate::daemon::Shared;
+use crate::decide::Outcome;
+use crate::intake::{Fetched, Ingested};
+use crate::net::{self, Stream};
+use anyhow::{Context, Result, anyhow};
+use async_imap::Session;
+use async_imap::extensions::idle::IdleResponse;
+use chrono::Utc;
+use futures_util::TryStreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, error, info, info_span, warn};
+
+pub type ImapSession = Session<Box<dyn Stream>>;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// IMAP servers may drop an IDLE after 30 minutes; renew well before.
+const MAX_IDLE: Duration = Duration::from_secs(25 * 60);
+
+/// Why a session ended.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("login to mailbox {mailbox} as {user} was refused: {detail}")]
+    Auth {
+        mailbox: String,
+        user: String,
+        detail: String,
+    },
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// Connects and logs in to `m`.
+pub async fn connect(m: &MailboxConfig) -> Result<ImapSession, WatchError> {
+    let ep = &m.endpoint;
+    let tcp = net::tcp(&ep.host, ep.port, CONNECT_TIMEOUT).await?;
+    let stream: Box<dyn Stream> = match ep.tls {
+        Tls::None => Box::new(tcp),
+        Tls::Implicit => Box::new(net::tls(ep, tcp, CONNECT_TIMEOUT).await?),
+        Tls::StartTls => {
+            let mut c = async_imap::Client::new(tcp);
+            greeting(&mut c).await?;
+            c.run_command_and_check_ok("STARTTLS", None)
+                .await
+                .context("STARTTLS refused")?;
+            Box::new(net::tls(ep, c.into_inner(), CONNECT_TIMEOUT).await?)
+        }
+    };
+    let mut client = async_imap::Client::new(stream);
+    if ep.tls != Tls::StartTls {
+        greeting(&mut client).await?;
+    }
+    let login = tokio::time::timeout(CONNECT_TIMEOUT, client.login(&m.username, &m.password.0))
+        .await
+        .map_err(|_| anyhow!("login to {}:{} timed out", ep.host, ep.port))?;
+    login.map_err(|(e, _)| match e {
+        async_imap::error::Error::No(detail) | async_imap::error::Error::Bad(detail) => {
+            WatchError::Auth {
+                mailbox: m.name.clone(),
+                user: m.username.clone(),
+                detail,
+            }
+        }
+        other => WatchError::Other(anyhow!(other).context("login failed")),
+    })
+}
+
+async fn greeting<T: Stream>(c: &mut async_imap::Client<T>) -> Result<()> {
+    // async-imap does not read the greeting itself.
+    tokio::time::timeout(CONNECT_TIMEOUT, c.read_response())
+        .await
+        .context("no IMAP greeting")?
+        .context("reading the IMAP greeting")?
+        .ok_or_else(|| anyhow!("the server closed the connection before its greeting"))?;
+    Ok(())
+}
+
+/// Watches one mailbox until `cancel` fires (or, with `once`, until it is empty).
+pub async fn watch(
+    shared: Arc<Shared>,
+    m: MailboxConfig,
+    cancel: CancellationToken,
+    once: bool,
+) -> Result<()> {
+    let span = info_span!("mailbox", mailbox = %m.name);
+    async move {
+        let mut failures: u32 = 0;
+        loop {
+            if cancel.is_cancelled() {
+                return Ok(());
+            }
+            match session(&shared, &m, &cancel, once, &mut failures).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    let (delay, auth) = match &e {
+                        WatchError::Auth { .. } => (Duration::from_secs(300), true),
+                        WatchError::Other(_) => (
+                            backoff::delay(
+                                failures,
+                                Duration::from_secs(1),
+                                Duration::from_secs(300),
+                            ),
+                            false,
+                        ),
+                    };
+                    if once {
+                        return Err(anyhow!("{e:#}"));
+                    }
+                    if auth {
+                        error!(retry_in_s = delay.as_secs(), "{e:#}");
+                    } else {
+                        warn!(
+                            retry_in_ms = delay.as_millis() as u64,
+                            "connection lost: {e:#}"
+                        );
+                    }
+                    failures = failures.saturating_add(1);
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = cancel.cancelled() => return Ok(()),
+                    }
+                }
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn session(
+    shared: &Arc<Shared>,
+    m: &MailboxConfig,
+    cancel: &CancellationToken,
+    once: bool,
+    failures: &mut u32,
+) -> Result<(), WatchError> {
+    let mut s = connect(m).await?;
+    let caps = s.capabilities().await.context("CAPABILITY")?;
+    let can_idle = caps.has_str("IDLE");
+    let can_move = caps.has_str("MOVE");
+    let can_uidplus = caps.has_str("UIDPLUS");
+    for folder in [&m.processed_folder, &m.quarantine_folder] {
+        if after_needs(m, folder) {
+            // CREATE on an existing folder fails harmlessly.
+            let _ = s.create(folder).await;
+        }
+    }
+    let selected = s
+        .select(&m.folder)
+        .await
+        .with_context(|| format!("SELECT {}", m.folder))?;
+    let uidvalidity = selected.uid_validity.unwrap_or(0);
+    let state = {
+        let store = shared.store.clone();
+        let name = m.name.clone();
+        let now = shared.clock.now();
+        tokio::task::spawn_blocking(move || -> Result<_> {
+            let st = store.lock().map_err(|_| anyhow!("store lock poisoned"))?;
+            let state = st.mailbox_state(&name)?;
+            if state.map(|s| s.uidvalidity) != Some(uidvalidity) {
+                if state.is_some() {
+                    warn!(uidvalidity, "UIDVALIDITY changed: rescanning the whole folder; known mail is recognised and not repeated");
+                }
+                st.reset_mailbox(&name, uidvalidity, now)?;
+            }
+            Ok(st.mailbox_state(&name)?)
+        })
+        .await
+        .context("store task")??
+    };
+    info!(
+        uidvalidity,
+        last_uid = state.map(|s| s.last_uid).unwrap_or(0),
+        idle = can_idle && m.idle,
+        "watching"
+    );
+    *failures = 0;
+    let w = Watcher {
+        shared,
+        m,
+        uidvalidity,
+        can_move,
+        can_uidplus,
+    };
+
+    // Mail below the high-water mark still in the folder was committed but
+    // not acknowledged (a crash between the two): acknowledge it now.
+    let leftover_query = match m.after {
+        After::Move => "ALL".to_string(),
+        After::Seen => "UNSEEN".to_string(),
+    };
+    w.cycle(&mut s, &leftover_query, cancel).await?;
+
+    loop {
+        let last = w.last_uid().await?;
+        w.cycle(&mut s, &format!("UID {}:*", last.saturating_add(1)), cancel)
+            .await?;
+        if once || cancel.is_cancelled() {
+            let _ = s.logout().await;
+            return Ok(());
+        }
+        s = if can_idle && m.idle {
+            let mut idle = s.idle();
+            idle.init().await.context("IDLE")?;
+            let (wait, stop) = idle.wait_with_timeout(m.poll_interval.min(MAX_IDLE));
+            let woke = tokio::select! {
+                r = wait => Some(r),
+                _ = cancel.cancelled() => None,
+            };
+            drop(stop);
+            match woke {
+                Some(Ok(IdleResponse::NewData(d))) => debug!(response = ?d.parsed(), "IDLE woke"),
+                Some(Ok(IdleResponse::Timeout)) => debug!("IDLE renewed"),
+                Some(Ok(IdleResponse::ManualInterrupt)) | None => {}
+                Some(Err(e)) => return Err(anyhow!(e).context("IDLE").into()),
+            }
+            // A server that died during IDLE shows only here.
+            idle.done().await.context("ending IDLE")?
+        } else {
+            tokio::select! {
+                _ = tokio::time::sleep(m.poll_interval) => {}
+                _ = cancel.cancelled() => {}
+            }
+            s.noop().await.context("NOOP")?;
+            s
+        };
+        drain(&mut s);
+    }
+}
+
+fn after_needs(m: &MailboxConfig, folder: &str) -> bool {
+    folder == m.quarantine_folder || m.after == After::Move
+}
+
+fn drain(s: &mut ImapSession) {
+    // The unsolicited channel is bounded and drops what overflows; we read
+    // state by commands, so empty it after each.
+    while s.unsolicited_responses.try_recv().is_ok() {}
+}
+
+/// Compresses sorted UIDs into an IMAP sequence set: `1:3,7,9:10`.
+pub fn uid_set(uids: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < uids.len() {
+        let start = uids[i];
+        let mut end = start;
+        while i + 1 < uids.len() && uids[i + 1] == end + 1 {
+            i += 1;
+            end = uids[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+struct Watcher<'a> {
+    shared: &'a Arc<Shared>,
+    m: &'a MailboxConfig,
+    uidvalidity: u32,
+    can_move: bool,
+    can_uidplus: bool,
+}
+
+impl Watcher<'_> {
+    async fn last_uid(&self) -> Result<u32> {
+        let store = self.shared.store.clone();
+        let name = self.m.name.clone();
+        tokio::task::spawn_blocking(move || -> Result<u32> {
+            let st = store.lock().map_err(|_| anyhow!("store lock poisoned"))?;
+            Ok(st.mailbox_state(&name)?.map(|s| s.last_uid).unwrap_or(0))
+        })
+        .await
+        .context("store task")?
+    }
+
+    /// Handles every message `query` finds, batch by batch, stopping between
+    /// batches when cancelled.
+    async fn cycle(
+        &self,
+        s: &mut ImapSession,
+        query: &str,
+        cancel: &CancellationToken,
+    ) -> Result<()> {
+        let mut uids: Vec<u32> = s
+            .uid_search(query)
+            .await
+            .with_context(|| format!("UID SEARCH {query}"))?
+            .into_iter()
+            .collect();
+        drain(s);
+        uids.sort_unstable();
+        if let Some(min) = query
+            .strip_prefix("UID ")
+            .and_then(|q| q.split(':').next())
+            .and_then(|n| n.parse::<u32>().ok())
+        {
+            // `n:*` always matches the highest UID, even below n.
+            uids.retain(|&u| u >= min);
+        }
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let known = {
+            let store = self.shared.store.clone();
+            let (name, v, list) = (self.m.name.clone(), self.uidvalidity, uids.clone());
+            tokio::task::spawn_blocking(move || -> Result<_> {
+                let st = store.lock().map_err(|_| anyhow!("store lock poisoned"))?;
+                st.known_outcomes(&name, v, &list)
+            })
+            .await
+            .context("store task")??
+        };
+        if !known.is_empty() {
+            let (q, p): (Vec<_>, Vec<_>) = known.iter().partition(|(_, o)| o == "quarantined");
+            info!(count = known.len(), "acknowledging mail committed earlier");
+            self.ack(s, &p.iter().map(|(u, _)| *u).collect::<Vec<_>>(), false)
+                .await?;
+            self.ack(s, &q.iter().map(|(u, _)| *u).collect::<Vec<_>>(), true)
+                .await?;
+        }
+        let fresh: Vec<u32> = uids
+            .into_iter()
+            .filter(|u| !known.iter().any(|(k, _)| k == u))
+            .collect();
+        for chunk in fresh.chunks(self.m.batch_size as usize) {
+            if cancel.is_cancelled() {
+                break;
+            }
+            let fetched = self.fetch(s, chunk).await?;
+            let results = self.ingest(fetched).await?;
+            let (q, p): (Vec<&Ingested>, Vec<&Ingested>) = results
+                .iter()
+                .partition(|r| r.outcome == Outcome::Quarantined);
+            if results.iter().any(|r| r.queued > 0) {
+                self.shared.outbox_wake.notify_one();
+            }
+            self.ack(s, &p.iter().map(|r| r.uid).collect::<Vec<_>>(), false)
+                .await?;
+            self.ack(s, &q.iter().map(|r| r.uid).collect::<Vec<_>>(), true)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn fetch(&self, s: &mut ImapSession, uids: &[u32]) -> Result<Vec<Fetched>> {
+        let limit = self.shared.engine.limits.max_message_bytes;
+        let set = uid_set(uids);
+        // Sizes first, so that an oversized message is never read whole.
+        let meta: Vec<(u32, u64)> = s
+            .uid_fetch(&set, "(UID RFC822.SIZE)")
+            .await
+            .context("UID FETCH sizes")?
+            .try_filter_map(|f| async move { Ok(f.uid.map(|u| (u, f.size.unwrap_or(0) as u64))) })
+            .try_collect()
+            .await
+            .context("UID FETCH sizes")?;
+        drain(s);
+        let (big, small): (Vec<_>, Vec<_>) = meta.iter().partition(|(_, size)| *size > limit);
+        let mut out = Vec::with_capacity(meta.len());
+        for (list, query) in [
+            (small, "(UID INTERNALDATE RFC822.SIZE BODY.PEEK[])"),
+            (big, "(UID INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER])"),
+        ] {
+            if list.is_empty() {
+                continue;
+            }
+            let mut l: Vec<u32> = list.iter().map(|(u, _)| *u).collect();
+            l.sort_unstable();
+            let uidvalidity = self.uidvalidity;
+            let mut got: Vec<Fetched> = s
+                .uid_fetch(uid_set(&l), query)
+                .await
+                .context("UID FETCH")?
+                .try_filter_map(|f| async move {
+                    let Some(uid) = f.uid else { return Ok(None) };
+                    let raw = f.body().or(f.header()).unwrap_or_default().to_vec();
+                    let arrival = f
+                        .internal_date()
+                        .map(|d| d.with_timezone(&Utc))
+                        .unwrap_or_default();
+                    Ok(Some(Fetched {
+                        uidvalidity,
+                        uid,
+                        size: f.size.map(u64::from).unwrap_or(raw.len() as u64),
+                        raw,
+                        arrival,
+                    }))
+                })
+                .try_collect()
+                .await
+                .context("UID FETCH")?;
+            drain(s);
+            out.append(&mut got);
+        }
+        out.sort_by_key(|f| f.uid);
+        Ok(out)
+    }
+
+    async fn ingest(&self, fetched: Vec<Fetched>) -> Result<Vec<Ingested>> {
+        let shared = self.shared.clone();
+        let m = self.m.clone();
+        tokio::task::spawn_blocking(move || -> Result<Vec<Ingested>> {
+            let mut out = Vec::with_capacity(fetched.len());
+            let mut st = shared.store.lock().map_err(|_| anyhow!("store lock poisoned"))?;
+            for f in &fetched {
+                let span = info_span!("message", mailbox = %m.name, uid = f.uid, ticket = tracing::field::Empty);
+                let _g = span.enter();
+                let r = shared
+                    .engine
+                    .ingest(&mut st, &m, f, shared.clock.now())
+                    .with_context(|| format!("mailbox {} uid {}", m.name, f.uid))?;
+                if let Some(t) = r.ticket_id {
+                    span.record("ticket", t);
+                }
+                match r.outcome {
+                    Outcome::Quarantined => warn!(reason = %r.reasons.join("; "), "quarantined"),
+                    o => info!(outcome = o.as_str(), replies = r.queued, "processed"),
+                }
+                out.push(r);
+            }
+            Ok(out)
+        })
+        .await
+        .context("intake task")?
+    }
+
+    /// Acknowledges committed messages: moved to the processed (or quarantine)
+    /// folder, or flagged \Seen.
+    async fn ack(&self, s: &mut ImapSession, uids: &[u32], quarantine: bool) -> Result<()> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let mut sorted = uids.to_vec();
+        sorted.sort_unstable();
+        let set = uid_set(&sorted);
+        if !quarantine && self.m.after == After::Seen {
+            s.uid_store(&set, "+FLAGS.SILENT (\\Seen)")
+                .await
+                .context("UID STORE \\Seen")?
+                .try_collect::<Vec<_>>()
+                .await
+                .context("UID STORE \\Seen")?;
+            drain(s);
+            return Ok(());
+        }
+        let folder = if quarantine {
+            &self.m.quarantine_folder
+        } else {
+            &self.m.processed_folder
+        };
+        if self.can_move {
+            s.uid_mv(&set, folder)
+                .await
+                .with_context(|| format!("UID MOVE to {folder}"))?;
+        } else {
+            s.uid_copy(&set, folder)
+                .await
+                .with_context(|| format!("UID COPY to {folder}"))?;
+            s.uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
+                .await
+                .context("UID STORE \\Deleted")?
+                .try_collect::<Vec<_>>()
+                .await
+                .context("UID STORE \\Deleted")?;
+            if self.can_uidplus {
+                s.uid_expunge(&set)
+                    .await
+                    .context("UID EXPUNGE")?
+                    .try_collect::<Vec<_>>()
+                    .await
+                    .context("UID EXPUNGE")?;
+            } else {
+                s.expunge()
+                    .await
+                    .context("EXPUNGE")?
+                    .try_collect::<Vec<_>>()
+                    .await
+                    .context("EXPUNGE")?;
+            }
+        }
+        drain(s);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_sets_compress_runs() {
+        assert_eq!(uid_set(&[1, 2, 3, 7, 9, 10]), "1:3,7,9:10");
+        assert_eq!(uid_set(&[5]), "5");
+        assert_eq!(uid_set(&[]), "");
+    }
+}

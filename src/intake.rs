@@ -1,0 +1,353 @@
+//! One message's way from raw bytes to committed effects: parse, classify, extract, thread, decide, apply.
+
+use crate::classify::{Classification, classify};
+use crate::compose::{self, Draft};
+use crate::config::{Config, Identity, Limits, MailboxConfig};
+use crate::decide::{self, Decision, Input, MailboxView, Outcome, ReplyPlan};
+use crate::extract::{Extracted, extract};
+use crate::pack::Pack;
+use crate::parse::{Inbound, parse};
+use crate::store::{Lookup, MessageRow, NewMail, Origin, Store};
+use crate::templates::Templates;
+use crate::thread;
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+/// How much of an oversized message is read to tell staff what it was.
+const OVERSIZE_PEEK: usize = 64 * 1024;
+
+/// The immutable part of the daemon that turns mail into decisions and mail.
+#[derive(Debug)]
+pub struct Engine {
+    pub identity: Identity,
+    pub pack: Pack,
+    pub ticket_prefix: String,
+    pub templates: Templates,
+    pub limits: Limits,
+}
+
+/// A message as it came from the mailbox.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub uidvalidity: u32,
+    pub uid: u32,
+    /// The whole message, or only its header when it is over the size limit.
+    pub raw: Vec<u8>,
+    /// RFC822.SIZE as the server reported it.
+    pub size: u64,
+    /// INTERNALDATE.
+    pub arrival: DateTime<Utc>,
+}
+
+/// Everything known about a mail and what should happen to it.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub inbound: Inbound,
+    pub classification: Classification,
+    pub extracted: Extracted,
+    pub lookup: Lookup,
+    pub decision: Decision,
+}
+
+/// A rendered mail with the plan it came from.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub plan: ReplyPlan,
+    pub subject: String,
+    pub body: String,
+    pub mail: NewMail,
+}
+
+/// What became of one message.
+#[derive(Debug, Clone)]
+pub struct Ingested {
+    pub uid: u32,
+    pub outcome: Outcome,
+    pub ticket_id: Option<i64>,
+    pub queued: usize,
+    pub reasons: Vec<String>,
+}
+
+pub fn mailbox_view(m: &MailboxConfig) -> MailboxView<'_> {
+    MailboxView {
+        name: &m.name,
+        role: m.role,
+        address: &m.address,
+        accept_lists: m.accept_lists,
+    }
+}
+
+impl Engine {
+    pub fn from_config(cfg: &Config) -> Result<Engine> {
+        Ok(Engine {
+            identity: cfg.identity.clone(),
+            pack: cfg.pack.clone(),
+            ticket_prefix: cfg.ticket_prefix.clone(),
+            templates: Templates::load(&cfg.templates)?,
+            limits: cfg.limits.clone(),
+        })
+    }
+
+    fn input<'a>(
+        &'a self,
+        inbound: &'a Inbound,
+        classification: &'a Classification,
+        extracted: &'a Extracted,
+        lookup: &'a Lookup,
+        mailbox: MailboxView<'a>,
+        now: DateTime<Utc>,
+    ) -> Input<'a> {
+        Input {
+            inbound,
+            classification,
+            extracted,
+            lookup,
+            mailbox,
+            identity: &self.identity,
+            pack: &self.pack,
+            ticket_prefix: &self.ticket_prefix,
+            now,
+        }
+    }
+
+    /// Reads `raw` and decides what to do with it, reading (never writing) `store`.
+    pub fn plan(
+        &self,
+        store: &Store,
+        mailbox: MailboxView<'_>,
+        raw: &[u8],
+        arrival: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Plan> {
+        let inbound = parse(raw, arrival);
+        let classification = classify(&inbound, &self.identity);
+        let extracted = extract(&inbound, &self.pack.patterns, &self.ticket_prefix);
+        let tag = thread::tag_in(&inbound.subject, &self.ticket_prefix);
+        let lookup = store
+            .lookup(
+                tag,
+                &inbound.referenced_ids(),
+                inbound.message_id.as_deref(),
+                inbound.sender_address(),
+                &inbound.content_hash,
+            )
+            .context("database lookup")?;
+        let decision = decide::decide(&self.input(
+            &inbound,
+            &classification,
+            &extracted,
+            &lookup,
+            mailbox,
+            now,
+        ));
+        Ok(Plan {
+            inbound,
+            classification,
+            extracted,
+            lookup,
+            decision,
+        })
+    }
+
+    /// A plan for a mail that must be quarantined for `reason`.
+    fn quarantine_plan(
+        &self,
+        mut plan: Plan,
+        mailbox: MailboxView<'_>,
+        reason: String,
+        now: DateTime<Utc>,
+    ) -> Plan {
+        let mut reasons = plan.decision.reasons.clone();
+        reasons.push(reason);
+        plan.decision = decide::quarantine(
+            &self.input(
+                &plan.inbound,
+                &plan.classification,
+                &plan.extracted,
+                &plan.lookup,
+                mailbox,
+                now,
+            ),
+            reasons,
+        );
+        plan
+    }
+
+    /// Renders the plan's mail for `ticket_id` (known once the ticket is written).
+    pub fn render(
+        &self,
+        plan: &Plan,
+        ticket_id: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Rendered>> {
+        let mut out = Vec::new();
+        for r in &plan.decision.replies {
+            let mut data = r.data.clone();
+            let tag = ticket_id.map(|t| thread::tag(&self.ticket_prefix, t));
+            if let (Some(t), Some(obj)) = (ticket_id, data.as_object_mut()) {
+                obj.insert(
+                    "ticket".into(),
+                    serde_json::json!({"id": t, "tag": tag, "subject": plan.decision.subject}),
+                );
+            }
+            let (mut subject, body) = self.templates.render(r.language, r.template, &data)?;
+            if let Some(tag) = &tag
+                && !subject.contains(tag.as_str())
+            {
+                subject = format!("{subject} {tag}");
+            }
+            let draft = Draft {
+                kind: r.template.to_string(),
+                from_address: r.from_address.clone(),
+                to: r.to.clone(),
+                subject: subject.clone(),
+                body: body.clone(),
+                in_reply_to: r.in_reply_to.clone(),
+                references: r.references.clone(),
+                auto_submitted: r.auto_submitted,
+            };
+            let id = compose::new_message_id(&self.identity.message_id_domain, ticket_id);
+            let mail = compose::build(&draft, &id, &self.identity, now)?;
+            out.push(Rendered {
+                plan: r.clone(),
+                subject,
+                body,
+                mail,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Processes one fetched message to committed effects. Bad input never
+    /// fails this: it is quarantined. Only a database failure is an error,
+    /// and then nothing was written.
+    pub fn ingest(
+        &self,
+        store: &mut Store,
+        mailbox: &MailboxConfig,
+        f: &Fetched,
+        now: DateTime<Utc>,
+    ) -> Result<Ingested> {
+        let view = mailbox_view(mailbox);
+        let oversize = f.size.max(f.raw.len() as u64) > self.limits.max_message_bytes;
+        let planned = catch_unwind(AssertUnwindSafe(|| {
+            let raw = if oversize {
+                &f.raw[..f.raw.len().min(OVERSIZE_PEEK)]
+            } else {
+                &f.raw[..]
+            };
+            self.plan(store, view, raw, f.arrival, now)
+        }));
+        let mut plan = match planned {
+            Ok(p) => p?,
+            Err(_) => {
+                // Reading the mail panicked: keep it, and plan as for unreadable mail.
+                let empty = self.plan(store, view, b"", f.arrival, now)?;
+                self.quarantine_plan(
+                    empty,
+                    view,
+                    "reading the message crashed the parser".into(),
+                    now,
+                )
+            }
+        };
+        if oversize {
+            plan = self.quarantine_plan(
+                plan,
+                view,
+                format!(
+                    "message of {} bytes is over the limit of {} bytes; its header is stored here and the whole message stays in folder {}",
+                    f.size.max(f.raw.len() as u64),
+                    self.limits.max_message_bytes,
+                    mailbox.quarantine_folder
+                ),
+                now,
+            );
+        }
+        match self.apply(store, mailbox, f, &plan, now) {
+            Ok(done) => Ok(done),
+            Err(e) if plan.decision.outcome != Outcome::Quarantined => {
+                let reason = format!("processing failed: {e:#}");
+                let q = self.quarantine_plan(plan, view, reason, now);
+                self.apply(store, mailbox, f, &q, now)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn apply(
+        &self,
+        store: &mut Store,
+        mailbox: &MailboxConfig,
+        f: &Fetched,
+        plan: &Plan,
+        now: DateTime<Utc>,
+    ) -> Result<Ingested> {
+        let d = &plan.decision;
+        let reason = (d.outcome == Outcome::Quarantined).then(|| d.reasons.join("; "));
+        let row = MessageRow {
+            origin: Origin {
+                mailbox: &mailbox.name,
+                uidvalidity: f.uidvalidity,
+                uid: f.uid,
+            },
+            raw: &f.raw,
+            message_id: plan.inbound.message_id.as_deref(),
+            sender: plan.inbound.sender_address(),
+            content_hash: &plan.inbound.content_hash,
+            arrival: f.arrival,
+            class: d.class.as_str(),
+            outcome: d.outcome.as_str(),
+            reason,
+        };
+        let events: Vec<(&str, String)> = d.events.iter().map(|(k, v)| (*k, v.clone())).collect();
+        let applied = store.apply(&row, &d.ticket, &events, now, |ticket| {
+            Ok(self
+                .render(plan, ticket, now)?
+                .into_iter()
+                .map(|r| r.mail)
+                .collect())
+        })?;
+        Ok(Ingested {
+            uid: f.uid,
+            outcome: d.outcome,
+            ticket_id: applied.ticket_id,
+            queued: applied.queued.len(),
+            reasons: d.reasons.clone(),
+        })
+    }
+
+    /// A staff notice about mail the outbox could not deliver.
+    pub fn send_failed_notice(
+        &self,
+        row: &crate::store::OutboxRow,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<NewMail>> {
+        if self.identity.staff.is_empty() || row.kind.starts_with("staff_") {
+            // Never notify about a failed notice: that way lies a loop.
+            return Ok(None);
+        }
+        let subject = crate::parse::parse(&row.raw, now).subject;
+        let data = serde_json::json!({
+            "vendor": self.pack.vendor,
+            "failure": {"error": error, "to": row.rcpt_to.join(", "), "subject": subject},
+        });
+        let (subject, body) =
+            self.templates
+                .render(self.pack.language, "staff_send_failed", &data)?;
+        let draft = Draft {
+            kind: "staff_send_failed".into(),
+            from_address: row.mail_from.clone(),
+            to: self.identity.staff.clone(),
+            subject,
+            body,
+            in_reply_to: None,
+            references: vec![],
+            auto_submitted: compose::AutoSubmitted::Generated,
+        };
+        let id = compose::new_message_id(&self.identity.message_id_domain, row.ticket_id);
+        Ok(Some(compose::build(&draft, &id, &self.identity, now)?))
+    }
+}

@@ -1,0 +1,4 @@
+//! End-to-end tests: the daemon against a real Dovecot and a real SMTP server on loopback.
+
+mod harness;
+mod pipeline;
