@@ -1,4 +1,5 @@
 //! End-to-end tests: the daemon against a real Dovecot and a real SMTP server on loopback.
 
+mod cli;
 mod harness;
 mod pipeline;

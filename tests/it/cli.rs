@@ -1,0 +1,196 @@
+//! The command line: check-config and explain, as an admin and a support engineer use them.
+
+use crate::harness::repo;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn ticketd(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ticketd"))
+        .args(args)
+        .env_remove("TICKETD_CONFIG")
+        .output()
+        .expect("run ticketd")
+}
+
+fn temp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+fn config_text(dir: &Path, pack: &str) -> String {
+    format!(
+        r#"[daemon]
+database = "{dir}/t.db"
+templates = "{repo}/templates"
+packs = "{repo}/config/vendors"
+pack = "{pack}"
+
+[identity]
+message_id_domain = "tickets.vendor.test"
+own_addresses = ["support@vendor.test"]
+staff = ["lead@vendor.test"]
+
+[smtp]
+host = "127.0.0.1"
+port = 2525
+tls = "none"
+
+[[mailbox]]
+name = "support"
+role = "support"
+address = "support@vendor.test"
+host = "127.0.0.1"
+port = 1143
+tls = "none"
+username = "support@vendor.test"
+password_file = "pw"
+"#,
+        dir = dir.display(),
+        repo = repo().display()
+    )
+}
+
+#[test]
+fn check_config_accepts_every_shipped_pack() {
+    let d = temp();
+    std::fs::write(d.path().join("pw"), "secret\n").unwrap();
+    for pack in ["ixsystems", "qnap", "qnap-jp", "netex", "avanzada7"] {
+        let path = d.path().join(format!("{pack}.toml"));
+        std::fs::write(&path, config_text(d.path(), pack)).unwrap();
+        let out = ticketd(&["check-config", path.to_str().unwrap()]);
+        assert!(out.status.success(), "{pack}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("pack {pack}")));
+    }
+}
+
+#[test]
+fn check_config_reports_every_problem_with_file_and_line() {
+    let d = temp();
+    let text = config_text(d.path(), "nosuchpack")
+        .replace("tls = \"none\"\n\n[[mailbox]]", "tls = \"sometimes\"\n\n[[mailbox]]")
+        .replace("role = \"support\"", "role = \"sales\"")
+        .replace("host = \"127.0.0.1\"\nport = 1143", "host = \"imap.example.com\"\nport = 1143");
+    let path = d.path().join("broken.toml");
+    std::fs::write(&path, &text).unwrap();
+    let out = ticketd(&["check-config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let p = path.display();
+    for expected in [
+        format!("{p}:5: pack `nosuchpack`: no file"),
+        format!("{p}:15: tls = `sometimes` is not one of implicit, starttls, none"),
+        format!("{p}:19: mailbox `support`: role `sales` is not one of support, rma, 24x7"),
+        format!("{p}:23: tls = \"none\" is allowed only for loopback hosts, not imap.example.com"),
+        format!("{p}:25: cannot read secret file"),
+    ] {
+        assert!(err.contains(&expected), "missing `{expected}` in:\n{err}");
+    }
+}
+
+#[test]
+fn check_config_names_the_line_of_a_syntax_error_and_of_an_unknown_key() {
+    let d = temp();
+    let path = d.path().join("bad.toml");
+    std::fs::write(&path, config_text(d.path(), "ixsystems").replace("[smtp]\n", "[smtp]\nhots = \"x\"\n")).unwrap();
+    let out = ticketd(&["check-config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:13: unknown field `hots`", path.display())), "{err}");
+}
+
+fn explain_json(file: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["explain", file.to_str().unwrap(), "--json"];
+    args.extend_from_slice(extra);
+    let out = ticketd(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
+#[test]
+fn explain_shows_the_decision_with_the_documented_fields() {
+    let v = explain_json(&repo().join("scripts/demo-mail/01-english.eml"), &["--at", "2026-03-02T09:15:00-08:00"]);
+    assert_eq!(v["class"], "human");
+    assert_eq!(v["would_reply"], true);
+    assert_eq!(v["ticket"]["action"], "new");
+    assert_eq!(v["ticket"]["id"], 1);
+    assert_eq!(v["extracted"]["serials"], serde_json::json!(["A1-12345"]));
+    assert_eq!(v["extracted"]["invoices"], serde_json::json!(["INV-2026-0042"]));
+    for k in ["ticket_ids", "rma_codes", "tax_ids"] {
+        assert!(v["extracted"][k].is_array(), "{k}");
+    }
+    let r = &v["replies"][0];
+    assert_eq!(r["to"], serde_json::json!(["ann@customer.test"]));
+    assert_eq!(r["template"], "ack_new");
+    assert_eq!(r["language"], "en");
+    assert_eq!(r["subject"], "Re: Pool degraded after power cut [TKT#1]");
+    assert!(r["body"].as_str().unwrap().contains("[TKT#1]"));
+
+    let v = explain_json(&repo().join("scripts/demo-mail/05-out-of-office.eml"), &[]);
+    assert_eq!(v["class"], "auto_reply");
+    assert_eq!(v["would_reply"], false);
+    assert_eq!(v["replies"], serde_json::json!([]));
+
+    let v = explain_json(&repo().join("scripts/demo-mail/03-spanish.eml"), &["--pack", "avanzada7"]);
+    assert_eq!(v["replies"][0]["language"], "es");
+    assert!(v["extracted"]["tax_ids"].as_array().unwrap().iter().any(|t| t == "B12345678"));
+}
+
+#[test]
+fn explain_never_panics_whatever_the_file_holds() {
+    let d = temp();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", vec![]),
+        ("binary", (0..=255u8).cycle().take(10_000).collect()),
+        ("header only", b"Subject: x".to_vec()),
+        ("no body", b"From: a@b.c\r\n".to_vec()),
+        ("long header", format!("From: a@b.c\r\nSubject: {}\r\n\r\nx", "x".repeat(200_000)).into_bytes()),
+        ("deep nesting", {
+            let mut s = String::from("From: a@b.c\r\n");
+            for i in 0..200 {
+                s.push_str(&format!("Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n"));
+            }
+            s.into_bytes()
+        }),
+        ("bad charset", b"From: a@b.c\r\nSubject: =?x-unknown?B?//79?=\r\nContent-Type: text/plain; charset=klingon\r\n\r\n\xff\xfe\r\n".to_vec()),
+        ("bare CR", b"From: a@b.c\rSubject: x\r\rbody".to_vec()),
+    ];
+    for (name, bytes) in cases {
+        let f = d.path().join("m.eml");
+        std::fs::write(&f, &bytes).unwrap();
+        let out = ticketd(&["explain", f.to_str().unwrap(), "--json"]);
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(v["class"].is_string(), "{name}");
+    }
+}
+
+#[test]
+fn explain_handles_every_mail_of_the_shared_corpus() {
+    // Real mail written by others: bounces, auto-replies, odd clients, broken MIME.
+    let root: PathBuf = repo().join("../shared/corpus");
+    assert!(root.is_dir(), "the shared corpus is missing at {}", root.display());
+    let mut files = Vec::new();
+    walk(&root, &mut files);
+    let mut ran = 0;
+    for f in files.iter().filter(|f| f.extension().is_some_and(|e| e == "eml" || e == "txt" || e == "msg")) {
+        let raw = std::fs::read(f).unwrap();
+        let opts = ticketd::explain::Options::default();
+        let now = chrono::DateTime::parse_from_rfc3339("2026-03-02T10:00:00Z").unwrap().with_timezone(&chrono::Utc);
+        let v = std::panic::catch_unwind(|| ticketd::explain::explain(&raw, &opts, now))
+            .unwrap_or_else(|_| panic!("explain panicked on {}", f.display()))
+            .unwrap_or_else(|e| panic!("explain failed on {}: {e:#}", f.display()));
+        assert!(v["class"].is_string());
+        ran += 1;
+    }
+    assert!(ran > 100, "only {ran} corpus files were read");
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
