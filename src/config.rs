@@ -379,7 +379,7 @@ pub struct Identity {
 impl Identity {
     pub fn is_own(&self, address: &str) -> bool {
         let a = address.to_ascii_lowercase();
-        self.own_addresses.iter().any(|o| *o == a)
+        self.own_addresses.contains(&a)
     }
 }
 

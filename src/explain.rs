@@ -120,7 +120,14 @@ pub fn explain(raw: &[u8], opts: &Options, now: DateTime<Utc>) -> Result<serde_j
         .context("planning")?;
     let ticket_id = plan.decision.ticket_view.id;
     let rendered = engine.render(&plan, ticket_id, arrival)?;
-    Ok(to_json(&plan, &rendered, view, arrival, oversize))
+    let mut v = to_json(&plan, &rendered, view, arrival, oversize);
+    if let (Some(c), Some(w)) = (&opts.contracts, v["warnings"].as_array_mut()) {
+        w.push(json!(format!(
+            "{}: entitlements are not part of the decision yet; the file was not read",
+            c.display()
+        )));
+    }
+    Ok(v)
 }
 
 fn to_json(

@@ -168,7 +168,7 @@ async fn session(
                 }
                 st.reset_mailbox(&name, uidvalidity, now)?;
             }
-            Ok(st.mailbox_state(&name)?)
+            st.mailbox_state(&name)
         })
         .await
         .context("store task")??

@@ -78,11 +78,11 @@ enum Command {
     },
 }
 
-fn load(path: &PathBuf) -> Result<Config> {
+fn load(path: &std::path::Path) -> Result<Config> {
     Config::load(path).map_err(|e| anyhow!("{e}"))
 }
 
-fn open_db(path: &PathBuf) -> Result<Store> {
+fn open_db(path: &std::path::Path) -> Result<Store> {
     let cfg = load(path)?;
     Store::open_read_only(&cfg.database)
 }
@@ -93,6 +93,7 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 

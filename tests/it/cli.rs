@@ -57,7 +57,11 @@ fn check_config_accepts_every_shipped_pack() {
         let path = d.path().join(format!("{pack}.toml"));
         std::fs::write(&path, config_text(d.path(), pack)).unwrap();
         let out = ticketd(&["check-config", path.to_str().unwrap()]);
-        assert!(out.status.success(), "{pack}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{pack}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("pack {pack}")));
     }
 }
@@ -66,9 +70,15 @@ fn check_config_accepts_every_shipped_pack() {
 fn check_config_reports_every_problem_with_file_and_line() {
     let d = temp();
     let text = config_text(d.path(), "nosuchpack")
-        .replace("tls = \"none\"\n\n[[mailbox]]", "tls = \"sometimes\"\n\n[[mailbox]]")
+        .replace(
+            "tls = \"none\"\n\n[[mailbox]]",
+            "tls = \"sometimes\"\n\n[[mailbox]]",
+        )
         .replace("role = \"support\"", "role = \"sales\"")
-        .replace("host = \"127.0.0.1\"\nport = 1143", "host = \"imap.example.com\"\nport = 1143");
+        .replace(
+            "host = \"127.0.0.1\"\nport = 1143",
+            "host = \"imap.example.com\"\nport = 1143",
+        );
     let path = d.path().join("broken.toml");
     std::fs::write(&path, &text).unwrap();
     let out = ticketd(&["check-config", path.to_str().unwrap()]);
@@ -90,30 +100,47 @@ fn check_config_reports_every_problem_with_file_and_line() {
 fn check_config_names_the_line_of_a_syntax_error_and_of_an_unknown_key() {
     let d = temp();
     let path = d.path().join("bad.toml");
-    std::fs::write(&path, config_text(d.path(), "ixsystems").replace("[smtp]\n", "[smtp]\nhots = \"x\"\n")).unwrap();
+    std::fs::write(
+        &path,
+        config_text(d.path(), "ixsystems").replace("[smtp]\n", "[smtp]\nhots = \"x\"\n"),
+    )
+    .unwrap();
     let out = ticketd(&["check-config", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("{}:13: unknown field `hots`", path.display())), "{err}");
+    assert!(
+        err.contains(&format!("{}:13: unknown field `hots`", path.display())),
+        "{err}"
+    );
 }
 
 fn explain_json(file: &Path, extra: &[&str]) -> serde_json::Value {
     let mut args = vec!["explain", file.to_str().unwrap(), "--json"];
     args.extend_from_slice(extra);
     let out = ticketd(&args);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("one JSON object")
 }
 
 #[test]
 fn explain_shows_the_decision_with_the_documented_fields() {
-    let v = explain_json(&repo().join("scripts/demo-mail/01-english.eml"), &["--at", "2026-03-02T09:15:00-08:00"]);
+    let v = explain_json(
+        &repo().join("scripts/demo-mail/01-english.eml"),
+        &["--at", "2026-03-02T09:15:00-08:00"],
+    );
     assert_eq!(v["class"], "human");
     assert_eq!(v["would_reply"], true);
     assert_eq!(v["ticket"]["action"], "new");
     assert_eq!(v["ticket"]["id"], 1);
     assert_eq!(v["extracted"]["serials"], serde_json::json!(["A1-12345"]));
-    assert_eq!(v["extracted"]["invoices"], serde_json::json!(["INV-2026-0042"]));
+    assert_eq!(
+        v["extracted"]["invoices"],
+        serde_json::json!(["INV-2026-0042"])
+    );
     for k in ["ticket_ids", "rma_codes", "tax_ids"] {
         assert!(v["extracted"][k].is_array(), "{k}");
     }
@@ -129,9 +156,18 @@ fn explain_shows_the_decision_with_the_documented_fields() {
     assert_eq!(v["would_reply"], false);
     assert_eq!(v["replies"], serde_json::json!([]));
 
-    let v = explain_json(&repo().join("scripts/demo-mail/03-spanish.eml"), &["--pack", "avanzada7"]);
+    let v = explain_json(
+        &repo().join("scripts/demo-mail/03-spanish.eml"),
+        &["--pack", "avanzada7"],
+    );
     assert_eq!(v["replies"][0]["language"], "es");
-    assert!(v["extracted"]["tax_ids"].as_array().unwrap().iter().any(|t| t == "B12345678"));
+    assert!(
+        v["extracted"]["tax_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "B12345678")
+    );
 }
 
 #[test]
@@ -157,7 +193,11 @@ fn explain_never_panics_whatever_the_file_holds() {
         let f = d.path().join("m.eml");
         std::fs::write(&f, &bytes).unwrap();
         let out = ticketd(&["explain", f.to_str().unwrap(), "--json"]);
-        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert!(v["class"].is_string(), "{name}");
     }
@@ -167,14 +207,23 @@ fn explain_never_panics_whatever_the_file_holds() {
 fn explain_handles_every_mail_of_the_shared_corpus() {
     // Real mail written by others: bounces, auto-replies, odd clients, broken MIME.
     let root: PathBuf = repo().join("../shared/corpus");
-    assert!(root.is_dir(), "the shared corpus is missing at {}", root.display());
+    assert!(
+        root.is_dir(),
+        "the shared corpus is missing at {}",
+        root.display()
+    );
     let mut files = Vec::new();
     walk(&root, &mut files);
     let mut ran = 0;
-    for f in files.iter().filter(|f| f.extension().is_some_and(|e| e == "eml" || e == "txt" || e == "msg")) {
+    for f in files.iter().filter(|f| {
+        f.extension()
+            .is_some_and(|e| e == "eml" || e == "txt" || e == "msg")
+    }) {
         let raw = std::fs::read(f).unwrap();
         let opts = ticketd::explain::Options::default();
-        let now = chrono::DateTime::parse_from_rfc3339("2026-03-02T10:00:00Z").unwrap().with_timezone(&chrono::Utc);
+        let now = chrono::DateTime::parse_from_rfc3339("2026-03-02T10:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
         let v = std::panic::catch_unwind(|| ticketd::explain::explain(&raw, &opts, now))
             .unwrap_or_else(|_| panic!("explain panicked on {}", f.display()))
             .unwrap_or_else(|e| panic!("explain failed on {}: {e:#}", f.display()));

@@ -34,6 +34,9 @@ fn require(binary: &str) {
     assert!(found, "{binary} is not installed: {SETUP_HINT}");
 }
 
+/// How often a condition is checked while waiting for it.
+const POLL: Duration = Duration::from_millis(20);
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -44,7 +47,9 @@ pub fn free_port() -> u16 {
 /// Waits for `cond` to hold, polling, failing after `deadline`.
 pub async fn wait_until<F: FnMut() -> bool>(what: &str, deadline: Duration, mut cond: F) {
     let start = Instant::now();
+    let mut poll = tokio::time::interval(POLL);
     loop {
+        poll.tick().await;
         if cond() {
             return;
         }
@@ -52,7 +57,6 @@ pub async fn wait_until<F: FnMut() -> bool>(what: &str, deadline: Duration, mut 
             start.elapsed() < deadline,
             "timed out after {deadline:?} waiting for {what}"
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -65,21 +69,13 @@ pub struct MailStack {
     postfix: bool,
 }
 
+#[derive(Default)]
 pub struct Options {
     /// Deliver replies through Postfix into Dovecot (readable from the
     /// customer's mailbox) instead of smtp-sink.
     pub postfix: bool,
     /// smtp-sink fault flags, e.g. `["-r", "MAIL"]`.
     pub sink_flags: Vec<String>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            postfix: false,
-            sink_flags: vec![],
-        }
-    }
 }
 
 impl MailStack {
@@ -190,7 +186,9 @@ impl MailStack {
     /// Waits until `user`'s `folder` holds `n` messages.
     pub async fn wait_for_count(&self, user: &str, folder: &str, n: u32, deadline: Duration) {
         let start = Instant::now();
+        let mut poll = tokio::time::interval(POLL);
         loop {
+            poll.tick().await;
             if self.count(user, folder).await == n {
                 return;
             }
@@ -198,7 +196,6 @@ impl MailStack {
                 start.elapsed() < deadline,
                 "timed out after {deadline:?} waiting for {n} messages in {user} {folder}"
             );
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

@@ -140,6 +140,8 @@ async fn a_tagged_reply_and_a_reply_with_only_references_update_the_same_ticket(
     let s = subjects(&stack);
     assert_eq!(s.len(), 3);
     assert!(s.iter().all(|x| x.contains("[TKT#1]")), "{s:?}");
+    // Regression: a follow-up's reply repeated the customer's prefixes and the tag.
+    assert_eq!(s[1], "Re: Pool degraded [TKT#1]");
     let kinds: Vec<String> = st
         .outbox(None)
         .unwrap()
@@ -204,15 +206,12 @@ async fn restarting_reprocesses_nothing_even_after_a_crash_between_commit_and_ac
             uid: 1,
             raw: raw.clone(),
             size: raw.len() as u64,
-            arrival: chrono::Utc::now(),
+            arrival: clock().now(),
         };
+        let now = shared.clock.now();
         let mut st = shared.store.lock().unwrap();
-        st.reset_mailbox(&mb.name, f.uidvalidity, chrono::Utc::now())
-            .unwrap();
-        shared
-            .engine
-            .ingest(&mut st, mb, &f, chrono::Utc::now())
-            .unwrap();
+        st.reset_mailbox(&mb.name, f.uidvalidity, now).unwrap();
+        shared.engine.ingest(&mut st, mb, &f, now).unwrap();
     }
     assert_eq!(
         stack.count("support@vendor.test", "INBOX").await,
