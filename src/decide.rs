@@ -222,30 +222,25 @@ pub fn decide(i: &Input<'_>) -> Decision {
     let ticket = thread_of(i, &mut reasons);
     let language = language_for(i, ticket);
 
+    let ignored = |reasons, events| {
+        base(
+            Outcome::Ignored,
+            TicketWrite::None,
+            none(),
+            language,
+            vec![],
+            reasons,
+            events,
+        )
+    };
     if class != Class::Human {
         // Machines never get an automatic reply. What they say is kept on the
         // ticket they belong to, without changing its state.
         return match (class, ticket) {
-            (Class::OwnLoop, _) => base(
-                Outcome::Ignored,
-                TicketWrite::None,
-                none(),
-                language,
-                vec![],
-                reasons,
-                events,
-            ),
+            (Class::OwnLoop, _) => ignored(reasons, events),
             (Class::List, None) if !i.mailbox.accept_lists => {
                 reasons.push("list mail makes no ticket in this mailbox".into());
-                base(
-                    Outcome::Ignored,
-                    TicketWrite::None,
-                    none(),
-                    language,
-                    vec![],
-                    reasons,
-                    events,
-                )
+                ignored(reasons, events)
             }
             (_, Some(t)) => {
                 events.push((
@@ -271,15 +266,7 @@ pub fn decide(i: &Input<'_>) -> Decision {
             }
             (_, None) => {
                 reasons.push("no ticket to attach it to".into());
-                base(
-                    Outcome::Ignored,
-                    TicketWrite::None,
-                    none(),
-                    language,
-                    vec![],
-                    reasons,
-                    events,
-                )
+                ignored(reasons, events)
             }
         };
     }
