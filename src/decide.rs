@@ -352,7 +352,7 @@ pub fn decide(i: &Input<'_>) -> Decision {
             }),
         });
     }
-    base(
+    let mut d = base(
         Outcome::Processed,
         write,
         view,
@@ -360,7 +360,12 @@ pub fn decide(i: &Input<'_>) -> Decision {
         replies,
         reasons,
         events,
-    )
+    );
+    if let Some(t) = ticket {
+        // A follow-up keeps the ticket's name, whatever its subject says now.
+        d.subject = t.subject.clone();
+    }
+    d
 }
 
 /// The decision for a mail that cannot be handled: stored raw, moved to
