@@ -198,15 +198,12 @@ fn default_prefix() -> Spanned<String> {
 struct RawLimits {
     #[serde(default = "default_max_message_bytes")]
     max_message_bytes: u64,
-    #[serde(default = "default_budget_ms")]
-    message_budget_ms: u64,
 }
 
 impl Default for RawLimits {
     fn default() -> Self {
         RawLimits {
             max_message_bytes: default_max_message_bytes(),
-            message_budget_ms: default_budget_ms(),
         }
     }
 }
@@ -214,10 +211,6 @@ impl Default for RawLimits {
 fn default_max_message_bytes() -> u64 {
     25 * 1024 * 1024
 }
-fn default_budget_ms() -> u64 {
-    10_000
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawMailbox {
@@ -386,7 +379,14 @@ impl Identity {
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_message_bytes: u64,
-    pub message_budget: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_bytes: default_max_message_bytes(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -686,7 +686,6 @@ impl Config {
                 ticket_prefix: prefix,
                 limits: Limits {
                     max_message_bytes: raw.limits.max_message_bytes.max(1024),
-                    message_budget: Duration::from_millis(raw.limits.message_budget_ms.max(10)),
                 },
                 mailboxes,
             }),

@@ -63,10 +63,7 @@ pub fn explain(raw: &[u8], opts: &Options, now: DateTime<Utc>) -> Result<serde_j
             Pack::fallback(),
             "TKT".to_string(),
             shipped_templates_dir(),
-            Limits {
-                max_message_bytes: 25 * 1024 * 1024,
-                message_budget: std::time::Duration::from_secs(10),
-            },
+            Limits::default(),
         ),
     };
     if let Some(name) = &opts.pack {

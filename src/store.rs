@@ -805,15 +805,6 @@ impl Store {
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
-
-    pub fn raw_message(&self, row: i64) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .conn
-            .query_row("SELECT raw FROM messages WHERE id = ?1", [row], |r| {
-                r.get(0)
-            })
-            .optional()?)
-    }
 }
 
 fn upsert_contact(

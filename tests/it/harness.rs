@@ -66,7 +66,6 @@ pub struct MailStack {
     pub imap_port: u16,
     pub lmtp_port: u16,
     pub smtp_port: u16,
-    postfix: bool,
 }
 
 #[derive(Default)]
@@ -94,7 +93,6 @@ impl MailStack {
             imap_port: free_port(),
             lmtp_port: free_port(),
             smtp_port: free_port(),
-            postfix: opts.postfix,
         };
         mailstack(&[
             "dovecot",
@@ -183,6 +181,17 @@ impl MailStack {
         n
     }
 
+    /// A customer's mail arriving in the support mailbox.
+    pub async fn deliver(&self, raw: &[u8]) {
+        self.append(
+            "support@vendor.test",
+            "INBOX",
+            raw,
+            "02-Mar-2026 09:00:00 -0800",
+        )
+        .await;
+    }
+
     /// Waits until `user`'s `folder` holds `n` messages.
     pub async fn wait_for_count(&self, user: &str, folder: &str, n: u32, deadline: Duration) {
         let start = Instant::now();
@@ -242,7 +251,6 @@ impl Drop for MailStack {
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
-        let _ = self.postfix;
     }
 }
 

@@ -45,9 +45,7 @@ async fn new_mail_gets_a_ticket_and_an_acknowledgement_with_the_tag() {
         "",
         "Serial: A1-12345\nMy pool is degraded.",
     );
-    stack
-        .append("support@vendor.test", "INBOX", &raw, DATE)
-        .await;
+    stack.deliver(&raw).await;
     once(&cfg).await;
 
     let tickets = db(&cfg).tickets().unwrap();
@@ -96,9 +94,7 @@ async fn a_tagged_reply_and_a_reply_with_only_references_update_the_same_ticket(
         "",
         "help",
     );
-    stack
-        .append("support@vendor.test", "INBOX", &first, DATE)
-        .await;
+    stack.deliver(&first).await;
     once(&cfg).await;
     let ack = parse(&stack.sink_messages()[0], chrono::DateTime::UNIX_EPOCH);
     let ack_id = ack.message_id.clone().unwrap();
@@ -112,9 +108,7 @@ async fn a_tagged_reply_and_a_reply_with_only_references_update_the_same_ticket(
         "",
         "more info",
     );
-    stack
-        .append("support@vendor.test", "INBOX", &tagged, DATE)
-        .await;
+    stack.deliver(&tagged).await;
     once(&cfg).await;
     // (b) a reply whose client mangled the subject but kept References.
     let mangled = mail(
@@ -125,9 +119,7 @@ async fn a_tagged_reply_and_a_reply_with_only_references_update_the_same_ticket(
         &format!("In-Reply-To: <{ack_id}>\r\nReferences: <a1@example.net> <{ack_id}>\r\n"),
         "any news?",
     );
-    stack
-        .append("support@vendor.test", "INBOX", &mangled, DATE)
-        .await;
+    stack.deliver(&mangled).await;
     once(&cfg).await;
 
     let st = db(&cfg);
@@ -163,9 +155,7 @@ async fn one_mail_in_two_mailboxes_makes_one_ticket() {
         "",
         "disk died",
     );
-    stack
-        .append("support@vendor.test", "INBOX", &raw, DATE)
-        .await;
+    stack.deliver(&raw).await;
     stack.append("rma@vendor.test", "INBOX", &raw, DATE).await;
     once(&cfg).await;
     let st = db(&cfg);
@@ -190,9 +180,7 @@ async fn restarting_reprocesses_nothing_even_after_a_crash_between_commit_and_ac
         "",
         "x",
     );
-    stack
-        .append("support@vendor.test", "INBOX", &raw, DATE)
-        .await;
+    stack.deliver(&raw).await;
 
     // Commit the message's effects without acknowledging it on IMAP, as a
     // crash right after the commit would leave it.
@@ -245,9 +233,7 @@ async fn a_uidvalidity_reset_rescans_without_duplicates() {
         "",
         "x",
     );
-    stack
-        .append("support@vendor.test", "INBOX", &raw, DATE)
-        .await;
+    stack.deliver(&raw).await;
     once(&cfg).await;
     assert_eq!(
         stack.count("support@vendor.test", "INBOX").await,
@@ -302,9 +288,7 @@ async fn a_mail_appended_while_running_is_picked_up_through_idle() {
         "",
         "x",
     );
-    stack
-        .append("support@vendor.test", "INBOX", &raw, DATE)
-        .await;
+    stack.deliver(&raw).await;
     wait_until("the acknowledgement", WAIT, || {
         stack.sink_messages().len() == 1
     })
@@ -328,9 +312,7 @@ async fn a_japanese_iso_2022_jp_mail_is_stored_and_answered_with_its_subject_int
     let cfg = stack.config(|c| c.pack = "qnap-jp".into());
     // Subject 障害について and a body, in ISO-2022-JP as Japanese clients send it.
     let raw = b"From: =?ISO-2022-JP?B?GyRCOzNFRBsoQg==?= <taro@example.jp>\r\nTo: support@vendor.test\r\nSubject: =?ISO-2022-JP?B?GyRCPmMzMiRLJEQkJCRGGyhC?=\r\nMessage-ID: <jp1@example.jp>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=ISO-2022-JP\r\nContent-Transfer-Encoding: 7bit\r\n\r\n\x1b$B%G%#%9%/$,2u$l$^$7$?!#\x1b(B\r\n";
-    stack
-        .append("support@vendor.test", "INBOX", raw, DATE)
-        .await;
+    stack.deliver(raw).await;
     once(&cfg).await;
 
     let st = db(&cfg);
@@ -381,9 +363,7 @@ async fn an_auto_reply_gets_no_reply() {
         "x",
     );
     for raw in [&ooo, &bulk, &null] {
-        stack
-            .append("support@vendor.test", "INBOX", raw, DATE)
-            .await;
+        stack.deliver(raw).await;
     }
     once(&cfg).await;
     assert!(stack.sink_messages().is_empty(), "no reply to a machine");
@@ -414,9 +394,7 @@ async fn an_smtp_server_that_answers_4xx_first_gets_the_reply_once() {
         "",
         "x",
     );
-    stack
-        .append("support@vendor.test", "INBOX", &raw, DATE)
-        .await;
+    stack.deliver(&raw).await;
     let dbpath = cfg.database.clone();
     let row = |p: &std::path::Path| {
         Store::open_read_only(p)
@@ -465,9 +443,7 @@ async fn a_5xx_is_recorded_as_failed_and_staff_are_told() {
         "",
         "x",
     );
-    stack
-        .append("support@vendor.test", "INBOX", &raw, DATE)
-        .await;
+    stack.deliver(&raw).await;
     once(&cfg).await;
     let rows = db(&cfg).outbox(None).unwrap();
     assert_eq!(rows[0].kind, "ack_new");
@@ -501,12 +477,8 @@ async fn a_mail_that_cannot_be_handled_is_quarantined_and_the_next_is_processed(
         "",
         "hello",
     );
-    stack
-        .append("support@vendor.test", "INBOX", &big, DATE)
-        .await;
-    stack
-        .append("support@vendor.test", "INBOX", &fine, DATE)
-        .await;
+    stack.deliver(&big).await;
+    stack.deliver(&fine).await;
     once(&cfg).await;
     assert_eq!(stack.count("support@vendor.test", "Quarantine").await, 1);
     assert_eq!(stack.count("support@vendor.test", "Processed").await, 1);
