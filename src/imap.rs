@@ -336,12 +336,25 @@ impl Watcher<'_> {
             .into_iter()
             .filter(|u| !known.iter().any(|(k, _)| k == u))
             .collect();
-        for chunk in fresh.chunks(self.m.batch_size as usize) {
-            if cancel.is_cancelled() {
-                break;
-            }
-            let fetched = self.fetch(s, chunk).await?;
-            let results = self.ingest(fetched).await?;
+        // While one batch is being stored, the next is fetched (read-only,
+        // BODY.PEEK); each batch is acknowledged only after its own commit.
+        let chunks: Vec<&[u32]> = fresh.chunks(self.m.batch_size as usize).collect();
+        let mut next = match chunks.first() {
+            Some(c) if !cancel.is_cancelled() => Some(self.fetch(s, c).await?),
+            _ => None,
+        };
+        for i in 0..chunks.len() {
+            let Some(fetched) = next.take() else { break };
+            let ingest = self.ingest(fetched);
+            let (results, failed) = match chunks.get(i + 1) {
+                Some(c) if !cancel.is_cancelled() => {
+                    let (ingested, prefetched) = tokio::join!(ingest, self.fetch(s, c));
+                    let ingested = ingested?;
+                    next = Some(prefetched?);
+                    ingested
+                }
+                _ => ingest.await?,
+            };
             let (q, p): (Vec<&Ingested>, Vec<&Ingested>) = results
                 .iter()
                 .partition(|r| r.outcome == Outcome::Quarantined);
@@ -352,6 +365,11 @@ impl Watcher<'_> {
                 .await?;
             self.ack(s, &q.iter().map(|r| r.uid).collect::<Vec<_>>(), true)
                 .await?;
+            if let Some(e) = failed {
+                // What was committed before the failure is acknowledged; the
+                // failing message and those after it are fetched again.
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -410,29 +428,44 @@ impl Watcher<'_> {
         Ok(out)
     }
 
-    async fn ingest(&self, fetched: Vec<Fetched>) -> Result<Vec<Ingested>> {
+    /// Ingests a fetched batch in one transaction, a savepoint per message,
+    /// committed (one sync) before anything is acknowledged. A message that
+    /// cannot be handled is quarantined alone; a database failure on one
+    /// message stops the batch there: what came before it is committed and
+    /// returned, with the error.
+    async fn ingest(
+        &self,
+        fetched: Vec<Fetched>,
+    ) -> Result<(Vec<Ingested>, Option<anyhow::Error>)> {
         let shared = self.shared.clone();
         let m = self.m.clone();
-        tokio::task::spawn_blocking(move || -> Result<Vec<Ingested>> {
-            let mut out = Vec::with_capacity(fetched.len());
+        tokio::task::spawn_blocking(move || -> Result<_> {
             let mut st = shared.store.lock().map_err(|_| anyhow!("store lock poisoned"))?;
-            for f in &fetched {
-                let span = info_span!("message", mailbox = %m.name, uid = f.uid, ticket = tracing::field::Empty);
-                let _g = span.enter();
-                let r = shared
-                    .engine
-                    .ingest(&mut st, &m, f, shared.clock.now())
-                    .with_context(|| format!("mailbox {} uid {}", m.name, f.uid))?;
-                if let Some(t) = r.ticket_id {
-                    span.record("ticket", t);
+            let mut failed = None;
+            let out = st.in_batch(|st| {
+                let mut out = Vec::with_capacity(fetched.len());
+                for f in &fetched {
+                    let span = info_span!("message", mailbox = %m.name, uid = f.uid, ticket = tracing::field::Empty);
+                    let _g = span.enter();
+                    let r = match shared.engine.ingest(st, &m, f, shared.clock.now()) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            failed = Some(e.context(format!("mailbox {} uid {}", m.name, f.uid)));
+                            break;
+                        }
+                    };
+                    if let Some(t) = r.ticket_id {
+                        span.record("ticket", t);
+                    }
+                    match r.outcome {
+                        Outcome::Quarantined => warn!(reason = %r.reasons.join("; "), "quarantined"),
+                        o => info!(outcome = o.as_str(), replies = r.queued, "processed"),
+                    }
+                    out.push(r);
                 }
-                match r.outcome {
-                    Outcome::Quarantined => warn!(reason = %r.reasons.join("; "), "quarantined"),
-                    o => info!(outcome = o.as_str(), replies = r.queued, "processed"),
-                }
-                out.push(r);
-            }
-            Ok(out)
+                Ok(out)
+            })?;
+            Ok((out, failed))
         })
         .await
         .context("intake task")?

@@ -1,4 +1,4 @@
-//! The outbox worker: sends queued mail over one reused SMTP connection, marks it sent after 250, retries 4xx and drops, records 5xx.
+//! The outbox worker: sends queued mail over a few reused SMTP connections, marks it sent after 250, retries 4xx and drops, records 5xx.
 
 use crate::backoff;
 use crate::config::{SmtpConfig, Tls};
@@ -6,6 +6,7 @@ use crate::daemon::Shared;
 use crate::net;
 use crate::store::OutboxRow;
 use anyhow::{Context, Result, anyhow};
+use futures_util::future::join_all;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
@@ -146,11 +147,13 @@ impl Sender {
 pub async fn run(shared: Arc<Shared>, cancel: CancellationToken, once: bool) -> Result<()> {
     let span = info_span!("outbox");
     async move {
-        let mut sender = Sender::new(shared.smtp.clone());
+        let mut senders: Vec<Sender> = (0..CONNECTIONS)
+            .map(|_| Sender::new(shared.smtp.clone()))
+            .collect();
         let drain_for = chrono::Duration::seconds(60);
         let started = shared.clock.now();
         loop {
-            let sent_any = send_due(&shared, &mut sender, &cancel).await?;
+            let sent_any = send_due(&shared, &mut senders, &cancel).await?;
             if cancel.is_cancelled() {
                 break;
             }
@@ -175,7 +178,9 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken, once: bool) -> 
                 _ = cancel.cancelled() => break,
             }
         }
-        sender.close().await;
+        for s in &mut senders {
+            s.close().await;
+        }
         Ok(())
     }
     .instrument(span)
@@ -195,55 +200,97 @@ async fn blocking<T: Send + 'static>(
     .context("store task")?
 }
 
+/// How many SMTP connections the outbox uses at most; one mail alone uses one.
+const CONNECTIONS: usize = 4;
+/// How many mails are attempted between two writes of their results. A crash
+/// in between sends at most these again (with the same Message-IDs).
+const CHUNK: usize = 64;
+
 /// Sends every mail due now. Returns whether any attempt was made.
 async fn send_due(
     shared: &Arc<Shared>,
-    sender: &mut Sender,
+    senders: &mut [Sender],
     cancel: &CancellationToken,
 ) -> Result<bool> {
     let now = shared.clock.now();
-    let due = blocking(shared, move |st| st.due_outbox(now, 200)).await?;
+    let due = blocking(shared, move |st| st.due_outbox(now, 4 * CHUNK)).await?;
     if due.is_empty() {
         return Ok(false);
     }
     let max = shared.smtp.max_attempts;
     let retry_base = shared.smtp.retry_base;
-    for row in due {
+    for chunk in due.chunks(CHUNK) {
         if cancel.is_cancelled() {
             break;
         }
-        let span = info_span!("send", outbox = row.id, ticket = row.ticket_id, kind = %row.kind);
-        let id = row.id;
+        let ids: Vec<i64> = chunk.iter().map(|r| r.id).collect();
         // Counted before the attempt: a mail that crashes us still runs out of tries.
-        let attempts = blocking(shared, move |st| st.begin_attempt(id)).await?;
-        let result = sender.send(&row).instrument(span.clone()).await;
+        let attempts = blocking(shared, move |st| st.begin_attempts(&ids)).await?;
+        let results = send_all(senders, chunk).await;
         let now = shared.clock.now();
-        let _g = span.enter();
-        match result {
-            Ok(()) => {
-                info!(to = %row.rcpt_to.join(","), attempts, "sent");
-                blocking(shared, move |st| st.mark_sent(id, now)).await?;
+        let (mut sent, mut retry, mut failed) = (Vec::new(), Vec::new(), Vec::new());
+        for ((row, result), attempts) in chunk.iter().zip(results).zip(attempts) {
+            let span =
+                info_span!("send", outbox = row.id, ticket = row.ticket_id, kind = %row.kind);
+            let _g = span.enter();
+            match result {
+                Ok(()) => {
+                    info!(to = %row.rcpt_to.join(","), attempts, "sent");
+                    sent.push(row.id);
+                }
+                Err(SendError::Transient(e)) if attempts < max => {
+                    let delay = backoff::delay(attempts - 1, retry_base, Duration::from_secs(3600));
+                    let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
+                    warn!(
+                        attempts,
+                        retry_in_ms = delay.as_millis() as u64,
+                        "temporary failure: {e}"
+                    );
+                    retry.push((row.id, at, e));
+                }
+                Err(SendError::Transient(e)) | Err(SendError::Permanent(e)) => {
+                    error!(attempts, "delivery failed for good: {e}");
+                    failed.push((row, e));
+                }
             }
-            Err(SendError::Transient(e)) if attempts < max => {
-                let delay = backoff::delay(attempts - 1, retry_base, Duration::from_secs(3600));
-                let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
-                warn!(
-                    attempts,
-                    retry_in_ms = delay.as_millis() as u64,
-                    "temporary failure: {e}"
-                );
-                blocking(shared, move |st| st.mark_retry(id, at, &e)).await?;
-            }
-            Err(SendError::Transient(e)) | Err(SendError::Permanent(e)) => {
-                error!(attempts, "delivery failed for good: {e}");
-                let notice = shared.engine.send_failed_notice(&row, &e, now)?;
-                blocking(shared, move |st| {
-                    st.mark_failed(id, &e, notice.as_ref(), now)
-                })
-                .await?;
-                shared.outbox_wake.notify_one();
-            }
+        }
+        blocking(shared, move |st| st.record_sends(&sent, &retry, now)).await?;
+        for (row, e) in failed {
+            let id = row.id;
+            let notice = shared.engine.send_failed_notice(row, &e, now)?;
+            blocking(shared, move |st| {
+                st.mark_failed(id, &e, notice.as_ref(), now)
+            })
+            .await?;
+            shared.outbox_wake.notify_one();
         }
     }
     Ok(true)
+}
+
+/// Sends `rows` spread over the senders (mail `i` on connection `i % n`),
+/// the connections working at once; returns each mail's result in order.
+async fn send_all(senders: &mut [Sender], rows: &[OutboxRow]) -> Vec<Result<(), SendError>> {
+    let n = senders.len().min(rows.len()).max(1);
+    let work = senders
+        .iter_mut()
+        .take(n)
+        .enumerate()
+        .map(|(j, sender)| async move {
+            let mut out = Vec::new();
+            for (i, row) in rows.iter().enumerate().skip(j).step_by(n) {
+                let span =
+                    info_span!("send", outbox = row.id, ticket = row.ticket_id, kind = %row.kind);
+                out.push((i, sender.send(row).instrument(span).await));
+            }
+            out
+        });
+    let mut results: Vec<Option<Result<(), SendError>>> = rows.iter().map(|_| None).collect();
+    for (i, r) in join_all(work).await.into_iter().flatten() {
+        results[i] = Some(r);
+    }
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(SendError::Transient("not attempted".into()))))
+        .collect()
 }

@@ -2,12 +2,13 @@
 
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::Serialize;
 use std::path::Path;
 
 /// Versioned migrations; `user_version` holds how many have run.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE mailbox_state (
     mailbox     TEXT PRIMARY KEY,
     uidvalidity INTEGER NOT NULL,
@@ -92,7 +93,13 @@ CREATE TABLE outbox (
     sent_at         TEXT
 ) STRICT;
 CREATE INDEX outbox_due ON outbox(status, next_attempt_at);
-"#];
+"#,
+    // A ticket's participants are read for every tagged or threaded mail;
+    // without this index that read scans every stored message.
+    r#"
+CREATE INDEX messages_ticket ON messages(ticket_id);
+"#,
+];
 
 /// Timestamps are stored as fixed-width UTC text so that they sort as they compare.
 pub fn ts(t: DateTime<Utc>) -> String {
@@ -331,16 +338,13 @@ impl Store {
     pub fn mailbox_state(&self, mailbox: &str) -> Result<Option<MailboxState>> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT uidvalidity, last_uid FROM mailbox_state WHERE mailbox = ?1",
-                [mailbox],
-                |r| {
-                    Ok(MailboxState {
-                        uidvalidity: r.get::<_, i64>(0)? as u32,
-                        last_uid: r.get::<_, i64>(1)? as u32,
-                    })
-                },
-            )
+            .prepare_cached("SELECT uidvalidity, last_uid FROM mailbox_state WHERE mailbox = ?1")?
+            .query_row([mailbox], |r| {
+                Ok(MailboxState {
+                    uidvalidity: r.get::<_, i64>(0)? as u32,
+                    last_uid: r.get::<_, i64>(1)? as u32,
+                })
+            })
             .optional()?)
     }
 
@@ -383,21 +387,20 @@ impl Store {
     pub fn ticket(&self, id: i64) -> Result<Option<TicketInfo>> {
         let row = self
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT t.id, t.subject, t.status, c.address, t.language
                  FROM tickets t JOIN contacts c ON c.id = t.requester_id WHERE t.id = ?1",
-                [id],
-                |r| {
-                    Ok(TicketInfo {
-                        id: r.get(0)?,
-                        subject: r.get(1)?,
-                        status: r.get(2)?,
-                        requester: r.get(3)?,
-                        language: r.get(4)?,
-                        participants: Vec::new(),
-                    })
-                },
-            )
+            )?
+            .query_row([id], |r| {
+                Ok(TicketInfo {
+                    id: r.get(0)?,
+                    subject: r.get(1)?,
+                    status: r.get(2)?,
+                    requester: r.get(3)?,
+                    language: r.get(4)?,
+                    participants: Vec::new(),
+                })
+            })
             .optional()?;
         let Some(mut t) = row else { return Ok(None) };
         let mut stmt = self.conn.prepare_cached(
@@ -425,17 +428,16 @@ impl Store {
     pub fn contact(&self, address: &str) -> Result<Option<ContactInfo>> {
         Ok(self
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT address, language, undeliverable FROM contacts WHERE address = lower(?1)",
-                [address],
-                |r| {
-                    Ok(ContactInfo {
-                        address: r.get(0)?,
-                        language: r.get(1)?,
-                        undeliverable: r.get::<_, i64>(2)? != 0,
-                    })
-                },
-            )
+            )?
+            .query_row([address], |r| {
+                Ok(ContactInfo {
+                    address: r.get(0)?,
+                    language: r.get(1)?,
+                    undeliverable: r.get::<_, i64>(2)? != 0,
+                })
+            })
             .optional()?)
     }
 
@@ -455,13 +457,9 @@ impl Store {
             })
         };
         if let Some(id) = message_id {
-            let d = self
-                .conn
-                .query_row(
-                    "SELECT id, mailbox, ticket_id FROM messages
+            let d = self.conn.prepare_cached("SELECT id, mailbox, ticket_id FROM messages
                      WHERE message_id = ?1 AND coalesce(lower(sender), '') = lower(?2) AND outcome != 'quarantined'
-                     ORDER BY id LIMIT 1",
-                    params![id, sender.unwrap_or("")],
+                     ORDER BY id LIMIT 1")?.query_row(params![id, sender.unwrap_or("")],
                     map,
                 )
                 .optional()?;
@@ -469,12 +467,8 @@ impl Store {
                 return Ok(d);
             }
         }
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT id, mailbox, ticket_id FROM messages WHERE content_hash = ?1 AND outcome != 'quarantined'
-                 ORDER BY id LIMIT 1",
-                [content_hash],
+        Ok(self.conn.prepare_cached("SELECT id, mailbox, ticket_id FROM messages WHERE content_hash = ?1 AND outcome != 'quarantined'
+                 ORDER BY id LIMIT 1")?.query_row([content_hash],
                 map,
             )
             .optional()?)
@@ -483,11 +477,8 @@ impl Store {
     pub fn next_ticket_id(&self) -> Result<i64> {
         let seq: Option<i64> = self
             .conn
-            .query_row(
-                "SELECT seq FROM sqlite_sequence WHERE name = 'tickets'",
-                [],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT seq FROM sqlite_sequence WHERE name = 'tickets'")?
+            .query_row([], |r| r.get(0))
             .optional()?;
         Ok(seq.unwrap_or(0) + 1)
     }
@@ -518,10 +509,33 @@ impl Store {
 
     // ----- the one write per message -------------------------------------------
 
-    /// Writes every effect of one message in one transaction: the raw message,
+    /// Runs `f` in one transaction: every `apply` inside it is a savepoint of
+    /// that transaction, so a message that fails leaves the others standing,
+    /// and all of them are committed together (one sync) when `f` returns
+    /// `Ok`. When `f` fails, nothing of it is written.
+    pub fn in_batch<T>(&mut self, f: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        match f(self) {
+            Ok(v) => match self.conn.execute_batch("COMMIT") {
+                Ok(()) => Ok(v),
+                Err(e) => {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                    Err(e.into())
+                }
+            },
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes every effect of one message atomically: the raw message,
     /// the contact, the ticket, its events, the outgoing mail `render` produces
     /// for the ticket, and the mailbox's high-water mark. `render` runs inside
-    /// the transaction: if it fails, nothing is written.
+    /// the savepoint: if it fails, nothing is written. Outside `in_batch` the
+    /// savepoint is its own transaction, committed on return; inside, it
+    /// becomes durable when the batch commits.
     pub fn apply(
         &mut self,
         msg: &MessageRow<'_>,
@@ -530,7 +544,7 @@ impl Store {
         now: DateTime<Utc>,
         render: impl FnOnce(Option<i64>) -> Result<Vec<NewMail>>,
     ) -> Result<Applied> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let now_s = ts(now);
         let ticket_id = match ticket {
             TicketWrite::None => None,
@@ -542,27 +556,23 @@ impl Store {
             } => {
                 let contact =
                     upsert_contact(&tx, requester, requester_name.as_deref(), language, &now_s)?;
-                tx.execute(
-                    "INSERT INTO tickets (subject, status, requester_id, mailbox, language, created_at, updated_at)
-                     VALUES (?1, 'open', ?2, ?3, ?4, ?5, ?5)",
-                    params![subject, contact, msg.origin.mailbox, language, now_s],
+                tx.prepare_cached("INSERT INTO tickets (subject, status, requester_id, mailbox, language, created_at, updated_at)
+                     VALUES (?1, 'open', ?2, ?3, ?4, ?5, ?5)")?.execute(params![subject, contact, msg.origin.mailbox, language, now_s],
                 )?;
                 Some(tx.last_insert_rowid())
             }
             TicketWrite::Update { id } => {
-                tx.execute(
+                tx.prepare_cached(
                     "UPDATE tickets SET status = 'open', updated_at = ?2 WHERE id = ?1",
-                    params![id, now_s],
-                )?;
+                )?
+                .execute(params![id, now_s])?;
                 Some(*id)
             }
             TicketWrite::Attach { id } => Some(*id),
         };
-        tx.execute(
-            "INSERT INTO messages (mailbox, uidvalidity, uid, message_id, sender, content_hash, arrival, size, raw,
+        tx.prepare_cached("INSERT INTO messages (mailbox, uidvalidity, uid, message_id, sender, content_hash, arrival, size, raw,
                                    class, outcome, reason, ticket_id, stored_at)
-             VALUES (?1, ?2, ?3, ?4, lower(?5), ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-            params![
+             VALUES (?1, ?2, ?3, ?4, lower(?5), ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)")?.execute(params![
                 msg.origin.mailbox,
                 msg.origin.uidvalidity as i64,
                 msg.origin.uid as i64,
@@ -583,16 +593,12 @@ impl Store {
         if let (Some(t), Some(mid)) = (ticket_id, msg.message_id)
             && msg.outcome == "processed"
         {
-            tx.execute(
-                "INSERT OR IGNORE INTO thread_ids (message_id, ticket_id, origin) VALUES (?1, ?2, 'in')",
-                params![mid, t],
+            tx.prepare_cached("INSERT OR IGNORE INTO thread_ids (message_id, ticket_id, origin) VALUES (?1, ?2, 'in')")?.execute(params![mid, t],
             )?;
         }
         if let Some(t) = ticket_id {
             for (kind, detail) in events {
-                tx.execute(
-                    "INSERT INTO ticket_events (ticket_id, at, kind, message_row, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![t, now_s, kind, message_row, detail],
+                tx.prepare_cached("INSERT INTO ticket_events (ticket_id, at, kind, message_row, detail) VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(params![t, now_s, kind, message_row, detail],
                 )?;
             }
         }
@@ -687,30 +693,50 @@ impl Store {
         }
     }
 
-    /// Counts an attempt before it is made, so that a mail that crashes the
-    /// sender still uses up its attempts.
-    pub fn begin_attempt(&self, id: i64) -> Result<u32> {
-        let n: i64 = self.conn.query_row(
-            "UPDATE outbox SET attempts = attempts + 1 WHERE id = ?1 RETURNING attempts",
-            [id],
-            |r| r.get(0),
-        )?;
-        Ok(n as u32)
+    /// Counts an attempt for each of `ids` before any of them is made (one
+    /// transaction), so that a mail that crashes the sender still uses up its
+    /// attempts. Returns the new attempt count of each, in order.
+    pub fn begin_attempts(&mut self, ids: &[i64]) -> Result<Vec<u32>> {
+        let tx = self.conn.transaction()?;
+        let mut out = Vec::with_capacity(ids.len());
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE outbox SET attempts = attempts + 1 WHERE id = ?1 RETURNING attempts",
+            )?;
+            for id in ids {
+                let n: i64 = stmt.query_row([id], |r| r.get(0))?;
+                out.push(n as u32);
+            }
+        }
+        tx.commit()?;
+        Ok(out)
     }
 
-    pub fn mark_sent(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
-        self.conn.execute(
-            "UPDATE outbox SET status = 'sent', sent_at = ?2, last_error = NULL WHERE id = ?1",
-            params![id, ts(now)],
-        )?;
-        Ok(())
-    }
-
-    pub fn mark_retry(&self, id: i64, at: DateTime<Utc>, error: &str) -> Result<()> {
-        self.conn.execute(
-            "UPDATE outbox SET next_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
-            params![id, ts(at), error],
-        )?;
+    /// Records in one transaction the mail the server accepted (`sent`) and the
+    /// mail to try again at a later time (`retry`: id, when, why).
+    pub fn record_sends(
+        &mut self,
+        sent: &[i64],
+        retry: &[(i64, DateTime<Utc>, String)],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        let now_s = ts(now);
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE outbox SET status = 'sent', sent_at = ?2, last_error = NULL WHERE id = ?1",
+            )?;
+            for id in sent {
+                stmt.execute(params![id, now_s])?;
+            }
+            let mut stmt = tx.prepare_cached(
+                "UPDATE outbox SET next_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
+            )?;
+            for (id, at, error) in retry {
+                stmt.execute(params![id, ts(*at), error])?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -795,6 +821,17 @@ impl Store {
         Ok(rows)
     }
 
+    /// How many outbox rows there are in each status.
+    pub fn outbox_counts(&self) -> Result<Vec<(String, i64)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT status, count(*) FROM outbox GROUP BY status ORDER BY status")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
     /// How many stored messages there are with each outcome.
     pub fn message_outcomes(&self) -> Result<Vec<(String, i64)>> {
         let mut stmt = self
@@ -808,27 +845,23 @@ impl Store {
 }
 
 fn upsert_contact(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     address: &str,
     name: Option<&str>,
     language: &str,
     now: &str,
 ) -> Result<i64> {
-    Ok(tx.query_row(
-        "INSERT INTO contacts (address, name, language, created_at) VALUES (lower(?1), ?2, ?3, ?4)
+    Ok(tx.prepare_cached("INSERT INTO contacts (address, name, language, created_at) VALUES (lower(?1), ?2, ?3, ?4)
          ON CONFLICT(address) DO UPDATE SET name = coalesce(excluded.name, contacts.name),
                                             language = coalesce(contacts.language, excluded.language)
-         RETURNING id",
-        params![address, name, language, now],
+         RETURNING id")?.query_row(params![address, name, language, now],
         |r| r.get(0),
     )?)
 }
 
-fn queue_mail(tx: &Transaction<'_>, ticket_id: Option<i64>, m: &NewMail, now: &str) -> Result<i64> {
-    tx.execute(
-        "INSERT INTO outbox (ticket_id, kind, message_id, mail_from, rcpt_to, raw, status, attempts, next_attempt_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', 0, ?7, ?7)",
-        params![
+fn queue_mail(tx: &Connection, ticket_id: Option<i64>, m: &NewMail, now: &str) -> Result<i64> {
+    tx.prepare_cached("INSERT INTO outbox (ticket_id, kind, message_id, mail_from, rcpt_to, raw, status, attempts, next_attempt_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', 0, ?7, ?7)")?.execute(params![
             ticket_id,
             m.kind,
             m.message_id,
@@ -840,24 +873,18 @@ fn queue_mail(tx: &Transaction<'_>, ticket_id: Option<i64>, m: &NewMail, now: &s
     )?;
     let id = tx.last_insert_rowid();
     if let Some(t) = ticket_id {
-        tx.execute(
-            "INSERT OR IGNORE INTO thread_ids (message_id, ticket_id, origin) VALUES (?1, ?2, 'out')",
-            params![m.message_id, t],
+        tx.prepare_cached("INSERT OR IGNORE INTO thread_ids (message_id, ticket_id, origin) VALUES (?1, ?2, 'out')")?.execute(params![m.message_id, t],
         )?;
-        tx.execute(
-            "INSERT INTO ticket_events (ticket_id, at, kind, message_row, detail) VALUES (?1, ?2, 'mail_queued', NULL, ?3)",
-            params![t, now, format!("{} to {}", m.kind, m.rcpt_to.join(", "))],
+        tx.prepare_cached("INSERT INTO ticket_events (ticket_id, at, kind, message_row, detail) VALUES (?1, ?2, 'mail_queued', NULL, ?3)")?.execute(params![t, now, format!("{} to {}", m.kind, m.rcpt_to.join(", "))],
         )?;
     }
     Ok(id)
 }
 
-fn advance_mailbox(tx: &Transaction<'_>, o: &Origin<'_>, now: &str) -> Result<()> {
-    tx.execute(
-        "INSERT INTO mailbox_state (mailbox, uidvalidity, last_uid, updated_at) VALUES (?1, ?2, ?3, ?4)
+fn advance_mailbox(tx: &Connection, o: &Origin<'_>, now: &str) -> Result<()> {
+    tx.prepare_cached("INSERT INTO mailbox_state (mailbox, uidvalidity, last_uid, updated_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(mailbox) DO UPDATE SET last_uid = max(last_uid, excluded.last_uid), updated_at = excluded.updated_at
-         WHERE mailbox_state.uidvalidity = excluded.uidvalidity",
-        params![o.mailbox, o.uidvalidity as i64, o.uid as i64, now],
+         WHERE mailbox_state.uidvalidity = excluded.uidvalidity")?.execute(params![o.mailbox, o.uidvalidity as i64, o.uid as i64, now],
     )?;
     Ok(())
 }
@@ -936,6 +963,125 @@ mod tests {
         assert!(s.tickets().unwrap().is_empty());
         assert!(s.mailbox_state("support").unwrap().is_none());
         assert!(s.known_outcomes("support", 7, &[1]).unwrap().is_empty());
+    }
+
+    fn new_ticket(who: &str) -> TicketWrite {
+        TicketWrite::New {
+            subject: "Disk".into(),
+            language: "en".into(),
+            requester: who.into(),
+            requester_name: None,
+        }
+    }
+
+    fn reply(id: &str) -> NewMail {
+        NewMail {
+            kind: "ack".into(),
+            message_id: id.into(),
+            mail_from: "support@vendor.test".into(),
+            rcpt_to: vec!["ann@example.net".into()],
+            raw: b"reply".to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_message_that_fails_in_a_batch_is_rolled_back_alone_and_the_rest_commit() {
+        let mut s = Store::in_memory().unwrap();
+        let results = s
+            .in_batch(|st| {
+                let a = st.apply(
+                    &row(1, b"one"),
+                    &new_ticket("ann@example.net"),
+                    &[("created", "a".into())],
+                    now(),
+                    |_| Ok(vec![reply("r1@t")]),
+                );
+                // Fails after its ticket, message and event rows were written.
+                let b = st.apply(
+                    &row(2, b"two"),
+                    &new_ticket("bob@example.net"),
+                    &[("created", "b".into())],
+                    now(),
+                    |_| anyhow::bail!("template broke"),
+                );
+                let c = st.apply(
+                    &row(3, b"three"),
+                    &new_ticket("cy@example.net"),
+                    &[("created", "c".into())],
+                    now(),
+                    |_| Ok(vec![reply("r3@t")]),
+                );
+                Ok((a.is_ok(), b.is_ok(), c.is_ok()))
+            })
+            .unwrap();
+        assert_eq!(results, (true, false, true));
+        let known: Vec<u32> = s
+            .known_outcomes("support", 7, &[1, 2, 3])
+            .unwrap()
+            .into_iter()
+            .map(|(u, _)| u)
+            .collect();
+        assert_eq!(known, vec![1, 3], "the failed message left nothing behind");
+        let requesters: Vec<String> = s
+            .tickets()
+            .unwrap()
+            .into_iter()
+            .map(|t| t.requester)
+            .collect();
+        assert_eq!(requesters, vec!["ann@example.net", "cy@example.net"]);
+        assert_eq!(s.outbox(None).unwrap().len(), 2);
+        assert_eq!(s.mailbox_state("support").unwrap().unwrap().last_uid, 3);
+        // The failed message can be stored afterwards (as the quarantine path does).
+        s.apply(&row(2, b"two"), &TicketWrite::None, &[], now(), |_| {
+            Ok(vec![])
+        })
+        .unwrap();
+        assert_eq!(s.known_outcomes("support", 7, &[2]).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_batch_that_fails_writes_nothing_of_any_message() {
+        let mut s = Store::in_memory().unwrap();
+        let r: Result<()> = s.in_batch(|st| {
+            st.apply(
+                &row(1, b"one"),
+                &new_ticket("ann@example.net"),
+                &[],
+                now(),
+                |_| Ok(vec![reply("r1@t")]),
+            )?;
+            anyhow::bail!("database went away")
+        });
+        assert!(r.is_err());
+        assert!(s.tickets().unwrap().is_empty());
+        assert!(s.outbox(None).unwrap().is_empty());
+        assert!(s.mailbox_state("support").unwrap().is_none());
+        // The store is usable again: the transaction was closed.
+        s.in_batch(|st| {
+            st.apply(&row(1, b"one"), &TicketWrite::None, &[], now(), |_| {
+                Ok(vec![])
+            })
+        })
+        .unwrap();
+        assert_eq!(s.known_outcomes("support", 7, &[1]).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn attempts_are_counted_before_sending_and_results_recorded_together() {
+        let mut s = Store::in_memory().unwrap();
+        let a = s.queue(None, &reply("a@t"), now()).unwrap();
+        let b = s.queue(None, &reply("b@t"), now()).unwrap();
+        assert_eq!(s.begin_attempts(&[a, b]).unwrap(), vec![1, 1]);
+        let later = now() + chrono::Duration::seconds(30);
+        s.record_sends(&[a], &[(b, later, "451 try later".into())], now())
+            .unwrap();
+        let rows = s.outbox(None).unwrap();
+        assert_eq!(rows[0].status, "sent");
+        assert_eq!(rows[1].status, "queued");
+        assert_eq!(rows[1].last_error.as_deref(), Some("451 try later"));
+        assert!(s.due_outbox(now(), 10).unwrap().is_empty(), "b waits");
+        assert_eq!(s.due_outbox(later, 10).unwrap().len(), 1);
+        assert_eq!(s.begin_attempts(&[b]).unwrap(), vec![2]);
     }
 
     #[test]

@@ -1,20 +1,46 @@
 //! Which ticket a mail belongs to: the subject tag, whatever clients did to the subject, and reply prefixes.
 
 use regex::Regex;
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
 /// The tag we put in every subject: `[PREFIX#123]`.
 pub fn tag(prefix: &str, id: i64) -> String {
     format!("[{prefix}#{id}]")
 }
 
+/// A regex built from the ticket prefix, compiled once per prefix and kind
+/// (compiling one costs far more than reading a mail with it).
+fn cached(kind: &str, prefix: &str, build: impl FnOnce() -> Option<Regex>) -> Option<Regex> {
+    static CACHE: OnceLock<Mutex<HashMap<(String, String), Option<Regex>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let key = (kind.to_string(), prefix.to_string());
+    if let Ok(c) = cache.lock()
+        && let Some(r) = c.get(&key)
+    {
+        return r.clone();
+    }
+    let r = build();
+    if let Ok(mut c) = cache.lock() {
+        // A daemon has one prefix; the bound only keeps odd callers from growing it.
+        if c.len() >= 64 {
+            c.clear();
+        }
+        c.insert(key, r.clone());
+    }
+    r
+}
+
 fn tag_regex(prefix: &str) -> Regex {
-    // Clients and people mangle the tag: spaces, lost brackets, full-width '#'.
-    Regex::new(&format!(
-        r"(?i)\[?\s*{}\s*[#＃]\s*(\d{{1,12}})\s*\]?",
-        regex::escape(prefix)
-    ))
-    .unwrap_or_else(|_| Regex::new(r"\[TKT#(\d{1,12})\]").expect("literal regex"))
+    cached("tag", prefix, || {
+        // Clients and people mangle the tag: spaces, lost brackets, full-width '#'.
+        Regex::new(&format!(
+            r"(?i)\[?\s*{}\s*[#＃]\s*(\d{{1,12}})\s*\]?",
+            regex::escape(prefix)
+        ))
+        .ok()
+    })
+    .unwrap_or_else(|| Regex::new(r"\[TKT#(\d{1,12})\]").expect("literal regex"))
 }
 
 /// The ticket number in a subject's tag, wherever it stands.
@@ -27,14 +53,16 @@ pub fn tag_in(subject: &str, prefix: &str) -> Option<i64> {
 
 /// Ticket numbers written as tags in a body (a forwarded reply of ours, say).
 pub fn tags_in_text(text: &str, prefix: &str) -> Vec<i64> {
-    let re = Regex::new(&format!(r"\[{}#(\d{{1,12}})\]", regex::escape(prefix)));
+    let re = cached("text", prefix, || {
+        Regex::new(&format!(r"\[{}#(\d{{1,12}})\]", regex::escape(prefix))).ok()
+    });
     match re {
-        Ok(re) => re
+        Some(re) => re
             .captures_iter(text)
             .take(20)
             .filter_map(|c| c.get(1)?.as_str().parse().ok())
             .collect(),
-        Err(_) => Vec::new(),
+        None => Vec::new(),
     }
 }
 

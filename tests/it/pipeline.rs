@@ -221,6 +221,89 @@ async fn restarting_reprocesses_nothing_even_after_a_crash_between_commit_and_ac
     assert_eq!(stack.count("support@vendor.test", "Processed").await, 1);
 }
 
+// A batch is committed in one transaction and then moved by UID sets: a
+// crash between the two must leave every mail of the batch, including one
+// that was quarantined, acknowledged once and answered once on restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_a_batch_commit_and_its_move_doubles_nothing() {
+    let stack = MailStack::start();
+    let cfg = stack.config(|c| c.max_message_bytes = 4096);
+    let mails = [
+        mail(
+            "ann@example.net",
+            "support@vendor.test",
+            "Disk",
+            "b1@example.net",
+            "",
+            "x",
+        ),
+        mail(
+            "eve@example.net",
+            "support@vendor.test",
+            "Huge",
+            "b2@example.net",
+            "",
+            &"log line\n".repeat(2000),
+        ),
+        mail(
+            "bob@example.net",
+            "support@vendor.test",
+            "Fan",
+            "b3@example.net",
+            "",
+            "y",
+        ),
+    ];
+    for m in &mails {
+        stack.deliver(m).await;
+    }
+    let queued = {
+        let shared = ticketd::daemon::Shared::new(&cfg, clock()).unwrap();
+        let mut s = stack.imap("support@vendor.test").await;
+        let uidvalidity = s.select("INBOX").await.unwrap().uid_validity.unwrap();
+        let mb = &cfg.mailboxes[0];
+        let now = shared.clock.now();
+        let mut st = shared.store.lock().unwrap();
+        st.reset_mailbox(&mb.name, uidvalidity, now).unwrap();
+        let outcomes = st
+            .in_batch(|st| {
+                let mut out = Vec::new();
+                for (i, raw) in mails.iter().enumerate() {
+                    let f = ticketd::intake::Fetched {
+                        uidvalidity,
+                        uid: i as u32 + 1,
+                        raw: raw.clone(),
+                        size: raw.len() as u64,
+                        arrival: now,
+                    };
+                    out.push(shared.engine.ingest(st, mb, &f, now)?.outcome);
+                }
+                Ok(out)
+            })
+            .unwrap();
+        assert_eq!(
+            outcomes.iter().map(|o| o.as_str()).collect::<Vec<_>>(),
+            vec!["processed", "quarantined", "processed"]
+        );
+        st.outbox(None).unwrap().len()
+    };
+    assert_eq!(stack.count("support@vendor.test", "INBOX").await, 3);
+
+    once(&cfg).await;
+    once(&cfg).await;
+    let st = db(&cfg);
+    assert_eq!(st.tickets().unwrap().len(), 2, "no duplicate ticket");
+    assert_eq!(
+        st.outbox(None).unwrap().len(),
+        queued,
+        "nothing queued again"
+    );
+    assert_eq!(stack.sink_messages().len(), queued, "each mail sent once");
+    assert_eq!(stack.count("support@vendor.test", "INBOX").await, 0);
+    assert_eq!(stack.count("support@vendor.test", "Processed").await, 2);
+    assert_eq!(stack.count("support@vendor.test", "Quarantine").await, 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_uidvalidity_reset_rescans_without_duplicates() {
     let stack = MailStack::start();

@@ -1,0 +1,1145 @@
+//! The benchmark behind `scripts/bench`: a corpus through a private Dovecot into the release daemon and out to smtp-sink; throughput, the parts' own limits, latency, memory and pathological mail.
+
+use anyhow::{Context, Result, anyhow, bail};
+use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+use ticketd::config::Config;
+use ticketd::store::{MessageRow, NewMail, Origin, Store, TicketWrite};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+const USAGE: &str = "usage: bench --corpus DIR --ticketd PATH [--repo DIR] [--json FILE] [--latency-count N] [--latency-rate PER_S] [--perf FILE]
+       bench explain-one FILE";
+
+struct Args {
+    corpus: PathBuf,
+    ticketd: PathBuf,
+    repo: PathBuf,
+    json: Option<PathBuf>,
+    latency_count: usize,
+    latency_rate: f64,
+    perf: Option<PathBuf>,
+}
+
+fn parse_args() -> Result<Args> {
+    let mut a = std::env::args().skip(1);
+    let mut corpus = None;
+    let mut ticketd = None;
+    let mut repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut json = None;
+    let mut latency_count = 100;
+    let mut latency_rate = 1.6;
+    let mut perf = None;
+    while let Some(k) = a.next() {
+        let mut v = || {
+            a.next()
+                .ok_or_else(|| anyhow!("{k} needs a value\n{USAGE}"))
+        };
+        match k.as_str() {
+            "--corpus" => corpus = Some(PathBuf::from(v()?)),
+            "--ticketd" => ticketd = Some(PathBuf::from(v()?)),
+            "--repo" => repo = PathBuf::from(v()?),
+            "--json" => json = Some(PathBuf::from(v()?)),
+            "--latency-count" => latency_count = v()?.parse()?,
+            "--latency-rate" => latency_rate = v()?.parse()?,
+            "--perf" => perf = Some(PathBuf::from(v()?)),
+            _ => bail!("unknown argument {k}\n{USAGE}"),
+        }
+    }
+    Ok(Args {
+        corpus: corpus.ok_or_else(|| anyhow!("--corpus is required\n{USAGE}"))?,
+        ticketd: ticketd.ok_or_else(|| anyhow!("--ticketd is required\n{USAGE}"))?,
+        repo,
+        json,
+        latency_count,
+        latency_rate,
+        perf,
+    })
+}
+
+fn main() -> Result<()> {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("explain-one") {
+        let file = argv.get(2).ok_or_else(|| anyhow!("{USAGE}"))?;
+        return explain_one(Path::new(file));
+    }
+    let args = parse_args()?;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(run(args))
+}
+
+// ----- corpus -------------------------------------------------------------------
+
+struct Mail {
+    raw: Vec<u8>,
+    internal_date: String,
+    kind: String,
+    message_id: Option<String>,
+}
+
+fn imap_date(t: DateTime<Utc>) -> String {
+    t.format("%d-%b-%Y %H:%M:%S +0000").to_string()
+}
+
+fn load_corpus(dir: &Path) -> Result<Vec<Mail>> {
+    let mut meta: HashMap<String, (String, String)> = HashMap::new();
+    if let Ok(m) = std::fs::read_to_string(dir.join("manifest.tsv")) {
+        for line in m.lines().skip(1) {
+            let f: Vec<&str> = line.split('\t').collect();
+            if f.len() >= 4 {
+                meta.insert(f[0].into(), (f[1].into(), f[3].into()));
+            }
+        }
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read corpus {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .collect();
+    files.sort();
+    let mut out = Vec::with_capacity(files.len());
+    for f in files {
+        let raw = std::fs::read(&f)?;
+        let name = f
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        let (kind, date) = meta.get(&name).cloned().unwrap_or_default();
+        let t = DateTime::parse_from_rfc3339(&date)
+            .map(|d| d.with_timezone(&Utc))
+            .unwrap_or_else(|_| Utc::now());
+        out.push(Mail {
+            message_id: header_value(&raw, "message-id"),
+            raw,
+            internal_date: imap_date(t),
+            kind,
+        });
+    }
+    if out.is_empty() {
+        bail!("no .eml files in {}", dir.display());
+    }
+    Ok(out)
+}
+
+/// The first value of header `name` (lower case) in `raw`, unfolded.
+fn header_value(raw: &[u8], name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(&raw[..raw.len().min(64 * 1024)]);
+    let mut found: Option<String> = None;
+    for line in text.split('\n') {
+        let line = line.trim_end_matches('\r');
+        if line.is_empty() {
+            break;
+        }
+        if let Some(v) = found.as_mut() {
+            if line.starts_with([' ', '\t']) {
+                v.push_str(line.trim());
+                continue;
+            }
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':')
+            && k.eq_ignore_ascii_case(name)
+        {
+            found = Some(v.trim().to_string());
+        }
+    }
+    found
+}
+
+// ----- the mail stack ---------------------------------------------------------------
+
+struct Stack {
+    repo: PathBuf,
+    dir: PathBuf,
+    imap: u16,
+    lmtp: u16,
+    smtp: u16,
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn short_dir(tag: &str) -> Result<PathBuf> {
+    for _ in 0..100 {
+        let p = std::env::temp_dir().join(format!("tb{tag}-{:06x}", fastrand::u32(..0xffffff)));
+        if std::fs::create_dir(&p).is_ok() {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))?;
+            return Ok(p);
+        }
+    }
+    bail!("cannot create a temporary directory")
+}
+
+impl Stack {
+    fn mailstack(&self, args: &[&str]) -> Result<()> {
+        let out = Command::new(self.repo.join("scripts/mailstack"))
+            .args(args)
+            .output()
+            .context("running scripts/mailstack")?;
+        if !out.status.success() {
+            bail!(
+                "scripts/mailstack {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    fn d(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    fn start(repo: &Path, dovecot: bool) -> Result<Stack> {
+        let s = Stack {
+            repo: repo.to_path_buf(),
+            dir: short_dir(if dovecot { "d" } else { "s" })?,
+            imap: free_port()?,
+            lmtp: free_port()?,
+            smtp: free_port()?,
+        };
+        if dovecot {
+            s.mailstack(&["dovecot", &s.d(), &s.imap.to_string(), &s.lmtp.to_string()])?;
+        }
+        s.mailstack(&["sink", &s.d(), &s.smtp.to_string()])?;
+        Ok(s)
+    }
+
+    fn sink_files(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        collect(&self.dir.join("sink"), &mut out);
+        out
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = self.mailstack(&["stop", &self.d()]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            collect(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+// ----- a small raw IMAP client (pipelined APPEND, IDLE observer, STATUS) ---------------
+
+struct Imap {
+    r: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    w: tokio::net::tcp::OwnedWriteHalf,
+    tag: u64,
+}
+
+impl Imap {
+    async fn login(port: u16, user: &str) -> Result<Imap> {
+        let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
+        tcp.set_nodelay(true)?;
+        let (r, w) = tcp.into_split();
+        let mut c = Imap {
+            r: BufReader::new(r),
+            w,
+            tag: 0,
+        };
+        c.line().await?;
+        c.command(&format!("LOGIN \"{user}\" \"secret\"")).await?;
+        Ok(c)
+    }
+
+    async fn line(&mut self) -> Result<String> {
+        let mut buf = Vec::new();
+        if self.r.read_until(b'\n', &mut buf).await? == 0 {
+            bail!("IMAP connection closed");
+        }
+        Ok(String::from_utf8_lossy(&buf).trim_end().to_string())
+    }
+
+    /// Sends one command and returns the untagged lines before its OK.
+    async fn command(&mut self, cmd: &str) -> Result<Vec<String>> {
+        self.tag += 1;
+        let tag = format!("t{}", self.tag);
+        self.w
+            .write_all(format!("{tag} {cmd}\r\n").as_bytes())
+            .await?;
+        let mut lines = Vec::new();
+        loop {
+            let l = self.line().await?;
+            if let Some(rest) = l.strip_prefix(&format!("{tag} ")) {
+                if rest.starts_with("OK") {
+                    return Ok(lines);
+                }
+                bail!("IMAP {cmd}: {l}");
+            }
+            lines.push(l);
+        }
+    }
+
+    /// APPENDs every mail over this one connection, pipelined with LITERAL+.
+    async fn append_pipelined(self, folder: &str, mails: &[Mail]) -> Result<()> {
+        let Imap { mut r, mut w, .. } = self;
+        let n = mails.len();
+        let reader = async move {
+            let mut ok = 0;
+            let mut buf = Vec::new();
+            while ok < n {
+                buf.clear();
+                if r.read_until(b'\n', &mut buf).await? == 0 {
+                    bail!("IMAP connection closed during APPEND");
+                }
+                if buf.starts_with(b"a") {
+                    let l = String::from_utf8_lossy(&buf);
+                    if !l.split(' ').nth(1).is_some_and(|s| s == "OK") {
+                        bail!("APPEND failed: {l}");
+                    }
+                    ok += 1;
+                }
+            }
+            Ok::<(), anyhow::Error>(())
+        };
+        let writer = async move {
+            let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, &mut w);
+            for (i, m) in mails.iter().enumerate() {
+                out.write_all(
+                    format!(
+                        "a{i} APPEND {folder} () \"{}\" {{{}+}}\r\n",
+                        m.internal_date,
+                        m.raw.len()
+                    )
+                    .as_bytes(),
+                )
+                .await?;
+                out.write_all(&m.raw).await?;
+                out.write_all(b"\r\n").await?;
+            }
+            out.flush().await?;
+            Ok::<(), anyhow::Error>(())
+        };
+        let (a, b) = tokio::join!(reader, writer);
+        a?;
+        b
+    }
+
+    async fn append_one(&mut self, folder: &str, m: &Mail) -> Result<()> {
+        self.tag += 1;
+        let tag = format!("t{}", self.tag);
+        let mut msg = format!(
+            "{tag} APPEND {folder} () \"{}\" {{{}+}}\r\n",
+            m.internal_date,
+            m.raw.len()
+        )
+        .into_bytes();
+        msg.extend_from_slice(&m.raw);
+        msg.extend_from_slice(b"\r\n");
+        self.w.write_all(&msg).await?;
+        loop {
+            let l = self.line().await?;
+            if let Some(rest) = l.strip_prefix(&format!("{tag} ")) {
+                if rest.starts_with("OK") {
+                    return Ok(());
+                }
+                bail!("APPEND: {l}");
+            }
+        }
+    }
+
+    async fn messages(&mut self, folder: &str) -> Result<u64> {
+        let lines = self.command(&format!("STATUS {folder} (MESSAGES)")).await?;
+        lines
+            .iter()
+            .find_map(|l| {
+                l.split("MESSAGES ")
+                    .nth(1)
+                    .and_then(|v| v.trim_end_matches(')').trim().parse().ok())
+            })
+            .ok_or_else(|| anyhow!("no STATUS answer"))
+    }
+}
+
+/// Sits in IDLE on `user`'s INBOX (a mailbox nobody else touches) the way
+/// the daemon does (IDLE, woken, DONE, IDLE again) and records when each
+/// EXISTS notification came and how many mails it counts.
+async fn idle_observer(
+    port: u16,
+    user: String,
+    tx: tokio::sync::mpsc::UnboundedSender<(u64, SystemTime)>,
+) -> Result<()> {
+    let mut c = Imap::login(port, &user).await?;
+    c.command("SELECT INBOX").await?;
+    c.w.write_all(b"idle IDLE\r\n").await?;
+    loop {
+        let l = c.line().await?;
+        let now = SystemTime::now();
+        let mut p = l.split(' ');
+        if p.next() != Some("*") {
+            continue;
+        }
+        if let (Some(n), Some("EXISTS")) = (p.next().and_then(|n| n.parse::<u64>().ok()), p.next())
+        {
+            if tx.send((n, now)).is_err() {
+                return Ok(());
+            }
+            c.w.write_all(b"DONE\r\n").await?;
+            while !c.line().await?.starts_with("idle ") {}
+            c.w.write_all(b"idle IDLE\r\n").await?;
+        }
+    }
+}
+
+// ----- processes and memory -------------------------------------------------------------
+
+fn proc_status_kb(pid: u32, key: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| {
+        v.trim_start_matches(':')
+            .trim()
+            .trim_end_matches(" kB")
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// User plus system CPU seconds of a process.
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = s.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+struct Daemon {
+    child: Child,
+}
+
+impl Daemon {
+    fn start(ticketd: &Path, config: &Path, log: &Path) -> Result<Daemon> {
+        let child = Command::new(ticketd)
+            .args(["run", "--config"])
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log)?)
+            .env("NO_COLOR", "1")
+            .spawn()
+            .with_context(|| format!("cannot start {}", ticketd.display()))?;
+        Ok(Daemon { child })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn stop(mut self) -> Result<()> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        Ok(())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn write_config(
+    stack: &Stack,
+    dir: &Path,
+    db: &str,
+    repo: &Path,
+    mailboxes: &[(&str, &str)],
+) -> Result<PathBuf> {
+    std::fs::write(dir.join("imap-password"), "secret\n")?;
+    let mut t = format!(
+        r#"[daemon]
+database = "{dir}/{db}"
+templates = "{repo}/templates"
+packs = "{repo}/config/vendors"
+pack = "qnap"
+
+[identity]
+from_name = "Vendor Support"
+message_id_domain = "tickets.vendor.test"
+own_addresses = ["support@vendor.test", "rma@vendor.test", "24x7@vendor.test"]
+staff = ["lead@vendor.test"]
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp}
+tls = "none"
+timeout_secs = 30
+"#,
+        dir = dir.display(),
+        repo = repo.display(),
+        smtp = stack.smtp,
+    );
+    for (name, user) in mailboxes {
+        t.push_str(&format!(
+            r#"
+[[mailbox]]
+name = "{name}"
+role = "{name}"
+address = "{name}@vendor.test"
+host = "127.0.0.1"
+port = {imap}
+tls = "none"
+username = "{user}"
+password_file = "{dir}/imap-password"
+"#,
+            imap = stack.imap,
+            dir = dir.display(),
+        ));
+    }
+    let path = dir.join(format!("{db}.toml"));
+    std::fs::write(&path, t)?;
+    Ok(path)
+}
+
+async fn wait_for<F: FnMut() -> bool>(what: &str, deadline: Duration, mut cond: F) -> Result<()> {
+    let start = Instant::now();
+    while !cond() {
+        if start.elapsed() > deadline {
+            bail!("timed out after {deadline:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
+fn log_count(log: &Path, needle: &str) -> usize {
+    std::fs::read_to_string(log)
+        .map(|s| s.matches(needle).count())
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[i.clamp(1, sorted.len()) - 1]
+}
+
+fn stats(mut v: Vec<f64>) -> Value {
+    v.sort_by(|a, b| a.total_cmp(b));
+    json!({
+        "n": v.len(),
+        "median_ms": percentile(&v, 50.0),
+        "p99_ms": percentile(&v, 99.0),
+        "max_ms": v.last().copied().unwrap_or(f64::NAN),
+    })
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn since(a: SystemTime, b: SystemTime) -> f64 {
+    match b.duration_since(a) {
+        Ok(d) => ms(d),
+        Err(e) => -ms(e.duration()),
+    }
+}
+
+// ----- the run -------------------------------------------------------------------------
+
+async fn run(args: Args) -> Result<()> {
+    let mails = load_corpus(&args.corpus)?;
+    let n = mails.len();
+    eprintln!("bench: {n} messages from {}", args.corpus.display());
+    let stack = Stack::start(&args.repo, true)?;
+    let work = stack.dir.clone();
+    let mut out = json!({
+        "count": n,
+        "machine": {"cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+                     "loadavg_start": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()},
+    });
+
+    // 1. APPEND the corpus with its INTERNALDATEs, pipelined on one connection.
+    let t = Instant::now();
+    Imap::login(stack.imap, "support@vendor.test")
+        .await?
+        .append_pipelined("INBOX", &mails)
+        .await?;
+    let append_s = t.elapsed().as_secs_f64();
+    out["append"] = json!({"method": "one connection, pipelined APPEND with LITERAL+", "msg_per_s": n as f64 / append_s});
+    eprintln!("bench: appended in {append_s:.2} s");
+
+    // 2a. The parts' own limits: batch FETCH from Dovecot (read-only, PEEK).
+    out["limits"] = json!({
+        "imap_fetch_msg_per_s": fetch_rate(&stack, n).await?,
+        "smtp_sink_msg_per_s": smtp_rate(&args.repo, &mails).await?,
+        "sqlite": sqlite_rate(&work, &mails)?,
+    });
+    eprintln!("bench: limits {}", out["limits"]);
+
+    // 3+4. Idle memory and latency on three other, empty mailboxes.
+    out["latency"] = latency(&args, &stack, &work, &mails).await?;
+    eprintln!("bench: latency {}", out["latency"]);
+
+    // 2b. Throughput on the full mailbox; peak memory.
+    out["throughput"] = throughput(&args, &stack, &work, n).await?;
+    eprintln!("bench: throughput {}", out["throughput"]);
+
+    // 5. Pathological mail.
+    out["pathological"] = pathological(&work)?;
+
+    out["machine"]["loadavg_end"] = json!(
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+    print_table(&out);
+    if let Some(p) = &args.json {
+        std::fs::write(p, serde_json::to_string_pretty(&out)?)?;
+        eprintln!("bench: wrote {}", p.display());
+    }
+    Ok(())
+}
+
+async fn fetch_rate(stack: &Stack, n: usize) -> Result<f64> {
+    let tcp = TcpStream::connect(("127.0.0.1", stack.imap)).await?;
+    tcp.set_nodelay(true)?;
+    let mut c = async_imap::Client::new(tcp);
+    c.read_response().await?;
+    let mut s = c
+        .login("support@vendor.test", "secret")
+        .await
+        .map_err(|(e, _)| e)?;
+    s.select("INBOX").await?;
+    let t = Instant::now();
+    let mut got = 0usize;
+    let batch = 500;
+    let mut start = 1;
+    while start <= n {
+        let end = (start + batch - 1).min(n);
+        let v: Vec<usize> = s
+            .uid_fetch(
+                format!("{start}:{end}"),
+                "(UID INTERNALDATE RFC822.SIZE BODY.PEEK[])",
+            )
+            .await?
+            .map_ok(|f| f.body().map(|b| b.len()).unwrap_or(0))
+            .try_collect()
+            .await?;
+        got += v.len();
+        start = end + 1;
+    }
+    let rate = got as f64 / t.elapsed().as_secs_f64();
+    let _ = s.logout().await;
+    if got != n {
+        bail!("FETCH returned {got} of {n} messages");
+    }
+    Ok(rate)
+}
+
+/// One NODELAY connection to a separate smtp-sink, through the daemon's own sender.
+async fn smtp_rate(repo: &Path, mails: &[Mail]) -> Result<f64> {
+    let sink = Stack::start(repo, false)?;
+    let cfg_path = write_config(
+        &sink,
+        &sink.dir,
+        "probe.db",
+        repo,
+        &[("support", "probe@vendor.test")],
+    )?;
+    let cfg = Config::load(&cfg_path).map_err(|e| anyhow!("{e}"))?;
+    let mut sender = ticketd::outbox::Sender::new(cfg.smtp.clone());
+    let k = mails.len().min(3000);
+    let rows: Vec<ticketd::store::OutboxRow> = mails[..k]
+        .iter()
+        .enumerate()
+        .map(|(i, m)| ticketd::store::OutboxRow {
+            id: i as i64,
+            ticket_id: None,
+            kind: "probe".into(),
+            message_id: format!("probe{i}@vendor.test"),
+            mail_from: "support@vendor.test".into(),
+            rcpt_to: vec!["customer@example.net".into()],
+            raw: m.raw.clone(),
+            status: "queued".into(),
+            attempts: 0,
+            next_attempt_at: String::new(),
+            last_error: None,
+        })
+        .collect();
+    let t = Instant::now();
+    for r in &rows {
+        sender
+            .send(r)
+            .await
+            .map_err(|e| anyhow!("probe send: {e:?}"))?;
+    }
+    let rate = k as f64 / t.elapsed().as_secs_f64();
+    sender.close().await;
+    Ok(rate)
+}
+
+fn probe_row<'a>(i: usize, m: &'a Mail) -> MessageRow<'a> {
+    MessageRow {
+        origin: Origin {
+            mailbox: "probe",
+            uidvalidity: 1,
+            uid: i as u32 + 1,
+        },
+        raw: &m.raw,
+        message_id: m.message_id.as_deref(),
+        sender: Some("customer@example.net"),
+        content_hash: "h",
+        arrival: Utc::now(),
+        class: "human",
+        outcome: "processed",
+        reason: None,
+    }
+}
+
+fn probe_mail(i: usize) -> NewMail {
+    NewMail {
+        kind: "ack".into(),
+        message_id: format!("<probe{i}@tickets.vendor.test>"),
+        mail_from: "support@vendor.test".into(),
+        rcpt_to: vec!["customer@example.net".into()],
+        raw: vec![b'x'; 2000],
+    }
+}
+
+fn probe_ticket(i: usize) -> TicketWrite {
+    TicketWrite::New {
+        subject: format!("probe {i}"),
+        language: "en".into(),
+        requester: format!("c{}@example.net", i % 500),
+        requester_name: None,
+    }
+}
+
+/// The store's commit rate with the daemon's settings (WAL, synchronous=FULL):
+/// one transaction per message, and one per batch of 200 with a savepoint each.
+fn sqlite_rate(work: &Path, mails: &[Mail]) -> Result<Value> {
+    let k = mails.len().min(3000);
+    let mut res = json!({});
+    {
+        let path = work.join("probe-single.db");
+        let mut st = Store::open(&path)?;
+        let t = Instant::now();
+        for (i, m) in mails[..k].iter().enumerate() {
+            st.apply(
+                &probe_row(i, m),
+                &probe_ticket(i),
+                &[("created", "probe".into())],
+                Utc::now(),
+                |_| Ok(vec![probe_mail(i)]),
+            )?;
+        }
+        res["one_tx_per_msg_per_s"] = json!(k as f64 / t.elapsed().as_secs_f64());
+    }
+    res["batched_per_s"] = json!(batched_sqlite_rate(work, mails, k)?);
+    Ok(res)
+}
+
+fn batched_sqlite_rate(work: &Path, mails: &[Mail], k: usize) -> Result<f64> {
+    let path = work.join("probe-batch.db");
+    let mut st = Store::open(&path)?;
+    let t = Instant::now();
+    for chunk in (0..k).collect::<Vec<_>>().chunks(200) {
+        st.in_batch(|st| {
+            for &i in chunk {
+                st.apply(
+                    &probe_row(i, &mails[i]),
+                    &probe_ticket(i),
+                    &[("created", "probe".into())],
+                    Utc::now(),
+                    |_| Ok(vec![probe_mail(i)]),
+                )?;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(k as f64 / t.elapsed().as_secs_f64())
+}
+
+async fn latency(args: &Args, stack: &Stack, work: &Path, mails: &[Mail]) -> Result<Value> {
+    let boxes = [
+        ("support", "lat-support@vendor.test"),
+        ("rma", "lat-rma@vendor.test"),
+        ("24x7", "lat-24x7@vendor.test"),
+    ];
+    let cfg = write_config(stack, work, "latency.db", &args.repo, &boxes)?;
+    let log = work.join("latency.log");
+    // Create the three mailboxes (a login makes the user's INBOX).
+    for (_, u) in boxes {
+        Imap::login(stack.imap, u)
+            .await?
+            .command("SELECT INBOX")
+            .await?;
+    }
+    let daemon = Daemon::start(&args.ticketd, &cfg, &log)?;
+    let pid = daemon.pid();
+    wait_for("three watchers", Duration::from_secs(30), || {
+        log_count(&log, "watching") >= 3
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_rss = proc_status_kb(pid, "VmRSS").unwrap_or(0);
+    let idle_hwm = proc_status_kb(pid, "VmHWM").unwrap_or(0);
+
+    // Dovecot's notification delay, measured per mail: an observer idles on a
+    // mailbox of its own that gets a copy of each mail right after the
+    // daemon's; its notification time, less the gap between the two APPENDs,
+    // is when the daemon's own IDLE could first have heard of the mail.
+    let observer_user = "lat-observer@vendor.test";
+    Imap::login(stack.imap, observer_user)
+        .await?
+        .command("SELECT INBOX")
+        .await?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let observer = tokio::spawn(idle_observer(stack.imap, observer_user.to_string(), tx));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let picked: Vec<&Mail> = mails
+        .iter()
+        .filter(|m| m.kind == "new" || m.kind.is_empty())
+        .take(args.latency_count)
+        .collect();
+    let mut client = Imap::login(stack.imap, boxes[0].1).await?;
+    let mut copier = Imap::login(stack.imap, observer_user).await?;
+    let period = Duration::from_secs_f64(1.0 / args.latency_rate);
+    let mut tick = tokio::time::interval(period);
+    // (Message-ID, APPEND done, gap until the observer's copy was appended)
+    let mut appended: Vec<(Option<String>, SystemTime, f64)> = Vec::new();
+    for m in &picked {
+        tick.tick().await;
+        client.append_one("INBOX", m).await?;
+        let done = SystemTime::now();
+        copier.append_one("INBOX", m).await?;
+        appended.push((m.message_id.clone(), done, since(done, SystemTime::now())));
+    }
+    // Every reply in the sink (In-Reply-To names the mail it answers).
+    let want = picked.len();
+    let start = Instant::now();
+    let mut replies: HashMap<String, SystemTime> = HashMap::new();
+    while replies.len() < want && start.elapsed() < Duration::from_secs(60) {
+        for f in stack.sink_files() {
+            if let (Ok(raw), Ok(meta)) = (std::fs::read(&f), std::fs::metadata(&f))
+                && let Some(irt) = header_value(&raw, "in-reply-to")
+            {
+                replies.entry(irt).or_insert(meta.modified()?);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut notes: Vec<(u64, SystemTime)> = Vec::new();
+    while let Ok(x) = rx.try_recv() {
+        notes.push(x);
+    }
+    observer.abort();
+    let (mut raw_ms, mut adj_ms, mut notify_ms) = (Vec::new(), Vec::new(), Vec::new());
+    for (k, (mid, done, gap)) in appended.iter().enumerate() {
+        let Some(sent) = mid.as_ref().and_then(|m| replies.get(m)) else {
+            continue;
+        };
+        raw_ms.push(since(*done, *sent));
+        if let Some((_, seen)) = notes.iter().find(|(c, _)| *c as usize > k) {
+            let notified = since(*done, *seen) - gap;
+            notify_ms.push(notified);
+            adj_ms.push(since(*done, *sent) - notified);
+        }
+    }
+    daemon.stop()?;
+    Ok(json!({
+        "idle_rss_kib": idle_rss,
+        "idle_hwm_kib": idle_hwm,
+        "rate_per_s": args.latency_rate,
+        "appended": appended.len(),
+        "replied": raw_ms.len(),
+        "raw": stats(raw_ms),
+        "dovecot_notify": stats(notify_ms),
+        "above_notify": stats(adj_ms),
+    }))
+}
+
+async fn throughput(args: &Args, stack: &Stack, work: &Path, n: usize) -> Result<Value> {
+    let boxes = [
+        ("support", "support@vendor.test"),
+        ("rma", "tp-rma@vendor.test"),
+        ("24x7", "tp-24x7@vendor.test"),
+    ];
+    let cfg_path = write_config(stack, work, "throughput.db", &args.repo, &boxes)?;
+    let cfg = Config::load(&cfg_path).map_err(|e| anyhow!("{e}"))?;
+    let log = work.join("throughput.log");
+    let before_sink = stack.sink_files().len();
+    let mut imap = Imap::login(stack.imap, "support@vendor.test").await?;
+    let t = Instant::now();
+    let daemon = Daemon::start(&args.ticketd, &cfg_path, &log)?;
+    let pid = daemon.pid();
+    let perf = match &args.perf {
+        Some(p) => Some(
+            Command::new("perf")
+                .args(["record", "-F", "499", "-g", "-o"])
+                .arg(p)
+                .args(["-p", &pid.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?,
+        ),
+        None => None,
+    };
+    let mut peak_rss = 0;
+    let mut processed_at = None;
+    loop {
+        peak_rss = peak_rss.max(proc_status_kb(pid, "VmRSS").unwrap_or(0));
+        if t.elapsed() > Duration::from_secs(600) {
+            bail!("throughput run did not finish in 10 minutes");
+        }
+        let inbox = imap.messages("INBOX").await?;
+        if inbox == 0 && processed_at.is_none() {
+            processed_at = Some(t.elapsed());
+        }
+        if inbox == 0 && cfg.database.exists() {
+            let st = Store::open_read_only(&cfg.database)?;
+            let counts: HashMap<String, i64> = st.outbox_counts()?.into_iter().collect();
+            let queued = counts.get("queued").copied().unwrap_or(0);
+            let sent = counts.get("sent").copied().unwrap_or(0) as usize;
+            if queued == 0 && stack.sink_files().len() - before_sink >= sent {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let total = t.elapsed();
+    let hwm = proc_status_kb(pid, "VmHWM").unwrap_or(0);
+    let cpu = cpu_secs(pid).unwrap_or(0.0);
+    if let Some(mut p) = perf {
+        let _ = Command::new("kill")
+            .args(["-INT", &p.id().to_string()])
+            .status();
+        let _ = p.wait();
+    }
+    let st = Store::open_read_only(&cfg.database)?;
+    let outcomes: HashMap<String, i64> = st.message_outcomes()?.into_iter().collect();
+    let outbox: HashMap<String, i64> = st.outbox_counts()?.into_iter().collect();
+    let stored: i64 = outcomes.values().sum();
+    daemon.stop()?;
+    let processed = imap.messages("Processed").await? + imap.messages("Quarantine").await?;
+    if stored as usize != n || processed as usize != n {
+        bail!("throughput run stored {stored} and moved {processed} of {n} messages");
+    }
+    Ok(json!({
+        "seconds": total.as_secs_f64(),
+        "msg_per_s": n as f64 / total.as_secs_f64(),
+        "all_moved_s": processed_at.map(|d| d.as_secs_f64()),
+        "replies_sent": outbox.get("sent").copied().unwrap_or(0),
+        "outcomes": outcomes,
+        "peak_rss_kib": hwm.max(peak_rss),
+        "daemon_cpu_s": cpu,
+    }))
+}
+
+// ----- pathological mail ------------------------------------------------------------------
+
+fn pathological_mails() -> Vec<(&'static str, Vec<u8>)> {
+    let head = |ct: &str| {
+        format!(
+            "From: Ann <ann@example.net>\r\nTo: support@vendor.test\r\nSubject: Help\r\nMessage-ID: <p@example.net>\r\nDate: Mon, 02 Mar 2026 09:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: {ct}\r\n"
+        )
+    };
+    let mut html = head("text/html; charset=utf-8") + "\r\n<html><body><p>Serial Q25GD12302</p>";
+    for i in 0..2000 {
+        html.push_str(&format!(
+            "<a href=\"https://example.net/kb/{i}?ref=mail&amp;x={i}\">article {i}</a><br>\r\n"
+        ));
+    }
+    html.push_str("</body></html>\r\n");
+    let mut ws = (head("text/plain; charset=utf-8") + "\r\n").into_bytes();
+    let pattern = b"        \t      \r\n";
+    while ws.len() < 10 * 1024 * 1024 {
+        ws.extend_from_slice(pattern);
+    }
+    let mut parts = head("multipart/mixed; boundary=\"b0\"") + "\r\n";
+    for i in 0..500 {
+        parts.push_str(&format!(
+            "--b0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\npart {i} serial Q25GD1{i:04}\r\n"
+        ));
+    }
+    parts.push_str("--b0--\r\n");
+    let mut big = String::from("References:");
+    let mut i = 0;
+    while big.len() < 1024 * 1024 {
+        big.push_str(&format!(" <ref{i}.{i}@client.example.net>\r\n"));
+        i += 1;
+    }
+    let bighdr = head("text/plain; charset=utf-8") + &big + "\r\nHello, my disk failed.\r\n";
+    vec![
+        ("html_2000_links", html.into_bytes()),
+        ("whitespace_10mb", ws),
+        ("mime_500_parts", parts.into_bytes()),
+        ("header_1mb", bighdr.into_bytes()),
+    ]
+}
+
+fn pathological(work: &Path) -> Result<Value> {
+    let me = std::env::current_exe()?;
+    let mut out = json!({});
+    for (name, raw) in pathological_mails() {
+        let path = work.join(format!("{name}.eml"));
+        std::fs::write(&path, &raw)?;
+        let o = Command::new(&me).arg("explain-one").arg(&path).output()?;
+        if !o.status.success() {
+            bail!(
+                "explain-one {name} failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        let mut v: Value = serde_json::from_slice(&o.stdout)?;
+        v["size"] = json!(raw.len());
+        out[name] = v;
+    }
+    Ok(out)
+}
+
+/// Times `explain` on one file in this process and reports its memory.
+fn explain_one(file: &Path) -> Result<()> {
+    let raw = std::fs::read(file)?;
+    let opts = ticketd::explain::Options::default();
+    let now = Utc::now();
+    // Warm the lazily built parts (templates, regexes) on a tiny mail first.
+    ticketd::explain::explain(b"From: a@b.example\r\nSubject: x\r\n\r\nx\r\n", &opts, now)?;
+    let pid = std::process::id();
+    let before = proc_status_kb(pid, "VmHWM").unwrap_or(0);
+    let t = Instant::now();
+    let v = ticketd::explain::explain(&raw, &opts, now)?;
+    let took = t.elapsed();
+    let after = proc_status_kb(pid, "VmHWM").unwrap_or(0);
+    let outcome = v.get("outcome").cloned().unwrap_or(Value::Null);
+    let mut so = std::io::stdout();
+    writeln!(
+        so,
+        "{}",
+        json!({"ms": ms(took), "peak_kib": after, "peak_before_kib": before, "outcome": outcome})
+    )?;
+    Ok(())
+}
+
+// ----- the table -------------------------------------------------------------------------
+
+fn print_table(o: &Value) {
+    let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    let tp = &o["throughput"];
+    let lim = &o["limits"];
+    let rate = f(&tp["msg_per_s"]);
+    let limits = [
+        ("IMAP batch FETCH", f(&lim["imap_fetch_msg_per_s"])),
+        ("SMTP sink, one connection", f(&lim["smtp_sink_msg_per_s"])),
+        (
+            "SQLite, one tx per message",
+            f(&lim["sqlite"]["one_tx_per_msg_per_s"]),
+        ),
+        ("SQLite, batched", f(&lim["sqlite"]["batched_per_s"])),
+    ];
+    let slowest = limits
+        .iter()
+        .filter(|(n, _)| *n != "SQLite, one tx per message")
+        .map(|(_, r)| *r)
+        .fold(f64::INFINITY, f64::min);
+    println!();
+    println!("| measure | value | target |");
+    println!("| --- | --- | --- |");
+    println!(
+        "| throughput end to end ({} msgs, {} replies) | {:.0} msg/s ({:.2} s) | ≥ 2,000 msg/s |",
+        o["count"],
+        tp["replies_sent"],
+        rate,
+        f(&tp["seconds"])
+    );
+    for (n, r) in limits {
+        println!("| limit: {n} | {r:.0} msg/s | |");
+    }
+    println!(
+        "| share of slowest part ({slowest:.0} msg/s) | {:.0} % | ≥ 50 % |",
+        100.0 * rate / slowest
+    );
+    println!(
+        "| corpus APPEND (pipelined) | {:.0} msg/s | |",
+        f(&o["append"]["msg_per_s"])
+    );
+    let l = &o["latency"];
+    for (k, label) in [
+        ("raw", "latency APPEND → reply accepted"),
+        ("dovecot_notify", "Dovecot IDLE notification delay"),
+        ("above_notify", "latency above Dovecot's notification"),
+    ] {
+        println!(
+            "| {label} (median / p99 / max) | {:.1} / {:.1} / {:.1} ms | {} |",
+            f(&l[k]["median_ms"]),
+            f(&l[k]["p99_ms"]),
+            f(&l[k]["max_ms"]),
+            if k == "above_notify" {
+                "≤ 20 / ≤ 100 ms"
+            } else {
+                ""
+            }
+        );
+    }
+    println!(
+        "| idle RSS, three mailboxes | {:.1} MiB | ≤ 20 MiB |",
+        f(&l["idle_rss_kib"]) / 1024.0
+    );
+    println!(
+        "| peak RSS, throughput run | {:.1} MiB | ≤ 64 MiB |",
+        f(&tp["peak_rss_kib"]) / 1024.0
+    );
+    println!(
+        "| daemon CPU, throughput run | {:.2} s | |",
+        f(&tp["daemon_cpu_s"])
+    );
+    if let Some(p) = o["pathological"].as_object() {
+        for (name, v) in p {
+            println!(
+                "| explain {name} ({:.1} MiB) | {:.1} ms, peak {:.1} MiB | ≤ 100 ms |",
+                f(&v["size"]) / 1048576.0,
+                f(&v["ms"]),
+                f(&v["peak_kib"]) / 1024.0
+            );
+        }
+    }
+    println!(
+        "| load average start / end | {} / {} | |",
+        o["machine"]["loadavg_start"].as_str().unwrap_or(""),
+        o["machine"]["loadavg_end"].as_str().unwrap_or("")
+    );
+}
