@@ -11,10 +11,12 @@
 //! - [`clock`], [`backoff`]: time and retry pacing, shared by all.
 
 pub mod backoff;
+pub mod calendar;
 pub mod classify;
 pub mod clock;
 pub mod compose;
 pub mod config;
+pub mod contracts;
 pub mod daemon;
 pub mod decide;
 pub mod explain;
@@ -28,3 +30,5 @@ pub mod parse;
 pub mod store;
 pub mod templates;
 pub mod thread;
+pub mod warranty;
+pub mod policy;
