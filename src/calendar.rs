@@ -26,9 +26,14 @@ impl Calendar {
             return Ok(Calendar::always_open(zone));
         }
         let t = h.split_whitespace().nth(1).unwrap_or("09:00-17:00");
-        let (a, b) = t.split_once('-').ok_or_else(|| vec!["bad hours".to_string()])?;
+        let (a, b) = t
+            .split_once('-')
+            .ok_or_else(|| vec!["bad hours".to_string()])?;
         let p = |s: &str| NaiveTime::parse_from_str(s, "%H:%M").map_err(|e| vec![e.to_string()]);
-        Ok(Calendar { zone, open: Some((p(a)?, p(b)?)) })
+        Ok(Calendar {
+            zone,
+            open: Some((p(a)?, p(b)?)),
+        })
     }
     pub fn always_open(zone: Tz) -> Calendar {
         Calendar { zone, open: None }
@@ -95,6 +100,9 @@ impl Calendar {
     }
     pub fn business_day_start(&self, d: NaiveDate) -> Option<DateTime<Utc>> {
         let (a, _) = self.open?;
-        self.zone.from_local_datetime(&d.and_time(a)).earliest().map(|t| t.with_timezone(&Utc))
+        self.zone
+            .from_local_datetime(&d.and_time(a))
+            .earliest()
+            .map(|t| t.with_timezone(&Utc))
     }
 }

@@ -43,13 +43,19 @@ impl ContractBook {
     pub fn find(&self, serials: &[String], sender: &str, _tax: &[String]) -> Option<ContractMatch> {
         for s in serials {
             if let Some(c) = self.all.iter().find(|c| &c.serial == s) {
-                return Some(ContractMatch { contract: c.clone(), by: MatchedBy::Serial });
+                return Some(ContractMatch {
+                    contract: c.clone(),
+                    by: MatchedBy::Serial,
+                });
             }
         }
         self.all
             .iter()
             .find(|c| c.email.eq_ignore_ascii_case(sender))
-            .map(|c| ContractMatch { contract: c.clone(), by: MatchedBy::Email })
+            .map(|c| ContractMatch {
+                contract: c.clone(),
+                by: MatchedBy::Email,
+            })
     }
 }
 impl crate::store::Store {

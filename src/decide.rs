@@ -6,6 +6,7 @@ use crate::config::{Identity, Role};
 use crate::extract::Extracted;
 use crate::pack::{Language, Pack};
 use crate::parse::{Addr, Inbound, looks_japanese};
+use crate::policy::{Evaluation, Request};
 use crate::store::{Lookup, TicketInfo, TicketWrite};
 use crate::thread;
 use chrono::{DateTime, Utc};
@@ -96,6 +97,8 @@ pub struct Decision {
     pub language: Language,
     pub replies: Vec<ReplyPlan>,
     pub events: Vec<(&'static str, String)>,
+    /// What the vendor's rules say, for mail from a person.
+    pub policy: Option<Evaluation>,
 }
 
 fn addr_json(a: Option<&Addr>) -> serde_json::Value {
@@ -176,6 +179,7 @@ pub fn decide(i: &Input<'_>) -> Decision {
                 language,
                 replies,
                 events,
+                policy: None,
             }
         };
     let none = || TicketView {
@@ -276,6 +280,34 @@ pub fn decide(i: &Input<'_>) -> Decision {
         return quarantine(i, reasons);
     };
 
+    let text = format!("{}\n{}", m.subject, m.text);
+    let attachments: Vec<String> = m
+        .attachments
+        .iter()
+        .filter_map(|a| a.name.clone())
+        .collect();
+    let policy = i.pack.policy.evaluate(&Request {
+        pack: &i.pack.name,
+        arrival: m.arrival,
+        mailbox_name: i.mailbox.name,
+        mailbox_role: i.mailbox.role,
+        text: &text,
+        attachments: &attachments,
+        serials: &i.extracted.serials,
+        invoices: &i.extracted.invoices,
+        tax_ids: &i.extracted.tax_ids,
+        contract: i.lookup.contract.as_ref(),
+        language,
+        ticket_created: ticket.map(|t| t.created_at),
+        quota_used: &i.lookup.quota_used,
+    });
+    let status = if policy.waiting_on_customer {
+        "waiting_customer"
+    } else {
+        "open"
+    };
+    policy_events(&policy, &mut events);
+
     let (write, view, template) = match ticket {
         Some(t) => {
             events.push(("message", format!("follow-up from {}", sender.address)));
@@ -283,7 +315,7 @@ pub fn decide(i: &Input<'_>) -> Decision {
                 events.push(("reopened", format!("was {}", t.status)));
             }
             (
-                TicketWrite::Update { id: t.id },
+                TicketWrite::Update { id: t.id, status },
                 TicketView {
                     action: "update",
                     id: Some(t.id),
@@ -302,6 +334,7 @@ pub fn decide(i: &Input<'_>) -> Decision {
             (
                 TicketWrite::New {
                     subject: subject.clone(),
+                    status,
                     language: language.as_str().to_string(),
                     requester: sender.address.to_ascii_lowercase(),
                     requester_name: sender.name.clone(),
@@ -349,8 +382,18 @@ pub fn decide(i: &Input<'_>) -> Decision {
                 "received_at": m.arrival.with_timezone(&i.pack.zone).format("%Y-%m-%d %H:%M %Z").to_string(),
                 "message": {"subject": m.subject, "attachments": m.attachments.len()},
                 "extracted": i.extracted,
+                "policy": &policy,
+                "ticket_state": ticket.map_or("new", |t| t.status.as_str()),
             }),
         });
+    }
+    if !policy.staff.is_empty() {
+        let notes: Vec<String> = policy
+            .staff
+            .iter()
+            .map(|n| format!("{}: {}", n.rule, n.text))
+            .collect();
+        replies.extend(staff_notice(i, "staff_policy", &notes));
     }
     let mut d = base(
         Outcome::Processed,
@@ -365,7 +408,51 @@ pub fn decide(i: &Input<'_>) -> Decision {
         // A follow-up keeps the ticket's name, whatever its subject says now.
         d.subject = t.subject.clone();
     }
+    d.policy = Some(policy);
     d
+}
+
+/// What the rules decided, kept on the ticket's history.
+fn policy_events(p: &Evaluation, events: &mut Vec<(&'static str, String)>) {
+    events.push((
+        "policy",
+        json!({
+            "pack": p.pack,
+            "rules": p.rules,
+            "tier": p.tier,
+            "severity": p.severity,
+            "business_open": p.business_open,
+            "clock_starts_at": p.clock_starts_at,
+            "first_response_due": p.first_response_due,
+            "warranty": p.warranty,
+            "contract": p.contract,
+        })
+        .to_string(),
+    ));
+    for e in &p.escalations {
+        events.push((
+            "escalation_due",
+            json!({"at": e.at, "to": e.to, "rule": e.rule}).to_string(),
+        ));
+    }
+    for (id, d) in &p.deadlines {
+        events.push((
+            "deadline",
+            json!({"id": id, "at": d.at, "remind_at": d.remind_at, "rule": d.rule}).to_string(),
+        ));
+    }
+    if let Some(q) = &p.quota {
+        events.push(("quota", serde_json::to_string(q).unwrap_or_default()));
+    }
+    if p.waiting_on_customer {
+        events.push((
+            "waiting_on_customer",
+            format!("asked for: {}", p.missing.join(", ")),
+        ));
+    }
+    for n in &p.staff {
+        events.push(("staff", format!("{}: {}", n.rule, n.text)));
+    }
 }
 
 /// The decision for a mail that cannot be handled: stored raw, moved to
@@ -387,6 +474,7 @@ pub fn quarantine(i: &Input<'_>, mut reasons: Vec<String>) -> Decision {
         replies: notice.into_iter().collect(),
         reasons,
         events: Vec::new(),
+        policy: None,
     }
 }
 
@@ -454,6 +542,7 @@ mod tests {
             requester: requester.into(),
             language: "en".into(),
             participants: vec![requester.into()],
+            created_at: chrono::DateTime::UNIX_EPOCH,
         }
     }
 
@@ -517,7 +606,7 @@ mod tests {
                 ..Default::default()
             },
         );
-        assert!(matches!(d.ticket, TicketWrite::Update { id: 3 }));
+        assert!(matches!(d.ticket, TicketWrite::Update { id: 3, .. }));
         assert_eq!(d.replies[0].template, "ack_followup");
     }
 
@@ -550,7 +639,7 @@ mod tests {
                 ..Default::default()
             },
         );
-        assert!(matches!(d.ticket, TicketWrite::Update { id: 3 }));
+        assert!(matches!(d.ticket, TicketWrite::Update { id: 3, .. }));
     }
 
     #[test]

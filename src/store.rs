@@ -1,7 +1,7 @@
 //! SQLite storage: schema, migrations, and every SQL statement of the daemon.
 
 use anyhow::{Context, Result, bail};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use serde::Serialize;
 use std::path::Path;
@@ -120,6 +120,7 @@ pub struct TicketInfo {
     pub language: String,
     /// Every address that has written on this ticket.
     pub participants: Vec<String>,
+    pub created_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -145,6 +146,10 @@ pub struct Lookup {
     pub duplicate: Option<Duplicate>,
     pub contact: Option<ContactInfo>,
     pub next_ticket_id: i64,
+    /// The sender's contract, if the entitlements know one.
+    pub contract: Option<crate::contracts::ContractMatch>,
+    /// Uses of each pack quota in its current period.
+    pub quota_used: std::collections::BTreeMap<String, u32>,
 }
 
 /// Where a stored message came from.
@@ -176,13 +181,15 @@ pub enum TicketWrite {
     None,
     New {
         subject: String,
+        status: &'static str,
         language: String,
         requester: String,
         requester_name: Option<String>,
     },
-    /// A person wrote on the ticket: it is open again.
+    /// A person wrote on the ticket: it is open again, or waits on the customer.
     Update {
         id: i64,
+        status: &'static str,
     },
     /// A machine wrote on the ticket: recorded, state unchanged.
     Attach {
@@ -384,22 +391,29 @@ impl Store {
         let row = self
             .conn
             .query_row(
-                "SELECT t.id, t.subject, t.status, c.address, t.language
+                "SELECT t.id, t.subject, t.status, c.address, t.language, t.created_at
                  FROM tickets t JOIN contacts c ON c.id = t.requester_id WHERE t.id = ?1",
                 [id],
                 |r| {
-                    Ok(TicketInfo {
-                        id: r.get(0)?,
-                        subject: r.get(1)?,
-                        status: r.get(2)?,
-                        requester: r.get(3)?,
-                        language: r.get(4)?,
-                        participants: Vec::new(),
-                    })
+                    Ok((
+                        TicketInfo {
+                            id: r.get(0)?,
+                            subject: r.get(1)?,
+                            status: r.get(2)?,
+                            requester: r.get(3)?,
+                            language: r.get(4)?,
+                            participants: Vec::new(),
+                            created_at: DateTime::<Utc>::MIN_UTC,
+                        },
+                        r.get::<_, String>(5)?,
+                    ))
                 },
             )
             .optional()?;
-        let Some(mut t) = row else { return Ok(None) };
+        let Some((mut t, created)) = row else {
+            return Ok(None);
+        };
+        t.created_at = parse_ts(&created)?;
         let mut stmt = self.conn.prepare_cached(
             "SELECT DISTINCT lower(sender) FROM messages WHERE ticket_id = ?1 AND sender IS NOT NULL",
         )?;
@@ -513,7 +527,23 @@ impl Store {
                 None => None,
             },
             next_ticket_id: self.next_ticket_id()?,
+            contract: None,
+            quota_used: Default::default(),
         })
+    }
+
+    /// How many tickets of contract `serial` used quota `quota` in the period starting `since`.
+    pub fn quota_used(&self, quota: &str, serial: &str, since: NaiveDate) -> Result<u32> {
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM ticket_events WHERE kind = 'quota'
+               AND json_extract(detail, '$.quota') = ?1
+               AND json_extract(detail, '$.contract') = ?2
+               AND json_extract(detail, '$.period_start') = ?3
+               AND json_extract(detail, '$.charged') = 1",
+            params![quota, serial, since.to_string()],
+            |r| r.get(0),
+        )?;
+        Ok(n as u32)
     }
 
     // ----- the one write per message -------------------------------------------
@@ -536,6 +566,7 @@ impl Store {
             TicketWrite::None => None,
             TicketWrite::New {
                 subject,
+                status,
                 language,
                 requester,
                 requester_name,
@@ -544,15 +575,15 @@ impl Store {
                     upsert_contact(&tx, requester, requester_name.as_deref(), language, &now_s)?;
                 tx.execute(
                     "INSERT INTO tickets (subject, status, requester_id, mailbox, language, created_at, updated_at)
-                     VALUES (?1, 'open', ?2, ?3, ?4, ?5, ?5)",
-                    params![subject, contact, msg.origin.mailbox, language, now_s],
+                     VALUES (?1, ?6, ?2, ?3, ?4, ?5, ?5)",
+                    params![subject, contact, msg.origin.mailbox, language, now_s, status],
                 )?;
                 Some(tx.last_insert_rowid())
             }
-            TicketWrite::Update { id } => {
+            TicketWrite::Update { id, status } => {
                 tx.execute(
-                    "UPDATE tickets SET status = 'open', updated_at = ?2 WHERE id = ?1",
-                    params![id, now_s],
+                    "UPDATE tickets SET status = ?3, updated_at = ?2 WHERE id = ?1",
+                    params![id, now_s, status],
                 )?;
                 Some(*id)
             }
@@ -897,6 +928,7 @@ mod tests {
             .apply(
                 &row(1, b"x"),
                 &TicketWrite::New {
+                    status: "open",
                     subject: "Disk".into(),
                     language: "en".into(),
                     requester: "ann@example.net".into(),
@@ -923,6 +955,7 @@ mod tests {
         let r = s.apply(
             &row(1, b"x"),
             &TicketWrite::New {
+                status: "open",
                 subject: "Disk".into(),
                 language: "en".into(),
                 requester: "ann@example.net".into(),

@@ -11,6 +11,7 @@ pub const REQUIRED: &[&str] = &[
     "ack_followup",
     "staff_quarantine",
     "staff_send_failed",
+    "staff_policy",
 ];
 
 pub struct Templates {
@@ -45,6 +46,12 @@ impl Templates {
                 };
                 let text = std::fs::read_to_string(&path)
                     .with_context(|| format!("cannot read {}", path.display()))?;
+                if let Some(partial) = name.strip_prefix('_') {
+                    // `_policy.hbs` is the partial `{{> en_policy}}`.
+                    hb.register_partial(&format!("{}_{partial}", lang.as_str()), text)
+                        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+                    continue;
+                }
                 let (subject, body) =
                     split_template(&text).with_context(|| format!("{}:1", path.display()))?;
                 hb.register_template_string(&key(lang, name, "subject"), subject)
@@ -76,6 +83,25 @@ impl Templates {
         name: &str,
         data: &serde_json::Value,
     ) -> Result<(String, String)> {
+        // A pack's notices are templates too, rendered with the same data.
+        let mut data = data.clone();
+        let notices: Vec<String> = data
+            .pointer("/policy/notices")
+            .and_then(|n| n.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n.get("text").and_then(|t| t.as_str()))
+            .map(|t| {
+                self.hb
+                    .render_template(t, &data)
+                    .map(|s| s.trim().to_string())
+                    .with_context(|| format!("pack notice `{t}`"))
+            })
+            .collect::<Result<_>>()?;
+        if let Some(o) = data.as_object_mut() {
+            o.insert("notices".into(), serde_json::json!(notices));
+        }
+        let data = &data;
         let subject = self
             .hb
             .render(&key(lang, name, "subject"), data)
