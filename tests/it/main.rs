@@ -2,5 +2,6 @@
 
 mod cli;
 mod harness;
+mod packs;
 mod pipeline;
 mod rules;
