@@ -299,6 +299,7 @@ pub fn decide(i: &Input<'_>) -> Decision {
         contract: i.lookup.contract.as_ref(),
         language,
         ticket_created: ticket.map(|t| t.created_at),
+        known_facts: ticket.map_or(&[], |t| t.facts.as_slice()),
         quota_used: &i.lookup.quota_used,
     });
     let status = if policy.waiting_on_customer {
@@ -422,6 +423,8 @@ fn policy_events(p: &Evaluation, events: &mut Vec<(&'static str, String)>) {
             "tier": p.tier,
             "severity": p.severity,
             "business_open": p.business_open,
+            "facts": p.facts,
+            "missing": p.missing,
             "clock_starts_at": p.clock_starts_at,
             "first_response_due": p.first_response_due,
             "warranty": p.warranty,
@@ -543,6 +546,7 @@ mod tests {
             language: "en".into(),
             participants: vec![requester.into()],
             created_at: chrono::DateTime::UNIX_EPOCH,
+            facts: vec![],
         }
     }
 

@@ -1237,6 +1237,8 @@ pub struct Request<'a> {
     pub language: Language,
     /// The ticket a follow-up belongs to: when it was opened.
     pub ticket_created: Option<DateTime<Utc>>,
+    /// Facts the ticket's earlier mail already carried.
+    pub known_facts: &'a [String],
     /// Uses so far per quota id, in the period [`Policy::quota_periods`] named.
     pub quota_used: &'a BTreeMap<String, u32>,
 }
@@ -1328,6 +1330,8 @@ pub struct Evaluation {
     pub clock_deferred: bool,
     pub first_response_due: Option<String>,
     pub first_response_local: Option<String>,
+    /// The facts the request (with its ticket's earlier mail) carries.
+    pub facts: Vec<String>,
     pub missing: Vec<String>,
     pub missing_names: Vec<String>,
     pub recommended: Vec<String>,
@@ -1552,6 +1556,11 @@ impl Policy {
             }
         }
 
+        for f in req.known_facts {
+            if let Some(f) = FACTS.iter().find(|x| **x == f.as_str()) {
+                facts.insert(f);
+            }
+        }
         let topics: Vec<String> = self
             .topics
             .iter()
@@ -1910,6 +1919,7 @@ impl Policy {
             first_response_due: due.map(|t| rfc3339(zone, t)),
             first_response_local: due.map(|t| fmt_local(zone, t)),
             missing_names: names(&missing),
+            facts: ctx.facts.iter().map(|f| f.to_string()).collect(),
             waiting_on_customer: !missing.is_empty(),
             missing,
             recommended_names: names(&recommended),

@@ -121,6 +121,8 @@ pub struct TicketInfo {
     /// Every address that has written on this ticket.
     pub participants: Vec<String>,
     pub created_at: DateTime<Utc>,
+    /// Facts the ticket's earlier mail carried (from its `policy` events).
+    pub facts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -404,6 +406,7 @@ impl Store {
                             language: r.get(4)?,
                             participants: Vec::new(),
                             created_at: DateTime::<Utc>::MIN_UTC,
+                            facts: Vec::new(),
                         },
                         r.get::<_, String>(5)?,
                     ))
@@ -414,6 +417,19 @@ impl Store {
             return Ok(None);
         };
         t.created_at = parse_ts(&created)?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT detail FROM ticket_events WHERE ticket_id = ?1 AND kind = 'policy'",
+        )?;
+        for detail in stmt.query_map([id], |r| r.get::<_, String>(0))? {
+            let v: serde_json::Value = serde_json::from_str(&detail?).unwrap_or_default();
+            for f in v["facts"].as_array().into_iter().flatten() {
+                if let Some(f) = f.as_str()
+                    && !t.facts.iter().any(|x| x == f)
+                {
+                    t.facts.push(f.to_string());
+                }
+            }
+        }
         let mut stmt = self.conn.prepare_cached(
             "SELECT DISTINCT lower(sender) FROM messages WHERE ticket_id = ?1 AND sender IS NOT NULL",
         )?;

@@ -243,3 +243,60 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         }
     }
 }
+
+#[test]
+fn check_config_rejects_a_broken_pack_with_file_line_and_reason() {
+    let d = temp();
+    std::fs::write(d.path().join("pw"), "secret\n").unwrap();
+    let packs = d.path().join("vendors");
+    std::fs::create_dir(&packs).unwrap();
+    let good = std::fs::read_to_string(repo().join("config/vendors/netex.toml")).unwrap();
+    let broken = good
+        .replacen("after = \"8h\"", "after = \"8 hours\"", 1)
+        .replacen(
+            "when = [\"severity=1\"]",
+            "when = [\"severity=1\", \"weekend\"]",
+            1,
+        )
+        .replacen("rule = \"NX-04\"", "rule = \"nx4\"", 1)
+        .replacen(
+            "text.es = \"Su número de seguimiento",
+            "text.fr = \"Su número de seguimiento",
+            1,
+        );
+    let pack_path = packs.join("netex.toml");
+    std::fs::write(&pack_path, &broken).unwrap();
+    let line_of = |needle: &str| {
+        let at = broken.find(needle).expect(needle);
+        // The entry's table header is the line the problem is reported at.
+        let header = broken[..at].rfind("\n[").map_or(0, |i| i + 1);
+        broken[..header].lines().count() + 1
+    };
+    let text = config_text(d.path(), "netex").replace(
+        &format!("packs = \"{}/config/vendors\"", repo().display()),
+        &format!("packs = \"{}\"", packs.display()),
+    );
+    let path = d.path().join("ticketd.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = ticketd(&["check-config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let p = pack_path.display();
+    for expected in [
+        format!(
+            "{p}:{}: escalation.after: `8 hours` is not a duration",
+            line_of("8 hours")
+        ),
+        format!(
+            "{p}:{}: condition `weekend` is not known",
+            line_of("\"weekend\"")
+        ),
+        format!("{p}:{}: rule `nx4` is not a rule ID", line_of("\"nx4\"")),
+        format!(
+            "{p}:{}: notice `tracking`: text.es is missing",
+            line_of("text.fr")
+        ),
+    ] {
+        assert!(err.contains(&expected), "missing `{expected}` in:\n{err}");
+    }
+}

@@ -30,16 +30,21 @@ async fn off_hours_ack(
     ticketd::daemon::run_once(cfg.clone(), clock)
         .await
         .expect("run --once");
-    let acks: Vec<String> = stack
+    let acks = to_customer(&stack);
+    assert_eq!(acks.len(), 1, "one acknowledgement to the customer");
+    let store = Store::open_read_only(&cfg.database).expect("database");
+    (acks[0].clone(), store)
+}
+
+/// The texts of the mail sent to the customer (staff notices left out).
+fn to_customer(stack: &MailStack) -> Vec<String> {
+    stack
         .sink_messages()
         .iter()
         .map(|m| parse(m, chrono::DateTime::UNIX_EPOCH))
         .filter(|m| m.to.iter().any(|a| a.address == "ann@customer.test"))
         .map(|m| m.text)
-        .collect();
-    assert_eq!(acks.len(), 1, "one acknowledgement to the customer");
-    let store = Store::open_read_only(&cfg.database).expect("database");
-    (acks[0].clone(), store)
+        .collect()
 }
 
 fn policy_event(store: &Store) -> serde_json::Value {
@@ -134,4 +139,114 @@ async fn avanzada7_sunday_mail_is_acknowledged_in_spanish_with_the_clock_start()
         policy_event(&store)["clock_starts_at"],
         "2026-11-16T09:00:00+01:00"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ix_13_asking_for_status_by_ticket_number_reaches_the_ticket() {
+    let stack = MailStack::start();
+    let cfg = stack.config(|c| c.pack = "ixsystems".to_string());
+    let clock: SharedClock = Arc::new(SystemClock);
+    let first = mail(
+        "Ann Customer <ann@customer.test>",
+        "support@vendor.test",
+        "Pool degraded",
+        "s1@customer.test",
+        "",
+        "Serial: A1-12345. One disk of the pool shows checksum errors.",
+    );
+    stack
+        .append(
+            "support@vendor.test",
+            "INBOX",
+            &first,
+            "16-Nov-2026 09:00:00 -0800",
+        )
+        .await;
+    ticketd::daemon::run_once(cfg.clone(), clock.clone())
+        .await
+        .expect("run --once");
+    // A new mail, no tag, no References: only the number in the text.
+    let ask = mail(
+        "Ann Customer <ann@customer.test>",
+        "support@vendor.test",
+        "Checking in",
+        "s2@customer.test",
+        "",
+        "Hello, what is the status of ticket 1? Thanks.",
+    );
+    stack
+        .append(
+            "support@vendor.test",
+            "INBOX",
+            &ask,
+            "17-Nov-2026 09:00:00 -0800",
+        )
+        .await;
+    ticketd::daemon::run_once(cfg.clone(), clock)
+        .await
+        .expect("run --once");
+    let store = Store::open_read_only(&cfg.database).expect("database");
+    assert_eq!(store.tickets().unwrap().len(), 1, "no second ticket");
+    let texts = to_customer(&stack);
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("Ticket [TKT#1] is currently: open")),
+        "{texts:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qn_03_missing_facts_are_asked_for_and_the_ticket_waits_until_they_come() {
+    let stack = MailStack::start();
+    let cfg = stack.config(|c| {
+        c.pack = "qnap".to_string();
+        c.mailboxes = vec![("support", "support"), ("rma", "rma")];
+    });
+    let clock: SharedClock = Arc::new(SystemClock);
+    let first = mail(
+        "Ann Customer <ann@customer.test>",
+        "rma@vendor.test",
+        "NAS does not boot",
+        "w1@customer.test",
+        "",
+        "Our NAS does not boot since this morning. Serial: Q23A1234567",
+    );
+    stack
+        .append(
+            "rma@vendor.test",
+            "INBOX",
+            &first,
+            "16-Nov-2026 09:00:00 -0800",
+        )
+        .await;
+    ticketd::daemon::run_once(cfg.clone(), clock.clone())
+        .await
+        .expect("run --once");
+    let store = Store::open_read_only(&cfg.database).expect("database");
+    assert_eq!(store.tickets().unwrap()[0].status, "waiting_customer");
+    let ack = &to_customer(&stack)[0];
+    assert!(ack.contains("proof of purchase"), "{ack}");
+    assert!(!ack.contains("serial number"), "{ack}");
+
+    let reply = mail(
+        "Ann Customer <ann@customer.test>",
+        "rma@vendor.test",
+        "Re: NAS does not boot [TKT#1]",
+        "w2@customer.test",
+        "In-Reply-To: <w1@customer.test>\r\n",
+        "Here it is. Invoice number: INV-55231",
+    );
+    stack
+        .append(
+            "rma@vendor.test",
+            "INBOX",
+            &reply,
+            "16-Nov-2026 10:00:00 -0800",
+        )
+        .await;
+    ticketd::daemon::run_once(cfg.clone(), clock)
+        .await
+        .expect("run --once");
+    assert_eq!(store.tickets().unwrap()[0].status, "open");
 }

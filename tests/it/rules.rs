@@ -57,6 +57,7 @@ struct Case {
     contract: Option<Contract>,
     ticket_created: Option<DateTime<Utc>>,
     used: BTreeMap<String, u32>,
+    known: Vec<String>,
 }
 
 impl Case {
@@ -71,6 +72,7 @@ impl Case {
             contract: None,
             ticket_created: None,
             used: BTreeMap::new(),
+            known: vec![],
         }
     }
     fn mailbox(mut self, m: &str) -> Case {
@@ -123,6 +125,7 @@ impl Case {
             contract: m.as_ref(),
             language: self.pack.language,
             ticket_created: self.ticket_created,
+            known_facts: &self.known,
             quota_used: &self.used,
         })
     }
@@ -1150,4 +1153,15 @@ fn every_pack_names_its_rules() {
         let own: Vec<_> = ids.iter().filter(|i| i.starts_with(prefix)).collect();
         assert_eq!(own.len(), n, "{p}: {own:?}");
     }
+}
+
+#[test]
+fn qn_03_a_follow_up_completes_what_earlier_mail_gave() {
+    let mut case = Case::new("qnap", "2026-11-23T09:00:00-08:00")
+        .mailbox("rma")
+        .text("Re: Broken NAS", "Here is the invoice: INV-55231.")
+        .followup("2026-11-20T09:00:00-08:00");
+    assert_eq!(case.eval().missing, vec!["serial"]);
+    case.known = vec!["serial".into()];
+    assert!(case.eval().missing.is_empty());
 }
