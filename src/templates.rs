@@ -94,7 +94,7 @@ impl Templates {
             .map(|t| {
                 self.hb
                     .render_template(t, &data)
-                    .map(|s| s.trim().to_string())
+                    .map(|s| wrap(s.trim(), 74))
                     .with_context(|| format!("pack notice `{t}`"))
             })
             .collect::<Result<_>>()?;
@@ -113,6 +113,30 @@ impl Templates {
         let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
         Ok((subject, body.trim_start_matches('\n').to_string()))
     }
+}
+
+/// Greedy word wrap for text with spaces; lines without spaces (Japanese) are kept whole.
+fn wrap(text: &str, width: usize) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for (i, line) in text.lines().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let mut col = 0;
+        for word in line.split(' ').filter(|w| !w.is_empty()) {
+            let len = word.chars().count();
+            if col > 0 && col + 1 + len > width {
+                out.push('\n');
+                col = 0;
+            } else if col > 0 {
+                out.push(' ');
+                col += 1;
+            }
+            out.push_str(word);
+            col += len;
+        }
+    }
+    out
 }
 
 fn key(lang: Language, name: &str, part: &str) -> String {
@@ -134,6 +158,18 @@ mod tests {
 
     fn shipped() -> Templates {
         Templates::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("templates")).unwrap()
+    }
+
+    #[test]
+    fn notices_wrap_at_word_boundaries() {
+        let w = wrap("aaa bbb ccc ddd", 7);
+        assert_eq!(w, "aaa bbb\nccc ddd");
+        assert_eq!(
+            wrap("受付時間外のメールへの回答は翌営業日以降となります。", 10)
+                .lines()
+                .count(),
+            1
+        );
     }
 
     #[test]
