@@ -4,6 +4,7 @@
 //! - [`config`], [`pack`]: what to watch and which vendor rules apply.
 //! - [`imap`]: one watcher per mailbox, fetching new mail and acknowledging it after the commit.
 //! - [`parse`] -> [`classify`] -> [`extract`] -> [`thread`]: reading a mail.
+//! - [`contracts`], [`warranty`]: entitlements from a CSV and the warranty they give.
 //! - [`decide`]: the pure decision; [`intake`] glues reading, deciding and [`store`].
 //! - [`templates`], [`compose`]: replies as rendered bytes, queued in the [`store`] outbox.
 //! - [`outbox`]: sends queued mail over SMTP.
@@ -15,6 +16,7 @@ pub mod classify;
 pub mod clock;
 pub mod compose;
 pub mod config;
+pub mod contracts;
 pub mod daemon;
 pub mod decide;
 pub mod explain;
@@ -28,3 +30,4 @@ pub mod parse;
 pub mod store;
 pub mod templates;
 pub mod thread;
+pub mod warranty;
