@@ -254,8 +254,14 @@ fn parse_date(column: &str, v: &str) -> Result<NaiveDate, String> {
 /// a row with the wrong number of fields, an empty serial, a bad date or number, an
 /// address without `@`, or a serial that an earlier row already has.
 pub fn parse_csv(text: &str, file: &str) -> Result<Vec<Contract>, Vec<String>> {
-    let (recs, read_errors) = records(text);
-    let mut errors: Vec<(usize, String)> = read_errors;
+    let (recs, mut errors) = records(text);
+    if let Some(&(line, _)) = errors.first()
+        && recs.first().is_none_or(|r| r.line > line)
+    {
+        // The header itself could not be read: what follows cannot be judged.
+        errors.truncate(1);
+        return Err(finish(errors, file));
+    }
     let mut recs = recs.into_iter();
     let Some(header) = recs.next() else {
         errors.push((
@@ -581,6 +587,12 @@ mod tests {
             "{errs:?}"
         );
         assert_eq!(errs[1], "c.csv:1: missing column `model`");
+        let errs = parse_csv("serial,\"email\"x\nA,b\n", "c.csv").unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with("c.csv:1: text after the closing quote"),
+            "{errs:?}"
+        );
         let errs = parse_csv("", "c.csv").unwrap_err();
         assert!(errs[0].starts_with("c.csv:1: no header row"), "{errs:?}");
         let errs = parse_csv(&format!("{HEADER}\nA,\"open,x,x,x,x,x\n"), "c.csv").unwrap_err();
@@ -588,6 +600,20 @@ mod tests {
             errs,
             vec!["c.csv:2: a quoted field is not closed before the end of the file"]
         );
+    }
+
+    proptest::proptest! {
+        /// Whatever the file holds, reading it gives contracts or line-numbered problems.
+        #[test]
+        fn any_text_gives_contracts_or_numbered_problems(body in "[a-c0-9,\"\r\n;@ -]{0,200}") {
+            let text = format!("{HEADER}\n{body}");
+            match parse_csv(&text, "f.csv") {
+                Ok(cs) => proptest::prop_assert!(cs.iter().all(|c| !c.serial.is_empty())),
+                Err(errs) => proptest::prop_assert!(
+                    !errs.is_empty() && errs.iter().all(|e| e.starts_with("f.csv:"))
+                ),
+            }
+        }
     }
 
     #[test]

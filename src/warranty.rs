@@ -95,7 +95,11 @@ impl Term {
     pub fn parse(s: &str) -> Option<Term> {
         let s = s.trim();
         let unit = s.chars().last()?;
-        let n: u32 = s[..s.len() - unit.len_utf8()].parse().ok()?;
+        let digits = &s[..s.len() - unit.len_utf8()];
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let n: u32 = digits.parse().ok()?;
         if n == 0 || n > 100_000 {
             return None;
         }
@@ -694,7 +698,7 @@ mod tests {
             Some(d("2025-02-28"))
         );
         assert_eq!(Term::parse("2w"), Some(Term::Days(14)));
-        for bad in ["", "y", "0d", "2 years", "-1d", "1.5y", "3h"] {
+        for bad in ["", "y", "0d", "2 years", "-1d", "+1d", "1.5y", "3h", "１d"] {
             assert_eq!(Term::parse(bad), None, "{bad}");
         }
     }
