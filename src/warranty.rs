@@ -446,6 +446,7 @@ mod tests {
         }
     }
 
+    // QN-01
     #[test]
     fn qn_01_models_belong_to_their_series() {
         let spec = qnap();
@@ -483,6 +484,7 @@ mod tests {
         }
     }
 
+    // QN-01
     #[test]
     fn qn_01_the_series_term_counts_from_purchase() {
         let spec = qnap();
@@ -507,6 +509,7 @@ mod tests {
         assert_eq!(w.basis, "standard 1y from purchase 2025-03-01");
     }
 
+    // QN-02
     #[test]
     fn qn_02_extension_follows_the_standard_term_and_is_capped_at_five_years() {
         let spec = qnap();
@@ -529,6 +532,7 @@ mod tests {
         assert!(w.basis.contains("capped at 5y"), "{}", w.basis);
     }
 
+    // QN-02
     #[test]
     fn qn_02_an_extension_bought_after_the_60_day_window_is_not_counted() {
         let spec = qnap();
@@ -559,6 +563,7 @@ mod tests {
         assert!(w.notes[0].contains("was not checked"), "{:?}", w.notes);
     }
 
+    // QN-11
     #[test]
     fn qn_11_plans_bought_late_or_onsite_without_advanced_replacement_are_noted() {
         let spec = qnap();
@@ -593,6 +598,7 @@ mod tests {
         }
     }
 
+    // IX-10
     #[test]
     fn ix_10_warranty_counts_from_the_ship_date_and_extends_to_at_most_seven_years() {
         let spec = ixsystems();
@@ -626,6 +632,7 @@ mod tests {
         assert_eq!((w.status, w.until), (WarrantyStatus::Unknown, None));
     }
 
+    // IX-10
     #[test]
     fn ix_10_a_warranty_extended_after_it_expired_holds_service_21_days() {
         let spec = ixsystems();
@@ -648,6 +655,7 @@ mod tests {
         assert!(w.notes.is_empty());
     }
 
+    // NX-06
     #[test]
     fn nx_06_software_is_warranted_90_days_from_shipment() {
         let spec = WarrantySpec {
@@ -667,6 +675,7 @@ mod tests {
         assert_eq!(w.status, WarrantyStatus::Expired);
     }
 
+    // AV-01
     #[test]
     fn av_01_free_support_lasts_30_days_from_purchase() {
         let spec = WarrantySpec {
