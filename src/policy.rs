@@ -94,6 +94,8 @@ pub struct RawWarranty {
     pub extension_window: Option<String>,
     #[serde(default)]
     pub reinstatement_hold: Option<String>,
+    #[serde(default)]
+    pub plan_requires: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -799,6 +801,7 @@ impl Policy {
                 max_total: w.max_total,
                 extension_window: w.extension_window,
                 reinstatement_hold: w.reinstatement_hold,
+                plan_requires: w.plan_requires,
             };
             if let Err(es) = warranty::validate(&spec) {
                 for e in es {

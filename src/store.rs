@@ -1,5 +1,6 @@
 //! SQLite storage: schema, migrations, and every SQL statement of the daemon.
 
+use crate::contracts::{Contract, ContractMatch, MatchedBy, address_key, serial_key, tax_id_key};
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
@@ -7,7 +8,8 @@ use serde::Serialize;
 use std::path::Path;
 
 /// Versioned migrations; `user_version` holds how many have run.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE mailbox_state (
     mailbox     TEXT PRIMARY KEY,
     uidvalidity INTEGER NOT NULL,
@@ -92,7 +94,31 @@ CREATE TABLE outbox (
     sent_at         TEXT
 ) STRICT;
 CREATE INDEX outbox_due ON outbox(status, next_attempt_at);
-"#];
+"#,
+    r#"
+CREATE TABLE contracts (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    serial           TEXT NOT NULL,
+    serial_key       TEXT NOT NULL UNIQUE CHECK (serial_key <> ''),
+    email            TEXT NOT NULL,
+    company          TEXT NOT NULL,
+    tax_id           TEXT NOT NULL,
+    tax_key          TEXT NOT NULL,
+    tier             TEXT NOT NULL,
+    model            TEXT NOT NULL,
+    purchased_on     TEXT NOT NULL,
+    shipped_on       TEXT,
+    warranty_until   TEXT,
+    extended_until   TEXT,
+    extended_on      TEXT,
+    plans            TEXT NOT NULL,
+    plans_on         TEXT,
+    tickets_per_year INTEGER
+) STRICT;
+CREATE INDEX contracts_email ON contracts(email);
+CREATE INDEX contracts_tax_key ON contracts(tax_key);
+"#,
+];
 
 /// Timestamps are stored as fixed-width UTC text so that they sort as they compare.
 pub fn ts(t: DateTime<Utc>) -> String {
@@ -253,6 +279,14 @@ pub struct QuarantineRow {
     pub size: i64,
 }
 
+/// What a contracts import did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ImportStats {
+    pub inserted: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+}
+
 pub struct Store {
     conn: Connection,
 }
@@ -333,6 +367,143 @@ impl Store {
 
     pub fn schema_version(&self) -> Result<usize> {
         self.version()
+    }
+
+    // ----- contracts -------------------------------------------------------
+
+    /// Imports contracts in one transaction: a serial not yet known is inserted, a
+    /// known one (by [`serial_key`]) is updated in place when anything differs.
+    /// Contracts absent from `contracts` stay. On any error (an empty serial, the same
+    /// serial twice) nothing is written.
+    pub fn import_contracts(&mut self, contracts: &[Contract]) -> Result<ImportStats> {
+        let tx = self.conn.transaction()?;
+        let mut stats = ImportStats::default();
+        let mut seen = std::collections::HashSet::new();
+        for (i, c) in contracts.iter().enumerate() {
+            let key = serial_key(&c.serial);
+            if key.is_empty() {
+                bail!("contract {}: empty serial", i + 1);
+            }
+            if !seen.insert(key.clone()) {
+                bail!("contract {}: serial {} appears twice", i + 1, c.serial);
+            }
+            let old: Option<Contract> = tx
+                .query_row(
+                    &format!("SELECT {CONTRACT_COLUMNS} FROM contracts WHERE serial_key = ?1"),
+                    [&key],
+                    contract_row,
+                )
+                .optional()
+                .with_context(|| format!("cannot read contract {}", c.serial))?;
+            let c = &Contract {
+                email: address_key(&c.email),
+                ..c.clone()
+            };
+            let values = params![
+                c.serial,
+                c.email,
+                c.company,
+                c.tax_id,
+                c.tier,
+                c.model,
+                date_text(Some(c.purchased_on)),
+                date_text(c.shipped_on),
+                date_text(c.warranty_until),
+                date_text(c.extended_until),
+                date_text(c.extended_on),
+                serde_json::to_string(&c.plans)?,
+                date_text(c.plans_on),
+                c.tickets_per_year.map(i64::from),
+                key,
+                tax_id_key(&c.tax_id),
+            ];
+            match old {
+                None => {
+                    tx.execute(
+                        &format!(
+                            "INSERT INTO contracts ({CONTRACT_COLUMNS}, serial_key, tax_key)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+                        ),
+                        values,
+                    )?;
+                    stats.inserted += 1;
+                }
+                Some(old) if old == *c => stats.unchanged += 1,
+                Some(_) => {
+                    tx.execute(
+                        "UPDATE contracts SET serial = ?1, email = ?2, company = ?3, tax_id = ?4, tier = ?5,
+                             model = ?6, purchased_on = ?7, shipped_on = ?8, warranty_until = ?9,
+                             extended_until = ?10, extended_on = ?11, plans = ?12, plans_on = ?13,
+                             tickets_per_year = ?14, tax_key = ?16
+                         WHERE serial_key = ?15",
+                        values,
+                    )?;
+                    stats.updated += 1;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(stats)
+    }
+
+    /// The contract of a mail, found exactly as `ContractBook::find` finds it: by the
+    /// first of `serials` that has one, else by the sender's address, else by the first
+    /// of `tax_ids` that has one; among several, the latest purchase, then the smallest
+    /// serial key (`contracts::preferred`).
+    pub fn find_contract(
+        &self,
+        serials: &[String],
+        sender: &str,
+        tax_ids: &[String],
+    ) -> Result<Option<ContractMatch>> {
+        let one = |sql: &str, key: &str| -> Result<Option<Contract>> {
+            Ok(self
+                .conn
+                .query_row(
+                    &format!("SELECT {CONTRACT_COLUMNS} FROM contracts WHERE {sql}"),
+                    [key],
+                    contract_row,
+                )
+                .optional()?)
+        };
+        let hit = |c: Contract, by| Ok(Some(ContractMatch { contract: c, by }));
+        for s in serials {
+            let key = serial_key(s);
+            if key.is_empty() {
+                continue;
+            }
+            if let Some(c) = one("serial_key = ?1", &key)? {
+                return hit(c, MatchedBy::Serial);
+            }
+        }
+        let sender = address_key(sender);
+        if !sender.is_empty()
+            && let Some(c) = one(
+                "email = ?1 ORDER BY purchased_on DESC, serial_key ASC LIMIT 1",
+                &sender,
+            )?
+        {
+            return hit(c, MatchedBy::Email);
+        }
+        for t in tax_ids {
+            let key = tax_id_key(t);
+            if key.is_empty() {
+                continue;
+            }
+            if let Some(c) = one(
+                "tax_key = ?1 ORDER BY purchased_on DESC, serial_key ASC LIMIT 1",
+                &key,
+            )? {
+                return hit(c, MatchedBy::TaxId);
+            }
+        }
+        Ok(None)
+    }
+
+    pub fn contract_count(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM contracts", [], |r| r.get(0))?)
     }
 
     // ----- mailboxes -------------------------------------------------------
@@ -854,6 +1025,52 @@ impl Store {
     }
 }
 
+const CONTRACT_COLUMNS: &str = "serial, email, company, tax_id, tier, model, purchased_on, shipped_on, \
+     warranty_until, extended_until, extended_on, plans, plans_on, tickets_per_year";
+
+fn date_text(d: Option<NaiveDate>) -> Option<String> {
+    d.map(|d| d.format("%Y-%m-%d").to_string())
+}
+
+fn date_column(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<NaiveDate>> {
+    let v: Option<String> = r.get(i)?;
+    v.map(|s| {
+        NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+        })
+    })
+    .transpose()
+}
+
+/// A `contracts` row selected with [`CONTRACT_COLUMNS`].
+fn contract_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Contract> {
+    let plans: String = r.get(11)?;
+    let plans = serde_json::from_str(&plans).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(11, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    let tickets: Option<i64> = r.get(13)?;
+    Ok(Contract {
+        serial: r.get(0)?,
+        email: r.get(1)?,
+        company: r.get(2)?,
+        tax_id: r.get(3)?,
+        tier: r.get(4)?,
+        model: r.get(5)?,
+        purchased_on: date_column(r, 6)?.ok_or(rusqlite::Error::InvalidColumnType(
+            6,
+            "purchased_on".into(),
+            rusqlite::types::Type::Null,
+        ))?,
+        shipped_on: date_column(r, 7)?,
+        warranty_until: date_column(r, 8)?,
+        extended_until: date_column(r, 9)?,
+        extended_on: date_column(r, 10)?,
+        plans,
+        plans_on: date_column(r, 12)?,
+        tickets_per_year: tickets.and_then(|n| u32::try_from(n).ok()),
+    })
+}
+
 fn upsert_contact(
     tx: &Transaction<'_>,
     address: &str,
@@ -1006,5 +1223,106 @@ mod tests {
         );
         assert!(s.duplicate(None, None, "h1").unwrap().is_some());
         assert_eq!(s.mailbox_state("support").unwrap().unwrap().last_uid, 1);
+    }
+
+    fn contract(serial: &str, email: &str, tier: &str) -> Contract {
+        Contract {
+            serial: serial.into(),
+            email: email.into(),
+            company: "Acme".into(),
+            tax_id: "ES B12345678".into(),
+            tier: tier.into(),
+            model: "TS-453D".into(),
+            purchased_on: NaiveDate::from_ymd_opt(2025, 3, 1).unwrap(),
+            plans: vec!["onsite".into()],
+            ..Contract::default()
+        }
+    }
+
+    #[test]
+    fn reimporting_contracts_updates_in_place() {
+        let mut s = Store::in_memory().unwrap();
+        let first = vec![
+            contract("Q23A0001", "ann@acme.test", "gold"),
+            contract("Q23A0002", "bob@acme.test", "silver"),
+        ];
+        let st = s.import_contracts(&first).unwrap();
+        assert_eq!((st.inserted, st.updated, st.unchanged), (2, 0, 0));
+        let second = vec![
+            contract("q23a0001", "ANN@acme.test", "silver"),
+            contract("Q23A0002", "bob@acme.test", "silver"),
+            contract("Q23A0003", "cy@acme.test", "bronze"),
+        ];
+        let st = s.import_contracts(&second).unwrap();
+        assert_eq!((st.inserted, st.updated, st.unchanged), (1, 1, 1));
+        assert_eq!(s.contract_count().unwrap(), 3);
+        let m = s
+            .find_contract(&["Q23A0001".into()], "", &[])
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.by, MatchedBy::Serial);
+        assert_eq!(
+            (m.contract.serial.as_str(), m.contract.tier.as_str()),
+            ("q23a0001", "silver")
+        );
+        assert_eq!(m.contract.email, "ann@acme.test");
+        assert_eq!(m.contract.plans, vec!["onsite"]);
+        // The same file again changes nothing.
+        let st = s.import_contracts(&second).unwrap();
+        assert_eq!((st.inserted, st.updated, st.unchanged), (0, 0, 3));
+    }
+
+    #[test]
+    fn a_failed_contract_import_leaves_the_table_unchanged() {
+        let mut s = Store::in_memory().unwrap();
+        s.import_contracts(&[contract("Q23A0001", "ann@acme.test", "gold")])
+            .unwrap();
+        // The first two rows would insert and update; the third repeats a serial.
+        let bad = vec![
+            contract("Q23A0009", "zed@acme.test", "gold"),
+            contract("Q23A0001", "ann@acme.test", "bronze"),
+            contract("Q23A0009", "zed@acme.test", "gold"),
+        ];
+        let err = s.import_contracts(&bad).unwrap_err();
+        assert!(format!("{err:#}").contains("appears twice"), "{err:#}");
+        assert_eq!(s.contract_count().unwrap(), 1);
+        let m = s.find_contract(&[], "ann@acme.test", &[]).unwrap().unwrap();
+        assert_eq!(m.contract.tier, "gold");
+        assert!(
+            s.import_contracts(&[contract(" ", "x@y.z", "gold")])
+                .is_err()
+        );
+        assert_eq!(s.contract_count().unwrap(), 1);
+    }
+
+    #[test]
+    fn find_contract_matches_as_the_contract_book_does() {
+        use crate::contracts::ContractBook;
+        let mut list = vec![
+            contract("Q23A0001", "ann@acme.test", "gold"),
+            contract("Q23A0002", "ann@acme.test", "gold"),
+            contract("AV7-000123", "", "silver"),
+        ];
+        list[1].purchased_on = NaiveDate::from_ymd_opt(2025, 6, 1).unwrap();
+        list[2].tax_id = "B87654321".into();
+        let mut s = Store::in_memory().unwrap();
+        s.import_contracts(&list).unwrap();
+        let book = ContractBook::new(list);
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let queries = [
+            (v(&["zz", "q23a0001"]), "ann@acme.test", v(&[])),
+            (v(&["zz"]), "Ann <ANN@Acme.test>", v(&["B87654321"])),
+            (v(&[]), "nobody@x.test", v(&["nope", "ES-B87654321"])),
+            (v(&[]), "nobody@x.test", v(&["ES B12345678"])),
+            (v(&["nothing"]), "", v(&[""])),
+        ];
+        let mut found = 0;
+        for (serials, sender, tax) in &queries {
+            let a = book.find(serials, sender, tax);
+            let b = s.find_contract(serials, sender, tax).unwrap();
+            assert_eq!(a, b, "{serials:?} {sender} {tax:?}");
+            found += usize::from(a.is_some());
+        }
+        assert_eq!(found, 4);
     }
 }

@@ -300,3 +300,110 @@ fn check_config_rejects_a_broken_pack_with_file_line_and_reason() {
         assert!(err.contains(&expected), "missing `{expected}` in:\n{err}");
     }
 }
+
+#[test]
+fn contracts_import_updates_in_place_and_a_bad_file_changes_nothing() {
+    let d = temp();
+    std::fs::write(d.path().join("pw"), "secret\n").unwrap();
+    let cfg = d.path().join("t.toml");
+    std::fs::write(&cfg, config_text(d.path(), "qnap")).unwrap();
+    let cfg = cfg.to_str().unwrap();
+
+    // The shipped example imports whole.
+    let example = repo().join("config/contracts.example.csv");
+    let out = ticketd(&[
+        "contracts",
+        "import",
+        example.to_str().unwrap(),
+        "--config",
+        cfg,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("6 inserted, 0 updated, 0 unchanged"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let show = |key: &str| -> serde_json::Value {
+        let out = ticketd(&["contracts", "show", key, "--config", cfg]);
+        assert!(
+            out.status.success(),
+            "{key}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let v = show("q23a1234567");
+    assert_eq!(v["by"], "serial");
+    assert_eq!(v["contract"]["company"], "Studio \"Blue\" Ltd");
+    assert_eq!(
+        v["contract"]["plans"],
+        serde_json::json!(["advanced_replacement", "onsite"])
+    );
+    assert_eq!(show("Soporte@Empresa.example")["by"], "email");
+    let v = show("B12345678");
+    assert_eq!(
+        (v["by"].as_str(), v["contract"]["serial"].as_str()),
+        (Some("tax_id"), Some("AV7-000123"))
+    );
+
+    // Re-import with one changed row and one new row.
+    let text = std::fs::read_to_string(&example).unwrap();
+    let changed = text.replace("TS-453D,2025-03-01", "TS-453D,2025-03-02")
+        + "Q24C0000001,new@studio.example,Studio,,silver,TS-464,2025-05-05,,,,,,,\n";
+    let good = d.path().join("good.csv");
+    std::fs::write(&good, &changed).unwrap();
+    let out = ticketd(&[
+        "contracts",
+        "import",
+        good.to_str().unwrap(),
+        "--config",
+        cfg,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 inserted, 1 updated, 5 unchanged"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // A file with good rows and bad ones: exit 1, every bad row named, nothing imported.
+    let bad = d.path().join("bad.csv");
+    let bad_text = changed.replace("TS-453D,2025-03-02", "TS-453D,2025-03-03")
+        + "Q24C0000002,x@studio.example,Studio,,silver,TS-464,2025-13-01,,,,,,,\n"
+        + ",y@studio.example,Studio,,silver,TS-464,2025-05-05,,,,,,,\n"
+        + "Q24C0000001,z@studio.example,Studio,,silver,TS-464,2025-05-05,,,,,,,\n";
+    std::fs::write(&bad, bad_text).unwrap();
+    let out = ticketd(&[
+        "contracts",
+        "import",
+        bad.to_str().unwrap(),
+        "--config",
+        cfg,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let b = bad.display();
+    for expected in [
+        format!("{b}:9: purchased_on `2025-13-01` is not a date (YYYY-MM-DD)"),
+        format!("{b}:10: empty serial"),
+        format!("{b}:11: serial `Q24C0000001` is already on line 8"),
+    ] {
+        assert!(err.contains(&expected), "missing `{expected}` in:\n{err}");
+    }
+    assert_eq!(
+        show("Q23A1234567")["contract"]["purchased_on"],
+        "2025-03-02"
+    );
+    let out = ticketd(&["contracts", "show", "Q24C0000002", "--config", cfg]);
+    assert_eq!(out.status.code(), Some(1));
+}
