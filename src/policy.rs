@@ -1886,6 +1886,15 @@ impl Policy {
                 }
             })
             .collect();
+        // What the warranty evaluation could not settle goes to staff.
+        if contract.is_some() && !self.warranty_rules.is_empty() {
+            for n in &w.notes {
+                staff.push(StaffNote {
+                    rule: self.warranty_rules.join("/"),
+                    text: n.clone(),
+                });
+            }
+        }
         if let Some(r) = &route {
             staff.push(StaffNote {
                 rule: r.rule.clone(),

@@ -723,7 +723,7 @@ impl Store {
     pub fn quota_used(&self, quota: &str, serial: &str, since: NaiveDate) -> Result<u32> {
         let n: i64 = self.conn.query_row(
             "SELECT count(*) FROM ticket_events WHERE kind = 'quota'
-               AND json_extract(detail, '$.quota') = ?1
+               AND json_extract(detail, '$.id') = ?1
                AND json_extract(detail, '$.contract') = ?2
                AND json_extract(detail, '$.period_start') = ?3
                AND json_extract(detail, '$.charged') = 1",

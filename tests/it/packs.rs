@@ -250,3 +250,74 @@ async fn qn_03_missing_facts_are_asked_for_and_the_ticket_waits_until_they_come(
         .expect("run --once");
     assert_eq!(store.tickets().unwrap()[0].status, "open");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qj_08_each_technical_question_uses_a_ticket_and_the_reply_counts_down() {
+    let stack = MailStack::start();
+    let cfg = stack.config(|c| c.pack = "qnap-jp".to_string());
+    {
+        let mut store = Store::open(&cfg.database).expect("database");
+        let contract = ticketd::contracts::Contract {
+            serial: "Q23B7654321".into(),
+            email: "ann@customer.test".into(),
+            company: "Customer Labs".into(),
+            tier: "standard".into(),
+            model: "TS-873A".into(),
+            purchased_on: chrono::NaiveDate::from_ymd_opt(2025, 3, 1).unwrap(),
+            tickets_per_year: Some(5),
+            ..Default::default()
+        };
+        store.import_contracts(&[contract]).expect("import");
+    }
+    let clock: SharedClock = Arc::new(SystemClock);
+    for (i, (day, question)) in [
+        ("14-Oct-2026", "iSCSI の設定方法を教えてください。"),
+        ("15-Oct-2026", "NFS の権限設定について教えてください。"),
+        (
+            "16-Oct-2026",
+            "RAID の再構築中に電源が入らない故障が起きました。",
+        ),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let raw = mail(
+            "Ann Customer <ann@customer.test>",
+            "support@vendor.test",
+            &format!("質問 {i}"),
+            &format!("q{i}@customer.test"),
+            "",
+            question,
+        );
+        stack
+            .append(
+                "support@vendor.test",
+                "INBOX",
+                &raw,
+                &format!("{day} 10:00:00 +0900"),
+            )
+            .await;
+        ticketd::daemon::run_once(cfg.clone(), clock.clone())
+            .await
+            .expect("run --once");
+    }
+    let acks = to_customer(&stack);
+    assert_eq!(acks.len(), 3);
+    assert_eq!(
+        acks.iter().filter(|a| a.contains("5 枚中 4 枚")).count(),
+        1,
+        "{acks:#?}"
+    );
+    assert_eq!(
+        acks.iter().filter(|a| a.contains("5 枚中 3 枚")).count(),
+        1,
+        "{acks:#?}"
+    );
+    // A hardware fault question is free: no count-down.
+    assert_eq!(
+        acks.iter()
+            .filter(|a| a.contains("チケットは消費しません"))
+            .count(),
+        1
+    );
+}

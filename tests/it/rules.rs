@@ -1166,3 +1166,36 @@ fn qn_03_a_follow_up_completes_what_earlier_mail_gave() {
     case.known = vec!["serial".into()];
     assert!(case.eval().missing.is_empty());
 }
+
+#[test]
+fn ix_10_an_extension_bought_after_expiry_holds_service_21_days() {
+    let mut c = contract("A1-12345", "silver", "M50", "2024-01-02");
+    c.shipped_on = Some(date("2024-01-10"));
+    c.extended_until = Some(date("2027-01-10"));
+    c.extended_on = Some(date("2026-11-10"));
+    let e = Case::new("ixsystems", "2026-11-23T09:00:00-08:00")
+        .contract(c)
+        .eval();
+    assert_eq!(e.warranty.hold_until, Some(date("2026-12-01")));
+    assert!(notices(&e).contains(&"warranty_hold"));
+    assert!(staff_rules(&e).contains(&"IX-10"));
+}
+
+#[test]
+fn qn_02_an_extension_bought_after_60_days_is_not_counted_and_staff_are_told() {
+    let mut c = qnap_unit("TS-453D", "2024-03-01");
+    c.extended_until = Some(date("2028-03-01"));
+    c.extended_on = Some(date("2024-06-01"));
+    let e = Case::new("qnap", "2026-11-23T09:00:00-08:00")
+        .contract(c)
+        .eval();
+    assert_eq!(e.warranty.until, Some(date("2026-03-01")));
+    assert_eq!(e.warranty.status, WarrantyStatus::Expired);
+    assert!(
+        e.staff
+            .iter()
+            .any(|n| n.rule.contains("QN-02") && n.text.contains("outside the 60d window")),
+        "{:?}",
+        e.staff
+    );
+}
