@@ -407,3 +407,55 @@ fn contracts_import_updates_in_place_and_a_bad_file_changes_nothing() {
     let out = ticketd(&["contracts", "show", "Q24C0000002", "--config", cfg]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// `explain --contracts` reads the entitlements from a CSV file and shows the `policy` object.
+#[test]
+fn explain_with_contracts_shows_the_policy_of_a_known_customer() {
+    // AV-05: a maintenance contract with company name and CIF goes to the assigned technician.
+    let d = temp();
+    let mail = d.path().join("m.eml");
+    std::fs::write(
+        &mail,
+        "From: Soporte <soporte@empresa.example>\r\nTo: soporte@avanzada7.test\r\nSubject: Centralita\r\nMessage-ID: <c1@empresa.example>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nEmpresa: Empresa Ejemplo S.L.\r\nCIF: B12345678\r\nLa centralita se reinicia cada noche.\r\n",
+    )
+    .unwrap();
+    let contracts = repo().join("config/contracts.example.csv");
+    let v = explain_json(
+        &mail,
+        &[
+            "--pack",
+            "avanzada7",
+            "--at",
+            "2026-11-16T16:30:00Z",
+            "--contracts",
+            contracts.to_str().unwrap(),
+        ],
+    );
+    let p = &v["policy"];
+    assert_eq!(p["pack"], "avanzada7");
+    assert_eq!(p["contract"]["serial"], "AV7-000123");
+    assert_eq!(p["contract"]["matched_by"], "email");
+    assert_eq!(p["route"]["rule"], "AV-05");
+    assert_eq!(p["business_open"], true);
+    assert_eq!(p["clock_starts_at"], "2026-11-16T17:30:00+01:00");
+    assert_eq!(p["first_response_due"], "2026-11-17T17:30:00+01:00");
+    assert_eq!(p["warranty"]["status"], "expired");
+    assert_eq!(p["warranty"]["until"], "2026-03-31");
+    assert_eq!(p["tier"], "customer");
+    assert_eq!(p["severity"], 3);
+    assert!(p["missing"].as_array().unwrap().is_empty());
+    assert!(p["escalations"].as_array().unwrap().is_empty());
+    assert!(p["rules"].as_array().unwrap().iter().any(|r| r == "AV-05"));
+    assert_eq!(v["replies"][0]["language"], "es");
+    // A bad contracts file is an error naming its line, not a silent empty book.
+    let bad = d.path().join("bad.csv");
+    std::fs::write(&bad, "serial,email\nX1,a@b\n").unwrap();
+    let out = ticketd(&[
+        "explain",
+        mail.to_str().unwrap(),
+        "--contracts",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.csv:1:"));
+}
