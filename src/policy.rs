@@ -1578,22 +1578,23 @@ impl Policy {
             .collect();
 
         // Severity: the mail's own words, else the mailbox's, else the pack default.
-        let (severity, severity_from) =
-            if self.critical.as_ref().is_some_and(|re| re.is_match(text)) {
-                (1, "the mail describes a system down".to_string())
-            } else if let Some(n) =
-                read_severity(text).filter(|n| *n >= 1 && *n <= self.severity_levels)
-            {
-                (n, format!("the mail states severity {n}"))
-            } else if let Some(n) = self
-                .severity_mailbox
-                .get(req.mailbox_name)
-                .or_else(|| self.severity_mailbox.get(req.mailbox_role.as_str()))
-            {
-                (*n, format!("mailbox {}", req.mailbox_name))
-            } else {
-                (self.severity_default, "the pack's default".to_string())
-            };
+        let critical =
+            self.critical.as_ref().is_some_and(|re| re.is_match(text)) || CRITICAL.is_match(text);
+        let (severity, severity_from) = if critical {
+            (1, "the mail describes a system down".to_string())
+        } else if let Some(n) =
+            read_severity(text).filter(|n| *n >= 1 && *n <= self.severity_levels)
+        {
+            (n, format!("the mail states severity {n}"))
+        } else if let Some(n) = self
+            .severity_mailbox
+            .get(req.mailbox_name)
+            .or_else(|| self.severity_mailbox.get(req.mailbox_role.as_str()))
+        {
+            (*n, format!("mailbox {}", req.mailbox_name))
+        } else {
+            (self.severity_default, "the pack's default".to_string())
+        };
         if severity_from != "the pack's default" {
             for r in &self.severity_rules {
                 cite(&mut rules, r);
