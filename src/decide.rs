@@ -388,12 +388,14 @@ pub fn decide(i: &Input<'_>) -> Decision {
             }),
         });
     }
-    if !policy.staff.is_empty() {
-        let notes: Vec<String> = policy
-            .staff
-            .iter()
-            .map(|n| format!("{}: {}", n.rule, n.text))
-            .collect();
+    // Staff hear of each note once per ticket; the events keep every one.
+    let notes: Vec<String> = policy
+        .staff
+        .iter()
+        .map(|n| format!("{}: {}", n.rule, n.text))
+        .filter(|n| ticket.is_none_or(|t| !t.staff_notes.contains(n)))
+        .collect();
+    if !notes.is_empty() {
         replies.extend(staff_notice(i, "staff_policy", &notes));
     }
     let mut d = base(
@@ -547,6 +549,7 @@ mod tests {
             participants: vec![requester.into()],
             created_at: chrono::DateTime::UNIX_EPOCH,
             facts: vec![],
+            staff_notes: vec![],
         }
     }
 

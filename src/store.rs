@@ -149,6 +149,8 @@ pub struct TicketInfo {
     pub created_at: DateTime<Utc>,
     /// Facts the ticket's earlier mail carried (from its `policy` events).
     pub facts: Vec<String>,
+    /// Staff notes already recorded on the ticket (its `staff` events).
+    pub staff_notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -578,6 +580,7 @@ impl Store {
                             participants: Vec::new(),
                             created_at: DateTime::<Utc>::MIN_UTC,
                             facts: Vec::new(),
+                            staff_notes: Vec::new(),
                         },
                         r.get::<_, String>(5)?,
                     ))
@@ -589,10 +592,17 @@ impl Store {
         };
         t.created_at = parse_ts(&created)?;
         let mut stmt = self.conn.prepare_cached(
-            "SELECT detail FROM ticket_events WHERE ticket_id = ?1 AND kind = 'policy'",
+            "SELECT kind, detail FROM ticket_events WHERE ticket_id = ?1 AND kind IN ('policy', 'staff')",
         )?;
-        for detail in stmt.query_map([id], |r| r.get::<_, String>(0))? {
-            let v: serde_json::Value = serde_json::from_str(&detail?).unwrap_or_default();
+        for row in stmt.query_map([id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })? {
+            let (kind, detail) = row?;
+            if kind == "staff" {
+                t.staff_notes.push(detail);
+                continue;
+            }
+            let v: serde_json::Value = serde_json::from_str(&detail).unwrap_or_default();
             for f in v["facts"].as_array().into_iter().flatten() {
                 if let Some(f) = f.as_str()
                     && !t.facts.iter().any(|x| x == f)

@@ -249,6 +249,14 @@ async fn qn_03_missing_facts_are_asked_for_and_the_ticket_waits_until_they_come(
         .await
         .expect("run --once");
     assert_eq!(store.tickets().unwrap()[0].status, "open");
+    // QN-04: staff are asked for the void-or-not decision once per ticket, not per mail.
+    let staff: Vec<String> = stack
+        .sink_messages()
+        .iter()
+        .map(|m| parse(m, chrono::DateTime::UNIX_EPOCH).subject)
+        .filter(|s| s.contains("needs staff"))
+        .collect();
+    assert_eq!(staff.len(), 1, "{staff:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
