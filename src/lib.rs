@@ -11,6 +11,7 @@
 //! - [`clock`], [`backoff`]: time and retry pacing, shared by all.
 
 pub mod backoff;
+pub mod calendar;
 pub mod classify;
 pub mod clock;
 pub mod compose;
