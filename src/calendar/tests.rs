@@ -710,6 +710,15 @@ fn add_business_days_counts_from_the_local_date() {
     );
 }
 
+#[test]
+fn calendar_is_shareable_across_tasks() {
+    fn shareable<T: Send + Sync + Clone + 'static>(_: &T) {}
+    let calendar = qj_01();
+    shareable(&calendar);
+    let copy = calendar.clone();
+    assert!(Arc::ptr_eq(&calendar.inner, &copy.inner));
+}
+
 // ---- Properties ----
 
 /// The calendars the properties run on: the four vendor zones with realistic specs, and
