@@ -5,7 +5,7 @@
 //! - [`imap`]: one watcher per mailbox, fetching new mail and acknowledging it after the commit.
 //! - [`parse`] -> [`classify`] -> [`extract`] -> [`thread`]: reading a mail.
 //! - [`contracts`], [`warranty`]: entitlements from a CSV and the warranty they give.
-//! - [`policy`] with [`calendar`], [`warranty`] and [`contracts`]: the vendor's rules, applied purely.
+//! - [`calendar`], [`policy`]: business calendars and the vendor's rules, applied purely.
 //! - [`decide`]: the pure decision; [`intake`] glues reading, deciding and [`store`].
 //! - [`templates`], [`compose`]: replies as rendered bytes, queued in the [`store`] outbox.
 //! - [`outbox`]: sends queued mail over SMTP.
