@@ -1199,3 +1199,71 @@ fn qn_02_an_extension_bought_after_60_days_is_not_counted_and_staff_are_told() {
         e.staff
     );
 }
+
+/// A sixth vendor needs a TOML file, not code.
+#[test]
+fn a_sixth_vendor_is_a_pack_file_and_nothing_else() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("acme.toml");
+    std::fs::write(
+        &path,
+        r#"
+[pack]
+name = "acme"
+vendor = "ACME Storage"
+language = "es"
+zone = "America/Mexico_City"
+
+[calendar]
+rules = ["AC-01"]
+hours = ["mon-fri 09:00-14:00", "mon-fri 16:00-19:00"]
+closures = ["12-12: Día de la Virgen de Guadalupe"]
+
+[[topic]]
+id = "firmware"
+words = ["firmware", "actualización"]
+
+[[sla]]
+rule = "AC-02"
+within = "3h"
+
+[[require]]
+rule = "AC-03"
+facts = ["serial"]
+
+[[notice]]
+id = "fw"
+rule = "AC-04"
+when = ["topic=firmware"]
+text.en = "Firmware questions are answered by the firmware team."
+text.ja = "ファームウェアのご質問はファームウェア担当が回答します。"
+text.es = "Las preguntas de firmware las responde el equipo de firmware."
+"#,
+    )
+    .unwrap();
+    let pack = Pack::load(&path).expect("a new pack loads");
+    let mut case = Case::new("netex", "2026-12-11T13:00:00-06:00").text(
+        "Actualización",
+        "¿Cómo instalo la actualización de firmware?",
+    );
+    case.pack = pack;
+    let e = case.eval();
+    assert!(e.business_open);
+    // 13:00 + 3 business hours: one hour before the afternoon break, two after it.
+    assert_eq!(
+        e.first_response_due.as_deref(),
+        Some("2026-12-11T18:00:00-06:00")
+    );
+    assert_eq!(e.missing, vec!["serial"]);
+    assert_eq!(notices(&e), vec!["fw"]);
+    assert_eq!(
+        e.notices[0].text,
+        "Las preguntas de firmware las responde el equipo de firmware."
+    );
+    assert_eq!(e.rules, vec!["AC-01", "AC-02", "AC-03", "AC-04"]);
+    // The pack's own closure: Saturday 12 December is closed anyway; Friday 11th evening
+    // mail waits for Monday 14th.
+    let mut late = Case::new("netex", "2026-12-11T19:30:00-06:00");
+    late.pack = Pack::load(&path).unwrap();
+    assert_eq!(late.eval().clock_starts_at, "2026-12-14T09:00:00-06:00");
+}
