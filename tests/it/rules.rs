@@ -1217,7 +1217,7 @@ zone = "America/Mexico_City"
 [calendar]
 rules = ["AC-01"]
 hours = ["mon-fri 09:00-14:00", "mon-fri 16:00-19:00"]
-closures = ["12-12: Día de la Virgen de Guadalupe"]
+closures = ["12-14: Cierre de inventario"]
 
 [[topic]]
 id = "firmware"
@@ -1261,9 +1261,8 @@ text.es = "Las preguntas de firmware las responde el equipo de firmware."
         "Las preguntas de firmware las responde el equipo de firmware."
     );
     assert_eq!(e.rules, vec!["AC-01", "AC-02", "AC-03", "AC-04"]);
-    // The pack's own closure: Saturday 12 December is closed anyway; Friday 11th evening
-    // mail waits for Monday 14th.
+    // The pack's own closure on Monday 14 December: Friday evening mail waits for Tuesday.
     let mut late = Case::new("netex", "2026-12-11T19:30:00-06:00");
     late.pack = Pack::load(&path).unwrap();
-    assert_eq!(late.eval().clock_starts_at, "2026-12-14T09:00:00-06:00");
+    assert_eq!(late.eval().clock_starts_at, "2026-12-15T09:00:00-06:00");
 }
