@@ -17,6 +17,7 @@ pub mod compose;
 pub mod config;
 pub mod daemon;
 pub mod decide;
+pub mod dsn;
 pub mod explain;
 pub mod extract;
 pub mod imap;

@@ -7,7 +7,8 @@ use serde::Serialize;
 use std::path::Path;
 
 /// Versioned migrations; `user_version` holds how many have run.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE mailbox_state (
     mailbox     TEXT PRIMARY KEY,
     uidvalidity INTEGER NOT NULL,
@@ -92,7 +93,19 @@ CREATE TABLE outbox (
     sent_at         TEXT
 ) STRICT;
 CREATE INDEX outbox_due ON outbox(status, next_attempt_at);
-"#];
+"#,
+    r#"
+-- Mail hygiene: why and since when a contact cannot be written to, and the
+-- token buckets that limit automatic replies.
+ALTER TABLE contacts ADD COLUMN undeliverable_since TEXT;
+ALTER TABLE contacts ADD COLUMN undeliverable_reason TEXT;
+CREATE TABLE reply_buckets (
+    key        TEXT PRIMARY KEY,
+    tokens     REAL NOT NULL,
+    updated_at TEXT NOT NULL
+) STRICT;
+"#,
+];
 
 /// Timestamps are stored as fixed-width UTC text so that they sort as they compare.
 pub fn ts(t: DateTime<Utc>) -> String {
@@ -127,6 +140,8 @@ pub struct ContactInfo {
     pub address: String,
     pub language: Option<String>,
     pub undeliverable: bool,
+    /// Why the contact is undeliverable (the bounce that said so).
+    pub undeliverable_reason: Option<String>,
 }
 
 /// A message already stored under the same identity (Message-ID and sender, or content).
@@ -137,6 +152,48 @@ pub struct Duplicate {
     pub ticket_id: Option<i64>,
 }
 
+/// The stored level of one reply token bucket (`rcpt:<address>` or `ticket:<id>`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BucketLevel {
+    pub key: String,
+    pub tokens: f64,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Which bucket a new level is for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BucketKey {
+    Recipient(String),
+    Ticket(i64),
+    /// The ticket this message creates.
+    NewTicket,
+}
+
+impl BucketKey {
+    pub fn name(&self) -> Option<String> {
+        match self {
+            BucketKey::Recipient(a) => Some(format!("rcpt:{}", a.to_ascii_lowercase())),
+            BucketKey::Ticket(t) => Some(format!("ticket:{t}")),
+            BucketKey::NewTicket => None,
+        }
+    }
+}
+
+/// A contact that must not be written to any more.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Undeliverable {
+    pub address: String,
+    pub reason: String,
+}
+
+/// Writes besides the ticket that one message causes.
+#[derive(Debug, Clone, Default)]
+pub struct SideEffects {
+    /// New bucket levels, stamped with the apply time.
+    pub buckets: Vec<(BucketKey, f64)>,
+    pub undeliverable: Vec<Undeliverable>,
+}
+
 /// What the database knows that bears on one mail.
 #[derive(Debug, Clone, Default)]
 pub struct Lookup {
@@ -145,6 +202,18 @@ pub struct Lookup {
     pub duplicate: Option<Duplicate>,
     pub contact: Option<ContactInfo>,
     pub next_ticket_id: i64,
+    /// The ticket of our mail that a bounce returns (by its original Message-ID).
+    pub bounced: Option<TicketInfo>,
+    /// Reply buckets of the sender and of the tickets the mail may belong to.
+    pub buckets: Vec<BucketLevel>,
+    /// The stored contacts among a bounce's failed recipients.
+    pub bounce_contacts: Vec<ContactInfo>,
+}
+
+impl Lookup {
+    pub fn bucket(&self, key: &str) -> Option<&BucketLevel> {
+        self.buckets.iter().find(|b| b.key == key)
+    }
 }
 
 /// Where a stored message came from.
@@ -426,13 +495,14 @@ impl Store {
         Ok(self
             .conn
             .query_row(
-                "SELECT address, language, undeliverable FROM contacts WHERE address = lower(?1)",
+                "SELECT address, language, undeliverable, undeliverable_reason FROM contacts WHERE address = lower(?1)",
                 [address],
                 |r| {
                     Ok(ContactInfo {
                         address: r.get(0)?,
                         language: r.get(1)?,
                         undeliverable: r.get::<_, i64>(2)? != 0,
+                        undeliverable_reason: r.get(3)?,
                     })
                 },
             )
@@ -500,20 +570,68 @@ impl Store {
         message_id: Option<&str>,
         sender: Option<&str>,
         content_hash: &str,
+        bounce: Option<&crate::dsn::Bounce>,
     ) -> Result<Lookup> {
+        let bounced_id = bounce.and_then(|b| b.original_message_id.as_deref());
+        let tagged = match tag {
+            Some(id) => self.ticket(id)?,
+            None => None,
+        };
+        let referenced = self.ticket_by_message_ids(referenced_ids)?;
+        let bounced = match bounced_id {
+            Some(id) => self.ticket_by_message_ids(&[id.to_string()])?,
+            None => None,
+        };
+        let mut keys: Vec<String> = Vec::new();
+        if let Some(s) = sender {
+            keys.push(format!("rcpt:{}", s.to_ascii_lowercase()));
+        }
+        for t in [&tagged, &referenced].into_iter().flatten() {
+            keys.push(format!("ticket:{}", t.id));
+        }
         Ok(Lookup {
-            tagged: match tag {
-                Some(id) => self.ticket(id)?,
-                None => None,
-            },
-            referenced: self.ticket_by_message_ids(referenced_ids)?,
+            tagged,
+            referenced,
             duplicate: self.duplicate(message_id, sender, content_hash)?,
             contact: match sender {
                 Some(s) => self.contact(s)?,
                 None => None,
             },
             next_ticket_id: self.next_ticket_id()?,
+            bounced,
+            buckets: self.buckets(&keys)?,
+            bounce_contacts: match bounce {
+                Some(b) => b
+                    .recipients
+                    .iter()
+                    .take(50)
+                    .map(|r| self.contact(r))
+                    .filter_map(Result::transpose)
+                    .collect::<Result<_>>()?,
+                None => Vec::new(),
+            },
         })
+    }
+
+    /// The stored levels of the reply buckets named `keys` (absent ones are full).
+    pub fn buckets(&self, keys: &[String]) -> Result<Vec<BucketLevel>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT tokens, updated_at FROM reply_buckets WHERE key = ?1")?;
+        let mut out = Vec::new();
+        for k in keys {
+            if let Some((tokens, at)) = stmt
+                .query_row([k], |r| Ok((r.get::<_, f64>(0)?, r.get::<_, String>(1)?)))
+                .optional()?
+            {
+                out.push(BucketLevel {
+                    key: k.clone(),
+                    tokens,
+                    updated_at: parse_ts(&at)?,
+                });
+            }
+        }
+        Ok(out)
     }
 
     // ----- the one write per message -------------------------------------------
@@ -527,6 +645,7 @@ impl Store {
         msg: &MessageRow<'_>,
         ticket: &TicketWrite,
         events: &[(&str, String)],
+        effects: &SideEffects,
         now: DateTime<Utc>,
         render: impl FnOnce(Option<i64>) -> Result<Vec<NewMail>>,
     ) -> Result<Applied> {
@@ -595,6 +714,21 @@ impl Store {
                     params![t, now_s, kind, message_row, detail],
                 )?;
             }
+        }
+        for u in &effects.undeliverable {
+            mark_undeliverable(&tx, u, &now_s)?;
+        }
+        for (key, tokens) in &effects.buckets {
+            let name = match (key.name(), ticket_id) {
+                (Some(n), _) => n,
+                (None, Some(t)) => BucketKey::Ticket(t).name().unwrap_or_default(),
+                (None, None) => continue,
+            };
+            tx.execute(
+                "INSERT INTO reply_buckets (key, tokens, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(key) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at",
+                params![name, tokens, now_s],
+            )?;
         }
         let mails = render(ticket_id)?;
         let mut queued = Vec::new();
@@ -852,6 +986,35 @@ fn queue_mail(tx: &Transaction<'_>, ticket_id: Option<i64>, m: &NewMail, now: &s
     Ok(id)
 }
 
+/// Marks a contact undeliverable and fails the mail still queued to it alone,
+/// with an event on each ticket concerned.
+fn mark_undeliverable(tx: &Transaction<'_>, u: &Undeliverable, now: &str) -> Result<()> {
+    tx.execute(
+        "INSERT INTO contacts (address, created_at, undeliverable, undeliverable_since, undeliverable_reason)
+         VALUES (lower(?1), ?2, 1, ?2, ?3)
+         ON CONFLICT(address) DO UPDATE SET undeliverable = 1,
+             undeliverable_since = coalesce(contacts.undeliverable_since, excluded.undeliverable_since),
+             undeliverable_reason = excluded.undeliverable_reason",
+        params![u.address, now, u.reason],
+    )?;
+    let only_to = serde_json::to_string(&[u.address.to_ascii_lowercase()])?;
+    let error = format!("not sent: {} is undeliverable ({})", u.address, u.reason);
+    let mut stmt = tx.prepare_cached(
+        "UPDATE outbox SET status = 'failed', last_error = ?2
+         WHERE status = 'queued' AND lower(rcpt_to) = ?1 RETURNING ticket_id",
+    )?;
+    let tickets: Vec<Option<i64>> = stmt
+        .query_map(params![only_to, error], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for t in tickets.into_iter().flatten() {
+        tx.execute(
+            "INSERT INTO ticket_events (ticket_id, at, kind, message_row, detail) VALUES (?1, ?2, 'send_skipped', NULL, ?3)",
+            params![t, now, error],
+        )?;
+    }
+    Ok(())
+}
+
 fn advance_mailbox(tx: &Transaction<'_>, o: &Origin<'_>, now: &str) -> Result<()> {
     tx.execute(
         "INSERT INTO mailbox_state (mailbox, uidvalidity, last_uid, updated_at) VALUES (?1, ?2, ?3, ?4)
@@ -903,6 +1066,7 @@ mod tests {
                     requester_name: None,
                 },
                 &[("created", "new ticket".into())],
+                &SideEffects::default(),
                 now(),
                 |_| Ok(vec![]),
             )
@@ -929,6 +1093,7 @@ mod tests {
                 requester_name: None,
             },
             &[],
+            &SideEffects::default(),
             now(),
             |_| anyhow::bail!("template broke"),
         );
@@ -941,9 +1106,14 @@ mod tests {
     #[test]
     fn duplicate_by_message_id_needs_the_same_sender() {
         let mut s = Store::in_memory().unwrap();
-        s.apply(&row(1, b"x"), &TicketWrite::None, &[], now(), |_| {
-            Ok(vec![])
-        })
+        s.apply(
+            &row(1, b"x"),
+            &TicketWrite::None,
+            &[],
+            &SideEffects::default(),
+            now(),
+            |_| Ok(vec![]),
+        )
         .unwrap();
         assert!(
             s.duplicate(Some("m1@example.net"), Some("ann@example.net"), "zz")

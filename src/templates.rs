@@ -11,6 +11,7 @@ pub const REQUIRED: &[&str] = &[
     "ack_followup",
     "staff_quarantine",
     "staff_send_failed",
+    "staff_undeliverable",
 ];
 
 pub struct Templates {
