@@ -151,32 +151,25 @@ const AUTO_SUBJECTS_JA: &[&str] = &[
 const AUTO_BODIES: &[&str] = &[
     "i am out of the office",
     "i'm out of the office",
+    "i will be out of the office",
     "i am currently out of",
     "i'm currently out of",
-    "i am away from",
-    "i'm away from",
-    "out of office",
-    "on vacation",
-    "on annual leave",
+    "i am away from the office",
+    "i am on vacation",
+    "i'm on vacation",
+    "i am on annual leave",
     "limited access to email",
     "limited access to e-mail",
-    "when i return",
-    "upon my return",
     "this is an automatic reply",
     "this is an automated reply",
     "this is an auto-reply",
-    "automatic reply",
     "不在にしております",
-    "不在のため",
     "自動応答",
     "自動返信",
-    "休暇",
     "fuera de la oficina",
     "estoy de vacaciones",
-    "estaré fuera",
+    "estaré fuera de",
     "respuesta automática",
-    "a mi regreso",
-    "abwesend",
 ];
 
 /// Sender local parts that never read their mail.
@@ -566,6 +559,7 @@ fn classify_with(m: &Inbound, raw: Option<&[u8]>, identity: &Identity) -> Classi
         reasons.push(format!("From {from} is a no-reply address"));
         return Classification::new(Class::AutoReply, reasons);
     }
+    reasons.push("no sign of a machine: no auto-reply, bounce or list headers".into());
     Classification::new(Class::Human, reasons)
 }
 

@@ -212,11 +212,11 @@ fn walk(msg: &Message<'_>, report: &mut Report, depth: usize) {
             ("message", "disposition-notification" | "global-disposition-notification") => {
                 report.disposition_part = true
             }
-            ("text", "rfc822-headers") | ("message", "rfc822-headers" | "global-headers") => {
-                if report.original_message_id.is_none() {
-                    let text = String::from_utf8_lossy(part.contents());
-                    report.original_message_id = message_id_in_headers(&clip(&text, MAX_SCAN));
-                }
+            ("text", "rfc822-headers") | ("message", "rfc822-headers" | "global-headers")
+                if report.original_message_id.is_none() =>
+            {
+                let text = String::from_utf8_lossy(part.contents());
+                report.original_message_id = message_id_in_headers(&clip(&text, MAX_SCAN));
             }
             _ => {}
         }

@@ -154,6 +154,7 @@ fn to_json(
         "would_reply": d.would_reply,
         "outcome": d.outcome.as_str(),
         "reasons": d.reasons,
+        "bounce": plan.classification.bounce,
         "ticket": d.ticket_view,
         "extracted": plan.extracted,
         "replies": replies,

@@ -1128,4 +1128,79 @@ mod tests {
         assert!(s.duplicate(None, None, "h1").unwrap().is_some());
         assert_eq!(s.mailbox_state("support").unwrap().unwrap().last_uid, 1);
     }
+
+    #[test]
+    fn marking_a_contact_undeliverable_fails_its_queued_mail_and_buckets_are_kept() {
+        let mut s = Store::in_memory().unwrap();
+        let mail = |id: &str| NewMail {
+            kind: "ack_new".into(),
+            message_id: id.into(),
+            mail_from: "support@vendor.test".into(),
+            rcpt_to: vec!["Ann@example.net".into()],
+            raw: b"x".to_vec(),
+        };
+        let first = s
+            .apply(
+                &row(1, b"x"),
+                &TicketWrite::New {
+                    subject: "Disk".into(),
+                    language: "en".into(),
+                    requester: "ann@example.net".into(),
+                    requester_name: None,
+                },
+                &[],
+                &SideEffects {
+                    buckets: vec![
+                        (BucketKey::Recipient("Ann@example.net".into()), 4.0),
+                        (BucketKey::NewTicket, 4.0),
+                    ],
+                    undeliverable: vec![],
+                },
+                now(),
+                |_| Ok(vec![mail("m-out-1@t")]),
+            )
+            .unwrap();
+        let t = first.ticket_id.unwrap();
+        let levels = s
+            .buckets(&["rcpt:ann@example.net".into(), format!("ticket:{t}")])
+            .unwrap();
+        assert_eq!(levels.len(), 2);
+        assert_eq!(levels[0].tokens, 4.0);
+        let mut bounce = row(2, b"y");
+        bounce.message_id = Some("b1@mx");
+        bounce.content_hash = "h2";
+        s.apply(
+            &bounce,
+            &TicketWrite::Attach { id: t },
+            &[("bounce", "Status 5.1.1".into())],
+            &SideEffects {
+                buckets: vec![],
+                undeliverable: vec![Undeliverable {
+                    address: "ann@example.net".into(),
+                    reason: "Status 5.1.1".into(),
+                }],
+            },
+            now(),
+            |_| Ok(vec![]),
+        )
+        .unwrap();
+        let c = s.contact("ann@example.net").unwrap().unwrap();
+        assert!(c.undeliverable);
+        assert_eq!(c.undeliverable_reason.as_deref(), Some("Status 5.1.1"));
+        let out = s.outbox(None).unwrap();
+        assert_eq!(out[0].status, "failed");
+        assert!(
+            out[0]
+                .last_error
+                .as_deref()
+                .unwrap()
+                .contains("undeliverable")
+        );
+        assert!(
+            s.ticket_events(t)
+                .unwrap()
+                .iter()
+                .any(|(k, _)| k == "send_skipped")
+        );
+    }
 }
