@@ -374,17 +374,14 @@ pub fn body_shape(text: &str) -> Option<&'static str> {
 /// addresses that are never the failed recipient (our own, the bounce's sender).
 pub fn from_body(text: &str, exclude: &[String]) -> Bounce {
     let text = clip(text, MAX_SCAN);
-    let lower = text.to_lowercase();
+    // ASCII lower-casing keeps byte offsets, so positions found in `lower` cut `text`.
+    let lower = text.to_ascii_lowercase();
     // The part before the copy of the returned mail is the MTA's own words.
     let cut = ORIGINAL_MARKERS
         .iter()
         .filter_map(|m| lower.find(m))
         .min()
         .unwrap_or(text.len());
-    let cut = (0..=cut)
-        .rev()
-        .find(|i| text.is_char_boundary(*i))
-        .unwrap_or(0);
     let (own_words, copy) = text.split_at(cut);
     let own_lower = own_words.to_lowercase();
 
@@ -566,5 +563,18 @@ mod tests {
             Some("ticketd.3.abc@tickets.vendor.test")
         );
         assert!(b.diagnostic.unwrap().contains("550 sorry"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn reading_reports_and_bodies_never_panics(text in "\\PC{0,400}", raw in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
+            let _ = delivery_status(&text);
+            let _ = from_body(&text, &[]);
+            let _ = body_shape(&text);
+            let _ = read_report(&raw);
+            let mut framed = b"Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\n".to_vec();
+            framed.extend_from_slice(&raw);
+            let _ = from_report(&read_report(&framed));
+        }
     }
 }

@@ -848,6 +848,35 @@ impl Store {
         Ok(())
     }
 
+    /// Which of `addresses` are contacts marked undeliverable.
+    pub fn undeliverable_among(&self, addresses: &[String]) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for a in addresses {
+            if self.contact(a)?.is_some_and(|c| c.undeliverable) {
+                out.push(a.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Gives up a queued mail without trying: its recipients are undeliverable.
+    pub fn skip_outbox(&mut self, id: i64, error: &str, now: DateTime<Utc>) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        let ticket: Option<i64> = tx.query_row(
+            "UPDATE outbox SET status = 'failed', last_error = ?2 WHERE id = ?1 RETURNING ticket_id",
+            params![id, error],
+            |r| r.get(0),
+        )?;
+        if let Some(t) = ticket {
+            tx.execute(
+                "INSERT INTO ticket_events (ticket_id, at, kind, message_row, detail) VALUES (?1, ?2, 'send_skipped', NULL, ?3)",
+                params![t, ts(now), error],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Records a permanent failure and, in the same transaction, the notice to staff.
     pub fn mark_failed(
         &mut self,
@@ -1187,6 +1216,11 @@ mod tests {
         let c = s.contact("ann@example.net").unwrap().unwrap();
         assert!(c.undeliverable);
         assert_eq!(c.undeliverable_reason.as_deref(), Some("Status 5.1.1"));
+        assert_eq!(
+            s.undeliverable_among(&["bob@example.net".into(), "ANN@example.net".into()])
+                .unwrap(),
+            vec!["ANN@example.net".to_string()]
+        );
         let out = s.outbox(None).unwrap();
         assert_eq!(out[0].status, "failed");
         assert!(
