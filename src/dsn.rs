@@ -306,6 +306,10 @@ const TEMPORARY_PHRASES: &[&str] = &[
     "deferred",
     "warning: message",
     "delivery is delayed",
+    "continue to try",
+    "will keep trying",
+    "postponed",
+    "this is a warning only",
 ];
 
 /// Signs in a body that a mail delivery system wrote it (beyond the subject).
