@@ -485,8 +485,23 @@ fn machine(
             let mut replies = Vec::new();
             let mut marks = Vec::new();
             if let Some(b) = bounce.filter(|b| b.permanent) {
-                let on_ticket = |a: &str| t.requester == a || t.participants.iter().any(|p| p == a);
-                for r in &b.recipients {
+                let sent_to = &i.lookup.bounced_recipients;
+                let on_ticket = |a: &str| {
+                    t.requester == a
+                        || t.participants.iter().any(|p| p == a)
+                        || sent_to.iter().any(|s| s == a)
+                };
+                // A report that names nobody returns the one address we wrote to.
+                let failed: Vec<String> = if b.recipients.is_empty() && sent_to.len() == 1 {
+                    reasons.push(format!(
+                        "the report names no recipient; our mail went to {} alone",
+                        sent_to[0]
+                    ));
+                    sent_to.clone()
+                } else {
+                    b.recipients.clone()
+                };
+                for r in &failed {
                     let already = i
                         .lookup
                         .bounce_contacts
@@ -950,6 +965,23 @@ mod tests {
         );
         assert!(d.effects.undeliverable.is_empty());
         assert!(d.replies.is_empty(), "staff are told once");
+    }
+
+    #[test]
+    fn a_report_naming_nobody_marks_the_one_address_our_mail_went_to() {
+        let raw = "From: MAILER-DAEMON@mx.example.net\r\nSubject: Returned mail: User unknown\r\nIn-Reply-To: <ticketd.3.1@tickets.acme.test>\r\n\r\nThe user does not exist.\r\n";
+        let d = run(
+            raw,
+            Lookup {
+                bounced: None,
+                referenced: Some(ticket(3, "ann@example.net")),
+                bounced_recipients: vec!["ann@example.net".into()],
+                ..Default::default()
+            },
+        );
+        assert_eq!(d.class, Class::Bounce);
+        assert_eq!(d.effects.undeliverable.len(), 1, "{:?}", d.reasons);
+        assert_eq!(d.effects.undeliverable[0].address, "ann@example.net");
     }
 
     #[test]

@@ -90,7 +90,11 @@ pub fn explain(raw: &[u8], opts: &Options, now: DateTime<Utc>) -> Result<serde_j
         limits,
     };
     let store = match &config {
-        Some(c) if c.database.exists() => Store::open_read_only(&c.database)?,
+        Some(c) if c.database.exists() => {
+            let s = Store::open_read_only(&c.database)?;
+            s.require_current()?;
+            s
+        }
         _ => Store::in_memory()?,
     };
     let fallback_address = engine

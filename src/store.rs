@@ -206,7 +206,10 @@ pub struct Lookup {
     pub bounced: Option<TicketInfo>,
     /// Reply buckets of the sender and of the tickets the mail may belong to.
     pub buckets: Vec<BucketLevel>,
-    /// The stored contacts among a bounce's failed recipients.
+    /// The recipients (lower-cased) of our mail that a bounce returns.
+    pub bounced_recipients: Vec<String>,
+    /// The stored contacts among a bounce's failed recipients and those of
+    /// the mail it returns.
     pub bounce_contacts: Vec<ContactInfo>,
 }
 
@@ -393,6 +396,19 @@ impl Store {
 
     pub fn schema_version(&self) -> Result<usize> {
         self.version()
+    }
+
+    /// Fails with a clear message when the schema is older than this ticketd
+    /// (a read-only store cannot migrate it).
+    pub fn require_current(&self) -> Result<()> {
+        let v = self.version()?;
+        if v < MIGRATIONS.len() {
+            bail!(
+                "database schema {v} is older than this ticketd ({}): run `ticketd run --once` to bring it up to date",
+                MIGRATIONS.len()
+            );
+        }
+        Ok(())
     }
 
     // ----- mailboxes -------------------------------------------------------
@@ -582,6 +598,22 @@ impl Store {
             Some(id) => self.ticket_by_message_ids(&[id.to_string()])?,
             None => None,
         };
+        let bounced_rcpt: Vec<String> = match bounced_id {
+            Some(id) => self
+                .conn
+                .query_row(
+                    "SELECT rcpt_to FROM outbox WHERE message_id = ?1",
+                    [id],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()?
+                .map(|j| serde_json::from_str::<Vec<String>>(&j).unwrap_or_default())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|a| a.to_ascii_lowercase())
+                .collect(),
+            None => Vec::new(),
+        };
         let mut keys: Vec<String> = Vec::new();
         if let Some(s) = sender {
             keys.push(format!("rcpt:{}", s.to_ascii_lowercase()));
@@ -600,11 +632,13 @@ impl Store {
             next_ticket_id: self.next_ticket_id()?,
             bounced,
             buckets: self.buckets(&keys)?,
+            bounced_recipients: bounced_rcpt.clone(),
             bounce_contacts: match bounce {
                 Some(b) => b
                     .recipients
                     .iter()
-                    .take(50)
+                    .chain(bounced_rcpt.iter())
+                    .take(60)
                     .map(|r| self.contact(r))
                     .filter_map(Result::transpose)
                     .collect::<Result<_>>()?,
