@@ -460,8 +460,17 @@ fn classify_with(m: &Inbound, raw: Option<&[u8]>, identity: &Identity) -> Classi
 
     let mut points = 0;
     let subject = m.subject.to_lowercase();
-    let auto_subject = starts_with_any(&m.subject, AUTO_SUBJECTS)
-        .or_else(|| contains_any(&subject, AUTO_SUBJECTS_JA).map(str::to_string));
+    // A reply or forward of an auto-reply is a person writing about it.
+    let replying = [
+        "re:", "re：", "fw:", "fwd:", "aw:", "wg:", "rv:", "返信:", "転送:",
+    ]
+    .iter()
+    .any(|p| subject.trim_start().starts_with(p));
+    let auto_subject = starts_with_any(&m.subject, AUTO_SUBJECTS).or_else(|| {
+        (!replying)
+            .then(|| contains_any(&subject, AUTO_SUBJECTS_JA).map(str::to_string))
+            .flatten()
+    });
     if let Some(s) = &auto_subject {
         reasons.push(format!("out-of-office subject \"{s}\""));
         points += 1;
@@ -801,6 +810,10 @@ mod tests {
             "From: ann@example.net\r\nX-Mailer: Apple Mail\r\nSubject: Out of office\r\n\r\nI am out of the office until May 3.\r\n",
         );
         assert_eq!(c.class, Class::AutoReply);
+        let c = classified(
+            "From: taro@example.jp\r\nSubject: Re: 【自動返信】お問い合わせ\r\n\r\nまだ返事がありません。\r\n",
+        );
+        assert_eq!(c.class, Class::Human);
         // A reply about an out-of-office matter is a person.
         let c = classified(
             "From: ann@example.net\r\nSubject: Re: Out of office replies\r\n\r\nWhy do I get these?\r\n",
