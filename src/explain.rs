@@ -102,7 +102,11 @@ pub fn explain(raw: &[u8], opts: &Options, now: DateTime<Utc>) -> Result<serde_j
         contracts,
     };
     let store = match &config {
-        Some(c) if c.database.exists() => Store::open_read_only(&c.database)?,
+        Some(c) if c.database.exists() => {
+            let s = Store::open_read_only(&c.database)?;
+            s.require_current()?;
+            s
+        }
         _ => Store::in_memory()?,
     };
     let fallback_address = engine
@@ -159,6 +163,7 @@ fn to_json(
         "would_reply": d.would_reply,
         "outcome": d.outcome.as_str(),
         "reasons": d.reasons,
+        "bounce": plan.classification.bounce,
         "ticket": d.ticket_view,
         "extracted": plan.extracted,
         "replies": replies,

@@ -1,6 +1,6 @@
 //! One message's way from raw bytes to committed effects: parse, classify, extract, thread, decide, apply.
 
-use crate::classify::{Classification, classify};
+use crate::classify::{Classification, classify_message};
 use crate::compose::{self, Draft};
 use crate::config::{Config, Identity, Limits, MailboxConfig};
 use crate::contracts::ContractBook;
@@ -111,6 +111,7 @@ impl Engine {
             identity: &self.identity,
             pack: &self.pack,
             ticket_prefix: &self.ticket_prefix,
+            limits: &self.limits,
             now,
         }
     }
@@ -125,7 +126,7 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> Result<Plan> {
         let inbound = parse(raw, arrival);
-        let classification = classify(&inbound, &self.identity);
+        let classification = classify_message(raw, &inbound, &self.identity);
         let extracted = extract(&inbound, &self.pack.patterns, &self.ticket_prefix);
         // A ticket number in the text counts like a tag (IX-13, NX-02: status by number);
         // `decide` trusts either only from the ticket's own participants.
@@ -138,6 +139,7 @@ impl Engine {
                 inbound.message_id.as_deref(),
                 inbound.sender_address(),
                 &inbound.content_hash,
+                classification.bounce.as_ref(),
             )
             .context("database lookup")?;
         let sender = inbound.sender_address().unwrap_or_default();
@@ -328,7 +330,12 @@ impl Engine {
             reason,
         };
         let events: Vec<(&str, String)> = d.events.iter().map(|(k, v)| (*k, v.clone())).collect();
-        let applied = store.apply(&row, &d.ticket, &events, now, |ticket| {
+        for (kind, detail) in &d.events {
+            if *kind == "reply_suppressed" {
+                tracing::info!(mailbox = %mailbox.name, uid = f.uid, "{detail}");
+            }
+        }
+        let applied = store.apply(&row, &d.ticket, &events, &d.effects, now, |ticket| {
             Ok(self
                 .render(plan, ticket, now)?
                 .into_iter()

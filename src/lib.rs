@@ -21,6 +21,7 @@ pub mod config;
 pub mod contracts;
 pub mod daemon;
 pub mod decide;
+pub mod dsn;
 pub mod explain;
 pub mod extract;
 pub mod imap;

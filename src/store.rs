@@ -118,6 +118,17 @@ CREATE TABLE contracts (
 CREATE INDEX contracts_email ON contracts(email);
 CREATE INDEX contracts_tax_key ON contracts(tax_key);
 "#,
+    r#"
+-- Mail hygiene: why and since when a contact cannot be written to, and the
+-- token buckets that limit automatic replies.
+ALTER TABLE contacts ADD COLUMN undeliverable_since TEXT;
+ALTER TABLE contacts ADD COLUMN undeliverable_reason TEXT;
+CREATE TABLE reply_buckets (
+    key        TEXT PRIMARY KEY,
+    tokens     REAL NOT NULL,
+    updated_at TEXT NOT NULL
+) STRICT;
+"#,
 ];
 
 /// Timestamps are stored as fixed-width UTC text so that they sort as they compare.
@@ -158,6 +169,8 @@ pub struct ContactInfo {
     pub address: String,
     pub language: Option<String>,
     pub undeliverable: bool,
+    /// Why the contact is undeliverable (the bounce that said so).
+    pub undeliverable_reason: Option<String>,
 }
 
 /// A message already stored under the same identity (Message-ID and sender, or content).
@@ -166,6 +179,48 @@ pub struct Duplicate {
     pub row: i64,
     pub mailbox: String,
     pub ticket_id: Option<i64>,
+}
+
+/// The stored level of one reply token bucket (`rcpt:<address>` or `ticket:<id>`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BucketLevel {
+    pub key: String,
+    pub tokens: f64,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Which bucket a new level is for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BucketKey {
+    Recipient(String),
+    Ticket(i64),
+    /// The ticket this message creates.
+    NewTicket,
+}
+
+impl BucketKey {
+    pub fn name(&self) -> Option<String> {
+        match self {
+            BucketKey::Recipient(a) => Some(format!("rcpt:{}", a.to_ascii_lowercase())),
+            BucketKey::Ticket(t) => Some(format!("ticket:{t}")),
+            BucketKey::NewTicket => None,
+        }
+    }
+}
+
+/// A contact that must not be written to any more.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Undeliverable {
+    pub address: String,
+    pub reason: String,
+}
+
+/// Writes besides the ticket that one message causes.
+#[derive(Debug, Clone, Default)]
+pub struct SideEffects {
+    /// New bucket levels, stamped with the apply time.
+    pub buckets: Vec<(BucketKey, f64)>,
+    pub undeliverable: Vec<Undeliverable>,
 }
 
 /// What the database knows that bears on one mail.
@@ -180,6 +235,21 @@ pub struct Lookup {
     pub contract: Option<crate::contracts::ContractMatch>,
     /// Uses of each pack quota in its current period.
     pub quota_used: std::collections::BTreeMap<String, u32>,
+    /// The ticket of our mail that a bounce returns (by its original Message-ID).
+    pub bounced: Option<TicketInfo>,
+    /// Reply buckets of the sender and of the tickets the mail may belong to.
+    pub buckets: Vec<BucketLevel>,
+    /// The recipients (lower-cased) of our mail that a bounce returns.
+    pub bounced_recipients: Vec<String>,
+    /// The stored contacts among a bounce's failed recipients and those of
+    /// the mail it returns.
+    pub bounce_contacts: Vec<ContactInfo>,
+}
+
+impl Lookup {
+    pub fn bucket(&self, key: &str) -> Option<&BucketLevel> {
+        self.buckets.iter().find(|b| b.key == key)
+    }
 }
 
 /// Where a stored message came from.
@@ -508,6 +578,19 @@ impl Store {
             .query_row("SELECT count(*) FROM contracts", [], |r| r.get(0))?)
     }
 
+    /// Fails with a clear message when the schema is older than this ticketd
+    /// (a read-only store cannot migrate it).
+    pub fn require_current(&self) -> Result<()> {
+        let v = self.version()?;
+        if v < MIGRATIONS.len() {
+            bail!(
+                "database schema {v} is older than this ticketd ({}): run `ticketd run --once` to bring it up to date",
+                MIGRATIONS.len()
+            );
+        }
+        Ok(())
+    }
+
     // ----- mailboxes -------------------------------------------------------
 
     pub fn mailbox_state(&self, mailbox: &str) -> Result<Option<MailboxState>> {
@@ -637,13 +720,14 @@ impl Store {
         Ok(self
             .conn
             .query_row(
-                "SELECT address, language, undeliverable FROM contacts WHERE address = lower(?1)",
+                "SELECT address, language, undeliverable, undeliverable_reason FROM contacts WHERE address = lower(?1)",
                 [address],
                 |r| {
                     Ok(ContactInfo {
                         address: r.get(0)?,
                         language: r.get(1)?,
                         undeliverable: r.get::<_, i64>(2)? != 0,
+                        undeliverable_reason: r.get(3)?,
                     })
                 },
             )
@@ -711,19 +795,64 @@ impl Store {
         message_id: Option<&str>,
         sender: Option<&str>,
         content_hash: &str,
+        bounce: Option<&crate::dsn::Bounce>,
     ) -> Result<Lookup> {
+        let bounced_id = bounce.and_then(|b| b.original_message_id.as_deref());
+        let tagged = match tag {
+            Some(id) => self.ticket(id)?,
+            None => None,
+        };
+        let referenced = self.ticket_by_message_ids(referenced_ids)?;
+        let bounced = match bounced_id {
+            Some(id) => self.ticket_by_message_ids(&[id.to_string()])?,
+            None => None,
+        };
+        let bounced_rcpt: Vec<String> = match bounced_id {
+            Some(id) => self
+                .conn
+                .query_row(
+                    "SELECT rcpt_to FROM outbox WHERE message_id = ?1",
+                    [id],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()?
+                .map(|j| serde_json::from_str::<Vec<String>>(&j).unwrap_or_default())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|a| a.to_ascii_lowercase())
+                .collect(),
+            None => Vec::new(),
+        };
+        let mut keys: Vec<String> = Vec::new();
+        if let Some(s) = sender {
+            keys.push(format!("rcpt:{}", s.to_ascii_lowercase()));
+        }
+        for t in [&tagged, &referenced].into_iter().flatten() {
+            keys.push(format!("ticket:{}", t.id));
+        }
         Ok(Lookup {
-            tagged: match tag {
-                Some(id) => self.ticket(id)?,
-                None => None,
-            },
-            referenced: self.ticket_by_message_ids(referenced_ids)?,
+            tagged,
+            referenced,
             duplicate: self.duplicate(message_id, sender, content_hash)?,
             contact: match sender {
                 Some(s) => self.contact(s)?,
                 None => None,
             },
             next_ticket_id: self.next_ticket_id()?,
+            bounced,
+            buckets: self.buckets(&keys)?,
+            bounced_recipients: bounced_rcpt.clone(),
+            bounce_contacts: match bounce {
+                Some(b) => b
+                    .recipients
+                    .iter()
+                    .chain(bounced_rcpt.iter())
+                    .take(60)
+                    .map(|r| self.contact(r))
+                    .filter_map(Result::transpose)
+                    .collect::<Result<_>>()?,
+                None => Vec::new(),
+            },
             contract: None,
             quota_used: Default::default(),
         })
@@ -743,6 +872,27 @@ impl Store {
         Ok(n as u32)
     }
 
+    /// The stored levels of the reply buckets named `keys` (absent ones are full).
+    pub fn buckets(&self, keys: &[String]) -> Result<Vec<BucketLevel>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT tokens, updated_at FROM reply_buckets WHERE key = ?1")?;
+        let mut out = Vec::new();
+        for k in keys {
+            if let Some((tokens, at)) = stmt
+                .query_row([k], |r| Ok((r.get::<_, f64>(0)?, r.get::<_, String>(1)?)))
+                .optional()?
+            {
+                out.push(BucketLevel {
+                    key: k.clone(),
+                    tokens,
+                    updated_at: parse_ts(&at)?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
     // ----- the one write per message -------------------------------------------
 
     /// Writes every effect of one message in one transaction: the raw message,
@@ -754,6 +904,7 @@ impl Store {
         msg: &MessageRow<'_>,
         ticket: &TicketWrite,
         events: &[(&str, String)],
+        effects: &SideEffects,
         now: DateTime<Utc>,
         render: impl FnOnce(Option<i64>) -> Result<Vec<NewMail>>,
     ) -> Result<Applied> {
@@ -823,6 +974,21 @@ impl Store {
                     params![t, now_s, kind, message_row, detail],
                 )?;
             }
+        }
+        for u in &effects.undeliverable {
+            mark_undeliverable(&tx, u, &now_s)?;
+        }
+        for (key, tokens) in &effects.buckets {
+            let name = match (key.name(), ticket_id) {
+                (Some(n), _) => n,
+                (None, Some(t)) => BucketKey::Ticket(t).name().unwrap_or_default(),
+                (None, None) => continue,
+            };
+            tx.execute(
+                "INSERT INTO reply_buckets (key, tokens, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(key) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at",
+                params![name, tokens, now_s],
+            )?;
         }
         let mails = render(ticket_id)?;
         let mut queued = Vec::new();
@@ -939,6 +1105,35 @@ impl Store {
             "UPDATE outbox SET next_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
             params![id, ts(at), error],
         )?;
+        Ok(())
+    }
+
+    /// Which of `addresses` are contacts marked undeliverable.
+    pub fn undeliverable_among(&self, addresses: &[String]) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for a in addresses {
+            if self.contact(a)?.is_some_and(|c| c.undeliverable) {
+                out.push(a.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Gives up a queued mail without trying: its recipients are undeliverable.
+    pub fn skip_outbox(&mut self, id: i64, error: &str, now: DateTime<Utc>) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        let ticket: Option<i64> = tx.query_row(
+            "UPDATE outbox SET status = 'failed', last_error = ?2 WHERE id = ?1 RETURNING ticket_id",
+            params![id, error],
+            |r| r.get(0),
+        )?;
+        if let Some(t) = ticket {
+            tx.execute(
+                "INSERT INTO ticket_events (ticket_id, at, kind, message_row, detail) VALUES (?1, ?2, 'send_skipped', NULL, ?3)",
+                params![t, ts(now), error],
+            )?;
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -1126,6 +1321,35 @@ fn queue_mail(tx: &Transaction<'_>, ticket_id: Option<i64>, m: &NewMail, now: &s
     Ok(id)
 }
 
+/// Marks a contact undeliverable and fails the mail still queued to it alone,
+/// with an event on each ticket concerned.
+fn mark_undeliverable(tx: &Transaction<'_>, u: &Undeliverable, now: &str) -> Result<()> {
+    tx.execute(
+        "INSERT INTO contacts (address, created_at, undeliverable, undeliverable_since, undeliverable_reason)
+         VALUES (lower(?1), ?2, 1, ?2, ?3)
+         ON CONFLICT(address) DO UPDATE SET undeliverable = 1,
+             undeliverable_since = coalesce(contacts.undeliverable_since, excluded.undeliverable_since),
+             undeliverable_reason = excluded.undeliverable_reason",
+        params![u.address, now, u.reason],
+    )?;
+    let only_to = serde_json::to_string(&[u.address.to_ascii_lowercase()])?;
+    let error = format!("not sent: {} is undeliverable ({})", u.address, u.reason);
+    let mut stmt = tx.prepare_cached(
+        "UPDATE outbox SET status = 'failed', last_error = ?2
+         WHERE status = 'queued' AND lower(rcpt_to) = ?1 RETURNING ticket_id",
+    )?;
+    let tickets: Vec<Option<i64>> = stmt
+        .query_map(params![only_to, error], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for t in tickets.into_iter().flatten() {
+        tx.execute(
+            "INSERT INTO ticket_events (ticket_id, at, kind, message_row, detail) VALUES (?1, ?2, 'send_skipped', NULL, ?3)",
+            params![t, now, error],
+        )?;
+    }
+    Ok(())
+}
+
 fn advance_mailbox(tx: &Transaction<'_>, o: &Origin<'_>, now: &str) -> Result<()> {
     tx.execute(
         "INSERT INTO mailbox_state (mailbox, uidvalidity, last_uid, updated_at) VALUES (?1, ?2, ?3, ?4)
@@ -1178,6 +1402,7 @@ mod tests {
                     requester_name: None,
                 },
                 &[("created", "new ticket".into())],
+                &SideEffects::default(),
                 now(),
                 |_| Ok(vec![]),
             )
@@ -1205,6 +1430,7 @@ mod tests {
                 requester_name: None,
             },
             &[],
+            &SideEffects::default(),
             now(),
             |_| anyhow::bail!("template broke"),
         );
@@ -1217,9 +1443,14 @@ mod tests {
     #[test]
     fn duplicate_by_message_id_needs_the_same_sender() {
         let mut s = Store::in_memory().unwrap();
-        s.apply(&row(1, b"x"), &TicketWrite::None, &[], now(), |_| {
-            Ok(vec![])
-        })
+        s.apply(
+            &row(1, b"x"),
+            &TicketWrite::None,
+            &[],
+            &SideEffects::default(),
+            now(),
+            |_| Ok(vec![]),
+        )
         .unwrap();
         assert!(
             s.duplicate(Some("m1@example.net"), Some("ann@example.net"), "zz")
@@ -1334,5 +1565,86 @@ mod tests {
             found += usize::from(a.is_some());
         }
         assert_eq!(found, 4);
+    }
+
+    #[test]
+    fn marking_a_contact_undeliverable_fails_its_queued_mail_and_buckets_are_kept() {
+        let mut s = Store::in_memory().unwrap();
+        let mail = |id: &str| NewMail {
+            kind: "ack_new".into(),
+            message_id: id.into(),
+            mail_from: "support@vendor.test".into(),
+            rcpt_to: vec!["Ann@example.net".into()],
+            raw: b"x".to_vec(),
+        };
+        let first = s
+            .apply(
+                &row(1, b"x"),
+                &TicketWrite::New {
+                    subject: "Disk".into(),
+                    status: "open",
+                    language: "en".into(),
+                    requester: "ann@example.net".into(),
+                    requester_name: None,
+                },
+                &[],
+                &SideEffects {
+                    buckets: vec![
+                        (BucketKey::Recipient("Ann@example.net".into()), 4.0),
+                        (BucketKey::NewTicket, 4.0),
+                    ],
+                    undeliverable: vec![],
+                },
+                now(),
+                |_| Ok(vec![mail("m-out-1@t")]),
+            )
+            .unwrap();
+        let t = first.ticket_id.unwrap();
+        let levels = s
+            .buckets(&["rcpt:ann@example.net".into(), format!("ticket:{t}")])
+            .unwrap();
+        assert_eq!(levels.len(), 2);
+        assert_eq!(levels[0].tokens, 4.0);
+        let mut bounce = row(2, b"y");
+        bounce.message_id = Some("b1@mx");
+        bounce.content_hash = "h2";
+        s.apply(
+            &bounce,
+            &TicketWrite::Attach { id: t },
+            &[("bounce", "Status 5.1.1".into())],
+            &SideEffects {
+                buckets: vec![],
+                undeliverable: vec![Undeliverable {
+                    address: "ann@example.net".into(),
+                    reason: "Status 5.1.1".into(),
+                }],
+            },
+            now(),
+            |_| Ok(vec![]),
+        )
+        .unwrap();
+        let c = s.contact("ann@example.net").unwrap().unwrap();
+        assert!(c.undeliverable);
+        assert_eq!(c.undeliverable_reason.as_deref(), Some("Status 5.1.1"));
+        assert_eq!(
+            s.undeliverable_among(&["bob@example.net".into(), "ANN@example.net".into()])
+                .unwrap(),
+            vec!["ANN@example.net".to_string()]
+        );
+        let out = s.outbox(None).unwrap();
+        assert_eq!(out[0].status, "failed");
+        assert!(
+            out[0]
+                .last_error
+                .as_deref()
+                .unwrap()
+                .contains("undeliverable")
+        );
+        assert!(
+            s.ticket_events(t)
+                .unwrap()
+                .iter()
+                .any(|(k, _)| k == "send_skipped")
+        );
     }
 }

@@ -12,6 +12,7 @@ pub const REQUIRED: &[&str] = &[
     "staff_quarantine",
     "staff_send_failed",
     "staff_policy",
+    "staff_undeliverable",
 ];
 
 pub struct Templates {
