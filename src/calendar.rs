@@ -88,6 +88,9 @@ use std::sync::{Arc, OnceLock};
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct CalendarSpec {
+    /// The rule IDs a pack's calendar implements (read by the policy engine).
+    #[serde(default)]
+    pub rules: Vec<String>,
     /// Weekly opening windows, e.g. `["mon-fri 06:00-18:00", "sat 09:00-13:00"]`; several per
     /// day allowed; `"24x7"` means always open.
     pub hours: Vec<String>,

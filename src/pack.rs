@@ -44,9 +44,9 @@ struct RawPack {
     #[serde(default)]
     extract: RawExtract,
     #[serde(default)]
-    calendar: Option<Spanned<policy::RawCalendar>>,
+    calendar: Option<Spanned<crate::calendar::CalendarSpec>>,
     #[serde(default)]
-    warranty: Option<Spanned<policy::RawWarranty>>,
+    warranty: Option<Spanned<crate::warranty::WarrantySpec>>,
     #[serde(default)]
     tiers: Option<Spanned<policy::RawTiers>>,
     #[serde(default)]

@@ -45,8 +45,8 @@ use toml::Spanned;
 /// The policy part of a pack file; `pack` moves these fields here from its own shape.
 #[derive(Debug, Default)]
 pub struct RawPolicy {
-    pub calendar: Option<Spanned<RawCalendar>>,
-    pub warranty: Option<Spanned<RawWarranty>>,
+    pub calendar: Option<Spanned<CalendarSpec>>,
+    pub warranty: Option<Spanned<WarrantySpec>>,
     pub tiers: Option<Spanned<RawTiers>>,
     pub severity: Option<Spanned<RawSeverity>>,
     pub topic: Vec<Spanned<RawTopic>>,
@@ -63,39 +63,6 @@ pub struct RawPolicy {
     pub versions: Option<Spanned<RawVersions>>,
     pub notice: Vec<Spanned<RawNotice>>,
     pub language: Option<Spanned<RawLanguage>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawCalendar {
-    #[serde(default)]
-    pub rules: Vec<String>,
-    pub hours: Vec<String>,
-    #[serde(default)]
-    pub holidays: Vec<String>,
-    #[serde(default)]
-    pub closures: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawWarranty {
-    #[serde(default)]
-    pub rules: Vec<String>,
-    #[serde(default)]
-    pub from: Option<String>,
-    #[serde(default)]
-    pub standard: Option<String>,
-    #[serde(default)]
-    pub series: Vec<crate::warranty::SeriesTerm>,
-    #[serde(default)]
-    pub max_total: Option<String>,
-    #[serde(default)]
-    pub extension_window: Option<String>,
-    #[serde(default)]
-    pub reinstatement_hold: Option<String>,
-    #[serde(default)]
-    pub plan_requires: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -769,15 +736,10 @@ impl Policy {
         };
         if let Some(c) = raw.calendar {
             let at = c.span().start;
-            let c = c.into_inner();
-            for id in &c.rules {
+            let spec = c.into_inner();
+            for id in &spec.rules {
                 rule_ok(r, at, id);
             }
-            let spec = CalendarSpec {
-                hours: c.hours,
-                holidays: c.holidays,
-                closures: c.closures,
-            };
             match Calendar::build(zone, &spec) {
                 Ok(cal) => p.calendar = cal,
                 Err(es) => {
@@ -786,30 +748,21 @@ impl Policy {
                     }
                 }
             }
-            p.calendar_rules = c.rules;
+            p.calendar_rules = spec.rules;
         }
         if let Some(w) = raw.warranty {
             let at = w.span().start;
-            let w = w.into_inner();
-            for id in &w.rules {
+            let spec = w.into_inner();
+            for id in &spec.rules {
                 rule_ok(r, at, id);
             }
-            let spec = WarrantySpec {
-                from: w.from,
-                standard: w.standard,
-                series: w.series,
-                max_total: w.max_total,
-                extension_window: w.extension_window,
-                reinstatement_hold: w.reinstatement_hold,
-                plan_requires: w.plan_requires,
-            };
             if let Err(es) = warranty::validate(&spec) {
                 for e in es {
                     r.at(at, format!("warranty: {e}"));
                 }
             }
+            p.warranty_rules = spec.rules.clone();
             p.warranty = spec;
-            p.warranty_rules = w.rules;
         }
         if let Some(t) = raw.tiers {
             let at = t.span().start;

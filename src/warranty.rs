@@ -27,6 +27,9 @@ use std::collections::BTreeMap;
 #[derive(Deserialize, Debug, Clone, Default, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct WarrantySpec {
+    /// The rule IDs a pack's warranty table implements (read by the policy engine).
+    #[serde(default)]
+    pub rules: Vec<String>,
     /// "purchase" | "ship" (default purchase): which date the standard term counts from
     /// (IX-10 counts from the ship date, NX-06 from shipment).
     #[serde(default)]
@@ -434,6 +437,7 @@ mod tests {
             extension_window: Some("60d".into()),
             reinstatement_hold: None,
             plan_requires: [("onsite".to_string(), "advanced_replacement".to_string())].into(),
+            ..WarrantySpec::default()
         }
     }
 

@@ -12,6 +12,7 @@ fn cal(zone: Tz, hours: &[&str], holidays: &[&str], closures: &[&str]) -> Calend
         hours: strings(hours),
         holidays: strings(holidays),
         closures: strings(closures),
+        ..CalendarSpec::default()
     };
     Calendar::build(zone, &spec).unwrap_or_else(|e| panic!("calendar should build: {e:?}"))
 }
@@ -22,6 +23,7 @@ fn build_err(hours: &[&str], holidays: &[&str], closures: &[&str]) -> Vec<String
         hours: strings(hours),
         holidays: strings(holidays),
         closures: strings(closures),
+        ..CalendarSpec::default()
     };
     Calendar::build(Los_Angeles, &spec).expect_err("spec should be rejected")
 }
