@@ -74,7 +74,9 @@ pub fn explain(raw: &[u8], opts: &Options, now: DateTime<Utc>) -> Result<serde_j
                 .parent()
                 .map(|d| d.join("vendors"))
                 .unwrap_or_else(|| PathBuf::from("config/vendors")),
-            None => PathBuf::from("config/vendors"),
+            // Without a config: the packs beside the working directory, else the shipped ones.
+            None if Path::new("config/vendors").is_dir() => PathBuf::from("config/vendors"),
+            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("config/vendors"),
         };
         let path = if Path::new(name).extension().is_some() {
             PathBuf::from(name)

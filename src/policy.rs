@@ -1494,7 +1494,11 @@ impl Policy {
         if !req.tax_ids.is_empty() {
             facts.insert("tax_id");
         }
-        if !req.invoices.is_empty() || req.attachments.iter().any(|a| INVOICE_FILE.is_match(a)) {
+        // A contract on record is a purchase on record.
+        if !req.invoices.is_empty()
+            || req.attachments.iter().any(|a| INVOICE_FILE.is_match(a))
+            || req.contract.is_some()
+        {
             facts.insert("invoice");
         }
         if contract.is_some_and(|c| {
@@ -1566,8 +1570,18 @@ impl Policy {
                 cite(&mut rules, r);
             }
         }
-        let extended = contract.is_some_and(|c| c.extended_until.is_some())
-            && w.status == WarrantyStatus::Active;
+        // Under an extension: covered now, but not by the standard term alone.
+        let extended = w.status == WarrantyStatus::Active
+            && contract.is_some_and(|c| {
+                c.extended_until.is_some() && {
+                    let standard = crate::contracts::Contract {
+                        extended_until: None,
+                        ..c.clone()
+                    };
+                    warranty::evaluate(&self.warranty, Some(&standard), today).status
+                        == WarrantyStatus::Expired
+                }
+            });
         let hold = w.hold_until.is_some_and(|h| h >= today);
 
         let business_open = self.calendar.is_open(req.arrival);

@@ -1266,3 +1266,25 @@ text.es = "Las preguntas de firmware las responde el equipo de firmware."
     late.pack = Pack::load(&path).unwrap();
     assert_eq!(late.eval().clock_starts_at, "2026-12-15T09:00:00-06:00");
 }
+
+#[test]
+fn qn_12_a_unit_still_in_its_standard_term_is_not_under_the_extension() {
+    let mut c = qnap_unit("TS-453D", "2025-03-01");
+    c.extended_until = Some(date("2030-03-01"));
+    let e = Case::new("qnap", "2026-11-30T09:00:00-08:00")
+        .text("Warranty repair", "The unit is defective.")
+        .contract(c)
+        .eval();
+    assert!(!e.promises.contains_key("extended_repair"));
+    assert!(!notices(&e).contains(&"extended_repair"));
+}
+
+#[test]
+fn qn_03_a_contract_on_record_is_proof_of_purchase() {
+    let e = Case::new("qnap", "2026-11-23T09:00:00-08:00")
+        .mailbox("rma")
+        .text("Broken NAS", "Serial: Q23A1234567. It does not boot.")
+        .contract(qnap_unit("TS-453D", "2025-03-01"))
+        .eval();
+    assert!(e.missing.is_empty(), "{:?}", e.missing);
+}
