@@ -311,7 +311,7 @@ impl Imap {
                 }
                 if buf.starts_with(b"a") {
                     let l = String::from_utf8_lossy(&buf);
-                    if !l.split(' ').nth(1).is_some_and(|s| s == "OK") {
+                    if l.split(' ').nth(1).is_none_or(|s| s != "OK") {
                         bail!("APPEND failed: {l}");
                     }
                     ok += 1;
@@ -742,6 +742,7 @@ fn probe_mail(i: usize) -> NewMail {
 
 fn probe_ticket(i: usize) -> TicketWrite {
     TicketWrite::New {
+        status: "open",
         subject: format!("probe {i}"),
         language: "en".into(),
         requester: format!("c{}@example.net", i % 500),
@@ -763,6 +764,7 @@ fn sqlite_rate(work: &Path, mails: &[Mail]) -> Result<Value> {
                 &probe_row(i, m),
                 &probe_ticket(i),
                 &[("created", "probe".into())],
+                &ticketd::store::SideEffects::default(),
                 Utc::now(),
                 |_| Ok(vec![probe_mail(i)]),
             )?;
@@ -784,6 +786,7 @@ fn batched_sqlite_rate(work: &Path, mails: &[Mail], k: usize) -> Result<f64> {
                     &probe_row(i, &mails[i]),
                     &probe_ticket(i),
                     &[("created", "probe".into())],
+                    &ticketd::store::SideEffects::default(),
                     Utc::now(),
                     |_| Ok(vec![probe_mail(i)]),
                 )?;

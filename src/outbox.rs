@@ -223,13 +223,46 @@ async fn send_due(
         if cancel.is_cancelled() {
             break;
         }
-        let ids: Vec<i64> = chunk.iter().map(|r| r.id).collect();
+        // Mail whose every recipient is known to be undeliverable is not tried.
+        let check: Vec<(i64, Vec<String>)> = chunk
+            .iter()
+            .filter(|r| !r.kind.starts_with("staff_"))
+            .map(|r| (r.id, r.rcpt_to.clone()))
+            .collect();
+        let skipped: Vec<(i64, String)> = blocking(shared, move |st| {
+            let mut skipped = Vec::new();
+            for (id, rcpt) in check {
+                let gone = st.undeliverable_among(&rcpt)?;
+                if !gone.is_empty() && gone.len() == rcpt.len() {
+                    let why = format!("not sent: {} marked undeliverable", gone.join(", "));
+                    st.skip_outbox(id, &why, now)?;
+                    skipped.push((id, why));
+                }
+            }
+            Ok(skipped)
+        })
+        .await?;
+        let mut rows: Vec<&OutboxRow> = Vec::with_capacity(chunk.len());
+        for row in chunk {
+            match skipped.iter().find(|(id, _)| *id == row.id) {
+                Some((_, why)) => {
+                    let span = info_span!("send", outbox = row.id, ticket = row.ticket_id, kind = %row.kind);
+                    let _g = span.enter();
+                    warn!("{why}");
+                }
+                None => rows.push(row),
+            }
+        }
+        if rows.is_empty() {
+            continue;
+        }
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         // Counted before the attempt: a mail that crashes us still runs out of tries.
         let attempts = blocking(shared, move |st| st.begin_attempts(&ids)).await?;
-        let results = send_all(senders, chunk).await;
+        let results = send_all(senders, &rows).await;
         let now = shared.clock.now();
         let (mut sent, mut retry, mut failed) = (Vec::new(), Vec::new(), Vec::new());
-        for ((row, result), attempts) in chunk.iter().zip(results).zip(attempts) {
+        for ((row, result), attempts) in rows.iter().copied().zip(results).zip(attempts) {
             let span =
                 info_span!("send", outbox = row.id, ticket = row.ticket_id, kind = %row.kind);
             let _g = span.enter();
@@ -270,7 +303,7 @@ async fn send_due(
 
 /// Sends `rows` spread over the senders (mail `i` on connection `i % n`),
 /// the connections working at once; returns each mail's result in order.
-async fn send_all(senders: &mut [Sender], rows: &[OutboxRow]) -> Vec<Result<(), SendError>> {
+async fn send_all(senders: &mut [Sender], rows: &[&OutboxRow]) -> Vec<Result<(), SendError>> {
     let n = senders.len().min(rows.len()).max(1);
     let work = senders
         .iter_mut()

@@ -9,10 +9,13 @@ pub fn tag(prefix: &str, id: i64) -> String {
     format!("[{prefix}#{id}]")
 }
 
+/// Compiled regexes by (kind, prefix); `None` when the prefix made no valid regex.
+type RegexCache = HashMap<(String, String), Option<Regex>>;
+
 /// A regex built from the ticket prefix, compiled once per prefix and kind
 /// (compiling one costs far more than reading a mail with it).
 fn cached(kind: &str, prefix: &str, build: impl FnOnce() -> Option<Regex>) -> Option<Regex> {
-    static CACHE: OnceLock<Mutex<HashMap<(String, String), Option<Regex>>>> = OnceLock::new();
+    static CACHE: OnceLock<Mutex<RegexCache>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let key = (kind.to_string(), prefix.to_string());
     if let Ok(c) = cache.lock()

@@ -2,4 +2,7 @@
 
 mod cli;
 mod harness;
+mod hygiene;
+mod packs;
 mod pipeline;
+mod rules;
