@@ -198,18 +198,25 @@ fn default_prefix() -> Spanned<String> {
 struct RawLimits {
     #[serde(default = "default_max_message_bytes")]
     max_message_bytes: u64,
+    #[serde(default = "default_max_processing_ms")]
+    max_processing_ms: u64,
 }
 
 impl Default for RawLimits {
     fn default() -> Self {
         RawLimits {
             max_message_bytes: default_max_message_bytes(),
+            max_processing_ms: default_max_processing_ms(),
         }
     }
 }
 
 fn default_max_message_bytes() -> u64 {
     25 * 1024 * 1024
+}
+
+fn default_max_processing_ms() -> u64 {
+    5000
 }
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -379,12 +386,16 @@ impl Identity {
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_message_bytes: u64,
+    /// How long reading and deciding one message may take before it is
+    /// quarantined as "processing budget exceeded".
+    pub max_processing: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_message_bytes: default_max_message_bytes(),
+            max_processing: Duration::from_millis(default_max_processing_ms()),
         }
     }
 }
@@ -686,6 +697,7 @@ impl Config {
                 ticket_prefix: prefix,
                 limits: Limits {
                     max_message_bytes: raw.limits.max_message_bytes.max(1024),
+                    max_processing: Duration::from_millis(raw.limits.max_processing_ms.max(100)),
                 },
                 mailboxes,
             }),

@@ -421,7 +421,7 @@ impl Watcher<'_> {
                 let _g = span.enter();
                 let r = shared
                     .engine
-                    .ingest(&mut st, &m, f, shared.clock.now())
+                    .ingest(&mut st, &m, f, &*shared.clock)
                     .with_context(|| format!("mailbox {} uid {}", m.name, f.uid))?;
                 if let Some(t) = r.ticket_id {
                     span.record("ticket", t);

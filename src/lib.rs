@@ -3,7 +3,8 @@
 //! Modules in pipeline order:
 //! - [`config`], [`pack`]: what to watch and which vendor rules apply.
 //! - [`imap`]: one watcher per mailbox, fetching new mail and acknowledging it after the commit.
-//! - [`parse`] -> [`classify`] -> [`extract`] -> [`thread`]: reading a mail.
+//! - [`parse`] -> [`classify`] -> [`extract`] -> [`thread`]: reading a mail; [`reply_text`]:
+//!   what the person wrote now, without quotes and signature.
 //! - [`decide`]: the pure decision; [`intake`] glues reading, deciding and [`store`].
 //! - [`templates`], [`compose`]: replies as rendered bytes, queued in the [`store`] outbox.
 //! - [`outbox`]: sends queued mail over SMTP.
@@ -25,6 +26,7 @@ pub mod net;
 pub mod outbox;
 pub mod pack;
 pub mod parse;
+pub mod reply_text;
 pub mod store;
 pub mod templates;
 pub mod thread;

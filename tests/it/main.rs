@@ -1,5 +1,10 @@
 //! End-to-end tests: the daemon against a real Dovecot and a real SMTP server on loopback.
 
 mod cli;
+mod corpus;
+#[path = "../../fuzz/pipeline.rs"]
+mod fuzz_pipeline;
+mod fuzz_replay;
 mod harness;
+mod hostile;
 mod pipeline;
