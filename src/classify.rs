@@ -1,6 +1,9 @@
 //! Who wrote a mail: a person, an auto-responder, a bounce, a list, or ourselves; with the signs that decided.
 
 use crate::config::Identity;
+use crate::dsn::{
+    Bounce, ReportType, body_shape, from_body, from_report, read_report, report_type_of,
+};
 use crate::parse::Inbound;
 use serde::Serialize;
 
@@ -41,6 +44,18 @@ pub struct Classification {
     pub class: Class,
     /// Which headers or signs decided, in the order they were checked.
     pub reasons: Vec<String>,
+    /// For a bounce: what failed, for whom, and which mail of ours it returns.
+    pub bounce: Option<Bounce>,
+}
+
+impl Classification {
+    fn new(class: Class, reasons: Vec<String>) -> Classification {
+        Classification {
+            class,
+            reasons,
+            bounce: None,
+        }
+    }
 }
 
 fn local_part(address: &str) -> String {
@@ -55,15 +70,221 @@ fn domain_of(id: &str) -> Option<String> {
     id.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase())
 }
 
-/// Classifies `m`. Strong signs (headers defined for the purpose) decide first.
+/// Subjects that delivery systems give their failure reports (matched at the
+/// start of the subject, case-insensitively).
+const BOUNCE_SUBJECTS: &[&str] = &[
+    "undelivered mail returned to sender",
+    "delivery status notification",
+    "mail delivery failed",
+    "mail delivery failure",
+    "returned mail",
+    "undeliverable",
+    "undelivered mail",
+    "undeliverable mail",
+    "non-deliverable",
+    "nondeliverable",
+    "delivery failure",
+    "mail delivery warning",
+    "delivery warning",
+    "delivery failed",
+    "delivery notification",
+    "failure notice",
+    "complaint about message from",
+    "message delivery failure",
+    "mail system error",
+    "delayed mail",
+    "warning: could not send message",
+    "delivery has failed",
+    "unzustellbar",
+    "no se puede entregar",
+    "no entregado",
+    "entrega fallida",
+    "non recapitabile",
+    "non remis",
+    "配信不能",
+    "配信エラー",
+    "配送エラー",
+    "配信できませんでした",
+    "エラーメール",
+];
+
+/// Subjects of auto-responders (matched at the start of the subject; the
+/// Japanese ones anywhere, as they are often bracketed, 【自動返信】).
+const AUTO_SUBJECTS: &[&str] = &[
+    "out of office",
+    "out of the office",
+    "automatic reply",
+    "auto reply",
+    "auto-reply",
+    "autoreply",
+    "auto response",
+    "auto-response",
+    "autoresponse",
+    "automated response",
+    "auto:",
+    "away from",
+    "on vacation",
+    "vacation reply",
+    "abwesenheitsnotiz",
+    "abwesend",
+    "réponse automatique",
+    "absence",
+    "respuesta automática",
+    "respuesta automatica",
+    "fuera de la oficina",
+    "fuera de oficina",
+    "ausente",
+    "ausencia",
+];
+const AUTO_SUBJECTS_JA: &[&str] = &[
+    "自動応答",
+    "自動返信",
+    "自動送信",
+    "不在通知",
+    "不在のお知らせ",
+    "不在連絡",
+    "【不在】",
+    "[不在]",
+];
+
+/// Phrases of out-of-office bodies (searched in the first 1000 characters).
+const AUTO_BODIES: &[&str] = &[
+    "i am out of the office",
+    "i'm out of the office",
+    "i will be out of the office",
+    "i am currently out of",
+    "i'm currently out of",
+    "i am away from the office",
+    "i am on vacation",
+    "i'm on vacation",
+    "i am on annual leave",
+    "limited access to email",
+    "limited access to e-mail",
+    "this is an automatic reply",
+    "this is an automated reply",
+    "this is an auto-reply",
+    "不在にしております",
+    "自動応答",
+    "自動返信",
+    "fuera de la oficina",
+    "estoy de vacaciones",
+    "estaré fuera de",
+    "respuesta automática",
+];
+
+/// Sender local parts that never read their mail.
+const NO_REPLY_LOCALS: &[&str] = &[
+    "noreply",
+    "no-reply",
+    "no_reply",
+    "donotreply",
+    "do-not-reply",
+    "do_not_reply",
+];
+
+/// Header fields that only list managers and bulk senders write.
+const LIST_HEADERS: &[(&str, &str)] = &[
+    ("list-id", "List-Id"),
+    ("list-unsubscribe", "List-Unsubscribe"),
+    ("list-post", "List-Post"),
+    ("list-help", "List-Help"),
+    ("list-subscribe", "List-Subscribe"),
+    ("list-owner", "List-Owner"),
+    ("list-archive", "List-Archive"),
+    ("mailing-list", "Mailing-List"),
+    ("x-mailman-version", "X-Mailman-Version"),
+    ("x-beenthere", "X-BeenThere"),
+    ("x-loop", "X-Loop"),
+    ("x-listmember", "X-ListMember"),
+    ("x-list", "X-List"),
+    ("x-ml-name", "X-ML-Name"),
+    ("x-mailing-list", "X-Mailing-List"),
+    ("x-listserver", "X-Listserver"),
+    ("x-list-subscribe", "X-List-Subscribe"),
+    ("x-list-unsubscribe", "X-List-Unsubscribe"),
+    ("x-list-post", "X-List-Post"),
+    ("x-campaign", "X-Campaign"),
+    ("x-campaignid", "X-CampaignID"),
+    ("x-mc-user", "X-MC-User (Mailchimp)"),
+    ("x-mailgun-tag", "X-Mailgun-Tag"),
+    ("x-sg-eid", "X-SG-EID (SendGrid)"),
+    ("x-ses-outgoing", "X-SES-Outgoing"),
+    ("x-feedback-id", "X-Feedback-ID"),
+    ("feedback-id", "Feedback-ID"),
+    ("x-csa-complaints", "X-CSA-Complaints"),
+];
+
+fn starts_with_any(subject: &str, list: &[&str]) -> Option<String> {
+    let s = subject.trim_start().to_lowercase();
+    list.iter()
+        .find(|p| s.starts_with(*p))
+        .map(|p| p.to_string())
+}
+
+fn contains_any<'a>(text: &str, list: &[&'a str]) -> Option<&'a str> {
+    list.iter().copied().find(|p| text.contains(p))
+}
+
+fn first_chars(text: &str, n: usize) -> String {
+    text.chars().take(n).collect::<String>().to_lowercase()
+}
+
+/// Signs that a person wrote the mail: a mail client, or files attached.
+fn human_signs(m: &Inbound) -> Vec<String> {
+    let mut out = Vec::new();
+    for h in ["user-agent", "x-mailer"] {
+        if let Some(v) = m.header(h) {
+            out.push(format!("{h}: {}", v.chars().take(60).collect::<String>()));
+        }
+    }
+    if m.attachments.iter().any(|a| {
+        !a.content_type.starts_with("message/") && !a.content_type.starts_with("text/rfc822")
+    }) {
+        out.push("has attachments".into());
+    }
+    out
+}
+
+/// Classifies `m` from its headers and text. The daemon uses
+/// [`classify_message`], which also reads the report parts of the raw mail.
 pub fn classify(m: &Inbound, identity: &Identity) -> Classification {
+    classify_with(m, None, identity)
+}
+
+/// Classifies `m`, reading the MIME report parts of `raw` (its bytes) for
+/// delivery reports: per-recipient status and the returned Message-ID.
+pub fn classify_message(raw: &[u8], m: &Inbound, identity: &Identity) -> Classification {
+    classify_with(m, Some(raw), identity)
+}
+
+/// The order of the checks, and how signs add up:
+///
+/// 1. unreadable mail is `unparseable`; our loop header, our Message-ID
+///    domain or one of our addresses as sender make `own_loop`.
+/// 2. `bounce`: a multipart/report with report-type=delivery-status,
+///    X-Failed-Recipients, or a MAILER-DAEMON/postmaster sender decide alone.
+///    A null Return-Path, a bounce subject and an MTA's body shape are each
+///    one point; two points are a bounce, and so is a bounce subject alone
+///    when nothing says a person wrote (a mail client header, attachments).
+/// 3. `auto_reply`: ARF feedback reports and MDN read receipts (machine
+///    reports about a mail, never a failure); then Auto-Submitted other than
+///    "no", X-Autoreply, X-Autorespond, Precedence: auto_reply and the other
+///    autoresponder headers decide alone. An explicit `Auto-Submitted: no`
+///    outweighs every weaker sign below. Weak signs are one point each: an
+///    out-of-office subject, an out-of-office body, X-Auto-Response-Suppress
+///    (Exchange puts it on its OOF replies, but some clients put it on
+///    people's mail too), and Exchange's rules loop and rules-agent headers.
+///    Two points are an auto-reply; so is an out-of-office subject alone
+///    when nothing says a person wrote.
+/// 4. `list`: List-* headers, Precedence list/bulk/junk, list managers' and
+///    bulk senders' headers.
+/// 5. a null Return-Path or a no-reply sender alone: `auto_reply`.
+/// 6. otherwise `human`.
+fn classify_with(m: &Inbound, raw: Option<&[u8]>, identity: &Identity) -> Classification {
     let mut reasons = Vec::new();
     if !m.parsed {
         reasons.extend(m.warnings.iter().cloned());
-        return Classification {
-            class: Class::Unparseable,
-            reasons,
-        };
+        return Classification::new(Class::Unparseable, reasons);
     }
 
     // Our own mail, come back.
@@ -85,95 +306,345 @@ pub fn classify(m: &Inbound, identity: &Identity) -> Classification {
         reasons.push(format!("Message-ID <{id}> is in our domain"));
     }
     if !reasons.is_empty() {
-        return Classification {
-            class: Class::OwnLoop,
-            reasons,
-        };
+        return Classification::new(Class::OwnLoop, reasons);
     }
 
+    let humans = human_signs(m);
+    let from = m.sender_address().unwrap_or("");
+    let from_local = local_part(from);
+    let null_return_path = m
+        .header("return-path")
+        .is_some_and(|rp| rp.trim().trim_matches(['<', '>', ' ']).is_empty());
+    let content_type = m.header("content-type").unwrap_or("");
+    let report_type = report_type_of(content_type);
+
     // Bounces and other delivery reports.
-    if let Some(ct) = m.header("content-type") {
-        let ct = ct.to_ascii_lowercase();
-        if ct.contains("multipart/report") && ct.contains("delivery-status") {
-            reasons.push("Content-Type: multipart/report; report-type=delivery-status".into());
+    let mut strong = false;
+    if report_type == Some(ReportType::DeliveryStatus) {
+        reasons.push("Content-Type: multipart/report; report-type=delivery-status".into());
+        strong = true;
+    }
+    let bare_type = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if bare_type == "message/delivery-status" {
+        reasons.push("Content-Type: message/delivery-status".into());
+        strong = true;
+    }
+    if let Some(v) = m.header("x-failed-recipients") {
+        reasons.push(format!("X-Failed-Recipients: {}", v.trim()));
+        strong = true;
+    }
+    let squashed: String = from_local
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    if squashed.starts_with("mailerdaemon") || squashed.starts_with("postmaster") {
+        reasons.push(format!("From {from}"));
+        strong = true;
+    }
+    let mut points = 0;
+    if null_return_path {
+        points += 1;
+    }
+    let bounce_subject = starts_with_any(&m.subject, BOUNCE_SUBJECTS);
+    if let Some(s) = &bounce_subject {
+        reasons.push(format!("subject starts with \"{s}\""));
+        points += 1;
+    }
+    if let Some(mta) = body_shape(&m.text) {
+        reasons.push(format!("body has the shape of a {mta} bounce"));
+        points += 1;
+    }
+    if m.header("x-ms-exchange-message-is-ndr").is_some() {
+        reasons.push("X-MS-Exchange-Message-Is-Ndr present".into());
+        strong = true;
+    }
+    if strong || points >= 2 || (bounce_subject.is_some() && humans.is_empty()) {
+        if null_return_path {
+            reasons.push("Return-Path: <>".into());
         }
-    }
-    if m.has_header("x-failed-recipients") {
-        reasons.push("X-Failed-Recipients present".into());
-    }
-    if let Some(from) = m.sender_address() {
-        let l = local_part(from);
-        if l == "mailer-daemon" || l == "postmaster" {
-            reasons.push(format!("From {from}"));
+        let bounce = bounce_details(m, raw, identity);
+        if let Some(b) = &bounce {
+            reasons.push(describe(b));
         }
-    }
-    if !reasons.is_empty() {
         return Classification {
             class: Class::Bounce,
             reasons,
+            bounce,
         };
+    }
+    reasons.clear();
+
+    // Reports about a mail that are not failures: answered by nobody.
+    let report = match (report_type, raw) {
+        (Some(ReportType::Feedback | ReportType::Disposition), Some(raw)) => Some(read_report(raw)),
+        _ => None,
+    };
+    match report_type {
+        Some(ReportType::Feedback) => {
+            reasons.push("Content-Type: multipart/report; report-type=feedback-report (ARF)".into())
+        }
+        Some(ReportType::Disposition) => reasons.push(
+            "Content-Type: multipart/report; report-type=disposition-notification (MDN)".into(),
+        ),
+        _ => {}
+    }
+    if let Some(r) = &report {
+        if r.feedback_part && report_type != Some(ReportType::Feedback) {
+            reasons.push("message/feedback-report part".into());
+        }
+        if r.disposition_part && report_type != Some(ReportType::Disposition) {
+            reasons.push("message/disposition-notification part".into());
+        }
+    }
+    if !reasons.is_empty() {
+        return Classification::new(Class::AutoReply, reasons);
     }
 
     // Auto-responders (RFC 3834 and the de-facto headers).
+    let mut explicit_no = false;
     if let Some(v) = m.header("auto-submitted") {
         let v = v.trim().to_ascii_lowercase();
-        let token = v.split(';').next().unwrap_or("").trim();
-        if token != "no" && !token.is_empty() {
+        let token = v.split([';', ' ', '(']).next().unwrap_or("").trim();
+        if token == "no" {
+            explicit_no = true;
+        } else if !token.is_empty() {
             reasons.push(format!("Auto-Submitted: {token}"));
         }
     }
-    for h in ["x-autoreply", "x-autorespond", "x-autoresponder"] {
-        if m.has_header(h) {
-            reasons.push(format!("{h} present"));
+    for (h, label) in [
+        ("x-autoreply", "X-Autoreply"),
+        ("x-autorespond", "X-Autorespond"),
+        ("x-autoresponder", "X-Autoresponder"),
+        ("x-autoresponse", "X-Autoresponse"),
+        ("x-autogenerated", "X-Autogenerated"),
+        ("x-autoreply-from", "X-AutoReply-From"),
+        ("x-mail-autoreply", "X-Mail-Autoreply"),
+        ("x-vacation", "X-Vacation"),
+        ("x-apple-auto-reply", "X-Apple-Auto-Reply"),
+        ("x-zimbra-autoreply", "X-Zimbra-Autoreply"),
+        ("x-fc-machinegenerated", "X-FC-MachineGenerated"),
+        ("x-cron-env", "X-Cron-Env"),
+    ] {
+        if let Some(v) = m.header(h) {
+            let v = v.trim().to_ascii_lowercase();
+            if !matches!(v.as_str(), "no" | "false" | "0") {
+                reasons.push(format!("{label}: {v}"));
+            }
         }
     }
-    if let Some(p) = m.header("precedence") {
-        let p = p.trim().to_ascii_lowercase();
-        if p == "auto_reply" {
+    if let Some(v) = m.header("x-post-messageclass")
+        && v.to_ascii_lowercase().contains("autoresponder")
+    {
+        reasons.push(format!("X-POST-MessageClass: {}", v.trim()));
+    }
+    if let Some(v) = m.header("delivered-to")
+        && v.trim().eq_ignore_ascii_case("autoresponder")
+    {
+        reasons.push("Delivered-To: Autoresponder".into());
+    }
+    for h in ["precedence", "x-precedence"] {
+        if let Some(p) = m.header(h)
+            && p.trim().eq_ignore_ascii_case("auto_reply")
+        {
             reasons.push("Precedence: auto_reply".into());
         }
     }
     if !reasons.is_empty() {
-        return Classification {
-            class: Class::AutoReply,
-            reasons,
-        };
+        return Classification::new(Class::AutoReply, reasons);
+    }
+
+    let mut points = 0;
+    let subject = m.subject.to_lowercase();
+    // A reply or forward of an auto-reply is a person writing about it.
+    let replying = [
+        "re:", "re：", "fw:", "fwd:", "aw:", "wg:", "rv:", "返信:", "転送:",
+    ]
+    .iter()
+    .any(|p| subject.trim_start().starts_with(p));
+    let auto_subject = starts_with_any(&m.subject, AUTO_SUBJECTS).or_else(|| {
+        (!replying)
+            .then(|| contains_any(&subject, AUTO_SUBJECTS_JA).map(str::to_string))
+            .flatten()
+    });
+    if let Some(s) = &auto_subject {
+        reasons.push(format!("out-of-office subject \"{s}\""));
+        points += 1;
+    }
+    if let Some(p) = contains_any(&first_chars(&m.text, 1000), AUTO_BODIES) {
+        reasons.push(format!("out-of-office body \"{p}\""));
+        points += 1;
+    }
+    if let Some(v) = m.header("x-auto-response-suppress") {
+        let v = v.trim();
+        if !v.eq_ignore_ascii_case("none") && !v.is_empty() {
+            reasons.push(format!("X-Auto-Response-Suppress: {v}"));
+            points += 1;
+        }
+    }
+    if m.has_header("x-ms-exchange-inbox-rules-loop") {
+        reasons.push("X-MS-Exchange-Inbox-Rules-Loop present (Exchange rule or OOF)".into());
+        points += 1;
+    }
+    if let Some(v) = m.header("x-ms-exchange-generated-message-source")
+        && v.to_ascii_lowercase().contains("rules")
+    {
+        reasons.push(format!(
+            "X-MS-Exchange-Generated-Message-Source: {}",
+            v.trim()
+        ));
+        points += 1;
+    }
+    let weak_enough = points >= 2 || (auto_subject.is_some() && humans.is_empty());
+    if weak_enough && !explicit_no {
+        return Classification::new(Class::AutoReply, reasons);
+    }
+    if weak_enough && explicit_no {
+        reasons.clear();
+        reasons.push("Auto-Submitted: no outweighs the weaker auto-reply signs".into());
+    } else {
+        reasons.clear();
     }
 
     // Lists and bulk.
-    for h in ["list-id", "list-unsubscribe", "list-post", "mailing-list"] {
-        if m.has_header(h) {
-            reasons.push(format!("{h} present"));
+    let mut list = Vec::new();
+    for (h, label) in LIST_HEADERS {
+        if let Some(v) = m.header(h) {
+            list.push(format!(
+                "{label}: {}",
+                v.chars().take(80).collect::<String>()
+            ));
         }
     }
-    if let Some(p) = m.header("precedence") {
-        let p = p.trim().to_ascii_lowercase();
-        if matches!(p.as_str(), "bulk" | "junk" | "list") {
-            reasons.push(format!("Precedence: {p}"));
+    for h in ["precedence", "x-precedence"] {
+        if let Some(p) = m.header(h) {
+            let p = p.trim().to_ascii_lowercase();
+            if matches!(p.as_str(), "bulk" | "junk" | "list") {
+                list.push(format!("Precedence: {p}"));
+            }
         }
     }
-    if !reasons.is_empty() {
-        return Classification {
-            class: Class::List,
-            reasons,
-        };
-    }
-
-    // A null reverse path is only ever used by machines (RFC 5321 4.5.5).
-    if let Some(rp) = m.header("return-path")
-        && rp.trim().trim_matches(['<', '>', ' ']).is_empty()
+    // LISTSERV and its kin: the Sender is the list the mail was sent to.
+    if let Some(sender) = m.header("sender").and_then(address_in)
+        && !sender.eq_ignore_ascii_case(from)
+        && (m
+            .to
+            .iter()
+            .chain(m.reply_to.iter())
+            .any(|a| a.address.eq_ignore_ascii_case(&sender)))
     {
-        reasons.push("Return-Path: <>".into());
-        return Classification {
-            class: Class::AutoReply,
-            reasons,
-        };
+        list.push(format!("Sender {sender} is the list it was sent to"));
+    }
+    if let Some(rp) = m.header("return-path").and_then(address_in) {
+        let l = local_part(&rp);
+        if l.starts_with("owner-")
+            || l.ends_with("-owner")
+            || l.ends_with("-bounces")
+            || l.contains("-bounces+")
+            || l.ends_with("-request")
+        {
+            list.push(format!("Return-Path <{rp}> is a list manager's"));
+        }
+    }
+    if !list.is_empty() {
+        reasons.extend(list);
+        return Classification::new(Class::List, reasons);
     }
 
-    Classification {
-        class: Class::Human,
-        reasons,
+    if explicit_no {
+        reasons.push("Auto-Submitted: no".into());
+        return Classification::new(Class::Human, reasons);
     }
+    // A null reverse path is only ever used by machines (RFC 5321 4.5.5).
+    if null_return_path {
+        reasons.push("Return-Path: <>".into());
+        return Classification::new(Class::AutoReply, reasons);
+    }
+    if NO_REPLY_LOCALS.contains(&from_local.as_str()) {
+        reasons.push(format!("From {from} is a no-reply address"));
+        return Classification::new(Class::AutoReply, reasons);
+    }
+    reasons.push("no sign of a machine: no auto-reply, bounce or list headers".into());
+    Classification::new(Class::Human, reasons)
+}
+
+/// The address in a header value such as `Name <a@b>` or `a@b`.
+fn address_in(v: &str) -> Option<String> {
+    let v = v.trim();
+    let a = match (v.rfind('<'), v.rfind('>')) {
+        (Some(s), Some(e)) if s < e => &v[s + 1..e],
+        _ => v,
+    };
+    let a = a.trim();
+    a.contains('@').then(|| a.to_ascii_lowercase())
+}
+
+/// What a bounce says, from its report parts when it has them, else its text.
+fn bounce_details(m: &Inbound, raw: Option<&[u8]>, identity: &Identity) -> Option<Bounce> {
+    let report = raw.map(read_report).unwrap_or_default();
+    let mut exclude: Vec<String> = identity.own_addresses.clone();
+    if let Some(f) = m.sender_address() {
+        exclude.push(f.to_ascii_lowercase());
+    }
+    let from_text = from_body(&m.text, &exclude);
+    let mut b = from_report(&report).unwrap_or_else(|| {
+        let mut b = from_text.clone();
+        if let Some(failed) = m.header("x-failed-recipients") {
+            let listed: Vec<String> = failed
+                .split([',', ' '])
+                .map(|a| a.trim().trim_matches(['<', '>']).to_ascii_lowercase())
+                .filter(|a| a.contains('@'))
+                .collect();
+            if !listed.is_empty() {
+                b.recipients = listed;
+            }
+        }
+        b
+    });
+    if b.original_message_id.is_none() {
+        b.original_message_id = report
+            .original_message_id
+            .clone()
+            .or(from_text.original_message_id);
+    }
+    if b.diagnostic.is_none() {
+        b.diagnostic = from_text.diagnostic;
+    }
+    if b.status.is_empty() && b.recipients.is_empty() && b.original_message_id.is_none() {
+        return None;
+    }
+    Some(b)
+}
+
+/// "Status 5.1.1 for x@y" and the rest of what a bounce says, for reasons.
+pub fn describe(b: &Bounce) -> String {
+    let mut s = if b.status.is_empty() {
+        "no status code".to_string()
+    } else {
+        format!(
+            "Status {} ({})",
+            b.status,
+            if b.permanent {
+                "permanent"
+            } else {
+                "temporary"
+            }
+        )
+    };
+    if !b.recipients.is_empty() {
+        s.push_str(&format!(" for {}", b.recipients.join(", ")));
+    }
+    if let Some(id) = &b.original_message_id {
+        s.push_str(&format!("; returns <{id}>"));
+    }
+    if let Some(d) = &b.diagnostic {
+        s.push_str(&format!("; {}", d.chars().take(200).collect::<String>()));
+    }
+    s
 }
 
 #[cfg(test)]
@@ -239,5 +710,225 @@ mod tests {
             class_of("From: ann@example.net\r\nX-Ticketd-Loop: tickets.vendor.test\r\n"),
             Class::OwnLoop
         );
+    }
+
+    fn classified(raw: &str) -> Classification {
+        let m = parse(raw.as_bytes(), chrono::DateTime::UNIX_EPOCH);
+        classify_message(raw.as_bytes(), &m, &identity())
+    }
+
+    #[test]
+    fn rfc3834_auto_submitted_and_an_explicit_no() {
+        for v in [
+            "auto-replied",
+            "auto-generated",
+            "auto-notified",
+            "auto-replied (vacation)",
+        ] {
+            let c = classified(&format!(
+                "From: ann@example.net\r\nAuto-Submitted: {v}\r\nSubject: Re: Disk\r\n\r\nx\r\n"
+            ));
+            assert_eq!(c.class, Class::AutoReply, "{v}");
+            assert!(
+                c.reasons[0].starts_with("Auto-Submitted: auto-"),
+                "{:?}",
+                c.reasons
+            );
+        }
+        // "no" outweighs an out-of-office subject and body.
+        let c = classified(
+            "From: ann@example.net\r\nAuto-Submitted: no\r\nSubject: Out of office until Monday?\r\n\r\nI am out of the office, but here is my question.\r\n",
+        );
+        assert_eq!(c.class, Class::Human, "{:?}", c.reasons);
+    }
+
+    #[test]
+    fn de_facto_autoresponder_headers() {
+        for h in [
+            "X-Autoreply: yes",
+            "X-Autorespond: on vacation",
+            "Precedence: auto_reply",
+            "X-POST-MessageClass: 9; Autoresponder",
+            "Delivered-To: Autoresponder",
+            "X-FC-MachineGenerated: true",
+        ] {
+            let c = classified(&format!(
+                "From: ann@example.net\r\n{h}\r\nSubject: hi\r\n\r\nx\r\n"
+            ));
+            assert_eq!(c.class, Class::AutoReply, "{h}");
+        }
+    }
+
+    #[test]
+    fn exchange_oof_without_auto_submitted_is_an_auto_reply() {
+        // Older Exchange OOF: no Auto-Submitted, but its suppress header,
+        // the rules loop marker and the subject prefix.
+        let c = classified(
+            "From: Ann <ann@example.net>\r\nSubject: Automatic reply: Pool degraded [TKT#3]\r\nThread-Topic: Pool degraded [TKT#3]\r\nX-MS-Has-Attach:\r\nX-MS-TNEF-Correlator:\r\nX-Auto-Response-Suppress: All\r\nX-MS-Exchange-Inbox-Rules-Loop: ann@example.net\r\n\r\nI am out of the office until Monday.\r\n",
+        );
+        assert_eq!(c.class, Class::AutoReply);
+        assert!(
+            c.reasons
+                .iter()
+                .any(|r| r == "X-Auto-Response-Suppress: All")
+        );
+        assert!(c.reasons.iter().any(|r| r.contains("Inbox-Rules-Loop")));
+    }
+
+    #[test]
+    fn x_auto_response_suppress_alone_is_not_enough() {
+        let c = classified(
+            "From: ann@example.net\r\nX-Auto-Response-Suppress: All\r\nSubject: Pool degraded\r\n\r\nMy pool is degraded.\r\n",
+        );
+        assert_eq!(c.class, Class::Human);
+    }
+
+    #[test]
+    fn subject_and_body_signs_in_three_languages() {
+        for subject in [
+            "Out of Office: Disk",
+            "Automatic reply: Disk",
+            "Auto: Disk",
+            "Abwesenheitsnotiz: Disk",
+            "Respuesta automática: Disk",
+            "Fuera de la oficina",
+            "【自動返信】お問い合わせ",
+            "不在通知",
+        ] {
+            let c = classified(&format!(
+                "From: ann@example.net\r\nSubject: {subject}\r\n\r\nThanks for your mail.\r\n"
+            ));
+            assert_eq!(c.class, Class::AutoReply, "{subject}");
+        }
+        // A subject sign from a mail client, and nothing else: a person.
+        let c = classified(
+            "From: ann@example.net\r\nUser-Agent: Thunderbird\r\nSubject: Out of office mode broke my rules\r\n\r\nThe filter is wrong.\r\n",
+        );
+        assert_eq!(c.class, Class::Human);
+        // Subject and body together outweigh the client header.
+        let c = classified(
+            "From: ann@example.net\r\nX-Mailer: Apple Mail\r\nSubject: Out of office\r\n\r\nI am out of the office until May 3.\r\n",
+        );
+        assert_eq!(c.class, Class::AutoReply);
+        let c = classified(
+            "From: taro@example.jp\r\nSubject: Re: 【自動返信】お問い合わせ\r\n\r\nまだ返事がありません。\r\n",
+        );
+        assert_eq!(c.class, Class::Human);
+        // A reply about an out-of-office matter is a person.
+        let c = classified(
+            "From: ann@example.net\r\nSubject: Re: Out of office replies\r\n\r\nWhy do I get these?\r\n",
+        );
+        assert_eq!(c.class, Class::Human);
+    }
+
+    #[test]
+    fn arf_and_mdn_are_machines_that_are_not_bounces() {
+        let arf = "From: abuse@isp.example\r\nSubject: FW: spam\r\nContent-Type: multipart/report; report-type=feedback-report; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nThis is an abuse report.\r\n--b\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\nVersion: 1\r\n--b--\r\n";
+        let c = classified(arf);
+        assert_eq!(c.class, Class::AutoReply);
+        assert!(c.reasons[0].contains("feedback-report"));
+        let mdn = "From: ann@example.net\r\nSubject: Read: Disk\r\nContent-Type: multipart/report; report-type=disposition-notification; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nYour message was read.\r\n--b\r\nContent-Type: message/disposition-notification\r\n\r\nFinal-Recipient: rfc822; ann@example.net\r\nDisposition: manual-action/MDN-sent-manually; displayed\r\n--b--\r\n";
+        let c = classified(mdn);
+        assert_eq!(c.class, Class::AutoReply);
+        assert!(c.bounce.is_none());
+    }
+
+    #[test]
+    fn rfc3464_report_gives_status_recipients_and_original_id() {
+        let raw = "From: MAILER-DAEMON@mx.example.net\r\nSubject: Undelivered Mail Returned to Sender\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nThis is the mail system at host mx.example.net.\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\nFinal-Recipient: rfc822; ann@example.net\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 <ann@example.net>: User unknown\r\n\r\nFinal-Recipient: rfc822; bob@example.net\r\nAction: failed\r\nStatus: 5.2.2\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nFrom: support@vendor.test\r\nMessage-ID: <ticketd.7.ab@tickets.vendor.test>\r\nSubject: Re: Disk\r\n\r\nThanks\r\n--b--\r\n";
+        let c = classified(raw);
+        assert_eq!(c.class, Class::Bounce);
+        let b = c.bounce.unwrap();
+        assert_eq!(b.status, "5.1.1");
+        assert!(b.permanent);
+        assert_eq!(b.recipients, vec!["ann@example.net", "bob@example.net"]);
+        assert_eq!(
+            b.original_message_id.as_deref(),
+            Some("ticketd.7.ab@tickets.vendor.test")
+        );
+        assert!(b.diagnostic.unwrap().contains("User unknown"));
+        assert!(
+            c.reasons
+                .iter()
+                .any(|r| r.starts_with("Status 5.1.1 (permanent) for ann@example.net")),
+            "{:?}",
+            c.reasons
+        );
+    }
+
+    #[test]
+    fn exim_bounce_by_body_and_x_failed_recipients() {
+        let raw = "Return-Path: <>\r\nFrom: Mail Delivery System <Mailer-Daemon@mx.example.org>\r\nX-Failed-Recipients: gone@example.org\r\nAuto-Submitted: auto-replied\r\nSubject: Mail delivery failed: returning message to sender\r\n\r\nThis message was created automatically by mail delivery software.\r\n\r\nA message that you sent could not be delivered to one or more of its\r\nrecipients. This is a permanent error. The following address(es) failed:\r\n\r\n  gone@example.org\r\n    SMTP error from remote mail server after RCPT TO:<gone@example.org>:\r\n    host mx.example.org [192.0.2.1]: 550 5.1.1 User unknown\r\n\r\n------ This is a copy of the message, including all the headers. ------\r\n\r\nMessage-ID: <ticketd.4.cd@tickets.vendor.test>\r\nFrom: support@vendor.test\r\n";
+        let c = classified(raw);
+        assert_eq!(c.class, Class::Bounce);
+        let b = c.bounce.unwrap();
+        assert_eq!(b.recipients, vec!["gone@example.org"]);
+        assert_eq!(b.status, "5.1.1");
+        assert_eq!(
+            b.original_message_id.as_deref(),
+            Some("ticketd.4.cd@tickets.vendor.test")
+        );
+    }
+
+    #[test]
+    fn qmail_postfix_sendmail_and_exchange_body_shapes() {
+        let qmail = "Return-Path: <>\r\nFrom: MAILER-DAEMON@mail.example.com\r\nSubject: failure notice\r\n\r\nHi. This is the qmail-send program at mail.example.com.\r\nI'm afraid I wasn't able to deliver your message to the following addresses.\r\nThis is a permanent error; I've given up. Sorry it didn't work out.\r\n\r\n<nobody@example.com>:\r\nSorry, no mailbox here by that name. (#5.1.1)\r\n\r\n--- Below this line is a copy of the message.\r\n\r\nMessage-ID: <q1@tickets.vendor.test>\r\n";
+        let b = classified(qmail).bounce.unwrap();
+        assert_eq!(
+            (b.status.as_str(), b.recipients.clone()),
+            ("5.1.1", vec!["nobody@example.com".to_string()])
+        );
+        // Postfix without a DSN, from a null sender only (no MAILER-DAEMON).
+        let postfix = "Return-Path: <>\r\nFrom: Mail System <system@mx.example.net>\r\nSubject: Undelivered Mail Returned to Sender\r\n\r\nThis is the mail system at host mx.example.net.\r\n\r\nI'm sorry to have to inform you that your message could not\r\nbe delivered to one or more recipients.\r\n\r\n<ann@example.net>: host mx2.example.net[192.0.2.7] said: 550 5.1.1\r\n    <ann@example.net>: Recipient address rejected: User unknown\r\n";
+        let c = classified(postfix);
+        assert_eq!(c.class, Class::Bounce);
+        let b = c.bounce.unwrap();
+        assert_eq!(b.recipients, vec!["ann@example.net"]);
+        assert!(b.permanent);
+        let sendmail = "From: Mail Delivery Subsystem <MAILER-DAEMON@relay.example.jp>\r\nSubject: Returned mail: see transcript for details\r\n\r\nThe original message was received at Thu, 16 Apr 2009 17:26:31 +0900\r\n\r\n   ----- The following addresses had permanent fatal errors -----\r\n<taro@example.jp>\r\n    (reason: 550 Unknown user)\r\n";
+        let b = classified(sendmail).bounce.unwrap();
+        assert_eq!(b.recipients, vec!["taro@example.jp"]);
+        assert_eq!(b.status, "5.0.0");
+        let exchange = "From: postmaster@corp.example\r\nSubject: Undeliverable: Pool degraded\r\n\r\nDelivery has failed to these recipients or groups:\r\n\r\nkim@corp.example\r\nThe e-mail address you entered couldn't be found.\r\n\r\nDiagnostic information for administrators:\r\n\r\nGenerating server: EX1.corp.example\r\n\r\nkim@corp.example\r\n#550 5.1.1 RESOLVER.ADR.RecipNotFound; not found ##\r\n";
+        let b = classified(exchange).bounce.unwrap();
+        assert_eq!(b.recipients, vec!["kim@corp.example"]);
+        assert_eq!(b.status, "5.1.1");
+        // A Japanese bounce subject with a null sender.
+        let ja = "Return-Path: <>\r\nFrom: system@mail.example.jp\r\nSubject: =?UTF-8?B?6YWN5L+h5LiN6IO9?=\r\n\r\nx\r\n";
+        assert_eq!(classified(ja).class, Class::Bounce);
+        // A temporary failure is not permanent.
+        let delayed = "From: MAILER-DAEMON@mx.example.net\r\nSubject: Delayed Mail (still being retried)\r\n\r\nThis is the mail system at host mx.example.net.\r\n\r\n####################################################################\r\n# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\r\n####################################################################\r\n\r\n<ann@example.net>: connect to mx.example.net[192.0.2.9]:25: Connection timed out\r\nThe message will be retried.\r\n";
+        let b = classified(delayed).bounce.unwrap();
+        assert!(!b.permanent, "{b:?}");
+    }
+
+    #[test]
+    fn lists_and_bulk_by_their_headers() {
+        for h in [
+            "List-Unsubscribe: <mailto:u@lists.example.net>",
+            "List-Post: <mailto:l@lists.example.net>",
+            "List-Help: <mailto:h@lists.example.net>",
+            "Mailing-List: contact l-help@example.net",
+            "X-Mailman-Version: 2.1.39",
+            "X-BeenThere: l@lists.example.net",
+            "Precedence: list",
+            "Feedback-ID: 1:2:3:ses",
+            "X-Listserver: ListSTAR v2.2",
+        ] {
+            let c = classified(&format!(
+                "From: ann@example.net\r\n{h}\r\nSubject: hi\r\n\r\nx\r\n"
+            ));
+            assert_eq!(c.class, Class::List, "{h}");
+        }
+        let listserv = "From: Jan <jan@example.com>\r\nSender: SOAP <SOAP@DISCUSS.EXAMPLE.COM>\r\nReply-To: SOAP <SOAP@DISCUSS.EXAMPLE.COM>\r\nTo: SOAP@DISCUSS.EXAMPLE.COM\r\nSubject: Re: Messages\r\n\r\nx\r\n";
+        assert_eq!(classified(listserv).class, Class::List);
+    }
+
+    #[test]
+    fn own_mail_by_message_id_domain() {
+        let c = classified(
+            "From: someone@example.net\r\nMessage-ID: <ticketd.1.2@tickets.vendor.test>\r\nSubject: x\r\n\r\nx\r\n",
+        );
+        assert_eq!(c.class, Class::OwnLoop);
     }
 }

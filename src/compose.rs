@@ -142,4 +142,39 @@ mod tests {
         assert!(back.text.contains("お問い合わせ"));
         assert!(back.date_header.unwrap().starts_with("2026-03-02T10:00:00"));
     }
+
+    #[test]
+    fn notices_are_auto_generated_and_carry_the_loop_marker() {
+        let identity = Identity {
+            from_name: "ACME Support".into(),
+            message_id_domain: "tickets.acme.test".into(),
+            own_addresses: vec!["support@acme.test".into()],
+            staff: vec!["lead@acme.test".into()],
+        };
+        let d = Draft {
+            kind: "staff_undeliverable".into(),
+            from_address: "support@acme.test".into(),
+            to: vec!["lead@acme.test".into()],
+            subject: "[ticketd] ann@example.net is undeliverable".into(),
+            body: "x\n".into(),
+            in_reply_to: None,
+            references: vec![],
+            auto_submitted: AutoSubmitted::Generated,
+        };
+        let at = DateTime::UNIX_EPOCH;
+        let m = build(
+            &d,
+            &new_message_id("tickets.acme.test", None),
+            &identity,
+            at,
+        )
+        .unwrap();
+        let back = parse(&m.raw, at);
+        assert_eq!(back.header("auto-submitted"), Some("auto-generated"));
+        assert_eq!(back.header("x-auto-response-suppress"), Some("All"));
+        assert_eq!(back.header("x-ticketd-loop"), Some("tickets.acme.test"));
+        // Our own mail, come back, is recognised as ours.
+        let c = crate::classify::classify(&back, &identity);
+        assert_eq!(c.class, crate::classify::Class::OwnLoop);
+    }
 }

@@ -198,6 +198,10 @@ fn default_prefix() -> Spanned<String> {
 struct RawLimits {
     #[serde(default = "default_max_message_bytes")]
     max_message_bytes: u64,
+    #[serde(default = "default_recipient_rate")]
+    replies_per_recipient: Spanned<RawRate>,
+    #[serde(default = "default_ticket_rate")]
+    replies_per_ticket: Spanned<RawRate>,
     #[serde(default = "default_max_processing_ms")]
     max_processing_ms: u64,
 }
@@ -206,8 +210,68 @@ impl Default for RawLimits {
     fn default() -> Self {
         RawLimits {
             max_message_bytes: default_max_message_bytes(),
+            replies_per_recipient: default_recipient_rate(),
+            replies_per_ticket: default_ticket_rate(),
             max_processing_ms: default_max_processing_ms(),
         }
+    }
+}
+
+/// A token bucket as written in the config: `{ burst = 5, per_hour = 2 }`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRate {
+    burst: i64,
+    per_hour: i64,
+}
+
+fn default_recipient_rate() -> Spanned<RawRate> {
+    let r = Rate::DEFAULT_PER_RECIPIENT;
+    Spanned::new(
+        0..0,
+        RawRate {
+            burst: r.burst.into(),
+            per_hour: r.per_hour.into(),
+        },
+    )
+}
+
+fn default_ticket_rate() -> Spanned<RawRate> {
+    let r = Rate::DEFAULT_PER_TICKET;
+    Spanned::new(
+        0..0,
+        RawRate {
+            burst: r.burst.into(),
+            per_hour: r.per_hour.into(),
+        },
+    )
+}
+
+/// Checks a rate from the config, reporting at its line.
+fn rate(r: &mut Report<'_>, name: &str, raw: &Spanned<RawRate>) -> Rate {
+    let v = raw.get_ref();
+    let mut ok = true;
+    if !(1..=1000).contains(&v.burst) {
+        r.spanned(
+            raw,
+            format!("limits.{name}: burst must be between 1 and 1000"),
+        );
+        ok = false;
+    }
+    if !(0..=10_000).contains(&v.per_hour) {
+        r.spanned(
+            raw,
+            format!("limits.{name}: per_hour must be between 0 and 10000"),
+        );
+        ok = false;
+    }
+    if ok {
+        Rate {
+            burst: v.burst as u32,
+            per_hour: v.per_hour as u32,
+        }
+    } else {
+        Rate::DEFAULT_PER_RECIPIENT
     }
 }
 
@@ -383,9 +447,33 @@ impl Identity {
     }
 }
 
+/// A token bucket for automatic replies: `burst` replies at once, refilled
+/// at `per_hour` replies an hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub burst: u32,
+    pub per_hour: u32,
+}
+
+impl Rate {
+    /// Five acknowledgements to one address at once, then two an hour: a
+    /// loop with another autoresponder stops after five replies.
+    pub const DEFAULT_PER_RECIPIENT: Rate = Rate {
+        burst: 5,
+        per_hour: 2,
+    };
+    /// Five acknowledgements on one ticket at once, then one an hour.
+    pub const DEFAULT_PER_TICKET: Rate = Rate {
+        burst: 5,
+        per_hour: 1,
+    };
+}
+
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_message_bytes: u64,
+    pub replies_per_recipient: Rate,
+    pub replies_per_ticket: Rate,
     /// How long reading and deciding one message may take before it is
     /// quarantined as "processing budget exceeded".
     pub max_processing: Duration,
@@ -395,6 +483,8 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_message_bytes: default_max_message_bytes(),
+            replies_per_recipient: Rate::DEFAULT_PER_RECIPIENT,
+            replies_per_ticket: Rate::DEFAULT_PER_TICKET,
             max_processing: Duration::from_millis(default_max_processing_ms()),
         }
     }
@@ -684,6 +774,12 @@ impl Config {
             });
         }
 
+        let replies_per_recipient = rate(
+            &mut r,
+            "replies_per_recipient",
+            &raw.limits.replies_per_recipient,
+        );
+        let replies_per_ticket = rate(&mut r, "replies_per_ticket", &raw.limits.replies_per_ticket);
         let mut problems = r.problems;
         problems.extend(pack_problems);
         match pack {
@@ -697,6 +793,8 @@ impl Config {
                 ticket_prefix: prefix,
                 limits: Limits {
                     max_message_bytes: raw.limits.max_message_bytes.max(1024),
+                    replies_per_recipient,
+                    replies_per_ticket,
                     max_processing: Duration::from_millis(raw.limits.max_processing_ms.max(100)),
                 },
                 mailboxes,
@@ -860,6 +958,48 @@ mod tests {
         assert!(!valid_address("support@"));
         assert!(!valid_address("a b@example.com"));
         assert!(!valid_domain("exa mple.com"));
+    }
+
+    #[test]
+    fn reply_rates_are_checked_with_their_line() {
+        let text = "[limits]\nreplies_per_recipient = { burst = 0, per_hour = 2 }\nreplies_per_ticket = { burst = 3, per_hour = -1 }\n";
+        let raw: RawConfigLimitsOnly = toml::from_str(text).unwrap();
+        let mut r = Report::new(Path::new("t.toml"), text);
+        rate(
+            &mut r,
+            "replies_per_recipient",
+            &raw.limits.replies_per_recipient,
+        );
+        let t = rate(&mut r, "replies_per_ticket", &raw.limits.replies_per_ticket);
+        assert_eq!(r.problems.len(), 2);
+        assert_eq!(r.problems[0].line, 2);
+        assert!(r.problems[0].message.contains("burst"));
+        assert_eq!(r.problems[1].line, 3);
+        assert!(r.problems[1].message.contains("per_hour"));
+        assert_eq!(t, Rate::DEFAULT_PER_RECIPIENT);
+        let ok: RawConfigLimitsOnly =
+            toml::from_str("[limits]\nreplies_per_ticket = { burst = 3, per_hour = 0 }\n").unwrap();
+        let mut r = Report::new(Path::new("t.toml"), "");
+        let t = rate(&mut r, "replies_per_ticket", &ok.limits.replies_per_ticket);
+        assert!(r.problems.is_empty());
+        assert_eq!(
+            t,
+            Rate {
+                burst: 3,
+                per_hour: 0
+            }
+        );
+        let d = rate(
+            &mut r,
+            "replies_per_recipient",
+            &ok.limits.replies_per_recipient,
+        );
+        assert_eq!(d, Rate::DEFAULT_PER_RECIPIENT);
+    }
+
+    #[derive(Deserialize)]
+    struct RawConfigLimitsOnly {
+        limits: RawLimits,
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! The heart: a pure function from a mail and what the database knows to what should happen. No I/O, no clock.
 
-use crate::classify::{Class, Classification};
+use crate::classify::{Class, Classification, describe};
 use crate::compose::{AutoSubmitted, deliverable};
-use crate::config::{Identity, Role};
+use crate::config::{Identity, Limits, Rate, Role};
 use crate::extract::Extracted;
 use crate::pack::{Language, Pack};
 use crate::parse::{Addr, Inbound, looks_japanese};
-use crate::store::{Lookup, TicketInfo, TicketWrite};
+use crate::policy::{Evaluation, Request};
+use crate::store::{BucketKey, Lookup, SideEffects, TicketInfo, TicketWrite, Undeliverable};
 use crate::thread;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -32,6 +33,8 @@ pub struct Input<'a> {
     pub identity: &'a Identity,
     pub pack: &'a Pack,
     pub ticket_prefix: &'a str,
+    /// The reply rate limits (`[limits]`).
+    pub limits: &'a Limits,
     pub now: DateTime<Utc>,
 }
 
@@ -96,6 +99,10 @@ pub struct Decision {
     pub language: Language,
     pub replies: Vec<ReplyPlan>,
     pub events: Vec<(&'static str, String)>,
+    /// Contacts to mark undeliverable and reply buckets to update.
+    pub effects: SideEffects,
+    /// What the vendor's rules say, for mail from a person.
+    pub policy: Option<Evaluation>,
 }
 
 fn addr_json(a: Option<&Addr>) -> serde_json::Value {
@@ -176,6 +183,8 @@ pub fn decide(i: &Input<'_>) -> Decision {
                 language,
                 replies,
                 events,
+                effects: SideEffects::default(),
+                policy: None,
             }
         };
     let none = || TicketView {
@@ -222,59 +231,43 @@ pub fn decide(i: &Input<'_>) -> Decision {
     let ticket = thread_of(i, &mut reasons);
     let language = language_for(i, ticket);
 
-    let ignored = |reasons, events| {
-        base(
-            Outcome::Ignored,
-            TicketWrite::None,
-            none(),
-            language,
-            vec![],
-            reasons,
-            events,
-        )
-    };
     if class != Class::Human {
-        // Machines never get an automatic reply. What they say is kept on the
-        // ticket they belong to, without changing its state.
-        return match (class, ticket) {
-            (Class::OwnLoop, _) => ignored(reasons, events),
-            (Class::List, None) if !i.mailbox.accept_lists => {
-                reasons.push("list mail makes no ticket in this mailbox".into());
-                ignored(reasons, events)
-            }
-            (_, Some(t)) => {
-                events.push((
-                    match class {
-                        Class::Bounce => "bounce",
-                        Class::List => "list_mail",
-                        _ => "auto_reply",
-                    },
-                    format!("{} recorded; ticket state unchanged", class.as_str()),
-                ));
-                base(
-                    Outcome::Processed,
-                    TicketWrite::Attach { id: t.id },
-                    TicketView {
-                        action: "update",
-                        id: Some(t.id),
-                    },
-                    language,
-                    vec![],
-                    reasons,
-                    events,
-                )
-            }
-            (_, None) => {
-                reasons.push("no ticket to attach it to".into());
-                ignored(reasons, events)
-            }
-        };
+        return machine(i, ticket, language, reasons, events, &base);
     }
 
     let Some(sender) = m.from.as_ref() else {
         reasons.push("no From address: nobody to answer".into());
         return quarantine(i, reasons);
     };
+
+    let text = format!("{}\n{}", m.subject, m.text);
+    let attachments: Vec<String> = m
+        .attachments
+        .iter()
+        .filter_map(|a| a.name.clone())
+        .collect();
+    let policy = i.pack.policy.evaluate(&Request {
+        pack: &i.pack.name,
+        arrival: m.arrival,
+        mailbox_name: i.mailbox.name,
+        mailbox_role: i.mailbox.role,
+        text: &text,
+        attachments: &attachments,
+        serials: &i.extracted.serials,
+        invoices: &i.extracted.invoices,
+        tax_ids: &i.extracted.tax_ids,
+        contract: i.lookup.contract.as_ref(),
+        language,
+        ticket_created: ticket.map(|t| t.created_at),
+        known_facts: ticket.map_or(&[], |t| t.facts.as_slice()),
+        quota_used: &i.lookup.quota_used,
+    });
+    let status = if policy.waiting_on_customer {
+        "waiting_customer"
+    } else {
+        "open"
+    };
+    policy_events(&policy, &mut events);
 
     let (write, view, template) = match ticket {
         Some(t) => {
@@ -283,7 +276,7 @@ pub fn decide(i: &Input<'_>) -> Decision {
                 events.push(("reopened", format!("was {}", t.status)));
             }
             (
-                TicketWrite::Update { id: t.id },
+                TicketWrite::Update { id: t.id, status },
                 TicketView {
                     action: "update",
                     id: Some(t.id),
@@ -302,6 +295,7 @@ pub fn decide(i: &Input<'_>) -> Decision {
             (
                 TicketWrite::New {
                     subject: subject.clone(),
+                    status,
                     language: language.as_str().to_string(),
                     requester: sender.address.to_ascii_lowercase(),
                     requester_name: sender.name.clone(),
@@ -316,18 +310,28 @@ pub fn decide(i: &Input<'_>) -> Decision {
     };
 
     let mut replies = Vec::new();
-    let undeliverable = i.lookup.contact.as_ref().is_some_and(|c| c.undeliverable);
-    if undeliverable {
-        reasons.push(format!(
-            "{} is marked undeliverable: no reply",
-            sender.address
-        ));
+    let mut effects = SideEffects::default();
+    let undeliverable = i.lookup.contact.as_ref().filter(|c| c.undeliverable);
+    if let Some(c) = undeliverable {
+        let why = format!(
+            "{} is marked undeliverable ({}): no reply",
+            sender.address,
+            c.undeliverable_reason
+                .as_deref()
+                .unwrap_or("an earlier bounce")
+        );
+        reasons.push(why.clone());
+        events.push(("reply_suppressed", why));
     } else if !deliverable(&sender.address) {
         reasons.push(format!(
             "{} is not an address we can send to",
             sender.address
         ));
+    } else if let Some(limited) = rate_limited(i, sender, ticket) {
+        reasons.push(limited.clone());
+        events.push(("reply_suppressed", limited));
     } else {
+        effects = consume(i, sender, ticket);
         let mut references = m.references.clone();
         if let Some(id) = &m.message_id {
             references.retain(|r| r != id);
@@ -349,8 +353,20 @@ pub fn decide(i: &Input<'_>) -> Decision {
                 "received_at": m.arrival.with_timezone(&i.pack.zone).format("%Y-%m-%d %H:%M %Z").to_string(),
                 "message": {"subject": m.subject, "attachments": m.attachments.len()},
                 "extracted": i.extracted,
+                "policy": &policy,
+                "ticket_state": ticket.map_or("new", |t| t.status.as_str()),
             }),
         });
+    }
+    // Staff hear of each note once per ticket; the events keep every one.
+    let notes: Vec<String> = policy
+        .staff
+        .iter()
+        .map(|n| format!("{}: {}", n.rule, n.text))
+        .filter(|n| ticket.is_none_or(|t| !t.staff_notes.contains(n)))
+        .collect();
+    if !notes.is_empty() {
+        replies.extend(staff_notice(i, "staff_policy", &notes));
     }
     let mut d = base(
         Outcome::Processed,
@@ -365,7 +381,341 @@ pub fn decide(i: &Input<'_>) -> Decision {
         // A follow-up keeps the ticket's name, whatever its subject says now.
         d.subject = t.subject.clone();
     }
+    d.effects = effects;
+    d.policy = Some(policy);
     d
+}
+
+/// What the rules decided, kept on the ticket's history.
+fn policy_events(p: &Evaluation, events: &mut Vec<(&'static str, String)>) {
+    events.push((
+        "policy",
+        json!({
+            "pack": p.pack,
+            "rules": p.rules,
+            "tier": p.tier,
+            "severity": p.severity,
+            "business_open": p.business_open,
+            "facts": p.facts,
+            "missing": p.missing,
+            "clock_starts_at": p.clock_starts_at,
+            "first_response_due": p.first_response_due,
+            "warranty": p.warranty,
+            "contract": p.contract,
+        })
+        .to_string(),
+    ));
+    for e in &p.escalations {
+        events.push((
+            "escalation_due",
+            json!({"at": e.at, "to": e.to, "rule": e.rule}).to_string(),
+        ));
+    }
+    for (id, d) in &p.deadlines {
+        events.push((
+            "deadline",
+            json!({"id": id, "at": d.at, "remind_at": d.remind_at, "rule": d.rule}).to_string(),
+        ));
+    }
+    if let Some(q) = &p.quota {
+        events.push(("quota", serde_json::to_string(q).unwrap_or_default()));
+    }
+    if p.waiting_on_customer {
+        events.push((
+            "waiting_on_customer",
+            format!("asked for: {}", p.missing.join(", ")),
+        ));
+    }
+    for n in &p.staff {
+        events.push(("staff", format!("{}: {}", n.rule, n.text)));
+    }
+}
+
+/// The level of a token bucket at `now`: refilled at `rate.per_hour` since
+/// it was stored, never above `rate.burst`; a bucket never stored is full.
+pub fn bucket_level(i: &Input<'_>, key: &str, rate: Rate) -> f64 {
+    let burst = f64::from(rate.burst);
+    match i.lookup.bucket(key) {
+        None => burst,
+        Some(b) => {
+            let hours = (i.now - b.updated_at).num_milliseconds().max(0) as f64 / 3_600_000.0;
+            (b.tokens + hours * f64::from(rate.per_hour)).min(burst)
+        }
+    }
+}
+
+fn recipient_key(sender: &Addr) -> String {
+    BucketKey::Recipient(sender.address.clone())
+        .name()
+        .unwrap_or_default()
+}
+
+/// Why an automatic reply to `sender` must not be sent now, if it must not.
+fn rate_limited(i: &Input<'_>, sender: &Addr, ticket: Option<&TicketInfo>) -> Option<String> {
+    let r = i.limits.replies_per_recipient;
+    if bucket_level(i, &recipient_key(sender), r) < 1.0 {
+        return Some(format!(
+            "reply rate limit for {} reached ({} at once, {} an hour): no reply",
+            sender.address, r.burst, r.per_hour
+        ));
+    }
+    let t = i.limits.replies_per_ticket;
+    if let Some(tk) = ticket
+        && bucket_level(i, &format!("ticket:{}", tk.id), t) < 1.0
+    {
+        return Some(format!(
+            "reply rate limit for ticket {} reached ({} at once, {} an hour): no reply",
+            tk.id, t.burst, t.per_hour
+        ));
+    }
+    None
+}
+
+/// The bucket levels after one automatic reply to `sender` on `ticket`.
+fn consume(i: &Input<'_>, sender: &Addr, ticket: Option<&TicketInfo>) -> SideEffects {
+    let r = bucket_level(i, &recipient_key(sender), i.limits.replies_per_recipient) - 1.0;
+    let (key, t) = match ticket {
+        Some(tk) => (
+            BucketKey::Ticket(tk.id),
+            bucket_level(i, &format!("ticket:{}", tk.id), i.limits.replies_per_ticket) - 1.0,
+        ),
+        None => (
+            BucketKey::NewTicket,
+            f64::from(i.limits.replies_per_ticket.burst) - 1.0,
+        ),
+    };
+    SideEffects {
+        buckets: vec![
+            (BucketKey::Recipient(sender.address.to_ascii_lowercase()), r),
+            (key, t),
+        ],
+        undeliverable: vec![],
+    }
+}
+
+type Base<'f> = dyn Fn(
+        Outcome,
+        TicketWrite,
+        TicketView,
+        Language,
+        Vec<ReplyPlan>,
+        Vec<String>,
+        Vec<(&'static str, String)>,
+    ) -> Decision
+    + 'f;
+
+/// Mail a machine wrote: never answered. What it says is kept on the ticket
+/// it belongs to without changing the ticket's state; a permanent bounce
+/// marks the failed recipients of that ticket undeliverable and tells staff.
+fn machine(
+    i: &Input<'_>,
+    ticket: Option<&TicketInfo>,
+    language: Language,
+    mut reasons: Vec<String>,
+    mut events: Vec<(&'static str, String)>,
+    base: &Base<'_>,
+) -> Decision {
+    let class = i.classification.class;
+    let none = || TicketView {
+        action: "none",
+        id: None,
+    };
+    let ignored = |reasons, events| {
+        base(
+            Outcome::Ignored,
+            TicketWrite::None,
+            none(),
+            language,
+            vec![],
+            reasons,
+            events,
+        )
+    };
+    if class == Class::OwnLoop {
+        return ignored(reasons, events);
+    }
+    let attach = |t: &TicketInfo, reasons, events, replies| {
+        base(
+            Outcome::Processed,
+            TicketWrite::Attach { id: t.id },
+            TicketView {
+                action: "update",
+                id: Some(t.id),
+            },
+            language,
+            replies,
+            reasons,
+            events,
+        )
+    };
+    match class {
+        Class::Bounce => {
+            let bounce = i.classification.bounce.as_ref();
+            let Some(t) = i.lookup.bounced.as_ref().or(ticket) else {
+                reasons.push(
+                    "the returned mail is not one of ours on a ticket: nothing to attach it to"
+                        .into(),
+                );
+                return ignored(reasons, events);
+            };
+            if i.lookup.bounced.is_some() {
+                reasons.push(format!(
+                    "returns our mail <{}> on ticket {}",
+                    bounce
+                        .and_then(|b| b.original_message_id.as_deref())
+                        .unwrap_or(""),
+                    t.id
+                ));
+            }
+            events.push((
+                "bounce",
+                match bounce {
+                    Some(b) => describe(b),
+                    None => "delivery failure report without details".into(),
+                },
+            ));
+            let mut replies = Vec::new();
+            let mut marks = Vec::new();
+            if let Some(b) = bounce.filter(|b| b.permanent) {
+                let sent_to = &i.lookup.bounced_recipients;
+                let on_ticket = |a: &str| {
+                    t.requester == a
+                        || t.participants.iter().any(|p| p == a)
+                        || sent_to.iter().any(|s| s == a)
+                };
+                // A report that names nobody returns the one address we wrote to.
+                let failed: Vec<String> = if b.recipients.is_empty() && sent_to.len() == 1 {
+                    reasons.push(format!(
+                        "the report names no recipient; our mail went to {} alone",
+                        sent_to[0]
+                    ));
+                    sent_to.clone()
+                } else {
+                    b.recipients.clone()
+                };
+                for r in &failed {
+                    let already = i
+                        .lookup
+                        .bounce_contacts
+                        .iter()
+                        .any(|c| c.address == *r && c.undeliverable);
+                    if !on_ticket(r) {
+                        reasons.push(format!(
+                            "{r} is not on ticket {}: not marked undeliverable",
+                            t.id
+                        ));
+                    } else if already {
+                        reasons.push(format!("{r} was already marked undeliverable"));
+                    } else {
+                        let why = format!(
+                            "Status {}{}",
+                            b.status,
+                            b.diagnostic
+                                .as_deref()
+                                .map(|d| format!(": {}", d.chars().take(200).collect::<String>()))
+                                .unwrap_or_default()
+                        );
+                        reasons.push(format!("{r} marked undeliverable ({})", b.status));
+                        events.push(("undeliverable", format!("{r}: {why}")));
+                        marks.push(Undeliverable {
+                            address: r.clone(),
+                            reason: why,
+                        });
+                    }
+                }
+                if !marks.is_empty()
+                    && let Some(mut n) = staff_notice(i, "staff_undeliverable", &reasons)
+                {
+                    if let Some(obj) = n.data.as_object_mut() {
+                        obj.insert(
+                            "bounce".into(),
+                            json!({
+                                "status": b.status,
+                                "recipients": marks.iter().map(|u| u.address.clone()).collect::<Vec<_>>().join(", "),
+                                "diagnostic": b.diagnostic.clone().unwrap_or_default(),
+                            }),
+                        );
+                    }
+                    replies.push(n);
+                }
+            } else if let Some(b) = bounce {
+                reasons.push(format!(
+                    "temporary or unclear status {:?}: recorded only",
+                    b.status
+                ));
+            }
+            let mut d = attach(t, reasons, events, replies);
+            d.effects.undeliverable = marks;
+            d
+        }
+        Class::List if ticket.is_none() && i.mailbox.accept_lists => {
+            let sender = i.inbound.from.as_ref();
+            let Some(sender) = sender else {
+                reasons.push("list mail without a From address makes no ticket".into());
+                return ignored(reasons, events);
+            };
+            reasons.push("this mailbox accepts list mail: new ticket, no reply".into());
+            events.push((
+                "created",
+                format!(
+                    "list mail from {} via mailbox {}",
+                    sender.address, i.mailbox.name
+                ),
+            ));
+            let subject = thread::clean_subject(&i.inbound.subject, i.ticket_prefix);
+            base(
+                Outcome::Processed,
+                TicketWrite::New {
+                    status: "open",
+                    subject: if subject.is_empty() {
+                        "(no subject)".into()
+                    } else {
+                        subject
+                    },
+                    language: language.as_str().to_string(),
+                    requester: sender.address.to_ascii_lowercase(),
+                    requester_name: sender.name.clone(),
+                },
+                TicketView {
+                    action: "new",
+                    id: Some(i.lookup.next_ticket_id),
+                },
+                language,
+                vec![],
+                reasons,
+                events,
+            )
+        }
+        Class::List if ticket.is_none() => {
+            reasons.push("list mail makes no ticket in this mailbox".into());
+            ignored(reasons, events)
+        }
+        _ => match ticket {
+            Some(t) => {
+                events.push((
+                    if class == Class::List {
+                        "list_mail"
+                    } else {
+                        "auto_reply"
+                    },
+                    format!(
+                        "{} recorded; ticket state unchanged ({})",
+                        class.as_str(),
+                        i.classification.reasons.join("; ")
+                    ),
+                ));
+                reasons.push(format!(
+                    "recorded on ticket {}; its state is unchanged",
+                    t.id
+                ));
+                attach(t, reasons, events, vec![])
+            }
+            None => {
+                reasons.push("no ticket to attach it to".into());
+                ignored(reasons, events)
+            }
+        },
+    }
 }
 
 /// The decision for a mail that cannot be handled: stored raw, moved to
@@ -387,6 +737,8 @@ pub fn quarantine(i: &Input<'_>, mut reasons: Vec<String>) -> Decision {
         replies: notice.into_iter().collect(),
         reasons,
         events: Vec::new(),
+        effects: SideEffects::default(),
+        policy: None,
     }
 }
 
@@ -425,6 +777,7 @@ pub fn sample_template_data() -> serde_json::Value {
         "ticket": {"id": 7, "tag": "[TKT#7]", "subject": "Disk"},
         "reason": "too large",
         "failure": {"error": "550 no such user", "to": "ann@example.net", "subject": "Re: Disk"},
+        "bounce": {"status": "5.1.1", "recipients": "ann@example.net", "diagnostic": "550 5.1.1 user unknown"},
         "extracted": {"ticket_ids": [], "serials": [], "invoices": [], "rma_codes": [], "tax_ids": []},
     })
 }
@@ -432,9 +785,10 @@ pub fn sample_template_data() -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::classify;
+    use crate::classify::classify_message;
     use crate::extract::extract;
     use crate::parse::parse;
+    use crate::store::BucketLevel;
     use crate::store::{ContactInfo, Duplicate};
 
     fn identity() -> Identity {
@@ -454,10 +808,23 @@ mod tests {
             requester: requester.into(),
             language: "en".into(),
             participants: vec![requester.into()],
+            created_at: chrono::DateTime::UNIX_EPOCH,
+            facts: vec![],
+            staff_notes: vec![],
         }
     }
 
     fn run(raw: &str, lookup: Lookup) -> Decision {
+        run_with(raw, lookup, &Limits::default(), false, None)
+    }
+
+    fn run_with(
+        raw: &str,
+        lookup: Lookup,
+        limits: &Limits,
+        accept_lists: bool,
+        now: Option<DateTime<Utc>>,
+    ) -> Decision {
         let identity = identity();
         let pack = Pack::fallback();
         let m = parse(
@@ -466,7 +833,7 @@ mod tests {
                 .unwrap()
                 .with_timezone(&Utc),
         );
-        let c = classify(&m, &identity);
+        let c = classify_message(raw.as_bytes(), &m, &identity);
         let e = extract(&m, &pack.patterns, "TKT");
         decide(&Input {
             inbound: &m,
@@ -477,12 +844,13 @@ mod tests {
                 name: "support",
                 role: Role::Support,
                 address: "support@acme.test",
-                accept_lists: false,
+                accept_lists,
             },
             identity: &identity,
             pack: &pack,
             ticket_prefix: "TKT",
-            now: m.arrival,
+            limits,
+            now: now.unwrap_or(m.arrival),
         })
     }
 
@@ -517,7 +885,7 @@ mod tests {
                 ..Default::default()
             },
         );
-        assert!(matches!(d.ticket, TicketWrite::Update { id: 3 }));
+        assert!(matches!(d.ticket, TicketWrite::Update { id: 3, .. }));
         assert_eq!(d.replies[0].template, "ack_followup");
     }
 
@@ -550,7 +918,7 @@ mod tests {
                 ..Default::default()
             },
         );
-        assert!(matches!(d.ticket, TicketWrite::Update { id: 3 }));
+        assert!(matches!(d.ticket, TicketWrite::Update { id: 3, .. }));
     }
 
     #[test]
@@ -592,6 +960,7 @@ mod tests {
             address: "ann@example.net".into(),
             language: None,
             undeliverable: true,
+            undeliverable_reason: Some("Status 5.1.1".into()),
         };
         let d = run(
             NEW,
@@ -613,6 +982,7 @@ mod tests {
             address: "ann@example.net".into(),
             language: Some("es".into()),
             undeliverable: false,
+            undeliverable_reason: None,
         };
         assert_eq!(
             run(
@@ -635,5 +1005,192 @@ mod tests {
         assert_eq!(d.replies.len(), 1);
         assert_eq!(d.replies[0].to, vec!["lead@acme.test"]);
         assert!(!d.would_reply);
+    }
+
+    const BOUNCE: &str = "From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\nTo: support@acme.test\r\nSubject: Undelivered Mail Returned to Sender\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nThis is the mail system at host mx.example.net.\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\nFinal-Recipient: rfc822; ann@example.net\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 User unknown\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <ticketd.3.1@tickets.acme.test>\r\nTo: ann@example.net\r\n--b--\r\n";
+
+    #[test]
+    fn a_permanent_bounce_marks_the_contact_and_tells_staff() {
+        let d = run(
+            BOUNCE,
+            Lookup {
+                bounced: Some(ticket(3, "ann@example.net")),
+                ..Default::default()
+            },
+        );
+        assert_eq!(d.class, Class::Bounce);
+        assert!(!d.would_reply);
+        assert!(matches!(d.ticket, TicketWrite::Attach { id: 3 }));
+        assert_eq!(d.effects.undeliverable.len(), 1);
+        assert_eq!(d.effects.undeliverable[0].address, "ann@example.net");
+        assert!(
+            d.effects.undeliverable[0]
+                .reason
+                .starts_with("Status 5.1.1")
+        );
+        assert_eq!(d.replies.len(), 1);
+        assert_eq!(d.replies[0].template, "staff_undeliverable");
+        assert_eq!(d.replies[0].to, vec!["lead@acme.test"]);
+        assert_eq!(d.replies[0].auto_submitted, AutoSubmitted::Generated);
+        assert!(d.events.iter().any(|(k, _)| *k == "bounce"));
+        assert!(d.events.iter().any(|(k, _)| *k == "undeliverable"));
+    }
+
+    #[test]
+    fn a_bounce_marks_only_addresses_on_its_ticket_and_only_once() {
+        let d = run(
+            BOUNCE,
+            Lookup {
+                bounced: Some(ticket(3, "bob@example.net")),
+                ..Default::default()
+            },
+        );
+        assert!(d.effects.undeliverable.is_empty());
+        assert!(d.replies.is_empty());
+        let d = run(
+            BOUNCE,
+            Lookup {
+                bounced: Some(ticket(3, "ann@example.net")),
+                bounce_contacts: vec![ContactInfo {
+                    address: "ann@example.net".into(),
+                    language: None,
+                    undeliverable: true,
+                    undeliverable_reason: None,
+                }],
+                ..Default::default()
+            },
+        );
+        assert!(d.effects.undeliverable.is_empty());
+        assert!(d.replies.is_empty(), "staff are told once");
+    }
+
+    #[test]
+    fn a_report_naming_nobody_marks_the_one_address_our_mail_went_to() {
+        let raw = "From: MAILER-DAEMON@mx.example.net\r\nSubject: Returned mail: User unknown\r\nIn-Reply-To: <ticketd.3.1@tickets.acme.test>\r\n\r\nThe user does not exist.\r\n";
+        let d = run(
+            raw,
+            Lookup {
+                bounced: None,
+                referenced: Some(ticket(3, "ann@example.net")),
+                bounced_recipients: vec!["ann@example.net".into()],
+                ..Default::default()
+            },
+        );
+        assert_eq!(d.class, Class::Bounce);
+        assert_eq!(d.effects.undeliverable.len(), 1, "{:?}", d.reasons);
+        assert_eq!(d.effects.undeliverable[0].address, "ann@example.net");
+    }
+
+    #[test]
+    fn a_temporary_bounce_is_recorded_only() {
+        let raw = BOUNCE
+            .replace("Action: failed", "Action: delayed")
+            .replace("Status: 5.1.1", "Status: 4.4.1");
+        let d = run(
+            &raw,
+            Lookup {
+                bounced: Some(ticket(3, "ann@example.net")),
+                ..Default::default()
+            },
+        );
+        assert!(matches!(d.ticket, TicketWrite::Attach { id: 3 }));
+        assert!(d.effects.undeliverable.is_empty());
+        assert!(d.replies.is_empty());
+        assert!(
+            d.events
+                .iter()
+                .any(|(k, v)| *k == "bounce" && v.contains("4.4.1"))
+        );
+    }
+
+    #[test]
+    fn a_bounce_of_mail_that_is_not_ours_is_ignored() {
+        let d = run(BOUNCE, Lookup::default());
+        assert_eq!(d.outcome, Outcome::Ignored);
+        assert!(d.effects.undeliverable.is_empty());
+        assert!(d.replies.is_empty());
+    }
+
+    #[test]
+    fn list_mail_makes_a_ticket_only_where_lists_are_accepted() {
+        let raw =
+            "From: news@example.net\r\nList-Id: <news.example.net>\r\nSubject: Weekly\r\n\r\nx\r\n";
+        let d = run_with(raw, Lookup::default(), &Limits::default(), false, None);
+        assert_eq!(d.outcome, Outcome::Ignored);
+        let d = run_with(
+            raw,
+            Lookup {
+                next_ticket_id: 4,
+                ..Default::default()
+            },
+            &Limits::default(),
+            true,
+            None,
+        );
+        assert!(matches!(d.ticket, TicketWrite::New { .. }));
+        assert!(d.replies.is_empty(), "list mail is never answered");
+    }
+
+    #[test]
+    fn replies_stop_when_the_recipient_bucket_is_empty() {
+        let limits = Limits::default();
+        let at = DateTime::parse_from_rfc3339("2026-03-02T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let empty = |key: &str, tokens: f64| BucketLevel {
+            key: key.into(),
+            tokens,
+            updated_at: at,
+        };
+        // A full bucket: the reply goes out and the level drops by one.
+        let d = run(NEW, Lookup::default());
+        assert!(d.would_reply);
+        let rcpt = d
+            .effects
+            .buckets
+            .iter()
+            .find(|(k, _)| *k == BucketKey::Recipient("ann@example.net".into()))
+            .unwrap();
+        assert_eq!(rcpt.1, f64::from(limits.replies_per_recipient.burst) - 1.0);
+        // An empty bucket: no reply, an event says why.
+        let lookup = Lookup {
+            buckets: vec![empty("rcpt:ann@example.net", 0.2)],
+            ..Default::default()
+        };
+        let d = run_with(NEW, lookup.clone(), &limits, false, Some(at));
+        assert!(!d.would_reply);
+        assert!(d.effects.buckets.is_empty());
+        assert!(d.events.iter().any(|(k, _)| *k == "reply_suppressed"));
+        assert!(
+            matches!(d.ticket, TicketWrite::New { .. }),
+            "still a ticket"
+        );
+        // Half an hour later at two an hour, a token has come back.
+        let later = at + chrono::Duration::minutes(30);
+        let d = run_with(NEW, lookup, &limits, false, Some(later));
+        assert!(d.would_reply);
+    }
+
+    #[test]
+    fn replies_stop_when_the_ticket_bucket_is_empty() {
+        let raw =
+            "From: ann@example.net\r\nSubject: Re: [TKT#3] Disk failed\r\n\r\nStill broken\r\n";
+        let d = run(
+            raw,
+            Lookup {
+                tagged: Some(ticket(3, "ann@example.net")),
+                buckets: vec![BucketLevel {
+                    key: "ticket:3".into(),
+                    tokens: 0.0,
+                    updated_at: DateTime::parse_from_rfc3339("2026-03-02T10:00:00Z")
+                        .unwrap()
+                        .with_timezone(&Utc),
+                }],
+                ..Default::default()
+            },
+        );
+        assert!(!d.would_reply);
+        assert!(d.reasons.iter().any(|r| r.contains("ticket 3")));
+        assert!(matches!(d.ticket, TicketWrite::Update { id: 3, .. }));
     }
 }

@@ -1,6 +1,7 @@
 //! `ticketd explain`: what the daemon would do with a mail, and why, without touching a server or the database.
 
 use crate::config::{Config, Identity, Limits, Role};
+use crate::contracts::ContractBook;
 use crate::decide::MailboxView;
 use crate::intake::{Engine, Plan, mailbox_view};
 use crate::pack::Pack;
@@ -44,6 +45,7 @@ pub fn default_engine() -> Result<Engine> {
         ticket_prefix: "TKT".to_string(),
         templates: Templates::load(&shipped_templates_dir())?,
         limits: Limits::default(),
+        contracts: None,
     })
 }
 
@@ -110,7 +112,9 @@ pub fn explain(raw: &[u8], opts: &Options, now: DateTime<Utc>) -> Result<serde_j
                 .parent()
                 .map(|d| d.join("vendors"))
                 .unwrap_or_else(|| PathBuf::from("config/vendors")),
-            None => PathBuf::from("config/vendors"),
+            // Without a config: the packs beside the working directory, else the shipped ones.
+            None if Path::new("config/vendors").is_dir() => PathBuf::from("config/vendors"),
+            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("config/vendors"),
         };
         let path = if Path::new(name).extension().is_some() {
             PathBuf::from(name)
@@ -119,15 +123,30 @@ pub fn explain(raw: &[u8], opts: &Options, now: DateTime<Utc>) -> Result<serde_j
         };
         pack = Pack::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
     }
+    let contracts = match &opts.contracts {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let rows = crate::contracts::parse_csv(&text, &path.display().to_string())
+                .map_err(|e| anyhow::anyhow!("{}", e.join("\n")))?;
+            Some(std::sync::Arc::new(ContractBook::new(rows)))
+        }
+        None => None,
+    };
     let engine = Engine {
         identity,
         pack,
         ticket_prefix: prefix,
         templates: Templates::load(&templates_dir)?,
         limits,
+        contracts,
     };
     let store = match &config {
-        Some(c) if c.database.exists() => Store::open_read_only(&c.database)?,
+        Some(c) if c.database.exists() => {
+            let s = Store::open_read_only(&c.database)?;
+            s.require_current()?;
+            s
+        }
         _ => Store::in_memory()?,
     };
     let fallback_address = engine
@@ -154,14 +173,7 @@ pub fn explain(raw: &[u8], opts: &Options, now: DateTime<Utc>) -> Result<serde_j
         .context("planning")?;
     let ticket_id = plan.decision.ticket_view.id;
     let rendered = engine.render(&plan, ticket_id, arrival)?;
-    let mut v = to_json(&plan, &rendered, view, arrival, oversize);
-    if let (Some(c), Some(w)) = (&opts.contracts, v["warnings"].as_array_mut()) {
-        w.push(json!(format!(
-            "{}: entitlements are not part of the decision yet; the file was not read",
-            c.display()
-        )));
-    }
-    Ok(v)
+    Ok(to_json(&plan, &rendered, view, arrival, oversize))
 }
 
 fn to_json(
@@ -191,6 +203,7 @@ fn to_json(
         "would_reply": d.would_reply,
         "outcome": d.outcome.as_str(),
         "reasons": d.reasons,
+        "bounce": plan.classification.bounce,
         "ticket": d.ticket_view,
         "extracted": plan.extracted,
         "replies": replies,
@@ -204,6 +217,7 @@ fn to_json(
         "message_id": plan.inbound.message_id,
         "attachments": plan.inbound.attachments,
         "warnings": warnings,
+        "policy": d.policy,
     })
 }
 
@@ -233,6 +247,48 @@ pub fn to_text(v: &serde_json::Value) -> String {
         out.push_str("reasons:\n");
         for r in rs {
             out.push_str(&format!("  - {}\n", r.as_str().unwrap_or("")));
+        }
+    }
+    let p = &v["policy"];
+    if p.is_object() {
+        let ps = |k: &str| p[k].as_str().unwrap_or("-").to_string();
+        let list = |k: &str| {
+            p[k].as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default()
+        };
+        out.push_str(&format!(
+            "policy:      pack {}, tier {}, severity {}\n",
+            ps("pack"),
+            ps("tier"),
+            p["severity"]
+        ));
+        out.push_str(&format!("  rules:     {}\n", list("rules")));
+        out.push_str(&format!(
+            "  open:      {}; clock starts {}; first response due {}\n",
+            p["business_open"],
+            ps("clock_starts_at"),
+            ps("first_response_due")
+        ));
+        out.push_str(&format!(
+            "  warranty:  {} {}\n",
+            p["warranty"]["status"].as_str().unwrap_or("-"),
+            p["warranty"]["until"].as_str().unwrap_or("")
+        ));
+        if !list("missing").is_empty() {
+            out.push_str(&format!("  missing:   {}\n", list("missing")));
+        }
+        for e in p["escalations"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "  escalate:  {} to {}\n",
+                e["at"].as_str().unwrap_or(""),
+                e["to"].as_str().unwrap_or("")
+            ));
         }
     }
     out.push_str("extracted:\n");

@@ -1,9 +1,10 @@
 //! One message's way from raw bytes to committed effects: parse, classify, extract, thread, decide, apply.
 
-use crate::classify::{Classification, classify};
+use crate::classify::{Classification, classify_message};
 use crate::clock::Clock;
 use crate::compose::{self, Draft};
 use crate::config::{Config, Identity, Limits, MailboxConfig};
+use crate::contracts::ContractBook;
 use crate::decide::{self, Decision, Input, MailboxView, Outcome, ReplyPlan};
 use crate::extract::{Extracted, extract};
 use crate::pack::Pack;
@@ -26,6 +27,8 @@ pub struct Engine {
     pub ticket_prefix: String,
     pub templates: Templates,
     pub limits: Limits,
+    /// Entitlements read from a file instead of the database (`explain --contracts`).
+    pub contracts: Option<std::sync::Arc<ContractBook>>,
 }
 
 /// A message as it came from the mailbox.
@@ -87,6 +90,7 @@ impl Engine {
             ticket_prefix: cfg.ticket_prefix.clone(),
             templates: Templates::load(&cfg.templates)?,
             limits: cfg.limits.clone(),
+            contracts: None,
         })
     }
 
@@ -108,6 +112,7 @@ impl Engine {
             identity: &self.identity,
             pack: &self.pack,
             ticket_prefix: &self.ticket_prefix,
+            limits: &self.limits,
             now,
         }
     }
@@ -122,18 +127,41 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> Result<Plan> {
         let inbound = parse(raw, arrival);
-        let classification = classify(&inbound, &self.identity);
+        let classification = classify_message(raw, &inbound, &self.identity);
         let extracted = extract(&inbound, &self.pack.patterns, &self.ticket_prefix);
-        let tag = thread::tag_in(&inbound.subject, &self.ticket_prefix);
-        let lookup = store
+        // A ticket number in the text counts like a tag (IX-13, NX-02: status by number);
+        // `decide` trusts either only from the ticket's own participants.
+        let tag = thread::tag_in(&inbound.subject, &self.ticket_prefix)
+            .or_else(|| extracted.ticket_ids.iter().find_map(|t| t.parse().ok()));
+        let mut lookup = store
             .lookup(
                 tag,
                 &inbound.referenced_ids(),
                 inbound.message_id.as_deref(),
                 inbound.sender_address(),
                 &inbound.content_hash,
+                classification.bounce.as_ref(),
             )
             .context("database lookup")?;
+        let sender = inbound.sender_address().unwrap_or_default();
+        lookup.contract = match &self.contracts {
+            Some(book) => book.find(&extracted.serials, sender, &extracted.tax_ids),
+            None => store
+                .find_contract(&extracted.serials, sender, &extracted.tax_ids)
+                .context("contract lookup")?,
+        };
+        for (quota, since) in self
+            .pack
+            .policy
+            .quota_periods(lookup.contract.as_ref(), inbound.arrival)
+        {
+            if let Some(c) = &lookup.contract {
+                let used = store
+                    .quota_used(&quota, &c.contract.serial, since)
+                    .context("quota lookup")?;
+                lookup.quota_used.insert(quota, used);
+            }
+        }
         let decision = decide::decide(&self.input(
             &inbound,
             &classification,
@@ -325,7 +353,12 @@ impl Engine {
             reply_text: Some(plan.inbound.reply_text.as_str()),
         };
         let events: Vec<(&str, String)> = d.events.iter().map(|(k, v)| (*k, v.clone())).collect();
-        let applied = store.apply(&row, &d.ticket, &events, now, |ticket| {
+        for (kind, detail) in &d.events {
+            if *kind == "reply_suppressed" {
+                tracing::info!(mailbox = %mailbox.name, uid = f.uid, "{detail}");
+            }
+        }
+        let applied = store.apply(&row, &d.ticket, &events, &d.effects, now, |ticket| {
             Ok(self
                 .render(plan, ticket, now)?
                 .into_iter()

@@ -5,6 +5,8 @@
 //! - [`imap`]: one watcher per mailbox, fetching new mail and acknowledging it after the commit.
 //! - [`parse`] -> [`classify`] -> [`extract`] -> [`thread`]: reading a mail; [`reply_text`]:
 //!   what the person wrote now, without quotes and signature.
+//! - [`contracts`], [`warranty`]: entitlements from a CSV and the warranty they give.
+//! - [`calendar`], [`policy`]: business calendars and the vendor's rules, applied purely.
 //! - [`decide`]: the pure decision; [`intake`] glues reading, deciding and [`store`].
 //! - [`templates`], [`compose`]: replies as rendered bytes, queued in the [`store`] outbox.
 //! - [`outbox`]: sends queued mail over SMTP.
@@ -12,12 +14,15 @@
 //! - [`clock`], [`backoff`]: time and retry pacing, shared by all.
 
 pub mod backoff;
+pub mod calendar;
 pub mod classify;
 pub mod clock;
 pub mod compose;
 pub mod config;
+pub mod contracts;
 pub mod daemon;
 pub mod decide;
+pub mod dsn;
 pub mod explain;
 pub mod extract;
 pub mod imap;
@@ -26,7 +31,9 @@ pub mod net;
 pub mod outbox;
 pub mod pack;
 pub mod parse;
+pub mod policy;
 pub mod reply_text;
 pub mod store;
 pub mod templates;
 pub mod thread;
+pub mod warranty;

@@ -1,4 +1,4 @@
-//! The `ticketd` command: run the daemon, check a config, explain a mail, list tickets and the outbox.
+//! The `ticketd` command: run the daemon, check a config, explain a mail, import contracts, list tickets and the outbox.
 
 use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, Utc};
@@ -57,6 +57,11 @@ enum Command {
         #[arg(long, env = "TICKETD_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Import or show contracts (entitlements).
+    Contracts {
+        #[command(subcommand)]
+        command: ContractsCommand,
+    },
     /// List tickets.
     Tickets {
         #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
@@ -76,6 +81,24 @@ enum Command {
     },
     /// List quarantined messages.
     Quarantine {
+        #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ContractsCommand {
+    /// Import a contracts CSV: every row is inserted or updated in one transaction;
+    /// with any bad row nothing is imported.
+    Import {
+        file: PathBuf,
+        #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Show, as JSON, the contract found by a serial, an address or a tax ID.
+    Show {
+        /// A serial number, an email address or a tax ID.
+        key: String,
         #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
@@ -212,6 +235,50 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 print!("{}", ticketd::explain::to_text(&v));
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Contracts {
+            command: ContractsCommand::Import { file, config },
+        } => {
+            let cfg = load(&config)?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let contracts = match ticketd::contracts::parse_csv(&text, &file.display().to_string())
+            {
+                Ok(c) => c,
+                Err(problems) => {
+                    for p in &problems {
+                        eprintln!("{p}");
+                    }
+                    eprintln!("{} problem(s) found; nothing was imported", problems.len());
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            let mut st = Store::open(&cfg.database)?;
+            let stats = st.import_contracts(&contracts)?;
+            println!(
+                "{}: {} inserted, {} updated, {} unchanged",
+                file.display(),
+                stats.inserted,
+                stats.updated,
+                stats.unchanged
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Contracts {
+            command: ContractsCommand::Show { key, config },
+        } => {
+            let st = open_db(&config)?;
+            let keys = [key.clone()];
+            match st.find_contract(&keys, &key, &keys)? {
+                Some(m) => {
+                    print_json(&m)?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => {
+                    eprintln!("no contract for {key}");
+                    Ok(ExitCode::from(1))
+                }
+            }
         }
         Command::Tickets { config, json } => {
             let st = open_db(&config)?;

@@ -214,6 +214,17 @@ async fn send_due(
         }
         let span = info_span!("send", outbox = row.id, ticket = row.ticket_id, kind = %row.kind);
         let id = row.id;
+        if !row.kind.starts_with("staff_") {
+            let rcpt = row.rcpt_to.clone();
+            let gone = blocking(shared, move |st| st.undeliverable_among(&rcpt)).await?;
+            if !gone.is_empty() && gone.len() == row.rcpt_to.len() {
+                let why = format!("not sent: {} marked undeliverable", gone.join(", "));
+                let _g = span.enter();
+                warn!("{why}");
+                blocking(shared, move |st| st.skip_outbox(id, &why, now)).await?;
+                continue;
+            }
+        }
         // Counted before the attempt: a mail that crashes us still runs out of tries.
         let attempts = blocking(shared, move |st| st.begin_attempt(id)).await?;
         let result = sender.send(&row).instrument(span.clone()).await;

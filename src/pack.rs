@@ -1,13 +1,14 @@
 //! Vendor policy packs: `config/vendors/<pack>.toml`, loaded and validated into typed values.
 
 use crate::config::{Problems, Report, parse_toml};
+use crate::policy::{self, Policy};
 use regex::Regex;
 use serde::Deserialize;
 use std::path::Path;
 use toml::Spanned;
 
 /// A language we have templates for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Language {
     En,
@@ -42,6 +43,42 @@ struct RawPack {
     pack: RawPackHead,
     #[serde(default)]
     extract: RawExtract,
+    #[serde(default)]
+    calendar: Option<Spanned<crate::calendar::CalendarSpec>>,
+    #[serde(default)]
+    warranty: Option<Spanned<crate::warranty::WarrantySpec>>,
+    #[serde(default)]
+    tiers: Option<Spanned<policy::RawTiers>>,
+    #[serde(default)]
+    severity: Option<Spanned<policy::RawSeverity>>,
+    #[serde(default)]
+    topic: Vec<Spanned<policy::RawTopic>>,
+    #[serde(default)]
+    facts: std::collections::BTreeMap<String, Spanned<Vec<String>>>,
+    #[serde(default)]
+    sla: Vec<Spanned<policy::RawSla>>,
+    #[serde(default)]
+    escalation: Vec<Spanned<policy::RawEscalation>>,
+    #[serde(default)]
+    require: Vec<Spanned<policy::RawRequire>>,
+    #[serde(default)]
+    deadline: Vec<Spanned<policy::RawDeadline>>,
+    #[serde(default)]
+    promise: Vec<Spanned<policy::RawPromise>>,
+    #[serde(default)]
+    quota: Vec<Spanned<policy::RawQuota>>,
+    #[serde(default)]
+    route: Vec<Spanned<policy::RawRoute>>,
+    #[serde(default)]
+    staff: Vec<Spanned<policy::RawStaff>>,
+    #[serde(default)]
+    mailbox: Vec<Spanned<policy::RawMailboxRule>>,
+    #[serde(default)]
+    versions: Option<Spanned<policy::RawVersions>>,
+    #[serde(default)]
+    notice: Vec<Spanned<policy::RawNotice>>,
+    #[serde(default)]
+    language: Option<Spanned<policy::RawLanguage>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -109,6 +146,7 @@ pub struct Pack {
     pub language: Language,
     pub zone: chrono_tz::Tz,
     pub patterns: Patterns,
+    pub policy: Policy,
 }
 
 impl Pack {
@@ -161,6 +199,30 @@ impl Pack {
             rma: compile(&mut r, "rma", e.rma.as_ref(), defaults::RMA),
             tax_id: compile(&mut r, "tax_id", e.tax_id.as_ref(), defaults::TAX_ID),
         };
+        let policy = Policy::compile(
+            &mut r,
+            policy::RawPolicy {
+                calendar: raw.calendar,
+                warranty: raw.warranty,
+                tiers: raw.tiers,
+                severity: raw.severity,
+                topic: raw.topic,
+                facts: raw.facts,
+                sla: raw.sla,
+                escalation: raw.escalation,
+                require: raw.require,
+                deadline: raw.deadline,
+                promise: raw.promise,
+                quota: raw.quota,
+                route: raw.route,
+                staff: raw.staff,
+                mailbox: raw.mailbox,
+                versions: raw.versions,
+                notice: raw.notice,
+                language: raw.language,
+            },
+            zone,
+        );
         let expected = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
         if !expected.is_empty() && raw.pack.name.get_ref() != expected {
             r.spanned(
@@ -180,6 +242,7 @@ impl Pack {
             language,
             zone,
             patterns,
+            policy,
         })
     }
 
@@ -191,6 +254,7 @@ impl Pack {
             vendor: "Support".into(),
             language: Language::En,
             zone: chrono_tz::UTC,
+            policy: Policy::none(chrono_tz::UTC),
             patterns: Patterns {
                 ticket: c(defaults::TICKET),
                 serial: c(defaults::SERIAL),

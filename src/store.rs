@@ -1,7 +1,8 @@
 //! SQLite storage: schema, migrations, and every SQL statement of the daemon.
 
+use crate::contracts::{Contract, ContractMatch, MatchedBy, address_key, serial_key, tax_id_key};
 use anyhow::{Context, Result, bail};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use serde::Serialize;
 use std::path::Path;
@@ -95,6 +96,40 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_due ON outbox(status, next_attempt_at);
 "#,
     r#"
+CREATE TABLE contracts (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    serial           TEXT NOT NULL,
+    serial_key       TEXT NOT NULL UNIQUE CHECK (serial_key <> ''),
+    email            TEXT NOT NULL,
+    company          TEXT NOT NULL,
+    tax_id           TEXT NOT NULL,
+    tax_key          TEXT NOT NULL,
+    tier             TEXT NOT NULL,
+    model            TEXT NOT NULL,
+    purchased_on     TEXT NOT NULL,
+    shipped_on       TEXT,
+    warranty_until   TEXT,
+    extended_until   TEXT,
+    extended_on      TEXT,
+    plans            TEXT NOT NULL,
+    plans_on         TEXT,
+    tickets_per_year INTEGER
+) STRICT;
+CREATE INDEX contracts_email ON contracts(email);
+CREATE INDEX contracts_tax_key ON contracts(tax_key);
+"#,
+    r#"
+-- Mail hygiene: why and since when a contact cannot be written to, and the
+-- token buckets that limit automatic replies.
+ALTER TABLE contacts ADD COLUMN undeliverable_since TEXT;
+ALTER TABLE contacts ADD COLUMN undeliverable_reason TEXT;
+CREATE TABLE reply_buckets (
+    key        TEXT PRIMARY KEY,
+    tokens     REAL NOT NULL,
+    updated_at TEXT NOT NULL
+) STRICT;
+"#,
+    r#"
 -- What the person wrote now (the reply text without quotes and signature);
 -- the whole message stays in raw. NULL for messages stored before this column.
 ALTER TABLE messages ADD COLUMN reply_text TEXT;
@@ -127,6 +162,11 @@ pub struct TicketInfo {
     pub language: String,
     /// Every address that has written on this ticket.
     pub participants: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    /// Facts the ticket's earlier mail carried (from its `policy` events).
+    pub facts: Vec<String>,
+    /// Staff notes already recorded on the ticket (its `staff` events).
+    pub staff_notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -134,6 +174,8 @@ pub struct ContactInfo {
     pub address: String,
     pub language: Option<String>,
     pub undeliverable: bool,
+    /// Why the contact is undeliverable (the bounce that said so).
+    pub undeliverable_reason: Option<String>,
 }
 
 /// A message already stored under the same identity (Message-ID and sender, or content).
@@ -144,6 +186,48 @@ pub struct Duplicate {
     pub ticket_id: Option<i64>,
 }
 
+/// The stored level of one reply token bucket (`rcpt:<address>` or `ticket:<id>`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BucketLevel {
+    pub key: String,
+    pub tokens: f64,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Which bucket a new level is for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BucketKey {
+    Recipient(String),
+    Ticket(i64),
+    /// The ticket this message creates.
+    NewTicket,
+}
+
+impl BucketKey {
+    pub fn name(&self) -> Option<String> {
+        match self {
+            BucketKey::Recipient(a) => Some(format!("rcpt:{}", a.to_ascii_lowercase())),
+            BucketKey::Ticket(t) => Some(format!("ticket:{t}")),
+            BucketKey::NewTicket => None,
+        }
+    }
+}
+
+/// A contact that must not be written to any more.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Undeliverable {
+    pub address: String,
+    pub reason: String,
+}
+
+/// Writes besides the ticket that one message causes.
+#[derive(Debug, Clone, Default)]
+pub struct SideEffects {
+    /// New bucket levels, stamped with the apply time.
+    pub buckets: Vec<(BucketKey, f64)>,
+    pub undeliverable: Vec<Undeliverable>,
+}
+
 /// What the database knows that bears on one mail.
 #[derive(Debug, Clone, Default)]
 pub struct Lookup {
@@ -152,6 +236,25 @@ pub struct Lookup {
     pub duplicate: Option<Duplicate>,
     pub contact: Option<ContactInfo>,
     pub next_ticket_id: i64,
+    /// The sender's contract, if the entitlements know one.
+    pub contract: Option<crate::contracts::ContractMatch>,
+    /// Uses of each pack quota in its current period.
+    pub quota_used: std::collections::BTreeMap<String, u32>,
+    /// The ticket of our mail that a bounce returns (by its original Message-ID).
+    pub bounced: Option<TicketInfo>,
+    /// Reply buckets of the sender and of the tickets the mail may belong to.
+    pub buckets: Vec<BucketLevel>,
+    /// The recipients (lower-cased) of our mail that a bounce returns.
+    pub bounced_recipients: Vec<String>,
+    /// The stored contacts among a bounce's failed recipients and those of
+    /// the mail it returns.
+    pub bounce_contacts: Vec<ContactInfo>,
+}
+
+impl Lookup {
+    pub fn bucket(&self, key: &str) -> Option<&BucketLevel> {
+        self.buckets.iter().find(|b| b.key == key)
+    }
 }
 
 /// Where a stored message came from.
@@ -185,13 +288,15 @@ pub enum TicketWrite {
     None,
     New {
         subject: String,
+        status: &'static str,
         language: String,
         requester: String,
         requester_name: Option<String>,
     },
-    /// A person wrote on the ticket: it is open again.
+    /// A person wrote on the ticket: it is open again, or waits on the customer.
     Update {
         id: i64,
+        status: &'static str,
     },
     /// A machine wrote on the ticket: recorded, state unchanged.
     Attach {
@@ -251,6 +356,14 @@ pub struct QuarantineRow {
     pub uid: u32,
     pub reason: Option<String>,
     pub size: i64,
+}
+
+/// What a contracts import did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ImportStats {
+    pub inserted: usize,
+    pub updated: usize,
+    pub unchanged: usize,
 }
 
 pub struct Store {
@@ -335,6 +448,156 @@ impl Store {
         self.version()
     }
 
+    // ----- contracts -------------------------------------------------------
+
+    /// Imports contracts in one transaction: a serial not yet known is inserted, a
+    /// known one (by [`serial_key`]) is updated in place when anything differs.
+    /// Contracts absent from `contracts` stay. On any error (an empty serial, the same
+    /// serial twice) nothing is written.
+    pub fn import_contracts(&mut self, contracts: &[Contract]) -> Result<ImportStats> {
+        let tx = self.conn.transaction()?;
+        let mut stats = ImportStats::default();
+        let mut seen = std::collections::HashSet::new();
+        for (i, c) in contracts.iter().enumerate() {
+            let key = serial_key(&c.serial);
+            if key.is_empty() {
+                bail!("contract {}: empty serial", i + 1);
+            }
+            if !seen.insert(key.clone()) {
+                bail!("contract {}: serial {} appears twice", i + 1, c.serial);
+            }
+            let old: Option<Contract> = tx
+                .query_row(
+                    &format!("SELECT {CONTRACT_COLUMNS} FROM contracts WHERE serial_key = ?1"),
+                    [&key],
+                    contract_row,
+                )
+                .optional()
+                .with_context(|| format!("cannot read contract {}", c.serial))?;
+            let c = &Contract {
+                email: address_key(&c.email),
+                ..c.clone()
+            };
+            let values = params![
+                c.serial,
+                c.email,
+                c.company,
+                c.tax_id,
+                c.tier,
+                c.model,
+                date_text(Some(c.purchased_on)),
+                date_text(c.shipped_on),
+                date_text(c.warranty_until),
+                date_text(c.extended_until),
+                date_text(c.extended_on),
+                serde_json::to_string(&c.plans)?,
+                date_text(c.plans_on),
+                c.tickets_per_year.map(i64::from),
+                key,
+                tax_id_key(&c.tax_id),
+            ];
+            match old {
+                None => {
+                    tx.execute(
+                        &format!(
+                            "INSERT INTO contracts ({CONTRACT_COLUMNS}, serial_key, tax_key)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+                        ),
+                        values,
+                    )?;
+                    stats.inserted += 1;
+                }
+                Some(old) if old == *c => stats.unchanged += 1,
+                Some(_) => {
+                    tx.execute(
+                        "UPDATE contracts SET serial = ?1, email = ?2, company = ?3, tax_id = ?4, tier = ?5,
+                             model = ?6, purchased_on = ?7, shipped_on = ?8, warranty_until = ?9,
+                             extended_until = ?10, extended_on = ?11, plans = ?12, plans_on = ?13,
+                             tickets_per_year = ?14, tax_key = ?16
+                         WHERE serial_key = ?15",
+                        values,
+                    )?;
+                    stats.updated += 1;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(stats)
+    }
+
+    /// The contract of a mail, found exactly as `ContractBook::find` finds it: by the
+    /// first of `serials` that has one, else by the sender's address, else by the first
+    /// of `tax_ids` that has one; among several, the latest purchase, then the smallest
+    /// serial key (`contracts::preferred`).
+    pub fn find_contract(
+        &self,
+        serials: &[String],
+        sender: &str,
+        tax_ids: &[String],
+    ) -> Result<Option<ContractMatch>> {
+        let one = |sql: &str, key: &str| -> Result<Option<Contract>> {
+            Ok(self
+                .conn
+                .query_row(
+                    &format!("SELECT {CONTRACT_COLUMNS} FROM contracts WHERE {sql}"),
+                    [key],
+                    contract_row,
+                )
+                .optional()?)
+        };
+        let hit = |c: Contract, by| Ok(Some(ContractMatch { contract: c, by }));
+        for s in serials {
+            let key = serial_key(s);
+            if key.is_empty() {
+                continue;
+            }
+            if let Some(c) = one("serial_key = ?1", &key)? {
+                return hit(c, MatchedBy::Serial);
+            }
+        }
+        let sender = address_key(sender);
+        if !sender.is_empty()
+            && let Some(c) = one(
+                "email = ?1 ORDER BY purchased_on DESC, serial_key ASC LIMIT 1",
+                &sender,
+            )?
+        {
+            return hit(c, MatchedBy::Email);
+        }
+        for t in tax_ids {
+            let key = tax_id_key(t);
+            if key.is_empty() {
+                continue;
+            }
+            if let Some(c) = one(
+                "tax_key = ?1 ORDER BY purchased_on DESC, serial_key ASC LIMIT 1",
+                &key,
+            )? {
+                return hit(c, MatchedBy::TaxId);
+            }
+        }
+        Ok(None)
+    }
+
+    pub fn contract_count(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM contracts", [], |r| r.get(0))?)
+    }
+
+    /// Fails with a clear message when the schema is older than this ticketd
+    /// (a read-only store cannot migrate it).
+    pub fn require_current(&self) -> Result<()> {
+        let v = self.version()?;
+        if v < MIGRATIONS.len() {
+            bail!(
+                "database schema {v} is older than this ticketd ({}): run `ticketd run --once` to bring it up to date",
+                MIGRATIONS.len()
+            );
+        }
+        Ok(())
+    }
+
     // ----- mailboxes -------------------------------------------------------
 
     pub fn mailbox_state(&self, mailbox: &str) -> Result<Option<MailboxState>> {
@@ -393,22 +656,51 @@ impl Store {
         let row = self
             .conn
             .query_row(
-                "SELECT t.id, t.subject, t.status, c.address, t.language
+                "SELECT t.id, t.subject, t.status, c.address, t.language, t.created_at
                  FROM tickets t JOIN contacts c ON c.id = t.requester_id WHERE t.id = ?1",
                 [id],
                 |r| {
-                    Ok(TicketInfo {
-                        id: r.get(0)?,
-                        subject: r.get(1)?,
-                        status: r.get(2)?,
-                        requester: r.get(3)?,
-                        language: r.get(4)?,
-                        participants: Vec::new(),
-                    })
+                    Ok((
+                        TicketInfo {
+                            id: r.get(0)?,
+                            subject: r.get(1)?,
+                            status: r.get(2)?,
+                            requester: r.get(3)?,
+                            language: r.get(4)?,
+                            participants: Vec::new(),
+                            created_at: DateTime::<Utc>::MIN_UTC,
+                            facts: Vec::new(),
+                            staff_notes: Vec::new(),
+                        },
+                        r.get::<_, String>(5)?,
+                    ))
                 },
             )
             .optional()?;
-        let Some(mut t) = row else { return Ok(None) };
+        let Some((mut t, created)) = row else {
+            return Ok(None);
+        };
+        t.created_at = parse_ts(&created)?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT kind, detail FROM ticket_events WHERE ticket_id = ?1 AND kind IN ('policy', 'staff')",
+        )?;
+        for row in stmt.query_map([id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })? {
+            let (kind, detail) = row?;
+            if kind == "staff" {
+                t.staff_notes.push(detail);
+                continue;
+            }
+            let v: serde_json::Value = serde_json::from_str(&detail).unwrap_or_default();
+            for f in v["facts"].as_array().into_iter().flatten() {
+                if let Some(f) = f.as_str()
+                    && !t.facts.iter().any(|x| x == f)
+                {
+                    t.facts.push(f.to_string());
+                }
+            }
+        }
         let mut stmt = self.conn.prepare_cached(
             "SELECT DISTINCT lower(sender) FROM messages WHERE ticket_id = ?1 AND sender IS NOT NULL",
         )?;
@@ -435,13 +727,14 @@ impl Store {
         Ok(self
             .conn
             .query_row(
-                "SELECT address, language, undeliverable FROM contacts WHERE address = lower(?1)",
+                "SELECT address, language, undeliverable, undeliverable_reason FROM contacts WHERE address = lower(?1)",
                 [address],
                 |r| {
                     Ok(ContactInfo {
                         address: r.get(0)?,
                         language: r.get(1)?,
                         undeliverable: r.get::<_, i64>(2)? != 0,
+                        undeliverable_reason: r.get(3)?,
                     })
                 },
             )
@@ -509,20 +802,102 @@ impl Store {
         message_id: Option<&str>,
         sender: Option<&str>,
         content_hash: &str,
+        bounce: Option<&crate::dsn::Bounce>,
     ) -> Result<Lookup> {
+        let bounced_id = bounce.and_then(|b| b.original_message_id.as_deref());
+        let tagged = match tag {
+            Some(id) => self.ticket(id)?,
+            None => None,
+        };
+        let referenced = self.ticket_by_message_ids(referenced_ids)?;
+        let bounced = match bounced_id {
+            Some(id) => self.ticket_by_message_ids(&[id.to_string()])?,
+            None => None,
+        };
+        let bounced_rcpt: Vec<String> = match bounced_id {
+            Some(id) => self
+                .conn
+                .query_row(
+                    "SELECT rcpt_to FROM outbox WHERE message_id = ?1",
+                    [id],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()?
+                .map(|j| serde_json::from_str::<Vec<String>>(&j).unwrap_or_default())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|a| a.to_ascii_lowercase())
+                .collect(),
+            None => Vec::new(),
+        };
+        let mut keys: Vec<String> = Vec::new();
+        if let Some(s) = sender {
+            keys.push(format!("rcpt:{}", s.to_ascii_lowercase()));
+        }
+        for t in [&tagged, &referenced].into_iter().flatten() {
+            keys.push(format!("ticket:{}", t.id));
+        }
         Ok(Lookup {
-            tagged: match tag {
-                Some(id) => self.ticket(id)?,
-                None => None,
-            },
-            referenced: self.ticket_by_message_ids(referenced_ids)?,
+            tagged,
+            referenced,
             duplicate: self.duplicate(message_id, sender, content_hash)?,
             contact: match sender {
                 Some(s) => self.contact(s)?,
                 None => None,
             },
             next_ticket_id: self.next_ticket_id()?,
+            bounced,
+            buckets: self.buckets(&keys)?,
+            bounced_recipients: bounced_rcpt.clone(),
+            bounce_contacts: match bounce {
+                Some(b) => b
+                    .recipients
+                    .iter()
+                    .chain(bounced_rcpt.iter())
+                    .take(60)
+                    .map(|r| self.contact(r))
+                    .filter_map(Result::transpose)
+                    .collect::<Result<_>>()?,
+                None => Vec::new(),
+            },
+            contract: None,
+            quota_used: Default::default(),
         })
+    }
+
+    /// How many tickets of contract `serial` used quota `quota` in the period starting `since`.
+    pub fn quota_used(&self, quota: &str, serial: &str, since: NaiveDate) -> Result<u32> {
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM ticket_events WHERE kind = 'quota'
+               AND json_extract(detail, '$.id') = ?1
+               AND json_extract(detail, '$.contract') = ?2
+               AND json_extract(detail, '$.period_start') = ?3
+               AND json_extract(detail, '$.charged') = 1",
+            params![quota, serial, since.to_string()],
+            |r| r.get(0),
+        )?;
+        Ok(n as u32)
+    }
+
+    /// The stored levels of the reply buckets named `keys` (absent ones are full).
+    pub fn buckets(&self, keys: &[String]) -> Result<Vec<BucketLevel>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT tokens, updated_at FROM reply_buckets WHERE key = ?1")?;
+        let mut out = Vec::new();
+        for k in keys {
+            if let Some((tokens, at)) = stmt
+                .query_row([k], |r| Ok((r.get::<_, f64>(0)?, r.get::<_, String>(1)?)))
+                .optional()?
+            {
+                out.push(BucketLevel {
+                    key: k.clone(),
+                    tokens,
+                    updated_at: parse_ts(&at)?,
+                });
+            }
+        }
+        Ok(out)
     }
 
     // ----- the one write per message -------------------------------------------
@@ -536,6 +911,7 @@ impl Store {
         msg: &MessageRow<'_>,
         ticket: &TicketWrite,
         events: &[(&str, String)],
+        effects: &SideEffects,
         now: DateTime<Utc>,
         render: impl FnOnce(Option<i64>) -> Result<Vec<NewMail>>,
     ) -> Result<Applied> {
@@ -545,6 +921,7 @@ impl Store {
             TicketWrite::None => None,
             TicketWrite::New {
                 subject,
+                status,
                 language,
                 requester,
                 requester_name,
@@ -553,15 +930,15 @@ impl Store {
                     upsert_contact(&tx, requester, requester_name.as_deref(), language, &now_s)?;
                 tx.execute(
                     "INSERT INTO tickets (subject, status, requester_id, mailbox, language, created_at, updated_at)
-                     VALUES (?1, 'open', ?2, ?3, ?4, ?5, ?5)",
-                    params![subject, contact, msg.origin.mailbox, language, now_s],
+                     VALUES (?1, ?6, ?2, ?3, ?4, ?5, ?5)",
+                    params![subject, contact, msg.origin.mailbox, language, now_s, status],
                 )?;
                 Some(tx.last_insert_rowid())
             }
-            TicketWrite::Update { id } => {
+            TicketWrite::Update { id, status } => {
                 tx.execute(
-                    "UPDATE tickets SET status = 'open', updated_at = ?2 WHERE id = ?1",
-                    params![id, now_s],
+                    "UPDATE tickets SET status = ?3, updated_at = ?2 WHERE id = ?1",
+                    params![id, now_s, status],
                 )?;
                 Some(*id)
             }
@@ -605,6 +982,21 @@ impl Store {
                     params![t, now_s, kind, message_row, detail],
                 )?;
             }
+        }
+        for u in &effects.undeliverable {
+            mark_undeliverable(&tx, u, &now_s)?;
+        }
+        for (key, tokens) in &effects.buckets {
+            let name = match (key.name(), ticket_id) {
+                (Some(n), _) => n,
+                (None, Some(t)) => BucketKey::Ticket(t).name().unwrap_or_default(),
+                (None, None) => continue,
+            };
+            tx.execute(
+                "INSERT INTO reply_buckets (key, tokens, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(key) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at",
+                params![name, tokens, now_s],
+            )?;
         }
         let mails = render(ticket_id)?;
         let mut queued = Vec::new();
@@ -724,6 +1116,35 @@ impl Store {
         Ok(())
     }
 
+    /// Which of `addresses` are contacts marked undeliverable.
+    pub fn undeliverable_among(&self, addresses: &[String]) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for a in addresses {
+            if self.contact(a)?.is_some_and(|c| c.undeliverable) {
+                out.push(a.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Gives up a queued mail without trying: its recipients are undeliverable.
+    pub fn skip_outbox(&mut self, id: i64, error: &str, now: DateTime<Utc>) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        let ticket: Option<i64> = tx.query_row(
+            "UPDATE outbox SET status = 'failed', last_error = ?2 WHERE id = ?1 RETURNING ticket_id",
+            params![id, error],
+            |r| r.get(0),
+        )?;
+        if let Some(t) = ticket {
+            tx.execute(
+                "INSERT INTO ticket_events (ticket_id, at, kind, message_row, detail) VALUES (?1, ?2, 'send_skipped', NULL, ?3)",
+                params![t, ts(now), error],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Records a permanent failure and, in the same transaction, the notice to staff.
     pub fn mark_failed(
         &mut self,
@@ -817,6 +1238,52 @@ impl Store {
     }
 }
 
+const CONTRACT_COLUMNS: &str = "serial, email, company, tax_id, tier, model, purchased_on, shipped_on, \
+     warranty_until, extended_until, extended_on, plans, plans_on, tickets_per_year";
+
+fn date_text(d: Option<NaiveDate>) -> Option<String> {
+    d.map(|d| d.format("%Y-%m-%d").to_string())
+}
+
+fn date_column(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<NaiveDate>> {
+    let v: Option<String> = r.get(i)?;
+    v.map(|s| {
+        NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+        })
+    })
+    .transpose()
+}
+
+/// A `contracts` row selected with [`CONTRACT_COLUMNS`].
+fn contract_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Contract> {
+    let plans: String = r.get(11)?;
+    let plans = serde_json::from_str(&plans).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(11, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    let tickets: Option<i64> = r.get(13)?;
+    Ok(Contract {
+        serial: r.get(0)?,
+        email: r.get(1)?,
+        company: r.get(2)?,
+        tax_id: r.get(3)?,
+        tier: r.get(4)?,
+        model: r.get(5)?,
+        purchased_on: date_column(r, 6)?.ok_or(rusqlite::Error::InvalidColumnType(
+            6,
+            "purchased_on".into(),
+            rusqlite::types::Type::Null,
+        ))?,
+        shipped_on: date_column(r, 7)?,
+        warranty_until: date_column(r, 8)?,
+        extended_until: date_column(r, 9)?,
+        extended_on: date_column(r, 10)?,
+        plans,
+        plans_on: date_column(r, 12)?,
+        tickets_per_year: tickets.and_then(|n| u32::try_from(n).ok()),
+    })
+}
+
 fn upsert_contact(
     tx: &Transaction<'_>,
     address: &str,
@@ -860,6 +1327,35 @@ fn queue_mail(tx: &Transaction<'_>, ticket_id: Option<i64>, m: &NewMail, now: &s
         )?;
     }
     Ok(id)
+}
+
+/// Marks a contact undeliverable and fails the mail still queued to it alone,
+/// with an event on each ticket concerned.
+fn mark_undeliverable(tx: &Transaction<'_>, u: &Undeliverable, now: &str) -> Result<()> {
+    tx.execute(
+        "INSERT INTO contacts (address, created_at, undeliverable, undeliverable_since, undeliverable_reason)
+         VALUES (lower(?1), ?2, 1, ?2, ?3)
+         ON CONFLICT(address) DO UPDATE SET undeliverable = 1,
+             undeliverable_since = coalesce(contacts.undeliverable_since, excluded.undeliverable_since),
+             undeliverable_reason = excluded.undeliverable_reason",
+        params![u.address, now, u.reason],
+    )?;
+    let only_to = serde_json::to_string(&[u.address.to_ascii_lowercase()])?;
+    let error = format!("not sent: {} is undeliverable ({})", u.address, u.reason);
+    let mut stmt = tx.prepare_cached(
+        "UPDATE outbox SET status = 'failed', last_error = ?2
+         WHERE status = 'queued' AND lower(rcpt_to) = ?1 RETURNING ticket_id",
+    )?;
+    let tickets: Vec<Option<i64>> = stmt
+        .query_map(params![only_to, error], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for t in tickets.into_iter().flatten() {
+        tx.execute(
+            "INSERT INTO ticket_events (ticket_id, at, kind, message_row, detail) VALUES (?1, ?2, 'send_skipped', NULL, ?3)",
+            params![t, now, error],
+        )?;
+    }
+    Ok(())
 }
 
 fn advance_mailbox(tx: &Transaction<'_>, o: &Origin<'_>, now: &str) -> Result<()> {
@@ -908,12 +1404,14 @@ mod tests {
             .apply(
                 &row(1, b"x"),
                 &TicketWrite::New {
+                    status: "open",
                     subject: "Disk".into(),
                     language: "en".into(),
                     requester: "ann@example.net".into(),
                     requester_name: None,
                 },
                 &[("created", "new ticket".into())],
+                &SideEffects::default(),
                 now(),
                 |_| Ok(vec![]),
             )
@@ -945,12 +1443,14 @@ mod tests {
         let r = s.apply(
             &row(1, b"x"),
             &TicketWrite::New {
+                status: "open",
                 subject: "Disk".into(),
                 language: "en".into(),
                 requester: "ann@example.net".into(),
                 requester_name: None,
             },
             &[],
+            &SideEffects::default(),
             now(),
             |_| anyhow::bail!("template broke"),
         );
@@ -963,9 +1463,14 @@ mod tests {
     #[test]
     fn duplicate_by_message_id_needs_the_same_sender() {
         let mut s = Store::in_memory().unwrap();
-        s.apply(&row(1, b"x"), &TicketWrite::None, &[], now(), |_| {
-            Ok(vec![])
-        })
+        s.apply(
+            &row(1, b"x"),
+            &TicketWrite::None,
+            &[],
+            &SideEffects::default(),
+            now(),
+            |_| Ok(vec![]),
+        )
         .unwrap();
         assert!(
             s.duplicate(Some("m1@example.net"), Some("ann@example.net"), "zz")
@@ -979,5 +1484,187 @@ mod tests {
         );
         assert!(s.duplicate(None, None, "h1").unwrap().is_some());
         assert_eq!(s.mailbox_state("support").unwrap().unwrap().last_uid, 1);
+    }
+
+    fn contract(serial: &str, email: &str, tier: &str) -> Contract {
+        Contract {
+            serial: serial.into(),
+            email: email.into(),
+            company: "Acme".into(),
+            tax_id: "ES B12345678".into(),
+            tier: tier.into(),
+            model: "TS-453D".into(),
+            purchased_on: NaiveDate::from_ymd_opt(2025, 3, 1).unwrap(),
+            plans: vec!["onsite".into()],
+            ..Contract::default()
+        }
+    }
+
+    #[test]
+    fn reimporting_contracts_updates_in_place() {
+        let mut s = Store::in_memory().unwrap();
+        let first = vec![
+            contract("Q23A0001", "ann@acme.test", "gold"),
+            contract("Q23A0002", "bob@acme.test", "silver"),
+        ];
+        let st = s.import_contracts(&first).unwrap();
+        assert_eq!((st.inserted, st.updated, st.unchanged), (2, 0, 0));
+        let second = vec![
+            contract("q23a0001", "ANN@acme.test", "silver"),
+            contract("Q23A0002", "bob@acme.test", "silver"),
+            contract("Q23A0003", "cy@acme.test", "bronze"),
+        ];
+        let st = s.import_contracts(&second).unwrap();
+        assert_eq!((st.inserted, st.updated, st.unchanged), (1, 1, 1));
+        assert_eq!(s.contract_count().unwrap(), 3);
+        let m = s
+            .find_contract(&["Q23A0001".into()], "", &[])
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.by, MatchedBy::Serial);
+        assert_eq!(
+            (m.contract.serial.as_str(), m.contract.tier.as_str()),
+            ("q23a0001", "silver")
+        );
+        assert_eq!(m.contract.email, "ann@acme.test");
+        assert_eq!(m.contract.plans, vec!["onsite"]);
+        // The same file again changes nothing.
+        let st = s.import_contracts(&second).unwrap();
+        assert_eq!((st.inserted, st.updated, st.unchanged), (0, 0, 3));
+    }
+
+    #[test]
+    fn a_failed_contract_import_leaves_the_table_unchanged() {
+        let mut s = Store::in_memory().unwrap();
+        s.import_contracts(&[contract("Q23A0001", "ann@acme.test", "gold")])
+            .unwrap();
+        // The first two rows would insert and update; the third repeats a serial.
+        let bad = vec![
+            contract("Q23A0009", "zed@acme.test", "gold"),
+            contract("Q23A0001", "ann@acme.test", "bronze"),
+            contract("Q23A0009", "zed@acme.test", "gold"),
+        ];
+        let err = s.import_contracts(&bad).unwrap_err();
+        assert!(format!("{err:#}").contains("appears twice"), "{err:#}");
+        assert_eq!(s.contract_count().unwrap(), 1);
+        let m = s.find_contract(&[], "ann@acme.test", &[]).unwrap().unwrap();
+        assert_eq!(m.contract.tier, "gold");
+        assert!(
+            s.import_contracts(&[contract(" ", "x@y.z", "gold")])
+                .is_err()
+        );
+        assert_eq!(s.contract_count().unwrap(), 1);
+    }
+
+    #[test]
+    fn find_contract_matches_as_the_contract_book_does() {
+        use crate::contracts::ContractBook;
+        let mut list = vec![
+            contract("Q23A0001", "ann@acme.test", "gold"),
+            contract("Q23A0002", "ann@acme.test", "gold"),
+            contract("AV7-000123", "", "silver"),
+        ];
+        list[1].purchased_on = NaiveDate::from_ymd_opt(2025, 6, 1).unwrap();
+        list[2].tax_id = "B87654321".into();
+        let mut s = Store::in_memory().unwrap();
+        s.import_contracts(&list).unwrap();
+        let book = ContractBook::new(list);
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let queries = [
+            (v(&["zz", "q23a0001"]), "ann@acme.test", v(&[])),
+            (v(&["zz"]), "Ann <ANN@Acme.test>", v(&["B87654321"])),
+            (v(&[]), "nobody@x.test", v(&["nope", "ES-B87654321"])),
+            (v(&[]), "nobody@x.test", v(&["ES B12345678"])),
+            (v(&["nothing"]), "", v(&[""])),
+        ];
+        let mut found = 0;
+        for (serials, sender, tax) in &queries {
+            let a = book.find(serials, sender, tax);
+            let b = s.find_contract(serials, sender, tax).unwrap();
+            assert_eq!(a, b, "{serials:?} {sender} {tax:?}");
+            found += usize::from(a.is_some());
+        }
+        assert_eq!(found, 4);
+    }
+
+    #[test]
+    fn marking_a_contact_undeliverable_fails_its_queued_mail_and_buckets_are_kept() {
+        let mut s = Store::in_memory().unwrap();
+        let mail = |id: &str| NewMail {
+            kind: "ack_new".into(),
+            message_id: id.into(),
+            mail_from: "support@vendor.test".into(),
+            rcpt_to: vec!["Ann@example.net".into()],
+            raw: b"x".to_vec(),
+        };
+        let first = s
+            .apply(
+                &row(1, b"x"),
+                &TicketWrite::New {
+                    subject: "Disk".into(),
+                    status: "open",
+                    language: "en".into(),
+                    requester: "ann@example.net".into(),
+                    requester_name: None,
+                },
+                &[],
+                &SideEffects {
+                    buckets: vec![
+                        (BucketKey::Recipient("Ann@example.net".into()), 4.0),
+                        (BucketKey::NewTicket, 4.0),
+                    ],
+                    undeliverable: vec![],
+                },
+                now(),
+                |_| Ok(vec![mail("m-out-1@t")]),
+            )
+            .unwrap();
+        let t = first.ticket_id.unwrap();
+        let levels = s
+            .buckets(&["rcpt:ann@example.net".into(), format!("ticket:{t}")])
+            .unwrap();
+        assert_eq!(levels.len(), 2);
+        assert_eq!(levels[0].tokens, 4.0);
+        let mut bounce = row(2, b"y");
+        bounce.message_id = Some("b1@mx");
+        bounce.content_hash = "h2";
+        s.apply(
+            &bounce,
+            &TicketWrite::Attach { id: t },
+            &[("bounce", "Status 5.1.1".into())],
+            &SideEffects {
+                buckets: vec![],
+                undeliverable: vec![Undeliverable {
+                    address: "ann@example.net".into(),
+                    reason: "Status 5.1.1".into(),
+                }],
+            },
+            now(),
+            |_| Ok(vec![]),
+        )
+        .unwrap();
+        let c = s.contact("ann@example.net").unwrap().unwrap();
+        assert!(c.undeliverable);
+        assert_eq!(c.undeliverable_reason.as_deref(), Some("Status 5.1.1"));
+        assert_eq!(
+            s.undeliverable_among(&["bob@example.net".into(), "ANN@example.net".into()])
+                .unwrap(),
+            vec!["ANN@example.net".to_string()]
+        );
+        let out = s.outbox(None).unwrap();
+        assert_eq!(out[0].status, "failed");
+        assert!(
+            out[0]
+                .last_error
+                .as_deref()
+                .unwrap()
+                .contains("undeliverable")
+        );
+        assert!(
+            s.ticket_events(t)
+                .unwrap()
+                .iter()
+                .any(|(k, _)| k == "send_skipped")
+        );
     }
 }

@@ -11,6 +11,8 @@ pub const REQUIRED: &[&str] = &[
     "ack_followup",
     "staff_quarantine",
     "staff_send_failed",
+    "staff_policy",
+    "staff_undeliverable",
 ];
 
 pub struct Templates {
@@ -45,6 +47,12 @@ impl Templates {
                 };
                 let text = std::fs::read_to_string(&path)
                     .with_context(|| format!("cannot read {}", path.display()))?;
+                if let Some(partial) = name.strip_prefix('_') {
+                    // `_policy.hbs` is the partial `{{> en_policy}}`.
+                    hb.register_partial(&format!("{}_{partial}", lang.as_str()), text)
+                        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+                    continue;
+                }
                 let (subject, body) =
                     split_template(&text).with_context(|| format!("{}:1", path.display()))?;
                 hb.register_template_string(&key(lang, name, "subject"), subject)
@@ -76,6 +84,25 @@ impl Templates {
         name: &str,
         data: &serde_json::Value,
     ) -> Result<(String, String)> {
+        // A pack's notices are templates too, rendered with the same data.
+        let mut data = data.clone();
+        let notices: Vec<String> = data
+            .pointer("/policy/notices")
+            .and_then(|n| n.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n.get("text").and_then(|t| t.as_str()))
+            .map(|t| {
+                self.hb
+                    .render_template(t, &data)
+                    .map(|s| wrap(s.trim(), 74))
+                    .with_context(|| format!("pack notice `{t}`"))
+            })
+            .collect::<Result<_>>()?;
+        if let Some(o) = data.as_object_mut() {
+            o.insert("notices".into(), serde_json::json!(notices));
+        }
+        let data = &data;
         let subject = self
             .hb
             .render(&key(lang, name, "subject"), data)
@@ -87,6 +114,30 @@ impl Templates {
         let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
         Ok((subject, body.trim_start_matches('\n').to_string()))
     }
+}
+
+/// Greedy word wrap for text with spaces; lines without spaces (Japanese) are kept whole.
+fn wrap(text: &str, width: usize) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for (i, line) in text.lines().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let mut col = 0;
+        for word in line.split(' ').filter(|w| !w.is_empty()) {
+            let len = word.chars().count();
+            if col > 0 && col + 1 + len > width {
+                out.push('\n');
+                col = 0;
+            } else if col > 0 {
+                out.push(' ');
+                col += 1;
+            }
+            out.push_str(word);
+            col += len;
+        }
+    }
+    out
 }
 
 fn key(lang: Language, name: &str, part: &str) -> String {
@@ -108,6 +159,18 @@ mod tests {
 
     fn shipped() -> Templates {
         Templates::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("templates")).unwrap()
+    }
+
+    #[test]
+    fn notices_wrap_at_word_boundaries() {
+        let w = wrap("aaa bbb ccc ddd", 7);
+        assert_eq!(w, "aaa bbb\nccc ddd");
+        assert_eq!(
+            wrap("受付時間外のメールへの回答は翌営業日以降となります。", 10)
+                .lines()
+                .count(),
+            1
+        );
     }
 
     #[test]

@@ -271,3 +271,219 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         }
     }
 }
+
+#[test]
+fn check_config_rejects_a_broken_pack_with_file_line_and_reason() {
+    let d = temp();
+    std::fs::write(d.path().join("pw"), "secret\n").unwrap();
+    let packs = d.path().join("vendors");
+    std::fs::create_dir(&packs).unwrap();
+    let good = std::fs::read_to_string(repo().join("config/vendors/netex.toml")).unwrap();
+    let broken = good
+        .replacen("after = \"8h\"", "after = \"8 hours\"", 1)
+        .replacen(
+            "when = [\"severity=1\"]",
+            "when = [\"severity=1\", \"weekend\"]",
+            1,
+        )
+        .replacen("rule = \"NX-04\"", "rule = \"nx4\"", 1)
+        .replacen(
+            "text.es = \"Su número de seguimiento",
+            "text.fr = \"Su número de seguimiento",
+            1,
+        );
+    let pack_path = packs.join("netex.toml");
+    std::fs::write(&pack_path, &broken).unwrap();
+    let line_of = |needle: &str| {
+        let at = broken.find(needle).expect(needle);
+        // The entry's table header is the line the problem is reported at.
+        let header = broken[..at].rfind("\n[").map_or(0, |i| i + 1);
+        broken[..header].lines().count() + 1
+    };
+    let text = config_text(d.path(), "netex").replace(
+        &format!("packs = \"{}/config/vendors\"", repo().display()),
+        &format!("packs = \"{}\"", packs.display()),
+    );
+    let path = d.path().join("ticketd.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = ticketd(&["check-config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let p = pack_path.display();
+    for expected in [
+        format!(
+            "{p}:{}: escalation.after: `8 hours` is not a duration",
+            line_of("8 hours")
+        ),
+        format!(
+            "{p}:{}: condition `weekend` is not known",
+            line_of("\"weekend\"")
+        ),
+        format!("{p}:{}: rule `nx4` is not a rule ID", line_of("\"nx4\"")),
+        format!(
+            "{p}:{}: notice `tracking`: text.es is missing",
+            line_of("text.fr")
+        ),
+    ] {
+        assert!(err.contains(&expected), "missing `{expected}` in:\n{err}");
+    }
+}
+
+#[test]
+fn contracts_import_updates_in_place_and_a_bad_file_changes_nothing() {
+    let d = temp();
+    std::fs::write(d.path().join("pw"), "secret\n").unwrap();
+    let cfg = d.path().join("t.toml");
+    std::fs::write(&cfg, config_text(d.path(), "qnap")).unwrap();
+    let cfg = cfg.to_str().unwrap();
+
+    // The shipped example imports whole.
+    let example = repo().join("config/contracts.example.csv");
+    let out = ticketd(&[
+        "contracts",
+        "import",
+        example.to_str().unwrap(),
+        "--config",
+        cfg,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("6 inserted, 0 updated, 0 unchanged"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let show = |key: &str| -> serde_json::Value {
+        let out = ticketd(&["contracts", "show", key, "--config", cfg]);
+        assert!(
+            out.status.success(),
+            "{key}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let v = show("q23a1234567");
+    assert_eq!(v["by"], "serial");
+    assert_eq!(v["contract"]["company"], "Studio \"Blue\" Ltd");
+    assert_eq!(
+        v["contract"]["plans"],
+        serde_json::json!(["advanced_replacement", "onsite"])
+    );
+    assert_eq!(show("Soporte@Empresa.example")["by"], "email");
+    let v = show("B12345678");
+    assert_eq!(
+        (v["by"].as_str(), v["contract"]["serial"].as_str()),
+        (Some("tax_id"), Some("AV7-000123"))
+    );
+
+    // Re-import with one changed row and one new row.
+    let text = std::fs::read_to_string(&example).unwrap();
+    let changed = text.replace("TS-453D,2025-03-01", "TS-453D,2025-03-02")
+        + "Q24C0000001,new@studio.example,Studio,,silver,TS-464,2025-05-05,,,,,,,\n";
+    let good = d.path().join("good.csv");
+    std::fs::write(&good, &changed).unwrap();
+    let out = ticketd(&[
+        "contracts",
+        "import",
+        good.to_str().unwrap(),
+        "--config",
+        cfg,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 inserted, 1 updated, 5 unchanged"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // A file with good rows and bad ones: exit 1, every bad row named, nothing imported.
+    let bad = d.path().join("bad.csv");
+    let bad_text = changed.replace("TS-453D,2025-03-02", "TS-453D,2025-03-03")
+        + "Q24C0000002,x@studio.example,Studio,,silver,TS-464,2025-13-01,,,,,,,\n"
+        + ",y@studio.example,Studio,,silver,TS-464,2025-05-05,,,,,,,\n"
+        + "Q24C0000001,z@studio.example,Studio,,silver,TS-464,2025-05-05,,,,,,,\n";
+    std::fs::write(&bad, bad_text).unwrap();
+    let out = ticketd(&[
+        "contracts",
+        "import",
+        bad.to_str().unwrap(),
+        "--config",
+        cfg,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let b = bad.display();
+    for expected in [
+        format!("{b}:9: purchased_on `2025-13-01` is not a date (YYYY-MM-DD)"),
+        format!("{b}:10: empty serial"),
+        format!("{b}:11: serial `Q24C0000001` is already on line 8"),
+    ] {
+        assert!(err.contains(&expected), "missing `{expected}` in:\n{err}");
+    }
+    assert_eq!(
+        show("Q23A1234567")["contract"]["purchased_on"],
+        "2025-03-02"
+    );
+    let out = ticketd(&["contracts", "show", "Q24C0000002", "--config", cfg]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+/// `explain --contracts` reads the entitlements from a CSV file and shows the `policy` object.
+#[test]
+fn explain_with_contracts_shows_the_policy_of_a_known_customer() {
+    // AV-05: a maintenance contract with company name and CIF goes to the assigned technician.
+    let d = temp();
+    let mail = d.path().join("m.eml");
+    std::fs::write(
+        &mail,
+        "From: Soporte <soporte@empresa.example>\r\nTo: soporte@avanzada7.test\r\nSubject: Centralita\r\nMessage-ID: <c1@empresa.example>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nEmpresa: Empresa Ejemplo S.L.\r\nCIF: B12345678\r\nLa centralita se reinicia cada noche.\r\n",
+    )
+    .unwrap();
+    let contracts = repo().join("config/contracts.example.csv");
+    let v = explain_json(
+        &mail,
+        &[
+            "--pack",
+            "avanzada7",
+            "--at",
+            "2026-11-16T16:30:00Z",
+            "--contracts",
+            contracts.to_str().unwrap(),
+        ],
+    );
+    let p = &v["policy"];
+    assert_eq!(p["pack"], "avanzada7");
+    assert_eq!(p["contract"]["serial"], "AV7-000123");
+    assert_eq!(p["contract"]["matched_by"], "email");
+    assert_eq!(p["route"]["rule"], "AV-05");
+    assert_eq!(p["business_open"], true);
+    assert_eq!(p["clock_starts_at"], "2026-11-16T17:30:00+01:00");
+    assert_eq!(p["first_response_due"], "2026-11-17T17:30:00+01:00");
+    assert_eq!(p["warranty"]["status"], "expired");
+    assert_eq!(p["warranty"]["until"], "2026-03-31");
+    assert_eq!(p["tier"], "customer");
+    assert_eq!(p["severity"], 3);
+    assert!(p["missing"].as_array().unwrap().is_empty());
+    assert!(p["escalations"].as_array().unwrap().is_empty());
+    assert!(p["rules"].as_array().unwrap().iter().any(|r| r == "AV-05"));
+    assert_eq!(v["replies"][0]["language"], "es");
+    // A bad contracts file is an error naming its line, not a silent empty book.
+    let bad = d.path().join("bad.csv");
+    std::fs::write(&bad, "serial,email\nX1,a@b\n").unwrap();
+    let out = ticketd(&[
+        "explain",
+        mail.to_str().unwrap(),
+        "--contracts",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.csv:1:"));
+}

@@ -7,4 +7,7 @@ mod fuzz_pipeline;
 mod fuzz_replay;
 mod harness;
 mod hostile;
+mod hygiene;
+mod packs;
 mod pipeline;
+mod rules;
