@@ -22,6 +22,53 @@ pub struct Attachment {
     pub name: Option<String>,
     pub content_type: String,
     pub size: usize,
+    /// An executable this attachment is or carries in a zip archive (the malware trick
+    /// `invoice.pdf          .exe`), by its name.
+    pub executable: Option<String>,
+}
+
+/// File name endings that run code when opened on a desktop.
+const EXECUTABLE_ENDINGS: &[&str] = &[
+    ".exe", ".scr", ".pif", ".com", ".bat", ".cmd", ".vbs", ".vbe", ".js", ".jse", ".wsf", ".wsh",
+    ".hta", ".cpl", ".msi", ".jar", ".lnk",
+];
+
+/// An executable that hides what it is: a second extension before the real one
+/// (`invoice.pdf.exe`) or a run of spaces pushing it out of sight (`a.htm      .pif`).
+/// A plain `setup.exe` or `script.js` a customer attaches on purpose does not count.
+fn is_executable_name(name: &str) -> bool {
+    let n = name.trim().to_ascii_lowercase();
+    let Some(ending) = EXECUTABLE_ENDINGS.iter().find(|e| n.ends_with(*e)) else {
+        return false;
+    };
+    let stem = &n[..n.len() - ending.len()];
+    stem.contains("   ")
+        || stem.rsplit_once('.').is_some_and(|(_, ext)| {
+            (2..=4).contains(&ext.trim().len())
+                && ext.trim().chars().all(|c| c.is_ascii_alphanumeric())
+        })
+}
+
+/// The executable an attachment is, or the first one named in a zip archive's local file
+/// headers (read without unpacking; at most 64 entries).
+fn executable_in(name: Option<&str>, bytes: &[u8]) -> Option<String> {
+    if let Some(n) = name.filter(|n| is_executable_name(n)) {
+        return Some(n.trim().to_string());
+    }
+    let mut at = 0;
+    for _ in 0..64 {
+        let rest = bytes.get(at..)?;
+        let start = rest.windows(4).position(|w| w == b"PK\x03\x04")?;
+        let header = rest.get(start..start + 30)?;
+        let name_len = u16::from_le_bytes([header[26], header[27]]) as usize;
+        let entry = rest.get(start + 30..start + 30 + name_len)?;
+        let entry = String::from_utf8_lossy(entry);
+        if is_executable_name(&entry) {
+            return Some(entry.split_whitespace().collect::<Vec<_>>().join(" "));
+        }
+        at += start + 30 + name_len;
+    }
+    None
 }
 
 /// Everything the pipeline reads of one mail.
@@ -270,6 +317,7 @@ pub fn parse(raw: &[u8], arrival: DateTime<Utc>) -> Inbound {
                 .unwrap_or_else(|| "application/octet-stream".into())
                 .to_ascii_lowercase(),
             size: a.len(),
+            executable: executable_in(a.attachment_name(), a.contents()),
         });
     }
     inbound
@@ -463,6 +511,27 @@ pub fn looks_japanese(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_disguised_executables_count() {
+        assert!(is_executable_name("account-password.htm          .pif"));
+        assert!(is_executable_name("Invoice.PDF.exe"));
+        assert!(!is_executable_name("setup.exe"));
+        assert!(!is_executable_name("collect-logs.js"));
+        assert!(!is_executable_name("report.pdf"));
+        // A zip whose first entry hides an executable.
+        let mut zip = b"PK\x03\x04".to_vec();
+        zip.extend_from_slice(&[0u8; 22]);
+        let name = b"doc.htm     .scr";
+        zip.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        zip.extend_from_slice(&[0, 0]);
+        zip.extend_from_slice(name);
+        assert_eq!(
+            executable_in(Some("doc.zip"), &zip).as_deref(),
+            Some("doc.htm .scr")
+        );
+        assert_eq!(executable_in(Some("doc.zip"), b"PK\x03\x04 short"), None);
+    }
 
     fn at() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-03-02T10:00:00Z")
