@@ -727,6 +727,7 @@ fn probe_row<'a>(i: usize, m: &'a Mail) -> MessageRow<'a> {
         class: "human",
         outcome: "processed",
         reason: None,
+        reply_text: None,
     }
 }
 

@@ -198,6 +198,8 @@ const LIST_HEADERS: &[(&str, &str)] = &[
     ("x-listmember", "X-ListMember"),
     ("x-list", "X-List"),
     ("x-ml-name", "X-ML-Name"),
+    ("x-mlserver", "X-MLServer (fml)"),
+    ("x-ml-count", "X-ML-Count"),
     ("x-mailing-list", "X-Mailing-List"),
     ("x-listserver", "X-Listserver"),
     ("x-list-subscribe", "X-List-Subscribe"),
@@ -213,6 +215,66 @@ const LIST_HEADERS: &[(&str, &str)] = &[
     ("feedback-id", "Feedback-ID"),
     ("x-csa-complaints", "X-CSA-Complaints"),
 ];
+
+/// The subject under a forwarding prefix (Fwd:, Fw:, TR:, WG:, RV:, 転送:), if it has one.
+fn forwarded_subject(subject: &str) -> Option<&str> {
+    let s = subject.trim_start();
+    ["fwd:", "fw:", "tr:", "wg:", "rv:", "enc:", "転送:"]
+        .iter()
+        .find_map(|p| {
+            s.get(..p.len())
+                .filter(|h| h.eq_ignore_ascii_case(p))
+                .map(|_| s[p.len()..].trim_start())
+        })
+}
+
+/// Whether a body is a forwarded delivery report and nothing else: the report's
+/// fields appear (quoted or not) and the text before them is only a forwarding line.
+fn forwards_a_report(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    let Some(at) = [
+        "final-recipient:",
+        "action: failed",
+        "status: 5.",
+        "status: 4.",
+    ]
+    .iter()
+    .filter_map(|k| lower.find(k))
+    .min() else {
+        return false;
+    };
+    let own: usize = lower[..at]
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('>') && !l.contains("forwarded"))
+        .map(|l| l.split_whitespace().count())
+        .sum();
+    own <= 3
+}
+
+/// Words that mix letters with symbols or digits standing for letters, as spam
+/// writes to slip past word filters (`P@tches`, `l!ke`, `kn0vv`, `G01d`).
+fn obfuscated_words(text: &str) -> usize {
+    text.split_whitespace()
+        .take(5000)
+        .filter(|w| {
+            let w = w.trim_matches(|c: char| !c.is_alphanumeric());
+            if w.len() < 3 || w.contains('.') || w.contains('/') || w.contains(':') {
+                return false;
+            }
+            let letters = w.chars().filter(|c| c.is_ascii_alphabetic()).count();
+            let chars: Vec<char> = w.chars().collect();
+            let inner = chars.len() >= 3
+                && chars[1..chars.len() - 1].iter().enumerate().any(|(i, c)| {
+                    let (prev, next) = (chars[i], chars[i + 2]);
+                    matches!(c, '@' | '!' | '|' | '(' | '$' | '0' | '1')
+                        && prev.is_ascii_alphabetic()
+                        && (next.is_ascii_alphabetic() || matches!(next, '0' | '@'))
+                });
+            letters >= 2 && inner
+        })
+        .count()
+}
 
 fn starts_with_any(subject: &str, list: &[&str]) -> Option<String> {
     let s = subject.trim_start().to_lowercase();
@@ -351,6 +413,17 @@ fn classify_with(m: &Inbound, raw: Option<&[u8]>, identity: &Identity) -> Classi
         points += 1;
     }
     let bounce_subject = starts_with_any(&m.subject, BOUNCE_SUBJECTS);
+    // A person forwarding a delivery report without a word of their own.
+    if bounce_subject.is_none()
+        && let Some(inner) = forwarded_subject(&m.subject)
+        && let Some(s) = starts_with_any(inner, BOUNCE_SUBJECTS)
+        && forwards_a_report(&m.text)
+    {
+        reasons.push(format!(
+            "a forwarded delivery report (\"{s}\") with no text of its own"
+        ));
+        strong = true;
+    }
     if let Some(s) = &bounce_subject {
         reasons.push(format!("subject starts with \"{s}\""));
         points += 1;
@@ -546,9 +619,21 @@ fn classify_with(m: &Inbound, raw: Option<&[u8]>, identity: &Identity) -> Classi
             || l.ends_with("-bounces")
             || l.contains("-bounces+")
             || l.ends_with("-request")
+            || l.ends_with("-admin")
         {
             list.push(format!("Return-Path <{rp}> is a list manager's"));
         }
+    }
+    if let Some(a) = m.attachments.iter().find_map(|a| a.executable.as_ref()) {
+        list.push(format!(
+            "an attachment is or carries an executable ({a}): malware sent in bulk"
+        ));
+    }
+    let obfuscated = obfuscated_words(&m.text);
+    if obfuscated >= 4 {
+        list.push(format!(
+            "{obfuscated} words spelled with symbols for letters (P@ck@ge, l!ke): bulk spam"
+        ));
     }
     if !list.is_empty() {
         reasons.extend(list);
@@ -781,6 +866,31 @@ mod tests {
             "From: ann@example.net\r\nX-Auto-Response-Suppress: All\r\nSubject: Pool degraded\r\n\r\nMy pool is degraded.\r\n",
         );
         assert_eq!(c.class, Class::Human);
+    }
+
+    #[test]
+    fn a_forwarded_report_spam_malware_and_list_admins_are_not_people() {
+        let fwd = classified(
+            "From: ann@example.jp\r\nSubject: Fwd: Returned mail: see transcript for details\r\n\r\nBegin forwarded message:\r\n\r\n> From: MAILER-DAEMON\r\n> Final-Recipient: rfc822; x@example.org\r\n> Action: failed\r\n> Status: 5.1.1\r\n",
+        );
+        assert_eq!(fwd.class, Class::Bounce, "{:?}", fwd.reasons);
+        // The same forward with a question of the person's own is a person.
+        let asked = classified(
+            "From: ann@example.jp\r\nSubject: Fwd: Returned mail: see transcript for details\r\n\r\nWhy does my mail to the support address bounce since Monday?\r\n\r\n> Final-Recipient: rfc822; x@example.org\r\n> Status: 5.1.1\r\n",
+        );
+        assert_eq!(asked.class, Class::Human, "{:?}", asked.reasons);
+        let spam = classified(
+            "From: x@example.net\r\nSubject: hi\r\n\r\nSteel P@ck@ge now! 10 P@tches, I kn0vv l!ke 10 guys, G01d deal\r\n",
+        );
+        assert_eq!(spam.class, Class::List, "{:?}", spam.reasons);
+        let fml = classified(
+            "From: neko-admin@example.co.jp\r\nReturn-Path: <neko-admin@example.co.jp>\r\nX-MLServer: fml [fml 4.0.3]\r\nSubject: Loop Alert\r\n\r\nDuplicated Message-ID.\r\n",
+        );
+        assert_eq!(fml.class, Class::List);
+        let person = classified(
+            "From: ann@example.net\r\nSubject: Win10 update\r\n\r\nAfter the Win10 update the share at \\\\nas01 is gone; IPv6 and SMB1 are off.\r\n",
+        );
+        assert_eq!(person.class, Class::Human, "{:?}", person.reasons);
     }
 
     #[test]

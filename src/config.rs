@@ -202,6 +202,8 @@ struct RawLimits {
     replies_per_recipient: Spanned<RawRate>,
     #[serde(default = "default_ticket_rate")]
     replies_per_ticket: Spanned<RawRate>,
+    #[serde(default = "default_max_processing_ms")]
+    max_processing_ms: u64,
 }
 
 impl Default for RawLimits {
@@ -210,6 +212,7 @@ impl Default for RawLimits {
             max_message_bytes: default_max_message_bytes(),
             replies_per_recipient: default_recipient_rate(),
             replies_per_ticket: default_ticket_rate(),
+            max_processing_ms: default_max_processing_ms(),
         }
     }
 }
@@ -274,6 +277,10 @@ fn rate(r: &mut Report<'_>, name: &str, raw: &Spanned<RawRate>) -> Rate {
 
 fn default_max_message_bytes() -> u64 {
     25 * 1024 * 1024
+}
+
+fn default_max_processing_ms() -> u64 {
+    5000
 }
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -467,6 +474,9 @@ pub struct Limits {
     pub max_message_bytes: u64,
     pub replies_per_recipient: Rate,
     pub replies_per_ticket: Rate,
+    /// How long reading and deciding one message may take before it is
+    /// quarantined as "processing budget exceeded".
+    pub max_processing: Duration,
 }
 
 impl Default for Limits {
@@ -475,6 +485,7 @@ impl Default for Limits {
             max_message_bytes: default_max_message_bytes(),
             replies_per_recipient: Rate::DEFAULT_PER_RECIPIENT,
             replies_per_ticket: Rate::DEFAULT_PER_TICKET,
+            max_processing: Duration::from_millis(default_max_processing_ms()),
         }
     }
 }
@@ -784,6 +795,7 @@ impl Config {
                     max_message_bytes: raw.limits.max_message_bytes.max(1024),
                     replies_per_recipient,
                     replies_per_ticket,
+                    max_processing: Duration::from_millis(raw.limits.max_processing_ms.max(100)),
                 },
                 mailboxes,
             }),

@@ -240,7 +240,7 @@ pub fn decide(i: &Input<'_>) -> Decision {
         return quarantine(i, reasons);
     };
 
-    let text = format!("{}\n{}", m.subject, m.text);
+    let text = request_text(m);
     let attachments: Vec<String> = m
         .attachments
         .iter()
@@ -384,6 +384,17 @@ pub fn decide(i: &Input<'_>) -> Decision {
     d.effects = effects;
     d.policy = Some(policy);
     d
+}
+
+/// What the vendor's rules read of a mail: its subject and what the person
+/// wrote now, without the quoted history and the signature.
+pub fn request_text(m: &Inbound) -> String {
+    let body = if m.reply_text.trim().is_empty() {
+        &m.text
+    } else {
+        &m.reply_text
+    };
+    format!("{}\n{}", m.subject, body)
 }
 
 /// What the rules decided, kept on the ticket's history.

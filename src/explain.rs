@@ -36,6 +36,44 @@ fn fallback_identity() -> Identity {
     }
 }
 
+/// The engine `explain` uses without a config: the fallback pack and identity
+/// and the shipped templates. Tests that run many mails in-process use it too.
+pub fn default_engine() -> Result<Engine> {
+    Ok(Engine {
+        identity: fallback_identity(),
+        pack: Pack::fallback(),
+        ticket_prefix: "TKT".to_string(),
+        templates: Templates::load(&shipped_templates_dir())?,
+        limits: Limits::default(),
+        contracts: None,
+    })
+}
+
+/// The mailbox `explain` assumes without a config: `support@` in the support role.
+pub fn default_mailbox(engine: &Engine) -> MailboxView<'_> {
+    MailboxView {
+        name: "support",
+        role: Role::Support,
+        address: engine
+            .identity
+            .own_addresses
+            .first()
+            .map_or("support@example.invalid", String::as_str),
+        accept_lists: false,
+    }
+}
+
+/// `explain --body`: a bare plain-text body (no header), read for its new text only.
+pub fn explain_body(body: &[u8]) -> serde_json::Value {
+    let text = String::from_utf8_lossy(body).replace("\r\n", "\n");
+    let reply_text = crate::reply_text::extract(&text);
+    json!({
+        "reply_text": reply_text,
+        "body_bytes": body.len(),
+        "quoted_or_signature_bytes": text.trim().len().saturating_sub(reply_text.len()),
+    })
+}
+
 #[derive(Debug, Serialize)]
 struct ReplyOut {
     to: Vec<String>,
@@ -172,6 +210,7 @@ fn to_json(
         "mailbox": {"name": view.name, "role": view.role.as_str()},
         "arrival": arrival.to_rfc3339(),
         "subject": plan.inbound.subject,
+        "reply_text": plan.inbound.reply_text,
         "ticket_subject": d.subject,
         "language": d.language.as_str(),
         "from": plan.inbound.from,
@@ -198,6 +237,12 @@ pub fn to_text(v: &serde_json::Value) -> String {
     ));
     out.push_str(&format!("would reply: {}\n", v["would_reply"]));
     out.push_str(&format!("language:    {}\n", s("language")));
+    if let Some(t) = v["reply_text"].as_str() {
+        out.push_str("reply text:\n");
+        for l in t.lines() {
+            out.push_str(&format!("  | {l}\n"));
+        }
+    }
     if let Some(rs) = v["reasons"].as_array() {
         out.push_str("reasons:\n");
         for r in rs {

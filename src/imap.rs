@@ -447,7 +447,7 @@ impl Watcher<'_> {
                 for f in &fetched {
                     let span = info_span!("message", mailbox = %m.name, uid = f.uid, ticket = tracing::field::Empty);
                     let _g = span.enter();
-                    let r = match shared.engine.ingest(st, &m, f, shared.clock.now()) {
+                    let r = match shared.engine.ingest(st, &m, f, &*shared.clock) {
                         Ok(r) => r,
                         Err(e) => {
                             failed = Some(e.context(format!("mailbox {} uid {}", m.name, f.uid)));

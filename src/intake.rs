@@ -1,6 +1,7 @@
 //! One message's way from raw bytes to committed effects: parse, classify, extract, thread, decide, apply.
 
 use crate::classify::{Classification, classify_message};
+use crate::clock::Clock;
 use crate::compose::{self, Draft};
 use crate::config::{Config, Identity, Limits, MailboxConfig};
 use crate::contracts::ContractBook;
@@ -250,13 +251,20 @@ impl Engine {
     /// Processes one fetched message to committed effects. Bad input never
     /// fails this: it is quarantined. Only a database failure is an error,
     /// and then nothing was written.
+    ///
+    /// `clock` gives `now` and measures the processing budget: a message whose
+    /// reading and deciding took longer than `limits.max_processing` is
+    /// quarantined, so one pathological mail is set aside instead of being
+    /// retried or answered late.
     pub fn ingest(
         &self,
         store: &mut Store,
         mailbox: &MailboxConfig,
         f: &Fetched,
-        now: DateTime<Utc>,
+        clock: &dyn Clock,
     ) -> Result<Ingested> {
+        let now = clock.now();
+        let started = clock.monotonic();
         let view = mailbox_view(mailbox);
         let oversize = f.size.max(f.raw.len() as u64) > self.limits.max_message_bytes;
         let planned = catch_unwind(AssertUnwindSafe(|| {
@@ -280,6 +288,20 @@ impl Engine {
                 )
             }
         };
+        let took = clock.monotonic().saturating_duration_since(started);
+        if took > self.limits.max_processing && plan.decision.outcome != Outcome::Quarantined {
+            plan = self.quarantine_plan(
+                plan,
+                view,
+                format!(
+                    "processing budget exceeded: reading and deciding took {} ms, over the limit of {} ms; the message stays in folder {}",
+                    took.as_millis(),
+                    self.limits.max_processing.as_millis(),
+                    mailbox.quarantine_folder
+                ),
+                now,
+            );
+        }
         if oversize {
             plan = self.quarantine_plan(
                 plan,
@@ -328,6 +350,7 @@ impl Engine {
             class: d.class.as_str(),
             outcome: d.outcome.as_str(),
             reason,
+            reply_text: Some(plan.inbound.reply_text.as_str()),
         };
         let events: Vec<(&str, String)> = d.events.iter().map(|(k, v)| (*k, v.clone())).collect();
         for (kind, detail) in &d.events {

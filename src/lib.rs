@@ -3,7 +3,8 @@
 //! Modules in pipeline order:
 //! - [`config`], [`pack`]: what to watch and which vendor rules apply.
 //! - [`imap`]: one watcher per mailbox, fetching new mail and acknowledging it after the commit.
-//! - [`parse`] -> [`classify`] -> [`extract`] -> [`thread`]: reading a mail.
+//! - [`parse`] -> [`classify`] -> [`extract`] -> [`thread`]: reading a mail; [`reply_text`]:
+//!   what the person wrote now, without quotes and signature.
 //! - [`contracts`], [`warranty`]: entitlements from a CSV and the warranty they give.
 //! - [`calendar`], [`policy`]: business calendars and the vendor's rules, applied purely.
 //! - [`decide`]: the pure decision; [`intake`] glues reading, deciding and [`store`].
@@ -31,6 +32,7 @@ pub mod outbox;
 pub mod pack;
 pub mod parse;
 pub mod policy;
+pub mod reply_text;
 pub mod store;
 pub mod templates;
 pub mod thread;

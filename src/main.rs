@@ -39,6 +39,9 @@ enum Command {
         file: PathBuf,
         #[arg(long)]
         json: bool,
+        /// FILE is a bare plain-text body (no header): report only its reply text.
+        #[arg(long)]
+        body: bool,
         /// Arrival time (RFC 3339); default now.
         #[arg(long)]
         at: Option<String>,
@@ -189,6 +192,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         Command::Explain {
             file,
             json,
+            body,
             at,
             mailbox,
             pack,
@@ -197,6 +201,15 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         } => {
             let raw =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            if body {
+                let v = ticketd::explain::explain_body(&raw);
+                if json {
+                    print_json(&v)?;
+                } else {
+                    println!("{}", v["reply_text"].as_str().unwrap_or(""));
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             let at = at
                 .map(|s| {
                     DateTime::parse_from_rfc3339(&s)

@@ -22,6 +22,53 @@ pub struct Attachment {
     pub name: Option<String>,
     pub content_type: String,
     pub size: usize,
+    /// An executable this attachment is or carries in a zip archive (the malware trick
+    /// `invoice.pdf          .exe`), by its name.
+    pub executable: Option<String>,
+}
+
+/// File name endings that run code when opened on a desktop.
+const EXECUTABLE_ENDINGS: &[&str] = &[
+    ".exe", ".scr", ".pif", ".com", ".bat", ".cmd", ".vbs", ".vbe", ".js", ".jse", ".wsf", ".wsh",
+    ".hta", ".cpl", ".msi", ".jar", ".lnk",
+];
+
+/// An executable that hides what it is: a second extension before the real one
+/// (`invoice.pdf.exe`) or a run of spaces pushing it out of sight (`a.htm      .pif`).
+/// A plain `setup.exe` or `script.js` a customer attaches on purpose does not count.
+fn is_executable_name(name: &str) -> bool {
+    let n = name.trim().to_ascii_lowercase();
+    let Some(ending) = EXECUTABLE_ENDINGS.iter().find(|e| n.ends_with(*e)) else {
+        return false;
+    };
+    let stem = &n[..n.len() - ending.len()];
+    stem.contains("   ")
+        || stem.rsplit_once('.').is_some_and(|(_, ext)| {
+            (2..=4).contains(&ext.trim().len())
+                && ext.trim().chars().all(|c| c.is_ascii_alphanumeric())
+        })
+}
+
+/// The executable an attachment is, or the first one named in a zip archive's local file
+/// headers (read without unpacking; at most 64 entries).
+fn executable_in(name: Option<&str>, bytes: &[u8]) -> Option<String> {
+    if let Some(n) = name.filter(|n| is_executable_name(n)) {
+        return Some(n.trim().to_string());
+    }
+    let mut at = 0;
+    for _ in 0..64 {
+        let rest = bytes.get(at..)?;
+        let start = rest.windows(4).position(|w| w == b"PK\x03\x04")?;
+        let header = rest.get(start..start + 30)?;
+        let name_len = u16::from_le_bytes([header[26], header[27]]) as usize;
+        let entry = rest.get(start + 30..start + 30 + name_len)?;
+        let entry = String::from_utf8_lossy(entry);
+        if is_executable_name(&entry) {
+            return Some(entry.split_whitespace().collect::<Vec<_>>().join(" "));
+        }
+        at += start + 30 + name_len;
+    }
+    None
 }
 
 /// Everything the pipeline reads of one mail.
@@ -45,6 +92,9 @@ pub struct Inbound {
     pub text: String,
     /// The text came from an HTML part (no plain part was present).
     pub text_from_html: bool,
+    /// What the person wrote now: `text` without quoted history and signature
+    /// ([`crate::reply_text`]). The whole message stays in `text` and in the store.
+    pub reply_text: String,
     pub attachments: Vec<Attachment>,
     /// Header fields, names lower-cased, values unfolded and cut to a sane length.
     pub headers: Vec<(String, String)>,
@@ -152,6 +202,7 @@ pub fn parse(raw: &[u8], arrival: DateTime<Utc>) -> Inbound {
         arrival,
         text: String::new(),
         text_from_html: false,
+        reply_text: String::new(),
         attachments: Vec::new(),
         headers: Vec::new(),
         size: raw.len(),
@@ -162,6 +213,17 @@ pub fn parse(raw: &[u8], arrival: DateTime<Utc>) -> Inbound {
         inbound.warnings.push("the message is empty".into());
         return inbound;
     }
+    // Bare CR line ends (old Mac clients, broken gateways): read them as LF.
+    let normalised;
+    let raw = if has_bare_cr(raw) {
+        inbound
+            .warnings
+            .push("bare CR line ends were read as line ends".into());
+        normalised = bare_cr_to_lf(raw);
+        &normalised[..]
+    } else {
+        raw
+    };
     let Some(msg) = MessageParser::default().parse(raw) else {
         inbound.warnings.push("not a mail message".into());
         return inbound;
@@ -181,6 +243,15 @@ pub fn parse(raw: &[u8], arrival: DateTime<Utc>) -> Inbound {
     inbound.to = addrs(msg.to());
     inbound.cc = addrs(msg.cc());
     inbound.subject = clip(msg.subject().unwrap_or("").trim(), 2000);
+    if let Some(raw_subject) = msg.header_raw("Subject")
+        && let Some(joined) = decode_split_encoded_words(raw_subject)
+    {
+        // Encoded words cut inside a multibyte character: decoded together.
+        inbound.subject = clip(joined.trim(), 2000);
+    }
+    if let Some(s) = redecode_iso2022jp(&inbound.subject) {
+        inbound.subject = clip(s.trim(), 2000);
+    }
     inbound.message_id = msg
         .message_id()
         .map(|s| s.trim().trim_matches(['<', '>']).to_string())
@@ -223,6 +294,17 @@ pub fn parse(raw: &[u8], arrival: DateTime<Utc>) -> Inbound {
         }
         inbound.text = clip(&t, MAX_TEXT);
     }
+    if let Some(t) = redecode_iso2022jp(&inbound.text) {
+        inbound.warnings.push(
+            "ISO-2022-JP text without a charset it could be read by (none, or CP50220/ISO-2022-JP-MS) was read as ISO-2022-JP".into(),
+        );
+        inbound.text = clip(&t, MAX_TEXT);
+    }
+    inbound.reply_text = match msg.body_html(0) {
+        // An HTML-only mail: its structure (blockquote, hr) tells quotes apart.
+        Some(html) if inbound.text_from_html => crate::reply_text::extract_html(&html),
+        _ => crate::reply_text::extract(&inbound.text),
+    };
     for a in msg.attachments().take(1000) {
         inbound.attachments.push(Attachment {
             name: a.attachment_name().map(|n| clip(n, 255)),
@@ -235,9 +317,189 @@ pub fn parse(raw: &[u8], arrival: DateTime<Utc>) -> Inbound {
                 .unwrap_or_else(|| "application/octet-stream".into())
                 .to_ascii_lowercase(),
             size: a.len(),
+            executable: executable_in(a.attachment_name(), a.contents()),
         });
     }
     inbound
+}
+
+fn has_bare_cr(raw: &[u8]) -> bool {
+    raw.iter()
+        .enumerate()
+        .any(|(i, b)| *b == b'\r' && raw.get(i + 1) != Some(&b'\n'))
+}
+
+fn bare_cr_to_lf(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, b) in raw.iter().enumerate() {
+        if *b == b'\r' && raw.get(i + 1) != Some(&b'\n') {
+            out.push(b'\n');
+        } else {
+            out.push(*b);
+        }
+    }
+    out
+}
+
+/// ISO-2022-JP read under no charset label or one mail-parser does not know
+/// (Microsoft's CP50220/CP50221/ISO-2022-JP-MS): the text is 7-bit, so its
+/// escape sequences are still there, and it can be decoded now. Half-width
+/// katakana (`ESC ( I`) is decoded too.
+fn redecode_iso2022jp(text: &str) -> Option<String> {
+    const ESCAPES: [&str; 5] = ["\x1b$B", "\x1b$@", "\x1b(J", "\x1b(I", "\x1b$(D"];
+    if !ESCAPES.iter().any(|e| text.contains(e)) {
+        return None;
+    }
+    let decode = mail_parser::decoders::charsets::map::charset_decoder(b"iso-2022-jp")?;
+    Some(decode(text.as_bytes()))
+}
+
+/// Decodes a header value whose adjacent RFC 2047 encoded words share a
+/// charset, joining their bytes before the charset is applied, so a character
+/// split across two words (which many clients do) comes out whole. `None`
+/// when there is no such run, and mail-parser's reading stands.
+fn decode_split_encoded_words(raw: &str) -> Option<String> {
+    struct Word<'a> {
+        start: usize,
+        end: usize,
+        charset: &'a str,
+        b64: bool,
+        text: &'a str,
+    }
+    let mut words: Vec<Word<'_>> = Vec::new();
+    let mut pos = 0;
+    while let Some(p) = raw[pos..].find("=?") {
+        let start = pos + p;
+        let rest = &raw[start + 2..];
+        let parsed = (|| {
+            let q1 = rest.find('?')?;
+            let charset = &rest[..q1];
+            let enc = rest.get(q1 + 1..q1 + 2)?;
+            if rest.get(q1 + 2..q1 + 3)? != "?" {
+                return None;
+            }
+            let body = &rest[q1 + 3..];
+            let close = body.find("?=")?;
+            Some((charset, enc, &body[..close], start + 2 + q1 + 3 + close + 2))
+        })();
+        match parsed {
+            Some((charset, enc, text, end))
+                if charset.len() < 40 && matches!(enc, "B" | "b" | "Q" | "q") =>
+            {
+                words.push(Word {
+                    start,
+                    end,
+                    charset: charset.split('*').next().unwrap_or(charset),
+                    b64: matches!(enc, "B" | "b"),
+                    text,
+                });
+                pos = end;
+            }
+            _ => pos = start + 2,
+        }
+        if words.len() > 500 {
+            break;
+        }
+    }
+    let adjacent = |a: &Word<'_>, b: &Word<'_>| {
+        raw[a.end..b.start].trim().is_empty() && a.charset.eq_ignore_ascii_case(b.charset)
+    };
+    if !words.windows(2).any(|w| adjacent(&w[0], &w[1])) {
+        return None;
+    }
+    let mut out = String::new();
+    let mut last = 0;
+    let mut i = 0;
+    while i < words.len() {
+        out.push_str(raw[last..words[i].start].trim_matches(|c: char| c == '\r' || c == '\n'));
+        let mut bytes = Vec::new();
+        let mut b64 = Base64Run::default();
+        let mut j = i;
+        loop {
+            let w = &words[j];
+            if w.b64 {
+                b64.feed(w.text, &mut bytes);
+            } else {
+                q_decode(w.text, &mut bytes);
+            }
+            if j + 1 < words.len() && adjacent(w, &words[j + 1]) {
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        let decoded = match mail_parser::decoders::charsets::map::charset_decoder(
+            words[i].charset.as_bytes(),
+        ) {
+            Some(d) => d(&bytes),
+            None => String::from_utf8_lossy(&bytes).into_owned(),
+        };
+        out.push_str(&decoded);
+        last = words[j].end;
+        i = j + 1;
+    }
+    out.push_str(&raw[last..]);
+    let unfolded: Vec<&str> = out.split(['\r', '\n']).map(str::trim).collect();
+    Some(unfolded.join(" "))
+}
+
+/// Base64 across encoded words: bits left over at the end of one unpadded word
+/// carry into the next.
+#[derive(Default)]
+struct Base64Run {
+    acc: u32,
+    bits: u32,
+}
+
+impl Base64Run {
+    fn feed(&mut self, text: &str, out: &mut Vec<u8>) {
+        for c in text.bytes() {
+            let v = match c {
+                b'A'..=b'Z' => c - b'A',
+                b'a'..=b'z' => c - b'a' + 26,
+                b'0'..=b'9' => c - b'0' + 52,
+                b'+' => 62,
+                b'/' => 63,
+                b'=' => {
+                    // Padding ends a quantum: leftover bits are not data.
+                    self.acc = 0;
+                    self.bits = 0;
+                    continue;
+                }
+                _ => continue,
+            };
+            self.acc = (self.acc << 6) | u32::from(v);
+            self.bits += 6;
+            if self.bits >= 8 {
+                self.bits -= 8;
+                out.push((self.acc >> self.bits) as u8);
+                self.acc &= (1 << self.bits) - 1;
+            }
+        }
+    }
+}
+
+fn q_decode(text: &str, out: &mut Vec<u8>) {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'_' => out.push(b' '),
+            b'=' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(v) => {
+                        out.push(v);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'='),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
 }
 
 /// True when the text is written in Japanese (kana, or kanji with Japanese punctuation).
@@ -249,6 +511,27 @@ pub fn looks_japanese(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_disguised_executables_count() {
+        assert!(is_executable_name("account-password.htm          .pif"));
+        assert!(is_executable_name("Invoice.PDF.exe"));
+        assert!(!is_executable_name("setup.exe"));
+        assert!(!is_executable_name("collect-logs.js"));
+        assert!(!is_executable_name("report.pdf"));
+        // A zip whose first entry hides an executable.
+        let mut zip = b"PK\x03\x04".to_vec();
+        zip.extend_from_slice(&[0u8; 22]);
+        let name = b"doc.htm     .scr";
+        zip.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        zip.extend_from_slice(&[0, 0]);
+        zip.extend_from_slice(name);
+        assert_eq!(
+            executable_in(Some("doc.zip"), &zip).as_deref(),
+            Some("doc.htm .scr")
+        );
+        assert_eq!(executable_in(Some("doc.zip"), b"PK\x03\x04 short"), None);
+    }
 
     fn at() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-03-02T10:00:00Z")
@@ -324,5 +607,169 @@ mod tests {
             let i = parse(raw, at());
             assert!(!i.parsed || i.from.is_none(), "{raw:?}");
         }
+    }
+
+    // Hostile and broken input (issue 4, item 5): each case gives a clear outcome, none panics.
+
+    #[test]
+    fn iso_2022_jp_without_a_charset_and_its_microsoft_variant_are_read() {
+        let bare = b"From: a@example.jp\r\nSubject: \x1b$B>c32\x1b(B\r\nContent-Type: text/plain\r\n\r\n\x1b$B>c32\x1b(B\r\n";
+        let i = parse(bare, at());
+        assert_eq!(i.text.trim(), "障害");
+        assert_eq!(i.subject, "障害");
+        assert!(
+            i.warnings.iter().any(|w| w.contains("ISO-2022-JP")),
+            "{:?}",
+            i.warnings
+        );
+        let no_type = b"From: a@example.jp\r\n\r\n\x1b$B>c32\x1b(B\r\n";
+        assert_eq!(parse(no_type, at()).text.trim(), "障害");
+        // CP50220 / ISO-2022-JP-MS: half-width katakana by ESC ( I.
+        for label in ["CP50220", "ISO-2022-JP-MS", "x-cp50221"] {
+            let raw = format!(
+                "From: a@example.jp\r\nContent-Type: text/plain; charset={label}\r\n\r\n\x1b$B>c32\x1b(B \x1b(I12\x1b(B\r\n"
+            );
+            assert_eq!(
+                parse(raw.as_bytes(), at()).text.trim(),
+                "障害 ｱｲ",
+                "{label}"
+            );
+        }
+    }
+
+    #[test]
+    fn encoded_words_split_inside_a_character_are_joined() {
+        // "あい" in UTF-8 base64, cut in the middle of "い".
+        let b = b"From: a@example.jp\r\nSubject: =?UTF-8?B?44GC44?= =?UTF-8?B?GE?=\r\n\r\nx\r\n";
+        assert_eq!(parse(b, at()).subject, "あい");
+        let q = b"From: a@example.jp\r\nSubject: =?UTF-8?Q?=E3=81?=\r\n =?UTF-8?Q?=82?= ok\r\n\r\nx\r\n";
+        assert_eq!(parse(q, at()).subject, "あ ok");
+        // "障害" in ISO-2022-JP cut between the two characters' words.
+        let jis = b"From: a@example.jp\r\nSubject: =?ISO-2022-JP?B?GyRCPmM=?= =?ISO-2022-JP?B?MzIbKEI=?=\r\n\r\nx\r\n";
+        assert_eq!(parse(jis, at()).subject, "障害");
+        // Whole words in different charsets are left to mail-parser.
+        let mixed = b"From: a@example.es\r\nSubject: =?ISO-8859-1?Q?Petici=F3n?= =?UTF-8?Q?_ni=C3=B1o?=\r\n\r\nx\r\n";
+        assert_eq!(parse(mixed, at()).subject, "Petición niño");
+    }
+
+    #[test]
+    fn a_100_kb_header_line_is_cut_not_fatal() {
+        let raw = format!(
+            "From: a@example.com\r\nSubject: {}\r\nX-Long: {}\r\n\r\nbody\r\n",
+            "s".repeat(100 * 1024),
+            "x".repeat(100 * 1024)
+        );
+        let i = parse(raw.as_bytes(), at());
+        assert!(i.parsed);
+        assert_eq!(i.subject.len(), 2000);
+        assert!(i.header("x-long").unwrap().len() <= MAX_HEADER_VALUE);
+        assert_eq!(i.text.trim(), "body");
+    }
+
+    #[test]
+    fn a_thousand_nested_multiparts_parse_on_a_small_stack() {
+        let mut raw = String::from("From: a@example.com\r\nSubject: deep\r\n");
+        for d in 0..1000 {
+            raw.push_str(&format!(
+                "Content-Type: multipart/mixed; boundary=\"b{d}\"\r\n\r\n--b{d}\r\n"
+            ));
+        }
+        raw.push_str("Content-Type: text/plain\r\n\r\ninnermost\r\n");
+        for d in (0..1000).rev() {
+            raw.push_str(&format!("--b{d}--\r\n"));
+        }
+        // A thread with a small stack: recursion per level would overflow it.
+        let i = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || parse(raw.as_bytes(), at()))
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
+        assert!(i.parsed);
+        assert_eq!(i.subject, "deep");
+    }
+
+    #[test]
+    fn bare_cr_and_bare_lf_line_ends_are_read() {
+        for raw in [
+            &b"From: a@example.com\rSubject: hi\r\rbody\r"[..],
+            b"From: a@example.com\nSubject: hi\n\nbody\n",
+            b"From: a@example.com\r\nSubject: hi\n\rbody\r\n",
+        ] {
+            let i = parse(raw, at());
+            assert_eq!(i.sender_address(), Some("a@example.com"), "{raw:?}");
+            assert_eq!(i.subject, "hi", "{raw:?}");
+            assert_eq!(i.text.trim(), "body", "{raw:?}");
+        }
+        // The hash is of the bytes as they came, not as they were read.
+        let raw = b"From: a@example.com\rSubject: hi\r\rbody\r";
+        assert_eq!(parse(raw, at()).content_hash, content_hash(raw));
+    }
+
+    #[test]
+    fn zero_bytes_is_an_empty_unparsed_message() {
+        let i = parse(b"", at());
+        assert!(!i.parsed);
+        assert_eq!(i.warnings, vec!["the message is empty".to_string()]);
+        assert_eq!(i.reply_text, "");
+    }
+
+    #[test]
+    fn a_30_mb_message_is_read_with_its_text_cut() {
+        let mut raw =
+            b"From: a@example.com\r\nSubject: big\r\nContent-Type: text/plain\r\n\r\n".to_vec();
+        let line =
+            b"0123456789 abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ 0123456789\r\n";
+        while raw.len() < 30 * 1024 * 1024 {
+            raw.extend_from_slice(line);
+        }
+        let i = parse(&raw, at());
+        assert!(i.parsed);
+        assert_eq!(i.size, raw.len());
+        assert!(i.text.len() <= MAX_TEXT);
+        assert!(
+            i.warnings.iter().any(|w| w.contains("cut to")),
+            "{:?}",
+            i.warnings
+        );
+        assert!(!i.reply_text.is_empty());
+    }
+
+    fn nested_html(bytes: usize) -> Vec<u8> {
+        let mut raw =
+            b"From: a@example.com\r\nContent-Type: text/html; charset=utf-8\r\n\r\n".to_vec();
+        let unit = b"<div><span class=\"a\"><b><blockquote>x &amp; y ";
+        while raw.len() < bytes {
+            raw.extend_from_slice(unit);
+        }
+        raw
+    }
+
+    #[test]
+    fn html_to_text_is_linear_in_the_input() {
+        // mail-parser's html_to_text and reply_text::html_to_lines are single passes.
+        let five = nested_html(5 * 1024 * 1024);
+        let t0 = std::time::Instant::now();
+        let i = parse(&five, at());
+        let took = t0.elapsed();
+        assert!(i.text_from_html && i.text.contains("x & y"));
+        assert!(
+            took < std::time::Duration::from_secs(5),
+            "5 MB of nested tags took {took:?}"
+        );
+        let mut times = Vec::new();
+        for mb in [1, 4] {
+            let raw = nested_html(mb * 1024 * 1024);
+            let t0 = std::time::Instant::now();
+            let i = parse(&raw, at());
+            times.push(t0.elapsed());
+            assert!(i.parsed);
+        }
+        println!(
+            "nested HTML: 5 MB in {took:?}; 1 MB in {:?}, 4 MB in {:?} (ratio {:.1})",
+            times[0],
+            times[1],
+            times[1].as_secs_f64() / times[0].as_secs_f64().max(1e-9)
+        );
     }
 }

@@ -129,6 +129,11 @@ CREATE TABLE reply_buckets (
     updated_at TEXT NOT NULL
 ) STRICT;
 "#,
+    r#"
+-- What the person wrote now (the reply text without quotes and signature);
+-- the whole message stays in raw. NULL for messages stored before this column.
+ALTER TABLE messages ADD COLUMN reply_text TEXT;
+"#,
     // A ticket's participants are read for every tagged or threaded mail;
     // without this index that read scans every stored message.
     r#"
@@ -278,6 +283,8 @@ pub struct MessageRow<'a> {
     /// processed, duplicate, ignored or quarantined.
     pub outcome: &'a str,
     pub reason: Option<String>,
+    /// The new text of the mail, for notifications and staff views.
+    pub reply_text: Option<&'a str>,
 }
 
 /// What the message does to tickets.
@@ -951,9 +958,11 @@ impl Store {
             }
             TicketWrite::Attach { id } => Some(*id),
         };
-        tx.prepare_cached("INSERT INTO messages (mailbox, uidvalidity, uid, message_id, sender, content_hash, arrival, size, raw,
-                                   class, outcome, reason, ticket_id, stored_at)
-             VALUES (?1, ?2, ?3, ?4, lower(?5), ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)")?.execute(params![
+        tx.execute(
+            "INSERT INTO messages (mailbox, uidvalidity, uid, message_id, sender, content_hash, arrival, size, raw,
+                                   class, outcome, reason, ticket_id, stored_at, reply_text)
+             VALUES (?1, ?2, ?3, ?4, lower(?5), ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            params![
                 msg.origin.mailbox,
                 msg.origin.uidvalidity as i64,
                 msg.origin.uid as i64,
@@ -967,7 +976,8 @@ impl Store {
                 msg.outcome,
                 msg.reason,
                 ticket_id,
-                now_s
+                now_s,
+                msg.reply_text
             ],
         )?;
         let message_row = tx.last_insert_rowid();
@@ -1412,6 +1422,7 @@ mod tests {
             class: "human",
             outcome: "processed",
             reason: None,
+            reply_text: Some("new text"),
         }
     }
 
@@ -1444,6 +1455,17 @@ mod tests {
                 .is_err()
         );
         assert_eq!(s.ticket_events(t).unwrap().len(), 1);
+        // The whole message and its new text are both kept.
+        let (raw, reply): (Vec<u8>, Option<String>) = s
+            .conn
+            .query_row(
+                "SELECT raw, reply_text FROM messages WHERE ticket_id = ?1",
+                [t],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(raw, b"x");
+        assert_eq!(reply.as_deref(), Some("new text"));
     }
 
     #[test]

@@ -171,6 +171,34 @@ fn explain_shows_the_decision_with_the_documented_fields() {
 }
 
 #[test]
+fn explain_reports_the_reply_text_of_a_mail_and_of_a_bare_body() {
+    let d = temp();
+    let body = d.path().join("reply.txt");
+    std::fs::write(
+        &body,
+        "The pool is back, thanks.\r\n\r\n-- \r\nAnn\r\n\r\nOn Mon, Mar 2, 2026 at 9:15 AM Support <support@vendor.test> wrote:\r\n> We received your request.\r\n",
+    )
+    .unwrap();
+    let out = ticketd(&["explain", "--body", body.to_str().unwrap(), "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["reply_text"], "The pool is back, thanks.");
+
+    let mail = d.path().join("m.eml");
+    std::fs::write(
+        &mail,
+        "From: Ann <ann@customer.test>\r\nTo: support@vendor.test\r\nSubject: Re: Pool degraded\r\n\r\nStill degraded.\r\n\r\nAm 02.03.2026 um 09:15 schrieb Support <support@vendor.test>:\r\n> Old text\r\n",
+    )
+    .unwrap();
+    let v = explain_json(&mail, &[]);
+    assert_eq!(v["reply_text"], "Still degraded.");
+}
+
+#[test]
 fn explain_never_panics_whatever_the_file_holds() {
     let d = temp();
     let cases: Vec<(&str, Vec<u8>)> = vec![

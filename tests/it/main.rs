@@ -1,7 +1,12 @@
 //! End-to-end tests: the daemon against a real Dovecot and a real SMTP server on loopback.
 
 mod cli;
+mod corpus;
+#[path = "../../fuzz/pipeline.rs"]
+mod fuzz_pipeline;
+mod fuzz_replay;
 mod harness;
+mod hostile;
 mod hygiene;
 mod packs;
 mod pipeline;

@@ -199,7 +199,10 @@ async fn restarting_reprocesses_nothing_even_after_a_crash_between_commit_and_ac
         let now = shared.clock.now();
         let mut st = shared.store.lock().unwrap();
         st.reset_mailbox(&mb.name, f.uidvalidity, now).unwrap();
-        shared.engine.ingest(&mut st, mb, &f, now).unwrap();
+        shared
+            .engine
+            .ingest(&mut st, mb, &f, &*shared.clock)
+            .unwrap();
     }
     assert_eq!(
         stack.count("support@vendor.test", "INBOX").await,
@@ -276,7 +279,7 @@ async fn a_crash_between_a_batch_commit_and_its_move_doubles_nothing() {
                         size: raw.len() as u64,
                         arrival: now,
                     };
-                    out.push(shared.engine.ingest(st, mb, &f, now)?.outcome);
+                    out.push(shared.engine.ingest(st, mb, &f, &*shared.clock)?.outcome);
                 }
                 Ok(out)
             })

@@ -112,7 +112,7 @@ impl Case {
             contract: c.clone(),
             by: MatchedBy::Email,
         });
-        let text = format!("{}\n{}", inbound.subject, inbound.text);
+        let text = ticketd::decide::request_text(&inbound);
         self.pack.policy.evaluate(&Request {
             pack: &self.pack.name,
             arrival: self.arrival,
@@ -1287,4 +1287,16 @@ fn qn_03_a_contract_on_record_is_proof_of_purchase() {
         .contract(qnap_unit("TS-453D", "2025-03-01"))
         .eval();
     assert!(e.missing.is_empty(), "{:?}", e.missing);
+}
+
+#[test]
+fn ix_09_quoted_history_does_not_make_a_reply_out_of_scope() {
+    let e = Case::new("ixsystems", "2026-11-23T09:00:00-08:00")
+        .text(
+            "Re: Pool degraded",
+            "The new disk is in and the pool is healthy again.\n\nOn Mon, Nov 16, 2026 at 9:00 AM Support <support@vendor.test> wrote:\n> Support does not include data recovery or network issues.\n",
+        )
+        .followup("2026-11-16T09:00:00-08:00")
+        .eval();
+    assert!(!notices(&e).contains(&"out_of_scope"), "{:?}", e.topics);
 }

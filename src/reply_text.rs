@@ -1,0 +1,1036 @@
+//! The new text of a reply: what the person wrote now, without the quoted history and the signature.
+//!
+//! Each line is read once and given a kind (text, blank, `>` quote, quote
+//! header, signature delimiter, mobile signature); the kinds then decide what
+//! is kept. Quote headers are those real clients write: Gmail and Thunderbird
+//! ("On … wrote:", wrapped over up to three lines, in many languages), Apple
+//! Mail ("On … at …, X wrote:", "Am … schrieb …:"), Outlook ("-----Original
+//! Message-----" and From/Sent/To/Subject blocks in a dozen languages),
+//! Japanese clients ("2026年11月20日(金) 10:00 山田太郎 <a@b>:", "…さんは書きました:",
+//! 差出人/送信日時/件名), Spanish ("El … escribió:") and mobile signatures
+//! ("Sent from my iPhone", "Enviado desde mi iPhone", "iPhoneから送信").
+//!
+//! The rules:
+//! - everything from the first quote header, "Original Message" line,
+//!   signature delimiter (`--`) or mobile signature after the person's own
+//!   text is history or signature, and goes;
+//! - a quote header at the very top (bottom posting) goes with the quote
+//!   block under it, and what follows is read on;
+//! - `>` quotes between the person's own lines stay (an interleaved answer
+//!   needs its context); quotes after the last own line go;
+//! - sign-offs ("Thanks,", a name) stay: they are what the person wrote.
+//!
+//! Time and memory are linear in the input: every line is classified with a
+//! bounded look-ahead of at most [`HEADER_WINDOW`] lines of bounded length, and
+//! input over [`MAX_INPUT`] bytes is cut first.
+
+/// The most text read; the rest of a longer body is ignored.
+pub const MAX_INPUT: usize = 2 * 1024 * 1024;
+/// How many lines a header block ("From:/Sent:/To:/Subject:") may span.
+const HEADER_WINDOW: usize = 8;
+/// The longest (joined) line that can be a quote header.
+const MAX_HEADER_LINE: usize = 400;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Blank,
+    Text,
+    Quote,
+    /// A quote header spanning this many lines.
+    Header(usize),
+    /// `--` or `-- `.
+    SigDelimiter,
+    /// "Sent from my iPhone" and its kin.
+    Mobile,
+}
+
+/// Words that say "wrote" in a quote header, lower case.
+const WROTE: &[&str] = &[
+    "wrote",
+    "writes",
+    "schrieb",
+    "a écrit",
+    "escribió",
+    "escribio",
+    "ha scritto",
+    "scrisse",
+    "geschreven",
+    "schreef",
+    "skrev",
+    "napisał",
+    "napisal",
+    "написал",
+    "написала",
+    "написав",
+    "kirjoitti",
+    "írta",
+    "yazdı",
+    "escreveu",
+    "έγραψε",
+    "pisze",
+    "napsal",
+    "napísal",
+    "a scris",
+    "je napisal",
+    "写道",
+    "寫道",
+    "書きました",
+    "書き込みました",
+    "のメール",
+    "wrote on",
+];
+
+/// Field names of a forwarded or quoted header block, lower case, without the colon.
+/// The first group names the sender ("From" in many languages).
+const FROM_FIELDS: &[&str] = &[
+    "from",
+    "von",
+    "de",
+    "van",
+    "da",
+    "från",
+    "fra",
+    "od",
+    "от",
+    "від",
+    "差出人",
+    "送信者",
+    "发件人",
+    "發件人",
+    "寄件者",
+    "lähettäjä",
+    "feladó",
+    "kimden",
+    "από",
+    "afzender",
+    "remitente",
+    "expéditeur",
+    "absender",
+];
+const OTHER_FIELDS: &[&str] = &[
+    "sent",
+    "date",
+    "to",
+    "cc",
+    "bcc",
+    "subject",
+    "reply-to",
+    "sent on",
+    "gesendet",
+    "datum",
+    "an",
+    "betreff",
+    "envoyé",
+    "envoyé le",
+    "à",
+    "a",
+    "objet",
+    "enviado",
+    "enviado el",
+    "enviada em",
+    "enviado em",
+    "fecha",
+    "para",
+    "asunto",
+    "assunto",
+    "data",
+    "inviato",
+    "oggetto",
+    "verzonden",
+    "aan",
+    "onderwerp",
+    "skickat",
+    "till",
+    "ämne",
+    "sendt",
+    "til",
+    "emne",
+    "dato",
+    "lähetetty",
+    "vastaanottaja",
+    "aihe",
+    "päivämäärä",
+    "wysłano",
+    "do",
+    "temat",
+    "отправлено",
+    "дата",
+    "кому",
+    "тема",
+    "odesláno",
+    "komu",
+    "předmět",
+    "送信日時",
+    "送信日",
+    "日付",
+    "宛先",
+    "件名",
+    "发送时间",
+    "日期",
+    "收件人",
+    "抄送",
+    "主题",
+    "寄件日期",
+    "收件者",
+    "副本",
+    "主旨",
+    "gönderildi",
+    "tarih",
+    "kime",
+    "konu",
+    "elküldve",
+    "címzett",
+    "tárgy",
+    "στάλθηκε",
+    "προς",
+    "θέμα",
+];
+
+/// The words of an "Original Message" or forward separator, lower case.
+const ORIGINAL: &[&str] = &[
+    "original message",
+    "original e-mail",
+    "forwarded message",
+    "begin forwarded message",
+    "ursprüngliche nachricht",
+    "ursprüngliche e-mail",
+    "weitergeleitete nachricht",
+    "message d'origine",
+    "message d’origine",
+    "message original",
+    "message transféré",
+    "mensaje original",
+    "mensaje reenviado",
+    "mensagem original",
+    "mensagem encaminhada",
+    "messaggio originale",
+    "messaggio inoltrato",
+    "oorspronkelijk bericht",
+    "origineel bericht",
+    "doorgestuurd bericht",
+    "ursprungligt meddelande",
+    "originalmeddelande",
+    "vidarebefordrat meddelande",
+    "opprinnelig melding",
+    "oprindelig meddelelse",
+    "videresendt meddelelse",
+    "alkuperäinen viesti",
+    "oryginalna wiadomość",
+    "исходное сообщение",
+    "пересылаемое сообщение",
+    "původní zpráva",
+    "eredeti üzenet",
+    "orijinal mesaj",
+    "元のメッセージ",
+    "転送メッセージ",
+    "原始邮件",
+    "原始郵件",
+    "转发的邮件",
+    "reply message",
+];
+
+/// Mobile and app signatures, lower case, matched at the start of a short line.
+const MOBILE: &[&str] = &[
+    "sent from my ",
+    "sent from mail for windows",
+    "sent from outlook",
+    "sent from yahoo mail",
+    "sent from the all new aol app",
+    "sent from samsung",
+    "sent via ",
+    "get outlook for ",
+    "enviado desde mi ",
+    "enviado desde outlook",
+    "enviado do meu ",
+    "enviado do outlook",
+    "envoyé de mon ",
+    "envoyé depuis mon ",
+    "von meinem ",
+    "gesendet von meinem ",
+    "gesendet mit ",
+    "sendt fra min ",
+    "sendt fra ",
+    "skickat från min ",
+    "verzonden vanaf mijn ",
+    "verstuurd vanaf mijn ",
+    "inviato da ",
+    "wysłane z ",
+    "отправлено с ",
+    "iphoneから送信",
+    "ipadから送信",
+    "androidから送信",
+    "my iphoneから送信",
+    "发自我的",
+    "從我的",
+];
+
+/// What the person wrote now in `body`: without quoted history and signature.
+/// Line ends are `\n` in the result; it has no leading or trailing blank lines.
+pub fn extract(body: &str) -> String {
+    let body = clip(body, MAX_INPUT);
+    let lines: Vec<&str> = body
+        .split('\n')
+        .map(|l| l.trim_end_matches(['\r', ' ', '\t', '\u{a0}']))
+        .collect();
+    let kinds = classify_lines(&lines);
+    let keep = select(&kinds);
+    let mut out: Vec<&str> = Vec::new();
+    for (i, k) in keep.iter().enumerate() {
+        if *k {
+            out.push(lines[i]);
+        }
+    }
+    while out.first().is_some_and(|l| l.trim().is_empty()) {
+        out.remove(0);
+    }
+    while out.last().is_some_and(|l| l.trim().is_empty()) {
+        out.pop();
+    }
+    out.join("\n")
+}
+
+/// The new text of an HTML body: block elements become lines, `<blockquote>`
+/// becomes `>` quoting, `<hr>` a separator line; then [`extract`].
+pub fn extract_html(html: &str) -> String {
+    extract(&html_to_lines(clip(html, MAX_INPUT)))
+}
+
+fn clip(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+fn is_quote(line: &str) -> bool {
+    line.trim_start_matches([' ', '\t']).starts_with('>')
+}
+
+fn kind_of_single(line: &str) -> Kind {
+    let t = line.trim();
+    if t.is_empty() {
+        return Kind::Blank;
+    }
+    if is_quote(line) {
+        return Kind::Quote;
+    }
+    if t == "--" || line == "-- " {
+        return Kind::SigDelimiter;
+    }
+    if is_mobile(t) {
+        return Kind::Mobile;
+    }
+    Kind::Text
+}
+
+fn classify_lines(lines: &[&str]) -> Vec<Kind> {
+    let mut kinds: Vec<Kind> = lines.iter().map(|l| kind_of_single(l)).collect();
+    let mut i = 0;
+    while i < lines.len() {
+        if matches!(kinds[i], Kind::Text | Kind::Mobile)
+            && let Some(n) = header_span(lines, i)
+        {
+            kinds[i] = Kind::Header(n);
+            i += n;
+            continue;
+        }
+        i += 1;
+    }
+    kinds
+}
+
+/// Decides which lines are the new text.
+fn select(kinds: &[Kind]) -> Vec<bool> {
+    let n = kinds.len();
+    let mut keep = vec![false; n];
+    let mut i = 0;
+    let mut seen_text = false;
+    // Leading quote headers (bottom posting): skip each with the quote block
+    // under it. A header block with plain text under it (a forward, or the
+    // mail's own header pasted on top) loses the header and keeps the text.
+    let mut skipped_leading_block: Option<(usize, usize)> = None;
+    while i < n {
+        match kinds[i] {
+            Kind::Blank => i += 1,
+            Kind::Header(span) => {
+                let start = i + span;
+                let mut j = start;
+                while j < n && kinds[j] == Kind::Blank {
+                    j += 1;
+                }
+                if j < n && kinds[j] == Kind::Quote {
+                    while j < n && matches!(kinds[j], Kind::Quote | Kind::Blank) {
+                        j += 1;
+                    }
+                    skipped_leading_block = Some((start, j));
+                }
+                i = j;
+            }
+            _ => break,
+        }
+    }
+    if i >= n {
+        return keep;
+    }
+    let begin = i;
+    // The end: the first header, signature or mobile line after own text.
+    let mut end = n;
+    for (j, k) in kinds.iter().enumerate().skip(begin) {
+        match k {
+            Kind::Text => seen_text = true,
+            Kind::Header(_) => {
+                end = j;
+                break;
+            }
+            Kind::SigDelimiter | Kind::Mobile if seen_text => {
+                end = j;
+                break;
+            }
+            _ => {}
+        }
+    }
+    // Quotes after the last own line go.
+    let mut last_text = None;
+    for (j, k) in kinds.iter().enumerate().take(end).skip(begin) {
+        if *k == Kind::Text {
+            last_text = Some(j);
+        }
+    }
+    let Some(last_text) = last_text else {
+        return keep;
+    };
+    for (j, k) in keep.iter_mut().enumerate().take(last_text + 1).skip(begin) {
+        *k = matches!(kinds[j], Kind::Text | Kind::Quote | Kind::Blank);
+    }
+    // An interleaved answer under a leading quote header keeps its first quote too.
+    if let Some((s, e)) = skipped_leading_block {
+        let interleaved = kinds[begin..=last_text].contains(&Kind::Quote);
+        if interleaved {
+            for k in keep.iter_mut().take(e).skip(s) {
+                *k = true;
+            }
+        }
+    }
+    keep
+}
+
+fn lower(s: &str) -> String {
+    s.to_lowercase()
+}
+
+fn is_mobile(t: &str) -> bool {
+    if t.chars().count() > 80 {
+        return false;
+    }
+    let l = lower(t);
+    MOBILE.iter().any(|m| l.starts_with(m))
+}
+
+/// Removes markup a text conversion leaves around header words: `*`, `_` emphasis.
+fn unmark(t: &str) -> String {
+    t.chars().filter(|c| *c != '*').collect()
+}
+
+/// How many lines starting at `i` form a quote header, if they do.
+fn header_span(lines: &[&str], i: usize) -> Option<usize> {
+    let t = unmark(lines[i].trim());
+    if is_original_separator(&t) {
+        return Some(1);
+    }
+    if is_rule(&t) {
+        // A rule right above a header block belongs to it.
+        let mut j = i + 1;
+        while j < lines.len() && j <= i + 3 && lines[j].trim().is_empty() {
+            j += 1;
+        }
+        if j < lines.len() && !is_quote(lines[j]) && header_block_at(lines, j).is_some() {
+            return Some(1);
+        }
+        return None;
+    }
+    if let Some(span) = header_block_at(lines, i) {
+        return Some(span);
+    }
+    // "On … wrote:", possibly wrapped over up to three lines.
+    let mut joined = String::new();
+    for n in 1..=3 {
+        let Some(l) = lines.get(i + n - 1) else { break };
+        if l.trim().is_empty() || (n > 1 && is_quote(l)) {
+            break;
+        }
+        if n > 1 {
+            joined.push(' ');
+        }
+        joined.push_str(l.trim());
+        if joined.len() > MAX_HEADER_LINE {
+            break;
+        }
+        if is_wrote_header(&joined, lines, i + n) {
+            if n > 1 && !could_start_header(lines[i].trim()) {
+                return None;
+            }
+            if n > 1 && tail_is_header(lines, i + 1, i + n) {
+                // The header starts on a later line; this one is the person's.
+                return None;
+            }
+            return Some(n);
+        }
+    }
+    None
+}
+
+/// True when lines `from..to` (joined) are a quote header on their own.
+fn tail_is_header(lines: &[&str], from: usize, to: usize) -> bool {
+    let mut joined = String::new();
+    for (k, l) in lines[from..to].iter().enumerate() {
+        if k > 0 {
+            joined.push(' ');
+        }
+        joined.push_str(l.trim());
+        if is_wrote_header(&joined, lines, from + k + 1) && could_start_header(lines[from].trim()) {
+            return true;
+        }
+    }
+    false
+}
+
+/// The first line of a wrapped quote header starts like one: "On", "Am", "Le",
+/// "El", a date, a weekday; and does not end a sentence.
+fn could_start_header(t: &str) -> bool {
+    if t.ends_with(['.', '!', '?', '。', '！', '？']) && !t.ends_with("Uhr.") {
+        return false;
+    }
+    let l = lower(t);
+    let starts = [
+        "on ", "am ", "le ", "el ", "il ", "op ", "em ", "den ", "dnia ", "w dniu ", "в ", "at ",
+        "на ", "el día", "---",
+    ];
+    starts.iter().any(|s| l.starts_with(s))
+        || t.chars().next().is_some_and(|c| c.is_ascii_digit())
+        || t.starts_with('在')
+        || t.chars().any(|c| c.is_ascii_digit()) && t.contains('<')
+}
+
+fn has_time_or_year(t: &str) -> bool {
+    let b = t.as_bytes();
+    let mut run = 0;
+    for (k, c) in b.iter().enumerate() {
+        if c.is_ascii_digit() {
+            run += 1;
+            if run >= 4 {
+                return true;
+            }
+        } else {
+            if *c == b':' || *c == b'.' {
+                // hh:mm or hh.mm
+                if run >= 1 && b.get(k + 1).is_some_and(u8::is_ascii_digit) {
+                    return true;
+                }
+            }
+            run = 0;
+        }
+    }
+    t.contains('年')
+}
+
+/// `t` (one line, or a wrapped one joined) is a quote header such as
+/// "On Mon, 2 Mar 2026 at 10:00, Ann <ann@x> wrote:". `next` is the line after it.
+fn is_wrote_header(t: &str, lines: &[&str], next: usize) -> bool {
+    if t.len() > MAX_HEADER_LINE {
+        return false;
+    }
+    let t = t.trim_matches(|c: char| c == '-' || c == '*' || c.is_whitespace());
+    let ends_colon = t.ends_with(':') || t.ends_with('：');
+    let body = t.trim_end_matches([':', '：']).trim_end();
+    let l = lower(body);
+    // "napisał(a)", "написал(а)": the gender ending in Latin or Cyrillic letters.
+    let stem = l.trim_end_matches("(a)").trim_end_matches("(а)");
+    let has_wrote = WROTE.iter().any(|w| {
+        stem.ends_with(w)
+            // "Den 15. jun. 2016 kl. 20.42 skrev Ann <a@b>:", "Am … schrieb Ann <a@b>:"
+            || (ends_colon && l.contains(&format!(" {w} ")))
+    });
+    let has_address = t.contains('@');
+    let followed_by_quote = lines[next.min(lines.len())..]
+        .iter()
+        .find(|l| !l.trim().is_empty())
+        .is_some_and(|l| is_quote(l));
+    if has_wrote {
+        let dated = has_time_or_year(t) || t.chars().any(|c| c.is_ascii_digit());
+        let starts_on = lower(t).starts_with("on ");
+        let you = l.contains("you ");
+        if ends_colon && (dated || has_address || starts_on || you || followed_by_quote) {
+            return true;
+        }
+        // Zoho: "---- On Tue, 22 Dec 2015 14:17:36 +0530 Ann <a@b> wrote ----"
+        if !ends_colon && dated && (has_address || starts_on) {
+            return true;
+        }
+    }
+    // Gmail in several locales, Mail.ru and Japanese clients:
+    // "2016-10-24 15:36 GMT+02:00 Ann <ann@x>:", "2026年11月20日(金) 10:00 山田太郎 <a@b>:"
+    if ends_colon
+        && has_address
+        && (body.ends_with('>') || body.ends_with(']'))
+        && has_time_or_year(body)
+        && (body.chars().next().is_some_and(|c| c.is_ascii_digit())
+            // "Wednesday, 17 November 2021, 3:32 PM +0300 from Ann <a@b>:" (Mail.ru)
+            || body.split_whitespace().next().is_some_and(|w| w.ends_with(',')))
+    {
+        return true;
+    }
+    false
+}
+
+/// A line of `-`, `_` or `=` (a separator clients put above quoted headers).
+fn is_rule(t: &str) -> bool {
+    t.chars().count() >= 10 && t.chars().all(|c| matches!(c, '-' | '_' | '=' | '—' | ' '))
+}
+
+/// "-----Original Message-----", "---------- Forwarded message ---------",
+/// "Begin forwarded message:", "*-------- Original Message --------*".
+fn is_original_separator(t: &str) -> bool {
+    if t.chars().count() > 80 {
+        return false;
+    }
+    let dashed = t.starts_with("--") || t.starts_with("__") || t.starts_with("==");
+    let inner = t
+        .trim_matches(|c: char| matches!(c, '-' | '_' | '=' | ' ' | '*' | ':' | '：'))
+        .trim();
+    let l = lower(inner);
+    ORIGINAL
+        .iter()
+        .any(|o| l == *o || (dashed && l.starts_with(o)))
+        || (t.ends_with(':') && l == "begin forwarded message")
+}
+
+/// The field name of a "Field: value" line, lower case, if it has one.
+fn field_name(t: &str) -> Option<String> {
+    let t = unmark(t.trim());
+    let colon = t.find([':', '：'])?;
+    let name = t[..colon].trim();
+    if name.is_empty() || name.chars().count() > 24 {
+        return None;
+    }
+    Some(lower(name))
+}
+
+/// Lines `i..` open a header block: a From-like field, then at least two more
+/// header fields within [`HEADER_WINDOW`] lines (Outlook, Apple, webmail).
+/// Hotmail and some webmails put `Date:` or `Sent:` first, so any field may
+/// open the block as long as a From-like field is in it. Gives the number of
+/// lines the block spans.
+fn header_block_at(lines: &[&str], i: usize) -> Option<usize> {
+    let first = field_name(lines[i])?;
+    let is_from = |n: &str| FROM_FIELDS.contains(&n);
+    let is_other = |n: &str| OTHER_FIELDS.contains(&n);
+    if !is_from(&first) && !is_other(&first) {
+        return None;
+    }
+    let mut fields = 1;
+    let mut has_from = is_from(&first);
+    let mut prev_blank = false;
+    let mut last_field = i;
+    for (k, l) in lines.iter().enumerate().skip(i + 1).take(HEADER_WINDOW - 1) {
+        if l.trim().is_empty() {
+            if prev_blank {
+                break;
+            }
+            prev_blank = true;
+            continue;
+        }
+        prev_blank = false;
+        if is_quote(l) {
+            break;
+        }
+        if let Some(n) = field_name(l) {
+            if is_from(&n) {
+                has_from = true;
+            } else if !is_other(&n) {
+                continue;
+            }
+            fields += 1;
+            last_field = k;
+        }
+    }
+    // A field's value may wrap onto the next line ("Subject: … \n created").
+    let mut end = last_field + 1;
+    while end < lines.len() && end < last_field + 3 && !lines[end].trim().is_empty() {
+        end += 1;
+    }
+    (has_from && fields >= 3).then_some(end - i)
+}
+
+/// HTML to plain lines for reply reading, in one pass: block elements end a
+/// line, `<blockquote>` adds a `> ` level, `<hr>` gives a separator line;
+/// `<head>`, `<style>`, `<script>` and comments are dropped; entities decoded.
+pub fn html_to_lines(html: &str) -> String {
+    let mut out = String::with_capacity(html.len() / 2);
+    let mut depth: usize = 0;
+    let mut skip: Option<&'static str> = None;
+    let mut line_start = true;
+    let mut pending_space = false;
+    let bytes = html.as_bytes();
+    let mut i = 0;
+    let newline = |out: &mut String, line_start: &mut bool| {
+        while out.ends_with(' ') {
+            out.pop();
+        }
+        out.push('\n');
+        *line_start = true;
+    };
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c == b'<' {
+            if html[i..].starts_with("<!--") {
+                i = match html[i + 4..].find("-->") {
+                    Some(p) => i + 4 + p + 3,
+                    None => bytes.len(),
+                };
+                continue;
+            }
+            let end = match html[i..].find('>') {
+                Some(p) => i + p,
+                None => bytes.len(),
+            };
+            let tag = &html[i + 1..end.min(bytes.len())];
+            i = end + 1;
+            let closing = tag.starts_with('/');
+            let name: String = tag
+                .trim_start_matches('/')
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .map(|c| c.to_ascii_lowercase())
+                .collect();
+            if let Some(s) = skip {
+                if closing && name == s {
+                    skip = None;
+                }
+                continue;
+            }
+            match name.as_str() {
+                "head" | "style" | "script" | "title" | "template" if !closing => {
+                    skip = Some(match name.as_str() {
+                        "head" => "head",
+                        "style" => "style",
+                        "script" => "script",
+                        "title" => "title",
+                        _ => "template",
+                    });
+                }
+                "br" => newline(&mut out, &mut line_start),
+                "hr" => {
+                    if !line_start {
+                        newline(&mut out, &mut line_start);
+                    }
+                    out.push_str(&"> ".repeat(depth));
+                    out.push_str("________________________________");
+                    newline(&mut out, &mut line_start);
+                }
+                "blockquote" => {
+                    if !line_start {
+                        newline(&mut out, &mut line_start);
+                    }
+                    if closing {
+                        depth = depth.saturating_sub(1);
+                    } else {
+                        depth = (depth + 1).min(64);
+                    }
+                }
+                "p" | "div" | "tr" | "li" | "ul" | "ol" | "table" | "h1" | "h2" | "h3" | "h4"
+                | "h5" | "h6" | "pre" | "section" | "article" | "header" | "footer"
+                    if !line_start =>
+                {
+                    newline(&mut out, &mut line_start);
+                }
+                _ => {}
+            }
+            pending_space = pending_space && !line_start;
+            continue;
+        }
+        if skip.is_some() {
+            i += 1;
+            continue;
+        }
+        // Text up to the next tag.
+        let next = html[i..].find('<').map_or(bytes.len(), |p| i + p);
+        let text = &html[i..next];
+        i = next;
+        for (k, word) in text.split([' ', '\t', '\r', '\n', '\u{a0}']).enumerate() {
+            if k > 0 {
+                pending_space = true;
+            }
+            if word.is_empty() {
+                continue;
+            }
+            if line_start {
+                out.push_str(&"> ".repeat(depth));
+                line_start = false;
+            } else if pending_space {
+                out.push(' ');
+            }
+            pending_space = false;
+            decode_entities(word, &mut out);
+        }
+        // A trailing separator is a space before the next word.
+        if text.ends_with([' ', '\t', '\r', '\n']) {
+            pending_space = true;
+        }
+    }
+    out
+}
+
+fn decode_entities(word: &str, out: &mut String) {
+    let mut rest = word;
+    while let Some(p) = rest.find('&') {
+        out.push_str(&rest[..p]);
+        rest = &rest[p..];
+        // `;` is ASCII, so its byte position is a character boundary.
+        let Some(semi) = rest.as_bytes()[..rest.len().min(12)]
+            .iter()
+            .position(|b| *b == b';')
+        else {
+            out.push('&');
+            rest = &rest[1..];
+            continue;
+        };
+        let ent = &rest[1..semi];
+        let ch = match ent {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" | "#39" => Some('\''),
+            "nbsp" => Some(' '),
+            _ => ent
+                .strip_prefix("#x")
+                .or_else(|| ent.strip_prefix("#X"))
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                .or_else(|| ent.strip_prefix('#').and_then(|d| d.parse().ok()))
+                .and_then(char::from_u32),
+        };
+        match ch {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[semi + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_text(body: &str) -> String {
+        extract(body)
+    }
+
+    #[test]
+    fn gmail_and_thunderbird_headers_in_one_or_two_lines() {
+        assert_eq!(
+            new_text(
+                "Thanks, it works.\n\nOn Mon, Mar 2, 2026 at 9:00 AM Ann <ann@x.test> wrote:\n> old\n"
+            ),
+            "Thanks, it works."
+        );
+        assert_eq!(
+            new_text(
+                "Fine.\n\nOn Mon, Mar 2, 2026 at 9:00 AM Ann Customer <\nann@x.test> wrote:\n\n> old\n"
+            ),
+            "Fine."
+        );
+        assert_eq!(
+            new_text("Fine.\nOn 02/03/2026 09:00, Support wrote:\n> old\n"),
+            "Fine."
+        );
+        // A line that starts like a header but is not one stays.
+        assert_eq!(
+            new_text(
+                "On this day\n\nI wrote something.\n\nOn 2 Mar 2026, at 19:04, Ann wrote:\n\n> q"
+            ),
+            "On this day\n\nI wrote something."
+        );
+    }
+
+    #[test]
+    fn apple_mail_german_spanish_and_other_languages() {
+        for (header, expected) in [
+            ("On Mar 2, 2026, at 10:00, Ann <ann@x.test> wrote:", "Neu."),
+            ("Am 02.03.2026 um 10:00 schrieb Ann <ann@x.test>:", "Neu."),
+            (
+                "Le lun. 2 mars 2026 à 10:00, Ann <ann@x.test> a écrit :",
+                "Neu.",
+            ),
+            (
+                "El lun, 2 mar 2026 a las 10:00, Ana (<ana@x.test>) escribió:",
+                "Neu.",
+            ),
+            (
+                "Il giorno lun 2 mar 2026 alle ore 10:00 Ann <ann@x.test> ha scritto:",
+                "Neu.",
+            ),
+            (
+                "Em seg., 2 de mar. de 2026 às 10:00, Ann <ann@x.test> escreveu:",
+                "Neu.",
+            ),
+            ("Den 2 mars 2026 kl. 10:00 skrev Ann <ann@x.test>:", "Neu."),
+            (
+                "Op 2 mrt. 2026 om 10:00 heeft Ann <ann@x.test> het volgende geschreven:",
+                "Neu.",
+            ),
+            (
+                "2 мар. 2026 г., в 10:00, Ann <ann@x.test> написал(а):",
+                "Neu.",
+            ),
+        ] {
+            let body = format!("Neu.\n\n{header}\n\n> alt\n> alt\n");
+            assert_eq!(new_text(&body), expected, "{header}");
+        }
+    }
+
+    #[test]
+    fn japanese_clients() {
+        assert_eq!(
+            new_text(
+                "承知しました。\n\n2026年11月20日(金) 10:00 山田太郎 <taro@example.jp>:\n> 以前の本文\n"
+            ),
+            "承知しました。"
+        );
+        assert_eq!(
+            new_text("了解です。\n\n山田太郎さんは書きました:\n> 以前の本文\n"),
+            "了解です。"
+        );
+        assert_eq!(
+            new_text(
+                "確認します。\n\n-----Original Message-----\n差出人: 山田太郎 <taro@example.jp>\n送信日時: 2026年11月20日 10:00\n宛先: support@vendor.test\n件名: 障害\n\n本文\n"
+            ),
+            "確認します。"
+        );
+        assert_eq!(
+            new_text(
+                "確認します。\n\n差出人: 山田太郎 <taro@example.jp>\n送信日時: 2026年11月20日 10:00\n宛先: support@vendor.test\n件名: 障害\n\n本文\n"
+            ),
+            "確認します。"
+        );
+        assert_eq!(new_text("届きました。\n\niPhoneから送信\n"), "届きました。");
+    }
+
+    #[test]
+    fn outlook_blocks_in_several_languages() {
+        for block in [
+            "-----Original Message-----\nFrom: Ann\nSent: Monday\nTo: b\nSubject: x",
+            "________________________________\nFrom: Ann <a@x.test>\nSent: Monday, March 2, 2026 10:00 AM\nTo: Support\nSubject: RE: x",
+            "From: Ann [mailto:a@x.test]\nSent: Monday\nTo: Support\nSubject: x",
+            "*From:* Ann\n*Sent:* Monday\n*To:* Support\n*Subject:* x",
+            "Von: Ann <a@x.test>\nGesendet: Montag, 2. März 2026 10:00\nAn: Support\nBetreff: x",
+            "-----Ursprüngliche Nachricht-----\nVon: Ann",
+            "De : Ann <a@x.test>\nEnvoyé : lundi 2 mars 2026 10:00\nÀ : Support\nObjet : x",
+            "De: Ana <a@x.test>\nEnviado el: lunes, 2 de marzo de 2026 10:00\nPara: Soporte\nAsunto: x",
+            "De: Ana <a@x.test>\nEnviado: lunes\nPara: Soporte\nAsunto: x",
+            "Van: Ann\nVerzonden: maandag\nAan: Support\nOnderwerp: x",
+            "Da: Ann\nInviato: lunedì\nA: Support\nOggetto: x",
+            "De: Ana\nEnviada em: segunda-feira\nPara: Suporte\nAssunto: x",
+            "Från: Ann\nSkickat: den 2 mars 2026\nTill: Support\nÄmne: x",
+            "-----Mensaje original-----\nDe: Ana",
+            "---------- Forwarded message ---------\nFrom: Ann",
+            "Date: Mon, 2 Mar 2026 10:00\nSubject: x\nFrom: a@x.test\nTo: b@x.test",
+        ] {
+            let body = format!("Here is the log.\n\n{block}\n\nold text\nmore old text\n");
+            assert_eq!(new_text(&body), "Here is the log.", "{block}");
+        }
+    }
+
+    #[test]
+    fn mobile_and_delimited_signatures_go_and_sign_offs_stay() {
+        assert_eq!(new_text("Yes.\n\nSent from my iPhone\n"), "Yes.");
+        assert_eq!(new_text("Sí.\n\nEnviado desde mi iPhone\n"), "Sí.");
+        assert_eq!(
+            new_text("Yes.\n\nGet Outlook for iOS<https://aka.ms/o0ukef>\n"),
+            "Yes."
+        );
+        assert_eq!(
+            new_text(
+                "It failed again.\n\nThanks,\nAnn\n\n-- \nAnn Customer\nACME Ltd\n+1 555 0100\n"
+            ),
+            "It failed again.\n\nThanks,\nAnn"
+        );
+        // A dash in the middle of a line is no delimiter.
+        assert_eq!(new_text("a -- b\nc"), "a -- b\nc");
+    }
+
+    #[test]
+    fn quoting_top_bottom_and_interleaved() {
+        // Bottom posting under a header: the header and its quote go.
+        assert_eq!(
+            new_text("On Mon, 2 Mar 2026 at 10:00, Ann <a@x.test> wrote:\n> question?\n\nanswer\n"),
+            "answer"
+        );
+        // Interleaved: the person's lines between quotes stay with their context.
+        assert_eq!(
+            new_text(
+                "> first question?\nfirst answer\n\n> second question?\nsecond answer\n\n> rest of the old mail\n"
+            ),
+            "> first question?\nfirst answer\n\n> second question?\nsecond answer"
+        );
+        assert_eq!(
+            new_text("On Mon, 2 Mar 2026, Ann <a@x.test> wrote:\n> q1\na1\n> q2\na2\n> tail\n"),
+            "> q1\na1\n> q2\na2"
+        );
+        // A header pasted on top of the text: the header goes, the text stays.
+        assert_eq!(
+            new_text(
+                "Od: Jan <jan@x.test>\nWysłano: środa, 1 marca 2023 12:00\nDo: Anna <anna@x.test>\nTemat: Re: Test\n\nCześć Anno,\n\nJan\n\nDnia 28 lutego 2023 14:00 Anna <anna@x.test> napisał(a):\n> Cześć\n"
+            ),
+            "Cześć Anno,\n\nJan"
+        );
+        assert_eq!(
+            new_text(
+                "Ok.\n\nWednesday, 17 November 2021, 3:32 PM +0300 from john@x.test <john@x.test>:\n\nold\n"
+            ),
+            "Ok."
+        );
+        // Only history: nothing new.
+        assert_eq!(new_text("> only a quote\n"), "");
+        assert_eq!(new_text(""), "");
+    }
+
+    #[test]
+    fn html_blockquote_and_hr_become_quotes_and_separators() {
+        let html = "<div>Hi. I am fine.<div><br></div><div>Thanks,</div><div>Alex<hr>Date: Thu, 26 Jun 2014 13:53:45 +0400<br>Subject: Test<br>From: a@x.test<br>To: b@x.test<br><br>Hello! How are you?</div></div>";
+        assert_eq!(extract_html(html), "Hi. I am fine.\n\nThanks,\nAlex");
+        let gmail = "<div>Hello &amp; welcome</div><div class=\"gmail_quote\">On Mon, Apr 2, 2012 at 6:26 PM, Megan &lt;<a href=\"mailto:m@x.test\">m@x.test</a>&gt; wrote:<br><blockquote>Hi<br></blockquote></div>";
+        assert_eq!(extract_html(gmail), "Hello & welcome");
+        assert!(html_to_lines("<style>p{}</style><!-- c --><p>x</p>").trim() == "x");
+    }
+
+    #[test]
+    fn an_ampersand_before_multibyte_text_is_no_entity() {
+        // Fuzz finding: the entity look-ahead cut a character in two and panicked.
+        assert_eq!(extract_html("<p>&あいうえ; &amp;</p>"), "&あいうえ; &");
+        assert_eq!(extract_html("&é‚à±ñ¿øå∂ƒ©"), "&é‚à±ñ¿øå∂ƒ©");
+    }
+
+    #[test]
+    fn huge_and_pathological_input_is_linear_and_bounded() {
+        // Many candidate header starts and quote levels: each line is looked at a bounded number of times.
+        let line = "On 2 Mar 2026 at 10:00 From: To: Subject: wrote\n> > > > x\n";
+        let big = line.repeat(200_000);
+        let t0 = std::time::Instant::now();
+        let out = extract(&big);
+        assert!(out.len() <= MAX_INPUT);
+        let took = t0.elapsed();
+        assert!(took.as_secs() < 10, "{took:?}");
+        let html = "<div><blockquote>".repeat(200_000);
+        assert!(extract_html(&html).is_empty());
+    }
+}
