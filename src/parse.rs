@@ -300,10 +300,16 @@ pub fn parse(raw: &[u8], arrival: DateTime<Utc>) -> Inbound {
         );
         inbound.text = clip(&t, MAX_TEXT);
     }
-    inbound.reply_text = match msg.body_html(0) {
-        // An HTML-only mail: its structure (blockquote, hr) tells quotes apart.
-        Some(html) if inbound.text_from_html => crate::reply_text::extract_html(&html),
-        _ => crate::reply_text::extract(&inbound.text),
+    // An HTML-only mail: its structure (blockquote, hr) tells quotes apart. Only then is
+    // the HTML asked for: for a plain-text mail mail-parser would build it from the text.
+    let html = if inbound.text_from_html {
+        msg.body_html(0)
+    } else {
+        None
+    };
+    inbound.reply_text = match html {
+        Some(html) => crate::reply_text::extract_html(&html),
+        None => crate::reply_text::extract(&inbound.text),
     };
     for a in msg.attachments().take(1000) {
         inbound.attachments.push(Attachment {
