@@ -9,6 +9,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
+use ticketd::clock::{Clock, SystemClock};
 use ticketd::config::Config;
 use ticketd::store::{MessageRow, NewMail, Origin, Store, TicketWrite};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -117,7 +118,7 @@ fn load_corpus(dir: &Path) -> Result<Vec<Mail>> {
         let (kind, date) = meta.get(&name).cloned().unwrap_or_default();
         let t = DateTime::parse_from_rfc3339(&date)
             .map(|d| d.with_timezone(&Utc))
-            .unwrap_or_else(|_| Utc::now());
+            .unwrap_or_else(|_| SystemClock.now());
         out.push(Mail {
             message_id: header_value(&raw, "message-id"),
             raw,
@@ -391,7 +392,7 @@ async fn idle_observer(
     c.w.write_all(b"idle IDLE\r\n").await?;
     loop {
         let l = c.line().await?;
-        let now = SystemTime::now();
+        let now = SystemTime::from(SystemClock.now());
         let mut p = l.split(' ');
         if p.next() != Some("*") {
             continue;
