@@ -572,15 +572,9 @@ struct Quota {
     limit_from_contract: bool,
 }
 
+/// A `[[route]]` (its `to`) or a `[[staff]]` note (its `text`): a sentence under conditions.
 #[derive(Debug, Clone)]
-struct Routed {
-    rule: String,
-    when: When,
-    to: String,
-}
-
-#[derive(Debug, Clone)]
-struct Staff {
+struct Line {
     rule: String,
     when: When,
     text: String,
@@ -643,8 +637,8 @@ pub struct Policy {
     deadlines: Vec<DeadlineRule>,
     promises: Vec<Promise>,
     quotas: Vec<Quota>,
-    routes: Vec<Routed>,
-    staff: Vec<Staff>,
+    routes: Vec<Line>,
+    staff: Vec<Line>,
     mailbox_rules: Vec<MailboxRule>,
     versions: Option<Versions>,
     notices: Vec<Notice>,
@@ -990,25 +984,30 @@ impl Policy {
                 id: q.id,
             });
         }
-        for x in raw.route {
+        let routes = raw.route.into_iter().map(|x| {
             let at = x.span().start;
             let x = x.into_inner();
-            rule_ok(r, at, &x.rule);
-            p.routes.push(Routed {
-                when: when(r, at, &x.when, &deadline_ids),
-                to: x.to,
-                rule: x.rule,
-            });
-        }
-        for x in raw.staff {
+            (at, x.rule, x.when, x.to)
+        });
+        let staff = raw.staff.into_iter().map(|x| {
             let at = x.span().start;
             let x = x.into_inner();
-            rule_ok(r, at, &x.rule);
-            p.staff.push(Staff {
-                when: when(r, at, &x.when, &deadline_ids),
-                text: x.text,
-                rule: x.rule,
-            });
+            (at, x.rule, x.when, x.text)
+        });
+        for (is_route, (at, rule, w, text)) in
+            routes.map(|x| (true, x)).chain(staff.map(|x| (false, x)))
+        {
+            rule_ok(r, at, &rule);
+            let line = Line {
+                when: when(r, at, &w, &deadline_ids),
+                text,
+                rule,
+            };
+            if is_route {
+                p.routes.push(line);
+            } else {
+                p.staff.push(line);
+            }
         }
         for m in raw.mailbox {
             let at = m.span().start;
@@ -1844,7 +1843,7 @@ impl Policy {
         let route = self.routes.iter().find(|x| ctx.holds(&x.when)).map(|x| {
             cite(&mut rules, &x.rule);
             RouteOut {
-                to: x.to.clone(),
+                to: x.text.clone(),
                 rule: x.rule.clone(),
             }
         });
