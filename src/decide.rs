@@ -772,6 +772,7 @@ fn staff_notice(i: &Input<'_>, template: &'static str, reasons: &[String]) -> Op
             "customer": addr_json(i.inbound.from.as_ref()),
             "message": {"subject": i.inbound.subject, "size": i.inbound.size, "message_id": i.inbound.message_id.clone().unwrap_or_default()},
             "reason": reasons.join("; "),
+            "notes": reasons,
         }),
     })
 }
@@ -787,6 +788,7 @@ pub fn sample_template_data() -> serde_json::Value {
         "message": {"subject": "Disk", "attachments": 0, "size": 10, "message_id": "x@y"},
         "ticket": {"id": 7, "tag": "[TKT#7]", "subject": "Disk"},
         "reason": "too large",
+        "notes": ["QN-04: decide"],
         "failure": {"error": "550 no such user", "to": "ann@example.net", "subject": "Re: Disk"},
         "bounce": {"status": "5.1.1", "recipients": "ann@example.net", "diagnostic": "550 5.1.1 user unknown"},
         "extracted": {"ticket_ids": [], "serials": [], "invoices": [], "rma_codes": [], "tax_ids": []},
