@@ -24,8 +24,9 @@
 //! `ineligible` (a `[[mailbox]]` rule refused the sender), `quota_exhausted`,
 //! `unsupported_version`, `missing`, and `key=value` forms: `mailbox=rma`,
 //! `tier=gold|silver`, `severity=1`, `severity<=2`, `plan=onsite`,
-//! `topic=refund`, `warranty=expired`, `fact=company`, `past=<deadline id>`,
-//! `language=ja`. A leading `!` negates; `|` separates alternatives.
+//! `topic=refund`, `warranty=expired`, `fact=company`, `past=<deadline id>`
+//! (the deadline was computed and has passed), `has=<deadline id>` (it was
+//! computed: its inputs, such as a ship date, were known), `language=ja`. A leading `!` negates; `|` separates alternatives.
 
 use crate::calendar::{Calendar, CalendarSpec};
 use crate::config::Report;
@@ -309,6 +310,7 @@ enum Cond {
     Warranty(Vec<WarrantyStatus>),
     Fact(Vec<String>),
     Past(String),
+    Has(String),
     Language(Vec<String>),
 }
 
@@ -374,7 +376,7 @@ fn parse_one(body: &str, s: &str, deadlines: &[String], topics: &[String]) -> Re
             Some(f) => Cond::Flag(f),
             None => {
                 return Err(format!(
-                    "condition `{s}` is not known (flags: {}; or key=value with mailbox, tier, severity, plan, topic, warranty, fact, past, language)",
+                    "condition `{s}` is not known (flags: {}; or key=value with mailbox, tier, severity, plan, topic, warranty, fact, past, has, language)",
                     FLAGS.join(", ")
                 ));
             }
@@ -416,6 +418,12 @@ fn parse_one(body: &str, s: &str, deadlines: &[String], topics: &[String]) -> Re
                 return Err(format!("`{s}`: no earlier [[deadline]] has id `{v}`"));
             }
             Cond::Past(v.to_string())
+        }
+        Some(("has", v)) => {
+            if !deadlines.iter().any(|d| d == v) {
+                return Err(format!("`{s}`: no earlier [[deadline]] has id `{v}`"));
+            }
+            Cond::Has(v.to_string())
         }
         Some(("language", v)) => Cond::Language(list(v)),
         Some((k, _)) => return Err(format!("condition `{s}`: unknown key `{k}`")),
@@ -1366,6 +1374,7 @@ impl Ctx<'_> {
                 .deadlines
                 .get(id)
                 .is_some_and(|d| r.arrival > d.instant),
+            Cond::Has(id) => self.deadlines.contains_key(id),
             Cond::Language(v) => v.iter().any(|l| l == r.language.as_str()),
         }
     }

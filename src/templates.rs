@@ -86,19 +86,25 @@ impl Templates {
     ) -> Result<(String, String)> {
         // A pack's notices are templates too, rendered with the same data.
         let mut data = data.clone();
+        // A notice whose data is missing (a pack entry whose condition let it through
+        // without the date it names) is left out and logged: the rest of the reply stands.
         let notices: Vec<String> = data
             .pointer("/policy/notices")
             .and_then(|n| n.as_array())
             .into_iter()
             .flatten()
-            .filter_map(|n| n.get("text").and_then(|t| t.as_str()))
-            .map(|t| {
-                self.hb
-                    .render_template(t, &data)
-                    .map(|s| wrap(s.trim(), 74))
-                    .with_context(|| format!("pack notice `{t}`"))
+            .filter_map(|n| {
+                let id = n.get("id").and_then(|t| t.as_str()).unwrap_or("");
+                let t = n.get("text").and_then(|t| t.as_str())?;
+                match self.hb.render_template(t, &data) {
+                    Ok(s) => Some(wrap(s.trim(), 74)),
+                    Err(e) => {
+                        tracing::warn!(notice = id, error = %e, "pack notice left out");
+                        None
+                    }
+                }
             })
-            .collect::<Result<_>>()?;
+            .collect();
         if let Some(o) = data.as_object_mut() {
             o.insert("notices".into(), serde_json::json!(notices));
         }
@@ -159,6 +165,19 @@ mod tests {
 
     fn shipped() -> Templates {
         Templates::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("templates")).unwrap()
+    }
+
+    #[test]
+    fn a_notice_missing_its_data_is_left_out_and_the_reply_stands() {
+        let t = shipped();
+        let mut data = crate::decide::sample_template_data();
+        data["policy"] = serde_json::json!({"notices": [
+            {"id": "broken", "text": "Due {{policy.deadlines.nope.local}}."},
+            {"id": "fine", "text": "Ticket {{ticket.tag}} noted."},
+        ]});
+        let (_, body) = t.render(Language::En, "ack_new", &data).unwrap();
+        assert!(body.contains("Ticket [TKT#7] noted."), "{body}");
+        assert!(!body.contains("Due"), "{body}");
     }
 
     #[test]

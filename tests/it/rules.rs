@@ -1300,3 +1300,16 @@ fn ix_09_quoted_history_does_not_make_a_reply_out_of_scope() {
         .eval();
     assert!(!notices(&e).contains(&"out_of_scope"), "{:?}", e.topics);
 }
+
+#[test]
+fn ix_11_without_a_ship_date_there_is_no_money_back_date_and_the_reply_still_goes() {
+    let mut c = contract("A1-12345", "silver", "M50", "2026-11-10");
+    c.shipped_on = None;
+    let e = Case::new("ixsystems", "2026-11-23T09:00:00-08:00")
+        .text("Refund", "We want a refund.")
+        .contract(c)
+        .eval();
+    assert!(!e.deadlines.contains_key("money_back_until"));
+    assert!(!notices(&e).contains(&"money_back"));
+    assert!(!notices(&e).contains(&"money_back_over"));
+}
