@@ -24,7 +24,8 @@
 //! `ineligible` (a `[[mailbox]]` rule refused the sender), `quota_exhausted`,
 //! `unsupported_version`, `missing`, and `key=value` forms: `mailbox=rma`,
 //! `tier=gold|silver`, `severity=1`, `severity<=2`, `plan=onsite`,
-//! `topic=refund`, `warranty=expired`, `fact=company`, `past=<deadline id>`
+//! `topic=refund`, `warranty=expired`, `fact=company` (`fact=company,tax_id`:
+//! both), `past=<deadline id>`
 //! (the deadline was computed and has passed), `has=<deadline id>` (it was
 //! computed: its inputs, such as a ship date, were known), `language=ja`. A leading `!` negates; `|` separates alternatives.
 
@@ -407,7 +408,8 @@ fn parse_one(body: &str, s: &str, deadlines: &[String], topics: &[String]) -> Re
                 .collect::<Result<_, _>>()?,
         ),
         Some(("fact", v)) => {
-            let l = list(v);
+            // `fact=company,tax_id`: all of them.
+            let l: Vec<String> = v.split(',').map(|x| x.trim().to_string()).collect();
             if let Some(f) = l.iter().find(|f| !FACTS.contains(&f.as_str())) {
                 return Err(format!("`{s}`: `{f}` is not a fact ({})", FACTS.join(", ")));
             }
@@ -983,8 +985,8 @@ impl Policy {
                 }
             };
             p.quotas.push(Quota {
-                when: when(r, at, &q.when, &deadline_ids),
-                free_when: when(r, at, &q.free_when, &deadline_ids),
+                when: when(r, at, &q.when, &[]),
+                free_when: when(r, at, &q.free_when, &[]),
                 limit: q.limit,
                 yearly,
                 limit_from_contract: q.limit_from_contract,
@@ -1022,7 +1024,7 @@ impl Policy {
             let m = m.into_inner();
             rule_ok(r, at, &m.rule);
             p.mailbox_rules.push(MailboxRule {
-                requires: when(r, at, &m.requires, &deadline_ids),
+                requires: when(r, at, &m.requires, &[]),
                 mailbox: m.mailbox,
                 rule: m.rule,
             });
@@ -1418,7 +1420,7 @@ static CRITICAL: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
 
 static SEVERITY_RE: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
     Regex::new(
-        r"(?i)\b(?:severity|sev|severidad|gravedad|prioridad|priority)\s*(?:level\s*|nivel\s*)?[:#=-]?\s*([1-4])\b|\b[SP]([1-4])\b|(?:重大度|緊急度|深刻度|優先度)\s*[:：]?\s*([1-4１-４])",
+        r"(?i)\b(?:severity|sev|severidad|gravedad|prioridad|priority)\s*(?:level\s*|nivel\s*)?[:#=-]?\s*([1-4])\b|(?-i:\bS([1-4])\b)|(?:重大度|緊急度|深刻度|優先度)\s*[:：]?\s*([1-4１-４])",
     )
     .expect("severity pattern")
 });
@@ -1545,12 +1547,14 @@ impl Policy {
         // Severity: the mail's own words, else the mailbox's, else the pack default.
         let critical =
             self.critical.as_ref().is_some_and(|re| re.is_match(text)) || CRITICAL.is_match(text);
-        let (severity, severity_from) = if critical {
-            (1, "the mail describes a system down".to_string())
-        } else if let Some(n) =
+        // A severity the mail states wins over words that sound critical
+        // ("Severity 4: planning a maintenance outage").
+        let (severity, severity_from) = if let Some(n) =
             read_severity(text).filter(|n| *n >= 1 && *n <= self.severity_levels)
         {
             (n, format!("the mail states severity {n}"))
+        } else if critical {
+            (1, "the mail describes a system down".to_string())
         } else if let Some(n) = self
             .severity_mailbox
             .get(req.mailbox_name)
@@ -1590,7 +1594,7 @@ impl Policy {
                         == WarrantyStatus::Expired
                 }
             });
-        let hold = w.hold_until.is_some_and(|h| h >= today);
+        let hold = w.hold_until.is_some_and(|h| h > today);
 
         let business_open = self.calendar.is_open(req.arrival);
         for r in &self.calendar_rules {
@@ -1679,76 +1683,6 @@ impl Policy {
         } else {
             vec![]
         };
-
-        // Dates.
-        for d in &self.deadlines {
-            if !ctx.holds(&d.when) {
-                continue;
-            }
-            let from = match d.from {
-                From::Arrival => Some(req.arrival),
-                From::TicketCreated => req.ticket_created,
-                From::ShippedOn => contract
-                    .and_then(|c| c.shipped_on)
-                    .map(|s| resolve(zone, s.and_time(NaiveTime::MIN))),
-                From::PurchasedOn => {
-                    contract.map(|c| resolve(zone, c.purchased_on.and_time(NaiveTime::MIN)))
-                }
-            };
-            let Some(mut from) = from else { continue };
-            if d.month_start {
-                let l = from.with_timezone(&zone).date_naive();
-                let first = l.with_day(1).unwrap_or(l);
-                from = resolve(zone, first.and_time(NaiveTime::MIN));
-            }
-            let at = match (d.clock, d.after) {
-                (ClockKind::Business, Span::Minutes(m)) => {
-                    self.calendar.add_business(from, Duration::minutes(m))
-                }
-                (_, span) => add_calendar(zone, from, span, &self.calendar),
-            };
-            let remind_at = d.remind_before.map(|r| match r {
-                Span::Minutes(m) => at - Duration::minutes(m),
-                Span::Days(n) => at - Duration::days(n),
-                _ => at,
-            });
-            cite(&mut rules, &d.rule);
-            ctx.deadlines.insert(
-                d.id.clone(),
-                DeadlineOut {
-                    at: rfc3339(zone, at),
-                    local: fmt_local(zone, at),
-                    remind_at: remind_at.map(|t| rfc3339(zone, t)),
-                    rule: d.rule.clone(),
-                    instant: at,
-                },
-            );
-        }
-
-        let mut promises = BTreeMap::new();
-        for p in &self.promises {
-            if !ctx.holds(&p.when) {
-                continue;
-            }
-            let local = req.arrival.with_timezone(&zone);
-            let in_time = self.calendar.is_business_day(local.date_naive())
-                && p.cutoff.is_none_or(|c| local.time() < c);
-            let n = if in_time { p.before } else { p.after };
-            // A request on a closed day counts from the next business day.
-            let by = if in_time || n == 0 {
-                self.calendar.add_business_days(req.arrival, n)
-            } else {
-                self.calendar.add_business_days(req.arrival, n.max(1))
-            };
-            cite(&mut rules, &p.rule);
-            promises.insert(
-                p.id.clone(),
-                PromiseOut {
-                    by,
-                    rule: p.rule.clone(),
-                },
-            );
-        }
 
         // Quotas: the first that applies.
         let mut quota = None;
@@ -1848,6 +1782,77 @@ impl Policy {
             }
         }
         ctx.missing = !missing.is_empty();
+
+        // Dates and promises last: their conditions may read every flag above.
+        // Dates.
+        for d in &self.deadlines {
+            if !ctx.holds(&d.when) {
+                continue;
+            }
+            let from = match d.from {
+                From::Arrival => Some(req.arrival),
+                From::TicketCreated => req.ticket_created,
+                From::ShippedOn => contract
+                    .and_then(|c| c.shipped_on)
+                    .map(|s| resolve(zone, s.and_time(NaiveTime::MIN))),
+                From::PurchasedOn => {
+                    contract.map(|c| resolve(zone, c.purchased_on.and_time(NaiveTime::MIN)))
+                }
+            };
+            let Some(mut from) = from else { continue };
+            if d.month_start {
+                let l = from.with_timezone(&zone).date_naive();
+                let first = l.with_day(1).unwrap_or(l);
+                from = resolve(zone, first.and_time(NaiveTime::MIN));
+            }
+            let at = match (d.clock, d.after) {
+                (ClockKind::Business, Span::Minutes(m)) => {
+                    self.calendar.add_business(from, Duration::minutes(m))
+                }
+                (_, span) => add_calendar(zone, from, span, &self.calendar),
+            };
+            let remind_at = d.remind_before.map(|r| match r {
+                Span::Minutes(m) => at - Duration::minutes(m),
+                Span::Days(n) => at - Duration::days(n),
+                _ => at,
+            });
+            cite(&mut rules, &d.rule);
+            ctx.deadlines.insert(
+                d.id.clone(),
+                DeadlineOut {
+                    at: rfc3339(zone, at),
+                    local: fmt_local(zone, at),
+                    remind_at: remind_at.map(|t| rfc3339(zone, t)),
+                    rule: d.rule.clone(),
+                    instant: at,
+                },
+            );
+        }
+
+        let mut promises = BTreeMap::new();
+        for p in &self.promises {
+            if !ctx.holds(&p.when) {
+                continue;
+            }
+            let local = req.arrival.with_timezone(&zone);
+            let in_time = self.calendar.is_business_day(local.date_naive())
+                && p.cutoff.is_none_or(|c| local.time() < c);
+            let n = if in_time { p.before } else { p.after };
+            // A request on a closed day counts from the next business day.
+            let by = if in_time || n == 0 {
+                self.calendar.add_business_days(req.arrival, n)
+            } else {
+                self.calendar.add_business_days(req.arrival, n.max(1))
+            };
+            cite(&mut rules, &p.rule);
+            promises.insert(
+                p.id.clone(),
+                PromiseOut {
+                    by,
+                    rule: p.rule.clone(),
+                },
+            );
+        }
 
         let route = self.routes.iter().find(|x| ctx.holds(&x.when)).map(|x| {
             cite(&mut rules, &x.rule);
@@ -1952,6 +1957,7 @@ mod tests {
             ("Severity 1: array offline", Some(1)),
             ("this is sev 2", Some(2)),
             ("Priority: S3", Some(3)),
+            ("the disk in slot s1 and p2", None),
             ("重大度：２ です", Some(2)),
             ("緊急度 1", Some(1)),
             ("Severidad 4, sin prisa", Some(4)),

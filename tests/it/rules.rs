@@ -1313,3 +1313,94 @@ fn ix_11_without_a_ship_date_there_is_no_money_back_date_and_the_reply_still_goe
     assert!(!notices(&e).contains(&"money_back"));
     assert!(!notices(&e).contains(&"money_back_over"));
 }
+
+#[test]
+fn qn_05_no_rma_date_is_promised_while_documents_are_missing() {
+    let e = Case::new("qnap", "2026-11-23T09:00:00-08:00")
+        .text(
+            "Broken",
+            "My NAS is defective, please repair it under warranty.",
+        )
+        .eval();
+    assert_eq!(e.missing, vec!["serial", "invoice"]);
+    assert!(!e.promises.contains_key("rma_number"));
+    assert!(!notices(&e).contains(&"rma_number"));
+}
+
+#[test]
+fn av_04_a_company_without_its_cif_is_asked_for_both() {
+    let mut c = contract("AV7-000123", "customer", "UCM6302", "2025-01-10");
+    c.plans = vec!["hours".into()];
+    let e = Case::new("avanzada7", "2026-11-23T10:00:00+01:00")
+        .text(
+            "Consulta",
+            "Somos Acme Telecom S.L. y necesitamos configurar un troncal.",
+        )
+        .contract(c)
+        .eval();
+    assert!(e.facts.contains(&"company".to_string()), "{:?}", e.facts);
+    assert!(e.route.is_none());
+    assert!(notices(&e).contains(&"need_company"));
+}
+
+#[test]
+fn qn_09_a_warranty_request_also_counts_onsite_visits() {
+    let mut c = qnap_unit("TS-453D", "2025-03-01");
+    c.plans = vec!["advanced_replacement_5y".into(), "onsite".into()];
+    let e = Case::new("qnap", "2026-11-23T09:00:00-08:00")
+        .text(
+            "Defective",
+            "The TS-453D is defective, we need a warranty repair.",
+        )
+        .contract(c)
+        .used("onsite_visits", 4)
+        .eval();
+    assert!(e.quota.as_ref().is_some_and(|q| q.exhausted));
+    assert!(notices(&e).contains(&"onsite_used_up"));
+    assert!(!notices(&e).contains(&"onsite"));
+}
+
+#[test]
+fn ix_07_follow_ups_keep_the_tickets_dates() {
+    let mut c = contract("A1-12345", "silver", "M50", "2025-06-01");
+    c.plans = vec!["advance_exchange".into()];
+    let e = Case::new("ixsystems", "2026-11-20T09:00:00-08:00")
+        .text("Re: replacement part", "Any news on the replacement part?")
+        .contract(c)
+        .followup("2026-11-02T09:00:00-08:00")
+        .eval();
+    assert_eq!(
+        e.deadlines["return_label_expires"].at,
+        "2026-11-12T09:00:00-08:00"
+    );
+    assert_eq!(
+        e.deadlines["parts_invoiced_after"].at,
+        "2026-11-16T09:00:00-08:00"
+    );
+}
+
+#[test]
+fn ix_10_the_hold_ends_on_its_last_day() {
+    let mut c = contract("A1-12345", "silver", "M50", "2024-01-02");
+    c.shipped_on = Some(date("2024-01-10"));
+    c.extended_until = Some(date("2027-01-10"));
+    c.extended_on = Some(date("2026-11-10"));
+    let e = Case::new("ixsystems", "2026-12-01T09:00:00-08:00")
+        .contract(c)
+        .eval();
+    assert_eq!(e.warranty.hold_until, Some(date("2026-12-01")));
+    assert!(!notices(&e).contains(&"warranty_hold"));
+}
+
+#[test]
+fn nx_03_a_stated_severity_wins_over_critical_sounding_words() {
+    let e = Case::new("netex", "2026-11-23T10:00:00-06:00")
+        .text(
+            "Severity 4: maintenance window",
+            "How do we plan a maintenance outage window for HyperIP 7.0 on Linux?",
+        )
+        .eval();
+    assert_eq!(e.severity, 4);
+    assert_eq!(e.escalations[0].to, "Director of Customer Services");
+    assert!(e.escalations[0].at.starts_with("2027-01-07"));
+}
