@@ -724,7 +724,7 @@ fn probe_row<'a>(i: usize, m: &'a Mail) -> MessageRow<'a> {
         message_id: m.message_id.as_deref(),
         sender: Some("customer@example.net"),
         content_hash: "h",
-        arrival: Utc::now(),
+        arrival: SystemClock.now(),
         class: "human",
         outcome: "processed",
         reason: None,
@@ -767,7 +767,7 @@ fn sqlite_rate(work: &Path, mails: &[Mail]) -> Result<Value> {
                 &probe_ticket(i),
                 &[("created", "probe".into())],
                 &ticketd::store::SideEffects::default(),
-                Utc::now(),
+                SystemClock.now(),
                 |_| Ok(vec![probe_mail(i)]),
             )?;
         }
@@ -789,7 +789,7 @@ fn batched_sqlite_rate(work: &Path, mails: &[Mail], k: usize) -> Result<f64> {
                     &probe_ticket(i),
                     &[("created", "probe".into())],
                     &ticketd::store::SideEffects::default(),
-                    Utc::now(),
+                    SystemClock.now(),
                     |_| Ok(vec![probe_mail(i)]),
                 )?;
             }
@@ -850,9 +850,13 @@ async fn latency(args: &Args, stack: &Stack, work: &Path, mails: &[Mail]) -> Res
     for m in &picked {
         tick.tick().await;
         client.append_one("INBOX", m).await?;
-        let done = SystemTime::now();
+        let done = SystemTime::from(SystemClock.now());
         copier.append_one("INBOX", m).await?;
-        appended.push((m.message_id.clone(), done, since(done, SystemTime::now())));
+        appended.push((
+            m.message_id.clone(),
+            done,
+            since(done, SystemTime::from(SystemClock.now())),
+        ));
     }
     // Every reply in the sink (In-Reply-To names the mail it answers).
     let want = picked.len();
@@ -1041,7 +1045,7 @@ fn pathological(work: &Path) -> Result<Value> {
 fn explain_one(file: &Path) -> Result<()> {
     let raw = std::fs::read(file)?;
     let opts = ticketd::explain::Options::default();
-    let now = Utc::now();
+    let now = SystemClock.now();
     // Warm the lazily built parts (templates, regexes) on a tiny mail first.
     ticketd::explain::explain(b"From: a@b.example\r\nSubject: x\r\n\r\nx\r\n", &opts, now)?;
     let pid = std::process::id();
