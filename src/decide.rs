@@ -162,14 +162,7 @@ pub fn decide(i: &Input<'_>) -> Decision {
     let class = i.classification.class;
     let mut reasons = i.classification.reasons.clone();
     let mut events: Vec<(&'static str, String)> = Vec::new();
-    let subject = {
-        let s = thread::clean_subject(&m.subject, i.ticket_prefix);
-        if s.is_empty() {
-            "(no subject)".to_string()
-        } else {
-            s
-        }
-    };
+    let subject = ticket_subject(i);
     let base =
         |outcome, ticket, view: TicketView, language, replies: Vec<ReplyPlan>, reasons, events| {
             Decision {
@@ -292,20 +285,8 @@ pub fn decide(i: &Input<'_>) -> Decision {
                     sender.address, i.mailbox.name
                 ),
             ));
-            (
-                TicketWrite::New {
-                    subject: subject.clone(),
-                    status,
-                    language: language.as_str().to_string(),
-                    requester: sender.address.to_ascii_lowercase(),
-                    requester_name: sender.name.clone(),
-                },
-                TicketView {
-                    action: "new",
-                    id: Some(i.lookup.next_ticket_id),
-                },
-                "ack_new",
-            )
+            let (write, view) = new_ticket(i, sender, subject.clone(), status, language);
+            (write, view, "ack_new")
         }
     };
 
@@ -384,6 +365,39 @@ pub fn decide(i: &Input<'_>) -> Decision {
     d.effects = effects;
     d.policy = Some(policy);
     d
+}
+
+/// A ticket's name: the mail's subject without reply prefixes or our tag.
+fn ticket_subject(i: &Input<'_>) -> String {
+    let s = thread::clean_subject(&i.inbound.subject, i.ticket_prefix);
+    if s.is_empty() {
+        "(no subject)".to_string()
+    } else {
+        s
+    }
+}
+
+/// The write and the view of a new ticket opened by `sender`.
+fn new_ticket(
+    i: &Input<'_>,
+    sender: &Addr,
+    subject: String,
+    status: &'static str,
+    language: Language,
+) -> (TicketWrite, TicketView) {
+    (
+        TicketWrite::New {
+            subject,
+            status,
+            language: language.as_str().to_string(),
+            requester: sender.address.to_ascii_lowercase(),
+            requester_name: sender.name.clone(),
+        },
+        TicketView {
+            action: "new",
+            id: Some(i.lookup.next_ticket_id),
+        },
+    )
 }
 
 /// What the vendor's rules read of a mail: its subject and what the person
@@ -673,24 +687,11 @@ fn machine(
                     sender.address, i.mailbox.name
                 ),
             ));
-            let subject = thread::clean_subject(&i.inbound.subject, i.ticket_prefix);
+            let (write, view) = new_ticket(i, sender, ticket_subject(i), "open", language);
             base(
                 Outcome::Processed,
-                TicketWrite::New {
-                    status: "open",
-                    subject: if subject.is_empty() {
-                        "(no subject)".into()
-                    } else {
-                        subject
-                    },
-                    language: language.as_str().to_string(),
-                    requester: sender.address.to_ascii_lowercase(),
-                    requester_name: sender.name.clone(),
-                },
-                TicketView {
-                    action: "new",
-                    id: Some(i.lookup.next_ticket_id),
-                },
+                write,
+                view,
                 language,
                 vec![],
                 reasons,

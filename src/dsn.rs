@@ -1,5 +1,6 @@
 //! Delivery reports: RFC 3464 delivery-status parts, ARF and MDN reports, and the failed recipient and status in the body shapes of MTAs that send no standard report.
 
+use crate::parse::clip;
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 use regex::Regex;
 use serde::Serialize;
@@ -137,7 +138,7 @@ pub fn delivery_status(text: &str) -> Vec<RecipientStatus> {
             status,
             diagnostic: get("diagnostic-code").map(|d| {
                 let d = d.split_once(';').map(|(_, d)| d).unwrap_or(d);
-                clip(d.trim(), 500)
+                clip(d.trim(), 500).to_string()
             }),
         });
         if out.len() >= MAX_RECIPIENTS {
@@ -145,17 +146,6 @@ pub fn delivery_status(text: &str) -> Vec<RecipientStatus> {
         }
     }
     out
-}
-
-fn clip(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
 }
 
 /// The first Message-ID header in a block of header text.
@@ -204,7 +194,7 @@ fn walk(msg: &Message<'_>, report: &mut Report, depth: usize) {
         match (ctype.as_str(), subtype.as_str()) {
             ("message", "delivery-status" | "global-delivery-status") => {
                 let text = String::from_utf8_lossy(part.contents());
-                let mut found = delivery_status(&clip(&text, MAX_SCAN));
+                let mut found = delivery_status(clip(&text, MAX_SCAN));
                 found.truncate(MAX_RECIPIENTS - report.recipients.len().min(MAX_RECIPIENTS));
                 report.recipients.extend(found);
             }
@@ -216,7 +206,7 @@ fn walk(msg: &Message<'_>, report: &mut Report, depth: usize) {
                 if report.original_message_id.is_none() =>
             {
                 let text = String::from_utf8_lossy(part.contents());
-                report.original_message_id = message_id_in_headers(&clip(&text, MAX_SCAN));
+                report.original_message_id = message_id_in_headers(clip(&text, MAX_SCAN));
             }
             _ => {}
         }
@@ -428,7 +418,7 @@ pub fn from_body(text: &str, exclude: &[String]) -> Bounce {
         .lines()
         .map(str::trim)
         .find(|l| SMTP_CODE.is_match(&format!(" {l} ")) || STATUS_IN_TEXT.is_match(l))
-        .map(|l| clip(l, 500));
+        .map(|l| clip(l, 500).to_string());
     let original_message_id = message_id_in_headers(copy).or_else(|| {
         // Some MTAs quote the headers without a marker line.
         message_id_in_headers(own_words)

@@ -175,15 +175,16 @@ fn id_list(v: &HeaderValue<'_>) -> Vec<String> {
         .collect()
 }
 
-fn clip(s: &str, max: usize) -> String {
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+pub(crate) fn clip(s: &str, max: usize) -> &str {
     if s.len() <= max {
-        return s.to_string();
+        return s;
     }
     let mut end = max;
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    s[..end].to_string()
+    &s[..end]
 }
 
 /// Reads `raw`, which arrived at `arrival`. Never panics and never fails.
@@ -242,15 +243,15 @@ pub fn parse(raw: &[u8], arrival: DateTime<Utc>) -> Inbound {
     inbound.reply_to = addrs(msg.reply_to()).into_iter().next();
     inbound.to = addrs(msg.to());
     inbound.cc = addrs(msg.cc());
-    inbound.subject = clip(msg.subject().unwrap_or("").trim(), 2000);
+    inbound.subject = clip(msg.subject().unwrap_or("").trim(), 2000).to_string();
     if let Some(raw_subject) = msg.header_raw("Subject")
         && let Some(joined) = decode_split_encoded_words(raw_subject)
     {
         // Encoded words cut inside a multibyte character: decoded together.
-        inbound.subject = clip(joined.trim(), 2000);
+        inbound.subject = clip(joined.trim(), 2000).to_string();
     }
     if let Some(s) = redecode_iso2022jp(&inbound.subject) {
-        inbound.subject = clip(s.trim(), 2000);
+        inbound.subject = clip(s.trim(), 2000).to_string();
     }
     inbound.message_id = msg
         .message_id()
@@ -273,7 +274,7 @@ pub fn parse(raw: &[u8], arrival: DateTime<Utc>) -> Inbound {
             .join(" ");
         inbound
             .headers
-            .push((name, clip(&unfolded, MAX_HEADER_VALUE)));
+            .push((name, clip(&unfolded, MAX_HEADER_VALUE).to_string()));
     }
     if msg.headers().len() > MAX_HEADERS {
         inbound.warnings.push(format!(
@@ -292,13 +293,13 @@ pub fn parse(raw: &[u8], arrival: DateTime<Utc>) -> Inbound {
                 .warnings
                 .push(format!("text body of {} bytes cut to {MAX_TEXT}", t.len()));
         }
-        inbound.text = clip(&t, MAX_TEXT);
+        inbound.text = clip(&t, MAX_TEXT).to_string();
     }
     if let Some(t) = redecode_iso2022jp(&inbound.text) {
         inbound.warnings.push(
             "ISO-2022-JP text without a charset it could be read by (none, or CP50220/ISO-2022-JP-MS) was read as ISO-2022-JP".into(),
         );
-        inbound.text = clip(&t, MAX_TEXT);
+        inbound.text = clip(&t, MAX_TEXT).to_string();
     }
     // An HTML-only mail: its structure (blockquote, hr) tells quotes apart. Only then is
     // the HTML asked for: for a plain-text mail mail-parser would build it from the text.
@@ -313,7 +314,7 @@ pub fn parse(raw: &[u8], arrival: DateTime<Utc>) -> Inbound {
     };
     for a in msg.attachments().take(1000) {
         inbound.attachments.push(Attachment {
-            name: a.attachment_name().map(|n| clip(n, 255)),
+            name: a.attachment_name().map(|n| clip(n, 255).to_string()),
             content_type: a
                 .content_type()
                 .map(|c| match c.subtype() {

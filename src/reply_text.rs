@@ -24,6 +24,8 @@
 //! bounded look-ahead of at most [`HEADER_WINDOW`] lines of bounded length, and
 //! input over [`MAX_INPUT`] bytes is cut first.
 
+use crate::parse::clip;
+
 /// The most text read; the rest of a longer body is ignored.
 pub const MAX_INPUT: usize = 2 * 1024 * 1024;
 /// How many lines a header block ("From:/Sent:/To:/Subject:") may span.
@@ -293,17 +295,6 @@ pub fn extract(body: &str) -> String {
 /// becomes `>` quoting, `<hr>` a separator line; then [`extract`].
 pub fn extract_html(html: &str) -> String {
     extract(&html_to_lines(clip(html, MAX_INPUT)))
-}
-
-fn clip(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 fn is_quote(line: &str) -> bool {

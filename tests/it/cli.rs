@@ -16,7 +16,8 @@ fn temp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
-fn config_text(dir: &Path, pack: &str) -> String {
+/// A config for `pack` with its database in `dir` (the mailbox password file is `dir/pw`).
+pub fn config_text(dir: &Path, pack: &str) -> String {
     format!(
         r#"[daemon]
 database = "{dir}/t.db"

@@ -1,6 +1,5 @@
 //! The per-message processing budget: a mail whose reading and deciding runs over it is stored, quarantined and staff are told.
 
-use crate::harness::repo;
 use chrono::{DateTime, Utc};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -37,39 +36,8 @@ impl Clock for SlowWork {
 
 fn config(dir: &std::path::Path, limits: &str) -> Config {
     std::fs::write(dir.join("pw"), "secret\n").unwrap();
-    let text = format!(
-        r#"[daemon]
-database = "{dir}/t.db"
-templates = "{repo}/templates"
-packs = "{repo}/config/vendors"
-pack = "ixsystems"
-
-[identity]
-message_id_domain = "tickets.vendor.test"
-own_addresses = ["support@vendor.test"]
-staff = ["lead@vendor.test"]
-
-[limits]
-{limits}
-
-[smtp]
-host = "127.0.0.1"
-port = 2525
-tls = "none"
-
-[[mailbox]]
-name = "support"
-role = "support"
-address = "support@vendor.test"
-host = "127.0.0.1"
-port = 1143
-tls = "none"
-username = "support@vendor.test"
-password_file = "pw"
-"#,
-        dir = dir.display(),
-        repo = repo().display()
-    );
+    let text = crate::cli::config_text(dir, "ixsystems")
+        .replace("[smtp]", &format!("[limits]\n{limits}\n\n[smtp]"));
     let path = dir.join("ticketd.toml");
     std::fs::write(&path, text).unwrap();
     Config::load(&path).unwrap_or_else(|e| panic!("{e}"))

@@ -1,6 +1,6 @@
 //! Mail hygiene end to end: out-of-office replies, bounces of our mail, and a loop with a naive autoresponder.
 
-use crate::harness::{MailStack, mail};
+use crate::harness::{MailStack, mail, wait_until};
 use std::sync::Arc;
 use ticketd::clock::{SharedClock, SystemClock};
 use ticketd::config::{Config, Rate};
@@ -134,6 +134,13 @@ async fn a_permanent_bounce_of_our_ack_marks_the_contact_tells_staff_and_stops_m
             .any(|(k, d)| k == "bounce" && d.contains(&format!("returns <{ack_id}>"))),
         "{events:?}"
     );
+    // The sink writes each mail to a file of its own; wait for both files.
+    wait_until(
+        "the staff notice in the sink",
+        std::time::Duration::from_secs(10),
+        || sent(&stack).len() >= 2,
+    )
+    .await;
     let out = sent(&stack);
     assert_eq!(out.len(), 2, "the ack and one notice to staff");
     let notice = &out

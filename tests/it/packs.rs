@@ -3,6 +3,7 @@
 use crate::harness::{MailStack, mail};
 use std::sync::Arc;
 use ticketd::clock::{SharedClock, SystemClock};
+use ticketd::config::Config;
 use ticketd::parse::parse;
 use ticketd::store::Store;
 
@@ -23,17 +24,20 @@ async fn off_hours_ack(
         "",
         body,
     );
-    stack
-        .append("support@vendor.test", "INBOX", &raw, internal_date)
-        .await;
-    let clock: SharedClock = Arc::new(SystemClock);
-    ticketd::daemon::run_once(cfg.clone(), clock)
-        .await
-        .expect("run --once");
+    arrive(&stack, &cfg, "support@vendor.test", &raw, internal_date).await;
     let acks = to_customer(&stack);
     assert_eq!(acks.len(), 1, "one acknowledgement to the customer");
     let store = Store::open_read_only(&cfg.database).expect("database");
     (acks[0].clone(), store)
+}
+
+/// APPENDs `raw` to `user`'s INBOX with `internal_date`, then runs the daemon once.
+async fn arrive(stack: &MailStack, cfg: &Config, user: &str, raw: &[u8], internal_date: &str) {
+    stack.append(user, "INBOX", raw, internal_date).await;
+    let clock: SharedClock = Arc::new(SystemClock);
+    ticketd::daemon::run_once(cfg.clone(), clock)
+        .await
+        .expect("run --once");
 }
 
 /// The texts of the mail sent to the customer (staff notices left out).
@@ -145,7 +149,6 @@ async fn avanzada7_sunday_mail_is_acknowledged_in_spanish_with_the_clock_start()
 async fn ix_13_asking_for_status_by_ticket_number_reaches_the_ticket() {
     let stack = MailStack::start();
     let cfg = stack.config(|c| c.pack = "ixsystems".to_string());
-    let clock: SharedClock = Arc::new(SystemClock);
     let first = mail(
         "Ann Customer <ann@customer.test>",
         "support@vendor.test",
@@ -154,17 +157,14 @@ async fn ix_13_asking_for_status_by_ticket_number_reaches_the_ticket() {
         "",
         "Serial: A1-12345. One disk of the pool shows checksum errors.",
     );
-    stack
-        .append(
-            "support@vendor.test",
-            "INBOX",
-            &first,
-            "16-Nov-2026 09:00:00 -0800",
-        )
-        .await;
-    ticketd::daemon::run_once(cfg.clone(), clock.clone())
-        .await
-        .expect("run --once");
+    arrive(
+        &stack,
+        &cfg,
+        "support@vendor.test",
+        &first,
+        "16-Nov-2026 09:00:00 -0800",
+    )
+    .await;
     // A new mail, no tag, no References: only the number in the text.
     let ask = mail(
         "Ann Customer <ann@customer.test>",
@@ -174,17 +174,14 @@ async fn ix_13_asking_for_status_by_ticket_number_reaches_the_ticket() {
         "",
         "Hello, what is the status of ticket 1? Thanks.",
     );
-    stack
-        .append(
-            "support@vendor.test",
-            "INBOX",
-            &ask,
-            "17-Nov-2026 09:00:00 -0800",
-        )
-        .await;
-    ticketd::daemon::run_once(cfg.clone(), clock)
-        .await
-        .expect("run --once");
+    arrive(
+        &stack,
+        &cfg,
+        "support@vendor.test",
+        &ask,
+        "17-Nov-2026 09:00:00 -0800",
+    )
+    .await;
     let store = Store::open_read_only(&cfg.database).expect("database");
     assert_eq!(store.tickets().unwrap().len(), 1, "no second ticket");
     let texts = to_customer(&stack);
@@ -203,7 +200,6 @@ async fn qn_03_missing_facts_are_asked_for_and_the_ticket_waits_until_they_come(
         c.pack = "qnap".to_string();
         c.mailboxes = vec![("support", "support"), ("rma", "rma")];
     });
-    let clock: SharedClock = Arc::new(SystemClock);
     let first = mail(
         "Ann Customer <ann@customer.test>",
         "rma@vendor.test",
@@ -212,17 +208,14 @@ async fn qn_03_missing_facts_are_asked_for_and_the_ticket_waits_until_they_come(
         "",
         "Our NAS does not boot since this morning. Serial: Q23A1234567",
     );
-    stack
-        .append(
-            "rma@vendor.test",
-            "INBOX",
-            &first,
-            "16-Nov-2026 09:00:00 -0800",
-        )
-        .await;
-    ticketd::daemon::run_once(cfg.clone(), clock.clone())
-        .await
-        .expect("run --once");
+    arrive(
+        &stack,
+        &cfg,
+        "rma@vendor.test",
+        &first,
+        "16-Nov-2026 09:00:00 -0800",
+    )
+    .await;
     let store = Store::open_read_only(&cfg.database).expect("database");
     assert_eq!(store.tickets().unwrap()[0].status, "waiting_customer");
     let ack = &to_customer(&stack)[0];
@@ -237,17 +230,14 @@ async fn qn_03_missing_facts_are_asked_for_and_the_ticket_waits_until_they_come(
         "In-Reply-To: <w1@customer.test>\r\n",
         "Here it is. Invoice number: INV-55231",
     );
-    stack
-        .append(
-            "rma@vendor.test",
-            "INBOX",
-            &reply,
-            "16-Nov-2026 10:00:00 -0800",
-        )
-        .await;
-    ticketd::daemon::run_once(cfg.clone(), clock)
-        .await
-        .expect("run --once");
+    arrive(
+        &stack,
+        &cfg,
+        "rma@vendor.test",
+        &reply,
+        "16-Nov-2026 10:00:00 -0800",
+    )
+    .await;
     assert_eq!(store.tickets().unwrap()[0].status, "open");
     // QN-04: staff are asked for the void-or-not decision once per ticket, not per mail.
     let staff: Vec<String> = stack
@@ -277,7 +267,6 @@ async fn qj_08_each_technical_question_uses_a_ticket_and_the_reply_counts_down()
         };
         store.import_contracts(&[contract]).expect("import");
     }
-    let clock: SharedClock = Arc::new(SystemClock);
     for (i, (day, question)) in [
         ("14-Oct-2026", "iSCSI の設定方法を教えてください。"),
         ("15-Oct-2026", "NFS の権限設定について教えてください。"),
@@ -297,17 +286,14 @@ async fn qj_08_each_technical_question_uses_a_ticket_and_the_reply_counts_down()
             "",
             question,
         );
-        stack
-            .append(
-                "support@vendor.test",
-                "INBOX",
-                &raw,
-                &format!("{day} 10:00:00 +0900"),
-            )
-            .await;
-        ticketd::daemon::run_once(cfg.clone(), clock.clone())
-            .await
-            .expect("run --once");
+        arrive(
+            &stack,
+            &cfg,
+            "support@vendor.test",
+            &raw,
+            &format!("{day} 10:00:00 +0900"),
+        )
+        .await;
     }
     let acks = to_customer(&stack);
     assert_eq!(acks.len(), 3);
