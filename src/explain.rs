@@ -178,7 +178,7 @@ pub fn explain(raw: &[u8], opts: &Options, now: DateTime<Utc>) -> Result<serde_j
 
 fn to_json(
     plan: &Plan,
-    rendered: &[crate::intake::Rendered],
+    rendered: &[crate::intake::Rendered<'_>],
     view: MailboxView<'_>,
     arrival: DateTime<Utc>,
     oversize: bool,

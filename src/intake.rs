@@ -56,8 +56,8 @@ pub struct Plan {
 
 /// A rendered mail with the plan it came from.
 #[derive(Debug, Clone)]
-pub struct Rendered {
-    pub plan: ReplyPlan,
+pub struct Rendered<'a> {
+    pub plan: &'a ReplyPlan,
     pub subject: String,
     pub body: String,
     pub mail: NewMail,
@@ -88,7 +88,11 @@ impl Engine {
             identity: cfg.identity.clone(),
             pack: cfg.pack.clone(),
             ticket_prefix: cfg.ticket_prefix.clone(),
-            templates: Templates::load(&cfg.templates)?,
+            templates: {
+                let mut t = Templates::load(&cfg.templates)?;
+                t.compile_notices(cfg.pack.policy.notice_texts());
+                t
+            },
             limits: cfg.limits.clone(),
             contracts: None,
         })
@@ -204,12 +208,12 @@ impl Engine {
     }
 
     /// Renders the plan's mail for `ticket_id` (known once the ticket is written).
-    pub fn render(
+    pub fn render<'p>(
         &self,
-        plan: &Plan,
+        plan: &'p Plan,
         ticket_id: Option<i64>,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Rendered>> {
+    ) -> Result<Vec<Rendered<'p>>> {
         let mut out = Vec::new();
         for r in &plan.decision.replies {
             let mut data = r.data.clone();
@@ -220,7 +224,7 @@ impl Engine {
                     serde_json::json!({"id": t, "tag": tag, "subject": plan.decision.subject}),
                 );
             }
-            let (mut subject, body) = self.templates.render(r.language, r.template, &data)?;
+            let (mut subject, body) = self.templates.render(r.language, r.template, data)?;
             if let Some(tag) = &tag
                 && !subject.contains(tag.as_str())
             {
@@ -239,7 +243,7 @@ impl Engine {
             let id = compose::new_message_id(&self.identity.message_id_domain, ticket_id);
             let mail = compose::build(&draft, &id, &self.identity, now)?;
             out.push(Rendered {
-                plan: r.clone(),
+                plan: r,
                 subject,
                 body,
                 mail,
@@ -392,7 +396,7 @@ impl Engine {
         });
         let (subject, body) =
             self.templates
-                .render(self.pack.language, "staff_send_failed", &data)?;
+                .render(self.pack.language, "staff_send_failed", data)?;
         let draft = Draft {
             kind: "staff_send_failed".into(),
             from_address: row.mail_from.clone(),

@@ -1482,6 +1482,13 @@ fn span_text(s: Span) -> String {
 }
 
 impl Policy {
+    /// Every notice text in every language (compiled once by the templates).
+    pub fn notice_texts(&self) -> impl Iterator<Item = &str> {
+        self.notices
+            .iter()
+            .flat_map(|n| n.text.values().map(String::as_str))
+    }
+
     /// Applies the pack's rules to one request.
     pub fn evaluate(&self, req: &Request<'_>) -> Evaluation {
         let zone = self.calendar.zone();

@@ -8,6 +8,9 @@ use serde::Serialize;
 use std::path::Path;
 
 /// Versioned migrations; `user_version` holds how many have run.
+/// Prepared statements kept per connection: more than the store has, so none is parsed twice.
+const STATEMENT_CACHE: usize = 128;
+
 const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE mailbox_state (
@@ -419,6 +422,14 @@ impl Store {
         }
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Every statement of the intake path stays prepared (the default keeps 16).
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        // A plan per statement, not per bound value: with STAT4 compiled in,
+        // SQLite otherwise prepares some lookups again on every execution.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )?;
         let mut store = Store { conn };
         store.migrate()?;
         Ok(store)
@@ -427,7 +438,8 @@ impl Store {
     fn version(&self) -> Result<usize> {
         let v: i64 = self
             .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            .prepare_cached("PRAGMA user_version")?
+            .query_row([], |r| r.get(0))?;
         Ok(v as usize)
     }
 
@@ -514,12 +526,11 @@ impl Store {
                 }
                 Some(old) if old == *c => stats.unchanged += 1,
                 Some(_) => {
-                    tx.execute(
-                        "UPDATE contracts SET serial = ?1, email = ?2, company = ?3, tax_id = ?4, tier = ?5,
+                    tx.prepare_cached("UPDATE contracts SET serial = ?1, email = ?2, company = ?3, tax_id = ?4, tier = ?5,
                              model = ?6, purchased_on = ?7, shipped_on = ?8, warranty_until = ?9,
                              extended_until = ?10, extended_on = ?11, plans = ?12, plans_on = ?13,
                              tickets_per_year = ?14, tax_key = ?16
-                         WHERE serial_key = ?15",
+                         WHERE serial_key = ?15")?.execute(
                         values,
                     )?;
                     stats.updated += 1;
@@ -543,11 +554,10 @@ impl Store {
         let one = |sql: &str, key: &str| -> Result<Option<Contract>> {
             Ok(self
                 .conn
-                .query_row(
-                    &format!("SELECT {CONTRACT_COLUMNS} FROM contracts WHERE {sql}"),
-                    [key],
-                    contract_row,
-                )
+                .prepare_cached(&format!(
+                    "SELECT {CONTRACT_COLUMNS} FROM contracts WHERE {sql}"
+                ))?
+                .query_row([key], contract_row)
                 .optional()?)
         };
         let hit = |c: Contract, by| Ok(Some(ContractMatch { contract: c, by }));
@@ -587,7 +597,8 @@ impl Store {
     pub fn contract_count(&self) -> Result<i64> {
         Ok(self
             .conn
-            .query_row("SELECT count(*) FROM contracts", [], |r| r.get(0))?)
+            .prepare_cached("SELECT count(*) FROM contracts")?
+            .query_row([], |r| r.get(0))?)
     }
 
     /// Fails with a clear message when the schema is older than this ticketd
@@ -620,9 +631,8 @@ impl Store {
 
     /// Records a (new) UIDVALIDITY: the high-water mark starts again from zero.
     pub fn reset_mailbox(&self, mailbox: &str, uidvalidity: u32, now: DateTime<Utc>) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO mailbox_state (mailbox, uidvalidity, last_uid, updated_at) VALUES (?1, ?2, 0, ?3)
-             ON CONFLICT(mailbox) DO UPDATE SET uidvalidity = excluded.uidvalidity, last_uid = 0, updated_at = excluded.updated_at",
+        self.conn.prepare_cached("INSERT INTO mailbox_state (mailbox, uidvalidity, last_uid, updated_at) VALUES (?1, ?2, 0, ?3)
+             ON CONFLICT(mailbox) DO UPDATE SET uidvalidity = excluded.uidvalidity, last_uid = 0, updated_at = excluded.updated_at")?.execute(
             params![mailbox, uidvalidity as i64, ts(now)],
         )?;
         Ok(())
@@ -657,27 +667,26 @@ impl Store {
     pub fn ticket(&self, id: i64) -> Result<Option<TicketInfo>> {
         let row = self
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT t.id, t.subject, t.status, c.address, t.language, t.created_at
                  FROM tickets t JOIN contacts c ON c.id = t.requester_id WHERE t.id = ?1",
-                [id],
-                |r| {
-                    Ok((
-                        TicketInfo {
-                            id: r.get(0)?,
-                            subject: r.get(1)?,
-                            status: r.get(2)?,
-                            requester: r.get(3)?,
-                            language: r.get(4)?,
-                            participants: Vec::new(),
-                            created_at: DateTime::<Utc>::MIN_UTC,
-                            facts: Vec::new(),
-                            staff_notes: Vec::new(),
-                        },
-                        r.get::<_, String>(5)?,
-                    ))
-                },
-            )
+            )?
+            .query_row([id], |r| {
+                Ok((
+                    TicketInfo {
+                        id: r.get(0)?,
+                        subject: r.get(1)?,
+                        status: r.get(2)?,
+                        requester: r.get(3)?,
+                        language: r.get(4)?,
+                        participants: Vec::new(),
+                        created_at: DateTime::<Utc>::MIN_UTC,
+                        facts: Vec::new(),
+                        staff_notes: Vec::new(),
+                    },
+                    r.get::<_, String>(5)?,
+                ))
+            })
             .optional()?;
         let Some((mut t, created)) = row else {
             return Ok(None);
@@ -728,8 +737,8 @@ impl Store {
     pub fn contact(&self, address: &str) -> Result<Option<ContactInfo>> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT address, language, undeliverable, undeliverable_reason FROM contacts WHERE address = lower(?1)",
+            .prepare_cached("SELECT address, language, undeliverable, undeliverable_reason FROM contacts WHERE address = lower(?1)")?
+.query_row(
                 [address],
                 |r| {
                     Ok(ContactInfo {
@@ -808,11 +817,8 @@ impl Store {
         let bounced_rcpt: Vec<String> = match bounced_id {
             Some(id) => self
                 .conn
-                .query_row(
-                    "SELECT rcpt_to FROM outbox WHERE message_id = ?1",
-                    [id],
-                    |r| r.get::<_, String>(0),
-                )
+                .prepare_cached("SELECT rcpt_to FROM outbox WHERE message_id = ?1")?
+                .query_row([id], |r| r.get::<_, String>(0))
                 .optional()?
                 .map(|j| serde_json::from_str::<Vec<String>>(&j).unwrap_or_default())
                 .unwrap_or_default()
@@ -858,15 +864,16 @@ impl Store {
 
     /// How many tickets of contract `serial` used quota `quota` in the period starting `since`.
     pub fn quota_used(&self, quota: &str, serial: &str, since: NaiveDate) -> Result<u32> {
-        let n: i64 = self.conn.query_row(
-            "SELECT count(*) FROM ticket_events WHERE kind = 'quota'
+        let n: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FROM ticket_events WHERE kind = 'quota'
                AND json_extract(detail, '$.id') = ?1
                AND json_extract(detail, '$.contract') = ?2
                AND json_extract(detail, '$.period_start') = ?3
                AND json_extract(detail, '$.charged') = 1",
-            params![quota, serial, since.to_string()],
-            |r| r.get(0),
-        )?;
+            )?
+            .query_row(params![quota, serial, since.to_string()], |r| r.get(0))?;
         Ok(n as u32)
     }
 
@@ -942,26 +949,22 @@ impl Store {
             } => {
                 let contact =
                     upsert_contact(&tx, requester, requester_name.as_deref(), language, &now_s)?;
-                tx.execute(
-                    "INSERT INTO tickets (subject, status, requester_id, mailbox, language, created_at, updated_at)
-                     VALUES (?1, ?6, ?2, ?3, ?4, ?5, ?5)",
+                tx.prepare_cached("INSERT INTO tickets (subject, status, requester_id, mailbox, language, created_at, updated_at)
+                     VALUES (?1, ?6, ?2, ?3, ?4, ?5, ?5)")?.execute(
                     params![subject, contact, msg.origin.mailbox, language, now_s, status],
                 )?;
                 Some(tx.last_insert_rowid())
             }
             TicketWrite::Update { id, status } => {
-                tx.execute(
-                    "UPDATE tickets SET status = ?3, updated_at = ?2 WHERE id = ?1",
-                    params![id, now_s, status],
-                )?;
+                tx.prepare_cached("UPDATE tickets SET status = ?3, updated_at = ?2 WHERE id = ?1")?
+                    .execute(params![id, now_s, status])?;
                 Some(*id)
             }
             TicketWrite::Attach { id } => Some(*id),
         };
-        tx.execute(
-            "INSERT INTO messages (mailbox, uidvalidity, uid, message_id, sender, content_hash, arrival, size, raw,
+        tx.prepare_cached("INSERT INTO messages (mailbox, uidvalidity, uid, message_id, sender, content_hash, arrival, size, raw,
                                    class, outcome, reason, ticket_id, stored_at, reply_text)
-             VALUES (?1, ?2, ?3, ?4, lower(?5), ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+             VALUES (?1, ?2, ?3, ?4, lower(?5), ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)")?.execute(
             params![
                 msg.origin.mailbox,
                 msg.origin.uidvalidity as i64,
@@ -1002,9 +1005,8 @@ impl Store {
                 (None, Some(t)) => BucketKey::Ticket(t).name().unwrap_or_default(),
                 (None, None) => continue,
             };
-            tx.execute(
-                "INSERT INTO reply_buckets (key, tokens, updated_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(key) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at",
+            tx.prepare_cached("INSERT INTO reply_buckets (key, tokens, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(key) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at")?.execute(
                 params![name, tokens, now_s],
             )?;
         }
@@ -1075,11 +1077,10 @@ impl Store {
 
     /// When the next queued mail falls due, if any is queued.
     pub fn next_outbox_due(&self) -> Result<Option<DateTime<Utc>>> {
-        let s: Option<String> = self.conn.query_row(
-            "SELECT min(next_attempt_at) FROM outbox WHERE status = 'queued'",
-            [],
-            |r| r.get(0),
-        )?;
+        let s: Option<String> = self
+            .conn
+            .prepare_cached("SELECT min(next_attempt_at) FROM outbox WHERE status = 'queued'")?
+            .query_row([], |r| r.get(0))?;
         s.map(|s| parse_ts(&s)).transpose()
     }
 
@@ -1160,14 +1161,12 @@ impl Store {
     /// Gives up a queued mail without trying: its recipients are undeliverable.
     pub fn skip_outbox(&mut self, id: i64, error: &str, now: DateTime<Utc>) -> Result<()> {
         let tx = self.conn.transaction()?;
-        let ticket: Option<i64> = tx.query_row(
-            "UPDATE outbox SET status = 'failed', last_error = ?2 WHERE id = ?1 RETURNING ticket_id",
+        let ticket: Option<i64> = tx.prepare_cached("UPDATE outbox SET status = 'failed', last_error = ?2 WHERE id = ?1 RETURNING ticket_id")?.query_row(
             params![id, error],
             |r| r.get(0),
         )?;
         if let Some(t) = ticket {
-            tx.execute(
-                "INSERT INTO ticket_events (ticket_id, at, kind, message_row, detail) VALUES (?1, ?2, 'send_skipped', NULL, ?3)",
+            tx.prepare_cached("INSERT INTO ticket_events (ticket_id, at, kind, message_row, detail) VALUES (?1, ?2, 'send_skipped', NULL, ?3)")?.execute(
                 params![t, ts(now), error],
             )?;
         }
@@ -1185,14 +1184,12 @@ impl Store {
     ) -> Result<()> {
         let tx = self.conn.transaction()?;
         let now_s = ts(now);
-        let ticket: Option<i64> = tx.query_row(
-            "UPDATE outbox SET status = 'failed', last_error = ?2 WHERE id = ?1 RETURNING ticket_id",
+        let ticket: Option<i64> = tx.prepare_cached("UPDATE outbox SET status = 'failed', last_error = ?2 WHERE id = ?1 RETURNING ticket_id")?.query_row(
             params![id, error],
             |r| r.get(0),
         )?;
         if let Some(t) = ticket {
-            tx.execute(
-                "INSERT INTO ticket_events (ticket_id, at, kind, message_row, detail) VALUES (?1, ?2, 'send_failed', NULL, ?3)",
+            tx.prepare_cached("INSERT INTO ticket_events (ticket_id, at, kind, message_row, detail) VALUES (?1, ?2, 'send_failed', NULL, ?3)")?.execute(
                 params![t, now_s, error],
             )?;
         }
@@ -1365,12 +1362,11 @@ fn queue_mail(tx: &Connection, ticket_id: Option<i64>, m: &NewMail, now: &str) -
 /// Marks a contact undeliverable and fails the mail still queued to it alone,
 /// with an event on each ticket concerned.
 fn mark_undeliverable(tx: &Connection, u: &Undeliverable, now: &str) -> Result<()> {
-    tx.execute(
-        "INSERT INTO contacts (address, created_at, undeliverable, undeliverable_since, undeliverable_reason)
+    tx.prepare_cached("INSERT INTO contacts (address, created_at, undeliverable, undeliverable_since, undeliverable_reason)
          VALUES (lower(?1), ?2, 1, ?2, ?3)
          ON CONFLICT(address) DO UPDATE SET undeliverable = 1,
              undeliverable_since = coalesce(contacts.undeliverable_since, excluded.undeliverable_since),
-             undeliverable_reason = excluded.undeliverable_reason",
+             undeliverable_reason = excluded.undeliverable_reason")?.execute(
         params![u.address, now, u.reason],
     )?;
     let only_to = serde_json::to_string(&[u.address.to_ascii_lowercase()])?;
@@ -1383,8 +1379,7 @@ fn mark_undeliverable(tx: &Connection, u: &Undeliverable, now: &str) -> Result<(
         .query_map(params![only_to, error], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     for t in tickets.into_iter().flatten() {
-        tx.execute(
-            "INSERT INTO ticket_events (ticket_id, at, kind, message_row, detail) VALUES (?1, ?2, 'send_skipped', NULL, ?3)",
+        tx.prepare_cached("INSERT INTO ticket_events (ticket_id, at, kind, message_row, detail) VALUES (?1, ?2, 'send_skipped', NULL, ?3)")?.execute(
             params![t, now, error],
         )?;
     }

@@ -78,17 +78,29 @@ impl Templates {
     }
 
     /// Renders template `name` in `lang`: (subject, body).
+    /// Compiles a pack's notice texts once, so that rendering a reply does not
+    /// parse them again. Texts that do not compile are left to `render`, which
+    /// reports them per mail.
+    pub fn compile_notices<'a>(&mut self, texts: impl IntoIterator<Item = &'a str>) {
+        for t in texts {
+            let name = notice_key(t);
+            if !self.hb.has_template(&name) && self.hb.register_template_string(&name, t).is_err() {
+                tracing::debug!(notice = t, "notice text does not compile");
+            }
+        }
+    }
+
+    /// Renders template `name` in `lang` as (subject, body). The data is taken
+    /// by value: handlebars renders from it in place, without copies.
     pub fn render(
         &self,
         lang: Language,
         name: &str,
-        data: &serde_json::Value,
+        data: serde_json::Value,
     ) -> Result<(String, String)> {
-        // A pack's notices are templates too, rendered with the same data.
-        let mut data = data.clone();
-        // A notice whose data is missing (a pack entry whose condition let it through
-        // without the date it names) is left out and logged: the rest of the reply stands.
-        let notices: Vec<String> = data
+        let mut ctx = handlebars::Context::from(data);
+        let texts: Vec<(String, String)> = ctx
+            .data()
             .pointer("/policy/notices")
             .and_then(|n| n.as_array())
             .into_iter()
@@ -96,33 +108,47 @@ impl Templates {
             .filter_map(|n| {
                 let id = n.get("id").and_then(|t| t.as_str()).unwrap_or("");
                 let t = n.get("text").and_then(|t| t.as_str())?;
-                match self.hb.render_template(t, &data) {
+                Some((id.to_string(), t.to_string()))
+            })
+            .collect();
+        let notices: Vec<String> = texts
+            .iter()
+            .filter_map(|(id, t)| {
+                let key = notice_key(t);
+                let r = if self.hb.has_template(&key) {
+                    self.hb.render_with_context(&key, &ctx)
+                } else {
+                    self.hb.render_template_with_context(t, &ctx)
+                };
+                match r {
                     Ok(s) => Some(wrap(s.trim(), 74)),
                     Err(e) => {
-                        tracing::warn!(notice = id, error = %e, "pack notice left out");
+                        tracing::warn!(notice = %id, error = %e, "pack notice left out");
                         None
                     }
                 }
             })
             .collect();
-        if let Some(o) = data.as_object_mut() {
+        if let Some(o) = ctx.data_mut().as_object_mut() {
             o.insert("notices".into(), serde_json::json!(notices));
         }
-        let data = &data;
         let subject = self
             .hb
-            .render(&key(lang, name, "subject"), data)
+            .render_with_context(&key(lang, name, "subject"), &ctx)
             .with_context(|| format!("template {}/{name}.hbs subject", lang.as_str()))?;
         let body = self
             .hb
-            .render(&key(lang, name, "body"), data)
+            .render_with_context(&key(lang, name, "body"), &ctx)
             .with_context(|| format!("template {}/{name}.hbs", lang.as_str()))?;
         let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
         Ok((subject, body.trim_start_matches('\n').to_string()))
     }
 }
 
-/// Greedy word wrap for text with spaces; lines without spaces (Japanese) are kept whole.
+fn notice_key(text: &str) -> String {
+    format!("notice:{text}")
+}
+
 fn wrap(text: &str, width: usize) -> String {
     let mut out = String::with_capacity(text.len() + 8);
     for (i, line) in text.lines().enumerate() {
@@ -175,7 +201,7 @@ mod tests {
             {"id": "broken", "text": "Due {{policy.deadlines.nope.local}}."},
             {"id": "fine", "text": "Ticket {{ticket.tag}} noted."},
         ]});
-        let (_, body) = t.render(Language::En, "ack_new", &data).unwrap();
+        let (_, body) = t.render(Language::En, "ack_new", data.clone()).unwrap();
         assert!(body.contains("Ticket [TKT#7] noted."), "{body}");
         assert!(!body.contains("Due"), "{body}");
     }
@@ -206,11 +232,11 @@ mod tests {
     fn strict_mode_rejects_a_missing_field_and_text_is_not_html_escaped() {
         let t = shipped();
         assert!(
-            t.render(Language::En, "ack_new", &serde_json::json!({}))
+            t.render(Language::En, "ack_new", serde_json::json!({}))
                 .is_err()
         );
         let data = crate::decide::sample_template_data();
-        let (subject, body) = t.render(Language::En, "ack_new", &data).unwrap();
+        let (subject, body) = t.render(Language::En, "ack_new", data.clone()).unwrap();
         assert!(subject.contains("[TKT#7]"), "{subject}");
         assert!(body.contains("Ann & Bob <ops>"), "no HTML escaping: {body}");
     }

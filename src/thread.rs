@@ -2,7 +2,7 @@
 
 use regex::Regex;
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// The tag we put in every subject: `[PREFIX#123]`.
 pub fn tag(prefix: &str, id: i64) -> String {
@@ -10,11 +10,13 @@ pub fn tag(prefix: &str, id: i64) -> String {
 }
 
 /// Compiled regexes by (kind, prefix); `None` when the prefix made no valid regex.
-type RegexCache = HashMap<(String, String), Option<Regex>>;
+type RegexCache = HashMap<(String, String), Option<Arc<Regex>>>;
 
 /// A regex built from the ticket prefix, compiled once per prefix and kind
-/// (compiling one costs far more than reading a mail with it).
-fn cached(kind: &str, prefix: &str, build: impl FnOnce() -> Option<Regex>) -> Option<Regex> {
+/// (compiling one costs far more than reading a mail with it). It is shared,
+/// not cloned: a cloned `Regex` starts with an empty search cache, and
+/// building that cache again costs more than the search.
+fn cached(kind: &str, prefix: &str, build: impl FnOnce() -> Option<Regex>) -> Option<Arc<Regex>> {
     static CACHE: OnceLock<Mutex<RegexCache>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let key = (kind.to_string(), prefix.to_string());
@@ -23,7 +25,7 @@ fn cached(kind: &str, prefix: &str, build: impl FnOnce() -> Option<Regex>) -> Op
     {
         return r.clone();
     }
-    let r = build();
+    let r = build().map(Arc::new);
     if let Ok(mut c) = cache.lock() {
         // A daemon has one prefix; the bound only keeps odd callers from growing it.
         if c.len() >= 64 {
@@ -34,7 +36,7 @@ fn cached(kind: &str, prefix: &str, build: impl FnOnce() -> Option<Regex>) -> Op
     r
 }
 
-fn tag_regex(prefix: &str) -> Regex {
+fn tag_regex(prefix: &str) -> Arc<Regex> {
     cached("tag", prefix, || {
         // Clients and people mangle the tag: spaces, lost brackets, full-width '#'.
         Regex::new(&format!(
@@ -43,7 +45,12 @@ fn tag_regex(prefix: &str) -> Regex {
         ))
         .ok()
     })
-    .unwrap_or_else(|| Regex::new(r"\[TKT#(\d{1,12})\]").expect("literal regex"))
+    .unwrap_or_else(|| {
+        static FALLBACK: OnceLock<Arc<Regex>> = OnceLock::new();
+        FALLBACK
+            .get_or_init(|| Arc::new(Regex::new(r"\[TKT#(\d{1,12})\]").expect("literal regex")))
+            .clone()
+    })
 }
 
 /// The ticket number in a subject's tag, wherever it stands.
