@@ -6,6 +6,9 @@
 //! change can be judged before `scripts/bench` measures it end to end.
 //!
 //!   cargo bench --bench pipeline [-- --corpus DIR] [-- --count N]
+//!
+//! `cargo test --all-targets` runs it too, without `--bench`: then it takes
+//! 100 messages, as a check that every stage still runs.
 
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{TimeZone, Utc};
@@ -22,16 +25,18 @@ use ticketd::store::Store;
 
 fn main() -> Result<()> {
     let mut corpus: Option<PathBuf> = None;
-    let mut count = 5000usize;
+    let mut count = None;
+    let mut bench = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--corpus" => corpus = Some(args.next().context("--corpus DIR")?.into()),
-            "--count" => count = args.next().context("--count N")?.parse()?,
-            "--bench" => {}
+            "--count" => count = Some(args.next().context("--count N")?.parse()?),
+            "--bench" => bench = true,
             other => bail!("unknown argument {other}"),
         }
     }
+    let count = count.unwrap_or(if bench { 5000 } else { 100 });
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let corpus = match corpus {
         Some(c) => c,

@@ -4,7 +4,7 @@ use crate::backoff;
 use crate::config::{After, MailboxConfig, Tls};
 use crate::daemon::Shared;
 use crate::decide::Outcome;
-use crate::intake::{Fetched, Ingested};
+use crate::intake::{Fetched, Ingested, ReadAhead};
 use crate::net::{self, Stream};
 use anyhow::{Context, Result, anyhow};
 use async_imap::Session;
@@ -337,10 +337,11 @@ impl Watcher<'_> {
             .filter(|u| !known.iter().any(|(k, _)| k == u))
             .collect();
         // While one batch is being stored, the next is fetched (read-only,
-        // BODY.PEEK); each batch is acknowledged only after its own commit.
+        // BODY.PEEK) and read (parsed, classified, searched: no database), on
+        // another thread; each batch is acknowledged only after its own commit.
         let chunks: Vec<&[u32]> = fresh.chunks(self.m.batch_size as usize).collect();
         let mut next = match chunks.first() {
-            Some(c) if !cancel.is_cancelled() => Some(self.fetch(s, c).await?),
+            Some(c) if !cancel.is_cancelled() => Some(self.fetch_and_read(s, c).await?),
             _ => None,
         };
         for i in 0..chunks.len() {
@@ -348,7 +349,7 @@ impl Watcher<'_> {
             let ingest = self.ingest(fetched);
             let (results, failed) = match chunks.get(i + 1) {
                 Some(c) if !cancel.is_cancelled() => {
-                    let (ingested, prefetched) = tokio::join!(ingest, self.fetch(s, c));
+                    let (ingested, prefetched) = tokio::join!(ingest, self.fetch_and_read(s, c));
                     let ingested = ingested?;
                     next = Some(prefetched?);
                     ingested
@@ -372,6 +373,27 @@ impl Watcher<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Fetches a batch and reads its mail on a blocking thread (no store lock).
+    async fn fetch_and_read(
+        &self,
+        s: &mut ImapSession,
+        uids: &[u32],
+    ) -> Result<Vec<(Fetched, ReadAhead)>> {
+        let fetched = self.fetch(s, uids).await?;
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            fetched
+                .into_iter()
+                .map(|f| {
+                    let ahead = shared.engine.read_fetched(&f, &*shared.clock);
+                    (f, ahead)
+                })
+                .collect()
+        })
+        .await
+        .context("reading task")
     }
 
     async fn fetch(&self, s: &mut ImapSession, uids: &[u32]) -> Result<Vec<Fetched>> {
@@ -435,7 +457,7 @@ impl Watcher<'_> {
     /// returned, with the error.
     async fn ingest(
         &self,
-        fetched: Vec<Fetched>,
+        fetched: Vec<(Fetched, ReadAhead)>,
     ) -> Result<(Vec<Ingested>, Option<anyhow::Error>)> {
         let shared = self.shared.clone();
         let m = self.m.clone();
@@ -444,10 +466,10 @@ impl Watcher<'_> {
             let mut failed = None;
             let out = st.in_batch(|st| {
                 let mut out = Vec::with_capacity(fetched.len());
-                for f in &fetched {
+                for (f, ahead) in fetched {
                     let span = info_span!("message", mailbox = %m.name, uid = f.uid, ticket = tracing::field::Empty);
                     let _g = span.enter();
-                    let r = match shared.engine.ingest(st, &m, f, &*shared.clock) {
+                    let r = match shared.engine.ingest_read(st, &m, &f, ahead, &*shared.clock) {
                         Ok(r) => r,
                         Err(e) => {
                             failed = Some(e.context(format!("mailbox {} uid {}", m.name, f.uid)));

@@ -54,6 +54,24 @@ pub struct Plan {
     pub decision: Decision,
 }
 
+/// What a mail says, read without the database: the first half of a plan,
+/// which can run before the store is locked.
+#[derive(Debug, Clone)]
+pub struct Read {
+    pub inbound: Inbound,
+    pub classification: Classification,
+    pub extracted: Extracted,
+}
+
+/// A fetched mail read ahead of its plan (`Engine::read_fetched`): how the
+/// reading went and how long it took, counted in the processing budget.
+#[derive(Debug)]
+pub struct ReadAhead {
+    /// `None` when reading the mail panicked.
+    read: Option<Read>,
+    took: std::time::Duration,
+}
+
 /// A rendered mail with the plan it came from.
 #[derive(Debug, Clone)]
 pub struct Rendered<'a> {
@@ -130,9 +148,34 @@ impl Engine {
         arrival: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Plan> {
+        self.plan_read(store, mailbox, self.read(raw, arrival), now)
+    }
+
+    /// Parses, classifies and searches a mail: everything that needs no database.
+    pub fn read(&self, raw: &[u8], arrival: DateTime<Utc>) -> Read {
         let inbound = parse(raw, arrival);
         let classification = classify_message(raw, &inbound, &self.identity);
         let extracted = extract(&inbound, &self.pack.patterns, &self.ticket_prefix);
+        Read {
+            inbound,
+            classification,
+            extracted,
+        }
+    }
+
+    /// The rest of the plan for a mail already read: what the database knows, then the decision.
+    pub fn plan_read(
+        &self,
+        store: &Store,
+        mailbox: MailboxView<'_>,
+        read: Read,
+        now: DateTime<Utc>,
+    ) -> Result<Plan> {
+        let Read {
+            inbound,
+            classification,
+            extracted,
+        } = read;
         // A ticket number in the text counts like a tag (IX-13, NX-02: status by number);
         // `decide` trusts either only from the ticket's own participants.
         let tag = thread::tag_in(&inbound.subject, &self.ticket_prefix)
@@ -252,6 +295,26 @@ impl Engine {
         Ok(out)
     }
 
+    /// Reads a fetched mail (`read`, no database), catching a panic and
+    /// timing it, so that this half can run before the store is locked.
+    pub fn read_fetched(&self, f: &Fetched, clock: &dyn Clock) -> ReadAhead {
+        let started = clock.monotonic();
+        let raw = if self.oversize(f) {
+            &f.raw[..f.raw.len().min(OVERSIZE_PEEK)]
+        } else {
+            &f.raw[..]
+        };
+        let read = catch_unwind(AssertUnwindSafe(|| self.read(raw, f.arrival))).ok();
+        ReadAhead {
+            read,
+            took: clock.monotonic().saturating_duration_since(started),
+        }
+    }
+
+    fn oversize(&self, f: &Fetched) -> bool {
+        f.size.max(f.raw.len() as u64) > self.limits.max_message_bytes
+    }
+
     /// Processes one fetched message to committed effects. Bad input never
     /// fails this: it is quarantined. Only a database failure is an error,
     /// and then nothing was written.
@@ -267,21 +330,29 @@ impl Engine {
         f: &Fetched,
         clock: &dyn Clock,
     ) -> Result<Ingested> {
+        let ahead = self.read_fetched(f, clock);
+        self.ingest_read(store, mailbox, f, ahead, clock)
+    }
+
+    /// `ingest` for a mail already read by `read_fetched`.
+    pub fn ingest_read(
+        &self,
+        store: &mut Store,
+        mailbox: &MailboxConfig,
+        f: &Fetched,
+        ahead: ReadAhead,
+        clock: &dyn Clock,
+    ) -> Result<Ingested> {
         let now = clock.now();
         let started = clock.monotonic();
         let view = mailbox_view(mailbox);
-        let oversize = f.size.max(f.raw.len() as u64) > self.limits.max_message_bytes;
-        let planned = catch_unwind(AssertUnwindSafe(|| {
-            let raw = if oversize {
-                &f.raw[..f.raw.len().min(OVERSIZE_PEEK)]
-            } else {
-                &f.raw[..]
-            };
-            self.plan(store, view, raw, f.arrival, now)
-        }));
+        let oversize = self.oversize(f);
+        let planned = ahead
+            .read
+            .map(|read| catch_unwind(AssertUnwindSafe(|| self.plan_read(store, view, read, now))));
         let mut plan = match planned {
-            Ok(p) => p?,
-            Err(_) => {
+            Some(Ok(p)) => p?,
+            None | Some(Err(_)) => {
                 // Reading the mail panicked: keep it, and plan as for unreadable mail.
                 let empty = self.plan(store, view, b"", f.arrival, now)?;
                 self.quarantine_plan(
@@ -292,7 +363,7 @@ impl Engine {
                 )
             }
         };
-        let took = clock.monotonic().saturating_duration_since(started);
+        let took = ahead.took + clock.monotonic().saturating_duration_since(started);
         if took > self.limits.max_processing && plan.decision.outcome != Outcome::Quarantined {
             plan = self.quarantine_plan(
                 plan,

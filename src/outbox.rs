@@ -4,8 +4,9 @@ use crate::backoff;
 use crate::config::{SmtpConfig, Tls};
 use crate::daemon::Shared;
 use crate::net;
-use crate::store::OutboxRow;
+use crate::store::{NewMail, OutboxRow};
 use anyhow::{Context, Result, anyhow};
+use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
@@ -202,103 +203,161 @@ async fn blocking<T: Send + 'static>(
 
 /// How many SMTP connections the outbox uses at most; one mail alone uses one.
 const CONNECTIONS: usize = 4;
-/// How many mails are attempted between two writes of their results. A crash
-/// in between sends at most these again (with the same Message-IDs).
+/// How many mails are claimed (attempt counted) in one store step. A crash
+/// can send at most two chunks again (with the same Message-IDs): the one in
+/// flight and the one whose results wait for the next step.
 const CHUNK: usize = 64;
 
-/// Sends every mail due now. Returns whether any attempt was made.
+/// What the attempts of a chunk came to, waiting to be written.
+#[derive(Default)]
+struct Outcomes {
+    sent: Vec<i64>,
+    retry: Vec<(i64, DateTime<Utc>, String)>,
+    failed: Vec<(i64, String, Option<NewMail>)>,
+}
+
+impl Outcomes {
+    fn is_empty(&self) -> bool {
+        self.sent.is_empty() && self.retry.is_empty() && self.failed.is_empty()
+    }
+}
+
+/// A chunk claimed for sending: the rows with their attempt numbers.
+type Claimed = Vec<(OutboxRow, u32)>;
+
+/// One store step, one transaction: writes the outcomes of a chunk already
+/// sent, then claims the next due chunk (other than the mail in flight),
+/// failing the mail whose every recipient is undeliverable and counting an
+/// attempt for the rest before any is made.
+async fn step(
+    shared: &Arc<Shared>,
+    done: Outcomes,
+    in_flight: Vec<i64>,
+    claim: bool,
+) -> Result<Claimed> {
+    let now = shared.clock.now();
+    if done.is_empty() && !claim {
+        return Ok(Vec::new());
+    }
+    let failed_any = !done.failed.is_empty();
+    let (claimed, skipped) = blocking(shared, move |st| {
+        st.in_batch(|st| {
+            if !done.sent.is_empty() || !done.retry.is_empty() {
+                st.record_sends(&done.sent, &done.retry, now)?;
+            }
+            for (id, e, notice) in &done.failed {
+                st.mark_failed(*id, e, notice.as_ref(), now)?;
+            }
+            if !claim {
+                return Ok((Vec::new(), Vec::new()));
+            }
+            let mut rows = Vec::with_capacity(CHUNK);
+            let mut skipped = Vec::new();
+            for row in st.due_outbox(now, CHUNK + in_flight.len())? {
+                if rows.len() == CHUNK {
+                    break;
+                }
+                if in_flight.contains(&row.id) {
+                    continue;
+                }
+                // Mail whose every recipient is known to be undeliverable is not tried.
+                if !row.kind.starts_with("staff_") {
+                    let gone = st.undeliverable_among(&row.rcpt_to)?;
+                    if !gone.is_empty() && gone.len() == row.rcpt_to.len() {
+                        let why = format!("not sent: {} marked undeliverable", gone.join(", "));
+                        st.skip_outbox(row.id, &why, now)?;
+                        skipped.push((row, why));
+                        continue;
+                    }
+                }
+                rows.push(row);
+            }
+            // Counted before the attempt: a mail that crashes us still runs out of tries.
+            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+            let attempts = st.begin_attempts(&ids)?;
+            Ok((rows.into_iter().zip(attempts).collect::<Claimed>(), skipped))
+        })
+    })
+    .await?;
+    for (row, why) in skipped {
+        let span = info_span!("send", outbox = row.id, ticket = row.ticket_id, kind = %row.kind);
+        let _g = span.enter();
+        warn!("{why}");
+    }
+    if failed_any {
+        // A staff notice about the failure was queued.
+        shared.outbox_wake.notify_one();
+    }
+    Ok(claimed)
+}
+
+/// Sends every mail due now, a chunk on the wire while the store step for
+/// the next runs (it writes the outcomes of the one before). Returns whether
+/// any attempt was made.
 async fn send_due(
     shared: &Arc<Shared>,
     senders: &mut [Sender],
     cancel: &CancellationToken,
 ) -> Result<bool> {
+    let mut current = step(shared, Outcomes::default(), Vec::new(), true).await?;
+    let any = !current.is_empty();
+    let mut done = Outcomes::default();
+    while !current.is_empty() {
+        let rows: Vec<&OutboxRow> = current.iter().map(|(r, _)| r).collect();
+        let in_flight: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let claim = !cancel.is_cancelled();
+        let (results, next) = tokio::join!(
+            send_all(senders, &rows),
+            step(shared, std::mem::take(&mut done), in_flight, claim)
+        );
+        done = outcomes(shared, &current, results)?;
+        current = next?;
+    }
+    step(shared, done, Vec::new(), false).await?;
+    Ok(any)
+}
+
+/// Sorts the results of a chunk into sent, retry (with its time) and failed
+/// (with the staff notice to queue), logging each.
+fn outcomes(
+    shared: &Arc<Shared>,
+    chunk: &Claimed,
+    results: Vec<Result<(), SendError>>,
+) -> Result<Outcomes> {
     let now = shared.clock.now();
-    let due = blocking(shared, move |st| st.due_outbox(now, 4 * CHUNK)).await?;
-    if due.is_empty() {
-        return Ok(false);
-    }
     let max = shared.smtp.max_attempts;
-    let retry_base = shared.smtp.retry_base;
-    for chunk in due.chunks(CHUNK) {
-        if cancel.is_cancelled() {
-            break;
-        }
-        // Mail whose every recipient is known to be undeliverable is not tried.
-        let check: Vec<(i64, Vec<String>)> = chunk
-            .iter()
-            .filter(|r| !r.kind.starts_with("staff_"))
-            .map(|r| (r.id, r.rcpt_to.clone()))
-            .collect();
-        let skipped: Vec<(i64, String)> = blocking(shared, move |st| {
-            let mut skipped = Vec::new();
-            for (id, rcpt) in check {
-                let gone = st.undeliverable_among(&rcpt)?;
-                if !gone.is_empty() && gone.len() == rcpt.len() {
-                    let why = format!("not sent: {} marked undeliverable", gone.join(", "));
-                    st.skip_outbox(id, &why, now)?;
-                    skipped.push((id, why));
-                }
+    let mut out = Outcomes::default();
+    for ((row, attempts), result) in chunk.iter().zip(results) {
+        let attempts = *attempts;
+        let span = info_span!("send", outbox = row.id, ticket = row.ticket_id, kind = %row.kind);
+        let _g = span.enter();
+        match result {
+            Ok(()) => {
+                info!(to = %row.rcpt_to.join(","), attempts, "sent");
+                out.sent.push(row.id);
             }
-            Ok(skipped)
-        })
-        .await?;
-        let mut rows: Vec<&OutboxRow> = Vec::with_capacity(chunk.len());
-        for row in chunk {
-            match skipped.iter().find(|(id, _)| *id == row.id) {
-                Some((_, why)) => {
-                    let span = info_span!("send", outbox = row.id, ticket = row.ticket_id, kind = %row.kind);
-                    let _g = span.enter();
-                    warn!("{why}");
-                }
-                None => rows.push(row),
+            Err(SendError::Transient(e)) if attempts < max => {
+                let delay = backoff::delay(
+                    attempts - 1,
+                    shared.smtp.retry_base,
+                    Duration::from_secs(3600),
+                );
+                let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
+                warn!(
+                    attempts,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "temporary failure: {e}"
+                );
+                out.retry.push((row.id, at, e));
             }
-        }
-        if rows.is_empty() {
-            continue;
-        }
-        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        // Counted before the attempt: a mail that crashes us still runs out of tries.
-        let attempts = blocking(shared, move |st| st.begin_attempts(&ids)).await?;
-        let results = send_all(senders, &rows).await;
-        let now = shared.clock.now();
-        let (mut sent, mut retry, mut failed) = (Vec::new(), Vec::new(), Vec::new());
-        for ((row, result), attempts) in rows.iter().copied().zip(results).zip(attempts) {
-            let span =
-                info_span!("send", outbox = row.id, ticket = row.ticket_id, kind = %row.kind);
-            let _g = span.enter();
-            match result {
-                Ok(()) => {
-                    info!(to = %row.rcpt_to.join(","), attempts, "sent");
-                    sent.push(row.id);
-                }
-                Err(SendError::Transient(e)) if attempts < max => {
-                    let delay = backoff::delay(attempts - 1, retry_base, Duration::from_secs(3600));
-                    let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
-                    warn!(
-                        attempts,
-                        retry_in_ms = delay.as_millis() as u64,
-                        "temporary failure: {e}"
-                    );
-                    retry.push((row.id, at, e));
-                }
-                Err(SendError::Transient(e)) | Err(SendError::Permanent(e)) => {
-                    error!(attempts, "delivery failed for good: {e}");
-                    failed.push((row, e));
-                }
+            Err(SendError::Transient(e)) | Err(SendError::Permanent(e)) => {
+                error!(attempts, "delivery failed for good: {e}");
+                let notice = shared.engine.send_failed_notice(row, &e, now)?;
+                out.failed.push((row.id, e, notice));
             }
-        }
-        blocking(shared, move |st| st.record_sends(&sent, &retry, now)).await?;
-        for (row, e) in failed {
-            let id = row.id;
-            let notice = shared.engine.send_failed_notice(row, &e, now)?;
-            blocking(shared, move |st| {
-                st.mark_failed(id, &e, notice.as_ref(), now)
-            })
-            .await?;
-            shared.outbox_wake.notify_one();
         }
     }
-    Ok(true)
+    Ok(out)
 }
 
 /// Sends `rows` spread over the senders (mail `i` on connection `i % n`),

@@ -1104,7 +1104,7 @@ impl Store {
     /// transaction), so that a mail that crashes the sender still uses up its
     /// attempts. Returns the new attempt count of each, in order.
     pub fn begin_attempts(&mut self, ids: &[i64]) -> Result<Vec<u32>> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let mut out = Vec::with_capacity(ids.len());
         {
             let mut stmt = tx.prepare_cached(
@@ -1127,7 +1127,7 @@ impl Store {
         retry: &[(i64, DateTime<Utc>, String)],
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let now_s = ts(now);
         {
             let mut stmt = tx.prepare_cached(
@@ -1160,7 +1160,7 @@ impl Store {
 
     /// Gives up a queued mail without trying: its recipients are undeliverable.
     pub fn skip_outbox(&mut self, id: i64, error: &str, now: DateTime<Utc>) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let ticket: Option<i64> = tx.prepare_cached("UPDATE outbox SET status = 'failed', last_error = ?2 WHERE id = ?1 RETURNING ticket_id")?.query_row(
             params![id, error],
             |r| r.get(0),
@@ -1182,7 +1182,7 @@ impl Store {
         notice: Option<&NewMail>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let now_s = ts(now);
         let ticket: Option<i64> = tx.prepare_cached("UPDATE outbox SET status = 'failed', last_error = ?2 WHERE id = ?1 RETURNING ticket_id")?.query_row(
             params![id, error],
