@@ -325,12 +325,12 @@ impl Watcher<'_> {
             .context("store task")??
         };
         if !known.is_empty() {
-            let (q, p): (Vec<_>, Vec<_>) = known.iter().partition(|(_, o)| o == "quarantined");
             info!(count = known.len(), "acknowledging mail committed earlier");
-            self.ack(s, &p.iter().map(|(u, _)| *u).collect::<Vec<_>>(), false)
-                .await?;
-            self.ack(s, &q.iter().map(|(u, _)| *u).collect::<Vec<_>>(), true)
-                .await?;
+            let done: Vec<(u32, bool)> = known
+                .iter()
+                .map(|(u, o)| (*u, o == "quarantined"))
+                .collect();
+            self.ack_batch(s, &done).await?;
         }
         let fresh: Vec<u32> = uids
             .into_iter()
@@ -344,35 +344,65 @@ impl Watcher<'_> {
             Some(c) if !cancel.is_cancelled() => Some(self.fetch_and_read(s, c).await?),
             _ => None,
         };
+        // The batch committed last, acknowledged while the next one is stored.
+        let mut committed: Vec<(u32, bool)> = Vec::new();
         for i in 0..chunks.len() {
             let Some(fetched) = next.take() else { break };
             let ingest = self.ingest(fetched);
-            let (results, failed) = match chunks.get(i + 1) {
-                Some(c) if !cancel.is_cancelled() => {
-                    let (ingested, prefetched) = tokio::join!(ingest, self.fetch_and_read(s, c));
-                    let ingested = ingested?;
-                    next = Some(prefetched?);
-                    ingested
+            let following = chunks.get(i + 1).filter(|_| !cancel.is_cancelled());
+            let to_ack = std::mem::take(&mut committed);
+            let io = async {
+                self.ack_batch(s, &to_ack).await?;
+                match following {
+                    Some(c) => self.fetch_and_read(s, c).await.map(Some),
+                    None => Ok(None),
                 }
-                _ => ingest.await?,
             };
-            let (q, p): (Vec<&Ingested>, Vec<&Ingested>) = results
-                .iter()
-                .partition(|r| r.outcome == Outcome::Quarantined);
+            let started = self.shared.clock.monotonic();
+            let (ingested, io) = tokio::join!(
+                async {
+                    let r = ingest.await;
+                    (r, self.shared.clock.monotonic())
+                },
+                async {
+                    let r = io.await;
+                    (r, self.shared.clock.monotonic())
+                }
+            );
+            let ((ingested, stored_at), (io, io_at)) = (ingested, io);
+            let (results, failed) = ingested?;
+            debug!(
+                messages = results.len(),
+                store_ms = stored_at.saturating_duration_since(started).as_millis() as u64,
+                acknowledge_and_fetch_ms =
+                    io_at.saturating_duration_since(started).as_millis() as u64,
+                "batch stored"
+            );
             if results.iter().any(|r| r.queued > 0) {
                 self.shared.outbox_wake.notify_one();
             }
-            self.ack(s, &p.iter().map(|r| r.uid).collect::<Vec<_>>(), false)
-                .await?;
-            self.ack(s, &q.iter().map(|r| r.uid).collect::<Vec<_>>(), true)
-                .await?;
+            committed = results
+                .iter()
+                .map(|r| (r.uid, r.outcome == Outcome::Quarantined))
+                .collect();
             if let Some(e) = failed {
                 // What was committed before the failure is acknowledged; the
                 // failing message and those after it are fetched again.
+                self.ack_batch(s, &committed).await?;
                 return Err(e);
             }
+            next = io?;
         }
-        Ok(())
+        self.ack_batch(s, &committed).await
+    }
+
+    /// Acknowledges committed mail: (uid, quarantined).
+    async fn ack_batch(&self, s: &mut ImapSession, done: &[(u32, bool)]) -> Result<()> {
+        let (q, p): (Vec<_>, Vec<_>) = done.iter().partition(|(_, quarantined)| *quarantined);
+        self.ack(s, &p.iter().map(|(u, _)| *u).collect::<Vec<_>>(), false)
+            .await?;
+        self.ack(s, &q.iter().map(|(u, _)| *u).collect::<Vec<_>>(), true)
+            .await
     }
 
     /// Fetches a batch and reads its mail on a blocking thread (no store lock).
