@@ -7,8 +7,9 @@ use crate::intake::Engine;
 use crate::outbox;
 use crate::store::Store;
 use anyhow::{Context, Result, anyhow};
+use parking_lot::Mutex;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -141,10 +142,7 @@ pub async fn run_once(config: Config, clock: SharedClock) -> Result<()> {
     }
     outbox::run(shared.clone(), cancel, true).await?;
     let queued = {
-        let st = shared
-            .store
-            .lock()
-            .map_err(|_| anyhow!("store lock poisoned"))?;
+        let st = shared.store.lock();
         st.outbox(Some("queued"))
             .context("reading the outbox")?
             .len()

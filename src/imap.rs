@@ -19,6 +19,9 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 pub type ImapSession = Session<Box<dyn Stream>>;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Messages stored per transaction: a batch is committed in slices of this
+/// many, so that the outbox gets the store between them.
+const COMMIT_SLICE: usize = 50;
 /// IMAP servers may drop an IDLE after 30 minutes; renew well before.
 const MAX_IDLE: Duration = Duration::from_secs(25 * 60);
 
@@ -160,7 +163,7 @@ async fn session(
         let name = m.name.clone();
         let now = shared.clock.now();
         tokio::task::spawn_blocking(move || -> Result<_> {
-            let st = store.lock().map_err(|_| anyhow!("store lock poisoned"))?;
+            let st = store.lock();
             let state = st.mailbox_state(&name)?;
             if state.map(|s| s.uidvalidity) != Some(uidvalidity) {
                 if state.is_some() {
@@ -280,7 +283,7 @@ impl Watcher<'_> {
         let store = self.shared.store.clone();
         let name = self.m.name.clone();
         tokio::task::spawn_blocking(move || -> Result<u32> {
-            let st = store.lock().map_err(|_| anyhow!("store lock poisoned"))?;
+            let st = store.lock();
             Ok(st.mailbox_state(&name)?.map(|s| s.last_uid).unwrap_or(0))
         })
         .await
@@ -318,7 +321,7 @@ impl Watcher<'_> {
             let store = self.shared.store.clone();
             let (name, v, list) = (self.m.name.clone(), self.uidvalidity, uids.clone());
             tokio::task::spawn_blocking(move || -> Result<_> {
-                let st = store.lock().map_err(|_| anyhow!("store lock poisoned"))?;
+                let st = store.lock();
                 st.known_outcomes(&name, v, &list)
             })
             .await
@@ -480,11 +483,11 @@ impl Watcher<'_> {
         Ok(out)
     }
 
-    /// Ingests a fetched batch in one transaction, a savepoint per message,
-    /// committed (one sync) before anything is acknowledged. A message that
-    /// cannot be handled is quarantined alone; a database failure on one
-    /// message stops the batch there: what came before it is committed and
-    /// returned, with the error.
+    /// Ingests a fetched batch in transactions of `COMMIT_SLICE` messages, a
+    /// savepoint per message, each committed (one sync) before anything is
+    /// acknowledged. A message that cannot be handled is quarantined alone; a
+    /// database failure on one message stops the batch there: what came
+    /// before it is committed and returned, with the error.
     async fn ingest(
         &self,
         fetched: Vec<(Fetched, ReadAhead)>,
@@ -492,31 +495,47 @@ impl Watcher<'_> {
         let shared = self.shared.clone();
         let m = self.m.clone();
         tokio::task::spawn_blocking(move || -> Result<_> {
-            let mut st = shared.store.lock().map_err(|_| anyhow!("store lock poisoned"))?;
             let mut failed = None;
-            let out = st.in_batch(|st| {
-                let mut out = Vec::with_capacity(fetched.len());
-                for (f, ahead) in fetched {
-                    let span = info_span!("message", mailbox = %m.name, uid = f.uid, ticket = tracing::field::Empty);
-                    let _g = span.enter();
-                    let r = match shared.engine.ingest_read(st, &m, &f, ahead, &*shared.clock) {
-                        Ok(r) => r,
-                        Err(e) => {
-                            failed = Some(e.context(format!("mailbox {} uid {}", m.name, f.uid)));
-                            break;
+            let mut out = Vec::with_capacity(fetched.len());
+            let mut todo = fetched.into_iter().peekable();
+            // A transaction per slice of the batch, the lock handed over
+            // fairly between slices, so the outbox never waits behind a
+            // whole batch.
+            while todo.peek().is_some() && failed.is_none() {
+                let mut st = shared.store.lock();
+                let mut slice = Vec::with_capacity(COMMIT_SLICE);
+                let committed = st.in_batch(|st| {
+                    for (f, ahead) in todo.by_ref().take(COMMIT_SLICE) {
+                        let span = info_span!("message", mailbox = %m.name, uid = f.uid);
+                        let _g = span.enter();
+                        match shared.engine.ingest_read(st, &m, &f, ahead, &*shared.clock) {
+                            Ok(r) => slice.push(r),
+                            Err(e) => {
+                                failed =
+                                    Some(e.context(format!("mailbox {} uid {}", m.name, f.uid)));
+                                break;
+                            }
                         }
-                    };
-                    if let Some(t) = r.ticket_id {
-                        span.record("ticket", t);
                     }
-                    match r.outcome {
-                        Outcome::Quarantined => warn!(reason = %r.reasons.join("; "), "quarantined"),
-                        o => info!(outcome = o.as_str(), replies = r.queued, "processed"),
-                    }
-                    out.push(r);
+                    Ok(())
+                });
+                parking_lot::MutexGuard::unlock_fair(st);
+                match committed {
+                    Ok(()) => out.append(&mut slice),
+                    // Nothing of this slice was written: it is fetched again.
+                    Err(e) => failed = Some(e),
                 }
-                Ok(out)
-            })?;
+            }
+            // Logged once committed, and outside the store lock.
+            for r in &out {
+                let span =
+                    info_span!("message", mailbox = %m.name, uid = r.uid, ticket = r.ticket_id);
+                let _g = span.enter();
+                match r.outcome {
+                    Outcome::Quarantined => warn!(reason = %r.reasons.join("; "), "quarantined"),
+                    o => info!(outcome = o.as_str(), replies = r.queued, "processed"),
+                }
+            }
             Ok((out, failed))
         })
         .await

@@ -5,7 +5,7 @@ use crate::config::{SmtpConfig, Tls};
 use crate::daemon::Shared;
 use crate::net;
 use crate::store::{NewMail, OutboxRow};
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use lettre::address::Envelope;
@@ -194,7 +194,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T> {
     let store = shared.store.clone();
     tokio::task::spawn_blocking(move || {
-        let mut st = store.lock().map_err(|_| anyhow!("store lock poisoned"))?;
+        let mut st = store.lock();
         f(&mut st)
     })
     .await
@@ -253,13 +253,7 @@ async fn step(
             }
             let mut rows = Vec::with_capacity(CHUNK);
             let mut skipped = Vec::new();
-            for row in st.due_outbox(now, CHUNK + in_flight.len())? {
-                if rows.len() == CHUNK {
-                    break;
-                }
-                if in_flight.contains(&row.id) {
-                    continue;
-                }
+            for row in st.due_outbox_except(now, CHUNK, &in_flight)? {
                 // Mail whose every recipient is known to be undeliverable is not tried.
                 if !row.kind.starts_with("staff_") {
                     let gone = st.undeliverable_among(&row.rcpt_to)?;

@@ -197,7 +197,7 @@ async fn restarting_reprocesses_nothing_even_after_a_crash_between_commit_and_ac
             arrival: clock().now(),
         };
         let now = shared.clock.now();
-        let mut st = shared.store.lock().unwrap();
+        let mut st = shared.store.lock();
         st.reset_mailbox(&mb.name, f.uidvalidity, now).unwrap();
         shared
             .engine
@@ -266,7 +266,7 @@ async fn a_crash_between_a_batch_commit_and_its_move_doubles_nothing() {
         let uidvalidity = s.select("INBOX").await.unwrap().uid_validity.unwrap();
         let mb = &cfg.mailboxes[0];
         let now = shared.clock.now();
-        let mut st = shared.store.lock().unwrap();
+        let mut st = shared.store.lock();
         st.reset_mailbox(&mb.name, uidvalidity, now).unwrap();
         let outcomes = st
             .in_batch(|st| {
