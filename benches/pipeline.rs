@@ -167,41 +167,19 @@ fn read_corpus(dir: &Path) -> Result<Vec<Vec<u8>>> {
         .collect()
 }
 
+/// The shipped development config (`config/dev.toml`), with the database and
+/// the password file in `dir` and the qnap pack, as `scripts/bench` runs it.
 fn config(repo: &Path, dir: &Path) -> Result<Config> {
-    std::fs::write(dir.join("pw"), "secret\n")?;
-    let text = format!(
-        r#"[daemon]
-database = "{dir}/ticketd.db"
-templates = "{repo}/templates"
-packs = "{repo}/config/vendors"
-pack = "qnap"
-
-[identity]
-from_name = "Vendor Support"
-message_id_domain = "tickets.vendor.test"
-own_addresses = ["support@vendor.test"]
-staff = ["lead@vendor.test"]
-
-[smtp]
-host = "127.0.0.1"
-port = 2525
-tls = "none"
-
-[[mailbox]]
-name = "support"
-role = "support"
-address = "support@vendor.test"
-host = "127.0.0.1"
-port = 1143
-tls = "none"
-username = "support@vendor.test"
-password_file = "{dir}/pw"
-batch_size = 200
-"#,
-        dir = dir.display(),
-        repo = repo.display()
-    );
-    let path = dir.join("bench.toml");
-    std::fs::write(&path, text)?;
-    Config::load(&path).map_err(|e| anyhow!("{e}"))
+    let pw = dir.join("pw");
+    std::fs::write(&pw, "secret\n")?;
+    let dev = repo.join("config/dev.toml");
+    let text = std::fs::read_to_string(&dev)
+        .with_context(|| format!("reading {}", dev.display()))?
+        .replace(
+            "/tmp/ticketd-demo/ticketd.db",
+            &dir.join("ticketd.db").display().to_string(),
+        )
+        .replace("/tmp/ticketd-demo/imap-password", &pw.display().to_string())
+        .replace("pack = \"ixsystems\"", "pack = \"qnap\"");
+    Config::from_str_at(&dev, &text).map_err(|e| anyhow!("{e}"))
 }
