@@ -361,29 +361,25 @@ impl Watcher<'_> {
                     None => Ok(None),
                 }
             };
-            let started = self.shared.clock.monotonic();
-            let (ingested, io) = tokio::join!(
-                async {
-                    let r = ingest.await;
-                    (r, self.shared.clock.monotonic())
-                },
-                async {
-                    let r = io.await;
-                    (r, self.shared.clock.monotonic())
-                }
-            );
-            let ((ingested, stored_at), (io, io_at)) = (ingested, io);
+            let clock = &self.shared.clock;
+            let started = clock.monotonic();
+            let since = || {
+                clock
+                    .monotonic()
+                    .saturating_duration_since(started)
+                    .as_millis() as u64
+            };
+            let ((ingested, store_ms), (io, io_ms)) =
+                tokio::join!(async { (ingest.await, since()) }, async {
+                    (io.await, since())
+                });
             let (results, failed) = ingested?;
             debug!(
                 messages = results.len(),
-                store_ms = stored_at.saturating_duration_since(started).as_millis() as u64,
-                acknowledge_and_fetch_ms =
-                    io_at.saturating_duration_since(started).as_millis() as u64,
+                store_ms,
+                acknowledge_and_fetch_ms = io_ms,
                 "batch stored"
             );
-            if results.iter().any(|r| r.queued > 0) {
-                self.shared.outbox_wake.notify_one();
-            }
             committed = results
                 .iter()
                 .map(|r| (r.uid, r.outcome == Outcome::Quarantined))
@@ -521,7 +517,13 @@ impl Watcher<'_> {
                 });
                 parking_lot::MutexGuard::unlock_fair(st);
                 match committed {
-                    Ok(()) => out.append(&mut slice),
+                    Ok(()) => {
+                        if slice.iter().any(|r| r.queued > 0) {
+                            // Replies go out as each slice commits, not after the batch.
+                            shared.outbox_wake.notify_one();
+                        }
+                        out.append(&mut slice);
+                    }
                     // Nothing of this slice was written: it is fetched again.
                     Err(e) => failed = Some(e),
                 }
