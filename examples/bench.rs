@@ -11,7 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 use ticketd::clock::{Clock, SystemClock};
 use ticketd::config::Config;
-use ticketd::store::{MessageRow, NewMail, Origin, Store, TicketWrite};
+use ticketd::model::{Event, NewMail, Outcome, SideEffects, TicketStatus, TicketWrite};
+use ticketd::store::{MessageRow, Origin, Store};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -759,7 +760,7 @@ fn probe_row<'a>(i: usize, m: &'a Mail) -> MessageRow<'a> {
         content_hash: "h",
         arrival: SystemClock.now(),
         class: "human",
-        outcome: "processed",
+        outcome: Outcome::Processed,
         reason: None,
         reply_text: None,
     }
@@ -775,9 +776,17 @@ fn probe_mail(i: usize) -> NewMail {
     }
 }
 
+fn probe_event() -> Event {
+    Event::Created {
+        from: "customer@example.net".into(),
+        mailbox: "probe".into(),
+        list: false,
+    }
+}
+
 fn probe_ticket(i: usize) -> TicketWrite {
     TicketWrite::New {
-        status: "open",
+        status: TicketStatus::Open,
         subject: format!("probe {i}"),
         language: "en".into(),
         requester: format!("c{}@example.net", i % 500),
@@ -798,10 +807,10 @@ fn sqlite_rate(work: &Path, mails: &[Mail]) -> Result<Value> {
             st.apply(
                 &probe_row(i, m),
                 &probe_ticket(i),
-                &[("created", "probe".into())],
-                &ticketd::store::SideEffects::default(),
+                &[probe_event()],
+                &SideEffects::default(),
+                &[probe_mail(i)],
                 SystemClock.now(),
-                |_| Ok(vec![probe_mail(i)]),
             )?;
         }
         res["one_tx_per_msg_per_s"] = json!(k as f64 / t.elapsed().as_secs_f64());
@@ -820,10 +829,10 @@ fn batched_sqlite_rate(work: &Path, mails: &[Mail], k: usize) -> Result<f64> {
                 st.apply(
                     &probe_row(i, &mails[i]),
                     &probe_ticket(i),
-                    &[("created", "probe".into())],
-                    &ticketd::store::SideEffects::default(),
+                    &[probe_event()],
+                    &SideEffects::default(),
+                    &[probe_mail(i)],
                     SystemClock.now(),
-                    |_| Ok(vec![probe_mail(i)]),
                 )?;
             }
             Ok(())

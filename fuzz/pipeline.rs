@@ -44,5 +44,7 @@ pub fn pipeline(data: &[u8]) {
         "the reply text is part of the body"
     );
     let _ = ticketd::reply_text::extract_html(&body);
-    let _ = f.engine.render(&plan, Some(1), now);
+    let _ = f
+        .engine
+        .render(&plan, Some(ticketd::model::TicketId(1)), now);
 }

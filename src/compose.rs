@@ -2,7 +2,7 @@
 
 use crate::classify::LOOP_HEADER;
 use crate::config::Identity;
-use crate::store::NewMail;
+use crate::model::{NewMail, TicketId};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
@@ -41,7 +41,7 @@ pub struct Draft {
 
 /// A fresh Message-ID in our domain (without angle brackets). It is fixed when
 /// the mail is queued, so a resend carries the same one.
-pub fn new_message_id(domain: &str, ticket: Option<i64>) -> String {
+pub fn new_message_id(domain: &str, ticket: Option<TicketId>) -> String {
     let r = fastrand::u64(..);
     match ticket {
         Some(t) => format!("ticketd.{t}.{r:016x}@{domain}"),
@@ -129,7 +129,7 @@ mod tests {
         let at = DateTime::parse_from_rfc3339("2026-03-02T10:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        let id = new_message_id("tickets.acme.test", Some(3));
+        let id = new_message_id("tickets.acme.test", Some(TicketId(3)));
         let m = build(&d, &id, &identity, at).unwrap();
         let back = parse(&m.raw, at);
         assert_eq!(back.subject, "Re: 障害について [TKT#3]");

@@ -1,5 +1,6 @@
 //! Configuration: the raw TOML shape, then validation into typed values with file and line for every problem.
 
+use crate::model::Role;
 use crate::pack::Pack;
 use serde::Deserialize;
 use std::fmt;
@@ -366,32 +367,6 @@ pub struct Endpoint {
     pub tls: Tls,
     /// PEM file with extra trust anchors (a private CA); else the web PKI roots.
     pub ca_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Support,
-    Rma,
-    TwentyFourSeven,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Support => "support",
-            Role::Rma => "rma",
-            Role::TwentyFourSeven => "24x7",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "support" => Some(Role::Support),
-            "rma" => Some(Role::Rma),
-            "24x7" => Some(Role::TwentyFourSeven),
-            _ => None,
-        }
-    }
 }
 
 /// What to do with a message on IMAP once its effects are committed.

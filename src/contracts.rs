@@ -40,7 +40,7 @@ pub struct Contract {
 }
 
 /// Which identifier found the contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MatchedBy {
     Serial,
@@ -52,6 +52,15 @@ pub enum MatchedBy {
 pub struct ContractMatch {
     pub contract: Contract,
     pub by: MatchedBy,
+}
+
+/// What a ticket's history and the rules' output say of the contract that was found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContractOut {
+    pub serial: String,
+    pub matched_by: MatchedBy,
+    pub company: String,
+    pub plans: Vec<String>,
 }
 
 /// The columns a contracts file must have.

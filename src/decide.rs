@@ -2,12 +2,15 @@
 
 use crate::classify::{Class, Classification, describe};
 use crate::compose::{AutoSubmitted, deliverable};
-use crate::config::{Identity, Limits, Rate, Role};
+use crate::config::{Identity, Limits, Rate};
 use crate::extract::Extracted;
-use crate::pack::{Language, Pack};
+use crate::model::{
+    BucketKey, Event, Language, Lookup, Outcome, PolicyRecord, Role, SideEffects, TicketId,
+    TicketInfo, TicketStatus, TicketWrite, Undeliverable,
+};
+use crate::pack::Pack;
 use crate::parse::{Addr, Inbound, looks_japanese};
 use crate::policy::{Evaluation, Request};
-use crate::store::{BucketKey, Lookup, SideEffects, TicketInfo, TicketWrite, Undeliverable};
 use crate::thread;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -38,30 +41,6 @@ pub struct Input<'a> {
     pub now: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    /// Stored and acted on.
-    Processed,
-    /// The same mail was already stored (another mailbox, a rescan): nothing changes.
-    Duplicate,
-    /// Stored, no ticket (our own mail come back, unsolicited list mail).
-    Ignored,
-    /// Stored raw, moved aside, staff told.
-    Quarantined,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Processed => "processed",
-            Outcome::Duplicate => "duplicate",
-            Outcome::Ignored => "ignored",
-            Outcome::Quarantined => "quarantined",
-        }
-    }
-}
-
 /// A mail to send, before the ticket number is known.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReplyPlan {
@@ -84,7 +63,7 @@ pub struct ReplyPlan {
 #[derive(Debug, Clone, Serialize)]
 pub struct TicketView {
     pub action: &'static str,
-    pub id: Option<i64>,
+    pub id: Option<TicketId>,
 }
 
 #[derive(Debug, Clone)]
@@ -98,7 +77,7 @@ pub struct Decision {
     pub subject: String,
     pub language: Language,
     pub replies: Vec<ReplyPlan>,
-    pub events: Vec<(&'static str, String)>,
+    pub events: Vec<Event>,
     /// Contacts to mark undeliverable and reply buckets to update.
     pub effects: SideEffects,
     /// What the vendor's rules say, for mail from a person.
@@ -161,7 +140,7 @@ pub fn decide(i: &Input<'_>) -> Decision {
     let m = i.inbound;
     let class = i.classification.class;
     let mut reasons = i.classification.reasons.clone();
-    let mut events: Vec<(&'static str, String)> = Vec::new();
+    let mut events: Vec<Event> = Vec::new();
     let subject = ticket_subject(i);
     let base =
         |outcome, ticket, view: TicketView, language, replies: Vec<ReplyPlan>, reasons, events| {
@@ -196,10 +175,9 @@ pub fn decide(i: &Input<'_>) -> Decision {
         ));
         let (ticket, view) = match d.ticket_id {
             Some(t) => {
-                events.push((
-                    "duplicate",
-                    format!("also received in mailbox {}", i.mailbox.name),
-                ));
+                events.push(Event::Duplicate {
+                    mailbox: i.mailbox.name.to_string(),
+                });
                 (
                     TicketWrite::Attach { id: t },
                     TicketView {
@@ -256,17 +234,21 @@ pub fn decide(i: &Input<'_>) -> Decision {
         quota_used: &i.lookup.quota_used,
     });
     let status = if policy.waiting_on_customer {
-        "waiting_customer"
+        TicketStatus::WaitingCustomer
     } else {
-        "open"
+        TicketStatus::Open
     };
     policy_events(&policy, &mut events);
 
     let (write, view, template) = match ticket {
         Some(t) => {
-            events.push(("message", format!("follow-up from {}", sender.address)));
-            if t.status != "open" {
-                events.push(("reopened", format!("was {}", t.status)));
+            events.push(Event::Message {
+                from: sender.address.clone(),
+            });
+            if t.status != TicketStatus::Open {
+                events.push(Event::Reopened {
+                    was: t.status.as_str().to_string(),
+                });
             }
             (
                 TicketWrite::Update { id: t.id, status },
@@ -278,13 +260,11 @@ pub fn decide(i: &Input<'_>) -> Decision {
             )
         }
         None => {
-            events.push((
-                "created",
-                format!(
-                    "new ticket from {} via mailbox {}",
-                    sender.address, i.mailbox.name
-                ),
-            ));
+            events.push(Event::Created {
+                from: sender.address.clone(),
+                mailbox: i.mailbox.name.to_string(),
+                list: false,
+            });
             let (write, view) = new_ticket(i, sender, subject.clone(), status, language);
             (write, view, "ack_new")
         }
@@ -302,7 +282,7 @@ pub fn decide(i: &Input<'_>) -> Decision {
                 .unwrap_or("an earlier bounce")
         );
         reasons.push(why.clone());
-        events.push(("reply_suppressed", why));
+        events.push(Event::ReplySuppressed { why });
     } else if !deliverable(&sender.address) {
         reasons.push(format!(
             "{} is not an address we can send to",
@@ -310,7 +290,7 @@ pub fn decide(i: &Input<'_>) -> Decision {
         ));
     } else if let Some(limited) = rate_limited(i, sender, ticket) {
         reasons.push(limited.clone());
-        events.push(("reply_suppressed", limited));
+        events.push(Event::ReplySuppressed { why: limited });
     } else {
         effects = consume(i, sender, ticket);
         let mut references = m.references.clone();
@@ -334,7 +314,7 @@ pub fn decide(i: &Input<'_>) -> Decision {
                 "received_at": m.arrival.with_timezone(&i.pack.zone).format("%Y-%m-%d %H:%M %Z").to_string(),
                 "message": {"subject": m.subject, "attachments": m.attachments.len()},
                 "extracted": i.extracted,
-                "policy": &policy,
+                "policy": policy.view(),
                 "ticket_state": ticket.map_or("new", |t| t.status.as_str()),
             }),
         });
@@ -382,7 +362,7 @@ fn new_ticket(
     i: &Input<'_>,
     sender: &Addr,
     subject: String,
-    status: &'static str,
+    status: TicketStatus,
     language: Language,
 ) -> (TicketWrite, TicketView) {
     (
@@ -412,47 +392,48 @@ pub fn request_text(m: &Inbound) -> String {
 }
 
 /// What the rules decided, kept on the ticket's history.
-fn policy_events(p: &Evaluation, events: &mut Vec<(&'static str, String)>) {
-    events.push((
-        "policy",
-        json!({
-            "pack": p.pack,
-            "rules": p.rules,
-            "tier": p.tier,
-            "severity": p.severity,
-            "business_open": p.business_open,
-            "facts": p.facts,
-            "missing": p.missing,
-            "clock_starts_at": p.clock_starts_at,
-            "first_response_due": p.first_response_due,
-            "warranty": p.warranty,
-            "contract": p.contract,
-        })
-        .to_string(),
-    ));
+fn policy_events(p: &Evaluation, events: &mut Vec<Event>) {
+    events.push(Event::Policy(PolicyRecord {
+        pack: p.pack.clone(),
+        rules: p.rules.clone(),
+        tier: p.tier.clone(),
+        severity: p.severity,
+        business_open: p.business_open,
+        facts: p.facts.clone(),
+        missing: p.missing.clone(),
+        clock_starts_at: p.clock_starts_at,
+        first_response_due: p.first_response_due,
+        warranty: p.warranty.clone(),
+        contract: p.contract.clone(),
+    }));
     for e in &p.escalations {
-        events.push((
-            "escalation_due",
-            json!({"at": e.at, "to": e.to, "rule": e.rule}).to_string(),
-        ));
+        events.push(Event::EscalationDue {
+            at: e.at,
+            to: e.to.clone(),
+            rule: e.rule.clone(),
+        });
     }
     for (id, d) in &p.deadlines {
-        events.push((
-            "deadline",
-            json!({"id": id, "at": d.at, "remind_at": d.remind_at, "rule": d.rule}).to_string(),
-        ));
+        events.push(Event::Deadline {
+            id: id.clone(),
+            at: d.at,
+            remind_at: d.remind_at,
+            rule: d.rule.clone(),
+        });
     }
     if let Some(q) = &p.quota {
-        events.push(("quota", serde_json::to_string(q).unwrap_or_default()));
+        events.push(Event::Quota(q.clone()));
     }
     if p.waiting_on_customer {
-        events.push((
-            "waiting_on_customer",
-            format!("asked for: {}", p.missing.join(", ")),
-        ));
+        events.push(Event::WaitingOnCustomer {
+            missing: p.missing.clone(),
+        });
     }
     for n in &p.staff {
-        events.push(("staff", format!("{}: {}", n.rule, n.text)));
+        events.push(Event::Staff {
+            rule: n.rule.clone(),
+            text: n.text.clone(),
+        });
     }
 }
 
@@ -525,7 +506,7 @@ type Base<'f> = dyn Fn(
         Language,
         Vec<ReplyPlan>,
         Vec<String>,
-        Vec<(&'static str, String)>,
+        Vec<Event>,
     ) -> Decision
     + 'f;
 
@@ -537,7 +518,7 @@ fn machine(
     ticket: Option<&TicketInfo>,
     language: Language,
     mut reasons: Vec<String>,
-    mut events: Vec<(&'static str, String)>,
+    mut events: Vec<Event>,
     base: &Base<'_>,
 ) -> Decision {
     let class = i.classification.class;
@@ -592,13 +573,12 @@ fn machine(
                     t.id
                 ));
             }
-            events.push((
-                "bounce",
-                match bounce {
+            events.push(Event::Bounce {
+                text: match bounce {
                     Some(b) => describe(b),
                     None => "delivery failure report without details".into(),
                 },
-            ));
+            });
             let mut replies = Vec::new();
             let mut marks = Vec::new();
             if let Some(b) = bounce.filter(|b| b.permanent) {
@@ -641,7 +621,10 @@ fn machine(
                                 .unwrap_or_default()
                         );
                         reasons.push(format!("{r} marked undeliverable ({})", b.status));
-                        events.push(("undeliverable", format!("{r}: {why}")));
+                        events.push(Event::Undeliverable {
+                            address: r.clone(),
+                            why: why.clone(),
+                        });
                         marks.push(Undeliverable {
                             address: r.clone(),
                             reason: why,
@@ -680,14 +663,13 @@ fn machine(
                 return ignored(reasons, events);
             };
             reasons.push("this mailbox accepts list mail: new ticket, no reply".into());
-            events.push((
-                "created",
-                format!(
-                    "list mail from {} via mailbox {}",
-                    sender.address, i.mailbox.name
-                ),
-            ));
-            let (write, view) = new_ticket(i, sender, ticket_subject(i), "open", language);
+            events.push(Event::Created {
+                from: sender.address.clone(),
+                mailbox: i.mailbox.name.to_string(),
+                list: true,
+            });
+            let (write, view) =
+                new_ticket(i, sender, ticket_subject(i), TicketStatus::Open, language);
             base(
                 Outcome::Processed,
                 write,
@@ -704,18 +686,16 @@ fn machine(
         }
         _ => match ticket {
             Some(t) => {
-                events.push((
-                    if class == Class::List {
-                        "list_mail"
-                    } else {
-                        "auto_reply"
-                    },
-                    format!(
-                        "{} recorded; ticket state unchanged ({})",
-                        class.as_str(),
-                        i.classification.reasons.join("; ")
-                    ),
-                ));
+                let text = format!(
+                    "{} recorded; ticket state unchanged ({})",
+                    class.as_str(),
+                    i.classification.reasons.join("; ")
+                );
+                events.push(if class == Class::List {
+                    Event::ListMail { text }
+                } else {
+                    Event::AutoReply { text }
+                });
                 reasons.push(format!(
                     "recorded on ticket {}; its state is unchanged",
                     t.id
@@ -801,9 +781,8 @@ mod tests {
     use super::*;
     use crate::classify::classify_message;
     use crate::extract::extract;
+    use crate::model::{BucketLevel, ContactInfo, Duplicate};
     use crate::parse::parse;
-    use crate::store::BucketLevel;
-    use crate::store::{ContactInfo, Duplicate};
 
     fn identity() -> Identity {
         Identity {
@@ -816,9 +795,9 @@ mod tests {
 
     fn ticket(id: i64, requester: &str) -> TicketInfo {
         TicketInfo {
-            id,
+            id: TicketId(id),
             subject: "Disk".into(),
-            status: "open".into(),
+            status: TicketStatus::Open,
             requester: requester.into(),
             language: "en".into(),
             participants: vec![requester.into()],
@@ -875,13 +854,13 @@ mod tests {
         let d = run(
             NEW,
             Lookup {
-                next_ticket_id: 5,
+                next_ticket_id: TicketId(5),
                 ..Default::default()
             },
         );
         assert_eq!(d.outcome, Outcome::Processed);
         assert!(matches!(d.ticket, TicketWrite::New { .. }));
-        assert_eq!(d.ticket_view.id, Some(5));
+        assert_eq!(d.ticket_view.id, Some(TicketId(5)));
         assert!(d.would_reply);
         assert_eq!(d.replies[0].template, "ack_new");
         assert_eq!(d.replies[0].to, vec!["ann@example.net"]);
@@ -899,7 +878,13 @@ mod tests {
                 ..Default::default()
             },
         );
-        assert!(matches!(d.ticket, TicketWrite::Update { id: 3, .. }));
+        assert!(matches!(
+            d.ticket,
+            TicketWrite::Update {
+                id: TicketId(3),
+                ..
+            }
+        ));
         assert_eq!(d.replies[0].template, "ack_followup");
     }
 
@@ -910,7 +895,7 @@ mod tests {
             raw,
             Lookup {
                 tagged: Some(ticket(3, "ann@example.net")),
-                next_ticket_id: 9,
+                next_ticket_id: TicketId(9),
                 ..Default::default()
             },
         );
@@ -932,7 +917,13 @@ mod tests {
                 ..Default::default()
             },
         );
-        assert!(matches!(d.ticket, TicketWrite::Update { id: 3, .. }));
+        assert!(matches!(
+            d.ticket,
+            TicketWrite::Update {
+                id: TicketId(3),
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -947,7 +938,7 @@ mod tests {
         );
         assert!(!d.would_reply);
         assert!(d.replies.is_empty());
-        assert!(matches!(d.ticket, TicketWrite::Attach { id: 3 }));
+        assert!(matches!(d.ticket, TicketWrite::Attach { id: TicketId(3) }));
     }
 
     #[test]
@@ -958,14 +949,14 @@ mod tests {
                 duplicate: Some(Duplicate {
                     row: 1,
                     mailbox: "rma".into(),
-                    ticket_id: Some(4),
+                    ticket_id: Some(TicketId(4)),
                 }),
                 ..Default::default()
             },
         );
         assert_eq!(d.outcome, Outcome::Duplicate);
         assert!(d.replies.is_empty());
-        assert!(matches!(d.ticket, TicketWrite::Attach { id: 4 }));
+        assert!(matches!(d.ticket, TicketWrite::Attach { id: TicketId(4) }));
     }
 
     #[test]
@@ -1034,7 +1025,7 @@ mod tests {
         );
         assert_eq!(d.class, Class::Bounce);
         assert!(!d.would_reply);
-        assert!(matches!(d.ticket, TicketWrite::Attach { id: 3 }));
+        assert!(matches!(d.ticket, TicketWrite::Attach { id: TicketId(3) }));
         assert_eq!(d.effects.undeliverable.len(), 1);
         assert_eq!(d.effects.undeliverable[0].address, "ann@example.net");
         assert!(
@@ -1046,8 +1037,8 @@ mod tests {
         assert_eq!(d.replies[0].template, "staff_undeliverable");
         assert_eq!(d.replies[0].to, vec!["lead@acme.test"]);
         assert_eq!(d.replies[0].auto_submitted, AutoSubmitted::Generated);
-        assert!(d.events.iter().any(|(k, _)| *k == "bounce"));
-        assert!(d.events.iter().any(|(k, _)| *k == "undeliverable"));
+        assert!(d.events.iter().any(|e| e.kind() == "bounce"));
+        assert!(d.events.iter().any(|e| e.kind() == "undeliverable"));
     }
 
     #[test]
@@ -1107,13 +1098,13 @@ mod tests {
                 ..Default::default()
             },
         );
-        assert!(matches!(d.ticket, TicketWrite::Attach { id: 3 }));
+        assert!(matches!(d.ticket, TicketWrite::Attach { id: TicketId(3) }));
         assert!(d.effects.undeliverable.is_empty());
         assert!(d.replies.is_empty());
         assert!(
             d.events
                 .iter()
-                .any(|(k, v)| *k == "bounce" && v.contains("4.4.1"))
+                .any(|e| e.kind() == "bounce" && e.detail().contains("4.4.1"))
         );
     }
 
@@ -1134,7 +1125,7 @@ mod tests {
         let d = run_with(
             raw,
             Lookup {
-                next_ticket_id: 4,
+                next_ticket_id: TicketId(4),
                 ..Default::default()
             },
             &Limits::default(),
@@ -1174,7 +1165,7 @@ mod tests {
         let d = run_with(NEW, lookup.clone(), &limits, false, Some(at));
         assert!(!d.would_reply);
         assert!(d.effects.buckets.is_empty());
-        assert!(d.events.iter().any(|(k, _)| *k == "reply_suppressed"));
+        assert!(d.events.iter().any(|e| e.kind() == "reply_suppressed"));
         assert!(
             matches!(d.ticket, TicketWrite::New { .. }),
             "still a ticket"
@@ -1205,6 +1196,12 @@ mod tests {
         );
         assert!(!d.would_reply);
         assert!(d.reasons.iter().any(|r| r.contains("ticket 3")));
-        assert!(matches!(d.ticket, TicketWrite::Update { id: 3, .. }));
+        assert!(matches!(
+            d.ticket,
+            TicketWrite::Update {
+                id: TicketId(3),
+                ..
+            }
+        ));
     }
 }

@@ -1,9 +1,10 @@
 //! `ticketd explain`: what the daemon would do with a mail, and why, without touching a server or the database.
 
-use crate::config::{Config, Identity, Limits, Role};
+use crate::config::{Config, Identity, Limits};
 use crate::contracts::ContractBook;
 use crate::decide::MailboxView;
 use crate::intake::{Engine, Plan, mailbox_view};
+use crate::model::Role;
 use crate::pack::Pack;
 use crate::store::Store;
 use crate::templates::Templates;
@@ -217,7 +218,7 @@ fn to_json(
         "message_id": plan.inbound.message_id,
         "attachments": plan.inbound.attachments,
         "warnings": warnings,
-        "policy": d.policy,
+        "policy": d.policy.as_ref().map(|p| p.view()),
     })
 }
 

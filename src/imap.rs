@@ -3,8 +3,8 @@
 use crate::backoff;
 use crate::config::{After, MailboxConfig, Tls};
 use crate::daemon::Shared;
-use crate::decide::Outcome;
 use crate::intake::{Fetched, Ingested, ReadAhead};
+use crate::model::Outcome;
 use crate::net::{self, Stream};
 use anyhow::{Context, Result, anyhow};
 use async_imap::Session;
@@ -331,7 +331,7 @@ impl Watcher<'_> {
             info!(count = known.len(), "acknowledging mail committed earlier");
             let done: Vec<(u32, bool)> = known
                 .iter()
-                .map(|(u, o)| (*u, o == "quarantined"))
+                .map(|(u, o)| (*u, *o == Outcome::Quarantined))
                 .collect();
             self.ack_batch(s, &done).await?;
         }
@@ -531,7 +531,7 @@ impl Watcher<'_> {
             // Logged once committed, and outside the store lock.
             for r in &out {
                 let span =
-                    info_span!("message", mailbox = %m.name, uid = r.uid, ticket = r.ticket_id);
+                    info_span!("message", mailbox = %m.name, uid = r.uid, ticket = r.ticket_id.map(|t| t.0));
                 let _g = span.enter();
                 match r.outcome {
                     Outcome::Quarantined => warn!(reason = %r.reasons.join("; "), "quarantined"),

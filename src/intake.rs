@@ -5,11 +5,12 @@ use crate::clock::Clock;
 use crate::compose::{self, Draft};
 use crate::config::{Config, Identity, Limits, MailboxConfig};
 use crate::contracts::ContractBook;
-use crate::decide::{self, Decision, Input, MailboxView, Outcome, ReplyPlan};
+use crate::decide::{self, Decision, Input, MailboxView, ReplyPlan};
 use crate::extract::{Extracted, extract};
+use crate::model::{Event, Lookup, NewMail, Outcome, TicketId};
 use crate::pack::Pack;
 use crate::parse::{Inbound, parse};
-use crate::store::{Lookup, MessageRow, NewMail, Origin, Store};
+use crate::store::{MessageRow, Origin, Store};
 use crate::templates::Templates;
 use crate::thread;
 use anyhow::{Context, Result};
@@ -86,7 +87,7 @@ pub struct Rendered<'a> {
 pub struct Ingested {
     pub uid: u32,
     pub outcome: Outcome,
-    pub ticket_id: Option<i64>,
+    pub ticket_id: Option<TicketId>,
     pub queued: usize,
     pub reasons: Vec<String>,
 }
@@ -254,13 +255,13 @@ impl Engine {
     pub fn render<'p>(
         &self,
         plan: &'p Plan,
-        ticket_id: Option<i64>,
+        ticket_id: Option<TicketId>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Rendered<'p>>> {
         let mut out = Vec::new();
         for r in &plan.decision.replies {
             let mut data = r.data.clone();
-            let tag = ticket_id.map(|t| thread::tag(&self.ticket_prefix, t));
+            let tag = ticket_id.map(|t| thread::tag(&self.ticket_prefix, t.0));
             if let (Some(t), Some(obj)) = (ticket_id, data.as_object_mut()) {
                 obj.insert(
                     "ticket".into(),
@@ -423,23 +424,26 @@ impl Engine {
             content_hash: &plan.inbound.content_hash,
             arrival: f.arrival,
             class: d.class.as_str(),
-            outcome: d.outcome.as_str(),
+            outcome: d.outcome,
             reason,
             reply_text: Some(plan.inbound.reply_text.as_str()),
         };
-        let events: Vec<(&str, String)> = d.events.iter().map(|(k, v)| (*k, v.clone())).collect();
-        for (kind, detail) in &d.events {
-            if *kind == "reply_suppressed" {
-                tracing::info!(mailbox = %mailbox.name, uid = f.uid, "{detail}");
+        for e in &d.events {
+            if let Event::ReplySuppressed { why } = e {
+                tracing::info!(mailbox = %mailbox.name, uid = f.uid, "{why}");
             }
         }
-        let applied = store.apply(&row, &d.ticket, &events, &d.effects, now, |ticket| {
-            Ok(self
-                .render(plan, ticket, now)?
-                .into_iter()
-                .map(|r| r.mail)
-                .collect())
-        })?;
+        // One savepoint: the ticket first (a new one's number goes into the
+        // replies), then the rendered replies with everything else. A render
+        // that fails drops the savepoint, and nothing of the message is written.
+        let mut tx = store.begin_message(now)?;
+        let ticket = tx.write_ticket(&mailbox.name, &d.ticket)?;
+        let mails: Vec<NewMail> = self
+            .render(plan, ticket, now)?
+            .into_iter()
+            .map(|r| r.mail)
+            .collect();
+        let applied = tx.finish(&row, &d.events, &d.effects, &mails)?;
         Ok(Ingested {
             uid: f.uid,
             outcome: d.outcome,

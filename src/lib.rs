@@ -27,6 +27,7 @@ pub mod explain;
 pub mod extract;
 pub mod imap;
 pub mod intake;
+pub mod model;
 pub mod net;
 pub mod outbox;
 pub mod pack;

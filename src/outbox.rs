@@ -3,8 +3,9 @@
 use crate::backoff;
 use crate::config::{SmtpConfig, Tls};
 use crate::daemon::Shared;
+use crate::model::NewMail;
 use crate::net;
-use crate::store::{NewMail, OutboxRow};
+use crate::store::OutboxRow;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
@@ -274,7 +275,7 @@ async fn step(
     })
     .await?;
     for (row, why) in skipped {
-        let span = info_span!("send", outbox = row.id, ticket = row.ticket_id, kind = %row.kind);
+        let span = info_span!("send", outbox = row.id, ticket = row.ticket_id.map(|t| t.0), kind = %row.kind);
         let _g = span.enter();
         warn!("{why}");
     }
@@ -323,7 +324,7 @@ fn outcomes(
     let mut out = Outcomes::default();
     for ((row, attempts), result) in chunk.iter().zip(results) {
         let attempts = *attempts;
-        let span = info_span!("send", outbox = row.id, ticket = row.ticket_id, kind = %row.kind);
+        let span = info_span!("send", outbox = row.id, ticket = row.ticket_id.map(|t| t.0), kind = %row.kind);
         let _g = span.enter();
         match result {
             Ok(()) => {
@@ -366,7 +367,7 @@ async fn send_all(senders: &mut [Sender], rows: &[&OutboxRow]) -> Vec<Result<(),
             let mut out = Vec::new();
             for (i, row) in rows.iter().enumerate().skip(j).step_by(n) {
                 let span =
-                    info_span!("send", outbox = row.id, ticket = row.ticket_id, kind = %row.kind);
+                    info_span!("send", outbox = row.id, ticket = row.ticket_id.map(|t| t.0), kind = %row.kind);
                 out.push((i, sender.send(row).instrument(span).await));
             }
             out

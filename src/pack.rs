@@ -1,41 +1,12 @@
 //! Vendor policy packs: `config/vendors/<pack>.toml`, loaded and validated into typed values.
 
 use crate::config::{Problems, Report, parse_toml};
+use crate::model::Language;
 use crate::policy::{self, Policy};
 use regex::Regex;
 use serde::Deserialize;
 use std::path::Path;
 use toml::Spanned;
-
-/// A language we have templates for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Language {
-    En,
-    Ja,
-    Es,
-}
-
-impl Language {
-    pub fn parse(s: &str) -> Option<Language> {
-        match s {
-            "en" => Some(Language::En),
-            "ja" => Some(Language::Ja),
-            "es" => Some(Language::Es),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Language::En => "en",
-            Language::Ja => "ja",
-            Language::Es => "es",
-        }
-    }
-
-    pub const ALL: [Language; 3] = [Language::En, Language::Ja, Language::Es];
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

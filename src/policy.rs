@@ -31,9 +31,8 @@
 
 use crate::calendar::{Calendar, CalendarSpec};
 use crate::config::Report;
-use crate::config::Role;
-use crate::contracts::{ContractMatch, MatchedBy};
-use crate::pack::Language;
+use crate::contracts::{ContractMatch, ContractOut};
+use crate::model::{Language, QuotaUse, Role};
 use crate::warranty::{self, Warranty, WarrantySpec, WarrantyStatus};
 use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -1210,7 +1209,7 @@ pub struct Request<'a> {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct EscalationStep {
-    pub at: String,
+    pub at: DateTime<Utc>,
     pub to: String,
     pub after: String,
     pub rule: String,
@@ -1218,32 +1217,16 @@ pub struct EscalationStep {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DeadlineOut {
-    pub at: String,
-    pub local: String,
+    pub at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub remind_at: Option<String>,
+    pub remind_at: Option<DateTime<Utc>>,
     pub rule: String,
-    #[serde(skip)]
-    pub instant: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PromiseOut {
     pub by: NaiveDate,
     pub rule: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct QuotaOut {
-    pub id: String,
-    pub rule: String,
-    pub contract: String,
-    pub period_start: NaiveDate,
-    pub limit: u32,
-    pub used: u32,
-    pub charged: bool,
-    pub exhausted: bool,
-    pub remaining: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -1274,14 +1257,6 @@ pub struct VersionOut {
     pub supported_until: Option<NaiveDate>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct ContractOut {
-    pub serial: String,
-    pub matched_by: MatchedBy,
-    pub company: String,
-    pub plans: Vec<String>,
-}
-
 /// What the rules say about one request.
 #[derive(Debug, Clone, Serialize)]
 pub struct Evaluation {
@@ -1289,12 +1264,13 @@ pub struct Evaluation {
     pub rules: Vec<String>,
     pub business_open: bool,
     pub clock: ClockKind,
-    pub clock_starts_at: String,
-    pub clock_starts_local: String,
+    /// The pack's zone, in which [`Evaluation::view`] shows the instants.
+    #[serde(skip)]
+    pub zone: Tz,
+    pub clock_starts_at: DateTime<Utc>,
     /// The clock starts later than the mail arrived (it came outside business hours).
     pub clock_deferred: bool,
-    pub first_response_due: Option<String>,
-    pub first_response_local: Option<String>,
+    pub first_response_due: Option<DateTime<Utc>>,
     /// The facts the request (with its ticket's earlier mail) carries.
     pub facts: Vec<String>,
     pub missing: Vec<String>,
@@ -1312,7 +1288,7 @@ pub struct Evaluation {
     pub eligible: bool,
     pub deadlines: BTreeMap<String, DeadlineOut>,
     pub promises: BTreeMap<String, PromiseOut>,
-    pub quota: Option<QuotaOut>,
+    pub quota: Option<QuotaUse>,
     pub route: Option<RouteOut>,
     pub version: Option<VersionOut>,
     pub staff: Vec<StaffNote>,
@@ -1372,10 +1348,7 @@ impl Ctx<'_> {
             Cond::Topic(v) => v.iter().any(|t| self.topics.contains(t)),
             Cond::Warranty(v) => v.contains(&self.warranty),
             Cond::Fact(v) => v.iter().all(|f| self.facts.contains(f.as_str())),
-            Cond::Past(id) => self
-                .deadlines
-                .get(id)
-                .is_some_and(|d| r.arrival > d.instant),
+            Cond::Past(id) => self.deadlines.get(id).is_some_and(|d| r.arrival > d.at),
             Cond::Has(id) => self.deadlines.contains_key(id),
             Cond::Language(v) => v.iter().any(|l| l == r.language.as_str()),
         }
@@ -1459,13 +1432,40 @@ fn has_description(text: &str) -> bool {
     false
 }
 
+impl Evaluation {
+    /// The evaluation as templates and `explain` show it: each instant as
+    /// RFC 3339 with the pack's offset, and beside the clock start, the first
+    /// response and each deadline a `_local`/`local` text in the pack's zone.
+    pub fn view(&self) -> serde_json::Value {
+        let z = self.zone;
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        v["clock_starts_at"] = rfc3339(z, self.clock_starts_at).into();
+        v["clock_starts_local"] = fmt_local(z, self.clock_starts_at).into();
+        v["first_response_due"] = self.first_response_due.map(|t| rfc3339(z, t)).into();
+        v["first_response_local"] = self.first_response_due.map(|t| fmt_local(z, t)).into();
+        for (i, e) in self.escalations.iter().enumerate() {
+            v["escalations"][i]["at"] = rfc3339(z, e.at).into();
+        }
+        for (id, d) in &self.deadlines {
+            let out = &mut v["deadlines"][id.as_str()];
+            out["at"] = rfc3339(z, d.at).into();
+            out["local"] = fmt_local(z, d.at).into();
+            if let Some(r) = d.remind_at {
+                out["remind_at"] = rfc3339(z, r).into();
+            }
+        }
+        v
+    }
+}
+
 fn fmt_local(zone: Tz, t: DateTime<Utc>) -> String {
     t.with_timezone(&zone)
         .format("%Y-%m-%d %H:%M %Z")
         .to_string()
 }
 
-fn rfc3339(zone: Tz, t: DateTime<Utc>) -> String {
+/// An instant as RFC 3339 with the offset `zone` has at that instant.
+pub fn rfc3339(zone: Tz, t: DateTime<Utc>) -> String {
     t.with_timezone(&zone)
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
 }
@@ -1505,7 +1505,11 @@ impl Policy {
         // Facts the request carries.
         let mut facts: BTreeSet<&'static str> = BTreeSet::new();
         let mut version_text: Option<String> = None;
-        if !req.serials.is_empty() || req.contract.is_some_and(|m| m.by == MatchedBy::Serial) {
+        if !req.serials.is_empty()
+            || req
+                .contract
+                .is_some_and(|m| m.by == crate::contracts::MatchedBy::Serial)
+        {
             facts.insert("serial");
         }
         if !req.tax_ids.is_empty() {
@@ -1677,10 +1681,7 @@ impl Policy {
                 .map(|e| {
                     cite(&mut rules, &e.rule);
                     EscalationStep {
-                        at: rfc3339(
-                            zone,
-                            add_calendar(zone, req.arrival, e.after, &self.calendar),
-                        ),
+                        at: add_calendar(zone, req.arrival, e.after, &self.calendar),
                         to: e.to.clone(),
                         after: span_text(e.after),
                         rule: e.rule.clone(),
@@ -1708,7 +1709,7 @@ impl Policy {
                 let free = !q.free_when.0.is_empty() && ctx.holds(&q.free_when);
                 let exhausted = !free && used >= limit;
                 let charged = !free && !exhausted;
-                quota = Some(QuotaOut {
+                quota = Some(QuotaUse {
                     id: q.id.clone(),
                     rule: q.rule.clone(),
                     contract: m.contract.serial.clone(),
@@ -1827,11 +1828,9 @@ impl Policy {
             ctx.deadlines.insert(
                 d.id.clone(),
                 DeadlineOut {
-                    at: rfc3339(zone, at),
-                    local: fmt_local(zone, at),
-                    remind_at: remind_at.map(|t| rfc3339(zone, t)),
+                    at,
+                    remind_at,
                     rule: d.rule.clone(),
-                    instant: at,
                 },
             );
         }
@@ -1919,11 +1918,10 @@ impl Policy {
             rules,
             business_open,
             clock,
-            clock_starts_at: rfc3339(zone, clock_starts),
-            clock_starts_local: fmt_local(zone, clock_starts),
+            zone,
+            clock_starts_at: clock_starts,
             clock_deferred: clock_starts > req.arrival,
-            first_response_due: due.map(|t| rfc3339(zone, t)),
-            first_response_local: due.map(|t| fmt_local(zone, t)),
+            first_response_due: due,
             missing_names: names(&missing),
             facts: ctx.facts.iter().map(|f| f.to_string()).collect(),
             waiting_on_customer: !missing.is_empty(),

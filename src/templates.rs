@@ -1,6 +1,6 @@
 //! Reply templates: `templates/<lang>/<name>.hbs`, a `Subject:` line then the body, rendered in strict mode.
 
-use crate::pack::Language;
+use crate::model::Language;
 use anyhow::{Context, Result, anyhow};
 use handlebars::Handlebars;
 use std::path::Path;

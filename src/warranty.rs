@@ -66,7 +66,7 @@ pub struct SeriesTerm {
     pub term: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WarrantyStatus {
     Active,
@@ -74,7 +74,7 @@ pub enum WarrantyStatus {
     Unknown,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Warranty {
     pub status: WarrantyStatus,
     /// The last covered day.

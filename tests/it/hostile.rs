@@ -5,8 +5,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use ticketd::clock::{Clock, FixedClock};
 use ticketd::config::Config;
-use ticketd::decide::Outcome;
 use ticketd::intake::{Engine, Fetched};
+use ticketd::model::Outcome;
 use ticketd::store::Store;
 
 fn at() -> DateTime<Utc> {

@@ -4,6 +4,7 @@ use crate::harness::{MailStack, mail};
 use std::sync::Arc;
 use ticketd::clock::{SharedClock, SystemClock};
 use ticketd::config::Config;
+use ticketd::model::{Event, PolicyRecord, TicketId, TicketStatus};
 use ticketd::parse::parse;
 use ticketd::store::Store;
 
@@ -51,13 +52,22 @@ fn to_customer(stack: &MailStack) -> Vec<String> {
         .collect()
 }
 
-fn policy_event(store: &Store) -> serde_json::Value {
-    let events = store.ticket_events(1).expect("events");
+fn policy_event(store: &Store) -> PolicyRecord {
+    let events = store.ticket_events(TicketId(1)).expect("events");
     let e = events
         .iter()
         .find(|(kind, _)| kind == "policy")
         .expect("a policy event on the ticket");
-    serde_json::from_str(&e.1).expect("policy event JSON")
+    match Event::from_stored(&e.0, &e.1) {
+        Some(Event::Policy(p)) => p,
+        other => panic!("policy event {:?} reads as {other:?}", e.1),
+    }
+}
+
+fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .expect("an RFC 3339 instant")
+        .to_utc()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,8 +83,8 @@ async fn ixsystems_saturday_mail_is_acknowledged_in_english_with_the_clock_start
     assert!(ack.contains("outside our business hours"), "{ack}");
     assert!(ack.contains("start at 2026-11-16 06:00 PST"), "{ack}");
     let p = policy_event(&store);
-    assert_eq!(p["clock_starts_at"], "2026-11-16T06:00:00-08:00");
-    assert_eq!(p["business_open"], false);
+    assert_eq!(p.clock_starts_at, at("2026-11-16T06:00:00-08:00"));
+    assert!(!p.business_open);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,8 +99,8 @@ async fn qnap_evening_mail_is_acknowledged_in_english_with_the_clock_start() {
     .await;
     assert!(ack.contains("start at 2026-11-16 06:00 PST"), "{ack}");
     assert_eq!(
-        policy_event(&store)["first_response_due"],
-        "2026-11-17T06:00:00-08:00"
+        policy_event(&store).first_response_due,
+        Some(at("2026-11-17T06:00:00-08:00"))
     );
 }
 
@@ -107,8 +117,8 @@ async fn qnap_jp_weekend_mail_is_acknowledged_in_japanese_with_the_clock_start()
     assert!(ack.contains("受付時間外"), "{ack}");
     assert!(ack.contains("2026-10-13 09:00 JST より開始"), "{ack}");
     assert_eq!(
-        policy_event(&store)["clock_starts_at"],
-        "2026-10-13T09:00:00+09:00"
+        policy_event(&store).clock_starts_at,
+        at("2026-10-13T09:00:00+09:00")
     );
 }
 
@@ -124,7 +134,7 @@ async fn netex_night_mail_is_acknowledged_in_english_with_the_clock_start() {
     .await;
     assert!(ack.contains("start at 2026-11-17 08:00 CST"), "{ack}");
     let p = policy_event(&store);
-    assert_eq!(p["severity"], 3);
+    assert_eq!(p.severity, 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,8 +150,8 @@ async fn avanzada7_sunday_mail_is_acknowledged_in_spanish_with_the_clock_start()
     assert!(ack.contains("fuera de nuestro horario"), "{ack}");
     assert!(ack.contains("2026-11-16 09:00 CET"), "{ack}");
     assert_eq!(
-        policy_event(&store)["clock_starts_at"],
-        "2026-11-16T09:00:00+01:00"
+        policy_event(&store).clock_starts_at,
+        at("2026-11-16T09:00:00+01:00")
     );
 }
 
@@ -217,7 +227,10 @@ async fn qn_03_missing_facts_are_asked_for_and_the_ticket_waits_until_they_come(
     )
     .await;
     let store = Store::open_read_only(&cfg.database).expect("database");
-    assert_eq!(store.tickets().unwrap()[0].status, "waiting_customer");
+    assert_eq!(
+        store.tickets().unwrap()[0].status,
+        TicketStatus::WaitingCustomer
+    );
     let ack = &to_customer(&stack)[0];
     assert!(ack.contains("proof of purchase"), "{ack}");
     assert!(!ack.contains("serial number"), "{ack}");
@@ -238,7 +251,7 @@ async fn qn_03_missing_facts_are_asked_for_and_the_ticket_waits_until_they_come(
         "16-Nov-2026 10:00:00 -0800",
     )
     .await;
-    assert_eq!(store.tickets().unwrap()[0].status, "open");
+    assert_eq!(store.tickets().unwrap()[0].status, TicketStatus::Open);
     // QN-04: staff are asked for the void-or-not decision once per ticket, not per mail.
     let staff: Vec<String> = stack
         .sink_messages()

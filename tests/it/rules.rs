@@ -3,9 +3,9 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use ticketd::config::Role;
 use ticketd::contracts::{Contract, ContractMatch, MatchedBy};
 use ticketd::explain::{Options, explain};
+use ticketd::model::Role;
 use ticketd::pack::Pack;
 use ticketd::policy::{Evaluation, Request};
 use ticketd::warranty::WarrantyStatus;
@@ -217,7 +217,7 @@ fn ix_02_business_hours_mon_fri_6_to_18_pacific_except_us_holidays() {
     // Thanksgiving Day 2026.
     let holiday = Case::new("ixsystems", "2026-11-26T10:00:00-08:00").eval();
     assert!(!holiday.business_open);
-    assert_eq!(holiday.clock_starts_at, "2026-11-27T06:00:00-08:00");
+    assert_eq!(holiday.clock_starts_at, at("2026-11-27T06:00:00-08:00"));
     assert!(has_rule(&open, "IX-02"));
 }
 
@@ -228,11 +228,8 @@ fn ix_03_after_hours_mail_from_silver_starts_the_clock_next_business_day() {
         .eval();
     assert!(!e.business_open);
     assert!(e.clock_deferred);
-    assert_eq!(e.clock_starts_at, "2026-11-23T06:00:00-08:00");
-    assert_eq!(
-        e.first_response_due.as_deref(),
-        Some("2026-11-23T10:00:00-08:00")
-    );
+    assert_eq!(e.clock_starts_at, at("2026-11-23T06:00:00-08:00"));
+    assert_eq!(e.first_response_due, Some(at("2026-11-23T10:00:00-08:00")));
     assert!(has_rule(&e, "IX-03"));
 }
 
@@ -242,10 +239,10 @@ fn ix_04_gold_s1_runs_on_24x7_and_bronze_after_hours_waits() {
         .text("System down", "Severity 1: the system is down.")
         .contract(contract("A1-12345", "gold", "M50", "2025-06-01"))
         .eval();
-    assert_eq!(gold.clock_starts_at, "2026-11-21T03:00:00-08:00");
+    assert_eq!(gold.clock_starts_at, at("2026-11-21T03:00:00-08:00"));
     assert_eq!(
-        gold.first_response_due.as_deref(),
-        Some("2026-11-21T05:00:00-08:00")
+        gold.first_response_due,
+        Some(at("2026-11-21T05:00:00-08:00"))
     );
     assert!(!gold.clock_deferred);
     assert!(has_rule(&gold, "IX-04"));
@@ -292,8 +289,8 @@ fn ix_06_rma_valid_30_days_reminded_before_and_expired_after() {
         )
         .eval();
     let d = &new.deadlines["rma_valid_until"];
-    assert_eq!(d.at, "2026-12-23T09:00:00-08:00");
-    assert_eq!(d.remind_at.as_deref(), Some("2026-12-18T09:00:00-08:00"));
+    assert_eq!(d.at, at("2026-12-23T09:00:00-08:00"));
+    assert_eq!(d.remind_at, Some(at("2026-12-18T09:00:00-08:00")));
     assert!(notices(&new).contains(&"rma_validity"));
 
     let late = Case::new("ixsystems", "2026-12-24T09:00:00-08:00")
@@ -324,11 +321,11 @@ fn ix_07_advance_exchange_label_10_days_invoice_after_14() {
         .eval();
     assert_eq!(
         e.deadlines["return_label_expires"].at,
-        "2026-12-03T09:00:00-08:00"
+        at("2026-12-03T09:00:00-08:00")
     );
     assert_eq!(
         e.deadlines["parts_invoiced_after"].at,
-        "2026-12-07T09:00:00-08:00"
+        at("2026-12-07T09:00:00-08:00")
     );
     assert!(notices(&e).contains(&"advance_exchange"));
 }
@@ -391,7 +388,13 @@ fn ix_11_money_back_within_30_days_of_ship_date() {
         .text("Refund", "We are not satisfied and want a refund.")
         .contract(c.clone())
         .eval();
-    assert!(e.deadlines["money_back_until"].at.starts_with("2026-12-10"));
+    assert!(
+        e.deadlines["money_back_until"]
+            .at
+            .with_timezone(&e.zone)
+            .to_rfc3339()
+            .starts_with("2026-12-10")
+    );
     assert!(notices(&e).contains(&"money_back"));
     c.shipped_on = Some(date("2026-10-01"));
     let late = Case::new("ixsystems", "2026-11-23T09:00:00-08:00")
@@ -543,7 +546,11 @@ fn qn_07_advanced_replacement_unit_back_within_5_business_days() {
         .eval();
     // Thanksgiving (26 Nov) is not a business day.
     assert!(
-        e.deadlines["ar_return_due"].at.starts_with("2026-12-01"),
+        e.deadlines["ar_return_due"]
+            .at
+            .with_timezone(&e.zone)
+            .to_rfc3339()
+            .starts_with("2026-12-01"),
         "{}",
         e.deadlines["ar_return_due"].at
     );
@@ -555,7 +562,13 @@ fn qn_08_missing_components_within_5_business_days() {
     let e = Case::new("qnap", "2026-11-30T09:00:00-08:00")
         .text("Missing parts", "The rail kit was not included in the box.")
         .eval();
-    assert!(e.deadlines["components_due"].at.starts_with("2026-12-07"));
+    assert!(
+        e.deadlines["components_due"]
+            .at
+            .with_timezone(&e.zone)
+            .to_rfc3339()
+            .starts_with("2026-12-07")
+    );
     assert!(notices(&e).contains(&"components"));
 }
 
@@ -593,10 +606,7 @@ fn qn_10_email_support_6_to_18_pacific() {
     );
     let e = Case::new("qnap", "2026-11-23T06:00:00-08:00").eval();
     assert!(e.business_open);
-    assert_eq!(
-        e.first_response_due.as_deref(),
-        Some("2026-11-24T06:00:00-08:00")
-    );
+    assert_eq!(e.first_response_due, Some(at("2026-11-24T06:00:00-08:00")));
     assert!(has_rule(&e, "QN-10"));
 }
 
@@ -669,7 +679,7 @@ fn qj_01_reception_weekdays_9_to_1730_tokyo_with_holidays_and_year_end() {
             .business_open
     );
     let e = Case::new("qnap-jp", "2026-12-28T18:00:00+09:00").eval();
-    assert_eq!(e.clock_starts_at, "2027-01-04T09:00:00+09:00");
+    assert_eq!(e.clock_starts_at, at("2027-01-04T09:00:00+09:00"));
     assert!(has_rule(&open, "QJ-01"));
 }
 
@@ -677,11 +687,8 @@ fn qj_01_reception_weekdays_9_to_1730_tokyo_with_holidays_and_year_end() {
 fn qj_02_mail_outside_hours_is_answered_next_business_day_or_later() {
     let e = Case::new("qnap-jp", "2026-11-21T10:00:00+09:00").eval();
     assert!(notices(&e).contains(&"after_hours"));
-    assert_eq!(e.clock_starts_at, "2026-11-24T09:00:00+09:00");
-    assert_eq!(
-        e.first_response_due.as_deref(),
-        Some("2026-11-25T09:00:00+09:00")
-    );
+    assert_eq!(e.clock_starts_at, at("2026-11-24T09:00:00+09:00"));
+    assert_eq!(e.first_response_due, Some(at("2026-11-25T09:00:00+09:00")));
 }
 
 #[test]
@@ -742,6 +749,8 @@ fn qj_06_onsite_by_13_same_day_in_the_three_cities_else_later() {
     assert!(
         other.deadlines["onsite_maintenance_starts"]
             .at
+            .with_timezone(&other.zone)
+            .to_rfc3339()
             .starts_with("2026-12-01")
     );
     assert!(notices(&other).contains(&"onsite_region"));
@@ -755,11 +764,8 @@ fn qj_07_24_hour_onsite_runs_on_a_24x7_clock() {
         .text("システム停止", "NAS が起動しない。")
         .contract(c)
         .eval();
-    assert_eq!(e.clock_starts_at, "2026-11-22T03:00:00+09:00");
-    assert_eq!(
-        e.first_response_due.as_deref(),
-        Some("2026-11-22T07:00:00+09:00")
-    );
+    assert_eq!(e.clock_starts_at, at("2026-11-22T03:00:00+09:00"));
+    assert_eq!(e.first_response_due, Some(at("2026-11-22T07:00:00+09:00")));
     assert!(notices(&e).contains(&"onsite24"));
 }
 
@@ -832,12 +838,12 @@ fn nx_01_business_hours_8_to_17_central_severity_1_around_the_clock() {
         .text("Slow", NETEX_FULL)
         .eval();
     assert!(!s3.business_open);
-    assert_eq!(s3.clock_starts_at, "2026-11-23T08:00:00-06:00");
+    assert_eq!(s3.clock_starts_at, at("2026-11-23T08:00:00-06:00"));
     let s1 = Case::new("netex", "2026-11-21T10:00:00-06:00")
         .text("System down", NETEX_FULL)
         .eval();
     assert_eq!(s1.severity, 1);
-    assert_eq!(s1.clock_starts_at, "2026-11-21T10:00:00-06:00");
+    assert_eq!(s1.clock_starts_at, at("2026-11-21T10:00:00-06:00"));
     assert!(has_rule(&s1, "NX-01"));
 }
 
@@ -862,7 +868,7 @@ fn nx_03_escalation_ladders_by_severity_on_the_calendar_clock() {
             .eval()
             .escalations
             .iter()
-            .map(|e| (e.at.clone(), e.to.clone()))
+            .map(|e| (e.at, e.to.clone()))
             .collect::<Vec<_>>()
     };
     let dir = "Director of Customer Services".to_string();
@@ -870,29 +876,29 @@ fn nx_03_escalation_ladders_by_severity_on_the_calendar_clock() {
     assert_eq!(
         ladder("1"),
         vec![
-            ("2026-11-21T00:00:00-06:00".to_string(), dir.clone()),
-            ("2026-11-21T16:00:00-06:00".to_string(), pres.clone())
+            (at("2026-11-21T00:00:00-06:00"), dir.clone()),
+            (at("2026-11-21T16:00:00-06:00"), pres.clone())
         ]
     );
     assert_eq!(
         ladder("2"),
         vec![
-            ("2026-11-23T16:00:00-06:00".to_string(), dir.clone()),
-            ("2026-11-27T16:00:00-06:00".to_string(), pres.clone())
+            (at("2026-11-23T16:00:00-06:00"), dir.clone()),
+            (at("2026-11-27T16:00:00-06:00"), pres.clone())
         ]
     );
     assert_eq!(
         ladder("3"),
         vec![
-            ("2026-11-30T16:00:00-06:00".to_string(), dir.clone()),
-            ("2026-12-04T16:00:00-06:00".to_string(), pres.clone())
+            (at("2026-11-30T16:00:00-06:00"), dir.clone()),
+            (at("2026-12-04T16:00:00-06:00"), pres.clone())
         ]
     );
     assert_eq!(
         ladder("4"),
         vec![
-            ("2027-01-04T16:00:00-06:00".to_string(), dir),
-            ("2027-01-19T16:00:00-06:00".to_string(), pres)
+            (at("2027-01-04T16:00:00-06:00"), dir),
+            (at("2027-01-19T16:00:00-06:00"), pres)
         ]
     );
 }
@@ -903,7 +909,7 @@ fn nx_03_escalation_keeps_wall_clock_across_the_dst_change() {
     let e = Case::new("netex", "2026-10-30T10:00:00-05:00")
         .text("Severity 2", NETEX_FULL)
         .eval();
-    assert_eq!(e.escalations[0].at, "2026-11-02T10:00:00-06:00");
+    assert_eq!(e.escalations[0].at, at("2026-11-02T10:00:00-06:00"));
 }
 
 #[test]
@@ -1086,7 +1092,7 @@ fn av_08_free_intervention_needs_8_business_hours_notice() {
         .eval();
     assert_eq!(
         e.deadlines["earliest_intervention"].at,
-        "2026-11-24T14:00:00+01:00"
+        at("2026-11-24T14:00:00+01:00")
     );
     assert!(notices(&e).contains(&"intervention_notice"));
 }
@@ -1250,10 +1256,7 @@ text.es = "Las preguntas de firmware las responde el equipo de firmware."
     let e = case.eval();
     assert!(e.business_open);
     // 13:00 + 3 business hours: one hour before the afternoon break, two after it.
-    assert_eq!(
-        e.first_response_due.as_deref(),
-        Some("2026-12-11T18:00:00-06:00")
-    );
+    assert_eq!(e.first_response_due, Some(at("2026-12-11T18:00:00-06:00")));
     assert_eq!(e.missing, vec!["serial"]);
     assert_eq!(notices(&e), vec!["fw"]);
     assert_eq!(
@@ -1264,7 +1267,7 @@ text.es = "Las preguntas de firmware las responde el equipo de firmware."
     // The pack's own closure on Monday 14 December: Friday evening mail waits for Tuesday.
     let mut late = Case::new("netex", "2026-12-11T19:30:00-06:00");
     late.pack = Pack::load(&path).unwrap();
-    assert_eq!(late.eval().clock_starts_at, "2026-12-15T09:00:00-06:00");
+    assert_eq!(late.eval().clock_starts_at, at("2026-12-15T09:00:00-06:00"));
 }
 
 #[test]
@@ -1371,11 +1374,11 @@ fn ix_07_follow_ups_keep_the_tickets_dates() {
         .eval();
     assert_eq!(
         e.deadlines["return_label_expires"].at,
-        "2026-11-12T09:00:00-08:00"
+        at("2026-11-12T09:00:00-08:00")
     );
     assert_eq!(
         e.deadlines["parts_invoiced_after"].at,
-        "2026-11-16T09:00:00-08:00"
+        at("2026-11-16T09:00:00-08:00")
     );
 }
 
@@ -1402,5 +1405,11 @@ fn nx_03_a_stated_severity_wins_over_critical_sounding_words() {
         .eval();
     assert_eq!(e.severity, 4);
     assert_eq!(e.escalations[0].to, "Director of Customer Services");
-    assert!(e.escalations[0].at.starts_with("2027-01-07"));
+    assert!(
+        e.escalations[0]
+            .at
+            .with_timezone(&e.zone)
+            .to_rfc3339()
+            .starts_with("2027-01-07")
+    );
 }

@@ -1,0 +1,222 @@
+//! Ticket events: one typed, serde-tagged enum for everything a ticket's history records.
+//!
+//! The store keeps an event as its `kind` and a `detail`: the fields as a JSON
+//! object for the structured kinds (policy, escalation_due, deadline, quota),
+//! a line of text for the rest, as staff read them.
+
+use crate::contracts::ContractOut;
+use crate::warranty::Warranty;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+/// What the vendor's rules decided for one mail, kept on its ticket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyRecord {
+    pub pack: String,
+    pub rules: Vec<String>,
+    pub tier: String,
+    pub severity: u8,
+    pub business_open: bool,
+    pub facts: Vec<String>,
+    pub missing: Vec<String>,
+    pub clock_starts_at: DateTime<Utc>,
+    pub first_response_due: Option<DateTime<Utc>>,
+    pub warranty: Warranty,
+    pub contract: Option<ContractOut>,
+}
+
+/// One use of a pack quota (QN-09, QJ-08 tickets per year) by a request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuotaUse {
+    pub id: String,
+    pub rule: String,
+    pub contract: String,
+    pub period_start: NaiveDate,
+    pub limit: u32,
+    pub used: u32,
+    pub charged: bool,
+    pub exhausted: bool,
+    pub remaining: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    /// The mail opened the ticket.
+    Created {
+        from: String,
+        mailbox: String,
+        list: bool,
+    },
+    /// A person wrote again on the ticket.
+    Message {
+        from: String,
+    },
+    Reopened {
+        was: String,
+    },
+    /// The same mail arrived again (another mailbox, a rescan).
+    Duplicate {
+        mailbox: String,
+    },
+    ReplySuppressed {
+        why: String,
+    },
+    Policy(PolicyRecord),
+    EscalationDue {
+        at: DateTime<Utc>,
+        to: String,
+        rule: String,
+    },
+    Deadline {
+        id: String,
+        at: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        remind_at: Option<DateTime<Utc>>,
+        rule: String,
+    },
+    Quota(QuotaUse),
+    WaitingOnCustomer {
+        missing: Vec<String>,
+    },
+    /// A note of the rules for staff.
+    Staff {
+        rule: String,
+        text: String,
+    },
+    Bounce {
+        text: String,
+    },
+    Undeliverable {
+        address: String,
+        why: String,
+    },
+    AutoReply {
+        text: String,
+    },
+    ListMail {
+        text: String,
+    },
+    MailQueued {
+        template: String,
+        to: Vec<String>,
+    },
+    SendSkipped {
+        error: String,
+    },
+    SendFailed {
+        error: String,
+    },
+}
+
+impl Event {
+    /// The name stored in `ticket_events.kind`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Created { .. } => "created",
+            Event::Message { .. } => "message",
+            Event::Reopened { .. } => "reopened",
+            Event::Duplicate { .. } => "duplicate",
+            Event::ReplySuppressed { .. } => "reply_suppressed",
+            Event::Policy(_) => "policy",
+            Event::EscalationDue { .. } => "escalation_due",
+            Event::Deadline { .. } => "deadline",
+            Event::Quota(_) => "quota",
+            Event::WaitingOnCustomer { .. } => "waiting_on_customer",
+            Event::Staff { .. } => "staff",
+            Event::Bounce { .. } => "bounce",
+            Event::Undeliverable { .. } => "undeliverable",
+            Event::AutoReply { .. } => "auto_reply",
+            Event::ListMail { .. } => "list_mail",
+            Event::MailQueued { .. } => "mail_queued",
+            Event::SendSkipped { .. } => "send_skipped",
+            Event::SendFailed { .. } => "send_failed",
+        }
+    }
+
+    /// The text stored in `ticket_events.detail`.
+    pub fn detail(&self) -> String {
+        match self {
+            Event::Created {
+                from,
+                mailbox,
+                list,
+            } => {
+                let what = if *list { "list mail" } else { "new ticket" };
+                format!("{what} from {from} via mailbox {mailbox}")
+            }
+            Event::Message { from } => format!("follow-up from {from}"),
+            Event::Reopened { was } => format!("was {was}"),
+            Event::Duplicate { mailbox } => format!("also received in mailbox {mailbox}"),
+            Event::WaitingOnCustomer { missing } => format!("asked for: {}", missing.join(", ")),
+            Event::Staff { rule, text } => format!("{rule}: {text}"),
+            Event::Undeliverable { address, why } => format!("{address}: {why}"),
+            Event::MailQueued { template, to } => format!("{template} to {}", to.join(", ")),
+            Event::ReplySuppressed { why: t }
+            | Event::Bounce { text: t }
+            | Event::AutoReply { text: t }
+            | Event::ListMail { text: t }
+            | Event::SendSkipped { error: t }
+            | Event::SendFailed { error: t } => t.clone(),
+            Event::Policy(_)
+            | Event::EscalationDue { .. }
+            | Event::Deadline { .. }
+            | Event::Quota(_) => {
+                let mut v = serde_json::to_value(self).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("kind");
+                }
+                v.to_string()
+            }
+        }
+    }
+
+    /// The structured event stored as `kind` and `detail`; `None` for the text kinds.
+    pub fn from_stored(kind: &str, detail: &str) -> Option<Event> {
+        if !matches!(kind, "policy" | "escalation_due" | "deadline" | "quota") {
+            return None;
+        }
+        let mut v: serde_json::Value = serde_json::from_str(detail).ok()?;
+        v.as_object_mut()?.insert("kind".into(), kind.into());
+        serde_json::from_value(v).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn structured_events_round_trip_through_their_stored_form() {
+        let at = DateTime::parse_from_rfc3339("2026-11-21T16:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let e = Event::EscalationDue {
+            at,
+            to: "director".into(),
+            rule: "NX-03".into(),
+        };
+        assert_eq!(e.kind(), "escalation_due");
+        assert_eq!(
+            e.detail(),
+            r#"{"at":"2026-11-21T16:00:00Z","rule":"NX-03","to":"director"}"#
+        );
+        assert_eq!(Event::from_stored(e.kind(), &e.detail()), Some(e));
+    }
+
+    #[test]
+    fn text_events_keep_the_lines_staff_read() {
+        let e = Event::Created {
+            from: "ann@example.net".into(),
+            mailbox: "support".into(),
+            list: false,
+        };
+        assert_eq!(
+            e.detail(),
+            "new ticket from ann@example.net via mailbox support"
+        );
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["kind"], "created");
+        assert_eq!(Event::from_stored("created", &e.detail()), None);
+    }
+}

@@ -1,0 +1,82 @@
+//! Listings for the CLI: tickets, a ticket's events, quarantined mail, counts.
+
+use super::lookup::status_column;
+use super::{QuarantineRow, Store, TicketSummary};
+use crate::model::TicketId;
+use anyhow::Result;
+
+impl Store {
+    pub fn tickets(&self) -> Result<Vec<TicketSummary>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT t.id, t.subject, t.status, c.address, t.mailbox, t.language,
+                    (SELECT count(*) FROM messages m WHERE m.ticket_id = t.id), t.created_at
+             FROM tickets t JOIN contacts c ON c.id = t.requester_id ORDER BY t.id",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(TicketSummary {
+                    id: TicketId(r.get(0)?),
+                    subject: r.get(1)?,
+                    status: status_column(r, 2)?,
+                    requester: r.get(3)?,
+                    mailbox: r.get(4)?,
+                    language: r.get(5)?,
+                    messages: r.get(6)?,
+                    created_at: r.get(7)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// A ticket's history as stored: each event's kind and detail, oldest first.
+    pub fn ticket_events(&self, ticket: TicketId) -> Result<Vec<(String, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT kind, detail FROM ticket_events WHERE ticket_id = ?1 ORDER BY id")?;
+        let rows = stmt
+            .query_map([ticket.0], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    pub fn quarantined(&self) -> Result<Vec<QuarantineRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, mailbox, uid, reason, size FROM messages WHERE outcome = 'quarantined' ORDER BY id",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(QuarantineRow {
+                    row: r.get(0)?,
+                    mailbox: r.get(1)?,
+                    uid: r.get::<_, i64>(2)? as u32,
+                    reason: r.get(3)?,
+                    size: r.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// How many outbox rows there are in each status.
+    pub fn outbox_counts(&self) -> Result<Vec<(String, i64)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT status, count(*) FROM outbox GROUP BY status ORDER BY status")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// How many stored messages there are with each outcome.
+    pub fn message_outcomes(&self) -> Result<Vec<(String, i64)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT outcome, count(*) FROM messages GROUP BY outcome ORDER BY outcome")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+}

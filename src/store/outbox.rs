@@ -1,0 +1,193 @@
+//! The outbox queue: due mail, attempts, results, failures and skips.
+
+use super::intake::{queue_mail, record_event};
+use super::{OutboxRow, Store, parse_ts, ts};
+use crate::model::{Event, NewMail, TicketId};
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use rusqlite::params;
+
+impl Store {
+    fn outbox_rows(&self, sql: &str, p: impl rusqlite::Params) -> Result<Vec<OutboxRow>> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt
+            .query_map(p, |r| {
+                let rcpt: String = r.get(5)?;
+                Ok(OutboxRow {
+                    id: r.get(0)?,
+                    ticket_id: r.get::<_, Option<i64>>(1)?.map(TicketId),
+                    kind: r.get(2)?,
+                    message_id: r.get(3)?,
+                    mail_from: r.get(4)?,
+                    rcpt_to: serde_json::from_str(&rcpt).unwrap_or_default(),
+                    raw: r.get(6)?,
+                    status: r.get(7)?,
+                    attempts: r.get::<_, i64>(8)? as u32,
+                    next_attempt_at: r.get(9)?,
+                    last_error: r.get(10)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    const OUTBOX_COLS: &'static str = "id, ticket_id, kind, message_id, mail_from, rcpt_to, raw, status, attempts, next_attempt_at, last_error";
+
+    /// Queued mail whose time has come, oldest first.
+    pub fn due_outbox(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxRow>> {
+        self.due_outbox_except(now, limit, &[])
+    }
+
+    /// Like `due_outbox`, without the mail in `except` (mail in flight), whose
+    /// bodies are not even read.
+    pub fn due_outbox_except(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        except: &[i64],
+    ) -> Result<Vec<OutboxRow>> {
+        let ids = self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2",
+            )?
+            .query_map(params![ts(now), (limit + except.len()) as i64], |r| {
+                r.get::<_, i64>(0)
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let sql = format!("SELECT {} FROM outbox WHERE id = ?1", Self::OUTBOX_COLS);
+        let mut out = Vec::with_capacity(limit.min(ids.len()));
+        for id in ids.into_iter().filter(|i| !except.contains(i)).take(limit) {
+            out.extend(self.outbox_rows(&sql, [id])?);
+        }
+        Ok(out)
+    }
+
+    /// When the next queued mail falls due, if any is queued.
+    pub fn next_outbox_due(&self) -> Result<Option<DateTime<Utc>>> {
+        let s: Option<String> = self
+            .conn
+            .prepare_cached("SELECT min(next_attempt_at) FROM outbox WHERE status = 'queued'")?
+            .query_row([], |r| r.get(0))?;
+        s.map(|s| parse_ts(&s)).transpose()
+    }
+
+    pub fn outbox(&self, status: Option<&str>) -> Result<Vec<OutboxRow>> {
+        match status {
+            Some(s) => self.outbox_rows(
+                &format!(
+                    "SELECT {} FROM outbox WHERE status = ?1 ORDER BY id",
+                    Self::OUTBOX_COLS
+                ),
+                [s],
+            ),
+            None => self.outbox_rows(
+                &format!("SELECT {} FROM outbox ORDER BY id", Self::OUTBOX_COLS),
+                [],
+            ),
+        }
+    }
+
+    /// Counts an attempt for each of `ids` before any of them is made (one
+    /// savepoint: its own transaction, or part of an `in_batch`), so that a
+    /// mail that crashes the sender still uses up its attempts. Returns the
+    /// new attempt count of each, in order.
+    pub fn begin_attempts(&mut self, ids: &[i64]) -> Result<Vec<u32>> {
+        let tx = self.conn.savepoint()?;
+        let mut out = Vec::with_capacity(ids.len());
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE outbox SET attempts = attempts + 1 WHERE id = ?1 RETURNING attempts",
+            )?;
+            for id in ids {
+                let n: i64 = stmt.query_row([id], |r| r.get(0))?;
+                out.push(n as u32);
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Records in one savepoint the mail the server accepted (`sent`) and the
+    /// mail to try again at a later time (`retry`: id, when, why).
+    pub fn record_sends(
+        &mut self,
+        sent: &[i64],
+        retry: &[(i64, DateTime<Utc>, String)],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let tx = self.conn.savepoint()?;
+        let now_s = ts(now);
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE outbox SET status = 'sent', sent_at = ?2, last_error = NULL WHERE id = ?1",
+            )?;
+            for id in sent {
+                stmt.execute(params![id, now_s])?;
+            }
+            let mut stmt = tx.prepare_cached(
+                "UPDATE outbox SET next_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
+            )?;
+            for (id, at, error) in retry {
+                stmt.execute(params![id, ts(*at), error])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Which of `addresses` are contacts marked undeliverable.
+    pub fn undeliverable_among(&self, addresses: &[String]) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for a in addresses {
+            if self.contact(a)?.is_some_and(|c| c.undeliverable) {
+                out.push(a.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Gives up a queued mail without trying: its recipients are undeliverable.
+    pub fn skip_outbox(&mut self, id: i64, error: &str, now: DateTime<Utc>) -> Result<()> {
+        let tx = self.conn.savepoint()?;
+        let ticket: Option<i64> = tx.prepare_cached("UPDATE outbox SET status = 'failed', last_error = ?2 WHERE id = ?1 RETURNING ticket_id")?.query_row(
+            params![id, error],
+            |r| r.get(0),
+        )?;
+        if let Some(t) = ticket {
+            let skipped = Event::SendSkipped {
+                error: error.to_string(),
+            };
+            record_event(&tx, TicketId(t), None, &skipped, now)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records a permanent failure and, in the same transaction, the notice to staff.
+    pub fn mark_failed(
+        &mut self,
+        id: i64,
+        error: &str,
+        notice: Option<&NewMail>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let tx = self.conn.savepoint()?;
+        let ticket: Option<i64> = tx.prepare_cached("UPDATE outbox SET status = 'failed', last_error = ?2 WHERE id = ?1 RETURNING ticket_id")?.query_row(
+            params![id, error],
+            |r| r.get(0),
+        )?;
+        let ticket = ticket.map(TicketId);
+        if let Some(t) = ticket {
+            let failed = Event::SendFailed {
+                error: error.to_string(),
+            };
+            record_event(&tx, t, None, &failed, now)?;
+        }
+        if let Some(n) = notice {
+            queue_mail(&tx, ticket, n, now)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,193 @@
+//! The schema: versioned migrations, each run once in its own transaction.
+
+/// Versioned migrations; `user_version` holds how many have run. A migration
+/// never changes once released: a change of schema is a new entry.
+pub(super) const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE mailbox_state (
+    mailbox     TEXT PRIMARY KEY,
+    uidvalidity INTEGER NOT NULL,
+    last_uid    INTEGER NOT NULL DEFAULT 0,
+    updated_at  TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE contacts (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    address       TEXT NOT NULL UNIQUE,
+    name          TEXT,
+    language      TEXT,
+    undeliverable INTEGER NOT NULL DEFAULT 0,
+    created_at    TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE tickets (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    subject      TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    requester_id INTEGER NOT NULL REFERENCES contacts(id),
+    mailbox      TEXT NOT NULL,
+    language     TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE messages (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    mailbox      TEXT NOT NULL,
+    uidvalidity  INTEGER NOT NULL,
+    uid          INTEGER NOT NULL,
+    message_id   TEXT,
+    sender       TEXT,
+    content_hash TEXT NOT NULL,
+    arrival      TEXT NOT NULL,
+    size         INTEGER NOT NULL,
+    raw          BLOB NOT NULL,
+    class        TEXT NOT NULL,
+    outcome      TEXT NOT NULL,
+    reason       TEXT,
+    ticket_id    INTEGER REFERENCES tickets(id),
+    stored_at    TEXT NOT NULL,
+    UNIQUE (mailbox, uidvalidity, uid)
+) STRICT;
+CREATE INDEX messages_message_id ON messages(message_id);
+CREATE INDEX messages_content_hash ON messages(content_hash);
+
+CREATE TABLE thread_ids (
+    message_id TEXT PRIMARY KEY,
+    ticket_id  INTEGER NOT NULL REFERENCES tickets(id),
+    origin     TEXT NOT NULL CHECK (origin IN ('in', 'out'))
+) STRICT;
+
+CREATE TABLE ticket_events (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    ticket_id   INTEGER NOT NULL REFERENCES tickets(id),
+    at          TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    message_row INTEGER REFERENCES messages(id),
+    detail      TEXT NOT NULL
+) STRICT;
+CREATE INDEX ticket_events_ticket ON ticket_events(ticket_id);
+CREATE TRIGGER ticket_events_append_only_u BEFORE UPDATE ON ticket_events
+BEGIN SELECT RAISE(ABORT, 'ticket_events is append-only'); END;
+CREATE TRIGGER ticket_events_append_only_d BEFORE DELETE ON ticket_events
+BEGIN SELECT RAISE(ABORT, 'ticket_events is append-only'); END;
+
+CREATE TABLE outbox (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    ticket_id       INTEGER REFERENCES tickets(id),
+    kind            TEXT NOT NULL,
+    message_id      TEXT NOT NULL UNIQUE,
+    mail_from       TEXT NOT NULL,
+    rcpt_to         TEXT NOT NULL,
+    raw             BLOB NOT NULL,
+    status          TEXT NOT NULL CHECK (status IN ('queued', 'sent', 'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    last_error      TEXT,
+    created_at      TEXT NOT NULL,
+    sent_at         TEXT
+) STRICT;
+CREATE INDEX outbox_due ON outbox(status, next_attempt_at);
+"#,
+    r#"
+CREATE TABLE contracts (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    serial           TEXT NOT NULL,
+    serial_key       TEXT NOT NULL UNIQUE CHECK (serial_key <> ''),
+    email            TEXT NOT NULL,
+    company          TEXT NOT NULL,
+    tax_id           TEXT NOT NULL,
+    tax_key          TEXT NOT NULL,
+    tier             TEXT NOT NULL,
+    model            TEXT NOT NULL,
+    purchased_on     TEXT NOT NULL,
+    shipped_on       TEXT,
+    warranty_until   TEXT,
+    extended_until   TEXT,
+    extended_on      TEXT,
+    plans            TEXT NOT NULL,
+    plans_on         TEXT,
+    tickets_per_year INTEGER
+) STRICT;
+CREATE INDEX contracts_email ON contracts(email);
+CREATE INDEX contracts_tax_key ON contracts(tax_key);
+"#,
+    r#"
+-- Mail hygiene: why and since when a contact cannot be written to, and the
+-- token buckets that limit automatic replies.
+ALTER TABLE contacts ADD COLUMN undeliverable_since TEXT;
+ALTER TABLE contacts ADD COLUMN undeliverable_reason TEXT;
+CREATE TABLE reply_buckets (
+    key        TEXT PRIMARY KEY,
+    tokens     REAL NOT NULL,
+    updated_at TEXT NOT NULL
+) STRICT;
+"#,
+    r#"
+-- What the person wrote now (the reply text without quotes and signature);
+-- the whole message stays in raw. NULL for messages stored before this column.
+ALTER TABLE messages ADD COLUMN reply_text TEXT;
+"#,
+    // A ticket's participants are read for every tagged or threaded mail;
+    // without this index that read scans every stored message.
+    r#"
+CREATE INDEX messages_ticket ON messages(ticket_id);
+"#,
+    // The facts a ticket has and the quota uses become tables written with
+    // their events (they were read back from the events' JSON), and a ticket's
+    // status is one of the four states. Runs with foreign keys off (see
+    // `Store::migrate`): `tickets` is rebuilt to add its CHECK.
+    r#"
+CREATE TABLE ticket_facts (
+    id          INTEGER PRIMARY KEY,
+    ticket_id   INTEGER NOT NULL REFERENCES tickets(id),
+    fact        TEXT NOT NULL,
+    message_row INTEGER REFERENCES messages(id),
+    UNIQUE (ticket_id, fact)
+) STRICT;
+INSERT OR IGNORE INTO ticket_facts (ticket_id, fact, message_row)
+    SELECT e.ticket_id, f.value, e.message_row
+    FROM ticket_events e, json_each(e.detail, '$.facts') f
+    WHERE e.kind = 'policy' AND json_valid(e.detail) AND f.type = 'text'
+    ORDER BY e.id, f.key;
+
+CREATE TABLE quota_uses (
+    id           INTEGER PRIMARY KEY,
+    ticket_id    INTEGER NOT NULL REFERENCES tickets(id),
+    message_row  INTEGER REFERENCES messages(id),
+    quota        TEXT NOT NULL,
+    contract     TEXT NOT NULL,
+    period_start TEXT NOT NULL,
+    charged      INTEGER NOT NULL CHECK (charged IN (0, 1))
+) STRICT;
+CREATE INDEX quota_uses_period ON quota_uses(quota, contract, period_start);
+INSERT INTO quota_uses (ticket_id, message_row, quota, contract, period_start, charged)
+    SELECT ticket_id, message_row, json_extract(detail, '$.id'), json_extract(detail, '$.contract'),
+           json_extract(detail, '$.period_start'), json_extract(detail, '$.charged') = 1
+    FROM ticket_events
+    WHERE kind = 'quota' AND json_valid(detail) AND json_extract(detail, '$.id') IS NOT NULL
+    ORDER BY id;
+
+CREATE TABLE tickets_new (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    subject      TEXT NOT NULL,
+    status       TEXT NOT NULL
+                 CHECK (status IN ('open', 'waiting_customer', 'waiting_staff', 'closed')),
+    requester_id INTEGER NOT NULL REFERENCES contacts(id),
+    mailbox      TEXT NOT NULL,
+    language     TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL
+) STRICT;
+INSERT INTO tickets_new (id, subject, status, requester_id, mailbox, language, created_at, updated_at)
+    SELECT id, subject,
+           CASE WHEN status IN ('open', 'waiting_customer', 'waiting_staff', 'closed') THEN status ELSE 'open' END,
+           requester_id, mailbox, language, created_at, updated_at
+    FROM tickets ORDER BY id;
+UPDATE sqlite_sequence SET seq = (SELECT seq FROM sqlite_sequence WHERE name = 'tickets')
+    WHERE name = 'tickets_new'
+      AND seq < (SELECT seq FROM sqlite_sequence WHERE name = 'tickets');
+DROP TABLE tickets;
+ALTER TABLE tickets_new RENAME TO tickets;
+"#,
+];

@@ -1,0 +1,645 @@
+//! Tests of the store: migrations, the message transaction, the outbox queue and the projections.
+
+use super::*;
+use crate::contracts::{Contract, MatchedBy};
+use crate::model::*;
+use chrono::NaiveDate;
+
+/// Writes one message the way intake does: open it, write its ticket,
+/// `render` the mail for that ticket, finish with the rest.
+trait ApplyWith {
+    fn apply_with(
+        &mut self,
+        msg: &MessageRow<'_>,
+        ticket: &TicketWrite,
+        events: &[Event],
+        effects: &SideEffects,
+        now: DateTime<Utc>,
+        render: impl FnOnce(Option<TicketId>) -> anyhow::Result<Vec<NewMail>>,
+    ) -> anyhow::Result<Applied>;
+}
+
+impl ApplyWith for Store {
+    fn apply_with(
+        &mut self,
+        msg: &MessageRow<'_>,
+        ticket: &TicketWrite,
+        events: &[Event],
+        effects: &SideEffects,
+        now: DateTime<Utc>,
+        render: impl FnOnce(Option<TicketId>) -> anyhow::Result<Vec<NewMail>>,
+    ) -> anyhow::Result<Applied> {
+        let mut tx = self.begin_message(now)?;
+        let t = tx.write_ticket(msg.origin.mailbox, ticket)?;
+        let mails = render(t)?;
+        tx.finish(msg, events, effects, &mails)
+    }
+}
+
+fn created(from: &str) -> Event {
+    Event::Created {
+        from: from.into(),
+        mailbox: "support".into(),
+        list: false,
+    }
+}
+
+fn now() -> DateTime<Utc> {
+    parse_ts("2026-03-02T10:00:00Z").unwrap()
+}
+
+fn row<'a>(uid: u32, raw: &'a [u8]) -> MessageRow<'a> {
+    MessageRow {
+        origin: Origin {
+            mailbox: "support",
+            uidvalidity: 7,
+            uid,
+        },
+        raw,
+        message_id: Some("m1@example.net"),
+        sender: Some("Ann@Example.net"),
+        content_hash: "h1",
+        arrival: now(),
+        class: "human",
+        outcome: Outcome::Processed,
+        reason: None,
+        reply_text: Some("new text"),
+    }
+}
+
+#[test]
+fn migrations_run_once_and_events_are_append_only() {
+    let mut s = Store::in_memory().unwrap();
+    assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len());
+    s.migrate().unwrap();
+    let applied = s
+        .apply_with(
+            &row(1, b"x"),
+            &TicketWrite::New {
+                status: TicketStatus::Open,
+                subject: "Disk".into(),
+                language: "en".into(),
+                requester: "ann@example.net".into(),
+                requester_name: None,
+            },
+            &[created("new ticket")],
+            &SideEffects::default(),
+            now(),
+            |_| Ok(vec![]),
+        )
+        .unwrap();
+    let t = applied.ticket_id.unwrap();
+    assert!(s.conn.execute("DELETE FROM ticket_events", []).is_err());
+    assert!(
+        s.conn
+            .execute("UPDATE ticket_events SET kind = 'x'", [])
+            .is_err()
+    );
+    assert_eq!(s.ticket_events(t).unwrap().len(), 1);
+    // The whole message and its new text are both kept.
+    let (raw, reply): (Vec<u8>, Option<String>) = s
+        .conn
+        .query_row(
+            "SELECT raw, reply_text FROM messages WHERE ticket_id = ?1",
+            [t.0],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(raw, b"x");
+    assert_eq!(reply.as_deref(), Some("new text"));
+}
+
+#[test]
+fn a_failing_render_writes_nothing() {
+    let mut s = Store::in_memory().unwrap();
+    let r = s.apply_with(
+        &row(1, b"x"),
+        &TicketWrite::New {
+            status: TicketStatus::Open,
+            subject: "Disk".into(),
+            language: "en".into(),
+            requester: "ann@example.net".into(),
+            requester_name: None,
+        },
+        &[],
+        &SideEffects::default(),
+        now(),
+        |_| anyhow::bail!("template broke"),
+    );
+    assert!(r.is_err());
+    assert!(s.tickets().unwrap().is_empty());
+    assert!(s.mailbox_state("support").unwrap().is_none());
+    assert!(s.known_outcomes("support", 7, &[1]).unwrap().is_empty());
+}
+
+fn new_ticket(who: &str) -> TicketWrite {
+    TicketWrite::New {
+        status: TicketStatus::Open,
+        subject: "Disk".into(),
+        language: "en".into(),
+        requester: who.into(),
+        requester_name: None,
+    }
+}
+
+fn reply(id: &str) -> NewMail {
+    NewMail {
+        kind: "ack".into(),
+        message_id: id.into(),
+        mail_from: "support@vendor.test".into(),
+        rcpt_to: vec!["ann@example.net".into()],
+        raw: b"reply".to_vec(),
+    }
+}
+
+#[test]
+fn a_message_that_fails_in_a_batch_is_rolled_back_alone_and_the_rest_commit() {
+    let mut s = Store::in_memory().unwrap();
+    let results = s
+        .in_batch(|st| {
+            let a = st.apply_with(
+                &row(1, b"one"),
+                &new_ticket("ann@example.net"),
+                &[created("a")],
+                &SideEffects::default(),
+                now(),
+                |_| Ok(vec![reply("r1@t")]),
+            );
+            // Fails after its ticket, message and event rows were written.
+            let b = st.apply_with(
+                &row(2, b"two"),
+                &new_ticket("bob@example.net"),
+                &[created("b")],
+                &SideEffects::default(),
+                now(),
+                |_| anyhow::bail!("template broke"),
+            );
+            let c = st.apply_with(
+                &row(3, b"three"),
+                &new_ticket("cy@example.net"),
+                &[created("c")],
+                &SideEffects::default(),
+                now(),
+                |_| Ok(vec![reply("r3@t")]),
+            );
+            Ok((a.is_ok(), b.is_ok(), c.is_ok()))
+        })
+        .unwrap();
+    assert_eq!(results, (true, false, true));
+    let known: Vec<u32> = s
+        .known_outcomes("support", 7, &[1, 2, 3])
+        .unwrap()
+        .into_iter()
+        .map(|(u, _)| u)
+        .collect();
+    assert_eq!(known, vec![1, 3], "the failed message left nothing behind");
+    let requesters: Vec<String> = s
+        .tickets()
+        .unwrap()
+        .into_iter()
+        .map(|t| t.requester)
+        .collect();
+    assert_eq!(requesters, vec!["ann@example.net", "cy@example.net"]);
+    assert_eq!(s.outbox(None).unwrap().len(), 2);
+    assert_eq!(s.mailbox_state("support").unwrap().unwrap().last_uid, 3);
+    // The failed message can be stored afterwards (as the quarantine path does).
+    s.apply_with(
+        &row(2, b"two"),
+        &TicketWrite::None,
+        &[],
+        &SideEffects::default(),
+        now(),
+        |_| Ok(vec![]),
+    )
+    .unwrap();
+    assert_eq!(s.known_outcomes("support", 7, &[2]).unwrap().len(), 1);
+}
+
+#[test]
+fn a_batch_that_fails_writes_nothing_of_any_message() {
+    let mut s = Store::in_memory().unwrap();
+    let r: Result<()> = s.in_batch(|st| {
+        st.apply_with(
+            &row(1, b"one"),
+            &new_ticket("ann@example.net"),
+            &[],
+            &SideEffects::default(),
+            now(),
+            |_| Ok(vec![reply("r1@t")]),
+        )?;
+        anyhow::bail!("database went away")
+    });
+    assert!(r.is_err());
+    assert!(s.tickets().unwrap().is_empty());
+    assert!(s.outbox(None).unwrap().is_empty());
+    assert!(s.mailbox_state("support").unwrap().is_none());
+    // The store is usable again: the transaction was closed.
+    s.in_batch(|st| {
+        st.apply_with(
+            &row(1, b"one"),
+            &TicketWrite::None,
+            &[],
+            &SideEffects::default(),
+            now(),
+            |_| Ok(vec![]),
+        )
+    })
+    .unwrap();
+    assert_eq!(s.known_outcomes("support", 7, &[1]).unwrap().len(), 1);
+}
+
+#[test]
+fn attempts_are_counted_before_sending_and_results_recorded_together() {
+    let mut s = Store::in_memory().unwrap();
+    let a = s.queue(None, &reply("a@t"), now()).unwrap();
+    let b = s.queue(None, &reply("b@t"), now()).unwrap();
+    assert_eq!(s.begin_attempts(&[a, b]).unwrap(), vec![1, 1]);
+    let later = now() + chrono::Duration::seconds(30);
+    s.record_sends(&[a], &[(b, later, "451 try later".into())], now())
+        .unwrap();
+    let rows = s.outbox(None).unwrap();
+    assert_eq!(rows[0].status, "sent");
+    assert_eq!(rows[1].status, "queued");
+    assert_eq!(rows[1].last_error.as_deref(), Some("451 try later"));
+    assert!(s.due_outbox(now(), 10).unwrap().is_empty(), "b waits");
+    assert_eq!(s.due_outbox(later, 10).unwrap().len(), 1);
+    assert_eq!(s.begin_attempts(&[b]).unwrap(), vec![2]);
+}
+
+#[test]
+fn an_outbox_step_records_and_claims_in_one_transaction_skipping_mail_in_flight() {
+    let mut s = Store::in_memory().unwrap();
+    let a = s.queue(None, &reply("a@t"), now()).unwrap();
+    let b = s.queue(None, &reply("b@t"), now()).unwrap();
+    let c = s.queue(None, &reply("c@t"), now()).unwrap();
+    // `a` is in flight: the next claim passes over it without reading it.
+    let due = s.due_outbox_except(now(), 1, &[a]).unwrap();
+    assert_eq!(due.iter().map(|r| r.id).collect::<Vec<_>>(), vec![b]);
+    // A step that fails writes nothing, the outcomes of the last chunk
+    // included: they are written again by the next step.
+    let r: Result<()> = s.in_batch(|st| {
+        st.record_sends(&[a], &[], now())?;
+        st.begin_attempts(&[b])?;
+        Err(anyhow::anyhow!("disk full"))
+    });
+    assert!(r.is_err());
+    let rows = s.outbox(None).unwrap();
+    assert!(rows.iter().all(|r| r.status == "queued" && r.attempts == 0));
+    // A step that works writes both.
+    s.in_batch(|st| {
+        st.record_sends(&[a], &[], now())?;
+        st.mark_failed(c, "550 no such user", None, now())?;
+        st.begin_attempts(&[b]).map(|_| ())
+    })
+    .unwrap();
+    let rows = s.outbox(None).unwrap();
+    let status: Vec<(&str, u32)> = rows
+        .iter()
+        .map(|r| (r.status.as_str(), r.attempts))
+        .collect();
+    assert_eq!(status, vec![("sent", 0), ("queued", 1), ("failed", 0)]);
+}
+
+#[test]
+fn duplicate_by_message_id_needs_the_same_sender() {
+    let mut s = Store::in_memory().unwrap();
+    s.apply_with(
+        &row(1, b"x"),
+        &TicketWrite::None,
+        &[],
+        &SideEffects::default(),
+        now(),
+        |_| Ok(vec![]),
+    )
+    .unwrap();
+    assert!(
+        s.duplicate(Some("m1@example.net"), Some("ann@example.net"), "zz")
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        s.duplicate(Some("m1@example.net"), Some("eve@example.org"), "zz")
+            .unwrap()
+            .is_none()
+    );
+    assert!(s.duplicate(None, None, "h1").unwrap().is_some());
+    assert_eq!(s.mailbox_state("support").unwrap().unwrap().last_uid, 1);
+}
+
+fn contract(serial: &str, email: &str, tier: &str) -> Contract {
+    Contract {
+        serial: serial.into(),
+        email: email.into(),
+        company: "Acme".into(),
+        tax_id: "ES B12345678".into(),
+        tier: tier.into(),
+        model: "TS-453D".into(),
+        purchased_on: NaiveDate::from_ymd_opt(2025, 3, 1).unwrap(),
+        plans: vec!["onsite".into()],
+        ..Contract::default()
+    }
+}
+
+#[test]
+fn reimporting_contracts_updates_in_place() {
+    let mut s = Store::in_memory().unwrap();
+    let first = vec![
+        contract("Q23A0001", "ann@acme.test", "gold"),
+        contract("Q23A0002", "bob@acme.test", "silver"),
+    ];
+    let st = s.import_contracts(&first).unwrap();
+    assert_eq!((st.inserted, st.updated, st.unchanged), (2, 0, 0));
+    let second = vec![
+        contract("q23a0001", "ANN@acme.test", "silver"),
+        contract("Q23A0002", "bob@acme.test", "silver"),
+        contract("Q23A0003", "cy@acme.test", "bronze"),
+    ];
+    let st = s.import_contracts(&second).unwrap();
+    assert_eq!((st.inserted, st.updated, st.unchanged), (1, 1, 1));
+    assert_eq!(s.contract_count().unwrap(), 3);
+    let m = s
+        .find_contract(&["Q23A0001".into()], "", &[])
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.by, MatchedBy::Serial);
+    assert_eq!(
+        (m.contract.serial.as_str(), m.contract.tier.as_str()),
+        ("q23a0001", "silver")
+    );
+    assert_eq!(m.contract.email, "ann@acme.test");
+    assert_eq!(m.contract.plans, vec!["onsite"]);
+    // The same file again changes nothing.
+    let st = s.import_contracts(&second).unwrap();
+    assert_eq!((st.inserted, st.updated, st.unchanged), (0, 0, 3));
+}
+
+#[test]
+fn a_failed_contract_import_leaves_the_table_unchanged() {
+    let mut s = Store::in_memory().unwrap();
+    s.import_contracts(&[contract("Q23A0001", "ann@acme.test", "gold")])
+        .unwrap();
+    // The first two rows would insert and update; the third repeats a serial.
+    let bad = vec![
+        contract("Q23A0009", "zed@acme.test", "gold"),
+        contract("Q23A0001", "ann@acme.test", "bronze"),
+        contract("Q23A0009", "zed@acme.test", "gold"),
+    ];
+    let err = s.import_contracts(&bad).unwrap_err();
+    assert!(format!("{err:#}").contains("appears twice"), "{err:#}");
+    assert_eq!(s.contract_count().unwrap(), 1);
+    let m = s.find_contract(&[], "ann@acme.test", &[]).unwrap().unwrap();
+    assert_eq!(m.contract.tier, "gold");
+    assert!(
+        s.import_contracts(&[contract(" ", "x@y.z", "gold")])
+            .is_err()
+    );
+    assert_eq!(s.contract_count().unwrap(), 1);
+}
+
+#[test]
+fn find_contract_matches_as_the_contract_book_does() {
+    use crate::contracts::ContractBook;
+    let mut list = vec![
+        contract("Q23A0001", "ann@acme.test", "gold"),
+        contract("Q23A0002", "ann@acme.test", "gold"),
+        contract("AV7-000123", "", "silver"),
+    ];
+    list[1].purchased_on = NaiveDate::from_ymd_opt(2025, 6, 1).unwrap();
+    list[2].tax_id = "B87654321".into();
+    let mut s = Store::in_memory().unwrap();
+    s.import_contracts(&list).unwrap();
+    let book = ContractBook::new(list);
+    let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let queries = [
+        (v(&["zz", "q23a0001"]), "ann@acme.test", v(&[])),
+        (v(&["zz"]), "Ann <ANN@Acme.test>", v(&["B87654321"])),
+        (v(&[]), "nobody@x.test", v(&["nope", "ES-B87654321"])),
+        (v(&[]), "nobody@x.test", v(&["ES B12345678"])),
+        (v(&["nothing"]), "", v(&[""])),
+    ];
+    let mut found = 0;
+    for (serials, sender, tax) in &queries {
+        let a = book.find(serials, sender, tax);
+        let b = s.find_contract(serials, sender, tax).unwrap();
+        assert_eq!(a, b, "{serials:?} {sender} {tax:?}");
+        found += usize::from(a.is_some());
+    }
+    assert_eq!(found, 4);
+}
+
+#[test]
+fn marking_a_contact_undeliverable_fails_its_queued_mail_and_buckets_are_kept() {
+    let mut s = Store::in_memory().unwrap();
+    let mail = |id: &str| NewMail {
+        kind: "ack_new".into(),
+        message_id: id.into(),
+        mail_from: "support@vendor.test".into(),
+        rcpt_to: vec!["Ann@example.net".into()],
+        raw: b"x".to_vec(),
+    };
+    let first = s
+        .apply_with(
+            &row(1, b"x"),
+            &TicketWrite::New {
+                subject: "Disk".into(),
+                status: TicketStatus::Open,
+                language: "en".into(),
+                requester: "ann@example.net".into(),
+                requester_name: None,
+            },
+            &[],
+            &SideEffects {
+                buckets: vec![
+                    (BucketKey::Recipient("Ann@example.net".into()), 4.0),
+                    (BucketKey::NewTicket, 4.0),
+                ],
+                undeliverable: vec![],
+            },
+            now(),
+            |_| Ok(vec![mail("m-out-1@t")]),
+        )
+        .unwrap();
+    let t = first.ticket_id.unwrap();
+    let levels = s
+        .buckets(&["rcpt:ann@example.net".into(), format!("ticket:{t}")])
+        .unwrap();
+    assert_eq!(levels.len(), 2);
+    assert_eq!(levels[0].tokens, 4.0);
+    let mut bounce = row(2, b"y");
+    bounce.message_id = Some("b1@mx");
+    bounce.content_hash = "h2";
+    s.apply_with(
+        &bounce,
+        &TicketWrite::Attach { id: t },
+        &[Event::Bounce {
+            text: "Status 5.1.1".into(),
+        }],
+        &SideEffects {
+            buckets: vec![],
+            undeliverable: vec![Undeliverable {
+                address: "ann@example.net".into(),
+                reason: "Status 5.1.1".into(),
+            }],
+        },
+        now(),
+        |_| Ok(vec![]),
+    )
+    .unwrap();
+    let c = s.contact("ann@example.net").unwrap().unwrap();
+    assert!(c.undeliverable);
+    assert_eq!(c.undeliverable_reason.as_deref(), Some("Status 5.1.1"));
+    assert_eq!(
+        s.undeliverable_among(&["bob@example.net".into(), "ANN@example.net".into()])
+            .unwrap(),
+        vec!["ANN@example.net".to_string()]
+    );
+    let out = s.outbox(None).unwrap();
+    assert_eq!(out[0].status, "failed");
+    assert!(
+        out[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("undeliverable")
+    );
+    assert!(
+        s.ticket_events(t)
+            .unwrap()
+            .iter()
+            .any(|(k, _)| k == "send_skipped")
+    );
+}
+
+#[test]
+fn a_database_of_schema_5_migrates_in_place_with_its_facts_quota_uses_and_states() {
+    // A database as the release before the projections left it: facts and
+    // quota uses only inside the events' JSON, instants with local offsets.
+    let conn = Connection::open_in_memory().unwrap();
+    for m in &MIGRATIONS[..5] {
+        conn.execute_batch(m).unwrap();
+    }
+    conn.pragma_update(None, "user_version", 5).unwrap();
+    conn.execute_batch(
+        r#"
+INSERT INTO contacts (address, created_at) VALUES ('ann@example.net', '2026-03-02T10:00:00.000000Z');
+INSERT INTO tickets (subject, status, requester_id, mailbox, language, created_at, updated_at)
+    VALUES ('Disk', 'waiting_customer', 1, 'support', 'en', '2026-03-02T10:00:00.000000Z', '2026-03-02T10:00:00.000000Z');
+INSERT INTO tickets (subject, status, requester_id, mailbox, language, created_at, updated_at)
+    VALUES ('Fan', 'open', 1, 'support', 'en', '2026-03-02T10:00:00.000000Z', '2026-03-02T10:00:00.000000Z');
+INSERT INTO messages (mailbox, uidvalidity, uid, content_hash, arrival, size, raw, class, outcome, ticket_id, stored_at)
+    VALUES ('support', 7, 1, 'h1', '2026-03-02T10:00:00.000000Z', 1, x'78', 'human', 'processed', 1, '2026-03-02T10:00:00.000000Z');
+INSERT INTO ticket_events (ticket_id, at, kind, message_row, detail) VALUES
+    (1, '2026-03-02T10:00:00.000000Z', 'policy', 1,
+     '{"pack":"qnap","facts":["serial","invoice"],"clock_starts_at":"2026-03-02T06:00:00-08:00"}'),
+    (1, '2026-03-02T10:00:00.000000Z', 'quota', 1,
+     '{"id":"qn09","rule":"QN-09","contract":"Q1","period_start":"2026-01-01","limit":5,"used":0,"charged":true,"exhausted":false,"remaining":4}'),
+    (1, '2026-03-02T10:00:00.000000Z', 'staff', 1, 'QN-11: plan missing'),
+    (1, '2026-03-03T10:00:00.000000Z', 'policy', NULL,
+     '{"pack":"qnap","facts":["serial","model"],"clock_starts_at":"2026-03-03T06:00:00-08:00"}'),
+    (2, '2026-03-03T10:00:00.000000Z', 'quota', NULL,
+     '{"id":"qn09","rule":"QN-09","contract":"Q1","period_start":"2026-01-01","limit":5,"used":1,"charged":false,"exhausted":false,"remaining":4}'),
+    (2, '2026-03-03T10:00:00.000000Z', 'message', NULL, 'follow-up from ann@example.net');
+"#,
+    )
+    .unwrap();
+    let mut s = Store { conn };
+    s.migrate().unwrap();
+    assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len());
+
+    let t = s.ticket(TicketId(1)).unwrap().unwrap();
+    assert_eq!(t.facts, ["serial", "invoice", "model"]);
+    assert_eq!(t.staff_notes, ["QN-11: plan missing"]);
+    assert_eq!(t.status, TicketStatus::WaitingCustomer);
+    assert_eq!(s.ticket(TicketId(2)).unwrap().unwrap().facts.len(), 0);
+    let jan = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+    assert_eq!(s.quota_used("qn09", "Q1", jan).unwrap(), 1);
+    // The rebuilt table keeps its numbering, its references and gains its CHECK.
+    assert_eq!(s.next_ticket_id().unwrap(), TicketId(3));
+    assert_eq!(s.ticket_events(TicketId(1)).unwrap().len(), 4);
+    let bad = s
+        .conn
+        .execute("UPDATE tickets SET status = 'pending' WHERE id = 1", []);
+    assert!(bad.is_err(), "a status outside the four states is refused");
+    let fk: i64 = s
+        .conn
+        .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(fk, 1, "foreign keys are on again after the migration");
+    let orphan = s.conn.execute(
+        "INSERT INTO ticket_facts (ticket_id, fact) VALUES (99, 'serial')",
+        [],
+    );
+    assert!(orphan.is_err(), "references are enforced");
+}
+
+#[test]
+fn facts_and_quota_uses_are_written_with_their_events() {
+    let mut s = Store::in_memory().unwrap();
+    let policy = |facts: &[&str]| {
+        Event::Policy(PolicyRecord {
+            pack: "qnap".into(),
+            rules: vec![],
+            tier: "standard".into(),
+            severity: 3,
+            business_open: true,
+            facts: facts.iter().map(|f| f.to_string()).collect(),
+            missing: vec![],
+            clock_starts_at: now(),
+            first_response_due: None,
+            warranty: crate::warranty::Warranty {
+                status: crate::warranty::WarrantyStatus::Unknown,
+                until: None,
+                basis: String::new(),
+                notes: vec![],
+                hold_until: None,
+            },
+            contract: None,
+        })
+    };
+    let quota = |charged| {
+        Event::Quota(QuotaUse {
+            id: "qn09".into(),
+            rule: "QN-09".into(),
+            contract: "Q1".into(),
+            period_start: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+            limit: 5,
+            used: 0,
+            charged,
+            exhausted: false,
+            remaining: 5,
+        })
+    };
+    let a = s
+        .apply(
+            &row(1, b"one"),
+            &new_ticket("ann@example.net"),
+            &[policy(&["serial", "invoice"]), quota(true)],
+            &SideEffects::default(),
+            &[],
+            now(),
+        )
+        .unwrap();
+    let t = a.ticket_id.unwrap();
+    let mut second = row(2, b"two");
+    second.message_id = Some("m2@example.net");
+    second.content_hash = "h2";
+    s.apply(
+        &second,
+        &TicketWrite::Update {
+            id: t,
+            status: TicketStatus::Open,
+        },
+        &[policy(&["invoice", "model"]), quota(false)],
+        &SideEffects::default(),
+        &[],
+        now(),
+    )
+    .unwrap();
+    assert_eq!(
+        s.ticket(t).unwrap().unwrap().facts,
+        ["serial", "invoice", "model"]
+    );
+    let jan = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+    assert_eq!(s.quota_used("qn09", "Q1", jan).unwrap(), 1);
+    assert_eq!(s.quota_used("qn09", "Q2", jan).unwrap(), 0);
+}
