@@ -1,49 +1,16 @@
 //! The supervisor: starts a watcher per mailbox and the outbox worker, stops them cleanly, tells systemd how it is.
 
 use crate::clock::SharedClock;
-use crate::config::{Config, SmtpConfig};
+use crate::config::Config;
 use crate::imap;
-use crate::intake::Engine;
 use crate::outbox;
-use crate::store::Store;
+use crate::shared::Shared;
 use anyhow::{Context, Result, anyhow};
-use parking_lot::Mutex;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
-
-/// What every task shares.
-#[derive(Debug)]
-pub struct Shared {
-    pub engine: Engine,
-    pub store: Arc<Mutex<Store>>,
-    pub clock: SharedClock,
-    pub outbox_wake: Notify,
-    pub smtp: SmtpConfig,
-}
-
-impl std::fmt::Debug for Store {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Store")
-    }
-}
-
-impl Shared {
-    pub fn new(config: &Config, clock: SharedClock) -> Result<Arc<Shared>> {
-        let store = Store::open(&config.database)?;
-        Ok(Arc::new(Shared {
-            engine: Engine::from_config(config)?,
-            store: Arc::new(Mutex::new(store)),
-            clock,
-            outbox_wake: Notify::new(),
-            smtp: config.smtp.clone(),
-        }))
-    }
-}
 
 /// How long tasks get to finish the message in hand after a stop request.
 const STOP_GRACE: Duration = Duration::from_secs(30);

@@ -1,6 +1,6 @@
 //! Delivery reports: RFC 3464 delivery-status parts, ARF and MDN reports, and the failed recipient and status in the body shapes of MTAs that send no standard report.
 
-use crate::parse::clip;
+use crate::text::clip;
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 use regex::Regex;
 use serde::Serialize;

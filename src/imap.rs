@@ -2,10 +2,10 @@
 
 use crate::backoff;
 use crate::config::{After, MailboxConfig, Tls};
-use crate::daemon::Shared;
 use crate::intake::{Fetched, Ingested, ReadAhead};
 use crate::model::Outcome;
 use crate::net::{self, Stream};
+use crate::shared::Shared;
 use anyhow::{Context, Result, anyhow};
 use async_imap::Session;
 use async_imap::extensions::idle::IdleResponse;

@@ -1,7 +1,8 @@
 //! ticketd: an email ticket intake daemon.
 //!
 //! Modules in pipeline order:
-//! - [`config`], [`pack`]: what to watch and which vendor rules apply.
+//! - [`model`]: the types every layer shares (ticket ids and states, events, the decision's inputs).
+//! - [`config`], [`pack`]: what to watch and which vendor rules apply; [`diag`]: their file:line problems.
 //! - [`imap`]: one watcher per mailbox, fetching new mail and acknowledging it after the commit.
 //! - [`parse`] -> [`classify`] -> [`extract`] -> [`thread`]: reading a mail; [`reply_text`]:
 //!   what the person wrote now, without quotes and signature.
@@ -10,8 +11,9 @@
 //! - [`decide`]: the pure decision; [`intake`] glues reading, deciding and [`store`].
 //! - [`templates`], [`compose`]: replies as rendered bytes, queued in the [`store`] outbox.
 //! - [`outbox`]: sends queued mail over SMTP.
-//! - [`daemon`]: supervises the tasks; [`explain`] shows a decision without acting on it.
-//! - [`clock`], [`backoff`]: time and retry pacing, shared by all.
+//! - [`daemon`]: supervises the tasks ([`shared`]: what they share); [`explain`] shows a decision
+//!   without acting on it.
+//! - [`clock`], [`backoff`], [`text`]: time, retry pacing and text helpers, shared by all.
 
 pub mod backoff;
 pub mod calendar;
@@ -22,6 +24,7 @@ pub mod config;
 pub mod contracts;
 pub mod daemon;
 pub mod decide;
+pub mod diag;
 pub mod dsn;
 pub mod explain;
 pub mod extract;
@@ -34,7 +37,9 @@ pub mod pack;
 pub mod parse;
 pub mod policy;
 pub mod reply_text;
+pub mod shared;
 pub mod store;
 pub mod templates;
+pub mod text;
 pub mod thread;
 pub mod warranty;

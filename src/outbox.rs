@@ -2,9 +2,9 @@
 
 use crate::backoff;
 use crate::config::{SmtpConfig, Tls};
-use crate::daemon::Shared;
 use crate::model::NewMail;
 use crate::net;
+use crate::shared::Shared;
 use crate::store::OutboxRow;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};

@@ -1,6 +1,6 @@
 //! Vendor policy packs: `config/vendors/<pack>.toml`, loaded and validated into typed values.
 
-use crate::config::{Problems, Report, parse_toml};
+use crate::diag::{Problem, Problems, Report, parse_toml};
 use crate::model::Language;
 use crate::policy::{self, Policy};
 use regex::Regex;
@@ -123,7 +123,7 @@ pub struct Pack {
 impl Pack {
     pub fn load(path: &Path) -> Result<Pack, Problems> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            Problems(vec![crate::config::Problem {
+            Problems(vec![Problem {
                 file: path.to_path_buf(),
                 line: 0,
                 message: format!("cannot read the pack: {e}"),

@@ -1,5 +1,6 @@
 //! Raw message bytes to one [`Inbound`] value; parsing never fails, it records what it could not read.
 
+use crate::text::clip;
 use chrono::{DateTime, Utc};
 use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders};
 use serde::Serialize;
@@ -173,18 +174,6 @@ fn id_list(v: &HeaderValue<'_>) -> Vec<String> {
         .filter(|s| !s.is_empty() && s.len() <= 998)
         .take(100)
         .collect()
-}
-
-/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
-pub(crate) fn clip(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 /// Reads `raw`, which arrived at `arrival`. Never panics and never fails.

@@ -30,8 +30,8 @@
 //! computed: its inputs, such as a ship date, were known), `language=ja`. A leading `!` negates; `|` separates alternatives.
 
 use crate::calendar::{Calendar, CalendarSpec};
-use crate::config::Report;
 use crate::contracts::{ContractMatch, ContractOut};
+use crate::diag::Report;
 use crate::model::{Language, QuotaUse, Role};
 use crate::warranty::{self, Warranty, WarrantySpec, WarrantyStatus};
 use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, NaiveTime, TimeZone, Utc};

@@ -24,7 +24,7 @@
 //! bounded look-ahead of at most [`HEADER_WINDOW`] lines of bounded length, and
 //! input over [`MAX_INPUT`] bytes is cut first.
 
-use crate::parse::clip;
+use crate::text::clip;
 
 /// The most text read; the rest of a longer body is ignored.
 pub const MAX_INPUT: usize = 2 * 1024 * 1024;

@@ -11,3 +11,4 @@ mod hygiene;
 mod packs;
 mod pipeline;
 mod rules;
+mod tidy;

@@ -185,7 +185,7 @@ async fn restarting_reprocesses_nothing_even_after_a_crash_between_commit_and_ac
     // Commit the message's effects without acknowledging it on IMAP, as a
     // crash right after the commit would leave it.
     {
-        let shared = ticketd::daemon::Shared::new(&cfg, clock()).unwrap();
+        let shared = ticketd::shared::Shared::new(&cfg, clock()).unwrap();
         let mut s = stack.imap("support@vendor.test").await;
         let sel = s.select("INBOX").await.unwrap();
         let mb = &cfg.mailboxes[0];
@@ -261,7 +261,7 @@ async fn a_crash_between_a_batch_commit_and_its_move_doubles_nothing() {
         stack.deliver(m).await;
     }
     let queued = {
-        let shared = ticketd::daemon::Shared::new(&cfg, clock()).unwrap();
+        let shared = ticketd::shared::Shared::new(&cfg, clock()).unwrap();
         let mut s = stack.imap("support@vendor.test").await;
         let uidvalidity = s.select("INBOX").await.unwrap().uid_validity.unwrap();
         let mb = &cfg.mailboxes[0];

@@ -1,0 +1,39 @@
+//! What the daemon's tasks share: the engine, the store behind its lock, the clock, the outbox's wake-up and the SMTP settings.
+
+use crate::clock::SharedClock;
+use crate::config::{Config, SmtpConfig};
+use crate::intake::Engine;
+use crate::store::Store;
+use anyhow::Result;
+use parking_lot::Mutex;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// What every task shares.
+#[derive(Debug)]
+pub struct Shared {
+    pub engine: Engine,
+    pub store: Arc<Mutex<Store>>,
+    pub clock: SharedClock,
+    pub outbox_wake: Notify,
+    pub smtp: SmtpConfig,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+impl Shared {
+    pub fn new(config: &Config, clock: SharedClock) -> Result<Arc<Shared>> {
+        let store = Store::open(&config.database)?;
+        Ok(Arc::new(Shared {
+            engine: Engine::from_config(config)?,
+            store: Arc::new(Mutex::new(store)),
+            clock,
+            outbox_wake: Notify::new(),
+            smtp: config.smtp.clone(),
+        }))
+    }
+}
