@@ -1,0 +1,203 @@
+//! Mail a machine wrote (auto-replies, bounces, list mail): recorded on its ticket, never answered.
+
+use super::*;
+
+/// Mail a machine wrote: never answered. What it says is kept on the ticket
+/// it belongs to without changing the ticket's state; a permanent bounce
+/// marks the failed recipients of that ticket undeliverable and tells staff.
+pub(super) fn machine(
+    i: &Input<'_>,
+    ticket: Option<&TicketInfo>,
+    language: Language,
+    mut reasons: Vec<String>,
+    mut events: Vec<Event>,
+    base: &Base<'_>,
+) -> Decision {
+    let class = i.classification.class;
+    let none = || TicketView {
+        action: "none",
+        id: None,
+    };
+    let ignored = |reasons, events| {
+        base(
+            Outcome::Ignored,
+            TicketWrite::None,
+            none(),
+            language,
+            vec![],
+            reasons,
+            events,
+        )
+    };
+    if class == Class::OwnLoop {
+        return ignored(reasons, events);
+    }
+    let attach = |t: &TicketInfo, reasons, events, replies| {
+        base(
+            Outcome::Processed,
+            TicketWrite::Attach { id: t.id },
+            TicketView {
+                action: "update",
+                id: Some(t.id),
+            },
+            language,
+            replies,
+            reasons,
+            events,
+        )
+    };
+    match class {
+        Class::Bounce => {
+            let bounce = i.classification.bounce.as_ref();
+            let Some(t) = i.lookup.bounced.as_ref().or(ticket) else {
+                reasons.push(
+                    "the returned mail is not one of ours on a ticket: nothing to attach it to"
+                        .into(),
+                );
+                return ignored(reasons, events);
+            };
+            if i.lookup.bounced.is_some() {
+                reasons.push(format!(
+                    "returns our mail <{}> on ticket {}",
+                    bounce
+                        .and_then(|b| b.original_message_id.as_deref())
+                        .unwrap_or(""),
+                    t.id
+                ));
+            }
+            events.push(Event::Bounce {
+                text: match bounce {
+                    Some(b) => describe(b),
+                    None => "delivery failure report without details".into(),
+                },
+            });
+            let mut replies = Vec::new();
+            let mut marks = Vec::new();
+            if let Some(b) = bounce.filter(|b| b.permanent) {
+                let sent_to = &i.lookup.bounced_recipients;
+                let on_ticket = |a: &str| {
+                    t.requester == a
+                        || t.participants.iter().any(|p| p == a)
+                        || sent_to.iter().any(|s| s == a)
+                };
+                // A report that names nobody returns the one address we wrote to.
+                let failed: Vec<String> = if b.recipients.is_empty() && sent_to.len() == 1 {
+                    reasons.push(format!(
+                        "the report names no recipient; our mail went to {} alone",
+                        sent_to[0]
+                    ));
+                    sent_to.clone()
+                } else {
+                    b.recipients.clone()
+                };
+                for r in &failed {
+                    let already = i
+                        .lookup
+                        .bounce_contacts
+                        .iter()
+                        .any(|c| c.address == *r && c.undeliverable);
+                    if !on_ticket(r) {
+                        reasons.push(format!(
+                            "{r} is not on ticket {}: not marked undeliverable",
+                            t.id
+                        ));
+                    } else if already {
+                        reasons.push(format!("{r} was already marked undeliverable"));
+                    } else {
+                        let why = format!(
+                            "Status {}{}",
+                            b.status,
+                            b.diagnostic
+                                .as_deref()
+                                .map(|d| format!(": {}", d.chars().take(200).collect::<String>()))
+                                .unwrap_or_default()
+                        );
+                        reasons.push(format!("{r} marked undeliverable ({})", b.status));
+                        events.push(Event::Undeliverable {
+                            address: r.clone(),
+                            why: why.clone(),
+                        });
+                        marks.push(Undeliverable {
+                            address: r.clone(),
+                            reason: why,
+                        });
+                    }
+                }
+                if !marks.is_empty()
+                    && let Some(mut n) = staff_notice(i, "staff_undeliverable", &reasons)
+                {
+                    if let Some(obj) = n.data.as_object_mut() {
+                        obj.insert(
+                            "bounce".into(),
+                            json!({
+                                "status": b.status,
+                                "recipients": marks.iter().map(|u| u.address.clone()).collect::<Vec<_>>().join(", "),
+                                "diagnostic": b.diagnostic.clone().unwrap_or_default(),
+                            }),
+                        );
+                    }
+                    replies.push(n);
+                }
+            } else if let Some(b) = bounce {
+                reasons.push(format!(
+                    "temporary or unclear status {:?}: recorded only",
+                    b.status
+                ));
+            }
+            let mut d = attach(t, reasons, events, replies);
+            d.effects.undeliverable = marks;
+            d
+        }
+        Class::List if ticket.is_none() && i.mailbox.accept_lists => {
+            let sender = i.inbound.from.as_ref();
+            let Some(sender) = sender else {
+                reasons.push("list mail without a From address makes no ticket".into());
+                return ignored(reasons, events);
+            };
+            reasons.push("this mailbox accepts list mail: new ticket, no reply".into());
+            events.push(Event::Created {
+                from: sender.address.clone(),
+                mailbox: i.mailbox.name.to_string(),
+                list: true,
+            });
+            let (write, view) =
+                new_ticket(i, sender, ticket_subject(i), TicketStatus::Open, language);
+            base(
+                Outcome::Processed,
+                write,
+                view,
+                language,
+                vec![],
+                reasons,
+                events,
+            )
+        }
+        Class::List if ticket.is_none() => {
+            reasons.push("list mail makes no ticket in this mailbox".into());
+            ignored(reasons, events)
+        }
+        _ => match ticket {
+            Some(t) => {
+                let text = format!(
+                    "{} recorded; ticket state unchanged ({})",
+                    class.as_str(),
+                    i.classification.reasons.join("; ")
+                );
+                events.push(if class == Class::List {
+                    Event::ListMail { text }
+                } else {
+                    Event::AutoReply { text }
+                });
+                reasons.push(format!(
+                    "recorded on ticket {}; its state is unchanged",
+                    t.id
+                ));
+                attach(t, reasons, events, vec![])
+            }
+            None => {
+                reasons.push("no ticket to attach it to".into());
+                ignored(reasons, events)
+            }
+        },
+    }
+}

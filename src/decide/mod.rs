@@ -1,0 +1,302 @@
+//! The heart: a pure function from a mail and what the database knows to what should happen. No I/O, no clock.
+//!
+//! [`decide`] sorts the mail: a duplicate changes nothing, a machine's mail is
+//! recorded and never answered (`machine`), a person's mail runs the vendor's
+//! rules and is acknowledged within the reply limits (`person`, `limits`).
+
+mod limits;
+mod machine;
+mod person;
+#[cfg(test)]
+mod tests;
+
+pub use limits::bucket_level;
+pub use person::request_text;
+
+use limits::{consume, rate_limited};
+use machine::machine;
+use person::{new_ticket, person, ticket_subject};
+
+use crate::classify::{Class, Classification, describe};
+use crate::compose::{AutoSubmitted, deliverable};
+use crate::config::{Identity, Limits, Rate};
+use crate::extract::Extracted;
+use crate::model::{
+    BucketKey, Event, Language, Lookup, Outcome, PolicyRecord, Role, SideEffects, TicketId,
+    TicketInfo, TicketStatus, TicketWrite, Undeliverable,
+};
+use crate::pack::Pack;
+use crate::parse::{Addr, Inbound, looks_japanese};
+use crate::policy::{Evaluation, Request};
+use crate::thread;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::json;
+
+/// The mailbox a mail arrived in, as the decision sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct MailboxView<'a> {
+    pub name: &'a str,
+    pub role: Role,
+    pub address: &'a str,
+    pub accept_lists: bool,
+}
+
+/// Everything the decision reads. `now` is given, never read.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    pub inbound: &'a Inbound,
+    pub classification: &'a Classification,
+    pub extracted: &'a Extracted,
+    pub lookup: &'a Lookup,
+    pub mailbox: MailboxView<'a>,
+    pub identity: &'a Identity,
+    pub pack: &'a Pack,
+    pub ticket_prefix: &'a str,
+    /// The reply rate limits (`[limits]`).
+    pub limits: &'a Limits,
+    pub now: DateTime<Utc>,
+}
+
+/// A mail to send, before the ticket number is known.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplyPlan {
+    pub template: &'static str,
+    pub to: Vec<String>,
+    pub language: Language,
+    #[serde(skip)]
+    pub from_address: String,
+    #[serde(skip)]
+    pub auto_submitted: AutoSubmitted,
+    #[serde(skip)]
+    pub in_reply_to: Option<String>,
+    #[serde(skip)]
+    pub references: Vec<String>,
+    /// Template data; the renderer adds `ticket`.
+    #[serde(skip)]
+    pub data: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TicketView {
+    pub action: &'static str,
+    pub id: Option<TicketId>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub class: Class,
+    pub reasons: Vec<String>,
+    pub outcome: Outcome,
+    pub would_reply: bool,
+    pub ticket: TicketWrite,
+    pub ticket_view: TicketView,
+    pub subject: String,
+    pub language: Language,
+    pub replies: Vec<ReplyPlan>,
+    pub events: Vec<Event>,
+    /// Contacts to mark undeliverable and reply buckets to update.
+    pub effects: SideEffects,
+    /// What the vendor's rules say, for mail from a person.
+    pub policy: Option<Evaluation>,
+}
+
+fn addr_json(a: Option<&Addr>) -> serde_json::Value {
+    match a {
+        Some(a) => json!({"name": a.name.clone().unwrap_or_default(), "address": a.address}),
+        None => json!({"name": "", "address": ""}),
+    }
+}
+
+/// The ticket this mail belongs to, and why; or why a tag was not trusted.
+fn thread_of<'a>(i: &Input<'a>, reasons: &mut Vec<String>) -> Option<&'a TicketInfo> {
+    let sender = i.inbound.sender_address().map(str::to_ascii_lowercase);
+    if let Some(t) = &i.lookup.tagged {
+        let on_ticket = sender
+            .as_deref()
+            .is_some_and(|s| s == t.requester || t.participants.iter().any(|p| p == s));
+        let referenced = i.lookup.referenced.as_ref().is_some_and(|r| r.id == t.id);
+        if on_ticket || referenced {
+            reasons.push(format!("subject tag names ticket {}", t.id));
+            return Some(t);
+        }
+        // A stranger who knows a ticket number cannot write on it.
+        reasons.push(format!(
+            "subject tag names ticket {} but the sender has never written on it",
+            t.id
+        ));
+    }
+    if let Some(t) = &i.lookup.referenced {
+        reasons.push(format!("In-Reply-To/References point at ticket {}", t.id));
+        return Some(t);
+    }
+    None
+}
+
+fn language_for(i: &Input<'_>, ticket: Option<&TicketInfo>) -> Language {
+    if let Some(l) = i
+        .lookup
+        .contact
+        .as_ref()
+        .and_then(|c| c.language.as_deref())
+        .and_then(Language::parse)
+    {
+        return l;
+    }
+    if let Some(l) = ticket.and_then(|t| Language::parse(&t.language)) {
+        return l;
+    }
+    if looks_japanese(&i.inbound.subject) || looks_japanese(&i.inbound.text) {
+        return Language::Ja;
+    }
+    i.pack.language
+}
+
+/// Decides what `i` should do. Pure: same input, same decision.
+pub fn decide(i: &Input<'_>) -> Decision {
+    let class = i.classification.class;
+    let mut reasons = i.classification.reasons.clone();
+    let mut events: Vec<Event> = Vec::new();
+    let subject = ticket_subject(i);
+    let base =
+        |outcome, ticket, view: TicketView, language, replies: Vec<ReplyPlan>, reasons, events| {
+            Decision {
+                class,
+                reasons,
+                outcome,
+                would_reply: replies.iter().any(|r| r.template.starts_with("ack")),
+                ticket,
+                ticket_view: view,
+                subject: subject.clone(),
+                language,
+                replies,
+                events,
+                effects: SideEffects::default(),
+                policy: None,
+            }
+        };
+    let none = || TicketView {
+        action: "none",
+        id: None,
+    };
+
+    if class == Class::Unparseable {
+        return quarantine(i, reasons);
+    }
+
+    if let Some(d) = &i.lookup.duplicate {
+        reasons.push(format!(
+            "the same mail is already stored (from mailbox {}), so nothing changes",
+            d.mailbox
+        ));
+        let (ticket, view) = match d.ticket_id {
+            Some(t) => {
+                events.push(Event::Duplicate {
+                    mailbox: i.mailbox.name.to_string(),
+                });
+                (
+                    TicketWrite::Attach { id: t },
+                    TicketView {
+                        action: "update",
+                        id: Some(t),
+                    },
+                )
+            }
+            None => (TicketWrite::None, none()),
+        };
+        return base(
+            Outcome::Duplicate,
+            ticket,
+            view,
+            i.pack.language,
+            vec![],
+            reasons,
+            events,
+        );
+    }
+
+    let ticket = thread_of(i, &mut reasons);
+    let language = language_for(i, ticket);
+
+    if class != Class::Human {
+        return machine(i, ticket, language, reasons, events, &base);
+    }
+    person(i, ticket, language, reasons, events, &base)
+}
+
+type Base<'f> = dyn Fn(
+        Outcome,
+        TicketWrite,
+        TicketView,
+        Language,
+        Vec<ReplyPlan>,
+        Vec<String>,
+        Vec<Event>,
+    ) -> Decision
+    + 'f;
+
+/// The decision for a mail that cannot be handled: stored raw, moved to
+/// quarantine, staff told why.
+pub fn quarantine(i: &Input<'_>, mut reasons: Vec<String>) -> Decision {
+    reasons.push("stored raw and quarantined".into());
+    let notice = staff_notice(i, "staff_quarantine", &reasons);
+    Decision {
+        class: i.classification.class,
+        outcome: Outcome::Quarantined,
+        would_reply: false,
+        ticket: TicketWrite::None,
+        ticket_view: TicketView {
+            action: "none",
+            id: None,
+        },
+        subject: i.inbound.subject.clone(),
+        language: i.pack.language,
+        replies: notice.into_iter().collect(),
+        reasons,
+        events: Vec::new(),
+        effects: SideEffects::default(),
+        policy: None,
+    }
+}
+
+/// A notice to staff about a mail that needs a person.
+fn staff_notice(i: &Input<'_>, template: &'static str, reasons: &[String]) -> Option<ReplyPlan> {
+    if i.identity.staff.is_empty() {
+        return None;
+    }
+    Some(ReplyPlan {
+        template,
+        to: i.identity.staff.clone(),
+        language: i.pack.language,
+        from_address: i.mailbox.address.to_string(),
+        auto_submitted: AutoSubmitted::Generated,
+        in_reply_to: None,
+        references: vec![],
+        data: json!({
+            "vendor": i.pack.vendor,
+            "mailbox": {"name": i.mailbox.name, "role": i.mailbox.role.as_str(), "address": i.mailbox.address},
+            "customer": addr_json(i.inbound.from.as_ref()),
+            "message": {"subject": i.inbound.subject, "size": i.inbound.size, "message_id": i.inbound.message_id.clone().unwrap_or_default()},
+            "reason": reasons.join("; "),
+            "notes": reasons,
+        }),
+    })
+}
+
+/// Template data with every field the shipped templates use, for tests.
+#[cfg(test)]
+pub fn sample_template_data() -> serde_json::Value {
+    json!({
+        "vendor": "ACME",
+        "customer": {"name": "Ann & Bob <ops>", "address": "ann@example.net"},
+        "mailbox": {"name": "support", "role": "support", "address": "support@acme.test"},
+        "received_at": "2026-03-02 10:00 PST",
+        "message": {"subject": "Disk", "attachments": 0, "size": 10, "message_id": "x@y"},
+        "ticket": {"id": 7, "tag": "[TKT#7]", "subject": "Disk"},
+        "reason": "too large",
+        "notes": ["QN-04: decide"],
+        "failure": {"error": "550 no such user", "to": "ann@example.net", "subject": "Re: Disk"},
+        "bounce": {"status": "5.1.1", "recipients": "ann@example.net", "diagnostic": "550 5.1.1 user unknown"},
+        "extracted": {"ticket_ids": [], "serials": [], "invoices": [], "rma_codes": [], "tax_ids": []},
+    })
+}

@@ -1,0 +1,247 @@
+//! Mail a person wrote: the vendor's rules, the ticket it opens or updates, the acknowledgement and the staff notes.
+
+use super::*;
+
+/// Mail a person wrote: the vendor's rules at its arrival, its ticket
+/// (opened, or updated and reopened), the acknowledgement within the reply
+/// limits, and the staff notes the rules raise.
+pub(super) fn person(
+    i: &Input<'_>,
+    ticket: Option<&TicketInfo>,
+    language: Language,
+    mut reasons: Vec<String>,
+    mut events: Vec<Event>,
+    base: &Base<'_>,
+) -> Decision {
+    let m = i.inbound;
+    let subject = ticket_subject(i);
+    let Some(sender) = m.from.as_ref() else {
+        reasons.push("no From address: nobody to answer".into());
+        return quarantine(i, reasons);
+    };
+
+    let text = request_text(m);
+    let attachments: Vec<String> = m
+        .attachments
+        .iter()
+        .filter_map(|a| a.name.clone())
+        .collect();
+    let policy = i.pack.policy.evaluate(&Request {
+        pack: &i.pack.name,
+        arrival: m.arrival,
+        mailbox_name: i.mailbox.name,
+        mailbox_role: i.mailbox.role,
+        text: &text,
+        attachments: &attachments,
+        serials: &i.extracted.serials,
+        invoices: &i.extracted.invoices,
+        tax_ids: &i.extracted.tax_ids,
+        contract: i.lookup.contract.as_ref(),
+        language,
+        ticket_created: ticket.map(|t| t.created_at),
+        known_facts: ticket.map_or(&[], |t| t.facts.as_slice()),
+        quota_used: &i.lookup.quota_used,
+    });
+    let status = if policy.waiting_on_customer {
+        TicketStatus::WaitingCustomer
+    } else {
+        TicketStatus::Open
+    };
+    policy_events(&policy, &mut events);
+
+    let (write, view, template) = match ticket {
+        Some(t) => {
+            events.push(Event::Message {
+                from: sender.address.clone(),
+            });
+            if t.status != TicketStatus::Open {
+                events.push(Event::Reopened {
+                    was: t.status.as_str().to_string(),
+                });
+            }
+            (
+                TicketWrite::Update { id: t.id, status },
+                TicketView {
+                    action: "update",
+                    id: Some(t.id),
+                },
+                "ack_followup",
+            )
+        }
+        None => {
+            events.push(Event::Created {
+                from: sender.address.clone(),
+                mailbox: i.mailbox.name.to_string(),
+                list: false,
+            });
+            let (write, view) = new_ticket(i, sender, subject.clone(), status, language);
+            (write, view, "ack_new")
+        }
+    };
+
+    let mut replies = Vec::new();
+    let mut effects = SideEffects::default();
+    let undeliverable = i.lookup.contact.as_ref().filter(|c| c.undeliverable);
+    if let Some(c) = undeliverable {
+        let why = format!(
+            "{} is marked undeliverable ({}): no reply",
+            sender.address,
+            c.undeliverable_reason
+                .as_deref()
+                .unwrap_or("an earlier bounce")
+        );
+        reasons.push(why.clone());
+        events.push(Event::ReplySuppressed { why });
+    } else if !deliverable(&sender.address) {
+        reasons.push(format!(
+            "{} is not an address we can send to",
+            sender.address
+        ));
+    } else if let Some(limited) = rate_limited(i, sender, ticket) {
+        reasons.push(limited.clone());
+        events.push(Event::ReplySuppressed { why: limited });
+    } else {
+        effects = consume(i, sender, ticket);
+        let mut references = m.references.clone();
+        if let Some(id) = &m.message_id {
+            references.retain(|r| r != id);
+            references.push(id.clone());
+        }
+        references.truncate(20);
+        replies.push(ReplyPlan {
+            template,
+            to: vec![sender.address.clone()],
+            language,
+            from_address: i.mailbox.address.to_string(),
+            auto_submitted: AutoSubmitted::Replied,
+            in_reply_to: m.message_id.clone(),
+            references,
+            data: json!({
+                "vendor": i.pack.vendor,
+                "customer": addr_json(Some(sender)),
+                "mailbox": {"name": i.mailbox.name, "role": i.mailbox.role.as_str(), "address": i.mailbox.address},
+                "received_at": m.arrival.with_timezone(&i.pack.zone).format("%Y-%m-%d %H:%M %Z").to_string(),
+                "message": {"subject": m.subject, "attachments": m.attachments.len()},
+                "extracted": i.extracted,
+                "policy": policy.view(),
+                "ticket_state": ticket.map_or("new", |t| t.status.as_str()),
+            }),
+        });
+    }
+    // Staff hear of each note once per ticket; the events keep every one.
+    let notes: Vec<String> = policy
+        .staff
+        .iter()
+        .map(|n| format!("{}: {}", n.rule, n.text))
+        .filter(|n| ticket.is_none_or(|t| !t.staff_notes.contains(n)))
+        .collect();
+    if !notes.is_empty() {
+        replies.extend(staff_notice(i, "staff_policy", &notes));
+    }
+    let mut d = base(
+        Outcome::Processed,
+        write,
+        view,
+        language,
+        replies,
+        reasons,
+        events,
+    );
+    if let Some(t) = ticket {
+        // A follow-up keeps the ticket's name, whatever its subject says now.
+        d.subject = t.subject.clone();
+    }
+    d.effects = effects;
+    d.policy = Some(policy);
+    d
+}
+
+/// A ticket's name: the mail's subject without reply prefixes or our tag.
+pub(super) fn ticket_subject(i: &Input<'_>) -> String {
+    let s = thread::clean_subject(&i.inbound.subject, i.ticket_prefix);
+    if s.is_empty() {
+        "(no subject)".to_string()
+    } else {
+        s
+    }
+}
+
+/// The write and the view of a new ticket opened by `sender`.
+pub(super) fn new_ticket(
+    i: &Input<'_>,
+    sender: &Addr,
+    subject: String,
+    status: TicketStatus,
+    language: Language,
+) -> (TicketWrite, TicketView) {
+    (
+        TicketWrite::New {
+            subject,
+            status,
+            language: language.as_str().to_string(),
+            requester: sender.address.to_ascii_lowercase(),
+            requester_name: sender.name.clone(),
+        },
+        TicketView {
+            action: "new",
+            id: Some(i.lookup.next_ticket_id),
+        },
+    )
+}
+
+/// What the vendor's rules read of a mail: its subject and what the person
+/// wrote now, without the quoted history and the signature.
+pub fn request_text(m: &Inbound) -> String {
+    let body = if m.reply_text.trim().is_empty() {
+        &m.text
+    } else {
+        &m.reply_text
+    };
+    format!("{}\n{}", m.subject, body)
+}
+
+/// What the rules decided, kept on the ticket's history.
+pub(super) fn policy_events(p: &Evaluation, events: &mut Vec<Event>) {
+    events.push(Event::Policy(PolicyRecord {
+        pack: p.pack.clone(),
+        rules: p.rules.clone(),
+        tier: p.tier.clone(),
+        severity: p.severity,
+        business_open: p.business_open,
+        facts: p.facts.clone(),
+        missing: p.missing.clone(),
+        clock_starts_at: p.clock_starts_at,
+        first_response_due: p.first_response_due,
+        warranty: p.warranty.clone(),
+        contract: p.contract.clone(),
+    }));
+    for e in &p.escalations {
+        events.push(Event::EscalationDue {
+            at: e.at,
+            to: e.to.clone(),
+            rule: e.rule.clone(),
+        });
+    }
+    for (id, d) in &p.deadlines {
+        events.push(Event::Deadline {
+            id: id.clone(),
+            at: d.at,
+            remind_at: d.remind_at,
+            rule: d.rule.clone(),
+        });
+    }
+    if let Some(q) = &p.quota {
+        events.push(Event::Quota(q.clone()));
+    }
+    if p.waiting_on_customer {
+        events.push(Event::WaitingOnCustomer {
+            missing: p.missing.clone(),
+        });
+    }
+    for n in &p.staff {
+        events.push(Event::Staff {
+            rule: n.rule.clone(),
+            text: n.text.clone(),
+        });
+    }
+}

@@ -1,0 +1,425 @@
+//! Tests of the decision: threading, languages, machines, bounces, duplicates and reply limits.
+
+use super::*;
+use crate::classify::classify_message;
+use crate::extract::extract;
+use crate::model::{BucketLevel, ContactInfo, Duplicate};
+use crate::parse::parse;
+
+fn identity() -> Identity {
+    Identity {
+        from_name: "Support".into(),
+        message_id_domain: "tickets.acme.test".into(),
+        own_addresses: vec!["support@acme.test".into()],
+        staff: vec!["lead@acme.test".into()],
+    }
+}
+
+fn ticket(id: i64, requester: &str) -> TicketInfo {
+    TicketInfo {
+        id: TicketId(id),
+        subject: "Disk".into(),
+        status: TicketStatus::Open,
+        requester: requester.into(),
+        language: "en".into(),
+        participants: vec![requester.into()],
+        created_at: chrono::DateTime::UNIX_EPOCH,
+        facts: vec![],
+        staff_notes: vec![],
+    }
+}
+
+fn run(raw: &str, lookup: Lookup) -> Decision {
+    run_with(raw, lookup, &Limits::default(), false, None)
+}
+
+fn run_with(
+    raw: &str,
+    lookup: Lookup,
+    limits: &Limits,
+    accept_lists: bool,
+    now: Option<DateTime<Utc>>,
+) -> Decision {
+    let identity = identity();
+    let pack = Pack::fallback();
+    let m = parse(
+        raw.as_bytes(),
+        DateTime::parse_from_rfc3339("2026-03-02T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc),
+    );
+    let c = classify_message(raw.as_bytes(), &m, &identity);
+    let e = extract(&m, &pack.patterns, "TKT");
+    decide(&Input {
+        inbound: &m,
+        classification: &c,
+        extracted: &e,
+        lookup: &lookup,
+        mailbox: MailboxView {
+            name: "support",
+            role: Role::Support,
+            address: "support@acme.test",
+            accept_lists,
+        },
+        identity: &identity,
+        pack: &pack,
+        ticket_prefix: "TKT",
+        limits,
+        now: now.unwrap_or(m.arrival),
+    })
+}
+
+const NEW: &str = "From: Ann <ann@example.net>\r\nSubject: Disk failed\r\nMessage-ID: <a1@example.net>\r\n\r\nHelp\r\n";
+
+#[test]
+fn a_new_mail_opens_a_ticket_and_is_acknowledged() {
+    let d = run(
+        NEW,
+        Lookup {
+            next_ticket_id: TicketId(5),
+            ..Default::default()
+        },
+    );
+    assert_eq!(d.outcome, Outcome::Processed);
+    assert!(matches!(d.ticket, TicketWrite::New { .. }));
+    assert_eq!(d.ticket_view.id, Some(TicketId(5)));
+    assert!(d.would_reply);
+    assert_eq!(d.replies[0].template, "ack_new");
+    assert_eq!(d.replies[0].to, vec!["ann@example.net"]);
+    assert_eq!(d.replies[0].in_reply_to.as_deref(), Some("a1@example.net"));
+}
+
+#[test]
+fn a_tagged_reply_from_the_requester_updates_its_ticket() {
+    let raw = "From: ann@example.net\r\nSubject: Re: [TKT#3] Disk failed\r\n\r\nStill broken\r\n";
+    let d = run(
+        raw,
+        Lookup {
+            tagged: Some(ticket(3, "ann@example.net")),
+            ..Default::default()
+        },
+    );
+    assert!(matches!(
+        d.ticket,
+        TicketWrite::Update {
+            id: TicketId(3),
+            ..
+        }
+    ));
+    assert_eq!(d.replies[0].template, "ack_followup");
+}
+
+#[test]
+fn a_stranger_who_knows_a_ticket_number_cannot_write_on_it() {
+    let raw = "From: eve@evil.example\r\nSubject: Re: [TKT#3] close this\r\n\r\nclose\r\n";
+    let d = run(
+        raw,
+        Lookup {
+            tagged: Some(ticket(3, "ann@example.net")),
+            next_ticket_id: TicketId(9),
+            ..Default::default()
+        },
+    );
+    assert!(
+        matches!(d.ticket, TicketWrite::New { .. }),
+        "{:?}",
+        d.ticket
+    );
+    assert!(d.reasons.iter().any(|r| r.contains("never written")));
+}
+
+#[test]
+fn references_thread_a_reply_with_a_mangled_subject() {
+    let raw = "From: bob@example.net\r\nSubject: what about it\r\nReferences: <ticketd.3.1@tickets.acme.test>\r\n\r\nx\r\n";
+    let d = run(
+        raw,
+        Lookup {
+            referenced: Some(ticket(3, "ann@example.net")),
+            ..Default::default()
+        },
+    );
+    assert!(matches!(
+        d.ticket,
+        TicketWrite::Update {
+            id: TicketId(3),
+            ..
+        }
+    ));
+}
+
+#[test]
+fn machines_get_no_reply_and_leave_the_ticket_alone() {
+    let raw = "From: ann@example.net\r\nAuto-Submitted: auto-replied\r\nSubject: Out of office\r\nIn-Reply-To: <ticketd.3.1@tickets.acme.test>\r\n\r\naway\r\n";
+    let d = run(
+        raw,
+        Lookup {
+            referenced: Some(ticket(3, "ann@example.net")),
+            ..Default::default()
+        },
+    );
+    assert!(!d.would_reply);
+    assert!(d.replies.is_empty());
+    assert!(matches!(d.ticket, TicketWrite::Attach { id: TicketId(3) }));
+}
+
+#[test]
+fn a_duplicate_changes_nothing() {
+    let d = run(
+        NEW,
+        Lookup {
+            duplicate: Some(Duplicate {
+                row: 1,
+                mailbox: "rma".into(),
+                ticket_id: Some(TicketId(4)),
+            }),
+            ..Default::default()
+        },
+    );
+    assert_eq!(d.outcome, Outcome::Duplicate);
+    assert!(d.replies.is_empty());
+    assert!(matches!(d.ticket, TicketWrite::Attach { id: TicketId(4) }));
+}
+
+#[test]
+fn an_undeliverable_contact_gets_no_reply() {
+    let contact = ContactInfo {
+        address: "ann@example.net".into(),
+        language: None,
+        undeliverable: true,
+        undeliverable_reason: Some("Status 5.1.1".into()),
+    };
+    let d = run(
+        NEW,
+        Lookup {
+            contact: Some(contact),
+            ..Default::default()
+        },
+    );
+    assert!(!d.would_reply);
+    assert!(matches!(d.ticket, TicketWrite::New { .. }));
+}
+
+#[test]
+fn language_follows_the_contact_then_the_text_then_the_pack() {
+    let ja = "From: taro@example.jp\r\nSubject: =?UTF-8?B?6Zqc5a6z44Gr44Gk44GE44Gm?=\r\n\r\nx\r\n";
+    assert_eq!(run(ja, Lookup::default()).language, Language::Ja);
+    let contact = ContactInfo {
+        address: "ann@example.net".into(),
+        language: Some("es".into()),
+        undeliverable: false,
+        undeliverable_reason: None,
+    };
+    assert_eq!(
+        run(
+            NEW,
+            Lookup {
+                contact: Some(contact),
+                ..Default::default()
+            }
+        )
+        .language,
+        Language::Es
+    );
+    assert_eq!(run(NEW, Lookup::default()).language, Language::En);
+}
+
+#[test]
+fn unparseable_mail_is_quarantined_and_staff_told() {
+    let d = run("", Lookup::default());
+    assert_eq!(d.outcome, Outcome::Quarantined);
+    assert_eq!(d.replies.len(), 1);
+    assert_eq!(d.replies[0].to, vec!["lead@acme.test"]);
+    assert!(!d.would_reply);
+}
+
+const BOUNCE: &str = "From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\nTo: support@acme.test\r\nSubject: Undelivered Mail Returned to Sender\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nThis is the mail system at host mx.example.net.\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\nFinal-Recipient: rfc822; ann@example.net\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 User unknown\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <ticketd.3.1@tickets.acme.test>\r\nTo: ann@example.net\r\n--b--\r\n";
+
+#[test]
+fn a_permanent_bounce_marks_the_contact_and_tells_staff() {
+    let d = run(
+        BOUNCE,
+        Lookup {
+            bounced: Some(ticket(3, "ann@example.net")),
+            ..Default::default()
+        },
+    );
+    assert_eq!(d.class, Class::Bounce);
+    assert!(!d.would_reply);
+    assert!(matches!(d.ticket, TicketWrite::Attach { id: TicketId(3) }));
+    assert_eq!(d.effects.undeliverable.len(), 1);
+    assert_eq!(d.effects.undeliverable[0].address, "ann@example.net");
+    assert!(
+        d.effects.undeliverable[0]
+            .reason
+            .starts_with("Status 5.1.1")
+    );
+    assert_eq!(d.replies.len(), 1);
+    assert_eq!(d.replies[0].template, "staff_undeliverable");
+    assert_eq!(d.replies[0].to, vec!["lead@acme.test"]);
+    assert_eq!(d.replies[0].auto_submitted, AutoSubmitted::Generated);
+    assert!(d.events.iter().any(|e| e.kind() == "bounce"));
+    assert!(d.events.iter().any(|e| e.kind() == "undeliverable"));
+}
+
+#[test]
+fn a_bounce_marks_only_addresses_on_its_ticket_and_only_once() {
+    let d = run(
+        BOUNCE,
+        Lookup {
+            bounced: Some(ticket(3, "bob@example.net")),
+            ..Default::default()
+        },
+    );
+    assert!(d.effects.undeliverable.is_empty());
+    assert!(d.replies.is_empty());
+    let d = run(
+        BOUNCE,
+        Lookup {
+            bounced: Some(ticket(3, "ann@example.net")),
+            bounce_contacts: vec![ContactInfo {
+                address: "ann@example.net".into(),
+                language: None,
+                undeliverable: true,
+                undeliverable_reason: None,
+            }],
+            ..Default::default()
+        },
+    );
+    assert!(d.effects.undeliverable.is_empty());
+    assert!(d.replies.is_empty(), "staff are told once");
+}
+
+#[test]
+fn a_report_naming_nobody_marks_the_one_address_our_mail_went_to() {
+    let raw = "From: MAILER-DAEMON@mx.example.net\r\nSubject: Returned mail: User unknown\r\nIn-Reply-To: <ticketd.3.1@tickets.acme.test>\r\n\r\nThe user does not exist.\r\n";
+    let d = run(
+        raw,
+        Lookup {
+            bounced: None,
+            referenced: Some(ticket(3, "ann@example.net")),
+            bounced_recipients: vec!["ann@example.net".into()],
+            ..Default::default()
+        },
+    );
+    assert_eq!(d.class, Class::Bounce);
+    assert_eq!(d.effects.undeliverable.len(), 1, "{:?}", d.reasons);
+    assert_eq!(d.effects.undeliverable[0].address, "ann@example.net");
+}
+
+#[test]
+fn a_temporary_bounce_is_recorded_only() {
+    let raw = BOUNCE
+        .replace("Action: failed", "Action: delayed")
+        .replace("Status: 5.1.1", "Status: 4.4.1");
+    let d = run(
+        &raw,
+        Lookup {
+            bounced: Some(ticket(3, "ann@example.net")),
+            ..Default::default()
+        },
+    );
+    assert!(matches!(d.ticket, TicketWrite::Attach { id: TicketId(3) }));
+    assert!(d.effects.undeliverable.is_empty());
+    assert!(d.replies.is_empty());
+    assert!(
+        d.events
+            .iter()
+            .any(|e| e.kind() == "bounce" && e.detail().contains("4.4.1"))
+    );
+}
+
+#[test]
+fn a_bounce_of_mail_that_is_not_ours_is_ignored() {
+    let d = run(BOUNCE, Lookup::default());
+    assert_eq!(d.outcome, Outcome::Ignored);
+    assert!(d.effects.undeliverable.is_empty());
+    assert!(d.replies.is_empty());
+}
+
+#[test]
+fn list_mail_makes_a_ticket_only_where_lists_are_accepted() {
+    let raw =
+        "From: news@example.net\r\nList-Id: <news.example.net>\r\nSubject: Weekly\r\n\r\nx\r\n";
+    let d = run_with(raw, Lookup::default(), &Limits::default(), false, None);
+    assert_eq!(d.outcome, Outcome::Ignored);
+    let d = run_with(
+        raw,
+        Lookup {
+            next_ticket_id: TicketId(4),
+            ..Default::default()
+        },
+        &Limits::default(),
+        true,
+        None,
+    );
+    assert!(matches!(d.ticket, TicketWrite::New { .. }));
+    assert!(d.replies.is_empty(), "list mail is never answered");
+}
+
+#[test]
+fn replies_stop_when_the_recipient_bucket_is_empty() {
+    let limits = Limits::default();
+    let at = DateTime::parse_from_rfc3339("2026-03-02T10:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let empty = |key: &str, tokens: f64| BucketLevel {
+        key: key.into(),
+        tokens,
+        updated_at: at,
+    };
+    // A full bucket: the reply goes out and the level drops by one.
+    let d = run(NEW, Lookup::default());
+    assert!(d.would_reply);
+    let rcpt = d
+        .effects
+        .buckets
+        .iter()
+        .find(|(k, _)| *k == BucketKey::Recipient("ann@example.net".into()))
+        .unwrap();
+    assert_eq!(rcpt.1, f64::from(limits.replies_per_recipient.burst) - 1.0);
+    // An empty bucket: no reply, an event says why.
+    let lookup = Lookup {
+        buckets: vec![empty("rcpt:ann@example.net", 0.2)],
+        ..Default::default()
+    };
+    let d = run_with(NEW, lookup.clone(), &limits, false, Some(at));
+    assert!(!d.would_reply);
+    assert!(d.effects.buckets.is_empty());
+    assert!(d.events.iter().any(|e| e.kind() == "reply_suppressed"));
+    assert!(
+        matches!(d.ticket, TicketWrite::New { .. }),
+        "still a ticket"
+    );
+    // Half an hour later at two an hour, a token has come back.
+    let later = at + chrono::Duration::minutes(30);
+    let d = run_with(NEW, lookup, &limits, false, Some(later));
+    assert!(d.would_reply);
+}
+
+#[test]
+fn replies_stop_when_the_ticket_bucket_is_empty() {
+    let raw = "From: ann@example.net\r\nSubject: Re: [TKT#3] Disk failed\r\n\r\nStill broken\r\n";
+    let d = run(
+        raw,
+        Lookup {
+            tagged: Some(ticket(3, "ann@example.net")),
+            buckets: vec![BucketLevel {
+                key: "ticket:3".into(),
+                tokens: 0.0,
+                updated_at: DateTime::parse_from_rfc3339("2026-03-02T10:00:00Z")
+                    .unwrap()
+                    .with_timezone(&Utc),
+            }],
+            ..Default::default()
+        },
+    );
+    assert!(!d.would_reply);
+    assert!(d.reasons.iter().any(|r| r.contains("ticket 3")));
+    assert!(matches!(
+        d.ticket,
+        TicketWrite::Update {
+            id: TicketId(3),
+            ..
+        }
+    ));
+}

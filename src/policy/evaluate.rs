@@ -1,0 +1,771 @@
+//! Applying a compiled `Policy` to one request: what the rules say, and its view for templates and `explain`.
+
+use super::*;
+
+/// What the engine is told about one request.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    pub pack: &'a str,
+    pub arrival: DateTime<Utc>,
+    pub mailbox_name: &'a str,
+    pub mailbox_role: Role,
+    /// Subject and the new text of the mail.
+    pub text: &'a str,
+    pub attachments: &'a [String],
+    pub serials: &'a [String],
+    pub invoices: &'a [String],
+    pub tax_ids: &'a [String],
+    pub contract: Option<&'a ContractMatch>,
+    pub language: Language,
+    /// The ticket a follow-up belongs to: when it was opened.
+    pub ticket_created: Option<DateTime<Utc>>,
+    /// Facts the ticket's earlier mail already carried.
+    pub known_facts: &'a [String],
+    /// Uses so far per quota id, in the period [`Policy::quota_periods`] named.
+    pub quota_used: &'a BTreeMap<String, u32>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EscalationStep {
+    pub at: DateTime<Utc>,
+    pub to: String,
+    pub after: String,
+    pub rule: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadlineOut {
+    pub at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remind_at: Option<DateTime<Utc>>,
+    pub rule: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PromiseOut {
+    pub by: NaiveDate,
+    pub rule: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteOut {
+    pub to: String,
+    pub rule: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StaffNote {
+    pub rule: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NoticeOut {
+    pub id: String,
+    pub rule: String,
+    /// A handlebars template, rendered with the reply's data.
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionOut {
+    pub product: String,
+    pub version: String,
+    pub supported: bool,
+    pub supported_until: Option<NaiveDate>,
+}
+
+/// What the rules say about one request.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evaluation {
+    pub pack: String,
+    pub rules: Vec<String>,
+    pub business_open: bool,
+    pub clock: ClockKind,
+    /// The pack's zone, in which [`Evaluation::view`] shows the instants.
+    #[serde(skip)]
+    pub zone: Tz,
+    pub clock_starts_at: DateTime<Utc>,
+    /// The clock starts later than the mail arrived (it came outside business hours).
+    pub clock_deferred: bool,
+    pub first_response_due: Option<DateTime<Utc>>,
+    /// The facts the request (with its ticket's earlier mail) carries.
+    pub facts: Vec<String>,
+    pub missing: Vec<String>,
+    pub missing_names: Vec<String>,
+    pub recommended: Vec<String>,
+    pub recommended_names: Vec<String>,
+    pub waiting_on_customer: bool,
+    pub warranty: Warranty,
+    pub escalations: Vec<EscalationStep>,
+    pub tier: String,
+    pub severity: u8,
+    pub severity_from: String,
+    pub contract: Option<ContractOut>,
+    pub topics: Vec<String>,
+    pub eligible: bool,
+    pub deadlines: BTreeMap<String, DeadlineOut>,
+    pub promises: BTreeMap<String, PromiseOut>,
+    pub quota: Option<QuotaUse>,
+    pub route: Option<RouteOut>,
+    pub version: Option<VersionOut>,
+    pub staff: Vec<StaffNote>,
+    pub notices: Vec<NoticeOut>,
+}
+
+struct Ctx<'a> {
+    req: &'a Request<'a>,
+    new: bool,
+    open: bool,
+    tier: String,
+    severity: u8,
+    plans: Vec<String>,
+    topics: Vec<String>,
+    facts: BTreeSet<&'static str>,
+    warranty: WarrantyStatus,
+    extended: bool,
+    hold: bool,
+    ineligible: bool,
+    quota_exhausted: bool,
+    unsupported_version: bool,
+    missing: bool,
+    deadlines: BTreeMap<String, DeadlineOut>,
+}
+
+impl Ctx<'_> {
+    fn holds(&self, w: &When) -> bool {
+        w.0.iter()
+            .all(|(neg, alts)| alts.iter().any(|c| self.one(c)) != *neg)
+    }
+
+    fn one(&self, c: &Cond) -> bool {
+        let r = self.req;
+        match c {
+            Cond::Flag(f) => match *f {
+                "new" => self.new,
+                "followup" => !self.new,
+                "open" => self.open,
+                "closed" => !self.open,
+                "contract" => r.contract.is_some(),
+                "attachments" => !r.attachments.is_empty(),
+                "extended" => self.extended,
+                "warranty_hold" => self.hold,
+                "ineligible" => self.ineligible,
+                "quota_exhausted" => self.quota_exhausted,
+                "unsupported_version" => self.unsupported_version,
+                "missing" => self.missing,
+                _ => false,
+            },
+            Cond::Mailbox(v) => v
+                .iter()
+                .any(|m| m == r.mailbox_name || m == r.mailbox_role.as_str()),
+            Cond::Tier(v) => v.iter().any(|t| t.eq_ignore_ascii_case(&self.tier)),
+            Cond::Severity(n) => self.severity == *n,
+            Cond::SeverityAtMost(n) => self.severity <= *n,
+            Cond::Plan(v) => v.iter().any(|p| self.plans.iter().any(|q| q == p)),
+            Cond::Topic(v) => v.iter().any(|t| self.topics.contains(t)),
+            Cond::Warranty(v) => v.contains(&self.warranty),
+            Cond::Fact(v) => v.iter().all(|f| self.facts.contains(f.as_str())),
+            Cond::Past(id) => self.deadlines.get(id).is_some_and(|d| r.arrival > d.at),
+            Cond::Has(id) => self.deadlines.contains_key(id),
+            Cond::Language(v) => v.iter().any(|l| l == r.language.as_str()),
+        }
+    }
+}
+
+static DEFAULT_FACTS: std::sync::LazyLock<Vec<(&'static str, Regex)>> = std::sync::LazyLock::new(
+    || {
+        let c = |f: &'static str, p: &str| (f, Regex::new(p).expect("built-in fact pattern"));
+        vec![
+            c(
+                "company",
+                r"(?im)^\s*(?:company|organi[sz]ation|empresa|compa[ñn][ií]a|raz[oó]n social|会社名|社名|貴社名)\s*[:：]\s*\S",
+            ),
+            c(
+                "product",
+                r"(?im)^\s*(?:product|model|producto|modelo|製品|製品名|型番)\s*[:：]\s*\S",
+            ),
+            c(
+                "version",
+                r"(?i)(?:\b(?:version|versi[oó]n|ver\.?|release|rel\.?)\s*[:#]?\s*|\bv|バージョン\s*[:：]?\s*)(\d+(?:\.\d+){1,3})\b",
+            ),
+            c(
+                "os",
+                r"(?i)\b(?:windows(?:\s+server)?|linux|red\s*hat|rhel|ubuntu|debian|suse|centos|rocky|alma|z/os|os/390|mvs|z/vm|aix|solaris|hp-ux|macos|os\s*x|freebsd|truenas|vmware|esxi|ibm\s+i)\b|(?im)^\s*(?:os|operating system|sistema operativo|オペレーティングシステム)\s*[:：]\s*\S",
+            ),
+        ]
+    },
+);
+
+/// An attached file that is a proof of purchase.
+static INVOICE_FILE: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+    Regex::new(r"(?i)invoice|receipt|factura|recibo|albar[aá]n|請求|領収|納品")
+        .expect("invoice file pattern")
+});
+
+/// Phrases that mean the most severe level in every pack.
+static CRITICAL: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+    Regex::new(r"(?i)\bsystem\s+(?:is\s+)?down\b|\bproduction\s+(?:is\s+)?down\b|システム(?:停止|ダウン)|業務停止|\bsistema\s+ca[íi]do\b|\bca[íi]da\s+total\b")
+        .expect("critical pattern")
+});
+
+static SEVERITY_RE: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+    Regex::new(
+        r"(?i)\b(?:severity|sev|severidad|gravedad|prioridad|priority)\s*(?:level\s*|nivel\s*)?[:#=-]?\s*([1-4])\b|(?-i:\bS([1-4])\b)|(?:重大度|緊急度|深刻度|優先度)\s*[:：]?\s*([1-4１-４])",
+    )
+    .expect("severity pattern")
+});
+
+pub(super) fn read_severity(text: &str) -> Option<u8> {
+    let c = SEVERITY_RE.captures(text)?;
+    let d = (1..=3).find_map(|i| c.get(i))?.as_str();
+    let ch = d.chars().next()?;
+    let n = match ch {
+        '１'..='４' => ch as u32 - '１' as u32 + 1,
+        _ => ch.to_digit(10)?,
+    };
+    Some(n as u8)
+}
+
+/// Whether the text describes anything beyond its identifiers.
+pub(super) fn has_description(text: &str) -> bool {
+    let mut letters = 0usize;
+    let mut cjk = 0usize;
+    let mut words = 0usize;
+    for w in text.split_whitespace() {
+        if w.chars().filter(|c| c.is_alphabetic()).count() >= 2 {
+            words += 1;
+        }
+        for c in w.chars() {
+            if is_cjk(c) {
+                cjk += 1;
+            } else if c.is_alphabetic() {
+                letters += 1;
+            }
+        }
+        if words >= 12 || cjk >= 20 || (words >= 8 && letters >= 40) {
+            return true;
+        }
+    }
+    false
+}
+
+impl Evaluation {
+    /// The evaluation as templates and `explain` show it: each instant as
+    /// RFC 3339 with the pack's offset, and beside the clock start, the first
+    /// response and each deadline a `_local`/`local` text in the pack's zone.
+    pub fn view(&self) -> serde_json::Value {
+        let z = self.zone;
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        v["clock_starts_at"] = rfc3339(z, self.clock_starts_at).into();
+        v["clock_starts_local"] = fmt_local(z, self.clock_starts_at).into();
+        v["first_response_due"] = self.first_response_due.map(|t| rfc3339(z, t)).into();
+        v["first_response_local"] = self.first_response_due.map(|t| fmt_local(z, t)).into();
+        for (i, e) in self.escalations.iter().enumerate() {
+            v["escalations"][i]["at"] = rfc3339(z, e.at).into();
+        }
+        for (id, d) in &self.deadlines {
+            let out = &mut v["deadlines"][id.as_str()];
+            out["at"] = rfc3339(z, d.at).into();
+            out["local"] = fmt_local(z, d.at).into();
+            if let Some(r) = d.remind_at {
+                out["remind_at"] = rfc3339(z, r).into();
+            }
+        }
+        v
+    }
+}
+
+fn fmt_local(zone: Tz, t: DateTime<Utc>) -> String {
+    t.with_timezone(&zone)
+        .format("%Y-%m-%d %H:%M %Z")
+        .to_string()
+}
+
+/// An instant as RFC 3339 with the offset `zone` has at that instant.
+pub fn rfc3339(zone: Tz, t: DateTime<Utc>) -> String {
+    t.with_timezone(&zone)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+}
+
+fn span_text(s: Span) -> String {
+    match s {
+        Span::Minutes(m) if m % 60 == 0 => format!("{}h", m / 60),
+        Span::Minutes(m) => format!("{m}m"),
+        Span::Days(d) => format!("{d}d"),
+        Span::Months(m) if m % 12 == 0 => format!("{}y", m / 12),
+        Span::Months(m) => format!("{m}mo"),
+        Span::BusinessDays(n) => format!("{n}bd"),
+    }
+}
+
+impl Policy {
+    /// Every notice text in every language (compiled once by the templates).
+    pub fn notice_texts(&self) -> impl Iterator<Item = &str> {
+        self.notices
+            .iter()
+            .flat_map(|n| n.text.values().map(String::as_str))
+    }
+
+    /// Applies the pack's rules to one request.
+    pub fn evaluate(&self, req: &Request<'_>) -> Evaluation {
+        let zone = self.calendar.zone();
+        let mut rules: Vec<String> = Vec::new();
+        let cite = |rules: &mut Vec<String>, id: &str| {
+            if !rules.iter().any(|r| r == id) {
+                rules.push(id.to_string());
+            }
+        };
+        let today = req.arrival.with_timezone(&zone).date_naive();
+        let text = req.text;
+        let contract = req.contract.map(|m| &m.contract);
+
+        // Facts the request carries.
+        let mut facts: BTreeSet<&'static str> = BTreeSet::new();
+        let mut version_text: Option<String> = None;
+        if !req.serials.is_empty()
+            || req
+                .contract
+                .is_some_and(|m| m.by == crate::contracts::MatchedBy::Serial)
+        {
+            facts.insert("serial");
+        }
+        if !req.tax_ids.is_empty() {
+            facts.insert("tax_id");
+        }
+        // A contract on record is a purchase on record.
+        if !req.invoices.is_empty()
+            || req.attachments.iter().any(|a| INVOICE_FILE.is_match(a))
+            || req.contract.is_some()
+        {
+            facts.insert("invoice");
+        }
+        if contract.is_some_and(|c| {
+            !c.company.trim().is_empty() && text.to_lowercase().contains(&c.company.to_lowercase())
+        }) {
+            facts.insert("company");
+        }
+        if has_description(text) {
+            facts.insert("description");
+        }
+        for f in FACTS {
+            let extra = self.facts.extra.get(*f);
+            let builtin = DEFAULT_FACTS.iter().filter(|(n, _)| n == f).map(|(_, r)| r);
+            for re in builtin.chain(extra.into_iter().flatten()) {
+                if let Some(c) = re.captures(text) {
+                    facts.insert(f);
+                    if *f == "version" && version_text.is_none() {
+                        version_text = c.get(1).map(|m| m.as_str().to_string());
+                    }
+                }
+            }
+        }
+
+        for f in req.known_facts {
+            if let Some(f) = FACTS.iter().find(|x| **x == f.as_str()) {
+                facts.insert(f);
+            }
+        }
+        let topics: Vec<String> = self
+            .topics
+            .iter()
+            .filter(|t| t.re.is_match(text))
+            .map(|t| t.id.clone())
+            .collect();
+
+        // Severity: the mail's own words, else the mailbox's, else the pack default.
+        let critical =
+            self.critical.as_ref().is_some_and(|re| re.is_match(text)) || CRITICAL.is_match(text);
+        // A severity the mail states wins over words that sound critical
+        // ("Severity 4: planning a maintenance outage").
+        let (severity, severity_from) = if let Some(n) =
+            read_severity(text).filter(|n| *n >= 1 && *n <= self.severity_levels)
+        {
+            (n, format!("the mail states severity {n}"))
+        } else if critical {
+            (1, "the mail describes a system down".to_string())
+        } else if let Some(n) = self
+            .severity_mailbox
+            .get(req.mailbox_name)
+            .or_else(|| self.severity_mailbox.get(req.mailbox_role.as_str()))
+        {
+            (*n, format!("mailbox {}", req.mailbox_name))
+        } else {
+            (self.severity_default, "the pack's default".to_string())
+        };
+        if severity_from != "the pack's default" {
+            for r in &self.severity_rules {
+                cite(&mut rules, r);
+            }
+        }
+
+        let tier = contract
+            .map(|c| c.tier.to_ascii_lowercase())
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| self.default_tier.clone());
+        let plans = contract.map(|c| c.plans.clone()).unwrap_or_default();
+
+        let w = warranty::evaluate(&self.warranty, contract, today);
+        if contract.is_some() {
+            for r in &self.warranty_rules {
+                cite(&mut rules, r);
+            }
+        }
+        // Under an extension: covered now, but not by the standard term alone.
+        let extended = w.status == WarrantyStatus::Active
+            && contract.is_some_and(|c| {
+                c.extended_until.is_some() && {
+                    let standard = crate::contracts::Contract {
+                        extended_until: None,
+                        ..c.clone()
+                    };
+                    warranty::evaluate(&self.warranty, Some(&standard), today).status
+                        == WarrantyStatus::Expired
+                }
+            });
+        let hold = w.hold_until.is_some_and(|h| h > today);
+
+        let business_open = self.calendar.is_open(req.arrival);
+        for r in &self.calendar_rules {
+            cite(&mut rules, r);
+        }
+        for r in &self.language_rules {
+            cite(&mut rules, r);
+        }
+
+        let mut ctx = Ctx {
+            req,
+            new: req.ticket_created.is_none(),
+            open: business_open,
+            tier: tier.clone(),
+            severity,
+            plans,
+            topics: topics.clone(),
+            facts,
+            warranty: w.status,
+            extended,
+            hold,
+            ineligible: false,
+            quota_exhausted: false,
+            unsupported_version: false,
+            missing: false,
+            deadlines: BTreeMap::new(),
+        };
+        for t in &self.topics {
+            if let Some(r) = &t.rule
+                && topics.contains(&t.id)
+            {
+                cite(&mut rules, r);
+            }
+        }
+
+        // Who may use this mailbox.
+        let mut eligible = true;
+        for m in &self.mailbox_rules {
+            if m.mailbox == req.mailbox_name || m.mailbox == req.mailbox_role.as_str() {
+                cite(&mut rules, &m.rule);
+                if !ctx.holds(&m.requires) {
+                    eligible = false;
+                }
+            }
+        }
+        ctx.ineligible = !eligible;
+
+        // The SLA clock.
+        let sla = self.sla.iter().find(|s| ctx.holds(&s.when));
+        let clock = sla.map_or(ClockKind::Business, |s| s.clock);
+        let clock_starts = match clock {
+            ClockKind::Business => self.calendar.next_open(req.arrival),
+            _ => req.arrival,
+        };
+        let due = sla.map(|s| {
+            cite(&mut rules, &s.rule);
+            match (s.clock, s.within) {
+                (ClockKind::Business, Span::Minutes(m)) => self
+                    .calendar
+                    .add_business(clock_starts, Duration::minutes(m)),
+                (ClockKind::Business, span) => {
+                    add_calendar(zone, clock_starts, span, &self.calendar)
+                }
+                (_, span) => add_calendar(zone, clock_starts, span, &self.always),
+            }
+        });
+
+        // Escalations run on the calendar clock from the report.
+        let escalations: Vec<EscalationStep> = if ctx.new {
+            self.escalations
+                .iter()
+                .filter(|e| e.severity == severity)
+                .map(|e| {
+                    cite(&mut rules, &e.rule);
+                    EscalationStep {
+                        at: add_calendar(zone, req.arrival, e.after, &self.calendar),
+                        to: e.to.clone(),
+                        after: span_text(e.after),
+                        rule: e.rule.clone(),
+                    }
+                })
+                .collect()
+        } else {
+            vec![]
+        };
+
+        // Quotas: the first that applies.
+        let mut quota = None;
+        if let Some(m) = req.contract {
+            for q in &self.quotas {
+                if !(ctx.new && ctx.holds(&q.when)) {
+                    continue;
+                }
+                cite(&mut rules, &q.rule);
+                let limit = if q.limit_from_contract {
+                    m.contract.tickets_per_year.unwrap_or(q.limit)
+                } else {
+                    q.limit
+                };
+                let used = req.quota_used.get(&q.id).copied().unwrap_or(0);
+                let free = !q.free_when.0.is_empty() && ctx.holds(&q.free_when);
+                let exhausted = !free && used >= limit;
+                let charged = !free && !exhausted;
+                quota = Some(QuotaUse {
+                    id: q.id.clone(),
+                    rule: q.rule.clone(),
+                    contract: m.contract.serial.clone(),
+                    period_start: period_start(q, m, today),
+                    limit,
+                    used,
+                    charged,
+                    exhausted,
+                    remaining: limit.saturating_sub(used + u32::from(charged)),
+                });
+                ctx.quota_exhausted = exhausted;
+                break;
+            }
+        }
+
+        // Supported versions.
+        let mut version = None;
+        if let (Some(v), Some(vt)) = (&self.versions, &version_text)
+            && let Some(asked) = parse_version(vt)
+        {
+            let lower = text.to_lowercase();
+            let mut products: Vec<&str> = v
+                .releases
+                .iter()
+                .map(|r| r.product.as_str())
+                .filter(|p| lower.contains(*p))
+                .collect();
+            products.dedup();
+            if let Some(product) = products.first() {
+                let mut rels: Vec<&Release> = v
+                    .releases
+                    .iter()
+                    .filter(|r| r.product == *product)
+                    .collect();
+                rels.sort_by(|a, b| a.version.cmp(&b.version));
+                if let Some(pos) = rels.iter().position(|r| r.version == asked) {
+                    cite(&mut rules, &v.rule);
+                    let successor = rels[pos + 1..].iter().find(|r| r.released_on <= today);
+                    let until = successor.map(|s| {
+                        add_calendar(
+                            zone,
+                            resolve(zone, s.released_on.and_time(NaiveTime::MIN)),
+                            v.window,
+                            &self.calendar,
+                        )
+                        .with_timezone(&zone)
+                        .date_naive()
+                    });
+                    let supported = until.is_none_or(|u| today <= u);
+                    ctx.unsupported_version = !supported;
+                    version = Some(VersionOut {
+                        product: product.to_string(),
+                        version: rels[pos].version_text.clone(),
+                        supported,
+                        supported_until: until,
+                    });
+                }
+            }
+        }
+
+        // What the request must carry.
+        let mut missing: Vec<String> = Vec::new();
+        let mut recommended: Vec<String> = Vec::new();
+        for q in &self.requires {
+            if !ctx.holds(&q.when) {
+                continue;
+            }
+            cite(&mut rules, &q.rule);
+            for f in &q.facts {
+                if !ctx.facts.contains(f.as_str()) && !missing.contains(f) {
+                    missing.push(f.clone());
+                }
+            }
+            for f in &q.recommended {
+                if !ctx.facts.contains(f.as_str()) && !recommended.contains(f) {
+                    recommended.push(f.clone());
+                }
+            }
+        }
+        ctx.missing = !missing.is_empty();
+
+        // Dates and promises last: their conditions may read every flag above.
+        // Dates.
+        for d in &self.deadlines {
+            if !ctx.holds(&d.when) {
+                continue;
+            }
+            let from = match d.from {
+                From::Arrival => Some(req.arrival),
+                From::TicketCreated => req.ticket_created,
+                From::ShippedOn => contract
+                    .and_then(|c| c.shipped_on)
+                    .map(|s| resolve(zone, s.and_time(NaiveTime::MIN))),
+                From::PurchasedOn => {
+                    contract.map(|c| resolve(zone, c.purchased_on.and_time(NaiveTime::MIN)))
+                }
+            };
+            let Some(mut from) = from else { continue };
+            if d.month_start {
+                let l = from.with_timezone(&zone).date_naive();
+                let first = l.with_day(1).unwrap_or(l);
+                from = resolve(zone, first.and_time(NaiveTime::MIN));
+            }
+            let at = match (d.clock, d.after) {
+                (ClockKind::Business, Span::Minutes(m)) => {
+                    self.calendar.add_business(from, Duration::minutes(m))
+                }
+                (_, span) => add_calendar(zone, from, span, &self.calendar),
+            };
+            let remind_at = d.remind_before.map(|r| match r {
+                Span::Minutes(m) => at - Duration::minutes(m),
+                Span::Days(n) => at - Duration::days(n),
+                _ => at,
+            });
+            cite(&mut rules, &d.rule);
+            ctx.deadlines.insert(
+                d.id.clone(),
+                DeadlineOut {
+                    at,
+                    remind_at,
+                    rule: d.rule.clone(),
+                },
+            );
+        }
+
+        let mut promises = BTreeMap::new();
+        for p in &self.promises {
+            if !ctx.holds(&p.when) {
+                continue;
+            }
+            let local = req.arrival.with_timezone(&zone);
+            let in_time = self.calendar.is_business_day(local.date_naive())
+                && p.cutoff.is_none_or(|c| local.time() < c);
+            let n = if in_time { p.before } else { p.after };
+            // A request on a closed day counts from the next business day.
+            let by = if in_time || n == 0 {
+                self.calendar.add_business_days(req.arrival, n)
+            } else {
+                self.calendar.add_business_days(req.arrival, n.max(1))
+            };
+            cite(&mut rules, &p.rule);
+            promises.insert(
+                p.id.clone(),
+                PromiseOut {
+                    by,
+                    rule: p.rule.clone(),
+                },
+            );
+        }
+
+        let route = self.routes.iter().find(|x| ctx.holds(&x.when)).map(|x| {
+            cite(&mut rules, &x.rule);
+            RouteOut {
+                to: x.text.clone(),
+                rule: x.rule.clone(),
+            }
+        });
+        let mut staff: Vec<StaffNote> = self
+            .staff
+            .iter()
+            .filter(|s| ctx.holds(&s.when))
+            .map(|s| {
+                cite(&mut rules, &s.rule);
+                StaffNote {
+                    rule: s.rule.clone(),
+                    text: s.text.clone(),
+                }
+            })
+            .collect();
+        // What the warranty evaluation could not settle goes to staff.
+        if contract.is_some() && !self.warranty_rules.is_empty() {
+            for n in &w.notes {
+                staff.push(StaffNote {
+                    rule: self.warranty_rules.join("/"),
+                    text: n.clone(),
+                });
+            }
+        }
+        if let Some(r) = &route {
+            staff.push(StaffNote {
+                rule: r.rule.clone(),
+                text: format!("route to {}", r.to),
+            });
+        }
+        let notices: Vec<NoticeOut> = self
+            .notices
+            .iter()
+            .filter(|n| ctx.holds(&n.when))
+            .map(|n| {
+                cite(&mut rules, &n.rule);
+                NoticeOut {
+                    id: n.id.clone(),
+                    rule: n.rule.clone(),
+                    text: n.text.get(&req.language).cloned().unwrap_or_default(),
+                }
+            })
+            .collect();
+
+        let names = |l: &[String]| {
+            l.iter()
+                .map(|f| fact_name(f, req.language).to_string())
+                .collect()
+        };
+        Evaluation {
+            pack: req.pack.to_string(),
+            rules,
+            business_open,
+            clock,
+            zone,
+            clock_starts_at: clock_starts,
+            clock_deferred: clock_starts > req.arrival,
+            first_response_due: due,
+            missing_names: names(&missing),
+            facts: ctx.facts.iter().map(|f| f.to_string()).collect(),
+            waiting_on_customer: !missing.is_empty(),
+            missing,
+            recommended_names: names(&recommended),
+            recommended,
+            warranty: w,
+            escalations,
+            tier,
+            severity,
+            severity_from,
+            contract: req.contract.map(|m| ContractOut {
+                serial: m.contract.serial.clone(),
+                matched_by: m.by,
+                company: m.contract.company.clone(),
+                plans: m.contract.plans.clone(),
+            }),
+            topics,
+            eligible,
+            deadlines: ctx.deadlines,
+            promises,
+            quota,
+            route,
+            version,
+            staff,
+            notices,
+        }
+    }
+}
