@@ -21,6 +21,23 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default, rename = "mailbox")]
     mailboxes: Vec<Spanned<RawMailbox>>,
+    #[serde(default)]
+    staff: RawStaff,
+}
+
+/// `[staff]`: who the people a pack names are.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStaff {
+    /// A recipient a pack names (an escalation step's `to`) -> its address or addresses.
+    recipients: Option<Spanned<std::collections::BTreeMap<String, Spanned<OneOrMany>>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -380,6 +397,8 @@ impl Default for Limits {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub path: PathBuf,
+    /// The addresses of the recipients the pack names (`[staff] recipients`).
+    pub staff: StaffDirectory,
     pub database: PathBuf,
     pub templates: PathBuf,
     pub pack: Pack,
@@ -667,11 +686,13 @@ impl Config {
             &raw.limits.replies_per_recipient,
         );
         let replies_per_ticket = rate(&mut r, "replies_per_ticket", &raw.limits.replies_per_ticket);
+        let staff = staff_directory(&mut r, raw.staff.recipients.as_ref(), pack.as_ref());
         let mut problems = r.problems;
         problems.extend(pack_problems);
         match pack {
             Some(pack) if problems.is_empty() => Ok(Config {
                 path: path.to_path_buf(),
+                staff,
                 database,
                 templates,
                 pack,
@@ -805,6 +826,72 @@ fn is_loopback(host: &str) -> bool {
             .parse::<std::net::IpAddr>()
             .map(|ip| ip.is_loopback())
             .unwrap_or(false)
+}
+
+/// The people a pack's rules name, by the name the pack uses ("Director of
+/// Customer Services"), with their addresses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StaffDirectory {
+    pub recipients: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl StaffDirectory {
+    /// The addresses of `name`, if the directory knows it.
+    pub fn addresses(&self, name: &str) -> Option<&[String]> {
+        self.recipients
+            .get(name)
+            .map(Vec::as_slice)
+            .filter(|a| !a.is_empty())
+    }
+}
+
+/// Reads `[staff] recipients`, reporting a malformed address and every
+/// recipient the pack names that has none.
+fn staff_directory(
+    r: &mut Report<'_>,
+    raw: Option<&Spanned<std::collections::BTreeMap<String, Spanned<OneOrMany>>>>,
+    pack: Option<&Pack>,
+) -> StaffDirectory {
+    let mut dir = StaffDirectory::default();
+    if let Some(raw) = raw {
+        for (name, addrs) in raw.get_ref() {
+            let list = match addrs.get_ref() {
+                OneOrMany::One(a) => vec![a.clone()],
+                OneOrMany::Many(v) => v.clone(),
+            };
+            let list: Vec<String> = list.iter().map(|a| a.trim().to_ascii_lowercase()).collect();
+            for a in &list {
+                if !valid_address(a) {
+                    r.spanned(
+                        addrs,
+                        format!("staff.recipients.\"{name}\": `{a}` is not an email address"),
+                    );
+                }
+            }
+            if list.is_empty() {
+                r.spanned(
+                    addrs,
+                    format!("staff.recipients.\"{name}\" lists no address"),
+                );
+            }
+            dir.recipients.insert(name.clone(), list);
+        }
+    }
+    if let Some(pack) = pack {
+        for name in pack.policy.escalation_recipients() {
+            if dir.addresses(name).is_none() {
+                let msg = format!(
+                    "pack `{}` escalates to \"{name}\", who has no address: add it under [staff] recipients",
+                    pack.name
+                );
+                match raw {
+                    Some(raw) => r.spanned(raw, msg),
+                    None => r.at(0, msg),
+                }
+            }
+        }
+    }
+    dir
 }
 
 pub(crate) fn valid_address(a: &str) -> bool {

@@ -1,9 +1,10 @@
-//! The supervisor: starts a watcher per mailbox and the outbox worker, stops them cleanly, tells systemd how it is.
+//! The supervisor: starts a watcher per mailbox, the outbox worker and the scheduler, stops them cleanly, tells systemd how it is.
 
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::imap;
 use crate::outbox;
+use crate::scheduler;
 use crate::shared::Shared;
 use anyhow::{Context, Result, anyhow};
 use std::future::Future;
@@ -41,6 +42,23 @@ pub async fn run(
                     Ok(()) => break,
                     Err(e) => {
                         error!("outbox worker failed: {e:#}; restarting in 5 s");
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                            _ = c.cancelled() => break,
+                        }
+                    }
+                }
+            }
+        });
+    }
+    {
+        let (s, c) = (shared.clone(), cancel.clone());
+        tracker.spawn(async move {
+            loop {
+                match scheduler::run(s.clone(), c.clone()).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        error!("scheduler failed: {e:#}; restarting in 5 s");
                         tokio::select! {
                             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
                             _ = c.cancelled() => break,
@@ -107,6 +125,9 @@ pub async fn run_once(config: Config, clock: SharedClock) -> Result<()> {
             Err(e) => failed.push(format!("{name}: {e}")),
         }
     }
+    // Timers due now fire after the mail is read (which may have set some),
+    // and their notices go out with the replies.
+    scheduler::run_once(shared.clone()).await?;
     outbox::run(shared.clone(), cancel, true).await?;
     let queued = {
         let st = shared.store.lock();

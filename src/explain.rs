@@ -47,6 +47,8 @@ pub fn default_engine() -> Result<Engine> {
         templates: Templates::load(&shipped_templates_dir())?,
         limits: Limits::default(),
         contracts: None,
+        staff: Default::default(),
+        mailbox_addresses: vec![],
     })
 }
 
@@ -141,6 +143,16 @@ pub fn explain(raw: &[u8], opts: &Options, now: DateTime<Utc>) -> Result<serde_j
         templates: Templates::load(&templates_dir)?,
         limits,
         contracts,
+        staff: config.as_ref().map(|c| c.staff.clone()).unwrap_or_default(),
+        mailbox_addresses: config
+            .as_ref()
+            .map(|c| {
+                c.mailboxes
+                    .iter()
+                    .map(|m| (m.name.clone(), m.address.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
     };
     let store = match &config {
         Some(c) if c.database.exists() => {
@@ -174,13 +186,21 @@ pub fn explain(raw: &[u8], opts: &Options, now: DateTime<Utc>) -> Result<serde_j
         .context("planning")?;
     let ticket_id = plan.decision.ticket_view.id;
     let rendered = engine.render(&plan, ticket_id, arrival)?;
-    Ok(to_json(&plan, &rendered, view, arrival, oversize))
+    Ok(to_json(
+        &plan,
+        &rendered,
+        view,
+        engine.pack.zone,
+        arrival,
+        oversize,
+    ))
 }
 
 fn to_json(
     plan: &Plan,
     rendered: &[crate::intake::Rendered<'_>],
     view: MailboxView<'_>,
+    zone: chrono_tz::Tz,
     arrival: DateTime<Utc>,
     oversize: bool,
 ) -> serde_json::Value {
@@ -219,6 +239,12 @@ fn to_json(
         "attachments": plan.inbound.attachments,
         "warnings": warnings,
         "policy": d.policy.as_ref().map(|p| p.view()),
+        "timers": d.effects.timers.iter().map(|t| json!({
+            "kind": t.kind,
+            "at": crate::policy::rfc3339(zone, t.due),
+            "rule": t.rule,
+            "to": t.to,
+        })).collect::<Vec<_>>(),
     })
 }
 

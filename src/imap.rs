@@ -522,6 +522,8 @@ impl Watcher<'_> {
                             // Replies go out as each slice commits, not after the batch.
                             shared.outbox_wake.notify_one();
                         }
+                        // The slice may have set timers sooner than the next one due.
+                        shared.timer_wake.notify_one();
                         out.append(&mut slice);
                     }
                     // Nothing of this slice was written: it is fetched again.

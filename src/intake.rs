@@ -3,7 +3,7 @@
 use crate::classify::{Classification, classify_message};
 use crate::clock::Clock;
 use crate::compose::{self, Draft};
-use crate::config::{Config, Identity, Limits, MailboxConfig};
+use crate::config::{Config, Identity, Limits, MailboxConfig, StaffDirectory};
 use crate::contracts::ContractBook;
 use crate::decide::{self, Decision, Input, MailboxView, ReplyPlan};
 use crate::extract::{Extracted, extract};
@@ -30,6 +30,10 @@ pub struct Engine {
     pub limits: Limits,
     /// Entitlements read from a file instead of the database (`explain --contracts`).
     pub contracts: Option<std::sync::Arc<ContractBook>>,
+    /// Who the recipients the pack names are (`[staff] recipients`).
+    pub staff: StaffDirectory,
+    /// Each configured mailbox's name and the address it answers from.
+    pub mailbox_addresses: Vec<(String, String)>,
 }
 
 /// A message as it came from the mailbox.
@@ -114,6 +118,12 @@ impl Engine {
             },
             limits: cfg.limits.clone(),
             contracts: None,
+            staff: cfg.staff.clone(),
+            mailbox_addresses: cfg
+                .mailboxes
+                .iter()
+                .map(|m| (m.name.clone(), m.address.clone()))
+                .collect(),
         })
     }
 
@@ -258,14 +268,31 @@ impl Engine {
         ticket_id: Option<TicketId>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Rendered<'p>>> {
+        self.render_replies(
+            &plan.decision.replies,
+            &plan.decision.subject,
+            ticket_id,
+            now,
+        )
+    }
+
+    /// Renders `replies` about the ticket `ticket_id` named `subject`: the
+    /// template data gets `ticket` (id, tag, subject) and the subject the tag.
+    pub fn render_replies<'p>(
+        &self,
+        replies: &'p [ReplyPlan],
+        subject: &str,
+        ticket_id: Option<TicketId>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Rendered<'p>>> {
         let mut out = Vec::new();
-        for r in &plan.decision.replies {
+        let tag = ticket_id.map(|t| thread::tag(&self.ticket_prefix, t.0));
+        for r in replies {
             let mut data = r.data.clone();
-            let tag = ticket_id.map(|t| thread::tag(&self.ticket_prefix, t.0));
             if let (Some(t), Some(obj)) = (ticket_id, data.as_object_mut()) {
                 obj.insert(
                     "ticket".into(),
-                    serde_json::json!({"id": t, "tag": tag, "subject": plan.decision.subject}),
+                    serde_json::json!({"id": t, "tag": tag, "subject": subject}),
                 );
             }
             let (mut subject, body) = self.templates.render(r.language, r.template, data)?;

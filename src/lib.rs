@@ -37,6 +37,7 @@ pub mod pack;
 pub mod parse;
 pub mod policy;
 pub mod reply_text;
+pub mod scheduler;
 pub mod shared;
 pub mod store;
 pub mod templates;

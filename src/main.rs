@@ -79,6 +79,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List pending timers (escalation steps and the like), earliest first.
+    Timers {
+        #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Only timers due before this instant (RFC 3339, e.g. 2026-12-01T09:00:00-06:00).
+        #[arg(long, value_parser = parse_instant)]
+        due_before: Option<chrono::DateTime<chrono::Utc>>,
+        #[arg(long)]
+        json: bool,
+    },
     /// List quarantined messages.
     Quarantine {
         #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
@@ -102,6 +112,14 @@ enum ContractsCommand {
         #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
+}
+
+fn parse_instant(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.to_utc())
+        .map_err(|e| {
+            format!("{s:?} is not an RFC 3339 instant such as 2026-12-01T09:00:00-06:00: {e}")
+        })
 }
 
 fn load(path: &std::path::Path) -> Result<Config> {
@@ -322,6 +340,49 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                         r.kind,
                         r.rcpt_to.join(","),
                         r.last_error.unwrap_or_default()
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Timers {
+            config,
+            due_before,
+            json,
+        } => {
+            let cfg = load(&config)?;
+            let st = Store::open_read_only(&cfg.database)?;
+            st.require_current()?;
+            let zone = cfg.pack.zone;
+            let rows: Vec<serde_json::Value> = st
+                .pending_timers(due_before, usize::MAX >> 1)?
+                .into_iter()
+                .map(|t| {
+                    serde_json::json!({
+                        "ticket": t.ticket,
+                        "kind": t.plan.kind,
+                        "key": t.plan.key,
+                        "at": ticketd::policy::rfc3339(zone, t.plan.due),
+                        "rule": t.plan.rule,
+                        "to": t.plan.to,
+                    })
+                })
+                .collect();
+            if json {
+                print_json(&rows)?;
+            } else {
+                println!(
+                    "{:>6}  {:<25} {:<11} {:<6}  to",
+                    "ticket", "due", "kind", "rule"
+                );
+                for r in &rows {
+                    println!(
+                        "{:>6}  {:<25} {:<11} {:<6}  {}",
+                        r["ticket"],
+                        r["at"].as_str().unwrap_or_default(),
+                        r["kind"].as_str().unwrap_or_default(),
+                        r["rule"].as_str().unwrap_or_default(),
+                        r["to"].as_str().unwrap_or_default()
                     );
                 }
             }

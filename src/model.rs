@@ -9,7 +9,7 @@ mod io;
 pub use event::{Event, PolicyRecord, QuotaUse};
 pub use io::{
     Applied, BucketKey, BucketLevel, ContactInfo, Duplicate, Lookup, NewMail, SideEffects,
-    TicketInfo, TicketWrite, Undeliverable,
+    TicketInfo, TicketWrite, TimerKind, TimerPlan, TimerRow, Undeliverable,
 };
 
 use serde::{Deserialize, Serialize};
@@ -77,7 +77,7 @@ impl TicketStatus {
 
 impl fmt::Display for TicketStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 

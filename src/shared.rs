@@ -16,6 +16,8 @@ pub struct Shared {
     pub store: Arc<Mutex<Store>>,
     pub clock: SharedClock,
     pub outbox_wake: Notify,
+    /// Woken after an intake commit, which may have set timers.
+    pub timer_wake: Notify,
     pub smtp: SmtpConfig,
 }
 
@@ -33,6 +35,7 @@ impl Shared {
             store: Arc::new(Mutex::new(store)),
             clock,
             outbox_wake: Notify::new(),
+            timer_wake: Notify::new(),
             smtp: config.smtp.clone(),
         }))
     }

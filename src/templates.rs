@@ -13,6 +13,7 @@ pub const REQUIRED: &[&str] = &[
     "staff_send_failed",
     "staff_policy",
     "staff_undeliverable",
+    "staff_escalation",
 ];
 
 pub struct Templates {

@@ -64,6 +64,6 @@ pub(super) fn consume(i: &Input<'_>, sender: &Addr, ticket: Option<&TicketInfo>)
             (BucketKey::Recipient(sender.address.to_ascii_lowercase()), r),
             (key, t),
         ],
-        undeliverable: vec![],
+        ..SideEffects::default()
     }
 }

@@ -9,9 +9,11 @@ mod machine;
 mod person;
 #[cfg(test)]
 mod tests;
+mod timer;
 
 pub use limits::bucket_level;
 pub use person::request_text;
+pub use timer::{TimerDecision, TimerInput, on_timer};
 
 use limits::{consume, rate_limited};
 use machine::machine;
@@ -23,7 +25,7 @@ use crate::config::{Identity, Limits, Rate};
 use crate::extract::Extracted;
 use crate::model::{
     BucketKey, Event, Language, Lookup, Outcome, PolicyRecord, Role, SideEffects, TicketId,
-    TicketInfo, TicketStatus, TicketWrite, Undeliverable,
+    TicketInfo, TicketStatus, TicketWrite, TimerKind, TimerPlan, Undeliverable,
 };
 use crate::pack::Pack;
 use crate::parse::{Addr, Inbound, looks_japanese};
@@ -298,5 +300,8 @@ pub fn sample_template_data() -> serde_json::Value {
         "failure": {"error": "550 no such user", "to": "ann@example.net", "subject": "Re: Disk"},
         "bounce": {"status": "5.1.1", "recipients": "ann@example.net", "diagnostic": "550 5.1.1 user unknown"},
         "extracted": {"ticket_ids": [], "serials": [], "invoices": [], "rma_codes": [], "tax_ids": []},
+        "ticket_state": "open",
+        "escalation": {"to": "Director", "rule": "NX-03", "due": "2026-03-02 18:00 CST", "opened": "2026-03-02 10:00 CST",
+                       "open_for": "8 hours", "late": true, "sent": "2026-03-02 19:00 CST", "unmapped": false},
     })
 }

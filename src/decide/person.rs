@@ -152,8 +152,24 @@ pub(super) fn person(
         d.subject = t.subject.clone();
     }
     d.effects = effects;
+    d.effects.timers = escalation_timers(&policy);
     d.policy = Some(policy);
     d
+}
+
+/// NX-03 and the like: each step of the ladder the rules planned (for a new
+/// ticket, from its report) becomes a timer that sends the step's notice.
+pub(super) fn escalation_timers(p: &Evaluation) -> Vec<TimerPlan> {
+    p.escalations
+        .iter()
+        .map(|e| TimerPlan {
+            kind: TimerKind::Escalation,
+            key: format!("{} after {}", e.to, e.after),
+            due: e.at,
+            rule: e.rule.clone(),
+            to: Some(e.to.clone()),
+        })
+        .collect()
 }
 
 /// A ticket's name: the mail's subject without reply prefixes or our tag.

@@ -22,6 +22,7 @@ fn ticket(id: i64, requester: &str) -> TicketInfo {
         status: TicketStatus::Open,
         requester: requester.into(),
         language: "en".into(),
+        mailbox: "support".into(),
         participants: vec![requester.into()],
         created_at: chrono::DateTime::UNIX_EPOCH,
         facts: vec![],

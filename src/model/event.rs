@@ -1,9 +1,11 @@
 //! Ticket events: one typed, serde-tagged enum for everything a ticket's history records.
 //!
 //! The store keeps an event as its `kind` and a `detail`: the fields as a JSON
-//! object for the structured kinds (policy, escalation_due, deadline, quota),
+//! object for the structured kinds (policy, escalation_due, deadline, quota,
+//! timer_fired, timer_cancelled),
 //! a line of text for the rest, as staff read them.
 
+use super::TimerKind;
 use crate::contracts::ContractOut;
 use crate::warranty::Warranty;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -107,6 +109,22 @@ pub enum Event {
     SendFailed {
         error: String,
     },
+    /// A timer came due and did what it is for (`late` when it fired after
+    /// its due time, e.g. the daemon was down).
+    TimerFired {
+        timer: TimerKind,
+        key: String,
+        due: DateTime<Utc>,
+        rule: String,
+        late: bool,
+    },
+    /// A timer whose reason was gone when it came due.
+    TimerCancelled {
+        timer: TimerKind,
+        key: String,
+        rule: String,
+        why: String,
+    },
 }
 
 impl Event {
@@ -131,6 +149,8 @@ impl Event {
             Event::MailQueued { .. } => "mail_queued",
             Event::SendSkipped { .. } => "send_skipped",
             Event::SendFailed { .. } => "send_failed",
+            Event::TimerFired { .. } => "timer_fired",
+            Event::TimerCancelled { .. } => "timer_cancelled",
         }
     }
 
@@ -161,7 +181,9 @@ impl Event {
             Event::Policy(_)
             | Event::EscalationDue { .. }
             | Event::Deadline { .. }
-            | Event::Quota(_) => {
+            | Event::Quota(_)
+            | Event::TimerFired { .. }
+            | Event::TimerCancelled { .. } => {
                 let mut v = serde_json::to_value(self).unwrap_or_default();
                 if let Some(o) = v.as_object_mut() {
                     o.remove("kind");
@@ -173,7 +195,10 @@ impl Event {
 
     /// The structured event stored as `kind` and `detail`; `None` for the text kinds.
     pub fn from_stored(kind: &str, detail: &str) -> Option<Event> {
-        if !matches!(kind, "policy" | "escalation_due" | "deadline" | "quota") {
+        if !matches!(
+            kind,
+            "policy" | "escalation_due" | "deadline" | "quota" | "timer_fired" | "timer_cancelled"
+        ) {
             return None;
         }
         let mut v: serde_json::Value = serde_json::from_str(detail).ok()?;

@@ -13,6 +13,8 @@ pub struct TicketInfo {
     pub status: TicketStatus,
     pub requester: String,
     pub language: String,
+    /// The mailbox the ticket was opened in.
+    pub mailbox: String,
     /// Every address that has written on this ticket.
     pub participants: Vec<String>,
     pub created_at: DateTime<Utc>,
@@ -79,6 +81,8 @@ pub struct SideEffects {
     /// New bucket levels, stamped with the apply time.
     pub buckets: Vec<(BucketKey, f64)>,
     pub undeliverable: Vec<Undeliverable>,
+    /// Timers to set on the message's ticket (kept if already set).
+    pub timers: Vec<TimerPlan>,
 }
 
 /// What the database knows that bears on one mail.
@@ -149,4 +153,48 @@ pub struct Applied {
     pub message_row: i64,
     pub ticket_id: Option<TicketId>,
     pub queued: Vec<i64>,
+}
+
+/// What a timer is for. Each kind is fired by `decide::on_timer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerKind {
+    /// A step of an escalation ladder (NX-03): a notice to the people it names.
+    Escalation,
+}
+
+impl TimerKind {
+    pub const ALL: [TimerKind; 1] = [TimerKind::Escalation];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimerKind::Escalation => "escalation",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TimerKind> {
+        TimerKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// A timer a decision sets: unique per (ticket, kind, key), so setting it
+/// again changes nothing.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimerPlan {
+    pub kind: TimerKind,
+    pub key: String,
+    pub due: DateTime<Utc>,
+    /// The rule ID it carries out.
+    pub rule: String,
+    /// The recipient the pack names (`[staff] recipients` maps it to addresses).
+    pub to: Option<String>,
+}
+
+/// A stored pending timer, as the scheduler reads it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimerRow {
+    pub id: i64,
+    pub ticket: TicketId,
+    #[serde(flatten)]
+    pub plan: TimerPlan,
 }

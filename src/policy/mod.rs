@@ -316,6 +316,19 @@ pub struct Policy {
     language_rules: Vec<String>,
 }
 
+impl Policy {
+    /// Every recipient an escalation step names, once each.
+    pub fn escalation_recipients(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for e in &self.escalations {
+            if !out.contains(&e.to.as_str()) {
+                out.push(&e.to);
+            }
+        }
+        out
+    }
+}
+
 /// A keyword list as one case-insensitive regex; words in scripts without
 /// spaces match anywhere, others as whole words.
 fn words_regex(words: &[String]) -> Result<Regex, String> {

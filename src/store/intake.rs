@@ -2,7 +2,8 @@
 
 use super::{MessageRow, Origin, Store, ts};
 use crate::model::{
-    Applied, BucketKey, Event, NewMail, Outcome, SideEffects, TicketId, TicketWrite, Undeliverable,
+    Applied, BucketKey, Event, NewMail, Outcome, SideEffects, TicketId, TicketWrite, TimerPlan,
+    Undeliverable,
 };
 use anyhow::Result;
 use chrono::{DateTime, Utc};
@@ -186,6 +187,11 @@ impl MessageTx<'_> {
             )?
             .execute(params![name, tokens, now_s])?;
         }
+        if let Some(t) = ticket {
+            for timer in &effects.timers {
+                set_timer(&tx, t, timer, now)?;
+            }
+        }
         let mut queued = Vec::with_capacity(mails.len());
         for m in mails {
             queued.push(queue_mail(&tx, ticket, m, now)?);
@@ -245,6 +251,25 @@ pub(super) fn record_event(
         }
         _ => {}
     }
+    Ok(())
+}
+
+/// Sets a timer on `ticket`; one already set under the same (kind, key) stays as it is.
+fn set_timer(tx: &Connection, ticket: TicketId, t: &TimerPlan, now: DateTime<Utc>) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO timers (ticket_id, kind, key, due_at, rule, recipient, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (ticket_id, kind, key) DO NOTHING",
+    )?
+    .execute(params![
+        ticket.0,
+        t.kind.as_str(),
+        t.key,
+        ts(t.due),
+        t.rule,
+        t.to,
+        ts(now)
+    ])?;
     Ok(())
 }
 

@@ -62,7 +62,7 @@ impl Store {
         let row = self
             .conn
             .prepare_cached(
-                "SELECT t.subject, t.status, c.address, t.language, t.created_at
+                "SELECT t.subject, t.status, c.address, t.language, t.created_at, t.mailbox
                  FROM tickets t JOIN contacts c ON c.id = t.requester_id WHERE t.id = ?1",
             )?
             .query_row([id.0], |r| {
@@ -72,10 +72,11 @@ impl Store {
                     r.get::<_, String>(2)?,
                     r.get::<_, String>(3)?,
                     r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
                 ))
             })
             .optional()?;
-        let Some((subject, status, requester, language, created)) = row else {
+        let Some((subject, status, requester, language, created, mailbox)) = row else {
             return Ok(None);
         };
         let facts = self
@@ -103,6 +104,7 @@ impl Store {
             status,
             requester,
             language,
+            mailbox,
             participants,
             created_at: parse_ts(&created)?,
             facts,

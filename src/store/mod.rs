@@ -13,8 +13,10 @@ mod outbox;
 mod schema;
 #[cfg(test)]
 mod tests;
+mod timers;
 
 pub use intake::MessageTx;
+pub use timers::Settle;
 
 use crate::model::{Outcome, TicketId, TicketStatus};
 use anyhow::{Context, Result, bail};

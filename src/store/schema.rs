@@ -190,4 +190,24 @@ UPDATE sqlite_sequence SET seq = (SELECT seq FROM sqlite_sequence WHERE name = '
 DROP TABLE tickets;
 ALTER TABLE tickets_new RENAME TO tickets;
 "#,
+    // Timers: what the rules set to happen later (NX-03 escalation steps),
+    // fired once by the scheduler. A partial index keeps finding the next due
+    // one a short index walk however many have fired.
+    r#"
+CREATE TABLE timers (
+    id          INTEGER PRIMARY KEY,
+    ticket_id   INTEGER NOT NULL REFERENCES tickets(id),
+    kind        TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    due_at      TEXT NOT NULL,
+    rule        TEXT NOT NULL,
+    recipient   TEXT,
+    state       TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'fired', 'cancelled')),
+    created_at  TEXT NOT NULL,
+    settled_at  TEXT,
+    reason      TEXT,
+    UNIQUE (ticket_id, kind, key)
+) STRICT;
+CREATE INDEX timers_pending_due ON timers(due_at) WHERE state = 'pending';
+"#,
 ];

@@ -454,6 +454,7 @@ fn marking_a_contact_undeliverable_fails_its_queued_mail_and_buckets_are_kept() 
                     (BucketKey::NewTicket, 4.0),
                 ],
                 undeliverable: vec![],
+                timers: vec![],
             },
             now(),
             |_| Ok(vec![mail("m-out-1@t")]),
@@ -480,6 +481,7 @@ fn marking_a_contact_undeliverable_fails_its_queued_mail_and_buckets_are_kept() 
                 address: "ann@example.net".into(),
                 reason: "Status 5.1.1".into(),
             }],
+            timers: vec![],
         },
         now(),
         |_| Ok(vec![]),
@@ -642,4 +644,91 @@ fn facts_and_quota_uses_are_written_with_their_events() {
     let jan = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
     assert_eq!(s.quota_used("qn09", "Q1", jan).unwrap(), 1);
     assert_eq!(s.quota_used("qn09", "Q2", jan).unwrap(), 0);
+}
+
+#[test]
+fn a_timer_is_set_once_per_key_and_settles_once() {
+    let mut s = Store::in_memory().unwrap();
+    let step = |due: &str| TimerPlan {
+        kind: TimerKind::Escalation,
+        key: "Director after 8h".into(),
+        due: parse_ts(due).unwrap(),
+        rule: "NX-03".into(),
+        to: Some("Director".into()),
+    };
+    let effects = SideEffects {
+        timers: vec![step("2026-03-02T18:00:00Z")],
+        ..SideEffects::default()
+    };
+    let a = s
+        .apply(
+            &row(1, b"one"),
+            &new_ticket("ann@example.net"),
+            &[],
+            &effects,
+            &[],
+            now(),
+        )
+        .unwrap();
+    let t = a.ticket_id.unwrap();
+    // The same key again (a rescan, a follow-up) leaves the first due time.
+    let mut again = row(2, b"two");
+    again.message_id = Some("m2@example.net");
+    again.content_hash = "h2";
+    let later = SideEffects {
+        timers: vec![step("2026-03-09T18:00:00Z")],
+        ..SideEffects::default()
+    };
+    s.apply(
+        &again,
+        &TicketWrite::Attach { id: t },
+        &[],
+        &later,
+        &[],
+        now(),
+    )
+    .unwrap();
+    assert_eq!(
+        s.next_timer_due().unwrap(),
+        Some(parse_ts("2026-03-02T18:00:00Z").unwrap())
+    );
+    assert!(
+        s.pending_timers(Some(now()), 10).unwrap().is_empty(),
+        "not due yet"
+    );
+    let due = s.pending_timers(None, 10).unwrap();
+    assert_eq!(due.len(), 1);
+    let fired = Event::TimerFired {
+        timer: TimerKind::Escalation,
+        key: due[0].plan.key.clone(),
+        due: due[0].plan.due,
+        rule: "NX-03".into(),
+        late: false,
+    };
+    let at = parse_ts("2026-03-02T18:00:00Z").unwrap();
+    assert!(
+        s.settle_timer(
+            &due[0],
+            Settle::Fired,
+            None,
+            std::slice::from_ref(&fired),
+            &[reply("n1@t")],
+            at
+        )
+        .unwrap()
+    );
+    assert!(
+        !s.settle_timer(&due[0], Settle::Fired, None, &[fired], &[reply("n2@t")], at)
+            .unwrap(),
+        "a settled timer does not fire again"
+    );
+    assert_eq!(s.next_timer_due().unwrap(), None);
+    assert_eq!(s.outbox(None).unwrap().len(), 1, "one notice queued");
+    let kinds: Vec<String> = s
+        .ticket_events(t)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(kinds.iter().filter(|k| *k == "timer_fired").count(), 1);
 }

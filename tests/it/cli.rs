@@ -44,6 +44,10 @@ port = 1143
 tls = "none"
 username = "support@vendor.test"
 password_file = "pw"
+
+[staff.recipients]
+"Director of Customer Services" = "director@vendor.test"
+"President and General Manager" = ["president@vendor.test", "office@vendor.test"]
 "#,
         dir = dir.display(),
         repo = repo().display()
@@ -125,6 +129,32 @@ fn explain_json(file: &Path, extra: &[&str]) -> serde_json::Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
+#[test]
+fn nx_03_explain_lists_the_escalation_timers_a_severity_1_report_sets() {
+    let d = temp();
+    let path = d.path().join("s1.eml");
+    std::fs::write(
+        &path,
+        "From: Ann <ann@customer.test>\r\nTo: support@vendor.test\r\nSubject: Severity 1: replication down\r\nMessage-ID: <s1@customer.test>\r\n\r\nHyperIP version 7.0 on Red Hat Enterprise Linux 9 drops every transfer since the upgrade.\r\n",
+    )
+    .unwrap();
+    let v = explain_json(
+        &path,
+        &["--pack", "netex", "--at", "2026-11-21T02:00:00-06:00"],
+    );
+    assert_eq!(
+        v["timers"],
+        serde_json::json!([
+            {"kind": "escalation", "at": "2026-11-21T10:00:00-06:00", "rule": "NX-03",
+             "to": "Director of Customer Services"},
+            {"kind": "escalation", "at": "2026-11-22T02:00:00-06:00", "rule": "NX-03",
+             "to": "President and General Manager"},
+        ])
+    );
+    let v = explain_json(&repo().join("scripts/demo-mail/01-english.eml"), &[]);
+    assert_eq!(v["timers"], serde_json::json!([]), "iXsystems sets none");
 }
 
 #[test]
@@ -270,6 +300,35 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         } else {
             out.push(p);
         }
+    }
+}
+
+#[test]
+fn nx_03_check_config_names_an_escalation_recipient_without_an_address() {
+    let d = temp();
+    std::fs::write(d.path().join("pw"), "secret\n").unwrap();
+    let text = config_text(d.path(), "netex").replace(
+        "\"President and General Manager\" = [\"president@vendor.test\", \"office@vendor.test\"]\n",
+        "\"President\" = \"not-an-address\"\n",
+    );
+    let path = d.path().join("ticketd.toml");
+    std::fs::write(&path, &text).unwrap();
+    let out = ticketd(&["check-config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line_of = |needle: &str| text[..text.find(needle).expect(needle)].lines().count() + 1;
+    let p = path.display();
+    for expected in [
+        format!(
+            "{p}:{}: pack `netex` escalates to \"President and General Manager\", who has no address",
+            line_of("[staff.recipients]")
+        ),
+        format!(
+            "{p}:{}: staff.recipients.\"President\": `not-an-address` is not an email address",
+            line_of("\"President\" =")
+        ),
+    ] {
+        assert!(err.contains(&expected), "missing `{expected}` in:\n{err}");
     }
 }
 

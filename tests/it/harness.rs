@@ -295,6 +295,8 @@ pub struct ConfigText {
     pub retry_base_ms: u64,
     pub max_attempts: u32,
     pub idle: bool,
+    /// TOML appended after the generated config.
+    pub extra: String,
 }
 
 impl ConfigText {
@@ -312,6 +314,7 @@ impl ConfigText {
             retry_base_ms: 100,
             max_attempts: 20,
             idle: true,
+            extra: String::new(),
         }
     }
 
@@ -329,6 +332,10 @@ from_name = "Vendor Support"
 message_id_domain = "tickets.vendor.test"
 own_addresses = ["support@vendor.test", "rma@vendor.test", "24x7@vendor.test"]
 staff = ["lead@vendor.test"]
+
+[staff.recipients]
+"Director of Customer Services" = "director@vendor.test"
+"President and General Manager" = "president@vendor.test"
 
 [limits]
 max_message_bytes = {max}
@@ -372,6 +379,7 @@ idle = {idle}
                 idle = self.idle,
             ));
         }
+        t.push_str(&self.extra);
         t
     }
 }

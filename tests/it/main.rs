@@ -12,3 +12,4 @@ mod packs;
 mod pipeline;
 mod rules;
 mod tidy;
+mod timers;

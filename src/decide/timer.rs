@@ -1,0 +1,314 @@
+//! What a timer does when it comes due: pure, like the rest of the decision. Its reason is checked again first; a timer whose reason is gone is cancelled.
+
+use super::*;
+use crate::config::StaffDirectory;
+use crate::model::TimerRow;
+
+/// Everything `on_timer` reads besides the ticket and the timer.
+#[derive(Debug, Clone, Copy)]
+pub struct TimerInput<'a> {
+    pub pack: &'a Pack,
+    pub identity: &'a Identity,
+    pub staff: &'a StaffDirectory,
+    /// The address the ticket's mailbox answers from.
+    pub from_address: &'a str,
+    pub now: DateTime<Utc>,
+}
+
+/// What a due timer does.
+#[derive(Debug, Clone)]
+pub enum TimerDecision {
+    /// It fires: these notices are queued and these events recorded with it.
+    Fire {
+        replies: Vec<ReplyPlan>,
+        events: Vec<Event>,
+    },
+    /// Its reason is gone: it ends without doing anything, and the history says why.
+    Cancel { why: String, events: Vec<Event> },
+}
+
+/// A timer fired later than this after its due time says so in its notice.
+const LATE_AFTER: chrono::Duration = chrono::Duration::minutes(1);
+
+/// Decides what the due `timer` on `ticket` does at `i.now`. Pure.
+pub fn on_timer(ticket: &TicketInfo, timer: &TimerRow, i: &TimerInput<'_>) -> TimerDecision {
+    let t = &timer.plan;
+    let cancel = |why: String| TimerDecision::Cancel {
+        events: vec![Event::TimerCancelled {
+            timer: t.kind,
+            key: t.key.clone(),
+            rule: t.rule.clone(),
+            why: why.clone(),
+        }],
+        why,
+    };
+    if ticket.status == TicketStatus::Closed {
+        return cancel("the ticket is closed".into());
+    }
+    match t.kind {
+        TimerKind::Escalation => {
+            let name = t.to.as_deref().unwrap_or("staff");
+            let (to, unmapped) = match i.staff.addresses(name) {
+                Some(a) => (a.to_vec(), false),
+                None if !i.identity.staff.is_empty() => (i.identity.staff.clone(), true),
+                None => {
+                    return cancel(format!(
+                        "\"{name}\" has no address under [staff] recipients and no staff are configured"
+                    ));
+                }
+            };
+            let late = i.now - t.due > LATE_AFTER;
+            let zone = i.pack.zone;
+            let local = |at: DateTime<Utc>| {
+                at.with_timezone(&zone)
+                    .format("%Y-%m-%d %H:%M %Z")
+                    .to_string()
+            };
+            // The step's span from the report, as its key records it.
+            let open_for = match t.key.rsplit_once(" after ") {
+                Some((_, span)) => span_words(span),
+                None => span_words_of(t.due - ticket.created_at),
+            };
+            let reply = ReplyPlan {
+                template: "staff_escalation",
+                to,
+                language: i.pack.language,
+                from_address: i.from_address.to_string(),
+                auto_submitted: AutoSubmitted::Generated,
+                in_reply_to: None,
+                references: vec![],
+                data: json!({
+                    "vendor": i.pack.vendor,
+                    "customer": {"address": ticket.requester},
+                    "ticket_state": ticket.status.as_str(),
+                    "escalation": {
+                        "to": name,
+                        "rule": t.rule,
+                        "due": local(t.due),
+                        "opened": local(ticket.created_at),
+                        "open_for": open_for,
+                        "late": late,
+                        "sent": local(i.now),
+                        "unmapped": unmapped,
+                    },
+                }),
+            };
+            TimerDecision::Fire {
+                replies: vec![reply],
+                events: vec![Event::TimerFired {
+                    timer: t.kind,
+                    key: t.key.clone(),
+                    due: t.due,
+                    rule: t.rule.clone(),
+                    late,
+                }],
+            }
+        }
+    }
+}
+
+fn unit(n: i64, one: &str) -> String {
+    format!("{n} {one}{}", if n == 1 { "" } else { "s" })
+}
+
+/// A pack's span ("8h", "3d", "90m") as staff read it: "8 hours", "3 days".
+fn span_words(span: &str) -> String {
+    let (n, u) = span.split_at(
+        span.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(span.len()),
+    );
+    match (n.parse::<i64>(), u) {
+        (Ok(n), "m") => unit(n, "minute"),
+        (Ok(n), "h") => unit(n, "hour"),
+        (Ok(n), "d") => unit(n, "day"),
+        (Ok(n), "bd") => unit(n, "business day"),
+        _ => span.to_string(),
+    }
+}
+
+/// A measured span as staff read it: "8 hours", "3 days", "1 day 6 hours".
+fn span_words_of(d: chrono::Duration) -> String {
+    let hours = d.num_hours().max(0);
+    match (hours / 24, hours % 24) {
+        (0, h) => unit(h, "hour"),
+        (d, 0) => unit(d, "day"),
+        (d, h) => format!("{} {}", unit(d, "day"), unit(h, "hour")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::TicketId;
+
+    fn netex() -> Pack {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/vendors/netex.toml");
+        Pack::load(&path).unwrap()
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    fn ticket(status: TicketStatus) -> TicketInfo {
+        TicketInfo {
+            id: TicketId(4),
+            subject: "Replication down".into(),
+            status,
+            requester: "ann@customer.test".into(),
+            language: "en".into(),
+            mailbox: "support".into(),
+            participants: vec!["ann@customer.test".into()],
+            created_at: at("2026-11-21T02:00:00-06:00"),
+            facts: vec![],
+            staff_notes: vec![],
+        }
+    }
+
+    fn director_step() -> TimerRow {
+        TimerRow {
+            id: 1,
+            ticket: TicketId(4),
+            plan: TimerPlan {
+                kind: TimerKind::Escalation,
+                key: "Director of Customer Services after 8h".into(),
+                due: at("2026-11-21T10:00:00-06:00"),
+                rule: "NX-03".into(),
+                to: Some("Director of Customer Services".into()),
+            },
+        }
+    }
+
+    fn staff() -> StaffDirectory {
+        let mut s = StaffDirectory::default();
+        s.recipients.insert(
+            "Director of Customer Services".into(),
+            vec!["director@netex.test".into()],
+        );
+        s
+    }
+
+    fn identity() -> Identity {
+        Identity {
+            from_name: "Support".into(),
+            message_id_domain: "tickets.netex.test".into(),
+            own_addresses: vec!["support@netex.test".into()],
+            staff: vec!["lead@netex.test".into()],
+        }
+    }
+
+    fn run(t: &TicketInfo, timer: &TimerRow, staff: &StaffDirectory, now: &str) -> TimerDecision {
+        let (pack, identity) = (netex(), identity());
+        on_timer(
+            t,
+            timer,
+            &TimerInput {
+                pack: &pack,
+                identity: &identity,
+                staff,
+                from_address: "support@netex.test",
+                now: at(now),
+            },
+        )
+    }
+
+    #[test]
+    fn nx_03_a_due_step_sends_its_notice_to_the_named_recipient() {
+        let d = run(
+            &ticket(TicketStatus::Open),
+            &director_step(),
+            &staff(),
+            "2026-11-21T10:00:00-06:00",
+        );
+        let TimerDecision::Fire { replies, events } = d else {
+            panic!("fires: {d:?}");
+        };
+        assert_eq!(replies[0].to, ["director@netex.test"]);
+        assert_eq!(replies[0].template, "staff_escalation");
+        assert_eq!(replies[0].data["escalation"]["open_for"], "8 hours");
+        assert_eq!(replies[0].data["escalation"]["late"], false);
+        assert!(
+            matches!(&events[0], Event::TimerFired { late: false, rule, .. } if rule == "NX-03")
+        );
+    }
+
+    #[test]
+    fn nx_03_a_step_fired_late_says_when_it_was_due() {
+        let d = run(
+            &ticket(TicketStatus::WaitingCustomer),
+            &director_step(),
+            &staff(),
+            "2026-11-21T13:00:00-06:00",
+        );
+        let TimerDecision::Fire { replies, events } = d else {
+            panic!("fires: {d:?}");
+        };
+        assert_eq!(replies[0].data["escalation"]["late"], true);
+        assert_eq!(replies[0].data["escalation"]["due"], "2026-11-21 10:00 CST");
+        assert!(matches!(&events[0], Event::TimerFired { late: true, .. }));
+    }
+
+    #[test]
+    fn nx_03_a_closed_ticket_cancels_its_step_and_says_why() {
+        let d = run(
+            &ticket(TicketStatus::Closed),
+            &director_step(),
+            &staff(),
+            "2026-11-21T10:00:00-06:00",
+        );
+        let TimerDecision::Cancel { why, events } = d else {
+            panic!("cancelled: {d:?}");
+        };
+        assert_eq!(why, "the ticket is closed");
+        assert_eq!(events[0].kind(), "timer_cancelled");
+    }
+
+    #[test]
+    fn nx_03_a_recipient_without_an_address_is_told_to_the_staff_list_instead() {
+        let d = run(
+            &ticket(TicketStatus::Open),
+            &director_step(),
+            &StaffDirectory::default(),
+            "2026-11-21T10:00:00-06:00",
+        );
+        let TimerDecision::Fire { replies, .. } = d else {
+            panic!("fires: {d:?}");
+        };
+        assert_eq!(replies[0].to, ["lead@netex.test"]);
+        assert_eq!(replies[0].data["escalation"]["unmapped"], true);
+    }
+
+    #[test]
+    fn nx_03_days_keep_the_wall_clock_time_across_the_end_of_daylight_time() {
+        // Severity 2, Friday 10:00 CDT; 3 days later DST has ended: 10:00 CST.
+        let pack = netex();
+        let text = "Severity 2: slow transfers\nHyperIP version 7.0 on Red Hat Enterprise Linux 9 drops transfers every hour since the upgrade; the log shows retransmission timeouts on the WAN side.";
+        let e = pack.policy.evaluate(&crate::policy::Request {
+            pack: "netex",
+            arrival: at("2026-10-30T10:00:00-05:00"),
+            mailbox_name: "support",
+            mailbox_role: crate::model::Role::Support,
+            text,
+            attachments: &[],
+            serials: &[],
+            invoices: &[],
+            tax_ids: &[],
+            contract: None,
+            language: crate::model::Language::En,
+            ticket_created: None,
+            known_facts: &[],
+            quota_used: &Default::default(),
+        });
+        let timers = super::super::person::escalation_timers(&e);
+        let dues: Vec<_> = timers.iter().map(|t| t.due).collect();
+        assert_eq!(
+            dues,
+            [
+                at("2026-11-02T10:00:00-06:00"),
+                at("2026-11-06T10:00:00-06:00")
+            ]
+        );
+        assert!(timers.iter().all(|t| t.rule == "NX-03"));
+    }
+}

@@ -1,0 +1,169 @@
+//! The scheduler: fires the timers that have come due through `decide::on_timer`, each in one transaction with its notices and events, so a timer fires at most once.
+
+use crate::decide::{TimerDecision, TimerInput, on_timer};
+use crate::intake::Engine;
+use crate::model::{Event, NewMail, TimerRow};
+use crate::shared::Shared;
+use crate::store::{Settle, Store};
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+/// How many due timers one look at the store takes.
+const BATCH: usize = 64;
+
+/// The longest the scheduler waits before it looks at the store again: a
+/// timer set by another process (a shell command) fires within about this.
+pub const POLL: Duration = Duration::from_secs(1);
+
+/// What one tick did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tick {
+    pub fired: usize,
+    pub cancelled: usize,
+}
+
+/// Fires or cancels every timer due at `now`. Each timer is settled in its
+/// own transaction together with the notices it queues and the events it
+/// records; a timer already settled (by another process) is left alone.
+pub fn tick(engine: &Engine, store: &Mutex<Store>, now: DateTime<Utc>) -> Result<Tick> {
+    let mut out = Tick::default();
+    loop {
+        let due = store.lock().pending_timers(Some(now), BATCH)?;
+        for t in &due {
+            let mut st = store.lock();
+            match settle(engine, &mut st, t, now)? {
+                Some(Settle::Fired) => out.fired += 1,
+                Some(Settle::Cancelled) => out.cancelled += 1,
+                None => {}
+            }
+        }
+        if due.len() < BATCH {
+            return Ok(out);
+        }
+    }
+}
+
+fn settle(
+    engine: &Engine,
+    st: &mut Store,
+    t: &TimerRow,
+    now: DateTime<Utc>,
+) -> Result<Option<Settle>> {
+    let kind = t.plan.kind.as_str();
+    let Some(ticket) = st.ticket(t.ticket)? else {
+        let why = "the ticket does not exist".to_string();
+        let done = st.settle_timer(t, Settle::Cancelled, Some(&why), &[], &[], now)?;
+        return Ok(done.then_some(Settle::Cancelled));
+    };
+    let from = engine
+        .mailbox_addresses
+        .iter()
+        .find(|(name, _)| *name == ticket.mailbox)
+        .map(|(_, a)| a.as_str())
+        .or(engine.identity.own_addresses.first().map(String::as_str))
+        .unwrap_or_default();
+    let input = TimerInput {
+        pack: &engine.pack,
+        identity: &engine.identity,
+        staff: &engine.staff,
+        from_address: from,
+        now,
+    };
+    let (how, why, events, mails): (Settle, Option<String>, Vec<Event>, Vec<NewMail>) =
+        match on_timer(&ticket, t, &input) {
+            TimerDecision::Fire { replies, events } => {
+                match engine.render_replies(&replies, &ticket.subject, Some(ticket.id), now) {
+                    Ok(r) => (
+                        Settle::Fired,
+                        None,
+                        events,
+                        r.into_iter().map(|r| r.mail).collect(),
+                    ),
+                    Err(e) => {
+                        // A notice that cannot be rendered now never will be:
+                        // the timer ends, and the history and the log say why.
+                        let why = format!("its notice could not be rendered: {e:#}");
+                        error!(ticket = ticket.id.0, timer = kind, key = %t.plan.key, "{why}");
+                        let events = vec![Event::TimerCancelled {
+                            timer: t.plan.kind,
+                            key: t.plan.key.clone(),
+                            rule: t.plan.rule.clone(),
+                            why: why.clone(),
+                        }];
+                        (Settle::Cancelled, Some(why), events, vec![])
+                    }
+                }
+            }
+            TimerDecision::Cancel { why, events } => (Settle::Cancelled, Some(why), events, vec![]),
+        };
+    if !st.settle_timer(t, how, why.as_deref(), &events, &mails, now)? {
+        return Ok(None);
+    }
+    match how {
+        Settle::Fired => info!(
+            ticket = ticket.id.0,
+            timer = kind,
+            key = %t.plan.key,
+            rule = %t.plan.rule,
+            due = %t.plan.due,
+            "timer fired, {} notice(s) queued",
+            mails.len()
+        ),
+        Settle::Cancelled => info!(
+            ticket = ticket.id.0,
+            timer = kind,
+            key = %t.plan.key,
+            "timer cancelled: {}",
+            why.as_deref().unwrap_or_default()
+        ),
+    }
+    Ok(Some(how))
+}
+
+/// Runs until `cancel`: fires what is due, then sleeps until the next timer
+/// falls due, an intake commit sets new ones, or [`POLL`] has passed.
+pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) -> Result<()> {
+    loop {
+        let s = shared.clone();
+        let done =
+            tokio::task::spawn_blocking(move || tick(&s.engine, &s.store, s.clock.now())).await??;
+        if done.fired > 0 {
+            shared.outbox_wake.notify_one();
+        }
+        let next = shared.store.lock().next_timer_due()?;
+        let wait = match next {
+            Some(at) => (at - shared.clock.now())
+                .to_std()
+                .unwrap_or_default()
+                .min(POLL),
+            None => POLL,
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            _ = shared.timer_wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Fires what is due once (`run --once`), logging rather than failing on a database error.
+pub async fn run_once(shared: Arc<Shared>) -> Result<Tick> {
+    let s = shared.clone();
+    let done =
+        tokio::task::spawn_blocking(move || tick(&s.engine, &s.store, s.clock.now())).await??;
+    if done.fired + done.cancelled > 0 {
+        info!(
+            fired = done.fired,
+            cancelled = done.cancelled,
+            "due timers settled"
+        );
+    } else {
+        warn!("no timer was due");
+    }
+    Ok(done)
+}

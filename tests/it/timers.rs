@@ -1,0 +1,218 @@
+//! Timers end to end: NX-03 escalation notices fired by the scheduler at their minute on a test clock, read back from the recipients' mailboxes, once each across a restart.
+
+use crate::harness::{MailStack, Options, mail, wait_until};
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use std::time::Duration;
+use ticketd::clock::{FixedClock, SharedClock};
+use ticketd::config::Config;
+use ticketd::model::{TicketId, TimerKind};
+use ticketd::store::Store;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .expect("an RFC 3339 instant")
+        .to_utc()
+}
+
+/// The daemon in-process on `clock`, stopped by the returned sender.
+fn start(
+    cfg: &Config,
+    clock: &FixedClock,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let shared: SharedClock = Arc::new(clock.clone());
+    let h = tokio::spawn(ticketd::daemon::run(cfg.clone(), shared, async {
+        let _ = rx.await;
+    }));
+    (tx, h)
+}
+
+async fn stop(
+    stop: tokio::sync::oneshot::Sender<()>,
+    h: tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    stop.send(()).expect("daemon running");
+    tokio::time::timeout(WAIT, h)
+        .await
+        .expect("a clean stop")
+        .expect("the daemon task")
+        .expect("the daemon");
+}
+
+fn pending(cfg: &Config) -> Vec<ticketd::model::TimerRow> {
+    Store::open_read_only(&cfg.database)
+        .ok()
+        .and_then(|s| s.pending_timers(None, 100).ok())
+        .unwrap_or_default()
+}
+
+fn subjects(raws: &[Vec<u8>]) -> Vec<String> {
+    raws.iter()
+        .map(|m| ticketd::parse::parse(m, DateTime::UNIX_EPOCH).subject)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nx_03_severity_1_escalates_to_the_director_at_8_hours_and_the_president_at_24_once_each_across_a_restart()
+ {
+    let stack = MailStack::with(Options {
+        postfix: true,
+        ..Options::default()
+    });
+    let cfg = stack.config(|c| c.pack = "netex".into());
+    // Saturday 02:00 Central: a severity 1 report, outside business hours.
+    let report = mail(
+        "ann@customer.test",
+        "support@vendor.test",
+        "Severity 1: replication down",
+        "s1@customer.test",
+        "",
+        "HyperIP version 7.0 on Red Hat Enterprise Linux 9 drops every transfer since the upgrade; the log shows retransmission timeouts on the WAN side.",
+    );
+    stack
+        .append(
+            "support@vendor.test",
+            "INBOX",
+            &report,
+            "21-Nov-2026 02:00:00 -0600",
+        )
+        .await;
+    let clock = FixedClock::new(at("2026-11-21T02:00:30-06:00"));
+    let (tx, h) = start(&cfg, &clock);
+    wait_until("the ladder's two timers", WAIT, || pending(&cfg).len() == 2).await;
+    let timers = pending(&cfg);
+    assert!(timers.iter().all(|t| t.plan.kind == TimerKind::Escalation
+        && t.plan.rule == "NX-03"
+        && t.ticket == TicketId(1)));
+    assert_eq!(timers[0].plan.due, at("2026-11-21T10:00:00-06:00"));
+    assert_eq!(
+        timers[0].plan.to.as_deref(),
+        Some("Director of Customer Services")
+    );
+    assert_eq!(timers[1].plan.due, at("2026-11-22T02:00:00-06:00"));
+    assert_eq!(
+        timers[1].plan.to.as_deref(),
+        Some("President and General Manager")
+    );
+    stack
+        .wait_for_count("ann@customer.test", "INBOX", 1, WAIT)
+        .await;
+
+    // A minute before the step nothing is sent; at 10:00 the Director's notice is.
+    let engine = ticketd::intake::Engine::from_config(&cfg).unwrap();
+    let store = parking_lot::Mutex::new(Store::open(&cfg.database).unwrap());
+    let early = ticketd::scheduler::tick(&engine, &store, at("2026-11-21T09:59:00-06:00")).unwrap();
+    assert_eq!(
+        early,
+        ticketd::scheduler::Tick::default(),
+        "nothing fires before its minute"
+    );
+    assert_eq!(pending(&cfg).len(), 2);
+    clock.set(at("2026-11-21T10:00:00-06:00"));
+    stack
+        .wait_for_count("director@vendor.test", "INBOX", 1, WAIT)
+        .await;
+    let director = stack.messages("director@vendor.test", "INBOX").await;
+    let s = &subjects(&director)[0];
+    assert!(
+        s.contains("escalated to Director of Customer Services"),
+        "{s}"
+    );
+    assert!(s.contains("[TKT#1]"), "{s}");
+    let body = ticketd::parse::parse(&director[0], DateTime::UNIX_EPOCH).text;
+    assert!(body.contains("open for 8 hours"), "{body}");
+    assert!(!body.contains("sent late"), "on time: {body}");
+    assert_eq!(stack.count("president@vendor.test", "INBOX").await, 0);
+    stop(tx, h).await;
+
+    // Restarted: the fired step stays fired; the President's comes at Sunday 02:00.
+    let (tx, h) = start(&cfg, &clock);
+    clock.set(at("2026-11-22T02:00:00-06:00"));
+    stack
+        .wait_for_count("president@vendor.test", "INBOX", 1, WAIT)
+        .await;
+    wait_until("both timers settled", WAIT, || pending(&cfg).is_empty()).await;
+    let st = Store::open_read_only(&cfg.database).unwrap();
+    wait_until("the outbox drained", WAIT, || {
+        Store::open_read_only(&cfg.database)
+            .and_then(|s| s.outbox(Some("queued")))
+            .is_ok_and(|q| q.is_empty())
+    })
+    .await;
+    stop(tx, h).await;
+    assert_eq!(
+        stack.count("director@vendor.test", "INBOX").await,
+        1,
+        "once"
+    );
+    assert_eq!(
+        stack.count("president@vendor.test", "INBOX").await,
+        1,
+        "once"
+    );
+    let fired: Vec<_> = st
+        .ticket_events(TicketId(1))
+        .unwrap()
+        .into_iter()
+        .filter(|(k, _)| k == "timer_fired")
+        .collect();
+    assert_eq!(fired.len(), 2, "{fired:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nx_03_a_step_due_while_the_daemon_was_down_fires_once_at_start_and_says_when_it_was_due() {
+    let stack = MailStack::start();
+    let cfg = stack.config(|c| c.pack = "netex".into());
+    let report = mail(
+        "ann@customer.test",
+        "support@vendor.test",
+        "Severity 1: replication down",
+        "s1b@customer.test",
+        "",
+        "HyperIP version 7.0 on Red Hat Enterprise Linux 9 drops every transfer since the upgrade.",
+    );
+    stack
+        .append(
+            "support@vendor.test",
+            "INBOX",
+            &report,
+            "21-Nov-2026 02:00:00 -0600",
+        )
+        .await;
+    let clock = FixedClock::new(at("2026-11-21T02:00:30-06:00"));
+    let shared: SharedClock = Arc::new(clock.clone());
+    ticketd::daemon::run_once(cfg.clone(), shared.clone())
+        .await
+        .unwrap();
+    assert_eq!(pending(&cfg).len(), 2);
+    // Down until Saturday 13:00: the 10:00 step is three hours overdue.
+    clock.set(at("2026-11-21T13:00:00-06:00"));
+    ticketd::daemon::run_once(cfg.clone(), shared.clone())
+        .await
+        .unwrap();
+    ticketd::daemon::run_once(cfg.clone(), shared.clone())
+        .await
+        .unwrap();
+    let notices: Vec<ticketd::parse::Inbound> = stack
+        .sink_messages()
+        .iter()
+        .map(|m| ticketd::parse::parse(m, DateTime::UNIX_EPOCH))
+        .filter(|m| m.subject.contains("escalated to"))
+        .collect();
+    assert_eq!(notices.len(), 1, "one notice however often it starts");
+    let n = &notices[0];
+    assert!(
+        n.text
+            .contains("due at 2026-11-21 10:00 CST and is sent late, at 2026-11-21 13:00 CST"),
+        "{}",
+        n.text
+    );
+    assert_eq!(n.to[0].address, "director@vendor.test");
+    assert_eq!(pending(&cfg).len(), 1, "the President's step waits");
+}
