@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use ticketd::clock::{SharedClock, SystemClock};
 use ticketd::config::Config;
+use ticketd::model::{TicketId, TicketStatus};
 use ticketd::store::Store;
 
 const DEFAULT_CONFIG: &str = "/etc/ticketd/ticketd.toml";
@@ -89,6 +90,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Close a ticket (its pending timers are cancelled): one transaction, an event naming who did it.
+    Close {
+        ticket: i64,
+        /// Who closes it (default: the Unix user).
+        #[arg(long = "as")]
+        by: Option<String>,
+        #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Reopen a closed ticket.
+    Reopen {
+        ticket: i64,
+        /// Who reopens it (default: the Unix user).
+        #[arg(long = "as")]
+        by: Option<String>,
+        #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
     /// List quarantined messages.
     Quarantine {
         #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
@@ -120,6 +139,14 @@ fn parse_instant(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
         .map_err(|e| {
             format!("{s:?} is not an RFC 3339 instant such as 2026-12-01T09:00:00-06:00: {e}")
         })
+}
+
+/// Who a shell action is recorded as: `--as`, else the Unix user.
+fn actor(by: Option<String>) -> String {
+    by.or_else(|| std::env::var("USER").ok())
+        .or_else(|| std::env::var("LOGNAME").ok())
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "an unknown user".into())
 }
 
 fn load(path: &std::path::Path) -> Result<Config> {
@@ -386,6 +413,30 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                     );
                 }
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Close { ticket, by, config } => {
+            let cfg = load(&config)?;
+            let mut st = Store::open(&cfg.database)?;
+            let by = actor(by);
+            let was = st.set_status(TicketId(ticket), TicketStatus::Closed, &by, clock.now())?;
+            println!("ticket {ticket} closed by {by} (was {was})");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reopen { ticket, by, config } => {
+            let cfg = load(&config)?;
+            let mut st = Store::open(&cfg.database)?;
+            let id = TicketId(ticket);
+            match st.ticket(id)? {
+                None => anyhow::bail!("ticket {ticket} does not exist"),
+                Some(t) if t.status != TicketStatus::Closed => {
+                    anyhow::bail!("ticket {ticket} is not closed (it is {})", t.status)
+                }
+                Some(_) => {}
+            }
+            let by = actor(by);
+            st.set_status(id, TicketStatus::Open, &by, clock.now())?;
+            println!("ticket {ticket} reopened by {by}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Quarantine { config } => {

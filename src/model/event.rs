@@ -118,6 +118,12 @@ pub enum Event {
         rule: String,
         late: bool,
     },
+    /// Someone changed the ticket's state by hand (a shell command).
+    StatusChanged {
+        from: super::TicketStatus,
+        to: super::TicketStatus,
+        by: String,
+    },
     /// A timer whose reason was gone when it came due.
     TimerCancelled {
         timer: TimerKind,
@@ -150,6 +156,7 @@ impl Event {
             Event::SendSkipped { .. } => "send_skipped",
             Event::SendFailed { .. } => "send_failed",
             Event::TimerFired { .. } => "timer_fired",
+            Event::StatusChanged { .. } => "status_changed",
             Event::TimerCancelled { .. } => "timer_cancelled",
         }
     }
@@ -172,6 +179,7 @@ impl Event {
             Event::Staff { rule, text } => format!("{rule}: {text}"),
             Event::Undeliverable { address, why } => format!("{address}: {why}"),
             Event::MailQueued { template, to } => format!("{template} to {}", to.join(", ")),
+            Event::StatusChanged { from, to, by } => format!("{to} by {by} (was {from})"),
             Event::ReplySuppressed { why: t }
             | Event::Bounce { text: t }
             | Event::AutoReply { text: t }

@@ -5,6 +5,7 @@
 //! Every value crossing this boundary is a `model` type; SQL details
 //! (AUTOINCREMENT's `sqlite_sequence`, `INSERT OR IGNORE`, savepoints) stay here.
 
+mod actions;
 mod contracts;
 mod intake;
 mod listings;

@@ -216,3 +216,99 @@ async fn nx_03_a_step_due_while_the_daemon_was_down_fires_once_at_start_and_says
     assert_eq!(n.to[0].address, "director@vendor.test");
     assert_eq!(pending(&cfg).len(), 1, "the President's step waits");
 }
+
+fn ticketd(cfg: &Config, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ticketd"))
+        .args(args)
+        .arg("--config")
+        .arg(&cfg.path)
+        .env_remove("TICKETD_CONFIG")
+        .output()
+        .expect("run ticketd")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nx_03_closing_a_ticket_from_the_shell_cancels_its_ladder_and_names_who_closed_it() {
+    let stack = MailStack::start();
+    let cfg = stack.config(|c| c.pack = "netex".into());
+    let report = mail(
+        "ann@customer.test",
+        "support@vendor.test",
+        "Severity 1: replication down",
+        "s1c@customer.test",
+        "",
+        "HyperIP version 7.0 on Red Hat Enterprise Linux 9 drops every transfer since the upgrade.",
+    );
+    stack
+        .append(
+            "support@vendor.test",
+            "INBOX",
+            &report,
+            "21-Nov-2026 02:00:00 -0600",
+        )
+        .await;
+    let clock = FixedClock::new(at("2026-11-21T02:00:30-06:00"));
+    let shared: SharedClock = Arc::new(clock.clone());
+    ticketd::daemon::run_once(cfg.clone(), shared.clone())
+        .await
+        .unwrap();
+    let listed = ticketd(&cfg, &["timers", "--json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed[0]["at"], "2026-11-21T10:00:00-06:00");
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+
+    let out = ticketd(&cfg, &["close", "1", "--as", "lead@vendor.test"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(pending(&cfg).is_empty(), "closing cancels the ladder");
+    let again = ticketd(&cfg, &["close", "1"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("ticket 1 is already closed"));
+    let unknown = ticketd(&cfg, &["close", "99"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("ticket 99 does not exist"));
+
+    // Past both steps: nothing is sent for a closed ticket.
+    clock.set(at("2026-11-22T03:00:00-06:00"));
+    ticketd::daemon::run_once(cfg.clone(), shared.clone())
+        .await
+        .unwrap();
+    let escalations = stack
+        .sink_messages()
+        .iter()
+        .filter(|m| {
+            ticketd::parse::parse(m, DateTime::UNIX_EPOCH)
+                .subject
+                .contains("escalated to")
+        })
+        .count();
+    assert_eq!(escalations, 0);
+    let st = Store::open_read_only(&cfg.database).unwrap();
+    let events = st.ticket_events(TicketId(1)).unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|(k, d)| k == "status_changed" && d == "closed by lead@vendor.test (was open)"),
+        "{events:?}"
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|(k, _)| k == "timer_cancelled")
+            .count(),
+        2
+    );
+
+    let out = ticketd(&cfg, &["reopen", "1", "--as", "lead@vendor.test"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let not_closed = ticketd(&cfg, &["reopen", "1"]);
+    assert_eq!(not_closed.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&not_closed.stderr).contains("is not closed (it is open)"));
+}
