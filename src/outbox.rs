@@ -364,7 +364,7 @@ async fn send_due(
     if !senders[0].is_connected() {
         let now = shared.clock.now();
         let due = blocking(shared, |st| st.next_outbox_due()).await?;
-        if !due.is_some_and(|t| t <= now) {
+        if due.is_none_or(|t| t > now) {
             return Ok(false);
         }
         let connected = tokio::select! {
@@ -405,6 +405,11 @@ async fn send_due(
         current = next?;
     }
     step(shared, done, Vec::new(), Claim::Nothing).await?;
+    if any {
+        // Out of due mail: the sent marks (committed without a sync) are
+        // synced now, so an idle daemon owes nothing to a power loss.
+        blocking(shared, |st| st.sync_sent()).await?;
+    }
     Ok(any)
 }
 

@@ -135,6 +135,14 @@ impl Store {
         Ok(())
     }
 
+    /// Makes the `mark_sent` commits durable against a power loss as well: a
+    /// passive checkpoint syncs the WAL before it copies pages back.
+    pub fn sync_sent(&mut self) -> Result<()> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     /// Records in one savepoint the mail the server accepted (`sent`, when
     /// `mark_sent` could not) and the mail to try again at a later time
     /// (`retry`: id, when, why, and whether the server answered for it: a
