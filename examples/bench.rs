@@ -733,6 +733,9 @@ async fn smtp_rate(repo: &Path, mails: &[Mail]) -> Result<f64> {
             attempts: 0,
             next_attempt_at: String::new(),
             last_error: None,
+            claims: 0,
+            deferrals: 0,
+            created_at: String::new(),
         })
         .collect();
     let t = Instant::now();

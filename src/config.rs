@@ -91,6 +91,13 @@ struct RawSmtp {
     max_attempts: u32,
     #[serde(default = "default_retry_base_ms")]
     retry_base_ms: u64,
+    #[serde(default = "default_max_queue_lifetime_secs")]
+    max_queue_lifetime_secs: u64,
+}
+
+/// Five days, as Postfix's `maximal_queue_lifetime`.
+fn default_max_queue_lifetime_secs() -> u64 {
+    5 * 24 * 3600
 }
 
 fn default_retry_base_ms() -> u64 {
@@ -330,9 +337,14 @@ pub struct SmtpConfig {
     pub password: Option<Secret>,
     pub hello_name: String,
     pub timeout: Duration,
+    /// A cap on real attempts (the server answered for the mail); restarts
+    /// and unreachable servers do not use it up.
     pub max_attempts: u32,
     /// The first retry delay after a temporary failure; it doubles up to an hour.
     pub retry_base: Duration,
+    /// How long a queued mail is retried, counted from when it was queued;
+    /// a temporary failure after that fails it for good (staff are told).
+    pub max_queue_lifetime: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -553,6 +565,7 @@ impl Config {
             timeout: Duration::from_secs(raw.smtp.timeout_secs.max(1)),
             max_attempts: raw.smtp.max_attempts.max(1),
             retry_base: Duration::from_millis(raw.smtp.retry_base_ms.max(10)),
+            max_queue_lifetime: Duration::from_secs(raw.smtp.max_queue_lifetime_secs.max(1)),
         };
 
         let prefix = raw.tickets.prefix.get_ref().clone();

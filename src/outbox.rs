@@ -1,4 +1,4 @@
-//! The outbox worker: sends queued mail over a few reused SMTP connections, marks it sent after 250, retries 4xx and drops, records 5xx.
+//! The outbox worker: sends queued mail over a few reused SMTP connections, records each mail sent right after its 250, retries 4xx, drops and unreachable servers within a queue lifetime, records 5xx.
 
 use crate::backoff;
 use crate::config::{SmtpConfig, Tls};
@@ -14,6 +14,7 @@ use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, info_span, warn};
@@ -21,7 +22,14 @@ use tracing::{Instrument, error, info, info_span, warn};
 /// How one attempt ended.
 #[derive(Debug)]
 pub enum SendError {
-    /// 4xx, a dropped connection, a timeout: try again later.
+    /// No connection could be opened (refused, no greeting, a timeout, a
+    /// failed STARTTLS or login): nothing was tried, and the rest of the
+    /// chunk is deferred rather than tried on fresh connections in turn.
+    NoConnection(String),
+    /// The server gave no reply for this mail (a timeout, a dropped
+    /// connection): not a real attempt; try again later.
+    Unanswered(String),
+    /// 4xx: the server answered, a real attempt; try again later.
     Transient(String),
     /// 5xx: the server will never take it.
     Permanent(String),
@@ -31,10 +39,17 @@ impl SendError {
     fn from_lettre(e: lettre::transport::smtp::Error) -> SendError {
         if e.is_permanent() {
             SendError::Permanent(format!("{e}"))
-        } else {
-            // 4xx, and also a dropped connection, which lettre calls neither.
+        } else if e.status().is_some() {
             SendError::Transient(format!("{e}"))
+        } else {
+            // A dropped connection or a timeout, which lettre calls neither.
+            SendError::Unanswered(format!("{e}"))
         }
+    }
+
+    /// Whether the server answered for the mail (a real attempt).
+    fn reached(&self) -> bool {
+        matches!(self, SendError::Transient(_) | SendError::Permanent(_))
     }
 }
 
@@ -100,26 +115,18 @@ impl Sender {
             .map_err(|e| SendError::Permanent(format!("bad recipient: {e}")))?;
         let envelope =
             Envelope::new(Some(from), to).map_err(|e| SendError::Permanent(format!("{e}")))?;
-        if self.conn.as_ref().is_some_and(|c| c.has_broken()) {
-            self.conn = None;
-        }
-        if self.conn.is_none() {
-            let c = connect(&self.cfg)
-                .await
-                .map_err(|e| SendError::Transient(format!("{e:#}")))?;
-            self.conn = Some(c);
-        }
+        self.ensure_connected().await?;
         let conn = self
             .conn
             .as_mut()
-            .ok_or_else(|| SendError::Transient("no connection".into()))?;
+            .ok_or_else(|| SendError::NoConnection("no connection".into()))?;
         // lettre's own timeout covers only the connect.
         let r = tokio::time::timeout(self.cfg.timeout, conn.send(&envelope, &row.raw)).await;
         match r {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => {
                 let err = SendError::from_lettre(e);
-                if matches!(err, SendError::Transient(_))
+                if matches!(err, SendError::Transient(_) | SendError::Unanswered(_))
                     || self.conn.as_ref().is_some_and(|c| c.has_broken())
                 {
                     self.conn = None;
@@ -132,9 +139,28 @@ impl Sender {
             }
             Err(_) => {
                 self.conn = None;
-                Err(SendError::Transient("SMTP send timed out".into()))
+                Err(SendError::Unanswered("SMTP send timed out".into()))
             }
         }
+    }
+
+    /// Whether a connection is open and not known to be broken.
+    pub fn is_connected(&self) -> bool {
+        self.conn.as_ref().is_some_and(|c| !c.has_broken())
+    }
+
+    /// Opens the connection unless one is open.
+    pub async fn ensure_connected(&mut self) -> Result<(), SendError> {
+        if self.conn.as_ref().is_some_and(|c| c.has_broken()) {
+            self.conn = None;
+        }
+        if self.conn.is_none() {
+            let c = connect(&self.cfg)
+                .await
+                .map_err(|e| SendError::NoConnection(format!("{e:#}")))?;
+            self.conn = Some(c);
+        }
+        Ok(())
     }
 
     pub async fn close(&mut self) {
@@ -204,17 +230,23 @@ async fn blocking<T: Send + 'static>(
 
 /// How many SMTP connections the outbox uses at most; one mail alone uses one.
 const CONNECTIONS: usize = 4;
-/// How many mails are claimed (attempt counted) in one store step. A crash
-/// can send at most two chunks again (with the same Message-IDs): the one in
-/// flight and the one whose results wait for the next step.
+/// How many mails are claimed (a claim counted) in one store step. Each
+/// accepted mail is recorded right after its 250, so a kill re-sends at most
+/// the mail whose 250 was not yet recorded: one per connection.
 const CHUNK: usize = 64;
+/// Claims with no outcome after which a mail leaves the queue (failed, staff
+/// told): a mail that stops the sender every time it is sent.
+pub const MAX_CLAIMS: u32 = 5;
 
 /// What the attempts of a chunk came to, waiting to be written.
 #[derive(Default)]
 struct Outcomes {
+    /// Accepted, but `mark_sent` failed right after the 250.
     sent: Vec<i64>,
-    retry: Vec<(i64, DateTime<Utc>, String)>,
-    failed: Vec<(i64, String, Option<NewMail>)>,
+    /// Id, when, why, whether the server answered (a real attempt).
+    retry: Vec<(i64, DateTime<Utc>, String, bool)>,
+    /// Id, why, the staff notice, whether the server answered.
+    failed: Vec<(i64, String, Option<NewMail>, bool)>,
 }
 
 impl Outcomes {
@@ -223,38 +255,60 @@ impl Outcomes {
     }
 }
 
-/// A chunk claimed for sending: the rows with their attempt numbers.
-type Claimed = Vec<(OutboxRow, u32)>;
+/// What a store step takes after writing outcomes.
+#[derive(Clone, Copy, PartialEq)]
+enum Claim {
+    /// Nothing.
+    Nothing,
+    /// The next due chunk, without counting a claim (it will not be sent:
+    /// no connection could be opened).
+    Peek,
+    /// The next due chunk, a claim counted for each mail before any is sent.
+    Count,
+}
 
 /// One store step, one transaction: writes the outcomes of a chunk already
-/// sent, then claims the next due chunk (other than the mail in flight),
-/// failing the mail whose every recipient is undeliverable and counting an
-/// attempt for the rest before any is made.
+/// sent, then claims the next due chunk (other than the mail in flight):
+/// mail with `MAX_CLAIMS` claims and no outcome is failed (staff told), mail
+/// whose every recipient is undeliverable is failed unsent, and a claim is
+/// counted for the rest before any is sent.
 async fn step(
     shared: &Arc<Shared>,
     done: Outcomes,
     in_flight: Vec<i64>,
-    claim: bool,
-) -> Result<Claimed> {
+    claim: Claim,
+) -> Result<Vec<OutboxRow>> {
     let now = shared.clock.now();
-    if done.is_empty() && !claim {
+    if done.is_empty() && claim == Claim::Nothing {
         return Ok(Vec::new());
     }
-    let failed_any = !done.failed.is_empty();
-    let (claimed, skipped) = blocking(shared, move |st| {
+    let mut failed_any = !done.failed.is_empty();
+    let sh = shared.clone();
+    let (claimed, skipped, given_up) = blocking(shared, move |st| {
         st.in_batch(|st| {
             if !done.sent.is_empty() || !done.retry.is_empty() {
                 st.record_sends(&done.sent, &done.retry, now)?;
             }
-            for (id, e, notice) in &done.failed {
-                st.mark_failed(*id, e, notice.as_ref(), now)?;
+            for (id, e, notice, reached) in &done.failed {
+                st.mark_failed(*id, e, notice.as_ref(), *reached, now)?;
             }
-            if !claim {
-                return Ok((Vec::new(), Vec::new()));
+            if claim == Claim::Nothing {
+                return Ok((Vec::new(), Vec::new(), Vec::new()));
             }
             let mut rows = Vec::with_capacity(CHUNK);
             let mut skipped = Vec::new();
+            let mut given_up = Vec::new();
             for row in st.due_outbox_except(now, CHUNK, &in_flight)? {
+                if row.claims >= MAX_CLAIMS {
+                    let why = format!(
+                        "not sent: claimed {} times with no outcome recorded (the sender stopped each time)",
+                        row.claims
+                    );
+                    let notice = sh.engine.send_failed_notice(&row, &why, now)?;
+                    st.mark_failed(row.id, &why, notice.as_ref(), false, now)?;
+                    given_up.push((row, why));
+                    continue;
+                }
                 // Mail whose every recipient is known to be undeliverable is not tried.
                 if !row.kind.starts_with("staff_") {
                     let gone = st.undeliverable_among(&row.rcpt_to)?;
@@ -267,10 +321,14 @@ async fn step(
                 }
                 rows.push(row);
             }
-            // Counted before the attempt: a mail that crashes us still runs out of tries.
-            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-            let attempts = st.begin_attempts(&ids)?;
-            Ok((rows.into_iter().zip(attempts).collect::<Claimed>(), skipped))
+            if claim == Claim::Count {
+                // Counted before sending: a mail that stops us still leaves the queue.
+                let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+                for (row, n) in rows.iter_mut().zip(st.begin_claims(&ids)?) {
+                    row.claims = n;
+                }
+            }
+            Ok((rows, skipped, given_up))
         })
     })
     .await?;
@@ -278,6 +336,12 @@ async fn step(
         let span = info_span!("send", outbox = row.id, ticket = row.ticket_id.map(|t| t.0), kind = %row.kind);
         let _g = span.enter();
         warn!("{why}");
+    }
+    for (row, why) in given_up {
+        let span = info_span!("send", outbox = row.id, ticket = row.ticket_id.map(|t| t.0), kind = %row.kind);
+        let _g = span.enter();
+        error!("delivery failed for good: {why}");
+        failed_any = true;
     }
     if failed_any {
         // A staff notice about the failure was queued.
@@ -288,77 +352,155 @@ async fn step(
 
 /// Sends every mail due now, a chunk on the wire while the store step for
 /// the next runs (it writes the outcomes of the one before). Returns whether
-/// any attempt was made.
+/// any mail was claimed for sending.
 async fn send_due(
     shared: &Arc<Shared>,
     senders: &mut [Sender],
     cancel: &CancellationToken,
 ) -> Result<bool> {
-    let mut current = step(shared, Outcomes::default(), Vec::new(), true).await?;
+    // One connection is opened before anything is claimed: a relay that
+    // hangs costs one timeout here, for a whole chunk, and a kill while
+    // waiting for its greeting counts no claim.
+    if !senders[0].is_connected() {
+        let now = shared.clock.now();
+        let due = blocking(shared, |st| st.next_outbox_due()).await?;
+        if due.is_none_or(|t| t > now) {
+            return Ok(false);
+        }
+        let connected = tokio::select! {
+            r = senders[0].ensure_connected() => r,
+            _ = cancel.cancelled() => return Ok(false),
+        };
+        if let Err(e) = connected {
+            let why = match e {
+                SendError::NoConnection(e) => e,
+                other => format!("{other:?}"),
+            };
+            let rows = step(shared, Outcomes::default(), Vec::new(), Claim::Peek).await?;
+            let results = rows
+                .iter()
+                .map(|_| Err(SendError::NoConnection(why.clone())))
+                .collect();
+            let done = outcomes(shared, &rows, results)?;
+            step(shared, done, Vec::new(), Claim::Nothing).await?;
+            return Ok(false);
+        }
+    }
+    let mut current = step(shared, Outcomes::default(), Vec::new(), Claim::Count).await?;
     let any = !current.is_empty();
     let mut done = Outcomes::default();
     while !current.is_empty() {
-        let rows: Vec<&OutboxRow> = current.iter().map(|(r, _)| r).collect();
+        let rows: Vec<&OutboxRow> = current.iter().collect();
         let in_flight: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        let claim = !cancel.is_cancelled();
+        let claim = if cancel.is_cancelled() {
+            Claim::Nothing
+        } else {
+            Claim::Count
+        };
         let (results, next) = tokio::join!(
-            send_all(senders, &rows),
+            send_all(shared, senders, &rows),
             step(shared, std::mem::take(&mut done), in_flight, claim)
         );
         done = outcomes(shared, &current, results)?;
         current = next?;
     }
-    step(shared, done, Vec::new(), false).await?;
+    step(shared, done, Vec::new(), Claim::Nothing).await?;
+    if any {
+        // Out of due mail: the sent marks (committed without a sync) are
+        // synced now, so an idle daemon owes nothing to a power loss.
+        blocking(shared, |st| st.sync_sent()).await?;
+    }
     Ok(any)
 }
 
-/// Sorts the results of a chunk into sent, retry (with its time) and failed
-/// (with the staff notice to queue), logging each.
+/// Sorts the results of a chunk into retry (with its time) and failed (with
+/// the staff notice to queue), logging each; accepted mail was recorded as
+/// it went. A temporary failure is final once the mail is older than the
+/// queue lifetime, or when the server answered and real attempts reached
+/// `max_attempts`.
 fn outcomes(
     shared: &Arc<Shared>,
-    chunk: &Claimed,
-    results: Vec<Result<(), SendError>>,
+    chunk: &[OutboxRow],
+    results: Vec<Result<bool, SendError>>,
 ) -> Result<Outcomes> {
     let now = shared.clock.now();
     let max = shared.smtp.max_attempts;
+    let lifetime = chrono::Duration::from_std(shared.smtp.max_queue_lifetime)
+        .unwrap_or_else(|_| chrono::Duration::days(5));
     let mut out = Outcomes::default();
-    for ((row, attempts), result) in chunk.iter().zip(results) {
-        let attempts = *attempts;
+    for (row, result) in chunk.iter().zip(results) {
         let span = info_span!("send", outbox = row.id, ticket = row.ticket_id.map(|t| t.0), kind = %row.kind);
         let _g = span.enter();
-        match result {
-            Ok(()) => {
-                info!(to = %row.rcpt_to.join(","), attempts, "sent");
-                out.sent.push(row.id);
+        let err = match result {
+            Ok(recorded) => {
+                info!(to = %row.rcpt_to.join(","), attempts = row.attempts + 1, "sent");
+                if !recorded {
+                    out.sent.push(row.id);
+                }
+                continue;
             }
-            Err(SendError::Transient(e)) if attempts < max => {
-                let delay = backoff::delay(
-                    attempts - 1,
-                    shared.smtp.retry_base,
-                    Duration::from_secs(3600),
-                );
-                let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
-                warn!(
-                    attempts,
-                    retry_in_ms = delay.as_millis() as u64,
-                    "temporary failure: {e}"
-                );
-                out.retry.push((row.id, at, e));
-            }
-            Err(SendError::Transient(e)) | Err(SendError::Permanent(e)) => {
+            Err(e) => e,
+        };
+        let reached = err.reached();
+        let attempts = row.attempts + reached as u32;
+        let e = match err {
+            SendError::Permanent(e) => {
                 error!(attempts, "delivery failed for good: {e}");
                 let notice = shared.engine.send_failed_notice(row, &e, now)?;
-                out.failed.push((row.id, e, notice));
+                out.failed.push((row.id, e, notice, true));
+                continue;
             }
+            SendError::NoConnection(e) | SendError::Unanswered(e) | SendError::Transient(e) => e,
+        };
+        let expired = crate::store::parse_ts(&row.created_at).is_ok_and(|c| now >= c + lifetime);
+        let why = if expired {
+            Some(format!(
+                "{e} (still failing after the queue lifetime of {}s)",
+                lifetime.num_seconds()
+            ))
+        } else if reached && attempts >= max {
+            Some(format!("{e} (after {attempts} attempts)"))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            error!(attempts, "delivery failed for good: {why}");
+            let notice = shared.engine.send_failed_notice(row, &why, now)?;
+            out.failed.push((row.id, why, notice, reached));
+            continue;
         }
+        let delay = backoff::delay(
+            row.attempts + row.deferrals,
+            shared.smtp.retry_base,
+            Duration::from_secs(3600),
+        );
+        let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
+        warn!(
+            attempts,
+            reached,
+            retry_in_ms = delay.as_millis() as u64,
+            "temporary failure: {e}"
+        );
+        out.retry.push((row.id, at, e, reached));
     }
     Ok(out)
 }
 
 /// Sends `rows` spread over the senders (mail `i` on connection `i % n`),
-/// the connections working at once; returns each mail's result in order.
-async fn send_all(senders: &mut [Sender], rows: &[&OutboxRow]) -> Vec<Result<(), SendError>> {
+/// the connections working at once; returns each mail's result in order
+/// (`Ok(true)`: accepted and recorded). Each accepted mail is recorded in
+/// its own short transaction before its connection sends the next, so a
+/// kill re-sends at most one mail per connection. Once a connection cannot
+/// be opened, the mail not yet tried is deferred, not tried on a fresh
+/// connection each.
+async fn send_all(
+    shared: &Arc<Shared>,
+    senders: &mut [Sender],
+    rows: &[&OutboxRow],
+) -> Vec<Result<bool, SendError>> {
     let n = senders.len().min(rows.len()).max(1);
+    let down = AtomicBool::new(false);
+    let down = &down;
     let work = senders
         .iter_mut()
         .take(n)
@@ -366,18 +508,41 @@ async fn send_all(senders: &mut [Sender], rows: &[&OutboxRow]) -> Vec<Result<(),
         .map(|(j, sender)| async move {
             let mut out = Vec::new();
             for (i, row) in rows.iter().enumerate().skip(j).step_by(n) {
+                if down.load(Ordering::Relaxed) {
+                    let why = "not tried: the SMTP server could not be reached";
+                    out.push((i, Err(SendError::Unanswered(why.into()))));
+                    continue;
+                }
                 let span =
                     info_span!("send", outbox = row.id, ticket = row.ticket_id.map(|t| t.0), kind = %row.kind);
-                out.push((i, sender.send(row).instrument(span).await));
+                let r = match sender.send(row).instrument(span).await {
+                    Ok(()) => {
+                        let (id, now) = (row.id, shared.clock.now());
+                        match blocking(shared, move |st| st.mark_sent(id, now)).await {
+                            Ok(()) => Ok(true),
+                            Err(e) => {
+                                error!(outbox = id, "cannot record a sent mail yet: {e:#}");
+                                Ok(false)
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        if matches!(e, SendError::NoConnection(_)) {
+                            down.store(true, Ordering::Relaxed);
+                        }
+                        Err(e)
+                    }
+                };
+                out.push((i, r));
             }
             out
         });
-    let mut results: Vec<Option<Result<(), SendError>>> = rows.iter().map(|_| None).collect();
+    let mut results: Vec<Option<Result<bool, SendError>>> = rows.iter().map(|_| None).collect();
     for (i, r) in join_all(work).await.into_iter().flatten() {
         results[i] = Some(r);
     }
     results
         .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(SendError::Transient("not attempted".into()))))
+        .map(|r| r.unwrap_or_else(|| Err(SendError::Unanswered("not attempted".into()))))
         .collect()
 }

@@ -82,9 +82,17 @@ pub struct OutboxRow {
     #[serde(skip)]
     pub raw: Vec<u8>,
     pub status: String,
+    /// Real attempts: the server answered for this mail (250, 4xx or 5xx).
     pub attempts: u32,
     pub next_attempt_at: String,
     pub last_error: Option<String>,
+    /// Claims with no outcome recorded since (each claim is counted before
+    /// the mail is sent; a recorded outcome sets it back to 0).
+    pub claims: u32,
+    /// Temporary failures that reached no server (no connection, no
+    /// greeting, a timeout, a drop before the reply, a chunk deferred).
+    pub deferrals: u32,
+    pub created_at: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -1,4 +1,4 @@
-//! The outbox queue: due mail, attempts, results, failures and skips.
+//! The outbox queue: due mail, claims, attempts, results, failures and skips.
 
 use super::intake::{queue_mail, record_event};
 use super::{OutboxRow, Store, parse_ts, ts};
@@ -25,13 +25,16 @@ impl Store {
                     attempts: r.get::<_, i64>(8)? as u32,
                     next_attempt_at: r.get(9)?,
                     last_error: r.get(10)?,
+                    claims: r.get::<_, i64>(11)? as u32,
+                    deferrals: r.get::<_, i64>(12)? as u32,
+                    created_at: r.get(13)?,
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 
-    const OUTBOX_COLS: &'static str = "id, ticket_id, kind, message_id, mail_from, rcpt_to, raw, status, attempts, next_attempt_at, last_error";
+    const OUTBOX_COLS: &'static str = "id, ticket_id, kind, message_id, mail_from, rcpt_to, raw, status, attempts, next_attempt_at, last_error, claims, deferrals, created_at";
 
     /// Queued mail whose time has come, oldest first.
     pub fn due_outbox(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxRow>> {
@@ -88,16 +91,17 @@ impl Store {
         }
     }
 
-    /// Counts an attempt for each of `ids` before any of them is made (one
+    /// Counts a claim for each of `ids` before any of them is sent (one
     /// savepoint: its own transaction, or part of an `in_batch`), so that a
-    /// mail that crashes the sender still uses up its attempts. Returns the
-    /// new attempt count of each, in order.
-    pub fn begin_attempts(&mut self, ids: &[i64]) -> Result<Vec<u32>> {
+    /// mail that stops the sender every time still leaves the queue after a
+    /// few claims with no outcome. Returns the new claim count of each, in
+    /// order.
+    pub fn begin_claims(&mut self, ids: &[i64]) -> Result<Vec<u32>> {
         let tx = self.conn.savepoint()?;
         let mut out = Vec::with_capacity(ids.len());
         {
             let mut stmt = tx.prepare_cached(
-                "UPDATE outbox SET attempts = attempts + 1 WHERE id = ?1 RETURNING attempts",
+                "UPDATE outbox SET claims = claims + 1 WHERE id = ?1 RETURNING claims",
             )?;
             for id in ids {
                 let n: i64 = stmt.query_row([id], |r| r.get(0))?;
@@ -108,28 +112,63 @@ impl Store {
         Ok(out)
     }
 
-    /// Records in one savepoint the mail the server accepted (`sent`) and the
-    /// mail to try again at a later time (`retry`: id, when, why).
+    /// Records one mail the server accepted, in its own short transaction,
+    /// right after the 250: a process kill after this returns cannot send it
+    /// again. The commit runs with `synchronous=NORMAL` (WAL: written to the
+    /// log, not synced), so it costs no fsync; a power loss can take back
+    /// the marks made since the last synced commit (see ARCHITECTURE.md).
+    /// Must not be called inside a transaction.
+    pub fn mark_sent(&mut self, id: i64, now: DateTime<Utc>) -> Result<()> {
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let r = (|| -> Result<()> {
+            let tx = self.conn.transaction()?;
+            tx.prepare_cached(
+                "UPDATE outbox SET status = 'sent', sent_at = ?2, last_error = NULL, attempts = attempts + 1, claims = 0 WHERE id = ?1",
+            )?
+            .execute(params![id, ts(now)])?;
+            tx.commit()?;
+            Ok(())
+        })();
+        let back = self.conn.pragma_update(None, "synchronous", "FULL");
+        r?;
+        back?;
+        Ok(())
+    }
+
+    /// Makes the `mark_sent` commits durable against a power loss as well: a
+    /// passive checkpoint syncs the WAL before it copies pages back.
+    pub fn sync_sent(&mut self) -> Result<()> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// Records in one savepoint the mail the server accepted (`sent`, when
+    /// `mark_sent` could not) and the mail to try again at a later time
+    /// (`retry`: id, when, why, and whether the server answered for it: a
+    /// real attempt, else a deferral).
     pub fn record_sends(
         &mut self,
         sent: &[i64],
-        retry: &[(i64, DateTime<Utc>, String)],
+        retry: &[(i64, DateTime<Utc>, String, bool)],
         now: DateTime<Utc>,
     ) -> Result<()> {
         let tx = self.conn.savepoint()?;
         let now_s = ts(now);
         {
             let mut stmt = tx.prepare_cached(
-                "UPDATE outbox SET status = 'sent', sent_at = ?2, last_error = NULL WHERE id = ?1",
+                "UPDATE outbox SET status = 'sent', sent_at = ?2, last_error = NULL, attempts = attempts + 1, claims = 0 WHERE id = ?1",
             )?;
             for id in sent {
                 stmt.execute(params![id, now_s])?;
             }
             let mut stmt = tx.prepare_cached(
-                "UPDATE outbox SET next_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
+                "UPDATE outbox SET next_attempt_at = ?2, last_error = ?3, claims = 0,
+                        attempts = attempts + ?4, deferrals = deferrals + 1 - ?4
+                 WHERE id = ?1",
             )?;
-            for (id, at, error) in retry {
-                stmt.execute(params![id, ts(*at), error])?;
+            for (id, at, error, reached) in retry {
+                stmt.execute(params![id, ts(*at), error, *reached as i64])?;
             }
         }
         tx.commit()?;
@@ -164,17 +203,20 @@ impl Store {
         Ok(())
     }
 
-    /// Records a permanent failure and, in the same transaction, the notice to staff.
+    /// Records a failure for good and, in the same transaction, the notice
+    /// to staff; `reached`: the server answered for this mail (a real
+    /// attempt, counted).
     pub fn mark_failed(
         &mut self,
         id: i64,
         error: &str,
         notice: Option<&NewMail>,
+        reached: bool,
         now: DateTime<Utc>,
     ) -> Result<()> {
         let tx = self.conn.savepoint()?;
-        let ticket: Option<i64> = tx.prepare_cached("UPDATE outbox SET status = 'failed', last_error = ?2 WHERE id = ?1 RETURNING ticket_id")?.query_row(
-            params![id, error],
+        let ticket: Option<i64> = tx.prepare_cached("UPDATE outbox SET status = 'failed', last_error = ?2, claims = 0, attempts = attempts + ?3 WHERE id = ?1 RETURNING ticket_id")?.query_row(
+            params![id, error, reached as i64],
             |r| r.get(0),
         )?;
         let ticket = ticket.map(TicketId);

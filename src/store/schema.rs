@@ -210,4 +210,13 @@ CREATE TABLE timers (
 ) STRICT;
 CREATE INDEX timers_pending_due ON timers(due_at) WHERE state = 'pending';
 "#,
+    // The outbox counts claims (a chunk taken for sending, counted before any
+    // is sent: the guard against a mail that stops the sender every time) apart
+    // from real attempts (`attempts`: the server answered for that mail) and
+    // deferrals (no server reached: no connection, no greeting, a timeout).
+    // `claims` goes back to 0 whenever an outcome is recorded.
+    r#"
+ALTER TABLE outbox ADD COLUMN claims INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE outbox ADD COLUMN deferrals INTEGER NOT NULL DEFAULT 0;
+"#,
 ];

@@ -249,21 +249,58 @@ fn a_batch_that_fails_writes_nothing_of_any_message() {
 }
 
 #[test]
-fn attempts_are_counted_before_sending_and_results_recorded_together() {
+fn claims_are_counted_before_sending_and_an_outcome_resets_them() {
     let mut s = Store::in_memory().unwrap();
     let a = s.queue(None, &reply("a@t"), now()).unwrap();
     let b = s.queue(None, &reply("b@t"), now()).unwrap();
-    assert_eq!(s.begin_attempts(&[a, b]).unwrap(), vec![1, 1]);
+    let c = s.queue(None, &reply("c@t"), now()).unwrap();
+    assert_eq!(s.begin_claims(&[a, b, c]).unwrap(), vec![1, 1, 1]);
     let later = now() + chrono::Duration::seconds(30);
-    s.record_sends(&[a], &[(b, later, "451 try later".into())], now())
-        .unwrap();
+    s.record_sends(
+        &[a],
+        &[
+            (b, later, "451 try later".into(), true),
+            (c, later, "greeting timed out".into(), false),
+        ],
+        now(),
+    )
+    .unwrap();
     let rows = s.outbox(None).unwrap();
     assert_eq!(rows[0].status, "sent");
     assert_eq!(rows[1].status, "queued");
     assert_eq!(rows[1].last_error.as_deref(), Some("451 try later"));
-    assert!(s.due_outbox(now(), 10).unwrap().is_empty(), "b waits");
-    assert_eq!(s.due_outbox(later, 10).unwrap().len(), 1);
-    assert_eq!(s.begin_attempts(&[b]).unwrap(), vec![2]);
+    let counts: Vec<(u32, u32, u32)> = rows
+        .iter()
+        .map(|r| (r.attempts, r.deferrals, r.claims))
+        .collect();
+    assert_eq!(counts, vec![(1, 0, 0), (1, 0, 0), (0, 1, 0)]);
+    assert!(s.due_outbox(now(), 10).unwrap().is_empty(), "b and c wait");
+    assert_eq!(s.due_outbox(later, 10).unwrap().len(), 2);
+    assert_eq!(s.begin_claims(&[b]).unwrap(), vec![1]);
+    assert_eq!(s.begin_claims(&[b]).unwrap(), vec![2], "no outcome between");
+}
+
+#[test]
+fn a_sent_mail_is_recorded_alone_and_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let mut s = Store::open(&path).unwrap();
+    let a = s.queue(None, &reply("a@t"), now()).unwrap();
+    s.begin_claims(&[a]).unwrap();
+    s.mark_sent(a, now()).unwrap();
+    // Seen by another connection at once, as after a kill.
+    let other = Store::open_read_only(&path).unwrap();
+    let row = &other.outbox(None).unwrap()[0];
+    assert_eq!(
+        (row.status.as_str(), row.attempts, row.claims),
+        ("sent", 1, 0)
+    );
+    // The connection is back to synchronous=FULL for everything else.
+    let sync: i64 = s
+        .conn
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(sync, 2);
 }
 
 #[test]
@@ -279,25 +316,31 @@ fn an_outbox_step_records_and_claims_in_one_transaction_skipping_mail_in_flight(
     // included: they are written again by the next step.
     let r: Result<()> = s.in_batch(|st| {
         st.record_sends(&[a], &[], now())?;
-        st.begin_attempts(&[b])?;
+        st.begin_claims(&[b])?;
         Err(anyhow::anyhow!("disk full"))
     });
     assert!(r.is_err());
     let rows = s.outbox(None).unwrap();
-    assert!(rows.iter().all(|r| r.status == "queued" && r.attempts == 0));
+    assert!(
+        rows.iter()
+            .all(|r| r.status == "queued" && r.attempts == 0 && r.claims == 0)
+    );
     // A step that works writes both.
     s.in_batch(|st| {
         st.record_sends(&[a], &[], now())?;
-        st.mark_failed(c, "550 no such user", None, now())?;
-        st.begin_attempts(&[b]).map(|_| ())
+        st.mark_failed(c, "550 no such user", None, true, now())?;
+        st.begin_claims(&[b]).map(|_| ())
     })
     .unwrap();
     let rows = s.outbox(None).unwrap();
-    let status: Vec<(&str, u32)> = rows
+    let status: Vec<(&str, u32, u32)> = rows
         .iter()
-        .map(|r| (r.status.as_str(), r.attempts))
+        .map(|r| (r.status.as_str(), r.attempts, r.claims))
         .collect();
-    assert_eq!(status, vec![("sent", 0), ("queued", 1), ("failed", 0)]);
+    assert_eq!(
+        status,
+        vec![("sent", 1, 0), ("queued", 0, 1), ("failed", 1, 0)]
+    );
 }
 
 #[test]

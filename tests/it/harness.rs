@@ -294,6 +294,7 @@ pub struct ConfigText {
     pub max_message_bytes: u64,
     pub retry_base_ms: u64,
     pub max_attempts: u32,
+    pub timeout_secs: u64,
     pub idle: bool,
     /// TOML appended after the generated config.
     pub extra: String,
@@ -313,6 +314,7 @@ impl ConfigText {
             max_message_bytes: 25 * 1024 * 1024,
             retry_base_ms: 100,
             max_attempts: 20,
+            timeout_secs: 10,
             idle: true,
             extra: String::new(),
         }
@@ -346,7 +348,7 @@ port = {smtp}
 tls = "none"
 retry_base_ms = {retry}
 max_attempts = {attempts}
-timeout_secs = 10
+timeout_secs = {timeout}
 "#,
             dir = self.dir.display(),
             repo = repo.display(),
@@ -355,6 +357,7 @@ timeout_secs = 10
             smtp = self.smtp_port,
             retry = self.retry_base_ms,
             attempts = self.max_attempts,
+            timeout = self.timeout_secs,
         );
         for (name, role) in &self.mailboxes {
             t.push_str(&format!(
