@@ -178,6 +178,7 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken, once: bool) -> 
         let mut senders: Vec<Sender> = (0..CONNECTIONS)
             .map(|_| Sender::new(shared.smtp.clone()))
             .collect();
+        replay_sent_journal(&shared).await?;
         let drain_for = chrono::Duration::seconds(60);
         let started = shared.clock.now();
         loop {
@@ -215,6 +216,21 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken, once: bool) -> 
     .await
 }
 
+/// Marks sent what the journal says the server accepted before a crash
+/// (rows already recorded are left alone), then empties the journal.
+async fn replay_sent_journal(shared: &Arc<Shared>) -> Result<()> {
+    let ids = shared.sent_journal.ids()?;
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let now = shared.clock.now();
+    let n = ids.len();
+    blocking(shared, move |st| st.record_sends(&ids, &[], now)).await?;
+    shared.sent_journal.clear()?;
+    info!(n, "accepted mail from the sent journal recorded");
+    Ok(())
+}
+
 async fn blocking<T: Send + 'static>(
     shared: &Arc<Shared>,
     f: impl FnOnce(&mut crate::store::Store) -> Result<T> + Send + 'static,
@@ -241,7 +257,7 @@ pub const MAX_CLAIMS: u32 = 5;
 /// What the attempts of a chunk came to, waiting to be written.
 #[derive(Default)]
 struct Outcomes {
-    /// Accepted, but `mark_sent` failed right after the 250.
+    /// Accepted (and noted in the sent journal right after its 250).
     sent: Vec<i64>,
     /// Id, when, why, whether the server answered (a real attempt).
     retry: Vec<(i64, DateTime<Utc>, String, bool)>,
@@ -406,9 +422,9 @@ async fn send_due(
     }
     step(shared, done, Vec::new(), Claim::Nothing).await?;
     if any {
-        // Out of due mail: the sent marks (committed without a sync) are
-        // synced now, so an idle daemon owes nothing to a power loss.
-        blocking(shared, |st| st.sync_sent()).await?;
+        // Out of due mail, nothing in flight: every id in the sent journal is
+        // recorded in the database (synced), so the journal starts afresh.
+        shared.sent_journal.clear()?;
     }
     Ok(any)
 }
@@ -421,7 +437,7 @@ async fn send_due(
 fn outcomes(
     shared: &Arc<Shared>,
     chunk: &[OutboxRow],
-    results: Vec<Result<bool, SendError>>,
+    results: Vec<Result<(), SendError>>,
 ) -> Result<Outcomes> {
     let now = shared.clock.now();
     let max = shared.smtp.max_attempts;
@@ -432,11 +448,9 @@ fn outcomes(
         let span = info_span!("send", outbox = row.id, ticket = row.ticket_id.map(|t| t.0), kind = %row.kind);
         let _g = span.enter();
         let err = match result {
-            Ok(recorded) => {
+            Ok(()) => {
                 info!(to = %row.rcpt_to.join(","), attempts = row.attempts + 1, "sent");
-                if !recorded {
-                    out.sent.push(row.id);
-                }
+                out.sent.push(row.id);
                 continue;
             }
             Err(e) => e,
@@ -488,8 +502,8 @@ fn outcomes(
 
 /// Sends `rows` spread over the senders (mail `i` on connection `i % n`),
 /// the connections working at once; returns each mail's result in order
-/// (`Ok(true)`: accepted and recorded). Each accepted mail is recorded in
-/// its own short transaction before its connection sends the next, so a
+/// (`Ok`: accepted). Each accepted mail is noted in the sent journal (one
+/// write, no lock, no fsync) before its connection sends the next, so a
 /// kill re-sends at most one mail per connection. Once a connection cannot
 /// be opened, the mail not yet tried is deferred, not tried on a fresh
 /// connection each.
@@ -497,7 +511,7 @@ async fn send_all(
     shared: &Arc<Shared>,
     senders: &mut [Sender],
     rows: &[&OutboxRow],
-) -> Vec<Result<bool, SendError>> {
+) -> Vec<Result<(), SendError>> {
     let n = senders.len().min(rows.len()).max(1);
     let down = AtomicBool::new(false);
     let down = &down;
@@ -517,14 +531,12 @@ async fn send_all(
                     info_span!("send", outbox = row.id, ticket = row.ticket_id.map(|t| t.0), kind = %row.kind);
                 let r = match sender.send(row).instrument(span).await {
                     Ok(()) => {
-                        let (id, now) = (row.id, shared.clock.now());
-                        match blocking(shared, move |st| st.mark_sent(id, now)).await {
-                            Ok(()) => Ok(true),
-                            Err(e) => {
-                                error!(outbox = id, "cannot record a sent mail yet: {e:#}");
-                                Ok(false)
-                            }
+                        // Noted at once, before this connection sends the next;
+                        // the store records it with the rest of the chunk.
+                        if let Err(e) = shared.sent_journal.record(row.id) {
+                            error!(outbox = row.id, "{e:#}");
                         }
+                        Ok(())
                     }
                     Err(e) => {
                         if matches!(e, SendError::NoConnection(_)) {
@@ -537,7 +549,7 @@ async fn send_all(
             }
             out
         });
-    let mut results: Vec<Option<Result<bool, SendError>>> = rows.iter().map(|_| None).collect();
+    let mut results: Vec<Option<Result<(), SendError>>> = rows.iter().map(|_| None).collect();
     for (i, r) in join_all(work).await.into_iter().flatten() {
         results[i] = Some(r);
     }

@@ -3,7 +3,7 @@
 use crate::clock::SharedClock;
 use crate::config::{Config, SmtpConfig};
 use crate::intake::Engine;
-use crate::store::Store;
+use crate::store::{SentJournal, Store};
 use anyhow::Result;
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -15,6 +15,8 @@ pub struct Shared {
     pub engine: Engine,
     pub store: Arc<Mutex<Store>>,
     pub clock: SharedClock,
+    /// Where the outbox notes each accepted mail before the store records it.
+    pub sent_journal: SentJournal,
     pub outbox_wake: Notify,
     /// Woken after an intake commit, which may have set timers.
     pub timer_wake: Notify,
@@ -30,7 +32,9 @@ impl std::fmt::Debug for Store {
 impl Shared {
     pub fn new(config: &Config, clock: SharedClock) -> Result<Arc<Shared>> {
         let store = Store::open(&config.database)?;
+        let sent_journal = SentJournal::open(&config.database)?;
         Ok(Arc::new(Shared {
+            sent_journal,
             engine: Engine::from_config(config)?,
             store: Arc::new(Mutex::new(store)),
             clock,

@@ -8,6 +8,7 @@
 mod actions;
 mod contracts;
 mod intake;
+mod journal;
 mod listings;
 mod lookup;
 mod outbox;
@@ -17,6 +18,7 @@ mod tests;
 mod timers;
 
 pub use intake::MessageTx;
+pub use journal::SentJournal;
 pub use timers::Settle;
 
 use crate::model::{Outcome, TicketId, TicketStatus};

@@ -112,39 +112,9 @@ impl Store {
         Ok(out)
     }
 
-    /// Records one mail the server accepted, in its own short transaction,
-    /// right after the 250: a process kill after this returns cannot send it
-    /// again. The commit runs with `synchronous=NORMAL` (WAL: written to the
-    /// log, not synced), so it costs no fsync; a power loss can take back
-    /// the marks made since the last synced commit (see ARCHITECTURE.md).
-    /// Must not be called inside a transaction.
-    pub fn mark_sent(&mut self, id: i64, now: DateTime<Utc>) -> Result<()> {
-        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let r = (|| -> Result<()> {
-            let tx = self.conn.transaction()?;
-            tx.prepare_cached(
-                "UPDATE outbox SET status = 'sent', sent_at = ?2, last_error = NULL, attempts = attempts + 1, claims = 0 WHERE id = ?1",
-            )?
-            .execute(params![id, ts(now)])?;
-            tx.commit()?;
-            Ok(())
-        })();
-        let back = self.conn.pragma_update(None, "synchronous", "FULL");
-        r?;
-        back?;
-        Ok(())
-    }
-
-    /// Makes the `mark_sent` commits durable against a power loss as well: a
-    /// passive checkpoint syncs the WAL before it copies pages back.
-    pub fn sync_sent(&mut self) -> Result<()> {
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
-        Ok(())
-    }
-
-    /// Records in one savepoint the mail the server accepted (`sent`, when
-    /// `mark_sent` could not) and the mail to try again at a later time
+    /// Records in one savepoint the mail the server accepted (`sent`; a row
+    /// no longer queued, e.g. recorded before a crash and replayed from the
+    /// sent journal, is left as it is) and the mail to try again at a later time
     /// (`retry`: id, when, why, and whether the server answered for it: a
     /// real attempt, else a deferral).
     pub fn record_sends(
@@ -157,7 +127,8 @@ impl Store {
         let now_s = ts(now);
         {
             let mut stmt = tx.prepare_cached(
-                "UPDATE outbox SET status = 'sent', sent_at = ?2, last_error = NULL, attempts = attempts + 1, claims = 0 WHERE id = ?1",
+                "UPDATE outbox SET status = 'sent', sent_at = ?2, last_error = NULL, attempts = attempts + 1, claims = 0
+                 WHERE id = ?1 AND status = 'queued'",
             )?;
             for id in sent {
                 stmt.execute(params![id, now_s])?;

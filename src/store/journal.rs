@@ -1,0 +1,96 @@
+//! The sent journal: a file beside the database where the outbox notes each mail the server accepted, right after its 250, without taking the store's lock.
+//!
+//! One `write` per accepted mail, no fsync: what was written survives a
+//! process kill (it is in the kernel), not a power loss. The outbox records
+//! the same mail in the database with the rest of its chunk as before; the
+//! journal only closes the window in between. At start the outbox marks every
+//! id the journal holds as sent (those still queued), then empties it; it
+//! empties it again whenever the queue is drained and nothing is in flight.
+
+use anyhow::{Context, Result};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+#[derive(Debug)]
+pub struct SentJournal {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+impl SentJournal {
+    /// Opens (creating) the journal of the database at `db`: `<db>-sent`.
+    pub fn open(db: &Path) -> Result<SentJournal> {
+        let mut name = db.as_os_str().to_owned();
+        name.push("-sent");
+        let path = PathBuf::from(name);
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot open the sent journal {}", path.display()))?;
+        Ok(SentJournal {
+            path,
+            file: Mutex::new(file),
+        })
+    }
+
+    /// Notes that outbox row `id` was accepted: one line, one write.
+    pub fn record(&self, id: i64) -> Result<()> {
+        let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        f.write_all(format!("{id}\n").as_bytes())
+            .with_context(|| format!("cannot write the sent journal {}", self.path.display()))
+    }
+
+    /// Every id noted since the journal was last emptied (a torn last line is skipped).
+    pub fn ids(&self) -> Result<Vec<i64>> {
+        let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        f.rewind()?;
+        let mut text = String::new();
+        f.read_to_string(&mut text)
+            .with_context(|| format!("cannot read the sent journal {}", self.path.display()))?;
+        // A line without its newline is a torn write: "57" cut to "5" must not count.
+        let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+        Ok(complete
+            .split_terminator('\n')
+            .filter_map(|l| l.trim().parse().ok())
+            .collect())
+    }
+
+    /// Empties the journal: call only when every id in it is recorded in the database.
+    pub fn clear(&self) -> Result<()> {
+        let f = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        f.set_len(0)
+            .with_context(|| format!("cannot empty the sent journal {}", self.path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_journal_keeps_ids_across_a_reopen_until_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        let j = SentJournal::open(&db).unwrap();
+        j.record(3).unwrap();
+        j.record(41).unwrap();
+        drop(j);
+        // A torn write at the end, as a crash mid-line could leave.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("t.db-sent"))
+            .unwrap()
+            .write_all(b"5")
+            .unwrap();
+        let j = SentJournal::open(&db).unwrap();
+        assert_eq!(j.ids().unwrap(), [3, 41], "the torn line is not an id");
+        j.clear().unwrap();
+        assert!(j.ids().unwrap().is_empty());
+        j.record(7).unwrap();
+        assert_eq!(j.ids().unwrap(), [7]);
+    }
+}
