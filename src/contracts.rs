@@ -146,99 +146,105 @@ struct Record {
     fields: Vec<String>,
 }
 
-/// Splits RFC 4180 text into records. A BOM is skipped; CRLF, LF and a lone CR end a
-/// record; quoted fields may hold commas, doubled quotes and line breaks. A record that
-/// cannot be read is reported with its line and skipped; reading goes on at the next line.
+/// Splits RFC 4180 text into records with the csv crate. A BOM is skipped; CRLF, LF
+/// and a lone CR end a record; quoted fields may hold commas, doubled quotes and line
+/// breaks. The csv crate reads malformed quoting leniently, so each record's own text
+/// is checked as well ([`quoting_problem`]): a record that cannot be read is reported
+/// with the line it starts on and skipped, and reading goes on with the next record.
 fn records(text: &str) -> (Vec<Record>, Vec<(usize, String)>) {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out = Vec::new();
     let mut errors = Vec::new();
-    let mut chars = text.chars().peekable();
-    let mut line = 1usize;
-    while chars.peek().is_some() {
-        let start = line;
-        let mut fields = Vec::new();
-        let mut field = String::new();
-        let mut quoted = false; // the current field was quoted
-        let mut bad: Option<String> = None;
-        loop {
-            let Some(c) = chars.next() else {
-                fields.push(std::mem::take(&mut field));
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let mut record = csv::StringRecord::new();
+    // Line numbers are counted here (a lone CR ends a line too), up to each record's start.
+    let (mut counted_to, mut line) = (0usize, 1usize);
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                // The input is a `str` read from memory: no I/O or UTF-8 error can occur.
+                errors.push((line, format!("cannot be read as CSV: {e}")));
                 break;
-            };
-            match c {
-                '"' if field.is_empty() && !quoted => {
-                    quoted = true;
-                    let mut closed = false;
-                    while let Some(q) = chars.next() {
-                        match q {
-                            '"' if chars.peek() == Some(&'"') => {
-                                chars.next();
-                                field.push('"');
-                            }
-                            '"' => {
-                                closed = true;
-                                break;
-                            }
-                            '\r' => {
-                                if chars.peek() == Some(&'\n') {
-                                    chars.next();
-                                }
-                                line += 1;
-                                field.push('\n');
-                            }
-                            '\n' => {
-                                line += 1;
-                                field.push('\n');
-                            }
-                            other => field.push(other),
-                        }
-                    }
-                    if !closed {
-                        bad.get_or_insert_with(|| {
-                            "a quoted field is not closed before the end of the file".into()
-                        });
-                    } else if !matches!(chars.peek(), None | Some(',' | '\r' | '\n')) {
-                        bad.get_or_insert_with(|| {
-                            "text after the closing quote of a field (a quote inside a quoted field is written twice)".into()
-                        });
-                    }
-                }
-                '"' => {
-                    bad.get_or_insert_with(|| {
-                        "a quote inside an unquoted field (quote the whole field and double the quote)".into()
-                    });
-                    field.push('"');
-                }
-                ',' => {
-                    fields.push(std::mem::take(&mut field));
-                    quoted = false;
-                }
-                '\r' | '\n' => {
-                    if c == '\r' && chars.peek() == Some(&'\n') {
-                        chars.next();
-                    }
-                    line += 1;
-                    fields.push(std::mem::take(&mut field));
-                    break;
-                }
-                other => field.push(other),
             }
         }
-        if let Some(reason) = bad {
-            errors.push((start, reason));
+        let end = (reader.position().byte() as usize).min(text.len());
+        // A record's position is where its reading began: before the line ends (the
+        // previous record's, blank lines) that the reader skipped. It starts after them.
+        let mut start = record
+            .position()
+            .map_or(counted_to, |p| p.byte() as usize)
+            .min(end);
+        while start < end && matches!(text.as_bytes()[start], b'\r' | b'\n') {
+            start += 1;
+        }
+        line += line_ends(text, counted_to, start);
+        counted_to = start;
+        let raw = &text[start..end];
+        if let Some(reason) = quoting_problem(raw) {
+            errors.push((line, reason.into()));
             continue;
         }
         // A blank line is not a record.
-        if fields.len() == 1 && fields[0].trim().is_empty() && !quoted {
+        if record.len() == 1 && record[0].trim().is_empty() && !raw.contains('"') {
             continue;
         }
         out.push(Record {
-            line: start,
-            fields,
+            line,
+            fields: record
+                .iter()
+                .map(|f| f.replace("\r\n", "\n").replace('\r', "\n"))
+                .collect(),
         });
     }
     (out, errors)
+}
+
+/// How many line ends (CRLF, LF or a lone CR) `text[from..to]` holds.
+fn line_ends(text: &str, from: usize, to: usize) -> usize {
+    let b = text.as_bytes();
+    (from..to)
+        .filter(|&i| b[i] == b'\n' || (b[i] == b'\r' && b.get(i + 1) != Some(&b'\n')))
+        .count()
+}
+
+/// What is wrong with the quoting of one record's text, by RFC 4180: a quote may
+/// only open a field, a closing quote must end it, and an opened quote must close.
+fn quoting_problem(raw: &str) -> Option<&'static str> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum At {
+        FieldStart,
+        Unquoted,
+        Quoted,
+        QuoteInQuoted,
+    }
+    let mut at = At::FieldStart;
+    for b in raw.bytes() {
+        at = match (at, b) {
+            (At::Quoted, b'"') => At::QuoteInQuoted,
+            (At::Quoted, _) => At::Quoted,
+            (At::QuoteInQuoted, b'"') => At::Quoted,
+            (At::QuoteInQuoted | At::Unquoted | At::FieldStart, b',') => At::FieldStart,
+            (At::QuoteInQuoted | At::Unquoted | At::FieldStart, b'\r' | b'\n') => break,
+            (At::QuoteInQuoted, _) => {
+                return Some(
+                    "text after the closing quote of a field (a quote inside a quoted field is written twice)",
+                );
+            }
+            (At::FieldStart, b'"') => At::Quoted,
+            (At::Unquoted, b'"') => {
+                return Some(
+                    "a quote inside an unquoted field (quote the whole field and double the quote)",
+                );
+            }
+            (At::Unquoted | At::FieldStart, _) => At::Unquoted,
+        };
+    }
+    (at == At::Quoted).then_some("a quoted field is not closed before the end of the file")
 }
 
 fn parse_date(column: &str, v: &str) -> Result<NaiveDate, String> {
@@ -582,6 +588,32 @@ mod tests {
                 "c.csv:10: email `noaddress` is not an address",
             ]
         );
+    }
+
+    #[test]
+    fn a_quoted_field_may_hold_a_newline_and_a_comma_and_a_bad_row_counts_from_its_first_line() {
+        let text = format!(
+            "{HEADER},plans\r\n\
+             Q1,a@x.test,\"Acme,\r\nSupport, 2nd floor\",ES B1,gold,TS-1,2025-01-01,\"onsite;\nadvanced_replacement\"\r\n\
+             \r\n\
+             \n\
+             Q2,b@x.test,\"Two\nlines, one comma\",,gold,TS-2,2025-13-01,\r\n\
+             Q3,c@x.test,\"three\rline\rcompany\",,gold,TS-3,2025-01-01,x\n\
+             Q4,d@x.test,\"open\n"
+        );
+        let errs = parse_csv(&text, "c.csv").unwrap_err();
+        assert_eq!(
+            errs,
+            vec![
+                "c.csv:7: purchased_on `2025-13-01` is not a date (YYYY-MM-DD)",
+                "c.csv:12: a quoted field is not closed before the end of the file",
+            ]
+        );
+        let good = text.split("Q2,").next().unwrap();
+        let cs = parse_csv(good, "c.csv").unwrap();
+        assert_eq!(cs.len(), 1);
+        assert_eq!(cs[0].company, "Acme,\nSupport, 2nd floor");
+        assert_eq!(cs[0].plans, vec!["onsite", "advanced_replacement"]);
     }
 
     #[test]

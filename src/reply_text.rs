@@ -775,47 +775,22 @@ pub fn html_to_lines(html: &str) -> String {
     out
 }
 
+/// Appends `word` with its character references decoded: every named entity
+/// of HTML (`&oacute;`, `&hellip;`, `&rsquo;`...) and numeric ones (`&#243;`,
+/// `&#xF3;`), by html-escape's table. A no-break space becomes a space, as
+/// the whitespace between words does; what is no reference stays as written.
 fn decode_entities(word: &str, out: &mut String) {
-    let mut rest = word;
-    while let Some(p) = rest.find('&') {
-        out.push_str(&rest[..p]);
-        rest = &rest[p..];
-        // `;` is ASCII, so its byte position is a character boundary.
-        let Some(semi) = rest.as_bytes()[..rest.len().min(12)]
-            .iter()
-            .position(|b| *b == b';')
-        else {
-            out.push('&');
-            rest = &rest[1..];
-            continue;
-        };
-        let ent = &rest[1..semi];
-        let ch = match ent {
-            "amp" => Some('&'),
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "quot" => Some('"'),
-            "apos" | "#39" => Some('\''),
-            "nbsp" => Some(' '),
-            _ => ent
-                .strip_prefix("#x")
-                .or_else(|| ent.strip_prefix("#X"))
-                .and_then(|h| u32::from_str_radix(h, 16).ok())
-                .or_else(|| ent.strip_prefix('#').and_then(|d| d.parse().ok()))
-                .and_then(char::from_u32),
-        };
-        match ch {
-            Some(c) => {
-                out.push(c);
-                rest = &rest[semi + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = &rest[1..];
-            }
-        }
+    if !word.contains('&') {
+        out.push_str(word);
+        return;
     }
-    out.push_str(rest);
+    let from = out.len();
+    html_escape::decode_html_entities_to_string(word, out);
+    if out[from..].contains('\u{a0}') {
+        let spaced = out[from..].replace('\u{a0}', " ");
+        out.truncate(from);
+        out.push_str(&spaced);
+    }
 }
 
 #[cfg(test)]

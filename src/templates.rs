@@ -4,6 +4,7 @@ use crate::model::Language;
 use anyhow::{Context, Result, anyhow};
 use handlebars::Handlebars;
 use std::path::Path;
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// Templates the daemon itself uses; every language must have each of them.
 pub const REQUIRED: &[&str] = &[
@@ -122,7 +123,7 @@ impl Templates {
                     self.hb.render_template_with_context(t, &ctx)
                 };
                 match r {
-                    Ok(s) => Some(wrap(s.trim(), 74)),
+                    Ok(s) => Some(wrap(s.trim(), NOTICE_WIDTH)),
                     Err(e) => {
                         tracing::warn!(notice = %id, error = %e, "pack notice left out");
                         None
@@ -150,7 +151,16 @@ fn notice_key(text: &str) -> String {
     format!("notice:{text}")
 }
 
-fn wrap(text: &str, width: usize) -> String {
+/// The width, in terminal columns, that a reply's notices are wrapped to.
+pub const NOTICE_WIDTH: usize = 74;
+
+/// Wraps `text` to `width` display columns (a Japanese, Chinese or Korean
+/// character is two, by unicode-width), keeping its own line breaks. Lines
+/// break at spaces and, in text without spaces, between two characters when
+/// either is wide, except before closing punctuation and small kana (`。`,
+/// `」`, `ょ`...) or after an opening bracket (`「`). Nothing else is broken,
+/// so a word or URL wider than `width` stands alone on its line.
+pub fn wrap(text: &str, width: usize) -> String {
     let mut out = String::with_capacity(text.len() + 8);
     for (i, line) in text.lines().enumerate() {
         if i > 0 {
@@ -158,20 +168,60 @@ fn wrap(text: &str, width: usize) -> String {
         }
         let mut col = 0;
         for word in line.split(' ').filter(|w| !w.is_empty()) {
-            let len = word.chars().count();
-            if col > 0 && col + 1 + len > width {
-                out.push('\n');
-                col = 0;
-            } else if col > 0 {
-                out.push(' ');
-                col += 1;
+            for (k, piece) in pieces(word).enumerate() {
+                let w = UnicodeWidthStr::width(piece);
+                let gap = usize::from(k == 0 && col > 0);
+                if col > 0 && col + gap + w > width {
+                    out.push('\n');
+                    col = 0;
+                } else if gap == 1 {
+                    out.push(' ');
+                    col += 1;
+                }
+                out.push_str(piece);
+                col += w;
             }
-            out.push_str(word);
-            col += len;
         }
     }
     out
 }
+
+/// The parts of a space-free word that a line may break between.
+fn pieces(word: &str) -> impl Iterator<Item = &str> {
+    let mut rest = word;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut prev: Option<char> = None;
+        let mut cut = rest.len();
+        for (at, c) in rest.char_indices() {
+            if let Some(p) = prev
+                && (wide(p) || wide(c))
+                && !NO_BREAK_BEFORE.contains(c)
+                && !NO_BREAK_AFTER.contains(p)
+            {
+                cut = at;
+                break;
+            }
+            prev = Some(c);
+        }
+        let (piece, tail) = rest.split_at(cut);
+        rest = tail;
+        Some(piece)
+    })
+}
+
+fn wide(c: char) -> bool {
+    UnicodeWidthChar::width(c) == Some(2)
+}
+
+/// Closing punctuation, small kana and marks that never begin a line.
+const NO_BREAK_BEFORE: &str = "、。，．,.・：；:;？！?!ー～…‥々ゝゞヽヾ\
+    ぁぃぅぇぉっゃゅょゎゕゖァィゥェォッャュョヮヵヶ\
+    」』）］｝〕〉》】〙〗〟’”)]}%％";
+/// Opening brackets and quotes that never end a line.
+const NO_BREAK_AFTER: &str = "「『（［｛〔〈《【〘〖〝‘“([{";
 
 fn key(lang: Language, name: &str, part: &str) -> String {
     format!("{}/{name}/{part}", lang.as_str())
@@ -208,15 +258,53 @@ mod tests {
     }
 
     #[test]
-    fn notices_wrap_at_word_boundaries() {
-        let w = wrap("aaa bbb ccc ddd", 7);
-        assert_eq!(w, "aaa bbb\nccc ddd");
-        assert_eq!(
-            wrap("受付時間外のメールへの回答は翌営業日以降となります。", 10)
+    fn notices_wrap_by_display_width() {
+        let cols = |l: &str| UnicodeWidthStr::width(l);
+        // English breaks at spaces only.
+        assert_eq!(wrap("aaa bbb ccc ddd", 7), "aaa bbb\nccc ddd");
+        let en = "Replies to mail outside business hours come on the next business day or later; see https://support.example.com/hours/and/holidays/2026 for the calendar.";
+        for width in [20, 40, 74] {
+            let w = wrap(en, width);
+            assert_eq!(w.replace('\n', " "), en, "only spaces become line breaks");
+            for l in w.lines() {
+                assert!(cols(l) <= width || !l.contains(' '), "{width}: {l:?}");
+            }
+        }
+        // The URL wider than 20 columns is not broken: it stands alone.
+        assert!(
+            wrap(en, 20)
                 .lines()
-                .count(),
-            1
+                .any(|l| l == "https://support.example.com/hours/and/holidays/2026")
         );
+        // Japanese: two columns a character, breaks between characters.
+        let ja = "受付時間外のメールへの回答は翌営業日以降となります。保守開始は「納品月 翌々月1日」以降です。";
+        for width in [10, 11, 20, 74] {
+            let w = wrap(ja, width);
+            assert_eq!(
+                w.replace(['\n', ' '], ""),
+                ja.replace(' ', ""),
+                "{width}: {w}"
+            );
+            for l in w.lines() {
+                assert!(cols(l) <= width, "{width}: {l:?} is {} columns", cols(l));
+                assert!(!l.starts_with(['。', '」', '、']), "{width}: {l:?}");
+                assert!(!l.ends_with('「'), "{width}: {l:?}");
+            }
+        }
+        let ten = wrap("受付時間外のメールへの回答は翌営業日以降となります。", 10);
+        assert_eq!(ten.lines().next(), Some("受付時間外"));
+        assert!(ten.lines().count() >= 5, "{ten}");
+        assert_eq!(
+            wrap(ja, 74).lines().count(),
+            2,
+            "46 characters are 92 columns"
+        );
+        // Mixed: an English word inside Japanese text stays whole.
+        let mixed = wrap("シリアル番号ABC12345を記入してください", 16);
+        assert!(mixed.lines().any(|l| l.contains("ABC12345")), "{mixed}");
+        for l in mixed.lines() {
+            assert!(cols(l) <= 16, "{l:?}");
+        }
     }
 
     #[test]
