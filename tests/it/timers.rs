@@ -52,6 +52,26 @@ fn pending(cfg: &Config) -> Vec<ticketd::model::TimerRow> {
         .unwrap_or_default()
 }
 
+/// A NetEx severity 1 report in support@, arrived Saturday 02:00 Central.
+async fn saturday_severity_1_report(stack: &MailStack, message_id: &str) {
+    let report = mail(
+        "ann@customer.test",
+        "support@vendor.test",
+        "Severity 1: replication down",
+        message_id,
+        "",
+        "HyperIP version 7.0 on Red Hat Enterprise Linux 9 drops every transfer since the upgrade; the log shows retransmission timeouts on the WAN side.",
+    );
+    stack
+        .append(
+            "support@vendor.test",
+            "INBOX",
+            &report,
+            "21-Nov-2026 02:00:00 -0600",
+        )
+        .await;
+}
+
 fn subjects(raws: &[Vec<u8>]) -> Vec<String> {
     raws.iter()
         .map(|m| ticketd::parse::parse(m, DateTime::UNIX_EPOCH).subject)
@@ -67,22 +87,7 @@ async fn nx_03_severity_1_escalates_to_the_director_at_8_hours_and_the_president
     });
     let cfg = stack.config(|c| c.pack = "netex".into());
     // Saturday 02:00 Central: a severity 1 report, outside business hours.
-    let report = mail(
-        "ann@customer.test",
-        "support@vendor.test",
-        "Severity 1: replication down",
-        "s1@customer.test",
-        "",
-        "HyperIP version 7.0 on Red Hat Enterprise Linux 9 drops every transfer since the upgrade; the log shows retransmission timeouts on the WAN side.",
-    );
-    stack
-        .append(
-            "support@vendor.test",
-            "INBOX",
-            &report,
-            "21-Nov-2026 02:00:00 -0600",
-        )
-        .await;
+    saturday_severity_1_report(&stack, "s1@customer.test").await;
     let clock = FixedClock::new(at("2026-11-21T02:00:30-06:00"));
     let (tx, h) = start(&cfg, &clock);
     wait_until("the ladder's two timers", WAIT, || pending(&cfg).len() == 2).await;
@@ -169,22 +174,7 @@ async fn nx_03_severity_1_escalates_to_the_director_at_8_hours_and_the_president
 async fn nx_03_a_step_due_while_the_daemon_was_down_fires_once_at_start_and_says_when_it_was_due() {
     let stack = MailStack::start();
     let cfg = stack.config(|c| c.pack = "netex".into());
-    let report = mail(
-        "ann@customer.test",
-        "support@vendor.test",
-        "Severity 1: replication down",
-        "s1b@customer.test",
-        "",
-        "HyperIP version 7.0 on Red Hat Enterprise Linux 9 drops every transfer since the upgrade.",
-    );
-    stack
-        .append(
-            "support@vendor.test",
-            "INBOX",
-            &report,
-            "21-Nov-2026 02:00:00 -0600",
-        )
-        .await;
+    saturday_severity_1_report(&stack, "s1b@customer.test").await;
     let clock = FixedClock::new(at("2026-11-21T02:00:30-06:00"));
     let shared: SharedClock = Arc::new(clock.clone());
     ticketd::daemon::run_once(cfg.clone(), shared.clone())
@@ -231,22 +221,7 @@ fn ticketd(cfg: &Config, args: &[&str]) -> std::process::Output {
 async fn nx_03_closing_a_ticket_from_the_shell_cancels_its_ladder_and_names_who_closed_it() {
     let stack = MailStack::start();
     let cfg = stack.config(|c| c.pack = "netex".into());
-    let report = mail(
-        "ann@customer.test",
-        "support@vendor.test",
-        "Severity 1: replication down",
-        "s1c@customer.test",
-        "",
-        "HyperIP version 7.0 on Red Hat Enterprise Linux 9 drops every transfer since the upgrade.",
-    );
-    stack
-        .append(
-            "support@vendor.test",
-            "INBOX",
-            &report,
-            "21-Nov-2026 02:00:00 -0600",
-        )
-        .await;
+    saturday_severity_1_report(&stack, "s1c@customer.test").await;
     let clock = FixedClock::new(at("2026-11-21T02:00:30-06:00"));
     let shared: SharedClock = Arc::new(clock.clone());
     ticketd::daemon::run_once(cfg.clone(), shared.clone())
