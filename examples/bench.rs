@@ -731,11 +731,11 @@ async fn smtp_rate(repo: &Path, mails: &[Mail]) -> Result<f64> {
             raw: m.raw.clone(),
             status: "queued".into(),
             attempts: 0,
-            next_attempt_at: String::new(),
+            next_attempt_at: chrono::DateTime::UNIX_EPOCH,
             last_error: None,
             claims: 0,
             deferrals: 0,
-            created_at: String::new(),
+            created_at: chrono::DateTime::UNIX_EPOCH,
         })
         .collect();
     let t = Instant::now();

@@ -466,7 +466,7 @@ fn outcomes(
             }
             SendError::NoConnection(e) | SendError::Unanswered(e) | SendError::Transient(e) => e,
         };
-        let expired = crate::store::parse_ts(&row.created_at).is_ok_and(|c| now >= c + lifetime);
+        let expired = now >= row.created_at + lifetime;
         let why = if expired {
             Some(format!(
                 "{e} (still failing after the queue lifetime of {}s)",

@@ -22,7 +22,7 @@ impl Store {
                     mailbox: r.get(4)?,
                     language: r.get(5)?,
                     messages: r.get(6)?,
-                    created_at: r.get(7)?,
+                    created_at: super::ts_column(r, 7)?,
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;

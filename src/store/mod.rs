@@ -37,6 +37,14 @@ pub fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
+/// A timestamp column, for row mappers.
+pub(super) fn ts_column(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<DateTime<Utc>> {
+    let s: String = r.get(i)?;
+    parse_ts(&s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+    })
+}
+
 pub fn parse_ts(s: &str) -> Result<DateTime<Utc>> {
     Ok(DateTime::parse_from_rfc3339(s)
         .with_context(|| format!("bad timestamp {s:?} in the database"))?
@@ -86,7 +94,7 @@ pub struct OutboxRow {
     pub status: String,
     /// Real attempts: the server answered for this mail (250, 4xx or 5xx).
     pub attempts: u32,
-    pub next_attempt_at: String,
+    pub next_attempt_at: DateTime<Utc>,
     pub last_error: Option<String>,
     /// Claims with no outcome recorded since (each claim is counted before
     /// the mail is sent; a recorded outcome sets it back to 0).
@@ -94,7 +102,7 @@ pub struct OutboxRow {
     /// Temporary failures that reached no server (no connection, no
     /// greeting, a timeout, a drop before the reply, a chunk deferred).
     pub deferrals: u32,
-    pub created_at: String,
+    pub created_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -106,7 +114,7 @@ pub struct TicketSummary {
     pub mailbox: String,
     pub language: String,
     pub messages: i64,
-    pub created_at: String,
+    pub created_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Serialize)]

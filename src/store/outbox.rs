@@ -1,7 +1,7 @@
 //! The outbox queue: due mail, claims, attempts, results, failures and skips.
 
 use super::intake::{queue_mail, record_event};
-use super::{OutboxRow, Store, parse_ts, ts};
+use super::{OutboxRow, Store, parse_ts, ts, ts_column};
 use crate::model::{Event, NewMail, TicketId};
 use anyhow::Result;
 use chrono::{DateTime, Utc};
@@ -23,11 +23,11 @@ impl Store {
                     raw: r.get(6)?,
                     status: r.get(7)?,
                     attempts: r.get::<_, i64>(8)? as u32,
-                    next_attempt_at: r.get(9)?,
+                    next_attempt_at: ts_column(r, 9)?,
                     last_error: r.get(10)?,
                     claims: r.get::<_, i64>(11)? as u32,
                     deferrals: r.get::<_, i64>(12)? as u32,
-                    created_at: r.get(13)?,
+                    created_at: ts_column(r, 13)?,
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
