@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 /// How many due timers one look at the store takes.
 const BATCH: usize = 64;
@@ -125,13 +125,17 @@ fn settle(
     Ok(Some(how))
 }
 
+/// One tick at the shared clock's `now`, on a blocking thread (it locks the store).
+async fn tick_now(shared: &Arc<Shared>) -> Result<Tick> {
+    let s = shared.clone();
+    tokio::task::spawn_blocking(move || tick(&s.engine, &s.store, s.clock.now())).await?
+}
+
 /// Runs until `cancel`: fires what is due, then sleeps until the next timer
 /// falls due, an intake commit sets new ones, or [`POLL`] has passed.
 pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) -> Result<()> {
     loop {
-        let s = shared.clone();
-        let done =
-            tokio::task::spawn_blocking(move || tick(&s.engine, &s.store, s.clock.now())).await??;
+        let done = tick_now(&shared).await?;
         if done.fired > 0 {
             shared.outbox_wake.notify_one();
         }
@@ -151,19 +155,15 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) -> Result<()> {
     }
 }
 
-/// Fires what is due once (`run --once`), logging rather than failing on a database error.
+/// Fires what is due at this moment, once (`run --once`).
 pub async fn run_once(shared: Arc<Shared>) -> Result<Tick> {
-    let s = shared.clone();
-    let done =
-        tokio::task::spawn_blocking(move || tick(&s.engine, &s.store, s.clock.now())).await??;
+    let done = tick_now(&shared).await?;
     if done.fired + done.cancelled > 0 {
         info!(
             fired = done.fired,
             cancelled = done.cancelled,
             "due timers settled"
         );
-    } else {
-        warn!("no timer was due");
     }
     Ok(done)
 }

@@ -15,6 +15,8 @@ pub use limits::bucket_level;
 pub use person::request_text;
 pub use timer::{TimerDecision, TimerInput, on_timer};
 
+use timer::escalation_key;
+
 use limits::{consume, rate_limited};
 use machine::machine;
 use person::{new_ticket, person, ticket_subject};

@@ -164,7 +164,7 @@ pub(super) fn escalation_timers(p: &Evaluation) -> Vec<TimerPlan> {
         .iter()
         .map(|e| TimerPlan {
             kind: TimerKind::Escalation,
-            key: format!("{} after {}", e.to, e.after),
+            key: escalation_key(&e.to, &e.after),
             due: e.at,
             rule: e.rule.clone(),
             to: Some(e.to.clone()),

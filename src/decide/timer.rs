@@ -64,9 +64,8 @@ pub fn on_timer(ticket: &TicketInfo, timer: &TimerRow, i: &TimerInput<'_>) -> Ti
                     .format("%Y-%m-%d %H:%M %Z")
                     .to_string()
             };
-            // The step's span from the report, as its key records it.
-            let open_for = match t.key.rsplit_once(" after ") {
-                Some((_, span)) => span_words(span),
+            let open_for = match escalation_span(&t.key) {
+                Some(span) => span_words(span),
                 None => span_words_of(t.due - ticket.created_at),
             };
             let reply = ReplyPlan {
@@ -105,6 +104,17 @@ pub fn on_timer(ticket: &TicketInfo, timer: &TimerRow, i: &TimerInput<'_>) -> Ti
             }
         }
     }
+}
+
+/// The key of an escalation step: who it goes to and its span from the
+/// report ("Director of Customer Services after 8h"), unique on a ticket.
+pub(super) fn escalation_key(to: &str, after: &str) -> String {
+    format!("{to} after {after}")
+}
+
+/// The span an escalation step's key records (the inverse of [`escalation_key`]).
+fn escalation_span(key: &str) -> Option<&str> {
+    key.rsplit_once(" after ").map(|(_, span)| span)
 }
 
 fn unit(n: i64, one: &str) -> String {

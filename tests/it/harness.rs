@@ -60,6 +60,32 @@ pub async fn wait_until<F: FnMut() -> bool>(what: &str, deadline: Duration, mut 
     }
 }
 
+/// `ticketd::daemon::run` in-process on `clock`, until [`Daemon::stop`].
+pub struct Daemon {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Daemon {
+    pub fn start(cfg: &Config, clock: ticketd::clock::SharedClock) -> Daemon {
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(ticketd::daemon::run(cfg.clone(), clock, async {
+            let _ = rx.await;
+        }));
+        Daemon { stop, task }
+    }
+
+    /// Asks it to stop and waits (up to `deadline`) for a clean stop.
+    pub async fn stop(self, deadline: Duration) {
+        self.stop.send(()).expect("the daemon is running");
+        tokio::time::timeout(deadline, self.task)
+            .await
+            .expect("a clean stop")
+            .expect("the daemon task")
+            .expect("the daemon");
+    }
+}
+
 /// A private mail stack in a short temporary directory, stopped on drop.
 pub struct MailStack {
     pub dir: PathBuf,

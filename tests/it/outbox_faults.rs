@@ -1,6 +1,6 @@
 //! The outbox under faults: a relay that hangs across restarts, a mail that stops the sender each time, and a kill right after a 250.
 
-use crate::harness::{MailStack, free_port, mail, wait_until};
+use crate::harness::{Daemon, MailStack, free_port, mail, wait_until};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -119,21 +119,13 @@ async fn defect_1_a_restart_storm_while_the_relay_hangs_then_recovers_delivers_e
 
     // One run that lives long enough for the greeting to time out: a
     // temporary failure, recorded.
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let daemon = tokio::spawn(ticketd::daemon::run(cfg.clone(), clock(), async {
-        let _ = stop_rx.await;
-    }));
+    let daemon = Daemon::start(&cfg, clock());
     wait_until("the greeting timeout to be recorded", WAIT, || {
         let r = rows(&cfg);
         !r.is_empty() && r.iter().all(|r| r.last_error.is_some())
     })
     .await;
-    stop_tx.send(()).unwrap();
-    tokio::time::timeout(WAIT, daemon)
-        .await
-        .expect("clean stop")
-        .unwrap()
-        .unwrap();
+    daemon.stop(WAIT).await;
     let deferred = rows(&cfg);
     assert!(
         deferred.iter().all(|r| r.status == "queued"),

@@ -1,6 +1,6 @@
 //! The intake pipeline end to end: IMAP in, tickets in SQLite, replies out over SMTP.
 
-use crate::harness::{MailStack, Options, mail, wait_until};
+use crate::harness::{Daemon, MailStack, Options, mail, wait_until};
 use std::sync::Arc;
 use std::time::Duration;
 use ticketd::clock::{SharedClock, SystemClock};
@@ -354,10 +354,7 @@ async fn a_mail_appended_while_running_is_picked_up_through_idle() {
     let stack = MailStack::start();
     // An hour's poll interval: only IDLE can bring the mail in time.
     let cfg = stack.config(|c| c.poll_interval_secs = 3600);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let daemon = tokio::spawn(ticketd::daemon::run(cfg.clone(), clock(), async {
-        let _ = stop_rx.await;
-    }));
+    let daemon = Daemon::start(&cfg, clock());
     let dbpath = cfg.database.clone();
     wait_until("the watcher to select its mailbox", WAIT, || {
         Store::open_read_only(&dbpath)
@@ -379,12 +376,7 @@ async fn a_mail_appended_while_running_is_picked_up_through_idle() {
         stack.sink_messages().len() == 1
     })
     .await;
-    stop_tx.send(()).unwrap();
-    tokio::time::timeout(WAIT, daemon)
-        .await
-        .expect("clean stop")
-        .unwrap()
-        .unwrap();
+    daemon.stop(WAIT).await;
     assert_eq!(db(&cfg).tickets().unwrap().len(), 1);
     assert!(subjects(&stack)[0].contains("Live mail [TKT#1]"));
 }
@@ -468,10 +460,7 @@ async fn an_smtp_server_that_answers_4xx_first_gets_the_reply_once() {
         ..Default::default()
     });
     let cfg = stack.config(|c| c.retry_base_ms = 200);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let daemon = tokio::spawn(ticketd::daemon::run(cfg.clone(), clock(), async {
-        let _ = stop_rx.await;
-    }));
+    let daemon = Daemon::start(&cfg, clock());
     let raw = mail(
         "ann@example.net",
         "support@vendor.test",
@@ -505,12 +494,7 @@ async fn an_smtp_server_that_answers_4xx_first_gets_the_reply_once() {
         row(&dbpath).is_some_and(|r| r.status == "sent")
     })
     .await;
-    stop_tx.send(()).unwrap();
-    tokio::time::timeout(WAIT, daemon)
-        .await
-        .expect("clean stop")
-        .unwrap()
-        .unwrap();
+    daemon.stop(WAIT).await;
     assert_eq!(stack.sink_messages().len(), 1, "delivered exactly once");
 }
 

@@ -1,6 +1,6 @@
 //! Timers end to end: NX-03 escalation notices fired by the scheduler at their minute on a test clock, read back from the recipients' mailboxes, once each across a restart.
 
-use crate::harness::{MailStack, Options, mail, wait_until};
+use crate::harness::{Daemon, MailStack, Options, mail, wait_until};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,34 +15,6 @@ fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s)
         .expect("an RFC 3339 instant")
         .to_utc()
-}
-
-/// The daemon in-process on `clock`, stopped by the returned sender.
-fn start(
-    cfg: &Config,
-    clock: &FixedClock,
-) -> (
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<anyhow::Result<()>>,
-) {
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let shared: SharedClock = Arc::new(clock.clone());
-    let h = tokio::spawn(ticketd::daemon::run(cfg.clone(), shared, async {
-        let _ = rx.await;
-    }));
-    (tx, h)
-}
-
-async fn stop(
-    stop: tokio::sync::oneshot::Sender<()>,
-    h: tokio::task::JoinHandle<anyhow::Result<()>>,
-) {
-    stop.send(()).expect("daemon running");
-    tokio::time::timeout(WAIT, h)
-        .await
-        .expect("a clean stop")
-        .expect("the daemon task")
-        .expect("the daemon");
 }
 
 fn pending(cfg: &Config) -> Vec<ticketd::model::TimerRow> {
@@ -89,7 +61,7 @@ async fn nx_03_severity_1_escalates_to_the_director_at_8_hours_and_the_president
     // Saturday 02:00 Central: a severity 1 report, outside business hours.
     saturday_severity_1_report(&stack, "s1@customer.test").await;
     let clock = FixedClock::new(at("2026-11-21T02:00:30-06:00"));
-    let (tx, h) = start(&cfg, &clock);
+    let daemon = Daemon::start(&cfg, Arc::new(clock.clone()));
     wait_until("the ladder's two timers", WAIT, || pending(&cfg).len() == 2).await;
     let timers = pending(&cfg);
     assert!(timers.iter().all(|t| t.plan.kind == TimerKind::Escalation
@@ -134,10 +106,10 @@ async fn nx_03_severity_1_escalates_to_the_director_at_8_hours_and_the_president
     assert!(body.contains("open for 8 hours"), "{body}");
     assert!(!body.contains("sent late"), "on time: {body}");
     assert_eq!(stack.count("president@vendor.test", "INBOX").await, 0);
-    stop(tx, h).await;
+    daemon.stop(WAIT).await;
 
     // Restarted: the fired step stays fired; the President's comes at Sunday 02:00.
-    let (tx, h) = start(&cfg, &clock);
+    let daemon = Daemon::start(&cfg, Arc::new(clock.clone()));
     clock.set(at("2026-11-22T02:00:00-06:00"));
     stack
         .wait_for_count("president@vendor.test", "INBOX", 1, WAIT)
@@ -150,7 +122,7 @@ async fn nx_03_severity_1_escalates_to_the_director_at_8_hours_and_the_president
             .is_ok_and(|q| q.is_empty())
     })
     .await;
-    stop(tx, h).await;
+    daemon.stop(WAIT).await;
     assert_eq!(
         stack.count("director@vendor.test", "INBOX").await,
         1,
