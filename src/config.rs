@@ -31,6 +31,9 @@ struct RawConfig {
 struct RawStaff {
     /// A recipient a pack names (an escalation step's `to`) -> its address or addresses.
     recipients: Option<Spanned<std::collections::BTreeMap<String, Spanned<OneOrMany>>>>,
+    /// How long before a first-response target staff are warned ("1h", on
+    /// the SLA's clock).
+    sla_warning_lead: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -699,7 +702,19 @@ impl Config {
             &raw.limits.replies_per_recipient,
         );
         let replies_per_ticket = rate(&mut r, "replies_per_ticket", &raw.limits.replies_per_ticket);
-        let staff = staff_directory(&mut r, raw.staff.recipients.as_ref(), pack.as_ref());
+        let mut staff = staff_directory(&mut r, raw.staff.recipients.as_ref(), pack.as_ref());
+        if let Some(lead) = &raw.staff.sla_warning_lead {
+            match crate::policy::Span::parse(lead.get_ref()) {
+                Ok(span @ crate::policy::Span::Minutes(m)) if m > 0 => {
+                    staff.sla_warning_lead = span
+                }
+                Ok(_) => r.spanned(
+                    lead,
+                    "staff.sla_warning_lead is a span in minutes or hours, such as 30m or 2h",
+                ),
+                Err(e) => r.spanned(lead, format!("staff.sla_warning_lead: {e}")),
+            }
+        }
         let mut problems = r.problems;
         problems.extend(pack_problems);
         match pack {
@@ -843,9 +858,20 @@ fn is_loopback(host: &str) -> bool {
 
 /// The people a pack's rules name, by the name the pack uses ("Director of
 /// Customer Services"), with their addresses.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaffDirectory {
     pub recipients: std::collections::BTreeMap<String, Vec<String>>,
+    /// How long before a first-response target staff are warned.
+    pub sla_warning_lead: crate::policy::Span,
+}
+
+impl Default for StaffDirectory {
+    fn default() -> Self {
+        StaffDirectory {
+            recipients: Default::default(),
+            sla_warning_lead: crate::policy::Span::Minutes(60),
+        }
+    }
 }
 
 impl StaffDirectory {

@@ -11,10 +11,12 @@
 //! - [`decide`]: the pure decision; [`intake`] glues reading, deciding and [`store`].
 //! - [`templates`], [`compose`]: replies as rendered bytes, queued in the [`store`] outbox.
 //! - [`outbox`]: sends queued mail over SMTP; [`scheduler`]: fires due timers (escalation steps).
+//! - [`actions`]: staff actions from the shell (RMA steps, answers, notes), one transaction each.
 //! - [`daemon`]: supervises the tasks ([`shared`]: what they share); [`explain`] shows a decision
 //!   without acting on it.
 //! - [`clock`], [`backoff`], [`text`]: time, retry pacing and text helpers, shared by all.
 
+pub mod actions;
 pub mod backoff;
 pub mod calendar;
 pub mod classify;

@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use ticketd::clock::{SharedClock, SystemClock};
 use ticketd::config::Config;
+use ticketd::decide::RmaVerb;
+use ticketd::intake::Engine;
 use ticketd::model::{TicketId, TicketStatus};
 use ticketd::store::Store;
 
@@ -105,6 +107,54 @@ enum Command {
         /// Who reopens it (default: the Unix user).
         #[arg(long = "as")]
         by: Option<String>,
+        #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// A step of a ticket's RMA: approve (documents or symptoms verified),
+    /// issue (the code is sent to the customer; asking again gives the same
+    /// code and sends nothing), received (starts the deadlines that count
+    /// from it).
+    Rma {
+        #[arg(value_parser = ["approve", "issue", "received"])]
+        step: String,
+        ticket: i64,
+        /// The part or serial the RMA covers (default: the ticket's only RMA).
+        #[arg(long)]
+        part: Option<String>,
+        /// Who acts (default: the Unix user).
+        #[arg(long = "as")]
+        by: Option<String>,
+        #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Send a staff answer (the text of FILE, `-` for standard input) to the
+    /// ticket's customer in their thread; the first response, and the ticket
+    /// then waits on the customer.
+    Reply {
+        ticket: i64,
+        file: PathBuf,
+        /// Who answers (default: the Unix user).
+        #[arg(long = "as")]
+        by: Option<String>,
+        #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Add an internal note to a ticket (never sent to the customer).
+    Note {
+        ticket: i64,
+        text: String,
+        /// Who writes it (default: the Unix user).
+        #[arg(long = "as")]
+        by: Option<String>,
+        #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// One ticket's whole history: its messages (what each person wrote
+    /// now), events, timers, RMAs and outgoing mail.
+    Ticket {
+        ticket: i64,
+        #[arg(long)]
+        json: bool,
         #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
@@ -437,6 +487,104 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             let by = actor(by);
             st.set_status(id, TicketStatus::Open, &by, clock.now())?;
             println!("ticket {ticket} reopened by {by}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rma {
+            step,
+            ticket,
+            part,
+            by,
+            config,
+        } => {
+            let cfg = load(&config)?;
+            let engine = Engine::from_config(&cfg)?;
+            let mut st = Store::open(&cfg.database)?;
+            let verb = match step.as_str() {
+                "approve" => RmaVerb::Approve,
+                "issue" => RmaVerb::Issue,
+                _ => RmaVerb::Received,
+            };
+            let by = actor(by);
+            let (out, sent) = ticketd::actions::rma(
+                &engine,
+                &mut st,
+                TicketId(ticket),
+                verb,
+                part.as_deref(),
+                &by,
+                clock.now(),
+            )?;
+            let what = if out.part.is_empty() {
+                "the whole unit".to_string()
+            } else {
+                format!("part {}", out.part)
+            };
+            let code = out.code.map(|c| format!(", code {c}")).unwrap_or_default();
+            if out.already {
+                println!(
+                    "ticket {ticket}: the RMA for {what} is already {}{code}; nothing sent",
+                    out.state
+                );
+            } else {
+                println!(
+                    "ticket {ticket}: the RMA for {what} is {}{code} ({by}); {sent} mail queued",
+                    out.state
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reply {
+            ticket,
+            file,
+            by,
+            config,
+        } => {
+            let cfg = load(&config)?;
+            let engine = Engine::from_config(&cfg)?;
+            let body = if file.as_os_str() == "-" {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+                s
+            } else {
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?
+            };
+            let mut st = Store::open(&cfg.database)?;
+            let by = actor(by);
+            ticketd::actions::reply(&engine, &mut st, TicketId(ticket), &body, &by, clock.now())?;
+            println!("ticket {ticket}: answer by {by} queued for the customer");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Note {
+            ticket,
+            text,
+            by,
+            config,
+        } => {
+            let cfg = load(&config)?;
+            let engine = Engine::from_config(&cfg)?;
+            let mut st = Store::open(&cfg.database)?;
+            let by = actor(by);
+            ticketd::actions::note(&engine, &mut st, TicketId(ticket), &text, &by, clock.now())?;
+            println!("ticket {ticket}: note by {by} added");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ticket {
+            ticket,
+            json,
+            config,
+        } => {
+            let cfg = load(&config)?;
+            let st = Store::open_read_only(&cfg.database)?;
+            st.require_current()?;
+            let h = st
+                .history(TicketId(ticket))?
+                .ok_or_else(|| anyhow!("ticket {ticket} does not exist"))?;
+            if json {
+                print_json(&h)?;
+            } else {
+                print!("{}", h.text(cfg.pack.zone));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Quarantine { config } => {

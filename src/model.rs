@@ -8,8 +8,9 @@ mod io;
 
 pub use event::{Event, PolicyRecord, QuotaUse};
 pub use io::{
-    Applied, BucketKey, BucketLevel, ContactInfo, Duplicate, Lookup, NewMail, SideEffects,
-    TicketInfo, TicketWrite, TimerKind, TimerPlan, TimerRow, Undeliverable,
+    Applied, BucketKey, BucketLevel, ContactInfo, Duplicate, Lookup, NewMail, RmaRecord, RmaState,
+    SideEffects, TicketChange, TicketInfo, TicketWrite, TimerCancel, TimerKind, TimerPlan,
+    TimerRow, Undeliverable,
 };
 
 use serde::{Deserialize, Serialize};

@@ -50,6 +50,8 @@ struct RawPack {
     notice: Vec<Spanned<policy::RawNotice>>,
     #[serde(default)]
     language: Option<Spanned<policy::RawLanguage>>,
+    #[serde(default)]
+    rma: Option<Spanned<policy::RawRma>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -191,6 +193,7 @@ impl Pack {
                 versions: raw.versions,
                 notice: raw.notice,
                 language: raw.language,
+                rma: raw.rma,
             },
             zone,
         );

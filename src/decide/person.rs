@@ -153,6 +153,13 @@ pub(super) fn person(
     }
     d.effects = effects;
     d.effects.timers = escalation_timers(&policy);
+    if ticket.is_none() {
+        d.effects.timers.extend(super::sla::sla_timers(i, &policy));
+        let (rma_events, rma_timers) =
+            super::rma::on_new_ticket(i.pack, &policy, &i.mailbox, &i.extracted.serials, m.arrival);
+        d.events.extend(rma_events);
+        d.effects.timers.extend(rma_timers);
+    }
     d.policy = Some(policy);
     d
 }

@@ -64,6 +64,7 @@ fn run_with(
         },
         identity: &identity,
         pack: &pack,
+        staff: &crate::config::StaffDirectory::default(),
         ticket_prefix: "TKT",
         limits,
         now: now.unwrap_or(m.arrival),

@@ -161,19 +161,46 @@ pub struct Applied {
 pub enum TimerKind {
     /// A step of an escalation ladder (NX-03): a notice to the people it names.
     Escalation,
+    /// Staff are warned that a first-response target is near.
+    SlaWarning,
+    /// Staff are told that a first-response target was missed.
+    SlaBreach,
+    /// The customer is reminded that an RMA deadline is near (IX-06, ...).
+    RmaReminder,
+    /// An RMA deadline passed: the customer is told, the RMA may expire.
+    RmaDeadline,
+    /// An approved RMA has not been issued in time (QN-05): staff are told.
+    RmaIssueDue,
 }
 
 impl TimerKind {
-    pub const ALL: [TimerKind; 1] = [TimerKind::Escalation];
+    pub const ALL: [TimerKind; 6] = [
+        TimerKind::Escalation,
+        TimerKind::SlaWarning,
+        TimerKind::SlaBreach,
+        TimerKind::RmaReminder,
+        TimerKind::RmaDeadline,
+        TimerKind::RmaIssueDue,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             TimerKind::Escalation => "escalation",
+            TimerKind::SlaWarning => "sla_warning",
+            TimerKind::SlaBreach => "sla_breach",
+            TimerKind::RmaReminder => "rma_reminder",
+            TimerKind::RmaDeadline => "rma_deadline",
+            TimerKind::RmaIssueDue => "rma_issue_due",
         }
     }
 
     pub fn parse(s: &str) -> Option<TimerKind> {
         TimerKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The SLA clock's timers: an answer from staff ends them.
+    pub fn is_sla(self) -> bool {
+        matches!(self, TimerKind::SlaWarning | TimerKind::SlaBreach)
     }
 }
 
@@ -197,4 +224,115 @@ pub struct TimerRow {
     pub ticket: TicketId,
     #[serde(flatten)]
     pub plan: TimerPlan,
+}
+
+/// The steps of an RMA (`rma.state`; the schema allows these only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RmaState {
+    /// A mail asked for it; staff have not approved it yet.
+    Requested,
+    /// Staff verified the documents or the symptoms (QN-05, AV-06).
+    Approved,
+    /// It has its code, sent to the customer.
+    Issued,
+    /// Staff recorded the step mail cannot see (a part back, a replacement
+    /// delivered): the deadlines that count from it start.
+    Received,
+    Expired,
+    Cancelled,
+}
+
+impl RmaState {
+    pub const ALL: [RmaState; 6] = [
+        RmaState::Requested,
+        RmaState::Approved,
+        RmaState::Issued,
+        RmaState::Received,
+        RmaState::Expired,
+        RmaState::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RmaState::Requested => "requested",
+            RmaState::Approved => "approved",
+            RmaState::Issued => "issued",
+            RmaState::Received => "received",
+            RmaState::Expired => "expired",
+            RmaState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RmaState> {
+        RmaState::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for RmaState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One RMA of a ticket: keyed by (ticket, part). `part` is the serial or
+/// part it covers, empty for the whole unit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RmaRecord {
+    pub ticket: TicketId,
+    pub part: String,
+    pub code: Option<String>,
+    pub state: RmaState,
+    pub rule: String,
+    /// The contract plans it was asked under (they pick its deadlines).
+    pub plans: Vec<String>,
+    pub requested_at: DateTime<Utc>,
+    pub issued_at: Option<DateTime<Utc>>,
+    pub received_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A pending timer to end because its reason is gone.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimerCancel {
+    pub kind: TimerKind,
+    pub key: String,
+    pub why: String,
+}
+
+/// What a staff action or a due timer changes on one ticket, written in one
+/// transaction: its events, its state, timers set and ended, and the mail
+/// it sends (`M` is a reply plan in `decide`, rendered mail in `store`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TicketChange<M> {
+    pub events: Vec<super::Event>,
+    pub status: Option<TicketStatus>,
+    pub set_timers: Vec<TimerPlan>,
+    pub cancel_timers: Vec<TimerCancel>,
+    pub mails: Vec<M>,
+}
+
+impl<M> Default for TicketChange<M> {
+    fn default() -> Self {
+        TicketChange {
+            events: vec![],
+            status: None,
+            set_timers: vec![],
+            cancel_timers: vec![],
+            mails: vec![],
+        }
+    }
+}
+
+impl<M> TicketChange<M> {
+    /// The same change with its mail turned into something else (rendered).
+    pub fn with_mails<N>(self, mails: Vec<N>) -> TicketChange<N> {
+        TicketChange {
+            events: self.events,
+            status: self.status,
+            set_timers: self.set_timers,
+            cancel_timers: self.cancel_timers,
+            mails,
+        }
+    }
 }

@@ -23,6 +23,7 @@ pub struct RawPolicy {
     pub versions: Option<Spanned<RawVersions>>,
     pub notice: Vec<Spanned<RawNotice>>,
     pub language: Option<Spanned<RawLanguage>>,
+    pub rma: Option<Spanned<RawRma>>,
 }
 
 #[derive(Debug, Deserialize)]

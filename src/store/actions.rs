@@ -2,8 +2,9 @@
 
 use super::intake::record_event;
 use super::lookup::status_column;
+use super::timers::write_change;
 use super::{Store, ts};
-use crate::model::{Event, TicketId, TicketStatus, TimerKind};
+use crate::model::{Event, NewMail, TicketChange, TicketId, TicketStatus, TimerKind};
 use anyhow::{Result, anyhow, bail};
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
@@ -65,5 +66,40 @@ impl Store {
         }
         tx.commit()?;
         Ok(from)
+    }
+
+    /// Writes a staff action's change to ticket `id` in one transaction
+    /// (its events, timers set and ended, and mail). Fails, writing nothing,
+    /// on an unknown ticket.
+    pub fn apply_change(
+        &mut self,
+        id: TicketId,
+        change: &TicketChange<NewMail>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        let known: Option<i64> = tx
+            .query_row("SELECT id FROM tickets WHERE id = ?1", [id.0], |r| r.get(0))
+            .optional()?;
+        if known.is_none() {
+            bail!("ticket {id} does not exist");
+        }
+        write_change(&tx, id, change, now)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The Message-ID of the last mail the ticket's people wrote, which our
+    /// mail on the ticket answers.
+    pub fn last_customer_message(&self, id: TicketId) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT message_id FROM messages
+                 WHERE ticket_id = ?1 AND outcome = 'processed' AND message_id IS NOT NULL
+                 ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row([id.0], |r| r.get(0))
+            .optional()?)
     }
 }

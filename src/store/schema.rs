@@ -219,4 +219,25 @@ CREATE INDEX timers_pending_due ON timers(due_at) WHERE state = 'pending';
 ALTER TABLE outbox ADD COLUMN claims INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE outbox ADD COLUMN deferrals INTEGER NOT NULL DEFAULT 0;
 "#,
+    // RMAs, one per (ticket, part): the projection of a ticket's `rma`
+    // events.
+    r#"
+CREATE TABLE rma (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    ticket_id    INTEGER NOT NULL REFERENCES tickets(id),
+    part         TEXT NOT NULL,
+    code         TEXT,
+    state        TEXT NOT NULL
+                 CHECK (state IN ('requested', 'approved', 'issued', 'received', 'expired', 'cancelled')),
+    rule         TEXT NOT NULL,
+    plans        TEXT NOT NULL DEFAULT '',
+    requested_at TEXT NOT NULL,
+    approved_at  TEXT,
+    issued_at    TEXT,
+    received_at  TEXT,
+    expires_at   TEXT,
+    updated_at   TEXT NOT NULL,
+    UNIQUE (ticket_id, part)
+) STRICT;
+"#,
 ];

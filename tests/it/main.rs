@@ -11,6 +11,7 @@ mod hygiene;
 mod outbox_faults;
 mod packs;
 mod pipeline;
+mod rma;
 mod rules;
 mod tidy;
 mod timers;

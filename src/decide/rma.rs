@@ -1,0 +1,575 @@
+//! RMAs: the one a new ticket asks for (IX-05 issues it at once), the staff steps (approve, issue, received; QN-05, AV-06) and what their deadlines do when due (IX-06, IX-07, QN-07). Pure.
+
+use super::action::ActionInput;
+use super::timer::LATE_AFTER;
+use super::*;
+use crate::model::{RmaRecord, RmaState, TicketChange, TimerCancel, TimerRow};
+use crate::policy::{IssueMode, RmaDeadline, RmaSpec, RmaStart};
+
+/// A staff step on an RMA (`ticketd rma approve|issue|received`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RmaVerb {
+    /// The documents (QN-05) or the symptoms (AV-06) are verified.
+    Approve,
+    /// The code is given and sent to the customer.
+    Issue,
+    /// The step mail cannot see: the part came back, or the replacement
+    /// reached the customer; the deadlines that count from it start.
+    Received,
+}
+
+impl RmaVerb {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RmaVerb::Approve => "approve",
+            RmaVerb::Issue => "issue",
+            RmaVerb::Received => "received",
+        }
+    }
+}
+
+/// What a staff step does.
+#[derive(Debug, Clone)]
+pub struct RmaOutcome {
+    pub part: String,
+    pub state: RmaState,
+    pub code: Option<String>,
+    /// The RMA was already in that state: nothing changes and nothing is sent.
+    pub already: bool,
+    pub change: TicketChange<ReplyPlan>,
+}
+
+/// The RMA's key on its timers: `<deadline id>:<part>`.
+fn timer_key(deadline: &str, part: &str) -> String {
+    format!("{deadline}:{part}")
+}
+
+/// The part a timer key names (the inverse of [`timer_key`]).
+fn key_part(key: &str) -> (&str, &str) {
+    key.split_once(':').unwrap_or((key, ""))
+}
+
+const ISSUE_DUE: &str = "issue";
+
+fn local(zone: chrono_tz::Tz, at: DateTime<Utc>) -> String {
+    at.with_timezone(&zone)
+        .format("%Y-%m-%d %H:%M %Z")
+        .to_string()
+}
+
+/// When the RMA issued at `at` expires: the first expiring deadline that
+/// counts from the issue.
+fn expiry(
+    spec: &RmaSpec,
+    pack: &Pack,
+    plans: &[String],
+    at: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    spec.deadlines_from(RmaStart::Issued, plans)
+        .filter(|d| d.expires)
+        .map(|d| pack.policy.after(at, d.after))
+        .min()
+}
+
+/// The timers the deadlines starting at `from` set for `part`, counted from `at`.
+fn deadline_timers(
+    spec: &RmaSpec,
+    pack: &Pack,
+    from: RmaStart,
+    part: &str,
+    plans: &[String],
+    at: DateTime<Utc>,
+) -> Vec<TimerPlan> {
+    let mut out = Vec::new();
+    for d in spec.deadlines_from(from, plans) {
+        let due = pack.policy.after(at, d.after);
+        if let Some(before) = d.remind_before {
+            out.push(TimerPlan {
+                kind: TimerKind::RmaReminder,
+                key: timer_key(&d.id, part),
+                due: pack.policy.before(due, before),
+                rule: d.rule.clone(),
+                to: None,
+            });
+        }
+        out.push(TimerPlan {
+            kind: TimerKind::RmaDeadline,
+            key: timer_key(&d.id, part),
+            due,
+            rule: d.rule.clone(),
+            to: None,
+        });
+    }
+    out
+}
+
+/// The RMA a new ticket asks for, when the pack's `[rma]` says it does:
+/// issued at once (code left for the store's caller to fill in, since it
+/// may be the ticket's number) under `auto`, else requested.
+pub(super) fn on_new_ticket(
+    pack: &Pack,
+    policy: &Evaluation,
+    mailbox: &MailboxView<'_>,
+    serials: &[String],
+    now: DateTime<Utc>,
+) -> (Vec<Event>, Vec<TimerPlan>) {
+    let Some(spec) = pack.policy.rma() else {
+        return (vec![], vec![]);
+    };
+    if !spec.requested_by(&policy.topics, mailbox.name, mailbox.role) {
+        return (vec![], vec![]);
+    }
+    let part = serials.first().cloned().unwrap_or_default();
+    let plans = policy
+        .contract
+        .as_ref()
+        .map(|c| c.plans.clone())
+        .unwrap_or_default();
+    match spec.issue {
+        IssueMode::Auto => {
+            let timers = deadline_timers(spec, pack, RmaStart::Issued, &part, &plans, now);
+            let event = Event::Rma {
+                expires_at: expiry(spec, pack, &plans, now),
+                part,
+                state: RmaState::Issued,
+                code: None,
+                plans,
+                rule: spec.rule.clone(),
+                by: "ticketd".into(),
+            };
+            (vec![event], timers)
+        }
+        IssueMode::Approval => (
+            vec![Event::Rma {
+                part,
+                state: RmaState::Requested,
+                code: None,
+                plans,
+                expires_at: None,
+                rule: spec.rule.clone(),
+                by: "ticketd".into(),
+            }],
+            vec![],
+        ),
+    }
+}
+
+/// The part a staff step is about: the one named, else the ticket's only
+/// RMA, else the whole unit when it has none.
+fn pick_part(
+    ticket: &TicketInfo,
+    rmas: &[RmaRecord],
+    part: Option<&str>,
+) -> Result<String, String> {
+    match (part, rmas) {
+        (Some(p), _) => Ok(p.trim().to_string()),
+        (None, []) => Ok(String::new()),
+        (None, [one]) => Ok(one.part.clone()),
+        (None, many) => Err(format!(
+            "ticket {} has RMAs for {}: name one with --part",
+            ticket.id,
+            many.iter()
+                .map(|r| if r.part.is_empty() {
+                    "the whole unit (--part \"\")".to_string()
+                } else {
+                    r.part.clone()
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+/// The customer mail about an RMA: its code, validity, where to send the
+/// part, and the pack's texts (`texts`, rendered with the same data).
+fn customer_mail(
+    template: &'static str,
+    ticket: &TicketInfo,
+    rma: serde_json::Value,
+    (deadlines, texts): (serde_json::Value, Vec<(String, String)>),
+    pack: &Pack,
+    language: Language,
+    from_address: &str,
+    thread: Option<&str>,
+) -> ReplyPlan {
+    let return_to = pack
+        .policy
+        .rma()
+        .and_then(|s| s.return_to.get(&language).cloned());
+    let notices: Vec<serde_json::Value> = texts
+        .into_iter()
+        .map(|(id, text)| json!({"id": id, "text": text}))
+        .collect();
+    ReplyPlan {
+        template,
+        to: vec![ticket.requester.clone()],
+        language,
+        from_address: from_address.to_string(),
+        auto_submitted: AutoSubmitted::Generated,
+        in_reply_to: thread.map(String::from),
+        references: thread.map(String::from).into_iter().collect(),
+        data: json!({
+            "vendor": pack.vendor,
+            "customer": {"address": ticket.requester},
+            "rma": rma,
+            "deadlines": deadlines,
+            "return_to": return_to,
+            "policy": {"notices": notices},
+        }),
+    }
+}
+
+fn rma_json(r: &RmaRecord, code: Option<&str>, zone: chrono_tz::Tz) -> serde_json::Value {
+    json!({
+        "code": code.or(r.code.as_deref()),
+        "part": r.part,
+        "rule": r.rule,
+        "state": r.state.as_str(),
+        "issued": r.issued_at.map(|t| local(zone, t)),
+        "expires": r.expires_at.map(|t| local(zone, t)),
+        "received": r.received_at.map(|t| local(zone, t)),
+    })
+}
+
+/// The deadlines an RMA step starts, as the customer's mail shows them:
+/// `deadlines.<id>.due` for the pack's texts, and each one's `announce` text.
+fn deadlines_view<'a>(
+    ds: impl Iterator<Item = (&'a RmaDeadline, DateTime<Utc>)>,
+    language: Language,
+    zone: chrono_tz::Tz,
+) -> (serde_json::Value, Vec<(String, String)>) {
+    let mut view = serde_json::Map::new();
+    let mut texts = Vec::new();
+    for (d, due) in ds {
+        view.insert(
+            d.id.clone(),
+            json!({"due": local(zone, due), "rule": d.rule}),
+        );
+        if let Some(t) = d.announce.get(&language) {
+            texts.push((d.id.clone(), t.clone()));
+        }
+    }
+    (serde_json::Value::Object(view), texts)
+}
+
+/// A staff step on a ticket's RMA. Issuing is idempotent: asking again for
+/// the same ticket and part gives the same code and sends nothing.
+pub fn rma_action(
+    ticket: &TicketInfo,
+    rmas: &[RmaRecord],
+    verb: RmaVerb,
+    part: Option<&str>,
+    i: &ActionInput<'_>,
+) -> Result<RmaOutcome, String> {
+    let pack = i.pack;
+    let zone = pack.zone;
+    let Some(spec) = pack.policy.rma() else {
+        return Err(format!(
+            "the {} pack has no [rma] table: its RMAs are not kept by ticketd",
+            pack.name
+        ));
+    };
+    if ticket.status == TicketStatus::Closed {
+        return Err(format!("ticket {} is closed: reopen it first", ticket.id));
+    }
+    let part = pick_part(ticket, rmas, part)?;
+    let existing = rmas.iter().find(|r| r.part == part);
+    let shown = if part.is_empty() {
+        "the whole unit".to_string()
+    } else {
+        format!("part {part}")
+    };
+    let language = Language::parse(&ticket.language).unwrap_or(pack.language);
+    let plans = existing.map(|r| r.plans.clone()).unwrap_or_default();
+    let event =
+        |state: RmaState, code: Option<String>, expires_at: Option<DateTime<Utc>>| Event::Rma {
+            part: part.clone(),
+            state,
+            code,
+            plans: plans.clone(),
+            expires_at,
+            rule: match (verb, &spec.issue_within) {
+                (RmaVerb::Approve, Some((_, r))) => r.clone(),
+                _ => spec.rule.clone(),
+            },
+            by: i.by.to_string(),
+        };
+    let same = |state: RmaState| RmaOutcome {
+        part: part.clone(),
+        state,
+        code: existing.and_then(|r| r.code.clone()),
+        already: true,
+        change: TicketChange::default(),
+    };
+    let state = existing.map(|r| r.state);
+    match verb {
+        RmaVerb::Approve => {
+            if spec.issue == IssueMode::Auto {
+                return Err(format!(
+                    "{} issues RMA codes without approval ({}): use `rma issue`",
+                    pack.vendor, spec.rule
+                ));
+            }
+            match state {
+                None | Some(RmaState::Requested) => {}
+                Some(RmaState::Approved) => return Ok(same(RmaState::Approved)),
+                Some(s) => return Err(format!("the RMA for {shown} is already {s}")),
+            }
+            let mut change = TicketChange::default();
+            change.events.push(event(RmaState::Approved, None, None));
+            if let Some((within, rule)) = &spec.issue_within {
+                change.set_timers.push(TimerPlan {
+                    kind: TimerKind::RmaIssueDue,
+                    key: timer_key(ISSUE_DUE, &part),
+                    due: pack.policy.after(i.now, *within),
+                    rule: rule.clone(),
+                    to: None,
+                });
+            }
+            Ok(RmaOutcome {
+                part,
+                state: RmaState::Approved,
+                code: None,
+                already: false,
+                change,
+            })
+        }
+        RmaVerb::Issue => {
+            match (spec.issue, state) {
+                (_, Some(RmaState::Issued | RmaState::Received)) => {
+                    return Ok(same(state.unwrap_or(RmaState::Issued)));
+                }
+                (IssueMode::Approval, None | Some(RmaState::Requested)) => {
+                    return Err(format!(
+                        "the RMA for {shown} is not approved yet ({}): `rma approve` it first",
+                        spec.rule
+                    ));
+                }
+                (_, Some(s @ (RmaState::Expired | RmaState::Cancelled))) => {
+                    return Err(format!(
+                        "the RMA for {shown} is {s}; name another --part for a new one"
+                    ));
+                }
+                _ => {}
+            }
+            // Codes made from the ticket number are shared by its parts
+            // (IX-05); `{seq}` counts the ticket's RMAs.
+            let seq = rmas.iter().filter(|r| r.code.is_some()).count() as i64 + 1;
+            let code = spec.code_for(ticket.id.0, seq, i.now, zone);
+            let expires = expiry(spec, pack, &plans, i.now);
+            let mut change = TicketChange::default();
+            change
+                .events
+                .push(event(RmaState::Issued, Some(code.clone()), expires));
+            change.set_timers = deadline_timers(spec, pack, RmaStart::Issued, &part, &plans, i.now);
+            change.cancel_timers.push(TimerCancel {
+                kind: TimerKind::RmaIssueDue,
+                key: timer_key(ISSUE_DUE, &part),
+                why: format!("the RMA was issued by {}", i.by),
+            });
+            let texts = deadlines_view(
+                spec.deadlines_from(RmaStart::Issued, &plans)
+                    .map(|d| (d, pack.policy.after(i.now, d.after))),
+                language,
+                zone,
+            );
+            let record = RmaRecord {
+                ticket: ticket.id,
+                part: part.clone(),
+                code: Some(code.clone()),
+                state: RmaState::Issued,
+                rule: spec.rule.clone(),
+                plans: plans.clone(),
+                requested_at: existing.map_or(i.now, |r| r.requested_at),
+                issued_at: Some(i.now),
+                received_at: None,
+                expires_at: expires,
+            };
+            change.mails.push(customer_mail(
+                "rma_issued",
+                ticket,
+                rma_json(&record, None, zone),
+                texts,
+                pack,
+                language,
+                i.from_address,
+                i.thread,
+            ));
+            Ok(RmaOutcome {
+                part,
+                state: RmaState::Issued,
+                code: Some(code),
+                already: false,
+                change,
+            })
+        }
+        RmaVerb::Received => {
+            let Some(r) = existing else {
+                return Err(format!("ticket {} has no RMA for {shown}", ticket.id));
+            };
+            match r.state {
+                RmaState::Issued => {}
+                RmaState::Received => return Ok(same(RmaState::Received)),
+                s => return Err(format!("the RMA for {shown} is {s}, not issued")),
+            }
+            let mut change = TicketChange::default();
+            change.events.push(event(RmaState::Received, None, None));
+            for d in spec.deadlines_from(RmaStart::Issued, &r.plans) {
+                for kind in [TimerKind::RmaReminder, TimerKind::RmaDeadline] {
+                    change.cancel_timers.push(TimerCancel {
+                        kind,
+                        key: timer_key(&d.id, &part),
+                        why: format!("the RMA's receipt was recorded by {}", i.by),
+                    });
+                }
+            }
+            change.set_timers =
+                deadline_timers(spec, pack, RmaStart::Received, &part, &r.plans, i.now);
+            let texts = deadlines_view(
+                spec.deadlines_from(RmaStart::Received, &r.plans)
+                    .map(|d| (d, pack.policy.after(i.now, d.after))),
+                language,
+                zone,
+            );
+            if !texts.1.is_empty() {
+                // Only a deadline the pack announces is worth a mail.
+                let mut record = r.clone();
+                record.state = RmaState::Received;
+                record.received_at = Some(i.now);
+                change.mails.push(customer_mail(
+                    "rma_notice",
+                    ticket,
+                    rma_json(&record, None, zone),
+                    texts,
+                    pack,
+                    language,
+                    i.from_address,
+                    i.thread,
+                ));
+            }
+            Ok(RmaOutcome {
+                part,
+                state: RmaState::Received,
+                code: r.code.clone(),
+                already: false,
+                change,
+            })
+        }
+    }
+}
+
+/// A due RMA timer: a reminder or a passed deadline for the customer
+/// (IX-06, IX-07, QN-07), or staff told that an approved RMA waits for its
+/// code (QN-05). Cancelled when the RMA moved on.
+pub(super) fn on_rma_timer(
+    ticket: &TicketInfo,
+    timer: &TimerRow,
+    i: &TimerInput<'_>,
+) -> TimerDecision {
+    let t = &timer.plan;
+    let (id, part) = key_part(&t.key);
+    let cancel = |why: String| TimerDecision::cancel(t, why);
+    let Some(spec) = i.pack.policy.rma() else {
+        return cancel(format!(
+            "the {} pack has no [rma] table any more",
+            i.pack.name
+        ));
+    };
+    let Some(r) = i.rmas.iter().find(|r| r.part == part) else {
+        return cancel(format!("the ticket has no RMA for part \"{part}\""));
+    };
+    let zone = i.pack.zone;
+    let language = Language::parse(&ticket.language).unwrap_or(i.pack.language);
+    let late = (i.now - t.due) > LATE_AFTER;
+    let fired = Event::TimerFired {
+        timer: t.kind,
+        key: t.key.clone(),
+        due: t.due,
+        rule: t.rule.clone(),
+        late,
+    };
+    if t.kind == TimerKind::RmaIssueDue {
+        if r.state != RmaState::Approved {
+            return cancel(format!("the RMA is {} now", r.state));
+        }
+        if i.identity.staff.is_empty() {
+            return cancel("no staff are configured to tell".into());
+        }
+        let reply = ReplyPlan {
+            template: "staff_rma_due",
+            to: i.identity.staff.clone(),
+            language: i.pack.language,
+            from_address: i.from_address.to_string(),
+            auto_submitted: AutoSubmitted::Generated,
+            in_reply_to: None,
+            references: vec![],
+            data: json!({
+                "vendor": i.pack.vendor,
+                "customer": {"address": ticket.requester},
+                "rma": rma_json(r, None, zone),
+                "due": local(zone, t.due),
+                "rule": t.rule,
+            }),
+        };
+        return TimerDecision::fire(vec![reply], vec![fired]);
+    }
+    let Some(d) = spec.deadline(id) else {
+        return cancel(format!("the pack has no RMA deadline `{id}` any more"));
+    };
+    match r.state {
+        RmaState::Cancelled | RmaState::Expired => {
+            return cancel(format!("the RMA is {}", r.state));
+        }
+        RmaState::Received if d.from == RmaStart::Issued => {
+            return cancel("the RMA's receipt was recorded".into());
+        }
+        _ => {}
+    }
+    let (template_text, kind) = match t.kind {
+        TimerKind::RmaReminder => (&d.remind, "reminder"),
+        _ => (&d.text, "deadline"),
+    };
+    let due = match t.kind {
+        TimerKind::RmaReminder => {
+            let start = match d.from {
+                RmaStart::Issued => r.issued_at,
+                RmaStart::Received => r.received_at,
+            };
+            start.map_or(t.due, |s| i.pack.policy.after(s, d.after))
+        }
+        _ => t.due,
+    };
+    let text = template_text.get(&language).cloned().unwrap_or_default();
+    let mut view = serde_json::Map::new();
+    view.insert(
+        d.id.clone(),
+        json!({"due": local(zone, due), "rule": d.rule}),
+    );
+    let mut events = vec![fired];
+    let mut record = r.clone();
+    if t.kind == TimerKind::RmaDeadline && d.expires {
+        record.state = RmaState::Expired;
+        events.push(Event::Rma {
+            part: r.part.clone(),
+            state: RmaState::Expired,
+            code: None,
+            plans: vec![],
+            expires_at: None,
+            rule: t.rule.clone(),
+            by: "ticketd".into(),
+        });
+    }
+    let mut rma = rma_json(&record, None, zone);
+    rma["notice"] = json!(kind);
+    let reply = customer_mail(
+        "rma_notice",
+        ticket,
+        rma,
+        (serde_json::Value::Object(view), vec![(d.id.clone(), text)]),
+        i.pack,
+        language,
+        i.from_address,
+        i.thread,
+    );
+    TimerDecision::fire(vec![reply], events)
+}
