@@ -573,3 +573,286 @@ pub(super) fn on_rma_timer(
     );
     TimerDecision::fire(vec![reply], events)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::TicketId;
+
+    fn pack(name: &str) -> Pack {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("config/vendors/{name}.toml"));
+        Pack::load(&path).unwrap()
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    fn ticket() -> TicketInfo {
+        TicketInfo {
+            id: TicketId(7),
+            subject: "Replacement".into(),
+            status: TicketStatus::Open,
+            requester: "ann@customer.test".into(),
+            language: "en".into(),
+            mailbox: "rma".into(),
+            participants: vec!["ann@customer.test".into()],
+            created_at: at("2026-03-02T10:00:00-08:00"),
+            facts: vec![],
+            staff_notes: vec![],
+        }
+    }
+
+    fn record(state: RmaState, part: &str, plans: &[&str], code: Option<&str>) -> RmaRecord {
+        RmaRecord {
+            ticket: TicketId(7),
+            part: part.into(),
+            code: code.map(String::from),
+            state,
+            rule: "X".into(),
+            plans: plans.iter().map(|p| p.to_string()).collect(),
+            requested_at: at("2026-03-02T10:00:00-08:00"),
+            issued_at: Some(at("2026-03-02T10:00:00-08:00")),
+            received_at: None,
+            expires_at: None,
+        }
+    }
+
+    fn act(
+        pack: &Pack,
+        rmas: &[RmaRecord],
+        verb: RmaVerb,
+        part: Option<&str>,
+        now: &str,
+    ) -> Result<RmaOutcome, String> {
+        let identity = Identity {
+            from_name: "Support".into(),
+            message_id_domain: "t.test".into(),
+            own_addresses: vec!["rma@vendor.test".into()],
+            staff: vec!["lead@vendor.test".into()],
+        };
+        rma_action(
+            &ticket(),
+            rmas,
+            verb,
+            part,
+            &ActionInput {
+                pack,
+                identity: &identity,
+                from_address: "rma@vendor.test",
+                thread: Some("m1@customer.test"),
+                by: "lead@vendor.test",
+                now: at(now),
+            },
+        )
+    }
+
+    #[test]
+    fn ix_05_two_parts_on_one_ticket_share_the_ticket_number_as_code_but_not_the_record() {
+        let p = pack("ixsystems");
+        let first = record(RmaState::Issued, "DRIVE-1", &[], Some("7"));
+        let second = act(
+            &p,
+            &[first],
+            RmaVerb::Issue,
+            Some("PSU-2"),
+            "2026-03-03T10:00:00-08:00",
+        )
+        .unwrap();
+        assert_eq!(second.code.as_deref(), Some("7"));
+        assert_eq!(second.part, "PSU-2");
+        assert!(!second.already);
+        assert_eq!(second.change.mails.len(), 1);
+        assert_eq!(
+            second.change.mails[0].in_reply_to.as_deref(),
+            Some("m1@customer.test")
+        );
+    }
+
+    #[test]
+    fn ix_07_advance_exchange_sets_the_label_and_invoice_deadlines_and_ix_06_its_validity() {
+        let p = pack("ixsystems");
+        let mut requested = record(RmaState::Requested, "", &["advance_exchange"], None);
+        requested.issued_at = None;
+        let out = act(
+            &p,
+            &[requested],
+            RmaVerb::Issue,
+            None,
+            "2026-03-02T10:00:00-08:00",
+        )
+        .unwrap();
+        let keys: Vec<(TimerKind, &str, DateTime<Utc>)> = out
+            .change
+            .set_timers
+            .iter()
+            .map(|t| (t.kind, t.key.as_str(), t.due))
+            .collect();
+        assert!(
+            keys.contains(&(
+                TimerKind::RmaDeadline,
+                "return_label:",
+                at("2026-03-12T10:00:00-07:00")
+            )),
+            "{keys:?}"
+        );
+        assert!(
+            keys.contains(&(
+                TimerKind::RmaReminder,
+                "parts_invoiced:",
+                at("2026-03-14T10:00:00-07:00")
+            )),
+            "{keys:?}"
+        );
+        assert!(
+            keys.contains(&(
+                TimerKind::RmaDeadline,
+                "parts_invoiced:",
+                at("2026-03-16T10:00:00-07:00")
+            )),
+            "{keys:?}"
+        );
+        assert!(
+            keys.contains(&(
+                TimerKind::RmaDeadline,
+                "rma_valid:",
+                at("2026-04-01T10:00:00-07:00")
+            )),
+            "{keys:?}"
+        );
+        // Without the plan only the validity applies.
+        let mut plain = record(RmaState::Requested, "", &[], None);
+        plain.issued_at = None;
+        let out = act(
+            &p,
+            &[plain],
+            RmaVerb::Issue,
+            None,
+            "2026-03-02T10:00:00-08:00",
+        )
+        .unwrap();
+        assert!(out.change.set_timers.iter().all(|t| t.rule == "IX-06"));
+    }
+
+    #[test]
+    fn qn_07_the_return_deadline_counts_five_business_days_from_the_recorded_receipt() {
+        let p = pack("qnap");
+        let issued = record(
+            RmaState::Issued,
+            "Q20AB12345",
+            &["advanced_replacement"],
+            Some("QRMA2026-7-1"),
+        );
+        // Received Thursday 2026-12-03: five business days later is Thursday 12-10.
+        let out = act(
+            &p,
+            &[issued],
+            RmaVerb::Received,
+            None,
+            "2026-12-03T10:00:00-08:00",
+        )
+        .unwrap();
+        let deadline = out
+            .change
+            .set_timers
+            .iter()
+            .find(|t| t.kind == TimerKind::RmaDeadline)
+            .expect("the QN-07 deadline");
+        assert_eq!(deadline.rule, "QN-07");
+        assert_eq!(
+            deadline.due.with_timezone(&p.zone).date_naive().to_string(),
+            "2026-12-10"
+        );
+        let reminder = out
+            .change
+            .set_timers
+            .iter()
+            .find(|t| t.kind == TimerKind::RmaReminder)
+            .unwrap();
+        assert_eq!(
+            reminder.due.with_timezone(&p.zone).date_naive().to_string(),
+            "2026-12-09"
+        );
+        assert_eq!(
+            out.change.mails[0].template, "rma_notice",
+            "the customer is told the date"
+        );
+    }
+
+    #[test]
+    fn qn_05_and_av_06_an_rma_is_issued_only_after_staff_approve_it() {
+        for name in ["qnap", "avanzada7"] {
+            let p = pack(name);
+            let mut requested = record(RmaState::Requested, "", &[], None);
+            requested.issued_at = None;
+            let e = act(
+                &p,
+                std::slice::from_ref(&requested),
+                RmaVerb::Issue,
+                None,
+                "2026-12-03T10:00:00Z",
+            )
+            .unwrap_err();
+            assert!(e.contains("not approved yet"), "{name}: {e}");
+            let ok = act(
+                &p,
+                &[requested],
+                RmaVerb::Approve,
+                None,
+                "2026-12-03T10:00:00Z",
+            )
+            .unwrap();
+            assert_eq!(ok.state, RmaState::Approved);
+            assert_eq!(
+                ok.change
+                    .set_timers
+                    .iter()
+                    .any(|t| t.kind == TimerKind::RmaIssueDue),
+                name == "qnap",
+                "{name}: only QN-05 sets a time to issue by"
+            );
+        }
+    }
+
+    #[test]
+    fn ix_06_a_reminder_whose_rma_was_received_is_cancelled() {
+        let p = pack("ixsystems");
+        let mut r = record(RmaState::Received, "", &[], Some("7"));
+        r.received_at = Some(at("2026-03-10T10:00:00-07:00"));
+        let identity = Identity {
+            from_name: "Support".into(),
+            message_id_domain: "t.test".into(),
+            own_addresses: vec![],
+            staff: vec![],
+        };
+        let timer = TimerRow {
+            id: 1,
+            ticket: TicketId(7),
+            plan: TimerPlan {
+                kind: TimerKind::RmaReminder,
+                key: "rma_valid:".into(),
+                due: at("2026-03-27T10:00:00-07:00"),
+                rule: "IX-06".into(),
+                to: None,
+            },
+        };
+        let d = on_rma_timer(
+            &ticket(),
+            &timer,
+            &TimerInput {
+                pack: &p,
+                identity: &identity,
+                staff: &crate::config::StaffDirectory::default(),
+                from_address: "support@vendor.test",
+                thread: None,
+                rmas: &[r],
+                now: at("2026-03-27T10:00:00-07:00"),
+            },
+        );
+        assert!(
+            matches!(d, TimerDecision::Cancel { ref why, .. } if why.contains("receipt")),
+            "{d:?}"
+        );
+    }
+}
