@@ -180,6 +180,15 @@ fn pick_part(
     }
 }
 
+/// Where a customer mail about a ticket goes out from, in which language and thread.
+#[derive(Clone, Copy)]
+struct Addressing<'a> {
+    pack: &'a Pack,
+    language: Language,
+    from_address: &'a str,
+    thread: Option<&'a str>,
+}
+
 /// The customer mail about an RMA: its code, validity, where to send the
 /// part, and the pack's texts (`texts`, rendered with the same data).
 fn customer_mail(
@@ -187,11 +196,14 @@ fn customer_mail(
     ticket: &TicketInfo,
     rma: serde_json::Value,
     (deadlines, texts): (serde_json::Value, Vec<(String, String)>),
-    pack: &Pack,
-    language: Language,
-    from_address: &str,
-    thread: Option<&str>,
+    to: &Addressing<'_>,
 ) -> ReplyPlan {
+    let Addressing {
+        pack,
+        language,
+        from_address,
+        thread,
+    } = *to;
     let return_to = pack
         .policy
         .rma()
@@ -280,6 +292,12 @@ pub fn rma_action(
         format!("part {part}")
     };
     let language = Language::parse(&ticket.language).unwrap_or(pack.language);
+    let to = Addressing {
+        pack,
+        language,
+        from_address: i.from_address,
+        thread: i.thread,
+    };
     let plans = existing.map(|r| r.plans.clone()).unwrap_or_default();
     let event =
         |state: RmaState, code: Option<String>, expires_at: Option<DateTime<Utc>>| Event::Rma {
@@ -390,10 +408,7 @@ pub fn rma_action(
                 ticket,
                 rma_json(&record, None, zone),
                 texts,
-                pack,
-                language,
-                i.from_address,
-                i.thread,
+                &to,
             ));
             Ok(RmaOutcome {
                 part,
@@ -441,10 +456,7 @@ pub fn rma_action(
                     ticket,
                     rma_json(&record, None, zone),
                     texts,
-                    pack,
-                    language,
-                    i.from_address,
-                    i.thread,
+                    &to,
                 ));
             }
             Ok(RmaOutcome {
@@ -566,10 +578,12 @@ pub(super) fn on_rma_timer(
         ticket,
         rma,
         (serde_json::Value::Object(view), vec![(d.id.clone(), text)]),
-        i.pack,
-        language,
-        i.from_address,
-        i.thread,
+        &Addressing {
+            pack: i.pack,
+            language,
+            from_address: i.from_address,
+            thread: i.thread,
+        },
     );
     TimerDecision::fire(vec![reply], events)
 }
