@@ -1,8 +1,8 @@
-//! Staff actions on a ticket from the shell (`ticketd rma|reply|note`): each reads the ticket, decides (pure, in `decide`), renders its mail and writes one transaction.
+//! Staff actions on a ticket from the shell (`ticketd rma|reply|note|close|reopen|status`): each reads the ticket, decides (pure, in `decide`), renders its mail and writes one transaction.
 
 use crate::decide::{self, ActionInput, ReplyPlan, RmaOutcome, RmaVerb};
 use crate::intake::Engine;
-use crate::model::{NewMail, TicketChange, TicketId, TicketInfo};
+use crate::model::{NewMail, TicketChange, TicketId, TicketInfo, TicketStatus};
 use crate::store::Store;
 use anyhow::{Result, anyhow};
 use chrono::{DateTime, Utc};
@@ -94,4 +94,19 @@ pub fn note(
         Ok(((), decide::note(text, by)?))
     })?;
     Ok(())
+}
+
+/// `ticketd close|reopen|status N`: staff set the ticket's state. Returns the state it had.
+pub fn set_status(
+    engine: &Engine,
+    store: &mut Store,
+    id: TicketId,
+    to: TicketStatus,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<TicketStatus> {
+    let (was, _) = act(engine, store, id, by, now, |ticket, _, input| {
+        Ok((ticket.status, decide::set_status(ticket, to, input)?))
+    })?;
+    Ok(was)
 }

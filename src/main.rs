@@ -101,6 +101,17 @@ enum Command {
         #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// Set a ticket's state: open, waiting_customer (pauses its SLA clock and
+    /// sets the pack's reminder), waiting_staff or closed.
+    Status {
+        ticket: i64,
+        status: String,
+        /// Who sets it (default: the Unix user).
+        #[arg(long = "as")]
+        by: Option<String>,
+        #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
     /// Reopen a closed ticket.
     Reopen {
         ticket: i64,
@@ -197,6 +208,23 @@ fn actor(by: Option<String>) -> String {
         .or_else(|| std::env::var("LOGNAME").ok())
         .filter(|s| !s.trim().is_empty())
         .unwrap_or_else(|| "an unknown user".into())
+}
+
+/// `close`, `reopen`, `status`: one transaction, an event naming who did it.
+fn set_status(
+    config: &std::path::Path,
+    ticket: i64,
+    to: TicketStatus,
+    by: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<TicketStatus> {
+    let cfg = load(config)?;
+    let engine = Engine::from_config(&cfg)?;
+    let mut st = Store::open(&cfg.database)?;
+    let by = actor(by);
+    let was = ticketd::actions::set_status(&engine, &mut st, TicketId(ticket), to, &by, now)?;
+    println!("ticket {ticket} {to} by {by} (was {was})");
+    Ok(was)
 }
 
 fn load(path: &std::path::Path) -> Result<Config> {
@@ -466,27 +494,33 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Close { ticket, by, config } => {
-            let cfg = load(&config)?;
-            let mut st = Store::open(&cfg.database)?;
-            let by = actor(by);
-            let was = st.set_status(TicketId(ticket), TicketStatus::Closed, &by, clock.now())?;
-            println!("ticket {ticket} closed by {by} (was {was})");
+            set_status(&config, ticket, TicketStatus::Closed, by, clock.now())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Reopen { ticket, by, config } => {
             let cfg = load(&config)?;
-            let mut st = Store::open(&cfg.database)?;
-            let id = TicketId(ticket);
-            match st.ticket(id)? {
-                None => anyhow::bail!("ticket {ticket} does not exist"),
+            let st = Store::open_read_only(&cfg.database)?;
+            match st.ticket(TicketId(ticket))? {
                 Some(t) if t.status != TicketStatus::Closed => {
                     anyhow::bail!("ticket {ticket} is not closed (it is {})", t.status)
                 }
-                Some(_) => {}
+                _ => {}
             }
-            let by = actor(by);
-            st.set_status(id, TicketStatus::Open, &by, clock.now())?;
-            println!("ticket {ticket} reopened by {by}");
+            set_status(&config, ticket, TicketStatus::Open, by, clock.now())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status {
+            ticket,
+            status,
+            by,
+            config,
+        } => {
+            let to = TicketStatus::parse(&status).ok_or_else(|| {
+                anyhow!(
+                    "`{status}` is not a state: open, waiting_customer, waiting_staff or closed"
+                )
+            })?;
+            set_status(&config, ticket, to, by, clock.now())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Rma {

@@ -52,6 +52,8 @@ struct RawPack {
     language: Option<Spanned<policy::RawLanguage>>,
     #[serde(default)]
     rma: Option<Spanned<policy::RawRma>>,
+    #[serde(default)]
+    lifecycle: Option<Spanned<policy::RawLifecycle>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -194,6 +196,7 @@ impl Pack {
                 notice: raw.notice,
                 language: raw.language,
                 rma: raw.rma,
+                lifecycle: raw.lifecycle,
             },
             zone,
         );

@@ -9,16 +9,11 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
 /// How many due timers one look at the store takes.
 const BATCH: usize = 64;
-
-/// The longest the scheduler waits before it looks at the store again: a
-/// timer set by another process (a shell command) fires within about this.
-pub const POLL: Duration = Duration::from_secs(1);
 
 /// What one tick did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -88,6 +83,7 @@ fn settle(
                         status,
                         set_timers: vec![],
                         cancel_timers: cancel,
+                        timer_updates: vec![],
                         mails: r.into_iter().map(|r| r.mail).collect(),
                     },
                 ),
@@ -148,7 +144,7 @@ async fn tick_now(shared: &Arc<Shared>) -> Result<Tick> {
 }
 
 /// Runs until `cancel`: fires what is due, then sleeps until the next timer
-/// falls due, an intake commit sets new ones, or [`POLL`] has passed.
+/// falls due, an intake commit sets new ones, or [`crate::shared::POLL`] has passed.
 pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) -> Result<()> {
     loop {
         let done = tick_now(&shared).await?;
@@ -160,8 +156,8 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) -> Result<()> {
             Some(at) => (at - shared.clock.now())
                 .to_std()
                 .unwrap_or_default()
-                .min(POLL),
-            None => POLL,
+                .min(crate::shared::POLL),
+            None => crate::shared::POLL,
         };
         tokio::select! {
             _ = cancel.cancelled() => return Ok(()),

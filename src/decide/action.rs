@@ -39,7 +39,7 @@ pub fn staff_reply(
         by: i.by.to_string(),
         to: to.clone(),
     });
-    change.cancel_timers = super::sla::answered(i.by);
+    change.cancel_timers = super::sla::answered(ticket, i.by);
     if ticket.status != TicketStatus::WaitingCustomer {
         change.status = Some(TicketStatus::WaitingCustomer);
         change.events.push(Event::StatusChanged {
@@ -74,4 +74,51 @@ pub fn note(text: &str, by: &str) -> Result<TicketChange<ReplyPlan>, String> {
         }],
         ..TicketChange::default()
     })
+}
+
+/// Staff set a ticket's state (`ticketd close|reopen|status`): closing ends
+/// every pending timer; waiting on the customer pauses the SLA clock and
+/// sets the pack's reminder and close; leaving that state resumes the clock.
+pub fn set_status(
+    ticket: &TicketInfo,
+    to: TicketStatus,
+    i: &ActionInput<'_>,
+) -> Result<TicketChange<ReplyPlan>, String> {
+    if ticket.status == to {
+        return Err(format!("ticket {} is already {to}", ticket.id));
+    }
+    let mut change = TicketChange {
+        status: Some(to),
+        events: vec![Event::StatusChanged {
+            from: ticket.status,
+            to,
+            by: i.by.to_string(),
+        }],
+        ..TicketChange::default()
+    };
+    if to == TicketStatus::Closed {
+        change.cancel_timers = ticket
+            .timers
+            .iter()
+            .map(|t| crate::model::TimerCancel {
+                kind: t.kind,
+                key: t.key.clone(),
+                why: format!("the ticket was closed by {}", i.by),
+            })
+            .collect();
+        return Ok(change);
+    }
+    let (set, cancel, updates) = super::waiting::on_state(
+        i.pack,
+        &ticket.timers,
+        &[],
+        to,
+        &[],
+        &format!("the ticket was set {to} by {}", i.by),
+        i.now,
+    );
+    change.set_timers = set;
+    change.cancel_timers = cancel;
+    change.timer_updates = updates;
+    Ok(change)
 }

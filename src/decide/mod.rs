@@ -13,8 +13,9 @@ mod sla;
 #[cfg(test)]
 mod tests;
 mod timer;
+mod waiting;
 
-pub use action::{ActionInput, note, staff_reply};
+pub use action::{ActionInput, note, set_status, staff_reply};
 pub use limits::bucket_level;
 pub use person::request_text;
 pub use rma::{RmaOutcome, RmaVerb, rma_action};

@@ -615,6 +615,9 @@ mod tests {
             created_at: at("2026-03-02T10:00:00-08:00"),
             facts: vec![],
             staff_notes: vec![],
+            updated_at: DateTime::UNIX_EPOCH,
+            answered: false,
+            timers: vec![],
         }
     }
 

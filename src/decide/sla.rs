@@ -3,9 +3,29 @@
 use super::timer::LATE_AFTER;
 use super::*;
 use crate::model::{TimerCancel, TimerRow};
+use crate::policy::ClockKind;
 
-/// The key of a ticket's first-response timers.
-pub(super) const FIRST_RESPONSE: &str = "first response";
+/// The key of a ticket's first-response timers, naming the clock they run
+/// on (pausing and resuming count on it).
+fn first_response(clock: ClockKind) -> String {
+    let name = match clock {
+        ClockKind::Business => "business",
+        ClockKind::AllHours => "24x7",
+        ClockKind::Calendar => "calendar",
+    };
+    format!("first response, {name} clock")
+}
+
+/// The clock an SLA timer runs on, from its key.
+pub(super) fn clock_of(key: &str) -> ClockKind {
+    if key.ends_with("24x7 clock") {
+        ClockKind::AllHours
+    } else if key.ends_with("calendar clock") {
+        ClockKind::Calendar
+    } else {
+        ClockKind::Business
+    }
+}
 
 /// The warning and breach timers of a new ticket's first-response target.
 pub(super) fn sla_timers(i: &Input<'_>, policy: &Evaluation) -> Vec<TimerPlan> {
@@ -21,7 +41,7 @@ pub(super) fn sla_timers(i: &Input<'_>, policy: &Evaluation) -> Vec<TimerPlan> {
     {
         out.push(TimerPlan {
             kind: TimerKind::SlaWarning,
-            key: FIRST_RESPONSE.into(),
+            key: first_response(policy.clock),
             due: warn,
             rule: rule.clone(),
             to: None,
@@ -29,7 +49,7 @@ pub(super) fn sla_timers(i: &Input<'_>, policy: &Evaluation) -> Vec<TimerPlan> {
     }
     out.push(TimerPlan {
         kind: TimerKind::SlaBreach,
-        key: FIRST_RESPONSE.into(),
+        key: first_response(policy.clock),
         due,
         rule: rule.clone(),
         to: None,
@@ -37,13 +57,15 @@ pub(super) fn sla_timers(i: &Input<'_>, policy: &Evaluation) -> Vec<TimerPlan> {
     out
 }
 
-/// What a staff answer ends: the first-response timers.
-pub fn answered(by: &str) -> Vec<TimerCancel> {
-    [TimerKind::SlaWarning, TimerKind::SlaBreach]
-        .into_iter()
-        .map(|kind| TimerCancel {
-            kind,
-            key: FIRST_RESPONSE.into(),
+/// What a staff answer ends: the ticket's first-response timers.
+pub(super) fn answered(ticket: &TicketInfo, by: &str) -> Vec<TimerCancel> {
+    ticket
+        .timers
+        .iter()
+        .filter(|t| t.kind.is_sla())
+        .map(|t| TimerCancel {
+            kind: t.kind,
+            key: t.key.clone(),
             why: format!("answered by {by}"),
         })
         .collect()

@@ -27,6 +27,9 @@ fn ticket(id: i64, requester: &str) -> TicketInfo {
         created_at: chrono::DateTime::UNIX_EPOCH,
         facts: vec![],
         staff_notes: vec![],
+        updated_at: DateTime::UNIX_EPOCH,
+        answered: false,
+        timers: vec![],
     }
 }
 

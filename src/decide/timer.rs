@@ -72,6 +72,9 @@ pub fn on_timer(ticket: &TicketInfo, timer: &TimerRow, i: &TimerInput<'_>) -> Ti
             super::rma::on_rma_timer(ticket, timer, i)
         }
         TimerKind::SlaWarning | TimerKind::SlaBreach => super::sla::on_sla_timer(ticket, timer, i),
+        TimerKind::CustomerReminder | TimerKind::AutoClose => {
+            super::waiting::on_waiting_timer(ticket, timer, i)
+        }
         TimerKind::Escalation => {
             let name = t.to.as_deref().unwrap_or("staff");
             let (to, unmapped) = match i.staff.addresses(name) {
@@ -199,6 +202,9 @@ mod tests {
             created_at: at("2026-11-21T02:00:00-06:00"),
             facts: vec![],
             staff_notes: vec![],
+            updated_at: DateTime::UNIX_EPOCH,
+            answered: false,
+            timers: vec![],
         }
     }
 

@@ -22,6 +22,38 @@ pub struct TicketInfo {
     pub facts: Vec<String>,
     /// Staff notes already recorded on the ticket (its `staff` events).
     pub staff_notes: Vec<String>,
+    pub updated_at: DateTime<Utc>,
+    /// Staff have answered the customer on this ticket (a `staff_reply`).
+    pub answered: bool,
+    /// The ticket's pending timers.
+    pub timers: Vec<PendingTimer>,
+}
+
+/// A pending timer of a ticket, as the decision sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PendingTimer {
+    pub kind: TimerKind,
+    pub key: String,
+    pub due: DateTime<Utc>,
+    /// A paused timer (an SLA clock while the ticket waits on the
+    /// customer): the time it had left, in seconds on its clock.
+    pub paused_secs: Option<i64>,
+}
+
+/// A change to a pending timer: paused with the time it has left, or
+/// resumed at a new due instant.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum TimerUpdate {
+    Pause {
+        kind: TimerKind,
+        key: String,
+        left_secs: i64,
+    },
+    Resume {
+        kind: TimerKind,
+        key: String,
+        due: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -83,6 +115,10 @@ pub struct SideEffects {
     pub undeliverable: Vec<Undeliverable>,
     /// Timers to set on the message's ticket (kept if already set).
     pub timers: Vec<TimerPlan>,
+    /// Pending timers of the ticket to end (their reason is gone).
+    pub cancel_timers: Vec<TimerCancel>,
+    /// Pending timers of the ticket to pause or resume, after those set.
+    pub timer_updates: Vec<TimerUpdate>,
 }
 
 /// What the database knows that bears on one mail.
@@ -171,16 +207,22 @@ pub enum TimerKind {
     RmaDeadline,
     /// An approved RMA has not been issued in time (QN-05): staff are told.
     RmaIssueDue,
+    /// A ticket waiting on the customer: they are reminded of what is missing.
+    CustomerReminder,
+    /// A ticket still waiting on the customer is closed, and they are told.
+    AutoClose,
 }
 
 impl TimerKind {
-    pub const ALL: [TimerKind; 6] = [
+    pub const ALL: [TimerKind; 8] = [
         TimerKind::Escalation,
         TimerKind::SlaWarning,
         TimerKind::SlaBreach,
         TimerKind::RmaReminder,
         TimerKind::RmaDeadline,
         TimerKind::RmaIssueDue,
+        TimerKind::CustomerReminder,
+        TimerKind::AutoClose,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -191,6 +233,8 @@ impl TimerKind {
             TimerKind::RmaReminder => "rma_reminder",
             TimerKind::RmaDeadline => "rma_deadline",
             TimerKind::RmaIssueDue => "rma_issue_due",
+            TimerKind::CustomerReminder => "customer_reminder",
+            TimerKind::AutoClose => "auto_close",
         }
     }
 
@@ -198,9 +242,15 @@ impl TimerKind {
         TimerKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
-    /// The SLA clock's timers: an answer from staff ends them.
+    /// The SLA clock's timers: an answer from staff ends them, and they
+    /// pause while the ticket waits on the customer.
     pub fn is_sla(self) -> bool {
         matches!(self, TimerKind::SlaWarning | TimerKind::SlaBreach)
+    }
+
+    /// The timers of a ticket waiting on its customer: their reply ends them.
+    pub fn is_waiting(self) -> bool {
+        matches!(self, TimerKind::CustomerReminder | TimerKind::AutoClose)
     }
 }
 
@@ -309,6 +359,7 @@ pub struct TicketChange<M> {
     pub status: Option<TicketStatus>,
     pub set_timers: Vec<TimerPlan>,
     pub cancel_timers: Vec<TimerCancel>,
+    pub timer_updates: Vec<TimerUpdate>,
     pub mails: Vec<M>,
 }
 
@@ -319,6 +370,7 @@ impl<M> Default for TicketChange<M> {
             status: None,
             set_timers: vec![],
             cancel_timers: vec![],
+            timer_updates: vec![],
             mails: vec![],
         }
     }
@@ -332,6 +384,7 @@ impl<M> TicketChange<M> {
             status: self.status,
             set_timers: self.set_timers,
             cancel_timers: self.cancel_timers,
+            timer_updates: self.timer_updates,
             mails,
         }
     }

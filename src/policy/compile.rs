@@ -34,6 +34,7 @@ impl Policy {
             notices: vec![],
             language_rules: vec![],
             rma: None,
+            lifecycle: Lifecycle::default(),
         }
     }
 
@@ -399,6 +400,9 @@ impl Policy {
         if let Some(x) = raw.rma {
             p.rma = Some(rma::compile(r, x, &topics));
         }
+        if let Some(x) = raw.lifecycle {
+            p.lifecycle = lifecycle::compile(r, x);
+        }
         p
     }
 
@@ -422,6 +426,7 @@ impl Policy {
         s.extend(self.versions.iter().map(|x| x.rule.clone()));
         s.extend(self.notices.iter().map(|x| x.rule.clone()));
         s.extend(self.rma.iter().flat_map(|x| x.rule_ids().map(String::from)));
+        s.extend(self.lifecycle.waiting.iter().map(|(r, _, _)| r.clone()));
         s
     }
 

@@ -18,6 +18,7 @@
 //! - `[versions]`: release history, for how long a superseded version is supported.
 //! - `[[notice]]`: the sentences the acknowledgement carries, in en, ja and es.
 //! - `[rma]`: how RMA codes are formed and issued, and the deadlines they start.
+//! - `[lifecycle]`: reminding and closing tickets that wait on the customer; reopening.
 //!
 //! Entries are switched on by `when`, a list of conditions that must all hold:
 //! `new`, `followup`, `open`, `closed` (business hours at arrival), `contract`,
@@ -33,12 +34,14 @@
 mod compile;
 mod conditions;
 mod evaluate;
+mod lifecycle;
 mod raw;
 mod rma;
 #[cfg(test)]
 mod tests;
 
 pub use evaluate::*;
+pub use lifecycle::*;
 pub use raw::*;
 pub use rma::*;
 
@@ -318,6 +321,7 @@ pub struct Policy {
     notices: Vec<Notice>,
     language_rules: Vec<String>,
     rma: Option<RmaSpec>,
+    lifecycle: Lifecycle,
 }
 
 impl Policy {

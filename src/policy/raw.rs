@@ -24,6 +24,7 @@ pub struct RawPolicy {
     pub notice: Vec<Spanned<RawNotice>>,
     pub language: Option<Spanned<RawLanguage>>,
     pub rma: Option<Spanned<RawRma>>,
+    pub lifecycle: Option<Spanned<RawLifecycle>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -188,9 +188,11 @@ impl MessageTx<'_> {
             .execute(params![name, tokens, now_s])?;
         }
         if let Some(t) = ticket {
+            super::timers::end_timers(&tx, t, &effects.cancel_timers, now)?;
             for timer in &effects.timers {
                 set_timer(&tx, t, timer, now)?;
             }
+            super::timers::update_timers(&tx, t, &effects.timer_updates)?;
         }
         let mut queued = Vec::with_capacity(mails.len());
         for m in mails {

@@ -220,7 +220,9 @@ ALTER TABLE outbox ADD COLUMN claims INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE outbox ADD COLUMN deferrals INTEGER NOT NULL DEFAULT 0;
 "#,
     // RMAs, one per (ticket, part): the projection of a ticket's `rma`
-    // events.
+    // events. A paused timer (an SLA clock while the ticket waits on the
+    // customer) keeps the time it had left in `paused_secs`; its due_at is
+    // then the far future, so it never comes due until it is resumed.
     r#"
 CREATE TABLE rma (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -239,5 +241,6 @@ CREATE TABLE rma (
     updated_at   TEXT NOT NULL,
     UNIQUE (ticket_id, part)
 ) STRICT;
+ALTER TABLE timers ADD COLUMN paused_secs INTEGER;
 "#,
 ];

@@ -2,7 +2,10 @@
 
 use super::intake::{queue_mail, record_event, set_timer};
 use super::{Store, parse_ts, ts};
-use crate::model::{Event, NewMail, TicketChange, TicketId, TimerKind, TimerPlan, TimerRow};
+use crate::model::{
+    Event, NewMail, TicketChange, TicketId, TimerCancel, TimerKind, TimerPlan, TimerRow,
+    TimerUpdate,
+};
 use anyhow::{Result, anyhow};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -118,7 +121,26 @@ pub(super) fn write_change(
     for e in &change.events {
         record_event(tx, ticket, None, e, now)?;
     }
-    for c in &change.cancel_timers {
+    end_timers(tx, ticket, &change.cancel_timers, now)?;
+    for t in &change.set_timers {
+        set_timer(tx, ticket, t, now)?;
+    }
+    update_timers(tx, ticket, &change.timer_updates)?;
+    for m in &change.mails {
+        queue_mail(tx, Some(ticket), m, now)?;
+    }
+    Ok(())
+}
+
+/// Ends the pending timers `cancel` names, each with its `timer_cancelled`
+/// event; one no longer pending is left as it is.
+pub(super) fn end_timers(
+    tx: &Connection,
+    ticket: TicketId,
+    cancel: &[TimerCancel],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    for c in cancel {
         let rule: Option<String> = tx
             .prepare_cached(
                 "UPDATE timers SET state = 'cancelled', settled_at = ?4, reason = ?5
@@ -140,11 +162,39 @@ pub(super) fn write_change(
             record_event(tx, ticket, None, &e, now)?;
         }
     }
-    for t in &change.set_timers {
-        set_timer(tx, ticket, t, now)?;
-    }
-    for m in &change.mails {
-        queue_mail(tx, Some(ticket), m, now)?;
+    Ok(())
+}
+
+/// A paused timer is due at this instant: never, until it is resumed.
+const PAUSED_DUE: &str = "9999-12-31T00:00:00.000000Z";
+
+/// Pauses or resumes pending timers of `ticket`.
+pub(super) fn update_timers(
+    tx: &Connection,
+    ticket: TicketId,
+    updates: &[TimerUpdate],
+) -> Result<()> {
+    for u in updates {
+        match u {
+            TimerUpdate::Pause {
+                kind,
+                key,
+                left_secs,
+            } => tx
+                .prepare_cached(
+                    "UPDATE timers SET due_at = ?4, paused_secs = ?5
+                     WHERE ticket_id = ?1 AND kind = ?2 AND key = ?3 AND state = 'pending'
+                       AND paused_secs IS NULL",
+                )?
+                .execute(params![ticket.0, kind.as_str(), key, PAUSED_DUE, left_secs])?,
+            TimerUpdate::Resume { kind, key, due } => tx
+                .prepare_cached(
+                    "UPDATE timers SET due_at = ?4, paused_secs = NULL
+                     WHERE ticket_id = ?1 AND kind = ?2 AND key = ?3 AND state = 'pending'
+                       AND paused_secs IS NOT NULL",
+                )?
+                .execute(params![ticket.0, kind.as_str(), key, ts(*due)])?,
+        };
     }
     Ok(())
 }
