@@ -34,6 +34,8 @@ struct RawStaff {
     /// How long before a first-response target staff are warned ("1h", on
     /// the SLA's clock).
     sla_warning_lead: Option<Spanned<String>>,
+    /// Whether staff get first-response warnings and breach notices.
+    sla_notices: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -703,6 +705,7 @@ impl Config {
         );
         let replies_per_ticket = rate(&mut r, "replies_per_ticket", &raw.limits.replies_per_ticket);
         let mut staff = staff_directory(&mut r, raw.staff.recipients.as_ref(), pack.as_ref());
+        staff.sla_notices = raw.staff.sla_notices.unwrap_or(true);
         if let Some(lead) = &raw.staff.sla_warning_lead {
             match crate::policy::Span::parse(lead.get_ref()) {
                 Ok(span @ crate::policy::Span::Minutes(m)) if m > 0 => {
@@ -863,6 +866,8 @@ pub struct StaffDirectory {
     pub recipients: std::collections::BTreeMap<String, Vec<String>>,
     /// How long before a first-response target staff are warned.
     pub sla_warning_lead: crate::policy::Span,
+    /// Staff get first-response warnings and breach notices (`[staff] sla_notices`, default on).
+    pub sla_notices: bool,
 }
 
 impl Default for StaffDirectory {
@@ -870,6 +875,7 @@ impl Default for StaffDirectory {
         StaffDirectory {
             recipients: Default::default(),
             sla_warning_lead: crate::policy::Span::Minutes(60),
+            sla_notices: true,
         }
     }
 }

@@ -179,7 +179,7 @@ pub(super) fn person(
     d.effects.timers = escalation_timers(&policy);
     let sla = if ticket.is_none() {
         let (rma_events, rma_timers) =
-            super::rma::on_new_ticket(i.pack, &policy, &i.mailbox, &i.extracted.serials, m.arrival);
+            super::rma::on_new_ticket(i.pack, &policy, &i.mailbox, &i.extracted.serials, i.now);
         d.events.extend(rma_events);
         d.effects.timers.extend(rma_timers);
         super::sla::sla_timers(i, &policy)
@@ -193,7 +193,7 @@ pub(super) fn person(
         status,
         &policy.missing_names,
         "the customer wrote again",
-        m.arrival,
+        i.now,
     );
     d.effects.timers.extend(sla);
     d.effects.timers.extend(set);

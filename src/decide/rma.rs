@@ -105,7 +105,8 @@ fn deadline_timers(
 
 /// The RMA a new ticket asks for, when the pack's `[rma]` says it does:
 /// issued at once (code left for the store's caller to fill in, since it
-/// may be the ticket's number) under `auto`, else requested.
+/// may be the ticket's number) under `auto`, else requested. Its deadlines
+/// count from `now`, when the code goes out with the acknowledgement.
 pub(super) fn on_new_ticket(
     pack: &Pack,
     policy: &Evaluation,

@@ -144,17 +144,49 @@ fn nx_03_explain_lists_the_escalation_timers_a_severity_1_report_sets() {
         &path,
         &["--pack", "netex", "--at", "2026-11-21T02:00:00-06:00"],
     );
+    let steps: Vec<&serde_json::Value> = v["timers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["kind"] == "escalation")
+        .collect();
     assert_eq!(
-        v["timers"],
-        serde_json::json!([
-            {"kind": "escalation", "at": "2026-11-21T10:00:00-06:00", "rule": "NX-03",
-             "to": "Director of Customer Services"},
-            {"kind": "escalation", "at": "2026-11-22T02:00:00-06:00", "rule": "NX-03",
-             "to": "President and General Manager"},
-        ])
+        steps,
+        [
+            &serde_json::json!({"kind": "escalation", "at": "2026-11-21T10:00:00-06:00", "rule": "NX-03",
+             "to": "Director of Customer Services"}),
+            &serde_json::json!({"kind": "escalation", "at": "2026-11-22T02:00:00-06:00", "rule": "NX-03",
+             "to": "President and General Manager"}),
+        ]
     );
-    let v = explain_json(&repo().join("scripts/demo-mail/01-english.eml"), &[]);
-    assert_eq!(v["timers"], serde_json::json!([]), "iXsystems sets none");
+    // The first-response target (NX-01, 4 hours on the 24x7 clock for
+    // severity 1) sets a warning an hour before and the breach notice.
+    let sla: Vec<(&str, &str)> = v["timers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["kind"] != "escalation")
+        .map(|t| (t["kind"].as_str().unwrap(), t["at"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        sla,
+        [
+            ("sla_warning", "2026-11-21T05:00:00-06:00"),
+            ("sla_breach", "2026-11-21T06:00:00-06:00")
+        ]
+    );
+    let v = explain_json(
+        &repo().join("scripts/demo-mail/01-english.eml"),
+        &["--at", "2026-03-02T09:15:00-08:00"],
+    );
+    assert!(
+        v["timers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["kind"] != "escalation"),
+        "iXsystems sets no escalation steps"
+    );
 }
 
 #[test]

@@ -324,6 +324,10 @@ pub struct ConfigText {
     pub idle: bool,
     /// TOML appended after the generated config.
     pub extra: String,
+    /// `[staff] sla_notices`: off by default here, since most tests' mail is
+    /// dated long before the clock that processes it, and its targets would
+    /// be long past; the SLA tests switch it on.
+    pub sla_notices: bool,
 }
 
 impl ConfigText {
@@ -343,6 +347,7 @@ impl ConfigText {
             timeout_secs: 10,
             idle: true,
             extra: String::new(),
+            sla_notices: false,
         }
     }
 
@@ -360,6 +365,9 @@ from_name = "Vendor Support"
 message_id_domain = "tickets.vendor.test"
 own_addresses = ["support@vendor.test", "rma@vendor.test", "24x7@vendor.test"]
 staff = ["lead@vendor.test"]
+
+[staff]
+sla_notices = {sla_notices}
 
 [staff.recipients]
 "Director of Customer Services" = "director@vendor.test"
@@ -384,6 +392,7 @@ timeout_secs = {timeout}
             retry = self.retry_base_ms,
             attempts = self.max_attempts,
             timeout = self.timeout_secs,
+            sla_notices = self.sla_notices,
         );
         for (name, role) in &self.mailboxes {
             t.push_str(&format!(
