@@ -171,3 +171,152 @@ pub(super) fn on_waiting_timer(
         cancel,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pack(name: &str) -> Pack {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("config/vendors/{name}.toml"));
+        Pack::load(&path).unwrap()
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    fn sla(kind: TimerKind, due: &str, paused_secs: Option<i64>) -> PendingTimer {
+        PendingTimer {
+            kind,
+            key: "first response, business clock".into(),
+            due: at(due),
+            paused_secs,
+        }
+    }
+
+    #[test]
+    fn nx_04_a_ticket_waiting_on_the_customer_is_reminded_after_3_business_days_and_closed_4_later()
+    {
+        let p = pack("netex");
+        // Friday 10:00 Central: 3 business days is Wednesday, 4 more the next Tuesday.
+        let (set, cancel, _) = on_state(
+            &p,
+            &[],
+            &[],
+            TicketStatus::WaitingCustomer,
+            &["the product version".into()],
+            "x",
+            at("2026-12-04T10:00:00-06:00"),
+        );
+        assert!(cancel.is_empty());
+        let due: Vec<(TimerKind, DateTime<Utc>, &str)> = set
+            .iter()
+            .map(|t| (t.kind, t.due, t.rule.as_str()))
+            .collect();
+        assert_eq!(
+            due,
+            [
+                (
+                    TimerKind::CustomerReminder,
+                    at("2026-12-09T10:00:00-06:00"),
+                    "NX-04"
+                ),
+                (
+                    TimerKind::AutoClose,
+                    at("2026-12-15T10:00:00-06:00"),
+                    "NX-04"
+                ),
+            ]
+        );
+        assert!(
+            set[0].key.ends_with(": the product version"),
+            "{}",
+            set[0].key
+        );
+    }
+
+    #[test]
+    fn nx_04_waiting_pauses_the_sla_clock_in_business_time_and_the_reply_resumes_it_after_the_weekend()
+     {
+        let p = pack("netex");
+        // Friday 15:00 Central, the target due at 17:00 the same day: two
+        // business hours left.
+        let running = [sla(TimerKind::SlaBreach, "2026-12-04T17:00:00-06:00", None)];
+        let (_, _, updates) = on_state(
+            &p,
+            &running,
+            &[],
+            TicketStatus::WaitingCustomer,
+            &[],
+            "x",
+            at("2026-12-04T15:00:00-06:00"),
+        );
+        assert_eq!(
+            updates,
+            [TimerUpdate::Pause {
+                kind: TimerKind::SlaBreach,
+                key: "first response, business clock".into(),
+                left_secs: 7200
+            }]
+        );
+        // The customer answers on Saturday: the two hours run from Monday's opening.
+        let paused = [sla(
+            TimerKind::SlaBreach,
+            "9999-12-31T00:00:00Z",
+            Some(7200),
+        )];
+        let (_, _, updates) = on_state(
+            &p,
+            &paused,
+            &[],
+            TicketStatus::Open,
+            &[],
+            "x",
+            at("2026-12-05T11:00:00-06:00"),
+        );
+        let TimerUpdate::Resume { due, .. } = &updates[0] else {
+            panic!("{updates:?}")
+        };
+        let monday_open = p
+            .policy
+            .calendar()
+            .next_open(at("2026-12-05T11:00:00-06:00"));
+        assert_eq!(*due, monday_open + chrono::Duration::hours(2));
+    }
+
+    #[test]
+    fn qn_03_the_customers_reply_ends_the_reminder_and_the_close() {
+        let p = pack("qnap");
+        let waiting = [
+            PendingTimer {
+                kind: TimerKind::CustomerReminder,
+                key: "asked 2026-12-01T17:00Z: proof of purchase".into(),
+                due: at("2026-12-04T17:00:00Z"),
+                paused_secs: None,
+            },
+            PendingTimer {
+                kind: TimerKind::AutoClose,
+                key: "asked 2026-12-01T17:00Z: proof of purchase".into(),
+                due: at("2026-12-10T17:00:00Z"),
+                paused_secs: None,
+            },
+        ];
+        let (set, cancel, _) = on_state(
+            &p,
+            &waiting,
+            &[],
+            TicketStatus::Open,
+            &[],
+            "the customer wrote again",
+            at("2026-12-02T17:00:00Z"),
+        );
+        assert!(set.is_empty());
+        assert_eq!(cancel.len(), 2);
+        assert!(cancel.iter().all(|c| c.why == "the customer wrote again"));
+        assert_eq!(
+            asked(&waiting[0].key),
+            ("2026-12-01T17:00Z", vec!["proof of purchase"])
+        );
+    }
+}
