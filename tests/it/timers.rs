@@ -273,3 +273,109 @@ async fn nx_03_closing_a_ticket_from_the_shell_cancels_its_ladder_and_names_who_
     assert_eq!(not_closed.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&not_closed.stderr).contains("is not closed (it is open)"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nx_04_a_ticket_waiting_on_the_customer_is_reminded_then_closed_with_a_notice_and_its_sla_clock_paused()
+ {
+    let stack = MailStack::start();
+    let cfg = stack.config(|c| {
+        c.pack = "netex".into();
+        c.sla_notices = true;
+    });
+    // Friday 10:00 Central, severity 3, without the product's version or OS.
+    let report = mail(
+        "ann@customer.test",
+        "support@vendor.test",
+        "Transfers are slow",
+        "w1@customer.test",
+        "",
+        "Since last week our transfers between the two sites are slow, about half the usual rate; nothing else changed.",
+    );
+    stack
+        .append(
+            "support@vendor.test",
+            "INBOX",
+            &report,
+            "04-Dec-2026 10:00:00 -0600",
+        )
+        .await;
+    let clock = FixedClock::new(at("2026-12-04T10:00:30-06:00"));
+    let shared: SharedClock = Arc::new(clock.clone());
+    ticketd::daemon::run_once(cfg.clone(), shared.clone())
+        .await
+        .unwrap();
+    let st = Store::open_read_only(&cfg.database).unwrap();
+    let t = st.ticket(TicketId(1)).unwrap().unwrap();
+    assert_eq!(t.status, ticketd::model::TicketStatus::WaitingCustomer);
+    let kinds: Vec<(TimerKind, bool)> = t
+        .timers
+        .iter()
+        .map(|p| (p.kind, p.paused_secs.is_some()))
+        .collect();
+    assert!(
+        kinds.contains(&(TimerKind::SlaBreach, true)),
+        "paused: {kinds:?}"
+    );
+    assert!(
+        kinds.contains(&(TimerKind::CustomerReminder, false)),
+        "{kinds:?}"
+    );
+
+    // Wednesday 10:00 (3 business days): the reminder, naming what is missing.
+    clock.set(at("2026-12-09T10:00:30-06:00"));
+    ticketd::daemon::run_once(cfg.clone(), shared.clone())
+        .await
+        .unwrap();
+    let reminders: Vec<ticketd::parse::Inbound> = stack
+        .sink_messages()
+        .iter()
+        .map(|m| ticketd::parse::parse(m, DateTime::UNIX_EPOCH))
+        .filter(|m| m.text.contains("have not received it yet"))
+        .collect();
+    assert_eq!(reminders.len(), 1);
+    assert_eq!(reminders[0].to[0].address, "ann@customer.test");
+    assert!(
+        reminders[0].text.contains("On 2026-12-04"),
+        "{}",
+        reminders[0].text
+    );
+    assert!(
+        reminders[0].in_reply_to.first().map(String::as_str) == Some("w1@customer.test"),
+        "threaded"
+    );
+    assert!(
+        !stack
+            .sink_messages()
+            .iter()
+            .any(|m| String::from_utf8_lossy(m).contains("first response overdue")),
+        "the paused SLA clock sends nothing"
+    );
+
+    // Tuesday 15 December (4 more business days): closed, and the customer told.
+    clock.set(at("2026-12-15T10:00:30-06:00"));
+    ticketd::daemon::run_once(cfg.clone(), shared.clone())
+        .await
+        .unwrap();
+    let st = Store::open_read_only(&cfg.database).unwrap();
+    let t = st.ticket(TicketId(1)).unwrap().unwrap();
+    assert_eq!(t.status, ticketd::model::TicketStatus::Closed);
+    assert!(
+        t.timers.is_empty(),
+        "closing ended every timer: {:?}",
+        t.timers
+    );
+    let closed: Vec<_> = stack
+        .sink_messages()
+        .iter()
+        .map(|m| ticketd::parse::parse(m, DateTime::UNIX_EPOCH))
+        .filter(|m| m.subject.starts_with("Closed:"))
+        .collect();
+    assert_eq!(closed.len(), 1);
+    let events = st.ticket_events(TicketId(1)).unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|(k, d)| k == "status_changed" && d.contains("NX-04: no answer from the customer")),
+        "{events:?}"
+    );
+}
