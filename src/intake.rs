@@ -484,7 +484,7 @@ impl Engine {
 
     /// The events with the code of an RMA issued by this mail filled in
     /// (IX-05: it is the ticket's number, known only once the ticket is written).
-    fn with_rma_codes<'e>(
+    pub(crate) fn with_rma_codes<'e>(
         &self,
         events: &'e [Event],
         ticket: Option<TicketId>,

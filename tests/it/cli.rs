@@ -579,3 +579,29 @@ fn explain_with_contracts_shows_the_policy_of_a_known_customer() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.csv:1:"));
 }
+
+#[test]
+fn ix_05_explain_shows_the_rma_code_a_replacement_request_would_get_and_its_ix_06_timers() {
+    let d = temp();
+    let path = d.path().join("rma.eml");
+    std::fs::write(
+        &path,
+        "From: ann@customer.test\r\nTo: support@vendor.test\r\nSubject: Failed drive, need a replacement\r\nMessage-ID: <r1@customer.test>\r\n\r\nThe drive in bay 2 failed (serial A1-B2C3D4E5).\r\n",
+    )
+    .unwrap();
+    let v = explain_json(
+        &path,
+        &["--pack", "ixsystems", "--at", "2026-12-01T09:00:00-08:00"],
+    );
+    assert_eq!(v["rma"]["state"], "issued");
+    assert_eq!(v["rma"]["code"], v["ticket"]["id"].to_string().as_str());
+    assert_eq!(v["rma"]["expires"], "2026-12-31T09:00:00-08:00");
+    let kinds: Vec<&str> = v["timers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["rule"] == "IX-06")
+        .map(|t| t["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["rma_reminder", "rma_deadline"]);
+}
