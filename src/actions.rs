@@ -1,4 +1,4 @@
-//! Staff actions on a ticket from the shell (`ticketd rma|reply|note|close|reopen|status`): each reads the ticket, decides (pure, in `decide`), renders its mail and writes one transaction.
+//! Staff actions on a ticket from the shell (`ticketd rma|reply|note|close|reopen|status|severity`): each reads the ticket, decides (pure, in `decide`), renders its mail and writes one transaction.
 
 use crate::decide::{self, ActionInput, ReplyPlan, RmaOutcome, RmaVerb};
 use crate::intake::Engine;
@@ -107,6 +107,24 @@ pub fn set_status(
 ) -> Result<TicketStatus> {
     let (was, _) = act(engine, store, id, by, now, |ticket, _, input| {
         Ok((ticket.status, decide::set_status(ticket, to, input)?))
+    })?;
+    Ok(was)
+}
+
+/// `ticketd severity N S`: the escalation ladder planned again.
+pub fn set_severity(
+    engine: &Engine,
+    store: &mut Store,
+    id: TicketId,
+    severity: u8,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<u8>> {
+    let (was, _) = act(engine, store, id, by, now, |ticket, _, input| {
+        Ok((
+            ticket.severity,
+            decide::set_severity(ticket, severity, input)?,
+        ))
     })?;
     Ok(was)
 }

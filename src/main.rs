@@ -112,6 +112,17 @@ enum Command {
         #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// Change a ticket's severity: its escalation ladder is planned again
+    /// from the report (steps already past are sent at once, marked late).
+    Severity {
+        ticket: i64,
+        severity: u8,
+        /// Who changes it (default: the Unix user).
+        #[arg(long = "as")]
+        by: Option<String>,
+        #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
     /// Reopen a closed ticket.
     Reopen {
         ticket: i64,
@@ -521,6 +532,28 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 )
             })?;
             set_status(&config, ticket, to, by, clock.now())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Severity {
+            ticket,
+            severity,
+            by,
+            config,
+        } => {
+            let cfg = load(&config)?;
+            let engine = Engine::from_config(&cfg)?;
+            let mut st = Store::open(&cfg.database)?;
+            let by = actor(by);
+            let was = ticketd::actions::set_severity(
+                &engine,
+                &mut st,
+                TicketId(ticket),
+                severity,
+                &by,
+                clock.now(),
+            )?;
+            let was = was.map_or("unknown".to_string(), |s| s.to_string());
+            println!("ticket {ticket} severity {severity} by {by} (was {was})");
             Ok(ExitCode::SUCCESS)
         }
         Command::Rma {

@@ -122,3 +122,132 @@ pub fn set_status(
     change.timer_updates = updates;
     Ok(change)
 }
+
+/// Staff change a ticket's severity (`ticketd severity N S`): its
+/// escalation ladder is planned again for the new severity, counted from
+/// the report (NX-03), and the steps of the old one end. A step of the new
+/// ladder already past is sent at once, saying it is late.
+pub fn set_severity(
+    ticket: &TicketInfo,
+    severity: u8,
+    i: &ActionInput<'_>,
+) -> Result<TicketChange<ReplyPlan>, String> {
+    let levels = i.pack.policy.severity_levels();
+    if !(1..=levels).contains(&severity) {
+        return Err(format!(
+            "severity {severity} is not one of 1..={levels} in the {} pack",
+            i.pack.name
+        ));
+    }
+    if ticket.severity == Some(severity) {
+        return Err(format!(
+            "ticket {} is already severity {severity}",
+            ticket.id
+        ));
+    }
+    if ticket.status == TicketStatus::Closed {
+        return Err(format!("ticket {} is closed: reopen it first", ticket.id));
+    }
+    let why = format!("severity changed to {severity} by {}", i.by);
+    let mut change = TicketChange {
+        events: vec![Event::SeverityChanged {
+            from: ticket.severity.unwrap_or(0),
+            to: severity,
+            by: i.by.to_string(),
+        }],
+        ..TicketChange::default()
+    };
+    let ladder = i.pack.policy.escalation_ladder(severity, ticket.created_at);
+    let new = super::person::escalation_steps(&ladder);
+    change.cancel_timers = ticket
+        .timers
+        .iter()
+        .filter(|t| t.kind == TimerKind::Escalation && !new.iter().any(|n| n.key == t.key))
+        .map(|t| crate::model::TimerCancel {
+            kind: t.kind,
+            key: t.key.clone(),
+            why: why.clone(),
+        })
+        .collect();
+    change.set_timers = new;
+    Ok(change)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{PendingTimer, TicketId};
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    #[test]
+    fn nx_03_a_severity_change_plans_the_ladder_again_from_the_report_and_ends_the_old_steps() {
+        let pack = Pack::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/vendors/netex.toml"),
+        )
+        .unwrap();
+        let identity = Identity {
+            from_name: "Support".into(),
+            message_id_domain: "t.test".into(),
+            own_addresses: vec![],
+            staff: vec![],
+        };
+        let ticket = TicketInfo {
+            id: TicketId(2),
+            subject: "Slow".into(),
+            status: TicketStatus::Open,
+            requester: "ann@customer.test".into(),
+            language: "en".into(),
+            mailbox: "support".into(),
+            participants: vec![],
+            created_at: at("2026-11-23T09:00:00-06:00"),
+            facts: vec![],
+            staff_notes: vec![],
+            updated_at: at("2026-11-23T09:00:00-06:00"),
+            severity: Some(3),
+            answered: false,
+            timers: vec![PendingTimer {
+                kind: TimerKind::Escalation,
+                key: "Director of Customer Services after 10d".into(),
+                due: at("2026-12-03T09:00:00-06:00"),
+                paused_secs: None,
+            }],
+        };
+        let input = ActionInput {
+            pack: &pack,
+            identity: &identity,
+            from_address: "support@netex.test",
+            thread: None,
+            by: "lead@netex.test",
+            now: at("2026-11-23T12:00:00-06:00"),
+        };
+        let c = set_severity(&ticket, 2, &input).unwrap();
+        let dues: Vec<DateTime<Utc>> = c.set_timers.iter().map(|t| t.due).collect();
+        assert_eq!(
+            dues,
+            [
+                at("2026-11-26T09:00:00-06:00"),
+                at("2026-11-30T09:00:00-06:00")
+            ],
+            "severity 2: 3 and 7 days from the report"
+        );
+        assert_eq!(c.cancel_timers.len(), 1);
+        assert!(c.cancel_timers[0].why.contains("severity changed to 2"));
+        assert_eq!(
+            c.events,
+            [Event::SeverityChanged {
+                from: 3,
+                to: 2,
+                by: "lead@netex.test".into()
+            }]
+        );
+        assert!(
+            set_severity(&ticket, 3, &input)
+                .unwrap_err()
+                .contains("already severity 3")
+        );
+        assert!(set_severity(&ticket, 9, &input).is_err());
+    }
+}

@@ -15,7 +15,7 @@ mod tests;
 mod timer;
 mod waiting;
 
-pub use action::{ActionInput, note, set_status, staff_reply};
+pub use action::{ActionInput, note, set_severity, set_status, staff_reply};
 pub use limits::bucket_level;
 pub use person::request_text;
 pub use rma::{RmaOutcome, RmaVerb, rma_action};

@@ -206,7 +206,12 @@ pub(super) fn person(
 /// NX-03 and the like: each step of the ladder the rules planned (for a new
 /// ticket, from its report) becomes a timer that sends the step's notice.
 pub(super) fn escalation_timers(p: &Evaluation) -> Vec<TimerPlan> {
-    p.escalations
+    escalation_steps(&p.escalations)
+}
+
+/// The timers of an escalation ladder's steps.
+pub(super) fn escalation_steps(steps: &[crate::policy::EscalationStep]) -> Vec<TimerPlan> {
+    steps
         .iter()
         .map(|e| TimerPlan {
             kind: TimerKind::Escalation,

@@ -28,6 +28,7 @@ fn ticket(id: i64, requester: &str) -> TicketInfo {
         facts: vec![],
         staff_notes: vec![],
         updated_at: DateTime::UNIX_EPOCH,
+        severity: None,
         answered: false,
         timers: vec![],
     }

@@ -203,6 +203,7 @@ mod tests {
             facts: vec![],
             staff_notes: vec![],
             updated_at: DateTime::UNIX_EPOCH,
+            severity: None,
             answered: false,
             timers: vec![],
         }

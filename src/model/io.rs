@@ -23,6 +23,8 @@ pub struct TicketInfo {
     /// Staff notes already recorded on the ticket (its `staff` events).
     pub staff_notes: Vec<String>,
     pub updated_at: DateTime<Utc>,
+    /// Its severity: the first mail's, until staff change it.
+    pub severity: Option<u8>,
     /// Staff have answered the customer on this ticket (a `staff_reply`).
     pub answered: bool,
     /// The ticket's pending timers.

@@ -303,6 +303,27 @@ fn span_text(s: Span) -> String {
 }
 
 impl Policy {
+    /// The escalation steps of `severity` for a problem reported at
+    /// `reported`, on the calendar clock (days keep the wall-clock time).
+    pub fn escalation_ladder(&self, severity: u8, reported: DateTime<Utc>) -> Vec<EscalationStep> {
+        let zone = self.calendar.zone();
+        self.escalations
+            .iter()
+            .filter(|e| e.severity == severity)
+            .map(|e| EscalationStep {
+                at: add_calendar(zone, reported, e.after, &self.calendar),
+                to: e.to.clone(),
+                after: span_text(e.after),
+                rule: e.rule.clone(),
+            })
+            .collect()
+    }
+
+    /// The severity levels the pack knows (1 is the most severe).
+    pub fn severity_levels(&self) -> u8 {
+        self.severity_levels
+    }
+
     /// When staff are warned that the first response is near: `lead`
     /// before it is due, counted on the SLA's own clock (business time for
     /// a business clock, so a warning never falls in a closed hour), and
@@ -518,19 +539,11 @@ impl Policy {
 
         // Escalations run on the calendar clock from the report.
         let escalations: Vec<EscalationStep> = if ctx.new {
-            self.escalations
-                .iter()
-                .filter(|e| e.severity == severity)
-                .map(|e| {
-                    cite(&mut rules, &e.rule);
-                    EscalationStep {
-                        at: add_calendar(zone, req.arrival, e.after, &self.calendar),
-                        to: e.to.clone(),
-                        after: span_text(e.after),
-                        rule: e.rule.clone(),
-                    }
-                })
-                .collect()
+            let steps = self.escalation_ladder(severity, req.arrival);
+            for s in &steps {
+                cite(&mut rules, &s.rule);
+            }
+            steps
         } else {
             vec![]
         };

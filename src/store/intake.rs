@@ -209,8 +209,8 @@ impl MessageTx<'_> {
 }
 
 /// Appends one event to a ticket's history and, in the same transaction, the
-/// projections it feeds: the facts a ticket has (`policy`), the quota uses
-/// (`quota`) and the RMAs (`rma`). Every event the store writes goes through here.
+/// projections it feeds: the facts a ticket has and its severity (`policy`,
+/// `severity_changed`), the quota uses (`quota`) and the RMAs (`rma`). Every event the store writes goes through here.
 pub(super) fn record_event(
     tx: &Connection,
     ticket: TicketId,
@@ -236,6 +236,15 @@ pub(super) fn record_event(
             for f in &p.facts {
                 stmt.execute(params![ticket.0, f, message_row])?;
             }
+            // The first mail's severity stands until staff change it.
+            tx.prepare_cached(
+                "UPDATE tickets SET severity = ?2 WHERE id = ?1 AND severity IS NULL",
+            )?
+            .execute(params![ticket.0, p.severity])?;
+        }
+        Event::SeverityChanged { to, .. } => {
+            tx.prepare_cached("UPDATE tickets SET severity = ?2 WHERE id = ?1")?
+                .execute(params![ticket.0, to])?;
         }
         Event::Quota(q) => {
             tx.prepare_cached(

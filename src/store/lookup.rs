@@ -64,7 +64,7 @@ impl Store {
             .conn
             .prepare_cached(
                 "SELECT t.subject, t.status, c.address, t.language, t.created_at, t.mailbox, t.updated_at,
-                        EXISTS (SELECT 1 FROM ticket_events e WHERE e.ticket_id = t.id AND e.kind = 'staff_reply')
+                        t.severity, EXISTS (SELECT 1 FROM ticket_events e WHERE e.ticket_id = t.id AND e.kind = 'staff_reply')
                  FROM tickets t JOIN contacts c ON c.id = t.requester_id WHERE t.id = ?1",
             )?
             .query_row([id.0], |r| {
@@ -79,14 +79,15 @@ impl Store {
                         super::ts_column(r, 4)?,
                         r.get::<_, String>(5)?,
                         super::ts_column(r, 6)?,
-                        r.get::<_, bool>(7)?,
+                        r.get::<_, Option<u8>>(7)?,
+                        r.get::<_, bool>(8)?,
                     ),
                 ))
             })
             .optional()?;
         let Some((
             (subject, status, requester, language),
-            (created_at, mailbox, updated_at, answered),
+            (created_at, mailbox, updated_at, severity, answered),
         )) = row
         else {
             return Ok(None);
@@ -147,6 +148,7 @@ impl Store {
             facts,
             staff_notes,
             updated_at,
+            severity,
             answered,
             timers,
         }))

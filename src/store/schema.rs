@@ -220,7 +220,8 @@ ALTER TABLE outbox ADD COLUMN claims INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE outbox ADD COLUMN deferrals INTEGER NOT NULL DEFAULT 0;
 "#,
     // RMAs, one per (ticket, part): the projection of a ticket's `rma`
-    // events. A paused timer (an SLA clock while the ticket waits on the
+    // events; a ticket's severity, the projection of its policy and
+    // severity_changed events (backfilled from the last policy event). A paused timer (an SLA clock while the ticket waits on the
     // customer) keeps the time it had left in `paused_secs`; its due_at is
     // then the far future, so it never comes due until it is resumed.
     r#"
@@ -242,5 +243,10 @@ CREATE TABLE rma (
     UNIQUE (ticket_id, part)
 ) STRICT;
 ALTER TABLE timers ADD COLUMN paused_secs INTEGER;
+ALTER TABLE tickets ADD COLUMN severity INTEGER;
+UPDATE tickets SET severity = (
+    SELECT json_extract(e.detail, '$.severity') FROM ticket_events e
+    WHERE e.ticket_id = tickets.id AND e.kind = 'policy' AND json_valid(e.detail)
+    ORDER BY e.id DESC LIMIT 1);
 "#,
 ];
