@@ -379,3 +379,120 @@ async fn nx_04_a_ticket_waiting_on_the_customer_is_reminded_then_closed_with_a_n
         "{events:?}"
     );
 }
+
+/// A real `ticketd run`, killed with SIGKILL by the test.
+struct RealDaemon(std::process::Child);
+
+impl RealDaemon {
+    fn start(cfg: &Config) -> RealDaemon {
+        let log = std::fs::File::create(cfg.path.with_extension("log")).unwrap();
+        RealDaemon(
+            std::process::Command::new(env!("CARGO_BIN_EXE_ticketd"))
+                .args(["run", "--config"])
+                .arg(&cfg.path)
+                .env_remove("TICKETD_CONFIG")
+                .env_remove("NOTIFY_SOCKET")
+                .env("RUST_LOG", "info")
+                .stdout(std::process::Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("start ticketd run"),
+        )
+    }
+
+    fn kill(mut self) {
+        self.0.kill().expect("SIGKILL");
+        self.0.wait().expect("reaped");
+    }
+}
+
+impl Drop for RealDaemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nx_03_a_kill_9_of_the_daemon_while_steps_fire_loses_none_and_fires_none_twice() {
+    use ticketd::clock::Clock;
+    let stack = MailStack::start();
+    let cfg = stack.config(|c| c.pack = "netex".into());
+    // Twelve severity 1 reports that arrived 8 hours ago, give or take a
+    // few seconds: their Director steps come due one a second from now.
+    let start = ticketd::clock::SystemClock.now() + chrono::Duration::seconds(3);
+    let n = 12;
+    for i in 0..n {
+        let arrival = start - chrono::Duration::hours(8) + chrono::Duration::seconds(i);
+        let report = mail(
+            &format!("c{i}@customer.test"),
+            "support@vendor.test",
+            &format!("Severity 1: site {i} down"),
+            &format!("k{i}@customer.test"),
+            "",
+            "HyperIP version 7.0 on Red Hat Enterprise Linux 9 drops every transfer since the upgrade.",
+        );
+        let date = arrival.format("%d-%b-%Y %H:%M:%S +0000").to_string();
+        stack
+            .append("support@vendor.test", "INBOX", &report, &date)
+            .await;
+    }
+    let notices = |stack: &MailStack| -> Vec<String> {
+        stack
+            .sink_messages()
+            .iter()
+            .map(|m| ticketd::parse::parse(m, DateTime::UNIX_EPOCH))
+            .filter(|m| m.subject.contains("escalated to Director"))
+            .map(|m| m.message_id.unwrap_or_default())
+            .collect()
+    };
+    let daemon = RealDaemon::start(&cfg);
+    wait_until("the first steps' notices", WAIT, || {
+        notices(&stack).len() >= 3
+    })
+    .await;
+    daemon.kill();
+    let fired_before = notices(&stack).len();
+    let daemon = RealDaemon::start(&cfg);
+    wait_until("every Director step fired", WAIT, || {
+        pending(&cfg)
+            .iter()
+            .all(|t| !t.plan.key.starts_with("Director"))
+            && pending(&cfg).len() == n as usize
+    })
+    .await;
+    wait_until("every notice sent", WAIT, || {
+        let ids = notices(&stack);
+        let mut unique = ids.clone();
+        unique.sort();
+        unique.dedup();
+        unique.len() == n as usize
+    })
+    .await;
+    daemon.kill();
+    let ids = notices(&stack);
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), n as usize, "every step's notice, none lost");
+    assert!(
+        ids.len() - unique.len() <= 4,
+        "a re-send after the kill is one per SMTP connection at most: {} extra",
+        ids.len() - unique.len()
+    );
+    let st = Store::open_read_only(&cfg.database).unwrap();
+    for t in 1..=n {
+        let fired = st
+            .ticket_events(TicketId(t))
+            .unwrap()
+            .into_iter()
+            .filter(|(k, d)| k == "timer_fired" && d.contains("Director"))
+            .count();
+        assert_eq!(fired, 1, "ticket {t}: the step fired once");
+    }
+    eprintln!(
+        "killed after {fired_before} notices; {} sent in all, {} distinct",
+        ids.len(),
+        unique.len()
+    );
+}
