@@ -94,8 +94,8 @@ pub fn on_timer(ticket: &TicketInfo, timer: &TimerRow, i: &TimerInput<'_>) -> Ti
                     .to_string()
             };
             let open_for = match escalation_span(&t.key) {
-                Some(span) => span_words(span),
-                None => span_words_of(t.due - ticket.created_at),
+                Some(span) => span_words(span, i.pack.language),
+                None => span_words_of(t.due - ticket.created_at, i.pack.language),
             };
             let reply = ReplyPlan {
                 template: "staff_escalation",
@@ -146,32 +146,57 @@ fn escalation_span(key: &str) -> Option<&str> {
     key.rsplit_once(" after ").map(|(_, span)| span)
 }
 
-fn unit(n: i64, one: &str) -> String {
-    format!("{n} {one}{}", if n == 1 { "" } else { "s" })
+/// A count of a unit in `lang`: "1 hour", "3 days"; "3 日"; "3 días".
+fn unit(n: i64, u: Unit, lang: Language) -> String {
+    let (one, many) = match (lang, u) {
+        (Language::Ja, Unit::Minute) => ("分", "分"),
+        (Language::Ja, Unit::Hour) => ("時間", "時間"),
+        (Language::Ja, Unit::Day) => ("日", "日"),
+        (Language::Ja, Unit::BusinessDay) => ("営業日", "営業日"),
+        (Language::Es, Unit::Minute) => ("minuto", "minutos"),
+        (Language::Es, Unit::Hour) => ("hora", "horas"),
+        (Language::Es, Unit::Day) => ("día", "días"),
+        (Language::Es, Unit::BusinessDay) => ("día laborable", "días laborables"),
+        (Language::En, Unit::Minute) => ("minute", "minutes"),
+        (Language::En, Unit::Hour) => ("hour", "hours"),
+        (Language::En, Unit::Day) => ("day", "days"),
+        (Language::En, Unit::BusinessDay) => ("business day", "business days"),
+    };
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+#[derive(Clone, Copy)]
+enum Unit {
+    Minute,
+    Hour,
+    Day,
+    BusinessDay,
 }
 
 /// A pack's span ("8h", "3d", "90m") as staff read it: "8 hours", "3 days".
-fn span_words(span: &str) -> String {
+fn span_words(span: &str, lang: Language) -> String {
     let (n, u) = span.split_at(
         span.find(|c: char| !c.is_ascii_digit())
             .unwrap_or(span.len()),
     );
-    match (n.parse::<i64>(), u) {
-        (Ok(n), "m") => unit(n, "minute"),
-        (Ok(n), "h") => unit(n, "hour"),
-        (Ok(n), "d") => unit(n, "day"),
-        (Ok(n), "bd") => unit(n, "business day"),
-        _ => span.to_string(),
-    }
+    let u = match u {
+        "m" => Unit::Minute,
+        "h" => Unit::Hour,
+        "d" => Unit::Day,
+        "bd" => Unit::BusinessDay,
+        _ => return span.to_string(),
+    };
+    n.parse::<i64>()
+        .map_or_else(|_| span.to_string(), |n| unit(n, u, lang))
 }
 
 /// A measured span as staff read it: "8 hours", "3 days", "1 day 6 hours".
-fn span_words_of(d: chrono::Duration) -> String {
+fn span_words_of(d: chrono::Duration, lang: Language) -> String {
     let hours = d.num_hours().max(0);
     match (hours / 24, hours % 24) {
-        (0, h) => unit(h, "hour"),
-        (d, 0) => unit(d, "day"),
-        (d, h) => format!("{} {}", unit(d, "day"), unit(h, "hour")),
+        (0, h) => unit(h, Unit::Hour, lang),
+        (d, 0) => unit(d, Unit::Day, lang),
+        (d, h) => format!("{} {}", unit(d, Unit::Day, lang), unit(h, Unit::Hour, lang)),
     }
 }
 
