@@ -10,7 +10,7 @@
 //! - [`calendar`], [`policy`]: business calendars and the vendor's rules, applied purely.
 //! - [`decide`]: the pure decision; [`intake`] glues reading, deciding and [`store`].
 //! - [`templates`], [`compose`]: replies as rendered bytes, queued in the [`store`] outbox.
-//! - [`outbox`]: sends queued mail over SMTP; [`scheduler`]: fires due timers (escalation steps).
+//! - [`outbox`]: sends queued mail over SMTP; [`scheduler`]: fires due timers (escalations, SLA, RMA, reminders).
 //! - [`actions`]: staff actions from the shell (RMA steps, answers, notes), one transaction each.
 //! - [`daemon`]: supervises the tasks ([`shared`]: what they share); [`explain`] shows a decision
 //!   without acting on it.
