@@ -34,7 +34,9 @@ fn act<T>(
         by,
         now,
     };
-    let (out, change) = f(&ticket, store, &input).map_err(|e| anyhow!(e))?;
+    let (out, mut change) = f(&ticket, store, &input).map_err(|e| anyhow!(e))?;
+    let skipped = engine.deliverable_only(store, &mut change.mails)?;
+    change.events.extend(skipped);
     let mails: Vec<NewMail> = engine
         .render_replies(&change.mails, &ticket.subject, Some(id), now)?
         .into_iter()

@@ -524,6 +524,32 @@ impl Engine {
             .into()
     }
 
+    /// Takes the recipients marked undeliverable off `replies` (a reply
+    /// left with none is not sent), so that nothing is queued to them; each
+    /// one skipped is an event on the ticket.
+    pub fn deliverable_only(
+        &self,
+        store: &Store,
+        replies: &mut Vec<ReplyPlan>,
+    ) -> Result<Vec<Event>> {
+        let mut events = Vec::new();
+        for r in replies.iter_mut() {
+            let gone = store.undeliverable_among(&r.to)?;
+            if !gone.is_empty() {
+                r.to.retain(|a| !gone.contains(a));
+                events.push(Event::SendSkipped {
+                    error: format!(
+                        "{} not sent to {}: marked undeliverable",
+                        r.template,
+                        gone.join(", ")
+                    ),
+                });
+            }
+        }
+        replies.retain(|r| !r.to.is_empty());
+        Ok(events)
+    }
+
     /// The address a ticket of `mailbox` is answered from (the first own
     /// address when the mailbox is no longer configured).
     pub fn answer_address(&self, mailbox: &str) -> &str {

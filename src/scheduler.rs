@@ -70,11 +70,14 @@ fn settle(
     let (how, why, change): (Settle, Option<String>, TicketChange<NewMail>) =
         match on_timer(&ticket, t, &input) {
             TimerDecision::Fire {
-                replies,
-                events,
+                mut replies,
+                mut events,
                 status,
                 cancel,
-            } => match engine.render_replies(&replies, &ticket.subject, Some(ticket.id), now) {
+            } => match {
+                events.extend(engine.deliverable_only(st, &mut replies)?);
+                engine.render_replies(&replies, &ticket.subject, Some(ticket.id), now)
+            } {
                 Ok(r) => (
                     Settle::Fired,
                     None,
