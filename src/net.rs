@@ -134,7 +134,7 @@ pub async fn tls(peer: Peer<'_>, tcp: TcpStream, timeout: Duration) -> Result<Tl
             Some(rustls::Error::InvalidCertificate(c)) => Err(CertificateRefused {
                 who: peer.who.to_string(),
                 server,
-                reason: certificate_reason(c, peer.host),
+                reason: certificate_reason(c, peer),
             }
             .into()),
             Some(other) => Err(anyhow!(
@@ -156,7 +156,8 @@ fn date(t: &UnixTime) -> String {
 }
 
 /// Why a certificate was refused, in words an admin can act on.
-fn certificate_reason(c: &CertificateError, host: &str) -> String {
+fn certificate_reason(c: &CertificateError, peer: Peer<'_>) -> String {
+    let host = peer.host;
     match c {
         CertificateError::Expired => "it has expired".into(),
         CertificateError::ExpiredContext { not_after, .. } => {
@@ -167,17 +168,27 @@ fn certificate_reason(c: &CertificateError, host: &str) -> String {
             format!("it is not valid before {}", date(not_before))
         }
         CertificateError::NotValidForName => format!("it is not valid for the host name {host}"),
-        CertificateError::NotValidForNameContext { presented, .. } => format!(
-            "it is for another host ({}), not {host}",
-            if presented.is_empty() {
-                "no names".to_string()
-            } else {
-                presented.join(", ")
+        CertificateError::NotValidForNameContext { presented, .. } => {
+            // rustls gives the names as `DnsName("a.example")`.
+            let names: Vec<&str> = presented
+                .iter()
+                .map(|p| {
+                    p.split_once('(')
+                        .and_then(|(_, r)| r.strip_suffix(')'))
+                        .map_or(p.as_str(), |n| n.trim_matches('"'))
+                })
+                .collect();
+            match names.is_empty() {
+                true => format!("it names no host, not {host}"),
+                false => format!("it is for another host ({}), not {host}", names.join(", ")),
             }
-        ),
-        CertificateError::UnknownIssuer => {
-            "it is not signed by a trusted CA (a private CA needs ca_file)".into()
         }
+        CertificateError::UnknownIssuer => match peer.ca_file {
+            Some(ca) => format!("it is not signed by the CA in {}", ca.display()),
+            None => {
+                "it is not signed by a CA the system trusts (a private CA needs ca_file)".into()
+            }
+        },
         CertificateError::Other(e) if e.0.is::<SelfSigned>() => {
             "it is self-signed (trust it only by putting it in ca_file)".into()
         }
