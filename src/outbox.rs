@@ -5,10 +5,12 @@ use crate::clock::{Clock, SharedClock};
 use crate::config::{Login, SmtpConfig, Tls};
 use crate::model::NewMail;
 use crate::net;
+use crate::oauth;
 use crate::secret::Secret;
 use crate::shared::Shared;
 use crate::store::OutboxRow;
 use anyhow::{Context, Result, anyhow, bail};
+use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use lettre::address::Envelope;
@@ -58,7 +60,7 @@ impl SendError {
 
 /// Opens an SMTP connection the way the config says, with Nagle off, and
 /// logs in. With OAuth2, a refused token is renewed once and the login
-/// tried again, on a new connection (lettre closes one after a refusal).
+/// tried again.
 pub async fn connect(cfg: &SmtpConfig, clock: &dyn Clock) -> Result<AsyncSmtpConnection> {
     let who = format!("SMTP relay {}:{}", cfg.endpoint.host, cfg.endpoint.port);
     let (user, login) = match (&cfg.username, &cfg.login) {
@@ -78,27 +80,49 @@ pub async fn connect(cfg: &SmtpConfig, clock: &dyn Clock) -> Result<AsyncSmtpCon
         }
         Login::OAuth2(o) => o,
     };
-    let xoauth2 = async |token: &Secret| {
-        let mut conn = open(cfg, &who).await?;
-        let r = conn
-            .auth(
-                &[Mechanism::Xoauth2],
-                &Credentials::new(user.clone(), token.0.clone()),
-            )
-            .await;
-        anyhow::Ok(r.map(|_| conn))
-    };
     let token = o.tokens.get(clock.monotonic()).await?;
-    match xoauth2(&token).await? {
-        Ok(conn) => return Ok(conn),
+    let mut conn = open(cfg, &who).await?;
+    match xoauth2(&mut conn, user, &token).await {
+        Ok(()) => return Ok(conn),
         // Expired or revoked before its time: one new token, one more try.
         Err(e) if e.is_permanent() => info!("{who}: access token refused ({e}): getting a new one"),
         Err(e) => return Err(anyhow!(e).context(format!("{who}: XOAUTH2 login as {user}"))),
     }
     let token = o.tokens.renew(&token, clock.monotonic()).await?;
-    xoauth2(&token).await?.with_context(|| {
+    xoauth2(&mut conn, user, &token).await.with_context(|| {
         format!("{who}: the XOAUTH2 login as {user} was refused, with a new access token too")
-    })
+    })?;
+    Ok(conn)
+}
+
+/// `AUTH XOAUTH2` with the initial response. lettre's own gives up at the
+/// error challenge a server sends before its refusal (a JSON status) and
+/// leaves the exchange open, so it is driven here: the challenge is
+/// answered with an empty line and the refusal comes back as its 5xx; the
+/// connection can log in again.
+async fn xoauth2(
+    conn: &mut AsyncSmtpConnection,
+    user: &str,
+    token: &Secret,
+) -> Result<(), lettre::transport::smtp::Error> {
+    let first = base64::engine::general_purpose::STANDARD
+        .encode(oauth::Mechanism::XOAuth2.initial_response(user, "", 0, token));
+    let r = conn
+        .command(SmtpLine(format!("AUTH XOAUTH2 {first}")))
+        .await?;
+    if r.has_code(334) {
+        conn.command(SmtpLine(String::new())).await?;
+    }
+    Ok(())
+}
+
+/// One command line as it is (with its CRLF).
+struct SmtpLine(String);
+
+impl std::fmt::Display for SmtpLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}\r\n", self.0)
+    }
 }
 
 /// The SMTP session up to the login: TCP, TLS (implicit, or STARTTLS
