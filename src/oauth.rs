@@ -575,6 +575,104 @@ fn dechunk(mut body: &[u8]) -> Result<Option<Vec<u8>>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::{Clock, SystemClock};
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A loopback endpoint answering each request with the next of
+    /// `answers` (status line, JSON), counting the requests.
+    fn endpoint(answers: Vec<(&'static str, &'static str)>) -> (Tokens, Arc<AtomicUsize>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(AtomicUsize::new(0));
+        let counter = seen.clone();
+        std::thread::spawn(move || {
+            for (status, body) in answers {
+                let Ok((mut c, _)) = listener.accept() else {
+                    return;
+                };
+                let mut buf = [0u8; 4096];
+                let mut got = Vec::new();
+                // The form is small: the head and body come in one or two reads.
+                while !String::from_utf8_lossy(&got).contains("grant_type=") {
+                    let n = c.read(&mut buf).unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                }
+                counter.fetch_add(1, Ordering::SeqCst);
+                let _ = write!(
+                    c,
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        let req = TokenRequest {
+            url: TokenUrl::parse(&format!("http://127.0.0.1:{port}/token")).unwrap(),
+            grant: Grant::ClientCredentials,
+            client_id: "c".into(),
+            client_secret: Some(Secret("s".into())),
+            scope: Some("x".into()),
+            ca_file: None,
+        };
+        (Tokens::new("mailbox t".into(), Source::Endpoint(req)), seen)
+    }
+
+    #[tokio::test]
+    async fn a_token_is_kept_until_shortly_before_it_expires() {
+        let (tokens, seen) = endpoint(vec![
+            ("200 OK", r#"{"access_token":"a1","expires_in":100}"#),
+            ("200 OK", r#"{"access_token":"a2","expires_in":"100"}"#),
+            ("200 OK", r#"{"access_token":"a3"}"#),
+        ]);
+        let t0 = SystemClock.monotonic();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert_eq!(tokens.get(at(0)).await.unwrap().0, "a1");
+        assert_eq!(tokens.get(at(79)).await.unwrap().0, "a1");
+        // A fifth of its lifetime before it expires, a new one.
+        assert_eq!(tokens.get(at(81)).await.unwrap().0, "a2");
+        assert_eq!(seen.load(Ordering::SeqCst), 2);
+        // A refusal of an older token does not cost a request.
+        let old = Secret("a1".into());
+        assert_eq!(tokens.renew(&old, at(82)).await.unwrap().0, "a2");
+        assert_eq!(seen.load(Ordering::SeqCst), 2);
+        let current = Secret("a2".into());
+        assert_eq!(tokens.renew(&current, at(83)).await.unwrap().0, "a3");
+        // No lifetime given: kept until refused.
+        assert_eq!(tokens.get(at(100_000)).await.unwrap().0, "a3");
+        assert_eq!(seen.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_refused_request_is_asked_again_only_after_the_slow_retry() {
+        let (tokens, seen) = endpoint(vec![
+            (
+                "401 Unauthorized",
+                r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided."}"#,
+            ),
+            ("200 OK", r#"{"access_token":"b1","expires_in":3600}"#),
+        ]);
+        let t0 = SystemClock.monotonic();
+        let e = tokens.get(t0).await.unwrap_err();
+        assert!(e.refused);
+        assert!(
+            e.message.ends_with("refused the client_credentials grant (HTTP 401): invalid_client: AADSTS7000215: Invalid client secret provided."),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message
+                .starts_with("mailbox t: the token endpoint http://127.0.0.1:")
+        );
+        let again = tokens.get(t0 + Duration::from_secs(299)).await.unwrap_err();
+        assert_eq!(again.message, e.message);
+        assert_eq!(seen.load(Ordering::SeqCst), 1);
+        let later = t0 + REFUSED_RETRY + Duration::from_secs(1);
+        assert_eq!(tokens.get(later).await.unwrap().0, "b1");
+        assert_eq!(seen.load(Ordering::SeqCst), 2);
+    }
 
     #[test]
     fn token_urls_parse_and_print() {
