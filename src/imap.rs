@@ -87,7 +87,7 @@ pub async fn connect(m: &MailboxConfig, clock: &dyn Clock) -> Result<ImapSession
             let login = timed(ep, client.login(&m.username, &password.0)).await?;
             return login.map_err(|(e, _)| match e {
                 async_imap::error::Error::No(detail) | async_imap::error::Error::Bad(detail) => {
-                    refused(detail)
+                    refused(server_text(&detail))
                 }
                 other => WatchError::Other(anyhow!(other).context("login failed")),
             });
@@ -145,8 +145,8 @@ async fn authenticate(
             client,
         )) => {
             let detail = match challenge {
-                Some(c) => format!("{detail}; {}", c.trim()),
-                None => detail,
+                Some(c) => format!("{} {}", server_text(&detail), c.trim()),
+                None => server_text(&detail),
             };
             Ok(Err((format!("{}: {detail}", o.mechanism.name()), client)))
         }
@@ -177,6 +177,16 @@ impl async_imap::Authenticator for Sasl<'_> {
             }
         }
     }
+}
+
+/// The server's text in async-imap's NO/BAD detail (`code: .., info:
+/// Some("[AUTHENTICATIONFAILED] Authentication failed.")`).
+fn server_text(detail: &str) -> String {
+    detail
+        .split_once("info: Some(\"")
+        .and_then(|(_, rest)| rest.rsplit_once("\")"))
+        .map(|(text, _)| text.replace("\\\"", "\""))
+        .unwrap_or_else(|| detail.to_string())
 }
 
 async fn greeting<T: Stream>(c: &mut async_imap::Client<T>) -> Result<()> {

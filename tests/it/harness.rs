@@ -47,10 +47,16 @@ fn require(binary: &str) {
 const POLL: Duration = Duration::from_millis(20);
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    free_ports::<1>()[0]
+}
+
+/// `N` different free loopback ports (all held until each is chosen, so
+/// none is handed out twice).
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<std::net::TcpListener> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port"))
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().expect("a bound port").port())
 }
 
 /// Waits for `cond` to hold, polling, failing after `deadline`.
@@ -136,13 +142,14 @@ impl MailStack {
         require("smtp-sink");
         let base = std::env::temp_dir();
         let dir = tempdir_in(&base);
+        let [imap_port, lmtp_port, smtp_port, imaps_port, smtps_port] = free_ports();
         let mut s = MailStack {
             dir,
-            imap_port: free_port(),
-            lmtp_port: free_port(),
-            smtp_port: free_port(),
-            imaps_port: free_port(),
-            smtps_port: free_port(),
+            imap_port,
+            lmtp_port,
+            smtp_port,
+            imaps_port,
+            smtps_port,
             oauth2_key: (0..32).map(|_| fastrand::u8(..)).collect(),
             env: Vec::new(),
         };
@@ -682,8 +689,9 @@ impl TokenEndpoint {
     /// Issues tokens for `user` signed with `key` (the stack's).
     pub fn start(key: &[u8], user: &str) -> TokenEndpoint {
         let random = |p: &str| format!("{p}-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a token endpoint port");
         let mut e = TokenEndpoint {
-            port: free_port(),
+            port: listener.local_addr().unwrap().port(),
             client_id: random("client"),
             client_secret: random("client-secret"),
             refresh_token: random("refresh-token"),
@@ -698,7 +706,7 @@ impl TokenEndpoint {
             stop: Arc::new(AtomicBool::new(false)),
             thread: None,
         };
-        e.up();
+        e.serve(listener);
         e
     }
 
@@ -754,10 +762,14 @@ impl TokenEndpoint {
         }
     }
 
-    /// Listens (again) on its port.
+    /// Listens again on its port.
     pub fn up(&mut self) {
         let listener =
             std::net::TcpListener::bind(("127.0.0.1", self.port)).expect("token endpoint port");
+        self.serve(listener);
+    }
+
+    fn serve(&mut self, listener: std::net::TcpListener) {
         self.stop.store(false, Ordering::SeqCst);
         let stop = self.stop.clone();
         let state = self.state.clone();
@@ -984,6 +996,13 @@ impl Ticketd {
             status.is_some_and(|s| s.success()),
             "ticketd exited with {status:?}:\n{log}"
         );
+        // What an admin would see (with --nocapture).
+        for l in log
+            .lines()
+            .filter(|l| !l.contains(" TRACE ") && !l.contains(" DEBUG "))
+        {
+            println!("{l}");
+        }
         log
     }
 }
