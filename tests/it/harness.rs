@@ -876,13 +876,7 @@ fn serve_token_request(
             "invalid_grant",
             "AADSTS9002313: Invalid request. Malformed refresh token.",
         )
-    } else if grant == "refresh_token" && get("client_secret").is_some() && !secret_ok {
-        refuse(
-            "401 Unauthorized",
-            "invalid_client",
-            "AADSTS7000215: Invalid client secret provided.",
-        )
-    } else if grant == "client_credentials" && !secret_ok {
+    } else if !secret_ok && (grant == "client_credentials" || get("client_secret").is_some()) {
         refuse(
             "401 Unauthorized",
             "invalid_client",
