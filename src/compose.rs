@@ -15,6 +15,10 @@ pub enum AutoSubmitted {
     Replied,
     /// A notice nobody asked for (staff notices, reminders).
     Generated,
+    /// A person's own answer, sent on their behalf (`ticketd reply`):
+    /// `Auto-Submitted: no`, no `Precedence` and no `X-Auto-Response-Suppress`,
+    /// since the customer's autoresponder may rightly answer it.
+    Person,
 }
 
 impl AutoSubmitted {
@@ -22,6 +26,7 @@ impl AutoSubmitted {
         match self {
             AutoSubmitted::Replied => "auto-replied",
             AutoSubmitted::Generated => "auto-generated",
+            AutoSubmitted::Person => "no",
         }
     }
 }
@@ -85,11 +90,13 @@ pub fn build(
         let refs: Vec<String> = d.references.iter().map(|r| format!("<{r}>")).collect();
         b = b.references(refs.join(" "));
     }
-    b = b
-        .raw_header(raw_header("Auto-Submitted", d.auto_submitted.as_str()))
-        .raw_header(raw_header("X-Auto-Response-Suppress", "All"))
-        .raw_header(raw_header("Precedence", "auto_reply"))
-        .raw_header(raw_header(LOOP_HEADER, identity.message_id_domain.clone()));
+    b = b.raw_header(raw_header("Auto-Submitted", d.auto_submitted.as_str()));
+    if d.auto_submitted != AutoSubmitted::Person {
+        b = b
+            .raw_header(raw_header("X-Auto-Response-Suppress", "All"))
+            .raw_header(raw_header("Precedence", "auto_reply"));
+    }
+    b = b.raw_header(raw_header(LOOP_HEADER, identity.message_id_domain.clone()));
     let msg = b
         .header(ContentType::TEXT_PLAIN)
         .body(d.body.clone())

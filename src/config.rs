@@ -32,6 +32,11 @@ struct RawConfig {
 struct RawStaff {
     /// A recipient a pack names (an escalation step's `to`) -> its address or addresses.
     recipients: Option<Spanned<std::collections::BTreeMap<String, Spanned<OneOrMany>>>>,
+    /// How long before a first-response target staff are warned ("1h", on
+    /// the SLA's clock).
+    sla_warning_lead: Option<Spanned<String>>,
+    /// Whether staff get first-response warnings and breach notices.
+    sla_notices: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -751,7 +756,20 @@ impl Config {
             &raw.limits.replies_per_recipient,
         );
         let replies_per_ticket = rate(&mut r, "replies_per_ticket", &raw.limits.replies_per_ticket);
-        let staff = staff_directory(&mut r, raw.staff.recipients.as_ref(), pack.as_ref());
+        let mut staff = staff_directory(&mut r, raw.staff.recipients.as_ref(), pack.as_ref());
+        staff.sla_notices = raw.staff.sla_notices.unwrap_or(true);
+        if let Some(lead) = &raw.staff.sla_warning_lead {
+            match crate::policy::Span::parse(lead.get_ref()) {
+                Ok(span @ crate::policy::Span::Minutes(m)) if m > 0 => {
+                    staff.sla_warning_lead = span
+                }
+                Ok(_) => r.spanned(
+                    lead,
+                    "staff.sla_warning_lead is a span in minutes or hours, such as 30m or 2h",
+                ),
+                Err(e) => r.spanned(lead, format!("staff.sla_warning_lead: {e}")),
+            }
+        }
         let mut problems = r.problems;
         problems.extend(pack_problems);
         match pack {
@@ -1167,9 +1185,23 @@ fn is_loopback(host: &str) -> bool {
 
 /// The people a pack's rules name, by the name the pack uses ("Director of
 /// Customer Services"), with their addresses.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaffDirectory {
     pub recipients: std::collections::BTreeMap<String, Vec<String>>,
+    /// How long before a first-response target staff are warned.
+    pub sla_warning_lead: crate::policy::Span,
+    /// Staff get first-response warnings and breach notices (`[staff] sla_notices`, default on).
+    pub sla_notices: bool,
+}
+
+impl Default for StaffDirectory {
+    fn default() -> Self {
+        StaffDirectory {
+            recipients: Default::default(),
+            sla_warning_lead: crate::policy::Span::Minutes(60),
+            sla_notices: true,
+        }
+    }
 }
 
 impl StaffDirectory {

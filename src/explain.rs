@@ -186,6 +186,7 @@ pub fn explain(raw: &[u8], opts: &Options, now: DateTime<Utc>) -> Result<serde_j
         .context("planning")?;
     let ticket_id = plan.decision.ticket_view.id;
     let rendered = engine.render(&plan, ticket_id, arrival)?;
+    let events = engine.with_rma_codes(&plan.decision.events, ticket_id, arrival);
     Ok(to_json(
         &plan,
         &rendered,
@@ -193,6 +194,7 @@ pub fn explain(raw: &[u8], opts: &Options, now: DateTime<Utc>) -> Result<serde_j
         engine.pack.zone,
         arrival,
         oversize,
+        &events,
     ))
 }
 
@@ -203,6 +205,7 @@ fn to_json(
     zone: chrono_tz::Tz,
     arrival: DateTime<Utc>,
     oversize: bool,
+    events: &[crate::model::Event],
 ) -> serde_json::Value {
     let d = &plan.decision;
     let replies: Vec<ReplyOut> = rendered
@@ -245,7 +248,32 @@ fn to_json(
             "rule": t.rule,
             "to": t.to,
         })).collect::<Vec<_>>(),
+        "rma": rma_view(events, zone),
     })
+}
+
+/// The RMA the mail would ask for, or be issued with its code, or null.
+fn rma_view(events: &[crate::model::Event], zone: chrono_tz::Tz) -> serde_json::Value {
+    events
+        .iter()
+        .find_map(|e| match e {
+            crate::model::Event::Rma {
+                part,
+                state,
+                code,
+                expires_at,
+                rule,
+                ..
+            } => Some(json!({
+                "part": part,
+                "state": state,
+                "code": code,
+                "rule": rule,
+                "expires": expires_at.map(|t| crate::policy::rfc3339(zone, t)),
+            })),
+            _ => None,
+        })
+        .unwrap_or(serde_json::Value::Null)
 }
 
 /// The same as text, for people.

@@ -144,6 +144,7 @@ impl Engine {
             mailbox,
             identity: &self.identity,
             pack: &self.pack,
+            staff: &self.staff,
             ticket_prefix: &self.ticket_prefix,
             limits: &self.limits,
             now,
@@ -470,7 +471,8 @@ impl Engine {
             .into_iter()
             .map(|r| r.mail)
             .collect();
-        let applied = tx.finish(&row, &d.events, &d.effects, &mails)?;
+        let events = self.with_rma_codes(&d.events, ticket, now);
+        let applied = tx.finish(&row, &events, &d.effects, &mails)?;
         Ok(Ingested {
             uid: f.uid,
             outcome: d.outcome,
@@ -478,6 +480,59 @@ impl Engine {
             queued: applied.queued.len(),
             reasons: d.reasons.clone(),
         })
+    }
+
+    /// The events with the code of an RMA issued by this mail filled in
+    /// (IX-05: it is the ticket's number, known only once the ticket is written).
+    pub(crate) fn with_rma_codes<'e>(
+        &self,
+        events: &'e [Event],
+        ticket: Option<TicketId>,
+        now: DateTime<Utc>,
+    ) -> std::borrow::Cow<'e, [Event]> {
+        let unfilled = |e: &Event| {
+            matches!(
+                e,
+                Event::Rma {
+                    state: crate::model::RmaState::Issued,
+                    code: None,
+                    ..
+                }
+            )
+        };
+        let (Some(t), Some(spec)) = (ticket, self.pack.policy.rma()) else {
+            return events.into();
+        };
+        if !events.iter().any(unfilled) {
+            return events.into();
+        }
+        let mut seq = 0;
+        events
+            .iter()
+            .map(|e| match e {
+                Event::Rma { .. } if unfilled(e) => {
+                    seq += 1;
+                    let mut e = e.clone();
+                    if let Event::Rma { code, .. } = &mut e {
+                        *code = Some(spec.code_for(t.0, seq, now, self.pack.zone));
+                    }
+                    e
+                }
+                e => e.clone(),
+            })
+            .collect::<Vec<_>>()
+            .into()
+    }
+
+    /// The address a ticket of `mailbox` is answered from (the first own
+    /// address when the mailbox is no longer configured).
+    pub fn answer_address(&self, mailbox: &str) -> &str {
+        self.mailbox_addresses
+            .iter()
+            .find(|(name, _)| *name == mailbox)
+            .map(|(_, a)| a.as_str())
+            .or(self.identity.own_addresses.first().map(String::as_str))
+            .unwrap_or_default()
     }
 
     /// A staff notice about mail the outbox could not deliver.

@@ -13,10 +13,12 @@
 //! - [`outbox`]: sends queued mail over SMTP; [`scheduler`]: fires due timers (escalation steps).
 //! - [`net`]: TCP and the one TLS configuration; [`oauth`]: OAuth2 access tokens for the logins;
 //!   [`secret`]: passwords and tokens that never print.
+//! - [`actions`]: staff actions from the shell (RMA steps, answers, notes), one transaction each.
 //! - [`daemon`]: supervises the tasks ([`shared`]: what they share); [`explain`] shows a decision
 //!   without acting on it.
 //! - [`clock`], [`backoff`], [`text`]: time, retry pacing and text helpers, shared by all.
 
+pub mod actions;
 pub mod backoff;
 pub mod calendar;
 pub mod classify;

@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use ticketd::clock::{SharedClock, SystemClock};
 use ticketd::config::Config;
+use ticketd::decide::RmaVerb;
+use ticketd::intake::Engine;
 use ticketd::model::{TicketId, TicketStatus};
 use ticketd::store::Store;
 
@@ -99,12 +101,71 @@ enum Command {
         #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// Set a ticket's state: open, waiting_customer (pauses its SLA clock and
+    /// sets the pack's reminder), waiting_staff or closed.
+    Status {
+        ticket: i64,
+        status: String,
+        /// Who sets it (default: the Unix user).
+        #[arg(long = "as")]
+        by: Option<String>,
+        #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
     /// Reopen a closed ticket.
     Reopen {
         ticket: i64,
         /// Who reopens it (default: the Unix user).
         #[arg(long = "as")]
         by: Option<String>,
+        #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// A step of a ticket's RMA: approve (documents or symptoms verified),
+    /// issue (the code is sent to the customer; asking again gives the same
+    /// code and sends nothing), received (starts the deadlines that count
+    /// from it).
+    Rma {
+        #[arg(value_parser = ["approve", "issue", "received"])]
+        step: String,
+        ticket: i64,
+        /// The part or serial the RMA covers (default: the ticket's only RMA).
+        #[arg(long)]
+        part: Option<String>,
+        /// Who acts (default: the Unix user).
+        #[arg(long = "as")]
+        by: Option<String>,
+        #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Send a staff answer (the text of FILE, `-` for standard input) to the
+    /// ticket's customer in their thread; the first response, and the ticket
+    /// then waits on the customer.
+    Reply {
+        ticket: i64,
+        file: PathBuf,
+        /// Who answers (default: the Unix user).
+        #[arg(long = "as")]
+        by: Option<String>,
+        #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Add an internal note to a ticket (never sent to the customer).
+    Note {
+        ticket: i64,
+        text: String,
+        /// Who writes it (default: the Unix user).
+        #[arg(long = "as")]
+        by: Option<String>,
+        #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// One ticket's whole history: its messages (what each person wrote
+    /// now), events, timers, RMAs and outgoing mail.
+    Ticket {
+        ticket: i64,
+        #[arg(long)]
+        json: bool,
         #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
@@ -147,6 +208,23 @@ fn actor(by: Option<String>) -> String {
         .or_else(|| std::env::var("LOGNAME").ok())
         .filter(|s| !s.trim().is_empty())
         .unwrap_or_else(|| "an unknown user".into())
+}
+
+/// `close`, `reopen`, `status`: one transaction, an event naming who did it.
+fn set_status(
+    config: &std::path::Path,
+    ticket: i64,
+    to: TicketStatus,
+    by: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<TicketStatus> {
+    let cfg = load(config)?;
+    let engine = Engine::from_config(&cfg)?;
+    let mut st = Store::open(&cfg.database)?;
+    let by = actor(by);
+    let was = ticketd::actions::set_status(&engine, &mut st, TicketId(ticket), to, &by, now)?;
+    println!("ticket {ticket} {to} by {by} (was {was})");
+    Ok(was)
 }
 
 fn load(path: &std::path::Path) -> Result<Config> {
@@ -419,27 +497,131 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Close { ticket, by, config } => {
-            let cfg = load(&config)?;
-            let mut st = Store::open(&cfg.database)?;
-            let by = actor(by);
-            let was = st.set_status(TicketId(ticket), TicketStatus::Closed, &by, clock.now())?;
-            println!("ticket {ticket} closed by {by} (was {was})");
+            set_status(&config, ticket, TicketStatus::Closed, by, clock.now())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Reopen { ticket, by, config } => {
             let cfg = load(&config)?;
-            let mut st = Store::open(&cfg.database)?;
-            let id = TicketId(ticket);
-            match st.ticket(id)? {
-                None => anyhow::bail!("ticket {ticket} does not exist"),
+            let st = Store::open_read_only(&cfg.database)?;
+            match st.ticket(TicketId(ticket))? {
                 Some(t) if t.status != TicketStatus::Closed => {
                     anyhow::bail!("ticket {ticket} is not closed (it is {})", t.status)
                 }
-                Some(_) => {}
+                _ => {}
             }
+            set_status(&config, ticket, TicketStatus::Open, by, clock.now())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status {
+            ticket,
+            status,
+            by,
+            config,
+        } => {
+            let to = TicketStatus::parse(&status).ok_or_else(|| {
+                anyhow!(
+                    "`{status}` is not a state: open, waiting_customer, waiting_staff or closed"
+                )
+            })?;
+            set_status(&config, ticket, to, by, clock.now())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rma {
+            step,
+            ticket,
+            part,
+            by,
+            config,
+        } => {
+            let cfg = load(&config)?;
+            let engine = Engine::from_config(&cfg)?;
+            let mut st = Store::open(&cfg.database)?;
+            let verb = match step.as_str() {
+                "approve" => RmaVerb::Approve,
+                "issue" => RmaVerb::Issue,
+                _ => RmaVerb::Received,
+            };
             let by = actor(by);
-            st.set_status(id, TicketStatus::Open, &by, clock.now())?;
-            println!("ticket {ticket} reopened by {by}");
+            let (out, sent) = ticketd::actions::rma(
+                &engine,
+                &mut st,
+                TicketId(ticket),
+                verb,
+                part.as_deref(),
+                &by,
+                clock.now(),
+            )?;
+            let what = if out.part.is_empty() {
+                "the whole unit".to_string()
+            } else {
+                format!("part {}", out.part)
+            };
+            let code = out.code.map(|c| format!(", code {c}")).unwrap_or_default();
+            if out.already {
+                println!(
+                    "ticket {ticket}: the RMA for {what} is already {}{code}; nothing sent",
+                    out.state
+                );
+            } else {
+                println!(
+                    "ticket {ticket}: the RMA for {what} is {}{code} ({by}); {sent} mail queued",
+                    out.state
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reply {
+            ticket,
+            file,
+            by,
+            config,
+        } => {
+            let cfg = load(&config)?;
+            let engine = Engine::from_config(&cfg)?;
+            let body = if file.as_os_str() == "-" {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+                s
+            } else {
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?
+            };
+            let mut st = Store::open(&cfg.database)?;
+            let by = actor(by);
+            ticketd::actions::reply(&engine, &mut st, TicketId(ticket), &body, &by, clock.now())?;
+            println!("ticket {ticket}: answer by {by} queued for the customer");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Note {
+            ticket,
+            text,
+            by,
+            config,
+        } => {
+            let cfg = load(&config)?;
+            let engine = Engine::from_config(&cfg)?;
+            let mut st = Store::open(&cfg.database)?;
+            let by = actor(by);
+            ticketd::actions::note(&engine, &mut st, TicketId(ticket), &text, &by, clock.now())?;
+            println!("ticket {ticket}: note by {by} added");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ticket {
+            ticket,
+            json,
+            config,
+        } => {
+            let cfg = load(&config)?;
+            let st = Store::open_read_only(&cfg.database)?;
+            st.require_current()?;
+            let h = st
+                .history(TicketId(ticket))?
+                .ok_or_else(|| anyhow!("ticket {ticket} does not exist"))?;
+            if json {
+                print_json(&h)?;
+            } else {
+                print!("{}", h.text(cfg.pack.zone));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Quarantine { config } => {

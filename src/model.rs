@@ -8,8 +8,9 @@ mod io;
 
 pub use event::{Event, PolicyRecord, QuotaUse};
 pub use io::{
-    Applied, BucketKey, BucketLevel, ContactInfo, Duplicate, Lookup, NewMail, SideEffects,
-    TicketInfo, TicketWrite, TimerKind, TimerPlan, TimerRow, Undeliverable,
+    Applied, BucketKey, BucketLevel, ContactInfo, Duplicate, Lookup, NewMail, PendingTimer,
+    RmaRecord, RmaState, SideEffects, TicketChange, TicketInfo, TicketWrite, TimerCancel,
+    TimerKind, TimerPlan, TimerRow, TimerUpdate, Undeliverable,
 };
 
 use serde::{Deserialize, Serialize};

@@ -389,8 +389,8 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken, once: bool) -> 
             }
             let wait = next
                 .map(|t| (t - now).to_std().unwrap_or(Duration::ZERO))
-                .unwrap_or(Duration::from_secs(60))
-                .min(Duration::from_secs(60));
+                .unwrap_or(crate::shared::POLL)
+                .min(crate::shared::POLL);
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shared.outbox_wake.notified() => {}

@@ -50,6 +50,10 @@ struct RawPack {
     notice: Vec<Spanned<policy::RawNotice>>,
     #[serde(default)]
     language: Option<Spanned<policy::RawLanguage>>,
+    #[serde(default)]
+    rma: Option<Spanned<policy::RawRma>>,
+    #[serde(default)]
+    lifecycle: Option<Spanned<policy::RawLifecycle>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -191,6 +195,8 @@ impl Pack {
                 versions: raw.versions,
                 notice: raw.notice,
                 language: raw.language,
+                rma: raw.rma,
+                lifecycle: raw.lifecycle,
             },
             zone,
         );

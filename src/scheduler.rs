@@ -2,23 +2,18 @@
 
 use crate::decide::{TimerDecision, TimerInput, on_timer};
 use crate::intake::Engine;
-use crate::model::{Event, NewMail, TimerRow};
+use crate::model::{Event, NewMail, TicketChange, TimerRow};
 use crate::shared::Shared;
 use crate::store::{Settle, Store};
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
 /// How many due timers one look at the store takes.
 const BATCH: usize = 64;
-
-/// The longest the scheduler waits before it looks at the store again: a
-/// timer set by another process (a shell command) fires within about this.
-pub const POLL: Duration = Duration::from_secs(1);
 
 /// What one tick did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -57,53 +52,63 @@ fn settle(
     let kind = t.plan.kind.as_str();
     let Some(ticket) = st.ticket(t.ticket)? else {
         let why = "the ticket does not exist".to_string();
-        let done = st.settle_timer(t, Settle::Cancelled, Some(&why), &[], &[], now)?;
+        let done = st.settle_timer(t, Settle::Cancelled, Some(&why), &only_events(vec![]), now)?;
         return Ok(done.then_some(Settle::Cancelled));
     };
-    let from = engine
-        .mailbox_addresses
-        .iter()
-        .find(|(name, _)| *name == ticket.mailbox)
-        .map(|(_, a)| a.as_str())
-        .or(engine.identity.own_addresses.first().map(String::as_str))
-        .unwrap_or_default();
+    let from = engine.answer_address(&ticket.mailbox);
+    let rmas = st.rmas(ticket.id)?;
+    let thread = st.last_customer_message(ticket.id)?;
     let input = TimerInput {
         pack: &engine.pack,
         identity: &engine.identity,
         staff: &engine.staff,
         from_address: from,
+        thread: thread.as_deref(),
+        rmas: &rmas,
         now,
     };
-    let (how, why, events, mails): (Settle, Option<String>, Vec<Event>, Vec<NewMail>) =
+    let (how, why, change): (Settle, Option<String>, TicketChange<NewMail>) =
         match on_timer(&ticket, t, &input) {
-            TimerDecision::Fire { replies, events } => {
-                match engine.render_replies(&replies, &ticket.subject, Some(ticket.id), now) {
-                    Ok(r) => (
-                        Settle::Fired,
-                        None,
+            TimerDecision::Fire {
+                replies,
+                events,
+                status,
+                cancel,
+            } => match engine.render_replies(&replies, &ticket.subject, Some(ticket.id), now) {
+                Ok(r) => (
+                    Settle::Fired,
+                    None,
+                    TicketChange {
                         events,
-                        r.into_iter().map(|r| r.mail).collect(),
-                    ),
-                    Err(e) => {
-                        // A notice that cannot be rendered now never will be:
-                        // the timer ends, and the history and the log say why.
-                        let why = format!("its notice could not be rendered: {e:#}");
-                        error!(ticket = ticket.id.0, timer = kind, key = %t.plan.key, "{why}");
-                        let events = vec![Event::TimerCancelled {
-                            timer: t.plan.kind,
-                            key: t.plan.key.clone(),
-                            rule: t.plan.rule.clone(),
-                            why: why.clone(),
-                        }];
-                        (Settle::Cancelled, Some(why), events, vec![])
-                    }
+                        status,
+                        set_timers: vec![],
+                        cancel_timers: cancel,
+                        timer_updates: vec![],
+                        mails: r.into_iter().map(|r| r.mail).collect(),
+                    },
+                ),
+                Err(e) => {
+                    // A notice that cannot be rendered now never will be:
+                    // the timer ends, and the history and the log say why.
+                    let why = format!("its notice could not be rendered: {e:#}");
+                    error!(ticket = ticket.id.0, timer = kind, key = %t.plan.key, "{why}");
+                    let events = vec![Event::TimerCancelled {
+                        timer: t.plan.kind,
+                        key: t.plan.key.clone(),
+                        rule: t.plan.rule.clone(),
+                        why: why.clone(),
+                    }];
+                    (Settle::Cancelled, Some(why), only_events(events))
                 }
+            },
+            TimerDecision::Cancel { why, events } => {
+                (Settle::Cancelled, Some(why), only_events(events))
             }
-            TimerDecision::Cancel { why, events } => (Settle::Cancelled, Some(why), events, vec![]),
         };
-    if !st.settle_timer(t, how, why.as_deref(), &events, &mails, now)? {
+    if !st.settle_timer(t, how, why.as_deref(), &change, now)? {
         return Ok(None);
     }
+    let mails = &change.mails;
     match how {
         Settle::Fired => info!(
             ticket = ticket.id.0,
@@ -125,6 +130,13 @@ fn settle(
     Ok(Some(how))
 }
 
+fn only_events(events: Vec<Event>) -> TicketChange<NewMail> {
+    TicketChange {
+        events,
+        ..TicketChange::default()
+    }
+}
+
 /// One tick at the shared clock's `now`, on a blocking thread (it locks the store).
 async fn tick_now(shared: &Arc<Shared>) -> Result<Tick> {
     let s = shared.clone();
@@ -132,7 +144,7 @@ async fn tick_now(shared: &Arc<Shared>) -> Result<Tick> {
 }
 
 /// Runs until `cancel`: fires what is due, then sleeps until the next timer
-/// falls due, an intake commit sets new ones, or [`POLL`] has passed.
+/// falls due, an intake commit sets new ones, or [`crate::shared::POLL`] has passed.
 pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) -> Result<()> {
     loop {
         let done = tick_now(&shared).await?;
@@ -144,8 +156,8 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) -> Result<()> {
             Some(at) => (at - shared.clock.now())
                 .to_std()
                 .unwrap_or_default()
-                .min(POLL),
-            None => POLL,
+                .min(crate::shared::POLL),
+            None => crate::shared::POLL,
         };
         tokio::select! {
             _ = cancel.cancelled() => return Ok(()),

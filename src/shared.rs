@@ -9,6 +9,11 @@ use parking_lot::Mutex;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
+/// The longest the outbox and the scheduler wait before they look at the
+/// store again: mail queued and timers set by another process (the shell
+/// commands beside a running daemon) are seen within about this.
+pub const POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What every task shares.
 #[derive(Debug)]
 pub struct Shared {

@@ -4,15 +4,21 @@
 //! recorded and never answered (`machine`), a person's mail runs the vendor's
 //! rules and is acknowledged within the reply limits (`person`, `limits`).
 
+mod action;
 mod limits;
 mod machine;
 mod person;
+mod rma;
+mod sla;
 #[cfg(test)]
 mod tests;
 mod timer;
+mod waiting;
 
+pub use action::{ActionInput, note, set_status, staff_reply};
 pub use limits::bucket_level;
 pub use person::request_text;
+pub use rma::{RmaOutcome, RmaVerb, rma_action};
 pub use timer::{TimerDecision, TimerInput, on_timer};
 
 use timer::escalation_key;
@@ -23,7 +29,7 @@ use person::{new_ticket, person, ticket_subject};
 
 use crate::classify::{Class, Classification, describe};
 use crate::compose::{AutoSubmitted, deliverable};
-use crate::config::{Identity, Limits, Rate};
+use crate::config::{Identity, Limits, Rate, StaffDirectory};
 use crate::extract::Extracted;
 use crate::model::{
     BucketKey, Event, Language, Lookup, Outcome, PolicyRecord, Role, SideEffects, TicketId,
@@ -56,6 +62,8 @@ pub struct Input<'a> {
     pub mailbox: MailboxView<'a>,
     pub identity: &'a Identity,
     pub pack: &'a Pack,
+    /// Who the pack's names are, and the SLA warning lead (`[staff]`).
+    pub staff: &'a StaffDirectory,
     pub ticket_prefix: &'a str,
     /// The reply rate limits (`[limits]`).
     pub limits: &'a Limits,

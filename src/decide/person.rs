@@ -14,6 +14,27 @@ pub(super) fn person(
     base: &Base<'_>,
 ) -> Decision {
     let m = i.inbound;
+    // A ticket closed longer ago than the pack's window is not reopened:
+    // the mail opens a new ticket that names it.
+    let closed_long_ago = ticket.filter(|t| {
+        t.status == TicketStatus::Closed
+            && i.pack
+                .policy
+                .lifecycle()
+                .reopen_within
+                .is_some_and(|w| i.pack.policy.after(t.updated_at, w) < m.arrival)
+    });
+    let ticket = if let Some(old) = closed_long_ago {
+        reasons.push(format!(
+            "ticket {} was closed on {}, longer ago than the pack's reopen window: a new ticket linked to it",
+            old.id,
+            old.updated_at.with_timezone(&i.pack.zone).format("%Y-%m-%d")
+        ));
+        events.push(Event::LinkedTo { ticket: old.id });
+        None
+    } else {
+        ticket
+    };
     let subject = ticket_subject(i);
     let Some(sender) = m.from.as_ref() else {
         reasons.push("no From address: nobody to answer".into());
@@ -42,8 +63,11 @@ pub(super) fn person(
         known_facts: ticket.map_or(&[], |t| t.facts.as_slice()),
         quota_used: &i.lookup.quota_used,
     });
+    // A customer who writes again after staff answered waits on staff.
     let status = if policy.waiting_on_customer {
         TicketStatus::WaitingCustomer
+    } else if ticket.is_some_and(|t| t.answered) {
+        TicketStatus::WaitingStaff
     } else {
         TicketStatus::Open
     };
@@ -54,7 +78,7 @@ pub(super) fn person(
             events.push(Event::Message {
                 from: sender.address.clone(),
             });
-            if t.status != TicketStatus::Open {
+            if !matches!(t.status, TicketStatus::Open | TicketStatus::WaitingStaff) {
                 events.push(Event::Reopened {
                     was: t.status.as_str().to_string(),
                 });
@@ -153,6 +177,28 @@ pub(super) fn person(
     }
     d.effects = effects;
     d.effects.timers = escalation_timers(&policy);
+    let sla = if ticket.is_none() {
+        let (rma_events, rma_timers) =
+            super::rma::on_new_ticket(i.pack, &policy, &i.mailbox, &i.extracted.serials, i.now);
+        d.events.extend(rma_events);
+        d.effects.timers.extend(rma_timers);
+        super::sla::sla_timers(i, &policy)
+    } else {
+        vec![]
+    };
+    let (set, cancel, updates) = super::waiting::on_state(
+        i.pack,
+        ticket.map_or(&[], |t| t.timers.as_slice()),
+        &sla,
+        status,
+        &policy.missing_names,
+        "the customer wrote again",
+        i.now,
+    );
+    d.effects.timers.extend(sla);
+    d.effects.timers.extend(set);
+    d.effects.cancel_timers = cancel;
+    d.effects.timer_updates = updates;
     d.policy = Some(policy);
     d
 }

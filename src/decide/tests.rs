@@ -27,6 +27,9 @@ fn ticket(id: i64, requester: &str) -> TicketInfo {
         created_at: chrono::DateTime::UNIX_EPOCH,
         facts: vec![],
         staff_notes: vec![],
+        updated_at: DateTime::UNIX_EPOCH,
+        answered: false,
+        timers: vec![],
     }
 }
 
@@ -41,8 +44,18 @@ fn run_with(
     accept_lists: bool,
     now: Option<DateTime<Utc>>,
 ) -> Decision {
+    run_in(raw, lookup, limits, accept_lists, now, &Pack::fallback())
+}
+
+fn run_in(
+    raw: &str,
+    lookup: Lookup,
+    limits: &Limits,
+    accept_lists: bool,
+    now: Option<DateTime<Utc>>,
+    pack: &Pack,
+) -> Decision {
     let identity = identity();
-    let pack = Pack::fallback();
     let m = parse(
         raw.as_bytes(),
         DateTime::parse_from_rfc3339("2026-03-02T10:00:00Z")
@@ -63,7 +76,8 @@ fn run_with(
             accept_lists,
         },
         identity: &identity,
-        pack: &pack,
+        pack,
+        staff: &crate::config::StaffDirectory::default(),
         ticket_prefix: "TKT",
         limits,
         now: now.unwrap_or(m.arrival),
@@ -423,4 +437,90 @@ fn replies_stop_when_the_ticket_bucket_is_empty() {
             ..
         }
     ));
+}
+
+/// A pack whose closed tickets reopen within 30 days.
+fn pack_with_reopen_window() -> Pack {
+    Pack::from_str_at(
+        std::path::Path::new("acme.toml"),
+        "[pack]\nname = \"acme\"\nvendor = \"ACME\"\nlanguage = \"en\"\nzone = \"UTC\"\n\n[lifecycle]\nreopen_within = \"30d\"\n",
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_mail_on_a_ticket_closed_within_the_window_reopens_it_and_later_opens_a_linked_one() {
+    let raw = "From: ann@example.net\r\nSubject: Re: [TKT#3] Disk failed\r\n\r\nIt broke again\r\n";
+    let closed = |days_ago: i64| {
+        let mut t = ticket(3, "ann@example.net");
+        t.status = TicketStatus::Closed;
+        t.updated_at = DateTime::parse_from_rfc3339("2026-03-02T10:00:00Z")
+            .unwrap()
+            .to_utc()
+            - chrono::Duration::days(days_ago);
+        Lookup {
+            tagged: Some(t),
+            ..Default::default()
+        }
+    };
+    let pack = pack_with_reopen_window();
+    let d = run_in(raw, closed(10), &Limits::default(), false, None, &pack);
+    assert!(
+        matches!(
+            d.ticket,
+            TicketWrite::Update {
+                id: TicketId(3),
+                ..
+            }
+        ),
+        "{:?}",
+        d.ticket
+    );
+    assert!(d.events.iter().any(|e| e.kind() == "reopened"));
+    let d = run_in(raw, closed(31), &Limits::default(), false, None, &pack);
+    assert!(
+        matches!(d.ticket, TicketWrite::New { .. }),
+        "{:?}",
+        d.ticket
+    );
+    assert!(
+        d.events.contains(&Event::LinkedTo {
+            ticket: TicketId(3)
+        }),
+        "{:?}",
+        d.events
+    );
+    assert_eq!(d.replies[0].template, "ack_new");
+    assert!(
+        d.reasons.iter().any(|r| r.contains("reopen window")),
+        "{:?}",
+        d.reasons
+    );
+}
+
+#[test]
+fn a_customer_writing_after_a_staff_answer_waits_on_staff() {
+    let raw =
+        "From: ann@example.net\r\nSubject: Re: [TKT#3] Disk failed\r\n\r\nHere is the log\r\n";
+    let mut t = ticket(3, "ann@example.net");
+    t.status = TicketStatus::WaitingCustomer;
+    t.answered = true;
+    let d = run(
+        raw,
+        Lookup {
+            tagged: Some(t),
+            ..Default::default()
+        },
+    );
+    assert!(
+        matches!(
+            d.ticket,
+            TicketWrite::Update {
+                status: TicketStatus::WaitingStaff,
+                ..
+            }
+        ),
+        "{:?}",
+        d.ticket
+    );
 }

@@ -1,8 +1,8 @@
 //! What a timer does when it comes due: pure, like the rest of the decision. Its reason is checked again first; a timer whose reason is gone is cancelled.
 
 use super::*;
-use crate::config::StaffDirectory;
-use crate::model::TimerRow;
+
+use crate::model::{RmaRecord, TimerCancel, TimerRow};
 
 /// Everything `on_timer` reads besides the ticket and the timer.
 #[derive(Debug, Clone, Copy)]
@@ -12,40 +12,69 @@ pub struct TimerInput<'a> {
     pub staff: &'a StaffDirectory,
     /// The address the ticket's mailbox answers from.
     pub from_address: &'a str,
+    /// The customer's last mail on the ticket, which a customer notice answers.
+    pub thread: Option<&'a str>,
+    /// The ticket's RMAs.
+    pub rmas: &'a [RmaRecord],
     pub now: DateTime<Utc>,
 }
 
 /// What a due timer does.
 #[derive(Debug, Clone)]
 pub enum TimerDecision {
-    /// It fires: these notices are queued and these events recorded with it.
+    /// It fires: these notices are queued and these events recorded with
+    /// it, the ticket may change state and other timers end.
     Fire {
         replies: Vec<ReplyPlan>,
         events: Vec<Event>,
+        status: Option<TicketStatus>,
+        cancel: Vec<TimerCancel>,
     },
     /// Its reason is gone: it ends without doing anything, and the history says why.
     Cancel { why: String, events: Vec<Event> },
 }
 
+impl TimerDecision {
+    pub(super) fn fire(replies: Vec<ReplyPlan>, events: Vec<Event>) -> TimerDecision {
+        TimerDecision::Fire {
+            replies,
+            events,
+            status: None,
+            cancel: vec![],
+        }
+    }
+
+    pub(super) fn cancel(t: &TimerPlan, why: String) -> TimerDecision {
+        TimerDecision::Cancel {
+            events: vec![Event::TimerCancelled {
+                timer: t.kind,
+                key: t.key.clone(),
+                rule: t.rule.clone(),
+                why: why.clone(),
+            }],
+            why,
+        }
+    }
+}
+
 /// A timer fired later than this after its due time says so in its notice.
-const LATE_AFTER: chrono::Duration = chrono::Duration::minutes(1);
+pub(super) const LATE_AFTER: chrono::Duration = chrono::Duration::minutes(1);
 
 /// Decides what the due `timer` on `ticket` does at `i.now`. Pure.
 pub fn on_timer(ticket: &TicketInfo, timer: &TimerRow, i: &TimerInput<'_>) -> TimerDecision {
     let t = &timer.plan;
-    let cancel = |why: String| TimerDecision::Cancel {
-        events: vec![Event::TimerCancelled {
-            timer: t.kind,
-            key: t.key.clone(),
-            rule: t.rule.clone(),
-            why: why.clone(),
-        }],
-        why,
-    };
+    let cancel = |why: String| TimerDecision::cancel(t, why);
     if ticket.status == TicketStatus::Closed {
         return cancel("the ticket is closed".into());
     }
     match t.kind {
+        TimerKind::RmaReminder | TimerKind::RmaDeadline | TimerKind::RmaIssueDue => {
+            super::rma::on_rma_timer(ticket, timer, i)
+        }
+        TimerKind::SlaWarning | TimerKind::SlaBreach => super::sla::on_sla_timer(ticket, timer, i),
+        TimerKind::CustomerReminder | TimerKind::AutoClose => {
+            super::waiting::on_waiting_timer(ticket, timer, i)
+        }
         TimerKind::Escalation => {
             let name = t.to.as_deref().unwrap_or("staff");
             let (to, unmapped) = match i.staff.addresses(name) {
@@ -92,16 +121,16 @@ pub fn on_timer(ticket: &TicketInfo, timer: &TimerRow, i: &TimerInput<'_>) -> Ti
                     },
                 }),
             };
-            TimerDecision::Fire {
-                replies: vec![reply],
-                events: vec![Event::TimerFired {
+            TimerDecision::fire(
+                vec![reply],
+                vec![Event::TimerFired {
                     timer: t.kind,
                     key: t.key.clone(),
                     due: t.due,
                     rule: t.rule.clone(),
                     late,
                 }],
-            }
+            )
         }
     }
 }
@@ -173,6 +202,9 @@ mod tests {
             created_at: at("2026-11-21T02:00:00-06:00"),
             facts: vec![],
             staff_notes: vec![],
+            updated_at: DateTime::UNIX_EPOCH,
+            answered: false,
+            timers: vec![],
         }
     }
 
@@ -218,6 +250,8 @@ mod tests {
                 identity: &identity,
                 staff,
                 from_address: "support@netex.test",
+                thread: None,
+                rmas: &[],
                 now: at(now),
             },
         )
@@ -231,7 +265,10 @@ mod tests {
             &staff(),
             "2026-11-21T10:00:00-06:00",
         );
-        let TimerDecision::Fire { replies, events } = d else {
+        let TimerDecision::Fire {
+            replies, events, ..
+        } = d
+        else {
             panic!("fires: {d:?}");
         };
         assert_eq!(replies[0].to, ["director@netex.test"]);
@@ -251,7 +288,10 @@ mod tests {
             &staff(),
             "2026-11-21T13:00:00-06:00",
         );
-        let TimerDecision::Fire { replies, events } = d else {
+        let TimerDecision::Fire {
+            replies, events, ..
+        } = d
+        else {
             panic!("fires: {d:?}");
         };
         assert_eq!(replies[0].data["escalation"]["late"], true);

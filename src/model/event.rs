@@ -2,7 +2,7 @@
 //!
 //! The store keeps an event as its `kind` and a `detail`: the fields as a JSON
 //! object for the structured kinds (policy, escalation_due, deadline, quota,
-//! timer_fired, timer_cancelled),
+//! timer_fired, timer_cancelled, rma),
 //! a line of text for the rest, as staff read them.
 
 use super::TimerKind;
@@ -131,6 +131,39 @@ pub enum Event {
         rule: String,
         why: String,
     },
+    /// An RMA changed state (asked for by a mail, approved, issued,
+    /// received, expired): the `rma` table is its projection.
+    Rma {
+        part: String,
+        state: super::RmaState,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        plans: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<DateTime<Utc>>,
+        rule: String,
+        by: String,
+    },
+    /// Staff answered the customer (`ticketd reply`): the first response.
+    StaffReply {
+        by: String,
+        to: Vec<String>,
+    },
+    /// An internal note: never sent to the customer.
+    Note {
+        by: String,
+        text: String,
+    },
+    SeverityChanged {
+        from: u8,
+        to: u8,
+        by: String,
+    },
+    /// The mail was about a closed ticket and opened this one, linked to it.
+    LinkedTo {
+        ticket: super::TicketId,
+    },
 }
 
 impl Event {
@@ -158,6 +191,11 @@ impl Event {
             Event::TimerFired { .. } => "timer_fired",
             Event::StatusChanged { .. } => "status_changed",
             Event::TimerCancelled { .. } => "timer_cancelled",
+            Event::Rma { .. } => "rma",
+            Event::StaffReply { .. } => "staff_reply",
+            Event::Note { .. } => "note",
+            Event::SeverityChanged { .. } => "severity_changed",
+            Event::LinkedTo { .. } => "linked_to",
         }
     }
 
@@ -180,6 +218,12 @@ impl Event {
             Event::Undeliverable { address, why } => format!("{address}: {why}"),
             Event::MailQueued { template, to } => format!("{template} to {}", to.join(", ")),
             Event::StatusChanged { from, to, by } => format!("{to} by {by} (was {from})"),
+            Event::StaffReply { by, to } => format!("answer by {by} to {}", to.join(", ")),
+            Event::Note { by, text } => format!("{by}: {text}"),
+            Event::SeverityChanged { from, to, by } => {
+                format!("severity {to} by {by} (was {from})")
+            }
+            Event::LinkedTo { ticket } => format!("follows closed ticket {ticket}"),
             Event::ReplySuppressed { why: t }
             | Event::Bounce { text: t }
             | Event::AutoReply { text: t }
@@ -191,7 +235,8 @@ impl Event {
             | Event::Deadline { .. }
             | Event::Quota(_)
             | Event::TimerFired { .. }
-            | Event::TimerCancelled { .. } => {
+            | Event::TimerCancelled { .. }
+            | Event::Rma { .. } => {
                 let mut v = serde_json::to_value(self).unwrap_or_default();
                 if let Some(o) = v.as_object_mut() {
                     o.remove("kind");
@@ -205,7 +250,13 @@ impl Event {
     pub fn from_stored(kind: &str, detail: &str) -> Option<Event> {
         if !matches!(
             kind,
-            "policy" | "escalation_due" | "deadline" | "quota" | "timer_fired" | "timer_cancelled"
+            "policy"
+                | "escalation_due"
+                | "deadline"
+                | "quota"
+                | "timer_fired"
+                | "timer_cancelled"
+                | "rma"
         ) {
             return None;
         }

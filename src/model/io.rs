@@ -22,6 +22,38 @@ pub struct TicketInfo {
     pub facts: Vec<String>,
     /// Staff notes already recorded on the ticket (its `staff` events).
     pub staff_notes: Vec<String>,
+    pub updated_at: DateTime<Utc>,
+    /// Staff have answered the customer on this ticket (a `staff_reply`).
+    pub answered: bool,
+    /// The ticket's pending timers.
+    pub timers: Vec<PendingTimer>,
+}
+
+/// A pending timer of a ticket, as the decision sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PendingTimer {
+    pub kind: TimerKind,
+    pub key: String,
+    pub due: DateTime<Utc>,
+    /// A paused timer (an SLA clock while the ticket waits on the
+    /// customer): the time it had left, in seconds on its clock.
+    pub paused_secs: Option<i64>,
+}
+
+/// A change to a pending timer: paused with the time it has left, or
+/// resumed at a new due instant.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum TimerUpdate {
+    Pause {
+        kind: TimerKind,
+        key: String,
+        left_secs: i64,
+    },
+    Resume {
+        kind: TimerKind,
+        key: String,
+        due: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -83,6 +115,10 @@ pub struct SideEffects {
     pub undeliverable: Vec<Undeliverable>,
     /// Timers to set on the message's ticket (kept if already set).
     pub timers: Vec<TimerPlan>,
+    /// Pending timers of the ticket to end (their reason is gone).
+    pub cancel_timers: Vec<TimerCancel>,
+    /// Pending timers of the ticket to pause or resume, after those set.
+    pub timer_updates: Vec<TimerUpdate>,
 }
 
 /// What the database knows that bears on one mail.
@@ -161,19 +197,60 @@ pub struct Applied {
 pub enum TimerKind {
     /// A step of an escalation ladder (NX-03): a notice to the people it names.
     Escalation,
+    /// Staff are warned that a first-response target is near.
+    SlaWarning,
+    /// Staff are told that a first-response target was missed.
+    SlaBreach,
+    /// The customer is reminded that an RMA deadline is near (IX-06, ...).
+    RmaReminder,
+    /// An RMA deadline passed: the customer is told, the RMA may expire.
+    RmaDeadline,
+    /// An approved RMA has not been issued in time (QN-05): staff are told.
+    RmaIssueDue,
+    /// A ticket waiting on the customer: they are reminded of what is missing.
+    CustomerReminder,
+    /// A ticket still waiting on the customer is closed, and they are told.
+    AutoClose,
 }
 
 impl TimerKind {
-    pub const ALL: [TimerKind; 1] = [TimerKind::Escalation];
+    pub const ALL: [TimerKind; 8] = [
+        TimerKind::Escalation,
+        TimerKind::SlaWarning,
+        TimerKind::SlaBreach,
+        TimerKind::RmaReminder,
+        TimerKind::RmaDeadline,
+        TimerKind::RmaIssueDue,
+        TimerKind::CustomerReminder,
+        TimerKind::AutoClose,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             TimerKind::Escalation => "escalation",
+            TimerKind::SlaWarning => "sla_warning",
+            TimerKind::SlaBreach => "sla_breach",
+            TimerKind::RmaReminder => "rma_reminder",
+            TimerKind::RmaDeadline => "rma_deadline",
+            TimerKind::RmaIssueDue => "rma_issue_due",
+            TimerKind::CustomerReminder => "customer_reminder",
+            TimerKind::AutoClose => "auto_close",
         }
     }
 
     pub fn parse(s: &str) -> Option<TimerKind> {
         TimerKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The SLA clock's timers: an answer from staff ends them, and they
+    /// pause while the ticket waits on the customer.
+    pub fn is_sla(self) -> bool {
+        matches!(self, TimerKind::SlaWarning | TimerKind::SlaBreach)
+    }
+
+    /// The timers of a ticket waiting on its customer: their reply ends them.
+    pub fn is_waiting(self) -> bool {
+        matches!(self, TimerKind::CustomerReminder | TimerKind::AutoClose)
     }
 }
 
@@ -197,4 +274,118 @@ pub struct TimerRow {
     pub ticket: TicketId,
     #[serde(flatten)]
     pub plan: TimerPlan,
+}
+
+/// The steps of an RMA (`rma.state`; the schema allows these only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RmaState {
+    /// A mail asked for it; staff have not approved it yet.
+    Requested,
+    /// Staff verified the documents or the symptoms (QN-05, AV-06).
+    Approved,
+    /// It has its code, sent to the customer.
+    Issued,
+    /// Staff recorded the step mail cannot see (a part back, a replacement
+    /// delivered): the deadlines that count from it start.
+    Received,
+    Expired,
+    Cancelled,
+}
+
+impl RmaState {
+    pub const ALL: [RmaState; 6] = [
+        RmaState::Requested,
+        RmaState::Approved,
+        RmaState::Issued,
+        RmaState::Received,
+        RmaState::Expired,
+        RmaState::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RmaState::Requested => "requested",
+            RmaState::Approved => "approved",
+            RmaState::Issued => "issued",
+            RmaState::Received => "received",
+            RmaState::Expired => "expired",
+            RmaState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RmaState> {
+        RmaState::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for RmaState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One RMA of a ticket: keyed by (ticket, part). `part` is the serial or
+/// part it covers, empty for the whole unit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RmaRecord {
+    pub ticket: TicketId,
+    pub part: String,
+    pub code: Option<String>,
+    pub state: RmaState,
+    pub rule: String,
+    /// The contract plans it was asked under (they pick its deadlines).
+    pub plans: Vec<String>,
+    pub requested_at: DateTime<Utc>,
+    pub issued_at: Option<DateTime<Utc>>,
+    pub received_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A pending timer to end because its reason is gone.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimerCancel {
+    pub kind: TimerKind,
+    pub key: String,
+    pub why: String,
+}
+
+/// What a staff action or a due timer changes on one ticket, written in one
+/// transaction: its events, its state, timers set and ended, and the mail
+/// it sends (`M` is a reply plan in `decide`, rendered mail in `store`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TicketChange<M> {
+    pub events: Vec<super::Event>,
+    pub status: Option<TicketStatus>,
+    pub set_timers: Vec<TimerPlan>,
+    pub cancel_timers: Vec<TimerCancel>,
+    pub timer_updates: Vec<TimerUpdate>,
+    pub mails: Vec<M>,
+}
+
+impl<M> Default for TicketChange<M> {
+    fn default() -> Self {
+        TicketChange {
+            events: vec![],
+            status: None,
+            set_timers: vec![],
+            cancel_timers: vec![],
+            timer_updates: vec![],
+            mails: vec![],
+        }
+    }
+}
+
+impl<M> TicketChange<M> {
+    /// The same change with its mail turned into something else (rendered).
+    pub fn with_mails<N>(self, mails: Vec<N>) -> TicketChange<N> {
+        TicketChange {
+            events: self.events,
+            status: self.status,
+            set_timers: self.set_timers,
+            cancel_timers: self.cancel_timers,
+            timer_updates: self.timer_updates,
+            mails,
+        }
+    }
 }

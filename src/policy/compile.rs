@@ -33,6 +33,8 @@ impl Policy {
             versions: None,
             notices: vec![],
             language_rules: vec![],
+            rma: None,
+            lifecycle: Lifecycle::default(),
         }
     }
 
@@ -379,36 +381,7 @@ impl Policy {
             let at = n.span().start;
             let n = n.into_inner();
             rule_ok(r, at, &n.rule);
-            let mut text = BTreeMap::new();
-            for lang in Language::ALL {
-                match n.text.get(lang.as_str()) {
-                    Some(t) => {
-                        if let Err(e) = handlebars::Template::compile(t) {
-                            r.at(
-                                at,
-                                format!("notice `{}`: text.{}: {e}", n.id, lang.as_str()),
-                            );
-                        }
-                        text.insert(lang, t.clone());
-                    }
-                    None => r.at(
-                        at,
-                        format!(
-                            "notice `{}`: text.{} is missing (every notice is written in en, ja and es)",
-                            n.id,
-                            lang.as_str()
-                        ),
-                    ),
-                }
-            }
-            for k in n.text.keys() {
-                if Language::parse(k).is_none() {
-                    r.at(
-                        at,
-                        format!("notice `{}`: text.{k} is not en, ja or es", n.id),
-                    );
-                }
-            }
+            let text = texts(r, at, &format!("notice `{}`", n.id), &n.text);
             p.notices.push(Notice {
                 when: when(r, at, &n.when, &deadline_ids),
                 text,
@@ -423,6 +396,12 @@ impl Policy {
                 rule_ok(r, at, id);
             }
             p.language_rules = l.rules;
+        }
+        if let Some(x) = raw.rma {
+            p.rma = Some(rma::compile(r, x, &topics));
+        }
+        if let Some(x) = raw.lifecycle {
+            p.lifecycle = lifecycle::compile(r, x);
         }
         p
     }
@@ -446,6 +425,8 @@ impl Policy {
         s.extend(self.mailbox_rules.iter().map(|x| x.rule.clone()));
         s.extend(self.versions.iter().map(|x| x.rule.clone()));
         s.extend(self.notices.iter().map(|x| x.rule.clone()));
+        s.extend(self.rma.iter().flat_map(|x| x.rule_ids().map(String::from)));
+        s.extend(self.lifecycle.waiting.iter().map(|(r, _, _)| r.clone()));
         s
     }
 
@@ -463,4 +444,38 @@ impl Policy {
             .map(|q| (q.id.clone(), period_start(q, c, today)))
             .collect()
     }
+}
+
+/// A text written in every language (a notice's `text.en`, `text.ja`,
+/// `text.es`), each checked to compile as a handlebars template.
+pub(super) fn texts(
+    r: &mut Report<'_>,
+    at: usize,
+    what: &str,
+    given: &BTreeMap<String, String>,
+) -> BTreeMap<Language, String> {
+    let mut text = BTreeMap::new();
+    for lang in Language::ALL {
+        match given.get(lang.as_str()) {
+            Some(t) => {
+                if let Err(e) = handlebars::Template::compile(t) {
+                    r.at(at, format!("{what}: text.{}: {e}", lang.as_str()));
+                }
+                text.insert(lang, t.clone());
+            }
+            None => r.at(
+                at,
+                format!(
+                    "{what}: text.{} is missing (every text is written in en, ja and es)",
+                    lang.as_str()
+                ),
+            ),
+        }
+    }
+    for k in given.keys() {
+        if Language::parse(k).is_none() {
+            r.at(at, format!("{what}: text.{k} is not en, ja or es"));
+        }
+    }
+    text
 }

@@ -89,6 +89,9 @@ pub struct Evaluation {
     /// The clock starts later than the mail arrived (it came outside business hours).
     pub clock_deferred: bool,
     pub first_response_due: Option<DateTime<Utc>>,
+    /// The `[[sla]]` rule that set `first_response_due`.
+    #[serde(skip)]
+    pub sla_rule: Option<String>,
     /// The facts the request (with its ticket's earlier mail) carries.
     pub facts: Vec<String>,
     pub missing: Vec<String>,
@@ -300,11 +303,33 @@ fn span_text(s: Span) -> String {
 }
 
 impl Policy {
-    /// Every notice text in every language (compiled once by the templates).
+    /// When staff are warned that the first response is near: `lead`
+    /// before it is due, counted on the SLA's own clock (business time for
+    /// a business clock, so a warning never falls in a closed hour), and
+    /// never before the clock starts.
+    pub fn sla_warning_at(&self, e: &Evaluation, lead: Span) -> Option<DateTime<Utc>> {
+        let due = e.first_response_due?;
+        let at = match (e.clock, lead) {
+            (ClockKind::Business, Span::Minutes(m)) => {
+                let total = self.calendar.business_between(e.clock_starts_at, due);
+                let left = total - Duration::minutes(m);
+                if left <= Duration::zero() {
+                    e.clock_starts_at
+                } else {
+                    self.calendar.add_business(e.clock_starts_at, left)
+                }
+            }
+            (_, span) => self.before(due, span),
+        };
+        Some(at.max(e.clock_starts_at))
+    }
+
+    /// Every notice text in every language, the RMA texts too (compiled once by the templates).
     pub fn notice_texts(&self) -> impl Iterator<Item = &str> {
         self.notices
             .iter()
             .flat_map(|n| n.text.values().map(String::as_str))
+            .chain(self.rma.iter().flat_map(|r| r.texts()))
     }
 
     /// Applies the pack's rules to one request.
@@ -740,6 +765,7 @@ impl Policy {
             clock_starts_at: clock_starts,
             clock_deferred: clock_starts > req.arrival,
             first_response_due: due,
+            sla_rule: sla.map(|s| s.rule.clone()),
             missing_names: names(&missing),
             facts: ctx.facts.iter().map(|f| f.to_string()).collect(),
             waiting_on_customer: !missing.is_empty(),

@@ -17,6 +17,8 @@
 //! - `[[mailbox]]`: who may use a mailbox (24x7@).
 //! - `[versions]`: release history, for how long a superseded version is supported.
 //! - `[[notice]]`: the sentences the acknowledgement carries, in en, ja and es.
+//! - `[rma]`: how RMA codes are formed and issued, and the deadlines they start.
+//! - `[lifecycle]`: reminding and closing tickets that wait on the customer; reopening.
 //!
 //! Entries are switched on by `when`, a list of conditions that must all hold:
 //! `new`, `followup`, `open`, `closed` (business hours at arrival), `contract`,
@@ -32,12 +34,16 @@
 mod compile;
 mod conditions;
 mod evaluate;
+mod lifecycle;
 mod raw;
+mod rma;
 #[cfg(test)]
 mod tests;
 
 pub use evaluate::*;
+pub use lifecycle::*;
 pub use raw::*;
+pub use rma::*;
 
 use crate::calendar::{Calendar, CalendarSpec};
 use crate::contracts::{ContractMatch, ContractOut};
@@ -314,6 +320,8 @@ pub struct Policy {
     versions: Option<Versions>,
     notices: Vec<Notice>,
     language_rules: Vec<String>,
+    rma: Option<RmaSpec>,
+    lifecycle: Lifecycle,
 }
 
 impl Policy {

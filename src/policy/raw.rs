@@ -23,6 +23,8 @@ pub struct RawPolicy {
     pub versions: Option<Spanned<RawVersions>>,
     pub notice: Vec<Spanned<RawNotice>>,
     pub language: Option<Spanned<RawLanguage>>,
+    pub rma: Option<Spanned<RawRma>>,
+    pub lifecycle: Option<Spanned<RawLifecycle>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -188,9 +188,11 @@ impl MessageTx<'_> {
             .execute(params![name, tokens, now_s])?;
         }
         if let Some(t) = ticket {
+            super::timers::end_timers(&tx, t, &effects.cancel_timers, now)?;
             for timer in &effects.timers {
                 set_timer(&tx, t, timer, now)?;
             }
+            super::timers::update_timers(&tx, t, &effects.timer_updates)?;
         }
         let mut queued = Vec::with_capacity(mails.len());
         for m in mails {
@@ -207,8 +209,8 @@ impl MessageTx<'_> {
 }
 
 /// Appends one event to a ticket's history and, in the same transaction, the
-/// projections it feeds: the facts a ticket has (`policy`) and the quota uses
-/// (`quota`). Every event the store writes goes through here.
+/// projections it feeds: the facts a ticket has (`policy`), the quota uses
+/// (`quota`) and the RMAs (`rma`). Every event the store writes goes through here.
 pub(super) fn record_event(
     tx: &Connection,
     ticket: TicketId,
@@ -249,13 +251,37 @@ pub(super) fn record_event(
                 q.charged
             ])?;
         }
+        Event::Rma {
+            part,
+            state,
+            code,
+            plans,
+            expires_at,
+            rule,
+            ..
+        } => super::rma::project(
+            tx,
+            ticket,
+            part,
+            *state,
+            code.as_deref(),
+            plans,
+            *expires_at,
+            rule,
+            now,
+        )?,
         _ => {}
     }
     Ok(())
 }
 
 /// Sets a timer on `ticket`; one already set under the same (kind, key) stays as it is.
-fn set_timer(tx: &Connection, ticket: TicketId, t: &TimerPlan, now: DateTime<Utc>) -> Result<()> {
+pub(super) fn set_timer(
+    tx: &Connection,
+    ticket: TicketId,
+    t: &TimerPlan,
+    now: DateTime<Utc>,
+) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO timers (ticket_id, kind, key, due_at, rule, recipient, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)

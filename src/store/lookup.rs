@@ -3,7 +3,8 @@
 use super::{MailboxState, Store, parse_ts, ts};
 use crate::dsn::Bounce;
 use crate::model::{
-    BucketLevel, ContactInfo, Duplicate, Lookup, Outcome, TicketId, TicketInfo, TicketStatus,
+    BucketLevel, ContactInfo, Duplicate, Lookup, Outcome, PendingTimer, TicketId, TicketInfo,
+    TicketStatus, TimerKind,
 };
 use anyhow::{Result, anyhow};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -62,23 +63,59 @@ impl Store {
         let row = self
             .conn
             .prepare_cached(
-                "SELECT t.subject, t.status, c.address, t.language, t.created_at, t.mailbox
+                "SELECT t.subject, t.status, c.address, t.language, t.created_at, t.mailbox, t.updated_at,
+                        EXISTS (SELECT 1 FROM ticket_events e WHERE e.ticket_id = t.id AND e.kind = 'staff_reply')
                  FROM tickets t JOIN contacts c ON c.id = t.requester_id WHERE t.id = ?1",
             )?
             .query_row([id.0], |r| {
                 Ok((
-                    r.get::<_, String>(0)?,
-                    status_column(r, 1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
+                    (
+                        r.get::<_, String>(0)?,
+                        status_column(r, 1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                    ),
+                    (
+                        super::ts_column(r, 4)?,
+                        r.get::<_, String>(5)?,
+                        super::ts_column(r, 6)?,
+                        r.get::<_, bool>(7)?,
+                    ),
                 ))
             })
             .optional()?;
-        let Some((subject, status, requester, language, created, mailbox)) = row else {
+        let Some((
+            (subject, status, requester, language),
+            (created_at, mailbox, updated_at, answered),
+        )) = row
+        else {
             return Ok(None);
         };
+        let timers = self
+            .conn
+            .prepare_cached(
+                "SELECT kind, key, due_at, paused_secs FROM timers
+                 WHERE ticket_id = ?1 AND state = 'pending' ORDER BY due_at, id",
+            )?
+            .query_map([id.0], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    super::ts_column(r, 2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?
+            .into_iter()
+            .filter_map(|(kind, key, due, paused_secs)| {
+                Some(PendingTimer {
+                    kind: TimerKind::parse(&kind)?,
+                    key,
+                    due,
+                    paused_secs,
+                })
+            })
+            .collect();
         let facts = self
             .conn
             .prepare_cached("SELECT fact FROM ticket_facts WHERE ticket_id = ?1 ORDER BY id")?
@@ -106,9 +143,12 @@ impl Store {
             language,
             mailbox,
             participants,
-            created_at: parse_ts(&created)?,
+            created_at,
             facts,
             staff_notes,
+            updated_at,
+            answered,
+            timers,
         }))
     }
 

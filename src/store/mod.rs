@@ -7,16 +7,19 @@
 
 mod actions;
 mod contracts;
+mod history;
 mod intake;
 mod journal;
 mod listings;
 mod lookup;
 mod outbox;
+mod rma;
 mod schema;
 #[cfg(test)]
 mod tests;
 mod timers;
 
+pub use history::TicketHistory;
 pub use intake::MessageTx;
 pub use journal::SentJournal;
 pub use timers::Settle;

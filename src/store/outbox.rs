@@ -8,7 +8,11 @@ use chrono::{DateTime, Utc};
 use rusqlite::params;
 
 impl Store {
-    fn outbox_rows(&self, sql: &str, p: impl rusqlite::Params) -> Result<Vec<OutboxRow>> {
+    pub(super) fn outbox_rows(
+        &self,
+        sql: &str,
+        p: impl rusqlite::Params,
+    ) -> Result<Vec<OutboxRow>> {
         let mut stmt = self.conn.prepare_cached(sql)?;
         let rows = stmt
             .query_map(p, |r| {
@@ -34,7 +38,7 @@ impl Store {
         Ok(rows)
     }
 
-    const OUTBOX_COLS: &'static str = "id, ticket_id, kind, message_id, mail_from, rcpt_to, raw, status, attempts, next_attempt_at, last_error, claims, deferrals, created_at";
+    pub(super) const OUTBOX_COLS: &'static str = "id, ticket_id, kind, message_id, mail_from, rcpt_to, raw, status, attempts, next_attempt_at, last_error, claims, deferrals, created_at";
 
     /// Queued mail whose time has come, oldest first.
     pub fn due_outbox(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxRow>> {

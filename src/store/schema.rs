@@ -219,4 +219,28 @@ CREATE INDEX timers_pending_due ON timers(due_at) WHERE state = 'pending';
 ALTER TABLE outbox ADD COLUMN claims INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE outbox ADD COLUMN deferrals INTEGER NOT NULL DEFAULT 0;
 "#,
+    // RMAs, one per (ticket, part): the projection of a ticket's `rma`
+    // events. A paused timer (an SLA clock while the ticket waits on the
+    // customer) keeps the time it had left in `paused_secs`; its due_at is
+    // then the far future, so it never comes due until it is resumed.
+    r#"
+CREATE TABLE rma (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    ticket_id    INTEGER NOT NULL REFERENCES tickets(id),
+    part         TEXT NOT NULL,
+    code         TEXT,
+    state        TEXT NOT NULL
+                 CHECK (state IN ('requested', 'approved', 'issued', 'received', 'expired', 'cancelled')),
+    rule         TEXT NOT NULL,
+    plans        TEXT NOT NULL DEFAULT '',
+    requested_at TEXT NOT NULL,
+    approved_at  TEXT,
+    issued_at    TEXT,
+    received_at  TEXT,
+    expires_at   TEXT,
+    updated_at   TEXT NOT NULL,
+    UNIQUE (ticket_id, part)
+) STRICT;
+ALTER TABLE timers ADD COLUMN paused_secs INTEGER;
+"#,
 ];

@@ -491,6 +491,8 @@ fn marking_a_contact_undeliverable_fails_its_queued_mail_and_buckets_are_kept() 
                 ],
                 undeliverable: vec![],
                 timers: vec![],
+                cancel_timers: vec![],
+                timer_updates: vec![],
             },
             now(),
             |_| Ok(vec![mail("m-out-1@t")]),
@@ -518,6 +520,8 @@ fn marking_a_contact_undeliverable_fails_its_queued_mail_and_buckets_are_kept() 
                 reason: "Status 5.1.1".into(),
             }],
             timers: vec![],
+            cancel_timers: vec![],
+            timer_updates: vec![],
         },
         now(),
         |_| Ok(vec![]),
@@ -742,19 +746,17 @@ fn a_timer_is_set_once_per_key_and_settles_once() {
         late: false,
     };
     let at = parse_ts("2026-03-02T18:00:00Z").unwrap();
+    let change = |e: &Event, to: &str| crate::model::TicketChange {
+        events: vec![e.clone()],
+        mails: vec![reply(to)],
+        ..Default::default()
+    };
     assert!(
-        s.settle_timer(
-            &due[0],
-            Settle::Fired,
-            None,
-            std::slice::from_ref(&fired),
-            &[reply("n1@t")],
-            at
-        )
-        .unwrap()
+        s.settle_timer(&due[0], Settle::Fired, None, &change(&fired, "n1@t"), at)
+            .unwrap()
     );
     assert!(
-        !s.settle_timer(&due[0], Settle::Fired, None, &[fired], &[reply("n2@t")], at)
+        !s.settle_timer(&due[0], Settle::Fired, None, &change(&fired, "n2@t"), at)
             .unwrap(),
         "a settled timer does not fire again"
     );

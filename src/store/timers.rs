@@ -1,11 +1,14 @@
 //! Timers in the database: the next due instant, the due ones, listings, and settling one (fired or cancelled) with its events and mail in one transaction.
 
-use super::intake::{queue_mail, record_event};
+use super::intake::{queue_mail, record_event, set_timer};
 use super::{Store, parse_ts, ts};
-use crate::model::{Event, NewMail, TicketId, TimerKind, TimerPlan, TimerRow};
+use crate::model::{
+    Event, NewMail, TicketChange, TicketId, TimerCancel, TimerKind, TimerPlan, TimerRow,
+    TimerUpdate,
+};
 use anyhow::{Result, anyhow};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 /// How a timer ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,16 +73,16 @@ impl Store {
             .collect()
     }
 
-    /// Ends a pending timer and, in the same transaction, records `events` on
-    /// its ticket and queues `mails`. Returns false (and writes nothing) when
-    /// the timer was no longer pending: a timer fires at most once.
+    /// Ends a pending timer and, in the same transaction, writes what it
+    /// changes on its ticket (events, state, timers, mail). Returns false
+    /// (and writes nothing) when the timer was no longer pending: a timer
+    /// fires at most once.
     pub fn settle_timer(
         &mut self,
         timer: &TimerRow,
         how: Settle,
         reason: Option<&str>,
-        events: &[Event],
-        mails: &[NewMail],
+        change: &TicketChange<NewMail>,
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let tx = self.conn.savepoint()?;
@@ -96,13 +99,102 @@ impl Store {
         if changed == 0 {
             return Ok(false);
         }
-        for e in events {
-            record_event(&tx, timer.ticket, None, e, now)?;
-        }
-        for m in mails {
-            queue_mail(&tx, Some(timer.ticket), m, now)?;
-        }
+        write_change(&tx, timer.ticket, change, now)?;
         tx.commit()?;
         Ok(true)
     }
+}
+
+/// Writes a change to one ticket inside the caller's transaction: its
+/// state, its events, the timers it ends (each with its event) and sets,
+/// and its mail.
+pub(super) fn write_change(
+    tx: &Connection,
+    ticket: TicketId,
+    change: &TicketChange<NewMail>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if let Some(to) = change.status {
+        tx.prepare_cached("UPDATE tickets SET status = ?2, updated_at = ?3 WHERE id = ?1")?
+            .execute(params![ticket.0, to.as_str(), ts(now)])?;
+    }
+    for e in &change.events {
+        record_event(tx, ticket, None, e, now)?;
+    }
+    end_timers(tx, ticket, &change.cancel_timers, now)?;
+    for t in &change.set_timers {
+        set_timer(tx, ticket, t, now)?;
+    }
+    update_timers(tx, ticket, &change.timer_updates)?;
+    for m in &change.mails {
+        queue_mail(tx, Some(ticket), m, now)?;
+    }
+    Ok(())
+}
+
+/// Ends the pending timers `cancel` names, each with its `timer_cancelled`
+/// event; one no longer pending is left as it is.
+pub(super) fn end_timers(
+    tx: &Connection,
+    ticket: TicketId,
+    cancel: &[TimerCancel],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    for c in cancel {
+        let rule: Option<String> = tx
+            .prepare_cached(
+                "UPDATE timers SET state = 'cancelled', settled_at = ?4, reason = ?5
+                 WHERE ticket_id = ?1 AND kind = ?2 AND key = ?3 AND state = 'pending'
+                 RETURNING rule",
+            )?
+            .query_row(
+                params![ticket.0, c.kind.as_str(), c.key, ts(now), c.why],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(rule) = rule {
+            let e = Event::TimerCancelled {
+                timer: c.kind,
+                key: c.key.clone(),
+                rule,
+                why: c.why.clone(),
+            };
+            record_event(tx, ticket, None, &e, now)?;
+        }
+    }
+    Ok(())
+}
+
+/// A paused timer is due at this instant: never, until it is resumed.
+const PAUSED_DUE: &str = "9999-12-31T00:00:00.000000Z";
+
+/// Pauses or resumes pending timers of `ticket`.
+pub(super) fn update_timers(
+    tx: &Connection,
+    ticket: TicketId,
+    updates: &[TimerUpdate],
+) -> Result<()> {
+    for u in updates {
+        match u {
+            TimerUpdate::Pause {
+                kind,
+                key,
+                left_secs,
+            } => tx
+                .prepare_cached(
+                    "UPDATE timers SET due_at = ?4, paused_secs = ?5
+                     WHERE ticket_id = ?1 AND kind = ?2 AND key = ?3 AND state = 'pending'
+                       AND paused_secs IS NULL",
+                )?
+                .execute(params![ticket.0, kind.as_str(), key, PAUSED_DUE, left_secs])?,
+            TimerUpdate::Resume { kind, key, due } => tx
+                .prepare_cached(
+                    "UPDATE timers SET due_at = ?4, paused_secs = NULL
+                     WHERE ticket_id = ?1 AND kind = ?2 AND key = ?3 AND state = 'pending'
+                       AND paused_secs IS NOT NULL",
+                )?
+                .execute(params![ticket.0, kind.as_str(), key, ts(*due)])?,
+        };
+    }
+    Ok(())
 }

@@ -144,17 +144,49 @@ fn nx_03_explain_lists_the_escalation_timers_a_severity_1_report_sets() {
         &path,
         &["--pack", "netex", "--at", "2026-11-21T02:00:00-06:00"],
     );
+    let steps: Vec<&serde_json::Value> = v["timers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["kind"] == "escalation")
+        .collect();
     assert_eq!(
-        v["timers"],
-        serde_json::json!([
-            {"kind": "escalation", "at": "2026-11-21T10:00:00-06:00", "rule": "NX-03",
-             "to": "Director of Customer Services"},
-            {"kind": "escalation", "at": "2026-11-22T02:00:00-06:00", "rule": "NX-03",
-             "to": "President and General Manager"},
-        ])
+        steps,
+        [
+            &serde_json::json!({"kind": "escalation", "at": "2026-11-21T10:00:00-06:00", "rule": "NX-03",
+             "to": "Director of Customer Services"}),
+            &serde_json::json!({"kind": "escalation", "at": "2026-11-22T02:00:00-06:00", "rule": "NX-03",
+             "to": "President and General Manager"}),
+        ]
     );
-    let v = explain_json(&repo().join("scripts/demo-mail/01-english.eml"), &[]);
-    assert_eq!(v["timers"], serde_json::json!([]), "iXsystems sets none");
+    // The first-response target (NX-01, 4 hours on the 24x7 clock for
+    // severity 1) sets a warning an hour before and the breach notice.
+    let sla: Vec<(&str, &str)> = v["timers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["kind"] != "escalation")
+        .map(|t| (t["kind"].as_str().unwrap(), t["at"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        sla,
+        [
+            ("sla_warning", "2026-11-21T05:00:00-06:00"),
+            ("sla_breach", "2026-11-21T06:00:00-06:00")
+        ]
+    );
+    let v = explain_json(
+        &repo().join("scripts/demo-mail/01-english.eml"),
+        &["--at", "2026-03-02T09:15:00-08:00"],
+    );
+    assert!(
+        v["timers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["kind"] != "escalation"),
+        "iXsystems sets no escalation steps"
+    );
 }
 
 #[test]
@@ -669,4 +701,30 @@ fn check_config_accepts_the_microsoft_365_and_gmail_examples() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+#[test]
+fn ix_05_explain_shows_the_rma_code_a_replacement_request_would_get_and_its_ix_06_timers() {
+    let d = temp();
+    let path = d.path().join("rma.eml");
+    std::fs::write(
+        &path,
+        "From: ann@customer.test\r\nTo: support@vendor.test\r\nSubject: Failed drive, need a replacement\r\nMessage-ID: <r1@customer.test>\r\n\r\nThe drive in bay 2 failed (serial A1-B2C3D4E5).\r\n",
+    )
+    .unwrap();
+    let v = explain_json(
+        &path,
+        &["--pack", "ixsystems", "--at", "2026-12-01T09:00:00-08:00"],
+    );
+    assert_eq!(v["rma"]["state"], "issued");
+    assert_eq!(v["rma"]["code"], v["ticket"]["id"].to_string().as_str());
+    assert_eq!(v["rma"]["expires"], "2026-12-31T09:00:00-08:00");
+    let kinds: Vec<&str> = v["timers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["rule"] == "IX-06")
+        .map(|t| t["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["rma_reminder", "rma_deadline"]);
 }

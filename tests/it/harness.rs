@@ -406,6 +406,10 @@ pub struct ConfigText {
     pub smtp_login: String,
     /// TOML appended after the generated config.
     pub extra: String,
+    /// `[staff] sla_notices`: off by default here, since most tests' mail is
+    /// dated long before the clock that processes it, and its targets would
+    /// be long past; the SLA tests switch it on.
+    pub sla_notices: bool,
 }
 
 impl ConfigText {
@@ -431,6 +435,7 @@ impl ConfigText {
             logins: Vec::new(),
             smtp_login: String::new(),
             extra: String::new(),
+            sla_notices: false,
         }
     }
 
@@ -448,6 +453,9 @@ from_name = "Vendor Support"
 message_id_domain = "tickets.vendor.test"
 own_addresses = ["support@vendor.test", "rma@vendor.test", "24x7@vendor.test"]
 staff = ["lead@vendor.test"]
+
+[staff]
+sla_notices = {sla_notices}
 
 [staff.recipients]
 "Director of Customer Services" = "director@vendor.test"
@@ -477,6 +485,7 @@ timeout_secs = {timeout}
             smtp_tls = self.smtp_tls,
             ca = self.ca_line(),
             smtp_login = self.smtp_login,
+            sla_notices = self.sla_notices,
         );
         for (name, role) in &self.mailboxes {
             let login = self

@@ -12,6 +12,7 @@ mod oauth;
 mod outbox_faults;
 mod packs;
 mod pipeline;
+mod rma;
 mod rules;
 mod tidy;
 mod timers;

@@ -17,11 +17,15 @@ fn at(s: &str) -> DateTime<Utc> {
         .to_utc()
 }
 
+/// The pending escalation steps (the SLA timers of the same ticket aside).
 fn pending(cfg: &Config) -> Vec<ticketd::model::TimerRow> {
     Store::open_read_only(&cfg.database)
         .ok()
         .and_then(|s| s.pending_timers(None, 100).ok())
         .unwrap_or_default()
+        .into_iter()
+        .filter(|t| t.plan.kind == TimerKind::Escalation)
+        .collect()
 }
 
 /// A NetEx severity 1 report in support@, arrived Saturday 02:00 Central.
@@ -84,13 +88,8 @@ async fn nx_03_severity_1_escalates_to_the_director_at_8_hours_and_the_president
     // A minute before the step nothing is sent; at 10:00 the Director's notice is.
     let engine = ticketd::intake::Engine::from_config(&cfg).unwrap();
     let store = parking_lot::Mutex::new(Store::open(&cfg.database).unwrap());
-    let early = ticketd::scheduler::tick(&engine, &store, at("2026-11-21T09:59:00-06:00")).unwrap();
-    assert_eq!(
-        early,
-        ticketd::scheduler::Tick::default(),
-        "nothing fires before its minute"
-    );
-    assert_eq!(pending(&cfg).len(), 2);
+    ticketd::scheduler::tick(&engine, &store, at("2026-11-21T09:59:00-06:00")).unwrap();
+    assert_eq!(pending(&cfg).len(), 2, "no step fires before its minute");
     clock.set(at("2026-11-21T10:00:00-06:00"));
     stack
         .wait_for_count("director@vendor.test", "INBOX", 1, WAIT)
@@ -137,7 +136,7 @@ async fn nx_03_severity_1_escalates_to_the_director_at_8_hours_and_the_president
         .ticket_events(TicketId(1))
         .unwrap()
         .into_iter()
-        .filter(|(k, _)| k == "timer_fired")
+        .filter(|(k, d)| k == "timer_fired" && d.contains("\"escalation\""))
         .collect();
     assert_eq!(fired.len(), 2, "{fired:?}");
 }
@@ -201,8 +200,14 @@ async fn nx_03_closing_a_ticket_from_the_shell_cancels_its_ladder_and_names_who_
         .unwrap();
     let listed = ticketd(&cfg, &["timers", "--json"]);
     let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
-    assert_eq!(listed[0]["at"], "2026-11-21T10:00:00-06:00");
-    assert_eq!(listed.as_array().unwrap().len(), 2);
+    let steps: Vec<&serde_json::Value> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["kind"] == "escalation")
+        .collect();
+    assert_eq!(steps[0]["at"], "2026-11-21T10:00:00-06:00");
+    assert_eq!(steps.len(), 2);
 
     let out = ticketd(&cfg, &["close", "1", "--as", "lead@vendor.test"]);
     assert!(
@@ -211,6 +216,14 @@ async fn nx_03_closing_a_ticket_from_the_shell_cancels_its_ladder_and_names_who_
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(pending(&cfg).is_empty(), "closing cancels the ladder");
+    assert!(
+        Store::open_read_only(&cfg.database)
+            .unwrap()
+            .pending_timers(None, 100)
+            .unwrap()
+            .is_empty(),
+        "and the SLA timers"
+    );
     let again = ticketd(&cfg, &["close", "1"]);
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("ticket 1 is already closed"));
@@ -244,9 +257,10 @@ async fn nx_03_closing_a_ticket_from_the_shell_cancels_its_ladder_and_names_who_
     assert_eq!(
         events
             .iter()
-            .filter(|(k, _)| k == "timer_cancelled")
+            .filter(|(k, d)| k == "timer_cancelled" && d.contains("\"escalation\""))
             .count(),
-        2
+        2,
+        "{events:?}"
     );
 
     let out = ticketd(&cfg, &["reopen", "1", "--as", "lead@vendor.test"]);
@@ -258,4 +272,110 @@ async fn nx_03_closing_a_ticket_from_the_shell_cancels_its_ladder_and_names_who_
     let not_closed = ticketd(&cfg, &["reopen", "1"]);
     assert_eq!(not_closed.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&not_closed.stderr).contains("is not closed (it is open)"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nx_04_a_ticket_waiting_on_the_customer_is_reminded_then_closed_with_a_notice_and_its_sla_clock_paused()
+ {
+    let stack = MailStack::start();
+    let cfg = stack.config(|c| {
+        c.pack = "netex".into();
+        c.sla_notices = true;
+    });
+    // Friday 10:00 Central, severity 3, without the product's version or OS.
+    let report = mail(
+        "ann@customer.test",
+        "support@vendor.test",
+        "Transfers are slow",
+        "w1@customer.test",
+        "",
+        "Since last week our transfers between the two sites are slow, about half the usual rate; nothing else changed.",
+    );
+    stack
+        .append(
+            "support@vendor.test",
+            "INBOX",
+            &report,
+            "04-Dec-2026 10:00:00 -0600",
+        )
+        .await;
+    let clock = FixedClock::new(at("2026-12-04T10:00:30-06:00"));
+    let shared: SharedClock = Arc::new(clock.clone());
+    ticketd::daemon::run_once(cfg.clone(), shared.clone())
+        .await
+        .unwrap();
+    let st = Store::open_read_only(&cfg.database).unwrap();
+    let t = st.ticket(TicketId(1)).unwrap().unwrap();
+    assert_eq!(t.status, ticketd::model::TicketStatus::WaitingCustomer);
+    let kinds: Vec<(TimerKind, bool)> = t
+        .timers
+        .iter()
+        .map(|p| (p.kind, p.paused_secs.is_some()))
+        .collect();
+    assert!(
+        kinds.contains(&(TimerKind::SlaBreach, true)),
+        "paused: {kinds:?}"
+    );
+    assert!(
+        kinds.contains(&(TimerKind::CustomerReminder, false)),
+        "{kinds:?}"
+    );
+
+    // Wednesday 10:00 (3 business days): the reminder, naming what is missing.
+    clock.set(at("2026-12-09T10:00:30-06:00"));
+    ticketd::daemon::run_once(cfg.clone(), shared.clone())
+        .await
+        .unwrap();
+    let reminders: Vec<ticketd::parse::Inbound> = stack
+        .sink_messages()
+        .iter()
+        .map(|m| ticketd::parse::parse(m, DateTime::UNIX_EPOCH))
+        .filter(|m| m.text.contains("have not received it yet"))
+        .collect();
+    assert_eq!(reminders.len(), 1);
+    assert_eq!(reminders[0].to[0].address, "ann@customer.test");
+    assert!(
+        reminders[0].text.contains("On 2026-12-04"),
+        "{}",
+        reminders[0].text
+    );
+    assert!(
+        reminders[0].in_reply_to.first().map(String::as_str) == Some("w1@customer.test"),
+        "threaded"
+    );
+    assert!(
+        !stack
+            .sink_messages()
+            .iter()
+            .any(|m| String::from_utf8_lossy(m).contains("first response overdue")),
+        "the paused SLA clock sends nothing"
+    );
+
+    // Tuesday 15 December (4 more business days): closed, and the customer told.
+    clock.set(at("2026-12-15T10:00:30-06:00"));
+    ticketd::daemon::run_once(cfg.clone(), shared.clone())
+        .await
+        .unwrap();
+    let st = Store::open_read_only(&cfg.database).unwrap();
+    let t = st.ticket(TicketId(1)).unwrap().unwrap();
+    assert_eq!(t.status, ticketd::model::TicketStatus::Closed);
+    assert!(
+        t.timers.is_empty(),
+        "closing ended every timer: {:?}",
+        t.timers
+    );
+    let closed: Vec<_> = stack
+        .sink_messages()
+        .iter()
+        .map(|m| ticketd::parse::parse(m, DateTime::UNIX_EPOCH))
+        .filter(|m| m.subject.starts_with("Closed:"))
+        .collect();
+    assert_eq!(closed.len(), 1);
+    let events = st.ticket_events(TicketId(1)).unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|(k, d)| k == "status_changed" && d.contains("NX-04: no answer from the customer")),
+        "{events:?}"
+    );
 }

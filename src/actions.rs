@@ -1,0 +1,112 @@
+//! Staff actions on a ticket from the shell (`ticketd rma|reply|note|close|reopen|status`): each reads the ticket, decides (pure, in `decide`), renders its mail and writes one transaction.
+
+use crate::decide::{self, ActionInput, ReplyPlan, RmaOutcome, RmaVerb};
+use crate::intake::Engine;
+use crate::model::{NewMail, TicketChange, TicketId, TicketInfo, TicketStatus};
+use crate::store::Store;
+use anyhow::{Result, anyhow};
+use chrono::{DateTime, Utc};
+
+/// Reads ticket `id` and what its mail needs, decides with `f`, renders and
+/// writes the change in one transaction. Returns what `f` returned besides
+/// the change, and the number of mails queued.
+fn act<T>(
+    engine: &Engine,
+    store: &mut Store,
+    id: TicketId,
+    by: &str,
+    now: DateTime<Utc>,
+    f: impl FnOnce(
+        &TicketInfo,
+        &Store,
+        &ActionInput<'_>,
+    ) -> Result<(T, TicketChange<ReplyPlan>), String>,
+) -> Result<(T, usize)> {
+    let ticket = store
+        .ticket(id)?
+        .ok_or_else(|| anyhow!("ticket {id} does not exist"))?;
+    let thread = store.last_customer_message(id)?;
+    let input = ActionInput {
+        pack: &engine.pack,
+        identity: &engine.identity,
+        from_address: engine.answer_address(&ticket.mailbox),
+        thread: thread.as_deref(),
+        by,
+        now,
+    };
+    let (out, change) = f(&ticket, store, &input).map_err(|e| anyhow!(e))?;
+    let mails: Vec<NewMail> = engine
+        .render_replies(&change.mails, &ticket.subject, Some(id), now)?
+        .into_iter()
+        .map(|r| r.mail)
+        .collect();
+    let n = mails.len();
+    let change = change.with_mails(mails);
+    if !change.events.is_empty() || !change.mails.is_empty() {
+        store.apply_change(id, &change, now)?;
+    }
+    Ok((out, n))
+}
+
+/// `ticketd rma approve|issue|received N [--part P]`.
+pub fn rma(
+    engine: &Engine,
+    store: &mut Store,
+    id: TicketId,
+    verb: RmaVerb,
+    part: Option<&str>,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<(RmaOutcome, usize)> {
+    act(engine, store, id, by, now, |ticket, store, input| {
+        let rmas = store.rmas(id).map_err(|e| format!("{e:#}"))?;
+        let mut out = decide::rma_action(ticket, &rmas, verb, part, input)?;
+        let change = std::mem::take(&mut out.change);
+        Ok((out, change))
+    })
+}
+
+/// `ticketd reply N FILE`: a staff answer to the customer.
+pub fn reply(
+    engine: &Engine,
+    store: &mut Store,
+    id: TicketId,
+    body: &str,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<usize> {
+    let ((), n) = act(engine, store, id, by, now, |ticket, _, input| {
+        Ok(((), decide::staff_reply(ticket, body, input)?))
+    })?;
+    Ok(n)
+}
+
+/// `ticketd note N TEXT`: an internal note.
+pub fn note(
+    engine: &Engine,
+    store: &mut Store,
+    id: TicketId,
+    text: &str,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    act(engine, store, id, by, now, |_, _, _| {
+        Ok(((), decide::note(text, by)?))
+    })?;
+    Ok(())
+}
+
+/// `ticketd close|reopen|status N`: staff set the ticket's state. Returns the state it had.
+pub fn set_status(
+    engine: &Engine,
+    store: &mut Store,
+    id: TicketId,
+    to: TicketStatus,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<TicketStatus> {
+    let (was, _) = act(engine, store, id, by, now, |ticket, _, input| {
+        Ok((ticket.status, decide::set_status(ticket, to, input)?))
+    })?;
+    Ok(was)
+}

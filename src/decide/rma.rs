@@ -1,0 +1,876 @@
+//! RMAs: the one a new ticket asks for (IX-05 issues it at once), the staff steps (approve, issue, received; QN-05, AV-06) and what their deadlines do when due (IX-06, IX-07, QN-07). Pure.
+
+use super::action::ActionInput;
+use super::timer::LATE_AFTER;
+use super::*;
+use crate::model::{RmaRecord, RmaState, TicketChange, TimerCancel, TimerRow};
+use crate::policy::{IssueMode, RmaDeadline, RmaSpec, RmaStart};
+
+/// A staff step on an RMA (`ticketd rma approve|issue|received`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RmaVerb {
+    /// The documents (QN-05) or the symptoms (AV-06) are verified.
+    Approve,
+    /// The code is given and sent to the customer.
+    Issue,
+    /// The step mail cannot see: the part came back, or the replacement
+    /// reached the customer; the deadlines that count from it start.
+    Received,
+}
+
+impl RmaVerb {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RmaVerb::Approve => "approve",
+            RmaVerb::Issue => "issue",
+            RmaVerb::Received => "received",
+        }
+    }
+}
+
+/// What a staff step does.
+#[derive(Debug, Clone)]
+pub struct RmaOutcome {
+    pub part: String,
+    pub state: RmaState,
+    pub code: Option<String>,
+    /// The RMA was already in that state: nothing changes and nothing is sent.
+    pub already: bool,
+    pub change: TicketChange<ReplyPlan>,
+}
+
+/// The RMA's key on its timers: `<deadline id>:<part>`.
+fn timer_key(deadline: &str, part: &str) -> String {
+    format!("{deadline}:{part}")
+}
+
+/// The part a timer key names (the inverse of [`timer_key`]).
+fn key_part(key: &str) -> (&str, &str) {
+    key.split_once(':').unwrap_or((key, ""))
+}
+
+const ISSUE_DUE: &str = "issue";
+
+fn local(zone: chrono_tz::Tz, at: DateTime<Utc>) -> String {
+    at.with_timezone(&zone)
+        .format("%Y-%m-%d %H:%M %Z")
+        .to_string()
+}
+
+/// When the RMA issued at `at` expires: the first expiring deadline that
+/// counts from the issue.
+fn expiry(
+    spec: &RmaSpec,
+    pack: &Pack,
+    plans: &[String],
+    at: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    spec.deadlines_from(RmaStart::Issued, plans)
+        .filter(|d| d.expires)
+        .map(|d| pack.policy.after(at, d.after))
+        .min()
+}
+
+/// The timers the deadlines starting at `from` set for `part`, counted from `at`.
+fn deadline_timers(
+    spec: &RmaSpec,
+    pack: &Pack,
+    from: RmaStart,
+    part: &str,
+    plans: &[String],
+    at: DateTime<Utc>,
+) -> Vec<TimerPlan> {
+    let mut out = Vec::new();
+    for d in spec.deadlines_from(from, plans) {
+        let due = pack.policy.after(at, d.after);
+        if let Some(before) = d.remind_before {
+            out.push(TimerPlan {
+                kind: TimerKind::RmaReminder,
+                key: timer_key(&d.id, part),
+                due: pack.policy.before(due, before),
+                rule: d.rule.clone(),
+                to: None,
+            });
+        }
+        out.push(TimerPlan {
+            kind: TimerKind::RmaDeadline,
+            key: timer_key(&d.id, part),
+            due,
+            rule: d.rule.clone(),
+            to: None,
+        });
+    }
+    out
+}
+
+/// The RMA a new ticket asks for, when the pack's `[rma]` says it does:
+/// issued at once (code left for the store's caller to fill in, since it
+/// may be the ticket's number) under `auto`, else requested. Its deadlines
+/// count from `now`, when the code goes out with the acknowledgement.
+pub(super) fn on_new_ticket(
+    pack: &Pack,
+    policy: &Evaluation,
+    mailbox: &MailboxView<'_>,
+    serials: &[String],
+    now: DateTime<Utc>,
+) -> (Vec<Event>, Vec<TimerPlan>) {
+    let Some(spec) = pack.policy.rma() else {
+        return (vec![], vec![]);
+    };
+    if !spec.requested_by(&policy.topics, mailbox.name, mailbox.role) {
+        return (vec![], vec![]);
+    }
+    let part = serials.first().cloned().unwrap_or_default();
+    let plans = policy
+        .contract
+        .as_ref()
+        .map(|c| c.plans.clone())
+        .unwrap_or_default();
+    match spec.issue {
+        IssueMode::Auto => {
+            let timers = deadline_timers(spec, pack, RmaStart::Issued, &part, &plans, now);
+            let event = Event::Rma {
+                expires_at: expiry(spec, pack, &plans, now),
+                part,
+                state: RmaState::Issued,
+                code: None,
+                plans,
+                rule: spec.rule.clone(),
+                by: "ticketd".into(),
+            };
+            (vec![event], timers)
+        }
+        IssueMode::Approval => (
+            vec![Event::Rma {
+                part,
+                state: RmaState::Requested,
+                code: None,
+                plans,
+                expires_at: None,
+                rule: spec.rule.clone(),
+                by: "ticketd".into(),
+            }],
+            vec![],
+        ),
+    }
+}
+
+/// The part a staff step is about: the one named, else the ticket's only
+/// RMA, else the whole unit when it has none.
+fn pick_part(
+    ticket: &TicketInfo,
+    rmas: &[RmaRecord],
+    part: Option<&str>,
+) -> Result<String, String> {
+    match (part, rmas) {
+        (Some(p), _) => Ok(p.trim().to_string()),
+        (None, []) => Ok(String::new()),
+        (None, [one]) => Ok(one.part.clone()),
+        (None, many) => Err(format!(
+            "ticket {} has RMAs for {}: name one with --part",
+            ticket.id,
+            many.iter()
+                .map(|r| if r.part.is_empty() {
+                    "the whole unit (--part \"\")".to_string()
+                } else {
+                    r.part.clone()
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+/// Where a customer mail about a ticket goes out from, in which language and thread.
+#[derive(Clone, Copy)]
+struct Addressing<'a> {
+    pack: &'a Pack,
+    language: Language,
+    from_address: &'a str,
+    thread: Option<&'a str>,
+}
+
+/// The customer mail about an RMA: its code, validity, where to send the
+/// part, and the pack's texts (`texts`, rendered with the same data).
+fn customer_mail(
+    template: &'static str,
+    ticket: &TicketInfo,
+    rma: serde_json::Value,
+    (deadlines, texts): (serde_json::Value, Vec<(String, String)>),
+    to: &Addressing<'_>,
+) -> ReplyPlan {
+    let Addressing {
+        pack,
+        language,
+        from_address,
+        thread,
+    } = *to;
+    let return_to = pack
+        .policy
+        .rma()
+        .and_then(|s| s.return_to.get(&language).cloned());
+    let notices: Vec<serde_json::Value> = texts
+        .into_iter()
+        .map(|(id, text)| json!({"id": id, "text": text}))
+        .collect();
+    ReplyPlan {
+        template,
+        to: vec![ticket.requester.clone()],
+        language,
+        from_address: from_address.to_string(),
+        auto_submitted: AutoSubmitted::Generated,
+        in_reply_to: thread.map(String::from),
+        references: thread.map(String::from).into_iter().collect(),
+        data: json!({
+            "vendor": pack.vendor,
+            "customer": {"address": ticket.requester},
+            "rma": rma,
+            "deadlines": deadlines,
+            "return_to": return_to,
+            "policy": {"notices": notices},
+        }),
+    }
+}
+
+fn rma_json(r: &RmaRecord, code: Option<&str>, zone: chrono_tz::Tz) -> serde_json::Value {
+    json!({
+        "code": code.or(r.code.as_deref()),
+        "part": r.part,
+        "rule": r.rule,
+        "state": r.state.as_str(),
+        "issued": r.issued_at.map(|t| local(zone, t)),
+        "expires": r.expires_at.map(|t| local(zone, t)),
+        "received": r.received_at.map(|t| local(zone, t)),
+    })
+}
+
+/// The deadlines an RMA step starts, as the customer's mail shows them:
+/// `deadlines.<id>.due` for the pack's texts, and each one's `announce` text.
+fn deadlines_view<'a>(
+    ds: impl Iterator<Item = (&'a RmaDeadline, DateTime<Utc>)>,
+    language: Language,
+    zone: chrono_tz::Tz,
+) -> (serde_json::Value, Vec<(String, String)>) {
+    let mut view = serde_json::Map::new();
+    let mut texts = Vec::new();
+    for (d, due) in ds {
+        view.insert(
+            d.id.clone(),
+            json!({"due": local(zone, due), "rule": d.rule}),
+        );
+        if let Some(t) = d.announce.get(&language) {
+            texts.push((d.id.clone(), t.clone()));
+        }
+    }
+    (serde_json::Value::Object(view), texts)
+}
+
+/// A staff step on a ticket's RMA. Issuing is idempotent: asking again for
+/// the same ticket and part gives the same code and sends nothing.
+pub fn rma_action(
+    ticket: &TicketInfo,
+    rmas: &[RmaRecord],
+    verb: RmaVerb,
+    part: Option<&str>,
+    i: &ActionInput<'_>,
+) -> Result<RmaOutcome, String> {
+    let pack = i.pack;
+    let zone = pack.zone;
+    let Some(spec) = pack.policy.rma() else {
+        return Err(format!(
+            "the {} pack has no [rma] table: its RMAs are not kept by ticketd",
+            pack.name
+        ));
+    };
+    if ticket.status == TicketStatus::Closed {
+        return Err(format!("ticket {} is closed: reopen it first", ticket.id));
+    }
+    let part = pick_part(ticket, rmas, part)?;
+    let existing = rmas.iter().find(|r| r.part == part);
+    let shown = if part.is_empty() {
+        "the whole unit".to_string()
+    } else {
+        format!("part {part}")
+    };
+    let language = Language::parse(&ticket.language).unwrap_or(pack.language);
+    let to = Addressing {
+        pack,
+        language,
+        from_address: i.from_address,
+        thread: i.thread,
+    };
+    let plans = existing.map(|r| r.plans.clone()).unwrap_or_default();
+    let event =
+        |state: RmaState, code: Option<String>, expires_at: Option<DateTime<Utc>>| Event::Rma {
+            part: part.clone(),
+            state,
+            code,
+            plans: plans.clone(),
+            expires_at,
+            rule: match (verb, &spec.issue_within) {
+                (RmaVerb::Approve, Some((_, r))) => r.clone(),
+                _ => spec.rule.clone(),
+            },
+            by: i.by.to_string(),
+        };
+    let same = |state: RmaState| RmaOutcome {
+        part: part.clone(),
+        state,
+        code: existing.and_then(|r| r.code.clone()),
+        already: true,
+        change: TicketChange::default(),
+    };
+    let state = existing.map(|r| r.state);
+    match verb {
+        RmaVerb::Approve => {
+            if spec.issue == IssueMode::Auto {
+                return Err(format!(
+                    "{} issues RMA codes without approval ({}): use `rma issue`",
+                    pack.vendor, spec.rule
+                ));
+            }
+            match state {
+                None | Some(RmaState::Requested) => {}
+                Some(RmaState::Approved) => return Ok(same(RmaState::Approved)),
+                Some(s) => return Err(format!("the RMA for {shown} is already {s}")),
+            }
+            let mut change = TicketChange::default();
+            change.events.push(event(RmaState::Approved, None, None));
+            if let Some((within, rule)) = &spec.issue_within {
+                change.set_timers.push(TimerPlan {
+                    kind: TimerKind::RmaIssueDue,
+                    key: timer_key(ISSUE_DUE, &part),
+                    due: pack.policy.after(i.now, *within),
+                    rule: rule.clone(),
+                    to: None,
+                });
+            }
+            Ok(RmaOutcome {
+                part,
+                state: RmaState::Approved,
+                code: None,
+                already: false,
+                change,
+            })
+        }
+        RmaVerb::Issue => {
+            match (spec.issue, state) {
+                (_, Some(RmaState::Issued | RmaState::Received)) => {
+                    return Ok(same(state.unwrap_or(RmaState::Issued)));
+                }
+                (IssueMode::Approval, None | Some(RmaState::Requested)) => {
+                    return Err(format!(
+                        "the RMA for {shown} is not approved yet ({}): `rma approve` it first",
+                        spec.rule
+                    ));
+                }
+                (_, Some(s @ (RmaState::Expired | RmaState::Cancelled))) => {
+                    return Err(format!(
+                        "the RMA for {shown} is {s}; name another --part for a new one"
+                    ));
+                }
+                _ => {}
+            }
+            // Codes made from the ticket number are shared by its parts
+            // (IX-05); `{seq}` counts the ticket's RMAs.
+            let seq = rmas.iter().filter(|r| r.code.is_some()).count() as i64 + 1;
+            let code = spec.code_for(ticket.id.0, seq, i.now, zone);
+            let expires = expiry(spec, pack, &plans, i.now);
+            let mut change = TicketChange::default();
+            change
+                .events
+                .push(event(RmaState::Issued, Some(code.clone()), expires));
+            change.set_timers = deadline_timers(spec, pack, RmaStart::Issued, &part, &plans, i.now);
+            change.cancel_timers.push(TimerCancel {
+                kind: TimerKind::RmaIssueDue,
+                key: timer_key(ISSUE_DUE, &part),
+                why: format!("the RMA was issued by {}", i.by),
+            });
+            let texts = deadlines_view(
+                spec.deadlines_from(RmaStart::Issued, &plans)
+                    .map(|d| (d, pack.policy.after(i.now, d.after))),
+                language,
+                zone,
+            );
+            let record = RmaRecord {
+                ticket: ticket.id,
+                part: part.clone(),
+                code: Some(code.clone()),
+                state: RmaState::Issued,
+                rule: spec.rule.clone(),
+                plans: plans.clone(),
+                requested_at: existing.map_or(i.now, |r| r.requested_at),
+                issued_at: Some(i.now),
+                received_at: None,
+                expires_at: expires,
+            };
+            change.mails.push(customer_mail(
+                "rma_issued",
+                ticket,
+                rma_json(&record, None, zone),
+                texts,
+                &to,
+            ));
+            Ok(RmaOutcome {
+                part,
+                state: RmaState::Issued,
+                code: Some(code),
+                already: false,
+                change,
+            })
+        }
+        RmaVerb::Received => {
+            let Some(r) = existing else {
+                return Err(format!("ticket {} has no RMA for {shown}", ticket.id));
+            };
+            match r.state {
+                RmaState::Issued => {}
+                RmaState::Received => return Ok(same(RmaState::Received)),
+                s => return Err(format!("the RMA for {shown} is {s}, not issued")),
+            }
+            let mut change = TicketChange::default();
+            change.events.push(event(RmaState::Received, None, None));
+            for d in spec.deadlines_from(RmaStart::Issued, &r.plans) {
+                for kind in [TimerKind::RmaReminder, TimerKind::RmaDeadline] {
+                    change.cancel_timers.push(TimerCancel {
+                        kind,
+                        key: timer_key(&d.id, &part),
+                        why: format!("the RMA's receipt was recorded by {}", i.by),
+                    });
+                }
+            }
+            change.set_timers =
+                deadline_timers(spec, pack, RmaStart::Received, &part, &r.plans, i.now);
+            let texts = deadlines_view(
+                spec.deadlines_from(RmaStart::Received, &r.plans)
+                    .map(|d| (d, pack.policy.after(i.now, d.after))),
+                language,
+                zone,
+            );
+            if !texts.1.is_empty() {
+                // Only a deadline the pack announces is worth a mail.
+                let mut record = r.clone();
+                record.state = RmaState::Received;
+                record.received_at = Some(i.now);
+                change.mails.push(customer_mail(
+                    "rma_notice",
+                    ticket,
+                    rma_json(&record, None, zone),
+                    texts,
+                    &to,
+                ));
+            }
+            Ok(RmaOutcome {
+                part,
+                state: RmaState::Received,
+                code: r.code.clone(),
+                already: false,
+                change,
+            })
+        }
+    }
+}
+
+/// A due RMA timer: a reminder or a passed deadline for the customer
+/// (IX-06, IX-07, QN-07), or staff told that an approved RMA waits for its
+/// code (QN-05). Cancelled when the RMA moved on.
+pub(super) fn on_rma_timer(
+    ticket: &TicketInfo,
+    timer: &TimerRow,
+    i: &TimerInput<'_>,
+) -> TimerDecision {
+    let t = &timer.plan;
+    let (id, part) = key_part(&t.key);
+    let cancel = |why: String| TimerDecision::cancel(t, why);
+    let Some(spec) = i.pack.policy.rma() else {
+        return cancel(format!(
+            "the {} pack has no [rma] table any more",
+            i.pack.name
+        ));
+    };
+    let Some(r) = i.rmas.iter().find(|r| r.part == part) else {
+        return cancel(format!("the ticket has no RMA for part \"{part}\""));
+    };
+    let zone = i.pack.zone;
+    let language = Language::parse(&ticket.language).unwrap_or(i.pack.language);
+    let late = (i.now - t.due) > LATE_AFTER;
+    let fired = Event::TimerFired {
+        timer: t.kind,
+        key: t.key.clone(),
+        due: t.due,
+        rule: t.rule.clone(),
+        late,
+    };
+    if t.kind == TimerKind::RmaIssueDue {
+        if r.state != RmaState::Approved {
+            return cancel(format!("the RMA is {} now", r.state));
+        }
+        if i.identity.staff.is_empty() {
+            return cancel("no staff are configured to tell".into());
+        }
+        let reply = ReplyPlan {
+            template: "staff_rma_due",
+            to: i.identity.staff.clone(),
+            language: i.pack.language,
+            from_address: i.from_address.to_string(),
+            auto_submitted: AutoSubmitted::Generated,
+            in_reply_to: None,
+            references: vec![],
+            data: json!({
+                "vendor": i.pack.vendor,
+                "customer": {"address": ticket.requester},
+                "rma": rma_json(r, None, zone),
+                "due": local(zone, t.due),
+                "rule": t.rule,
+            }),
+        };
+        return TimerDecision::fire(vec![reply], vec![fired]);
+    }
+    let Some(d) = spec.deadline(id) else {
+        return cancel(format!("the pack has no RMA deadline `{id}` any more"));
+    };
+    match r.state {
+        RmaState::Cancelled | RmaState::Expired => {
+            return cancel(format!("the RMA is {}", r.state));
+        }
+        RmaState::Received if d.from == RmaStart::Issued => {
+            return cancel("the RMA's receipt was recorded".into());
+        }
+        _ => {}
+    }
+    let (template_text, kind) = match t.kind {
+        TimerKind::RmaReminder => (&d.remind, "reminder"),
+        _ => (&d.text, "deadline"),
+    };
+    let due = match t.kind {
+        TimerKind::RmaReminder => {
+            let start = match d.from {
+                RmaStart::Issued => r.issued_at,
+                RmaStart::Received => r.received_at,
+            };
+            start.map_or(t.due, |s| i.pack.policy.after(s, d.after))
+        }
+        _ => t.due,
+    };
+    let text = template_text.get(&language).cloned().unwrap_or_default();
+    let mut view = serde_json::Map::new();
+    view.insert(
+        d.id.clone(),
+        json!({"due": local(zone, due), "rule": d.rule}),
+    );
+    let mut events = vec![fired];
+    let mut record = r.clone();
+    if t.kind == TimerKind::RmaDeadline && d.expires {
+        record.state = RmaState::Expired;
+        events.push(Event::Rma {
+            part: r.part.clone(),
+            state: RmaState::Expired,
+            code: None,
+            plans: vec![],
+            expires_at: None,
+            rule: t.rule.clone(),
+            by: "ticketd".into(),
+        });
+    }
+    let mut rma = rma_json(&record, None, zone);
+    rma["notice"] = json!(kind);
+    let reply = customer_mail(
+        "rma_notice",
+        ticket,
+        rma,
+        (serde_json::Value::Object(view), vec![(d.id.clone(), text)]),
+        &Addressing {
+            pack: i.pack,
+            language,
+            from_address: i.from_address,
+            thread: i.thread,
+        },
+    );
+    TimerDecision::fire(vec![reply], events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::TicketId;
+
+    fn pack(name: &str) -> Pack {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("config/vendors/{name}.toml"));
+        Pack::load(&path).unwrap()
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    fn ticket() -> TicketInfo {
+        TicketInfo {
+            id: TicketId(7),
+            subject: "Replacement".into(),
+            status: TicketStatus::Open,
+            requester: "ann@customer.test".into(),
+            language: "en".into(),
+            mailbox: "rma".into(),
+            participants: vec!["ann@customer.test".into()],
+            created_at: at("2026-03-02T10:00:00-08:00"),
+            facts: vec![],
+            staff_notes: vec![],
+            updated_at: DateTime::UNIX_EPOCH,
+            answered: false,
+            timers: vec![],
+        }
+    }
+
+    fn record(state: RmaState, part: &str, plans: &[&str], code: Option<&str>) -> RmaRecord {
+        RmaRecord {
+            ticket: TicketId(7),
+            part: part.into(),
+            code: code.map(String::from),
+            state,
+            rule: "X".into(),
+            plans: plans.iter().map(|p| p.to_string()).collect(),
+            requested_at: at("2026-03-02T10:00:00-08:00"),
+            issued_at: Some(at("2026-03-02T10:00:00-08:00")),
+            received_at: None,
+            expires_at: None,
+        }
+    }
+
+    fn act(
+        pack: &Pack,
+        rmas: &[RmaRecord],
+        verb: RmaVerb,
+        part: Option<&str>,
+        now: &str,
+    ) -> Result<RmaOutcome, String> {
+        let identity = Identity {
+            from_name: "Support".into(),
+            message_id_domain: "t.test".into(),
+            own_addresses: vec!["rma@vendor.test".into()],
+            staff: vec!["lead@vendor.test".into()],
+        };
+        rma_action(
+            &ticket(),
+            rmas,
+            verb,
+            part,
+            &ActionInput {
+                pack,
+                identity: &identity,
+                from_address: "rma@vendor.test",
+                thread: Some("m1@customer.test"),
+                by: "lead@vendor.test",
+                now: at(now),
+            },
+        )
+    }
+
+    #[test]
+    fn ix_05_two_parts_on_one_ticket_share_the_ticket_number_as_code_but_not_the_record() {
+        let p = pack("ixsystems");
+        let first = record(RmaState::Issued, "DRIVE-1", &[], Some("7"));
+        let second = act(
+            &p,
+            &[first],
+            RmaVerb::Issue,
+            Some("PSU-2"),
+            "2026-03-03T10:00:00-08:00",
+        )
+        .unwrap();
+        assert_eq!(second.code.as_deref(), Some("7"));
+        assert_eq!(second.part, "PSU-2");
+        assert!(!second.already);
+        assert_eq!(second.change.mails.len(), 1);
+        assert_eq!(
+            second.change.mails[0].in_reply_to.as_deref(),
+            Some("m1@customer.test")
+        );
+    }
+
+    #[test]
+    fn ix_07_advance_exchange_sets_the_label_and_invoice_deadlines_and_ix_06_its_validity() {
+        let p = pack("ixsystems");
+        let mut requested = record(RmaState::Requested, "", &["advance_exchange"], None);
+        requested.issued_at = None;
+        let out = act(
+            &p,
+            &[requested],
+            RmaVerb::Issue,
+            None,
+            "2026-03-02T10:00:00-08:00",
+        )
+        .unwrap();
+        let keys: Vec<(TimerKind, &str, DateTime<Utc>)> = out
+            .change
+            .set_timers
+            .iter()
+            .map(|t| (t.kind, t.key.as_str(), t.due))
+            .collect();
+        assert!(
+            keys.contains(&(
+                TimerKind::RmaDeadline,
+                "return_label:",
+                at("2026-03-12T10:00:00-07:00")
+            )),
+            "{keys:?}"
+        );
+        assert!(
+            keys.contains(&(
+                TimerKind::RmaReminder,
+                "parts_invoiced:",
+                at("2026-03-14T10:00:00-07:00")
+            )),
+            "{keys:?}"
+        );
+        assert!(
+            keys.contains(&(
+                TimerKind::RmaDeadline,
+                "parts_invoiced:",
+                at("2026-03-16T10:00:00-07:00")
+            )),
+            "{keys:?}"
+        );
+        assert!(
+            keys.contains(&(
+                TimerKind::RmaDeadline,
+                "rma_valid:",
+                at("2026-04-01T10:00:00-07:00")
+            )),
+            "{keys:?}"
+        );
+        // Without the plan only the validity applies.
+        let mut plain = record(RmaState::Requested, "", &[], None);
+        plain.issued_at = None;
+        let out = act(
+            &p,
+            &[plain],
+            RmaVerb::Issue,
+            None,
+            "2026-03-02T10:00:00-08:00",
+        )
+        .unwrap();
+        assert!(out.change.set_timers.iter().all(|t| t.rule == "IX-06"));
+    }
+
+    #[test]
+    fn qn_07_the_return_deadline_counts_five_business_days_from_the_recorded_receipt() {
+        let p = pack("qnap");
+        let issued = record(
+            RmaState::Issued,
+            "Q20AB12345",
+            &["advanced_replacement"],
+            Some("QRMA2026-7-1"),
+        );
+        // Received Thursday 2026-12-03: five business days later is Thursday 12-10.
+        let out = act(
+            &p,
+            &[issued],
+            RmaVerb::Received,
+            None,
+            "2026-12-03T10:00:00-08:00",
+        )
+        .unwrap();
+        let deadline = out
+            .change
+            .set_timers
+            .iter()
+            .find(|t| t.kind == TimerKind::RmaDeadline)
+            .expect("the QN-07 deadline");
+        assert_eq!(deadline.rule, "QN-07");
+        assert_eq!(
+            deadline.due.with_timezone(&p.zone).date_naive().to_string(),
+            "2026-12-10"
+        );
+        let reminder = out
+            .change
+            .set_timers
+            .iter()
+            .find(|t| t.kind == TimerKind::RmaReminder)
+            .unwrap();
+        assert_eq!(
+            reminder.due.with_timezone(&p.zone).date_naive().to_string(),
+            "2026-12-09"
+        );
+        assert_eq!(
+            out.change.mails[0].template, "rma_notice",
+            "the customer is told the date"
+        );
+    }
+
+    #[test]
+    fn qn_05_and_av_06_an_rma_is_issued_only_after_staff_approve_it() {
+        for name in ["qnap", "avanzada7"] {
+            let p = pack(name);
+            let mut requested = record(RmaState::Requested, "", &[], None);
+            requested.issued_at = None;
+            let e = act(
+                &p,
+                std::slice::from_ref(&requested),
+                RmaVerb::Issue,
+                None,
+                "2026-12-03T10:00:00Z",
+            )
+            .unwrap_err();
+            assert!(e.contains("not approved yet"), "{name}: {e}");
+            let ok = act(
+                &p,
+                &[requested],
+                RmaVerb::Approve,
+                None,
+                "2026-12-03T10:00:00Z",
+            )
+            .unwrap();
+            assert_eq!(ok.state, RmaState::Approved);
+            assert_eq!(
+                ok.change
+                    .set_timers
+                    .iter()
+                    .any(|t| t.kind == TimerKind::RmaIssueDue),
+                name == "qnap",
+                "{name}: only QN-05 sets a time to issue by"
+            );
+        }
+    }
+
+    #[test]
+    fn ix_06_a_reminder_whose_rma_was_received_is_cancelled() {
+        let p = pack("ixsystems");
+        let mut r = record(RmaState::Received, "", &[], Some("7"));
+        r.received_at = Some(at("2026-03-10T10:00:00-07:00"));
+        let identity = Identity {
+            from_name: "Support".into(),
+            message_id_domain: "t.test".into(),
+            own_addresses: vec![],
+            staff: vec![],
+        };
+        let timer = TimerRow {
+            id: 1,
+            ticket: TicketId(7),
+            plan: TimerPlan {
+                kind: TimerKind::RmaReminder,
+                key: "rma_valid:".into(),
+                due: at("2026-03-27T10:00:00-07:00"),
+                rule: "IX-06".into(),
+                to: None,
+            },
+        };
+        let d = on_rma_timer(
+            &ticket(),
+            &timer,
+            &TimerInput {
+                pack: &p,
+                identity: &identity,
+                staff: &crate::config::StaffDirectory::default(),
+                from_address: "support@vendor.test",
+                thread: None,
+                rmas: &[r],
+                now: at("2026-03-27T10:00:00-07:00"),
+            },
+        );
+        assert!(
+            matches!(d, TimerDecision::Cancel { ref why, .. } if why.contains("receipt")),
+            "{d:?}"
+        );
+    }
+}

@@ -1,0 +1,134 @@
+//! First-response targets kept: a warning to staff before the target (a lead on the SLA's own clock) and a notice when it is missed, both ended by a staff answer. Pure.
+
+use super::timer::LATE_AFTER;
+use super::*;
+use crate::model::{TimerCancel, TimerRow};
+use crate::policy::ClockKind;
+
+/// The key of a ticket's first-response timers, naming the clock they run
+/// on (pausing and resuming count on it).
+fn first_response(clock: ClockKind) -> String {
+    let name = match clock {
+        ClockKind::Business => "business",
+        ClockKind::AllHours => "24x7",
+        ClockKind::Calendar => "calendar",
+    };
+    format!("first response, {name} clock")
+}
+
+/// The clock an SLA timer runs on, from its key.
+pub(super) fn clock_of(key: &str) -> ClockKind {
+    if key.ends_with("24x7 clock") {
+        ClockKind::AllHours
+    } else if key.ends_with("calendar clock") {
+        ClockKind::Calendar
+    } else {
+        ClockKind::Business
+    }
+}
+
+/// The warning and breach timers of a new ticket's first-response target.
+pub(super) fn sla_timers(i: &Input<'_>, policy: &Evaluation) -> Vec<TimerPlan> {
+    let (Some(due), Some(rule)) = (policy.first_response_due, &policy.sla_rule) else {
+        return vec![];
+    };
+    if !i.staff.sla_notices {
+        return vec![];
+    }
+    let mut out = Vec::new();
+    // A target already missed when the mail is stored (a backlog after
+    // downtime) gets its breach notice only.
+    if let Some(warn) = i
+        .pack
+        .policy
+        .sla_warning_at(policy, i.staff.sla_warning_lead)
+        && warn < due
+        && due > i.now
+    {
+        out.push(TimerPlan {
+            kind: TimerKind::SlaWarning,
+            key: first_response(policy.clock),
+            due: warn,
+            rule: rule.clone(),
+            to: None,
+        });
+    }
+    out.push(TimerPlan {
+        kind: TimerKind::SlaBreach,
+        key: first_response(policy.clock),
+        due,
+        rule: rule.clone(),
+        to: None,
+    });
+    out
+}
+
+/// What a staff answer ends: the ticket's first-response timers.
+pub(super) fn answered(ticket: &TicketInfo, by: &str) -> Vec<TimerCancel> {
+    ticket
+        .timers
+        .iter()
+        .filter(|t| t.kind.is_sla())
+        .map(|t| TimerCancel {
+            kind: t.kind,
+            key: t.key.clone(),
+            why: format!("answered by {by}"),
+        })
+        .collect()
+}
+
+/// A due warning or breach: staff are told, unless the ticket waits on the
+/// customer (its clock does not run then; the timer ends, and says so).
+pub(super) fn on_sla_timer(
+    ticket: &TicketInfo,
+    timer: &TimerRow,
+    i: &TimerInput<'_>,
+) -> TimerDecision {
+    let t = &timer.plan;
+    if ticket.status == TicketStatus::WaitingCustomer {
+        return TimerDecision::cancel(t, "the ticket waits on the customer".into());
+    }
+    if i.identity.staff.is_empty() {
+        return TimerDecision::cancel(t, "no staff are configured to tell".into());
+    }
+    let zone = i.pack.zone;
+    let local = |at: DateTime<Utc>| {
+        at.with_timezone(&zone)
+            .format("%Y-%m-%d %H:%M %Z")
+            .to_string()
+    };
+    let breach = t.kind == TimerKind::SlaBreach;
+    let late = (i.now - t.due) > LATE_AFTER;
+    let reply = ReplyPlan {
+        template: "staff_sla",
+        to: i.identity.staff.clone(),
+        language: i.pack.language,
+        from_address: i.from_address.to_string(),
+        auto_submitted: AutoSubmitted::Generated,
+        in_reply_to: None,
+        references: vec![],
+        data: json!({
+            "vendor": i.pack.vendor,
+            "customer": {"address": ticket.requester},
+            "ticket_state": ticket.status.as_str(),
+            "sla": {
+                "breach": breach,
+                "rule": t.rule,
+                "at": local(t.due),
+                "opened": local(ticket.created_at),
+                "late": late,
+                "sent": local(i.now),
+            },
+        }),
+    };
+    TimerDecision::fire(
+        vec![reply],
+        vec![Event::TimerFired {
+            timer: t.kind,
+            key: t.key.clone(),
+            due: t.due,
+            rule: t.rule.clone(),
+            late,
+        }],
+    )
+}

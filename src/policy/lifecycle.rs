@@ -1,0 +1,97 @@
+//! A pack's `[lifecycle]` table: when a ticket waiting on the customer is reminded and then closed (the rule that asked, e.g. NX-04), and for how long a closed ticket reopens on a customer's mail.
+
+use super::*;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLifecycle {
+    /// The rule whose missing facts a waiting ticket lacks (QN-03, NX-04, AV-02).
+    #[serde(default)]
+    pub waiting_rule: Option<String>,
+    /// A ticket waiting on the customer is reminded after this span...
+    #[serde(default)]
+    pub remind_after: Option<String>,
+    /// ...and closed, with a notice, this long after the reminder.
+    #[serde(default)]
+    pub close_after: Option<String>,
+    /// A customer's mail on a ticket closed less than this long ago reopens
+    /// it; later, it opens a new ticket linked to the closed one. Without
+    /// it, a closed ticket always reopens.
+    #[serde(default)]
+    pub reopen_within: Option<String>,
+}
+
+/// `[lifecycle]`, compiled.
+#[derive(Debug, Clone, Default)]
+pub struct Lifecycle {
+    /// (rule, remind after, close after the reminder).
+    pub waiting: Option<(String, Span, Span)>,
+    pub reopen_within: Option<Span>,
+}
+
+impl Policy {
+    pub fn lifecycle(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
+}
+
+pub(super) fn compile(r: &mut Report<'_>, raw: Spanned<RawLifecycle>) -> Lifecycle {
+    let at = raw.span().start;
+    let raw = raw.into_inner();
+    let span = |r: &mut Report<'_>, what: &str, s: &str| {
+        Span::parse(s).unwrap_or_else(|e| {
+            r.at(at, format!("lifecycle.{what}: {e}"));
+            Span::Days(1)
+        })
+    };
+    let waiting = match (&raw.waiting_rule, &raw.remind_after, &raw.close_after) {
+        (Some(rule), Some(remind), Some(close)) => {
+            if !valid_rule_id(rule) {
+                r.at(
+                    at,
+                    format!("lifecycle: rule `{rule}` is not a rule ID such as NX-04"),
+                );
+            }
+            Some((
+                rule.clone(),
+                span(r, "remind_after", remind),
+                span(r, "close_after", close),
+            ))
+        }
+        (None, None, None) => None,
+        _ => {
+            r.at(
+                at,
+                "lifecycle: waiting_rule, remind_after and close_after go together",
+            );
+            None
+        }
+    };
+    Lifecycle {
+        waiting,
+        reopen_within: raw
+            .reopen_within
+            .as_deref()
+            .map(|s| span(r, "reopen_within", s)),
+    }
+}
+
+impl Policy {
+    /// The time an SLA clock of kind `clock` has left at `now` until `due`,
+    /// in seconds (business seconds for a business clock).
+    pub fn sla_time_left(&self, clock: ClockKind, now: DateTime<Utc>, due: DateTime<Utc>) -> i64 {
+        let left = match clock {
+            ClockKind::Business => self.calendar.business_between(now, due),
+            _ => due - now,
+        };
+        left.num_seconds().max(0)
+    }
+
+    /// When an SLA clock of kind `clock` with `secs` left, resumed at `now`, runs out.
+    pub fn sla_resume_at(&self, clock: ClockKind, now: DateTime<Utc>, secs: i64) -> DateTime<Utc> {
+        match clock {
+            ClockKind::Business => self.calendar.add_business(now, Duration::seconds(secs)),
+            _ => now + Duration::seconds(secs),
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! RMAs in the database: the `rma` table, written only as the projection of a ticket's `rma` events, and read back per ticket.
+
+use super::{Store, ts, ts_column};
+use crate::model::{RmaRecord, RmaState, TicketId};
+use anyhow::{Result, anyhow};
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, params};
+
+/// Writes what an `rma` event says into the ticket's RMA for `part`: a new
+/// row for a part not seen before, else its new state (a code, once given,
+/// and the first instant of each step are kept).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn project(
+    tx: &Connection,
+    ticket: TicketId,
+    part: &str,
+    state: RmaState,
+    code: Option<&str>,
+    plans: &[String],
+    expires_at: Option<DateTime<Utc>>,
+    rule: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let at = |s: RmaState| (state == s).then(|| ts(now));
+    tx.prepare_cached(
+        "INSERT INTO rma (ticket_id, part, code, state, rule, plans, requested_at,
+                          approved_at, issued_at, received_at, expires_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?7)
+         ON CONFLICT (ticket_id, part) DO UPDATE SET
+             state = excluded.state,
+             code = COALESCE(rma.code, excluded.code),
+             plans = CASE WHEN excluded.plans <> '' THEN excluded.plans ELSE rma.plans END,
+             approved_at = COALESCE(rma.approved_at, excluded.approved_at),
+             issued_at = COALESCE(rma.issued_at, excluded.issued_at),
+             received_at = COALESCE(rma.received_at, excluded.received_at),
+             expires_at = COALESCE(excluded.expires_at, rma.expires_at),
+             updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        ticket.0,
+        part,
+        code,
+        state.as_str(),
+        rule,
+        plans.join(","),
+        ts(now),
+        at(RmaState::Approved),
+        at(RmaState::Issued),
+        at(RmaState::Received),
+        expires_at.map(ts),
+    ])?;
+    Ok(())
+}
+
+impl Store {
+    /// A ticket's RMAs, in the order they were asked for.
+    pub fn rmas(&self, ticket: TicketId) -> Result<Vec<RmaRecord>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT part, code, state, rule, plans, requested_at, issued_at, received_at, expires_at
+             FROM rma WHERE ticket_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt
+            .query_map([ticket.0], |r| {
+                let opt = |i: usize| -> rusqlite::Result<Option<DateTime<Utc>>> {
+                    match r.get_ref(i)? {
+                        rusqlite::types::ValueRef::Null => Ok(None),
+                        _ => ts_column(r, i).map(Some),
+                    }
+                };
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    ts_column(r, 5)?,
+                    opt(6)?,
+                    opt(7)?,
+                    opt(8)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(
+                |(
+                    part,
+                    code,
+                    state,
+                    rule,
+                    plans,
+                    requested_at,
+                    issued_at,
+                    received_at,
+                    expires_at,
+                )| {
+                    Ok(RmaRecord {
+                        ticket,
+                        part,
+                        code,
+                        state: RmaState::parse(&state).ok_or_else(|| {
+                            anyhow!("unknown RMA state {state:?} in the database")
+                        })?,
+                        rule,
+                        plans: plans
+                            .split(',')
+                            .filter(|p| !p.is_empty())
+                            .map(String::from)
+                            .collect(),
+                        requested_at,
+                        issued_at,
+                        received_at,
+                        expires_at,
+                    })
+                },
+            )
+            .collect()
+    }
+}
