@@ -70,29 +70,50 @@ pub async fn connect(cfg: &SmtpConfig, clock: &dyn Clock) -> Result<AsyncSmtpCon
     let o = match login {
         Login::Password(password) => {
             let mut conn = open(cfg, &who).await?;
-            conn.auth(
-                &[Mechanism::Plain, Mechanism::Login],
-                &Credentials::new(user.clone(), password.0.clone()),
+            let credentials = Credentials::new(user.clone(), password.0.clone());
+            timed(
+                cfg,
+                &who,
+                conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials),
             )
-            .await
-            .with_context(|| format!("{who}: the login as {user} was refused"))?;
+            .await?
+            .with_context(|| format!("{who}: login as {user}"))?;
             return Ok(conn);
         }
         Login::OAuth2(o) => o,
     };
     let token = o.tokens.get(clock.monotonic()).await?;
     let mut conn = open(cfg, &who).await?;
-    match xoauth2(&mut conn, user, &token).await {
+    if !conn
+        .server_info()
+        .supports_auth_mechanism(Mechanism::Xoauth2)
+    {
+        bail!("{who}: the relay does not offer AUTH XOAUTH2");
+    }
+    match timed(cfg, &who, xoauth2(&mut conn, user, &token)).await? {
         Ok(()) => return Ok(conn),
         // Expired or revoked before its time: one new token, one more try.
         Err(e) if e.is_permanent() => info!("{who}: access token refused ({e}): getting a new one"),
         Err(e) => return Err(anyhow!(e).context(format!("{who}: XOAUTH2 login as {user}"))),
     }
     let token = o.tokens.renew(&token, clock.monotonic()).await?;
-    xoauth2(&mut conn, user, &token).await.with_context(|| {
-        format!("{who}: the XOAUTH2 login as {user} was refused, with a new access token too")
-    })?;
+    timed(cfg, &who, xoauth2(&mut conn, user, &token))
+        .await?
+        .with_context(|| {
+            format!("{who}: the XOAUTH2 login as {user} was refused, with a new access token too")
+        })?;
     Ok(conn)
+}
+
+/// A login step within the configured timeout (lettre's covers only the connect).
+async fn timed<T>(
+    cfg: &SmtpConfig,
+    who: &str,
+    f: impl std::future::Future<Output = T>,
+) -> Result<T> {
+    tokio::time::timeout(cfg.timeout, f)
+        .await
+        .map_err(|_| anyhow!("{who}: the login timed out"))
 }
 
 /// `AUTH XOAUTH2` with the initial response. lettre's own gives up at the

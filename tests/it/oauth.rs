@@ -297,3 +297,31 @@ async fn oauth2_dovecot_refuses_a_token_it_cannot_verify() {
     assert!(err.ends_with("(with a new access token too)"), "{err}");
     assert!(!err.contains(&forged));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_login_to_the_relay_goes_through_dovecot_and_a_wrong_one_is_named() {
+    let stack = oauth2_stack(None);
+    for (password, ok) in [("secret", true), ("wrong", false)] {
+        std::fs::write(stack.dir.join("smtp-password"), password).unwrap();
+        let cfg = stack.config(|c| {
+            c.smtp_login = format!("username = \"{USER}\"\npassword_file = \"smtp-password\"");
+        });
+        match ticketd::outbox::connect(&cfg.smtp, &SystemClock).await {
+            Ok(mut c) => {
+                assert!(ok, "a wrong password was taken");
+                c.quit().await.expect("QUIT");
+            }
+            Err(e) => {
+                let e = format!("{e:#}");
+                assert!(!ok, "{e}");
+                assert!(
+                    e.starts_with(&format!(
+                        "SMTP relay 127.0.0.1:{}: login as {USER}: permanent error (535)",
+                        stack.smtp_port
+                    )),
+                    "{e}"
+                );
+            }
+        }
+    }
+}
