@@ -716,7 +716,10 @@ async fn smtp_rate(repo: &Path, mails: &[Mail]) -> Result<f64> {
         &[("support", "probe@vendor.test")],
     )?;
     let cfg = Config::load(&cfg_path).map_err(|e| anyhow!("{e}"))?;
-    let mut sender = ticketd::outbox::Sender::new(cfg.smtp.clone());
+    let mut sender = ticketd::outbox::Sender::new(
+        cfg.smtp.clone(),
+        std::sync::Arc::new(ticketd::clock::SystemClock),
+    );
     let k = mails.len().min(3000);
     let rows: Vec<ticketd::store::OutboxRow> = mails[..k]
         .iter()

@@ -2,9 +2,10 @@
 
 use crate::diag::{Problem, Problems, Report, parse_toml};
 use crate::model::Role;
+use crate::oauth::{Grant, Mechanism, OAuth2, Source, TokenRequest, TokenUrl, Tokens};
 use crate::pack::Pack;
+pub use crate::secret::Secret;
 use serde::Deserialize;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
@@ -88,6 +89,8 @@ struct RawSmtp {
     password_file: Option<Spanned<String>>,
     #[serde(default)]
     password_credential: Option<Spanned<String>>,
+    #[serde(default)]
+    oauth2: Option<Spanned<RawOAuth2>>,
     #[serde(default)]
     hello_name: Option<String>,
     #[serde(default = "default_smtp_timeout")]
@@ -240,6 +243,8 @@ struct RawMailbox {
     password_file: Option<Spanned<String>>,
     #[serde(default)]
     password_credential: Option<Spanned<String>>,
+    #[serde(default)]
+    oauth2: Option<Spanned<RawOAuth2>>,
     #[serde(default = "default_folder")]
     folder: String,
     #[serde(default = "default_processed")]
@@ -280,14 +285,42 @@ fn default_batch() -> Spanned<u32> {
     Spanned::new(0..0, 200)
 }
 
-/// A password, never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub String);
+/// `oauth2 = { ... }` of a mailbox or of `[smtp]`: a token file, or a
+/// token endpoint with its grant.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOAuth2 {
+    #[serde(default)]
+    mechanism: Option<Spanned<String>>,
+    #[serde(default)]
+    token_file: Option<Spanned<String>>,
+    #[serde(default)]
+    token_url: Option<Spanned<String>>,
+    #[serde(default)]
+    grant: Option<Spanned<String>>,
+    #[serde(default)]
+    client_id: Option<Spanned<String>>,
+    #[serde(default)]
+    client_secret_file: Option<Spanned<String>>,
+    #[serde(default)]
+    client_secret_credential: Option<Spanned<String>>,
+    #[serde(default)]
+    refresh_token_file: Option<Spanned<String>>,
+    #[serde(default)]
+    refresh_token_credential: Option<Spanned<String>>,
+    #[serde(default)]
+    scope: Option<Spanned<String>>,
+    #[serde(default)]
+    ca_file: Option<Spanned<String>>,
+}
 
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(..)")
-    }
+/// How a mailbox or the relay logs in.
+#[derive(Debug, Clone)]
+pub enum Login {
+    /// A password (LOGIN on IMAP; PLAIN or LOGIN on SMTP).
+    Password(Secret),
+    /// An OAuth2 access token (XOAUTH2 or OAUTHBEARER).
+    OAuth2(OAuth2),
 }
 
 /// How a connection is secured.
@@ -306,7 +339,7 @@ pub struct Endpoint {
     pub host: String,
     pub port: u16,
     pub tls: Tls,
-    /// PEM file with extra trust anchors (a private CA); else the web PKI roots.
+    /// PEM file of the CA(s) to trust instead of the system's store (a private CA).
     pub ca_file: Option<PathBuf>,
 }
 
@@ -324,7 +357,7 @@ pub struct MailboxConfig {
     pub address: String,
     pub endpoint: Endpoint,
     pub username: String,
-    pub password: Secret,
+    pub login: Login,
     pub folder: String,
     pub processed_folder: String,
     pub quarantine_folder: String,
@@ -338,8 +371,9 @@ pub struct MailboxConfig {
 #[derive(Debug, Clone)]
 pub struct SmtpConfig {
     pub endpoint: Endpoint,
+    /// With `login`, or neither: a relay that takes mail without a login.
     pub username: Option<String>,
-    pub password: Option<Secret>,
+    pub login: Option<Login>,
     pub hello_name: String,
     pub timeout: Duration,
     /// A cap on real attempts (the server answered for the mail); restarts
@@ -543,25 +577,42 @@ impl Config {
         if *raw.smtp.port.get_ref() == 0 {
             r.spanned(&raw.smtp.port, "smtp port must not be 0");
         }
-        let smtp_password = secret(
+        let smtp_who = format!("SMTP relay {}:{}", smtp_endpoint.host, smtp_endpoint.port);
+        let smtp_login = login(
             &mut r,
-            raw.smtp.password_file.as_ref(),
-            raw.smtp.password_credential.as_ref(),
+            LoginFields {
+                label: "smtp",
+                who: &smtp_who,
+                at: &raw.smtp.host,
+                password_file: raw.smtp.password_file.as_ref(),
+                password_credential: raw.smtp.password_credential.as_ref(),
+                oauth2: raw.smtp.oauth2.as_ref(),
+                required: raw.smtp.username.is_some(),
+            },
             &resolve,
         );
-        if raw.smtp.username.is_some()
-            && raw.smtp.password_file.is_none()
-            && raw.smtp.password_credential.is_none()
+        if let Some(Login::OAuth2(o)) = &smtp_login
+            && o.mechanism != Mechanism::XOAuth2
         {
             r.spanned(
+                raw.smtp
+                    .oauth2
+                    .as_ref()
+                    .and_then(|o| o.get_ref().mechanism.as_ref())
+                    .unwrap_or(&raw.smtp.host),
+                "smtp: oauth2 mechanism must be xoauth2 (what SMTP relays take)",
+            );
+        }
+        if raw.smtp.username.is_none() && smtp_login.is_some() {
+            r.spanned(
                 &raw.smtp.host,
-                "smtp has a username but neither password_file nor password_credential",
+                "smtp: a login (password or oauth2) needs a username",
             );
         }
         let smtp = SmtpConfig {
             endpoint: smtp_endpoint,
             username: raw.smtp.username.clone(),
-            password: smtp_password,
+            login: smtp_login,
             hello_name: raw
                 .smtp
                 .hello_name
@@ -635,18 +686,19 @@ impl Config {
                 m.ca_file.as_ref(),
                 &resolve,
             );
-            let password = secret(
+            let login = login(
                 &mut r,
-                m.password_file.as_ref(),
-                m.password_credential.as_ref(),
+                LoginFields {
+                    label: &format!("mailbox `{name}`"),
+                    who: &format!("mailbox {name}"),
+                    at: &m.name,
+                    password_file: m.password_file.as_ref(),
+                    password_credential: m.password_credential.as_ref(),
+                    oauth2: m.oauth2.as_ref(),
+                    required: true,
+                },
                 &resolve,
             );
-            if password.is_none() && m.password_file.is_none() && m.password_credential.is_none() {
-                r.spanned(
-                    &m.name,
-                    format!("mailbox `{name}`: set password_file or password_credential (passwords are never written in the config)"),
-                );
-            }
             let after = match m.after.get_ref().as_str() {
                 "move" => After::Move,
                 "seen" => After::Seen,
@@ -686,7 +738,7 @@ impl Config {
                 address: m.address.get_ref().to_ascii_lowercase(),
                 endpoint: ep,
                 username: m.username.clone(),
-                password: password.unwrap_or(Secret(String::new())),
+                login: login.unwrap_or(Login::Password(Secret(String::new()))),
                 folder: m.folder.clone(),
                 processed_folder: m.processed_folder.clone(),
                 quarantine_folder: m.quarantine_folder.clone(),
@@ -801,9 +853,278 @@ fn endpoint(
     }
 }
 
-/// Reads a secret from a file or from systemd's `$CREDENTIALS_DIRECTORY`.
+/// What a mailbox or `[smtp]` says about its login.
+struct LoginFields<'a> {
+    /// How check-config names it: mailbox `support`, smtp.
+    label: &'a str,
+    /// How the daemon's messages name it: mailbox support, SMTP relay host:port.
+    who: &'a str,
+    /// Where a missing login is reported.
+    at: &'a Spanned<String>,
+    password_file: Option<&'a Spanned<String>>,
+    password_credential: Option<&'a Spanned<String>>,
+    oauth2: Option<&'a Spanned<RawOAuth2>>,
+    /// Whether having no login at all is a problem.
+    required: bool,
+}
+
+/// The one way to log in: a password (from a file or a credential) or
+/// OAuth2 with complete settings; every problem reported at its line.
+fn login(
+    r: &mut Report<'_>,
+    f: LoginFields<'_>,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Option<Login> {
+    let label = f.label;
+    let has_password = f.password_file.is_some() || f.password_credential.is_some();
+    match f.oauth2 {
+        Some(o) if has_password => {
+            r.spanned(
+                o,
+                format!("{label}: set a password or oauth2, not both (one way to log in)"),
+            );
+            None
+        }
+        Some(o) => oauth2_login(r, label, f.who, o, resolve).map(Login::OAuth2),
+        None if has_password => secret(
+            r,
+            "password",
+            f.password_file,
+            f.password_credential,
+            resolve,
+        )
+        .map(Login::Password),
+        None => {
+            if f.required {
+                r.spanned(
+                    f.at,
+                    format!("{label}: set password_file or password_credential, or oauth2 (passwords are never written in the config)"),
+                );
+            }
+            None
+        }
+    }
+}
+
+/// `oauth2 = { ... }`: a token file, or a token endpoint with a complete grant.
+fn oauth2_login(
+    r: &mut Report<'_>,
+    label: &str,
+    who: &str,
+    raw: &Spanned<RawOAuth2>,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Option<OAuth2> {
+    let o = raw.get_ref();
+    let before = r.problems.len();
+    let mechanism = match &o.mechanism {
+        None => Mechanism::XOAuth2,
+        Some(m) => match m.get_ref().as_str() {
+            "xoauth2" => Mechanism::XOAuth2,
+            "oauthbearer" => Mechanism::OAuthBearer,
+            other => {
+                r.spanned(
+                    m,
+                    format!(
+                        "{label}: oauth2 mechanism `{other}` is not one of xoauth2, oauthbearer"
+                    ),
+                );
+                Mechanism::XOAuth2
+            }
+        },
+    };
+    let endpoint_keys = [
+        ("grant", o.grant.as_ref()),
+        ("client_id", o.client_id.as_ref()),
+        ("client_secret_file", o.client_secret_file.as_ref()),
+        (
+            "client_secret_credential",
+            o.client_secret_credential.as_ref(),
+        ),
+        ("refresh_token_file", o.refresh_token_file.as_ref()),
+        (
+            "refresh_token_credential",
+            o.refresh_token_credential.as_ref(),
+        ),
+        ("scope", o.scope.as_ref()),
+        ("ca_file", o.ca_file.as_ref()),
+    ];
+    let source = match (&o.token_file, &o.token_url) {
+        (Some(f), Some(_)) => {
+            r.spanned(
+                f,
+                format!("{label}: oauth2 takes token_file or token_url, not both"),
+            );
+            None
+        }
+        (None, None) => {
+            r.spanned(
+                raw,
+                format!("{label}: oauth2 needs token_file, or token_url with a grant"),
+            );
+            None
+        }
+        (Some(f), None) => {
+            for (key, value) in endpoint_keys {
+                if let Some(v) = value {
+                    r.spanned(
+                        v,
+                        format!("{label}: oauth2 {key} is for token_url; token_file needs none"),
+                    );
+                }
+            }
+            let path = resolve(f.get_ref());
+            if !path.is_file() {
+                r.spanned(
+                    f,
+                    format!(
+                        "{label}: oauth2 token_file {} does not exist",
+                        path.display()
+                    ),
+                );
+            }
+            Some(Source::File(path))
+        }
+        (None, Some(u)) => token_request(r, label, o, u, resolve).map(Source::Endpoint),
+    };
+    if r.problems.len() > before {
+        return None;
+    }
+    Some(OAuth2 {
+        mechanism,
+        tokens: Tokens::new(who.to_string(), source?),
+    })
+}
+
+/// The token endpoint, the grant and the client's credentials.
+fn token_request(
+    r: &mut Report<'_>,
+    label: &str,
+    o: &RawOAuth2,
+    u: &Spanned<String>,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Option<TokenRequest> {
+    let url = match TokenUrl::parse(u.get_ref().trim()) {
+        Ok(url) => Some(url),
+        Err(e) => {
+            r.spanned(u, format!("{label}: oauth2 token_url {e}"));
+            None
+        }
+    };
+    if let Some(url) = &url
+        && !url.https
+        && !is_loopback(&url.host)
+    {
+        r.spanned(
+            u,
+            format!("{label}: oauth2 token_url must be https:// (plain http only to loopback)"),
+        );
+    }
+    let client_id = match &o.client_id {
+        Some(c) if !c.get_ref().trim().is_empty() => Some(c.get_ref().trim().to_string()),
+        Some(c) => {
+            r.spanned(c, format!("{label}: oauth2 client_id is empty"));
+            None
+        }
+        None => {
+            r.spanned(u, format!("{label}: oauth2 with token_url needs client_id"));
+            None
+        }
+    };
+    let client_secret = secret(
+        r,
+        "client_secret",
+        o.client_secret_file.as_ref(),
+        o.client_secret_credential.as_ref(),
+        resolve,
+    );
+    let has_secret = o.client_secret_file.is_some() || o.client_secret_credential.is_some();
+    let has_refresh = o.refresh_token_file.is_some() || o.refresh_token_credential.is_some();
+    let grant = match o.grant.as_ref().map(|g| (g, g.get_ref().as_str())) {
+        None => {
+            r.spanned(
+                u,
+                format!("{label}: oauth2 with token_url needs grant = \"refresh_token\" or \"client_credentials\""),
+            );
+            None
+        }
+        Some((g, "refresh_token")) => {
+            if !has_refresh {
+                r.spanned(
+                    g,
+                    format!("{label}: oauth2 grant refresh_token needs refresh_token_file or refresh_token_credential"),
+                );
+            }
+            secret(
+                r,
+                "refresh_token",
+                o.refresh_token_file.as_ref(),
+                o.refresh_token_credential.as_ref(),
+                resolve,
+            )
+            .map(Grant::RefreshToken)
+        }
+        Some((g, "client_credentials")) => {
+            if !has_secret {
+                r.spanned(
+                    g,
+                    format!("{label}: oauth2 grant client_credentials needs client_secret_file or client_secret_credential"),
+                );
+            }
+            if o.scope.is_none() {
+                r.spanned(
+                    g,
+                    format!("{label}: oauth2 grant client_credentials needs scope (Microsoft 365: https://outlook.office365.com/.default)"),
+                );
+            }
+            if let Some(t) = o
+                .refresh_token_file
+                .as_ref()
+                .or(o.refresh_token_credential.as_ref())
+            {
+                r.spanned(
+                    t,
+                    format!("{label}: oauth2 grant client_credentials uses no refresh token"),
+                );
+            }
+            Some(Grant::ClientCredentials)
+        }
+        Some((g, other)) => {
+            r.spanned(
+                g,
+                format!("{label}: oauth2 grant `{other}` is not one of refresh_token, client_credentials"),
+            );
+            None
+        }
+    };
+    let ca_file = o.ca_file.as_ref().map(|c| {
+        let p = resolve(c.get_ref());
+        if !p.is_file() {
+            r.spanned(
+                c,
+                format!("{label}: oauth2 ca_file {} does not exist", p.display()),
+            );
+        }
+        p
+    });
+    Some(TokenRequest {
+        url: url?,
+        grant: grant?,
+        client_id: client_id?,
+        client_secret,
+        scope: o
+            .scope
+            .as_ref()
+            .map(|s| s.get_ref().trim().to_string())
+            .filter(|s| !s.is_empty()),
+        ca_file,
+    })
+}
+
+/// Reads a secret (`key`: password, client_secret, refresh_token) from
+/// `KEY_file` or from systemd's `$CREDENTIALS_DIRECTORY` (`KEY_credential`).
 fn secret(
     r: &mut Report<'_>,
+    key: &str,
     file: Option<&Spanned<String>>,
     credential: Option<&Spanned<String>>,
     resolve: &dyn Fn(&str) -> PathBuf,
@@ -815,20 +1136,23 @@ fn secret(
                 r.spanned(
                     c,
                     format!(
-                        "password_credential `{}` needs $CREDENTIALS_DIRECTORY (set by systemd LoadCredential=)",
+                        "{key}_credential `{}` needs $CREDENTIALS_DIRECTORY (set by systemd LoadCredential=)",
                         c.get_ref()
                     ),
                 );
                 return None;
             };
             if c.get_ref().contains('/') {
-                r.spanned(c, "password_credential is a credential name, not a path");
+                r.spanned(
+                    c,
+                    format!("{key}_credential is a credential name, not a path"),
+                );
                 return None;
             }
             (Path::new(&dir).join(c.get_ref()), c)
         }
         (Some(f), Some(_)) => {
-            r.spanned(f, "set password_file or password_credential, not both");
+            r.spanned(f, format!("set {key}_file or {key}_credential, not both"));
             return None;
         }
         (None, None) => return None,

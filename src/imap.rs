@@ -1,10 +1,13 @@
 //! Mailbox watchers: one task per mailbox, IDLE or polling, fetching new mail by UID and acknowledging it only after the commit.
 
 use crate::backoff;
-use crate::config::{After, MailboxConfig, Tls};
+use crate::clock::Clock;
+use crate::config::{After, Login, MailboxConfig, Tls};
 use crate::intake::{Fetched, Ingested, ReadAhead};
 use crate::model::Outcome;
 use crate::net::{self, Stream};
+use crate::oauth::{Mechanism, OAuth2, TokenError};
+use crate::secret::Secret;
 use crate::shared::Shared;
 use anyhow::{Context, Result, anyhow};
 use async_imap::Session;
@@ -22,6 +25,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Messages stored per transaction: a batch is committed in slices of this
 /// many, so that the outbox gets the store between them.
 const COMMIT_SLICE: usize = 50;
+/// How long a watcher waits after a refusal (login, token, certificate).
+const REFUSED_RETRY: Duration = Duration::from_secs(300);
 /// IMAP servers may drop an IDLE after 30 minutes; renew well before.
 const MAX_IDLE: Duration = Duration::from_secs(25 * 60);
 
@@ -34,43 +39,154 @@ pub enum WatchError {
         user: String,
         detail: String,
     },
+    /// No access token: the endpoint refused (retried slowly, like a
+    /// refused login) or could not be reached (retried like a lost
+    /// connection).
+    #[error(transparent)]
+    Token(#[from] TokenError),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
 
+type Client = async_imap::Client<Box<dyn Stream>>;
+
 /// Connects and logs in to `m`.
-pub async fn connect(m: &MailboxConfig) -> Result<ImapSession, WatchError> {
+pub async fn connect(m: &MailboxConfig, clock: &dyn Clock) -> Result<ImapSession, WatchError> {
     let ep = &m.endpoint;
+    let who = format!("mailbox {}", m.name);
+    let peer = net::Peer {
+        who: &who,
+        host: &ep.host,
+        port: ep.port,
+        ca_file: ep.ca_file.as_deref(),
+    };
     let tcp = net::tcp(&ep.host, ep.port, CONNECT_TIMEOUT).await?;
     let stream: Box<dyn Stream> = match ep.tls {
         Tls::None => Box::new(tcp),
-        Tls::Implicit => Box::new(net::tls(ep, tcp, CONNECT_TIMEOUT).await?),
+        Tls::Implicit => Box::new(net::tls(peer, tcp, CONNECT_TIMEOUT).await?),
         Tls::StartTls => {
             let mut c = async_imap::Client::new(tcp);
             greeting(&mut c).await?;
             c.run_command_and_check_ok("STARTTLS", None)
                 .await
-                .context("STARTTLS refused")?;
-            Box::new(net::tls(ep, c.into_inner(), CONNECT_TIMEOUT).await?)
+                .with_context(|| format!("{who}: STARTTLS refused by {}:{}", ep.host, ep.port))?;
+            Box::new(net::tls(peer, c.into_inner(), CONNECT_TIMEOUT).await?)
         }
     };
     let mut client = async_imap::Client::new(stream);
     if ep.tls != Tls::StartTls {
         greeting(&mut client).await?;
     }
-    let login = tokio::time::timeout(CONNECT_TIMEOUT, client.login(&m.username, &m.password.0))
+    let refused = |detail: String| WatchError::Auth {
+        mailbox: m.name.clone(),
+        user: m.username.clone(),
+        detail,
+    };
+    let o = match &m.login {
+        Login::Password(password) => {
+            let login = timed(ep, client.login(&m.username, &password.0)).await?;
+            return login.map_err(|(e, _)| match e {
+                async_imap::error::Error::No(detail) | async_imap::error::Error::Bad(detail) => {
+                    refused(server_text(&detail))
+                }
+                other => WatchError::Other(anyhow!(other).context("login failed")),
+            });
+        }
+        Login::OAuth2(o) => o,
+    };
+    let token = o.tokens.get(clock.monotonic()).await?;
+    let client = match authenticate(client, m, o, &token).await? {
+        Ok(session) => return Ok(session),
+        Err((detail, client)) => {
+            // Expired or revoked before its time: one new token, one more try.
+            info!("access token refused ({detail}): getting a new one");
+            client
+        }
+    };
+    let token = o.tokens.renew(&token, clock.monotonic()).await?;
+    match authenticate(client, m, o, &token).await? {
+        Ok(session) => Ok(session),
+        Err((detail, _)) => Err(refused(format!("{detail} (with a new access token too)"))),
+    }
+}
+
+async fn timed<T>(
+    ep: &crate::config::Endpoint,
+    f: impl std::future::Future<Output = T>,
+) -> Result<T, WatchError> {
+    tokio::time::timeout(CONNECT_TIMEOUT, f)
         .await
-        .map_err(|_| anyhow!("login to {}:{} timed out", ep.host, ep.port))?;
-    login.map_err(|(e, _)| match e {
-        async_imap::error::Error::No(detail) | async_imap::error::Error::Bad(detail) => {
-            WatchError::Auth {
-                mailbox: m.name.clone(),
-                user: m.username.clone(),
-                detail,
+        .map_err(|_| WatchError::Other(anyhow!("login to {}:{} timed out", ep.host, ep.port)))
+}
+
+/// SASL with an access token: the session, or the server's refusal (its NO
+/// text and error challenge) with the client to try again on.
+async fn authenticate(
+    client: Client,
+    m: &MailboxConfig,
+    o: &OAuth2,
+    token: &Secret,
+) -> Result<Result<ImapSession, (String, Client)>, WatchError> {
+    let ep = &m.endpoint;
+    let mut challenge = None;
+    let sasl = Sasl {
+        first: Some(
+            o.mechanism
+                .initial_response(&m.username, &ep.host, ep.port, token),
+        ),
+        mechanism: o.mechanism,
+        challenge: &mut challenge,
+    };
+    let r = timed(ep, client.authenticate(o.mechanism.name(), sasl)).await?;
+    match r {
+        Ok(session) => Ok(Ok(session)),
+        Err((
+            async_imap::error::Error::No(detail) | async_imap::error::Error::Bad(detail),
+            client,
+        )) => {
+            let detail = match challenge {
+                Some(c) => format!("{} {}", server_text(&detail), c.trim()),
+                None => server_text(&detail),
+            };
+            Ok(Err((format!("{}: {detail}", o.mechanism.name()), client)))
+        }
+        Err((other, _)) => Err(WatchError::Other(
+            anyhow!(other).context(format!("{} login failed", o.mechanism.name())),
+        )),
+    }
+}
+
+/// The client side of XOAUTH2 / OAUTHBEARER: the initial response, then, if
+/// the server answers with an error challenge, the reply that ends it.
+struct Sasl<'a> {
+    first: Option<Vec<u8>>,
+    mechanism: Mechanism,
+    challenge: &'a mut Option<String>,
+}
+
+impl async_imap::Authenticator for Sasl<'_> {
+    type Response = Vec<u8>;
+
+    fn process(&mut self, challenge: &[u8]) -> Vec<u8> {
+        match self.first.take() {
+            Some(first) => first,
+            None => {
+                // The server's error (JSON: status, scope) says why.
+                *self.challenge = Some(String::from_utf8_lossy(challenge).into_owned());
+                self.mechanism.abort_response().to_vec()
             }
         }
-        other => WatchError::Other(anyhow!(other).context("login failed")),
-    })
+    }
+}
+
+/// The server's text in async-imap's NO/BAD detail (`code: .., info:
+/// Some("[AUTHENTICATIONFAILED] Authentication failed.")`).
+fn server_text(detail: &str) -> String {
+    detail
+        .split_once("info: Some(\"")
+        .and_then(|(_, rest)| rest.rsplit_once("\")"))
+        .map(|(text, _)| text.replace("\\\"", "\""))
+        .unwrap_or_else(|| detail.to_string())
 }
 
 async fn greeting<T: Stream>(c: &mut async_imap::Client<T>) -> Result<()> {
@@ -100,22 +216,27 @@ pub async fn watch(
             match session(&shared, &m, &cancel, once, &mut failures).await {
                 Ok(()) => return Ok(()),
                 Err(e) => {
-                    let (delay, auth) = match &e {
-                        WatchError::Auth { .. } => (Duration::from_secs(300), true),
-                        WatchError::Other(_) => (
-                            backoff::delay(
-                                failures,
-                                Duration::from_secs(1),
-                                Duration::from_secs(300),
-                            ),
-                            false,
-                        ),
+                    // Refused: a login, a token refresh or the server's
+                    // certificate. Each is one error, retried slowly.
+                    let refused = match &e {
+                        WatchError::Auth { .. } => true,
+                        WatchError::Token(t) => t.refused,
+                        WatchError::Other(e) => {
+                            e.downcast_ref::<net::CertificateRefused>().is_some()
+                        }
+                    };
+                    let delay = if refused {
+                        REFUSED_RETRY
+                    } else {
+                        backoff::delay(failures, Duration::from_secs(1), REFUSED_RETRY)
                     };
                     if once {
                         return Err(anyhow!("{e:#}"));
                     }
-                    if auth {
+                    if refused {
                         error!(retry_in_s = delay.as_secs(), "{e:#}");
+                    } else if let WatchError::Token(e) = &e {
+                        warn!(retry_in_ms = delay.as_millis() as u64, "{e}");
                     } else {
                         warn!(
                             retry_in_ms = delay.as_millis() as u64,
@@ -142,7 +263,7 @@ async fn session(
     once: bool,
     failures: &mut u32,
 ) -> Result<(), WatchError> {
-    let mut s = connect(m).await?;
+    let mut s = connect(m, &*shared.clock).await?;
     let caps = s.capabilities().await.context("CAPABILITY")?;
     let can_idle = caps.has_str("IDLE");
     let can_move = caps.has_str("MOVE");

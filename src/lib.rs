@@ -11,6 +11,8 @@
 //! - [`decide`]: the pure decision; [`intake`] glues reading, deciding and [`store`].
 //! - [`templates`], [`compose`]: replies as rendered bytes, queued in the [`store`] outbox.
 //! - [`outbox`]: sends queued mail over SMTP; [`scheduler`]: fires due timers (escalations, SLA, RMA, reminders).
+//! - [`net`]: TCP and the one TLS configuration; [`oauth`]: OAuth2 access tokens for the logins;
+//!   [`secret`]: passwords and tokens that never print.
 //! - [`actions`]: staff actions from the shell (RMA steps, answers, notes), one transaction each.
 //! - [`daemon`]: supervises the tasks ([`shared`]: what they share); [`explain`] shows a decision
 //!   without acting on it.
@@ -34,12 +36,14 @@ pub mod imap;
 pub mod intake;
 pub mod model;
 pub mod net;
+pub mod oauth;
 pub mod outbox;
 pub mod pack;
 pub mod parse;
 pub mod policy;
 pub mod reply_text;
 pub mod scheduler;
+pub mod secret;
 pub mod shared;
 pub mod store;
 pub mod templates;

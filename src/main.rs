@@ -249,7 +249,10 @@ fn open_db(path: &std::path::Path) -> Result<Store> {
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+        // async-imap's trace lines are the wire, LOGIN and AUTHENTICATE
+        // (passwords, tokens) included: never shown, whatever RUST_LOG says.
+        .add_directive("async_imap=off".parse().expect("a valid directive"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -1,21 +1,26 @@
 //! The outbox worker: sends queued mail over a few reused SMTP connections, records each mail sent right after its 250, retries 4xx, drops and unreachable servers within a queue lifetime, records 5xx.
 
 use crate::backoff;
-use crate::config::{SmtpConfig, Tls};
+use crate::clock::{Clock, SharedClock};
+use crate::config::{Login, SmtpConfig, Tls};
 use crate::model::NewMail;
 use crate::net;
+use crate::oauth;
+use crate::secret::Secret;
 use crate::shared::Shared;
 use crate::store::OutboxRow;
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow, bail};
+use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream};
 use lettre::transport::smtp::extension::ClientId;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, info_span, warn};
 
@@ -53,53 +58,259 @@ impl SendError {
     }
 }
 
-/// Opens an SMTP connection the way the config says, with Nagle off.
-pub async fn connect(cfg: &SmtpConfig) -> Result<AsyncSmtpConnection> {
+/// Opens an SMTP connection the way the config says, with Nagle off, and
+/// logs in. With OAuth2, a refused token is renewed once and the login
+/// tried again.
+pub async fn connect(cfg: &SmtpConfig, clock: &dyn Clock) -> Result<AsyncSmtpConnection> {
+    let who = format!("SMTP relay {}:{}", cfg.endpoint.host, cfg.endpoint.port);
+    let (user, login) = match (&cfg.username, &cfg.login) {
+        (Some(user), Some(login)) => (user, login),
+        _ => return open(cfg, &who).await,
+    };
+    let o = match login {
+        Login::Password(password) => {
+            let mut conn = open(cfg, &who).await?;
+            let credentials = Credentials::new(user.clone(), password.0.clone());
+            timed(
+                cfg,
+                &who,
+                conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials),
+            )
+            .await?
+            .with_context(|| format!("{who}: login as {user}"))?;
+            return Ok(conn);
+        }
+        Login::OAuth2(o) => o,
+    };
+    let token = o.tokens.get(clock.monotonic()).await?;
+    let mut conn = open(cfg, &who).await?;
+    if !conn
+        .server_info()
+        .supports_auth_mechanism(Mechanism::Xoauth2)
+    {
+        bail!("{who}: the relay does not offer AUTH XOAUTH2");
+    }
+    match timed(cfg, &who, xoauth2(&mut conn, user, &token)).await? {
+        Ok(()) => return Ok(conn),
+        // Expired or revoked before its time: one new token, one more try.
+        Err(e) if e.is_permanent() => info!("{who}: access token refused ({e}): getting a new one"),
+        Err(e) => return Err(anyhow!(e).context(format!("{who}: XOAUTH2 login as {user}"))),
+    }
+    let token = o.tokens.renew(&token, clock.monotonic()).await?;
+    timed(cfg, &who, xoauth2(&mut conn, user, &token))
+        .await?
+        .with_context(|| {
+            format!("{who}: the XOAUTH2 login as {user} was refused, with a new access token too")
+        })?;
+    Ok(conn)
+}
+
+/// A login step within the configured timeout (lettre's covers only the connect).
+async fn timed<T>(
+    cfg: &SmtpConfig,
+    who: &str,
+    f: impl std::future::Future<Output = T>,
+) -> Result<T> {
+    tokio::time::timeout(cfg.timeout, f)
+        .await
+        .map_err(|_| anyhow!("{who}: the login timed out"))
+}
+
+/// `AUTH XOAUTH2` with the initial response. lettre's own gives up at the
+/// error challenge a server sends before its refusal (a JSON status) and
+/// leaves the exchange open, so it is driven here: the challenge is
+/// answered with an empty line and the refusal comes back as its 5xx; the
+/// connection can log in again.
+async fn xoauth2(
+    conn: &mut AsyncSmtpConnection,
+    user: &str,
+    token: &Secret,
+) -> Result<(), lettre::transport::smtp::Error> {
+    let first = base64::engine::general_purpose::STANDARD
+        .encode(oauth::Mechanism::XOAuth2.initial_response(user, "", 0, token));
+    let r = conn
+        .command(SmtpLine(format!("AUTH XOAUTH2 {first}")))
+        .await?;
+    if r.has_code(334) {
+        conn.command(SmtpLine(String::new())).await?;
+    }
+    Ok(())
+}
+
+/// One command line as it is (with its CRLF).
+struct SmtpLine(String);
+
+impl std::fmt::Display for SmtpLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}\r\n", self.0)
+    }
+}
+
+/// The SMTP session up to the login: TCP, TLS (implicit, or STARTTLS
+/// negotiated here so that it uses `net`'s TLS like every connection), EHLO.
+async fn open(cfg: &SmtpConfig, who: &str) -> Result<AsyncSmtpConnection> {
     let ep = &cfg.endpoint;
     let hello = ClientId::Domain(cfg.hello_name.clone());
-    let tcp = net::tcp(&ep.host, ep.port, cfg.timeout).await?;
-    let mut conn = match ep.tls {
-        Tls::Implicit => {
-            let tls = net::tls(ep, tcp, cfg.timeout).await?;
-            AsyncSmtpConnection::connect_with_transport(Box::new(tls), &hello).await?
-        }
-        Tls::None | Tls::StartTls => tokio::time::timeout(
-            cfg.timeout,
-            AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &hello),
-        )
-        .await
-        .context("SMTP greeting timed out")??,
+    let peer = net::Peer {
+        who,
+        host: &ep.host,
+        port: ep.port,
+        ca_file: ep.ca_file.as_deref(),
     };
-    if ep.tls == Tls::StartTls {
-        let mut b = TlsParameters::builder(ep.host.clone());
-        if let Some(ca) = &ep.ca_file {
-            let pem = std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?;
-            b = b.add_root_certificate(Certificate::from_pem(&pem)?);
+    let mut tcp = net::tcp(&ep.host, ep.port, cfg.timeout).await?;
+    let stream: Box<dyn AsyncTokioStream> = match ep.tls {
+        Tls::None => Box::new(tcp),
+        Tls::Implicit => Box::new(net::tls(peer, tcp, cfg.timeout).await?),
+        Tls::StartTls => {
+            let greeting = tokio::time::timeout(cfg.timeout, starttls(&mut tcp, &cfg.hello_name))
+                .await
+                .with_context(|| format!("{who}: STARTTLS timed out"))?
+                .with_context(|| format!("{who}: STARTTLS"))?;
+            let tls = net::tls(peer, tcp, cfg.timeout).await?;
+            Box::new(Greeted {
+                greeting,
+                read: 0,
+                inner: tls,
+            })
         }
-        conn.starttls(b.build_rustls()?, &hello)
-            .await
-            .context("STARTTLS")?;
+    };
+    tokio::time::timeout(
+        cfg.timeout,
+        AsyncSmtpConnection::connect_with_transport(stream, &hello),
+    )
+    .await
+    .with_context(|| format!("{who}: SMTP greeting timed out"))?
+    .with_context(|| format!("{who}: SMTP session"))
+}
+
+/// RFC 3207 on the plain connection: greeting, EHLO, STARTTLS, 220. Returns
+/// the greeting, which the server does not repeat after the handshake.
+async fn starttls(tcp: &mut tokio::net::TcpStream, hello: &str) -> Result<Vec<u8>> {
+    let mut r = tokio::io::BufReader::new(tcp);
+    let (code, greeting) = smtp_reply(&mut r).await?;
+    if code != 220 {
+        bail!("greeted with {}", String::from_utf8_lossy(&greeting).trim());
     }
-    if let (Some(user), Some(pass)) = (&cfg.username, &cfg.password) {
-        conn.auth(
-            &[Mechanism::Plain, Mechanism::Login],
-            &Credentials::new(user.clone(), pass.0.clone()),
-        )
-        .await
-        .context("SMTP authentication")?;
+    r.get_mut()
+        .write_all(format!("EHLO {hello}\r\n").as_bytes())
+        .await?;
+    let (code, ehlo) = smtp_reply(&mut r).await?;
+    let offers = String::from_utf8_lossy(&ehlo).lines().any(|l| {
+        l.get(4..)
+            .is_some_and(|k| k.trim().eq_ignore_ascii_case("STARTTLS"))
+    });
+    if code != 250 || !offers {
+        bail!("the relay does not offer STARTTLS");
     }
-    Ok(conn)
+    r.get_mut().write_all(b"STARTTLS\r\n").await?;
+    let (code, answer) = smtp_reply(&mut r).await?;
+    if code != 220 {
+        bail!("refused: {}", String::from_utf8_lossy(&answer).trim());
+    }
+    // Nothing may come before the handshake (RFC 3207 section 4.2).
+    if !r.buffer().is_empty() {
+        bail!("the relay sent data after its 220, before the TLS handshake");
+    }
+    Ok(greeting)
+}
+
+/// One SMTP reply, every line of it, and its code.
+async fn smtp_reply<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> Result<(u16, Vec<u8>)> {
+    let mut all = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        let n = (&mut *r).take(4096).read_until(b'\n', &mut line).await?;
+        if n == 0 {
+            bail!("the connection closed");
+        }
+        all.extend_from_slice(&line);
+        let code = std::str::from_utf8(line.get(..3).unwrap_or_default())
+            .ok()
+            .and_then(|c| c.parse::<u16>().ok())
+            .ok_or_else(|| {
+                anyhow!(
+                    "not an SMTP reply: {}",
+                    String::from_utf8_lossy(&line).trim()
+                )
+            })?;
+        if line.get(3) != Some(&b'-') {
+            return Ok((code, all));
+        }
+        if all.len() > 64 * 1024 {
+            bail!("an SMTP reply longer than 64 KiB");
+        }
+    }
+}
+
+/// The TLS stream after STARTTLS, serving the server's greeting first: lettre
+/// starts every session by reading one.
+#[derive(Debug)]
+struct Greeted {
+    greeting: Vec<u8>,
+    read: usize,
+    inner: net::TlsStream,
+}
+
+impl tokio::io::AsyncRead for Greeted {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let me = &mut *self;
+        if me.read < me.greeting.len() {
+            let rest = &me.greeting[me.read..];
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(&rest[..n]);
+            me.read += n;
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut me.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Greeted {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl AsyncTokioStream for Greeted {
+    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.inner.peer_addr()
+    }
 }
 
 /// One SMTP connection, opened when needed and reused while it lives.
 pub struct Sender {
     cfg: SmtpConfig,
+    clock: SharedClock,
     conn: Option<AsyncSmtpConnection>,
 }
 
 impl Sender {
-    pub fn new(cfg: SmtpConfig) -> Sender {
-        Sender { cfg, conn: None }
+    pub fn new(cfg: SmtpConfig, clock: SharedClock) -> Sender {
+        Sender {
+            cfg,
+            clock,
+            conn: None,
+        }
     }
 
     pub async fn send(&mut self, row: &OutboxRow) -> Result<(), SendError> {
@@ -155,7 +366,7 @@ impl Sender {
             self.conn = None;
         }
         if self.conn.is_none() {
-            let c = connect(&self.cfg)
+            let c = connect(&self.cfg, &*self.clock)
                 .await
                 .map_err(|e| SendError::NoConnection(format!("{e:#}")))?;
             self.conn = Some(c);
@@ -176,7 +387,7 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken, once: bool) -> 
     let span = info_span!("outbox");
     async move {
         let mut senders: Vec<Sender> = (0..CONNECTIONS)
-            .map(|_| Sender::new(shared.smtp.clone()))
+            .map(|_| Sender::new(shared.smtp.clone(), shared.clock.clone()))
             .collect();
         replay_sent_journal(&shared).await?;
         let drain_for = chrono::Duration::seconds(60);

@@ -580,6 +580,129 @@ fn explain_with_contracts_shows_the_policy_of_a_known_customer() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.csv:1:"));
 }
 
+/// The 1-based line of the first line containing `needle`.
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no `{needle}` in the text"))
+        + 1
+}
+
+#[test]
+fn check_config_wants_one_way_to_log_in_and_complete_oauth2_settings() {
+    let d = temp();
+    std::fs::write(d.path().join("pw"), "secret\n").unwrap();
+    let smtp_oauth2 = r#"oauth2 = { token_url = "http://login.example.com/token", grant = "client_credentials" }"#;
+    let both = r#"oauth2 = { token_file = "pw" }"#;
+    let incomplete = r#"oauth2 = { mechanism = "xoauth3", token_url = "https://login.example.com/t/oauth2/v2.0/token", client_id = "abc", grant = "refresh_token" }"#;
+    let mut text = config_text(d.path(), "ixsystems")
+        .replacen(
+            "port = 2525\ntls = \"none\"\n",
+            &format!(
+                "port = 2525\ntls = \"none\"\nusername = \"support@vendor.test\"\n{smtp_oauth2}\n"
+            ),
+            1,
+        )
+        .replace(
+            "password_file = \"pw\"\n",
+            &format!("password_file = \"pw\"\n{both}\n"),
+        );
+    for (name, login) in [("rma", incomplete), ("qa", "")] {
+        text.push_str(&format!(
+            "\n[[mailbox]]\nname = \"{name}\"\nrole = \"rma\"\naddress = \"support@vendor.test\"\nhost = \"127.0.0.1\"\nport = 1143\ntls = \"none\"\nusername = \"{name}@vendor.test\"\n{login}\n"
+        ));
+    }
+    let path = d.path().join("oauth2.toml");
+    std::fs::write(&path, &text).unwrap();
+    let out = ticketd(&["check-config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let p = path.display();
+    let smtp = line_of(&text, smtp_oauth2);
+    let rma = line_of(&text, incomplete);
+    for expected in [
+        format!(
+            "{p}:{smtp}: smtp: oauth2 token_url must be https:// (plain http only to loopback)"
+        ),
+        format!("{p}:{smtp}: smtp: oauth2 with token_url needs client_id"),
+        format!(
+            "{p}:{smtp}: smtp: oauth2 grant client_credentials needs client_secret_file or client_secret_credential"
+        ),
+        format!(
+            "{p}:{smtp}: smtp: oauth2 grant client_credentials needs scope (Microsoft 365: https://outlook.office365.com/.default)"
+        ),
+        format!(
+            "{p}:{}: mailbox `support`: set a password or oauth2, not both (one way to log in)",
+            line_of(&text, both)
+        ),
+        format!(
+            "{p}:{rma}: mailbox `rma`: oauth2 mechanism `xoauth3` is not one of xoauth2, oauthbearer"
+        ),
+        format!(
+            "{p}:{rma}: mailbox `rma`: oauth2 grant refresh_token needs refresh_token_file or refresh_token_credential"
+        ),
+        format!(
+            "{p}:{}: mailbox `qa`: set password_file or password_credential, or oauth2",
+            line_of(&text, "name = \"qa\"")
+        ),
+    ] {
+        assert!(err.contains(&expected), "missing `{expected}` in:\n{err}");
+    }
+}
+
+/// The Microsoft 365 and Gmail examples at the end of config/ticketd.toml,
+/// uncommented: its `[smtp]` and `[[mailbox]]` blocks.
+fn preset(provider: &str) -> String {
+    let shipped = std::fs::read_to_string(repo().join("config/ticketd.toml")).unwrap();
+    let section = shipped
+        .split("# ----")
+        .find(|s| s.contains(&format!("# {provider}")))
+        .unwrap_or_else(|| panic!("no {provider} example"));
+    let from = section.find("# [smtp]").expect("an [smtp] example");
+    section[from..]
+        .lines()
+        .take_while(|l| {
+            !l.starts_with("# ") || !l[2..].starts_with(|c: char| c.is_ascii_uppercase())
+        })
+        .filter_map(|l| l.strip_prefix("# "))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+#[test]
+fn check_config_accepts_the_microsoft_365_and_gmail_examples() {
+    let d = temp();
+    for name in [
+        "m365-client-secret",
+        "gmail-client-secret",
+        "gmail-refresh-token",
+    ] {
+        std::fs::write(d.path().join(name), "from the provider\n").unwrap();
+    }
+    for (provider, address) in [
+        ("Microsoft 365", "support@contoso.com"),
+        ("Gmail", "support@example.com"),
+    ] {
+        let blocks = preset(provider);
+        assert!(blocks.contains("oauth2 = {"), "{blocks}");
+        let base = config_text(d.path(), "ixsystems");
+        let head = &base[..base.find("[smtp]").unwrap()];
+        let text = format!("{}\n{blocks}", head.replace("support@vendor.test", address));
+        let path = d.path().join("preset.toml");
+        std::fs::write(&path, &text).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_ticketd"))
+            .args(["check-config", path.to_str().unwrap()])
+            .env("CREDENTIALS_DIRECTORY", d.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{provider}:\n{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 #[test]
 fn ix_05_explain_shows_the_rma_code_a_replacement_request_would_get_and_its_ix_06_timers() {
     let d = temp();

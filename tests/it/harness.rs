@@ -1,9 +1,13 @@
-//! Test harness: private Dovecot, Postfix and smtp-sink on loopback (via scripts/mailstack), and helpers to drive them.
+//! Test harness: private Dovecot, Postfix and smtp-sink on loopback (via scripts/mailstack), with OAuth2 and TLS when asked, a test CA, a token endpoint, and helpers to drive them.
 
 use async_imap::Session;
+use base64::Engine as _;
 use futures_util::TryStreamExt;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use ticketd::config::Config;
 use tokio::net::TcpStream;
@@ -15,8 +19,13 @@ pub fn repo() -> PathBuf {
 }
 
 fn mailstack(args: &[&str]) {
+    mailstack_with(args, &[]);
+}
+
+fn mailstack_with(args: &[&str], env: &[(&str, String)]) {
     let out = Command::new(repo().join("scripts/mailstack"))
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .unwrap_or_else(|e| panic!("cannot run scripts/mailstack: {e}; {SETUP_HINT}"));
     assert!(
@@ -38,10 +47,16 @@ fn require(binary: &str) {
 const POLL: Duration = Duration::from_millis(20);
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    free_ports::<1>()[0]
+}
+
+/// `N` different free loopback ports (all held until each is chosen, so
+/// none is handed out twice).
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<std::net::TcpListener> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port"))
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().expect("a bound port").port())
 }
 
 /// Waits for `cond` to hold, polling, failing after `deadline`.
@@ -92,6 +107,12 @@ pub struct MailStack {
     pub imap_port: u16,
     pub lmtp_port: u16,
     pub smtp_port: u16,
+    /// Implicit TLS (with `Options::tls`).
+    pub imaps_port: u16,
+    pub smtps_port: u16,
+    /// The HMAC key Dovecot checks tokens with (with `Options::oauth2`).
+    pub oauth2_key: Vec<u8>,
+    env: Vec<(&'static str, String)>,
 }
 
 #[derive(Default)]
@@ -101,6 +122,13 @@ pub struct Options {
     pub postfix: bool,
     /// smtp-sink fault flags, e.g. `["-r", "MAIL"]`.
     pub sink_flags: Vec<String>,
+    /// Dovecot also takes XOAUTH2 and OAUTHBEARER with JWTs signed by the
+    /// stack's key ([`MailStack::jwt`]), and Postfix relays only for clients
+    /// that logged in through Dovecot's SASL socket.
+    pub oauth2: bool,
+    /// Both servers offer STARTTLS with this certificate, and implicit TLS
+    /// on `imaps_port` and `smtps_port`.
+    pub tls: Option<ServerCert>,
 }
 
 impl MailStack {
@@ -114,26 +142,44 @@ impl MailStack {
         require("smtp-sink");
         let base = std::env::temp_dir();
         let dir = tempdir_in(&base);
-        let s = MailStack {
+        let [imap_port, lmtp_port, smtp_port, imaps_port, smtps_port] = free_ports();
+        let mut s = MailStack {
             dir,
-            imap_port: free_port(),
-            lmtp_port: free_port(),
-            smtp_port: free_port(),
+            imap_port,
+            lmtp_port,
+            smtp_port,
+            imaps_port,
+            smtps_port,
+            oauth2_key: (0..32).map(|_| fastrand::u8(..)).collect(),
+            env: Vec::new(),
         };
-        mailstack(&[
-            "dovecot",
-            s.d(),
-            &s.imap_port.to_string(),
-            &s.lmtp_port.to_string(),
-        ]);
+        if opts.oauth2 {
+            let key = base64::engine::general_purpose::STANDARD.encode(&s.oauth2_key);
+            s.env.push(("MAILSTACK_OAUTH2_KEY", key));
+        }
+        if let Some(cert) = &opts.tls {
+            let (c, k) = (s.dir.join("server-cert.pem"), s.dir.join("server-key.pem"));
+            std::fs::write(&c, &cert.cert_pem).unwrap();
+            std::fs::write(&k, &cert.key_pem).unwrap();
+            s.env.push(("MAILSTACK_TLS_CERT", c.display().to_string()));
+            s.env.push(("MAILSTACK_TLS_KEY", k.display().to_string()));
+            s.env
+                .push(("MAILSTACK_IMAPS_PORT", s.imaps_port.to_string()));
+            s.env
+                .push(("MAILSTACK_SMTPS_PORT", s.smtps_port.to_string()));
+        }
+        mailstack_with(
+            &[
+                "dovecot",
+                s.d(),
+                &s.imap_port.to_string(),
+                &s.lmtp_port.to_string(),
+            ],
+            &s.env,
+        );
         if opts.postfix {
             require("master");
-            mailstack(&[
-                "postfix",
-                s.d(),
-                &s.smtp_port.to_string(),
-                &s.lmtp_port.to_string(),
-            ]);
+            s.start_postfix();
         } else {
             s.start_sink(&opts.sink_flags);
         }
@@ -142,6 +188,31 @@ impl MailStack {
 
     fn d(&self) -> &str {
         self.dir.to_str().expect("utf-8 temp dir")
+    }
+
+    /// Starts (or, after [`MailStack::stop_postfix`], restarts) Postfix on
+    /// the same ports.
+    pub fn start_postfix(&self) {
+        mailstack_with(
+            &[
+                "postfix",
+                self.d(),
+                &self.smtp_port.to_string(),
+                &self.lmtp_port.to_string(),
+            ],
+            &self.env,
+        );
+    }
+
+    /// Stops Postfix: its clients' connections drop.
+    pub fn stop_postfix(&self) {
+        mailstack(&["stop", self.d(), "postfix"]);
+    }
+
+    /// A token Dovecot takes for `user` (HS256 with the stack's key, as a
+    /// provider's JWT), valid for `secs` seconds from now.
+    pub fn jwt(&self, user: &str, secs: i64) -> String {
+        jwt(&self.oauth2_key, user, secs)
     }
 
     pub fn start_sink(&self, flags: &[String]) {
@@ -322,6 +393,17 @@ pub struct ConfigText {
     pub max_attempts: u32,
     pub timeout_secs: u64,
     pub idle: bool,
+    /// The servers' host name (`localhost` for TLS: the certificates name it).
+    pub host: String,
+    /// `tls` of the mailboxes and of `[smtp]`: none, starttls, implicit.
+    pub imap_tls: String,
+    pub smtp_tls: String,
+    /// `ca_file` of the mailboxes and of `[smtp]`.
+    pub ca_file: Option<PathBuf>,
+    /// A mailbox's login lines instead of its `password_file`, by name.
+    pub logins: Vec<(&'static str, String)>,
+    /// Lines added to `[smtp]` (a username and its login).
+    pub smtp_login: String,
     /// TOML appended after the generated config.
     pub extra: String,
     /// `[staff] sla_notices`: off by default here, since most tests' mail is
@@ -346,6 +428,12 @@ impl ConfigText {
             max_attempts: 20,
             timeout_secs: 10,
             idle: true,
+            host: "127.0.0.1".into(),
+            imap_tls: "none".into(),
+            smtp_tls: "none".into(),
+            ca_file: None,
+            logins: Vec::new(),
+            smtp_login: String::new(),
             extra: String::new(),
             sla_notices: false,
         }
@@ -377,12 +465,13 @@ sla_notices = {sla_notices}
 max_message_bytes = {max}
 
 [smtp]
-host = "127.0.0.1"
+host = "{host}"
 port = {smtp}
-tls = "none"
+tls = "{smtp_tls}"
 retry_base_ms = {retry}
 max_attempts = {attempts}
 timeout_secs = {timeout}
+{ca}{smtp_login}
 "#,
             dir = self.dir.display(),
             repo = repo.display(),
@@ -392,26 +481,40 @@ timeout_secs = {timeout}
             retry = self.retry_base_ms,
             attempts = self.max_attempts,
             timeout = self.timeout_secs,
+            host = self.host,
+            smtp_tls = self.smtp_tls,
+            ca = self.ca_line(),
+            smtp_login = self.smtp_login,
             sla_notices = self.sla_notices,
         );
         for (name, role) in &self.mailboxes {
+            let login = self
+                .logins
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, l)| l.clone())
+                .unwrap_or_else(|| {
+                    format!("password_file = \"{}/imap-password\"", self.dir.display())
+                });
             t.push_str(&format!(
                 r#"
 [[mailbox]]
 name = "{name}"
 role = "{role}"
 address = "{name}@vendor.test"
-host = "127.0.0.1"
+host = "{host}"
 port = {imap}
-tls = "none"
-username = "{name}@vendor.test"
-password_file = "{dir}/imap-password"
+tls = "{imap_tls}"
+{ca}username = "{name}@vendor.test"
+{login}
 after = "{after}"
 poll_interval_secs = {poll}
 idle = {idle}
 "#,
                 imap = self.imap_port,
-                dir = self.dir.display(),
+                host = self.host,
+                imap_tls = self.imap_tls,
+                ca = self.ca_line(),
                 after = self.after,
                 poll = self.poll_interval_secs,
                 idle = self.idle,
@@ -419,6 +522,13 @@ idle = {idle}
         }
         t.push_str(&self.extra);
         t
+    }
+
+    fn ca_line(&self) -> String {
+        self.ca_file
+            .as_ref()
+            .map(|p| format!("ca_file = \"{}\"\n", p.display()))
+            .unwrap_or_default()
     }
 }
 
@@ -435,4 +545,502 @@ pub fn mail(
         "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{message_id}>\r\nDate: Mon, 02 Mar 2026 09:00:00 -0800\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n{extra_headers}\r\n{body}\r\n"
     )
     .into_bytes()
+}
+
+/// HMAC-SHA256 (RFC 2104), for the test tokens.
+fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |x: u8| block.iter().map(|b| b ^ x).collect::<Vec<u8>>();
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(msg)
+        .finalize();
+    Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize()
+        .to_vec()
+}
+
+/// A JWT as a provider issues it (HS256, no key id): `email` is the user
+/// Dovecot checks against the login name, `exp` `secs` seconds from now.
+pub fn jwt(key: &[u8], user: &str, secs: i64) -> String {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let now = ticketd::clock::Clock::now(&ticketd::clock::SystemClock).timestamp();
+    let header = b64.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let claims = serde_json::json!({
+        "sub": user, "email": user, "iat": now, "exp": now + secs,
+        "nonce": fastrand::u64(..),
+    });
+    let payload = b64.encode(claims.to_string());
+    let signed = format!("{header}.{payload}");
+    let sig = b64.encode(hmac_sha256(key, signed.as_bytes()));
+    format!("{signed}.{sig}")
+}
+
+/// A certificate and its key, PEM.
+#[derive(Clone)]
+pub struct ServerCert {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+/// A certificate authority made for one test.
+pub struct TestCa {
+    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+}
+
+impl TestCa {
+    pub fn new(name: &str) -> TestCa {
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, format!("{name} test CA"));
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        p.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        let key = rcgen::KeyPair::generate().unwrap();
+        TestCa {
+            issuer: rcgen::CertifiedIssuer::self_signed(p, key).unwrap(),
+        }
+    }
+
+    /// The CA's certificate, PEM (what `ca_file` holds).
+    pub fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// A server certificate for `host`, valid from `not_before` to
+    /// `not_after` (years).
+    pub fn issue(&self, host: &str, not_before: i32, not_after: i32) -> ServerCert {
+        let (p, key) = server_params(host, not_before, not_after);
+        let cert = p.signed_by(&key, &self.issuer).unwrap();
+        ServerCert {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+}
+
+fn server_params(
+    host: &str,
+    not_before: i32,
+    not_after: i32,
+) -> (rcgen::CertificateParams, rcgen::KeyPair) {
+    let mut p = rcgen::CertificateParams::new(vec![host.to_string()]).unwrap();
+    p.distinguished_name.push(rcgen::DnType::CommonName, host);
+    p.not_before = rcgen::date_time_ymd(not_before, 1, 1);
+    p.not_after = rcgen::date_time_ymd(not_after, 1, 1);
+    // rustls refuses a leaf marked as a CA.
+    p.is_ca = rcgen::IsCa::ExplicitNoCa;
+    (p, rcgen::KeyPair::generate().unwrap())
+}
+
+/// A self-signed server certificate for `host`.
+pub fn self_signed(host: &str) -> ServerCert {
+    let (p, key) = server_params(host, 2020, 2100);
+    let cert = p.self_signed(&key).unwrap();
+    ServerCert {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    }
+}
+
+/// What the token endpoint does with the next requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Issue {
+    /// Tokens valid for an hour, and the answer says so.
+    Normal,
+    /// Tokens that expire after this many seconds while the answer says an
+    /// hour: tokens that stop working before their time.
+    ExpireEarly(i64),
+    /// Refresh-token grants refused with invalid_grant (revoked consent).
+    RefuseRefresh,
+}
+
+struct EndpointState {
+    key: Vec<u8>,
+    user: String,
+    issue: Issue,
+    /// The grant_type of every request, in order.
+    grants: Vec<String>,
+    /// Every access token handed out.
+    issued: Vec<String>,
+    /// When the newest access token expires (Unix seconds).
+    newest_exp: i64,
+}
+
+/// An OAuth2 token endpoint on loopback (plain HTTP/1.1, written for the
+/// tests): the refresh-token and client-credentials grants of one client,
+/// issuing JWTs that the stack's Dovecot takes. It can expire tokens early,
+/// refuse refreshes, or be down.
+pub struct TokenEndpoint {
+    pub port: u16,
+    pub client_id: String,
+    pub client_secret: String,
+    pub refresh_token: String,
+    state: Arc<Mutex<EndpointState>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The path of the endpoint, shaped as Microsoft's.
+const TOKEN_PATH: &str = "/vendor-tenant/oauth2/v2.0/token";
+
+impl TokenEndpoint {
+    /// Issues tokens for `user` signed with `key` (the stack's).
+    pub fn start(key: &[u8], user: &str) -> TokenEndpoint {
+        let random = |p: &str| format!("{p}-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a token endpoint port");
+        let mut e = TokenEndpoint {
+            port: listener.local_addr().unwrap().port(),
+            client_id: random("client"),
+            client_secret: random("client-secret"),
+            refresh_token: random("refresh-token"),
+            state: Arc::new(Mutex::new(EndpointState {
+                key: key.to_vec(),
+                user: user.to_string(),
+                issue: Issue::Normal,
+                grants: Vec::new(),
+                issued: Vec::new(),
+                newest_exp: 0,
+            })),
+            stop: Arc::new(AtomicBool::new(false)),
+            thread: None,
+        };
+        e.serve(listener);
+        e
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}{TOKEN_PATH}", self.port)
+    }
+
+    pub fn set(&self, issue: Issue) {
+        self.state.lock().unwrap().issue = issue;
+    }
+
+    /// How many requests of this grant type came.
+    pub fn requests(&self, grant: &str) -> usize {
+        let st = self.state.lock().unwrap();
+        st.grants.iter().filter(|g| *g == grant).count()
+    }
+
+    /// When the newest token it issued expires (Unix seconds).
+    pub fn newest_expiry(&self) -> i64 {
+        self.state.lock().unwrap().newest_exp
+    }
+
+    /// Every secret it knows: the client secret, the refresh token and each
+    /// access token issued.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut out = vec![self.client_secret.clone(), self.refresh_token.clone()];
+        out.extend(self.state.lock().unwrap().issued.iter().cloned());
+        out
+    }
+
+    /// Writes the client secret and the refresh token into `dir`
+    /// (`client-secret`, `refresh-token`), as an admin would.
+    pub fn write_secrets(&self, dir: &Path) {
+        std::fs::write(
+            dir.join("client-secret"),
+            format!("{}\n", self.client_secret),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("refresh-token"),
+            format!("{}\n", self.refresh_token),
+        )
+        .unwrap();
+    }
+
+    /// Stops listening: connections are refused until [`TokenEndpoint::up`].
+    pub fn down(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so that it sees the flag and closes.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            t.join().expect("the token endpoint thread");
+        }
+    }
+
+    /// Listens again on its port.
+    pub fn up(&mut self) {
+        let listener =
+            std::net::TcpListener::bind(("127.0.0.1", self.port)).expect("token endpoint port");
+        self.serve(listener);
+    }
+
+    fn serve(&mut self, listener: std::net::TcpListener) {
+        self.stop.store(false, Ordering::SeqCst);
+        let stop = self.stop.clone();
+        let state = self.state.clone();
+        let client = (
+            self.client_id.clone(),
+            self.client_secret.clone(),
+            self.refresh_token.clone(),
+        );
+        self.thread = Some(std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                if let Ok(conn) = conn {
+                    let _ = serve_token_request(conn, &state, &client);
+                }
+            }
+        }));
+    }
+}
+
+impl Drop for TokenEndpoint {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+fn form_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
+                out.push(u8::from_str_radix(hex, 16).unwrap_or(b'?'));
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One request, one answer, then the connection closes.
+fn serve_token_request(
+    conn: std::net::TcpStream,
+    state: &Mutex<EndpointState>,
+    (client_id, client_secret, refresh_token): &(String, String, String),
+) -> std::io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut r = BufReader::new(conn.try_clone()?);
+    let mut request_line = String::new();
+    r.read_line(&mut request_line)?;
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line)? == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            length = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; length];
+    r.read_exact(&mut body)?;
+    let form: Vec<(String, String)> = String::from_utf8_lossy(&body)
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (form_decode(k), form_decode(v)))
+        .collect();
+    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let grant = get("grant_type").unwrap_or_default().to_string();
+    let mut st = state.lock().unwrap();
+    st.grants.push(grant.clone());
+    let refuse = |status: &str, error: &str, description: &str| {
+        (
+            status.to_string(),
+            serde_json::json!({"error": error, "error_description": description}),
+        )
+    };
+    let secret_ok = get("client_secret") == Some(client_secret.as_str());
+    let (status, answer) = if request_line != format!("POST {TOKEN_PATH} HTTP/1.1\r\n") {
+        refuse("404 Not Found", "not_found", "no such endpoint")
+    } else if get("client_id") != Some(client_id.as_str()) {
+        refuse(
+            "401 Unauthorized",
+            "invalid_client",
+            "AADSTS700016: Application not found in the directory.",
+        )
+    } else if grant == "refresh_token" && st.issue == Issue::RefuseRefresh {
+        refuse(
+            "400 Bad Request",
+            "invalid_grant",
+            "AADSTS70000: The refresh token has been revoked by the user.",
+        )
+    } else if grant == "refresh_token" && get("refresh_token") != Some(refresh_token.as_str()) {
+        refuse(
+            "400 Bad Request",
+            "invalid_grant",
+            "AADSTS9002313: Invalid request. Malformed refresh token.",
+        )
+    } else if !secret_ok && (grant == "client_credentials" || get("client_secret").is_some()) {
+        refuse(
+            "401 Unauthorized",
+            "invalid_client",
+            "AADSTS7000215: Invalid client secret provided.",
+        )
+    } else if grant == "client_credentials" && get("scope").is_none() {
+        refuse(
+            "400 Bad Request",
+            "invalid_scope",
+            "AADSTS1002012: The provided value for scope is not valid.",
+        )
+    } else if grant != "refresh_token" && grant != "client_credentials" {
+        refuse(
+            "400 Bad Request",
+            "unsupported_grant_type",
+            "AADSTS70003: unsupported grant type",
+        )
+    } else {
+        let secs = match st.issue {
+            Issue::ExpireEarly(s) => s,
+            _ => 3600,
+        };
+        let token = jwt(&st.key, &st.user, secs);
+        st.issued.push(token.clone());
+        st.newest_exp = ticketd::clock::Clock::now(&ticketd::clock::SystemClock).timestamp() + secs;
+        (
+            "200 OK".to_string(),
+            serde_json::json!({"token_type": "Bearer", "expires_in": 3600, "access_token": token}),
+        )
+    };
+    drop(st);
+    let body = answer.to_string();
+    let mut w = conn;
+    // Refresh answers come chunked, the others with a length: both as providers send them.
+    if grant == "refresh_token" {
+        write!(
+            w,
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        )?;
+        let (a, b) = body.split_at(body.len() / 2);
+        write!(
+            w,
+            "{:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n\r\n",
+            a.len(),
+            b.len()
+        )?;
+    } else {
+        write!(
+            w,
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )?;
+    }
+    w.flush()
+}
+
+/// `ticketd run` as its own process, its log (at trace level, every line
+/// the code can write) in a file.
+pub struct Ticketd {
+    child: std::process::Child,
+    pub log: PathBuf,
+}
+
+impl Ticketd {
+    pub fn run(config: &Path) -> Ticketd {
+        let log = config.with_extension("log");
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_ticketd"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "trace")
+            .env("NO_COLOR", "1")
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("ticketd runs");
+        Ticketd { child, log }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log has `n` lines containing `what`.
+    pub async fn wait_for_log(&self, what: &str, n: usize, deadline: Duration) {
+        wait_until(&format!("{n} log lines with `{what}`"), deadline, || {
+            self.log().lines().filter(|l| l.contains(what)).count() >= n
+        })
+        .await;
+    }
+
+    /// SIGTERM, then waits for a clean exit; returns the whole log.
+    pub async fn stop(mut self) -> String {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        let mut status = None;
+        wait_until(
+            "ticketd to exit after SIGTERM",
+            Duration::from_secs(20),
+            || {
+                status = self.child.try_wait().expect("ticketd status");
+                status.is_some()
+            },
+        )
+        .await;
+        let log = self.log();
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "ticketd exited with {status:?}:\n{log}"
+        );
+        // What an admin would see (with --nocapture).
+        for l in log
+            .lines()
+            .filter(|l| !l.contains(" TRACE ") && !l.contains(" DEBUG "))
+        {
+            println!("{l}");
+        }
+        log
+    }
+}
+
+impl Drop for Ticketd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Fails when any secret is in `log`, as it is or base64-encoded inside
+/// something longer (a SASL message carrying a token).
+pub fn assert_no_secrets(log: &str, secrets: &[String]) {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    assert!(!secrets.is_empty());
+    for s in secrets {
+        let mut forms = vec![s.clone()];
+        // A JWT's signature alone identifies it.
+        if s.contains('.') {
+            forms.extend(s.rsplit('.').next().map(str::to_string));
+        }
+        // Whatever its position in an encoded message, its encoding holds
+        // one of these three runs.
+        for offset in 0..3 {
+            let enc = b64.encode(format!("{}{s}", "x".repeat(offset)));
+            let start = if offset == 0 { 0 } else { 4 };
+            forms.push(enc[start..enc.len() - 4].to_string());
+        }
+        for f in forms {
+            assert!(
+                !log.contains(&f),
+                "a secret ({}...) is in the log",
+                &s[..8.min(s.len())]
+            );
+        }
+    }
 }
