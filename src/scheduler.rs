@@ -74,36 +74,38 @@ fn settle(
                 mut events,
                 status,
                 cancel,
-            } => match {
+            } => {
                 events.extend(engine.deliverable_only(st, &mut replies)?);
-                engine.render_replies(&replies, &ticket.subject, Some(ticket.id), now)
-            } {
-                Ok(r) => (
-                    Settle::Fired,
-                    None,
-                    TicketChange {
-                        events,
-                        status,
-                        set_timers: vec![],
-                        cancel_timers: cancel,
-                        timer_updates: vec![],
-                        mails: r.into_iter().map(|r| r.mail).collect(),
-                    },
-                ),
-                Err(e) => {
-                    // A notice that cannot be rendered now never will be:
-                    // the timer ends, and the history and the log say why.
-                    let why = format!("its notice could not be rendered: {e:#}");
-                    error!(ticket = ticket.id.0, timer = kind, key = %t.plan.key, "{why}");
-                    let events = vec![Event::TimerCancelled {
-                        timer: t.plan.kind,
-                        key: t.plan.key.clone(),
-                        rule: t.plan.rule.clone(),
-                        why: why.clone(),
-                    }];
-                    (Settle::Cancelled, Some(why), only_events(events))
+                let rendered =
+                    engine.render_replies(&replies, &ticket.subject, Some(ticket.id), now);
+                match rendered {
+                    Ok(r) => (
+                        Settle::Fired,
+                        None,
+                        TicketChange {
+                            events,
+                            status,
+                            set_timers: vec![],
+                            cancel_timers: cancel,
+                            timer_updates: vec![],
+                            mails: r.into_iter().map(|r| r.mail).collect(),
+                        },
+                    ),
+                    Err(e) => {
+                        // A notice that cannot be rendered now never will be:
+                        // the timer ends, and the history and the log say why.
+                        let why = format!("its notice could not be rendered: {e:#}");
+                        error!(ticket = ticket.id.0, timer = kind, key = %t.plan.key, "{why}");
+                        let events = vec![Event::TimerCancelled {
+                            timer: t.plan.kind,
+                            key: t.plan.key.clone(),
+                            rule: t.plan.rule.clone(),
+                            why: why.clone(),
+                        }];
+                        (Settle::Cancelled, Some(why), only_events(events))
+                    }
                 }
-            },
+            }
             TimerDecision::Cancel { why, events } => {
                 (Settle::Cancelled, Some(why), only_events(events))
             }
