@@ -16,7 +16,7 @@ use ticketd::store::{MessageRow, Origin, Store};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-const USAGE: &str = "usage: bench --corpus DIR --ticketd PATH [--repo DIR] [--json FILE] [--latency-count N] [--latency-rate PER_S] [--perf FILE]
+const USAGE: &str = "usage: bench --corpus DIR --ticketd PATH [--repo DIR] [--json FILE] [--latency-count N] [--latency-rate PER_S] [--perf FILE] [--preload N]
        bench explain-one FILE";
 
 struct Args {
@@ -27,6 +27,9 @@ struct Args {
     latency_count: usize,
     latency_rate: f64,
     perf: Option<PathBuf>,
+    /// Stored messages (with their tickets and timers) put in a second
+    /// database before a second throughput run.
+    preload: usize,
 }
 
 fn parse_args() -> Result<Args> {
@@ -38,6 +41,7 @@ fn parse_args() -> Result<Args> {
     let mut latency_count = 100;
     let mut latency_rate = 1.6;
     let mut perf = None;
+    let mut preload = 0;
     while let Some(k) = a.next() {
         let mut v = || {
             a.next()
@@ -51,6 +55,7 @@ fn parse_args() -> Result<Args> {
             "--latency-count" => latency_count = v()?.parse()?,
             "--latency-rate" => latency_rate = v()?.parse()?,
             "--perf" => perf = Some(PathBuf::from(v()?)),
+            "--preload" => preload = v()?.parse()?,
             _ => bail!("unknown argument {k}\n{USAGE}"),
         }
     }
@@ -62,6 +67,7 @@ fn parse_args() -> Result<Args> {
         latency_count,
         latency_rate,
         perf,
+        preload,
     })
 }
 
@@ -472,6 +478,15 @@ struct Daemon {
 
 impl Daemon {
     fn start(ticketd: &Path, config: &Path, log: &Path) -> Result<Daemon> {
+        Daemon::start_with(ticketd, config, log, &[])
+    }
+
+    fn start_with(
+        ticketd: &Path,
+        config: &Path,
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<Daemon> {
         let child = Command::new(ticketd)
             .args(["run", "--config"])
             .arg(config)
@@ -479,6 +494,7 @@ impl Daemon {
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log)?)
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .spawn()
             .with_context(|| format!("cannot start {}", ticketd.display()))?;
         Ok(Daemon { child })
@@ -650,8 +666,19 @@ async fn run(args: Args) -> Result<()> {
     eprintln!("bench: latency {}", out["latency"]);
 
     // 2b. Throughput on the full mailbox; peak memory.
-    out["throughput"] = throughput(&args, &stack, &work, n).await?;
+    let boxes = [
+        ("support", "support@vendor.test"),
+        ("rma", "tp-rma@vendor.test"),
+        ("24x7", "tp-24x7@vendor.test"),
+    ];
+    out["throughput"] = throughput(&args, &stack, &work, n, "throughput.db", &boxes).await?;
     eprintln!("bench: throughput {}", out["throughput"]);
+
+    // 2c. The same on a store that already holds `--preload` messages.
+    if args.preload > 0 {
+        out["preloaded"] = preloaded(&args, &stack, &work, &mails).await?;
+        eprintln!("bench: preloaded {}", out["preloaded"]);
+    }
 
     // 5. Pathological mail.
     out["pathological"] = pathological(&work)?;
@@ -950,17 +977,19 @@ async fn latency(args: &Args, stack: &Stack, work: &Path, mails: &[Mail]) -> Res
     }))
 }
 
-async fn throughput(args: &Args, stack: &Stack, work: &Path, n: usize) -> Result<Value> {
-    let boxes = [
-        ("support", "support@vendor.test"),
-        ("rma", "tp-rma@vendor.test"),
-        ("24x7", "tp-24x7@vendor.test"),
-    ];
-    let cfg_path = write_config(stack, work, "throughput.db", &args.repo, &boxes)?;
+async fn throughput(
+    args: &Args,
+    stack: &Stack,
+    work: &Path,
+    n: usize,
+    db: &str,
+    boxes: &[(&str, &str)],
+) -> Result<Value> {
+    let cfg_path = write_config(stack, work, db, &args.repo, boxes)?;
     let cfg = Config::load(&cfg_path).map_err(|e| anyhow!("{e}"))?;
-    let log = work.join("throughput.log");
+    let log = work.join(format!("{db}.log"));
     let before_sink = stack.sink_files().len();
-    let mut imap = Imap::login(stack.imap, "support@vendor.test").await?;
+    let mut imap = Imap::login(stack.imap, boxes[0].1).await?;
     let t = Instant::now();
     let machine_before = machine_cpu();
     let daemon = Daemon::start(&args.ticketd, &cfg_path, &log)?;
@@ -1034,6 +1063,131 @@ async fn throughput(args: &Args, stack: &Stack, work: &Path, n: usize) -> Result
         "peak_rss_kib": hwm.max(peak_rss),
         "daemon_cpu_s": cpu,
         "machine_busy": machine_busy,
+    }))
+}
+
+// ----- a store that already holds mail ------------------------------------------------------
+
+/// Fills `db` with `n` stored messages, each with its ticket, two events and
+/// a pending timer (due in 2030), through the store's own transaction, in
+/// slices of 5,000 per commit.
+fn preload_store(db: &Path, n: usize) -> Result<()> {
+    use ticketd::model::{
+        Event, Outcome, SideEffects, TicketStatus, TicketWrite, TimerKind, TimerPlan,
+    };
+    use ticketd::store::{MessageRow, Origin};
+    let mut st = Store::open(db)?;
+    let at = chrono::DateTime::parse_from_rfc3339("2025-06-02T09:00:00Z")?.to_utc();
+    let due = chrono::DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z")?.to_utc();
+    let mut i = 0;
+    while i < n {
+        let end = (i + 5000).min(n);
+        st.in_batch(|st| {
+            for k in i..end {
+                let from = format!("old{k}@archive.test");
+                let mid = format!("old{k}@archive.test");
+                let raw = format!(
+                    "From: {from}\r\nTo: support@vendor.test\r\nSubject: Old request {k}\r\nMessage-ID: <{mid}>\r\n\r\nThe unit with serial Q{k:010} fails to boot after the update.\r\n"
+                );
+                let hash = format!("{k:064x}");
+                let row = MessageRow {
+                    origin: Origin { mailbox: "archive", uidvalidity: 1, uid: k as u32 + 1 },
+                    raw: raw.as_bytes(),
+                    message_id: Some(&mid),
+                    sender: Some(&from),
+                    content_hash: &hash,
+                    arrival: at,
+                    class: "human",
+                    outcome: Outcome::Processed,
+                    reason: None,
+                    reply_text: Some("The unit fails to boot after the update."),
+                };
+                let mut tx = st.begin_message(at)?;
+                tx.write_ticket(
+                    "support",
+                    &TicketWrite::New {
+                        subject: format!("Old request {k}"),
+                        status: TicketStatus::Closed,
+                        language: "en".into(),
+                        requester: from.clone(),
+                        requester_name: None,
+                    },
+                )?;
+                let effects = SideEffects {
+                    timers: vec![TimerPlan {
+                        kind: TimerKind::SlaBreach,
+                        key: "first response, business clock".into(),
+                        due,
+                        rule: "QN-10".into(),
+                        to: None,
+                    }],
+                    ..SideEffects::default()
+                };
+                let events = [
+                    Event::Created { from: from.clone(), mailbox: "support".into(), list: false },
+                    Event::Message { from: from.clone() },
+                ];
+                tx.finish(&row, &events, &effects, &[])?;
+            }
+            Ok(())
+        })?;
+        i = end;
+    }
+    Ok(())
+}
+
+/// Throughput on a store preloaded with `--preload` messages, and the time
+/// from start to the first IDLE with that store.
+async fn preloaded(args: &Args, stack: &Stack, work: &Path, mails: &[Mail]) -> Result<Value> {
+    let boxes = [
+        ("support", "pl-support@vendor.test"),
+        ("rma", "pl-rma@vendor.test"),
+        ("24x7", "pl-24x7@vendor.test"),
+    ];
+    let db = work.join("preloaded.db");
+    let t = Instant::now();
+    preload_store(&db, args.preload)?;
+    let fill_s = t.elapsed().as_secs_f64();
+    let db_bytes = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
+    eprintln!(
+        "bench: preloaded {} messages in {fill_s:.1} s ({} MiB)",
+        args.preload,
+        db_bytes >> 20
+    );
+    for (_, u) in boxes {
+        Imap::login(stack.imap, u)
+            .await?
+            .command("SELECT INBOX")
+            .await?;
+    }
+    // Start to the first IDLE of every watcher, the mailboxes empty.
+    let cfg = write_config(stack, work, "preloaded.db", &args.repo, &boxes)?;
+    let log = work.join("preloaded-start.log");
+    let t = Instant::now();
+    let daemon = Daemon::start_with(
+        &args.ticketd,
+        &cfg,
+        &log,
+        &[("RUST_LOG", "info,ticketd::imap=debug")],
+    )?;
+    wait_for("three watchers in IDLE", Duration::from_secs(60), || {
+        log_count(&log, "in IDLE") >= 3
+    })
+    .await?;
+    let start_to_idle_ms = t.elapsed().as_secs_f64() * 1000.0;
+    daemon.stop()?;
+    // The corpus again, into the preloaded run's own mailbox.
+    Imap::login(stack.imap, boxes[0].1)
+        .await?
+        .append_pipelined("INBOX", mails)
+        .await?;
+    let tp = throughput(args, stack, work, mails.len(), "preloaded.db", &boxes).await?;
+    Ok(json!({
+        "messages": args.preload,
+        "fill_s": fill_s,
+        "db_bytes": db_bytes,
+        "start_to_first_idle_ms": start_to_idle_ms,
+        "throughput": tp,
     }))
 }
 
@@ -1153,6 +1307,20 @@ fn print_table(o: &Value) {
         rate,
         f(&tp["seconds"])
     );
+    let pl = &o["preloaded"];
+    if pl.is_object() {
+        println!(
+            "| throughput with {} stored messages (same corpus) | {:.0} msg/s ({:.2} s) | within noise of the empty store |",
+            pl["messages"],
+            f(&pl["throughput"]["msg_per_s"]),
+            f(&pl["throughput"]["seconds"])
+        );
+        println!(
+            "| start to first IDLE, {} stored messages | {:.0} ms | < 1,000 ms |",
+            pl["messages"],
+            f(&pl["start_to_first_idle_ms"])
+        );
+    }
     for (n, r) in limits {
         println!("| limit: {n} | {r:.0} msg/s | |");
     }

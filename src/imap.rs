@@ -331,6 +331,7 @@ async fn session(
         s = if can_idle && m.idle {
             let mut idle = s.idle();
             idle.init().await.context("IDLE")?;
+            debug!("in IDLE");
             let (wait, stop) = idle.wait_with_timeout(m.poll_interval.min(MAX_IDLE));
             let woke = tokio::select! {
                 r = wait => Some(r),
