@@ -175,19 +175,13 @@ pub fn set_severity(
 
 #[cfg(test)]
 mod tests {
+    use super::super::fixtures::*;
     use super::*;
     use crate::model::{PendingTimer, TicketId};
 
-    fn at(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
-    }
-
     #[test]
     fn nx_03_a_severity_change_plans_the_ladder_again_from_the_report_and_ends_the_old_steps() {
-        let pack = Pack::load(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/vendors/netex.toml"),
-        )
-        .unwrap();
+        let pack = pack("netex");
         let identity = Identity {
             from_name: "Support".into(),
             message_id_domain: "t.test".into(),

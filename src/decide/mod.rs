@@ -12,6 +12,22 @@ mod rma;
 mod sla;
 #[cfg(test)]
 mod tests;
+
+/// What the decision's unit tests share: a shipped pack, an instant.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::*;
+
+    pub fn pack(name: &str) -> Pack {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("config/vendors/{name}.toml"));
+        Pack::load(&path).unwrap()
+    }
+
+    pub fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+}
 mod timer;
 mod waiting;
 

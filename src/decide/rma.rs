@@ -1,7 +1,7 @@
 //! RMAs: the one a new ticket asks for (IX-05 issues it at once), the staff steps (approve, issue, received; QN-05, AV-06) and what their deadlines do when due (IX-06, IX-07, QN-07). Pure.
 
 use super::action::ActionInput;
-use super::timer::LATE_AFTER;
+use super::timer::{Audience, LATE_AFTER};
 use super::*;
 use crate::model::{RmaRecord, RmaState, TicketChange, TimerCancel, TimerRow};
 use crate::policy::{IssueMode, RmaDeadline, RmaSpec, RmaStart};
@@ -508,22 +508,15 @@ pub(super) fn on_rma_timer(
         if i.identity.staff.is_empty() {
             return cancel("no staff are configured to tell".into());
         }
-        let reply = ReplyPlan {
-            template: "staff_rma_due",
-            to: i.identity.staff.clone(),
-            language: i.pack.language,
-            from_address: i.from_address.to_string(),
-            auto_submitted: AutoSubmitted::Generated,
-            in_reply_to: None,
-            references: vec![],
-            data: json!({
-                "vendor": i.pack.vendor,
-                "customer": {"address": ticket.requester},
-                "rma": rma_json(r, None, zone),
-                "due": local(zone, t.due),
-                "rule": t.rule,
-            }),
-        };
+        let mut reply = i.notice(
+            "staff_rma_due",
+            ticket,
+            Audience::Staff(i.identity.staff.clone()),
+            "rma",
+            rma_json(r, None, zone),
+        );
+        reply.data["due"] = json!(local(zone, t.due));
+        reply.data["rule"] = json!(t.rule);
         return TimerDecision::fire(vec![reply], vec![fired]);
     }
     let Some(d) = spec.deadline(id) else {
@@ -591,18 +584,9 @@ pub(super) fn on_rma_timer(
 
 #[cfg(test)]
 mod tests {
+    use super::super::fixtures::*;
     use super::*;
     use crate::model::TicketId;
-
-    fn pack(name: &str) -> Pack {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join(format!("config/vendors/{name}.toml"));
-        Pack::load(&path).unwrap()
-    }
-
-    fn at(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
-    }
 
     fn ticket() -> TicketInfo {
         TicketInfo {

@@ -1,6 +1,6 @@
 //! First-response targets kept: a warning to staff before the target (a lead on the SLA's own clock) and a notice when it is missed, both ended by a staff answer. Pure.
 
-use super::timer::LATE_AFTER;
+use super::timer::{Audience, LATE_AFTER};
 use super::*;
 use crate::model::{TimerCancel, TimerRow};
 use crate::policy::ClockKind;
@@ -99,28 +99,20 @@ pub(super) fn on_sla_timer(
     };
     let breach = t.kind == TimerKind::SlaBreach;
     let late = (i.now - t.due) > LATE_AFTER;
-    let reply = ReplyPlan {
-        template: "staff_sla",
-        to: i.identity.staff.clone(),
-        language: i.pack.language,
-        from_address: i.from_address.to_string(),
-        auto_submitted: AutoSubmitted::Generated,
-        in_reply_to: None,
-        references: vec![],
-        data: json!({
-            "vendor": i.pack.vendor,
-            "customer": {"address": ticket.requester},
-            "ticket_state": ticket.status.as_str(),
-            "sla": {
-                "breach": breach,
-                "rule": t.rule,
-                "at": local(t.due),
-                "opened": local(ticket.created_at),
-                "late": late,
-                "sent": local(i.now),
-            },
+    let reply = i.notice(
+        "staff_sla",
+        ticket,
+        Audience::Staff(i.identity.staff.clone()),
+        "sla",
+        json!({
+            "breach": breach,
+            "rule": t.rule,
+            "at": local(t.due),
+            "opened": local(ticket.created_at),
+            "late": late,
+            "sent": local(i.now),
         }),
-    };
+    );
     TimerDecision::fire(
         vec![reply],
         vec![Event::TimerFired {

@@ -57,6 +57,52 @@ impl TimerDecision {
     }
 }
 
+/// Who a timer's notice goes to.
+pub(super) enum Audience {
+    /// Staff, in the pack's language, outside the customer's thread.
+    Staff(Vec<String>),
+    /// The ticket's customer, in their language and thread.
+    Customer,
+}
+
+impl TimerInput<'_> {
+    /// A notice about `ticket` from its mailbox: `template` rendered with
+    /// the vendor, the customer, the ticket's state and `extra` under `key`.
+    pub(super) fn notice(
+        &self,
+        template: &'static str,
+        ticket: &TicketInfo,
+        to: Audience,
+        key: &str,
+        extra: serde_json::Value,
+    ) -> ReplyPlan {
+        let mut data = json!({
+            "vendor": self.pack.vendor,
+            "customer": {"address": ticket.requester},
+            "ticket_state": ticket.status.as_str(),
+        });
+        data[key] = extra;
+        let (to, language, thread) = match to {
+            Audience::Staff(to) => (to, self.pack.language, None),
+            Audience::Customer => (
+                vec![ticket.requester.clone()],
+                Language::parse(&ticket.language).unwrap_or(self.pack.language),
+                self.thread,
+            ),
+        };
+        ReplyPlan {
+            template,
+            to,
+            language,
+            from_address: self.from_address.to_string(),
+            auto_submitted: AutoSubmitted::Generated,
+            in_reply_to: thread.map(String::from),
+            references: thread.map(String::from).into_iter().collect(),
+            data,
+        }
+    }
+}
+
 /// A timer fired later than this after its due time says so in its notice.
 pub(super) const LATE_AFTER: chrono::Duration = chrono::Duration::minutes(1);
 
@@ -97,30 +143,22 @@ pub fn on_timer(ticket: &TicketInfo, timer: &TimerRow, i: &TimerInput<'_>) -> Ti
                 Some(span) => span_words(span, i.pack.language),
                 None => span_words_of(t.due - ticket.created_at, i.pack.language),
             };
-            let reply = ReplyPlan {
-                template: "staff_escalation",
-                to,
-                language: i.pack.language,
-                from_address: i.from_address.to_string(),
-                auto_submitted: AutoSubmitted::Generated,
-                in_reply_to: None,
-                references: vec![],
-                data: json!({
-                    "vendor": i.pack.vendor,
-                    "customer": {"address": ticket.requester},
-                    "ticket_state": ticket.status.as_str(),
-                    "escalation": {
-                        "to": name,
-                        "rule": t.rule,
-                        "due": local(t.due),
-                        "opened": local(ticket.created_at),
-                        "open_for": open_for,
-                        "late": late,
-                        "sent": local(i.now),
-                        "unmapped": unmapped,
-                    },
+            let reply = i.notice(
+                "staff_escalation",
+                ticket,
+                Audience::Staff(to),
+                "escalation",
+                json!({
+                    "to": name,
+                    "rule": t.rule,
+                    "due": local(t.due),
+                    "opened": local(ticket.created_at),
+                    "open_for": open_for,
+                    "late": late,
+                    "sent": local(i.now),
+                    "unmapped": unmapped,
                 }),
-            };
+            );
             TimerDecision::fire(
                 vec![reply],
                 vec![Event::TimerFired {
@@ -202,17 +240,12 @@ fn span_words_of(d: chrono::Duration, lang: Language) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::fixtures::*;
     use super::*;
     use crate::model::TicketId;
 
     fn netex() -> Pack {
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/vendors/netex.toml");
-        Pack::load(&path).unwrap()
-    }
-
-    fn at(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+        pack("netex")
     }
 
     fn ticket(status: TicketStatus) -> TicketInfo {

@@ -1,7 +1,7 @@
 //! What a ticket's new state does to its timers: a ticket waiting on the customer pauses its SLA clock and gets a reminder, then a close (`[lifecycle]`); the customer's reply ends those and resumes the clock. Pure.
 
 use super::sla::clock_of;
-use super::timer::LATE_AFTER;
+use super::timer::{Audience, LATE_AFTER};
 use super::*;
 use crate::model::{PendingTimer, TimerCancel, TimerRow, TimerUpdate};
 
@@ -108,7 +108,6 @@ pub(super) fn on_waiting_timer(
         return TimerDecision::cancel(t, format!("the ticket is {} now", ticket.status));
     }
     let zone = i.pack.zone;
-    let language = Language::parse(&ticket.language).unwrap_or(i.pack.language);
     let (when, missing) = asked(&t.key);
     let when = chrono::NaiveDateTime::parse_from_str(when, "%Y-%m-%dT%H:%MZ")
         .map(|d| {
@@ -120,25 +119,18 @@ pub(super) fn on_waiting_timer(
         .unwrap_or_else(|_| when.to_string());
     let close = t.kind == TimerKind::AutoClose;
     let late = (i.now - t.due) > LATE_AFTER;
-    let reply = ReplyPlan {
-        template: if close {
+    let mut reply = i.notice(
+        if close {
             "auto_closed"
         } else {
             "customer_reminder"
         },
-        to: vec![ticket.requester.clone()],
-        language,
-        from_address: i.from_address.to_string(),
-        auto_submitted: AutoSubmitted::Generated,
-        in_reply_to: i.thread.map(String::from),
-        references: i.thread.map(String::from).into_iter().collect(),
-        data: json!({
-            "vendor": i.pack.vendor,
-            "customer": {"address": ticket.requester},
-            "asked_on": when,
-            "missing": missing,
-        }),
-    };
+        ticket,
+        Audience::Customer,
+        "missing",
+        json!(missing),
+    );
+    reply.data["asked_on"] = json!(when);
     let mut events = vec![Event::TimerFired {
         timer: t.kind,
         key: t.key.clone(),
@@ -174,17 +166,8 @@ pub(super) fn on_waiting_timer(
 
 #[cfg(test)]
 mod tests {
+    use super::super::fixtures::*;
     use super::*;
-
-    fn pack(name: &str) -> Pack {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join(format!("config/vendors/{name}.toml"));
-        Pack::load(&path).unwrap()
-    }
-
-    fn at(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
-    }
 
     fn sla(kind: TimerKind, due: &str, paused_secs: Option<i64>) -> PendingTimer {
         PendingTimer {
