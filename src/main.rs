@@ -221,6 +221,17 @@ fn actor(by: Option<String>) -> String {
         .unwrap_or_else(|| "an unknown user".into())
 }
 
+/// What a staff action from the shell needs: the engine (templates, pack),
+/// the store, and who acts.
+fn staff(config: &std::path::Path, by: Option<String>) -> Result<(Engine, Store, String)> {
+    let cfg = load(config)?;
+    Ok((
+        Engine::from_config(&cfg)?,
+        Store::open(&cfg.database)?,
+        actor(by),
+    ))
+}
+
 /// `close`, `reopen`, `status`: one transaction, an event naming who did it.
 fn set_status(
     config: &std::path::Path,
@@ -229,10 +240,7 @@ fn set_status(
     by: Option<String>,
     now: DateTime<Utc>,
 ) -> Result<TicketStatus> {
-    let cfg = load(config)?;
-    let engine = Engine::from_config(&cfg)?;
-    let mut st = Store::open(&cfg.database)?;
-    let by = actor(by);
+    let (engine, mut st, by) = staff(config, by)?;
     let was = ticketd::actions::set_status(&engine, &mut st, TicketId(ticket), to, &by, now)?;
     println!("ticket {ticket} {to} by {by} (was {was})");
     Ok(was)
@@ -543,10 +551,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             by,
             config,
         } => {
-            let cfg = load(&config)?;
-            let engine = Engine::from_config(&cfg)?;
-            let mut st = Store::open(&cfg.database)?;
-            let by = actor(by);
+            let (engine, mut st, by) = staff(&config, by)?;
             let was = ticketd::actions::set_severity(
                 &engine,
                 &mut st,
@@ -609,8 +614,6 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             by,
             config,
         } => {
-            let cfg = load(&config)?;
-            let engine = Engine::from_config(&cfg)?;
             let body = if file.as_os_str() == "-" {
                 let mut s = String::new();
                 std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
@@ -619,8 +622,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 std::fs::read_to_string(&file)
                     .with_context(|| format!("cannot read {}", file.display()))?
             };
-            let mut st = Store::open(&cfg.database)?;
-            let by = actor(by);
+            let (engine, mut st, by) = staff(&config, by)?;
             ticketd::actions::reply(&engine, &mut st, TicketId(ticket), &body, &by, clock.now())?;
             println!("ticket {ticket}: answer by {by} queued for the customer");
             Ok(ExitCode::SUCCESS)
@@ -631,10 +633,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             by,
             config,
         } => {
-            let cfg = load(&config)?;
-            let engine = Engine::from_config(&cfg)?;
-            let mut st = Store::open(&cfg.database)?;
-            let by = actor(by);
+            let (engine, mut st, by) = staff(&config, by)?;
             ticketd::actions::note(&engine, &mut st, TicketId(ticket), &text, &by, clock.now())?;
             println!("ticket {ticket}: note by {by} added");
             Ok(ExitCode::SUCCESS)

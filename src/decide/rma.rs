@@ -1,7 +1,7 @@
 //! RMAs: the one a new ticket asks for (IX-05 issues it at once), the staff steps (approve, issue, received; QN-05, AV-06) and what their deadlines do when due (IX-06, IX-07, QN-07). Pure.
 
 use super::action::ActionInput;
-use super::timer::{Audience, LATE_AFTER};
+use super::timer::{Audience, LATE_AFTER, fired};
 use super::*;
 use crate::model::{RmaRecord, RmaState, TicketChange, TimerCancel, TimerRow};
 use crate::policy::{IssueMode, RmaDeadline, RmaSpec, RmaStart};
@@ -494,13 +494,7 @@ pub(super) fn on_rma_timer(
     let zone = i.pack.zone;
     let language = Language::parse(&ticket.language).unwrap_or(i.pack.language);
     let late = (i.now - t.due) > LATE_AFTER;
-    let fired = Event::TimerFired {
-        timer: t.kind,
-        key: t.key.clone(),
-        due: t.due,
-        rule: t.rule.clone(),
-        late,
-    };
+    let fired = fired(t, late);
     if t.kind == TimerKind::RmaIssueDue {
         if r.state != RmaState::Approved {
             return cancel(format!("the RMA is {} now", r.state));

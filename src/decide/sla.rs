@@ -1,6 +1,6 @@
 //! First-response targets kept: a warning to staff before the target (a lead on the SLA's own clock) and a notice when it is missed, both ended by a staff answer. Pure.
 
-use super::timer::{Audience, LATE_AFTER};
+use super::timer::{Audience, LATE_AFTER, fired};
 use super::*;
 use crate::model::{TimerCancel, TimerRow};
 use crate::policy::ClockKind;
@@ -113,14 +113,5 @@ pub(super) fn on_sla_timer(
             "sent": local(i.now),
         }),
     );
-    TimerDecision::fire(
-        vec![reply],
-        vec![Event::TimerFired {
-            timer: t.kind,
-            key: t.key.clone(),
-            due: t.due,
-            rule: t.rule.clone(),
-            late,
-        }],
-    )
+    TimerDecision::fire(vec![reply], vec![fired(t, late)])
 }

@@ -57,6 +57,17 @@ impl TimerDecision {
     }
 }
 
+/// The event of a timer that did what it is for (`late`: after its due time).
+pub(super) fn fired(t: &TimerPlan, late: bool) -> Event {
+    Event::TimerFired {
+        timer: t.kind,
+        key: t.key.clone(),
+        due: t.due,
+        rule: t.rule.clone(),
+        late,
+    }
+}
+
 /// Who a timer's notice goes to.
 pub(super) enum Audience {
     /// Staff, in the pack's language, outside the customer's thread.
@@ -159,16 +170,7 @@ pub fn on_timer(ticket: &TicketInfo, timer: &TimerRow, i: &TimerInput<'_>) -> Ti
                     "unmapped": unmapped,
                 }),
             );
-            TimerDecision::fire(
-                vec![reply],
-                vec![Event::TimerFired {
-                    timer: t.kind,
-                    key: t.key.clone(),
-                    due: t.due,
-                    rule: t.rule.clone(),
-                    late,
-                }],
-            )
+            TimerDecision::fire(vec![reply], vec![fired(t, late)])
         }
     }
 }

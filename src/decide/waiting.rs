@@ -1,7 +1,7 @@
 //! What a ticket's new state does to its timers: a ticket waiting on the customer pauses its SLA clock and gets a reminder, then a close (`[lifecycle]`); the customer's reply ends those and resumes the clock. Pure.
 
 use super::sla::clock_of;
-use super::timer::{Audience, LATE_AFTER};
+use super::timer::{Audience, LATE_AFTER, fired};
 use super::*;
 use crate::model::{PendingTimer, TimerCancel, TimerRow, TimerUpdate};
 
@@ -131,13 +131,7 @@ pub(super) fn on_waiting_timer(
         json!(missing),
     );
     reply.data["asked_on"] = json!(when);
-    let mut events = vec![Event::TimerFired {
-        timer: t.kind,
-        key: t.key.clone(),
-        due: t.due,
-        rule: t.rule.clone(),
-        late,
-    }];
+    let mut events = vec![fired(t, late)];
     if !close {
         return TimerDecision::fire(vec![reply], events);
     }
