@@ -571,15 +571,12 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             by,
             config,
         } => {
-            let cfg = load(&config)?;
-            let engine = Engine::from_config(&cfg)?;
-            let mut st = Store::open(&cfg.database)?;
+            let (engine, mut st, by) = staff(&config, by)?;
             let verb = match step.as_str() {
                 "approve" => RmaVerb::Approve,
                 "issue" => RmaVerb::Issue,
                 _ => RmaVerb::Received,
             };
-            let by = actor(by);
             let (out, sent) = ticketd::actions::rma(
                 &engine,
                 &mut st,
