@@ -158,6 +158,26 @@ fn thread_of<'a>(i: &Input<'a>, reasons: &mut Vec<String>) -> Option<&'a TicketI
         reasons.push(format!("In-Reply-To/References point at ticket {}", t.id));
         return Some(t);
     }
+    // Mail on a ticket referenced this one before it came (it waited in
+    // another mailbox): it joins that ticket, but only from someone on the
+    // ticket or among that mail's people, so a forged References cannot pull
+    // a stranger's mail in.
+    if let (Some((t, people)), Some(s)) = (&i.lookup.awaited_by, sender.as_deref()) {
+        if s == t.requester
+            || t.participants.iter().any(|p| p == s)
+            || people.iter().any(|p| p == s)
+        {
+            reasons.push(format!(
+                "mail stored earlier on ticket {} refers to this one",
+                t.id
+            ));
+            return Some(t);
+        }
+        reasons.push(format!(
+            "mail on ticket {} refers to this one, but the sender was not among its people",
+            t.id
+        ));
+    }
     None
 }
 

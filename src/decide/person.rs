@@ -199,6 +199,16 @@ pub(super) fn person(
     d.effects.timers.extend(set);
     d.effects.cancel_timers = cancel;
     d.effects.timer_updates = updates;
+    // What this mail refers to and has not come yet joins this ticket when it
+    // comes: the order mail is stored in must not split a conversation.
+    d.effects.awaited = m.referenced_ids().into_iter().take(20).collect();
+    if !d.effects.awaited.is_empty() {
+        d.effects.awaited_people = std::iter::once(sender)
+            .chain(&m.to)
+            .chain(&m.cc)
+            .map(|a| a.address.to_ascii_lowercase())
+            .collect();
+    }
     d.policy = Some(policy);
     d
 }

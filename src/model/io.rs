@@ -121,6 +121,10 @@ pub struct SideEffects {
     pub cancel_timers: Vec<TimerCancel>,
     /// Pending timers of the ticket to pause or resume, after those set.
     pub timer_updates: Vec<TimerUpdate>,
+    /// The Message-IDs this mail refers to, kept for those not seen yet
+    /// with the people of this mail (its sender and recipients).
+    pub awaited: Vec<String>,
+    pub awaited_people: Vec<String>,
 }
 
 /// What the database knows that bears on one mail.
@@ -128,6 +132,9 @@ pub struct SideEffects {
 pub struct Lookup {
     pub tagged: Option<TicketInfo>,
     pub referenced: Option<TicketInfo>,
+    /// A ticket whose stored mail referenced this one before it came, with
+    /// that mail's people (sender and recipients).
+    pub awaited_by: Option<(TicketInfo, Vec<String>)>,
     pub duplicate: Option<Duplicate>,
     pub contact: Option<ContactInfo>,
     /// The number a ticket opened by this mail would get (for `explain`).

@@ -166,6 +166,20 @@ impl MessageTx<'_> {
                 "INSERT OR IGNORE INTO thread_ids (message_id, ticket_id, origin) VALUES (?1, ?2, 'in')",
             )?
             .execute(params![mid, t.0])?;
+            tx.prepare_cached("DELETE FROM awaited_refs WHERE message_id = ?1")?
+                .execute([mid])?;
+        }
+        if let Some(t) = ticket
+            && msg.outcome == Outcome::Processed
+        {
+            let people = effects.awaited_people.join(",");
+            for id in effects.awaited.iter().take(20) {
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO awaited_refs (message_id, ticket_id, people)
+                     SELECT ?1, ?2, ?3 WHERE NOT EXISTS (SELECT 1 FROM thread_ids WHERE message_id = ?1)",
+                )?
+                .execute(params![id, t.0, people])?;
+            }
         }
         if let Some(t) = ticket {
             for e in events {

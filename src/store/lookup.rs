@@ -154,6 +154,30 @@ impl Store {
         }))
     }
 
+    /// The ticket whose stored mail referenced Message-ID `id` before it
+    /// came, and that mail's people.
+    fn awaited_by(&self, id: &str) -> Result<Option<(TicketInfo, Vec<String>)>> {
+        let row: Option<(i64, String)> = self
+            .conn
+            .prepare_cached(
+                "SELECT ticket_id, people FROM awaited_refs WHERE message_id = ?1
+                 ORDER BY ticket_id LIMIT 1",
+            )?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let Some((t, people)) = row else {
+            return Ok(None);
+        };
+        Ok(self.ticket(TicketId(t))?.map(|t| {
+            let people = people
+                .split(',')
+                .filter(|p| !p.is_empty())
+                .map(String::from)
+                .collect();
+            (t, people)
+        }))
+    }
+
     /// The ticket that any of `ids` (Message-IDs, nearest first) belongs to.
     pub fn ticket_by_message_ids(&self, ids: &[String]) -> Result<Option<TicketInfo>> {
         let mut stmt = self
@@ -244,6 +268,10 @@ impl Store {
             None => None,
         };
         let referenced = self.ticket_by_message_ids(referenced_ids)?;
+        let awaited_by = match message_id {
+            Some(id) => self.awaited_by(id)?,
+            None => None,
+        };
         let bounced = match bounced_id {
             Some(id) => self.ticket_by_message_ids(&[id.to_string()])?,
             None => None,
@@ -271,6 +299,7 @@ impl Store {
         Ok(Lookup {
             tagged,
             referenced,
+            awaited_by,
             duplicate: self.duplicate(message_id, sender, content_hash)?,
             contact: match sender {
                 Some(s) => self.contact(s)?,

@@ -221,7 +221,8 @@ ALTER TABLE outbox ADD COLUMN deferrals INTEGER NOT NULL DEFAULT 0;
 "#,
     // RMAs, one per (ticket, part): the projection of a ticket's `rma`
     // events; a ticket's severity, the projection of its policy and
-    // severity_changed events (backfilled from the last policy event). A paused timer (an SLA clock while the ticket waits on the
+    // severity_changed events (backfilled from the last policy event); the
+    // references of stored mail to mail not seen yet. A paused timer (an SLA clock while the ticket waits on the
     // customer) keeps the time it had left in `paused_secs`; its due_at is
     // then the far future, so it never comes due until it is resumed.
     r#"
@@ -244,6 +245,15 @@ CREATE TABLE rma (
 ) STRICT;
 ALTER TABLE timers ADD COLUMN paused_secs INTEGER;
 ALTER TABLE tickets ADD COLUMN severity INTEGER;
+-- Mail a stored mail referenced but that has not come yet (it waits in
+-- another mailbox, or arrives late): when it comes, it joins that ticket
+-- if its sender is on the ticket or was among the referencing mail's people.
+CREATE TABLE awaited_refs (
+    message_id TEXT NOT NULL,
+    ticket_id  INTEGER NOT NULL REFERENCES tickets(id),
+    people     TEXT NOT NULL,
+    PRIMARY KEY (message_id, ticket_id)
+) STRICT, WITHOUT ROWID;
 UPDATE tickets SET severity = (
     SELECT json_extract(e.detail, '$.severity') FROM ticket_events e
     WHERE e.ticket_id = tickets.id AND e.kind = 'policy' AND json_valid(e.detail)

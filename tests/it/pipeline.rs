@@ -581,3 +581,88 @@ async fn a_wrong_password_is_one_clear_error_naming_the_mailbox() {
         "{msg}"
     );
 }
+
+/// Issue 12, defect 2: a follow-up stored before the mail it answers.
+async fn follow_up_first(
+    stack: &MailStack,
+    parent_from: &str,
+    follow_up_to: &str,
+) -> (Config, Config) {
+    let parent = mail(
+        parent_from,
+        "rma@vendor.test",
+        "Drive failed in bay 3",
+        "parent@customer.test",
+        "",
+        "The drive in bay 3 failed; please send a replacement.",
+    );
+    let follow_up = mail(
+        "ann@customer.test",
+        follow_up_to,
+        "Re: Drive failed in bay 3",
+        "child@customer.test",
+        "In-Reply-To: <parent@customer.test>\r\nReferences: <parent@customer.test>\r\n",
+        "Forgot to say: the serial is A1-B2C3D4E5.",
+    );
+    stack
+        .append("rma@vendor.test", "INBOX", &parent, DATE)
+        .await;
+    stack
+        .append("support@vendor.test", "INBOX", &follow_up, DATE)
+        .await;
+    // The support mailbox is read first: the follow-up is stored before its parent.
+    let support_only = stack.config(|c| c.mailboxes = vec![("support", "support")]);
+    let both = stack.config(|c| c.mailboxes = vec![("support", "support"), ("rma", "rma")]);
+    (support_only, both)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follow_up_stored_before_the_mail_it_answers_is_on_one_ticket_with_it() {
+    let stack = MailStack::start();
+    let (support_only, both) =
+        follow_up_first(&stack, "ann@customer.test", "support@vendor.test").await;
+    once(&support_only).await;
+    assert_eq!(db(&support_only).tickets().unwrap().len(), 1);
+    once(&both).await;
+    let st = db(&both);
+    let tickets = st.tickets().unwrap();
+    assert_eq!(
+        tickets.len(),
+        1,
+        "one conversation, one ticket: {tickets:?}"
+    );
+    assert_eq!(tickets[0].messages, 2);
+    let kinds: Vec<String> = st
+        .outbox(None)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        ["ack_new", "ack_followup"],
+        "the acknowledgements name one ticket"
+    );
+    let subjects = subjects(&stack);
+    assert!(
+        subjects.iter().all(|s| s.contains("[TKT#1]")),
+        "{subjects:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_reference_does_not_pull_a_strangers_mail_into_someone_elses_ticket() {
+    let stack = MailStack::start();
+    // The "follow-up" is the forger's, sent to support@ alone; the mail it
+    // names comes from someone who is neither on its ticket nor among its people.
+    let (support_only, both) =
+        follow_up_first(&stack, "bob@elsewhere.test", "support@vendor.test").await;
+    once(&support_only).await;
+    once(&both).await;
+    let st = db(&both);
+    assert_eq!(
+        st.tickets().unwrap().len(),
+        2,
+        "Bob's mail gets its own ticket"
+    );
+}
