@@ -3,7 +3,7 @@
 use crate::clock::SharedClock;
 use crate::config::{Config, SmtpConfig};
 use crate::intake::Engine;
-use crate::store::{SentJournal, Store};
+use crate::store::{RunLock, SentJournal, Store};
 use anyhow::Result;
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -26,6 +26,8 @@ pub struct Shared {
     /// Woken after an intake commit, which may have set timers.
     pub timer_wake: Notify,
     pub smtp: SmtpConfig,
+    /// One daemon per database: held until the last task lets go.
+    pub run_lock: RunLock,
 }
 
 impl std::fmt::Debug for Store {
@@ -36,6 +38,7 @@ impl std::fmt::Debug for Store {
 
 impl Shared {
     pub fn new(config: &Config, clock: SharedClock) -> Result<Arc<Shared>> {
+        let run_lock = RunLock::acquire(&config.database)?;
         let store = Store::open(&config.database)?;
         let sent_journal = SentJournal::open(&config.database)?;
         Ok(Arc::new(Shared {
@@ -46,6 +49,7 @@ impl Shared {
             outbox_wake: Notify::new(),
             timer_wake: Notify::new(),
             smtp: config.smtp.clone(),
+            run_lock,
         }))
     }
 }

@@ -11,6 +11,7 @@ mod history;
 mod intake;
 mod journal;
 mod listings;
+mod lock;
 mod lookup;
 mod outbox;
 mod rma;
@@ -22,6 +23,7 @@ mod timers;
 pub use history::TicketHistory;
 pub use intake::MessageTx;
 pub use journal::SentJournal;
+pub use lock::RunLock;
 pub use timers::Settle;
 
 use crate::model::{Outcome, TicketId, TicketStatus};

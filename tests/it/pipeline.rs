@@ -666,3 +666,40 @@ async fn a_forged_reference_does_not_pull_a_strangers_mail_into_someone_elses_ti
         "Bob's mail gets its own ticket"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_on_the_same_database_refuses_to_start_while_the_other_commands_work() {
+    let stack = MailStack::start();
+    let cfg = stack.config(|_| {});
+    let daemon = Daemon::start(&cfg, clock());
+    wait_until("the run lock", WAIT, || {
+        std::fs::read_to_string(cfg.database.with_extension("db.lock"))
+            .is_ok_and(|s| !s.trim().is_empty())
+    })
+    .await;
+    let ticketd = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ticketd"))
+            .args(args)
+            .arg("--config")
+            .arg(&cfg.path)
+            .env_remove("TICKETD_CONFIG")
+            .output()
+            .expect("run ticketd")
+    };
+    let second = ticketd(&["run"]);
+    assert_eq!(second.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("another ticketd run (pid "), "{err}");
+    assert!(err.contains("only one may"), "{err}");
+    let listing = ticketd(&["tickets"]);
+    assert!(
+        listing.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listing.stderr)
+    );
+    daemon.stop(WAIT).await;
+    // Once it stopped, a run starts.
+    ticketd::daemon::run_once(cfg.clone(), clock())
+        .await
+        .unwrap();
+}
