@@ -775,6 +775,32 @@ mod tests {
             out.change.mails[0].template, "rma_notice",
             "the customer is told the date"
         );
+        // Over Christmas (a US federal holiday on Friday 25 December):
+        // received Monday the 21st, due back Tuesday the 29th.
+        let issued = record(
+            RmaState::Issued,
+            "Q20AB12345",
+            &["advanced_replacement"],
+            Some("QRMA2026-7-1"),
+        );
+        let out = act(
+            &p,
+            &[issued],
+            RmaVerb::Received,
+            None,
+            "2026-12-21T10:00:00-08:00",
+        )
+        .unwrap();
+        let deadline = out
+            .change
+            .set_timers
+            .iter()
+            .find(|t| t.kind == TimerKind::RmaDeadline)
+            .unwrap();
+        assert_eq!(
+            deadline.due.with_timezone(&p.zone).date_naive().to_string(),
+            "2026-12-29"
+        );
     }
 
     #[test]
