@@ -16,11 +16,7 @@ fn act<T>(
     id: TicketId,
     by: &str,
     now: DateTime<Utc>,
-    f: impl FnOnce(
-        &TicketInfo,
-        &Store,
-        &ActionInput<'_>,
-    ) -> Result<(T, TicketChange<ReplyPlan>), String>,
+    f: impl FnOnce(&TicketInfo, &ActionInput<'_>) -> Result<(T, TicketChange<ReplyPlan>), String>,
 ) -> Result<(T, usize)> {
     let ticket = store
         .ticket(id)?
@@ -34,7 +30,7 @@ fn act<T>(
         by,
         now,
     };
-    let (out, mut change) = f(&ticket, store, &input).map_err(|e| anyhow!(e))?;
+    let (out, mut change) = f(&ticket, &input).map_err(|e| anyhow!(e))?;
     let skipped = engine.deliverable_only(store, &mut change.mails)?;
     change.events.extend(skipped);
     let mails: Vec<NewMail> = engine
@@ -60,9 +56,8 @@ pub fn rma(
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<(RmaOutcome, usize)> {
-    act(engine, store, id, by, now, |ticket, store, input| {
-        let rmas = store.rmas(id).map_err(|e| format!("{e:#}"))?;
-        let mut out = decide::rma_action(ticket, &rmas, verb, part, input)?;
+    act(engine, store, id, by, now, |ticket, input| {
+        let mut out = decide::rma_action(ticket, verb, part, input)?;
         let change = std::mem::take(&mut out.change);
         Ok((out, change))
     })
@@ -77,7 +72,7 @@ pub fn reply(
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<usize> {
-    let ((), n) = act(engine, store, id, by, now, |ticket, _, input| {
+    let ((), n) = act(engine, store, id, by, now, |ticket, input| {
         Ok(((), decide::staff_reply(ticket, body, input)?))
     })?;
     Ok(n)
@@ -92,7 +87,7 @@ pub fn note(
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    act(engine, store, id, by, now, |_, _, _| {
+    act(engine, store, id, by, now, |_, _| {
         Ok(((), decide::note(text, by)?))
     })?;
     Ok(())
@@ -107,7 +102,7 @@ pub fn set_status(
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<TicketStatus> {
-    let (was, _) = act(engine, store, id, by, now, |ticket, _, input| {
+    let (was, _) = act(engine, store, id, by, now, |ticket, input| {
         Ok((ticket.status, decide::set_status(ticket, to, input)?))
     })?;
     Ok(was)
@@ -122,7 +117,7 @@ pub fn set_severity(
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<u8>> {
-    let (was, _) = act(engine, store, id, by, now, |ticket, _, input| {
+    let (was, _) = act(engine, store, id, by, now, |ticket, input| {
         Ok((
             ticket.severity,
             decide::set_severity(ticket, severity, input)?,

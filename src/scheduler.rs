@@ -56,7 +56,6 @@ fn settle(
         return Ok(done.then_some(Settle::Cancelled));
     };
     let from = engine.answer_address(&ticket.mailbox);
-    let rmas = st.rmas(ticket.id)?;
     let thread = st.last_customer_message(ticket.id)?;
     let input = TimerInput {
         pack: &engine.pack,
@@ -64,7 +63,7 @@ fn settle(
         staff: &engine.staff,
         from_address: from,
         thread: thread.as_deref(),
-        rmas: &rmas,
+        rmas: &ticket.rmas,
         now,
     };
     let (how, why, change): (Settle, Option<String>, TicketChange<NewMail>) =

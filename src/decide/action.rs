@@ -208,6 +208,7 @@ mod tests {
                 due: at("2026-12-03T09:00:00-06:00"),
                 paused_secs: None,
             }],
+            rmas: vec![],
         };
         let input = ActionInput {
             pack: &pack,

@@ -232,6 +232,16 @@ fn customer_mail(
     }
 }
 
+/// The ticket's RMAs that have a code, as later replies show them.
+pub(super) fn codes(ticket: &TicketInfo, zone: chrono_tz::Tz) -> Vec<serde_json::Value> {
+    ticket
+        .rmas
+        .iter()
+        .filter(|r| r.code.is_some())
+        .map(|r| rma_json(r, None, zone))
+        .collect()
+}
+
 fn rma_json(r: &RmaRecord, code: Option<&str>, zone: chrono_tz::Tz) -> serde_json::Value {
     json!({
         "code": code.or(r.code.as_deref()),
@@ -269,13 +279,13 @@ fn deadlines_view<'a>(
 /// the same ticket and part gives the same code and sends nothing.
 pub fn rma_action(
     ticket: &TicketInfo,
-    rmas: &[RmaRecord],
     verb: RmaVerb,
     part: Option<&str>,
     i: &ActionInput<'_>,
 ) -> Result<RmaOutcome, String> {
     let pack = i.pack;
     let zone = pack.zone;
+    let rmas = ticket.rmas.as_slice();
     let Some(spec) = pack.policy.rma() else {
         return Err(format!(
             "the {} pack has no [rma] table: its RMAs are not kept by ticketd",
@@ -598,6 +608,7 @@ mod tests {
             severity: None,
             answered: false,
             timers: vec![],
+            rmas: vec![],
         }
     }
 
@@ -629,9 +640,10 @@ mod tests {
             own_addresses: vec!["rma@vendor.test".into()],
             staff: vec!["lead@vendor.test".into()],
         };
+        let mut t = ticket();
+        t.rmas = rmas.to_vec();
         rma_action(
-            &ticket(),
-            rmas,
+            &t,
             verb,
             part,
             &ActionInput {

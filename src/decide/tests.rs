@@ -31,6 +31,7 @@ fn ticket(id: i64, requester: &str) -> TicketInfo {
         severity: None,
         answered: false,
         timers: vec![],
+        rmas: vec![],
     }
 }
 

@@ -266,6 +266,7 @@ mod tests {
             severity: None,
             answered: false,
             timers: vec![],
+            rmas: vec![],
         }
     }
 

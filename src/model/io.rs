@@ -29,6 +29,8 @@ pub struct TicketInfo {
     pub answered: bool,
     /// The ticket's pending timers.
     pub timers: Vec<PendingTimer>,
+    /// The ticket's RMAs.
+    pub rmas: Vec<RmaRecord>,
 }
 
 /// A pending timer of a ticket, as the decision sees it.

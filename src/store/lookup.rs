@@ -151,6 +151,7 @@ impl Store {
             severity,
             answered,
             timers,
+            rmas: self.rmas(id)?,
         }))
     }
 

@@ -3,6 +3,7 @@
 use crate::harness::{MailStack, mail};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
+use std::time::Duration;
 use ticketd::clock::{Clock, FixedClock, SharedClock, SystemClock};
 use ticketd::config::Config;
 use ticketd::model::{RmaState, TicketId, TimerKind};
@@ -255,6 +256,39 @@ async fn qn_05_an_rma_approved_then_issued_from_the_shell_reaches_the_customer_o
         rma_events[2].1.contains("lead@vendor.test"),
         "names who issued it"
     );
+
+    // The code appears in later replies on the ticket.
+    let again = mail(
+        "kim@customer.test",
+        "support@vendor.test",
+        "Re: Warranty claim: TS-464 will not boot [TKT#1]",
+        "qn2@customer.test",
+        "",
+        "Which address do we ship the unit to?",
+    );
+    stack
+        .append(
+            "support@vendor.test",
+            "INBOX",
+            &again,
+            "02-Dec-2026 09:30:00 +0000",
+        )
+        .await;
+    ticketd::daemon::run_once(cfg.clone(), shared.clone())
+        .await
+        .unwrap();
+    let followups: Vec<_> = sent(&stack, "Warranty claim")
+        .into_iter()
+        .filter(|m| m.text.contains("We have added your message"))
+        .collect();
+    assert_eq!(followups.len(), 1);
+    assert!(
+        followups[0]
+            .text
+            .contains(&format!("RMA {code} (part Q20AB12345): issued")),
+        "{}",
+        followups[0].text
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -366,4 +400,49 @@ async fn a_staff_answer_from_the_shell_reaches_the_customer_in_their_thread_and_
     );
     let t = store(&cfg).ticket(TicketId(1)).unwrap().unwrap();
     assert_eq!(t.status, ticketd::model::TicketStatus::WaitingCustomer);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_queued_from_the_shell_is_sent_by_the_running_daemon_within_seconds() {
+    let stack = MailStack::start();
+    let cfg = stack.config(|c| c.pack = "ixsystems".into());
+    let report = mail(
+        "ann@customer.test",
+        "support@vendor.test",
+        "Pool degraded",
+        "live1@customer.test",
+        "",
+        "Our pool is degraded since this morning; TrueNAS 13.0, serial A1-B2C3D4E5.",
+    );
+    let daemon = crate::harness::Daemon::start(&cfg, Arc::new(SystemClock));
+    stack.deliver(&report).await;
+    crate::harness::wait_until("the acknowledgement", Duration::from_secs(20), || {
+        !sent(&stack, "Pool degraded").is_empty()
+    })
+    .await;
+    let answer = stack.dir.join("live-answer.txt");
+    std::fs::write(&answer, "Hello Ann,\n\nplease replace the disk in bay 2.\n").unwrap();
+    let out = ticketd(
+        &cfg,
+        &[
+            "reply",
+            "1",
+            answer.to_str().unwrap(),
+            "--as",
+            "bob@vendor.test",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Nothing wakes the daemon: it looks again on its own within about a second.
+    crate::harness::wait_until("the answer sent", Duration::from_secs(10), || {
+        sent(&stack, "Pool degraded")
+            .iter()
+            .any(|m| m.text.contains("replace the disk in bay 2"))
+    })
+    .await;
+    daemon.stop(Duration::from_secs(20)).await;
 }
