@@ -671,7 +671,7 @@ async fn run(args: Args) -> Result<()> {
         ("rma", "tp-rma@vendor.test"),
         ("24x7", "tp-24x7@vendor.test"),
     ];
-    out["throughput"] = throughput(&args, &stack, &work, n, "throughput.db", &boxes).await?;
+    out["throughput"] = throughput(&args, &stack, &work, n, "throughput.db", &boxes, 0).await?;
     eprintln!("bench: throughput {}", out["throughput"]);
 
     // 2c. The same on a store that already holds `--preload` messages.
@@ -984,6 +984,7 @@ async fn throughput(
     n: usize,
     db: &str,
     boxes: &[(&str, &str)],
+    already: usize,
 ) -> Result<Value> {
     let cfg_path = write_config(stack, work, db, &args.repo, boxes)?;
     let cfg = Config::load(&cfg_path).map_err(|e| anyhow!("{e}"))?;
@@ -1044,7 +1045,8 @@ async fn throughput(
     let st = Store::open_read_only(&cfg.database)?;
     let outcomes: HashMap<String, i64> = st.message_outcomes()?.into_iter().collect();
     let outbox: HashMap<String, i64> = st.outbox_counts()?.into_iter().collect();
-    let stored: i64 = outcomes.values().sum();
+    // Only this run's mail (a preloaded store holds more).
+    let stored: i64 = outcomes.values().sum::<i64>() - already as i64;
     daemon.stop()?;
     if let Some(keep) = std::env::var_os("BENCH_KEEP_LOG") {
         // The daemon's log of the throughput run (the work directory goes with the stack).
@@ -1181,7 +1183,16 @@ async fn preloaded(args: &Args, stack: &Stack, work: &Path, mails: &[Mail]) -> R
         .await?
         .append_pipelined("INBOX", mails)
         .await?;
-    let tp = throughput(args, stack, work, mails.len(), "preloaded.db", &boxes).await?;
+    let tp = throughput(
+        args,
+        stack,
+        work,
+        mails.len(),
+        "preloaded.db",
+        &boxes,
+        args.preload,
+    )
+    .await?;
     Ok(json!({
         "messages": args.preload,
         "fill_s": fill_s,

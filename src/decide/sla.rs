@@ -32,18 +32,18 @@ pub(super) fn sla_timers(i: &Input<'_>, policy: &Evaluation) -> Vec<TimerPlan> {
     let (Some(due), Some(rule)) = (policy.first_response_due, &policy.sla_rule) else {
         return vec![];
     };
-    if !i.staff.sla_notices {
+    // A target already missed before ticketd stored the mail (a backlog
+    // after downtime) gets no timers: staff would get one notice per old
+    // mail at once; the acknowledgement and the event still show the date.
+    if !i.staff.sla_notices || due <= i.now {
         return vec![];
     }
     let mut out = Vec::new();
-    // A target already missed when the mail is stored (a backlog after
-    // downtime) gets its breach notice only.
     if let Some(warn) = i
         .pack
         .policy
         .sla_warning_at(policy, i.staff.sla_warning_lead)
         && warn < due
-        && due > i.now
     {
         out.push(TimerPlan {
             kind: TimerKind::SlaWarning,
