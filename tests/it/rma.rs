@@ -174,7 +174,7 @@ async fn qn_05_an_rma_approved_then_issued_from_the_shell_reaches_the_customer_o
             "support@vendor.test",
             "INBOX",
             &report,
-            "02-Dec-2026 09:00:00 +0000",
+            "01-Dec-2026 09:00:00 +0000",
         )
         .await;
     let shared: SharedClock = Arc::new(SystemClock);
@@ -271,7 +271,7 @@ async fn qn_05_an_rma_approved_then_issued_from_the_shell_reaches_the_customer_o
             "support@vendor.test",
             "INBOX",
             &again,
-            "02-Dec-2026 09:30:00 +0000",
+            "01-Dec-2026 09:30:00 +0000",
         )
         .await;
     ticketd::daemon::run_once(cfg.clone(), shared.clone())
