@@ -411,6 +411,7 @@ mod tests {
             ticket_created: None,
             known_facts: &[],
             quota_used: &Default::default(),
+            rma_issued: false,
         });
         let timers = super::super::person::escalation_timers(&e);
         let dues: Vec<_> = timers.iter().map(|t| t.due).collect();

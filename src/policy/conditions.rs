@@ -23,6 +23,7 @@ pub(super) struct When(pub(super) Vec<(bool, Vec<Cond>)>);
 
 const FLAGS: &[&str] = &[
     "new",
+    "rma_issued",
     "followup",
     "open",
     "closed",

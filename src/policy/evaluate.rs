@@ -23,6 +23,8 @@ pub struct Request<'a> {
     pub known_facts: &'a [String],
     /// Uses so far per quota id, in the period [`Policy::quota_periods`] named.
     pub quota_used: &'a BTreeMap<String, u32>,
+    /// The ticket already has an RMA with its code.
+    pub rma_issued: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -157,6 +159,7 @@ impl Ctx<'_> {
                 "quota_exhausted" => self.quota_exhausted,
                 "unsupported_version" => self.unsupported_version,
                 "missing" => self.missing,
+                "rma_issued" => r.rma_issued,
                 _ => false,
             },
             Cond::Mailbox(v) => v

@@ -289,6 +289,11 @@ async fn qn_05_an_rma_approved_then_issued_from_the_shell_reaches_the_customer_o
         "{}",
         followups[0].text
     );
+    assert!(
+        !followups[0].text.contains("We issue the RMA number"),
+        "no promise of a code it already has: {}",
+        followups[0].text
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -128,6 +128,7 @@ impl Case {
             ticket_created: self.ticket_created,
             known_facts: &self.known,
             quota_used: &self.used,
+            rma_issued: false,
         })
     }
 }
