@@ -15,6 +15,13 @@ pub const REQUIRED: &[&str] = &[
     "staff_policy",
     "staff_undeliverable",
     "staff_escalation",
+    "staff_sla",
+    "staff_rma_due",
+    "staff_reply",
+    "rma_issued",
+    "rma_notice",
+    "customer_reminder",
+    "auto_closed",
 ];
 
 pub struct Templates {
@@ -304,6 +311,28 @@ mod tests {
         assert!(mixed.lines().any(|l| l.contains("ABC12345")), "{mixed}");
         for l in mixed.lines() {
             assert!(cols(l) <= 16, "{l:?}");
+        }
+    }
+
+    #[test]
+    fn every_required_template_renders_in_every_language_with_the_data_decide_gives() {
+        let t = shipped();
+        for lang in Language::ALL {
+            for name in REQUIRED {
+                let mut data = crate::decide::sample_template_data();
+                if name.starts_with("rma_") || *name == "staff_rma_due" {
+                    // The RMA mails take one RMA, later replies the list.
+                    data["rma"] = data["rma"][0].clone();
+                }
+                let (subject, body) = t
+                    .render(lang, name, data)
+                    .unwrap_or_else(|e| panic!("{}/{name}: {e:#}", lang.as_str()));
+                assert!(
+                    !subject.is_empty() && !body.trim().is_empty(),
+                    "{}/{name}",
+                    lang.as_str()
+                );
+            }
         }
     }
 

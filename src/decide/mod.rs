@@ -349,5 +349,15 @@ pub fn sample_template_data() -> serde_json::Value {
         "ticket_state": "open",
         "escalation": {"to": "Director", "rule": "NX-03", "due": "2026-03-02 18:00 CST", "opened": "2026-03-02 10:00 CST",
                        "open_for": "8 hours", "late": true, "sent": "2026-03-02 19:00 CST", "unmapped": false},
+        "sla": {"breach": true, "rule": "IX-03", "at": "2026-03-03 10:00 PST", "opened": "2026-03-02 10:00 PST",
+                "late": false, "sent": "2026-03-03 10:00 PST"},
+        "rma": [{"code": "7", "part": "DRIVE-1", "state": "issued", "expires": "2026-04-01 10:00 PDT"}],
+        "deadlines": {},
+        "return_to": null,
+        "due": "2026-03-04 10:00 PST",
+        "rule": "QN-05",
+        "asked_on": "2026-03-02",
+        "missing": ["the serial number"],
+        "body": "Hello Ann,\n\nplease send the log.",
     })
 }
