@@ -850,44 +850,189 @@ mod tests {
         }
     }
 
-    #[test]
-    fn ix_06_a_reminder_whose_rma_was_received_is_cancelled() {
-        let p = pack("ixsystems");
-        let mut r = record(RmaState::Received, "", &[], Some("7"));
-        r.received_at = Some(at("2026-03-10T10:00:00-07:00"));
+    /// `on_rma_timer` for a timer of `kind` and `key` on a ticket with `r`, at `now`.
+    fn due(
+        pack: &Pack,
+        r: RmaRecord,
+        kind: TimerKind,
+        key: &str,
+        rule: &str,
+        now: &str,
+    ) -> TimerDecision {
         let identity = Identity {
             from_name: "Support".into(),
             message_id_domain: "t.test".into(),
             own_addresses: vec![],
-            staff: vec![],
+            staff: vec!["lead@vendor.test".into()],
         };
         let timer = TimerRow {
             id: 1,
             ticket: TicketId(7),
             plan: TimerPlan {
-                kind: TimerKind::RmaReminder,
-                key: "rma_valid:".into(),
-                due: at("2026-03-27T10:00:00-07:00"),
-                rule: "IX-06".into(),
+                kind,
+                key: key.into(),
+                due: at(now),
+                rule: rule.into(),
                 to: None,
             },
         };
-        let d = on_rma_timer(
+        on_rma_timer(
             &ticket(),
             &timer,
             &TimerInput {
-                pack: &p,
+                pack,
                 identity: &identity,
                 staff: &crate::config::StaffDirectory::default(),
                 from_address: "support@vendor.test",
-                thread: None,
+                thread: Some("m1@customer.test"),
                 rmas: &[r],
-                now: at("2026-03-27T10:00:00-07:00"),
+                now: at(now),
             },
+        )
+    }
+
+    #[test]
+    fn ix_06_a_reminder_whose_rma_was_received_is_cancelled() {
+        let mut r = record(RmaState::Received, "", &[], Some("7"));
+        r.received_at = Some(at("2026-03-10T10:00:00-07:00"));
+        let d = due(
+            &pack("ixsystems"),
+            r,
+            TimerKind::RmaReminder,
+            "rma_valid:",
+            "IX-06",
+            "2026-03-27T10:00:00-07:00",
         );
         assert!(
             matches!(d, TimerDecision::Cancel { ref why, .. } if why.contains("receipt")),
             "{d:?}"
         );
+    }
+
+    #[test]
+    fn ix_06_the_validity_deadline_marks_the_rma_expired_and_tells_the_customer_in_their_thread() {
+        let r = record(RmaState::Issued, "", &[], Some("7"));
+        let d = due(
+            &pack("ixsystems"),
+            r,
+            TimerKind::RmaDeadline,
+            "rma_valid:",
+            "IX-06",
+            "2026-04-01T10:00:00-07:00",
+        );
+        let TimerDecision::Fire {
+            replies, events, ..
+        } = d
+        else {
+            panic!("{d:?}")
+        };
+        assert_eq!(replies[0].to, ["ann@customer.test"]);
+        assert_eq!(replies[0].in_reply_to.as_deref(), Some("m1@customer.test"));
+        assert!(events.iter().any(|e| matches!(
+            e,
+            Event::Rma {
+                state: RmaState::Expired,
+                ..
+            }
+        )));
+    }
+
+    #[test]
+    fn ix_07_the_invoice_notice_goes_unless_the_parts_came_back() {
+        let r = record(RmaState::Issued, "", &["advance_exchange"], Some("7"));
+        let d = due(
+            &pack("ixsystems"),
+            r.clone(),
+            TimerKind::RmaDeadline,
+            "parts_invoiced:",
+            "IX-07",
+            "2026-03-16T10:00:00-07:00",
+        );
+        let TimerDecision::Fire {
+            replies, events, ..
+        } = d
+        else {
+            panic!("{d:?}")
+        };
+        assert_eq!(replies[0].template, "rma_notice");
+        assert!(
+            replies[0].data["policy"]["notices"][0]["text"]
+                .as_str()
+                .unwrap()
+                .contains("invoiced automatically")
+        );
+        assert!(
+            !events.iter().any(|e| matches!(e, Event::Rma { .. })),
+            "the label's end expires nothing"
+        );
+        let mut back = r;
+        back.state = RmaState::Received;
+        let d = due(
+            &pack("ixsystems"),
+            back,
+            TimerKind::RmaDeadline,
+            "parts_invoiced:",
+            "IX-07",
+            "2026-03-16T10:00:00-07:00",
+        );
+        assert!(matches!(d, TimerDecision::Cancel { .. }), "{d:?}");
+    }
+
+    #[test]
+    fn qn_05_staff_hear_of_an_approved_rma_without_a_code_after_two_business_days_and_not_once_issued()
+     {
+        let mut approved = record(RmaState::Approved, "", &[], None);
+        approved.issued_at = None;
+        let d = due(
+            &pack("qnap"),
+            approved.clone(),
+            TimerKind::RmaIssueDue,
+            "issue:",
+            "QN-05",
+            "2026-12-07T10:00:00-08:00",
+        );
+        let TimerDecision::Fire { replies, .. } = d else {
+            panic!("{d:?}")
+        };
+        assert_eq!(replies[0].template, "staff_rma_due");
+        assert_eq!(replies[0].to, ["lead@vendor.test"]);
+        let mut issued = approved;
+        issued.state = RmaState::Issued;
+        issued.code = Some("QRMA2026-7-1".into());
+        let d = due(
+            &pack("qnap"),
+            issued,
+            TimerKind::RmaIssueDue,
+            "issue:",
+            "QN-05",
+            "2026-12-07T10:00:00-08:00",
+        );
+        assert!(matches!(d, TimerDecision::Cancel { .. }), "{d:?}");
+    }
+
+    #[test]
+    fn qn_07_after_the_return_deadline_the_customer_is_told_the_daily_charge_applies() {
+        let mut r = record(
+            RmaState::Received,
+            "Q20AB12345",
+            &["advanced_replacement"],
+            Some("QRMA2026-7-1"),
+        );
+        r.received_at = Some(at("2026-12-03T10:00:00-08:00"));
+        let d = due(
+            &pack("qnap"),
+            r,
+            TimerKind::RmaDeadline,
+            "ar_return:Q20AB12345",
+            "QN-07",
+            "2026-12-10T10:00:00-08:00",
+        );
+        let TimerDecision::Fire { replies, .. } = d else {
+            panic!("{d:?}")
+        };
+        let text = replies[0].data["policy"]["notices"][0]["text"]
+            .as_str()
+            .unwrap();
+        assert!(text.contains("USD 100"), "{text}");
     }
 }

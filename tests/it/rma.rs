@@ -405,6 +405,20 @@ async fn a_staff_answer_from_the_shell_reaches_the_customer_in_their_thread_and_
     );
     let t = store(&cfg).ticket(TicketId(1)).unwrap().unwrap();
     assert_eq!(t.status, ticketd::model::TicketStatus::WaitingCustomer);
+
+    // Clear errors, exit 1, nothing written.
+    let unknown = ticketd(&cfg, &["note", "99", "x"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("ticket 99 does not exist"));
+    assert!(ticketd(&cfg, &["close", "1"]).status.success());
+    let closed = ticketd(&cfg, &["reply", "1", answer.to_str().unwrap()]);
+    assert_eq!(closed.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&closed.stderr).contains("ticket 1 is closed: reopen it first")
+    );
+    let bad = ticketd(&cfg, &["status", "1", "pending"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a state"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
