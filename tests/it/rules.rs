@@ -624,6 +624,29 @@ fn qn_11_onsite_plan_needs_the_5_year_advanced_replacement() {
         .contract(c)
         .eval();
     assert!(!staff_rules(&ok).contains(&"QN-11"));
+    assert!(
+        e.staff
+            .iter()
+            .any(|n| n.rule == "QN-11" && n.text.contains("advanced_replacement_5y is missing")),
+        "the note names the missing plan"
+    );
+}
+
+#[test]
+fn qn_11_the_documented_example_contract_has_the_plans_on_site_needs() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/contracts.example.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let contracts = ticketd::contracts::parse_csv(&text, "contracts.example.csv").unwrap();
+    let qnap = contracts
+        .into_iter()
+        .find(|c| c.serial == "Q23A1234567")
+        .expect("the QNAP example");
+    assert!(qnap.plans.iter().any(|p| p == "onsite"));
+    let e = Case::new("qnap", "2026-11-23T09:00:00-08:00")
+        .contract(qnap)
+        .eval();
+    assert!(!staff_rules(&e).contains(&"QN-11"), "{:?}", e.staff);
 }
 
 #[test]
