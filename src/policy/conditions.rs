@@ -34,6 +34,7 @@ const FLAGS: &[&str] = &[
     "ineligible",
     "quota_exhausted",
     "unsupported_version",
+    "unknown_version",
     "missing",
 ];
 

@@ -75,6 +75,9 @@ pub struct VersionOut {
     pub version: String,
     pub supported: bool,
     pub supported_until: Option<NaiveDate>,
+    /// The version is in the pack's release list (a version it does not
+    /// list is neither supported nor unsupported as far as the pack knows).
+    pub known: bool,
 }
 
 /// What the rules say about one request.
@@ -133,6 +136,7 @@ struct Ctx<'a> {
     ineligible: bool,
     quota_exhausted: bool,
     unsupported_version: bool,
+    unknown_version: bool,
     missing: bool,
     deadlines: BTreeMap<String, DeadlineOut>,
 }
@@ -158,6 +162,7 @@ impl Ctx<'_> {
                 "ineligible" => self.ineligible,
                 "quota_exhausted" => self.quota_exhausted,
                 "unsupported_version" => self.unsupported_version,
+                "unknown_version" => self.unknown_version,
                 "missing" => self.missing,
                 "rma_issued" => r.rma_issued,
                 _ => false,
@@ -497,6 +502,7 @@ impl Policy {
             ineligible: false,
             quota_exhausted: false,
             unsupported_version: false,
+            unknown_version: false,
             missing: false,
             deadlines: BTreeMap::new(),
         };
@@ -624,6 +630,19 @@ impl Policy {
                         version: rels[pos].version_text.clone(),
                         supported,
                         supported_until: until,
+                        known: true,
+                    });
+                } else {
+                    // A version the release list lacks: staff check it; the
+                    // customer is told nothing about its support.
+                    cite(&mut rules, &v.rule);
+                    ctx.unknown_version = true;
+                    version = Some(VersionOut {
+                        product: product.to_string(),
+                        version: vt.trim().to_string(),
+                        supported: true,
+                        supported_until: None,
+                        known: false,
                     });
                 }
             }

@@ -24,7 +24,7 @@
 //! `new`, `followup`, `open`, `closed` (business hours at arrival), `contract`,
 //! `attachments`, `extended` (under an extended warranty), `warranty_hold`,
 //! `ineligible` (a `[[mailbox]]` rule refused the sender), `quota_exhausted`,
-//! `unsupported_version`, `missing`, `rma_issued` (the ticket has an RMA code), and `key=value` forms: `mailbox=rma`,
+//! `unsupported_version`, `unknown_version` (a version the `[versions]` list lacks), `missing`, `rma_issued` (the ticket has an RMA code), and `key=value` forms: `mailbox=rma`,
 //! `tier=gold|silver`, `severity=1`, `severity<=2`, `plan=onsite`,
 //! `topic=refund`, `warranty=expired`, `fact=company` (`fact=company,tax_id`:
 //! both), `past=<deadline id>`

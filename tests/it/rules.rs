@@ -970,6 +970,30 @@ fn nx_05_previous_version_supported_180_days_after_a_release() {
         .text("Question", NETEX_FULL)
         .eval();
     assert!(current.version.as_ref().expect("version").supported);
+    assert!(!staff_rules(&current).contains(&"NX-05"));
+}
+
+#[test]
+fn nx_05_a_version_the_release_list_lacks_is_told_to_staff_and_not_to_the_customer() {
+    let e = Case::new("netex", "2026-11-23T10:00:00-06:00")
+        .text(
+            "Question",
+            "HyperIP version 5.2 on Linux crashes at start with a core dump every time.",
+        )
+        .eval();
+    let v = e.version.as_ref().expect("version");
+    assert!(!v.known);
+    assert!(
+        e.staff
+            .iter()
+            .any(|n| n.rule == "NX-05" && n.text.contains("release list does not have")),
+        "{:?}",
+        e.staff
+    );
+    assert!(
+        !notices(&e).contains(&"old_version"),
+        "the customer is told nothing of its support"
+    );
 }
 
 #[test]
