@@ -463,7 +463,7 @@ fn contracts_import_updates_in_place_and_a_bad_file_changes_nothing() {
     assert_eq!(v["contract"]["company"], "Studio \"Blue\" Ltd");
     assert_eq!(
         v["contract"]["plans"],
-        serde_json::json!(["advanced_replacement", "onsite"])
+        serde_json::json!(["advanced_replacement_5y", "onsite"])
     );
     assert_eq!(show("Soporte@Empresa.example")["by"], "email");
     let v = show("B12345678");
