@@ -113,6 +113,26 @@ mod tests {
     }
 
     #[test]
+    fn a_number_after_case_in_prose_is_not_a_ticket_reference() {
+        for prose in [
+            "We keep a spare in case 2 disks fail at once.",
+            "In any case 3 of the bays are empty.",
+            "Case 4 of the manual says to reboot.",
+        ] {
+            assert!(ex("Question", prose).ticket_ids.is_empty(), "{prose}");
+        }
+        for (reference, id) in [
+            ("What is the status of ticket 4711?", "4711"),
+            ("Re case #88: any news?", "88"),
+            ("Case no. 12 is still open.", "12"),
+            ("Tracking number 305, please.", "305"),
+            ("¿Cómo va la incidencia 77?", "77"),
+        ] {
+            assert_eq!(ex("Status", reference).ticket_ids, vec![id], "{reference}");
+        }
+    }
+
+    #[test]
     fn finds_japanese_and_spanish_labels() {
         let e = ex("故障", "シリアル番号：Q21AB99887\n請求書番号: 2026-0301\n");
         assert_eq!(e.serials, vec!["Q21AB99887"]);

@@ -94,7 +94,10 @@ pub struct Patterns {
 /// Defaults that fit most vendors; a pack overrides any list.
 pub mod defaults {
     pub const TICKET: &[&str] = &[
-        r"(?i)\b(?:ticket|case|tracking|incidencia|caso)\s*(?:number|no\.?|n[º°o]\.?|#|id)?\s*[:#]?\s*#?(\d{1,10})\b",
+        // "case" is also prose ("in case 2 disks fail"): it counts only with
+        // a number sign or word ("case #12", "case no. 12", "case number 12").
+        r"(?i)\b(?:ticket|tracking|incidencia|caso)\s*(?:number|no\.?|n[º°o]\.?|#|id)?\s*[:#]?\s*#?(\d{1,10})\b",
+        r"(?i)\bcase\s*(?:number|no\.|n[º°o]\.?|#|id|:)\s*[:#]?\s*#?(\d{1,10})\b",
         r"(?:チケット|問い合わせ|お問合せ)(?:番号)?\s*[:：#＃]?\s*(\d{1,10})",
     ];
     pub const SERIAL: &[&str] = &[
