@@ -120,11 +120,23 @@ impl Policy {
             if let Some(id) = &t.rule {
                 rule_ok(r, at, id);
             }
+            let not = if t.not.is_empty() {
+                None
+            } else {
+                match words_regex(&t.not) {
+                    Ok(re) => Some(re),
+                    Err(e) => {
+                        r.at(at, format!("topic `{}`: not: {e}", t.id));
+                        None
+                    }
+                }
+            };
             match words_regex(&t.words) {
                 Ok(re) => p.topics.push(Topic {
                     id: t.id,
                     rule: t.rule,
                     re,
+                    not,
                 }),
                 Err(e) => r.at(at, format!("topic `{}`: {e}", t.id)),
             }

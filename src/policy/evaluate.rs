@@ -423,7 +423,7 @@ impl Policy {
         let topics: Vec<String> = self
             .topics
             .iter()
-            .filter(|t| t.re.is_match(text))
+            .filter(|t| t.matches(text))
             .map(|t| t.id.clone())
             .collect();
 

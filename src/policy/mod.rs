@@ -6,7 +6,8 @@
 //! - `[calendar]`: opening hours, holidays, closures ([`crate::calendar`]).
 //! - `[warranty]`: standard terms, model series, extensions ([`crate::warranty`]).
 //! - `[tiers]`, `[severity]`: how the tier and the severity are read.
-//! - `[[topic]]`: named keyword sets in every language (out of scope, refund, …).
+//! - `[[topic]]`: named sets of words and phrases in every language (out of
+//!   scope, refund, …), with `not` phrases that do not count ("DC replacement").
 //! - `[facts]`: extra patterns for the canonical facts a request can carry.
 //! - `[[sla]]`: first-response times by condition, on the business or the 24×7 clock.
 //! - `[[escalation]]`: steps by severity, on the calendar clock from the report.
@@ -182,6 +183,18 @@ struct Topic {
     id: String,
     rule: Option<String>,
     re: Regex,
+    not: Option<Regex>,
+}
+
+impl Topic {
+    /// Whether `text` is about this topic: one of its words outside every
+    /// phrase of `not`.
+    fn matches(&self, text: &str) -> bool {
+        match &self.not {
+            Some(not) if not.is_match(text) => self.re.is_match(&not.replace_all(text, " ")),
+            _ => self.re.is_match(text),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -60,7 +60,12 @@ pub struct RawTopic {
     pub id: String,
     #[serde(default)]
     pub rule: Option<String>,
+    /// Words and phrases (a phrase matches across any whitespace).
     pub words: Vec<String>,
+    /// Phrases that do not count: their text is taken out before the words
+    /// are looked for ("DC replacement" is not a hardware replacement).
+    #[serde(default)]
+    pub not: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

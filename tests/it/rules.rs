@@ -1502,3 +1502,33 @@ fn named_html_entities_are_decoded_in_the_new_text_and_the_rules_text() {
         "{rules}"
     );
 }
+
+#[test]
+fn ix_05_a_dc_replacement_in_an_active_directory_question_is_not_an_rma_but_a_failed_drive_still_is()
+ {
+    let ad = Case::new("ixsystems", "2026-11-23T09:00:00-08:00")
+        .text(
+            "AD join fails",
+            "After our DC replacement last week the TrueNAS can no longer join Active Directory.",
+        )
+        .eval();
+    assert!(!ad.topics.iter().any(|t| t == "rma"), "{:?}", ad.topics);
+    let both = Case::new("ixsystems", "2026-11-23T09:00:00-08:00")
+        .text(
+            "Drive and AD",
+            "After the DC replacement the join fails, and a drive needs a replacement too.",
+        )
+        .eval();
+    assert!(both.topics.iter().any(|t| t == "rma"), "{:?}", both.topics);
+    let qnap = Case::new("qnap", "2026-11-23T09:00:00-08:00")
+        .text(
+            "AD",
+            "We plan to replace the domain controller; will the NAS keep its shares?",
+        )
+        .eval();
+    assert!(
+        !qnap.topics.iter().any(|t| t == "warranty"),
+        "{:?}",
+        qnap.topics
+    );
+}
