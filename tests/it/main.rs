@@ -14,3 +14,4 @@ mod pipeline;
 mod rules;
 mod tidy;
 mod timers;
+mod unit;
