@@ -13,7 +13,8 @@
 //! - [`outbox`]: sends queued mail over SMTP; [`scheduler`]: fires due timers (escalation steps).
 //! - [`daemon`]: supervises the tasks ([`shared`]: what they share); [`explain`] shows a decision
 //!   without acting on it.
-//! - [`clock`], [`backoff`], [`text`]: time, retry pacing and text helpers, shared by all.
+//! - [`clock`], [`backoff`], [`text`]: time, retry pacing and text helpers, shared by all;
+//!   [`logging`]: the journal, plain or terminal log output.
 
 pub mod backoff;
 pub mod calendar;
@@ -30,6 +31,7 @@ pub mod explain;
 pub mod extract;
 pub mod imap;
 pub mod intake;
+pub mod logging;
 pub mod model;
 pub mod net;
 pub mod outbox;

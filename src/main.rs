@@ -158,16 +158,6 @@ fn open_db(path: &std::path::Path) -> Result<Store> {
     Store::open_read_only(&cfg.database)
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-}
-
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
@@ -200,7 +190,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
     let clock: SharedClock = Arc::new(SystemClock);
     match cli.command {
         Command::Run { config, once } => {
-            init_logging();
+            ticketd::logging::init();
             let cfg = load(&config)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

@@ -427,3 +427,16 @@ pub fn mail(
     )
     .into_bytes()
 }
+
+/// The built `ticketd` binary, with none of the variables a service manager
+/// or a shell sets that change its behaviour.
+pub fn ticketd_command() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ticketd"));
+    c.env_remove("TICKETD_CONFIG")
+        .env_remove("JOURNAL_STREAM")
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
+        .env_remove("RUST_LOG");
+    c
+}

@@ -8,6 +8,7 @@ mod fuzz_replay;
 mod harness;
 mod hostile;
 mod hygiene;
+mod logs;
 mod outbox_faults;
 mod packs;
 mod pipeline;
