@@ -1,6 +1,7 @@
 //! Configuration: the raw TOML shape, then validation into typed values with file and line for every problem.
 
 use crate::diag::{Problem, Problems, Report, parse_toml};
+use crate::layout::SearchPath;
 use crate::model::Role;
 use crate::pack::Pack;
 use serde::Deserialize;
@@ -44,8 +45,12 @@ enum OneOrMany {
 #[serde(deny_unknown_fields)]
 struct RawDaemon {
     database: Spanned<String>,
-    templates: Spanned<String>,
-    packs: Spanned<String>,
+    /// Default: `templates/` beside the config if there is one, else the shipped ones.
+    #[serde(default)]
+    templates: Option<Spanned<String>>,
+    /// Default: `vendors/` beside the config, then the shipped packs.
+    #[serde(default)]
+    packs: Option<Spanned<String>>,
     pack: Spanned<String>,
 }
 
@@ -413,6 +418,8 @@ pub struct Config {
     pub staff: StaffDirectory,
     pub database: PathBuf,
     pub templates: PathBuf,
+    /// Where templates and packs are looked for (`explain --pack` uses it too).
+    pub search: SearchPath,
     pub pack: Pack,
     pub identity: Identity,
     pub smtp: SmtpConfig,
@@ -450,23 +457,33 @@ impl Config {
         };
 
         let database = resolve(raw.daemon.database.get_ref());
-        let templates = resolve(raw.daemon.templates.get_ref());
+        let search = SearchPath::new(
+            Some(&base),
+            raw.daemon.templates.as_ref().map(|t| resolve(t.get_ref())),
+            raw.daemon.packs.as_ref().map(|p| resolve(p.get_ref())),
+            &crate::layout::data_dir(),
+        );
+        let templates = search.templates_dir();
         if !templates.is_dir() {
-            r.spanned(
-                &raw.daemon.templates,
-                format!("templates: {} is not a directory", templates.display()),
+            let msg = format!(
+                "templates: {} is not a directory",
+                search.templates_described()
             );
+            match &raw.daemon.templates {
+                Some(t) => r.spanned(t, msg),
+                None => r.at(0, msg),
+            }
         }
-        let packs = resolve(raw.daemon.packs.get_ref());
-        let pack_path = packs.join(format!("{}.toml", raw.daemon.pack.get_ref()));
+        let pack_path = search.pack_file(raw.daemon.pack.get_ref());
         let mut pack_problems = Vec::new();
         let pack = if !pack_path.is_file() {
             r.spanned(
                 &raw.daemon.pack,
                 format!(
-                    "pack `{}`: no file {}",
+                    "pack `{}`: no file {}.toml in {}",
                     raw.daemon.pack.get_ref(),
-                    pack_path.display()
+                    raw.daemon.pack.get_ref(),
+                    search.packs_described()
                 ),
             );
             None
@@ -708,6 +725,7 @@ impl Config {
                 staff,
                 database,
                 templates,
+                search,
                 pack,
                 identity,
                 smtp,

@@ -2,7 +2,8 @@
 //!
 //! Modules in pipeline order:
 //! - [`model`]: the types every layer shares (ticket ids and states, events, the decision's inputs).
-//! - [`config`], [`pack`]: what to watch and which vendor rules apply; [`diag`]: their file:line problems.
+//! - [`config`], [`pack`]: what to watch and which vendor rules apply; [`diag`]: their file:line problems;
+//!   [`layout`]: where the shipped templates and packs are found.
 //! - [`imap`]: one watcher per mailbox, fetching new mail and acknowledging it after the commit.
 //! - [`parse`] -> [`classify`] -> [`extract`] -> [`thread`]: reading a mail; [`reply_text`]:
 //!   what the person wrote now, without quotes and signature.
@@ -31,6 +32,7 @@ pub mod explain;
 pub mod extract;
 pub mod imap;
 pub mod intake;
+pub mod layout;
 pub mod logging;
 pub mod model;
 pub mod net;

@@ -262,6 +262,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 mailbox,
                 pack,
                 contracts,
+                data_dir: None,
             };
             let v = ticketd::explain::explain(&raw, &opts, clock.now())?;
             if json {

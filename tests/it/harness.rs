@@ -440,3 +440,19 @@ pub fn ticketd_command() -> Command {
         .env_remove("RUST_LOG");
     c
 }
+
+/// A data directory laid out as the package installs it (`templates/`,
+/// `vendors/`), made of links to the source tree's, for running the built
+/// binary without a config (`TICKETD_DATA_DIR`).
+pub fn source_data_dir() -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("data");
+    std::fs::create_dir_all(&d).unwrap();
+    for (link, target) in [("templates", "templates"), ("vendors", "config/vendors")] {
+        let l = d.join(link);
+        if !l.exists() {
+            // Another test may have made it meanwhile.
+            let _ = std::os::unix::fs::symlink(repo().join(target), &l);
+        }
+    }
+    d
+}

@@ -10,6 +10,7 @@ mod hostile;
 mod hygiene;
 mod logs;
 mod outbox_faults;
+mod package;
 mod packs;
 mod pipeline;
 mod rules;
