@@ -52,6 +52,14 @@ struct RawDaemon {
     #[serde(default)]
     packs: Option<Spanned<String>>,
     pack: Spanned<String>,
+    /// How long the daemon waits at start (and after a reload) for every
+    /// mailbox to log in before it tells systemd it is ready anyway.
+    #[serde(default = "default_ready_timeout")]
+    ready_timeout_secs: u64,
+}
+
+fn default_ready_timeout() -> u64 {
+    60
 }
 
 #[derive(Debug, Deserialize)]
@@ -256,6 +264,14 @@ struct RawMailbox {
     batch_size: Spanned<u32>,
     #[serde(default)]
     accept_lists: bool,
+    /// How long one IMAP step (a command, a batch) may take before the
+    /// watcher counts as stuck and the watchdog stops being pinged.
+    #[serde(default = "default_imap_timeout")]
+    timeout_secs: u64,
+}
+
+fn default_imap_timeout() -> u64 {
+    120
 }
 
 fn default_folder() -> String {
@@ -301,7 +317,7 @@ pub enum Tls {
     Implicit,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Endpoint {
     pub host: String,
     pub port: u16,
@@ -317,7 +333,7 @@ pub enum After {
     Seen,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MailboxConfig {
     pub name: String,
     pub role: Role,
@@ -333,9 +349,11 @@ pub struct MailboxConfig {
     pub idle: bool,
     pub batch_size: u32,
     pub accept_lists: bool,
+    /// How long one IMAP step may take before the watcher counts as stuck.
+    pub timeout: Duration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SmtpConfig {
     pub endpoint: Endpoint,
     pub username: Option<String>,
@@ -420,6 +438,8 @@ pub struct Config {
     pub templates: PathBuf,
     /// Where templates and packs are looked for (`explain --pack` uses it too).
     pub search: SearchPath,
+    /// How long start and reload wait for every mailbox to log in before READY.
+    pub ready_timeout: Duration,
     pub pack: Pack,
     pub identity: Identity,
     pub smtp: SmtpConfig,
@@ -707,6 +727,7 @@ impl Config {
                 idle: m.idle,
                 batch_size: batch.clamp(1, 5000),
                 accept_lists: m.accept_lists,
+                timeout: Duration::from_secs(m.timeout_secs.max(1)),
             });
         }
 
@@ -726,6 +747,7 @@ impl Config {
                 database,
                 templates,
                 search,
+                ready_timeout: Duration::from_secs(raw.daemon.ready_timeout_secs.max(1)),
                 pack,
                 identity,
                 smtp,

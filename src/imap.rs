@@ -2,7 +2,8 @@
 
 use crate::backoff;
 use crate::config::{After, MailboxConfig, Tls};
-use crate::intake::{Fetched, Ingested, ReadAhead};
+use crate::health;
+use crate::intake::{Engine, Fetched, Ingested, ReadAhead};
 use crate::model::Outcome;
 use crate::net::{self, Stream};
 use crate::shared::Shared;
@@ -91,6 +92,8 @@ pub async fn watch(
     once: bool,
 ) -> Result<()> {
     let span = info_span!("mailbox", mailbox = %m.name);
+    let beat = health::mailbox_loop(&m.name);
+    let _registered = shared.health.register(&beat);
     async move {
         let mut failures: u32 = 0;
         loop {
@@ -100,6 +103,8 @@ pub async fn watch(
             match session(&shared, &m, &cancel, once, &mut failures).await {
                 Ok(()) => return Ok(()),
                 Err(e) => {
+                    shared.health.set_ready(&beat, false);
+                    shared.health.waiting(&beat);
                     let (delay, auth) = match &e {
                         WatchError::Auth { .. } => (Duration::from_secs(300), true),
                         WatchError::Other(_) => (
@@ -142,7 +147,12 @@ async fn session(
     once: bool,
     failures: &mut u32,
 ) -> Result<(), WatchError> {
+    let beat = health::mailbox_loop(&m.name);
+    let health = &shared.health;
+    // Greeting, TLS and login each have CONNECT_TIMEOUT.
+    health.busy(&beat, "connect and login", CONNECT_TIMEOUT * 4);
     let mut s = connect(m).await?;
+    health.busy(&beat, "SELECT", m.timeout);
     let caps = s.capabilities().await.context("CAPABILITY")?;
     let can_idle = caps.has_str("IDLE");
     let can_move = caps.has_str("MOVE");
@@ -182,6 +192,7 @@ async fn session(
         idle = can_idle && m.idle,
         "watching"
     );
+    health.set_ready(&beat, true);
     *failures = 0;
     let w = Watcher {
         shared,
@@ -208,8 +219,10 @@ async fn session(
             return Ok(());
         }
         s = if can_idle && m.idle {
+            health.busy(&beat, "IDLE", m.timeout);
             let mut idle = s.idle();
             idle.init().await.context("IDLE")?;
+            health.waiting(&beat);
             let (wait, stop) = idle.wait_with_timeout(m.poll_interval.min(MAX_IDLE));
             let woke = tokio::select! {
                 r = wait => Some(r),
@@ -223,12 +236,15 @@ async fn session(
                 Some(Err(e)) => return Err(anyhow!(e).context("IDLE").into()),
             }
             // A server that died during IDLE shows only here.
+            health.busy(&beat, "ending IDLE", m.timeout);
             idle.done().await.context("ending IDLE")?
         } else {
+            health.waiting(&beat);
             tokio::select! {
                 _ = tokio::time::sleep(m.poll_interval) => {}
                 _ = cancel.cancelled() => {}
             }
+            health.busy(&beat, "NOOP", m.timeout);
             s.noop().await.context("NOOP")?;
             s
         };
@@ -270,6 +286,12 @@ pub fn uid_set(uids: &[u32]) -> String {
     out
 }
 
+/// A fetched batch, read by the engine that will store it.
+struct Batch {
+    engine: Arc<Engine>,
+    mails: Vec<(Fetched, ReadAhead)>,
+}
+
 struct Watcher<'a> {
     shared: &'a Arc<Shared>,
     m: &'a MailboxConfig,
@@ -279,6 +301,13 @@ struct Watcher<'a> {
 }
 
 impl Watcher<'_> {
+    /// This watcher is in `what`, which should end within the mailbox's timeout.
+    fn beat(&self, what: &'static str) {
+        self.shared
+            .health
+            .busy(&health::mailbox_loop(&self.m.name), what, self.m.timeout);
+    }
+
     async fn last_uid(&self) -> Result<u32> {
         let store = self.shared.store.clone();
         let name = self.m.name.clone();
@@ -298,6 +327,7 @@ impl Watcher<'_> {
         query: &str,
         cancel: &CancellationToken,
     ) -> Result<()> {
+        self.beat("UID SEARCH");
         let mut uids: Vec<u32> = s
             .uid_search(query)
             .await
@@ -351,6 +381,8 @@ impl Watcher<'_> {
         let mut committed: Vec<(u32, bool)> = Vec::new();
         for i in 0..chunks.len() {
             let Some(fetched) = next.take() else { break };
+            // Each batch step (store one, acknowledge and fetch the next) has the timeout.
+            self.beat("a batch");
             let ingest = self.ingest(fetched);
             let following = chunks.get(i + 1).filter(|_| !cancel.is_cancelled());
             let to_ack = std::mem::take(&mut committed);
@@ -405,28 +437,33 @@ impl Watcher<'_> {
     }
 
     /// Fetches a batch and reads its mail on a blocking thread (no store lock).
-    async fn fetch_and_read(
-        &self,
-        s: &mut ImapSession,
-        uids: &[u32],
-    ) -> Result<Vec<(Fetched, ReadAhead)>> {
-        let fetched = self.fetch(s, uids).await?;
+    async fn fetch_and_read(&self, s: &mut ImapSession, uids: &[u32]) -> Result<Batch> {
+        // One engine for the batch, read and stored: a reload swaps between batches.
+        let engine = self.shared.engine();
+        let fetched = self.fetch(s, uids, &engine).await?;
         let shared = self.shared.clone();
-        tokio::task::spawn_blocking(move || {
+        let e = engine.clone();
+        let mails = tokio::task::spawn_blocking(move || {
             fetched
                 .into_iter()
                 .map(|f| {
-                    let ahead = shared.engine.read_fetched(&f, &*shared.clock);
+                    let ahead = e.read_fetched(&f, &*shared.clock);
                     (f, ahead)
                 })
                 .collect()
         })
         .await
-        .context("reading task")
+        .context("reading task")?;
+        Ok(Batch { engine, mails })
     }
 
-    async fn fetch(&self, s: &mut ImapSession, uids: &[u32]) -> Result<Vec<Fetched>> {
-        let limit = self.shared.engine.limits.max_message_bytes;
+    async fn fetch(
+        &self,
+        s: &mut ImapSession,
+        uids: &[u32],
+        engine: &Engine,
+    ) -> Result<Vec<Fetched>> {
+        let limit = engine.limits.max_message_bytes;
         let set = uid_set(uids);
         // Sizes first, so that an oversized message is never read whole.
         let meta: Vec<(u32, u64)> = s
@@ -484,10 +521,11 @@ impl Watcher<'_> {
     /// acknowledged. A message that cannot be handled is quarantined alone; a
     /// database failure on one message stops the batch there: what came
     /// before it is committed and returned, with the error.
-    async fn ingest(
-        &self,
-        fetched: Vec<(Fetched, ReadAhead)>,
-    ) -> Result<(Vec<Ingested>, Option<anyhow::Error>)> {
+    async fn ingest(&self, batch: Batch) -> Result<(Vec<Ingested>, Option<anyhow::Error>)> {
+        let Batch {
+            engine,
+            mails: fetched,
+        } = batch;
         let shared = self.shared.clone();
         let m = self.m.clone();
         tokio::task::spawn_blocking(move || -> Result<_> {
@@ -504,7 +542,7 @@ impl Watcher<'_> {
                     for (f, ahead) in todo.by_ref().take(COMMIT_SLICE) {
                         let span = info_span!("message", mailbox = %m.name, uid = f.uid);
                         let _g = span.enter();
-                        match shared.engine.ingest_read(st, &m, &f, ahead, &*shared.clock) {
+                        match engine.ingest_read(st, &m, &f, ahead, &*shared.clock) {
                             Ok(r) => slice.push(r),
                             Err(e) => {
                                 failed =

@@ -12,7 +12,8 @@
 //! - [`decide`]: the pure decision; [`intake`] glues reading, deciding and [`store`].
 //! - [`templates`], [`compose`]: replies as rendered bytes, queued in the [`store`] outbox.
 //! - [`outbox`]: sends queued mail over SMTP; [`scheduler`]: fires due timers (escalation steps).
-//! - [`daemon`]: supervises the tasks ([`shared`]: what they share); [`explain`] shows a decision
+//! - [`daemon`]: supervises the tasks ([`shared`]: what they share; [`health`]: their heartbeats
+//!   and what systemd is told); [`explain`] shows a decision
 //!   without acting on it.
 //! - [`clock`], [`backoff`], [`text`]: time, retry pacing and text helpers, shared by all;
 //!   [`logging`]: the journal, plain or terminal log output.
@@ -30,6 +31,7 @@ pub mod diag;
 pub mod dsn;
 pub mod explain;
 pub mod extract;
+pub mod health;
 pub mod imap;
 pub mod intake;
 pub mod layout;

@@ -200,7 +200,8 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 if once {
                     ticketd::daemon::run_once(cfg, clock).await
                 } else {
-                    ticketd::daemon::run(cfg, clock, shutdown_signal()).await
+                    let reloads = ticketd::daemon::sighup()?;
+                    ticketd::daemon::serve(cfg, clock, shutdown_signal(), reloads).await
                 }
             })?;
             Ok(ExitCode::SUCCESS)

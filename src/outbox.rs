@@ -2,6 +2,7 @@
 
 use crate::backoff;
 use crate::config::{SmtpConfig, Tls};
+use crate::health;
 use crate::model::NewMail;
 use crate::net;
 use crate::shared::Shared;
@@ -174,14 +175,18 @@ impl Sender {
 /// queued is due within `drain_for`.
 pub async fn run(shared: Arc<Shared>, cancel: CancellationToken, once: bool) -> Result<()> {
     let span = info_span!("outbox");
+    let _registered = shared.health.register(health::OUTBOX);
     async move {
         let mut senders: Vec<Sender> = (0..CONNECTIONS)
-            .map(|_| Sender::new(shared.smtp.clone()))
+            .map(|_| Sender::new(shared.smtp()))
             .collect();
         replay_sent_journal(&shared).await?;
         let drain_for = chrono::Duration::seconds(60);
         let started = shared.clock.now();
         loop {
+            shared
+                .health
+                .busy(health::OUTBOX, "sending", step_timeout(&shared));
             let sent_any = send_due(&shared, &mut senders, &cancel).await?;
             if cancel.is_cancelled() {
                 break;
@@ -201,6 +206,7 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken, once: bool) -> 
                 .map(|t| (t - now).to_std().unwrap_or(Duration::ZERO))
                 .unwrap_or(Duration::from_secs(60))
                 .min(Duration::from_secs(60));
+            shared.health.waiting(health::OUTBOX);
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shared.outbox_wake.notified() => {}
@@ -214,6 +220,13 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken, once: bool) -> 
     }
     .instrument(span)
     .await
+}
+
+/// How long one outbox step (connecting, sending one mail, a store step)
+/// may take before the outbox counts as stuck: each SMTP stage (connect,
+/// greeting, TLS, the mail) has the SMTP timeout.
+fn step_timeout(shared: &Shared) -> Duration {
+    shared.smtp().timeout * 4 + Duration::from_secs(60)
 }
 
 /// Marks sent what the journal says the server accepted before a crash
@@ -320,7 +333,7 @@ async fn step(
                         "not sent: claimed {} times with no outcome recorded (the sender stopped each time)",
                         row.claims
                     );
-                    let notice = sh.engine.send_failed_notice(&row, &why, now)?;
+                    let notice = sh.engine().send_failed_notice(&row, &why, now)?;
                     st.mark_failed(row.id, &why, notice.as_ref(), false, now)?;
                     given_up.push((row, why));
                     continue;
@@ -440,8 +453,9 @@ fn outcomes(
     results: Vec<Result<(), SendError>>,
 ) -> Result<Outcomes> {
     let now = shared.clock.now();
-    let max = shared.smtp.max_attempts;
-    let lifetime = chrono::Duration::from_std(shared.smtp.max_queue_lifetime)
+    let smtp = shared.smtp();
+    let max = smtp.max_attempts;
+    let lifetime = chrono::Duration::from_std(smtp.max_queue_lifetime)
         .unwrap_or_else(|_| chrono::Duration::days(5));
     let mut out = Outcomes::default();
     for (row, result) in chunk.iter().zip(results) {
@@ -460,7 +474,7 @@ fn outcomes(
         let e = match err {
             SendError::Permanent(e) => {
                 error!(attempts, "delivery failed for good: {e}");
-                let notice = shared.engine.send_failed_notice(row, &e, now)?;
+                let notice = shared.engine().send_failed_notice(row, &e, now)?;
                 out.failed.push((row.id, e, notice, true));
                 continue;
             }
@@ -479,13 +493,13 @@ fn outcomes(
         };
         if let Some(why) = why {
             error!(attempts, "delivery failed for good: {why}");
-            let notice = shared.engine.send_failed_notice(row, &why, now)?;
+            let notice = shared.engine().send_failed_notice(row, &why, now)?;
             out.failed.push((row.id, why, notice, reached));
             continue;
         }
         let delay = backoff::delay(
             row.attempts + row.deferrals,
-            shared.smtp.retry_base,
+            smtp.retry_base,
             Duration::from_secs(3600),
         );
         let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
@@ -529,6 +543,9 @@ async fn send_all(
                 }
                 let span =
                     info_span!("send", outbox = row.id, ticket = row.ticket_id.map(|t| t.0), kind = %row.kind);
+                shared
+                    .health
+                    .busy(health::OUTBOX, "sending", step_timeout(shared));
                 let r = match sender.send(row).instrument(span).await {
                     Ok(()) => {
                         // Noted at once, before this connection sends the next;

@@ -1,6 +1,7 @@
 //! The scheduler: fires the timers that have come due through `decide::on_timer`, each in one transaction with its notices and events, so a timer fires at most once.
 
 use crate::decide::{TimerDecision, TimerInput, on_timer};
+use crate::health;
 use crate::intake::Engine;
 use crate::model::{Event, NewMail, TimerRow};
 use crate::shared::Shared;
@@ -19,6 +20,10 @@ const BATCH: usize = 64;
 /// The longest the scheduler waits before it looks at the store again: a
 /// timer set by another process (a shell command) fires within about this.
 pub const POLL: Duration = Duration::from_secs(1);
+
+/// How long one tick (its store reads and the timers it settles) may take
+/// before the scheduler counts as stuck.
+const TICK_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What one tick did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -128,13 +133,17 @@ fn settle(
 /// One tick at the shared clock's `now`, on a blocking thread (it locks the store).
 async fn tick_now(shared: &Arc<Shared>) -> Result<Tick> {
     let s = shared.clone();
-    tokio::task::spawn_blocking(move || tick(&s.engine, &s.store, s.clock.now())).await?
+    tokio::task::spawn_blocking(move || tick(&s.engine(), &s.store, s.clock.now())).await?
 }
 
 /// Runs until `cancel`: fires what is due, then sleeps until the next timer
 /// falls due, an intake commit sets new ones, or [`POLL`] has passed.
 pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) -> Result<()> {
+    let _registered = shared.health.register(health::SCHEDULER);
     loop {
+        shared
+            .health
+            .busy(health::SCHEDULER, "firing timers", TICK_TIMEOUT);
         let done = tick_now(&shared).await?;
         if done.fired > 0 {
             shared.outbox_wake.notify_one();
@@ -147,6 +156,7 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) -> Result<()> {
                 .min(POLL),
             None => POLL,
         };
+        shared.health.waiting(health::SCHEDULER);
         tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
             _ = shared.timer_wake.notified() => {}

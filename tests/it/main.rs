@@ -14,6 +14,7 @@ mod package;
 mod packs;
 mod pipeline;
 mod rules;
+mod service;
 mod tidy;
 mod timers;
 mod unit;
