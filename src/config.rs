@@ -24,6 +24,20 @@ struct RawConfig {
     mailboxes: Vec<Spanned<RawMailbox>>,
     #[serde(default)]
     staff: RawStaff,
+    #[serde(default)]
+    metrics: Option<RawMetrics>,
+}
+
+/// `[metrics]`: where Prometheus scrapes; absent, nothing listens.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    #[serde(default = "default_metrics_listen")]
+    listen: Spanned<String>,
+}
+
+fn default_metrics_listen() -> Spanned<String> {
+    Spanned::new(0..0, "127.0.0.1:9464".into())
 }
 
 /// `[staff]`: who the people a pack names are.
@@ -440,6 +454,8 @@ pub struct Config {
     pub search: SearchPath,
     /// How long start and reload wait for every mailbox to log in before READY.
     pub ready_timeout: Duration,
+    /// Where `/metrics` and `/healthz` are served (`[metrics] listen`).
+    pub metrics_listen: Option<std::net::SocketAddr>,
     pub pack: Pack,
     pub identity: Identity,
     pub smtp: SmtpConfig,
@@ -738,6 +754,19 @@ impl Config {
         );
         let replies_per_ticket = rate(&mut r, "replies_per_ticket", &raw.limits.replies_per_ticket);
         let staff = staff_directory(&mut r, raw.staff.recipients.as_ref(), pack.as_ref());
+        let metrics_listen = raw.metrics.as_ref().and_then(|m| {
+            let parsed = m.listen.get_ref().parse::<std::net::SocketAddr>();
+            if parsed.is_err() {
+                r.spanned(
+                    &m.listen,
+                    format!(
+                        "metrics.listen `{}` is not an address and port such as 127.0.0.1:9464",
+                        m.listen.get_ref()
+                    ),
+                );
+            }
+            parsed.ok()
+        });
         let mut problems = r.problems;
         problems.extend(pack_problems);
         match pack {
@@ -748,6 +777,7 @@ impl Config {
                 templates,
                 search,
                 ready_timeout: Duration::from_secs(raw.daemon.ready_timeout_secs.max(1)),
+                metrics_listen,
                 pack,
                 identity,
                 smtp,

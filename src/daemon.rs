@@ -5,6 +5,7 @@ use crate::config::{Config, MailboxConfig};
 use crate::health::{Health, notify};
 use crate::imap;
 use crate::intake::Engine;
+use crate::metrics;
 use crate::outbox;
 use crate::scheduler;
 use crate::shared::Shared;
@@ -185,6 +186,19 @@ pub async fn serve(
         watchers: BTreeMap::new(),
         outbox: None,
     };
+    // Bound before anything starts, so a taken address fails the start cleanly.
+    let metrics = match config.metrics_listen {
+        Some(addr) => {
+            let endpoint = metrics::Endpoint {
+                metrics: shared.metrics.clone(),
+                health: health.clone(),
+                store: shared.store.clone(),
+                clock: shared.clock.clone(),
+            };
+            Some(metrics::serve(addr, endpoint, loops.cancel.clone()).await?)
+        }
+        None => None,
+    };
     health.expect(mailbox_names(&config));
     notify::status(&format!(
         "starting: logging in to {}",
@@ -222,6 +236,9 @@ pub async fn serve(
                 match reload(&config) {
                     Ok((new, engine)) => {
                         let smtp_changed = new.smtp != config.smtp;
+                        if new.metrics_listen != config.metrics_listen {
+                            warn!("[metrics] listen changed: that takes a restart; still serving the old address");
+                        }
                         shared.swap(engine, new.smtp.clone());
                         health.expect(mailbox_names(&new));
                         loops.apply(&new, smtp_changed);
@@ -257,6 +274,9 @@ pub async fn serve(
         warn!("tasks did not stop within {STOP_GRACE:?}");
     }
     monitor.abort();
+    if let Some(m) = metrics {
+        m.abort();
+    }
     info!("stopped");
     Ok(())
 }

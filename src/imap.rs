@@ -4,6 +4,7 @@ use crate::backoff;
 use crate::config::{After, MailboxConfig, Tls};
 use crate::health;
 use crate::intake::{Engine, Fetched, Ingested, ReadAhead};
+use crate::metrics::Metrics;
 use crate::model::Outcome;
 use crate::net::{self, Stream};
 use crate::shared::Shared;
@@ -94,6 +95,7 @@ pub async fn watch(
     let span = info_span!("mailbox", mailbox = %m.name);
     let beat = health::mailbox_loop(&m.name);
     let _registered = shared.health.register(&beat);
+    shared.metrics.mailbox_watched(&m.name);
     async move {
         let mut failures: u32 = 0;
         loop {
@@ -104,6 +106,9 @@ pub async fn watch(
                 Ok(()) => return Ok(()),
                 Err(e) => {
                     shared.health.set_ready(&beat, false);
+                    shared
+                        .metrics
+                        .imap_reconnect(&m.name, matches!(e, WatchError::Auth { .. }));
                     shared.health.waiting(&beat);
                     let (delay, auth) = match &e {
                         WatchError::Auth { .. } => (Duration::from_secs(300), true),
@@ -538,8 +543,10 @@ impl Watcher<'_> {
             while todo.peek().is_some() && failed.is_none() {
                 let mut st = shared.store.lock();
                 let mut slice = Vec::with_capacity(COMMIT_SLICE);
+                let mut arrivals = Vec::with_capacity(COMMIT_SLICE);
                 let committed = st.in_batch(|st| {
                     for (f, ahead) in todo.by_ref().take(COMMIT_SLICE) {
+                        arrivals.push(f.arrival);
                         let span = info_span!("message", mailbox = %m.name, uid = f.uid);
                         let _g = span.enter();
                         match engine.ingest_read(st, &m, &f, ahead, &*shared.clock) {
@@ -556,6 +563,12 @@ impl Watcher<'_> {
                 parking_lot::MutexGuard::unlock_fair(st);
                 match committed {
                     Ok(()) => {
+                        let now = shared.clock.now();
+                        let metrics = &shared.metrics;
+                        for (r, arrival) in slice.iter().zip(&arrivals) {
+                            metrics.message(&m.name, r.outcome.as_str(), r.class.as_str());
+                            Metrics::observe(&metrics.intake_latency, *arrival, now);
+                        }
                         if slice.iter().any(|r| r.queued > 0) {
                             // Replies go out as each slice commits, not after the batch.
                             shared.outbox_wake.notify_one();

@@ -13,7 +13,7 @@
 //! - [`templates`], [`compose`]: replies as rendered bytes, queued in the [`store`] outbox.
 //! - [`outbox`]: sends queued mail over SMTP; [`scheduler`]: fires due timers (escalation steps).
 //! - [`daemon`]: supervises the tasks ([`shared`]: what they share; [`health`]: their heartbeats
-//!   and what systemd is told); [`explain`] shows a decision
+//!   and what systemd is told; [`metrics`]: Prometheus `/metrics` and `/healthz`); [`explain`] shows a decision
 //!   without acting on it.
 //! - [`clock`], [`backoff`], [`text`]: time, retry pacing and text helpers, shared by all;
 //!   [`logging`]: the journal, plain or terminal log output.
@@ -36,6 +36,7 @@ pub mod imap;
 pub mod intake;
 pub mod layout;
 pub mod logging;
+pub mod metrics;
 pub mod model;
 pub mod net;
 pub mod outbox;

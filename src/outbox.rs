@@ -3,6 +3,7 @@
 use crate::backoff;
 use crate::config::{SmtpConfig, Tls};
 use crate::health;
+use crate::metrics::Metrics;
 use crate::model::NewMail;
 use crate::net;
 use crate::shared::Shared;
@@ -45,6 +46,16 @@ impl SendError {
         } else {
             // A dropped connection or a timeout, which lettre calls neither.
             SendError::Unanswered(format!("{e}"))
+        }
+    }
+
+    /// The result class `/metrics` counts it under.
+    fn class(&self) -> &'static str {
+        match self {
+            SendError::NoConnection(_) => "no_connection",
+            SendError::Unanswered(_) => "unanswered",
+            SendError::Transient(_) => "4xx",
+            SendError::Permanent(_) => "5xx",
         }
     }
 
@@ -463,12 +474,14 @@ fn outcomes(
         let _g = span.enter();
         let err = match result {
             Ok(()) => {
+                shared.metrics.smtp_result("2xx");
                 info!(to = %row.rcpt_to.join(","), attempts = row.attempts + 1, "sent");
                 out.sent.push(row.id);
                 continue;
             }
             Err(e) => e,
         };
+        shared.metrics.smtp_result(err.class());
         let reached = err.reached();
         let attempts = row.attempts + reached as u32;
         let e = match err {
@@ -548,6 +561,8 @@ async fn send_all(
                     .busy(health::OUTBOX, "sending", step_timeout(shared));
                 let r = match sender.send(row).instrument(span).await {
                     Ok(()) => {
+                        let accepted = shared.clock.now();
+                        Metrics::observe(&shared.metrics.send_latency, row.created_at, accepted);
                         // Noted at once, before this connection sends the next;
                         // the store records it with the rest of the chunk.
                         if let Err(e) = shared.sent_journal.record(row.id) {

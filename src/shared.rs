@@ -4,6 +4,7 @@ use crate::clock::SharedClock;
 use crate::config::{Config, SmtpConfig};
 use crate::health::Health;
 use crate::intake::Engine;
+use crate::metrics::Metrics;
 use crate::store::{SentJournal, Store};
 use anyhow::Result;
 use parking_lot::{Mutex, RwLock};
@@ -26,6 +27,7 @@ pub struct Shared {
     smtp: RwLock<SmtpConfig>,
     /// Each loop's heartbeat and the mailboxes logged in.
     pub health: Arc<Health>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Store {
@@ -43,6 +45,7 @@ impl Shared {
             engine: RwLock::new(Arc::new(Engine::from_config(config)?)),
             store: Arc::new(Mutex::new(store)),
             health: Health::new(clock.clone()),
+            metrics: Arc::new(Metrics::new()),
             clock,
             outbox_wake: Notify::new(),
             timer_wake: Notify::new(),

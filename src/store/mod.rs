@@ -6,6 +6,7 @@
 //! (AUTOINCREMENT's `sqlite_sequence`, `INSERT OR IGNORE`, savepoints) stay here.
 
 mod actions;
+mod admin;
 mod contracts;
 mod intake;
 mod journal;
@@ -17,6 +18,7 @@ mod schema;
 mod tests;
 mod timers;
 
+pub use admin::Gauges;
 pub use intake::MessageTx;
 pub use journal::SentJournal;
 pub use timers::Settle;

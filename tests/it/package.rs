@@ -90,6 +90,7 @@ fn the_package_installs_a_binary_that_runs_from_its_own_files() {
         "/usr/share/ticketd/templates/ja/ack_new.hbs",
         "/usr/share/ticketd/vendors/ixsystems.toml",
         "/usr/share/ticketd/vendors/netex.toml",
+        "/usr/share/ticketd/grafana/ticketd.json",
     ] {
         assert!(files.contains(f), "{f} is not in the package: {files:#?}");
     }
