@@ -8,6 +8,7 @@ use crate::metrics::Metrics;
 use crate::model::Outcome;
 use crate::net::{self, Stream};
 use crate::shared::Shared;
+use crate::store::StoredMessage;
 use anyhow::{Context, Result, anyhow};
 use async_imap::Session;
 use async_imap::extensions::idle::IdleResponse;
@@ -654,6 +655,119 @@ impl Watcher<'_> {
         drain(s);
         Ok(())
     }
+}
+
+/// Fetches the whole message stored as quarantined row `stored` back from
+/// `m`'s quarantine folder (where it stays whole), processes it as new (the
+/// quarantined copy is no duplicate), and once committed acknowledges it
+/// there as the watcher would: moved to the processed folder, or flagged
+/// `\Seen`. A mail still failing (over the size limit, say) stays in
+/// quarantine, stored once more with its reason.
+pub async fn release(
+    shared: &Arc<Shared>,
+    m: &MailboxConfig,
+    stored: &StoredMessage,
+) -> Result<Ingested> {
+    let mut s = connect(m).await?;
+    let caps = s.capabilities().await.context("CAPABILITY")?;
+    let selected = s
+        .select(&m.quarantine_folder)
+        .await
+        .with_context(|| format!("SELECT {}", m.quarantine_folder))?;
+    let uidvalidity = selected.uid_validity.unwrap_or(0);
+    let store = shared.store.clone();
+    let name = m.name.clone();
+    let state = tokio::task::spawn_blocking(move || store.lock().mailbox_state(&name))
+        .await
+        .context("store task")??;
+    if state.is_some_and(|st| st.uidvalidity == uidvalidity) {
+        anyhow::bail!(
+            "folders {} and {} of mailbox {} have the same UIDVALIDITY {uidvalidity}: a released mail could not be told from the watched folder's",
+            m.folder,
+            m.quarantine_folder,
+            m.name
+        );
+    }
+    let query = match &stored.message_id {
+        Some(id) if !id.contains(['"', '\\']) => format!("HEADER Message-ID \"{id}\""),
+        _ => "ALL".to_string(),
+    };
+    let mut uids: Vec<u32> = s
+        .uid_search(&query)
+        .await
+        .with_context(|| format!("UID SEARCH {query}"))?
+        .into_iter()
+        .collect();
+    drain(&mut s);
+    uids.sort_unstable();
+    let engine = shared.engine();
+    let mut found = None;
+    for chunk in uids.chunks(50) {
+        let fetched: Vec<Fetched> = s
+            .uid_fetch(uid_set(chunk), "(UID INTERNALDATE RFC822.SIZE BODY.PEEK[])")
+            .await
+            .context("UID FETCH")?
+            .try_filter_map(|f| async move {
+                let Some(uid) = f.uid else { return Ok(None) };
+                let raw = f.body().unwrap_or_default().to_vec();
+                Ok(Some(Fetched {
+                    uidvalidity,
+                    uid,
+                    size: f.size.map(u64::from).unwrap_or(raw.len() as u64),
+                    arrival: f
+                        .internal_date()
+                        .map(|d| d.with_timezone(&Utc))
+                        .unwrap_or_default(),
+                    raw,
+                }))
+            })
+            .try_collect()
+            .await
+            .context("UID FETCH")?;
+        drain(&mut s);
+        found = fetched.into_iter().find(|f| {
+            let read = engine.read(&f.raw, f.arrival);
+            let i = &read.inbound;
+            i.content_hash == stored.content_hash
+                || (stored.message_id.is_some()
+                    && i.message_id == stored.message_id
+                    && i.sender_address().map(str::to_ascii_lowercase)
+                        == stored.sender.as_deref().map(str::to_ascii_lowercase))
+        });
+        if found.is_some() {
+            break;
+        }
+    }
+    let Some(f) = found else {
+        anyhow::bail!(
+            "message row {} is not in folder {} of mailbox {} any more: it cannot be released",
+            stored.row,
+            m.quarantine_folder,
+            m.name
+        );
+    };
+    let (sh, mc, uid) = (shared.clone(), m.clone(), f.uid);
+    let done = tokio::task::spawn_blocking(move || -> Result<Ingested> {
+        let mut st = sh.store.lock();
+        if let Some(row) = st.stored_row(&mc.name, f.uidvalidity, f.uid)? {
+            anyhow::bail!("it was released before: stored as message row {row}");
+        }
+        st.in_batch(|st| engine.ingest(st, &mc, &f, &*sh.clock))
+    })
+    .await
+    .context("intake task")??;
+    if done.outcome != Outcome::Quarantined {
+        let w = Watcher {
+            shared,
+            m,
+            uidvalidity,
+            can_move: caps.has_str("MOVE"),
+            can_uidplus: caps.has_str("UIDPLUS"),
+        };
+        w.ack(&mut s, &[uid], false).await?;
+    }
+    let _ = s.logout().await;
+    Ok(done)
 }
 
 #[cfg(test)]

@@ -12,12 +12,14 @@
 //! - [`decide`]: the pure decision; [`intake`] glues reading, deciding and [`store`].
 //! - [`templates`], [`compose`]: replies as rendered bytes, queued in the [`store`] outbox.
 //! - [`outbox`]: sends queued mail over SMTP; [`scheduler`]: fires due timers (escalation steps).
+//! - [`admin`]: backup, contacts and quarantine release for the command line.
 //! - [`daemon`]: supervises the tasks ([`shared`]: what they share; [`health`]: their heartbeats
 //!   and what systemd is told; [`metrics`]: Prometheus `/metrics` and `/healthz`); [`explain`] shows a decision
 //!   without acting on it.
 //! - [`clock`], [`backoff`], [`text`]: time, retry pacing and text helpers, shared by all;
 //!   [`logging`]: the journal, plain or terminal log output.
 
+pub mod admin;
 pub mod backoff;
 pub mod calendar;
 pub mod classify;

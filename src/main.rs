@@ -1,4 +1,4 @@
-//! The `ticketd` command: run the daemon, check a config, explain a mail, import contracts, list tickets and the outbox.
+//! The `ticketd` command: run the daemon, check a config, explain a mail, import contracts, list tickets and the outbox, back up, release quarantined mail, manage contacts.
 
 use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, Utc};
@@ -63,12 +63,15 @@ enum Command {
         #[command(subcommand)]
         command: ContractsCommand,
     },
-    /// List tickets.
+    /// List tickets, or one ticket's history.
     Tickets {
         #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         #[arg(long)]
         json: bool,
+        /// Show this ticket's history (its events, oldest first) instead.
+        #[arg(long, value_name = "TICKET")]
+        history: Option<i64>,
     },
     /// List outgoing mail.
     Outbox {
@@ -108,11 +111,45 @@ enum Command {
         #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
-    /// List quarantined messages.
+    /// List the messages in quarantine; show or release one.
     Quarantine {
+        #[command(subcommand)]
+        command: Option<QuarantineCommand>,
+        #[arg(long, global = true, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Write a consistent copy of the database to FILE while the daemon runs.
+    Backup {
+        file: PathBuf,
         #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// List contacts; clear an undeliverable mark.
+    Contacts {
+        #[command(subcommand)]
+        command: Option<ContactsCommand>,
+        #[arg(long, global = true)]
+        json: bool,
+        #[arg(long, global = true, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum QuarantineCommand {
+    /// Show a quarantined message: where it came from, why, and what is stored.
+    Show { row: i64 },
+    /// Fetch each message whole from its quarantine folder and process it as new.
+    Release {
+        #[arg(required = true)]
+        rows: Vec<i64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ContactsCommand {
+    /// Clear ADDRESS's undeliverable mark, so mail may be sent to it again.
+    Deliverable { address: String },
 }
 
 #[derive(Subcommand)]
@@ -291,7 +328,10 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 }
             };
             let mut st = Store::open(&cfg.database)?;
-            let stats = st.import_contracts(&contracts)?;
+            let bar = ticketd::admin::progress(contracts.len() as u64, "import");
+            let stats =
+                st.import_contracts_with(&contracts, &mut |i| bar.set_position(i as u64))?;
+            bar.finish_and_clear();
             println!(
                 "{}: {} inserted, {} updated, {} unchanged",
                 file.display(),
@@ -317,7 +357,30 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
-        Command::Tickets { config, json } => {
+        Command::Tickets {
+            config,
+            json,
+            history: Some(ticket),
+        } => {
+            let st = open_db(&config)?;
+            if st.ticket(TicketId(ticket))?.is_none() {
+                anyhow::bail!("ticket {ticket} does not exist");
+            }
+            let events = st.ticket_events(TicketId(ticket))?;
+            if json {
+                let v: Vec<_> = events
+                    .iter()
+                    .map(|(kind, detail)| serde_json::json!({"kind": kind, "detail": detail}))
+                    .collect();
+                print_json(&v)?;
+            } else {
+                for (kind, detail) in events {
+                    println!("{kind:<20} {detail}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tickets { config, json, .. } => {
             let st = open_db(&config)?;
             let tickets = st.tickets()?;
             if json {
@@ -431,7 +494,99 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             println!("ticket {ticket} reopened by {by}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Quarantine { config } => {
+        Command::Quarantine {
+            command: Some(QuarantineCommand::Show { row }),
+            config,
+        } => {
+            let st = open_db(&config)?;
+            let m = st
+                .quarantined_message(row)?
+                .ok_or_else(|| anyhow!("message row {row} is not a quarantined message"))?;
+            print_json(&m)?;
+            let raw = String::from_utf8_lossy(&m.raw);
+            let head = raw.split("\r\n\r\n").next().unwrap_or_default();
+            println!("\n{head}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Quarantine {
+            command: Some(QuarantineCommand::Release { rows }),
+            config,
+        } => {
+            ticketd::logging::init();
+            let cfg = load(&config)?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let done = rt.block_on(ticketd::admin::release(&cfg, clock, &rows))?;
+            for d in done {
+                match d.ticket {
+                    Some(t) => println!(
+                        "row {}: {} on ticket {t}, {} mail(s) queued",
+                        d.row, d.outcome, d.replies
+                    ),
+                    None => println!("row {}: {} {}", d.row, d.outcome, d.reasons.join("; ")),
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backup { file, config } => {
+            let cfg = load(&config)?;
+            let pages = ticketd::admin::backup(&cfg, &file)?;
+            println!(
+                "{}: {pages} pages copied from {}",
+                file.display(),
+                cfg.database.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Contacts {
+            command: Some(ContactsCommand::Deliverable { address }),
+            config,
+            ..
+        } => {
+            let cfg = load(&config)?;
+            let mut st = Store::open(&cfg.database)?;
+            match st.set_deliverable(&address)? {
+                None => anyhow::bail!("no contact {address}"),
+                Some(true) => println!("{address}: deliverable again"),
+                Some(false) => println!("{address}: was not marked undeliverable"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Contacts {
+            command: None,
+            json,
+            config,
+        } => {
+            let st = open_db(&config)?;
+            let contacts = st.contacts()?;
+            if json {
+                print_json(&contacts)?;
+            } else {
+                println!(
+                    "{:<36} {:<4} {:>7}  undeliverable",
+                    "address", "lang", "tickets"
+                );
+                for c in contacts {
+                    println!(
+                        "{:<36} {:<4} {:>7}  {}",
+                        c.address,
+                        c.language.unwrap_or_default(),
+                        c.tickets,
+                        if c.undeliverable {
+                            c.undeliverable_reason.unwrap_or_else(|| "yes".into())
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Quarantine {
+            command: None,
+            config,
+        } => {
             let st = open_db(&config)?;
             for q in st.quarantined()? {
                 println!(

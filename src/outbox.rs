@@ -215,8 +215,8 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken, once: bool) -> 
             }
             let wait = next
                 .map(|t| (t - now).to_std().unwrap_or(Duration::ZERO))
-                .unwrap_or(Duration::from_secs(60))
-                .min(Duration::from_secs(60));
+                .unwrap_or(IDLE_LOOK)
+                .min(IDLE_LOOK);
             shared.health.waiting(health::OUTBOX);
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
@@ -232,6 +232,11 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken, once: bool) -> 
     .instrument(span)
     .await
 }
+
+/// The longest the outbox waits before it looks at the queue again: mail
+/// queued by another process (`ticketd quarantine release`, a shell
+/// command) goes out within about this.
+const IDLE_LOOK: Duration = Duration::from_secs(5);
 
 /// How long one outbox step (connecting, sending one mail, a store step)
 /// may take before the outbox counts as stuck: each SMTP stage (connect,

@@ -18,7 +18,7 @@ mod schema;
 mod tests;
 mod timers;
 
-pub use admin::Gauges;
+pub use admin::{ContactRow, Gauges, StoredMessage};
 pub use intake::MessageTx;
 pub use journal::SentJournal;
 pub use timers::Settle;

@@ -206,6 +206,22 @@ impl MailStack {
         let _ = s.logout().await;
     }
 
+    /// APPENDs every mail of `raws` to `user`'s `folder` over one session (a burst).
+    pub async fn append_many(&self, user: &str, folder: &str, raws: &[Vec<u8>]) {
+        let mut s = self.imap(user).await;
+        for raw in raws {
+            s.append(
+                folder,
+                Some("()"),
+                Some("\"02-Mar-2026 09:00:00 -0800\""),
+                raw,
+            )
+            .await
+            .expect("APPEND");
+        }
+        let _ = s.logout().await;
+    }
+
     pub async fn count(&self, user: &str, folder: &str) -> u32 {
         let mut s = self.imap(user).await;
         let n = s.examine(folder).await.expect("EXAMINE").exists;

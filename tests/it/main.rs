@@ -9,6 +9,7 @@ mod harness;
 mod hostile;
 mod hygiene;
 mod logs;
+mod maintenance;
 mod metrics;
 mod outbox_faults;
 mod package;
