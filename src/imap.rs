@@ -218,11 +218,18 @@ async fn session(
 
     loop {
         let last = w.last_uid().await?;
-        w.cycle(&mut s, &format!("UID {}:*", last.saturating_add(1)), cancel)
+        let found = w
+            .cycle(&mut s, &format!("UID {}:*", last.saturating_add(1)), cancel)
             .await?;
         if once || cancel.is_cancelled() {
             let _ = s.logout().await;
             return Ok(());
+        }
+        if found > 0 {
+            // Mail that came during the cycle was announced (EXISTS) in the
+            // answers to its commands, which are drained; IDLE would not
+            // announce it again. Look again until a search finds nothing.
+            continue;
         }
         s = if can_idle && m.idle {
             health.busy(&beat, "IDLE", m.timeout);
@@ -326,13 +333,13 @@ impl Watcher<'_> {
     }
 
     /// Handles every message `query` finds, batch by batch, stopping between
-    /// batches when cancelled.
+    /// batches when cancelled. Returns how many it found.
     async fn cycle(
         &self,
         s: &mut ImapSession,
         query: &str,
         cancel: &CancellationToken,
-    ) -> Result<()> {
+    ) -> Result<usize> {
         self.beat("UID SEARCH");
         let mut uids: Vec<u32> = s
             .uid_search(query)
@@ -351,8 +358,9 @@ impl Watcher<'_> {
             uids.retain(|&u| u >= min);
         }
         if uids.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
+        let found = uids.len();
         let known = {
             let store = self.shared.store.clone();
             let (name, v, list) = (self.m.name.clone(), self.uidvalidity, uids.clone());
@@ -430,7 +438,8 @@ impl Watcher<'_> {
             }
             next = io?;
         }
-        self.ack_batch(s, &committed).await
+        self.ack_batch(s, &committed).await?;
+        Ok(found)
     }
 
     /// Acknowledges committed mail: (uid, quarantined).
