@@ -68,7 +68,9 @@ fn main() -> Result<()> {
     );
 
     let store = parking_lot::Mutex::new(Store::open(&path)?);
-    let engine = ticketd::explain::default_engine()?;
+    let engine = ticketd::explain::default_engine(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"),
+    )?;
     let runs = 1000;
     let mut next = None;
     let t = Instant::now();

@@ -12,9 +12,21 @@ struct Fixed {
 fn fixed() -> &'static Fixed {
     static F: OnceLock<Fixed> = OnceLock::new();
     F.get_or_init(|| Fixed {
-        engine: ticketd::explain::default_engine().expect("shipped templates load"),
+        engine: ticketd::explain::default_engine(&templates()).expect("shipped templates load"),
         store: std::sync::Mutex::new(Store::in_memory().expect("in-memory store")),
     })
+}
+
+/// The repository's templates, from the root crate (tests, the stable
+/// harness) or from the `fuzz/` crate.
+fn templates() -> std::path::PathBuf {
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = if here.join("templates").is_dir() {
+        here
+    } else {
+        here.parent().unwrap_or(here)
+    };
+    root.join("templates")
 }
 
 /// Runs `data` through parse, classify, extract, thread, decide and the

@@ -1,6 +1,7 @@
 //! Configuration: the raw TOML shape, then validation into typed values with file and line for every problem.
 
 use crate::diag::{Problem, Problems, Report, parse_toml};
+use crate::layout::SearchPath;
 use crate::model::Role;
 use crate::oauth::{Grant, Mechanism, OAuth2, Source, TokenRequest, TokenUrl, Tokens};
 use crate::pack::Pack;
@@ -24,6 +25,20 @@ struct RawConfig {
     mailboxes: Vec<Spanned<RawMailbox>>,
     #[serde(default)]
     staff: RawStaff,
+    #[serde(default)]
+    metrics: Option<RawMetrics>,
+}
+
+/// `[metrics]`: where Prometheus scrapes; absent, nothing listens.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    #[serde(default = "default_metrics_listen")]
+    listen: Spanned<String>,
+}
+
+fn default_metrics_listen() -> Spanned<String> {
+    Spanned::new(0..0, "127.0.0.1:9464".into())
 }
 
 /// `[staff]`: who the people a pack names are.
@@ -50,9 +65,21 @@ enum OneOrMany {
 #[serde(deny_unknown_fields)]
 struct RawDaemon {
     database: Spanned<String>,
-    templates: Spanned<String>,
-    packs: Spanned<String>,
+    /// Default: `templates/` beside the config if there is one, else the shipped ones.
+    #[serde(default)]
+    templates: Option<Spanned<String>>,
+    /// Default: `vendors/` beside the config, then the shipped packs.
+    #[serde(default)]
+    packs: Option<Spanned<String>>,
     pack: Spanned<String>,
+    /// How long the daemon waits at start (and after a reload) for every
+    /// mailbox to log in before it tells systemd it is ready anyway.
+    #[serde(default = "default_ready_timeout")]
+    ready_timeout_secs: u64,
+}
+
+fn default_ready_timeout() -> u64 {
+    60
 }
 
 #[derive(Debug, Deserialize)]
@@ -261,6 +288,14 @@ struct RawMailbox {
     batch_size: Spanned<u32>,
     #[serde(default)]
     accept_lists: bool,
+    /// How long one IMAP step (a command, a batch) may take before the
+    /// watcher counts as stuck and the watchdog stops being pinged.
+    #[serde(default = "default_imap_timeout")]
+    timeout_secs: u64,
+}
+
+fn default_imap_timeout() -> u64 {
+    120
 }
 
 fn default_folder() -> String {
@@ -315,7 +350,7 @@ struct RawOAuth2 {
 }
 
 /// How a mailbox or the relay logs in.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Login {
     /// A password (LOGIN on IMAP; PLAIN or LOGIN on SMTP).
     Password(Secret),
@@ -334,7 +369,7 @@ pub enum Tls {
     Implicit,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Endpoint {
     pub host: String,
     pub port: u16,
@@ -350,7 +385,7 @@ pub enum After {
     Seen,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MailboxConfig {
     pub name: String,
     pub role: Role,
@@ -366,9 +401,11 @@ pub struct MailboxConfig {
     pub idle: bool,
     pub batch_size: u32,
     pub accept_lists: bool,
+    /// How long one IMAP step may take before the watcher counts as stuck.
+    pub timeout: Duration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SmtpConfig {
     pub endpoint: Endpoint,
     /// With `login`, or neither: a relay that takes mail without a login.
@@ -452,6 +489,12 @@ pub struct Config {
     pub staff: StaffDirectory,
     pub database: PathBuf,
     pub templates: PathBuf,
+    /// Where templates and packs are looked for (`explain --pack` uses it too).
+    pub search: SearchPath,
+    /// How long start and reload wait for every mailbox to log in before READY.
+    pub ready_timeout: Duration,
+    /// Where `/metrics` and `/healthz` are served (`[metrics] listen`).
+    pub metrics_listen: Option<std::net::SocketAddr>,
     pub pack: Pack,
     pub identity: Identity,
     pub smtp: SmtpConfig,
@@ -489,23 +532,33 @@ impl Config {
         };
 
         let database = resolve(raw.daemon.database.get_ref());
-        let templates = resolve(raw.daemon.templates.get_ref());
+        let search = SearchPath::new(
+            Some(&base),
+            raw.daemon.templates.as_ref().map(|t| resolve(t.get_ref())),
+            raw.daemon.packs.as_ref().map(|p| resolve(p.get_ref())),
+            &crate::layout::data_dir(),
+        );
+        let templates = search.templates_dir();
         if !templates.is_dir() {
-            r.spanned(
-                &raw.daemon.templates,
-                format!("templates: {} is not a directory", templates.display()),
+            let msg = format!(
+                "templates: {} is not a directory",
+                search.templates_described()
             );
+            match &raw.daemon.templates {
+                Some(t) => r.spanned(t, msg),
+                None => r.at(0, msg),
+            }
         }
-        let packs = resolve(raw.daemon.packs.get_ref());
-        let pack_path = packs.join(format!("{}.toml", raw.daemon.pack.get_ref()));
+        let pack_path = search.pack_file(raw.daemon.pack.get_ref());
         let mut pack_problems = Vec::new();
         let pack = if !pack_path.is_file() {
             r.spanned(
                 &raw.daemon.pack,
                 format!(
-                    "pack `{}`: no file {}",
+                    "pack `{}`: no file {}.toml in {}",
                     raw.daemon.pack.get_ref(),
-                    pack_path.display()
+                    raw.daemon.pack.get_ref(),
+                    search.packs_described()
                 ),
             );
             None
@@ -747,6 +800,7 @@ impl Config {
                 idle: m.idle,
                 batch_size: batch.clamp(1, 5000),
                 accept_lists: m.accept_lists,
+                timeout: Duration::from_secs(m.timeout_secs.max(1)),
             });
         }
 
@@ -770,6 +824,19 @@ impl Config {
                 Err(e) => r.spanned(lead, format!("staff.sla_warning_lead: {e}")),
             }
         }
+        let metrics_listen = raw.metrics.as_ref().and_then(|m| {
+            let parsed = m.listen.get_ref().parse::<std::net::SocketAddr>();
+            if parsed.is_err() {
+                r.spanned(
+                    &m.listen,
+                    format!(
+                        "metrics.listen `{}` is not an address and port such as 127.0.0.1:9464",
+                        m.listen.get_ref()
+                    ),
+                );
+            }
+            parsed.ok()
+        });
         let mut problems = r.problems;
         problems.extend(pack_problems);
         match pack {
@@ -778,6 +845,9 @@ impl Config {
                 staff,
                 database,
                 templates,
+                search,
+                ready_timeout: Duration::from_secs(raw.daemon.ready_timeout_secs.max(1)),
+                metrics_listen,
                 pack,
                 identity,
                 smtp,

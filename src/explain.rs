@@ -21,11 +21,9 @@ pub struct Options {
     pub mailbox: Option<String>,
     pub pack: Option<String>,
     pub contracts: Option<PathBuf>,
-}
-
-/// The shipped templates, used when no config names a template directory.
-fn shipped_templates_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("templates")
+    /// The shipped templates and packs (`templates/`, `vendors/`) to use
+    /// without a config; default [`crate::layout::data_dir`].
+    pub data_dir: Option<PathBuf>,
 }
 
 fn fallback_identity() -> Identity {
@@ -38,13 +36,13 @@ fn fallback_identity() -> Identity {
 }
 
 /// The engine `explain` uses without a config: the fallback pack and identity
-/// and the shipped templates. Tests that run many mails in-process use it too.
-pub fn default_engine() -> Result<Engine> {
+/// and the templates in `templates`. Tests that run many mails in-process use it too.
+pub fn default_engine(templates: &Path) -> Result<Engine> {
     Ok(Engine {
         identity: fallback_identity(),
         pack: Pack::fallback(),
         ticket_prefix: "TKT".to_string(),
-        templates: Templates::load(&shipped_templates_dir())?,
+        templates: Templates::load(templates)?,
         limits: Limits::default(),
         contracts: None,
         staff: Default::default(),
@@ -92,6 +90,16 @@ pub fn explain(raw: &[u8], opts: &Options, now: DateTime<Utc>) -> Result<serde_j
         Some(p) => Some(Config::load(p).map_err(|e| anyhow::anyhow!("{e}"))?),
         None => None,
     };
+    let search = match &config {
+        Some(c) => c.search.clone(),
+        None => {
+            let data = opts
+                .data_dir
+                .clone()
+                .unwrap_or_else(crate::layout::data_dir);
+            crate::layout::SearchPath::new(None, None, None, &data)
+        }
+    };
     let (identity, mut pack, prefix, templates_dir, limits) = match &config {
         Some(c) => (
             c.identity.clone(),
@@ -104,25 +112,23 @@ pub fn explain(raw: &[u8], opts: &Options, now: DateTime<Utc>) -> Result<serde_j
             fallback_identity(),
             Pack::fallback(),
             "TKT".to_string(),
-            shipped_templates_dir(),
+            search.templates_dir(),
             Limits::default(),
         ),
     };
     if let Some(name) = &opts.pack {
-        let dir = match &config {
-            Some(c) => c
-                .path
-                .parent()
-                .map(|d| d.join("vendors"))
-                .unwrap_or_else(|| PathBuf::from("config/vendors")),
-            // Without a config: the packs beside the working directory, else the shipped ones.
-            None if Path::new("config/vendors").is_dir() => PathBuf::from("config/vendors"),
-            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("config/vendors"),
-        };
+        // A file, or a pack name looked up where the config's packs are.
         let path = if Path::new(name).extension().is_some() {
             PathBuf::from(name)
         } else {
-            dir.join(format!("{name}.toml"))
+            let p = search.pack_file(name);
+            if !p.is_file() {
+                anyhow::bail!(
+                    "pack `{name}`: no file {name}.toml in {}",
+                    search.packs_described()
+                );
+            }
+            p
         };
         pack = Pack::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
     }

@@ -3,12 +3,15 @@
 use crate::backoff;
 use crate::clock::Clock;
 use crate::config::{After, Login, MailboxConfig, Tls};
-use crate::intake::{Fetched, Ingested, ReadAhead};
+use crate::health;
+use crate::intake::{Engine, Fetched, Ingested, ReadAhead};
+use crate::metrics::Metrics;
 use crate::model::Outcome;
 use crate::net::{self, Stream};
 use crate::oauth::{Mechanism, OAuth2, TokenError};
 use crate::secret::Secret;
 use crate::shared::Shared;
+use crate::store::StoredMessage;
 use anyhow::{Context, Result, anyhow};
 use async_imap::Session;
 use async_imap::extensions::idle::IdleResponse;
@@ -207,6 +210,9 @@ pub async fn watch(
     once: bool,
 ) -> Result<()> {
     let span = info_span!("mailbox", mailbox = %m.name);
+    let beat = health::mailbox_loop(&m.name);
+    let _registered = shared.health.register(&beat);
+    shared.metrics.mailbox_watched(&m.name);
     async move {
         let mut failures: u32 = 0;
         loop {
@@ -216,6 +222,11 @@ pub async fn watch(
             match session(&shared, &m, &cancel, once, &mut failures).await {
                 Ok(()) => return Ok(()),
                 Err(e) => {
+                    shared.health.set_ready(&beat, false);
+                    shared
+                        .metrics
+                        .imap_reconnect(&m.name, matches!(e, WatchError::Auth { .. }));
+                    shared.health.waiting(&beat);
                     // Refused: a login, a token refresh or the server's
                     // certificate. Each is one error, retried slowly.
                     let refused = match &e {
@@ -263,7 +274,12 @@ async fn session(
     once: bool,
     failures: &mut u32,
 ) -> Result<(), WatchError> {
+    let beat = health::mailbox_loop(&m.name);
+    let health = &shared.health;
+    // Greeting, TLS and login each have CONNECT_TIMEOUT.
+    health.busy(&beat, "connect and login", CONNECT_TIMEOUT * 4);
     let mut s = connect(m, &*shared.clock).await?;
+    health.busy(&beat, "SELECT", m.timeout);
     let caps = s.capabilities().await.context("CAPABILITY")?;
     let can_idle = caps.has_str("IDLE");
     let can_move = caps.has_str("MOVE");
@@ -303,6 +319,7 @@ async fn session(
         idle = can_idle && m.idle,
         "watching"
     );
+    health.set_ready(&beat, true);
     *failures = 0;
     let w = Watcher {
         shared,
@@ -322,16 +339,25 @@ async fn session(
 
     loop {
         let last = w.last_uid().await?;
-        w.cycle(&mut s, &format!("UID {}:*", last.saturating_add(1)), cancel)
+        let found = w
+            .cycle(&mut s, &format!("UID {}:*", last.saturating_add(1)), cancel)
             .await?;
         if once || cancel.is_cancelled() {
             let _ = s.logout().await;
             return Ok(());
         }
+        if found > 0 {
+            // Mail that came during the cycle was announced (EXISTS) in the
+            // answers to its commands, which are drained; IDLE would not
+            // announce it again. Look again until a search finds nothing.
+            continue;
+        }
         s = if can_idle && m.idle {
+            health.busy(&beat, "IDLE", m.timeout);
             let mut idle = s.idle();
             idle.init().await.context("IDLE")?;
             debug!("in IDLE");
+            health.waiting(&beat);
             let (wait, stop) = idle.wait_with_timeout(m.poll_interval.min(MAX_IDLE));
             let woke = tokio::select! {
                 r = wait => Some(r),
@@ -345,12 +371,15 @@ async fn session(
                 Some(Err(e)) => return Err(anyhow!(e).context("IDLE").into()),
             }
             // A server that died during IDLE shows only here.
+            health.busy(&beat, "ending IDLE", m.timeout);
             idle.done().await.context("ending IDLE")?
         } else {
+            health.waiting(&beat);
             tokio::select! {
                 _ = tokio::time::sleep(m.poll_interval) => {}
                 _ = cancel.cancelled() => {}
             }
+            health.busy(&beat, "NOOP", m.timeout);
             s.noop().await.context("NOOP")?;
             s
         };
@@ -392,6 +421,12 @@ pub fn uid_set(uids: &[u32]) -> String {
     out
 }
 
+/// A fetched batch, read by the engine that will store it.
+struct Batch {
+    engine: Arc<Engine>,
+    mails: Vec<(Fetched, ReadAhead)>,
+}
+
 struct Watcher<'a> {
     shared: &'a Arc<Shared>,
     m: &'a MailboxConfig,
@@ -401,6 +436,13 @@ struct Watcher<'a> {
 }
 
 impl Watcher<'_> {
+    /// This watcher is in `what`, which should end within the mailbox's timeout.
+    fn beat(&self, what: &'static str) {
+        self.shared
+            .health
+            .busy(&health::mailbox_loop(&self.m.name), what, self.m.timeout);
+    }
+
     async fn last_uid(&self) -> Result<u32> {
         let store = self.shared.store.clone();
         let name = self.m.name.clone();
@@ -413,13 +455,14 @@ impl Watcher<'_> {
     }
 
     /// Handles every message `query` finds, batch by batch, stopping between
-    /// batches when cancelled.
+    /// batches when cancelled. Returns how many it found.
     async fn cycle(
         &self,
         s: &mut ImapSession,
         query: &str,
         cancel: &CancellationToken,
-    ) -> Result<()> {
+    ) -> Result<usize> {
+        self.beat("UID SEARCH");
         let mut uids: Vec<u32> = s
             .uid_search(query)
             .await
@@ -437,8 +480,9 @@ impl Watcher<'_> {
             uids.retain(|&u| u >= min);
         }
         if uids.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
+        let found = uids.len();
         let known = {
             let store = self.shared.store.clone();
             let (name, v, list) = (self.m.name.clone(), self.uidvalidity, uids.clone());
@@ -473,6 +517,8 @@ impl Watcher<'_> {
         let mut committed: Vec<(u32, bool)> = Vec::new();
         for i in 0..chunks.len() {
             let Some(fetched) = next.take() else { break };
+            // Each batch step (store one, acknowledge and fetch the next) has the timeout.
+            self.beat("a batch");
             let ingest = self.ingest(fetched);
             let following = chunks.get(i + 1).filter(|_| !cancel.is_cancelled());
             let to_ack = std::mem::take(&mut committed);
@@ -514,7 +560,8 @@ impl Watcher<'_> {
             }
             next = io?;
         }
-        self.ack_batch(s, &committed).await
+        self.ack_batch(s, &committed).await?;
+        Ok(found)
     }
 
     /// Acknowledges committed mail: (uid, quarantined).
@@ -527,28 +574,33 @@ impl Watcher<'_> {
     }
 
     /// Fetches a batch and reads its mail on a blocking thread (no store lock).
-    async fn fetch_and_read(
-        &self,
-        s: &mut ImapSession,
-        uids: &[u32],
-    ) -> Result<Vec<(Fetched, ReadAhead)>> {
-        let fetched = self.fetch(s, uids).await?;
+    async fn fetch_and_read(&self, s: &mut ImapSession, uids: &[u32]) -> Result<Batch> {
+        // One engine for the batch, read and stored: a reload swaps between batches.
+        let engine = self.shared.engine();
+        let fetched = self.fetch(s, uids, &engine).await?;
         let shared = self.shared.clone();
-        tokio::task::spawn_blocking(move || {
+        let e = engine.clone();
+        let mails = tokio::task::spawn_blocking(move || {
             fetched
                 .into_iter()
                 .map(|f| {
-                    let ahead = shared.engine.read_fetched(&f, &*shared.clock);
+                    let ahead = e.read_fetched(&f, &*shared.clock);
                     (f, ahead)
                 })
                 .collect()
         })
         .await
-        .context("reading task")
+        .context("reading task")?;
+        Ok(Batch { engine, mails })
     }
 
-    async fn fetch(&self, s: &mut ImapSession, uids: &[u32]) -> Result<Vec<Fetched>> {
-        let limit = self.shared.engine.limits.max_message_bytes;
+    async fn fetch(
+        &self,
+        s: &mut ImapSession,
+        uids: &[u32],
+        engine: &Engine,
+    ) -> Result<Vec<Fetched>> {
+        let limit = engine.limits.max_message_bytes;
         let set = uid_set(uids);
         // Sizes first, so that an oversized message is never read whole.
         let meta: Vec<(u32, u64)> = s
@@ -606,10 +658,11 @@ impl Watcher<'_> {
     /// acknowledged. A message that cannot be handled is quarantined alone; a
     /// database failure on one message stops the batch there: what came
     /// before it is committed and returned, with the error.
-    async fn ingest(
-        &self,
-        fetched: Vec<(Fetched, ReadAhead)>,
-    ) -> Result<(Vec<Ingested>, Option<anyhow::Error>)> {
+    async fn ingest(&self, batch: Batch) -> Result<(Vec<Ingested>, Option<anyhow::Error>)> {
+        let Batch {
+            engine,
+            mails: fetched,
+        } = batch;
         let shared = self.shared.clone();
         let m = self.m.clone();
         tokio::task::spawn_blocking(move || -> Result<_> {
@@ -622,11 +675,13 @@ impl Watcher<'_> {
             while todo.peek().is_some() && failed.is_none() {
                 let mut st = shared.store.lock();
                 let mut slice = Vec::with_capacity(COMMIT_SLICE);
+                let mut arrivals = Vec::with_capacity(COMMIT_SLICE);
                 let committed = st.in_batch(|st| {
                     for (f, ahead) in todo.by_ref().take(COMMIT_SLICE) {
+                        arrivals.push(f.arrival);
                         let span = info_span!("message", mailbox = %m.name, uid = f.uid);
                         let _g = span.enter();
-                        match shared.engine.ingest_read(st, &m, &f, ahead, &*shared.clock) {
+                        match engine.ingest_read(st, &m, &f, ahead, &*shared.clock) {
                             Ok(r) => slice.push(r),
                             Err(e) => {
                                 failed =
@@ -640,6 +695,12 @@ impl Watcher<'_> {
                 parking_lot::MutexGuard::unlock_fair(st);
                 match committed {
                     Ok(()) => {
+                        let now = shared.clock.now();
+                        let metrics = &shared.metrics;
+                        for (r, arrival) in slice.iter().zip(&arrivals) {
+                            metrics.message(&m.name, r.outcome.as_str(), r.class.as_str());
+                            Metrics::observe(&metrics.intake_latency, *arrival, now);
+                        }
                         if slice.iter().any(|r| r.queued > 0) {
                             // Replies go out as each slice commits, not after the batch.
                             shared.outbox_wake.notify_one();
@@ -725,6 +786,119 @@ impl Watcher<'_> {
         drain(s);
         Ok(())
     }
+}
+
+/// Fetches the whole message stored as quarantined row `stored` back from
+/// `m`'s quarantine folder (where it stays whole), processes it as new (the
+/// quarantined copy is no duplicate), and once committed acknowledges it
+/// there as the watcher would: moved to the processed folder, or flagged
+/// `\Seen`. A mail still failing (over the size limit, say) stays in
+/// quarantine, stored once more with its reason.
+pub async fn release(
+    shared: &Arc<Shared>,
+    m: &MailboxConfig,
+    stored: &StoredMessage,
+) -> Result<Ingested> {
+    let mut s = connect(m, &*shared.clock).await?;
+    let caps = s.capabilities().await.context("CAPABILITY")?;
+    let selected = s
+        .select(&m.quarantine_folder)
+        .await
+        .with_context(|| format!("SELECT {}", m.quarantine_folder))?;
+    let uidvalidity = selected.uid_validity.unwrap_or(0);
+    let store = shared.store.clone();
+    let name = m.name.clone();
+    let state = tokio::task::spawn_blocking(move || store.lock().mailbox_state(&name))
+        .await
+        .context("store task")??;
+    if state.is_some_and(|st| st.uidvalidity == uidvalidity) {
+        anyhow::bail!(
+            "folders {} and {} of mailbox {} have the same UIDVALIDITY {uidvalidity}: a released mail could not be told from the watched folder's",
+            m.folder,
+            m.quarantine_folder,
+            m.name
+        );
+    }
+    let query = match &stored.message_id {
+        Some(id) if !id.contains(['"', '\\']) => format!("HEADER Message-ID \"{id}\""),
+        _ => "ALL".to_string(),
+    };
+    let mut uids: Vec<u32> = s
+        .uid_search(&query)
+        .await
+        .with_context(|| format!("UID SEARCH {query}"))?
+        .into_iter()
+        .collect();
+    drain(&mut s);
+    uids.sort_unstable();
+    let engine = shared.engine();
+    let mut found = None;
+    for chunk in uids.chunks(50) {
+        let fetched: Vec<Fetched> = s
+            .uid_fetch(uid_set(chunk), "(UID INTERNALDATE RFC822.SIZE BODY.PEEK[])")
+            .await
+            .context("UID FETCH")?
+            .try_filter_map(|f| async move {
+                let Some(uid) = f.uid else { return Ok(None) };
+                let raw = f.body().unwrap_or_default().to_vec();
+                Ok(Some(Fetched {
+                    uidvalidity,
+                    uid,
+                    size: f.size.map(u64::from).unwrap_or(raw.len() as u64),
+                    arrival: f
+                        .internal_date()
+                        .map(|d| d.with_timezone(&Utc))
+                        .unwrap_or_default(),
+                    raw,
+                }))
+            })
+            .try_collect()
+            .await
+            .context("UID FETCH")?;
+        drain(&mut s);
+        found = fetched.into_iter().find(|f| {
+            let read = engine.read(&f.raw, f.arrival);
+            let i = &read.inbound;
+            i.content_hash == stored.content_hash
+                || (stored.message_id.is_some()
+                    && i.message_id == stored.message_id
+                    && i.sender_address().map(str::to_ascii_lowercase)
+                        == stored.sender.as_deref().map(str::to_ascii_lowercase))
+        });
+        if found.is_some() {
+            break;
+        }
+    }
+    let Some(f) = found else {
+        anyhow::bail!(
+            "message row {} is not in folder {} of mailbox {} any more: it cannot be released",
+            stored.row,
+            m.quarantine_folder,
+            m.name
+        );
+    };
+    let (sh, mc, uid) = (shared.clone(), m.clone(), f.uid);
+    let done = tokio::task::spawn_blocking(move || -> Result<Ingested> {
+        let mut st = sh.store.lock();
+        if let Some(row) = st.stored_row(&mc.name, f.uidvalidity, f.uid)? {
+            anyhow::bail!("it was released before: stored as message row {row}");
+        }
+        st.in_batch(|st| engine.ingest(st, &mc, &f, &*sh.clock))
+    })
+    .await
+    .context("intake task")??;
+    if done.outcome != Outcome::Quarantined {
+        let w = Watcher {
+            shared,
+            m,
+            uidvalidity,
+            can_move: caps.has_str("MOVE"),
+            can_uidplus: caps.has_str("UIDPLUS"),
+        };
+        w.ack(&mut s, &[uid], false).await?;
+    }
+    let _ = s.logout().await;
+    Ok(done)
 }
 
 #[cfg(test)]

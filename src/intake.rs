@@ -91,6 +91,7 @@ pub struct Rendered<'a> {
 pub struct Ingested {
     pub uid: u32,
     pub outcome: Outcome,
+    pub class: crate::classify::Class,
     pub ticket_id: Option<TicketId>,
     pub queued: usize,
     pub reasons: Vec<String>,
@@ -476,6 +477,7 @@ impl Engine {
         Ok(Ingested {
             uid: f.uid,
             outcome: d.outcome,
+            class: d.class,
             ticket_id: applied.ticket_id,
             queued: applied.queued.len(),
             reasons: d.reasons.clone(),

@@ -2,7 +2,8 @@
 //!
 //! Modules in pipeline order:
 //! - [`model`]: the types every layer shares (ticket ids and states, events, the decision's inputs).
-//! - [`config`], [`pack`]: what to watch and which vendor rules apply; [`diag`]: their file:line problems.
+//! - [`config`], [`pack`]: what to watch and which vendor rules apply; [`diag`]: their file:line problems;
+//!   [`layout`]: where the shipped templates and packs are found.
 //! - [`imap`]: one watcher per mailbox, fetching new mail and acknowledging it after the commit.
 //! - [`parse`] -> [`classify`] -> [`extract`] -> [`thread`]: reading a mail; [`reply_text`]:
 //!   what the person wrote now, without quotes and signature.
@@ -13,12 +14,16 @@
 //! - [`outbox`]: sends queued mail over SMTP; [`scheduler`]: fires due timers (escalations, SLA, RMA, reminders).
 //! - [`net`]: TCP and the one TLS configuration; [`oauth`]: OAuth2 access tokens for the logins;
 //!   [`secret`]: passwords and tokens that never print.
-//! - [`actions`]: staff actions from the shell (RMA steps, answers, notes), one transaction each.
-//! - [`daemon`]: supervises the tasks ([`shared`]: what they share); [`explain`] shows a decision
+//! - [`actions`]: staff actions from the shell (RMA steps, answers, notes), one transaction each;
+//!   [`admin`]: backup, contacts and quarantine release for the command line.
+//! - [`daemon`]: supervises the tasks ([`shared`]: what they share; [`health`]: their heartbeats
+//!   and what systemd is told; [`metrics`]: Prometheus `/metrics` and `/healthz`); [`explain`] shows a decision
 //!   without acting on it.
-//! - [`clock`], [`backoff`], [`text`]: time, retry pacing and text helpers, shared by all.
+//! - [`clock`], [`backoff`], [`text`]: time, retry pacing and text helpers, shared by all;
+//!   [`logging`]: the journal, plain or terminal log output.
 
 pub mod actions;
+pub mod admin;
 pub mod backoff;
 pub mod calendar;
 pub mod classify;
@@ -32,8 +37,12 @@ pub mod diag;
 pub mod dsn;
 pub mod explain;
 pub mod extract;
+pub mod health;
 pub mod imap;
 pub mod intake;
+pub mod layout;
+pub mod logging;
+pub mod metrics;
 pub mod model;
 pub mod net;
 pub mod oauth;

@@ -1,4 +1,4 @@
-//! The `ticketd` command: run the daemon, check a config, explain a mail, import contracts, list tickets and the outbox.
+//! The `ticketd` command: run the daemon, check a config, explain a mail, import contracts, list tickets and the outbox, back up, release quarantined mail, manage contacts.
 
 use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, Utc};
@@ -65,7 +65,7 @@ enum Command {
         #[command(subcommand)]
         command: ContractsCommand,
     },
-    /// List tickets.
+    /// List tickets (`ticket N` shows one's whole history).
     Tickets {
         #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
@@ -180,11 +180,45 @@ enum Command {
         #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
-    /// List quarantined messages.
+    /// List the messages in quarantine; show or release one.
     Quarantine {
+        #[command(subcommand)]
+        command: Option<QuarantineCommand>,
+        #[arg(long, global = true, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Write a consistent copy of the database to FILE while the daemon runs.
+    Backup {
+        file: PathBuf,
         #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// List contacts; clear an undeliverable mark.
+    Contacts {
+        #[command(subcommand)]
+        command: Option<ContactsCommand>,
+        #[arg(long, global = true)]
+        json: bool,
+        #[arg(long, global = true, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum QuarantineCommand {
+    /// Show a quarantined message: where it came from, why, and what is stored.
+    Show { row: i64 },
+    /// Fetch each message whole from its quarantine folder and process it as new.
+    Release {
+        #[arg(required = true)]
+        rows: Vec<i64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ContactsCommand {
+    /// Clear ADDRESS's undeliverable mark, so mail may be sent to it again.
+    Deliverable { address: String },
 }
 
 #[derive(Subcommand)]
@@ -255,19 +289,6 @@ fn open_db(path: &std::path::Path) -> Result<Store> {
     Store::open_read_only(&cfg.database)
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
-        // async-imap's trace lines are the wire, LOGIN and AUTHENTICATE
-        // (passwords, tokens) included: never shown, whatever RUST_LOG says.
-        .add_directive("async_imap=off".parse().expect("a valid directive"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-}
-
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
@@ -300,7 +321,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
     let clock: SharedClock = Arc::new(SystemClock);
     match cli.command {
         Command::Run { config, once } => {
-            init_logging();
+            ticketd::logging::init();
             let cfg = load(&config)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -310,7 +331,8 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 if once {
                     ticketd::daemon::run_once(cfg, clock).await
                 } else {
-                    ticketd::daemon::run(cfg, clock, shutdown_signal()).await
+                    let reloads = ticketd::daemon::sighup()?;
+                    ticketd::daemon::serve(cfg, clock, shutdown_signal(), reloads).await
                 }
             })?;
             Ok(ExitCode::SUCCESS)
@@ -372,6 +394,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 mailbox,
                 pack,
                 contracts,
+                data_dir: None,
             };
             let v = ticketd::explain::explain(&raw, &opts, clock.now())?;
             if json {
@@ -399,7 +422,10 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 }
             };
             let mut st = Store::open(&cfg.database)?;
-            let stats = st.import_contracts(&contracts)?;
+            let bar = ticketd::admin::progress(contracts.len() as u64, "import");
+            let stats =
+                st.import_contracts_with(&contracts, &mut |i| bar.set_position(i as u64))?;
+            bar.finish_and_clear();
             println!(
                 "{}: {} inserted, {} updated, {} unchanged",
                 file.display(),
@@ -653,7 +679,99 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Quarantine { config } => {
+        Command::Quarantine {
+            command: Some(QuarantineCommand::Show { row }),
+            config,
+        } => {
+            let st = open_db(&config)?;
+            let m = st
+                .quarantined_message(row)?
+                .ok_or_else(|| anyhow!("message row {row} is not a quarantined message"))?;
+            print_json(&m)?;
+            let raw = String::from_utf8_lossy(&m.raw);
+            let head = raw.split("\r\n\r\n").next().unwrap_or_default();
+            println!("\n{head}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Quarantine {
+            command: Some(QuarantineCommand::Release { rows }),
+            config,
+        } => {
+            ticketd::logging::init();
+            let cfg = load(&config)?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let done = rt.block_on(ticketd::admin::release(&cfg, clock, &rows))?;
+            for d in done {
+                match d.ticket {
+                    Some(t) => println!(
+                        "row {}: {} on ticket {t}, {} mail(s) queued",
+                        d.row, d.outcome, d.replies
+                    ),
+                    None => println!("row {}: {} {}", d.row, d.outcome, d.reasons.join("; ")),
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backup { file, config } => {
+            let cfg = load(&config)?;
+            let pages = ticketd::admin::backup(&cfg, &file)?;
+            println!(
+                "{}: {pages} pages copied from {}",
+                file.display(),
+                cfg.database.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Contacts {
+            command: Some(ContactsCommand::Deliverable { address }),
+            config,
+            ..
+        } => {
+            let cfg = load(&config)?;
+            let mut st = Store::open(&cfg.database)?;
+            match st.set_deliverable(&address)? {
+                None => anyhow::bail!("no contact {address}"),
+                Some(true) => println!("{address}: deliverable again"),
+                Some(false) => println!("{address}: was not marked undeliverable"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Contacts {
+            command: None,
+            json,
+            config,
+        } => {
+            let st = open_db(&config)?;
+            let contacts = st.contacts()?;
+            if json {
+                print_json(&contacts)?;
+            } else {
+                println!(
+                    "{:<36} {:<4} {:>7}  undeliverable",
+                    "address", "lang", "tickets"
+                );
+                for c in contacts {
+                    println!(
+                        "{:<36} {:<4} {:>7}  {}",
+                        c.address,
+                        c.language.unwrap_or_default(),
+                        c.tickets,
+                        if c.undeliverable {
+                            c.undeliverable_reason.unwrap_or_else(|| "yes".into())
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Quarantine {
+            command: None,
+            config,
+        } => {
             let st = open_db(&config)?;
             for q in st.quarantined()? {
                 println!(

@@ -139,7 +139,7 @@ impl fmt::Display for TokenUrl {
 }
 
 /// Which OAuth2 grant gets the tokens.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Grant {
     /// Delegated access: a refresh token obtained once by consent.
     RefreshToken(Secret),
@@ -157,7 +157,7 @@ impl Grant {
 }
 
 /// A token endpoint and what to ask it for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TokenRequest {
     pub url: TokenUrl,
     pub grant: Grant,
@@ -170,7 +170,7 @@ pub struct TokenRequest {
 }
 
 /// Where the access tokens come from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Source {
     /// A file holding the current token, kept fresh by an external helper;
     /// read again for every login.
@@ -191,7 +191,7 @@ pub struct TokenError {
 }
 
 /// A login's OAuth2 settings: the mechanism and its token source.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OAuth2 {
     pub mechanism: Mechanism,
     pub tokens: Tokens,
@@ -221,6 +221,15 @@ struct Cached {
     token: Secret,
     /// When to ask for a new one; `None`: until it is refused.
     renew_at: Option<Instant>,
+}
+
+/// Two logins' tokens are the same when they come from the same place for
+/// the same login (a reload compares configurations; the cache is not part
+/// of one).
+impl PartialEq for Tokens {
+    fn eq(&self, other: &Tokens) -> bool {
+        self.0.who == other.0.who && self.0.source == other.0.source
+    }
 }
 
 impl fmt::Debug for Tokens {

@@ -3,6 +3,8 @@
 use crate::backoff;
 use crate::clock::{Clock, SharedClock};
 use crate::config::{Login, SmtpConfig, Tls};
+use crate::health;
+use crate::metrics::Metrics;
 use crate::model::NewMail;
 use crate::net;
 use crate::oauth;
@@ -49,6 +51,16 @@ impl SendError {
         } else {
             // A dropped connection or a timeout, which lettre calls neither.
             SendError::Unanswered(format!("{e}"))
+        }
+    }
+
+    /// The result class `/metrics` counts it under.
+    fn class(&self) -> &'static str {
+        match self {
+            SendError::NoConnection(_) => "no_connection",
+            SendError::Unanswered(_) => "unanswered",
+            SendError::Transient(_) => "4xx",
+            SendError::Permanent(_) => "5xx",
         }
     }
 
@@ -385,14 +397,18 @@ impl Sender {
 /// queued is due within `drain_for`.
 pub async fn run(shared: Arc<Shared>, cancel: CancellationToken, once: bool) -> Result<()> {
     let span = info_span!("outbox");
+    let _registered = shared.health.register(health::OUTBOX);
     async move {
         let mut senders: Vec<Sender> = (0..CONNECTIONS)
-            .map(|_| Sender::new(shared.smtp.clone(), shared.clock.clone()))
+            .map(|_| Sender::new(shared.smtp(), shared.clock.clone()))
             .collect();
         replay_sent_journal(&shared).await?;
         let drain_for = chrono::Duration::seconds(60);
         let started = shared.clock.now();
         loop {
+            shared
+                .health
+                .busy(health::OUTBOX, "sending", step_timeout(&shared));
             let sent_any = send_due(&shared, &mut senders, &cancel).await?;
             if cancel.is_cancelled() {
                 break;
@@ -412,6 +428,7 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken, once: bool) -> 
                 .map(|t| (t - now).to_std().unwrap_or(Duration::ZERO))
                 .unwrap_or(crate::shared::POLL)
                 .min(crate::shared::POLL);
+            shared.health.waiting(health::OUTBOX);
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shared.outbox_wake.notified() => {}
@@ -425,6 +442,13 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken, once: bool) -> 
     }
     .instrument(span)
     .await
+}
+
+/// How long one outbox step (connecting, sending one mail, a store step)
+/// may take before the outbox counts as stuck: each SMTP stage (connect,
+/// greeting, TLS, the mail) has the SMTP timeout.
+fn step_timeout(shared: &Shared) -> Duration {
+    shared.smtp().timeout * 4 + Duration::from_secs(60)
 }
 
 /// Marks sent what the journal says the server accepted before a crash
@@ -531,7 +555,7 @@ async fn step(
                         "not sent: claimed {} times with no outcome recorded (the sender stopped each time)",
                         row.claims
                     );
-                    let notice = sh.engine.send_failed_notice(&row, &why, now)?;
+                    let notice = sh.engine().send_failed_notice(&row, &why, now)?;
                     st.mark_failed(row.id, &why, notice.as_ref(), false, now)?;
                     given_up.push((row, why));
                     continue;
@@ -651,8 +675,9 @@ fn outcomes(
     results: Vec<Result<(), SendError>>,
 ) -> Result<Outcomes> {
     let now = shared.clock.now();
-    let max = shared.smtp.max_attempts;
-    let lifetime = chrono::Duration::from_std(shared.smtp.max_queue_lifetime)
+    let smtp = shared.smtp();
+    let max = smtp.max_attempts;
+    let lifetime = chrono::Duration::from_std(smtp.max_queue_lifetime)
         .unwrap_or_else(|_| chrono::Duration::days(5));
     let mut out = Outcomes::default();
     for (row, result) in chunk.iter().zip(results) {
@@ -660,18 +685,20 @@ fn outcomes(
         let _g = span.enter();
         let err = match result {
             Ok(()) => {
+                shared.metrics.smtp_result("2xx");
                 info!(to = %row.rcpt_to.join(","), attempts = row.attempts + 1, "sent");
                 out.sent.push(row.id);
                 continue;
             }
             Err(e) => e,
         };
+        shared.metrics.smtp_result(err.class());
         let reached = err.reached();
         let attempts = row.attempts + reached as u32;
         let e = match err {
             SendError::Permanent(e) => {
                 error!(attempts, "delivery failed for good: {e}");
-                let notice = shared.engine.send_failed_notice(row, &e, now)?;
+                let notice = shared.engine().send_failed_notice(row, &e, now)?;
                 out.failed.push((row.id, e, notice, true));
                 continue;
             }
@@ -690,13 +717,13 @@ fn outcomes(
         };
         if let Some(why) = why {
             error!(attempts, "delivery failed for good: {why}");
-            let notice = shared.engine.send_failed_notice(row, &why, now)?;
+            let notice = shared.engine().send_failed_notice(row, &why, now)?;
             out.failed.push((row.id, why, notice, reached));
             continue;
         }
         let delay = backoff::delay(
             row.attempts + row.deferrals,
-            shared.smtp.retry_base,
+            smtp.retry_base,
             Duration::from_secs(3600),
         );
         let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
@@ -740,8 +767,13 @@ async fn send_all(
                 }
                 let span =
                     info_span!("send", outbox = row.id, ticket = row.ticket_id.map(|t| t.0), kind = %row.kind);
+                shared
+                    .health
+                    .busy(health::OUTBOX, "sending", step_timeout(shared));
                 let r = match sender.send(row).instrument(span).await {
                     Ok(()) => {
+                        let accepted = shared.clock.now();
+                        Metrics::observe(&shared.metrics.send_latency, row.created_at, accepted);
                         // Noted at once, before this connection sends the next;
                         // the store records it with the rest of the chunk.
                         if let Err(e) = shared.sent_journal.record(row.id) {

@@ -1,6 +1,7 @@
 //! The scheduler: fires the timers that have come due through `decide::on_timer`, each in one transaction with its notices and events, so a timer fires at most once.
 
 use crate::decide::{TimerDecision, TimerInput, on_timer};
+use crate::health;
 use crate::intake::Engine;
 use crate::model::{Event, NewMail, TicketChange, TimerRow};
 use crate::shared::Shared;
@@ -9,11 +10,16 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
 /// How many due timers one look at the store takes.
 const BATCH: usize = 64;
+
+/// How long one tick (its store reads and the timers it settles) may take
+/// before the scheduler counts as stuck.
+const TICK_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What one tick did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -144,13 +150,17 @@ fn only_events(events: Vec<Event>) -> TicketChange<NewMail> {
 /// One tick at the shared clock's `now`, on a blocking thread (it locks the store).
 async fn tick_now(shared: &Arc<Shared>) -> Result<Tick> {
     let s = shared.clone();
-    tokio::task::spawn_blocking(move || tick(&s.engine, &s.store, s.clock.now())).await?
+    tokio::task::spawn_blocking(move || tick(&s.engine(), &s.store, s.clock.now())).await?
 }
 
 /// Runs until `cancel`: fires what is due, then sleeps until the next timer
 /// falls due, an intake commit sets new ones, or [`crate::shared::POLL`] has passed.
 pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) -> Result<()> {
+    let _registered = shared.health.register(health::SCHEDULER);
     loop {
+        shared
+            .health
+            .busy(health::SCHEDULER, "firing timers", TICK_TIMEOUT);
         let done = tick_now(&shared).await?;
         if done.fired > 0 {
             shared.outbox_wake.notify_one();
@@ -163,6 +173,7 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) -> Result<()> {
                 .min(crate::shared::POLL),
             None => crate::shared::POLL,
         };
+        shared.health.waiting(health::SCHEDULER);
         tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
             _ = shared.timer_wake.notified() => {}

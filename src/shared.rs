@@ -1,11 +1,13 @@
-//! What the daemon's tasks share: the engine, the store behind its lock, the clock, the outbox's wake-up and the SMTP settings.
+//! What the daemon's tasks share: the engine, the store behind its lock, the clock, the outbox's wake-up, the SMTP settings and the loops' heartbeats.
 
 use crate::clock::SharedClock;
 use crate::config::{Config, SmtpConfig};
+use crate::health::Health;
 use crate::intake::Engine;
+use crate::metrics::Metrics;
 use crate::store::{RunLock, SentJournal, Store};
 use anyhow::Result;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -17,7 +19,8 @@ pub const POLL: std::time::Duration = std::time::Duration::from_secs(1);
 /// What every task shares.
 #[derive(Debug)]
 pub struct Shared {
-    pub engine: Engine,
+    /// Swapped whole by a reload; a batch keeps the one it was read with.
+    engine: RwLock<Arc<Engine>>,
     pub store: Arc<Mutex<Store>>,
     pub clock: SharedClock,
     /// Where the outbox notes each accepted mail before the store records it.
@@ -25,7 +28,11 @@ pub struct Shared {
     pub outbox_wake: Notify,
     /// Woken after an intake commit, which may have set timers.
     pub timer_wake: Notify,
-    pub smtp: SmtpConfig,
+    /// Swapped by a reload (the outbox is restarted to use it).
+    smtp: RwLock<SmtpConfig>,
+    /// Each loop's heartbeat and the mailboxes logged in.
+    pub health: Arc<Health>,
+    pub metrics: Arc<Metrics>,
     /// One daemon per database: held until the last task lets go.
     pub run_lock: RunLock,
 }
@@ -43,13 +50,33 @@ impl Shared {
         let sent_journal = SentJournal::open(&config.database)?;
         Ok(Arc::new(Shared {
             sent_journal,
-            engine: Engine::from_config(config)?,
+            engine: RwLock::new(Arc::new(Engine::from_config(config)?)),
             store: Arc::new(Mutex::new(store)),
+            health: Health::new(clock.clone()),
+            metrics: Arc::new(Metrics::new()),
             clock,
             outbox_wake: Notify::new(),
             timer_wake: Notify::new(),
-            smtp: config.smtp.clone(),
+            smtp: RwLock::new(config.smtp.clone()),
             run_lock,
         }))
+    }
+}
+
+impl Shared {
+    /// The engine in force now.
+    pub fn engine(&self) -> Arc<Engine> {
+        self.engine.read().clone()
+    }
+
+    /// The SMTP settings in force now.
+    pub fn smtp(&self) -> SmtpConfig {
+        self.smtp.read().clone()
+    }
+
+    /// Puts a reloaded engine and SMTP settings in force.
+    pub fn swap(&self, engine: Engine, smtp: SmtpConfig) {
+        *self.engine.write() = Arc::new(engine);
+        *self.smtp.write() = smtp;
     }
 }

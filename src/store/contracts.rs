@@ -12,10 +12,20 @@ impl Store {
     /// Contracts absent from `contracts` stay. On any error (an empty serial, the same
     /// serial twice) nothing is written.
     pub fn import_contracts(&mut self, contracts: &[Contract]) -> Result<ImportStats> {
+        self.import_contracts_with(contracts, &mut |_| {})
+    }
+
+    /// [`Store::import_contracts`], telling `progress` how many rows are done.
+    pub fn import_contracts_with(
+        &mut self,
+        contracts: &[Contract],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<ImportStats> {
         let tx = self.conn.transaction()?;
         let mut stats = ImportStats::default();
         let mut seen = std::collections::HashSet::new();
         for (i, c) in contracts.iter().enumerate() {
+            progress(i);
             let key = serial_key(&c.serial);
             if key.is_empty() {
                 bail!("contract {}: empty serial", i + 1);

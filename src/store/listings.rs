@@ -41,9 +41,11 @@ impl Store {
     }
 
     pub fn quarantined(&self) -> Result<Vec<QuarantineRow>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, mailbox, uid, reason, size FROM messages WHERE outcome = 'quarantined' ORDER BY id",
-        )?;
+        // Still in quarantine: a released message no longer is.
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT q.id, q.mailbox, q.uid, q.reason, q.size FROM messages q WHERE {} ORDER BY q.id",
+            super::admin::IN_QUARANTINE
+        ))?;
         let rows = stmt
             .query_map([], |r| {
                 Ok(QuarantineRow {

@@ -6,6 +6,7 @@
 //! (AUTOINCREMENT's `sqlite_sequence`, `INSERT OR IGNORE`, savepoints) stay here.
 
 mod actions;
+mod admin;
 mod contracts;
 mod history;
 mod intake;
@@ -20,6 +21,7 @@ mod schema;
 mod tests;
 mod timers;
 
+pub use admin::{ContactRow, Gauges, StoredMessage};
 pub use history::TicketHistory;
 pub use intake::MessageTx;
 pub use journal::SentJournal;

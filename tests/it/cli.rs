@@ -8,6 +8,7 @@ fn ticketd(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ticketd"))
         .args(args)
         .env_remove("TICKETD_CONFIG")
+        .env("TICKETD_DATA_DIR", crate::harness::source_data_dir())
         .output()
         .expect("run ticketd")
 }
@@ -311,7 +312,10 @@ fn explain_handles_every_mail_of_the_shared_corpus() {
             .is_some_and(|e| e == "eml" || e == "txt" || e == "msg")
     }) {
         let raw = std::fs::read(f).unwrap();
-        let opts = ticketd::explain::Options::default();
+        let opts = ticketd::explain::Options {
+            data_dir: Some(repo()),
+            ..Default::default()
+        };
         let now = chrono::DateTime::parse_from_rfc3339("2026-03-02T10:00:00Z")
             .unwrap()
             .with_timezone(&chrono::Utc);

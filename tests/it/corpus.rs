@@ -106,7 +106,8 @@ fn every_corpus_file_is_read_fast_answered_rightly_and_its_reply_text_found() {
     let root = corpus_dir();
     let rows = manifest(&root);
     assert!(rows.len() > 500, "only {} manifest rows", rows.len());
-    let engine = ticketd::explain::default_engine().expect("shipped templates load");
+    let engine = ticketd::explain::default_engine(&crate::harness::repo().join("templates"))
+        .expect("shipped templates load");
     let store = ticketd::store::Store::in_memory().unwrap();
     let view = ticketd::explain::default_mailbox(&engine);
     let now = chrono::DateTime::parse_from_rfc3339("2026-03-02T10:00:00Z")

@@ -237,12 +237,18 @@ impl MailStack {
     /// Writes a ticketd config for this stack; `extra` is appended to [smtp]-less
     /// sections by name via `tweak`.
     pub fn config(&self, tweak: impl Fn(&mut ConfigText)) -> Config {
+        let path = self.write_config(tweak);
+        Config::load(&path).unwrap_or_else(|e| panic!("test config:\n{e}"))
+    }
+
+    /// Writes the config text (valid or not) to `DIR/ticketd.toml`; returns its path.
+    pub fn write_config(&self, tweak: impl Fn(&mut ConfigText)) -> PathBuf {
         let mut c = ConfigText::new(self);
         tweak(&mut c);
         let path = self.dir.join("ticketd.toml");
         std::fs::write(self.dir.join("imap-password"), format!("{}\n", c.password)).unwrap();
         std::fs::write(&path, c.render()).unwrap();
-        Config::load(&path).unwrap_or_else(|e| panic!("test config:\n{e}"))
+        path
     }
 
     pub async fn imap(&self, user: &str) -> Session<TcpStream> {
@@ -268,6 +274,22 @@ impl MailStack {
         s.append(folder, Some("()"), Some(&date), raw)
             .await
             .expect("APPEND");
+        let _ = s.logout().await;
+    }
+
+    /// APPENDs every mail of `raws` to `user`'s `folder` over one session (a burst).
+    pub async fn append_many(&self, user: &str, folder: &str, raws: &[Vec<u8>]) {
+        let mut s = self.imap(user).await;
+        for raw in raws {
+            s.append(
+                folder,
+                Some("()"),
+                Some("\"02-Mar-2026 09:00:00 -0800\""),
+                raw,
+            )
+            .await
+            .expect("APPEND");
+        }
         let _ = s.logout().await;
     }
 
@@ -404,6 +426,10 @@ pub struct ConfigText {
     pub logins: Vec<(&'static str, String)>,
     /// Lines added to `[smtp]` (a username and its login).
     pub smtp_login: String,
+    /// Each mailbox's `timeout_secs` (how long an IMAP step may take).
+    pub imap_timeout_secs: u64,
+    /// `[daemon] ready_timeout_secs`.
+    pub ready_timeout_secs: u64,
     /// TOML appended after the generated config.
     pub extra: String,
     /// `[staff] sla_notices`: off by default here, since most tests' mail is
@@ -434,6 +460,8 @@ impl ConfigText {
             ca_file: None,
             logins: Vec::new(),
             smtp_login: String::new(),
+            imap_timeout_secs: 120,
+            ready_timeout_secs: 60,
             extra: String::new(),
             sla_notices: false,
         }
@@ -447,6 +475,7 @@ database = "{dir}/ticketd.db"
 templates = "{repo}/templates"
 packs = "{repo}/config/vendors"
 pack = "{pack}"
+ready_timeout_secs = {ready}
 
 [identity]
 from_name = "Vendor Support"
@@ -486,6 +515,7 @@ timeout_secs = {timeout}
             ca = self.ca_line(),
             smtp_login = self.smtp_login,
             sla_notices = self.sla_notices,
+            ready = self.ready_timeout_secs,
         );
         for (name, role) in &self.mailboxes {
             let login = self
@@ -510,6 +540,7 @@ tls = "{imap_tls}"
 after = "{after}"
 poll_interval_secs = {poll}
 idle = {idle}
+timeout_secs = {imap_timeout}
 "#,
                 imap = self.imap_port,
                 host = self.host,
@@ -518,6 +549,7 @@ idle = {idle}
                 after = self.after,
                 poll = self.poll_interval_secs,
                 idle = self.idle,
+                imap_timeout = self.imap_timeout_secs,
             ));
         }
         t.push_str(&self.extra);
@@ -1011,6 +1043,216 @@ impl Ticketd {
 }
 
 impl Drop for Ticketd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The built `ticketd` binary, with none of the variables a service manager
+/// or a shell sets that change its behaviour.
+pub fn ticketd_command() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ticketd"));
+    c.env_remove("TICKETD_CONFIG")
+        .env_remove("JOURNAL_STREAM")
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
+        .env_remove("RUST_LOG");
+    c
+}
+
+/// A data directory laid out as the package installs it (`templates/`,
+/// `vendors/`), made of links to the source tree's, for running the built
+/// binary without a config (`TICKETD_DATA_DIR`).
+pub fn source_data_dir() -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("data");
+    std::fs::create_dir_all(&d).unwrap();
+    for (link, target) in [("templates", "templates"), ("vendors", "config/vendors")] {
+        let l = d.join(link);
+        if !l.exists() {
+            // Another test may have made it meanwhile.
+            let _ = std::os::unix::fs::symlink(repo().join(target), &l);
+        }
+    }
+    d
+}
+
+/// A `$NOTIFY_SOCKET` of our own: a unix datagram socket that records every
+/// sd_notify message the daemon sends, with when it came.
+pub struct NotifySocket {
+    pub path: PathBuf,
+    messages: std::sync::Arc<std::sync::Mutex<Vec<(Instant, String)>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl NotifySocket {
+    pub fn bind() -> NotifySocket {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify.sock");
+        let sock = std::os::unix::net::UnixDatagram::bind(&path).expect("bind NOTIFY_SOCKET");
+        let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let m = messages.clone();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            // Ends when the test process does; a datagram socket has no peer to close it.
+            while let Ok(n) = sock.recv(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                m.lock().unwrap().push((Instant::now(), text));
+            }
+        });
+        NotifySocket {
+            path,
+            messages,
+            _dir: dir,
+        }
+    }
+
+    /// Every message so far, oldest first.
+    pub fn messages(&self) -> Vec<(Instant, String)> {
+        self.messages.lock().unwrap().clone()
+    }
+
+    /// Waits for a message, after the first `skip`, one of whose lines is
+    /// `line`; returns its index and when it came.
+    pub async fn wait_for(&self, skip: usize, line: &str, deadline: Duration) -> (usize, Instant) {
+        let mut found = None;
+        wait_until(&format!("{line:?} on NOTIFY_SOCKET"), deadline, || {
+            found = self
+                .messages()
+                .into_iter()
+                .enumerate()
+                .skip(skip)
+                .find(|(_, (_, m))| m.lines().any(|l| l == line || l.starts_with(line)))
+                .map(|(i, (t, _))| (i, t));
+            found.is_some()
+        })
+        .await;
+        found.unwrap()
+    }
+
+    pub fn dump(&self) -> String {
+        self.messages()
+            .iter()
+            .map(|(_, m)| m.replace('\n', " | "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// A TCP relay between the daemon and Dovecot that notes when a SELECT
+/// completed and can stall: while stalled, nothing the server says reaches
+/// the client (an IMAP server that accepts and then never answers).
+pub struct ImapProxy {
+    pub port: u16,
+    stalled: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    wake: std::sync::Arc<tokio::sync::Notify>,
+    selects: std::sync::Arc<std::sync::Mutex<Vec<Instant>>>,
+}
+
+impl ImapProxy {
+    pub async fn start(upstream: u16) -> ImapProxy {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stalled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+        let selects = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (st, wk, sel) = (stalled.clone(), wake.clone(), selects.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)).await else {
+                    continue;
+                };
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut cr, &mut sw).await;
+                    let _ = sw.shutdown().await;
+                });
+                let (st, wk, sel) = (st.clone(), wk.clone(), sel.clone());
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 65536];
+                    while let Ok(n) = sr.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        while st.load(Ordering::SeqCst) {
+                            let w = wk.notified();
+                            if !st.load(Ordering::SeqCst) {
+                                break;
+                            }
+                            w.await;
+                        }
+                        if String::from_utf8_lossy(&buf[..n]).contains("Select completed") {
+                            sel.lock().unwrap().push(Instant::now());
+                        }
+                        if cw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        ImapProxy {
+            port,
+            stalled,
+            wake,
+            selects,
+        }
+    }
+
+    /// When each SELECT's completion was passed on to the client.
+    pub fn selects(&self) -> Vec<Instant> {
+        self.selects.lock().unwrap().clone()
+    }
+
+    pub fn stall(&self, on: bool) {
+        self.stalled.store(on, std::sync::atomic::Ordering::SeqCst);
+        self.wake.notify_waiters();
+    }
+}
+
+/// `ticketd run` as systemd runs it: its own process, `$NOTIFY_SOCKET` and a
+/// watchdog; stderr kept in a file. Killed on drop.
+pub struct Service {
+    pub child: std::process::Child,
+    pub log: PathBuf,
+}
+
+impl Service {
+    pub fn start(config: &Path, notify: &NotifySocket, watchdog: Duration) -> Service {
+        let log = config.with_extension("log");
+        let err = std::fs::File::create(&log).unwrap();
+        let child = ticketd_command()
+            .args(["run", "--config"])
+            .arg(config)
+            .env("NOTIFY_SOCKET", &notify.path)
+            .env("WATCHDOG_USEC", watchdog.as_micros().to_string())
+            .env("JOURNAL_STREAM", "0:0")
+            .stderr(err)
+            .spawn()
+            .expect("start ticketd run");
+        Service { child, log }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGHUP, as `systemctl reload` does through ExecReload.
+    pub fn reload(&self) {
+        let ok = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .expect("kill -HUP")
+            .success();
+        assert!(ok, "kill -HUP failed");
+    }
+}
+
+impl Drop for Service {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -184,6 +184,67 @@ async fn a_permanent_bounce_of_our_ack_marks_the_contact_tells_staff_and_stops_m
             .iter()
             .any(|(k, d)| k == "reply_suppressed" && d.contains("undeliverable"))
     );
+
+    // The admin lists the contacts, sees the mark, and clears it once Ann's
+    // address works again, as the staff notice says.
+    assert!(
+        notice.text.contains("ticketd contacts deliverable"),
+        "{}",
+        notice.text
+    );
+    let cli = |args: &[&str]| {
+        let out = crate::harness::ticketd_command()
+            .args(args)
+            .arg("--config")
+            .arg(&cfg.path)
+            .output()
+            .expect("run ticketd");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let listed = cli(&["contacts"]);
+    let line = listed
+        .lines()
+        .find(|l| l.starts_with("ann@example.net"))
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert!(line.contains("Status 5.1.1"), "{line}");
+    let json: serde_json::Value = serde_json::from_str(&cli(&["contacts", "--json"])).unwrap();
+    let ann = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["address"] == "ann@example.net")
+        .unwrap();
+    assert_eq!(ann["undeliverable"], true);
+    assert_eq!(ann["tickets"], 2);
+    assert!(cli(&["contacts", "deliverable", "Ann@Example.net"]).contains("deliverable again"));
+    assert!(
+        !db(&cfg)
+            .contact("ann@example.net")
+            .unwrap()
+            .unwrap()
+            .undeliverable
+    );
+    let third = mail(
+        "ann@example.net",
+        "support@vendor.test",
+        "Third question",
+        "a3@example.net",
+        "",
+        "Hello again.",
+    );
+    stack.deliver(&third).await;
+    once(&cfg).await;
+    wait_until(
+        "an acknowledgement to Ann again",
+        std::time::Duration::from_secs(10),
+        || sent(&stack).len() == 3,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -200,7 +200,7 @@ async fn restarting_reprocesses_nothing_even_after_a_crash_between_commit_and_ac
         let mut st = shared.store.lock();
         st.reset_mailbox(&mb.name, f.uidvalidity, now).unwrap();
         shared
-            .engine
+            .engine()
             .ingest(&mut st, mb, &f, &*shared.clock)
             .unwrap();
     }
@@ -279,7 +279,7 @@ async fn a_crash_between_a_batch_commit_and_its_move_doubles_nothing() {
                         size: raw.len() as u64,
                         arrival: now,
                     };
-                    out.push(shared.engine.ingest(st, mb, &f, &*shared.clock)?.outcome);
+                    out.push(shared.engine().ingest(st, mb, &f, &*shared.clock)?.outcome);
                 }
                 Ok(out)
             })

@@ -166,6 +166,7 @@ fn explain_mail(
         ),
         mailbox: Some(mailbox.into()),
         at: Some(at(when)),
+        data_dir: Some(root()),
         ..Options::default()
     };
     explain(raw.as_bytes(), &opts, at(when)).expect("explain")

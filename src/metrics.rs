@@ -1,0 +1,426 @@
+//! Prometheus metrics: the counters and histograms the loops update, the gauges read from the store at each scrape, and a small HTTP/1.1 responder for `/metrics` and `/healthz`.
+
+use crate::clock::SharedClock;
+use crate::health::Health;
+use crate::store::{Gauges, Store};
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MessageLabels {
+    pub mailbox: String,
+    pub outcome: String,
+    pub class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MailboxLabels {
+    pub mailbox: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// 2xx, 4xx, 5xx, no_connection or unanswered.
+    pub class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Every series ticketd exports (all named `ticketd_*`).
+pub struct Metrics {
+    registry: Registry,
+    pub messages: Family<MessageLabels, Counter>,
+    /// INTERNALDATE to the commit of the mail's effects.
+    pub intake_latency: Histogram,
+    /// The commit that queued a mail to the SMTP server's 250 for it.
+    pub send_latency: Histogram,
+    pub smtp_results: Family<ResultLabels, Counter>,
+    pub imap_reconnects: Family<MailboxLabels, Counter>,
+    pub imap_login_failures: Family<MailboxLabels, Counter>,
+    outbox_queued: Gauge,
+    outbox_oldest_age: FloatGauge,
+    quarantined: Gauge,
+    timers_pending: Gauge,
+    timers_overdue: Gauge,
+    live: Gauge,
+    /// Serialises scrapes: the gauges are set, then the whole registry encoded.
+    scrape: Mutex<()>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    // 10 ms to about 11 minutes.
+    exponential_buckets(0.01, 2.0, 17)
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("ticketd");
+        let messages = Family::<MessageLabels, Counter>::default();
+        registry.register(
+            "messages",
+            "Mail read from the mailboxes, by mailbox, outcome and class",
+            messages.clone(),
+        );
+        let intake_latency = Histogram::new(latency_buckets());
+        registry.register(
+            "intake_latency_seconds",
+            "From a mail's arrival (INTERNALDATE) to the commit of its effects",
+            intake_latency.clone(),
+        );
+        let send_latency = Histogram::new(latency_buckets());
+        registry.register(
+            "send_latency_seconds",
+            "From the commit that queued a mail to the SMTP server's 250 for it",
+            send_latency.clone(),
+        );
+        let smtp_results = Family::<ResultLabels, Counter>::default();
+        for class in ["2xx", "4xx", "5xx", "no_connection", "unanswered"] {
+            // Every class is a series from the start, so a rate over it is 0, not absent.
+            let _ = smtp_results.get_or_create(&ResultLabels {
+                class: class.to_string(),
+            });
+        }
+        registry.register(
+            "smtp_results",
+            "SMTP attempts by result: 2xx, 4xx, 5xx, no_connection, unanswered",
+            smtp_results.clone(),
+        );
+        let imap_reconnects = Family::<MailboxLabels, Counter>::default();
+        registry.register(
+            "imap_reconnects",
+            "IMAP sessions lost and retried, by mailbox",
+            imap_reconnects.clone(),
+        );
+        let imap_login_failures = Family::<MailboxLabels, Counter>::default();
+        registry.register(
+            "imap_login_failures",
+            "IMAP logins refused, by mailbox",
+            imap_login_failures.clone(),
+        );
+        let outbox_queued = Gauge::default();
+        registry.register(
+            "outbox_queued",
+            "Mail queued to send",
+            outbox_queued.clone(),
+        );
+        let outbox_oldest_age = FloatGauge::default();
+        registry.register(
+            "outbox_oldest_queued_age_seconds",
+            "How long the oldest mail still queued has waited (0 when none)",
+            outbox_oldest_age.clone(),
+        );
+        let quarantined = Gauge::default();
+        registry.register(
+            "quarantined_messages",
+            "Stored messages in quarantine",
+            quarantined.clone(),
+        );
+        let timers_pending = Gauge::default();
+        registry.register(
+            "timers_pending",
+            "Timers (escalation steps) waiting to fire",
+            timers_pending.clone(),
+        );
+        let timers_overdue = Gauge::default();
+        registry.register(
+            "timers_overdue",
+            "Pending timers already due",
+            timers_overdue.clone(),
+        );
+        let live = Gauge::default();
+        registry.register(
+            "live",
+            "1 while every loop (watchers, outbox, scheduler) is live",
+            live.clone(),
+        );
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            })
+            .set(1);
+        registry.register("build_info", "The running version", build);
+        Metrics {
+            registry,
+            messages,
+            intake_latency,
+            send_latency,
+            smtp_results,
+            imap_reconnects,
+            imap_login_failures,
+            outbox_queued,
+            outbox_oldest_age,
+            quarantined,
+            timers_pending,
+            timers_overdue,
+            live,
+            scrape: Mutex::new(()),
+        }
+    }
+
+    /// Counts one mail read and stored.
+    pub fn message(&self, mailbox: &str, outcome: &str, class: &str) {
+        self.messages
+            .get_or_create(&MessageLabels {
+                mailbox: mailbox.to_string(),
+                outcome: outcome.to_string(),
+                class: class.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts one SMTP result.
+    pub fn smtp_result(&self, class: &str) {
+        self.smtp_results
+            .get_or_create(&ResultLabels {
+                class: class.to_string(),
+            })
+            .inc();
+    }
+
+    /// Makes the mailbox's IMAP error series exist (at 0) before any error.
+    pub fn mailbox_watched(&self, mailbox: &str) {
+        let l = MailboxLabels {
+            mailbox: mailbox.to_string(),
+        };
+        let _ = self.imap_reconnects.get_or_create(&l);
+        let _ = self.imap_login_failures.get_or_create(&l);
+    }
+
+    pub fn imap_reconnect(&self, mailbox: &str, login_refused: bool) {
+        let l = MailboxLabels {
+            mailbox: mailbox.to_string(),
+        };
+        self.imap_reconnects.get_or_create(&l).inc();
+        if login_refused {
+            self.imap_login_failures.get_or_create(&l).inc();
+        }
+    }
+
+    /// Observes `from` → `to` in `h`, in seconds (0 when the clock went back).
+    pub fn observe(h: &Histogram, from: DateTime<Utc>, to: DateTime<Utc>) {
+        let s = (to - from).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
+        h.observe(s);
+    }
+
+    /// The text exposition, with the gauges set from `gauges` at `now`.
+    pub fn encode(&self, gauges: &Gauges, live: bool, now: DateTime<Utc>) -> String {
+        let _one = self.scrape.lock();
+        self.outbox_queued.set(gauges.outbox_queued as i64);
+        let age = gauges
+            .oldest_queued
+            .map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0)
+            .unwrap_or(0.0);
+        self.outbox_oldest_age.set(age);
+        self.quarantined.set(gauges.quarantined as i64);
+        self.timers_pending.set(gauges.timers_pending as i64);
+        self.timers_overdue.set(gauges.timers_overdue as i64);
+        self.live.set(live as i64);
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// What the HTTP responder needs.
+pub struct Endpoint {
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    pub store: Arc<Mutex<Store>>,
+    pub clock: SharedClock,
+}
+
+/// The largest request head read; anything longer is answered 431.
+const MAX_REQUEST: usize = 8192;
+/// How long a client may take to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Binds `addr` (an error names it), then answers until `cancel`.
+pub async fn serve(
+    addr: SocketAddr,
+    endpoint: Endpoint,
+    cancel: CancellationToken,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("[metrics] listen = {addr}: cannot listen"))?;
+    info!(%addr, "metrics listening");
+    let endpoint = Arc::new(endpoint);
+    Ok(tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = cancel.cancelled() => break,
+            };
+            match accepted {
+                Ok((conn, peer)) => {
+                    let e = endpoint.clone();
+                    tokio::spawn(async move {
+                        if let Err(err) = answer(conn, &e).await {
+                            debug!(%peer, "metrics request: {err:#}");
+                        }
+                    });
+                }
+                Err(e) => {
+                    warn!("metrics accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }))
+}
+
+/// Reads one request head and answers it; the connection then closes.
+async fn answer(mut conn: tokio::net::TcpStream, e: &Endpoint) -> Result<()> {
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    let complete = tokio::time::timeout(REQUEST_TIMEOUT, async {
+        loop {
+            let n = conn.read(&mut buf).await?;
+            if n == 0 {
+                return Ok::<bool, std::io::Error>(false);
+            }
+            head.extend_from_slice(&buf[..n]);
+            if head.windows(4).any(|w| w == b"\r\n\r\n") {
+                return Ok(true);
+            }
+            if head.len() > MAX_REQUEST {
+                return Ok(false);
+            }
+        }
+    })
+    .await
+    .context("request timed out")??;
+    let text = String::from_utf8_lossy(&head);
+    let mut parts = text.split_whitespace();
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let path = target.split('?').next().unwrap_or("");
+    let (status, kind, body) = if !complete {
+        (
+            "431 Request Header Fields Too Large",
+            "text/plain",
+            String::new(),
+        )
+    } else if method != "GET" && method != "HEAD" {
+        ("405 Method Not Allowed", "text/plain", "GET only\n".into())
+    } else {
+        match path {
+            "/metrics" => (
+                "200 OK",
+                "text/plain; version=0.0.4; charset=utf-8",
+                scrape(e).await?,
+            ),
+            "/healthz" => {
+                let stuck = e.health.stuck();
+                if stuck.is_empty() {
+                    ("200 OK", "text/plain", "ok\n".to_string())
+                } else {
+                    let list: Vec<String> = stuck.iter().map(|s| s.to_string()).collect();
+                    (
+                        "503 Service Unavailable",
+                        "text/plain",
+                        format!("{}\n", list.join("\n")),
+                    )
+                }
+            }
+            _ => (
+                "404 Not Found",
+                "text/plain",
+                "/metrics or /healthz\n".into(),
+            ),
+        }
+    };
+    let mut response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    if method != "HEAD" {
+        response.extend_from_slice(body.as_bytes());
+    }
+    conn.write_all(&response).await?;
+    conn.shutdown().await?;
+    Ok(())
+}
+
+async fn scrape(e: &Endpoint) -> Result<String> {
+    let store = e.store.clone();
+    let now = e.clock.now();
+    let gauges = tokio::task::spawn_blocking(move || store.lock().gauges(now))
+        .await
+        .context("store task")??;
+    Ok(e.metrics.encode(&gauges, e.health.live(), now))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exposition_names_every_series_with_its_labels() {
+        let m = Metrics::new();
+        m.message("support", "processed", "human");
+        m.smtp_result("2xx");
+        m.imap_reconnect("rma", true);
+        let t = DateTime::UNIX_EPOCH;
+        Metrics::observe(
+            &m.intake_latency,
+            t,
+            t + chrono::Duration::milliseconds(250),
+        );
+        let g = Gauges {
+            outbox_queued: 2,
+            oldest_queued: Some(t),
+            quarantined: 1,
+            timers_pending: 3,
+            timers_overdue: 1,
+        };
+        let text = m.encode(&g, true, t + chrono::Duration::seconds(90));
+        for line in [
+            r#"ticketd_messages_total{mailbox="support",outcome="processed",class="human"} 1"#,
+            r#"ticketd_smtp_results_total{class="2xx"} 1"#,
+            r#"ticketd_imap_login_failures_total{mailbox="rma"} 1"#,
+            "ticketd_outbox_queued 2",
+            "ticketd_outbox_oldest_queued_age_seconds 90.0",
+            "ticketd_timers_overdue 1",
+            "ticketd_intake_latency_seconds_count 1",
+            "ticketd_live 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
+        assert!(text.contains("ticketd_build_info{version="), "{text}");
+    }
+}

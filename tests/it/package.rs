@@ -1,0 +1,157 @@
+//! The Debian package: scripts/package stages and builds it with dpkg-deb; unpacked into a scratch root, its binary checks its config and explains a mail from the unpacked files alone; Cargo.toml's cargo-deb metadata lists the same files.
+
+use crate::harness::repo;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (dpkg-deb comes with dpkg)"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Builds the package from the test build of the binary; returns its path.
+fn build(out: &Path) -> PathBuf {
+    let o = run(Command::new(repo().join("scripts/package"))
+        .arg("--binary")
+        .arg(env!("CARGO_BIN_EXE_ticketd"))
+        .arg("--out")
+        .arg(out));
+    PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
+}
+
+/// The files (not directories) a .deb holds, as absolute paths.
+fn contents(deb: &Path) -> BTreeSet<String> {
+    let o = run(Command::new("dpkg-deb").arg("--contents").arg(deb));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('d'))
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .map(|p| p.trim_start_matches('.').to_string())
+        .collect()
+}
+
+/// The files `[package.metadata.deb] assets` puts in a cargo-deb package.
+fn cargo_deb_assets() -> BTreeSet<String> {
+    let text = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
+    let manifest: toml::Value = toml::from_str(&text).unwrap();
+    let assets = manifest["package"]["metadata"]["deb"]["assets"]
+        .as_array()
+        .expect("[package.metadata.deb] assets");
+    let mut out = BTreeSet::new();
+    for a in assets {
+        let (src, dest) = (a[0].as_str().unwrap(), a[1].as_str().unwrap());
+        let sources: Vec<String> = match src.split_once('*') {
+            Some((dir, ext)) => {
+                let mut names: Vec<String> = std::fs::read_dir(repo().join(dir))
+                    .unwrap()
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.ends_with(ext))
+                    .collect();
+                names.sort();
+                names
+            }
+            None => vec![src.rsplit('/').next().unwrap().to_string()],
+        };
+        for name in sources {
+            if dest.ends_with('/') {
+                out.insert(format!("/{dest}{name}"));
+            } else {
+                out.insert(format!("/{dest}"));
+            }
+        }
+    }
+    out
+}
+
+fn mail() -> &'static str {
+    "From: Ann <ann@customer.test>\r\nTo: support@ixsystems.example\r\nSubject: Pool degraded\r\nMessage-ID: <p1@customer.test>\r\nDate: Mon, 02 Mar 2026 09:00:00 -0800\r\n\r\nSerial A1-123456 reports a degraded pool.\r\n"
+}
+
+#[test]
+fn the_package_installs_a_binary_that_runs_from_its_own_files() {
+    let scratch = tempfile::tempdir().unwrap();
+    let deb = build(&scratch.path().join("out"));
+    let files = contents(&deb);
+    for f in [
+        "/usr/bin/ticketd",
+        "/lib/systemd/system/ticketd.service",
+        "/etc/ticketd/ticketd.toml",
+        "/usr/share/ticketd/templates/en/ack_new.hbs",
+        "/usr/share/ticketd/templates/ja/ack_new.hbs",
+        "/usr/share/ticketd/vendors/ixsystems.toml",
+        "/usr/share/ticketd/vendors/netex.toml",
+        "/usr/share/ticketd/grafana/ticketd.json",
+    ] {
+        assert!(files.contains(f), "{f} is not in the package: {files:#?}");
+    }
+    assert_eq!(
+        files,
+        cargo_deb_assets(),
+        "scripts/package and [package.metadata.deb] assets differ"
+    );
+
+    let root = scratch.path().join("root");
+    run(Command::new("dpkg").arg("-x").arg(&deb).arg(&root));
+    // The shipped example config, as is, with the credentials systemd would pass.
+    let creds = scratch.path().join("credentials");
+    std::fs::create_dir(&creds).unwrap();
+    for c in ["imap-support", "imap-rma", "imap-24x7", "smtp-password"] {
+        std::fs::write(creds.join(c), "secret\n").unwrap();
+    }
+    let bin = root.join("usr/bin/ticketd");
+    let config = root.join("etc/ticketd/ticketd.toml");
+    let cwd = scratch.path().join("elsewhere");
+    std::fs::create_dir(&cwd).unwrap();
+    let ticketd = |args: &[&str]| {
+        let mut c = Command::new(&bin);
+        c.args(args)
+            .current_dir(&cwd)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("CREDENTIALS_DIRECTORY", &creds);
+        c
+    };
+    let out = run(&mut ticketd(&["check-config", config.to_str().unwrap()]));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("ok (3 mailboxes, pack ixsystems"), "{said}");
+
+    let eml = scratch.path().join("m.eml");
+    std::fs::write(&eml, mail()).unwrap();
+    let explain = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["explain", eml.to_str().unwrap(), "--json"];
+        args.extend_from_slice(extra);
+        let out = run(&mut ticketd(&args));
+        serde_json::from_slice(&out.stdout).expect("JSON")
+    };
+    let v = explain(&["--config", config.to_str().unwrap()]);
+    assert_eq!(v["policy"]["pack"], "ixsystems");
+    assert!(v["replies"][0]["body"].as_str().unwrap().contains("RMA"));
+    // Without a config: the shipped packs by name.
+    let v = explain(&["--pack", "qnap"]);
+    assert_eq!(v["policy"]["pack"], "qnap");
+
+    // A pack in /etc/ticketd/vendors overrides the shipped one of its name.
+    let shipped =
+        std::fs::read_to_string(root.join("usr/share/ticketd/vendors/ixsystems.toml")).unwrap();
+    let marker = "also serves as the RMA number";
+    assert!(shipped.contains(marker));
+    std::fs::create_dir(root.join("etc/ticketd/vendors")).unwrap();
+    std::fs::write(
+        root.join("etc/ticketd/vendors/ixsystems.toml"),
+        shipped.replace(marker, "is the RMA number (local wording)"),
+    )
+    .unwrap();
+    let v = explain(&["--config", config.to_str().unwrap()]);
+    let notices = v["policy"]["notices"].to_string();
+    assert!(notices.contains("local wording"), "{notices}");
+}
