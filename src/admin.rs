@@ -59,7 +59,7 @@ pub async fn release(
     clock: SharedClock,
     rows: &[i64],
 ) -> Result<Vec<ReleaseOutcome>> {
-    let shared = Shared::new(config, clock)?;
+    let shared = Shared::beside_daemon(config, clock)?;
     let bar = progress(rows.len() as u64, "release");
     let mut out = Vec::new();
     for &row in rows {

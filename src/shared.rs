@@ -34,7 +34,7 @@ pub struct Shared {
     pub health: Arc<Health>,
     pub metrics: Arc<Metrics>,
     /// One daemon per database: held until the last task lets go.
-    pub run_lock: RunLock,
+    pub run_lock: Option<RunLock>,
 }
 
 impl std::fmt::Debug for Store {
@@ -44,8 +44,23 @@ impl std::fmt::Debug for Store {
 }
 
 impl Shared {
+    /// What a daemon's tasks share; it holds the run lock of the database.
     pub fn new(config: &Config, clock: SharedClock) -> Result<Arc<Shared>> {
-        let run_lock = RunLock::acquire(&config.database)?;
+        let lock = RunLock::acquire(&config.database)?;
+        Self::build(config, clock, Some(lock))
+    }
+
+    /// The same for a command that works beside a running daemon
+    /// (`quarantine release`): no run lock; it sends nothing itself.
+    pub fn beside_daemon(config: &Config, clock: SharedClock) -> Result<Arc<Shared>> {
+        Self::build(config, clock, None)
+    }
+
+    fn build(
+        config: &Config,
+        clock: SharedClock,
+        run_lock: Option<RunLock>,
+    ) -> Result<Arc<Shared>> {
         let store = Store::open(&config.database)?;
         let sent_journal = SentJournal::open(&config.database)?;
         Ok(Arc::new(Shared {
