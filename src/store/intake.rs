@@ -298,7 +298,10 @@ pub(super) fn record_event(
     Ok(())
 }
 
-/// Sets a timer on `ticket`; one already set under the same (kind, key) stays as it is.
+/// Sets a timer on `ticket`. One pending or fired under the same (kind,
+/// key) stays as it is (a timer fires at most once); one cancelled is set
+/// again (a ladder planned again after a severity change and back, a ticket
+/// waiting on its customer a second time).
 pub(super) fn set_timer(
     tx: &Connection,
     ticket: TicketId,
@@ -308,7 +311,11 @@ pub(super) fn set_timer(
     tx.prepare_cached(
         "INSERT INTO timers (ticket_id, kind, key, due_at, rule, recipient, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (ticket_id, kind, key) DO NOTHING",
+         ON CONFLICT (ticket_id, kind, key) DO UPDATE SET
+             state = 'pending', due_at = excluded.due_at, rule = excluded.rule,
+             recipient = excluded.recipient, created_at = excluded.created_at,
+             settled_at = NULL, reason = NULL, paused_secs = NULL
+         WHERE timers.state = 'cancelled'",
     )?
     .execute(params![
         ticket.0,

@@ -773,4 +773,37 @@ fn a_timer_is_set_once_per_key_and_settles_once() {
         .map(|e| e.0)
         .collect();
     assert_eq!(kinds.iter().filter(|k| *k == "timer_fired").count(), 1);
+
+    // Set again, the fired step stays fired; a cancelled one is set again.
+    let again = crate::model::TicketChange::<NewMail> {
+        set_timers: vec![step("2026-03-20T18:00:00Z")],
+        ..Default::default()
+    };
+    s.apply_change(t, &again, at).unwrap();
+    assert_eq!(s.next_timer_due().unwrap(), None, "a fired timer is not set again");
+    let other = TimerPlan {
+        key: "President after 24h".into(),
+        ..step("2026-03-03T10:00:00Z")
+    };
+    let set = crate::model::TicketChange::<NewMail> {
+        set_timers: vec![other.clone()],
+        ..Default::default()
+    };
+    s.apply_change(t, &set, at).unwrap();
+    let cancel = crate::model::TicketChange::<NewMail> {
+        cancel_timers: vec![crate::model::TimerCancel {
+            kind: other.kind,
+            key: other.key.clone(),
+            why: "severity changed".into(),
+        }],
+        ..Default::default()
+    };
+    s.apply_change(t, &cancel, at).unwrap();
+    assert_eq!(s.next_timer_due().unwrap(), None);
+    s.apply_change(t, &set, at).unwrap();
+    assert_eq!(
+        s.next_timer_due().unwrap(),
+        Some(other.due),
+        "a cancelled timer is set again"
+    );
 }
