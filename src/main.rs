@@ -134,10 +134,12 @@ enum Command {
     },
     /// A step of a ticket's RMA: approve (documents or symptoms verified),
     /// issue (the code is sent to the customer; asking again gives the same
-    /// code and sends nothing), received (starts the deadlines that count
-    /// from it).
+    /// code and sends nothing), shipped (the replacement and a prepaid return
+    /// label went out), received (the replacement reached the customer),
+    /// returned (the defective part is back: its deadlines end). The
+    /// deadlines that count from a step start when it is recorded.
     Rma {
-        #[arg(value_parser = ["approve", "issue", "received"])]
+        #[arg(value_parser = ["approve", "issue", "shipped", "received", "returned"])]
         step: String,
         ticket: i64,
         /// The part or serial the RMA covers (default: the ticket's only RMA).
@@ -601,7 +603,9 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             let verb = match step.as_str() {
                 "approve" => RmaVerb::Approve,
                 "issue" => RmaVerb::Issue,
-                _ => RmaVerb::Received,
+                "shipped" => RmaVerb::Shipped,
+                "received" => RmaVerb::Received,
+                _ => RmaVerb::Returned,
             };
             let (out, sent) = ticketd::actions::rma(
                 &engine,

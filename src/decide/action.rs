@@ -77,7 +77,7 @@ pub fn note(text: &str, by: &str) -> Result<TicketChange<ReplyPlan>, String> {
 }
 
 /// Staff set a ticket's state (`ticketd close|reopen|status`): closing ends
-/// every pending timer; waiting on the customer pauses the SLA clock and
+/// every pending timer but the RMA's; waiting on the customer pauses the SLA clock and
 /// sets the pack's reminder and close; leaving that state resumes the clock.
 pub fn set_status(
     ticket: &TicketInfo,
@@ -100,6 +100,7 @@ pub fn set_status(
         change.cancel_timers = ticket
             .timers
             .iter()
+            .filter(|t| !t.kind.is_rma())
             .map(|t| crate::model::TimerCancel {
                 kind: t.kind,
                 key: t.key.clone(),
@@ -244,5 +245,57 @@ mod tests {
                 .contains("already severity 3")
         );
         assert!(set_severity(&ticket, 9, &input).is_err());
+    }
+
+    #[test]
+    fn ix_06_closing_a_ticket_ends_its_timers_but_not_its_rmas() {
+        let pack = pack("ixsystems");
+        let identity = Identity {
+            from_name: "Support".into(),
+            message_id_domain: "t.test".into(),
+            own_addresses: vec![],
+            staff: vec![],
+        };
+        let timer = |kind: TimerKind, key: &str| PendingTimer {
+            kind,
+            key: key.into(),
+            due: at("2026-12-20T09:00:00-08:00"),
+            paused_secs: None,
+        };
+        let ticket = TicketInfo {
+            id: TicketId(3),
+            subject: "Drive".into(),
+            status: TicketStatus::Open,
+            requester: "ann@customer.test".into(),
+            language: "en".into(),
+            mailbox: "support".into(),
+            participants: vec![],
+            created_at: at("2026-12-01T09:00:00-08:00"),
+            facts: vec![],
+            staff_notes: vec![],
+            updated_at: at("2026-12-01T09:00:00-08:00"),
+            severity: None,
+            answered: false,
+            timers: vec![
+                timer(TimerKind::SlaBreach, "first response, business clock"),
+                timer(TimerKind::RmaDeadline, "rma_valid:"),
+            ],
+            rmas: vec![],
+        };
+        let input = ActionInput {
+            pack: &pack,
+            identity: &identity,
+            from_address: "support@vendor.test",
+            thread: None,
+            by: "lead@vendor.test",
+            now: at("2026-12-02T09:00:00-08:00"),
+        };
+        let c = set_status(&ticket, TicketStatus::Closed, &input).unwrap();
+        let ended: Vec<TimerKind> = c.cancel_timers.iter().map(|t| t.kind).collect();
+        assert_eq!(
+            ended,
+            [TimerKind::SlaBreach],
+            "the RMA's validity still runs"
+        );
     }
 }

@@ -13,9 +13,14 @@ pub enum RmaVerb {
     Approve,
     /// The code is given and sent to the customer.
     Issue,
-    /// The step mail cannot see: the part came back, or the replacement
-    /// reached the customer; the deadlines that count from it start.
+    /// The replacement (and a prepaid return label) went out: the deadlines
+    /// that count from the shipment start (IX-07).
+    Shipped,
+    /// The replacement reached the customer: the deadlines that count from
+    /// its receipt start (QN-07).
     Received,
+    /// The defective part is back: every deadline of the RMA ends.
+    Returned,
 }
 
 impl RmaVerb {
@@ -23,7 +28,9 @@ impl RmaVerb {
         match self {
             RmaVerb::Approve => "approve",
             RmaVerb::Issue => "issue",
+            RmaVerb::Shipped => "shipped",
             RmaVerb::Received => "received",
+            RmaVerb::Returned => "returned",
         }
     }
 }
@@ -292,7 +299,9 @@ pub fn rma_action(
             pack.name
         ));
     };
-    if ticket.status == TicketStatus::Closed {
+    // The later steps (a shipment, a receipt, a return) are recorded on a
+    // closed ticket too; a new approval or code needs it open.
+    if ticket.status == TicketStatus::Closed && matches!(verb, RmaVerb::Approve | RmaVerb::Issue) {
         return Err(format!("ticket {} is closed: reopen it first", ticket.id));
     }
     let part = pick_part(ticket, rmas, part)?;
@@ -365,7 +374,15 @@ pub fn rma_action(
         }
         RmaVerb::Issue => {
             match (spec.issue, state) {
-                (_, Some(RmaState::Issued | RmaState::Received)) => {
+                (
+                    _,
+                    Some(
+                        RmaState::Issued
+                        | RmaState::Shipped
+                        | RmaState::Received
+                        | RmaState::Returned,
+                    ),
+                ) => {
                     return Ok(same(state.unwrap_or(RmaState::Issued)));
                 }
                 (IssueMode::Approval, None | Some(RmaState::Requested)) => {
@@ -411,7 +428,9 @@ pub fn rma_action(
                 plans: plans.clone(),
                 requested_at: existing.map_or(i.now, |r| r.requested_at),
                 issued_at: Some(i.now),
+                shipped_at: None,
                 received_at: None,
+                returned_at: None,
                 expires_at: expires,
             };
             change.mails.push(customer_mail(
@@ -429,30 +448,32 @@ pub fn rma_action(
                 change,
             })
         }
-        RmaVerb::Received => {
+        RmaVerb::Shipped | RmaVerb::Received => {
             let Some(r) = existing else {
                 return Err(format!("ticket {} has no RMA for {shown}", ticket.id));
             };
-            match r.state {
-                RmaState::Issued => {}
-                RmaState::Received => return Ok(same(RmaState::Received)),
-                s => return Err(format!("the RMA for {shown} is {s}, not issued")),
+            let (to_state, start, allowed): (RmaState, RmaStart, &[RmaState]) = match verb {
+                RmaVerb::Shipped => (RmaState::Shipped, RmaStart::Shipped, &[RmaState::Issued]),
+                _ => (
+                    RmaState::Received,
+                    RmaStart::Received,
+                    &[RmaState::Issued, RmaState::Shipped],
+                ),
+            };
+            if r.state == to_state {
+                return Ok(same(to_state));
+            }
+            if !allowed.contains(&r.state) {
+                return Err(format!(
+                    "the RMA for {shown} is {}: it cannot be {} now",
+                    r.state, to_state
+                ));
             }
             let mut change = TicketChange::default();
-            change.events.push(event(RmaState::Received, None, None));
-            for d in spec.deadlines_from(RmaStart::Issued, &r.plans) {
-                for kind in [TimerKind::RmaReminder, TimerKind::RmaDeadline] {
-                    change.cancel_timers.push(TimerCancel {
-                        kind,
-                        key: timer_key(&d.id, &part),
-                        why: format!("the RMA's receipt was recorded by {}", i.by),
-                    });
-                }
-            }
-            change.set_timers =
-                deadline_timers(spec, pack, RmaStart::Received, &part, &r.plans, i.now);
+            change.events.push(event(to_state, None, None));
+            change.set_timers = deadline_timers(spec, pack, start, &part, &r.plans, i.now);
             let texts = deadlines_view(
-                spec.deadlines_from(RmaStart::Received, &r.plans)
+                spec.deadlines_from(start, &r.plans)
                     .map(|d| (d, pack.policy.after(i.now, d.after))),
                 language,
                 zone,
@@ -460,8 +481,7 @@ pub fn rma_action(
             if !texts.1.is_empty() {
                 // Only a deadline the pack announces is worth a mail.
                 let mut record = r.clone();
-                record.state = RmaState::Received;
-                record.received_at = Some(i.now);
+                record.state = to_state;
                 change.mails.push(customer_mail(
                     "rma_notice",
                     ticket,
@@ -472,7 +492,36 @@ pub fn rma_action(
             }
             Ok(RmaOutcome {
                 part,
-                state: RmaState::Received,
+                state: to_state,
+                code: r.code.clone(),
+                already: false,
+                change,
+            })
+        }
+        RmaVerb::Returned => {
+            let Some(r) = existing else {
+                return Err(format!("ticket {} has no RMA for {shown}", ticket.id));
+            };
+            match r.state {
+                RmaState::Issued | RmaState::Shipped | RmaState::Received => {}
+                RmaState::Returned => return Ok(same(RmaState::Returned)),
+                s => return Err(format!("the RMA for {shown} is {s}: nothing is due back")),
+            }
+            // The part is back: every deadline of the RMA ends.
+            let mut change = TicketChange::default();
+            change.events.push(event(RmaState::Returned, None, None));
+            for d in spec.deadlines.iter() {
+                for kind in [TimerKind::RmaReminder, TimerKind::RmaDeadline] {
+                    change.cancel_timers.push(TimerCancel {
+                        kind,
+                        key: timer_key(&d.id, &part),
+                        why: format!("the part's return was recorded by {}", i.by),
+                    });
+                }
+            }
+            Ok(RmaOutcome {
+                part,
+                state: RmaState::Returned,
                 code: r.code.clone(),
                 already: false,
                 change,
@@ -526,14 +575,12 @@ pub(super) fn on_rma_timer(
     let Some(d) = spec.deadline(id) else {
         return cancel(format!("the pack has no RMA deadline `{id}` any more"));
     };
-    match r.state {
-        RmaState::Cancelled | RmaState::Expired => {
-            return cancel(format!("the RMA is {}", r.state));
-        }
-        RmaState::Received if d.from == RmaStart::Issued => {
-            return cancel("the RMA's receipt was recorded".into());
-        }
-        _ => {}
+    // The part back, or the RMA ended: its deadlines are gone.
+    if matches!(
+        r.state,
+        RmaState::Cancelled | RmaState::Expired | RmaState::Returned
+    ) {
+        return cancel(format!("the RMA is {}", r.state));
     }
     let (template_text, kind) = match t.kind {
         TimerKind::RmaReminder => (&d.remind, "reminder"),
@@ -543,6 +590,7 @@ pub(super) fn on_rma_timer(
         TimerKind::RmaReminder => {
             let start = match d.from {
                 RmaStart::Issued => r.issued_at,
+                RmaStart::Shipped => r.shipped_at,
                 RmaStart::Received => r.received_at,
             };
             start.map_or(t.due, |s| i.pack.policy.after(s, d.after))
@@ -622,7 +670,9 @@ mod tests {
             plans: plans.iter().map(|p| p.to_string()).collect(),
             requested_at: at("2026-03-02T10:00:00-08:00"),
             issued_at: Some(at("2026-03-02T10:00:00-08:00")),
+            shipped_at: None,
             received_at: None,
+            returned_at: None,
             expires_at: None,
         }
     }
@@ -680,11 +730,12 @@ mod tests {
     }
 
     #[test]
-    fn ix_07_advance_exchange_sets_the_label_and_invoice_deadlines_and_ix_06_its_validity() {
+    fn ix_07_the_label_and_invoice_deadlines_count_from_the_recorded_shipment_and_ix_06_from_the_issue()
+     {
         let p = pack("ixsystems");
         let mut requested = record(RmaState::Requested, "", &["advance_exchange"], None);
         requested.issued_at = None;
-        let out = act(
+        let issued = act(
             &p,
             &[requested],
             RmaVerb::Issue,
@@ -692,56 +743,105 @@ mod tests {
             "2026-03-02T10:00:00-08:00",
         )
         .unwrap();
-        let keys: Vec<(TimerKind, &str, DateTime<Utc>)> = out
-            .change
-            .set_timers
-            .iter()
-            .map(|t| (t.kind, t.key.as_str(), t.due))
-            .collect();
-        assert!(
-            keys.contains(&(
-                TimerKind::RmaDeadline,
-                "return_label:",
-                at("2026-03-12T10:00:00-07:00")
-            )),
-            "{keys:?}"
+        let keys = |o: &RmaOutcome| -> Vec<(TimerKind, String, DateTime<Utc>)> {
+            o.change
+                .set_timers
+                .iter()
+                .map(|t| (t.kind, t.key.clone(), t.due))
+                .collect()
+        };
+        assert_eq!(
+            keys(&issued),
+            [
+                (
+                    TimerKind::RmaReminder,
+                    "rma_valid:".to_string(),
+                    at("2026-03-27T10:00:00-07:00")
+                ),
+                (
+                    TimerKind::RmaDeadline,
+                    "rma_valid:".to_string(),
+                    at("2026-04-01T10:00:00-07:00")
+                ),
+            ],
+            "nothing of IX-07 before the replacement ships"
         );
-        assert!(
-            keys.contains(&(
-                TimerKind::RmaReminder,
-                "parts_invoiced:",
-                at("2026-03-14T10:00:00-07:00")
-            )),
-            "{keys:?}"
-        );
-        assert!(
-            keys.contains(&(
-                TimerKind::RmaDeadline,
-                "parts_invoiced:",
-                at("2026-03-16T10:00:00-07:00")
-            )),
-            "{keys:?}"
-        );
-        assert!(
-            keys.contains(&(
-                TimerKind::RmaDeadline,
-                "rma_valid:",
-                at("2026-04-01T10:00:00-07:00")
-            )),
-            "{keys:?}"
-        );
-        // Without the plan only the validity applies.
-        let mut plain = record(RmaState::Requested, "", &[], None);
-        plain.issued_at = None;
-        let out = act(
+        // Shipped Thursday 5 March: the label ends on the 15th, the
+        // invoice follows on the 19th (reminded on the 17th).
+        let shipped = act(
             &p,
-            &[plain],
-            RmaVerb::Issue,
+            &[record(
+                RmaState::Issued,
+                "",
+                &["advance_exchange"],
+                Some("7"),
+            )],
+            RmaVerb::Shipped,
             None,
-            "2026-03-02T10:00:00-08:00",
+            "2026-03-05T10:00:00-08:00",
         )
         .unwrap();
-        assert!(out.change.set_timers.iter().all(|t| t.rule == "IX-06"));
+        assert_eq!(
+            keys(&shipped),
+            [
+                (
+                    TimerKind::RmaDeadline,
+                    "return_label:".to_string(),
+                    at("2026-03-15T10:00:00-07:00")
+                ),
+                (
+                    TimerKind::RmaReminder,
+                    "parts_invoiced:".to_string(),
+                    at("2026-03-17T10:00:00-07:00")
+                ),
+                (
+                    TimerKind::RmaDeadline,
+                    "parts_invoiced:".to_string(),
+                    at("2026-03-19T10:00:00-07:00")
+                ),
+            ]
+        );
+        assert_eq!(
+            shipped.change.mails[0].template, "rma_notice",
+            "the customer is told the dates"
+        );
+        // Without the plan a shipment starts nothing.
+        let plain = act(
+            &p,
+            &[record(RmaState::Issued, "", &[], Some("7"))],
+            RmaVerb::Shipped,
+            None,
+            "2026-03-05T10:00:00-08:00",
+        )
+        .unwrap();
+        assert!(plain.change.set_timers.is_empty());
+        // The part back: every deadline ends.
+        let back = act(
+            &p,
+            &[record(
+                RmaState::Shipped,
+                "",
+                &["advance_exchange"],
+                Some("7"),
+            )],
+            RmaVerb::Returned,
+            None,
+            "2026-03-09T10:00:00-07:00",
+        )
+        .unwrap();
+        assert_eq!(back.state, RmaState::Returned);
+        assert!(
+            back.change
+                .cancel_timers
+                .iter()
+                .any(|c| c.key == "parts_invoiced:")
+        );
+        assert!(
+            back.change
+                .cancel_timers
+                .iter()
+                .any(|c| c.key == "rma_valid:")
+        );
     }
 
     #[test]
@@ -892,9 +992,9 @@ mod tests {
     }
 
     #[test]
-    fn ix_06_a_reminder_whose_rma_was_received_is_cancelled() {
-        let mut r = record(RmaState::Received, "", &[], Some("7"));
-        r.received_at = Some(at("2026-03-10T10:00:00-07:00"));
+    fn ix_06_a_reminder_whose_part_was_returned_is_cancelled() {
+        let mut r = record(RmaState::Returned, "", &[], Some("7"));
+        r.returned_at = Some(at("2026-03-10T10:00:00-07:00"));
         let d = due(
             &pack("ixsystems"),
             r,
@@ -904,7 +1004,7 @@ mod tests {
             "2026-03-27T10:00:00-07:00",
         );
         assert!(
-            matches!(d, TimerDecision::Cancel { ref why, .. } if why.contains("receipt")),
+            matches!(d, TimerDecision::Cancel { ref why, .. } if why.contains("returned")),
             "{d:?}"
         );
     }
@@ -966,7 +1066,7 @@ mod tests {
             "the label's end expires nothing"
         );
         let mut back = r;
-        back.state = RmaState::Received;
+        back.state = RmaState::Returned;
         let d = due(
             &pack("ixsystems"),
             back,

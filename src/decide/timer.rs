@@ -121,7 +121,9 @@ pub(super) const LATE_AFTER: chrono::Duration = chrono::Duration::minutes(1);
 pub fn on_timer(ticket: &TicketInfo, timer: &TimerRow, i: &TimerInput<'_>) -> TimerDecision {
     let t = &timer.plan;
     let cancel = |why: String| TimerDecision::cancel(t, why);
-    if ticket.status == TicketStatus::Closed {
+    // An RMA's deadlines follow the RMA: its part is due back however the
+    // ticket stands.
+    if ticket.status == TicketStatus::Closed && !t.kind.is_rma() {
         return cancel("the ticket is closed".into());
     }
     match t.kind {

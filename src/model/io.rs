@@ -253,6 +253,12 @@ impl TimerKind {
         TimerKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
+    /// The RMA's timers: they follow the RMA, not the ticket's state (a
+    /// closed ticket's RMA still expires, its part is still due back).
+    pub fn is_rma(self) -> bool {
+        matches!(self, TimerKind::RmaReminder | TimerKind::RmaDeadline)
+    }
+
     /// The SLA clock's timers: an answer from staff ends them, and they
     /// pause while the ticket waits on the customer.
     pub fn is_sla(self) -> bool {
@@ -297,19 +303,24 @@ pub enum RmaState {
     Approved,
     /// It has its code, sent to the customer.
     Issued,
-    /// Staff recorded the step mail cannot see (a part back, a replacement
-    /// delivered): the deadlines that count from it start.
+    /// The replacement went out with a prepaid return label (IX-07).
+    Shipped,
+    /// The replacement reached the customer (QN-07).
     Received,
+    /// The defective part is back: nothing more is due.
+    Returned,
     Expired,
     Cancelled,
 }
 
 impl RmaState {
-    pub const ALL: [RmaState; 6] = [
+    pub const ALL: [RmaState; 8] = [
         RmaState::Requested,
         RmaState::Approved,
         RmaState::Issued,
+        RmaState::Shipped,
         RmaState::Received,
+        RmaState::Returned,
         RmaState::Expired,
         RmaState::Cancelled,
     ];
@@ -319,7 +330,9 @@ impl RmaState {
             RmaState::Requested => "requested",
             RmaState::Approved => "approved",
             RmaState::Issued => "issued",
+            RmaState::Shipped => "shipped",
             RmaState::Received => "received",
+            RmaState::Returned => "returned",
             RmaState::Expired => "expired",
             RmaState::Cancelled => "cancelled",
         }
@@ -349,7 +362,9 @@ pub struct RmaRecord {
     pub plans: Vec<String>,
     pub requested_at: DateTime<Utc>,
     pub issued_at: Option<DateTime<Utc>>,
+    pub shipped_at: Option<DateTime<Utc>>,
     pub received_at: Option<DateTime<Utc>>,
+    pub returned_at: Option<DateTime<Utc>>,
     pub expires_at: Option<DateTime<Utc>>,
 }
 

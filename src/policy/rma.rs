@@ -1,4 +1,4 @@
-//! A pack's `[rma]` table: how its RMA codes are formed and issued (IX-05, QN-05, AV-06) and the deadlines an issued or received RMA starts (IX-06, IX-07, QN-07).
+//! A pack's `[rma]` table: how its RMA codes are formed and issued (IX-05, QN-05, AV-06) and the deadlines an issued, shipped or received RMA starts (IX-06, IX-07, QN-07); a returned part ends them.
 
 use super::compile::texts;
 use super::*;
@@ -39,7 +39,8 @@ pub struct RawRma {
 pub struct RawRmaDeadline {
     pub id: String,
     pub rule: String,
-    /// `issued` or `received` (staff record the step mail cannot see).
+    /// `issued`, `shipped` or `received` (staff record the steps mail cannot
+    /// see: the replacement sent, the replacement received).
     pub from: String,
     pub after: String,
     /// Contract plans it applies to; empty: every RMA.
@@ -73,6 +74,7 @@ pub enum IssueMode {
 #[serde(rename_all = "snake_case")]
 pub enum RmaStart {
     Issued,
+    Shipped,
     Received,
 }
 
@@ -276,9 +278,13 @@ pub(super) fn compile(r: &mut Report<'_>, raw: Spanned<RawRma>, topics: &[String
         }
         let from = match d.from.as_str() {
             "issued" => RmaStart::Issued,
+            "shipped" => RmaStart::Shipped,
             "received" => RmaStart::Received,
             other => {
-                r.at(at, format!("{what}: from `{other}` is issued or received"));
+                r.at(
+                    at,
+                    format!("{what}: from `{other}` is issued, shipped or received"),
+                );
                 RmaStart::Issued
             }
         };

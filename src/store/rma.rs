@@ -24,8 +24,9 @@ pub(super) fn project(
     let at = |s: RmaState| (state == s).then(|| ts(now));
     tx.prepare_cached(
         "INSERT INTO rma (ticket_id, part, code, state, rule, plans, requested_at,
-                          approved_at, issued_at, received_at, expires_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?7)
+                          approved_at, issued_at, received_at, expires_at, updated_at,
+                          shipped_at, returned_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?7, ?12, ?13)
          ON CONFLICT (ticket_id, part) DO UPDATE SET
              state = excluded.state,
              code = COALESCE(rma.code, excluded.code),
@@ -33,6 +34,8 @@ pub(super) fn project(
              approved_at = COALESCE(rma.approved_at, excluded.approved_at),
              issued_at = COALESCE(rma.issued_at, excluded.issued_at),
              received_at = COALESCE(rma.received_at, excluded.received_at),
+             shipped_at = COALESCE(rma.shipped_at, excluded.shipped_at),
+             returned_at = COALESCE(rma.returned_at, excluded.returned_at),
              expires_at = COALESCE(excluded.expires_at, rma.expires_at),
              updated_at = excluded.updated_at",
     )?
@@ -48,6 +51,8 @@ pub(super) fn project(
         at(RmaState::Issued),
         at(RmaState::Received),
         expires_at.map(ts),
+        at(RmaState::Shipped),
+        at(RmaState::Returned),
     ])?;
     Ok(())
 }
@@ -56,7 +61,8 @@ impl Store {
     /// A ticket's RMAs, in the order they were asked for.
     pub fn rmas(&self, ticket: TicketId) -> Result<Vec<RmaRecord>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT part, code, state, rule, plans, requested_at, issued_at, received_at, expires_at
+            "SELECT part, code, state, rule, plans, requested_at, issued_at, shipped_at,
+                    received_at, returned_at, expires_at
              FROM rma WHERE ticket_id = ?1 ORDER BY id",
         )?;
         let rows = stmt
@@ -67,52 +73,37 @@ impl Store {
                         _ => ts_column(r, i).map(Some),
                     }
                 };
+                let state: String = r.get(2)?;
+                let plans: String = r.get(4)?;
                 Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, Option<String>>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    ts_column(r, 5)?,
-                    opt(6)?,
-                    opt(7)?,
-                    opt(8)?,
-                ))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        rows.into_iter()
-            .map(
-                |(
-                    part,
-                    code,
                     state,
-                    rule,
-                    plans,
-                    requested_at,
-                    issued_at,
-                    received_at,
-                    expires_at,
-                )| {
-                    Ok(RmaRecord {
+                    RmaRecord {
                         ticket,
-                        part,
-                        code,
-                        state: RmaState::parse(&state).ok_or_else(|| {
-                            anyhow!("unknown RMA state {state:?} in the database")
-                        })?,
-                        rule,
+                        part: r.get(0)?,
+                        code: r.get(1)?,
+                        state: RmaState::Requested,
+                        rule: r.get(3)?,
                         plans: plans
                             .split(',')
                             .filter(|p| !p.is_empty())
                             .map(String::from)
                             .collect(),
-                        requested_at,
-                        issued_at,
-                        received_at,
-                        expires_at,
-                    })
-                },
-            )
+                        requested_at: ts_column(r, 5)?,
+                        issued_at: opt(6)?,
+                        shipped_at: opt(7)?,
+                        received_at: opt(8)?,
+                        returned_at: opt(9)?,
+                        expires_at: opt(10)?,
+                    },
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(state, mut rec)| {
+                rec.state = RmaState::parse(&state)
+                    .ok_or_else(|| anyhow!("unknown RMA state {state:?} in the database"))?;
+                Ok(rec)
+            })
             .collect()
     }
 }

@@ -232,13 +232,16 @@ CREATE TABLE rma (
     part         TEXT NOT NULL,
     code         TEXT,
     state        TEXT NOT NULL
-                 CHECK (state IN ('requested', 'approved', 'issued', 'received', 'expired', 'cancelled')),
+                 CHECK (state IN ('requested', 'approved', 'issued', 'shipped', 'received',
+                                  'returned', 'expired', 'cancelled')),
     rule         TEXT NOT NULL,
     plans        TEXT NOT NULL DEFAULT '',
     requested_at TEXT NOT NULL,
     approved_at  TEXT,
     issued_at    TEXT,
+    shipped_at   TEXT,
     received_at  TEXT,
+    returned_at  TEXT,
     expires_at   TEXT,
     updated_at   TEXT NOT NULL,
     UNIQUE (ticket_id, part)

@@ -780,7 +780,11 @@ fn a_timer_is_set_once_per_key_and_settles_once() {
         ..Default::default()
     };
     s.apply_change(t, &again, at).unwrap();
-    assert_eq!(s.next_timer_due().unwrap(), None, "a fired timer is not set again");
+    assert_eq!(
+        s.next_timer_due().unwrap(),
+        None,
+        "a fired timer is not set again"
+    );
     let other = TimerPlan {
         key: "President after 24h".into(),
         ..step("2026-03-03T10:00:00Z")
