@@ -4,11 +4,13 @@ use crate::decide::{self, ActionInput, ReplyPlan, RmaOutcome, RmaVerb};
 use crate::intake::Engine;
 use crate::model::{NewMail, TicketChange, TicketId, TicketInfo, TicketStatus};
 use crate::store::Store;
-use anyhow::{Result, anyhow};
+use anyhow::{Result, anyhow, bail};
 use chrono::{DateTime, Utc};
 
 /// Reads ticket `id` and what its mail needs, decides with `f`, renders and
-/// writes the change in one transaction. Returns what `f` returned besides
+/// writes the change in one transaction. With `must_send`, a change whose
+/// mail would reach nobody (every recipient undeliverable) is refused
+/// whole: a staff answer nobody receives is no first response. Returns what `f` returned besides
 /// the change, and the number of mails queued.
 fn act<T>(
     engine: &Engine,
@@ -16,6 +18,23 @@ fn act<T>(
     id: TicketId,
     by: &str,
     now: DateTime<Utc>,
+    must_send: bool,
+    f: impl FnOnce(&TicketInfo, &ActionInput<'_>) -> Result<(T, TicketChange<ReplyPlan>), String>,
+) -> Result<(T, usize)> {
+    // One write transaction from the read to the write (BEGIN IMMEDIATE):
+    // the daemon or another command cannot change the ticket in between, so
+    // two `rma issue` at once send one code, and a state set from the shell
+    // starts from the state the ticket has.
+    store.in_batch(|store| act_in(engine, store, id, by, now, must_send, f))
+}
+
+fn act_in<T>(
+    engine: &Engine,
+    store: &mut Store,
+    id: TicketId,
+    by: &str,
+    now: DateTime<Utc>,
+    must_send: bool,
     f: impl FnOnce(&TicketInfo, &ActionInput<'_>) -> Result<(T, TicketChange<ReplyPlan>), String>,
 ) -> Result<(T, usize)> {
     let ticket = store
@@ -31,7 +50,19 @@ fn act<T>(
         now,
     };
     let (out, mut change) = f(&ticket, &input).map_err(|e| anyhow!(e))?;
+    let planned = change.mails.len();
     let skipped = engine.deliverable_only(store, &mut change.mails)?;
+    if must_send && planned > 0 && change.mails.is_empty() {
+        bail!(
+            "{}: every recipient is marked undeliverable, nothing was sent or recorded \
+             (`ticketd contacts deliverable ADDRESS` clears a mark)",
+            skipped
+                .iter()
+                .map(|e| e.detail())
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
     change.events.extend(skipped);
     let mails: Vec<NewMail> = engine
         .render_replies(&change.mails, &ticket.subject, Some(id), now)?
@@ -46,7 +77,7 @@ fn act<T>(
     Ok((out, n))
 }
 
-/// `ticketd rma approve|issue|received N [--part P]`.
+/// `ticketd rma approve|issue|shipped|received|returned N [--part P]`.
 pub fn rma(
     engine: &Engine,
     store: &mut Store,
@@ -56,7 +87,7 @@ pub fn rma(
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<(RmaOutcome, usize)> {
-    act(engine, store, id, by, now, |ticket, input| {
+    act(engine, store, id, by, now, true, |ticket, input| {
         let mut out = decide::rma_action(ticket, verb, part, input)?;
         let change = std::mem::take(&mut out.change);
         Ok((out, change))
@@ -72,7 +103,7 @@ pub fn reply(
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<usize> {
-    let ((), n) = act(engine, store, id, by, now, |ticket, input| {
+    let ((), n) = act(engine, store, id, by, now, true, |ticket, input| {
         Ok(((), decide::staff_reply(ticket, body, input)?))
     })?;
     Ok(n)
@@ -87,7 +118,7 @@ pub fn note(
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    act(engine, store, id, by, now, |_, _| {
+    act(engine, store, id, by, now, false, |_, _| {
         Ok(((), decide::note(text, by)?))
     })?;
     Ok(())
@@ -102,7 +133,7 @@ pub fn set_status(
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<TicketStatus> {
-    let (was, _) = act(engine, store, id, by, now, |ticket, input| {
+    let (was, _) = act(engine, store, id, by, now, false, |ticket, input| {
         Ok((ticket.status, decide::set_status(ticket, to, input)?))
     })?;
     Ok(was)
@@ -117,7 +148,7 @@ pub fn set_severity(
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<u8>> {
-    let (was, _) = act(engine, store, id, by, now, |ticket, input| {
+    let (was, _) = act(engine, store, id, by, now, false, |ticket, input| {
         Ok((
             ticket.severity,
             decide::set_severity(ticket, severity, input)?,

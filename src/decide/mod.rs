@@ -351,7 +351,7 @@ pub fn sample_template_data() -> serde_json::Value {
                        "open_for": "8 hours", "late": true, "sent": "2026-03-02 19:00 CST", "unmapped": false},
         "sla": {"breach": true, "rule": "IX-03", "at": "2026-03-03 10:00 PST", "opened": "2026-03-02 10:00 PST",
                 "late": false, "sent": "2026-03-03 10:00 PST"},
-        "rma": [{"code": "7", "part": "DRIVE-1", "state": "issued", "expires": "2026-04-01 10:00 PDT"}],
+        "rma": [{"code": "7", "part": "DRIVE-1", "state": "issued", "state_name": "issued", "expires": "2026-04-01 10:00 PDT"}],
         "deadlines": {},
         "return_to": null,
         "due": "2026-03-04 10:00 PST",

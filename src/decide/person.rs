@@ -150,7 +150,7 @@ pub(super) fn person(
                 "extracted": i.extracted,
                 "policy": policy.view(),
                 "ticket_state": ticket.map_or("new", |t| t.status.as_str()),
-                "rma": ticket.map_or_else(Vec::new, |t| super::rma::codes(t, i.pack.zone)),
+                "rma": ticket.map_or_else(Vec::new, |t| super::rma::codes(t, i.pack.zone, language)),
             }),
         });
     }

@@ -239,14 +239,53 @@ fn customer_mail(
     }
 }
 
-/// The ticket's RMAs that have a code, as later replies show them.
-pub(super) fn codes(ticket: &TicketInfo, zone: chrono_tz::Tz) -> Vec<serde_json::Value> {
+/// The ticket's RMAs that have a code, as later replies show them
+/// (`state_name` in the reply's language).
+pub(super) fn codes(
+    ticket: &TicketInfo,
+    zone: chrono_tz::Tz,
+    language: Language,
+) -> Vec<serde_json::Value> {
     ticket
         .rmas
         .iter()
         .filter(|r| r.code.is_some())
-        .map(|r| rma_json(r, None, zone))
+        .map(|r| {
+            let mut v = rma_json(r, None, zone);
+            v["state_name"] = json!(state_name(r.state, language));
+            v
+        })
         .collect()
+}
+
+/// An RMA's state as the customer reads it.
+fn state_name(s: RmaState, lang: Language) -> &'static str {
+    match (lang, s) {
+        (Language::En, RmaState::Requested) => "requested",
+        (Language::En, RmaState::Approved) => "approved",
+        (Language::En, RmaState::Issued) => "issued",
+        (Language::En, RmaState::Shipped) => "replacement shipped",
+        (Language::En, RmaState::Received) => "replacement received",
+        (Language::En, RmaState::Returned) => "part returned",
+        (Language::En, RmaState::Expired) => "expired",
+        (Language::En, RmaState::Cancelled) => "cancelled",
+        (Language::Ja, RmaState::Requested) => "申請受付",
+        (Language::Ja, RmaState::Approved) => "承認済み",
+        (Language::Ja, RmaState::Issued) => "発行済み",
+        (Language::Ja, RmaState::Shipped) => "交換品発送済み",
+        (Language::Ja, RmaState::Received) => "交換品受領済み",
+        (Language::Ja, RmaState::Returned) => "返却済み",
+        (Language::Ja, RmaState::Expired) => "期限切れ",
+        (Language::Ja, RmaState::Cancelled) => "取消",
+        (Language::Es, RmaState::Requested) => "solicitado",
+        (Language::Es, RmaState::Approved) => "aprobado",
+        (Language::Es, RmaState::Issued) => "emitido",
+        (Language::Es, RmaState::Shipped) => "sustitución enviada",
+        (Language::Es, RmaState::Received) => "sustitución recibida",
+        (Language::Es, RmaState::Returned) => "pieza devuelta",
+        (Language::Es, RmaState::Expired) => "caducado",
+        (Language::Es, RmaState::Cancelled) => "cancelado",
+    }
 }
 
 fn rma_json(r: &RmaRecord, code: Option<&str>, zone: chrono_tz::Tz) -> serde_json::Value {
@@ -318,7 +357,12 @@ pub fn rma_action(
         from_address: i.from_address,
         thread: i.thread,
     };
-    let plans = existing.map(|r| r.plans.clone()).unwrap_or_default();
+    // A part new to the ticket is under the plans its other RMAs were asked
+    // under (the same contract).
+    let plans = existing
+        .or_else(|| rmas.iter().find(|r| !r.plans.is_empty()))
+        .map(|r| r.plans.clone())
+        .unwrap_or_default();
     let event =
         |state: RmaState, code: Option<String>, expires_at: Option<DateTime<Utc>>| Event::Rma {
             part: part.clone(),

@@ -143,7 +143,7 @@ pub(super) fn on_waiting_timer(
     let cancel = ticket
         .timers
         .iter()
-        .filter(|p| !(p.kind == t.kind && p.key == t.key) && !p.kind.is_rma())
+        .filter(|p| !(p.kind.is_rma() || p.kind == t.kind && p.key == t.key))
         .map(|p| TimerCancel {
             kind: p.kind,
             key: p.key.clone(),

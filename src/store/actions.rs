@@ -17,7 +17,9 @@ impl Store {
         change: &TicketChange<NewMail>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        // A savepoint: its own transaction, or part of the caller's (a
+        // staff action reads and writes in one `in_batch`).
+        let tx = self.conn.savepoint()?;
         let known: Option<i64> = tx
             .query_row("SELECT id FROM tickets WHERE id = ?1", [id.0], |r| r.get(0))
             .optional()?;

@@ -221,7 +221,8 @@ ALTER TABLE outbox ADD COLUMN deferrals INTEGER NOT NULL DEFAULT 0;
 "#,
     // RMAs, one per (ticket, part): the projection of a ticket's `rma`
     // events; a ticket's severity, the projection of its policy and
-    // severity_changed events (backfilled from the last policy event); the
+    // severity_changed events (backfilled from the first policy event, as
+    // intake sets it); the
     // references of stored mail to mail not seen yet. A paused timer (an SLA clock while the ticket waits on the
     // customer) keeps the time it had left in `paused_secs`; its due_at is
     // then the far future, so it never comes due until it is resumed.
@@ -260,6 +261,7 @@ CREATE TABLE awaited_refs (
 UPDATE tickets SET severity = (
     SELECT json_extract(e.detail, '$.severity') FROM ticket_events e
     WHERE e.ticket_id = tickets.id AND e.kind = 'policy' AND json_valid(e.detail)
-    ORDER BY e.id DESC LIMIT 1);
+      AND json_extract(e.detail, '$.severity') IS NOT NULL
+    ORDER BY e.id LIMIT 1);
 "#,
 ];
