@@ -63,6 +63,7 @@ pub(super) fn person(
         known_facts: ticket.map_or(&[], |t| t.facts.as_slice()),
         quota_used: &i.lookup.quota_used,
         rma_issued: ticket.is_some_and(|t| t.rmas.iter().any(|r| r.code.is_some())),
+        acknowledged: i.now,
     });
     // A customer who writes again after staff answered waits on staff.
     let status = if policy.waiting_on_customer {

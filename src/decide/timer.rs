@@ -414,6 +414,7 @@ mod tests {
             known_facts: &[],
             quota_used: &Default::default(),
             rma_issued: false,
+            acknowledged: at("2026-10-30T10:00:00-05:00"),
         });
         let timers = super::super::person::escalation_timers(&e);
         let dues: Vec<_> = timers.iter().map(|t| t.due).collect();

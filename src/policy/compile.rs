@@ -230,6 +230,7 @@ impl Policy {
             rule_ok(r, at, &d.rule);
             let from = match d.from.as_str() {
                 "arrival" => From::Arrival,
+                "acknowledged" => From::Acknowledged,
                 "shipped_on" => From::ShippedOn,
                 "purchased_on" => From::PurchasedOn,
                 "ticket_created" => From::TicketCreated,
@@ -237,7 +238,7 @@ impl Policy {
                     r.at(
                         at,
                         format!(
-                            "deadline `{}`: from `{other}` is arrival, shipped_on, purchased_on or ticket_created",
+                            "deadline `{}`: from `{other}` is arrival, acknowledged, shipped_on, purchased_on or ticket_created",
                             d.id
                         ),
                     );

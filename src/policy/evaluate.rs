@@ -25,6 +25,8 @@ pub struct Request<'a> {
     pub quota_used: &'a BTreeMap<String, u32>,
     /// The ticket already has an RMA with its code.
     pub rma_issued: bool,
+    /// When ticketd answers it (now; the arrival in `explain`).
+    pub acknowledged: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -677,6 +679,7 @@ impl Policy {
             }
             let from = match d.from {
                 From::Arrival => Some(req.arrival),
+                From::Acknowledged => Some(req.acknowledged),
                 From::TicketCreated => req.ticket_created,
                 From::ShippedOn => contract
                     .and_then(|c| c.shipped_on)

@@ -224,6 +224,9 @@ struct Require {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum From {
     Arrival,
+    /// When ticketd answers the mail (an RMA code issued with the
+    /// acknowledgement counts from then, not from a late arrival).
+    Acknowledged,
     ShippedOn,
     PurchasedOn,
     TicketCreated,

@@ -56,9 +56,10 @@ async fn ix_05_ix_06_the_ticket_number_is_the_rma_code_reminded_five_days_before
             "support@vendor.test",
             "INBOX",
             &report,
-            "02-Mar-2026 10:00:00 -0800",
+            "01-Mar-2026 10:00:00 -0800",
         )
         .await;
+    // It waited a day (the daemon was down): the code goes out now.
     let clock = FixedClock::new(at("2026-03-02T10:00:30-08:00"));
     let shared: SharedClock = Arc::new(clock.clone());
     ticketd::daemon::run_once(cfg.clone(), shared.clone())
@@ -75,6 +76,14 @@ async fn ix_05_ix_06_the_ticket_number_is_the_rma_code_reminded_five_days_before
     );
     assert_eq!(rmas[0].part, "A1-B2C3D4E5");
     assert_eq!(rmas[0].expires_at, Some(at("2026-04-01T10:00:30-07:00")));
+    // The acknowledgement states the same validity, counted from when it
+    // went out with the code (not from a late arrival).
+    let ack = sent(&stack, "Failed drive needs a replacement");
+    assert!(
+        ack[0].text.contains("valid until 2026-04-01 10:00 PDT"),
+        "{}",
+        ack[0].text
+    );
     let timers = store(&cfg).pending_timers(None, 100).unwrap();
     let reminder = timers
         .iter()

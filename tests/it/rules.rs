@@ -129,6 +129,7 @@ impl Case {
             known_facts: &self.known,
             quota_used: &self.used,
             rma_issued: false,
+            acknowledged: self.arrival,
         })
     }
 }
