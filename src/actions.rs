@@ -25,56 +25,46 @@ fn act<T>(
     // the daemon or another command cannot change the ticket in between, so
     // two `rma issue` at once send one code, and a state set from the shell
     // starts from the state the ticket has.
-    store.in_batch(|store| act_in(engine, store, id, by, now, must_send, f))
-}
-
-fn act_in<T>(
-    engine: &Engine,
-    store: &mut Store,
-    id: TicketId,
-    by: &str,
-    now: DateTime<Utc>,
-    must_send: bool,
-    f: impl FnOnce(&TicketInfo, &ActionInput<'_>) -> Result<(T, TicketChange<ReplyPlan>), String>,
-) -> Result<(T, usize)> {
-    let ticket = store
-        .ticket(id)?
-        .ok_or_else(|| anyhow!("ticket {id} does not exist"))?;
-    let thread = store.last_customer_message(id)?;
-    let input = ActionInput {
-        pack: &engine.pack,
-        identity: &engine.identity,
-        from_address: engine.answer_address(&ticket.mailbox),
-        thread: thread.as_deref(),
-        by,
-        now,
-    };
-    let (out, mut change) = f(&ticket, &input).map_err(|e| anyhow!(e))?;
-    let planned = change.mails.len();
-    let skipped = engine.deliverable_only(store, &mut change.mails)?;
-    if must_send && planned > 0 && change.mails.is_empty() {
-        bail!(
-            "{}: every recipient is marked undeliverable, nothing was sent or recorded \
-             (`ticketd contacts deliverable ADDRESS` clears a mark)",
-            skipped
-                .iter()
-                .map(|e| e.detail())
-                .collect::<Vec<_>>()
-                .join("; ")
-        );
-    }
-    change.events.extend(skipped);
-    let mails: Vec<NewMail> = engine
-        .render_replies(&change.mails, &ticket.subject, Some(id), now)?
-        .into_iter()
-        .map(|r| r.mail)
-        .collect();
-    let n = mails.len();
-    let change = change.with_mails(mails);
-    if !change.events.is_empty() || !change.mails.is_empty() {
-        store.apply_change(id, &change, now)?;
-    }
-    Ok((out, n))
+    store.in_batch(|store| {
+        let ticket = store
+            .ticket(id)?
+            .ok_or_else(|| anyhow!("ticket {id} does not exist"))?;
+        let thread = store.last_customer_message(id)?;
+        let input = ActionInput {
+            pack: &engine.pack,
+            identity: &engine.identity,
+            from_address: engine.answer_address(&ticket.mailbox),
+            thread: thread.as_deref(),
+            by,
+            now,
+        };
+        let (out, mut change) = f(&ticket, &input).map_err(|e| anyhow!(e))?;
+        let planned = change.mails.len();
+        let skipped = engine.deliverable_only(store, &mut change.mails)?;
+        if must_send && planned > 0 && change.mails.is_empty() {
+            bail!(
+                "{}: every recipient is marked undeliverable, nothing was sent or recorded \
+                 (`ticketd contacts deliverable ADDRESS` clears a mark)",
+                skipped
+                    .iter()
+                    .map(|e| e.detail())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+        }
+        change.events.extend(skipped);
+        let mails: Vec<NewMail> = engine
+            .render_replies(&change.mails, &ticket.subject, Some(id), now)?
+            .into_iter()
+            .map(|r| r.mail)
+            .collect();
+        let n = mails.len();
+        let change = change.with_mails(mails);
+        if !change.events.is_empty() || !change.mails.is_empty() {
+            store.apply_change(id, &change, now)?;
+        }
+        Ok((out, n))
+    })
 }
 
 /// `ticketd rma approve|issue|shipped|received|returned N [--part P]`.
