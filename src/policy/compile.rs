@@ -315,6 +315,7 @@ impl Policy {
                 limit: q.limit,
                 yearly,
                 limit_from_contract: q.limit_from_contract,
+                sold: q.sold,
                 rule: q.rule,
                 id: q.id,
             });

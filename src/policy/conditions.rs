@@ -35,6 +35,7 @@ const FLAGS: &[&str] = &[
     "quota_exhausted",
     "unsupported_version",
     "unknown_version",
+    "quota_unsold",
     "missing",
 ];
 

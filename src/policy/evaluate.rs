@@ -139,6 +139,7 @@ struct Ctx<'a> {
     quota_exhausted: bool,
     unsupported_version: bool,
     unknown_version: bool,
+    quota_unsold: bool,
     missing: bool,
     deadlines: BTreeMap<String, DeadlineOut>,
 }
@@ -165,6 +166,7 @@ impl Ctx<'_> {
                 "quota_exhausted" => self.quota_exhausted,
                 "unsupported_version" => self.unsupported_version,
                 "unknown_version" => self.unknown_version,
+                "quota_unsold" => self.quota_unsold,
                 "missing" => self.missing,
                 "rma_issued" => r.rma_issued,
                 _ => false,
@@ -505,6 +507,7 @@ impl Policy {
             quota_exhausted: false,
             unsupported_version: false,
             unknown_version: false,
+            quota_unsold: false,
             missing: false,
             deadlines: BTreeMap::new(),
         };
@@ -559,11 +562,27 @@ impl Policy {
             vec![]
         };
 
-        // Quotas: the first that applies.
+        // Quotas: the first that applies. A sold allowance the customer has
+        // not bought is none at all (QJ-08: nobody is charged a ticket no
+        // one sold them).
         let mut quota = None;
+        if ctx.new
+            && self.quotas.iter().any(|q| {
+                q.sold
+                    && req
+                        .contract
+                        .is_none_or(|m| m.contract.tickets_per_year.is_none())
+            })
+        {
+            ctx.quota_unsold = true;
+        }
         if let Some(m) = req.contract {
             for q in &self.quotas {
                 if !(ctx.new && ctx.holds(&q.when)) {
+                    continue;
+                }
+                if q.sold && m.contract.tickets_per_year.is_none() {
+                    cite(&mut rules, &q.rule);
                     continue;
                 }
                 cite(&mut rules, &q.rule);

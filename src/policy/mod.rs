@@ -25,7 +25,7 @@
 //! `new`, `followup`, `open`, `closed` (business hours at arrival), `contract`,
 //! `attachments`, `extended` (under an extended warranty), `warranty_hold`,
 //! `ineligible` (a `[[mailbox]]` rule refused the sender), `quota_exhausted`,
-//! `unsupported_version`, `unknown_version` (a version the `[versions]` list lacks), `missing`, `rma_issued` (the ticket has an RMA code), and `key=value` forms: `mailbox=rma`,
+//! `unsupported_version`, `unknown_version` (a version the `[versions]` list lacks), `quota_unsold` (a sold allowance the customer has none of), `missing`, `rma_issued` (the ticket has an RMA code), and `key=value` forms: `mailbox=rma`,
 //! `tier=gold|silver`, `severity=1`, `severity<=2`, `plan=onsite`,
 //! `topic=refund`, `warranty=expired`, `fact=company` (`fact=company,tax_id`:
 //! both), `past=<deadline id>`
@@ -263,6 +263,7 @@ struct Quota {
     limit: u32,
     yearly: bool,
     limit_from_contract: bool,
+    sold: bool,
 }
 
 /// A `[[route]]` (its `to`) or a `[[staff]]` note (its `text`): a sentence under conditions.

@@ -160,6 +160,11 @@ pub struct RawQuota {
     /// Take the limit from the contract's `tickets_per_year` when it has one.
     #[serde(default)]
     pub limit_from_contract: bool,
+    /// The allowance is sold (QJ-08's tickets): a customer whose contract
+    /// lists no `tickets_per_year`, or who has no contract, has none, and the
+    /// `quota_unsold` condition holds.
+    #[serde(default)]
+    pub sold: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -833,6 +833,31 @@ fn qj_08_technical_questions_use_a_ticket_hardware_isolation_is_free() {
 }
 
 #[test]
+fn qj_08_a_customer_without_tickets_is_charged_none_and_told_how_they_are_sold() {
+    // A maintenance contract that lists no Q&A tickets, and no contract at all.
+    let c = contract("Q23B7654321", "standard", "TS-873A", "2025-03-01");
+    for case in [
+        Case::new("qnap-jp", "2026-11-24T10:00:00+09:00").contract(c.clone()),
+        Case::new("qnap-jp", "2026-11-24T10:00:00+09:00"),
+    ] {
+        let e = case
+            .text("設定について", "iSCSI の設定方法を教えてください。")
+            .eval();
+        assert!(e.quota.is_none(), "no ticket is charged: {:?}", e.quota);
+        assert!(notices(&e).contains(&"no_tickets"));
+        assert!(!notices(&e).contains(&"ticket_used"));
+        assert!(staff_rules(&e).contains(&"QJ-08"));
+    }
+    // Hardware fault isolation stays free and needs no ticket.
+    let fault = Case::new("qnap-jp", "2026-11-24T10:00:00+09:00")
+        .text("故障", "ディスク障害の切り分けをお願いします。")
+        .contract(c)
+        .eval();
+    assert!(!notices(&fault).contains(&"no_tickets"));
+    assert!(notices(&fault).contains(&"ticket_free"));
+}
+
+#[test]
 fn qj_09_replies_in_japanese_without_a_same_day_promise() {
     let v = explain_mail(
         "qnap-jp",
