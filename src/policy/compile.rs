@@ -191,6 +191,7 @@ impl Policy {
                 when: when(r, at, &s.when, &deadline_ids),
                 within: span(r, at, "sla.within", &s.within),
                 clock: clock(r, at, &s.clock),
+                internal: s.internal,
                 rule: s.rule,
             });
         }

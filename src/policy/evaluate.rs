@@ -96,6 +96,8 @@ pub struct Evaluation {
     /// The clock starts later than the mail arrived (it came outside business hours).
     pub clock_deferred: bool,
     pub first_response_due: Option<DateTime<Utc>>,
+    /// The target is internal (`[[sla]] internal`): no promise to the customer.
+    pub first_response_internal: bool,
     /// The `[[sla]]` rule that set `first_response_due`.
     #[serde(skip)]
     pub sla_rule: Option<String>,
@@ -275,7 +277,12 @@ impl Evaluation {
         v["clock_starts_at"] = rfc3339(z, self.clock_starts_at).into();
         v["clock_starts_local"] = fmt_local(z, self.clock_starts_at).into();
         v["first_response_due"] = self.first_response_due.map(|t| rfc3339(z, t)).into();
-        v["first_response_local"] = self.first_response_due.map(|t| fmt_local(z, t)).into();
+        // What the customer is told: nothing of an internal target.
+        v["first_response_local"] = self
+            .first_response_due
+            .filter(|_| !self.first_response_internal)
+            .map(|t| fmt_local(z, t))
+            .into();
         for (i, e) in self.escalations.iter().enumerate() {
             v["escalations"][i]["at"] = rfc3339(z, e.at).into();
         }
@@ -822,6 +829,7 @@ impl Policy {
             clock_starts_at: clock_starts,
             clock_deferred: clock_starts > req.arrival,
             first_response_due: due,
+            first_response_internal: sla.is_some_and(|s| s.internal),
             sla_rule: sla.map(|s| s.rule.clone()),
             missing_names: names(&missing),
             facts: ctx.facts.iter().map(|f| f.to_string()).collect(),

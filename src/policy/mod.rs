@@ -203,6 +203,7 @@ struct Sla {
     when: When,
     within: Span,
     clock: ClockKind,
+    internal: bool,
 }
 
 #[derive(Debug, Clone)]

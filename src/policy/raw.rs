@@ -77,6 +77,10 @@ pub struct RawSla {
     pub within: String,
     #[serde(default = "business")]
     pub clock: String,
+    /// The vendor's to set: a target its published policy does not state.
+    /// Staff are warned by it; the customer is promised nothing by it.
+    #[serde(default)]
+    pub internal: bool,
 }
 
 fn business() -> String {

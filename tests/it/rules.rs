@@ -874,6 +874,33 @@ fn qj_09_replies_in_japanese_without_a_same_day_promise() {
             .contains("当日中の回答をお約束するものではありません"),
         "{body}"
     );
+    assert!(
+        !body.contains("初回のご回答は"),
+        "no firm answer time: QJ-02 says the next business day or later: {body}"
+    );
+    // The target stays for staff (their warnings read it).
+    assert!(v["policy"]["first_response_due"].is_string());
+}
+
+#[test]
+fn qj_02_no_pack_promises_a_response_time_its_vendor_does_not_state() {
+    for pack in ["ixsystems", "qnap", "qnap-jp", "netex", "avanzada7"] {
+        let v = explain_mail(
+            pack,
+            "support",
+            "2026-11-24T10:00:00-08:00",
+            "Question",
+            "How do I configure snapshots? Serial Q23B7654321, HyperIP version 7.0 on Linux.",
+        );
+        let body = v["replies"][0]["body"].as_str().unwrap_or_default();
+        for promise in [
+            "first answer by",
+            "初回のご回答は",
+            "primera respuesta antes",
+        ] {
+            assert!(!body.contains(promise), "{pack}: {body}");
+        }
+    }
 }
 
 #[test]
