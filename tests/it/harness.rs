@@ -317,7 +317,12 @@ impl MailStack {
         let mut poll = tokio::time::interval(POLL);
         loop {
             poll.tick().await;
-            if self.count(user, folder).await == n {
+            // The folder may not exist yet, or be being created by the
+            // daemon right now: that is "not yet", not a failure.
+            let mut session = self.imap(user).await;
+            let have = session.examine(folder).await.map(|m| m.exists).ok();
+            let _ = session.logout().await;
+            if have == Some(n) {
                 return;
             }
             assert!(
