@@ -681,7 +681,7 @@ async fn run(args: Args) -> Result<()> {
     }
 
     // 5. Pathological mail.
-    out["pathological"] = pathological(&work)?;
+    out["pathological"] = pathological(&work, &args.repo)?;
 
     out["machine"]["loadavg_end"] = json!(
         std::fs::read_to_string("/proc/loadavg")
@@ -1244,13 +1244,27 @@ fn pathological_mails() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-fn pathological(work: &Path) -> Result<Value> {
+fn pathological(work: &Path, repo: &Path) -> Result<Value> {
     let me = std::env::current_exe()?;
+    // `explain` without a config reads the shipped data directory: this
+    // tree's templates and packs, laid out as the package installs them.
+    let data = work.join("data");
+    std::fs::create_dir_all(&data)?;
+    for (link, target) in [("templates", "templates"), ("vendors", "config/vendors")] {
+        let l = data.join(link);
+        if !l.exists() {
+            std::os::unix::fs::symlink(repo.join(target), &l)?;
+        }
+    }
     let mut out = json!({});
     for (name, raw) in pathological_mails() {
         let path = work.join(format!("{name}.eml"));
         std::fs::write(&path, &raw)?;
-        let o = Command::new(&me).arg("explain-one").arg(&path).output()?;
+        let o = Command::new(&me)
+            .arg("explain-one")
+            .arg(&path)
+            .env("TICKETD_DATA_DIR", &data)
+            .output()?;
         if !o.status.success() {
             bail!(
                 "explain-one {name} failed: {}",

@@ -286,8 +286,20 @@ impl Policy {
                     })
                     .ok()
             });
+            if let Some(d) = &pr.not_before
+                && !deadline_ids.contains(d)
+            {
+                r.at(
+                    at,
+                    format!(
+                        "promise `{}`: not_before `{d}` is not a [[deadline]] of the pack",
+                        pr.id
+                    ),
+                );
+            }
             p.promises.push(Promise {
                 when: when(r, at, &pr.when, &deadline_ids),
+                not_before: pr.not_before,
                 cutoff,
                 before: pr.before,
                 after: pr.after.unwrap_or(pr.before),

@@ -757,6 +757,17 @@ impl Policy {
             } else {
                 self.calendar.add_business_days(req.arrival, n.max(1))
             };
+            // Never before the date it must wait for (the business day on or after it).
+            let by = match p.not_before.as_ref().and_then(|d| ctx.deadlines.get(d)) {
+                Some(d) => {
+                    let mut start = d.at.with_timezone(&zone).date_naive();
+                    while !self.calendar.is_business_day(start) {
+                        start = start.succ_opt().unwrap_or(start);
+                    }
+                    by.max(start)
+                }
+                None => by,
+            };
             cite(&mut rules, &p.rule);
             promises.insert(
                 p.id.clone(),

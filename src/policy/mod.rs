@@ -12,7 +12,8 @@
 //! - `[[sla]]`: first-response times by condition, on the business or the 24×7 clock.
 //! - `[[escalation]]`: steps by severity, on the calendar clock from the report.
 //! - `[[require]]`: the facts a request must carry; what is missing is asked for.
-//! - `[[deadline]]`, `[[promise]]`: dates computed from the request or the contract.
+//! - `[[deadline]]`, `[[promise]]`: dates computed from the request or the contract
+//!   (a promise may wait for a deadline: `not_before`).
 //! - `[[quota]]`: counted allowances (tickets a year, on-site visits a term).
 //! - `[[route]]`, `[[staff]]`: who handles it, and what staff must decide.
 //! - `[[mailbox]]`: who may use a mailbox (24x7@).
@@ -253,6 +254,7 @@ struct Promise {
     cutoff: Option<NaiveTime>,
     before: u32,
     after: u32,
+    not_before: Option<String>,
 }
 
 #[derive(Debug, Clone)]

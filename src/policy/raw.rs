@@ -146,6 +146,10 @@ pub struct RawPromise {
     pub before: u32,
     #[serde(default)]
     pub after: Option<u32>,
+    /// A deadline's id: the promised day is never before that date (QJ-06:
+    /// no visit before the maintenance starts).
+    #[serde(default)]
+    pub not_before: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

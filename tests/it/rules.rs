@@ -789,6 +789,30 @@ fn qj_06_onsite_by_13_same_day_in_the_three_cities_else_later() {
 }
 
 #[test]
+fn qj_06_outside_the_three_cities_no_visit_is_promised_before_the_maintenance_starts() {
+    // Delivered in November: maintenance in Sapporo starts on 1 January,
+    // so a fault isolated in late November gets no visit before then (the
+    // first business day on or after it: the year-end closure ends on the 4th).
+    let mut c = contract("Q23B7654321", "standard", "TS-873A", "2026-11-10");
+    c.shipped_on = Some(date("2026-11-20"));
+    c.plans = vec!["onsite".into()];
+    let e = Case::new("qnap-jp", "2026-11-27T10:00:00+09:00")
+        .text("故障", "札幌支店の NAS の故障切り分けが完了しました。")
+        .contract(c)
+        .eval();
+    let starts = e.deadlines["onsite_maintenance_starts"]
+        .at
+        .with_timezone(&e.zone)
+        .date_naive();
+    assert_eq!(starts, date("2027-01-01"));
+    let by = e.promises["onsite_dispatch"].by;
+    assert!(
+        by >= starts,
+        "a visit promised for {by}, before the maintenance starts"
+    );
+}
+
+#[test]
 fn qj_07_24_hour_onsite_runs_on_a_24x7_clock() {
     let mut c = contract("Q23B7654321", "standard", "TS-873A", "2025-03-01");
     c.plans = vec!["onsite24".into()];
