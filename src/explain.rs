@@ -243,6 +243,7 @@ fn to_json(
         "reply_text": plan.inbound.reply_text,
         "ticket_subject": d.subject,
         "language": d.language.as_str(),
+        "language_reason": d.language_reason,
         "from": plan.inbound.from,
         "message_id": plan.inbound.message_id,
         "attachments": plan.inbound.attachments,

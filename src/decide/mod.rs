@@ -121,6 +121,8 @@ pub struct Decision {
     pub ticket_view: TicketView,
     pub subject: String,
     pub language: Language,
+    /// Why the replies are in `language` (`explain` shows it).
+    pub language_reason: String,
     pub replies: Vec<ReplyPlan>,
     pub events: Vec<Event>,
     /// Contacts to mark undeliverable and reply buckets to update.
@@ -181,7 +183,23 @@ fn thread_of<'a>(i: &Input<'a>, reasons: &mut Vec<String>) -> Option<&'a TicketI
     None
 }
 
-fn language_for(i: &Input<'_>, ticket: Option<&TicketInfo>) -> Language {
+/// The language of the replies, and why: the pack's own when it answers in
+/// no other, else the ticket's, else the contact's known one, else the one
+/// the mail is written in (when templates exist for it), else the pack's.
+fn language_for(i: &Input<'_>, ticket: Option<&TicketInfo>) -> (Language, String) {
+    if let Some(rules) = i.pack.policy.language_only() {
+        return (
+            i.pack.language,
+            format!(
+                "the pack answers in {} only ({})",
+                i.pack.language.as_str(),
+                rules.join(", ")
+            ),
+        );
+    }
+    if let Some(l) = ticket.and_then(|t| Language::parse(&t.language)) {
+        return (l, "the ticket's language".into());
+    }
     if let Some(l) = i
         .lookup
         .contact
@@ -189,15 +207,32 @@ fn language_for(i: &Input<'_>, ticket: Option<&TicketInfo>) -> Language {
         .and_then(|c| c.language.as_deref())
         .and_then(Language::parse)
     {
-        return l;
+        return (l, "the contact's language".into());
     }
-    if let Some(l) = ticket.and_then(|t| Language::parse(&t.language)) {
-        return l;
+    let text = person::request_text(i.inbound);
+    if let Some(l) = written_in(&text) {
+        return (l, format!("the mail is written in {}", l.as_str()));
     }
-    if looks_japanese(&i.inbound.subject) || looks_japanese(&i.inbound.text) {
-        return Language::Ja;
+    (i.pack.language, "the pack's language".into())
+}
+
+/// The language a text is written in, when it is one we have templates for
+/// and the detector is sure of it. Kana decide Japanese at once (a short
+/// Japanese mail is often too short for a statistical guess).
+pub(crate) fn written_in(text: &str) -> Option<Language> {
+    if looks_japanese(text) {
+        return Some(Language::Ja);
     }
-    i.pack.language
+    let info = whatlang::detect(text)?;
+    if !info.is_reliable() {
+        return None;
+    }
+    match info.lang() {
+        whatlang::Lang::Eng => Some(Language::En),
+        whatlang::Lang::Spa => Some(Language::Es),
+        whatlang::Lang::Jpn => Some(Language::Ja),
+        _ => None,
+    }
 }
 
 /// Decides what `i` should do. Pure: same input, same decision.
@@ -217,6 +252,7 @@ pub fn decide(i: &Input<'_>) -> Decision {
                 ticket_view: view,
                 subject: subject.clone(),
                 language,
+                language_reason: String::new(),
                 replies,
                 events,
                 effects: SideEffects::default(),
@@ -264,12 +300,17 @@ pub fn decide(i: &Input<'_>) -> Decision {
     }
 
     let ticket = thread_of(i, &mut reasons);
-    let language = language_for(i, ticket);
+    let (language, language_reason) = language_for(i, ticket);
 
-    if class != Class::Human {
-        return machine(i, ticket, language, reasons, events, &base);
+    let mut d = if class != Class::Human {
+        machine(i, ticket, language, reasons, events, &base)
+    } else {
+        person(i, ticket, language, reasons, events, &base)
+    };
+    if d.language == language {
+        d.language_reason = language_reason;
     }
-    person(i, ticket, language, reasons, events, &base)
+    d
 }
 
 type Base<'f> = dyn Fn(
@@ -299,6 +340,7 @@ pub fn quarantine(i: &Input<'_>, mut reasons: Vec<String>) -> Decision {
         },
         subject: i.inbound.subject.clone(),
         language: i.pack.language,
+        language_reason: "the pack's language".into(),
         replies: notice.into_iter().collect(),
         reasons,
         events: Vec::new(),

@@ -217,27 +217,63 @@ fn an_undeliverable_contact_gets_no_reply() {
 }
 
 #[test]
-fn language_follows_the_contact_then_the_text_then_the_pack() {
+fn language_follows_the_ticket_then_the_contact_then_the_text_then_the_pack() {
     let ja = "From: taro@example.jp\r\nSubject: =?UTF-8?B?6Zqc5a6z44Gr44Gk44GE44Gm?=\r\n\r\nx\r\n";
-    assert_eq!(run(ja, Lookup::default()).language, Language::Ja);
+    let d = run(ja, Lookup::default());
+    assert_eq!(
+        (d.language, d.language_reason.as_str()),
+        (Language::Ja, "the mail is written in ja")
+    );
     let contact = ContactInfo {
         address: "ann@example.net".into(),
         language: Some("es".into()),
         undeliverable: false,
         undeliverable_reason: None,
     };
-    assert_eq!(
-        run(
-            NEW,
-            Lookup {
-                contact: Some(contact),
-                ..Default::default()
-            }
-        )
-        .language,
-        Language::Es
+    let d = run(
+        NEW,
+        Lookup {
+            contact: Some(contact.clone()),
+            ..Default::default()
+        },
     );
-    assert_eq!(run(NEW, Lookup::default()).language, Language::En);
+    assert_eq!(
+        (d.language, d.language_reason.as_str()),
+        (Language::Es, "the contact's language")
+    );
+    // The ticket's language comes first.
+    let mut t = ticket(3, "ann@example.net");
+    t.language = "ja".into();
+    let d = run(
+        "From: ann@example.net\r\nSubject: Re: [TKT#3] Disk failed\r\n\r\nStill broken\r\n",
+        Lookup {
+            tagged: Some(t),
+            contact: Some(contact),
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        (d.language, d.language_reason.as_str()),
+        (Language::Ja, "the ticket's language")
+    );
+    let d = run(NEW, Lookup::default());
+    assert_eq!(
+        (d.language, d.language_reason.as_str()),
+        (Language::En, "the pack's language")
+    );
+}
+
+#[test]
+fn a_spanish_mail_to_an_english_pack_is_answered_in_spanish_as_a_japanese_one_is_in_japanese() {
+    let es = "From: ana@example.es\r\nSubject: Disco averiado\r\n\r\nBuenos días, el disco de la bahía 2 de nuestro servidor ha fallado esta mañana y necesitamos una sustitución lo antes posible.\r\n";
+    let d = run(es, Lookup::default());
+    assert_eq!(
+        (d.language, d.language_reason.as_str()),
+        (Language::Es, "the mail is written in es")
+    );
+    // A language we have no templates for gets the pack's.
+    let de = "From: jan@example.de\r\nSubject: Festplatte defekt\r\n\r\nGuten Tag, die Festplatte in Schacht 2 unseres Servers ist heute Morgen ausgefallen und wir brauchen schnell einen Ersatz.\r\n";
+    assert_eq!(run(de, Lookup::default()).language, Language::En);
 }
 
 #[test]

@@ -33,6 +33,7 @@ impl Policy {
             versions: None,
             notices: vec![],
             language_rules: vec![],
+            language_only: false,
             rma: None,
             lifecycle: Lifecycle::default(),
         }
@@ -423,6 +424,7 @@ impl Policy {
                 rule_ok(r, at, id);
             }
             p.language_rules = l.rules;
+            p.language_only = l.only;
         }
         if let Some(x) = raw.rma {
             p.rma = Some(rma::compile(r, x, &topics));
@@ -431,6 +433,11 @@ impl Policy {
             p.lifecycle = lifecycle::compile(r, x);
         }
         p
+    }
+
+    /// The pack answers only in its own language, and the rules that say so.
+    pub fn language_only(&self) -> Option<&[String]> {
+        self.language_only.then_some(self.language_rules.as_slice())
     }
 
     /// Every rule ID the pack names.

@@ -340,6 +340,8 @@ pub struct Policy {
     versions: Option<Versions>,
     notices: Vec<Notice>,
     language_rules: Vec<String>,
+    /// Replies only in the pack's language (`[language] only`).
+    language_only: bool,
     rma: Option<RmaSpec>,
     lifecycle: Lifecycle,
 }

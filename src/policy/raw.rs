@@ -231,4 +231,7 @@ pub struct RawNotice {
 #[serde(deny_unknown_fields)]
 pub struct RawLanguage {
     pub rules: Vec<String>,
+    /// The vendor answers in the pack's language only (QJ-09, AV-09).
+    #[serde(default)]
+    pub only: bool,
 }

@@ -96,6 +96,11 @@ async fn metrics_count_an_end_to_end_run_and_cover_the_dashboard() {
     let want_in = r#"ticketd_messages_total{mailbox="support",outcome="processed",class="human"}"#;
     let want_sent = r#"ticketd_smtp_results_total{class="2xx"}"#;
     let deadline = Duration::from_secs(30);
+    // The daemon binds its listener once it has started: wait for that.
+    wait_until("the metrics listener", deadline, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+    .await;
     let start = std::time::Instant::now();
     loop {
         let (status, body) = get(port, "/metrics").await;

@@ -1243,6 +1243,16 @@ fn av_09_replies_are_in_spanish() {
     assert_eq!(v["replies"][0]["language"], "es");
     let body = v["replies"][0]["body"].as_str().unwrap_or_default();
     assert!(body.contains("Hola"), "{body}");
+    assert_eq!(v["language_reason"], "the pack answers in es only (AV-09)");
+    // Even a Japanese mail is answered in Spanish.
+    let ja = explain_mail(
+        "avanzada7",
+        "support",
+        "2026-11-23T10:00:00+01:00",
+        "電話が登録できません",
+        "IP電話が Asterisk に登録できません。シリアル番号: AV7-000123",
+    );
+    assert_eq!(ja["replies"][0]["language"], "es");
 }
 
 // ----- the rule book ---------------------------------------------------------------------
