@@ -208,12 +208,20 @@ const LIST_HEADERS: &[(&str, &str)] = &[
     ("x-campaign", "X-Campaign"),
     ("x-campaignid", "X-CampaignID"),
     ("x-mc-user", "X-MC-User (Mailchimp)"),
+    ("x-csa-complaints", "X-CSA-Complaints"),
+];
+
+/// Header fields mail providers stamp on everything they relay, bulk or
+/// not: Amazon SES, SendGrid and Mailgun carry a person's one-to-one mail
+/// too, and Feedback-ID tags any sender's stream. They are no sign of bulk,
+/// alone or together; they are named among the reasons of mail that is
+/// bulk by another sign.
+const PROVIDER_HEADERS: &[(&str, &str)] = &[
     ("x-mailgun-tag", "X-Mailgun-Tag"),
     ("x-sg-eid", "X-SG-EID (SendGrid)"),
     ("x-ses-outgoing", "X-SES-Outgoing"),
     ("x-feedback-id", "X-Feedback-ID"),
     ("feedback-id", "Feedback-ID"),
-    ("x-csa-complaints", "X-CSA-Complaints"),
 ];
 
 /// The subject under a forwarding prefix (Fwd:, Fw:, TR:, WG:, RV:, 転送:), if it has one.
@@ -635,6 +643,16 @@ fn classify_with(m: &Inbound, raw: Option<&[u8]>, identity: &Identity) -> Classi
             "{obfuscated} words spelled with symbols for letters (P@ck@ge, l!ke): bulk spam"
         ));
     }
+    let tags: Vec<String> = PROVIDER_HEADERS
+        .iter()
+        .filter_map(|(h, label)| {
+            m.header(h)
+                .map(|v| format!("{label}: {}", v.chars().take(80).collect::<String>()))
+        })
+        .collect();
+    if !list.is_empty() {
+        list.extend(tags);
+    }
     if !list.is_empty() {
         reasons.extend(list);
         return Classification::new(Class::List, reasons);
@@ -1022,13 +1040,27 @@ mod tests {
             "X-Mailman-Version: 2.1.39",
             "X-BeenThere: l@lists.example.net",
             "Precedence: list",
-            "Feedback-ID: 1:2:3:ses",
+            "Feedback-ID: 1:2:3:ses\r\nX-Campaign: winter-sale",
             "X-Listserver: ListSTAR v2.2",
         ] {
             let c = classified(&format!(
                 "From: ann@example.net\r\n{h}\r\nSubject: hi\r\n\r\nx\r\n"
             ));
             assert_eq!(c.class, Class::List, "{h}");
+        }
+        // A person's one-to-one mail through a provider that stamps all it
+        // relays is a person's.
+        for tag in [
+            "X-SES-Outgoing: 2026.12.02-54.240.11.1",
+            "Feedback-ID: 1.eu-west-1.abc=:AmazonSES",
+            "X-SG-EID: u001.abc",
+            "X-Mailgun-Tag: reply",
+            "X-SES-Outgoing: 2026.12.02-54.240.11.1\r\nFeedback-ID: 1.eu-west-1.abc=:AmazonSES",
+        ] {
+            let c = classified(&format!(
+                "From: Ann <ann@example.net>\r\nTo: support@vendor.test\r\n{tag}\r\nSubject: Re: my ticket\r\n\r\nThanks, that worked.\r\n"
+            ));
+            assert_eq!(c.class, Class::Human, "{tag}: {:?}", c.reasons);
         }
         let listserv = "From: Jan <jan@example.com>\r\nSender: SOAP <SOAP@DISCUSS.EXAMPLE.COM>\r\nReply-To: SOAP <SOAP@DISCUSS.EXAMPLE.COM>\r\nTo: SOAP@DISCUSS.EXAMPLE.COM\r\nSubject: Re: Messages\r\n\r\nx\r\n";
         assert_eq!(classified(listserv).class, Class::List);

@@ -163,6 +163,41 @@ fn addrs(a: Option<&Address<'_>>) -> Vec<Addr> {
         .collect()
 }
 
+/// An address mail can be sent to: a local part, an @ and a dotted domain.
+fn usable(address: &str) -> bool {
+    match address.rsplit_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !address.chars().any(|c| c.is_whitespace() || c.is_control())
+        }
+        None => false,
+    }
+}
+
+/// Addresses of machines that never read their mail (no fallback to them).
+fn never_reads(address: &str) -> bool {
+    let local = address
+        .split('@')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    [
+        "mailer-daemon",
+        "postmaster",
+        "no-reply",
+        "noreply",
+        "do-not-reply",
+        "donotreply",
+        "bounce",
+        "bounces",
+    ]
+    .iter()
+    .any(|m| {
+        local == *m || local.starts_with(&format!("{m}+")) || local.starts_with(&format!("{m}-"))
+    })
+}
+
 fn id_list(v: &HeaderValue<'_>) -> Vec<String> {
     let raw: Vec<String> = match v {
         HeaderValue::Text(t) => vec![t.to_string()],
@@ -225,9 +260,38 @@ pub fn parse(raw: &[u8], arrival: DateTime<Utc>) -> Inbound {
         return inbound;
     }
     inbound.parsed = true;
-    inbound.from = addrs(msg.from()).into_iter().next();
+    inbound.from = addrs(msg.from()).into_iter().find(|a| usable(&a.address));
     if inbound.from.is_none() {
-        inbound.warnings.push("no usable From address".into());
+        // A person's mail whose From is missing or broken is answered where
+        // its Sender, Reply-To or Return-Path says, when one is a person's.
+        let return_path = match msg.return_path() {
+            HeaderValue::Text(t) => vec![Addr {
+                name: None,
+                address: t.trim().trim_matches(['<', '>']).to_string(),
+            }],
+            _ => Vec::new(),
+        };
+        let fallback = [
+            ("Sender", addrs(msg.sender())),
+            ("Reply-To", addrs(msg.reply_to())),
+            ("Return-Path", return_path),
+        ]
+        .into_iter()
+        .find_map(|(field, list)| {
+            list.into_iter()
+                .find(|a| usable(&a.address) && !never_reads(&a.address))
+                .map(|a| (field, a))
+        });
+        match fallback {
+            Some((field, a)) => {
+                inbound.warnings.push(format!(
+                    "no usable From address: answered at the {field} address {}",
+                    a.address
+                ));
+                inbound.from = Some(a);
+            }
+            None => inbound.warnings.push("no usable From address".into()),
+        }
     }
     inbound.reply_to = addrs(msg.reply_to()).into_iter().next();
     inbound.to = addrs(msg.to());
@@ -507,6 +571,54 @@ pub fn looks_japanese(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mail_without_a_usable_from_is_answered_at_its_sender_reply_to_or_return_path() {
+        let at = chrono::DateTime::UNIX_EPOCH;
+        let m = parse(b"From: undisclosed-recipients:;\r\nSender: ann@example.net\r\nSubject: x\r\n\r\nHelp\r\n", at);
+        assert_eq!(
+            m.from.as_ref().map(|a| a.address.as_str()),
+            Some("ann@example.net")
+        );
+        assert!(
+            m.warnings.iter().any(|w| w.contains("the Sender address")),
+            "{:?}",
+            m.warnings
+        );
+        let m = parse(
+            b"From: Ann\r\nReply-To: Ann <ann@example.net>\r\nSubject: x\r\n\r\nHelp\r\n",
+            at,
+        );
+        assert_eq!(
+            m.from.as_ref().map(|a| a.address.as_str()),
+            Some("ann@example.net")
+        );
+        let m = parse(
+            b"Return-Path: <bob@example.org>\r\nSubject: x\r\n\r\nHelp\r\n",
+            at,
+        );
+        assert_eq!(
+            m.from.as_ref().map(|a| a.address.as_str()),
+            Some("bob@example.org")
+        );
+        // Never to a machine, never to a null path.
+        let m = parse(
+            b"Return-Path: <MAILER-DAEMON@mx.example.org>\r\nSubject: x\r\n\r\nHelp\r\n",
+            at,
+        );
+        assert!(m.from.is_none());
+        let m = parse(b"Return-Path: <>\r\nSubject: x\r\n\r\nHelp\r\n", at);
+        assert!(m.from.is_none());
+        // A usable From wins.
+        let m = parse(
+            b"From: carl@example.com\r\nSender: list@example.com\r\nSubject: x\r\n\r\nHi\r\n",
+            at,
+        );
+        assert_eq!(
+            m.from.as_ref().map(|a| a.address.as_str()),
+            Some("carl@example.com")
+        );
+    }
 
     #[test]
     fn only_disguised_executables_count() {
