@@ -129,6 +129,19 @@ const AUTO_SUBJECTS: &[&str] = &[
     "abwesend",
     "réponse automatique",
     "absence",
+    // Challenge-response and quarantine systems: machines answering for a
+    // mailbox, asking the sender to prove something or telling of held mail.
+    "please confirm your message",
+    "please verify your email",
+    "verify your message",
+    "sender verification",
+    "your message is awaiting verification",
+    "approval required",
+    "spam quarantine",
+    "quarantine summary",
+    "quarantine notification",
+    "message quarantined",
+    "messages held for review",
     "respuesta automática",
     "respuesta automatica",
     "fuera de la oficina",
@@ -163,6 +176,20 @@ const AUTO_BODIES: &[&str] = &[
     "this is an automatic reply",
     "this is an automated reply",
     "this is an auto-reply",
+    "to the allowed list",
+    "to my allowed list",
+    "to the approved senders",
+    "to my approved senders",
+    "added to the whitelist",
+    "added to my whitelist",
+    "click the link below to verify",
+    "prove you are a human",
+    "confirm that you are a human",
+    "i use a challenge-response",
+    "has been quarantined",
+    "have been quarantined",
+    "held in quarantine",
+    "held for review by",
     "不在にしております",
     "自動応答",
     "自動返信",
@@ -333,15 +360,18 @@ pub fn classify_message(raw: &[u8], m: &Inbound, identity: &Identity) -> Classif
 ///    domain or one of our addresses as sender make `own_loop`.
 /// 2. `bounce`: a multipart/report with report-type=delivery-status,
 ///    X-Failed-Recipients, or a MAILER-DAEMON/postmaster sender decide alone.
-///    A null Return-Path, a bounce subject and an MTA's body shape are each
-///    one point; two points are a bounce, and so is a bounce subject alone
-///    when nothing says a person wrote (a mail client header, attachments).
+///    A null Return-Path, a mail system's Return-Path (MAILER-DAEMON,
+///    postmaster), a bounce subject, an MTA's body shape and an SMTP failure
+///    status quoted in the body are each one point; two points are a bounce,
+///    and so is a bounce subject alone when nothing says a person wrote (a
+///    mail client header, attachments).
 /// 3. `auto_reply`: ARF feedback reports and MDN read receipts (machine
 ///    reports about a mail, never a failure); then Auto-Submitted other than
 ///    "no", X-Autoreply, X-Autorespond, Precedence: auto_reply and the other
 ///    autoresponder headers decide alone. An explicit `Auto-Submitted: no`
 ///    outweighs every weaker sign below. Weak signs are one point each: an
-///    out-of-office subject, an out-of-office body, X-Auto-Response-Suppress
+///    out-of-office, challenge-response or quarantine subject, such a body
+///    ("added to my approved senders", "have been quarantined"), X-Auto-Response-Suppress
 ///    (Exchange puts it on its OOF replies, but some clients put it on
 ///    people's mail too), and Exchange's rules loop and rules-agent headers.
 ///    Two points are an auto-reply; so is an out-of-office subject alone
@@ -418,6 +448,22 @@ fn classify_with(m: &Inbound, raw: Option<&[u8]>, identity: &Identity) -> Classi
     }
     let mut points = 0;
     if null_return_path {
+        points += 1;
+    }
+    // Weak alone, conclusive with another: a Return-Path of the mail
+    // system, and an SMTP failure status quoted in the body.
+    if let Some(rp) = m.header("return-path").and_then(address_in) {
+        let l: String = local_part(&rp)
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
+        if l.starts_with("mailerdaemon") || l.starts_with("postmaster") {
+            reasons.push(format!("Return-Path <{rp}>"));
+            points += 1;
+        }
+    }
+    if let Some(status) = smtp_failure_status(&first_chars(&m.text, 4000)) {
+        reasons.push(format!("body quotes an SMTP failure status ({status})"));
         points += 1;
     }
     let bounce_subject = starts_with_any(&m.subject, BOUNCE_SUBJECTS);
@@ -673,6 +719,19 @@ fn classify_with(m: &Inbound, raw: Option<&[u8]>, identity: &Identity) -> Classi
     }
     reasons.push("no sign of a machine: no auto-reply, bounce or list headers".into());
     Classification::new(Class::Human, reasons)
+}
+
+/// An SMTP failure a report quotes: an enhanced status code (RFC 3463,
+/// 4.x.x or 5.x.x) beside a reply code, or a 5xx reply with its text.
+fn smtp_failure_status(text: &str) -> Option<String> {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(
+            r"(?im)\b(?:[45]\d\d[ -]+[45]\.\d{1,3}\.\d{1,3}|5[05]\d[ -]+(?:user unknown|mailbox (?:unavailable|full|not found)|no such user|recipient (?:rejected|address rejected)|relay(?:ing)? denied))\b",
+        )
+        .expect("a valid pattern")
+    });
+    re.find(text).map(|m| m.as_str().to_string())
 }
 
 /// The address in a header value such as `Name <a@b>` or `a@b`.
@@ -1028,6 +1087,31 @@ mod tests {
         let delayed = "From: MAILER-DAEMON@mx.example.net\r\nSubject: Delayed Mail (still being retried)\r\n\r\nThis is the mail system at host mx.example.net.\r\n\r\n####################################################################\r\n# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\r\n####################################################################\r\n\r\n<ann@example.net>: connect to mx.example.net[192.0.2.9]:25: Connection timed out\r\nThe message will be retried.\r\n";
         let b = classified(delayed).bounce.unwrap();
         assert!(!b.permanent, "{b:?}");
+    }
+
+    #[test]
+    fn a_bounce_whose_signs_are_each_weak_alone_is_a_bounce_together() {
+        let c = classified(
+            "Return-Path: <MAILER-DAEMON@mx.example.org>\r\nFrom: Mail System <mailsys@mx.example.org>\r\nSubject: Delivery failure\r\n\r\nYour message could not be delivered.\r\nRemote server said: 550 5.1.1 <ann@example.net>: user unknown\r\n",
+        );
+        assert_eq!(c.class, Class::Bounce, "{:?}", c.reasons);
+        // A person quoting the error they got is a person.
+        let c = classified(
+            "From: Ann <ann@example.net>\r\nSubject: Re: cannot mail you\r\nUser-Agent: Thunderbird\r\n\r\nWhen I write to sales I get back 550 5.1.1 user unknown. Which address should I use?\r\n",
+        );
+        assert_eq!(c.class, Class::Human, "{:?}", c.reasons);
+    }
+
+    #[test]
+    fn challenge_response_and_quarantine_notices_are_machines() {
+        for raw in [
+            "From: Ann <ann@example.net>\r\nSubject: Please verify your email\r\n\r\nI use a challenge-response system against spam. Please click the link below to verify, and you will be added to my approved senders.\r\n",
+            "From: Mail Gateway <gateway@example.net>\r\nSubject: Spam quarantine summary\r\n\r\n3 messages have been quarantined for ann@example.net since yesterday.\r\n",
+            "From: Protection <protect@example.net>\r\nSubject: Sender verification\r\n\r\nYour mail is held for review by the recipient's filter: prove you are a human to deliver it.\r\n",
+        ] {
+            let c = classified(raw);
+            assert_eq!(c.class, Class::AutoReply, "{raw}: {:?}", c.reasons);
+        }
     }
 
     #[test]
