@@ -51,9 +51,7 @@ fn every_reply_fixture_gives_its_expected_new_text() {
         ran += 1;
         let (want, got) = (normalise(&expected), normalise(&got));
         if want != got {
-            misses.push(format!(
-                "{name}\n  expected: {want:?}\n  got:      {got:?}"
-            ));
+            misses.push(format!("{name}\n  expected: {want:?}\n  got:      {got:?}"));
         }
     }
     let pairs = std::fs::read_dir(&dir)
