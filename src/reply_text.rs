@@ -2,13 +2,22 @@
 //!
 //! Each line is read once and given a kind (text, blank, `>` quote, quote
 //! header, signature delimiter, mobile signature); the kinds then decide what
-//! is kept. Quote headers are those real clients write: Gmail and Thunderbird
-//! ("On … wrote:", wrapped over up to three lines, in many languages), Apple
-//! Mail ("On … at …, X wrote:", "Am … schrieb …:"), Outlook ("-----Original
-//! Message-----" and From/Sent/To/Subject blocks in a dozen languages),
-//! Japanese clients ("2026年11月20日(金) 10:00 山田太郎 <a@b>:", "…さんは書きました:",
-//! 差出人/送信日時/件名), Spanish ("El … escribió:") and mobile signatures
-//! ("Sent from my iPhone", "Enviado desde mi iPhone", "iPhoneから送信").
+//! is kept. Quote headers are those real clients write, from tables of their
+//! words and shapes: Gmail and Thunderbird ("On … wrote:", wrapped over up to
+//! three lines, in many languages, also date-first and sender-first forms:
+//! "ср, 2 дек. 2026 г. в 10:04, Ann <a@b>:", "Ann <a@b> 于2026年12月2日 10:04写道：",
+//! "2026년 12월 2일 (수) 오전 10:04, Ann <a@b>님이 작성:"; an address wrapped
+//! with its `<mailto:…>` link, whose closing `>` may open the next line),
+//! Apple Mail ("On … at …, X wrote:", "Am … schrieb …:", "Wiadomość napisana
+//! przez … w dniu …:"), mutt ("* Ann <a@b> [2026-12-02 10:04]:"), Outlook
+//! ("-----Original Message-----" and its translations, the underscore rule,
+//! and From/Sent/To/Subject blocks in over twenty languages), Japanese
+//! clients ("2026年11月20日(金) 10:00 山田太郎 <a@b>:", "…さんは書きました:",
+//! 差出人/送信日時/件名), Spanish ("El … escribió:"); a mailing list's footer
+//! under its rule (Mailman's "users mailing list"); mobile signatures
+//! ("Sent from my iPhone", "Enviado desde mi iPhone", "iPhone에서 보냄",
+//! "iPhoneから送信") when the line is short and names the device, so that a
+//! sentence opening with the same words stays.
 //!
 //! The rules:
 //! - everything from the first quote header, "Original Message" line,
@@ -60,10 +69,13 @@ const WROTE: &[&str] = &[
     "schreef",
     "skrev",
     "napisał",
+    "napisana",
     "napisal",
     "написал",
     "написала",
     "написав",
+    "пишет",
+    "пише",
     "kirjoitti",
     "írta",
     "yazdı",
@@ -79,6 +91,8 @@ const WROTE: &[&str] = &[
     "書きました",
     "書き込みました",
     "のメール",
+    "작성",
+    "쓴 글",
     "wrote on",
 ];
 
@@ -100,6 +114,7 @@ const FROM_FIELDS: &[&str] = &[
     "发件人",
     "發件人",
     "寄件者",
+    "보낸 사람",
     "lähettäjä",
     "feladó",
     "kimden",
@@ -176,6 +191,16 @@ const OTHER_FIELDS: &[&str] = &[
     "收件者",
     "副本",
     "主旨",
+    "보낸 날짜",
+    "받는 사람",
+    "참조",
+    "숨은 참조",
+    "제목",
+    "надіслано",
+    "копія",
+    "копия",
+    "dw",
+    "kopia",
     "gönderildi",
     "tarih",
     "kime",
@@ -220,6 +245,12 @@ const ORIGINAL: &[&str] = &[
     "oryginalna wiadomość",
     "исходное сообщение",
     "пересылаемое сообщение",
+    "оригінальне повідомлення",
+    "переслане повідомлення",
+    "wiadomość oryginalna",
+    "przekazana wiadomość",
+    "원본 메시지",
+    "전달된 메시지",
     "původní zpráva",
     "eredeti üzenet",
     "orijinal mesaj",
@@ -258,10 +289,7 @@ const MOBILE: &[&str] = &[
     "inviato da ",
     "wysłane z ",
     "отправлено с ",
-    "iphoneから送信",
-    "ipadから送信",
-    "androidから送信",
-    "my iphoneから送信",
+    "надіслано з ",
     "发自我的",
     "從我的",
 ];
@@ -322,6 +350,11 @@ fn classify_lines(lines: &[&str]) -> Vec<Kind> {
     let mut kinds: Vec<Kind> = lines.iter().map(|l| kind_of_single(l)).collect();
     let mut i = 0;
     while i < lines.len() {
+        if kinds[i] == Kind::Text && is_list_footer(lines, i) {
+            kinds[i] = Kind::SigDelimiter;
+            i += 1;
+            continue;
+        }
         if matches!(kinds[i], Kind::Text | Kind::Mobile)
             && let Some(n) = header_span(lines, i)
         {
@@ -413,12 +446,89 @@ fn lower(s: &str) -> String {
     s.to_lowercase()
 }
 
+/// Mobile signatures that put the device first (Korean, Japanese), lower case:
+/// "iPhone에서 보냄", "iPhoneから送信".
+const MOBILE_SUFFIX: &[&str] = &["에서 보냄", "에서 보낸 메일", "から送信"];
+
+/// Names of devices and mail apps, lower case, that a longer mobile signature
+/// carries ("Sent via the Samsung Galaxy S23, an AT&T 5G smartphone").
+const DEVICES: &[&str] = &[
+    "iphone",
+    "ipad",
+    "ipod",
+    "android",
+    "samsung",
+    "galaxy",
+    "blackberry",
+    "smartphone",
+    "huawei",
+    "xiaomi",
+    "pixel",
+    "nokia",
+    "motorola",
+    "oneplus",
+    "outlook",
+    "mail",
+    "mobile",
+];
+
+/// A mobile signature is a short line naming the device or app: after the
+/// prefix at most [`MOBILE_SHORT`] words, or up to [`MOBILE_LONG`] words that
+/// name a device. A sentence that merely opens with the same words ("Sent from
+/// my work account the export fails, from home it works.") is text.
+const MOBILE_SHORT: usize = 4;
+const MOBILE_LONG: usize = 12;
+
 fn is_mobile(t: &str) -> bool {
     if t.chars().count() > 80 {
         return false;
     }
     let l = lower(t);
-    MOBILE.iter().any(|m| l.starts_with(m))
+    if let Some(rest) = MOBILE.iter().find_map(|m| l.strip_prefix(m)) {
+        let words = rest.split_whitespace().count();
+        return words <= MOBILE_SHORT
+            || (words <= MOBILE_LONG && DEVICES.iter().any(|d| rest.contains(d)));
+    }
+    MOBILE_SUFFIX.iter().any(|m| {
+        l.strip_suffix(m)
+            .is_some_and(|head| head.split_whitespace().count() <= 2 && head.chars().count() <= 24)
+    })
+}
+
+/// Words of a mailing list's footer line, lower case ("users mailing list",
+/// Mailman's footer under its underscore rule).
+const LIST_FOOTER: &[&str] = &[
+    "mailing list",
+    "mailinglist",
+    "mailingliste",
+    "mailinglijst",
+    "liste de diffusion",
+    "lista de correo",
+    "lista di posta",
+    "lista de discussão",
+    "lista dyskusyjna",
+    "e-postlista",
+    "список рассылки",
+    "listinfo",
+    "unsubscribe",
+];
+
+/// Line `i` is a rule ("_____") over a mailing list's footer: one of the next
+/// three non-blank lines (within [`HEADER_WINDOW`]) is a footer line.
+fn is_list_footer(lines: &[&str], i: usize) -> bool {
+    if !is_rule(lines[i].trim()) {
+        return false;
+    }
+    lines
+        .iter()
+        .skip(i + 1)
+        .take(HEADER_WINDOW)
+        .filter(|l| !l.trim().is_empty())
+        .take(3)
+        .any(|l| {
+            let l = lower(l.trim());
+            l.chars().count() <= 120 && LIST_FOOTER.iter().any(|w| l.contains(w))
+        })
 }
 
 /// Removes markup a text conversion leaves around header words: `*`, `_` emphasis.
@@ -450,7 +560,7 @@ fn header_span(lines: &[&str], i: usize) -> Option<usize> {
     let mut joined = String::new();
     for n in 1..=3 {
         let Some(l) = lines.get(i + n - 1) else { break };
-        if l.trim().is_empty() || (n > 1 && is_quote(l)) {
+        if l.trim().is_empty() || (n > 1 && is_quote(l) && !angle_open(&joined)) {
             break;
         }
         if n > 1 {
@@ -504,6 +614,9 @@ fn could_start_header(t: &str) -> bool {
         || t.chars().next().is_some_and(|c| c.is_ascii_digit())
         || t.starts_with('在')
         || t.chars().any(|c| c.is_ascii_digit()) && t.contains('<')
+        // The sender first, the date and "wrote" on the next line (Chinese and
+        // Korean Gmail): "Ann <ann@x<mailto:ann@x>>" / "于2026年12月2日周三 10:04写道："
+        || t.contains('@') && t.ends_with('>')
 }
 
 fn has_time_or_year(t: &str) -> bool {
@@ -538,8 +651,11 @@ fn is_wrote_header(t: &str, lines: &[&str], next: usize) -> bool {
     let ends_colon = t.ends_with(':') || t.ends_with('：');
     let body = t.trim_end_matches([':', '：']).trim_end();
     let l = lower(body);
-    // "napisał(a)", "написал(а)": the gender ending in Latin or Cyrillic letters.
-    let stem = l.trim_end_matches("(a)").trim_end_matches("(а)");
+    // "napisał(a)", "написал(а)", "написав(ла)": the gender ending in Latin or Cyrillic letters.
+    let stem = l
+        .trim_end_matches("(a)")
+        .trim_end_matches("(а)")
+        .trim_end_matches("(ла)");
     let has_wrote = WROTE.iter().any(|w| {
         stem.ends_with(w)
             // "Den 15. jun. 2016 kl. 20.42 skrev Ann <a@b>:", "Am … schrieb Ann <a@b>:"
@@ -570,11 +686,32 @@ fn is_wrote_header(t: &str, lines: &[&str], next: usize) -> bool {
         && has_time_or_year(body)
         && (body.chars().next().is_some_and(|c| c.is_ascii_digit())
             // "Wednesday, 17 November 2021, 3:32 PM +0300 from Ann <a@b>:" (Mail.ru)
-            || body.split_whitespace().next().is_some_and(|w| w.ends_with(',')))
+            || body.split_whitespace().next().is_some_and(|w| w.ends_with(','))
+            // mutt: "* Ann <ann@x> [2026-12-02 10:04]:"
+            || bracketed_date_last(body))
     {
         return true;
     }
     false
+}
+
+/// `t` ends with a bracketed date and time, as mutt's attribution puts it
+/// after the address: "Ann <ann@x> [2026-12-02 10:04]".
+fn bracketed_date_last(t: &str) -> bool {
+    let Some(inner) = t.strip_suffix(']') else {
+        return false;
+    };
+    let Some(open) = inner.rfind('[') else {
+        return false;
+    };
+    let date = &inner[open + 1..];
+    !date.contains('@') && has_time_or_year(date) && t[..open].trim_end().ends_with('>')
+}
+
+/// `t` leaves an angle bracket open: a wrapped address ("Ann <ann@x<mailto:ann@x>"),
+/// whose closing `>` starts the next line and is no quote marker.
+fn angle_open(t: &str) -> bool {
+    t.matches('<').count() > t.matches('>').count()
 }
 
 /// A line of `-`, `_` or `=` (a separator clients put above quoted headers).
@@ -910,6 +1047,10 @@ mod tests {
             "-----Mensaje original-----\nDe: Ana",
             "---------- Forwarded message ---------\nFrom: Ann",
             "Date: Mon, 2 Mar 2026 10:00\nSubject: x\nFrom: a@x.test\nTo: b@x.test",
+            "-----Wiadomość oryginalna-----\nOd: Ann\nWysłano: środa\nDo: b\nDW: c\nTemat: x",
+            "-----Оригінальне повідомлення-----\nВід: Ann\nНадіслано: середа\nКому: b\nТема: x",
+            "________________________________\n보낸 사람: Ann\n보낸 날짜: 2026년 12월 2일\n받는 사람: b\n제목: x",
+            "-----원본 메시지-----\n보낸 사람: Ann",
         ] {
             let body = format!("Here is the log.\n\n{block}\n\nold text\nmore old text\n");
             assert_eq!(new_text(&body), "Here is the log.", "{block}");
@@ -932,6 +1073,76 @@ mod tests {
         );
         // A dash in the middle of a line is no delimiter.
         assert_eq!(new_text("a -- b\nc"), "a -- b\nc");
+    }
+
+    #[test]
+    fn a_mobile_signature_names_a_device_and_prose_with_its_words_stays() {
+        for sig in [
+            "Sent from my Samsung Galaxy smartphone.",
+            "Sent via the Samsung Galaxy S23, an AT&T 5G smartphone",
+            "Надіслано з iPhone",
+            "iPhone에서 보냄",
+            "Galaxy S23에서 보냄",
+            "iPhoneから送信",
+        ] {
+            assert_eq!(new_text(&format!("Ok.\n\n{sig}\n")), "Ok.", "{sig}");
+        }
+        for prose in [
+            "Sent from my work account the export fails, from home it works.",
+            "Von meinem Laptop aus funktioniert die Seite übrigens gar nicht.",
+            "Envoyé de mon bureau hier, votre courrier est arrivé en retard.",
+        ] {
+            let body = format!("Hello,\n\n{prose}\n\nAnn\n\nSent from my iPhone\n");
+            assert_eq!(
+                new_text(&body),
+                format!("Hello,\n\n{prose}\n\nAnn"),
+                "{prose}"
+            );
+        }
+    }
+
+    #[test]
+    fn list_footers_mutt_and_wrapped_addresses_end_the_text() {
+        assert_eq!(
+            new_text(
+                "Same here.\n_______________________________________________\nusers mailing list\nusers@lists.example.org\n"
+            ),
+            "Same here."
+        );
+        // A rule that is no footer stays.
+        assert_eq!(new_text("a\n______________\nb"), "a\n______________\nb");
+        assert_eq!(
+            new_text("* Ann <ann@x.test> [2026-12-02 10:04]:\n> q?\n\nYes.\n"),
+            "Yes."
+        );
+        // The closing `>` of a wrapped address opens the next line: no quote.
+        assert_eq!(
+            new_text(
+                "Спасибо.\n\nср, 2 дек. 2026 г. в 10:04, Ann <ann@x.test<mailto:ann@x.test>\n>:\n\n> old\n"
+            ),
+            "Спасибо."
+        );
+        // The sender on one line, the date and "wrote" on the next (Chinese Gmail).
+        assert_eq!(
+            new_text(
+                "谢谢。\n\n客服 <s@x.test<mailto:s@x.test>>\n于2026年12月2日周三 10:04写道：\n\n> 旧\n"
+            ),
+            "谢谢。"
+        );
+        for header in [
+            "2026년 12월 2일 (수) 오전 10:04, 고객지원 <s@x.test>님이 작성:",
+            "2026-12-02 오전 10:04에 고객지원 이(가) 쓴 글:",
+            "02.12.2026 10:04, Служба поддержки пишет:",
+            "02.12.2026 10:04, Служба підтримки пише:",
+            "2 груд. 2026 р. о 10:04 Ann <s@x.test> написав(ла):",
+            "Wiadomość napisana przez Ann <s@x.test> w dniu 02.12.2026, o godz. 10:04:",
+        ] {
+            assert_eq!(
+                new_text(&format!("Neu.\n\n{header}\n> alt\n")),
+                "Neu.",
+                "{header}"
+            );
+        }
     }
 
     #[test]

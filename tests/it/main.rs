@@ -16,6 +16,7 @@ mod outbox_faults;
 mod package;
 mod packs;
 mod pipeline;
+mod replies;
 mod rma;
 mod rules;
 mod service;
