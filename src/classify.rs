@@ -101,6 +101,33 @@ const BOUNCE_SUBJECTS: &[&str] = &[
     "entrega fallida",
     "non recapitabile",
     "non remis",
+    // Security gateways and filters that send their own notices of mail
+    // they stopped, and the other languages' MTAs.
+    "message blocked",
+    "message rejected",
+    "mail rejected",
+    "blocked message",
+    "message not delivered",
+    "mail delivery system",
+    "returned to sender",
+    "delivery has been delayed",
+    "delivery delayed",
+    "nicht zustellbar",
+    "não entregue",
+    "mensagem não entregue",
+    "onbestelbaar",
+    "niedostarczona",
+    "wiadomość niedostarczona",
+    "olevererbart",
+    "kunde inte levereras",
+    "не доставлено",
+    "недоставленное сообщение",
+    "не вдалося доставити",
+    "退信",
+    "无法投递",
+    "邮件投递失败",
+    "배달 실패",
+    "전송 실패",
     "配信不能",
     "配信エラー",
     "配送エラー",
@@ -1095,6 +1122,15 @@ mod tests {
             "Return-Path: <MAILER-DAEMON@mx.example.org>\r\nFrom: Mail System <mailsys@mx.example.org>\r\nSubject: Delivery failure\r\n\r\nYour message could not be delivered.\r\nRemote server said: 550 5.1.1 <ann@example.net>: user unknown\r\n",
         );
         assert_eq!(c.class, Class::Bounce, "{:?}", c.reasons);
+        // Security gateways' notices and other languages' MTAs.
+        for raw in [
+            "From: Security Gateway <gateway@mx.example.org>\r\nSubject: Message blocked: Invoice 42\r\n\r\nYour message to bob@example.org was blocked by policy.\r\n550 5.7.1 Message rejected due to content restrictions\r\n",
+            "From: Mailserver <mail@example.de>\r\nSubject: Nicht zustellbar: Anfrage\r\n\r\nIhre Nachricht konnte nicht zugestellt werden.\r\n550 5.1.1 <bob@example.de>: Recipient address rejected\r\n",
+            "From: 系统退信 <postmaster-cn@example.cn>\r\nSubject: 退信: 询价\r\n\r\n您的邮件无法投递。\r\n554 5.7.1 recipient rejected\r\n",
+        ] {
+            let c = classified(raw);
+            assert_eq!(c.class, Class::Bounce, "{raw}: {:?}", c.reasons);
+        }
         // A person quoting the error they got is a person.
         let c = classified(
             "From: Ann <ann@example.net>\r\nSubject: Re: cannot mail you\r\nUser-Agent: Thunderbird\r\n\r\nWhen I write to sales I get back 550 5.1.1 user unknown. Which address should I use?\r\n",
