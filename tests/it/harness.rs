@@ -168,15 +168,7 @@ impl MailStack {
             s.env
                 .push(("MAILSTACK_SMTPS_PORT", s.smtps_port.to_string()));
         }
-        mailstack_with(
-            &[
-                "dovecot",
-                s.d(),
-                &s.imap_port.to_string(),
-                &s.lmtp_port.to_string(),
-            ],
-            &s.env,
-        );
+        s.start_dovecot();
         if opts.postfix {
             require("master");
             s.start_postfix();
@@ -188,6 +180,25 @@ impl MailStack {
 
     fn d(&self) -> &str {
         self.dir.to_str().expect("utf-8 temp dir")
+    }
+
+    /// Starts (or, after [`MailStack::stop_dovecot`], restarts) Dovecot on
+    /// the same ports, with the same mail.
+    pub fn start_dovecot(&self) {
+        mailstack_with(
+            &[
+                "dovecot",
+                self.d(),
+                &self.imap_port.to_string(),
+                &self.lmtp_port.to_string(),
+            ],
+            &self.env,
+        );
+    }
+
+    /// Stops Dovecot at once (SIGKILL): its clients' connections drop.
+    pub fn stop_dovecot(&self) {
+        mailstack(&["stop", self.d(), "dovecot"]);
     }
 
     /// Starts (or, after [`MailStack::stop_postfix`], restarts) Postfix on
@@ -988,12 +999,28 @@ pub struct Ticketd {
 
 impl Ticketd {
     pub fn run(config: &Path) -> Ticketd {
+        Self::start(config, "trace", false)
+    }
+
+    /// With `RUST_LOG` at `level`, its log appended to the log of the
+    /// earlier runs with this config (a restart).
+    pub fn rerun(config: &Path, level: &str) -> Ticketd {
+        Self::start(config, level, true)
+    }
+
+    fn start(config: &Path, level: &str, append: bool) -> Ticketd {
         let log = config.with_extension("log");
-        let file = std::fs::File::create(&log).unwrap();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(append)
+            .truncate(!append)
+            .open(&log)
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_ticketd"))
             .args(["run", "--config"])
             .arg(config)
-            .env("RUST_LOG", "trace")
+            .env("RUST_LOG", level)
             .env("NO_COLOR", "1")
             .stdout(file.try_clone().unwrap())
             .stderr(file)
@@ -1012,6 +1039,17 @@ impl Ticketd {
             self.log().lines().filter(|l| l.contains(what)).count() >= n
         })
         .await;
+    }
+
+    /// SIGKILL, and reaped.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("ticketd reaped");
+    }
+
+    /// Whether it has exited (and how).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("ticketd status")
     }
 
     /// SIGTERM, then waits for a clean exit; returns the whole log.

@@ -1,0 +1,565 @@
+//! The fault suite (`scripts/chaos`): the real `ticketd run` killed with SIGKILL at random and aimed moments, SMTP, IMAP and storage faults, each pass checked for loss and doubling and summed up in one line; sizes from CHAOS_COUNT, CHAOS_KILLS and CHAOS_SEED (a CI size by default).
+
+use crate::harness::{MailStack, Ticketd, repo};
+use crate::proxy::{Action, Mode, Proxy, Side, Trap};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use ticketd::config::Config;
+use ticketd::parse::parse;
+use ticketd::store::Store;
+
+/// How long the daemon may take to start, or to drain what is left.
+const START: Duration = Duration::from_secs(30);
+const DRAIN: Duration = Duration::from_secs(180);
+/// How long an aimed kill waits for its moment before it kills anyway.
+const AIM: Duration = Duration::from_secs(15);
+/// SMTP connections the outbox opens at most (the re-send bound per kill).
+const SMTP_CONNECTIONS: usize = 4;
+const BOXES: [&str; 3] = ["support", "rma", "24x7"];
+
+fn env_or(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v} is not a number")),
+        Err(_) => default,
+    }
+}
+
+struct Sizes {
+    count: usize,
+    kills: usize,
+    seed: u64,
+}
+
+fn sizes() -> Sizes {
+    Sizes {
+        count: env_or("CHAOS_COUNT", 240) as usize,
+        kills: env_or("CHAOS_KILLS", 10) as usize,
+        seed: env_or("CHAOS_SEED", 12),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    New,
+    FollowUp,
+    Machine,
+}
+
+struct CorpusMail {
+    raw: Vec<u8>,
+    kind: Kind,
+    /// Index of the mail a follow-up answers.
+    parent: Option<usize>,
+    message_id: String,
+    /// Index into [`BOXES`].
+    mailbox: usize,
+    internal_date: String,
+}
+
+/// `gen-corpus` output (deterministic by seed), spread over the three
+/// mailboxes so that a follow-up never waits in its parent's mailbox: it
+/// can be stored before the mail it answers.
+fn corpus(dir: &Path, count: usize, seed: u64) -> Vec<CorpusMail> {
+    let gen_corpus = [
+        repo().join("../shared/bench/gen-corpus"),
+        PathBuf::from("/work/shared/bench/gen-corpus"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+    .expect("../shared/bench/gen-corpus (the corpus generator) is missing");
+    let out = dir.join("corpus");
+    let status = std::process::Command::new(&gen_corpus)
+        .arg("--out")
+        .arg(&out)
+        .args(["--count", &count.to_string(), "--seed", &seed.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run gen-corpus");
+    assert!(status.success(), "gen-corpus failed");
+    let manifest = std::fs::read_to_string(out.join("manifest.tsv")).expect("manifest.tsv");
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut mails: Vec<CorpusMail> = Vec::new();
+    for line in manifest.lines().skip(1) {
+        let f: Vec<&str> = line.split('\t').collect();
+        let raw = std::fs::read(out.join(f[0])).expect("a corpus mail");
+        let kind = match f[1] {
+            "new" => Kind::New,
+            "followup" => Kind::FollowUp,
+            "noreply" => Kind::Machine,
+            k => panic!("unknown kind {k} in the manifest"),
+        };
+        let parent = (!f[2].is_empty()).then(|| index[f[2]]);
+        let mailbox = match parent {
+            Some(p) => (mails[p].mailbox + 1 + rng.usize(0..2)) % 3,
+            None => rng.usize(0..3),
+        };
+        let date = chrono::DateTime::parse_from_rfc3339(f[3]).expect("an ISO date");
+        let message_id = parse(&raw, chrono::DateTime::UNIX_EPOCH)
+            .message_id
+            .expect("a Message-ID");
+        index.insert(f[0].to_string(), mails.len());
+        mails.push(CorpusMail {
+            raw,
+            kind,
+            parent,
+            message_id,
+            mailbox,
+            internal_date: date.format("%d-%b-%Y %H:%M:%S +0000").to_string(),
+        });
+    }
+    mails
+}
+
+fn user(mailbox: usize) -> String {
+    format!("{}@vendor.test", BOXES[mailbox])
+}
+
+/// APPENDs `mails` to their mailboxes' INBOXes.
+async fn append(stack: &MailStack, mails: &[CorpusMail]) {
+    for (b, _) in BOXES.iter().enumerate() {
+        let mut s = stack.imap(&user(b)).await;
+        for m in mails.iter().filter(|m| m.mailbox == b) {
+            let date = format!("\"{}\"", m.internal_date);
+            s.append("INBOX", Some("()"), Some(&date), &m.raw)
+                .await
+                .expect("APPEND");
+        }
+        let _ = s.logout().await;
+    }
+}
+
+/// The stack with a proxy in front of each server and a config with the
+/// three mailboxes through them.
+struct Rig {
+    stack: MailStack,
+    imap: Proxy,
+    smtp: Proxy,
+    cfg: Config,
+}
+
+impl Rig {
+    async fn start(tweak: impl Fn(&mut crate::harness::ConfigText)) -> Rig {
+        let stack = MailStack::start();
+        let imap = Proxy::start(stack.imap_port).await;
+        let smtp = Proxy::start(stack.smtp_port).await;
+        let (ip, sp) = (imap.port, smtp.port);
+        let cfg = stack.config(|c| {
+            c.mailboxes = BOXES.iter().map(|b| (*b, *b)).collect();
+            c.imap_port = ip;
+            c.smtp_port = sp;
+            c.timeout_secs = 3;
+            c.retry_base_ms = 200;
+            tweak(c);
+        });
+        // A login creates each user's INBOX and Processed.
+        for b in 0..BOXES.len() {
+            let _ = stack.imap(&user(b)).await.logout().await;
+        }
+        Rig {
+            stack,
+            imap,
+            smtp,
+            cfg,
+        }
+    }
+
+    /// `ticketd run`, waited for until all three watchers watch: fails
+    /// when it does not start.
+    async fn run(&self) -> Ticketd {
+        let before = self.watching();
+        let mut d = Ticketd::rerun(&self.cfg.path, "info");
+        let want = before + BOXES.len();
+        let start = Instant::now();
+        loop {
+            if self.watching() >= want {
+                return d;
+            }
+            if let Some(status) = d.exited() {
+                panic!("ticketd run exited ({status}) at start:\n{}", d.log());
+            }
+            assert!(
+                start.elapsed() < START,
+                "ticketd run did not start within {START:?}:\n{}",
+                d.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn watching(&self) -> usize {
+        std::fs::read_to_string(self.cfg.path.with_extension("log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(" watching"))
+            .count()
+    }
+
+    async fn inbox_total(&self) -> u32 {
+        let mut n = 0;
+        for b in 0..BOXES.len() {
+            n += self.stack.count(&user(b), "INBOX").await;
+        }
+        n
+    }
+
+    async fn processed_total(&self) -> u32 {
+        let mut n = 0;
+        for b in 0..BOXES.len() {
+            n += self.stack.count(&user(b), "Processed").await;
+        }
+        n
+    }
+
+    fn store(&self) -> Store {
+        Store::open_read_only(&self.cfg.database).expect("open the database")
+    }
+
+    /// Runs the daemon until every INBOX is empty and nothing is left to
+    /// send, then stops it with SIGTERM.
+    async fn drain(&self) {
+        let d = self.run().await;
+        let start = Instant::now();
+        loop {
+            let queued = self
+                .store()
+                .outbox(None)
+                .map(|rows| rows.iter().filter(|r| r.status == "queued").count())
+                .unwrap_or(1);
+            if queued == 0 && self.inbox_total().await == 0 {
+                break;
+            }
+            assert!(
+                start.elapsed() < DRAIN,
+                "not drained within {DRAIN:?}: {queued} mails queued, {} in the INBOXes:\n{}",
+                self.inbox_total().await,
+                d.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        d.stop().await;
+    }
+}
+
+/// The sink's messages: Message-ID → copies, and the In-Reply-To of each.
+struct Received {
+    copies: HashMap<String, usize>,
+    answers: HashSet<String>,
+}
+
+fn received(stack: &MailStack) -> Received {
+    let mut r = Received {
+        copies: HashMap::new(),
+        answers: HashSet::new(),
+    };
+    for m in stack.sink_messages() {
+        let p = parse(&m, chrono::DateTime::UNIX_EPOCH);
+        *r.copies
+            .entry(p.message_id.expect("our mail has a Message-ID"))
+            .or_default() += 1;
+        r.answers.extend(p.in_reply_to);
+    }
+    r
+}
+
+fn sink_files(stack: &MailStack) -> HashSet<PathBuf> {
+    let mut out = HashSet::new();
+    let mut dirs = vec![stack.dir.join("sink")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                out.insert(p);
+            }
+        }
+    }
+    out
+}
+
+/// What a pass found; every check that failed is a line in `problems`.
+#[derive(Default)]
+struct Verdict {
+    tickets: usize,
+    replies: usize,
+    resent: usize,
+    problems: Vec<String>,
+}
+
+impl Verdict {
+    fn check(&mut self, ok: bool, what: impl FnOnce() -> String) {
+        if !ok {
+            self.problems.push(what());
+        }
+    }
+
+    fn assert_clean(&self, summary: &str) {
+        println!("{summary}");
+        assert!(
+            self.problems.is_empty(),
+            "{summary}\n{}",
+            self.problems.join("\n")
+        );
+    }
+}
+
+/// The checks every pass ends with, from the database and what the SMTP
+/// side received: each new mail on exactly one ticket of its own, each
+/// follow-up on its parent's ticket, each mail stored once, every queued
+/// mail sent and received, every new mail answered (or its answer
+/// suppressed by a recorded limit), no machine answered, nothing left in
+/// an INBOX.
+async fn verify(rig: &Rig, mails: &[CorpusMail]) -> Verdict {
+    let store = rig.store();
+    let mut v = Verdict::default();
+    let ticket_of = |m: &CorpusMail| {
+        store
+            .ticket_by_message_ids(std::slice::from_ref(&m.message_id))
+            .expect("lookup")
+            .map(|t| t.id)
+    };
+    let tickets: Vec<_> = mails.iter().map(ticket_of).collect();
+    let mut owners: HashMap<ticketd::model::TicketId, usize> = HashMap::new();
+    for (i, m) in mails.iter().enumerate() {
+        match (m.kind, tickets[i]) {
+            (Kind::New, None) => v.problems.push(format!("{} has no ticket", m.message_id)),
+            (Kind::New, Some(t)) => {
+                if let Some(other) = owners.insert(t, i) {
+                    v.problems.push(format!(
+                        "{} and {} share ticket {t:?}",
+                        mails[other].message_id, m.message_id
+                    ));
+                }
+            }
+            (Kind::FollowUp, t) => {
+                let parent = &mails[m.parent.expect("a follow-up's parent")];
+                let pt = tickets[m.parent.unwrap()];
+                v.check(t.is_some() && t == pt, || {
+                    format!(
+                        "follow-up {} is on {t:?}, its parent {} on {pt:?}",
+                        m.message_id, parent.message_id
+                    )
+                });
+            }
+            (Kind::Machine, _) => {}
+        }
+    }
+    let all_tickets = store.tickets().expect("tickets").len();
+    v.tickets = all_tickets;
+    let new = mails.iter().filter(|m| m.kind == Kind::New).count();
+    v.check(all_tickets == new, || {
+        format!("{all_tickets} tickets for {new} new mails")
+    });
+    let stored: i64 = store
+        .message_outcomes()
+        .expect("outcomes")
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    v.check(stored == mails.len() as i64, || {
+        format!("{stored} messages stored for {} appended", mails.len())
+    });
+    let outbox = store.outbox(None).expect("outbox");
+    let got = received(&rig.stack);
+    for r in &outbox {
+        v.check(r.status == "sent", || {
+            format!("{} {} is {} ({:?})", r.kind, r.message_id, r.status, r.last_error)
+        });
+        v.check(got.copies.contains_key(&r.message_id), || {
+            format!("{} {} never reached the SMTP server", r.kind, r.message_id)
+        });
+    }
+    let ours: HashSet<&str> = outbox.iter().map(|r| r.message_id.as_str()).collect();
+    for id in got.copies.keys() {
+        v.check(ours.contains(id.as_str()), || {
+            format!("the SMTP server got {id}, which is in no outbox row")
+        });
+    }
+    v.replies = got.copies.len();
+    v.resent = got.copies.values().map(|n| n - 1).sum();
+    for (i, m) in mails.iter().enumerate() {
+        let answered = got.answers.contains(&m.message_id);
+        match m.kind {
+            Kind::Machine => v.check(!answered, || format!("machine mail {} answered", m.message_id)),
+            Kind::New => {
+                let suppressed = tickets[i].is_some_and(|t| {
+                    store
+                        .ticket_events(t)
+                        .expect("events")
+                        .iter()
+                        .any(|(k, _)| k == "reply_suppressed")
+                });
+                v.check(answered || suppressed, || {
+                    format!("{} was never answered", m.message_id)
+                });
+            }
+            Kind::FollowUp => {}
+        }
+    }
+    let left = rig.inbox_total().await;
+    v.check(left == 0, || format!("{left} mails left in the INBOXes"));
+    let moved = rig.processed_total().await;
+    v.check(moved as usize == mails.len(), || {
+        format!("{moved} mails in Processed for {} appended", mails.len())
+    });
+    v
+}
+
+/// Where a kill lands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Moment {
+    /// A random instant up to 1.5 s into the run.
+    Random,
+    /// The SMTP server has a reply's body; the end of DATA is held.
+    DataEnd,
+    /// The SMTP server accepted a reply; its 250 is held from ticketd.
+    After250,
+    /// A batch is committed and its UID MOVE held.
+    Move,
+    /// Just after the next batch's fetch began: the batch before is being
+    /// committed.
+    Commit,
+}
+
+impl Moment {
+    const ALL: [Moment; 5] = [
+        Moment::Random,
+        Moment::After250,
+        Moment::Move,
+        Moment::DataEnd,
+        Moment::Commit,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Moment::Random => "random",
+            Moment::DataEnd => "mid-DATA",
+            Moment::After250 => "after-250",
+            Moment::Move => "mid-MOVE",
+            Moment::Commit => "mid-commit",
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_storm_loses_nothing_doubles_nothing_and_keeps_conversations_on_one_ticket() {
+    let Sizes { count, kills, seed } = sizes();
+    let begun = Instant::now();
+    let rig = Rig::start(|_| {}).await;
+    let mails = corpus(&rig.stack.dir, count, seed);
+    let mut rng = fastrand::Rng::with_seed(seed);
+    // More mail before every run: kills + 1 rounds.
+    let rounds: Vec<&[CorpusMail]> = mails.chunks(count.div_ceil(kills + 1)).collect();
+    let mut landed: HashMap<Moment, usize> = HashMap::new();
+    let mut missed = 0;
+    // The sink's files at each kill, to count what each kill re-sent.
+    let mut at_kill: Vec<HashSet<PathBuf>> = Vec::new();
+    let mut appended = 0;
+    for k in 0..kills {
+        if let Some(r) = rounds.get(k) {
+            append(&rig.stack, r).await;
+            appended += r.len();
+        }
+        let moment = Moment::ALL[k % Moment::ALL.len()];
+        let trap = match moment {
+            Moment::Random => None,
+            Moment::DataEnd => Some((&rig.smtp, Trap::new(Side::Client, b"\r\n.\r\n", Action::Hold))),
+            Moment::After250 => Some((
+                &rig.smtp,
+                Trap::new(Side::Client, b"\r\n.\r\n", Action::Hold)
+                    .then(Side::Server)
+                    .skip(rng.usize(0..8)),
+            )),
+            Moment::Move => Some((&rig.imap, Trap::new(Side::Client, b"UID MOVE", Action::Hold))),
+            Moment::Commit => Some((
+                &rig.imap,
+                Trap::new(Side::Client, b"BODY.PEEK[]", Action::Notify)
+                    .then(Side::Server)
+                    .skip(1),
+            )),
+        };
+        // Set before the start: the backlog is fetched at once.
+        if let Some((proxy, trap)) = &trap {
+            proxy.set(Mode::Trap(trap.clone()));
+        }
+        let d = rig.run().await;
+        match trap {
+            None => tokio::time::sleep(Duration::from_millis(rng.u64(0..1500))).await,
+            Some((proxy, _)) => {
+                if proxy.wait_fired(1, AIM).await {
+                    *landed.entry(moment).or_default() += 1;
+                    if moment == Moment::Commit {
+                        tokio::time::sleep(Duration::from_millis(rng.u64(0..20))).await;
+                    }
+                } else {
+                    missed += 1;
+                }
+            }
+        }
+        d.kill();
+        at_kill.push(sink_files(&rig.stack));
+        rig.imap.reset();
+        rig.smtp.reset();
+    }
+    for r in rounds.iter().skip(kills) {
+        append(&rig.stack, r).await;
+        appended += r.len();
+    }
+    assert_eq!(appended, mails.len());
+    rig.drain().await;
+
+    let mut v = verify(&rig, &mails).await;
+    // Each re-sent mail's first copy arrived before the kill that lost its
+    // 250; count them by that kill.
+    let mut first: HashMap<String, PathBuf> = HashMap::new();
+    let mut files: Vec<PathBuf> = sink_files(&rig.stack).into_iter().collect();
+    files.sort();
+    let mut per_kill = vec![0usize; kills + 1];
+    let mut seen: HashSet<String> = HashSet::new();
+    for f in files {
+        let id = parse(&std::fs::read(&f).unwrap(), chrono::DateTime::UNIX_EPOCH)
+            .message_id
+            .unwrap();
+        if seen.insert(id.clone()) {
+            first.insert(id, f);
+        } else {
+            let kill = at_kill
+                .iter()
+                .position(|s| s.contains(&first[&id]))
+                .unwrap_or(kills);
+            per_kill[kill] += 1;
+        }
+    }
+    let most = per_kill.iter().copied().max().unwrap_or(0);
+    v.check(most <= SMTP_CONNECTIONS, || {
+        format!("one kill re-sent {most} replies, more than one per SMTP connection ({SMTP_CONNECTIONS}): {per_kill:?}")
+    });
+    v.check(per_kill[kills] == 0, || {
+        format!("{} replies sent twice with no kill", per_kill[kills])
+    });
+    let aimed: Vec<String> = Moment::ALL
+        .iter()
+        .skip(1)
+        .map(|m| format!("{} {}", m.name(), landed.get(m).copied().unwrap_or(0)))
+        .collect();
+    let n = |k: Kind| mails.iter().filter(|m| m.kind == k).count();
+    let summary = format!(
+        "chaos kill-storm: seed {seed}, {} mails ({} new, {} follow-ups, {} machine) over 3 mailboxes, {kills} SIGKILLs ({} random, {}, {missed} aimed that found no moment), {kills} restarts all started; {} tickets, {} replies delivered, {} re-sent (most by one kill {most}, bound {SMTP_CONNECTIONS}), {} problems, {:.0}s",
+        mails.len(),
+        n(Kind::New),
+        n(Kind::FollowUp),
+        n(Kind::Machine),
+        kills.div_ceil(Moment::ALL.len()),
+        aimed.join(", "),
+        v.tickets,
+        v.replies,
+        v.resent,
+        v.problems.len(),
+        begun.elapsed().as_secs_f64(),
+    );
+    v.assert_clean(&summary);
+}
