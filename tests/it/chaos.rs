@@ -1,6 +1,6 @@
 //! The fault suite (`scripts/chaos`): the real `ticketd run` killed with SIGKILL at random and aimed moments, SMTP, IMAP and storage faults, each pass checked for loss and doubling and summed up in one line; sizes from CHAOS_COUNT, CHAOS_KILLS and CHAOS_SEED (a CI size by default).
 
-use crate::harness::{MailStack, Ticketd, repo};
+use crate::harness::{MailStack, Ticketd, mail, repo, wait_until};
 use crate::proxy::{Action, Mode, Proxy, Side, Trap};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -240,7 +240,7 @@ impl Rig {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        d.stop().await;
+        d.terminate().await;
     }
 }
 
@@ -257,9 +257,9 @@ fn received(stack: &MailStack) -> Received {
     };
     for m in stack.sink_messages() {
         let p = parse(&m, chrono::DateTime::UNIX_EPOCH);
-        *r.copies
-            .entry(p.message_id.expect("our mail has a Message-ID"))
-            .or_default() += 1;
+        // A connection dropped inside DATA can leave a partial dump.
+        let Some(id) = p.message_id else { continue };
+        *r.copies.entry(id).or_default() += 1;
         r.answers.extend(p.in_reply_to);
     }
     r
@@ -521,9 +521,10 @@ async fn kill_storm_loses_nothing_doubles_nothing_and_keeps_conversations_on_one
     let mut per_kill = vec![0usize; kills + 1];
     let mut seen: HashSet<String> = HashSet::new();
     for f in files {
-        let id = parse(&std::fs::read(&f).unwrap(), chrono::DateTime::UNIX_EPOCH)
-            .message_id
-            .unwrap();
+        let Some(id) = parse(&std::fs::read(&f).unwrap(), chrono::DateTime::UNIX_EPOCH).message_id
+        else {
+            continue;
+        };
         if seen.insert(id.clone()) {
             first.insert(id, f);
         } else {
@@ -558,6 +559,212 @@ async fn kill_storm_loses_nothing_doubles_nothing_and_keeps_conversations_on_one
         v.tickets,
         v.replies,
         v.resent,
+        v.problems.len(),
+        begun.elapsed().as_secs_f64(),
+    );
+    v.assert_clean(&summary);
+}
+
+/// `n` first mails from different customers (`{tag}{i}@example.net`) in
+/// support@'s INBOX.
+async fn customers(stack: &MailStack, tag: &str, n: usize) {
+    let mut s = stack.imap("support@vendor.test").await;
+    for i in 0..n {
+        let raw = mail(
+            &format!("{tag}{i}@example.net"),
+            "support@vendor.test",
+            &format!("Question {i} ({tag})"),
+            &format!("{tag}{i}@example.net"),
+            "",
+            "Hello, the pool is degraded.",
+        );
+        s.append("INBOX", Some("()"), Some("\"02-Mar-2026 09:00:00 -0800\""), &raw)
+            .await
+            .expect("APPEND");
+    }
+    let _ = s.logout().await;
+}
+
+#[derive(Clone, Copy, Debug)]
+enum SmtpFault {
+    Rcpt4xx,
+    Mail421,
+    DropAfterData,
+    DropAfterMessage,
+    NoListener,
+    Hang,
+}
+
+impl SmtpFault {
+    const ALL: [SmtpFault; 6] = [
+        SmtpFault::Rcpt4xx,
+        SmtpFault::Mail421,
+        SmtpFault::DropAfterData,
+        SmtpFault::DropAfterMessage,
+        SmtpFault::NoListener,
+        SmtpFault::Hang,
+    ];
+
+    fn tag(self) -> &'static str {
+        match self {
+            SmtpFault::Rcpt4xx => "rcpt-4xx-",
+            SmtpFault::Mail421 => "mail-421-",
+            SmtpFault::DropAfterData => "drop-data-",
+            SmtpFault::DropAfterMessage => "drop-message-",
+            SmtpFault::NoListener => "no-listener-",
+            SmtpFault::Hang => "hang-",
+        }
+    }
+
+    fn sink_flags(self) -> Option<[&'static str; 2]> {
+        match self {
+            SmtpFault::Rcpt4xx => Some(["-r", "RCPT"]),
+            SmtpFault::Mail421 => Some(["-Q", "MAIL"]),
+            _ => None,
+        }
+    }
+
+    async fn set(self, rig: &mut Rig) {
+        if let Some(flags) = self.sink_flags() {
+            rig.stack.stop_sink();
+            rig.stack.start_sink(&flags.map(String::from));
+        }
+        let end = Trap::new(Side::Client, b"\r\n.\r\n", Action::Drop).then(Side::Server);
+        match self {
+            SmtpFault::DropAfterData => rig.smtp.set(Mode::Trap(
+                Trap::new(Side::Client, b"DATA\r\n", Action::Drop)
+                    .then(Side::Server)
+                    .times(usize::MAX),
+            )),
+            SmtpFault::DropAfterMessage => rig.smtp.set(Mode::Trap(end.times(2))),
+            SmtpFault::NoListener => rig.smtp.close().await,
+            SmtpFault::Hang => rig.smtp.set(Mode::Hang),
+            _ => {}
+        }
+    }
+
+    async fn clear(self, rig: &mut Rig) {
+        if self.sink_flags().is_some() {
+            rig.stack.stop_sink();
+            rig.stack.start_sink(&[]);
+        }
+        rig.smtp.reset();
+        rig.smtp.listen().await;
+    }
+}
+
+/// The outbox rows whose recipient carries `tag`.
+fn rows_for(rig: &Rig, tag: &str) -> Vec<ticketd::store::OutboxRow> {
+    Store::open_read_only(&rig.cfg.database)
+        .and_then(|s| s.outbox(None))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.rcpt_to.iter().any(|a| a.contains(tag)))
+        .collect()
+}
+
+/// What the fault has done so far: answers and failures recorded, and
+/// traps fired.
+fn fault_progress(rig: &Rig, tag: &str) -> u32 {
+    rows_for(rig, tag)
+        .iter()
+        .map(|r| r.attempts + r.deferrals)
+        .sum::<u32>()
+        + rig.smtp.fired() as u32
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_faults_with_restarts_deliver_every_reply_once_and_fail_refused_recipients_once() {
+    const PER_FAULT: usize = 4;
+    const WAIT: Duration = Duration::from_secs(60);
+    let begun = Instant::now();
+    let mut rig = Rig::start(|_| {}).await;
+    let mut report = Vec::new();
+    for fault in SmtpFault::ALL {
+        let tag = fault.tag();
+        fault.set(&mut rig).await;
+        customers(&rig.stack, tag, PER_FAULT).await;
+        // Restarted while the fault lasts: each start sees it again.
+        let d = rig.run().await;
+        wait_until(&format!("{fault:?} to be met"), WAIT, || fault_progress(&rig, tag) > 0).await;
+        d.kill();
+        let seen = fault_progress(&rig, tag);
+        let d = rig.run().await;
+        wait_until(&format!("{fault:?} to be met after the restart"), WAIT, || {
+            fault_progress(&rig, tag) > seen
+        })
+        .await;
+        let during = fault_progress(&rig, tag);
+        // Then a relay that accepts.
+        fault.clear(&mut rig).await;
+        wait_until(&format!("the replies held by {fault:?} to go out"), WAIT, || {
+            let rows = rows_for(&rig, tag);
+            rows.len() == PER_FAULT && rows.iter().all(|r| r.status == "sent")
+        })
+        .await;
+        d.terminate().await;
+        report.push(format!("{fault:?} {during}"));
+    }
+    // 5xx for some recipients: failed, staff told once, the others sent.
+    rig.smtp.set(Mode::RejectRcpt("refused-"));
+    customers(&rig.stack, "refused-", 2).await;
+    customers(&rig.stack, "accepted-", 2).await;
+    let d = rig.run().await;
+    wait_until("a refused recipient", WAIT, || rig.smtp.rejected() > 0).await;
+    d.kill();
+    let d = rig.run().await;
+    wait_until("the refused replies to fail and staff to be told", WAIT, || {
+        let store = rig.store();
+        let rows = store.outbox(None).unwrap_or_default();
+        rows.iter().all(|r| r.status != "queued")
+            && rows_for(&rig, "refused-").iter().all(|r| r.status == "failed")
+    })
+    .await;
+    d.terminate().await;
+
+    let store = rig.store();
+    let rows = store.outbox(None).expect("outbox");
+    let got = received(&rig.stack);
+    let mut v = Verdict::default();
+    let refused = rows_for(&rig, "refused-");
+    v.check(refused.len() == 2, || format!("{} replies to refused recipients", refused.len()));
+    for r in &refused {
+        let notices: Vec<_> = rows
+            .iter()
+            .filter(|n| n.kind.starts_with("staff_") && n.ticket_id == r.ticket_id)
+            .collect();
+        v.check(notices.len() == 1, || {
+            format!("{} staff notices for the refused {}", notices.len(), r.message_id)
+        });
+        v.check(notices.iter().all(|n| got.copies.get(&n.message_id) == Some(&1)), || {
+            format!("the staff notice for {} was not delivered once", r.message_id)
+        });
+        v.check(!got.copies.contains_key(&r.message_id), || {
+            format!("the refused {} was received", r.message_id)
+        });
+    }
+    let mut resent = 0;
+    for r in rows.iter().filter(|r| !refused.iter().any(|x| x.id == r.id)) {
+        let copies = got.copies.get(&r.message_id).copied().unwrap_or(0);
+        v.check(r.status == "sent" && copies >= 1, || {
+            format!("{} {} is {} and was received {copies} times", r.kind, r.message_id, r.status)
+        });
+        resent += copies.saturating_sub(1);
+    }
+    // Only a connection dropped after the server took the whole message
+    // (it fired twice) or a kill can make a second copy.
+    v.check(resent <= 2 + SMTP_CONNECTIONS * (SmtpFault::ALL.len() + 1), || {
+        format!("{resent} replies received twice")
+    });
+    let left = rig.inbox_total().await;
+    v.check(left == 0, || format!("{left} mails left in the INBOXes"));
+    v.replies = got.copies.len();
+    let summary = format!(
+        "chaos smtp-faults: {} faults each with a SIGKILL and restart while it lasts (answers and failures recorded during each: {}), then a relay that accepts; {} replies delivered, {resent} received twice; 5xx for 2 recipients: {} failed, staff told once each; {} problems, {:.0}s",
+        SmtpFault::ALL.len(),
+        report.join(", "),
+        v.replies,
+        refused.iter().filter(|r| r.status == "failed").count(),
         v.problems.len(),
         begun.elapsed().as_secs_f64(),
     );

@@ -1053,7 +1053,20 @@ impl Ticketd {
     }
 
     /// SIGTERM, then waits for a clean exit; returns the whole log.
-    pub async fn stop(mut self) -> String {
+    pub async fn stop(self) -> String {
+        let log = self.terminate().await;
+        // What an admin would see (with --nocapture).
+        for l in log
+            .lines()
+            .filter(|l| !l.contains(" TRACE ") && !l.contains(" DEBUG "))
+        {
+            println!("{l}");
+        }
+        log
+    }
+
+    /// [`Ticketd::stop`] without printing the log.
+    pub async fn terminate(mut self) -> String {
         let pid = self.child.id().to_string();
         Command::new("kill")
             .args(["-TERM", &pid])
@@ -1074,13 +1087,6 @@ impl Ticketd {
             status.is_some_and(|s| s.success()),
             "ticketd exited with {status:?}:\n{log}"
         );
-        // What an admin would see (with --nocapture).
-        for l in log
-            .lines()
-            .filter(|l| !l.contains(" TRACE ") && !l.contains(" DEBUG "))
-        {
-            println!("{l}");
-        }
         log
     }
 }
