@@ -770,3 +770,237 @@ async fn smtp_faults_with_restarts_deliver_every_reply_once_and_fail_refused_rec
     );
     v.assert_clean(&summary);
 }
+
+/// A small ext4 filesystem on a loop device (the tests run as root), with
+/// `errors=remount-ro` so that a reported error turns it read-only as a
+/// failing disk would.
+struct LoopFs {
+    image: PathBuf,
+    dir: PathBuf,
+}
+
+fn sh(program: &str, args: &[&str]) -> std::process::Output {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e} (the storage faults need root, mount and e2fsprogs)"));
+    out
+}
+
+fn sh_ok(program: &str, args: &[&str]) {
+    let out = sh(program, args);
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed (the storage faults need root, loop devices and e2fsprogs): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl LoopFs {
+    fn create(dir: &Path, mib: u64) -> LoopFs {
+        let image = dir.with_extension("img");
+        std::fs::File::create(&image)
+            .and_then(|f| f.set_len(mib << 20))
+            .expect("the image file");
+        sh_ok("mkfs.ext4", &["-q", "-F", image.to_str().unwrap()]);
+        std::fs::create_dir_all(dir).unwrap();
+        let fs = LoopFs {
+            image,
+            dir: dir.to_path_buf(),
+        };
+        fs.mount();
+        fs
+    }
+
+    fn mount(&self) {
+        sh_ok(
+            "mount",
+            &[
+                "-o",
+                "loop,errors=remount-ro",
+                self.image.to_str().unwrap(),
+                self.dir.to_str().unwrap(),
+            ],
+        );
+    }
+
+    fn umount(&self) {
+        sh_ok("umount", &[self.dir.to_str().unwrap()]);
+    }
+
+    /// Unmounted, checked and mounted again: what an admin does after a
+    /// filesystem error.
+    fn repair(&self) {
+        self.umount();
+        let out = sh("e2fsck", &["-fy", self.image.to_str().unwrap()]);
+        assert!(
+            matches!(out.status.code(), Some(0..=2)),
+            "e2fsck: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        self.mount();
+    }
+
+    /// Fills it to the last block; returns the file that does.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write as _;
+        let path = self.dir.join("filler");
+        let mut f = std::fs::File::create(&path).expect("the filler");
+        let block = vec![0u8; 64 * 1024];
+        while f.write_all(&block).and_then(|_| f.sync_data()).is_ok() {}
+        let _ = f.write_all(&[0u8; 512]);
+        path
+    }
+
+    /// Reports a filesystem error (ext4's `trigger_fs_error`): with
+    /// `errors=remount-ro` it turns read-only at once, open files and all.
+    fn fail(&self) {
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+        let dev = mounts
+            .lines()
+            .find(|l| l.split(' ').nth(1) == self.dir.to_str())
+            .and_then(|l| l.split(' ').next())
+            .and_then(|d| d.strip_prefix("/dev/"))
+            .expect("the loop device in /proc/mounts")
+            .to_string();
+        std::fs::write(format!("/sys/fs/ext4/{dev}/trigger_fs_error"), "fault suite\n")
+            .expect("trigger_fs_error");
+    }
+}
+
+impl Drop for LoopFs {
+    fn drop(&mut self) {
+        let _ = sh("umount", &[self.dir.to_str().unwrap()]);
+        let _ = std::fs::remove_file(&self.image);
+    }
+}
+
+/// The daemon's log from byte `from` on.
+fn log_since(rig: &Rig, from: usize) -> String {
+    let log = std::fs::read_to_string(rig.cfg.path.with_extension("log")).unwrap_or_default();
+    log.get(from..).unwrap_or_default().to_string()
+}
+
+fn log_len(rig: &Rig) -> usize {
+    std::fs::metadata(rig.cfg.path.with_extension("log")).map_or(0, |m| m.len() as usize)
+}
+
+/// The errors intake logged for a database it could not write.
+fn store_errors(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| l.contains(" ERROR ") && l.contains("cannot store mail in the database"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_faults_a_full_and_a_failed_filesystem_acknowledge_nothing_and_lose_nothing() {
+    const WAIT: Duration = Duration::from_secs(120);
+    let begun = Instant::now();
+    let rig = Rig::start(|c| c.database = c.dir.join("db/ticketd.db")).await;
+    let fs = LoopFs::create(&rig.stack.dir.join("db"), 16);
+    let support = "support@vendor.test";
+    let answered = |tag: &str, n: usize| {
+        let rows = rows_for(&rig, tag);
+        rows.len() == n && rows.iter().all(|r| r.status == "sent")
+    };
+    customers(&rig.stack, "before-", 3).await;
+    let d = rig.run().await;
+    wait_until("the first replies", WAIT, || answered("before-", 3)).await;
+
+    // A second run on the same database refuses; the other commands work.
+    let ticketd = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ticketd"))
+            .args(args)
+            .arg("--config")
+            .arg(&rig.cfg.path)
+            .output()
+            .expect("ticketd")
+    };
+    let second = ticketd(&["run"]);
+    let refusal = String::from_utf8_lossy(&second.stderr).into_owned();
+    let mut v = Verdict::default();
+    v.check(
+        second.status.code() == Some(1) && refusal.contains("another ticketd run (pid "),
+        || format!("a second ticketd run did not refuse: {:?} {refusal}", second.status),
+    );
+    v.check(ticketd(&["tickets"]).status.success(), || {
+        "ticketd tickets failed beside the running daemon".into()
+    });
+
+    // Full: nothing acknowledged, a clear error, then it resumes by itself.
+    let filler = fs.fill();
+    let mark = log_len(&rig);
+    customers(&rig.stack, "full-", 4).await;
+    wait_until("an error about the full disk", WAIT, || {
+        !store_errors(&log_since(&rig, mark)).is_empty()
+    })
+    .await;
+    let held_full = rig.stack.count(support, "INBOX").await;
+    std::fs::remove_file(&filler).unwrap();
+    wait_until("intake to resume once space is back", WAIT, || {
+        answered("full-", 4)
+    })
+    .await;
+    let full_log = log_since(&rig, mark);
+    let db = rig.cfg.database.display().to_string();
+    let full_errors = store_errors(&full_log);
+    v.check(full_errors.len() == 1 && full_errors[0].contains(&db), || {
+        format!("not one clear error naming {db} for a full disk: {full_errors:#?}")
+    });
+    v.check(full_log.contains("takes mail again"), || {
+        "no line saying intake resumed".into()
+    });
+    v.check(held_full == 4, || {
+        format!("{} of 4 mails acknowledged on a full disk", 4 - held_full)
+    });
+
+    // Failed (read-only) filesystem: nothing acknowledged, an error; after
+    // the admin's repair and a restart nothing is lost.
+    let mark = log_len(&rig);
+    fs.fail();
+    customers(&rig.stack, "readonly-", 3).await;
+    wait_until("an error about the failed filesystem", WAIT, || {
+        !store_errors(&log_since(&rig, mark)).is_empty()
+    })
+    .await;
+    let held_ro = rig.stack.count(support, "INBOX").await;
+    v.check(held_ro == 3, || {
+        format!("{} of 3 mails acknowledged on a read-only filesystem", 3 - held_ro)
+    });
+    let ro_log = log_since(&rig, mark);
+    let ro_errors = store_errors(&ro_log);
+    v.check(ro_errors.len() == 1 && ro_errors[0].contains(&db), || {
+        format!("not one clear error naming {db} for a failed filesystem: {ro_errors:#?}")
+    });
+    d.kill();
+    fs.repair();
+    rig.drain().await;
+
+    let got = received(&rig.stack);
+    let store = rig.store();
+    let tickets = store.tickets().expect("tickets").len();
+    v.check(tickets == 10, || format!("{tickets} tickets for 10 mails"));
+    for r in store.outbox(None).expect("outbox") {
+        let copies = got.copies.get(&r.message_id).copied().unwrap_or(0);
+        v.check(r.status == "sent" && copies == 1, || {
+            format!("{} is {}, received {copies} times", r.message_id, r.status)
+        });
+    }
+    let left = rig.inbox_total().await;
+    v.check(left == 0, || format!("{left} mails left in the INBOXes"));
+    for l in full_errors.iter().chain(&ro_errors) {
+        println!("{l}");
+    }
+    let summary = format!(
+        "chaos storage-faults: a second run refused ({}), listings beside it work; full disk: {} of 4 held on IMAP, {} error line, resumed by itself; read-only: {} of 3 held, {} error line, resumed after repair and restart; {tickets} tickets, {} replies each received once; {} problems, {:.0}s",
+        refusal.lines().next().unwrap_or_default().trim(),
+        held_full,
+        full_errors.len(),
+        held_ro,
+        ro_errors.len(),
+        got.copies.len(),
+        v.problems.len(),
+        begun.elapsed().as_secs_f64(),
+    );
+    v.assert_clean(&summary);
+}

@@ -421,6 +421,8 @@ pub struct ConfigText {
     pub imap_port: u16,
     pub smtp_port: u16,
     pub dir: PathBuf,
+    /// `[daemon] database` (`ticketd.db` in the stack's directory).
+    pub database: PathBuf,
     pub password: String,
     pub pack: String,
     pub after: String,
@@ -460,6 +462,7 @@ impl ConfigText {
             imap_port: s.imap_port,
             smtp_port: s.smtp_port,
             dir: s.dir.clone(),
+            database: s.dir.join("ticketd.db"),
             password: "secret".into(),
             pack: "ixsystems".into(),
             after: "move".into(),
@@ -487,7 +490,7 @@ impl ConfigText {
         let repo = repo();
         let mut t = format!(
             r#"[daemon]
-database = "{dir}/ticketd.db"
+database = "{database}"
 templates = "{repo}/templates"
 packs = "{repo}/config/vendors"
 pack = "{pack}"
@@ -518,7 +521,7 @@ max_attempts = {attempts}
 timeout_secs = {timeout}
 {ca}{smtp_login}
 "#,
-            dir = self.dir.display(),
+            database = self.database.display(),
             repo = repo.display(),
             pack = self.pack,
             max = self.max_message_bytes,
