@@ -316,7 +316,10 @@ async fn session(
         let store = shared.store.clone();
         let name = m.name.clone();
         let now = shared.clock.now();
+        // The blocking thread's lines name the mailbox too.
+        let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || -> Result<_> {
+            let _g = span.enter();
             let st = store.lock();
             let state = st.mailbox_state(&name)?;
             if state.map(|s| s.uidvalidity) != Some(uidvalidity) {

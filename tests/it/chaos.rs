@@ -367,7 +367,10 @@ async fn verify(rig: &Rig, mails: &[CorpusMail]) -> Verdict {
     let got = received(&rig.stack);
     for r in &outbox {
         v.check(r.status == "sent", || {
-            format!("{} {} is {} ({:?})", r.kind, r.message_id, r.status, r.last_error)
+            format!(
+                "{} {} is {} ({:?})",
+                r.kind, r.message_id, r.status, r.last_error
+            )
         });
         v.check(got.copies.contains_key(&r.message_id), || {
             format!("{} {} never reached the SMTP server", r.kind, r.message_id)
@@ -384,7 +387,9 @@ async fn verify(rig: &Rig, mails: &[CorpusMail]) -> Verdict {
     for (i, m) in mails.iter().enumerate() {
         let answered = got.answers.contains(&m.message_id);
         match m.kind {
-            Kind::Machine => v.check(!answered, || format!("machine mail {} answered", m.message_id)),
+            Kind::Machine => v.check(!answered, || {
+                format!("machine mail {} answered", m.message_id)
+            }),
             Kind::New => {
                 let suppressed = tickets[i].is_some_and(|t| {
                     store
@@ -467,14 +472,20 @@ async fn kill_storm_loses_nothing_doubles_nothing_and_keeps_conversations_on_one
         let moment = Moment::ALL[k % Moment::ALL.len()];
         let trap = match moment {
             Moment::Random => None,
-            Moment::DataEnd => Some((&rig.smtp, Trap::new(Side::Client, b"\r\n.\r\n", Action::Hold))),
+            Moment::DataEnd => Some((
+                &rig.smtp,
+                Trap::new(Side::Client, b"\r\n.\r\n", Action::Hold),
+            )),
             Moment::After250 => Some((
                 &rig.smtp,
                 Trap::new(Side::Client, b"\r\n.\r\n", Action::Hold)
                     .then(Side::Server)
                     .skip(rng.usize(0..8)),
             )),
-            Moment::Move => Some((&rig.imap, Trap::new(Side::Client, b"UID MOVE", Action::Hold))),
+            Moment::Move => Some((
+                &rig.imap,
+                Trap::new(Side::Client, b"UID MOVE", Action::Hold),
+            )),
             Moment::Commit => Some((
                 &rig.imap,
                 Trap::new(Side::Client, b"BODY.PEEK[]", Action::Notify)
@@ -568,7 +579,11 @@ async fn kill_storm_loses_nothing_doubles_nothing_and_keeps_conversations_on_one
 /// `n` first mails from different customers (`{tag}{i}@example.net`) in
 /// support@'s INBOX.
 async fn customers(stack: &MailStack, tag: &str, n: usize) {
-    let mut s = stack.imap("support@vendor.test").await;
+    customers_in(stack, "support@vendor.test", tag, n).await;
+}
+
+async fn customers_in(stack: &MailStack, user: &str, tag: &str, n: usize) {
+    let mut s = stack.imap(user).await;
     for i in 0..n {
         let raw = mail(
             &format!("{tag}{i}@example.net"),
@@ -578,9 +593,14 @@ async fn customers(stack: &MailStack, tag: &str, n: usize) {
             "",
             "Hello, the pool is degraded.",
         );
-        s.append("INBOX", Some("()"), Some("\"02-Mar-2026 09:00:00 -0800\""), &raw)
-            .await
-            .expect("APPEND");
+        s.append(
+            "INBOX",
+            Some("()"),
+            Some("\"02-Mar-2026 09:00:00 -0800\""),
+            &raw,
+        )
+        .await
+        .expect("APPEND");
     }
     let _ = s.logout().await;
 }
@@ -686,21 +706,30 @@ async fn smtp_faults_with_restarts_deliver_every_reply_once_and_fail_refused_rec
         customers(&rig.stack, tag, PER_FAULT).await;
         // Restarted while the fault lasts: each start sees it again.
         let d = rig.run().await;
-        wait_until(&format!("{fault:?} to be met"), WAIT, || fault_progress(&rig, tag) > 0).await;
+        wait_until(&format!("{fault:?} to be met"), WAIT, || {
+            fault_progress(&rig, tag) > 0
+        })
+        .await;
         d.kill();
         let seen = fault_progress(&rig, tag);
         let d = rig.run().await;
-        wait_until(&format!("{fault:?} to be met after the restart"), WAIT, || {
-            fault_progress(&rig, tag) > seen
-        })
+        wait_until(
+            &format!("{fault:?} to be met after the restart"),
+            WAIT,
+            || fault_progress(&rig, tag) > seen,
+        )
         .await;
         let during = fault_progress(&rig, tag);
         // Then a relay that accepts.
         fault.clear(&mut rig).await;
-        wait_until(&format!("the replies held by {fault:?} to go out"), WAIT, || {
-            let rows = rows_for(&rig, tag);
-            rows.len() == PER_FAULT && rows.iter().all(|r| r.status == "sent")
-        })
+        wait_until(
+            &format!("the replies held by {fault:?} to go out"),
+            WAIT,
+            || {
+                let rows = rows_for(&rig, tag);
+                rows.len() == PER_FAULT && rows.iter().all(|r| r.status == "sent")
+            },
+        )
         .await;
         d.terminate().await;
         report.push(format!("{fault:?} {during}"));
@@ -713,12 +742,18 @@ async fn smtp_faults_with_restarts_deliver_every_reply_once_and_fail_refused_rec
     wait_until("a refused recipient", WAIT, || rig.smtp.rejected() > 0).await;
     d.kill();
     let d = rig.run().await;
-    wait_until("the refused replies to fail and staff to be told", WAIT, || {
-        let store = rig.store();
-        let rows = store.outbox(None).unwrap_or_default();
-        rows.iter().all(|r| r.status != "queued")
-            && rows_for(&rig, "refused-").iter().all(|r| r.status == "failed")
-    })
+    wait_until(
+        "the refused replies to fail and staff to be told",
+        WAIT,
+        || {
+            let store = rig.store();
+            let rows = store.outbox(None).unwrap_or_default();
+            rows.iter().all(|r| r.status != "queued")
+                && rows_for(&rig, "refused-")
+                    .iter()
+                    .all(|r| r.status == "failed")
+        },
+    )
     .await;
     d.terminate().await;
 
@@ -727,35 +762,56 @@ async fn smtp_faults_with_restarts_deliver_every_reply_once_and_fail_refused_rec
     let got = received(&rig.stack);
     let mut v = Verdict::default();
     let refused = rows_for(&rig, "refused-");
-    v.check(refused.len() == 2, || format!("{} replies to refused recipients", refused.len()));
+    v.check(refused.len() == 2, || {
+        format!("{} replies to refused recipients", refused.len())
+    });
     for r in &refused {
         let notices: Vec<_> = rows
             .iter()
             .filter(|n| n.kind.starts_with("staff_") && n.ticket_id == r.ticket_id)
             .collect();
         v.check(notices.len() == 1, || {
-            format!("{} staff notices for the refused {}", notices.len(), r.message_id)
+            format!(
+                "{} staff notices for the refused {}",
+                notices.len(),
+                r.message_id
+            )
         });
-        v.check(notices.iter().all(|n| got.copies.get(&n.message_id) == Some(&1)), || {
-            format!("the staff notice for {} was not delivered once", r.message_id)
-        });
+        v.check(
+            notices
+                .iter()
+                .all(|n| got.copies.get(&n.message_id) == Some(&1)),
+            || {
+                format!(
+                    "the staff notice for {} was not delivered once",
+                    r.message_id
+                )
+            },
+        );
         v.check(!got.copies.contains_key(&r.message_id), || {
             format!("the refused {} was received", r.message_id)
         });
     }
     let mut resent = 0;
-    for r in rows.iter().filter(|r| !refused.iter().any(|x| x.id == r.id)) {
+    for r in rows
+        .iter()
+        .filter(|r| !refused.iter().any(|x| x.id == r.id))
+    {
         let copies = got.copies.get(&r.message_id).copied().unwrap_or(0);
         v.check(r.status == "sent" && copies >= 1, || {
-            format!("{} {} is {} and was received {copies} times", r.kind, r.message_id, r.status)
+            format!(
+                "{} {} is {} and was received {copies} times",
+                r.kind, r.message_id, r.status
+            )
         });
         resent += copies.saturating_sub(1);
     }
     // Only a connection dropped after the server took the whole message
     // (it fired twice) or a kill can make a second copy.
-    v.check(resent <= 2 + SMTP_CONNECTIONS * (SmtpFault::ALL.len() + 1), || {
-        format!("{resent} replies received twice")
-    });
+    v.check(
+        resent <= 2 + SMTP_CONNECTIONS * (SmtpFault::ALL.len() + 1),
+        || format!("{resent} replies received twice"),
+    );
     let left = rig.inbox_total().await;
     v.check(left == 0, || format!("{left} mails left in the INBOXes"));
     v.replies = got.copies.len();
@@ -783,7 +839,9 @@ fn sh(program: &str, args: &[&str]) -> std::process::Output {
     let out = std::process::Command::new(program)
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e} (the storage faults need root, mount and e2fsprogs)"));
+        .unwrap_or_else(|e| {
+            panic!("cannot run {program}: {e} (the storage faults need root, mount and e2fsprogs)")
+        });
     out
 }
 
@@ -863,8 +921,11 @@ impl LoopFs {
             .and_then(|d| d.strip_prefix("/dev/"))
             .expect("the loop device in /proc/mounts")
             .to_string();
-        std::fs::write(format!("/sys/fs/ext4/{dev}/trigger_fs_error"), "fault suite\n")
-            .expect("trigger_fs_error");
+        std::fs::write(
+            format!("/sys/fs/ext4/{dev}/trigger_fs_error"),
+            "fault suite\n",
+        )
+        .expect("trigger_fs_error");
     }
 }
 
@@ -921,7 +982,12 @@ async fn storage_faults_a_full_and_a_failed_filesystem_acknowledge_nothing_and_l
     let mut v = Verdict::default();
     v.check(
         second.status.code() == Some(1) && refusal.contains("another ticketd run (pid "),
-        || format!("a second ticketd run did not refuse: {:?} {refusal}", second.status),
+        || {
+            format!(
+                "a second ticketd run did not refuse: {:?} {refusal}",
+                second.status
+            )
+        },
     );
     v.check(ticketd(&["tickets"]).status.success(), || {
         "ticketd tickets failed beside the running daemon".into()
@@ -944,9 +1010,10 @@ async fn storage_faults_a_full_and_a_failed_filesystem_acknowledge_nothing_and_l
     let full_log = log_since(&rig, mark);
     let db = rig.cfg.database.display().to_string();
     let full_errors = store_errors(&full_log);
-    v.check(full_errors.len() == 1 && full_errors[0].contains(&db), || {
-        format!("not one clear error naming {db} for a full disk: {full_errors:#?}")
-    });
+    v.check(
+        full_errors.len() == 1 && full_errors[0].contains(&db),
+        || format!("not one clear error naming {db} for a full disk: {full_errors:#?}"),
+    );
     v.check(full_log.contains("takes mail again"), || {
         "no line saying intake resumed".into()
     });
@@ -965,7 +1032,10 @@ async fn storage_faults_a_full_and_a_failed_filesystem_acknowledge_nothing_and_l
     .await;
     let held_ro = rig.stack.count(support, "INBOX").await;
     v.check(held_ro == 3, || {
-        format!("{} of 3 mails acknowledged on a read-only filesystem", 3 - held_ro)
+        format!(
+            "{} of 3 mails acknowledged on a read-only filesystem",
+            3 - held_ro
+        )
     });
     let ro_log = log_since(&rig, mark);
     let ro_errors = store_errors(&ro_log);
@@ -998,6 +1068,167 @@ async fn storage_faults_a_full_and_a_failed_filesystem_acknowledge_nothing_and_l
         full_errors.len(),
         held_ro,
         ro_errors.len(),
+        got.copies.len(),
+        v.problems.len(),
+        begun.elapsed().as_secs_f64(),
+    );
+    v.assert_clean(&summary);
+}
+
+/// The warnings and errors the daemon logged (each names its mailbox in
+/// its span).
+fn trouble(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| l.contains(" ERROR ") || l.contains(" WARN "))
+        .collect()
+}
+
+#[derive(Clone, Copy, Debug)]
+enum ImapFault {
+    /// Dovecot killed while a batch is fetched, then started again.
+    RestartMidFetch,
+    /// The connection dropped while it idles.
+    DropMidIdle,
+    UidValidityChange,
+    /// The watched mailbox deleted and created again.
+    MailboxRecreated,
+    /// The folder processed mail is moved to deleted.
+    ProcessedMissing,
+}
+
+impl ImapFault {
+    const ALL: [ImapFault; 5] = [
+        ImapFault::RestartMidFetch,
+        ImapFault::DropMidIdle,
+        ImapFault::UidValidityChange,
+        ImapFault::MailboxRecreated,
+        ImapFault::ProcessedMissing,
+    ];
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imap_faults_reconnect_and_lose_or_double_nothing() {
+    const PER_FAULT: usize = 6;
+    const WAIT: Duration = Duration::from_secs(90);
+    let begun = Instant::now();
+    // The last mailbox, 24x7@, moves its mail to Done.
+    let rig = Rig::start(|c| c.extra = "processed_folder = \"Done\"\n".into()).await;
+    let support = "support@vendor.test";
+    let d = rig.run().await;
+    let mut report = Vec::new();
+    let mut v = Verdict::default();
+    for (i, fault) in ImapFault::ALL.iter().enumerate() {
+        let tag = format!("imap{i}-");
+        let mark = log_len(&rig);
+        match fault {
+            ImapFault::RestartMidFetch => {
+                rig.imap.set(Mode::Trap(
+                    Trap::new(Side::Client, b"BODY.PEEK[]", Action::Notify).then(Side::Server),
+                ));
+                customers(&rig.stack, &tag, PER_FAULT).await;
+                assert!(rig.imap.wait_fired(1, WAIT).await, "no fetch seen");
+                rig.stack.stop_dovecot();
+                rig.stack.start_dovecot();
+            }
+            ImapFault::DropMidIdle => {
+                rig.imap.set(Mode::Trap(
+                    Trap::new(Side::Server, b"+ idling", Action::Drop).times(3),
+                ));
+                rig.imap.reset_connections();
+                assert!(rig.imap.wait_fired(3, WAIT).await, "no IDLE seen");
+                customers(&rig.stack, &tag, PER_FAULT).await;
+            }
+            ImapFault::UidValidityChange => {
+                rig.stack.doveadm(&[
+                    "mailbox",
+                    "update",
+                    "-u",
+                    support,
+                    "--uid-validity",
+                    "4242",
+                    "INBOX",
+                ]);
+                customers(&rig.stack, &tag, PER_FAULT).await;
+            }
+            ImapFault::MailboxRecreated => {
+                rig.stack
+                    .doveadm(&["mailbox", "delete", "-u", support, "INBOX"]);
+                rig.stack
+                    .doveadm(&["mailbox", "create", "-u", support, "INBOX"]);
+                // Dovecot's own index of the new INBOX goes astray when mail
+                // is appended before the open sessions noticed the change.
+                wait_until("the watcher to see the new INBOX", WAIT, || {
+                    log_since(&rig, mark).contains("UIDVALIDITY changed")
+                })
+                .await;
+                customers(&rig.stack, &tag, PER_FAULT).await;
+            }
+            ImapFault::ProcessedMissing => {
+                // Dovecot creates its own Processed again by itself: 24x7@
+                // moves to a folder of its own, which ticketd creates.
+                let user = "24x7@vendor.test";
+                rig.stack
+                    .doveadm(&["mailbox", "delete", "-u", user, "Done"]);
+                customers_in(&rig.stack, user, &tag, PER_FAULT).await;
+            }
+        }
+        let answered = || {
+            let rows = rows_for(&rig, &tag);
+            rows.len() == PER_FAULT && rows.iter().all(|r| r.status == "sent")
+        };
+        wait_until(
+            &format!("the mail of {fault:?} to be answered"),
+            WAIT,
+            answered,
+        )
+        .await;
+        for b in 0..BOXES.len() {
+            rig.stack.wait_for_count(&user(b), "INBOX", 0, WAIT).await;
+        }
+        rig.imap.set(Mode::Pass);
+        let log = log_since(&rig, mark);
+        let lines = trouble(&log);
+        for l in &lines {
+            println!("{fault:?}: {l}");
+        }
+        v.check(!lines.is_empty(), || format!("{fault:?}: nothing logged"));
+        v.check(lines.iter().all(|l| l.contains("{mailbox=")), || {
+            format!("{fault:?}: a line that names no mailbox: {lines:#?}")
+        });
+        let reconnects = lines.iter().filter(|l| l.contains("retry_in_ms=")).count();
+        report.push(format!(
+            "{fault:?}: {} lines, {reconnects} reconnects",
+            lines.len()
+        ));
+    }
+    d.terminate().await;
+
+    let store = rig.store();
+    let want = PER_FAULT * ImapFault::ALL.len();
+    let tickets = store.tickets().expect("tickets").len();
+    v.check(tickets == want, || {
+        format!("{tickets} tickets for {want} mails")
+    });
+    let stored: i64 = store
+        .message_outcomes()
+        .expect("outcomes")
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    v.check(stored as usize == want, || {
+        format!("{stored} messages stored for {want}")
+    });
+    let got = received(&rig.stack);
+    for r in store.outbox(None).expect("outbox") {
+        let copies = got.copies.get(&r.message_id).copied().unwrap_or(0);
+        v.check(r.status == "sent" && copies == 1, || {
+            format!("{} is {}, received {copies} times", r.message_id, r.status)
+        });
+    }
+    let summary = format!(
+        "chaos imap-faults: {} faults ({}); {tickets} tickets, {} replies each received once; {} problems, {:.0}s",
+        ImapFault::ALL.len(),
+        report.join(", "),
         got.copies.len(),
         v.problems.len(),
         begun.elapsed().as_secs_f64(),

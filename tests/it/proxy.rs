@@ -158,6 +158,11 @@ impl Proxy {
     /// held and hung ones too).
     pub fn reset(&self) {
         self.set(Mode::Pass);
+        self.reset_connections();
+    }
+
+    /// Closes every open connection.
+    pub fn reset_connections(&self) {
         for t in self.state.open.lock().unwrap().drain(..) {
             t.cancel();
         }
