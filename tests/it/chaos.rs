@@ -35,7 +35,7 @@ struct Sizes {
 
 fn sizes() -> Sizes {
     Sizes {
-        count: env_or("CHAOS_COUNT", 240) as usize,
+        count: env_or("CHAOS_COUNT", 400) as usize,
         kills: env_or("CHAOS_KILLS", 10) as usize,
         seed: env_or("CHAOS_SEED", 12),
     }
@@ -1234,4 +1234,59 @@ async fn imap_faults_reconnect_and_lose_or_double_nothing() {
         begun.elapsed().as_secs_f64(),
     );
     v.assert_clean(&summary);
+}
+
+/// Found by the kill storm: two follow-ups of one mail, both stored before
+/// it (it waits in another mailbox), opened a ticket each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_follow_ups_stored_before_the_mail_they_answer_are_on_its_one_ticket() {
+    let stack = MailStack::start();
+    let date = "02-Mar-2026 09:00:00 -0800";
+    let parent = mail(
+        "ann@customer.test",
+        "rma@vendor.test",
+        "Drive failed in bay 3",
+        "parent@customer.test",
+        "",
+        "The drive in bay 3 failed.",
+    );
+    stack
+        .append("rma@vendor.test", "INBOX", &parent, date)
+        .await;
+    for (i, text) in ["The serial is A1-B2C3D4E5.", "And the invoice INV-2025-1."]
+        .iter()
+        .enumerate()
+    {
+        let follow_up = mail(
+            "ann@customer.test",
+            "support@vendor.test",
+            "Re: Drive failed in bay 3",
+            &format!("child{i}@customer.test"),
+            "In-Reply-To: <parent@customer.test>\r\nReferences: <parent@customer.test>\r\n",
+            text,
+        );
+        stack
+            .append("support@vendor.test", "INBOX", &follow_up, date)
+            .await;
+    }
+    let clock: ticketd::clock::SharedClock = std::sync::Arc::new(ticketd::clock::SystemClock);
+    // support@ first: both follow-ups are stored before their parent.
+    let support_only = stack.config(|c| c.mailboxes = vec![("support", "support")]);
+    ticketd::daemon::run_once(support_only, clock.clone())
+        .await
+        .expect("run --once");
+    let both = stack.config(|c| c.mailboxes = vec![("support", "support"), ("rma", "rma")]);
+    ticketd::daemon::run_once(both.clone(), clock)
+        .await
+        .expect("run --once");
+    let tickets = Store::open_read_only(&both.database)
+        .unwrap()
+        .tickets()
+        .unwrap();
+    assert_eq!(
+        tickets.len(),
+        1,
+        "one conversation, one ticket: {tickets:?}"
+    );
+    assert_eq!(tickets[0].messages, 3);
 }
