@@ -297,6 +297,35 @@ impl Verdict {
         }
     }
 
+    /// `tickets` tickets, and `mails` messages stored (each once).
+    fn counts(&mut self, store: &Store, tickets: usize, mails: usize) {
+        self.tickets = store.tickets().expect("tickets").len();
+        let found = self.tickets;
+        self.check(found == tickets, || {
+            format!("{found} tickets for {tickets} conversations")
+        });
+        let stored: i64 = store
+            .message_outcomes()
+            .expect("outcomes")
+            .iter()
+            .map(|(_, n)| n)
+            .sum();
+        self.check(stored as usize == mails, || {
+            format!("{stored} messages stored for {mails} appended")
+        });
+    }
+
+    /// Every queued mail sent and received exactly once (no kill, no drop).
+    fn sent_once(&mut self, store: &Store, got: &Received) {
+        for r in store.outbox(None).expect("outbox") {
+            let copies = got.copies.get(&r.message_id).copied().unwrap_or(0);
+            self.check(r.status == "sent" && copies == 1, || {
+                format!("{} is {}, received {copies} times", r.message_id, r.status)
+            });
+        }
+        self.replies = got.copies.len();
+    }
+
     fn assert_clean(&self, summary: &str) {
         println!("{summary}");
         assert!(
@@ -348,21 +377,8 @@ async fn verify(rig: &Rig, mails: &[CorpusMail]) -> Verdict {
             (Kind::Machine, _) => {}
         }
     }
-    let all_tickets = store.tickets().expect("tickets").len();
-    v.tickets = all_tickets;
     let new = mails.iter().filter(|m| m.kind == Kind::New).count();
-    v.check(all_tickets == new, || {
-        format!("{all_tickets} tickets for {new} new mails")
-    });
-    let stored: i64 = store
-        .message_outcomes()
-        .expect("outcomes")
-        .iter()
-        .map(|(_, n)| n)
-        .sum();
-    v.check(stored == mails.len() as i64, || {
-        format!("{stored} messages stored for {} appended", mails.len())
-    });
+    v.counts(&store, new, mails.len());
     let outbox = store.outbox(None).expect("outbox");
     let got = received(&rig.stack);
     for r in &outbox {
@@ -576,33 +592,11 @@ async fn kill_storm_loses_nothing_doubles_nothing_and_keeps_conversations_on_one
     v.assert_clean(&summary);
 }
 
-/// `n` first mails from different customers (`{tag}{i}@example.net`) in
-/// support@'s INBOX.
+/// `n` first mails from different customers in support@'s INBOX.
 async fn customers(stack: &MailStack, tag: &str, n: usize) {
-    customers_in(stack, "support@vendor.test", tag, n).await;
-}
-
-async fn customers_in(stack: &MailStack, user: &str, tag: &str, n: usize) {
-    let mut s = stack.imap(user).await;
-    for i in 0..n {
-        let raw = mail(
-            &format!("{tag}{i}@example.net"),
-            "support@vendor.test",
-            &format!("Question {i} ({tag})"),
-            &format!("{tag}{i}@example.net"),
-            "",
-            "Hello, the pool is degraded.",
-        );
-        s.append(
-            "INBOX",
-            Some("()"),
-            Some("\"02-Mar-2026 09:00:00 -0800\""),
-            &raw,
-        )
-        .await
-        .expect("APPEND");
-    }
-    let _ = s.logout().await;
+    stack
+        .deliver_from_customers("support@vendor.test", tag, n)
+        .await;
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -780,13 +774,9 @@ async fn smtp_faults_with_restarts_deliver_every_reply_once_and_fail_refused_rec
         v.check(
             notices
                 .iter()
-                .all(|n| got.copies.get(&n.message_id) == Some(&1)),
-            || {
-                format!(
-                    "the staff notice for {} was not delivered once",
-                    r.message_id
-                )
-            },
+                // A kill may re-send it, within the bound counted below.
+                .all(|n| got.copies.get(&n.message_id).is_some_and(|&c| c >= 1)),
+            || format!("the staff notice for {} was not delivered", r.message_id),
         );
         v.check(!got.copies.contains_key(&r.message_id), || {
             format!("the refused {} was received", r.message_id)
@@ -836,13 +826,12 @@ struct LoopFs {
 }
 
 fn sh(program: &str, args: &[&str]) -> std::process::Output {
-    let out = std::process::Command::new(program)
+    std::process::Command::new(program)
         .args(args)
         .output()
         .unwrap_or_else(|e| {
             panic!("cannot run {program}: {e} (the storage faults need root, mount and e2fsprogs)")
-        });
-    out
+        })
 }
 
 fn sh_ok(program: &str, args: &[&str]) {
@@ -1048,27 +1037,22 @@ async fn storage_faults_a_full_and_a_failed_filesystem_acknowledge_nothing_and_l
 
     let got = received(&rig.stack);
     let store = rig.store();
-    let tickets = store.tickets().expect("tickets").len();
-    v.check(tickets == 10, || format!("{tickets} tickets for 10 mails"));
-    for r in store.outbox(None).expect("outbox") {
-        let copies = got.copies.get(&r.message_id).copied().unwrap_or(0);
-        v.check(r.status == "sent" && copies == 1, || {
-            format!("{} is {}, received {copies} times", r.message_id, r.status)
-        });
-    }
+    v.counts(&store, 10, 10);
+    v.sent_once(&store, &got);
     let left = rig.inbox_total().await;
     v.check(left == 0, || format!("{left} mails left in the INBOXes"));
     for l in full_errors.iter().chain(&ro_errors) {
         println!("{l}");
     }
     let summary = format!(
-        "chaos storage-faults: a second run refused ({}), listings beside it work; full disk: {} of 4 held on IMAP, {} error line, resumed by itself; read-only: {} of 3 held, {} error line, resumed after repair and restart; {tickets} tickets, {} replies each received once; {} problems, {:.0}s",
+        "chaos storage-faults: a second run refused ({}), listings beside it work; full disk: {} of 4 held on IMAP, {} error line, resumed by itself; read-only: {} of 3 held, {} error line, resumed after repair and restart; {} tickets, {} replies each received once; {} problems, {:.0}s",
         refusal.lines().next().unwrap_or_default().trim(),
         held_full,
         full_errors.len(),
         held_ro,
         ro_errors.len(),
-        got.copies.len(),
+        v.tickets,
+        v.replies,
         v.problems.len(),
         begun.elapsed().as_secs_f64(),
     );
@@ -1169,7 +1153,9 @@ async fn imap_faults_reconnect_and_lose_or_double_nothing() {
                 let user = "24x7@vendor.test";
                 rig.stack
                     .doveadm(&["mailbox", "delete", "-u", user, "Done"]);
-                customers_in(&rig.stack, user, &tag, PER_FAULT).await;
+                rig.stack
+                    .deliver_from_customers(user, &tag, PER_FAULT)
+                    .await;
             }
         }
         let answered = || {
@@ -1205,31 +1191,15 @@ async fn imap_faults_reconnect_and_lose_or_double_nothing() {
 
     let store = rig.store();
     let want = PER_FAULT * ImapFault::ALL.len();
-    let tickets = store.tickets().expect("tickets").len();
-    v.check(tickets == want, || {
-        format!("{tickets} tickets for {want} mails")
-    });
-    let stored: i64 = store
-        .message_outcomes()
-        .expect("outcomes")
-        .iter()
-        .map(|(_, n)| n)
-        .sum();
-    v.check(stored as usize == want, || {
-        format!("{stored} messages stored for {want}")
-    });
+    v.counts(&store, want, want);
     let got = received(&rig.stack);
-    for r in store.outbox(None).expect("outbox") {
-        let copies = got.copies.get(&r.message_id).copied().unwrap_or(0);
-        v.check(r.status == "sent" && copies == 1, || {
-            format!("{} is {}, received {copies} times", r.message_id, r.status)
-        });
-    }
+    v.sent_once(&store, &got);
     let summary = format!(
-        "chaos imap-faults: {} faults ({}); {tickets} tickets, {} replies each received once; {} problems, {:.0}s",
+        "chaos imap-faults: {} faults ({}); {} tickets, {} replies each received once; {} problems, {:.0}s",
         ImapFault::ALL.len(),
         report.join(", "),
-        got.copies.len(),
+        v.tickets,
+        v.replies,
         v.problems.len(),
         begun.elapsed().as_secs_f64(),
     );

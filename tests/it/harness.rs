@@ -304,6 +304,24 @@ impl MailStack {
         let _ = s.logout().await;
     }
 
+    /// `n` first mails from `n` different customers (`{tag}{i}@example.net`,
+    /// so that no reply bucket runs dry) in `user`'s INBOX.
+    pub async fn deliver_from_customers(&self, user: &str, tag: &str, n: usize) {
+        let raws: Vec<Vec<u8>> = (0..n)
+            .map(|i| {
+                mail(
+                    &format!("{tag}{i}@example.net"),
+                    user,
+                    &format!("Question {i} ({tag})"),
+                    &format!("{tag}{i}@example.net"),
+                    "",
+                    "Hello, the pool is degraded.",
+                )
+            })
+            .collect();
+        self.append_many(user, "INBOX", &raws).await;
+    }
+
     pub async fn count(&self, user: &str, folder: &str) -> u32 {
         let mut s = self.imap(user).await;
         let n = s.examine(folder).await.expect("EXAMINE").exists;

@@ -87,7 +87,6 @@ struct State {
     /// Matches of the current trap (skipped ones included).
     matches: AtomicUsize,
     fired: AtomicUsize,
-    connections: AtomicUsize,
     rejected: AtomicUsize,
     on_fire: Notify,
     /// Every open connection's token: cancelled to end it.
@@ -110,7 +109,6 @@ impl Proxy {
                 mode: Mutex::new(Mode::Pass),
                 matches: AtomicUsize::new(0),
                 fired: AtomicUsize::new(0),
-                connections: AtomicUsize::new(0),
                 rejected: AtomicUsize::new(0),
                 on_fire: Notify::new(),
                 open: Mutex::new(Vec::new()),
@@ -133,7 +131,6 @@ impl Proxy {
         self.accept = Some(tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let _ = client.set_nodelay(true);
-                state.connections.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(serve(client, upstream, state.clone()));
             }
         }));
@@ -170,10 +167,6 @@ impl Proxy {
 
     pub fn fired(&self) -> usize {
         self.state.fired.load(Ordering::SeqCst)
-    }
-
-    pub fn connections(&self) -> usize {
-        self.state.connections.load(Ordering::SeqCst)
     }
 
     pub fn rejected(&self) -> usize {
