@@ -18,6 +18,7 @@ use async_imap::extensions::idle::IdleResponse;
 use chrono::Utc;
 use futures_util::TryStreamExt;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, info_span, warn};
@@ -34,6 +35,13 @@ const REFUSED_RETRY: Duration = Duration::from_secs(300);
 const MAX_IDLE: Duration = Duration::from_secs(25 * 60);
 
 /// Why a session ended.
+/// Intake could not write the database (a full disk, a read-only or failed
+/// filesystem): what was not committed is not acknowledged, and is fetched
+/// again on the next connection.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot store mail in the database {0}; nothing more is acknowledged on IMAP until it can")]
+pub struct StoreFailed(pub String);
+
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
     #[error("login to mailbox {mailbox} as {user} was refused: {detail}")]
@@ -244,8 +252,17 @@ pub async fn watch(
                     if once {
                         return Err(anyhow!("{e:#}"));
                     }
+                    let store_failed = matches!(&e, WatchError::Other(e) if e.downcast_ref::<StoreFailed>().is_some());
                     if refused {
                         error!(retry_in_s = delay.as_secs(), "{e:#}");
+                    } else if store_failed {
+                        // Not a lost connection: said once, as an error, for
+                        // all the watchers, until intake commits again.
+                        if !shared.store_failing.swap(true, Ordering::SeqCst) {
+                            error!(retry_in_ms = delay.as_millis() as u64, "{e:#}");
+                        } else {
+                            debug!(retry_in_ms = delay.as_millis() as u64, "still: {e:#}");
+                        }
                     } else if let WatchError::Token(e) = &e {
                         warn!(retry_in_ms = delay.as_millis() as u64, "{e}");
                     } else {
@@ -299,7 +316,10 @@ async fn session(
         let store = shared.store.clone();
         let name = m.name.clone();
         let now = shared.clock.now();
+        // The blocking thread's lines name the mailbox too.
+        let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || -> Result<_> {
+            let _g = span.enter();
             let st = store.lock();
             let state = st.mailbox_state(&name)?;
             if state.map(|s| s.uidvalidity) != Some(uidvalidity) {
@@ -695,6 +715,9 @@ impl Watcher<'_> {
                 parking_lot::MutexGuard::unlock_fair(st);
                 match committed {
                     Ok(()) => {
+                        if !slice.is_empty() && shared.store_failing.swap(false, Ordering::SeqCst) {
+                            info!("the database {} takes mail again", shared.database.display());
+                        }
                         let now = shared.clock.now();
                         let metrics = &shared.metrics;
                         for (r, arrival) in slice.iter().zip(&arrivals) {
@@ -723,6 +746,7 @@ impl Watcher<'_> {
                     o => info!(outcome = o.as_str(), replies = r.queued, "processed"),
                 }
             }
+            let failed = failed.map(|e| e.context(StoreFailed(shared.database.display().to_string())));
             Ok((out, failed))
         })
         .await

@@ -455,14 +455,23 @@ fn step_timeout(shared: &Shared) -> Duration {
 /// (rows already recorded are left alone), then empties the journal.
 async fn replay_sent_journal(shared: &Arc<Shared>) -> Result<()> {
     let ids = shared.sent_journal.ids()?;
-    if ids.is_empty() {
+    let untried = shared.sent_journal.claimed_untried()?;
+    if ids.is_empty() && untried.is_empty() {
         return Ok(());
     }
     let now = shared.clock.now();
-    let n = ids.len();
-    blocking(shared, move |st| st.record_sends(&ids, &[], now)).await?;
+    let (n, released) = (ids.len(), untried.len());
+    blocking(shared, move |st| {
+        st.record_sends(&ids, &[], now)?;
+        st.release_claims(&untried)
+    })
+    .await?;
     shared.sent_journal.clear()?;
-    info!(n, "accepted mail from the sent journal recorded");
+    info!(
+        n,
+        released,
+        "accepted mail from the sent journal recorded, claims of mail never tried given back"
+    );
     Ok(())
 }
 
@@ -597,6 +606,13 @@ async fn step(
     if failed_any {
         // A staff notice about the failure was queued.
         shared.outbox_wake.notify_one();
+    }
+    if claim == Claim::Count && !claimed.is_empty() {
+        // What a kill leaves claimed and untried gets its claim back at start.
+        let ids: Vec<i64> = claimed.iter().map(|r| r.id).collect();
+        if let Err(e) = shared.sent_journal.record_claims(&ids) {
+            error!("{e:#}");
+        }
     }
     Ok(claimed)
 }
@@ -770,6 +786,11 @@ async fn send_all(
                 shared
                     .health
                     .busy(health::OUTBOX, "sending", step_timeout(shared));
+                // Noted before it goes out: a kill from here on counts
+                // this mail's claim toward the crash guard.
+                if let Err(e) = shared.sent_journal.record_try(row.id) {
+                    error!(outbox = row.id, "{e:#}");
+                }
                 let r = match sender.send(row).instrument(span).await {
                     Ok(()) => {
                         let accepted = shared.clock.now();

@@ -35,6 +35,11 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// One daemon per database: held until the last task lets go.
     pub run_lock: Option<RunLock>,
+    /// The database's path, for the messages that name it.
+    pub database: std::path::PathBuf,
+    /// Intake could not write the database (a full disk, a failed
+    /// filesystem) and has not committed since: the watchers say so once.
+    pub store_failing: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Store {
@@ -74,6 +79,8 @@ impl Shared {
             timer_wake: Notify::new(),
             smtp: RwLock::new(config.smtp.clone()),
             run_lock,
+            database: config.database.clone(),
+            store_failing: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 }

@@ -161,7 +161,8 @@ fn thread_of<'a>(i: &Input<'a>, reasons: &mut Vec<String>) -> Option<&'a TicketI
         return Some(t);
     }
     // Mail on a ticket referenced this one before it came (it waited in
-    // another mailbox): it joins that ticket, but only from someone on the
+    // another mailbox), or referenced the mail this one answers, which has
+    // not come either: it joins that ticket, but only from someone on the
     // ticket or among that mail's people, so a forged References cannot pull
     // a stranger's mail in.
     if let (Some((t, people)), Some(s)) = (&i.lookup.awaited_by, sender.as_deref()) {
@@ -170,13 +171,13 @@ fn thread_of<'a>(i: &Input<'a>, reasons: &mut Vec<String>) -> Option<&'a TicketI
             || people.iter().any(|p| p == s)
         {
             reasons.push(format!(
-                "mail stored earlier on ticket {} refers to this one",
+                "mail stored earlier on ticket {} refers to this one or to the mail it answers",
                 t.id
             ));
             return Some(t);
         }
         reasons.push(format!(
-            "mail on ticket {} refers to this one, but the sender was not among its people",
+            "mail on ticket {} refers to this one or to the mail it answers, but the sender was not among its people",
             t.id
         ));
     }

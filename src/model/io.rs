@@ -134,8 +134,9 @@ pub struct SideEffects {
 pub struct Lookup {
     pub tagged: Option<TicketInfo>,
     pub referenced: Option<TicketInfo>,
-    /// A ticket whose stored mail referenced this one before it came, with
-    /// that mail's people (sender and recipients).
+    /// A ticket whose stored mail referenced this one before it came (or,
+    /// when nothing this one refers to is stored, referenced the same
+    /// missing mail), with that mail's people (sender and recipients).
     pub awaited_by: Option<(TicketInfo, Vec<String>)>,
     pub duplicate: Option<Duplicate>,
     pub contact: Option<ContactInfo>,

@@ -6,6 +6,11 @@
 //! journal only closes the window in between. At start the outbox marks every
 //! id the journal holds as sent (those still queued), then empties it; it
 //! empties it again whenever the queue is drained and nothing is in flight.
+//!
+//! It also notes each chunk the outbox claims (`c 1 2 3`) and each mail as a
+//! connection starts on it (`t 2`), so that at start the claims of the mail
+//! a killed process never put on the wire are given back: the crash guard
+//! (`MAX_CLAIMS`) counts only the mail that was being sent when it died.
 
 use anyhow::{Context, Result};
 use std::fs::{File, OpenOptions};
@@ -39,13 +44,52 @@ impl SentJournal {
 
     /// Notes that outbox row `id` was accepted: one line, one write.
     pub fn record(&self, id: i64) -> Result<()> {
+        self.line(format!("{id}\n"))
+    }
+
+    /// Notes the chunk the outbox just claimed (before any of it is sent).
+    pub fn record_claims(&self, ids: &[i64]) -> Result<()> {
+        let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+        self.line(format!("c {}\n", list.join(" ")))
+    }
+
+    /// Notes that a connection starts sending outbox row `id`.
+    pub fn record_try(&self, id: i64) -> Result<()> {
+        self.line(format!("t {id}\n"))
+    }
+
+    fn line(&self, line: String) -> Result<()> {
         let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        f.write_all(format!("{id}\n").as_bytes())
+        f.write_all(line.as_bytes())
             .with_context(|| format!("cannot write the sent journal {}", self.path.display()))
     }
 
-    /// Every id noted since the journal was last emptied (a torn last line is skipped).
+    /// Every accepted id noted since the journal was last emptied (a torn
+    /// last line is skipped).
     pub fn ids(&self) -> Result<Vec<i64>> {
+        Ok(self
+            .lines()?
+            .iter()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect())
+    }
+
+    /// The ids claimed since the journal was last emptied that no
+    /// connection started on (and so none accepted).
+    pub fn claimed_untried(&self) -> Result<Vec<i64>> {
+        let lines = self.lines()?;
+        let ids = |prefix: &str| -> std::collections::BTreeSet<i64> {
+            lines
+                .iter()
+                .filter_map(|l| l.strip_prefix(prefix))
+                .flat_map(|rest| rest.split(' ').filter_map(|n| n.parse().ok()))
+                .collect()
+        };
+        let tried = ids("t ");
+        Ok(ids("c ").difference(&tried).copied().collect())
+    }
+
+    fn lines(&self) -> Result<Vec<String>> {
         let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
         f.rewind()?;
         let mut text = String::new();
@@ -53,10 +97,7 @@ impl SentJournal {
             .with_context(|| format!("cannot read the sent journal {}", self.path.display()))?;
         // A line without its newline is a torn write: "57" cut to "5" must not count.
         let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
-        Ok(complete
-            .split_terminator('\n')
-            .filter_map(|l| l.trim().parse().ok())
-            .collect())
+        Ok(complete.split_terminator('\n').map(String::from).collect())
     }
 
     /// Empties the journal: call only when every id in it is recorded in the database.
@@ -92,5 +133,18 @@ mod tests {
         assert!(j.ids().unwrap().is_empty());
         j.record(7).unwrap();
         assert_eq!(j.ids().unwrap(), [7]);
+    }
+
+    #[test]
+    fn claims_no_connection_started_on_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = SentJournal::open(&dir.path().join("t.db")).unwrap();
+        j.record_claims(&[1, 2, 3, 4]).unwrap();
+        j.record_try(1).unwrap();
+        j.record(1).unwrap();
+        j.record_try(2).unwrap();
+        j.record_claims(&[5]).unwrap();
+        assert_eq!(j.claimed_untried().unwrap(), [3, 4, 5]);
+        assert_eq!(j.ids().unwrap(), [1], "only accepted mail is an id");
     }
 }

@@ -269,10 +269,20 @@ impl Store {
             None => None,
         };
         let referenced = self.ticket_by_message_ids(referenced_ids)?;
-        let awaited_by = match message_id {
+        // Stored mail referred to this one before it came, or (another
+        // follow-up of the same mail came first) to what this one answers.
+        let mut awaited_by = match message_id {
             Some(id) => self.awaited_by(id)?,
             None => None,
         };
+        if awaited_by.is_none() && referenced.is_none() {
+            for id in referenced_ids.iter().take(20) {
+                awaited_by = self.awaited_by(id)?;
+                if awaited_by.is_some() {
+                    break;
+                }
+            }
+        }
         let bounced = match bounced_id {
             Some(id) => self.ticket_by_message_ids(&[id.to_string()])?,
             None => None,

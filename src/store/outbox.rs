@@ -150,6 +150,23 @@ impl Store {
         Ok(())
     }
 
+    /// Gives back the last claim of queued mail that a killed process
+    /// claimed but never tried (the sent journal says which), so that the
+    /// crash guard counts only the mail on the wire when a process died.
+    pub fn release_claims(&mut self, ids: &[i64]) -> Result<()> {
+        let tx = self.conn.savepoint()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE outbox SET claims = claims - 1 WHERE id = ?1 AND status = 'queued' AND claims > 0",
+            )?;
+            for id in ids {
+                stmt.execute([id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Which of `addresses` are contacts marked undeliverable.
     pub fn undeliverable_among(&self, addresses: &[String]) -> Result<Vec<String>> {
         let mut out = Vec::new();

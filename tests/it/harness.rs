@@ -168,15 +168,7 @@ impl MailStack {
             s.env
                 .push(("MAILSTACK_SMTPS_PORT", s.smtps_port.to_string()));
         }
-        mailstack_with(
-            &[
-                "dovecot",
-                s.d(),
-                &s.imap_port.to_string(),
-                &s.lmtp_port.to_string(),
-            ],
-            &s.env,
-        );
+        s.start_dovecot();
         if opts.postfix {
             require("master");
             s.start_postfix();
@@ -188,6 +180,25 @@ impl MailStack {
 
     fn d(&self) -> &str {
         self.dir.to_str().expect("utf-8 temp dir")
+    }
+
+    /// Starts (or, after [`MailStack::stop_dovecot`], restarts) Dovecot on
+    /// the same ports, with the same mail.
+    pub fn start_dovecot(&self) {
+        mailstack_with(
+            &[
+                "dovecot",
+                self.d(),
+                &self.imap_port.to_string(),
+                &self.lmtp_port.to_string(),
+            ],
+            &self.env,
+        );
+    }
+
+    /// Stops Dovecot at once (SIGKILL): its clients' connections drop.
+    pub fn stop_dovecot(&self) {
+        mailstack(&["stop", self.d(), "dovecot"]);
     }
 
     /// Starts (or, after [`MailStack::stop_postfix`], restarts) Postfix on
@@ -291,6 +302,24 @@ impl MailStack {
             .expect("APPEND");
         }
         let _ = s.logout().await;
+    }
+
+    /// `n` first mails from `n` different customers (`{tag}{i}@example.net`,
+    /// so that no reply bucket runs dry) in `user`'s INBOX.
+    pub async fn deliver_from_customers(&self, user: &str, tag: &str, n: usize) {
+        let raws: Vec<Vec<u8>> = (0..n)
+            .map(|i| {
+                mail(
+                    &format!("{tag}{i}@example.net"),
+                    user,
+                    &format!("Question {i} ({tag})"),
+                    &format!("{tag}{i}@example.net"),
+                    "",
+                    "Hello, the pool is degraded.",
+                )
+            })
+            .collect();
+        self.append_many(user, "INBOX", &raws).await;
     }
 
     pub async fn count(&self, user: &str, folder: &str) -> u32 {
@@ -410,6 +439,8 @@ pub struct ConfigText {
     pub imap_port: u16,
     pub smtp_port: u16,
     pub dir: PathBuf,
+    /// `[daemon] database` (`ticketd.db` in the stack's directory).
+    pub database: PathBuf,
     pub password: String,
     pub pack: String,
     pub after: String,
@@ -449,6 +480,7 @@ impl ConfigText {
             imap_port: s.imap_port,
             smtp_port: s.smtp_port,
             dir: s.dir.clone(),
+            database: s.dir.join("ticketd.db"),
             password: "secret".into(),
             pack: "ixsystems".into(),
             after: "move".into(),
@@ -476,7 +508,7 @@ impl ConfigText {
         let repo = repo();
         let mut t = format!(
             r#"[daemon]
-database = "{dir}/ticketd.db"
+database = "{database}"
 templates = "{repo}/templates"
 packs = "{repo}/config/vendors"
 pack = "{pack}"
@@ -507,7 +539,7 @@ max_attempts = {attempts}
 timeout_secs = {timeout}
 {ca}{smtp_login}
 "#,
-            dir = self.dir.display(),
+            database = self.database.display(),
             repo = repo.display(),
             pack = self.pack,
             max = self.max_message_bytes,
@@ -988,12 +1020,28 @@ pub struct Ticketd {
 
 impl Ticketd {
     pub fn run(config: &Path) -> Ticketd {
+        Self::start(config, "trace", false)
+    }
+
+    /// With `RUST_LOG` at `level`, its log appended to the log of the
+    /// earlier runs with this config (a restart).
+    pub fn rerun(config: &Path, level: &str) -> Ticketd {
+        Self::start(config, level, true)
+    }
+
+    fn start(config: &Path, level: &str, append: bool) -> Ticketd {
         let log = config.with_extension("log");
-        let file = std::fs::File::create(&log).unwrap();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(append)
+            .truncate(!append)
+            .open(&log)
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_ticketd"))
             .args(["run", "--config"])
             .arg(config)
-            .env("RUST_LOG", "trace")
+            .env("RUST_LOG", level)
             .env("NO_COLOR", "1")
             .stdout(file.try_clone().unwrap())
             .stderr(file)
@@ -1014,8 +1062,32 @@ impl Ticketd {
         .await;
     }
 
+    /// SIGKILL, and reaped.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("ticketd reaped");
+    }
+
+    /// Whether it has exited (and how).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("ticketd status")
+    }
+
     /// SIGTERM, then waits for a clean exit; returns the whole log.
-    pub async fn stop(mut self) -> String {
+    pub async fn stop(self) -> String {
+        let log = self.terminate().await;
+        // What an admin would see (with --nocapture).
+        for l in log
+            .lines()
+            .filter(|l| !l.contains(" TRACE ") && !l.contains(" DEBUG "))
+        {
+            println!("{l}");
+        }
+        log
+    }
+
+    /// [`Ticketd::stop`] without printing the log.
+    pub async fn terminate(mut self) -> String {
         let pid = self.child.id().to_string();
         Command::new("kill")
             .args(["-TERM", &pid])
@@ -1036,13 +1108,6 @@ impl Ticketd {
             status.is_some_and(|s| s.success()),
             "ticketd exited with {status:?}:\n{log}"
         );
-        // What an admin would see (with --nocapture).
-        for l in log
-            .lines()
-            .filter(|l| !l.contains(" TRACE ") && !l.contains(" DEBUG "))
-        {
-            println!("{l}");
-        }
         log
     }
 }

@@ -1,5 +1,6 @@
 //! End-to-end tests: the daemon against a real Dovecot and a real SMTP server on loopback.
 
+mod chaos;
 mod cli;
 mod corpus;
 #[path = "../../fuzz/pipeline.rs"]
@@ -16,6 +17,7 @@ mod outbox_faults;
 mod package;
 mod packs;
 mod pipeline;
+mod proxy;
 mod replies;
 mod rma;
 mod rules;

@@ -1,6 +1,6 @@
 //! The outbox under faults: a relay that hangs across restarts, a mail that stops the sender each time, and a kill right after a 250.
 
-use crate::harness::{Daemon, MailStack, free_port, mail, wait_until};
+use crate::harness::{Daemon, MailStack, free_port, wait_until};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -26,29 +26,10 @@ fn rows(cfg: &Config) -> Vec<OutboxRow> {
         .unwrap_or_default()
 }
 
-/// Delivers `n` first mails from `n` different customers (so that no reply
-/// bucket runs dry) into support@'s INBOX.
 async fn deliver_many(stack: &MailStack, n: usize) {
-    let mut s = stack.imap("support@vendor.test").await;
-    for i in 0..n {
-        let raw = mail(
-            &format!("customer{i}@example.net"),
-            "support@vendor.test",
-            &format!("Question {i}"),
-            &format!("q{i}@example.net"),
-            "",
-            "Hello",
-        );
-        s.append(
-            "INBOX",
-            Some("()"),
-            Some("\"02-Mar-2026 09:00:00 -0800\""),
-            &raw,
-        )
-        .await
-        .expect("APPEND");
-    }
-    let _ = s.logout().await;
+    stack
+        .deliver_from_customers("support@vendor.test", "customer", n)
+        .await;
 }
 
 /// Starts `run --once` as a task, to be aborted as a kill would stop it.
