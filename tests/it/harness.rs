@@ -1132,6 +1132,16 @@ pub fn ticketd_command() -> Command {
     c
 }
 
+/// Runs the built `ticketd` with `args` and `--config` of `cfg`.
+pub fn ticketd_cli(cfg: &Config, args: &[&str]) -> std::process::Output {
+    ticketd_command()
+        .args(args)
+        .arg("--config")
+        .arg(&cfg.path)
+        .output()
+        .expect("run ticketd")
+}
+
 /// A data directory laid out as the package installs it (`templates/`,
 /// `vendors/`), made of links to the source tree's, for running the built
 /// binary without a config (`TICKETD_DATA_DIR`).

@@ -677,15 +677,7 @@ async fn a_second_run_on_the_same_database_refuses_to_start_while_the_other_comm
             .is_ok_and(|s| !s.trim().is_empty())
     })
     .await;
-    let ticketd = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_ticketd"))
-            .args(args)
-            .arg("--config")
-            .arg(&cfg.path)
-            .env_remove("TICKETD_CONFIG")
-            .output()
-            .expect("run ticketd")
-    };
+    let ticketd = |args: &[&str]| crate::harness::ticketd_cli(&cfg, args);
     let second = ticketd(&["run"]);
     assert_eq!(second.status.code(), Some(1));
     let err = String::from_utf8_lossy(&second.stderr);

@@ -1,5 +1,6 @@
 //! RMA codes end to end: iXsystems' code issued with the ticket, reminded and expired at its days (IX-05, IX-06); QNAP's approved and issued from the shell, once however often it is asked (QN-05); staff answers from the shell end the SLA timers.
 
+use crate::harness::ticketd_cli as ticketd;
 use crate::harness::{MailStack, mail};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -13,16 +14,6 @@ fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s)
         .expect("an RFC 3339 instant")
         .to_utc()
-}
-
-fn ticketd(cfg: &Config, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_ticketd"))
-        .args(args)
-        .arg("--config")
-        .arg(&cfg.path)
-        .env_remove("TICKETD_CONFIG")
-        .output()
-        .expect("run ticketd")
 }
 
 fn sent(stack: &MailStack, subject_has: &str) -> Vec<ticketd::parse::Inbound> {

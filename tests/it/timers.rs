@@ -1,5 +1,6 @@
 //! Timers end to end: NX-03 escalation notices fired by the scheduler at their minute on a test clock, read back from the recipients' mailboxes, once each across a restart.
 
+use crate::harness::ticketd_cli as ticketd;
 use crate::harness::{Daemon, MailStack, Options, mail, wait_until};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -176,16 +177,6 @@ async fn nx_03_a_step_due_while_the_daemon_was_down_fires_once_at_start_and_says
     );
     assert_eq!(n.to[0].address, "director@vendor.test");
     assert_eq!(pending(&cfg).len(), 1, "the President's step waits");
-}
-
-fn ticketd(cfg: &Config, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_ticketd"))
-        .args(args)
-        .arg("--config")
-        .arg(&cfg.path)
-        .env_remove("TICKETD_CONFIG")
-        .output()
-        .expect("run ticketd")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
