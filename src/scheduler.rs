@@ -69,7 +69,6 @@ fn settle(
         staff: &engine.staff,
         from_address: from,
         thread: thread.as_deref(),
-        rmas: &ticket.rmas,
         now,
     };
     let (how, why, change): (Settle, Option<String>, TicketChange<NewMail>) =

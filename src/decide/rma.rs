@@ -591,7 +591,7 @@ pub(super) fn on_rma_timer(
             i.pack.name
         ));
     };
-    let Some(r) = i.rmas.iter().find(|r| r.part == part) else {
+    let Some(r) = ticket.rmas.iter().find(|r| r.part == part) else {
         return cancel(format!("the ticket has no RMA for part \"{part}\""));
     };
     let zone = i.pack.zone;
@@ -1020,8 +1020,10 @@ mod tests {
                 to: None,
             },
         };
+        let mut t = ticket();
+        t.rmas = vec![r];
         on_rma_timer(
-            &ticket(),
+            &t,
             &timer,
             &TimerInput {
                 pack,
@@ -1029,7 +1031,6 @@ mod tests {
                 staff: &crate::config::StaffDirectory::default(),
                 from_address: "support@vendor.test",
                 thread: Some("m1@customer.test"),
-                rmas: &[r],
                 now: at(now),
             },
         )

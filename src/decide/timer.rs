@@ -2,7 +2,7 @@
 
 use super::*;
 
-use crate::model::{RmaRecord, TimerCancel, TimerRow};
+use crate::model::{TimerCancel, TimerRow};
 
 /// Everything `on_timer` reads besides the ticket and the timer.
 #[derive(Debug, Clone, Copy)]
@@ -14,8 +14,6 @@ pub struct TimerInput<'a> {
     pub from_address: &'a str,
     /// The customer's last mail on the ticket, which a customer notice answers.
     pub thread: Option<&'a str>,
-    /// The ticket's RMAs.
-    pub rmas: &'a [RmaRecord],
     pub now: DateTime<Utc>,
 }
 
@@ -315,7 +313,6 @@ mod tests {
                 staff,
                 from_address: "support@netex.test",
                 thread: None,
-                rmas: &[],
                 now: at(now),
             },
         )
