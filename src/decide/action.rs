@@ -178,39 +178,20 @@ pub fn set_severity(
 mod tests {
     use super::super::fixtures::*;
     use super::*;
-    use crate::model::{PendingTimer, TicketId};
+    use crate::model::PendingTimer;
 
     #[test]
     fn nx_03_a_severity_change_plans_the_ladder_again_from_the_report_and_ends_the_old_steps() {
         let pack = pack("netex");
-        let identity = Identity {
-            from_name: "Support".into(),
-            message_id_domain: "t.test".into(),
-            own_addresses: vec![],
-            staff: vec![],
-        };
-        let ticket = TicketInfo {
-            id: TicketId(2),
-            subject: "Slow".into(),
-            status: TicketStatus::Open,
-            requester: "ann@customer.test".into(),
-            language: "en".into(),
-            mailbox: "support".into(),
-            participants: vec![],
-            created_at: at("2026-11-23T09:00:00-06:00"),
-            facts: vec![],
-            staff_notes: vec![],
-            updated_at: at("2026-11-23T09:00:00-06:00"),
-            severity: Some(3),
-            answered: false,
-            timers: vec![PendingTimer {
-                kind: TimerKind::Escalation,
-                key: "Director of Customer Services after 10d".into(),
-                due: at("2026-12-03T09:00:00-06:00"),
-                paused_secs: None,
-            }],
-            rmas: vec![],
-        };
+        let identity = identity(&[]);
+        let mut ticket = ticket(2, "ann@customer.test", "2026-11-23T09:00:00-06:00");
+        ticket.severity = Some(3);
+        ticket.timers = vec![PendingTimer {
+            kind: TimerKind::Escalation,
+            key: "Director of Customer Services after 10d".into(),
+            due: at("2026-12-03T09:00:00-06:00"),
+            paused_secs: None,
+        }];
         let input = ActionInput {
             pack: &pack,
             identity: &identity,
@@ -250,38 +231,18 @@ mod tests {
     #[test]
     fn ix_06_closing_a_ticket_ends_its_timers_but_not_its_rmas() {
         let pack = pack("ixsystems");
-        let identity = Identity {
-            from_name: "Support".into(),
-            message_id_domain: "t.test".into(),
-            own_addresses: vec![],
-            staff: vec![],
-        };
+        let identity = identity(&[]);
         let timer = |kind: TimerKind, key: &str| PendingTimer {
             kind,
             key: key.into(),
             due: at("2026-12-20T09:00:00-08:00"),
             paused_secs: None,
         };
-        let ticket = TicketInfo {
-            id: TicketId(3),
-            subject: "Drive".into(),
-            status: TicketStatus::Open,
-            requester: "ann@customer.test".into(),
-            language: "en".into(),
-            mailbox: "support".into(),
-            participants: vec![],
-            created_at: at("2026-12-01T09:00:00-08:00"),
-            facts: vec![],
-            staff_notes: vec![],
-            updated_at: at("2026-12-01T09:00:00-08:00"),
-            severity: None,
-            answered: false,
-            timers: vec![
-                timer(TimerKind::SlaBreach, "first response, business clock"),
-                timer(TimerKind::RmaDeadline, "rma_valid:"),
-            ],
-            rmas: vec![],
-        };
+        let mut ticket = ticket(3, "ann@customer.test", "2026-12-01T09:00:00-08:00");
+        ticket.timers = vec![
+            timer(TimerKind::SlaBreach, "first response, business clock"),
+            timer(TimerKind::RmaDeadline, "rma_valid:"),
+        ];
         let input = ActionInput {
             pack: &pack,
             identity: &identity,

@@ -27,6 +27,38 @@ pub(crate) mod fixtures {
     pub fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().to_utc()
     }
+
+    /// An open ticket of `requester`, opened at `created` (RFC 3339), with
+    /// nothing else on it yet.
+    pub fn ticket(id: i64, requester: &str, created: &str) -> TicketInfo {
+        TicketInfo {
+            id: TicketId(id),
+            subject: "Disk".into(),
+            status: TicketStatus::Open,
+            requester: requester.into(),
+            language: "en".into(),
+            mailbox: "support".into(),
+            participants: vec![requester.into()],
+            created_at: at(created),
+            facts: vec![],
+            staff_notes: vec![],
+            updated_at: at(created),
+            severity: None,
+            answered: false,
+            timers: vec![],
+            rmas: vec![],
+        }
+    }
+
+    /// Our identity, with `staff` as the staff list.
+    pub fn identity(staff: &[&str]) -> Identity {
+        Identity {
+            from_name: "Support".into(),
+            message_id_domain: "t.test".into(),
+            own_addresses: vec!["support@vendor.test".into()],
+            staff: staff.iter().map(|s| s.to_string()).collect(),
+        }
+    }
 }
 mod timer;
 mod waiting;

@@ -685,23 +685,11 @@ mod tests {
     use crate::model::TicketId;
 
     fn ticket() -> TicketInfo {
-        TicketInfo {
-            id: TicketId(7),
-            subject: "Replacement".into(),
-            status: TicketStatus::Open,
-            requester: "ann@customer.test".into(),
-            language: "en".into(),
-            mailbox: "rma".into(),
-            participants: vec!["ann@customer.test".into()],
-            created_at: at("2026-03-02T10:00:00-08:00"),
-            facts: vec![],
-            staff_notes: vec![],
-            updated_at: DateTime::UNIX_EPOCH,
-            severity: None,
-            answered: false,
-            timers: vec![],
-            rmas: vec![],
-        }
+        let mut t =
+            super::super::fixtures::ticket(7, "ann@customer.test", "2026-03-02T10:00:00-08:00");
+        t.subject = "Replacement".into();
+        t.mailbox = "rma".into();
+        t
     }
 
     fn record(state: RmaState, part: &str, plans: &[&str], code: Option<&str>) -> RmaRecord {
@@ -728,12 +716,7 @@ mod tests {
         part: Option<&str>,
         now: &str,
     ) -> Result<RmaOutcome, String> {
-        let identity = Identity {
-            from_name: "Support".into(),
-            message_id_domain: "t.test".into(),
-            own_addresses: vec!["rma@vendor.test".into()],
-            staff: vec!["lead@vendor.test".into()],
-        };
+        let identity = identity(&["lead@vendor.test"]);
         let mut t = ticket();
         t.rmas = rmas.to_vec();
         rma_action(
@@ -1003,12 +986,7 @@ mod tests {
         rule: &str,
         now: &str,
     ) -> TimerDecision {
-        let identity = Identity {
-            from_name: "Support".into(),
-            message_id_domain: "t.test".into(),
-            own_addresses: vec![],
-            staff: vec!["lead@vendor.test".into()],
-        };
+        let identity = identity(&["lead@vendor.test"]);
         let timer = TimerRow {
             id: 1,
             ticket: TicketId(7),

@@ -16,23 +16,7 @@ fn identity() -> Identity {
 }
 
 fn ticket(id: i64, requester: &str) -> TicketInfo {
-    TicketInfo {
-        id: TicketId(id),
-        subject: "Disk".into(),
-        status: TicketStatus::Open,
-        requester: requester.into(),
-        language: "en".into(),
-        mailbox: "support".into(),
-        participants: vec![requester.into()],
-        created_at: chrono::DateTime::UNIX_EPOCH,
-        facts: vec![],
-        staff_notes: vec![],
-        updated_at: DateTime::UNIX_EPOCH,
-        severity: None,
-        answered: false,
-        timers: vec![],
-        rmas: vec![],
-    }
+    super::fixtures::ticket(id, requester, "1970-01-01T00:00:00Z")
 }
 
 fn run(raw: &str, lookup: Lookup) -> Decision {

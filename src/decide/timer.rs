@@ -251,23 +251,11 @@ mod tests {
     }
 
     fn ticket(status: TicketStatus) -> TicketInfo {
-        TicketInfo {
-            id: TicketId(4),
-            subject: "Replication down".into(),
-            status,
-            requester: "ann@customer.test".into(),
-            language: "en".into(),
-            mailbox: "support".into(),
-            participants: vec!["ann@customer.test".into()],
-            created_at: at("2026-11-21T02:00:00-06:00"),
-            facts: vec![],
-            staff_notes: vec![],
-            updated_at: DateTime::UNIX_EPOCH,
-            severity: None,
-            answered: false,
-            timers: vec![],
-            rmas: vec![],
-        }
+        let mut t =
+            super::super::fixtures::ticket(4, "ann@customer.test", "2026-11-21T02:00:00-06:00");
+        t.subject = "Replication down".into();
+        t.status = status;
+        t
     }
 
     fn director_step() -> TimerRow {
