@@ -46,11 +46,6 @@ impl Policy {
     /// Compiles the policy entries, reporting each problem with its line.
     pub(crate) fn compile(r: &mut Report<'_>, raw: RawPolicy, zone: Tz) -> Policy {
         let mut p = Policy::none(zone);
-        let rule_ok = |r: &mut Report<'_>, at: usize, id: &str| {
-            if !valid_rule_id(id) {
-                r.at(at, format!("rule `{id}` is not a rule ID such as NX-03"));
-            }
-        };
         if let Some(c) = raw.calendar {
             let at = c.span().start;
             let spec = c.into_inner();
@@ -171,12 +166,6 @@ impl Policy {
                 }
             }
             w
-        };
-        let span = |r: &mut Report<'_>, at: usize, what: &str, s: &str| {
-            Span::parse(s).unwrap_or_else(|e| {
-                r.at(at, format!("{what}: {e}"));
-                Span::Minutes(0)
-            })
         };
         let clock = |r: &mut Report<'_>, at: usize, s: &str| {
             clock_kind(s).unwrap_or_else(|e| {
@@ -512,4 +501,20 @@ pub(super) fn texts(
         }
     }
     text
+}
+
+/// Reports `id` at `at` unless it is a rule ID such as NX-03.
+pub(super) fn rule_ok(r: &mut Report<'_>, at: usize, id: &str) {
+    if !valid_rule_id(id) {
+        r.at(at, format!("rule `{id}` is not a rule ID such as NX-03"));
+    }
+}
+
+/// A span as packs write it (`8h`, `30d`, `5bd`); a bad one is reported at
+/// `at` under `what`.
+pub(super) fn span(r: &mut Report<'_>, at: usize, what: &str, s: &str) -> Span {
+    Span::parse(s).unwrap_or_else(|e| {
+        r.at(at, format!("{what}: {e}"));
+        Span::Minutes(0)
+    })
 }

@@ -1,5 +1,6 @@
 //! A pack's `[lifecycle]` table: when a ticket waiting on the customer is reminded and then closed (the rule that asked, e.g. NX-04), and for how long a closed ticket reopens on a customer's mail.
 
+use super::compile::{rule_ok, span};
 use super::*;
 
 #[derive(Debug, Deserialize)]
@@ -38,24 +39,13 @@ impl Policy {
 pub(super) fn compile(r: &mut Report<'_>, raw: Spanned<RawLifecycle>) -> Lifecycle {
     let at = raw.span().start;
     let raw = raw.into_inner();
-    let span = |r: &mut Report<'_>, what: &str, s: &str| {
-        Span::parse(s).unwrap_or_else(|e| {
-            r.at(at, format!("lifecycle.{what}: {e}"));
-            Span::Days(1)
-        })
-    };
     let waiting = match (&raw.waiting_rule, &raw.remind_after, &raw.close_after) {
         (Some(rule), Some(remind), Some(close)) => {
-            if !valid_rule_id(rule) {
-                r.at(
-                    at,
-                    format!("lifecycle: rule `{rule}` is not a rule ID such as NX-04"),
-                );
-            }
+            rule_ok(r, at, rule);
             Some((
                 rule.clone(),
-                span(r, "remind_after", remind),
-                span(r, "close_after", close),
+                span(r, at, "lifecycle.remind_after", remind),
+                span(r, at, "lifecycle.close_after", close),
             ))
         }
         (None, None, None) => None,
@@ -72,7 +62,7 @@ pub(super) fn compile(r: &mut Report<'_>, raw: Spanned<RawLifecycle>) -> Lifecyc
         reopen_within: raw
             .reopen_within
             .as_deref()
-            .map(|s| span(r, "reopen_within", s)),
+            .map(|s| span(r, at, "lifecycle.reopen_within", s)),
     }
 }
 

@@ -1,6 +1,6 @@
 //! A pack's `[rma]` table: how its RMA codes are formed and issued (IX-05, QN-05, AV-06) and the deadlines an issued, shipped or received RMA starts (IX-06, IX-07, QN-07); a returned part ends them.
 
-use super::compile::texts;
+use super::compile::{rule_ok, span, texts};
 use super::*;
 
 /// The `[rma]` table as serde reads it.
@@ -202,15 +202,7 @@ impl Policy {
 pub(super) fn compile(r: &mut Report<'_>, raw: Spanned<RawRma>, topics: &[String]) -> RmaSpec {
     let at = raw.span().start;
     let raw = raw.into_inner();
-    let rule_ok = |r: &mut Report<'_>, id: &str| {
-        if !valid_rule_id(id) {
-            r.at(
-                at,
-                format!("rma: rule `{id}` is not a rule ID such as IX-05"),
-            );
-        }
-    };
-    rule_ok(r, &raw.rule);
+    rule_ok(r, at, &raw.rule);
     let issue = match raw.issue.as_str() {
         "auto" => IssueMode::Auto,
         "approval" => IssueMode::Approval,
@@ -244,16 +236,10 @@ pub(super) fn compile(r: &mut Report<'_>, raw: Spanned<RawRma>, topics: &[String
             r.at(at, format!("rma: request_topics: `{t}` is not a [[topic]]"));
         }
     }
-    let span = |r: &mut Report<'_>, what: &str, s: &str| {
-        Span::parse(s).unwrap_or_else(|e| {
-            r.at(at, format!("rma: {what}: {e}"));
-            Span::Minutes(0)
-        })
-    };
     let issue_within = match (&raw.issue_within, &raw.issue_rule) {
         (Some(w), Some(rule)) => {
-            rule_ok(r, rule);
-            Some((span(r, "issue_within", w), rule.clone()))
+            rule_ok(r, at, rule);
+            Some((span(r, at, "rma: issue_within", w), rule.clone()))
         }
         (None, None) => None,
         _ => {
@@ -269,7 +255,7 @@ pub(super) fn compile(r: &mut Report<'_>, raw: Spanned<RawRma>, topics: &[String
     let mut deadlines: Vec<RmaDeadline> = Vec::new();
     for d in raw.deadline {
         let what = format!("rma deadline `{}`", d.id);
-        rule_ok(r, &d.rule);
+        rule_ok(r, at, &d.rule);
         if d.id.is_empty() || d.id.contains(':') {
             r.at(at, format!("{what}: an id is a word without `:`"));
         }
@@ -291,7 +277,7 @@ pub(super) fn compile(r: &mut Report<'_>, raw: Spanned<RawRma>, topics: &[String
         let remind_before = d
             .remind_before
             .as_deref()
-            .map(|s| span(r, &format!("deadline `{}`: remind_before", d.id), s));
+            .map(|s| span(r, at, &format!("{what}: remind_before"), s));
         let remind = match (remind_before.is_some(), d.remind.is_empty()) {
             (true, false) => texts(r, at, &format!("{what}: remind"), &d.remind),
             (false, true) => BTreeMap::new(),
@@ -310,7 +296,7 @@ pub(super) fn compile(r: &mut Report<'_>, raw: Spanned<RawRma>, topics: &[String
             texts(r, at, &format!("{what}: announce"), &d.announce)
         };
         deadlines.push(RmaDeadline {
-            after: span(r, &format!("deadline `{}`: after", d.id), &d.after),
+            after: span(r, at, &format!("{what}: after"), &d.after),
             text: texts(r, at, &what, &d.text),
             announce,
             id: d.id,
