@@ -1,6 +1,6 @@
 //! The fault suite (`scripts/chaos`): the real `ticketd run` killed with SIGKILL at random and aimed moments, SMTP, IMAP and storage faults, each pass checked for loss and doubling and summed up in one line; sizes from CHAOS_COUNT, CHAOS_KILLS and CHAOS_SEED (a CI size by default).
 
-use crate::harness::{MailStack, Ticketd, mail, repo, wait_until};
+use crate::harness::{MailStack, Ticketd, held_within, mail, repo, wait_until, wait_until_async};
 use crate::proxy::{Action, Mode, Proxy, Side, Trap};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -173,21 +173,19 @@ impl Rig {
         let before = self.watching();
         let mut d = Ticketd::rerun(&self.cfg.path, "info");
         let want = before + BOXES.len();
-        let start = Instant::now();
-        loop {
-            if self.watching() >= want {
-                return d;
-            }
-            if let Some(status) = d.exited() {
-                panic!("ticketd run exited ({status}) at start:\n{}", d.log());
-            }
-            assert!(
-                start.elapsed() < START,
-                "ticketd run did not start within {START:?}:\n{}",
-                d.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let log = self.cfg.path.with_extension("log");
+        wait_until(
+            &format!("ticketd run to start (log {})", log.display()),
+            START,
+            || {
+                if let Some(status) = d.exited() {
+                    panic!("ticketd run exited ({status}) at start:\n{}", d.log());
+                }
+                self.watching() >= want
+            },
+        )
+        .await;
+        d
     }
 
     fn watching(&self) -> usize {
@@ -222,24 +220,19 @@ impl Rig {
     /// send, then stops it with SIGTERM.
     async fn drain(&self) {
         let d = self.run().await;
-        let start = Instant::now();
-        loop {
-            let queued = self
-                .store()
+        let queued = || {
+            self.store()
                 .outbox(None)
                 .map(|rows| rows.iter().filter(|r| r.status == "queued").count())
-                .unwrap_or(1);
-            if queued == 0 && self.inbox_total().await == 0 {
-                break;
-            }
-            assert!(
-                start.elapsed() < DRAIN,
-                "not drained within {DRAIN:?}: {queued} mails queued, {} in the INBOXes:\n{}",
-                self.inbox_total().await,
-                d.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+                .unwrap_or(1)
+        };
+        wait_until_async(
+            "every INBOX empty and nothing queued",
+            DRAIN,
+            || async { queued() == 0 && self.inbox_total().await == 0 },
+            || format!("{} mails queued:\n{}", queued(), d.log()),
+        )
+        .await;
         d.terminate().await;
     }
 }
@@ -517,12 +510,29 @@ async fn kill_storm_loses_nothing_doubles_nothing_and_keeps_conversations_on_one
         }
         let d = rig.run().await;
         match trap {
-            None => tokio::time::sleep(Duration::from_millis(rng.u64(0..400))).await,
+            None => {
+                // A random moment of the daemon's own progress: after a
+                // random number of replies accepted (at once for none; or,
+                // when fewer come, once it has had two seconds).
+                let base = sink_files(&rig.stack).len();
+                let k = rng.usize(0..12);
+                held_within(Duration::from_secs(2), || {
+                    sink_files(&rig.stack).len() >= base + k
+                })
+                .await;
+            }
             Some((proxy, _)) => {
                 if proxy.wait_fired(1, AIM).await {
                     *landed.entry(moment).or_default() += 1;
                     if moment == Moment::Commit {
-                        tokio::time::sleep(Duration::from_millis(rng.u64(0..20))).await;
+                        // The fetch of the next batch has begun: the batch
+                        // before is being committed. Kill as its write-ahead
+                        // log grows (or at once if it already has).
+                        let mut wal = rig.cfg.database.clone().into_os_string();
+                        wal.push("-wal");
+                        let len = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+                        let at = len();
+                        held_within(Duration::from_millis(200), || len() != at).await;
                     }
                 } else {
                     missed += 1;

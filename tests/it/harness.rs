@@ -75,6 +75,48 @@ pub async fn wait_until<F: FnMut() -> bool>(what: &str, deadline: Duration, mut 
     }
 }
 
+/// Waits for the asynchronous `cond` (an IMAP count, an HTTP scrape) to
+/// hold, polling, failing after `deadline` with `what` and `detail()`.
+pub async fn wait_until_async<F, Fut>(
+    what: &str,
+    deadline: Duration,
+    mut cond: F,
+    detail: impl Fn() -> String,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    let mut poll = tokio::time::interval(POLL);
+    loop {
+        poll.tick().await;
+        if cond().await {
+            return;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}:\n{}",
+            detail()
+        );
+    }
+}
+
+/// Waits up to `deadline` for `cond`; whether it held (for aiming a fault
+/// at a moment that may not come, as when the work is already done).
+pub async fn held_within<F: FnMut() -> bool>(deadline: Duration, mut cond: F) -> bool {
+    let start = Instant::now();
+    let mut poll = tokio::time::interval(POLL);
+    loop {
+        poll.tick().await;
+        if cond() {
+            return true;
+        }
+        if start.elapsed() >= deadline {
+            return false;
+        }
+    }
+}
+
 /// `ticketd::daemon::run` in-process on `clock`, until [`Daemon::stop`].
 pub struct Daemon {
     stop: tokio::sync::oneshot::Sender<()>,
@@ -1209,6 +1251,23 @@ impl NotifySocket {
         })
         .await;
         found.unwrap()
+    }
+
+    /// Watches for `window` that no message after the first `skip` has a
+    /// line starting with `line`, failing as soon as one comes: an absence
+    /// is observed over a span of time, it cannot be waited for.
+    pub async fn assert_none_for(&self, skip: usize, line: &str, window: Duration) {
+        let start = Instant::now();
+        let mut poll = tokio::time::interval(POLL);
+        while start.elapsed() < window {
+            poll.tick().await;
+            let seen = self
+                .messages()
+                .into_iter()
+                .skip(skip)
+                .any(|(_, m)| m.lines().any(|l| l.starts_with(line)));
+            assert!(!seen, "{line:?} within {window:?}:\n{}", self.dump());
+        }
     }
 
     pub fn dump(&self) -> String {

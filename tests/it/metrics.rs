@@ -1,6 +1,6 @@
 //! `/metrics` during an end-to-end run: the counters match what happened (5 mails in, 4 replies sent, 1 auto-reply left unanswered), `/healthz` answers, and every series the shipped Grafana dashboard queries exists.
 
-use crate::harness::{Daemon, MailStack, free_port, mail, repo, wait_until};
+use crate::harness::{Daemon, MailStack, free_port, mail, repo, wait_until, wait_until_async};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,7 +92,6 @@ async fn metrics_count_an_end_to_end_run_and_cover_the_dashboard() {
             "I am away until Monday.",
         ))
         .await;
-    let text;
     let want_in = r#"ticketd_messages_total{mailbox="support",outcome="processed",class="human"}"#;
     let want_sent = r#"ticketd_smtp_results_total{class="2xx"}"#;
     let deadline = Duration::from_secs(30);
@@ -101,26 +100,27 @@ async fn metrics_count_an_end_to_end_run_and_cover_the_dashboard() {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     })
     .await;
-    let start = std::time::Instant::now();
-    loop {
-        let (status, body) = get(port, "/metrics").await;
-        assert_eq!(status, "HTTP/1.1 200 OK");
-        let s = samples(&body);
-        let total: f64 = s
-            .iter()
-            .filter(|(k, _)| k.starts_with("ticketd_messages_total{"))
-            .map(|(_, v)| v)
-            .sum();
-        if total >= 5.0 && value(&s, want_sent) >= 4.0 {
-            text = body;
-            break;
-        }
-        assert!(
-            start.elapsed() < deadline,
-            "timed out waiting for 5 mails in and 4 sent:\n{body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let last = std::cell::RefCell::new(String::new());
+    wait_until_async(
+        "5 mails in and 4 sent",
+        deadline,
+        || async {
+            let (status, body) = get(port, "/metrics").await;
+            assert_eq!(status, "HTTP/1.1 200 OK");
+            let s = samples(&body);
+            let total: f64 = s
+                .iter()
+                .filter(|(k, _)| k.starts_with("ticketd_messages_total{"))
+                .map(|(_, v)| v)
+                .sum();
+            let done = total >= 5.0 && value(&s, want_sent) >= 4.0;
+            *last.borrow_mut() = body;
+            done
+        },
+        || last.borrow().clone(),
+    )
+    .await;
+    let text = last.into_inner();
     let s = samples(&text);
     assert_eq!(value(&s, want_in), 4.0, "{text}");
     // The out-of-office reply belongs to no ticket: stored, ignored, unanswered.
