@@ -1,4 +1,4 @@
-//! Staff actions on a ticket from the shell (`ticketd rma|reply|note|close|reopen|status|severity`): each reads the ticket, decides (pure, in `decide`), renders its mail and writes one transaction.
+//! Staff actions on a ticket from the shell (`ticketd rma|reply|note|close|reopen|status|severity|assign`): each reads the ticket, decides (pure, in `decide`), renders its mail and writes one transaction.
 
 use crate::decide::{self, ActionInput, ReplyPlan, RmaOutcome, RmaVerb};
 use crate::intake::Engine;
@@ -29,7 +29,7 @@ fn act<T>(
         let ticket = store
             .ticket(id)?
             .ok_or_else(|| anyhow!("ticket {id} does not exist"))?;
-        let thread = store.last_customer_message(id)?;
+        let thread = store.last_customer_message(id, &engine.staff.all_addresses())?;
         let input = ActionInput {
             pack: &engine.pack,
             identity: &engine.identity,
@@ -143,6 +143,41 @@ pub fn set_severity(
             ticket.severity,
             decide::set_severity(ticket, severity, input)?,
         ))
+    })?;
+    Ok(was)
+}
+
+/// `ticketd assign N MEMBER`: the ticket is given to a staff member.
+/// Returns the owner it had.
+pub fn assign(
+    engine: &Engine,
+    store: &mut Store,
+    id: TicketId,
+    member: &str,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<String>> {
+    let Some(m) = engine.staff.member(member) else {
+        bail!(
+            "`{member}` is not a staff member of [staff.members]{}",
+            if engine.staff.members.is_empty() {
+                " (it has none)".to_string()
+            } else {
+                format!(
+                    "; they are {}",
+                    engine
+                        .staff
+                        .members
+                        .iter()
+                        .map(|m| m.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        );
+    };
+    let (was, _) = act(engine, store, id, by, now, false, |ticket, input| {
+        Ok((ticket.owner.clone(), decide::assign(ticket, m, input)?))
     })?;
     Ok(was)
 }

@@ -42,6 +42,10 @@ pub struct Draft {
     pub in_reply_to: Option<String>,
     pub references: Vec<String>,
     pub auto_submitted: AutoSubmitted,
+    /// Where replies go, when not to From.
+    pub reply_to: Option<String>,
+    /// Files sent with the text (a relayed staff answer's attachments).
+    pub attachments: Vec<crate::model::OutAttachment>,
 }
 
 /// A fresh Message-ID in our domain (without angle brackets). It is fixed when
@@ -96,11 +100,26 @@ pub fn build(
             .raw_header(raw_header("X-Auto-Response-Suppress", "All"))
             .raw_header(raw_header("Precedence", "auto_reply"));
     }
+    if let Some(rt) = &d.reply_to {
+        let a: lettre::Address = rt.parse().with_context(|| format!("bad Reply-To {rt}"))?;
+        b = b.reply_to(Mailbox::new(Some(identity.from_name.clone()), a));
+    }
     b = b.raw_header(raw_header(LOOP_HEADER, identity.message_id_domain.clone()));
-    let msg = b
-        .header(ContentType::TEXT_PLAIN)
-        .body(d.body.clone())
-        .context("cannot build the message")?;
+    let msg = if d.attachments.is_empty() {
+        b.header(ContentType::TEXT_PLAIN)
+            .body(d.body.clone())
+            .context("cannot build the message")?
+    } else {
+        use lettre::message::{Attachment, MultiPart, SinglePart};
+        let mut parts = MultiPart::mixed().singlepart(SinglePart::plain(d.body.clone()));
+        for a in &d.attachments {
+            let ct = ContentType::parse(&a.content_type).unwrap_or_else(|_| {
+                ContentType::parse("application/octet-stream").expect("a valid type")
+            });
+            parts = parts.singlepart(Attachment::new(a.name.clone()).body(a.bytes.clone(), ct));
+        }
+        b.multipart(parts).context("cannot build the message")?
+    };
     Ok(NewMail {
         kind: d.kind.clone(),
         message_id: message_id.to_string(),
@@ -132,6 +151,8 @@ mod tests {
             in_reply_to: Some("orig@example.jp".into()),
             references: vec!["older@example.jp".into(), "orig@example.jp".into()],
             auto_submitted: AutoSubmitted::Replied,
+            reply_to: None,
+            attachments: vec![],
         };
         let at = DateTime::parse_from_rfc3339("2026-03-02T10:00:00Z")
             .unwrap()
@@ -167,6 +188,8 @@ mod tests {
             in_reply_to: None,
             references: vec![],
             auto_submitted: AutoSubmitted::Generated,
+            reply_to: None,
+            attachments: vec![],
         };
         let at = DateTime::UNIX_EPOCH;
         let m = build(

@@ -52,6 +52,33 @@ struct RawStaff {
     sla_warning_lead: Option<Spanned<String>>,
     /// Whether staff get first-response warnings and breach notices.
     sla_notices: Option<bool>,
+    /// The staff members, by the name `#assign` uses.
+    members: Option<std::collections::BTreeMap<String, Spanned<RawMember>>>,
+    /// The key of the reply tokens in our notifications' Message-IDs.
+    token_key_file: Option<Spanned<String>>,
+    token_key_credential: Option<Spanned<String>>,
+    /// The authserv-id(s) of the vendor's own receiving server, whose
+    /// Authentication-Results headers are trusted (RFC 8601).
+    authserv_id: Option<Spanned<OneOrMany>>,
+    /// Whether DKIM signatures of staff mail are verified (default on).
+    dkim: Option<bool>,
+    /// The DNS servers DKIM keys are asked of (default: /etc/resolv.conf's).
+    dkim_nameservers: Option<Spanned<Vec<String>>>,
+    /// How long one DKIM key look-up may take (default 5).
+    dkim_timeout_secs: Option<u64>,
+}
+
+/// `[staff.members.NAME]`: a staff member.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMember {
+    /// The name shown to customers on relayed answers is the mailbox's; this one is for staff.
+    #[serde(default)]
+    name: Option<String>,
+    addresses: Spanned<OneOrMany>,
+    /// Mailbox names or roles, pack route rule IDs (AV-04), or "*": whose new tickets and replies they hear of.
+    #[serde(default)]
+    queues: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -812,6 +839,15 @@ impl Config {
         let replies_per_ticket = rate(&mut r, "replies_per_ticket", &raw.limits.replies_per_ticket);
         let mut staff = staff_directory(&mut r, raw.staff.recipients.as_ref(), pack.as_ref());
         staff.sla_notices = raw.staff.sla_notices.unwrap_or(true);
+        staff_members(
+            &mut r,
+            &raw.staff,
+            &mut staff,
+            &mailboxes,
+            &identity,
+            pack.as_ref(),
+            &resolve,
+        );
         if let Some(lead) = &raw.staff.sla_warning_lead {
             match crate::policy::Span::parse(lead.get_ref()) {
                 Ok(span @ crate::policy::Span::Minutes(m)) if m > 0 => {
@@ -1253,8 +1289,31 @@ fn is_loopback(host: &str) -> bool {
             .unwrap_or(false)
 }
 
-/// The people a pack's rules name, by the name the pack uses ("Director of
-/// Customer Services"), with their addresses.
+/// A staff member (`[staff.members.NAME]`): who may act on tickets by
+/// mail, once their mail is proven theirs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaffMember {
+    /// The name `#assign` and `ticketd assign` use.
+    pub name: String,
+    /// How staff mail names them ("Alice Example"); the name when not set.
+    pub display: String,
+    /// Lower-cased.
+    pub addresses: Vec<String>,
+    /// Mailbox names or roles, pack route rule IDs, or `*`.
+    pub queues: Vec<String>,
+}
+
+/// How DKIM signatures of staff mail are checked (`[staff] dkim`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DkimSettings {
+    /// The DNS servers asked for keys; empty: the system's (/etc/resolv.conf).
+    pub nameservers: Vec<std::net::SocketAddr>,
+    pub timeout: Duration,
+}
+
+/// Staff: the people a pack's rules name, by the name the pack uses
+/// ("Director of Customer Services"), with their addresses; the staff
+/// members who work tickets by mail, and how their mail is proven theirs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaffDirectory {
     pub recipients: std::collections::BTreeMap<String, Vec<String>>,
@@ -1262,6 +1321,13 @@ pub struct StaffDirectory {
     pub sla_warning_lead: crate::policy::Span,
     /// Staff get first-response warnings and breach notices (`[staff] sla_notices`, default on).
     pub sla_notices: bool,
+    pub members: Vec<StaffMember>,
+    /// The reply tokens' key; without one, notifications carry no token.
+    pub token_key: Option<crate::token::TokenKey>,
+    /// Authserv-ids whose Authentication-Results are trusted, lower-cased.
+    pub authserv_ids: Vec<String>,
+    /// `None`: DKIM signatures are not checked.
+    pub dkim: Option<DkimSettings>,
 }
 
 impl Default for StaffDirectory {
@@ -1270,17 +1336,230 @@ impl Default for StaffDirectory {
             recipients: Default::default(),
             sla_warning_lead: crate::policy::Span::Minutes(60),
             sla_notices: true,
+            members: vec![],
+            token_key: None,
+            authserv_ids: vec![],
+            dkim: Some(DkimSettings {
+                nameservers: vec![],
+                timeout: Duration::from_secs(5),
+            }),
         }
     }
 }
 
 impl StaffDirectory {
+    /// The staff member `address` belongs to.
+    pub fn member_by_address(&self, address: &str) -> Option<&StaffMember> {
+        let a = address.trim().to_ascii_lowercase();
+        self.members.iter().find(|m| m.addresses.contains(&a))
+    }
+
+    /// Every staff member's address (lower-cased).
+    pub fn all_addresses(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .flat_map(|m| m.addresses.iter().cloned())
+            .collect()
+    }
+
+    /// The staff member called `name` (case-insensitive).
+    pub fn member(&self, name: &str) -> Option<&StaffMember> {
+        self.members
+            .iter()
+            .find(|m| m.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Who hears of a ticket: its owner once assigned, else every member
+    /// whose queues name the ticket's mailbox (by name or role), the pack
+    /// route its mail took (AV-04), or `*`.
+    pub fn notified(
+        &self,
+        owner: Option<&str>,
+        mailbox: &str,
+        role: Option<crate::model::Role>,
+        route: Option<&str>,
+    ) -> Vec<&StaffMember> {
+        if let Some(m) = owner.and_then(|o| self.member(o)) {
+            return vec![m];
+        }
+        self.members
+            .iter()
+            .filter(|m| {
+                m.queues.iter().any(|q| {
+                    q == "*"
+                        || q == mailbox
+                        || role.is_some_and(|r| q == r.as_str())
+                        || route.is_some_and(|r| q == r)
+                })
+            })
+            .collect()
+    }
+
     /// The addresses of `name`, if the directory knows it.
     pub fn addresses(&self, name: &str) -> Option<&[String]> {
         self.recipients
             .get(name)
             .map(Vec::as_slice)
             .filter(|a| !a.is_empty())
+    }
+}
+
+/// Reads `[staff.members]` and how staff mail is proven (`token_key_*`,
+/// `authserv_id`, `dkim*`), reporting every problem at its line.
+fn staff_members(
+    r: &mut Report<'_>,
+    raw: &RawStaff,
+    dir: &mut StaffDirectory,
+    mailboxes: &[MailboxConfig],
+    identity: &Identity,
+    pack: Option<&Pack>,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) {
+    let routes = pack.map(|p| p.policy.route_rules()).unwrap_or_default();
+    for (name, m) in raw.members.iter().flatten() {
+        let raw_m = m.get_ref();
+        if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c == '#') {
+            r.spanned(
+                m,
+                format!("staff.members.\"{name}\": a member's name is one word (it is what #assign takes)"),
+            );
+        }
+        let addresses: Vec<String> = match raw_m.addresses.get_ref() {
+            OneOrMany::One(a) => vec![a.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+        .iter()
+        .map(|a| a.trim().to_ascii_lowercase())
+        .collect();
+        if addresses.is_empty() {
+            r.spanned(
+                &raw_m.addresses,
+                format!("staff.members.{name}.addresses lists no address"),
+            );
+        }
+        for a in &addresses {
+            if !valid_address(a) {
+                r.spanned(
+                    &raw_m.addresses,
+                    format!("staff.members.{name}.addresses: `{a}` is not an email address"),
+                );
+            } else if identity.is_own(a) {
+                r.spanned(
+                    &raw_m.addresses,
+                    format!("staff.members.{name}.addresses: `{a}` is one of [identity] own_addresses; a staff member writes from their own address"),
+                );
+            } else if let Some(other) = dir.member_by_address(a) {
+                r.spanned(
+                    &raw_m.addresses,
+                    format!(
+                        "staff.members.{name}.addresses: `{a}` is already {}'s",
+                        other.name
+                    ),
+                );
+            }
+        }
+        let queues: Vec<String> = raw_m
+            .queues
+            .as_ref()
+            .map(|q| q.get_ref().clone())
+            .unwrap_or_default();
+        if let Some(qs) = &raw_m.queues {
+            for q in qs.get_ref() {
+                let known = q == "*"
+                    || mailboxes
+                        .iter()
+                        .any(|mb| mb.name == *q || mb.role.as_str() == q)
+                    || routes.contains(&q.as_str());
+                if !known {
+                    r.spanned(
+                        qs,
+                        format!(
+                            "staff.members.{name}.queues: `{q}` is not a mailbox name or role, a route rule of the pack ({}), or \"*\"",
+                            if routes.is_empty() { "it has none".to_string() } else { routes.join(", ") }
+                        ),
+                    );
+                }
+            }
+        }
+        if dir.member(name).is_some() {
+            r.spanned(
+                m,
+                format!("staff.members: `{name}` twice (names are case-insensitive)"),
+            );
+        }
+        dir.members.push(StaffMember {
+            name: name.clone(),
+            display: raw_m.name.clone().unwrap_or_else(|| name.clone()),
+            addresses,
+            queues,
+        });
+    }
+    if let Some(key) = secret(
+        r,
+        "token_key",
+        raw.token_key_file.as_ref(),
+        raw.token_key_credential.as_ref(),
+        resolve,
+    ) {
+        match crate::token::TokenKey::new(key.0.as_bytes()) {
+            Ok(k) => dir.token_key = Some(k),
+            Err(e) => {
+                if let Some(at) = raw
+                    .token_key_file
+                    .as_ref()
+                    .or(raw.token_key_credential.as_ref())
+                {
+                    r.spanned(at, format!("staff.token_key: {e}"));
+                }
+            }
+        }
+    }
+    if let Some(ids) = &raw.authserv_id {
+        dir.authserv_ids = match ids.get_ref() {
+            OneOrMany::One(a) => vec![a.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+        .iter()
+        .map(|a| a.trim().to_ascii_lowercase())
+        .collect();
+        if dir
+            .authserv_ids
+            .iter()
+            .any(|a| a.is_empty() || a.contains(char::is_whitespace))
+        {
+            r.spanned(ids, "staff.authserv_id: an authserv-id is one word, the host name your receiving server writes in Authentication-Results");
+        }
+    }
+    let mut nameservers = Vec::new();
+    if let Some(ns) = &raw.dkim_nameservers {
+        for n in ns.get_ref() {
+            let parsed = n
+                .parse::<std::net::SocketAddr>()
+                .or_else(|_| n.parse::<std::net::IpAddr>().map(|ip| (ip, 53).into()));
+            match parsed {
+                Ok(a) => nameservers.push(a),
+                Err(_) => r.spanned(
+                    ns,
+                    format!(
+                        "staff.dkim_nameservers: `{n}` is not an IP address (with an optional port)"
+                    ),
+                ),
+            }
+        }
+    }
+    dir.dkim = raw.dkim.unwrap_or(true).then(|| DkimSettings {
+        nameservers,
+        timeout: Duration::from_secs(raw.dkim_timeout_secs.unwrap_or(5).clamp(1, 60)),
+    });
+    if !dir.members.is_empty()
+        && dir.dkim.is_none()
+        && dir.token_key.is_none()
+        && dir.authserv_ids.is_empty()
+    {
+        r.at(
+            0,
+            "[staff] has members but no way to prove their mail: set token_key_file (or token_key_credential), authserv_id, or leave dkim on",
+        );
     }
 }
 

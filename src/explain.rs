@@ -39,6 +39,8 @@ fn fallback_identity() -> Identity {
 /// and the templates in `templates`. Tests that run many mails in-process use it too.
 pub fn default_engine(templates: &Path) -> Result<Engine> {
     Ok(Engine {
+        keys: std::sync::Arc::new(crate::dkim::Offline),
+        mailbox_roles: vec![],
         identity: fallback_identity(),
         pack: Pack::fallback(),
         ticket_prefix: "TKT".to_string(),
@@ -143,6 +145,16 @@ pub fn explain(raw: &[u8], opts: &Options, now: DateTime<Utc>) -> Result<serde_j
         None => None,
     };
     let engine = Engine {
+        keys: std::sync::Arc::new(crate::dkim::Offline),
+        mailbox_roles: config
+            .as_ref()
+            .map(|c| {
+                c.mailboxes
+                    .iter()
+                    .map(|m| (m.name.clone(), m.role))
+                    .collect()
+            })
+            .unwrap_or_default(),
         identity,
         pack,
         ticket_prefix: prefix,
@@ -191,7 +203,7 @@ pub fn explain(raw: &[u8], opts: &Options, now: DateTime<Utc>) -> Result<serde_j
         .plan(&store, view, raw, arrival, arrival)
         .context("planning")?;
     let ticket_id = plan.decision.ticket_view.id;
-    let rendered = engine.render(&plan, ticket_id, arrival)?;
+    let rendered = engine.render(&plan, ticket_id, Some(raw), arrival)?;
     let events = engine.with_rma_codes(&plan.decision.events, ticket_id, arrival);
     Ok(to_json(
         &plan,
@@ -228,8 +240,24 @@ fn to_json(
     if oversize {
         warnings.push("over the size limit: the daemon would quarantine it".into());
     }
+    let relay = rendered
+        .iter()
+        .find(|r| r.plan.template == "staff_reply")
+        .map(|r| {
+            json!({
+                "to": r.plan.to,
+                "subject": r.subject,
+                "body": r.body,
+                "attachments": plan.inbound.attachments.iter().filter_map(|a| a.name.clone()).collect::<Vec<_>>(),
+            })
+        });
     json!({
         "class": d.class.as_str(),
+        "sender": d.sender.as_str(),
+        "proof": d.proof,
+        "authority": plan.evidence,
+        "commands": d.commands,
+        "relay": relay,
         "would_reply": d.would_reply,
         "outcome": d.outcome.as_str(),
         "reasons": d.reasons,

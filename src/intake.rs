@@ -34,6 +34,10 @@ pub struct Engine {
     pub staff: StaffDirectory,
     /// Each configured mailbox's name and the address it answers from.
     pub mailbox_addresses: Vec<(String, String)>,
+    /// Each configured mailbox's name and its role.
+    pub mailbox_roles: Vec<(String, crate::model::Role)>,
+    /// Where DKIM keys of staff mail come from (DNS; `explain` offline: nowhere).
+    pub keys: std::sync::Arc<dyn crate::dkim::KeyResolver>,
 }
 
 /// A message as it came from the mailbox.
@@ -57,6 +61,29 @@ pub struct Plan {
     pub extracted: Extracted,
     pub lookup: Lookup,
     pub decision: Decision,
+    pub evidence: crate::decide::Evidence,
+}
+
+/// A plan's parts, borrowed, for the decision's input.
+#[derive(Clone, Copy)]
+struct PlanRefs<'a> {
+    inbound: &'a Inbound,
+    classification: &'a Classification,
+    extracted: &'a Extracted,
+    evidence: &'a crate::decide::Evidence,
+    lookup: &'a Lookup,
+}
+
+impl Plan {
+    fn refs(&self) -> PlanRefs<'_> {
+        PlanRefs {
+            inbound: &self.inbound,
+            classification: &self.classification,
+            extracted: &self.extracted,
+            evidence: &self.evidence,
+            lookup: &self.lookup,
+        }
+    }
 }
 
 /// What a mail says, read without the database: the first half of a plan,
@@ -66,6 +93,8 @@ pub struct Read {
     pub inbound: Inbound,
     pub classification: Classification,
     pub extracted: Extracted,
+    /// What the headers prove of a staff sender (checked only for one).
+    pub evidence: crate::decide::Evidence,
 }
 
 /// A fetched mail read ahead of its plan (`Engine::read_fetched`): how the
@@ -125,22 +154,39 @@ impl Engine {
                 .iter()
                 .map(|m| (m.name.clone(), m.address.clone()))
                 .collect(),
+            mailbox_roles: cfg
+                .mailboxes
+                .iter()
+                .map(|m| (m.name.clone(), m.role))
+                .collect(),
+            keys: match &cfg.staff.dkim {
+                Some(d) => {
+                    std::sync::Arc::new(crate::dkim::DnsKeys::new(&d.nameservers, d.timeout))
+                }
+                None => std::sync::Arc::new(crate::dkim::Offline),
+            },
         })
     }
 
     fn input<'a>(
         &'a self,
-        inbound: &'a Inbound,
-        classification: &'a Classification,
-        extracted: &'a Extracted,
-        lookup: &'a Lookup,
+        plan: PlanRefs<'a>,
         mailbox: MailboxView<'a>,
         now: DateTime<Utc>,
     ) -> Input<'a> {
+        let PlanRefs {
+            inbound,
+            classification,
+            extracted,
+            evidence,
+            lookup,
+        } = plan;
         Input {
             inbound,
             classification,
             extracted,
+            evidence,
+            mailbox_addresses: &self.mailbox_addresses,
             lookup,
             mailbox,
             identity: &self.identity,
@@ -169,11 +215,51 @@ impl Engine {
         let inbound = parse(raw, arrival);
         let classification = classify_message(raw, &inbound, &self.identity);
         let extracted = extract(&inbound, &self.pack.patterns, &self.ticket_prefix);
+        let evidence = self.evidence(raw, &inbound);
         Read {
             inbound,
             classification,
             extracted,
+            evidence,
         }
+    }
+
+    /// What the headers of a staff address's mail prove: a trusted
+    /// Authentication-Results pass, else (when no reply token already proves
+    /// it for the ticket its subject names) its DKIM signature, verified
+    /// here with a key looked up through `keys` (DNS, with a timeout and a
+    /// cache), before the store is locked. Nothing for other senders.
+    fn evidence(&self, raw: &[u8], inbound: &Inbound) -> crate::decide::Evidence {
+        let mut ev = crate::decide::Evidence::default();
+        let Some(sender) = inbound
+            .sender_address()
+            .filter(|s| self.staff.member_by_address(s).is_some())
+        else {
+            return ev;
+        };
+        let sender = sender.to_ascii_lowercase();
+        let Some((_, domain)) = sender.rsplit_once('@') else {
+            return ev;
+        };
+        ev.auth_results =
+            crate::dkim::trusted_results(&inbound.headers, &self.staff.authserv_ids, domain);
+        if ev.auth_results.is_some() || self.staff.dkim.is_none() {
+            return ev;
+        }
+        if let Some(key) = &self.staff.token_key {
+            let proven = crate::token::tickets_proven(
+                key,
+                &self.identity.message_id_domain,
+                &inbound.referenced_ids(),
+                &sender,
+            );
+            let tag = thread::tag_in(&inbound.subject, &self.ticket_prefix).map(TicketId);
+            if !proven.is_empty() && tag.is_none_or(|t| proven.contains(&t)) {
+                return ev;
+            }
+        }
+        ev.dkim = Some(crate::dkim::verify(raw, domain, self.keys.as_ref()));
+        ev
     }
 
     /// The rest of the plan for a mail already read: what the database knows, then the decision.
@@ -188,6 +274,7 @@ impl Engine {
             inbound,
             classification,
             extracted,
+            evidence,
         } = read;
         // A ticket number in the text counts like a tag (IX-13, NX-02: status by number);
         // `decide` trusts either only from the ticket's own participants.
@@ -204,6 +291,7 @@ impl Engine {
             )
             .context("database lookup")?;
         let sender = inbound.sender_address().unwrap_or_default();
+        let sender_member = self.staff.member_by_address(sender);
         lookup.contract = match &self.contracts {
             Some(book) => book.find(&extracted.serials, sender, &extracted.tax_ids),
             None => store
@@ -222,11 +310,23 @@ impl Engine {
                 lookup.quota_used.insert(quota, used);
             }
         }
+        // A staff mail's answer is relayed in the customer's thread.
+        if sender_member.is_some() {
+            let subject_tag = thread::tag_in(&inbound.subject, &self.ticket_prefix).map(TicketId);
+            if let Some(t) = decide::staff_target(&lookup, subject_tag) {
+                lookup.customer_thread = store
+                    .last_customer_message(t.id, &self.staff.all_addresses())
+                    .context("thread lookup")?;
+            }
+        }
         let decision = decide::decide(&self.input(
-            &inbound,
-            &classification,
-            &extracted,
-            &lookup,
+            PlanRefs {
+                inbound: &inbound,
+                classification: &classification,
+                extracted: &extracted,
+                evidence: &evidence,
+                lookup: &lookup,
+            },
             mailbox,
             now,
         ));
@@ -236,6 +336,7 @@ impl Engine {
             extracted,
             lookup,
             decision,
+            evidence,
         })
     }
 
@@ -249,17 +350,7 @@ impl Engine {
     ) -> Plan {
         let mut reasons = plan.decision.reasons.clone();
         reasons.push(reason);
-        plan.decision = decide::quarantine(
-            &self.input(
-                &plan.inbound,
-                &plan.classification,
-                &plan.extracted,
-                &plan.lookup,
-                mailbox,
-                now,
-            ),
-            reasons,
-        );
+        plan.decision = decide::quarantine(&self.input(plan.refs(), mailbox, now), reasons);
         plan
     }
 
@@ -268,12 +359,14 @@ impl Engine {
         &self,
         plan: &'p Plan,
         ticket_id: Option<TicketId>,
+        source: Option<&[u8]>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Rendered<'p>>> {
-        self.render_replies(
+        self.render_with(
             &plan.decision.replies,
             &plan.decision.subject,
             ticket_id,
+            source,
             now,
         )
     }
@@ -285,6 +378,20 @@ impl Engine {
         replies: &'p [ReplyPlan],
         subject: &str,
         ticket_id: Option<TicketId>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Rendered<'p>>> {
+        self.render_with(replies, subject, ticket_id, None, now)
+    }
+
+    /// `render_replies`, with `source` the raw mail whose attachments a
+    /// relayed answer carries. A plan with `staff_tokens` becomes one mail
+    /// per recipient, each with its own reply token in its Message-ID.
+    pub fn render_with<'p>(
+        &self,
+        replies: &'p [ReplyPlan],
+        subject: &str,
+        ticket_id: Option<TicketId>,
+        source: Option<&[u8]>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Rendered<'p>>> {
         let mut out = Vec::new();
@@ -303,24 +410,46 @@ impl Engine {
             {
                 subject = format!("{subject} {tag}");
             }
-            let draft = Draft {
-                kind: r.template.to_string(),
-                from_address: r.from_address.clone(),
-                to: r.to.clone(),
-                subject: subject.clone(),
-                body: body.clone(),
-                in_reply_to: r.in_reply_to.clone(),
-                references: r.references.clone(),
-                auto_submitted: r.auto_submitted,
+            let attachments = match source {
+                Some(raw) if r.relay_attachments => crate::parse::attachment_files(raw),
+                _ => vec![],
             };
-            let id = compose::new_message_id(&self.identity.message_id_domain, ticket_id);
-            let mail = compose::build(&draft, &id, &self.identity, now)?;
-            out.push(Rendered {
-                plan: r,
-                subject,
-                body,
-                mail,
-            });
+            let token = match (&self.staff.token_key, ticket_id) {
+                (Some(k), Some(t)) if r.staff_tokens => Some((k, t)),
+                _ => None,
+            };
+            let groups: Vec<Vec<String>> = if token.is_some() {
+                r.to.iter().map(|a| vec![a.clone()]).collect()
+            } else {
+                vec![r.to.clone()]
+            };
+            for to in groups {
+                let id = match token {
+                    Some((k, t)) => {
+                        crate::token::message_id(k, &self.identity.message_id_domain, t, &to[0])
+                    }
+                    None => compose::new_message_id(&self.identity.message_id_domain, ticket_id),
+                };
+                let draft = Draft {
+                    kind: r.template.to_string(),
+                    from_address: r.from_address.clone(),
+                    to,
+                    subject: subject.clone(),
+                    body: body.clone(),
+                    in_reply_to: r.in_reply_to.clone(),
+                    references: r.references.clone(),
+                    auto_submitted: r.auto_submitted,
+                    reply_to: r.reply_to.clone(),
+                    attachments: attachments.clone(),
+                };
+                let mail = compose::build(&draft, &id, &self.identity, now)?;
+                out.push(Rendered {
+                    plan: r,
+                    subject: subject.clone(),
+                    body: body.clone(),
+                    mail,
+                });
+            }
         }
         Ok(out)
     }
@@ -468,7 +597,7 @@ impl Engine {
         let mut tx = store.begin_message(now)?;
         let ticket = tx.write_ticket(&mailbox.name, &d.ticket)?;
         let mails: Vec<NewMail> = self
-            .render(plan, ticket, now)?
+            .render(plan, ticket, Some(&f.raw), now)?
             .into_iter()
             .map(|r| r.mail)
             .collect();
@@ -552,6 +681,14 @@ impl Engine {
         Ok(events)
     }
 
+    /// The role of mailbox `name`, if it is configured.
+    pub fn mailbox_role(&self, name: &str) -> Option<crate::model::Role> {
+        self.mailbox_roles
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, r)| *r)
+    }
+
     /// The address a ticket of `mailbox` is answered from (the first own
     /// address when the mailbox is no longer configured).
     pub fn answer_address(&self, mailbox: &str) -> &str {
@@ -570,7 +707,10 @@ impl Engine {
         error: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<NewMail>> {
-        if self.identity.staff.is_empty() || row.kind.starts_with("staff_") {
+        // A relayed staff answer is the customer's mail: its failure is told.
+        if self.identity.staff.is_empty()
+            || (row.kind.starts_with("staff_") && row.kind != "staff_reply")
+        {
             // Never notify about a failed notice: that way lies a loop.
             return Ok(None);
         }
@@ -591,6 +731,8 @@ impl Engine {
             in_reply_to: None,
             references: vec![],
             auto_submitted: compose::AutoSubmitted::Generated,
+            reply_to: None,
+            attachments: vec![],
         };
         let id = compose::new_message_id(&self.identity.message_id_domain, row.ticket_id);
         Ok(Some(compose::build(&draft, &id, &self.identity, now)?))

@@ -112,6 +112,17 @@ enum Command {
         #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// Give a ticket to a staff member of `[staff.members]`: they hear of
+    /// it from then on instead of the whole queue.
+    Assign {
+        ticket: i64,
+        member: String,
+        /// Who assigns it (default: the Unix user).
+        #[arg(long = "as")]
+        by: Option<String>,
+        #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
     /// Change a ticket's severity: its escalation ladder is planned again
     /// from the report (steps already past are sent at once, marked late).
     Severity {
@@ -571,6 +582,30 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 )
             })?;
             set_status(&config, ticket, to, by, clock.now())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Assign {
+            ticket,
+            member,
+            by,
+            config,
+        } => {
+            let (engine, mut st, by) = staff(&config, by)?;
+            let was = ticketd::actions::assign(
+                &engine,
+                &mut st,
+                TicketId(ticket),
+                &member,
+                &by,
+                clock.now(),
+            )?;
+            match was {
+                Some(w) if w.eq_ignore_ascii_case(&member) => {
+                    println!("ticket {ticket} is already assigned to {w}")
+                }
+                Some(w) => println!("ticket {ticket} assigned to {member} by {by} (was {w})"),
+                None => println!("ticket {ticket} assigned to {member} by {by}"),
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Severity {

@@ -8,13 +8,64 @@ mod io;
 
 pub use event::{Event, PolicyRecord, QuotaUse};
 pub use io::{
-    Applied, BucketKey, BucketLevel, ContactInfo, Duplicate, Lookup, NewMail, PendingTimer,
-    RmaRecord, RmaState, SideEffects, TicketChange, TicketInfo, TicketWrite, TimerCancel,
-    TimerKind, TimerPlan, TimerRow, TimerUpdate, Undeliverable,
+    Applied, BucketKey, BucketLevel, ContactInfo, Duplicate, Lookup, NewMail, OutAttachment,
+    PendingTimer, RmaRecord, RmaState, SideEffects, TicketChange, TicketInfo, TicketWrite,
+    TimerCancel, TimerKind, TimerPlan, TimerRow, TimerUpdate, Undeliverable,
 };
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+
+/// Who wrote a mail, as the decision sees it (`explain` shows it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sender {
+    /// A person writing as a customer (a new request, or on their ticket).
+    Customer,
+    /// A configured staff member whose mail is proven theirs.
+    Staff,
+    /// A configured staff address without proof: it does nothing as staff.
+    UnverifiedStaff,
+    /// Someone naming a ticket they have never written on.
+    Stranger,
+    /// An auto-reply, a bounce, list mail, our own mail.
+    Machine,
+}
+
+impl Sender {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sender::Customer => "customer",
+            Sender::Staff => "staff",
+            Sender::UnverifiedStaff => "unverified_staff",
+            Sender::Stranger => "stranger",
+            Sender::Machine => "machine",
+        }
+    }
+}
+
+/// What proves a staff member's mail theirs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum Proof {
+    /// The reply carries the token of a notification sent to that address
+    /// about this ticket (In-Reply-To or References).
+    ReplyToken,
+    /// A DKIM signature that verifies and aligns with the From domain.
+    Dkim { domain: String, selector: String },
+    /// An Authentication-Results header of the vendor's own receiving server.
+    AuthenticationResults { detail: String },
+}
+
+impl fmt::Display for Proof {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Proof::ReplyToken => f.write_str("reply token"),
+            Proof::Dkim { domain, selector } => write!(f, "DKIM d={domain} s={selector}"),
+            Proof::AuthenticationResults { detail } => f.write_str(detail),
+        }
+    }
+}
 
 /// A ticket's number, as customers see it in the subject tag.
 #[derive(

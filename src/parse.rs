@@ -368,19 +368,43 @@ pub fn parse(raw: &[u8], arrival: DateTime<Utc>) -> Inbound {
     for a in msg.attachments().take(1000) {
         inbound.attachments.push(Attachment {
             name: a.attachment_name().map(|n| clip(n, 255).to_string()),
-            content_type: a
-                .content_type()
-                .map(|c| match c.subtype() {
-                    Some(s) => format!("{}/{}", c.ctype(), s),
-                    None => c.ctype().to_string(),
-                })
-                .unwrap_or_else(|| "application/octet-stream".into())
-                .to_ascii_lowercase(),
+            content_type: part_type(a),
             size: a.len(),
             executable: executable_in(a.attachment_name(), a.contents()),
         });
     }
     inbound
+}
+
+/// A part's content type, lower-cased (`application/octet-stream` when it has none).
+fn part_type(a: &mail_parser::MessagePart<'_>) -> String {
+    a.content_type()
+        .map(|c| match c.subtype() {
+            Some(s) => format!("{}/{}", c.ctype(), s),
+            None => c.ctype().to_string(),
+        })
+        .unwrap_or_else(|| "application/octet-stream".into())
+        .to_ascii_lowercase()
+}
+
+/// The files attached to `raw`, decoded, for mail that passes them on (a
+/// relayed staff answer). Inline images of an HTML body without a file name
+/// are not files the sender attached, and are left out.
+pub fn attachment_files(raw: &[u8]) -> Vec<crate::model::OutAttachment> {
+    let Some(msg) = MessageParser::default().parse(raw) else {
+        return vec![];
+    };
+    msg.attachments()
+        .take(100)
+        .filter_map(|a| {
+            let name = a.attachment_name()?;
+            Some(crate::model::OutAttachment {
+                name: clip(name, 255).to_string(),
+                content_type: part_type(a),
+                bytes: a.contents().to_vec(),
+            })
+        })
+        .collect()
 }
 
 fn has_bare_cr(raw: &[u8]) -> bool {

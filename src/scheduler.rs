@@ -62,12 +62,13 @@ fn settle(
         return Ok(done.then_some(Settle::Cancelled));
     };
     let from = engine.answer_address(&ticket.mailbox);
-    let thread = st.last_customer_message(ticket.id)?;
+    let thread = st.last_customer_message(ticket.id, &engine.staff.all_addresses())?;
     let input = TimerInput {
         pack: &engine.pack,
         identity: &engine.identity,
         staff: &engine.staff,
         from_address: from,
+        mailbox_role: engine.mailbox_role(&ticket.mailbox),
         thread: thread.as_deref(),
         now,
     };

@@ -53,9 +53,12 @@ pub fn staff_reply(
         to,
         language,
         from_address: i.from_address.to_string(),
+        reply_to: None,
         auto_submitted: AutoSubmitted::Person,
         in_reply_to: i.thread.map(String::from),
         references: i.thread.map(String::from).into_iter().collect(),
+        staff_tokens: false,
+        relay_attachments: false,
         data: json!({"body": body}),
     });
     Ok(change)
@@ -71,6 +74,26 @@ pub fn note(text: &str, by: &str) -> Result<TicketChange<ReplyPlan>, String> {
         events: vec![Event::Note {
             by: by.to_string(),
             text: text.to_string(),
+        }],
+        ..TicketChange::default()
+    })
+}
+
+/// Staff give a ticket to one of them (`ticketd assign`, `#assign`): the
+/// owner hears of it instead of the whole queue. Giving it to its owner
+/// changes nothing.
+pub fn assign(
+    ticket: &TicketInfo,
+    to: &crate::config::StaffMember,
+    i: &ActionInput<'_>,
+) -> Result<TicketChange<ReplyPlan>, String> {
+    if ticket.owner.as_deref() == Some(to.name.as_str()) {
+        return Ok(TicketChange::default());
+    }
+    Ok(TicketChange {
+        events: vec![Event::Assigned {
+            to: to.name.clone(),
+            by: i.by.to_string(),
         }],
         ..TicketChange::default()
     })

@@ -10,6 +10,7 @@ mod machine;
 mod person;
 mod rma;
 mod sla;
+mod staff;
 #[cfg(test)]
 mod tests;
 
@@ -44,7 +45,8 @@ pub(crate) mod fixtures {
             staff_notes: vec![],
             updated_at: at(created),
             severity: None,
-            answered: false,
+            last_answer: None,
+            owner: None,
             timers: vec![],
             rmas: vec![],
         }
@@ -63,10 +65,11 @@ pub(crate) mod fixtures {
 mod timer;
 mod waiting;
 
-pub use action::{ActionInput, note, set_severity, set_status, staff_reply};
+pub use action::{ActionInput, assign, note, set_severity, set_status, staff_reply};
 pub use limits::bucket_level;
 pub use person::request_text;
 pub use rma::{RmaOutcome, RmaVerb, rma_action};
+pub use staff::{Evidence, authority, staff_target};
 pub use timer::{TimerDecision, TimerInput, on_timer};
 
 use timer::escalation_key;
@@ -80,8 +83,8 @@ use crate::compose::{AutoSubmitted, deliverable};
 use crate::config::{Identity, Limits, Rate, StaffDirectory};
 use crate::extract::Extracted;
 use crate::model::{
-    BucketKey, Event, Language, Lookup, Outcome, PolicyRecord, Role, SideEffects, TicketId,
-    TicketInfo, TicketStatus, TicketWrite, TimerKind, TimerPlan, Undeliverable,
+    BucketKey, Event, Language, Lookup, Outcome, PolicyRecord, Proof, Role, Sender, SideEffects,
+    TicketId, TicketInfo, TicketStatus, TicketWrite, TimerKind, TimerPlan, Undeliverable,
 };
 use crate::pack::Pack;
 use crate::parse::{Addr, Inbound, looks_japanese};
@@ -115,6 +118,10 @@ pub struct Input<'a> {
     pub ticket_prefix: &'a str,
     /// The reply rate limits (`[limits]`).
     pub limits: &'a Limits,
+    /// What the mail's headers prove of a staff sender (DKIM, Authentication-Results).
+    pub evidence: &'a Evidence,
+    /// Each configured mailbox's name and the address it answers from.
+    pub mailbox_addresses: &'a [(String, String)],
     pub now: DateTime<Utc>,
 }
 
@@ -126,8 +133,20 @@ pub struct ReplyPlan {
     pub language: Language,
     #[serde(skip)]
     pub from_address: String,
+    /// Where replies to it go (notifications: the ticket's mailbox).
+    #[serde(skip)]
+    pub reply_to: Option<String>,
     #[serde(skip)]
     pub auto_submitted: AutoSubmitted,
+    /// One mail per recipient, each with a Message-ID carrying that
+    /// address's reply token (when a key is configured), so a reply proves
+    /// its sender (`token`).
+    #[serde(skip)]
+    pub staff_tokens: bool,
+    /// The attachments of the mail being decided go with it (a relayed
+    /// staff answer).
+    #[serde(skip)]
+    pub relay_attachments: bool,
     #[serde(skip)]
     pub in_reply_to: Option<String>,
     #[serde(skip)]
@@ -161,6 +180,12 @@ pub struct Decision {
     pub effects: SideEffects,
     /// What the vendor's rules say, for mail from a person.
     pub policy: Option<Evaluation>,
+    /// Who wrote the mail.
+    pub sender: Sender,
+    /// What proved a staff sender's mail theirs.
+    pub proof: Option<Proof>,
+    /// The staff commands it runs, as written back (`#close`).
+    pub commands: Vec<String>,
 }
 
 fn addr_json(a: Option<&Addr>) -> serde_json::Value {
@@ -290,6 +315,13 @@ pub fn decide(i: &Input<'_>) -> Decision {
                 events,
                 effects: SideEffects::default(),
                 policy: None,
+                sender: if class == Class::Human {
+                    Sender::Customer
+                } else {
+                    Sender::Machine
+                },
+                proof: None,
+                commands: vec![],
             }
         };
     let none = || TicketView {
@@ -332,6 +364,16 @@ pub fn decide(i: &Input<'_>) -> Decision {
         );
     }
 
+    // A staff address's mail is staff mail, proven or not: never a customer's.
+    if class == Class::Human
+        && let Some(member) = i
+            .inbound
+            .sender_address()
+            .and_then(|s| i.staff.member_by_address(s))
+    {
+        return staff::from_staff(i, member, reasons, events, &base);
+    }
+
     let ticket = thread_of(i, &mut reasons);
     let (language, language_reason) = language_for(i, ticket);
 
@@ -340,6 +382,13 @@ pub fn decide(i: &Input<'_>) -> Decision {
     } else {
         person(i, ticket, language, reasons, events, &base)
     };
+    // Someone naming a ticket they have never written on is no customer of it.
+    if class == Class::Human
+        && let Some(tagged) = &i.lookup.tagged
+        && ticket.is_none_or(|t| t.id != tagged.id)
+    {
+        d.sender = Sender::Stranger;
+    }
     if d.language == language {
         d.language_reason = language_reason;
     }
@@ -379,6 +428,13 @@ pub fn quarantine(i: &Input<'_>, mut reasons: Vec<String>) -> Decision {
         events: Vec::new(),
         effects: SideEffects::default(),
         policy: None,
+        sender: if i.classification.class == Class::Human {
+            Sender::Customer
+        } else {
+            Sender::Machine
+        },
+        proof: None,
+        commands: vec![],
     }
 }
 
@@ -392,9 +448,12 @@ fn staff_notice(i: &Input<'_>, template: &'static str, reasons: &[String]) -> Op
         to: i.identity.staff.clone(),
         language: i.pack.language,
         from_address: i.mailbox.address.to_string(),
+        reply_to: None,
         auto_submitted: AutoSubmitted::Generated,
         in_reply_to: None,
         references: vec![],
+        staff_tokens: false,
+        relay_attachments: false,
         data: json!({
             "vendor": i.pack.vendor,
             "mailbox": {"name": i.mailbox.name, "role": i.mailbox.role.as_str(), "address": i.mailbox.address},
@@ -409,7 +468,7 @@ fn staff_notice(i: &Input<'_>, template: &'static str, reasons: &[String]) -> Op
 /// Template data with every field the shipped templates use, for tests.
 #[cfg(test)]
 pub fn sample_template_data() -> serde_json::Value {
-    json!({
+    let mut v = json!({
         "vendor": "ACME",
         "customer": {"name": "Ann & Bob <ops>", "address": "ann@example.net"},
         "mailbox": {"name": "support", "role": "support", "address": "support@acme.test"},
@@ -434,5 +493,33 @@ pub fn sample_template_data() -> serde_json::Value {
         "asked_on": "2026-03-02",
         "missing": ["the serial number"],
         "body": "Hello Ann,\n\nplease send the log.",
-    })
+    });
+    // The staff templates' fields (a second literal: one is too deep for json!).
+    let staff = json!({
+        "new": true,
+        "owner": "alice",
+        "queue": ["alice"],
+        "severity": 2,
+        "tier": "gold",
+        "contract": {"serial": "IX-1", "company": "Acme", "plans": ["onsite"], "matched_by": "serial"},
+        "warranty": {"status": "covered", "until": "2027-01-17"},
+        "sla_due": "2026-03-02 17:00 PST",
+        "route": null,
+        "attachments": ["log.txt"],
+        "text": "The pool is degraded.",
+        "commands": "#close",
+        "member": "Alice",
+        "done": ["state: open -> closed"],
+        "relayed": false,
+        "error": "line 1: `#clsoe`: is not a command",
+        "syntax": "#close",
+        "from": "alice@acme.test",
+        "why": "no DKIM signature",
+        "opened": "2026-03-02",
+        "last_answer": null,
+    });
+    if let (Some(v), serde_json::Value::Object(m)) = (v.as_object_mut(), staff) {
+        v.extend(m);
+    }
+    v
 }

@@ -41,6 +41,11 @@ pub(super) fn person(
         return quarantine(i, reasons);
     };
 
+    if let Some(t) = ticket
+        && let Some(d) = status_request(i, t, sender, language, &mut reasons, &mut events, base)
+    {
+        return d;
+    }
     let text = request_text(m);
     let attachments: Vec<String> = m
         .attachments
@@ -68,7 +73,7 @@ pub(super) fn person(
     // A customer who writes again after staff answered waits on staff.
     let status = if policy.waiting_on_customer {
         TicketStatus::WaitingCustomer
-    } else if ticket.is_some_and(|t| t.answered) {
+    } else if ticket.is_some_and(TicketInfo::answered) {
         TicketStatus::WaitingStaff
     } else {
         TicketStatus::Open
@@ -139,9 +144,12 @@ pub(super) fn person(
             to: vec![sender.address.clone()],
             language,
             from_address: i.mailbox.address.to_string(),
+            reply_to: None,
             auto_submitted: AutoSubmitted::Replied,
             in_reply_to: m.message_id.clone(),
             references,
+            staff_tokens: false,
+            relay_attachments: false,
             data: json!({
                 "vendor": i.pack.vendor,
                 "customer": addr_json(Some(sender)),
@@ -165,6 +173,13 @@ pub(super) fn person(
     if !notes.is_empty() {
         replies.extend(staff_notice(i, "staff_policy", &notes));
     }
+    replies.extend(super::staff::notifications(
+        i,
+        ticket,
+        status,
+        &policy,
+        new_text(m),
+    ));
     let mut d = base(
         Outcome::Processed,
         write,
@@ -272,12 +287,114 @@ pub(super) fn new_ticket(
 /// What the vendor's rules read of a mail: its subject and what the person
 /// wrote now, without the quoted history and the signature.
 pub fn request_text(m: &Inbound) -> String {
-    let body = if m.reply_text.trim().is_empty() {
+    format!("{}\n{}", m.subject, new_text(m))
+}
+
+/// What the person wrote now: the reply text, or the whole text when no
+/// new text was found apart from quotes.
+fn new_text(m: &Inbound) -> &str {
+    if m.reply_text.trim().is_empty() {
         &m.text
     } else {
         &m.reply_text
-    };
-    format!("{}\n{}", m.subject, body)
+    }
+}
+
+/// Phrases that ask for a ticket's state, in the languages we answer in.
+static STATUS_ASKED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(concat!(
+        r"(?i)\b(?:what(?:'s| is) the (?:current )?status|status (?:of|on|update)|",
+        r"(?:any|an) (?:update|news|progress)\b|update on (?:my|our|the|this|ticket|case|request)|",
+        r"where (?:are we|do we stand|does (?:it|this|my \w+) stand)|how is (?:it|my \w+) going|",
+        r"progress on|estado de (?:mi|la|el|nuestr[oa]|su)|en qu[eé] estado|c[oó]mo va|",
+        r"alguna novedad|hay novedades|qu[eé] tal va)",
+        r"|状況|進捗|ステータス|どうなって",
+        r"|^\W*(?:status|estado)\W*$"
+    ))
+    .expect("a valid pattern")
+});
+
+/// A customer's mail that only asks for the state of the ticket it names
+/// (IX-13, NX-02: by its tag, or its number in the pack's form): short, no
+/// attachments, and asking in so many words. It is answered with the state,
+/// the last staff answer's date and the next step, and changes nothing else
+/// (no state change, no timer, no staff notification). A mail that says
+/// more is a follow-up.
+fn status_request(
+    i: &Input<'_>,
+    t: &TicketInfo,
+    sender: &Addr,
+    language: Language,
+    reasons: &mut Vec<String>,
+    events: &mut Vec<Event>,
+    base: &Base<'_>,
+) -> Option<Decision> {
+    let m = i.inbound;
+    let named = i.lookup.tagged.as_ref().is_some_and(|x| x.id == t.id);
+    let text = new_text(m).trim();
+    let asks = |s: &str| s.lines().any(|l| STATUS_ASKED.is_match(l.trim()));
+    let short =
+        text.chars().count() <= 400 && text.lines().filter(|l| !l.trim().is_empty()).count() <= 6;
+    if !named
+        || !m.attachments.is_empty()
+        || !short
+        || !(asks(text) || asks(&m.subject) && text.len() < 80)
+    {
+        return None;
+    }
+    reasons.push(format!(
+        "{} asks for the state of ticket {} (IX-13, NX-02): answered, nothing else changes",
+        sender.address, t.id
+    ));
+    events.push(Event::StatusRequest {
+        from: sender.address.clone(),
+    });
+    let mut replies = Vec::new();
+    let mut effects = SideEffects::default();
+    if i.lookup.contact.as_ref().is_some_and(|c| c.undeliverable) || !deliverable(&sender.address) {
+        reasons.push(format!("{} cannot be written to: no reply", sender.address));
+    } else if let Some(limited) = rate_limited(i, sender, Some(t)) {
+        reasons.push(limited.clone());
+        events.push(Event::ReplySuppressed { why: limited });
+    } else {
+        effects = consume(i, sender, Some(t));
+        let zone = i.pack.zone;
+        replies.push(ReplyPlan {
+            template: "status_reply",
+            to: vec![sender.address.clone()],
+            language,
+            from_address: i.mailbox.address.to_string(),
+            reply_to: None,
+            auto_submitted: AutoSubmitted::Replied,
+            in_reply_to: m.message_id.clone(),
+            references: m.references.iter().cloned().chain(m.message_id.clone()).collect(),
+            staff_tokens: false,
+            relay_attachments: false,
+            data: json!({
+                "vendor": i.pack.vendor,
+                "customer": addr_json(Some(sender)),
+                "ticket_state": t.status.as_str(),
+                "opened": t.created_at.with_timezone(&zone).format("%Y-%m-%d").to_string(),
+                "last_answer": t.last_answer.map(|a| a.with_timezone(&zone).format("%Y-%m-%d").to_string()),
+                "rma": super::rma::codes(t, zone, language),
+            }),
+        });
+    }
+    let mut d = base(
+        Outcome::Processed,
+        TicketWrite::Attach { id: t.id },
+        TicketView {
+            action: "update",
+            id: Some(t.id),
+        },
+        language,
+        replies,
+        std::mem::take(reasons),
+        std::mem::take(events),
+    );
+    d.subject = t.subject.clone();
+    d.effects = effects;
+    Some(d)
 }
 
 /// What the rules decided, kept on the ticket's history.

@@ -225,9 +225,12 @@ fn customer_mail(
         to: vec![ticket.requester.clone()],
         language,
         from_address: from_address.to_string(),
+        reply_to: None,
         auto_submitted: AutoSubmitted::Generated,
         in_reply_to: thread.map(String::from),
         references: thread.map(String::from).into_iter().collect(),
+        staff_tokens: false,
+        relay_attachments: false,
         data: json!({
             "vendor": pack.vendor,
             "customer": {"address": ticket.requester},
@@ -602,13 +605,14 @@ pub(super) fn on_rma_timer(
         if r.state != RmaState::Approved {
             return cancel(format!("the RMA is {} now", r.state));
         }
-        if i.identity.staff.is_empty() {
+        let to = i.staff_for(ticket);
+        if to.is_empty() {
             return cancel("no staff are configured to tell".into());
         }
         let mut reply = i.notice(
             "staff_rma_due",
             ticket,
-            Audience::Staff(i.identity.staff.clone()),
+            Audience::Staff(to),
             "rma",
             rma_json(r, None, zone),
         );
@@ -1008,6 +1012,7 @@ mod tests {
                 identity: &identity,
                 staff: &crate::config::StaffDirectory::default(),
                 from_address: "support@vendor.test",
+                mailbox_role: None,
                 thread: Some("m1@customer.test"),
                 now: at(now),
             },

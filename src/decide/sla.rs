@@ -88,7 +88,8 @@ pub(super) fn on_sla_timer(
     if ticket.status == TicketStatus::WaitingCustomer {
         return TimerDecision::cancel(t, "the ticket waits on the customer".into());
     }
-    if i.identity.staff.is_empty() {
+    let to = i.staff_for(ticket);
+    if to.is_empty() {
         return TimerDecision::cancel(t, "no staff are configured to tell".into());
     }
     let zone = i.pack.zone;
@@ -102,7 +103,7 @@ pub(super) fn on_sla_timer(
     let reply = i.notice(
         "staff_sla",
         ticket,
-        Audience::Staff(i.identity.staff.clone()),
+        Audience::Staff(to),
         "sla",
         json!({
             "breach": breach,

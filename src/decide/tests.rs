@@ -41,6 +41,29 @@ fn run_in(
     now: Option<DateTime<Utc>>,
     pack: &Pack,
 ) -> Decision {
+    run_staff(
+        raw,
+        lookup,
+        limits,
+        accept_lists,
+        now,
+        pack,
+        &crate::config::StaffDirectory::default(),
+        &Evidence::default(),
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn run_staff(
+    raw: &str,
+    lookup: Lookup,
+    limits: &Limits,
+    accept_lists: bool,
+    now: Option<DateTime<Utc>>,
+    pack: &Pack,
+    staff: &crate::config::StaffDirectory,
+    evidence: &Evidence,
+) -> Decision {
     let identity = identity();
     let m = parse(
         raw.as_bytes(),
@@ -63,9 +86,11 @@ fn run_in(
         },
         identity: &identity,
         pack,
-        staff: &crate::config::StaffDirectory::default(),
+        staff,
         ticket_prefix: "TKT",
         limits,
+        evidence,
+        mailbox_addresses: &[],
         now: now.unwrap_or(m.arrival),
     })
 }
@@ -526,7 +551,7 @@ fn a_customer_writing_after_a_staff_answer_waits_on_staff() {
         "From: ann@example.net\r\nSubject: Re: [TKT#3] Disk failed\r\n\r\nHere is the log\r\n";
     let mut t = ticket(3, "ann@example.net");
     t.status = TicketStatus::WaitingCustomer;
-    t.answered = true;
+    t.last_answer = Some(t.created_at);
     let d = run(
         raw,
         Lookup {

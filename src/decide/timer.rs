@@ -12,6 +12,8 @@ pub struct TimerInput<'a> {
     pub staff: &'a StaffDirectory,
     /// The address the ticket's mailbox answers from.
     pub from_address: &'a str,
+    /// The role of the ticket's mailbox, for the staff queues that name roles.
+    pub mailbox_role: Option<Role>,
     /// The customer's last mail on the ticket, which a customer notice answers.
     pub thread: Option<&'a str>,
     pub now: DateTime<Utc>,
@@ -75,6 +77,24 @@ pub(super) enum Audience {
 }
 
 impl TimerInput<'_> {
+    /// Who hears of `ticket` on staff's side: its owner, else the staff
+    /// members whose queue it is in, else the `[identity] staff` list.
+    pub(super) fn staff_for(&self, ticket: &TicketInfo) -> Vec<String> {
+        let members = self.staff.notified(
+            ticket.owner.as_deref(),
+            &ticket.mailbox,
+            self.mailbox_role,
+            None,
+        );
+        if members.is_empty() {
+            return self.identity.staff.clone();
+        }
+        members
+            .iter()
+            .flat_map(|m| m.addresses.iter().cloned())
+            .collect()
+    }
+
     /// A notice about `ticket` from its mailbox: `template` rendered with
     /// the vendor, the customer, the ticket's state and `extra` under `key`.
     pub(super) fn notice(
@@ -91,6 +111,7 @@ impl TimerInput<'_> {
             "ticket_state": ticket.status.as_str(),
         });
         data[key] = extra;
+        let staff = matches!(to, Audience::Staff(_));
         let (to, language, thread) = match to {
             Audience::Staff(to) => (to, self.pack.language, None),
             Audience::Customer => (
@@ -104,9 +125,13 @@ impl TimerInput<'_> {
             to,
             language,
             from_address: self.from_address.to_string(),
+            reply_to: Some(self.from_address.to_string()),
             auto_submitted: AutoSubmitted::Generated,
             in_reply_to: thread.map(String::from),
             references: thread.map(String::from).into_iter().collect(),
+            // A staff member can answer a staff notice like a notification.
+            staff_tokens: staff,
+            relay_attachments: false,
             data,
         }
     }
@@ -300,6 +325,7 @@ mod tests {
                 identity: &identity,
                 staff,
                 from_address: "support@netex.test",
+                mailbox_role: None,
                 thread: None,
                 now: at(now),
             },

@@ -164,6 +164,34 @@ pub enum Event {
     LinkedTo {
         ticket: super::TicketId,
     },
+    /// The ticket was given to a staff member (`#assign`, `ticketd assign`).
+    Assigned {
+        to: String,
+        by: String,
+    },
+    /// A staff member's mail on the ticket: who, the proof it had, the
+    /// commands it ran and whether its text was relayed to the customer.
+    StaffMail {
+        from: String,
+        member: String,
+        proof: String,
+        commands: Vec<String>,
+        relayed: bool,
+    },
+    /// Mail from a staff address without proof: kept here, nothing done.
+    Unverified {
+        from: String,
+        why: String,
+    },
+    /// A staff mail whose commands could not run: nothing of it was done.
+    CommandRefused {
+        from: String,
+        error: String,
+    },
+    /// A customer asked for the ticket's state and was told (IX-13, NX-02).
+    StatusRequest {
+        from: String,
+    },
 }
 
 impl Event {
@@ -196,6 +224,11 @@ impl Event {
             Event::Note { .. } => "note",
             Event::SeverityChanged { .. } => "severity_changed",
             Event::LinkedTo { .. } => "linked_to",
+            Event::Assigned { .. } => "assigned",
+            Event::StaffMail { .. } => "staff_mail",
+            Event::Unverified { .. } => "unverified",
+            Event::CommandRefused { .. } => "command_refused",
+            Event::StatusRequest { .. } => "status_request",
         }
     }
 
@@ -224,6 +257,33 @@ impl Event {
                 format!("severity {to} by {by} (was {from})")
             }
             Event::LinkedTo { ticket } => format!("follows closed ticket {ticket}"),
+            Event::Assigned { to, by } => format!("assigned to {to} by {by}"),
+            Event::StaffMail {
+                from,
+                member,
+                proof,
+                commands,
+                relayed,
+            } => {
+                let commands = if commands.is_empty() {
+                    "no commands".to_string()
+                } else {
+                    commands.join(", ")
+                };
+                let relayed = if *relayed {
+                    "text relayed to the customer"
+                } else {
+                    "nothing relayed"
+                };
+                format!("mail from {member} <{from}>, proven by {proof}: {commands}; {relayed}")
+            }
+            Event::Unverified { from, why } => {
+                format!("held: mail from staff address {from} without proof ({why}); nothing done")
+            }
+            Event::CommandRefused { from, error } => {
+                format!("refused mail from {from}: {error}; nothing done")
+            }
+            Event::StatusRequest { from } => format!("{from} asked for the state and was told"),
             Event::ReplySuppressed { why: t }
             | Event::Bounce { text: t }
             | Event::AutoReply { text: t }

@@ -25,12 +25,23 @@ pub struct TicketInfo {
     pub updated_at: DateTime<Utc>,
     /// Its severity: the first mail's, until staff change it.
     pub severity: Option<u8>,
-    /// Staff have answered the customer on this ticket (a `staff_reply`).
-    pub answered: bool,
+    /// When staff last answered the customer on this ticket (its latest
+    /// `staff_reply`); `None` while nobody has.
+    pub last_answer: Option<DateTime<Utc>>,
+    /// The staff member (a `[staff.members]` name) the ticket is assigned
+    /// to (`assigned` events); they hear of it instead of the whole queue.
+    pub owner: Option<String>,
     /// The ticket's pending timers.
     pub timers: Vec<PendingTimer>,
     /// The ticket's RMAs.
     pub rmas: Vec<RmaRecord>,
+}
+
+impl TicketInfo {
+    /// Staff have answered the customer on this ticket.
+    pub fn answered(&self) -> bool {
+        self.last_answer.is_some()
+    }
 }
 
 /// A pending timer of a ticket, as the decision sees it.
@@ -146,6 +157,9 @@ pub struct Lookup {
     pub contract: Option<ContractMatch>,
     /// Uses of each pack quota in its current period.
     pub quota_used: BTreeMap<String, u32>,
+    /// The customer's last mail on the ticket a staff mail is about, which
+    /// its relayed answer replies to (read only for staff mail).
+    pub customer_thread: Option<String>,
     /// The ticket of our mail that a bounce returns (by its original Message-ID).
     pub bounced: Option<TicketInfo>,
     /// Reply buckets of the sender and of the tickets the mail may belong to.
@@ -183,6 +197,14 @@ pub enum TicketWrite {
     Attach {
         id: TicketId,
     },
+}
+
+/// A file attached to a mail we send (a relayed staff answer's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutAttachment {
+    pub name: String,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
 }
 
 /// One mail to send, fully rendered.

@@ -347,6 +347,12 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// The rule IDs of the pack's `[[route]]` entries (AV-04, AV-05): a
+    /// staff member's queue may name them.
+    pub fn route_rules(&self) -> Vec<&str> {
+        self.routes.iter().map(|r| r.rule.as_str()).collect()
+    }
+
     /// Every recipient an escalation step names, once each.
     pub fn escalation_recipients(&self) -> Vec<&str> {
         let mut out: Vec<&str> = Vec::new();

@@ -33,15 +33,17 @@ impl Store {
 
     /// The Message-ID of the last mail the ticket's people wrote, which our
     /// mail on the ticket answers.
-    pub fn last_customer_message(&self, id: TicketId) -> Result<Option<String>> {
+    pub fn last_customer_message(&self, id: TicketId, staff: &[String]) -> Result<Option<String>> {
+        let staff = serde_json::to_string(staff)?;
         Ok(self
             .conn
             .prepare_cached(
                 "SELECT message_id FROM messages
                  WHERE ticket_id = ?1 AND outcome = 'processed' AND message_id IS NOT NULL
+                   AND (sender IS NULL OR sender NOT IN (SELECT value FROM json_each(?2)))
                  ORDER BY id DESC LIMIT 1",
             )?
-            .query_row([id.0], |r| r.get(0))
+            .query_row(rusqlite::params![id.0, staff], |r| r.get(0))
             .optional()?)
     }
 }

@@ -224,7 +224,7 @@ impl MessageTx<'_> {
 
 /// Appends one event to a ticket's history and, in the same transaction, the
 /// projections it feeds: the facts a ticket has and its severity (`policy`,
-/// `severity_changed`), the quota uses (`quota`) and the RMAs (`rma`). Every event the store writes goes through here.
+/// `severity_changed`), its owner (`assigned`), the quota uses (`quota`) and the RMAs (`rma`). Every event the store writes goes through here.
 pub(super) fn record_event(
     tx: &Connection,
     ticket: TicketId,
@@ -255,6 +255,10 @@ pub(super) fn record_event(
                 "UPDATE tickets SET severity = ?2 WHERE id = ?1 AND severity IS NULL",
             )?
             .execute(params![ticket.0, p.severity])?;
+        }
+        Event::Assigned { to, .. } => {
+            tx.prepare_cached("UPDATE tickets SET owner = ?2 WHERE id = ?1")?
+                .execute(params![ticket.0, to])?;
         }
         Event::SeverityChanged { to, .. } => {
             tx.prepare_cached("UPDATE tickets SET severity = ?2 WHERE id = ?1")?

@@ -64,7 +64,8 @@ impl Store {
             .conn
             .prepare_cached(
                 "SELECT t.subject, t.status, c.address, t.language, t.created_at, t.mailbox, t.updated_at,
-                        t.severity, EXISTS (SELECT 1 FROM ticket_events e WHERE e.ticket_id = t.id AND e.kind = 'staff_reply')
+                        t.severity, (SELECT max(e.at) FROM ticket_events e WHERE e.ticket_id = t.id AND e.kind = 'staff_reply'),
+                        t.owner
                  FROM tickets t JOIN contacts c ON c.id = t.requester_id WHERE t.id = ?1",
             )?
             .query_row([id.0], |r| {
@@ -80,14 +81,15 @@ impl Store {
                         r.get::<_, String>(5)?,
                         super::ts_column(r, 6)?,
                         r.get::<_, Option<u8>>(7)?,
-                        r.get::<_, bool>(8)?,
+                        super::opt_ts_column(r, 8)?,
+                        r.get::<_, Option<String>>(9)?,
                     ),
                 ))
             })
             .optional()?;
         let Some((
             (subject, status, requester, language),
-            (created_at, mailbox, updated_at, severity, answered),
+            (created_at, mailbox, updated_at, severity, last_answer, owner),
         )) = row
         else {
             return Ok(None);
@@ -149,7 +151,8 @@ impl Store {
             staff_notes,
             updated_at,
             severity,
-            answered,
+            last_answer,
+            owner,
             timers,
             rmas: self.rmas(id)?,
         }))
@@ -308,6 +311,7 @@ impl Store {
             keys.push(format!("ticket:{}", t.id));
         }
         Ok(Lookup {
+            customer_thread: None,
             tagged,
             referenced,
             awaited_by,

@@ -52,6 +52,19 @@ pub(super) fn ts_column(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Dat
     })
 }
 
+/// A nullable timestamp column.
+pub(super) fn opt_ts_column(
+    r: &rusqlite::Row<'_>,
+    i: usize,
+) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    match r.get::<_, Option<String>>(i)? {
+        None => Ok(None),
+        Some(s) => parse_ts(&s).map(Some).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+        }),
+    }
+}
+
 pub fn parse_ts(s: &str) -> Result<DateTime<Utc>> {
     Ok(DateTime::parse_from_rfc3339(s)
         .with_context(|| format!("bad timestamp {s:?} in the database"))?

@@ -264,4 +264,9 @@ UPDATE tickets SET severity = (
       AND json_extract(e.detail, '$.severity') IS NOT NULL
     ORDER BY e.id LIMIT 1);
 "#,
+    // A ticket's owner: the staff member it is assigned to, the projection
+    // of its `assigned` events.
+    r#"
+ALTER TABLE tickets ADD COLUMN owner TEXT;
+"#,
 ];

@@ -1,0 +1,359 @@
+//! The commands staff write at the top of a reply (`#close`, `#status waiting_customer`, `#note ...`): their syntax, parsed before any text is relayed.
+//!
+//! Syntax, as `docs/staff.md` documents it: each command is a line of its
+//! own at the top of the new text, before any prose; blank lines between
+//! them are allowed; the name is case-insensitive. The first line that does
+//! not start with `#` ends the commands, and everything from there on is
+//! prose (a `#` line further down is prose too). `#note` takes the rest of
+//! its line and every line after it as the note, so nothing after it is
+//! relayed. A line starting with `#` and a letter that is not a command, or a
+//! command with wrong arguments, is an error: nothing of the mail is done.
+
+use crate::model::{RmaState, TicketStatus};
+use serde::Serialize;
+use std::fmt;
+
+/// One staff command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Command {
+    /// `#close`, `#reopen`, `#status STATE`.
+    Status { to: TicketStatus },
+    /// `#severity N`.
+    Severity { level: u8 },
+    /// `#assign NAME`: a staff member of the `[staff.members]` table.
+    Assign { to: String },
+    /// `#note TEXT`: an internal note, never relayed.
+    Note { text: String },
+    /// `#rma approve|issue|received [PART]`.
+    Rma { step: RmaStep, part: Option<String> },
+}
+
+/// The RMA steps staff can take by mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RmaStep {
+    Approve,
+    Issue,
+    Received,
+}
+
+impl RmaStep {
+    pub fn state(self) -> RmaState {
+        match self {
+            RmaStep::Approve => RmaState::Approved,
+            RmaStep::Issue => RmaState::Issued,
+            RmaStep::Received => RmaState::Received,
+        }
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::Status {
+                to: TicketStatus::Closed,
+            } => f.write_str("#close"),
+            Command::Status { to } => write!(f, "#status {to}"),
+            Command::Severity { level } => write!(f, "#severity {level}"),
+            Command::Assign { to } => write!(f, "#assign {to}"),
+            Command::Note { .. } => f.write_str("#note"),
+            Command::Rma { step, part } => {
+                let s = match step {
+                    RmaStep::Approve => "approve",
+                    RmaStep::Issue => "issue",
+                    RmaStep::Received => "received",
+                };
+                match part {
+                    Some(p) => write!(f, "#rma {s} {p}"),
+                    None => write!(f, "#rma {s}"),
+                }
+            }
+        }
+    }
+}
+
+/// A mail's commands and the text left to relay.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Parsed {
+    pub commands: Vec<Command>,
+    /// The prose after the commands (empty when the mail is commands only).
+    pub text: String,
+}
+
+/// A command line that cannot be run: the line (1-based in the new text), as written, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommandError {
+    pub line_no: usize,
+    pub line: String,
+    pub error: String,
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: `{}`: {}", self.line_no, self.line, self.error)
+    }
+}
+
+/// What each command looks like, for error messages and the notification.
+pub const SYNTAX: &str = "#close, #reopen, #status open|waiting_customer|waiting_staff|closed, \
+#severity N, #assign NAME, #note TEXT, #rma approve|issue|received [PART]";
+
+/// Whether `line` is meant as a command: `#` and then a letter (`#1` or
+/// `# heading` are prose).
+fn is_command_line(line: &str) -> bool {
+    let mut c = line.trim_start().chars();
+    c.next() == Some('#') && c.next().is_some_and(|c| c.is_alphabetic())
+}
+
+/// Reads the commands at the top of `text` (a staff reply's new text).
+pub fn parse(text: &str) -> Result<Parsed, CommandError> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut commands = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let raw = lines[i];
+        let line = raw.trim();
+        if line.is_empty() {
+            i += 1;
+            continue;
+        }
+        if !is_command_line(line) {
+            break;
+        }
+        let err = |error: String| CommandError {
+            line_no: i + 1,
+            line: line.to_string(),
+            error,
+        };
+        let body = &line[1..];
+        let (name, args) = match body.split_once(char::is_whitespace) {
+            Some((n, a)) => (n, a.trim()),
+            None => (body, ""),
+        };
+        let words: Vec<&str> = args.split_whitespace().collect();
+        let none = |c: Command| {
+            if words.is_empty() {
+                Ok(c)
+            } else {
+                Err(err(format!("#{name} takes nothing after it")))
+            }
+        };
+        let cmd = match name.to_ascii_lowercase().as_str() {
+            "close" => none(Command::Status {
+                to: TicketStatus::Closed,
+            })?,
+            "reopen" => none(Command::Status {
+                to: TicketStatus::Open,
+            })?,
+            "status" => match words.as_slice() {
+                [s] => match TicketStatus::parse(&s.to_ascii_lowercase()) {
+                    Some(to) => Command::Status { to },
+                    None => {
+                        return Err(err(format!(
+                            "`{s}` is not a state: open, waiting_customer, waiting_staff or closed"
+                        )));
+                    }
+                },
+                _ => {
+                    return Err(err(
+                        "#status takes one state: open, waiting_customer, waiting_staff or closed"
+                            .into(),
+                    ));
+                }
+            },
+            "severity" => match words.as_slice() {
+                [n] => match n.parse::<u8>() {
+                    Ok(level) => Command::Severity { level },
+                    Err(_) => return Err(err(format!("`{n}` is not a severity number"))),
+                },
+                _ => return Err(err("#severity takes one number, such as #severity 2".into())),
+            },
+            "assign" => match words.as_slice() {
+                [n] => Command::Assign { to: n.to_string() },
+                _ => {
+                    return Err(err(
+                        "#assign takes one staff member's name from [staff.members]".into(),
+                    ));
+                }
+            },
+            "note" => {
+                // The rest of the line and every line after it.
+                let mut note = vec![args];
+                note.extend(lines[i + 1..].iter().copied());
+                let text = note.join("\n").trim().to_string();
+                if text.is_empty() {
+                    return Err(err(
+                        "#note needs the note's text, on its line or the lines after it".into(),
+                    ));
+                }
+                commands.push(Command::Note { text });
+                i = lines.len();
+                continue;
+            }
+            "rma" => {
+                let step = match words.first().map(|w| w.to_ascii_lowercase()).as_deref() {
+                    Some("approve") => RmaStep::Approve,
+                    Some("issue") => RmaStep::Issue,
+                    Some("received") => RmaStep::Received,
+                    _ => {
+                        return Err(err(
+                            "#rma takes approve, issue or received, and optionally the part".into(),
+                        ));
+                    }
+                };
+                match words.as_slice() {
+                    [_] => Command::Rma { step, part: None },
+                    [_, p] => Command::Rma {
+                        step,
+                        part: Some(p.to_string()),
+                    },
+                    _ => return Err(err("#rma takes at most one part after the step".into())),
+                }
+            }
+            other => {
+                return Err(err(format!(
+                    "`#{other}` is not a command; the commands are {SYNTAX}"
+                )));
+            }
+        };
+        let clash = |a: &Command, b: &Command| {
+            matches!(
+                (a, b),
+                (Command::Status { .. }, Command::Status { .. })
+                    | (Command::Severity { .. }, Command::Severity { .. })
+                    | (Command::Assign { .. }, Command::Assign { .. })
+            )
+        };
+        if commands.iter().any(|c| clash(c, &cmd)) {
+            return Err(err(format!(
+                "a second {} in one mail: say it once",
+                match cmd {
+                    Command::Status { .. } => "change of state",
+                    Command::Severity { .. } => "#severity",
+                    _ => "#assign",
+                }
+            )));
+        }
+        commands.push(cmd);
+        i += 1;
+    }
+    let text = lines[i.min(lines.len())..].join("\n").trim().to_string();
+    Ok(Parsed { commands, text })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(text: &str) -> Parsed {
+        parse(text).unwrap_or_else(|e| panic!("{text:?}: {e}"))
+    }
+
+    #[test]
+    fn every_command_parses() {
+        let p = ok("#close\n#severity 1\n#assign alice\n#rma approve\n\nThanks, done.\n");
+        assert_eq!(
+            p.commands,
+            vec![
+                Command::Status {
+                    to: TicketStatus::Closed
+                },
+                Command::Severity { level: 1 },
+                Command::Assign { to: "alice".into() },
+                Command::Rma {
+                    step: RmaStep::Approve,
+                    part: None
+                },
+            ]
+        );
+        assert_eq!(p.text, "Thanks, done.");
+        assert_eq!(
+            ok("#reopen").commands,
+            vec![Command::Status {
+                to: TicketStatus::Open
+            }]
+        );
+        assert_eq!(
+            ok("  #STATUS Waiting_Customer\nPlease send the log.").commands,
+            vec![Command::Status {
+                to: TicketStatus::WaitingCustomer
+            }]
+        );
+        assert_eq!(
+            ok("#rma issue ada0\n#rma received").commands,
+            vec![
+                Command::Rma {
+                    step: RmaStep::Issue,
+                    part: Some("ada0".into())
+                },
+                Command::Rma {
+                    step: RmaStep::Received,
+                    part: None
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_note_takes_the_rest_of_the_mail_and_nothing_is_relayed() {
+        let p = ok("#close\n#note replaced under warranty,\nsee RMA 7.\n");
+        assert_eq!(
+            p.commands[1],
+            Command::Note {
+                text: "replaced under warranty,\nsee RMA 7.".into()
+            }
+        );
+        assert_eq!(p.text, "");
+        let p = ok("#note\ncustomer called, will send logs\n");
+        assert_eq!(
+            p.commands,
+            vec![Command::Note {
+                text: "customer called, will send logs".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn commands_after_prose_are_prose() {
+        let p = ok("Hello Dana,\n#close\nthe fix is in 24.10.1.\n");
+        assert!(p.commands.is_empty());
+        assert_eq!(p.text, "Hello Dana,\n#close\nthe fix is in 24.10.1.");
+        // `#1` and `# heading` are not commands.
+        let p = ok("#1 cause: the cable.\n");
+        assert!(p.commands.is_empty());
+        assert_eq!(ok("# Steps\n1. reboot").commands, vec![]);
+    }
+
+    #[test]
+    fn malformed_and_unknown_commands_name_their_line() {
+        for (text, line_no, says) in [
+            ("#clsoe\nThanks", 1, "is not a command"),
+            ("#close\n\n#severity high", 3, "not a severity number"),
+            ("#severity", 1, "takes one number"),
+            ("#status pending", 1, "is not a state"),
+            ("#status", 1, "takes one state"),
+            ("#close now", 1, "takes nothing after it"),
+            ("#assign", 1, "one staff member"),
+            ("#assign alice bob", 1, "one staff member"),
+            ("#rma", 1, "approve, issue or received"),
+            ("#rma ship", 1, "approve, issue or received"),
+            ("#rma issue a b", 1, "at most one part"),
+            ("#note", 1, "needs the note's text"),
+            ("#close\n#reopen", 2, "second change of state"),
+            ("#severity 1\n#severity 2", 2, "second #severity"),
+        ] {
+            let e = parse(text).expect_err(text);
+            assert_eq!(e.line_no, line_no, "{text:?}: {e}");
+            assert!(e.error.contains(says), "{text:?}: {e}");
+            assert_eq!(e.line, text.lines().nth(line_no - 1).unwrap().trim());
+        }
+    }
+
+    #[test]
+    fn prose_only_is_relayed_whole() {
+        let p = ok("Hi,\n\nplease update to 24.10.1.\n\nBest,\nAlice\n");
+        assert!(p.commands.is_empty());
+        assert_eq!(p.text, "Hi,\n\nplease update to 24.10.1.\n\nBest,\nAlice");
+    }
+}

@@ -1,0 +1,603 @@
+//! Staff by mail: who a staff address's mail is proven to be from, the commands it runs and the answer it relays; the notifications staff get of their queue's tickets.
+//!
+//! A mail acts as staff only when its sender is a `[staff.members]` address
+//! **and** it carries a proof: a reply token for its ticket and that address
+//! (`token`), a DKIM signature that verifies and aligns with the From domain,
+//! or an Authentication-Results header of the vendor's own receiving server
+//! (both checked by `dkim` before the store is locked, given here as
+//! [`Evidence`]). Without one it is held on the ticket, nothing is done, and
+//! staff are told once. With one, its commands run through the same
+//! functions as their shell twins (`action`, `rma`), all or nothing: an
+//! unknown or malformed command, or one that cannot run, does nothing and
+//! the staff member gets the error. Its remaining text is relayed to the
+//! customer as `ticketd reply` does.
+
+use super::*;
+use crate::commands::{self, Command, RmaStep};
+use crate::config::StaffMember;
+use crate::dkim::DkimVerdict;
+use crate::model::{Proof, RmaRecord, Sender, TicketChange, TimerUpdate};
+
+/// A line every notification carries (its list of commands, in every
+/// language): a relay that holds it holds the quoted notification.
+pub const NOTIFICATION_MARK: &str = "#status open|waiting_customer|waiting_staff";
+
+/// What the mail's headers prove, checked before the decision (DKIM needs
+/// DNS, which never runs under the store lock). Only a staff address's mail
+/// is checked.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Evidence {
+    /// The DKIM check, when one was made.
+    pub dkim: Option<DkimVerdict>,
+    /// A trusted Authentication-Results header's pass for the From domain.
+    pub auth_results: Option<String>,
+}
+
+/// The ticket a staff mail is about: the subject's tag, else the ticket its
+/// In-Reply-To/References point at, else a number in its text.
+pub fn staff_target<'a>(
+    lookup: &'a Lookup,
+    subject_tag: Option<TicketId>,
+) -> Option<&'a TicketInfo> {
+    let tagged = lookup.tagged.as_ref();
+    match subject_tag {
+        Some(tag) => tagged.filter(|t| t.id == tag),
+        None => lookup.referenced.as_ref().or(tagged),
+    }
+}
+
+/// Whether `sender`'s mail is proven theirs for `ticket`, and by what; or
+/// why not. The reply token counts only for its own ticket and address.
+pub fn authority(
+    staff: &StaffDirectory,
+    domain: &str,
+    sender: &str,
+    referenced: &[String],
+    ticket: Option<TicketId>,
+    evidence: &Evidence,
+) -> Result<Proof, String> {
+    let mut missing = Vec::new();
+    match &staff.token_key {
+        Some(key) => {
+            let proven = crate::token::tickets_proven(key, domain, referenced, sender);
+            if ticket.is_some_and(|t| proven.contains(&t)) {
+                return Ok(Proof::ReplyToken);
+            }
+            missing.push(match proven.first() {
+                Some(other) => format!("its reply token is for ticket {other}, not this one"),
+                None => "no reply token of a notification sent to that address".to_string(),
+            });
+        }
+        None => missing.push("no reply token key is configured".to_string()),
+    }
+    if let Some(detail) = &evidence.auth_results {
+        return Ok(Proof::AuthenticationResults {
+            detail: detail.clone(),
+        });
+    }
+    missing.push(if staff.authserv_ids.is_empty() {
+        "no trusted authserv-id is configured".to_string()
+    } else {
+        format!(
+            "no Authentication-Results pass from {}",
+            staff.authserv_ids.join(" or ")
+        )
+    });
+    match &evidence.dkim {
+        Some(DkimVerdict::Pass { domain, selector }) => {
+            return Ok(Proof::Dkim {
+                domain: domain.clone(),
+                selector: selector.clone(),
+            });
+        }
+        Some(DkimVerdict::Unaligned { domain }) => missing.push(format!(
+            "its DKIM signature is by {domain}, which is not the From domain"
+        )),
+        Some(DkimVerdict::Fail { reason }) => {
+            missing.push(format!("its DKIM signature fails: {reason}"))
+        }
+        Some(DkimVerdict::NotChecked { reason }) => {
+            missing.push(format!("its DKIM signature was not checked: {reason}"))
+        }
+        Some(DkimVerdict::Unsigned) => missing.push("no DKIM signature".to_string()),
+        None if staff.dkim.is_none() => {
+            missing.push("DKIM is not checked ([staff] dkim = false)".into())
+        }
+        None => missing.push("DKIM was not checked".to_string()),
+    }
+    Err(missing.join("; "))
+}
+
+/// Mail from a configured staff address: acted on when proven, held when not.
+pub(super) fn from_staff(
+    i: &Input<'_>,
+    member: &StaffMember,
+    mut reasons: Vec<String>,
+    mut events: Vec<Event>,
+    base: &Base<'_>,
+) -> Decision {
+    let m = i.inbound;
+    let sender = m.sender_address().unwrap_or_default().to_ascii_lowercase();
+    let subject_tag = thread::tag_in(&m.subject, i.ticket_prefix);
+    let ticket = staff_target(i.lookup, subject_tag.map(TicketId));
+    let view = |t: Option<&TicketInfo>| TicketView {
+        action: if t.is_some() { "update" } else { "none" },
+        id: t.map(|t| t.id),
+    };
+    let language = i.pack.language;
+    let proof = authority(
+        i.staff,
+        &i.identity.message_id_domain,
+        &sender,
+        &m.referenced_ids(),
+        ticket.map(|t| t.id),
+        i.evidence,
+    );
+    let proof = match proof {
+        Ok(p) => p,
+        Err(why) => {
+            reasons.push(format!(
+                "{sender} is staff member {}'s address, but the mail is not proven theirs: {why}",
+                member.name
+            ));
+            let Some(t) = ticket else {
+                reasons.push("it names no ticket".into());
+                let mut d = quarantine(i, reasons);
+                d.sender = Sender::UnverifiedStaff;
+                return d;
+            };
+            events.push(Event::Unverified {
+                from: sender.clone(),
+                why: why.clone(),
+            });
+            let mut to: Vec<String> = member.addresses.clone();
+            for s in &i.identity.staff {
+                if !to.contains(s) {
+                    to.push(s.clone());
+                }
+            }
+            let notice = ReplyPlan {
+                template: "staff_unverified",
+                to,
+                language,
+                from_address: i.mailbox.address.to_string(),
+                reply_to: None,
+                auto_submitted: AutoSubmitted::Generated,
+                in_reply_to: None,
+                references: vec![],
+                staff_tokens: false,
+                relay_attachments: false,
+                data: json!({
+                    "vendor": i.pack.vendor,
+                    "member": member.display,
+                    "from": sender,
+                    "why": why,
+                    "message": {"subject": m.subject, "message_id": m.message_id.clone().unwrap_or_default()},
+                }),
+            };
+            let mut d = base(
+                Outcome::Processed,
+                TicketWrite::Attach { id: t.id },
+                view(Some(t)),
+                language,
+                vec![notice],
+                reasons,
+                events,
+            );
+            d.subject = t.subject.clone();
+            d.sender = Sender::UnverifiedStaff;
+            return d;
+        }
+    };
+    reasons.push(format!(
+        "{sender} is staff member {}, proven by {proof}",
+        member.name
+    ));
+    let answer_to = |template: &'static str, data: serde_json::Value| ReplyPlan {
+        template,
+        to: vec![sender.clone()],
+        language,
+        from_address: i.mailbox.address.to_string(),
+        reply_to: Some(i.mailbox.address.to_string()),
+        auto_submitted: AutoSubmitted::Replied,
+        in_reply_to: m.message_id.clone(),
+        references: m.message_id.clone().into_iter().collect(),
+        staff_tokens: true,
+        relay_attachments: false,
+        data,
+    };
+    let Some(t) = ticket else {
+        reasons.push("the mail names no ticket (no tag, no reference to our mail)".into());
+        let error = "the mail names no ticket: reply to a ticketd notification, or put the ticket's tag in the subject".to_string();
+        let reply = answer_to(
+            "staff_command_error",
+            json!({"vendor": i.pack.vendor, "error": error, "line": "", "syntax": commands::SYNTAX}),
+        );
+        let mut d = base(
+            Outcome::Processed,
+            TicketWrite::None,
+            view(None),
+            language,
+            vec![reply],
+            reasons,
+            events,
+        );
+        d.sender = Sender::Staff;
+        d.proof = Some(proof);
+        return d;
+    };
+    let by = format!("{} by mail ({proof})", member.name);
+    let text = m.reply_text.clone(); // STAFFTEXT
+    let run = commands::parse(&text)
+        .map_err(|e| e.to_string())
+        .and_then(|parsed| {
+            // A client whose quote the reader could not tell apart would
+            // relay our notification to the customer: refuse instead.
+            if parsed.text.contains(NOTIFICATION_MARK) {
+                return Err("the text still holds the quoted notification (its list of commands), so it cannot be told apart from your answer; nothing was relayed. Write your answer above the quote, or delete the quote".into());
+            }
+            run_mail(i, t, &by, &parsed).map(|c| (parsed, c))
+        });
+    let (parsed, (change, done)) = match run {
+        Ok(x) => x,
+        Err(error) => {
+            reasons.push(format!("refused: {error}"));
+            events.push(Event::CommandRefused {
+                from: sender.clone(),
+                error: error.clone(),
+            });
+            let reply = answer_to(
+                "staff_command_error",
+                json!({"vendor": i.pack.vendor, "error": error, "syntax": commands::SYNTAX}),
+            );
+            let mut d = base(
+                Outcome::Processed,
+                TicketWrite::Attach { id: t.id },
+                view(Some(t)),
+                language,
+                vec![reply],
+                reasons,
+                events,
+            );
+            d.subject = t.subject.clone();
+            d.sender = Sender::Staff;
+            d.proof = Some(proof);
+            return d;
+        }
+    };
+    let relayed = change.mails.iter().any(|p| p.template == "staff_reply");
+    events.push(Event::StaffMail {
+        from: sender.clone(),
+        member: member.name.clone(),
+        proof: proof.to_string(),
+        commands: parsed.commands.iter().map(|c| c.to_string()).collect(),
+        relayed,
+    });
+    events.extend(change.events);
+    let mut replies = change.mails;
+    replies.push(answer_to(
+        "staff_confirm",
+        json!({
+            "vendor": i.pack.vendor,
+            "member": member.display,
+            "done": done,
+            "relayed": relayed,
+            "customer": t.requester,
+        }),
+    ));
+    let status = change.status.unwrap_or(t.status);
+    let mut d = base(
+        Outcome::Processed,
+        TicketWrite::Update { id: t.id, status },
+        view(Some(t)),
+        language,
+        replies,
+        reasons,
+        events,
+    );
+    d.subject = t.subject.clone();
+    d.sender = Sender::Staff;
+    d.proof = Some(proof);
+    d.commands = parsed.commands.iter().map(|c| c.to_string()).collect();
+    d.effects.timers = change.set_timers;
+    d.effects.cancel_timers = change.cancel_timers;
+    d.effects.timer_updates = change.timer_updates;
+    d
+}
+
+/// Runs a proven staff mail on ticket `t`: its answer relayed first (unless
+/// the ticket is closed: then after the commands, which must reopen it),
+/// then each command in order, each seeing the ticket as the ones before
+/// left it. Returns the whole change and a line per thing done; the first
+/// error undoes everything.
+fn run_mail(
+    i: &Input<'_>,
+    t: &TicketInfo,
+    by: &str,
+    parsed: &commands::Parsed,
+) -> Result<(TicketChange<ReplyPlan>, Vec<String>), String> {
+    let input = ActionInput {
+        pack: i.pack,
+        identity: i.identity,
+        from_address: i
+            .mailbox_addresses
+            .iter()
+            .find(|(n, _)| *n == t.mailbox)
+            .map_or(i.mailbox.address, |(_, a)| a.as_str()),
+        thread: i.lookup.customer_thread.as_deref(),
+        by,
+        now: i.now,
+    };
+    let mut ticket = t.clone();
+    let mut total = TicketChange::default();
+    let mut done = Vec::new();
+    let relay =
+        |ticket: &mut TicketInfo, total: &mut TicketChange<ReplyPlan>, done: &mut Vec<String>| {
+            if parsed.text.is_empty() {
+                return Ok(());
+            }
+            let mut c = super::staff_reply(ticket, &parsed.text, &input)?;
+            for p in &mut c.mails {
+                p.relay_attachments = true;
+            }
+            done.push(format!("your answer was sent to {}", ticket.requester));
+            absorb(ticket, &c, i.now);
+            merge(total, c);
+            Ok::<(), String>(())
+        };
+    let relay_first = t.status != TicketStatus::Closed;
+    if relay_first {
+        relay(&mut ticket, &mut total, &mut done)?;
+    }
+    for cmd in &parsed.commands {
+        let c = match cmd {
+            Command::Status { to } if *to == ticket.status => {
+                done.push(format!("the ticket is {to}"));
+                continue;
+            }
+            Command::Status { to } => {
+                done.push(format!("state: {} -> {to}", ticket.status));
+                super::set_status(&ticket, *to, &input)?
+            }
+            Command::Severity { level } => {
+                done.push(format!("severity {level}"));
+                super::set_severity(&ticket, *level, &input)?
+            }
+            Command::Assign { to } => {
+                let Some(owner) = i.staff.member(to) else {
+                    return Err(format!(
+                        "`{cmd}`: {to} is not a staff member; the members are {}",
+                        i.staff
+                            .members
+                            .iter()
+                            .map(|m| m.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                };
+                done.push(format!("assigned to {}", owner.name));
+                super::assign(&ticket, owner, &input)?
+            }
+            Command::Note { text } => {
+                done.push("internal note recorded (not sent to the customer)".into());
+                super::note(text, by)?
+            }
+            Command::Rma { step, part } => {
+                let verb = match step {
+                    RmaStep::Approve => RmaVerb::Approve,
+                    RmaStep::Issue => RmaVerb::Issue,
+                    RmaStep::Received => RmaVerb::Received,
+                };
+                let out = super::rma_action(&ticket, verb, part.as_deref(), &input)
+                    .map_err(|e| format!("`{cmd}`: {e}"))?;
+                let what = match (&out.code, out.already) {
+                    (Some(code), true) => format!("RMA {code} was already {}", out.state),
+                    (Some(code), false) => format!("RMA {code}: {}", out.state),
+                    (None, true) => format!("the RMA was already {}", out.state),
+                    (None, false) => format!("RMA {}", out.state),
+                };
+                done.push(what);
+                out.change
+            }
+        };
+        absorb(&mut ticket, &c, i.now);
+        merge(&mut total, c);
+    }
+    if !relay_first {
+        relay(&mut ticket, &mut total, &mut done)?;
+    }
+    if done.is_empty() {
+        return Err("the mail has no new text and no commands: nothing to do".into());
+    }
+    Ok((total, done))
+}
+
+/// `ticket` as `c` leaves it, so the next command of the same mail starts
+/// from there.
+fn absorb(ticket: &mut TicketInfo, c: &TicketChange<ReplyPlan>, now: DateTime<Utc>) {
+    if let Some(s) = c.status {
+        ticket.status = s;
+    }
+    ticket.timers.retain(|p| {
+        !c.cancel_timers
+            .iter()
+            .any(|x| x.kind == p.kind && x.key == p.key)
+    });
+    for s in &c.set_timers {
+        if !ticket
+            .timers
+            .iter()
+            .any(|p| p.kind == s.kind && p.key == s.key)
+        {
+            ticket.timers.push(crate::model::PendingTimer {
+                kind: s.kind,
+                key: s.key.clone(),
+                due: s.due,
+                paused_secs: None,
+            });
+        }
+    }
+    for u in &c.timer_updates {
+        match u {
+            TimerUpdate::Pause {
+                kind,
+                key,
+                left_secs,
+            } => {
+                for p in ticket
+                    .timers
+                    .iter_mut()
+                    .filter(|p| p.kind == *kind && p.key == *key)
+                {
+                    p.paused_secs = Some(*left_secs);
+                }
+            }
+            TimerUpdate::Resume { kind, key, due } => {
+                for p in ticket
+                    .timers
+                    .iter_mut()
+                    .filter(|p| p.kind == *kind && p.key == *key)
+                {
+                    p.paused_secs = None;
+                    p.due = *due;
+                }
+            }
+        }
+    }
+    for e in &c.events {
+        match e {
+            Event::SeverityChanged { to, .. } => ticket.severity = Some(*to),
+            Event::Assigned { to, .. } => ticket.owner = Some(to.clone()),
+            Event::StaffReply { .. } => ticket.last_answer = Some(now),
+            Event::Rma {
+                part,
+                state,
+                code,
+                plans,
+                expires_at,
+                rule,
+                ..
+            } => match ticket.rmas.iter_mut().find(|r| r.part == *part) {
+                Some(r) => {
+                    r.state = *state;
+                    if code.is_some() {
+                        r.code = code.clone();
+                    }
+                    if expires_at.is_some() {
+                        r.expires_at = *expires_at;
+                    }
+                }
+                None => ticket.rmas.push(RmaRecord {
+                    ticket: ticket.id,
+                    part: part.clone(),
+                    code: code.clone(),
+                    state: *state,
+                    rule: rule.clone(),
+                    plans: plans.clone(),
+                    requested_at: now,
+                    issued_at: None,
+                    shipped_at: None,
+                    received_at: None,
+                    returned_at: None,
+                    expires_at: *expires_at,
+                }),
+            },
+            _ => {}
+        }
+    }
+}
+
+/// Adds `next` to `total`: a timer `next` ends that `total` sets is not set
+/// at all (the store ends timers before it sets them).
+fn merge(total: &mut TicketChange<ReplyPlan>, next: TicketChange<ReplyPlan>) {
+    total.events.extend(next.events);
+    if next.status.is_some() {
+        total.status = next.status;
+    }
+    for c in next.cancel_timers {
+        let before = total.set_timers.len();
+        total
+            .set_timers
+            .retain(|s| !(s.kind == c.kind && s.key == c.key));
+        if total.set_timers.len() == before {
+            total.cancel_timers.push(c);
+        } else {
+            total.timer_updates.retain(|u| {
+                let (k, key) = match u {
+                    TimerUpdate::Pause { kind, key, .. }
+                    | TimerUpdate::Resume { kind, key, .. } => (kind, key),
+                };
+                !(*k == c.kind && *key == c.key)
+            });
+        }
+    }
+    total.set_timers.extend(next.set_timers);
+    total.timer_updates.extend(next.timer_updates);
+    total.mails.extend(next.mails);
+}
+
+/// The notifications of a customer's mail (a new ticket, or a reply on
+/// one): one per address of each staff member who hears of the ticket (its
+/// owner, else its queue), each carrying its reply token.
+pub(super) fn notifications(
+    i: &Input<'_>,
+    ticket: Option<&TicketInfo>,
+    status: TicketStatus,
+    policy: &Evaluation,
+    text: &str,
+) -> Vec<ReplyPlan> {
+    let route = policy.route.as_ref().map(|r| r.rule.as_str());
+    let members = i.staff.notified(
+        ticket.and_then(|t| t.owner.as_deref()),
+        ticket.map_or(i.mailbox.name, |t| t.mailbox.as_str()),
+        Some(i.mailbox.role),
+        route,
+    );
+    if members.is_empty() {
+        return vec![];
+    }
+    let m = i.inbound;
+    let local = |at: DateTime<Utc>| {
+        at.with_timezone(&i.pack.zone)
+            .format("%Y-%m-%d %H:%M %Z")
+            .to_string()
+    };
+    let to: Vec<String> = members
+        .iter()
+        .flat_map(|m| m.addresses.iter().cloned())
+        .collect();
+    let data = json!({
+        "vendor": i.pack.vendor,
+        "event": if ticket.is_some() { "reply" } else { "new" },
+        "customer": addr_json(m.from.as_ref()),
+        "mailbox": {"name": i.mailbox.name, "role": i.mailbox.role.as_str(), "address": i.mailbox.address},
+        "received_at": local(m.arrival),
+        "ticket_state": status.as_str(),
+        "owner": ticket.and_then(|t| t.owner.clone()),
+        "queue": members.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
+        "severity": ticket.and_then(|t| t.severity).unwrap_or(policy.severity),
+        "tier": policy.tier,
+        "contract": policy.contract,
+        "warranty": policy.warranty,
+        "missing": policy.missing,
+        "sla_due": policy.first_response_due.map(local),
+        "route": policy.route.as_ref().map(|r| format!("{} ({})", r.to, r.rule)),
+        "attachments": m.attachments.iter().map(|a| a.name.clone().unwrap_or_else(|| a.content_type.clone())).collect::<Vec<_>>(),
+        "text": text.trim(),
+        "rma": ticket.map_or_else(Vec::new, |t| super::rma::codes(t, i.pack.zone, i.pack.language)),
+        "commands": commands::SYNTAX,
+    });
+    vec![ReplyPlan {
+        template: "staff_ticket",
+        to,
+        language: i.pack.language,
+        from_address: i.mailbox.address.to_string(),
+        reply_to: Some(i.mailbox.address.to_string()),
+        auto_submitted: AutoSubmitted::Generated,
+        in_reply_to: None,
+        references: vec![],
+        staff_tokens: true,
+        relay_attachments: false,
+        data,
+    }]
+}

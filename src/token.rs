@@ -1,0 +1,172 @@
+//! Reply tokens: an HMAC over a ticket and a staff address, carried in the Message-ID of the notification sent to that address, that proves a reply comes from the staff member it was sent to.
+//!
+//! A notification's Message-ID is `ticketd.{ticket}.{nonce}.{mac}@{domain}`:
+//! `mac` is the first 128 bits of HMAC-SHA256 (key from `[staff]
+//! token_key_file` or `token_key_credential`) over the ticket number, the
+//! staff address (lower-cased) and the nonce, in hex. A reply carries it back
+//! in In-Reply-To or References; [`verify`] recomputes it for the reply's
+//! sender, in constant time. A token proves only its own ticket and its own
+//! staff address: it cannot be moved to another ticket or another sender,
+//! and without the key it cannot be made.
+
+use crate::model::TicketId;
+use ring::hmac;
+use std::fmt;
+
+/// Bytes of the MAC kept in a Message-ID (128 bits, 32 hex digits).
+const MAC_BYTES: usize = 16;
+
+/// The key reply tokens are made with. Never printed.
+#[derive(Clone)]
+pub struct TokenKey(hmac::Key, Vec<u8>);
+
+impl TokenKey {
+    /// The key from its bytes (at least 16; a file or credential's content).
+    pub fn new(bytes: &[u8]) -> Result<TokenKey, String> {
+        if bytes.len() < 16 {
+            return Err(format!(
+                "the reply token key has {} bytes; it needs at least 16 (e.g. `head -c 32 /dev/urandom | base64`)",
+                bytes.len()
+            ));
+        }
+        Ok(TokenKey(
+            hmac::Key::new(hmac::HMAC_SHA256, bytes),
+            bytes.to_vec(),
+        ))
+    }
+
+    fn mac(&self, ticket: TicketId, staff: &str, nonce: &str) -> Vec<u8> {
+        let msg = format!("{}\n{}\n{nonce}", ticket.0, staff.to_ascii_lowercase());
+        hmac::sign(&self.0, msg.as_bytes()).as_ref()[..MAC_BYTES].to_vec()
+    }
+}
+
+impl PartialEq for TokenKey {
+    fn eq(&self, other: &TokenKey) -> bool {
+        self.1 == other.1
+    }
+}
+
+impl Eq for TokenKey {}
+
+impl fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenKey(..)")
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
+}
+
+/// A Message-ID (without angle brackets) for a mail about `ticket` sent to
+/// `staff`, carrying its reply token.
+pub fn message_id(key: &TokenKey, domain: &str, ticket: TicketId, staff: &str) -> String {
+    let nonce = format!("{:016x}", fastrand::u64(..));
+    let mac = hex(&key.mac(ticket, staff, &nonce));
+    format!("ticketd.{}.{nonce}.{mac}@{domain}", ticket.0)
+}
+
+/// The ticket a reply token in `id` proves for `staff`, if `id` is one of
+/// our tokens (in `domain`) and it was made for that address.
+pub fn verify(key: &TokenKey, domain: &str, id: &str, staff: &str) -> Option<TicketId> {
+    let (local, d) = id.rsplit_once('@')?;
+    if !d.eq_ignore_ascii_case(domain) {
+        return None;
+    }
+    let mut parts = local.split('.');
+    let (Some("ticketd"), Some(t), Some(nonce), Some(mac), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    let ticket = TicketId(t.parse().ok()?);
+    let mac = unhex(mac)?;
+    if mac.len() != MAC_BYTES {
+        return None;
+    }
+    let msg = format!("{}\n{}\n{nonce}", ticket.0, staff.to_ascii_lowercase());
+    // Constant time: ring verifies the whole tag, so compare our prefix
+    // with the same care.
+    let want = hmac::sign(&key.0, msg.as_bytes());
+    let same = want.as_ref()[..MAC_BYTES]
+        .iter()
+        .zip(&mac)
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+        == 0;
+    same.then_some(ticket)
+}
+
+/// The tickets the reply tokens among `ids` prove for `staff`.
+pub fn tickets_proven(key: &TokenKey, domain: &str, ids: &[String], staff: &str) -> Vec<TicketId> {
+    let mut out: Vec<TicketId> = ids
+        .iter()
+        .filter_map(|id| verify(key, domain, id, staff))
+        .collect();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> TokenKey {
+        TokenKey::new(b"0123456789abcdef0123456789abcdef").unwrap()
+    }
+
+    #[test]
+    fn a_token_proves_its_ticket_for_its_staff_address_only() {
+        let k = key();
+        let id = message_id(&k, "t.test", TicketId(42), "Alice@Vendor.test");
+        assert_eq!(
+            verify(&k, "t.test", &id, "alice@vendor.test"),
+            Some(TicketId(42))
+        );
+        // Another staff member cannot use it.
+        assert_eq!(verify(&k, "t.test", &id, "bob@vendor.test"), None);
+        // Another ticket's number in it breaks the MAC.
+        let moved = id.replacen("ticketd.42.", "ticketd.43.", 1);
+        assert_eq!(verify(&k, "t.test", &moved, "alice@vendor.test"), None);
+        // Another key (another installation) does not know it.
+        let other = TokenKey::new(b"another key of at least 16 bytes").unwrap();
+        assert_eq!(verify(&other, "t.test", &id, "alice@vendor.test"), None);
+        // Another domain is not ours.
+        let d = id.replace("@t.test", "@evil.test");
+        assert_eq!(verify(&k, "t.test", &d, "alice@vendor.test"), None);
+    }
+
+    #[test]
+    fn plain_message_ids_and_garbage_prove_nothing() {
+        let k = key();
+        for id in [
+            "ticketd.42.00000000deadbeef@t.test",
+            "ticketd.42.00000000deadbeef.zz@t.test",
+            "ticketd.42.1.00112233445566778899aabbccddeeff@t.test",
+            "ticketd.x.1.00112233445566778899aabbccddeeff@t.test",
+            "nonsense",
+            "",
+        ] {
+            assert_eq!(verify(&k, "t.test", id, "alice@vendor.test"), None, "{id}");
+        }
+    }
+
+    #[test]
+    fn a_short_key_is_refused() {
+        assert!(TokenKey::new(b"short").unwrap_err().contains("at least 16"));
+    }
+}
