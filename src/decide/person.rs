@@ -334,7 +334,7 @@ fn status_request(
     let text = new_text(m).trim();
     let asks = |s: &str| s.lines().any(|l| STATUS_ASKED.is_match(l.trim()));
     let short =
-        text.chars().count() <= 400 && text.lines().filter(|l| !l.trim().is_empty()).count() <= 6;
+        text.chars().count() <= 250 && text.lines().filter(|l| !l.trim().is_empty()).count() <= 6;
     if !named
         || !m.attachments.is_empty()
         || !short

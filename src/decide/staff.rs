@@ -568,7 +568,7 @@ pub(super) fn notifications(
         .collect();
     let data = json!({
         "vendor": i.pack.vendor,
-        "event": if ticket.is_some() { "reply" } else { "new" },
+        "new": ticket.is_none(),
         "customer": addr_json(m.from.as_ref()),
         "mailbox": {"name": i.mailbox.name, "role": i.mailbox.role.as_str(), "address": i.mailbox.address},
         "received_at": local(m.arrival),
@@ -600,4 +600,180 @@ pub(super) fn notifications(
         relay_attachments: false,
         data,
     }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StaffMember;
+    use crate::token::{TokenKey, message_id};
+
+    fn staff() -> StaffDirectory {
+        StaffDirectory {
+            members: vec![
+                StaffMember {
+                    name: "alice".into(),
+                    display: "Alice".into(),
+                    addresses: vec!["alice@acme.test".into()],
+                    queues: vec!["support".into()],
+                },
+                StaffMember {
+                    name: "bob".into(),
+                    display: "Bob".into(),
+                    addresses: vec!["bob@acme.test".into()],
+                    queues: vec!["rma".into()],
+                },
+            ],
+            token_key: Some(TokenKey::new(b"a test key of some thirty bytes!").unwrap()),
+            authserv_ids: vec!["mx.acme.test".into()],
+            ..StaffDirectory::default()
+        }
+    }
+
+    fn token(s: &StaffDirectory, ticket: i64, to: &str) -> String {
+        message_id(
+            s.token_key.as_ref().unwrap(),
+            "t.test",
+            TicketId(ticket),
+            to,
+        )
+    }
+
+    fn check(s: &StaffDirectory, refs: &[String], ev: &Evidence) -> Result<Proof, String> {
+        authority(s, "t.test", "alice@acme.test", refs, Some(TicketId(3)), ev)
+    }
+
+    #[test]
+    fn issue_11_authority_a_reply_token_alone_proves_its_ticket_and_address() {
+        let s = staff();
+        let refs = vec!["orig@customer.test".into(), token(&s, 3, "alice@acme.test")];
+        assert_eq!(
+            check(&s, &refs, &Evidence::default()),
+            Ok(Proof::ReplyToken)
+        );
+    }
+
+    #[test]
+    fn issue_11_authority_a_token_for_another_ticket_or_another_member_proves_nothing() {
+        let s = staff();
+        let other_ticket = vec![token(&s, 4, "alice@acme.test")];
+        let why = check(&s, &other_ticket, &Evidence::default()).unwrap_err();
+        assert!(why.contains("for ticket 4, not this one"), "{why}");
+        let bobs = vec![token(&s, 3, "bob@acme.test")];
+        let why = check(&s, &bobs, &Evidence::default()).unwrap_err();
+        assert!(why.contains("no reply token"), "{why}");
+    }
+
+    #[test]
+    fn issue_11_authority_a_dkim_pass_alone_proves_and_other_verdicts_do_not() {
+        let s = staff();
+        let ev = |v| Evidence {
+            dkim: Some(v),
+            auth_results: None,
+        };
+        assert_eq!(
+            check(
+                &s,
+                &[],
+                &ev(DkimVerdict::Pass {
+                    domain: "acme.test".into(),
+                    selector: "s1".into()
+                })
+            ),
+            Ok(Proof::Dkim {
+                domain: "acme.test".into(),
+                selector: "s1".into()
+            })
+        );
+        for (v, says) in [
+            (
+                DkimVerdict::Unaligned {
+                    domain: "mailer.example".into(),
+                },
+                "not the From domain",
+            ),
+            (
+                DkimVerdict::Fail {
+                    reason: "body hash".into(),
+                },
+                "fails: body hash",
+            ),
+            (
+                DkimVerdict::NotChecked {
+                    reason: "DNS timeout".into(),
+                },
+                "not checked: DNS timeout",
+            ),
+            (DkimVerdict::Unsigned, "no DKIM signature"),
+        ] {
+            let why = check(&s, &[], &ev(v)).unwrap_err();
+            assert!(why.contains(says), "{why}");
+        }
+    }
+
+    #[test]
+    fn issue_11_authority_trusted_authentication_results_alone_prove() {
+        let s = staff();
+        let ev = Evidence {
+            dkim: None,
+            auth_results: Some("Authentication-Results from mx.acme.test: dkim=pass".into()),
+        };
+        assert_eq!(
+            check(&s, &[], &ev),
+            Ok(Proof::AuthenticationResults {
+                detail: "Authentication-Results from mx.acme.test: dkim=pass".into()
+            })
+        );
+    }
+
+    #[test]
+    fn issue_11_authority_no_proof_says_what_was_missing() {
+        let s = staff();
+        let why = check(&s, &[], &Evidence::default()).unwrap_err();
+        assert!(why.contains("no reply token"), "{why}");
+        assert!(
+            why.contains("no Authentication-Results pass from mx.acme.test"),
+            "{why}"
+        );
+        assert!(why.contains("DKIM was not checked"), "{why}");
+        let none = StaffDirectory {
+            token_key: None,
+            ..staff()
+        };
+        let why = check(
+            &none,
+            &[token(&s, 3, "alice@acme.test")],
+            &Evidence::default(),
+        )
+        .unwrap_err();
+        assert!(why.contains("no reply token key is configured"), "{why}");
+    }
+
+    #[test]
+    fn issue_11_queues_pick_the_owner_else_the_members_of_the_mailbox_or_route() {
+        let s = staff();
+        let names = |v: Vec<&StaffMember>| v.iter().map(|m| m.name.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            names(s.notified(None, "support", Some(Role::Support), None)),
+            ["alice"]
+        );
+        assert_eq!(
+            names(s.notified(None, "returns", Some(Role::Rma), None)),
+            ["bob"]
+        );
+        assert_eq!(
+            names(s.notified(Some("bob"), "support", Some(Role::Support), None)),
+            ["bob"]
+        );
+        assert!(
+            s.notified(None, "24x7", Some(Role::TwentyFourSeven), None)
+                .is_empty()
+        );
+        let mut routed = staff();
+        routed.members[1].queues.push("AV-05".into());
+        assert_eq!(
+            names(routed.notified(None, "support", Some(Role::Support), Some("AV-05"))),
+            ["alice", "bob"]
+        );
+    }
 }

@@ -571,3 +571,326 @@ fn a_customer_writing_after_a_staff_answer_waits_on_staff() {
         d.ticket
     );
 }
+
+// Staff by mail (issue 11).
+
+fn staff_dir() -> crate::config::StaffDirectory {
+    crate::config::StaffDirectory {
+        members: vec![crate::config::StaffMember {
+            name: "alice".into(),
+            display: "Alice".into(),
+            addresses: vec!["alice@acme.test".into()],
+            queues: vec!["support".into()],
+        }],
+        token_key: Some(crate::token::TokenKey::new(b"a test key of some thirty bytes!").unwrap()),
+        ..crate::config::StaffDirectory::default()
+    }
+}
+
+/// Alice's reply on ticket 3, proven by the token of a notification sent to her.
+fn alice_reply(staff: &crate::config::StaffDirectory, body: &str) -> String {
+    let id = crate::token::message_id(
+        staff.token_key.as_ref().unwrap(),
+        "tickets.acme.test",
+        TicketId(3),
+        "alice@acme.test",
+    );
+    format!(
+        "From: Alice <alice@acme.test>\r\nTo: support@acme.test\r\nSubject: Re: [ticketd] [TKT#3] New ticket: Disk\r\nMessage-ID: <r1@acme.test>\r\nIn-Reply-To: <{id}>\r\nReferences: <{id}>\r\n\r\n{body}"
+    )
+}
+
+fn on_ticket_3(raw: &str, staff: &crate::config::StaffDirectory, ev: &Evidence) -> Decision {
+    let mut t = ticket(3, "ann@example.net");
+    t.timers = vec![crate::model::PendingTimer {
+        kind: TimerKind::SlaWarning,
+        key: "first_response".into(),
+        due: t.created_at + chrono::Duration::hours(3),
+        paused_secs: None,
+    }];
+    run_staff(
+        raw,
+        Lookup {
+            tagged: Some(t),
+            customer_thread: Some("a1@example.net".into()),
+            ..Default::default()
+        },
+        &Limits::default(),
+        false,
+        None,
+        &Pack::fallback(),
+        staff,
+        ev,
+    )
+}
+
+#[test]
+fn issue_11_a_proven_staff_reply_is_relayed_in_the_customers_thread_and_waits_on_them() {
+    let s = staff_dir();
+    let d = on_ticket_3(
+        &alice_reply(
+            &s,
+            "Hello Ann,\r\n\r\nplease update to 24.10.1.\r\n\r\nBest,\r\nAlice\r\n",
+        ),
+        &s,
+        &Evidence::default(),
+    );
+    assert_eq!(d.sender, Sender::Staff);
+    assert_eq!(d.proof, Some(Proof::ReplyToken));
+    let relay = d
+        .replies
+        .iter()
+        .find(|r| r.template == "staff_reply")
+        .expect("a relay");
+    assert_eq!(relay.to, vec!["ann@example.net"]);
+    assert_eq!(relay.in_reply_to.as_deref(), Some("a1@example.net"));
+    assert_eq!(relay.auto_submitted, AutoSubmitted::Person);
+    assert!(relay.relay_attachments);
+    assert_eq!(
+        relay.data["body"],
+        "Hello Ann,\n\nplease update to 24.10.1.\n\nBest,\nAlice"
+    );
+    let confirm = d
+        .replies
+        .iter()
+        .find(|r| r.template == "staff_confirm")
+        .expect("a confirmation");
+    assert_eq!(confirm.to, vec!["alice@acme.test"]);
+    assert!(matches!(
+        d.ticket,
+        TicketWrite::Update {
+            id: TicketId(3),
+            status: TicketStatus::WaitingCustomer
+        }
+    ));
+    // The first response: the SLA warning ends.
+    assert!(
+        d.effects
+            .cancel_timers
+            .iter()
+            .any(|c| c.kind == TimerKind::SlaWarning)
+    );
+    assert!(d.events.iter().any(
+        |e| matches!(e, Event::StaffMail { proof, relayed: true, .. } if proof == "reply token")
+    ));
+    assert!(
+        d.events.iter().any(
+            |e| matches!(e, Event::StaffReply { by, .. } if by == "alice by mail (reply token)")
+        )
+    );
+}
+
+#[test]
+fn issue_11_a_mail_of_commands_only_relays_nothing_and_confirms_once() {
+    let s = staff_dir();
+    let d = on_ticket_3(
+        &alice_reply(&s, "#close\r\n#note replaced the cable\r\n"),
+        &s,
+        &Evidence::default(),
+    );
+    assert!(d.replies.iter().all(|r| r.template != "staff_reply"));
+    assert_eq!(
+        d.replies
+            .iter()
+            .filter(|r| r.template == "staff_confirm")
+            .count(),
+        1
+    );
+    assert_eq!(d.commands, vec!["#close", "#note"]);
+    assert!(matches!(
+        d.ticket,
+        TicketWrite::Update {
+            status: TicketStatus::Closed,
+            ..
+        }
+    ));
+    assert!(
+        d.events
+            .iter()
+            .any(|e| matches!(e, Event::Note { text, .. } if text == "replaced the cable"))
+    );
+}
+
+#[test]
+fn issue_11_a_command_then_text_answers_first_then_runs_the_command() {
+    let s = staff_dir();
+    let d = on_ticket_3(
+        &alice_reply(
+            &s,
+            "#status waiting_staff\r\n\r\nI will check the logs tomorrow.\r\n",
+        ),
+        &s,
+        &Evidence::default(),
+    );
+    assert!(d.replies.iter().any(|r| r.template == "staff_reply"));
+    // The command says otherwise than the answer's waiting_customer.
+    assert!(matches!(
+        d.ticket,
+        TicketWrite::Update {
+            status: TicketStatus::WaitingStaff,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn issue_11_an_unknown_command_relays_nothing_and_answers_with_the_error_and_line() {
+    let s = staff_dir();
+    let d = on_ticket_3(
+        &alice_reply(&s, "#clsoe\r\nThanks, fixed.\r\n"),
+        &s,
+        &Evidence::default(),
+    );
+    assert_eq!(d.replies.len(), 1);
+    assert_eq!(d.replies[0].template, "staff_command_error");
+    assert_eq!(d.replies[0].to, vec!["alice@acme.test"]);
+    let error = d.replies[0].data["error"].as_str().unwrap();
+    assert!(error.contains("line 1: `#clsoe`"), "{error}");
+    assert!(matches!(d.ticket, TicketWrite::Attach { id: TicketId(3) }));
+    assert!(d.effects.cancel_timers.is_empty());
+}
+
+#[test]
+fn issue_11_a_relay_still_holding_the_notification_is_refused() {
+    let s = staff_dir();
+    let d = on_ticket_3(
+        &alice_reply(
+            &s,
+            "Fixed.\r\n\r\nReply to this mail to answer the customer\r\n  #close   #reopen   #status open|waiting_customer|waiting_staff\r\n",
+        ),
+        &s,
+        &Evidence::default(),
+    );
+    assert_eq!(d.replies.len(), 1);
+    assert_eq!(d.replies[0].template, "staff_command_error");
+}
+
+#[test]
+fn issue_11_a_forged_staff_from_without_proof_is_held_and_staff_told_once() {
+    let s = staff_dir();
+    let raw = "From: Alice <alice@acme.test>\r\nTo: support@acme.test\r\nSubject: Re: [TKT#3] Disk\r\nMessage-ID: <f1@evil.example>\r\n\r\n#close\r\nWe refund you 10000 EUR.\r\n";
+    let d = on_ticket_3(raw, &s, &Evidence::default());
+    assert_eq!(d.sender, Sender::UnverifiedStaff);
+    assert_eq!(d.proof, None);
+    assert!(matches!(d.ticket, TicketWrite::Attach { id: TicketId(3) }));
+    assert_eq!(d.replies.len(), 1);
+    assert_eq!(d.replies[0].template, "staff_unverified");
+    assert!(d.replies[0].to.contains(&"alice@acme.test".to_string()));
+    assert!(
+        d.events
+            .iter()
+            .any(|e| matches!(e, Event::Unverified { .. }))
+    );
+    assert!(d.effects.cancel_timers.is_empty());
+}
+
+#[test]
+fn issue_11_a_dkim_pass_proves_a_staff_mail_without_a_token() {
+    let s = staff_dir();
+    let raw = "From: Alice <alice@acme.test>\r\nTo: support@acme.test\r\nSubject: Re: [TKT#3] Disk\r\nMessage-ID: <d1@acme.test>\r\n\r\n#severity 1\r\n";
+    let ev = Evidence {
+        dkim: Some(crate::dkim::DkimVerdict::Pass {
+            domain: "acme.test".into(),
+            selector: "s1".into(),
+        }),
+        auth_results: None,
+    };
+    let d = on_ticket_3(raw, &s, &ev);
+    assert_eq!(d.sender, Sender::Staff);
+    assert!(matches!(d.proof, Some(Proof::Dkim { .. })));
+    assert!(
+        d.events
+            .iter()
+            .any(|e| matches!(e, Event::SeverityChanged { to: 1, .. }))
+    );
+}
+
+#[test]
+fn issue_11_a_new_customer_mail_notifies_the_queue_with_a_token_per_address() {
+    let s = staff_dir();
+    let d = run_staff(
+        NEW,
+        Lookup {
+            next_ticket_id: TicketId(5),
+            ..Default::default()
+        },
+        &Limits::default(),
+        false,
+        None,
+        &Pack::fallback(),
+        &s,
+        &Evidence::default(),
+    );
+    let n = d
+        .replies
+        .iter()
+        .find(|r| r.template == "staff_ticket")
+        .expect("a notification");
+    assert_eq!(n.to, vec!["alice@acme.test"]);
+    assert!(n.staff_tokens);
+    assert_eq!(n.reply_to.as_deref(), Some("support@acme.test"));
+    assert_eq!(n.data["text"], "Help");
+    assert_eq!(n.data["new"], true);
+}
+
+#[test]
+fn issue_11_a_customers_hash_close_is_not_a_command() {
+    let raw = "From: ann@example.net\r\nSubject: Re: [TKT#3] Disk\r\n\r\n#close\r\nsolved, thanks, please close\r\n";
+    let d = run_staff(
+        raw,
+        Lookup {
+            tagged: Some(ticket(3, "ann@example.net")),
+            ..Default::default()
+        },
+        &Limits::default(),
+        false,
+        None,
+        &Pack::fallback(),
+        &staff_dir(),
+        &Evidence::default(),
+    );
+    assert_eq!(d.sender, Sender::Customer);
+    assert!(matches!(
+        d.ticket,
+        TicketWrite::Update {
+            status: TicketStatus::Open,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn ix_13_nx_02_a_status_request_is_answered_and_changes_nothing() {
+    let mut t = ticket(3, "ann@example.net");
+    t.status = TicketStatus::WaitingCustomer;
+    t.last_answer = Some(t.created_at);
+    let raw = "From: ann@example.net\r\nSubject: Re: [TKT#3] Disk\r\nMessage-ID: <s1@example.net>\r\n\r\nWhat is the status of my ticket?\r\n";
+    let d = run(
+        raw,
+        Lookup {
+            tagged: Some(t),
+            ..Default::default()
+        },
+    );
+    assert!(matches!(d.ticket, TicketWrite::Attach { id: TicketId(3) }));
+    assert_eq!(d.replies.len(), 1);
+    assert_eq!(d.replies[0].template, "status_reply");
+    assert_eq!(d.replies[0].data["ticket_state"], "waiting_customer");
+    assert_eq!(d.replies[0].data["last_answer"], "1970-01-01");
+    assert!(d.effects.timers.is_empty() && d.effects.cancel_timers.is_empty());
+    assert!(
+        d.events
+            .iter()
+            .any(|e| matches!(e, Event::StatusRequest { .. }))
+    );
+    // A follow-up that says more is no status request.
+    let raw = "From: ann@example.net\r\nSubject: Re: [TKT#3] Disk\r\n\r\nAny update? The pool went offline again tonight, the log is attached below.\r\nzpool status says: DEGRADED, da3 FAULTED, too many errors, resilver stopped at 40%\r\nand the web UI shows an alert for the fan, too; the box rebooted twice since Monday\r\nand we need it back before the weekend backup window starts on Friday at 22:00.\r\nPlease advise what to do next, and whether we should pull the disk ourselves.\r\n";
+    let d = run(
+        raw,
+        Lookup {
+            tagged: Some(ticket(3, "ann@example.net")),
+            ..Default::default()
+        },
+    );
+    assert!(matches!(d.ticket, TicketWrite::Update { .. }));
+}
