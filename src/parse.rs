@@ -1,5 +1,6 @@
 //! Raw message bytes to one [`Inbound`] value; parsing never fails, it records what it could not read.
 
+use crate::reply_text::Mode;
 use crate::text::clip;
 use chrono::{DateTime, Utc};
 use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders};
@@ -96,6 +97,11 @@ pub struct Inbound {
     /// What the person wrote now: `text` without quoted history and signature
     /// ([`crate::reply_text`]). The whole message stays in `text` and in the store.
     pub reply_text: String,
+    /// The HTML of an HTML-only mail (no plain part), kept for the reply
+    /// reader: its structure (blockquote, hr, paragraphs) tells quotes and
+    /// lines apart. None when `text` came from a plain part.
+    #[serde(skip)]
+    pub html: Option<String>,
     pub attachments: Vec<Attachment>,
     /// Header fields, names lower-cased, values unfolded and cut to a sane length.
     pub headers: Vec<(String, String)>,
@@ -131,6 +137,24 @@ impl Inbound {
             }
         }
         out
+    }
+
+    /// What the person wrote now, read in `mode` ([`crate::reply_text`]): from
+    /// the HTML of an HTML-only mail, else from `text` (the plain part, which
+    /// is preferred when a mail has both).
+    pub fn new_text(&self, mode: Mode) -> String {
+        match &self.html {
+            Some(html) => crate::reply_text::extract_html_as(html, mode),
+            None => crate::reply_text::extract_as(&self.text, mode),
+        }
+    }
+
+    /// What a staff member's reply relays to the customer: the new text with
+    /// sign-off and signature block, without the quoted notification, quotes
+    /// and mobile footers ([`Mode::Staff`]). Command lines (`#close`, …) at
+    /// its top stay as written, one a line.
+    pub fn staff_text(&self) -> String {
+        self.new_text(Mode::Staff)
     }
 }
 
@@ -228,6 +252,7 @@ pub fn parse(raw: &[u8], arrival: DateTime<Utc>) -> Inbound {
         text: String::new(),
         text_from_html: false,
         reply_text: String::new(),
+        html: None,
         attachments: Vec::new(),
         headers: Vec::new(),
         size: raw.len(),
@@ -336,8 +361,22 @@ pub fn parse(raw: &[u8], arrival: DateTime<Utc>) -> Inbound {
         ));
     }
 
+    // RFC 3676: a plain part sent format=flowed (Thunderbird, Apple Mail) is
+    // read with its soft line breaks joined, so a wrapped paragraph or a long
+    // command line is one line again.
+    let mut flowed = None;
     if let Some(part) = msg.text_part(0) {
         inbound.text_from_html = part.is_text_html();
+        if let Some(ct) = part.content_type().filter(|_| !inbound.text_from_html)
+            && ct
+                .attribute("format")
+                .is_some_and(|f| f.eq_ignore_ascii_case("flowed"))
+        {
+            flowed = Some(
+                ct.attribute("delsp")
+                    .is_some_and(|d| d.eq_ignore_ascii_case("yes")),
+            );
+        }
     }
     if let Some(t) = msg.body_text(0) {
         let t = t.replace("\r\n", "\n");
@@ -354,17 +393,17 @@ pub fn parse(raw: &[u8], arrival: DateTime<Utc>) -> Inbound {
         );
         inbound.text = clip(&t, MAX_TEXT).to_string();
     }
+    if let Some(delsp) = flowed {
+        inbound.text = unflow(&inbound.text, delsp);
+    }
     // An HTML-only mail: its structure (blockquote, hr) tells quotes apart. Only then is
     // the HTML asked for: for a plain-text mail mail-parser would build it from the text.
-    let html = if inbound.text_from_html {
-        msg.body_html(0)
-    } else {
-        None
-    };
-    inbound.reply_text = match html {
-        Some(html) => crate::reply_text::extract_html(&html),
-        None => crate::reply_text::extract(&inbound.text),
-    };
+    if inbound.text_from_html {
+        inbound.html = msg
+            .body_html(0)
+            .map(|h| clip(&h, crate::reply_text::MAX_INPUT).to_string());
+    }
+    inbound.reply_text = inbound.new_text(Mode::Customer);
     for a in msg.attachments().take(1000) {
         inbound.attachments.push(Attachment {
             name: a.attachment_name().map(|n| clip(n, 255).to_string()),
@@ -586,6 +625,53 @@ fn q_decode(text: &str, out: &mut Vec<u8>) {
     }
 }
 
+/// The text of a format=flowed part (RFC 3676) with its soft line breaks
+/// joined: a line ending in a space goes on in the next line of the same quote
+/// depth (the space removed too under `delsp=yes`); space-stuffing is undone;
+/// the signature delimiter `-- ` is never flowed.
+fn unflow(text: &str, delsp: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    // The quote depth of the paragraph being joined, while one is open.
+    let mut open: Option<usize> = None;
+    for line in text.split('\n') {
+        let depth = line.bytes().take_while(|b| *b == b'>').count();
+        let rest = &line[depth..];
+        let rest = rest.strip_prefix(' ').unwrap_or(rest);
+        let soft = rest.ends_with(' ') && rest != "-- ";
+        match open {
+            Some(d) if d == depth => {}
+            Some(_) => {
+                out.push('\n');
+                open = None;
+            }
+            None => {}
+        }
+        if open.is_none() && depth > 0 {
+            out.push_str(&">".repeat(depth));
+            if !rest.is_empty() {
+                out.push(' ');
+            }
+        }
+        let piece = if soft && delsp {
+            &rest[..rest.len() - 1]
+        } else {
+            rest
+        };
+        out.push_str(piece);
+        if soft {
+            open = Some(depth);
+        } else {
+            out.push('\n');
+            open = None;
+        }
+    }
+    // The split gave one line more than there were line ends.
+    if open.is_none() {
+        out.pop();
+    }
+    out
+}
+
 /// True when the text is written in Japanese (kana, or kanji with Japanese punctuation).
 pub fn looks_japanese(text: &str) -> bool {
     text.chars()
@@ -716,6 +802,35 @@ mod tests {
         assert_eq!(i.attachments.len(), 1);
         assert_eq!(i.attachments[0].name.as_deref(), Some("factura niño.pdf"));
         assert_eq!(i.attachments[0].content_type, "application/pdf");
+    }
+
+    #[test]
+    fn format_flowed_soft_breaks_are_joined() {
+        assert_eq!(
+            unflow("a long \nline\nfixed\n", false),
+            "a long line\nfixed\n"
+        );
+        // delsp=yes: the space before the break goes too (Japanese).
+        assert_eq!(unflow("日本語 \nの文\n", true), "日本語の文\n");
+        // Space-stuffing is undone; the signature delimiter is never flowed.
+        assert_eq!(
+            unflow(" From here\n-- \nAnn\n", false),
+            "From here\n-- \nAnn\n"
+        );
+        // Quotes join only at the same depth.
+        assert_eq!(
+            unflow(">> deep \n>> on\n> flat \nown\n", false),
+            ">> deep on\n> flat \nown\n"
+        );
+        let raw = b"From: a@example.com\r\nContent-Type: text/plain; charset=utf-8; format=flowed\r\n\r\n#note a note that the client \r\nwrapped\r\n\r\nHello\r\n";
+        let i = parse(raw, at());
+        assert_eq!(
+            i.staff_text(),
+            "#note a note that the client wrapped\n\nHello"
+        );
+        // Without format=flowed a trailing space is no soft break.
+        let raw = b"From: a@example.com\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nline one \r\nline two\r\n";
+        assert_eq!(parse(raw, at()).text, "line one \nline two\n");
     }
 
     #[test]

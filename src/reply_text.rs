@@ -27,7 +27,24 @@
 //!   block under it, and what follows is read on;
 //! - `>` quotes between the person's own lines stay (an interleaved answer
 //!   needs its context); quotes after the last own line go;
-//! - sign-offs ("Thanks,", a name) stay: they are what the person wrote.
+//! - sign-offs ("Thanks,", a name) stay: they are what the person wrote;
+//! - a mailing list's footer goes in every mode;
+//! - lines that open with `#` and a letter (`#close`, `#note …`, staff
+//!   commands) are always text: never a quote header, nor part of one, nor a
+//!   mobile signature.
+//!
+//! Two modes ([`Mode`]) read the same lines with the same kinds; they differ
+//! only in what the reader is for. [`Mode::Customer`] (what ticketd stores of
+//! a customer's reply) drops the `--` signature and keeps `>` quotes between
+//! the person's own lines. [`Mode::Staff`] (what a staff member's reply relays
+//! to the customer) keeps the staff member's signature block, whether it sits
+//! under the text or, as Thunderbird and mutt place it by default, under the
+//! `>`-quoted notification (only when that history is wholly `>`-quoted, so
+//! that a signature inside an unquoted Outlook history never passes), and
+//! drops every `>` quote: the notification quoted holds internal fields
+//! (contract, tier, SLA due time), so answers interleaved between quotes are
+//! relayed in order, each quote run becoming one paragraph break. Mobile
+//! footers go in both modes.
 //!
 //! Time and memory are linear in the input: every line is classified with a
 //! bounded look-ahead of at most [`HEADER_WINDOW`] lines of bounded length, and
@@ -51,9 +68,26 @@ enum Kind {
     Header(usize),
     /// `--` or `-- `.
     SigDelimiter,
+    /// The rule over a mailing list's footer.
+    ListFooter,
     /// "Sent from my iPhone" and its kin.
     Mobile,
 }
+
+/// Whose reply is read, which decides what of it is the new text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A customer's reply: quoted history, the `--` signature and mobile
+    /// footers go; sign-offs and `>` quotes between own lines stay.
+    Customer,
+    /// A staff member's reply, to be relayed to the customer: quoted history,
+    /// every `>` quote and mobile footers go; sign-off and signature block stay.
+    Staff,
+}
+
+/// The most non-blank lines a signature under the quoted history may have
+/// for [`Mode::Staff`] to keep it; a longer block is taken for more history.
+const MAX_TRAILING_SIGNATURE: usize = 12;
 
 /// Words that say "wrote" in a quote header, lower case.
 const WROTE: &[&str] = &[
@@ -294,21 +328,51 @@ const MOBILE: &[&str] = &[
     "從我的",
 ];
 
-/// What the person wrote now in `body`: without quoted history and signature.
-/// Line ends are `\n` in the result; it has no leading or trailing blank lines.
+/// What the person wrote now in `body`: without quoted history and signature
+/// ([`Mode::Customer`]). Line ends are `\n` in the result; it has no leading or
+/// trailing blank lines.
 pub fn extract(body: &str) -> String {
+    extract_as(body, Mode::Customer)
+}
+
+/// What the person wrote now in `body`, read in `mode`. Line ends are `\n` in
+/// the result; it has no leading or trailing blank lines.
+pub fn extract_as(body: &str, mode: Mode) -> String {
     let body = clip(body, MAX_INPUT);
     let lines: Vec<&str> = body
         .split('\n')
         .map(|l| l.trim_end_matches(['\r', ' ', '\t', '\u{a0}']))
         .collect();
     let kinds = classify_lines(&lines);
-    let keep = select(&kinds);
+    let keep = select(&kinds, mode);
     let mut out: Vec<&str> = Vec::new();
-    for (i, k) in keep.iter().enumerate() {
-        if *k {
-            out.push(lines[i]);
+    let mut after_break = false;
+    for ((line, k), kind) in lines.iter().zip(&keep).zip(&kinds) {
+        match k {
+            Keep::No => {}
+            Keep::Break => {
+                if out.last().is_some_and(|l| !l.trim().is_empty()) {
+                    out.push("");
+                }
+                after_break = true;
+            }
+            Keep::Line => {
+                if after_break && line.trim().is_empty() {
+                    continue;
+                }
+                after_break = false;
+                // A kept signature delimiter is written as the standard `-- `
+                // (an HTML conversion or the line trim took its space).
+                out.push(if *kind == Kind::SigDelimiter {
+                    "-- "
+                } else {
+                    line
+                });
+            }
         }
+    }
+    if mode == Mode::Staff {
+        close_up_commands(&mut out);
     }
     while out.first().is_some_and(|l| l.trim().is_empty()) {
         out.remove(0);
@@ -319,10 +383,47 @@ pub fn extract(body: &str) -> String {
     out.join("\n")
 }
 
-/// The new text of an HTML body: block elements become lines, `<blockquote>`
-/// becomes `>` quoting, `<hr>` a separator line; then [`extract`].
+/// Blank lines between the command lines at the top of a staff reply go, so
+/// that the commands are one block of lines however the client spaced them
+/// (an HTML client's paragraphs).
+fn close_up_commands(out: &mut Vec<&str>) {
+    let Some(first) = out.iter().position(|l| !l.trim().is_empty()) else {
+        return;
+    };
+    let mut i = first;
+    while i < out.len() {
+        if is_command(out[i]) {
+            i += 1;
+        } else if out[i].trim().is_empty() {
+            let next = out[i..].iter().position(|l| !l.trim().is_empty());
+            match next {
+                Some(n) if is_command(out[i + n]) => {
+                    out.drain(i..i + n);
+                }
+                _ => break,
+            }
+        } else {
+            break;
+        }
+    }
+}
+
+/// The new text of an HTML body ([`Mode::Customer`]); see [`extract_html_as`].
 pub fn extract_html(html: &str) -> String {
-    extract(&html_to_lines(clip(html, MAX_INPUT)))
+    extract_html_as(html, Mode::Customer)
+}
+
+/// The new text of an HTML body read in `mode`: block elements (`<p>`,
+/// `<div>`, …) and `<br>` become lines, `<blockquote>` becomes `>` quoting,
+/// `<hr>` a separator line; then [`extract_as`].
+pub fn extract_html_as(html: &str, mode: Mode) -> String {
+    extract_as(&html_to_lines(clip(html, MAX_INPUT)), mode)
+}
+
+/// A staff command line: `#` and a letter at its start (`#close`, `#note …`).
+fn is_command(line: &str) -> bool {
+    let mut c = line.trim_start().chars();
+    c.next() == Some('#') && c.next().is_some_and(|c| c.is_ascii_alphabetic())
 }
 
 fn is_quote(line: &str) -> bool {
@@ -340,6 +441,9 @@ fn kind_of_single(line: &str) -> Kind {
     if t == "--" || line == "-- " {
         return Kind::SigDelimiter;
     }
+    if is_command(line) {
+        return Kind::Text;
+    }
     if is_mobile(t) {
         return Kind::Mobile;
     }
@@ -351,11 +455,12 @@ fn classify_lines(lines: &[&str]) -> Vec<Kind> {
     let mut i = 0;
     while i < lines.len() {
         if kinds[i] == Kind::Text && is_list_footer(lines, i) {
-            kinds[i] = Kind::SigDelimiter;
+            kinds[i] = Kind::ListFooter;
             i += 1;
             continue;
         }
         if matches!(kinds[i], Kind::Text | Kind::Mobile)
+            && !is_command(lines[i])
             && let Some(n) = header_span(lines, i)
         {
             kinds[i] = Kind::Header(n);
@@ -367,10 +472,19 @@ fn classify_lines(lines: &[&str]) -> Vec<Kind> {
     kinds
 }
 
+/// What becomes of a line in the new text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    No,
+    Line,
+    /// Dropped, leaving one paragraph break between the lines around it.
+    Break,
+}
+
 /// Decides which lines are the new text.
-fn select(kinds: &[Kind]) -> Vec<bool> {
+fn select(kinds: &[Kind], mode: Mode) -> Vec<Keep> {
     let n = kinds.len();
-    let mut keep = vec![false; n];
+    let mut keep = vec![Keep::No; n];
     let mut i = 0;
     let mut seen_text = false;
     // Leading quote headers (bottom posting): skip each with the quote block
@@ -401,8 +515,10 @@ fn select(kinds: &[Kind]) -> Vec<bool> {
         return keep;
     }
     let begin = i;
-    // The end: the first header, signature or mobile line after own text.
+    // The end: the first header, signature or mobile line after own text
+    // (staff keep their signature: it ends their text, not the reply).
     let mut end = n;
+    let mut signature = None;
     for (j, k) in kinds.iter().enumerate().skip(begin) {
         match k {
             Kind::Text => seen_text = true,
@@ -410,16 +526,26 @@ fn select(kinds: &[Kind]) -> Vec<bool> {
                 end = j;
                 break;
             }
-            Kind::SigDelimiter | Kind::Mobile if seen_text => {
+            Kind::SigDelimiter if seen_text && mode == Mode::Staff => {
+                signature.get_or_insert(j);
+            }
+            // A staff reply that opens with its signature has nothing written.
+            Kind::SigDelimiter if mode == Mode::Staff => return keep,
+            Kind::SigDelimiter | Kind::Mobile | Kind::ListFooter if seen_text => {
+                end = j;
+                break;
+            }
+            Kind::Quote if signature.is_some() => {
                 end = j;
                 break;
             }
             _ => {}
         }
     }
+    let text_end = signature.unwrap_or(end);
     // Quotes after the last own line go.
     let mut last_text = None;
-    for (j, k) in kinds.iter().enumerate().take(end).skip(begin) {
+    for (j, k) in kinds.iter().enumerate().take(text_end).skip(begin) {
         if *k == Kind::Text {
             last_text = Some(j);
         }
@@ -428,18 +554,78 @@ fn select(kinds: &[Kind]) -> Vec<bool> {
         return keep;
     };
     for (j, k) in keep.iter_mut().enumerate().take(last_text + 1).skip(begin) {
-        *k = matches!(kinds[j], Kind::Text | Kind::Quote | Kind::Blank);
+        *k = match (kinds[j], mode) {
+            (Kind::Text | Kind::Blank, _) | (Kind::Quote, Mode::Customer) => Keep::Line,
+            (Kind::Quote, Mode::Staff) => Keep::Break,
+            _ => Keep::No,
+        };
     }
-    // An interleaved answer under a leading quote header keeps its first quote too.
-    if let Some((s, e)) = skipped_leading_block {
-        let interleaved = kinds[begin..=last_text].contains(&Kind::Quote);
-        if interleaved {
-            for k in keep.iter_mut().take(e).skip(s) {
-                *k = true;
+    match mode {
+        Mode::Customer => {
+            // An interleaved answer under a leading quote header keeps its first quote too.
+            if let Some((s, e)) = skipped_leading_block {
+                let interleaved = kinds[begin..=last_text].contains(&Kind::Quote);
+                if interleaved {
+                    for k in keep.iter_mut().take(e).skip(s) {
+                        *k = Keep::Line;
+                    }
+                }
+            }
+        }
+        Mode::Staff => {
+            if signature.is_some() {
+                // Between the text and the signature, and the signature itself.
+                for (k, kind) in keep.iter_mut().zip(kinds).take(end).skip(last_text + 1) {
+                    *k = match kind {
+                        Kind::Quote => Keep::Break,
+                        _ => Keep::Line,
+                    };
+                }
+            } else if let Some((sig, sig_end)) = signature_under_history(kinds, end) {
+                for k in keep.iter_mut().take(sig).skip(last_text + 1) {
+                    *k = Keep::Break;
+                }
+                for k in keep.iter_mut().take(sig_end).skip(sig) {
+                    *k = Keep::Line;
+                }
             }
         }
     }
     keep
+}
+
+/// A signature placed under the quoted history (Thunderbird's and mutt's
+/// default when the answer is written above the quote): from the quote
+/// header at `end`, only `>` quotes and blank lines, then a `--` delimiter and
+/// at most [`MAX_TRAILING_SIGNATURE`] lines of text up to the end of the body
+/// (or a mobile or list footer). Returns the delimiter's line and the end.
+fn signature_under_history(kinds: &[Kind], end: usize) -> Option<(usize, usize)> {
+    let Some(Kind::Header(span)) = kinds.get(end) else {
+        return None;
+    };
+    let mut j = end + span;
+    let mut quoted = false;
+    while j < kinds.len() && matches!(kinds[j], Kind::Quote | Kind::Blank) {
+        quoted |= kinds[j] == Kind::Quote;
+        j += 1;
+    }
+    if !quoted || kinds.get(j) != Some(&Kind::SigDelimiter) {
+        return None;
+    }
+    let sig = j;
+    let mut lines = 0;
+    for (k, kind) in kinds.iter().enumerate().skip(sig + 1) {
+        match kind {
+            Kind::Text => lines += 1,
+            Kind::Blank => {}
+            Kind::Mobile | Kind::ListFooter => return (lines > 0).then_some((sig, k)),
+            _ => return None,
+        }
+        if lines > MAX_TRAILING_SIGNATURE {
+            return None;
+        }
+    }
+    (lines > 0).then_some((sig, kinds.len()))
 }
 
 fn lower(s: &str) -> String {
@@ -560,7 +746,10 @@ fn header_span(lines: &[&str], i: usize) -> Option<usize> {
     let mut joined = String::new();
     for n in 1..=3 {
         let Some(l) = lines.get(i + n - 1) else { break };
-        if l.trim().is_empty() || (n > 1 && is_quote(l) && !angle_open(&joined)) {
+        if l.trim().is_empty()
+            || (n > 1 && is_command(l))
+            || (n > 1 && is_quote(l) && !angle_open(&joined))
+        {
             break;
         }
         if n > 1 {
@@ -794,14 +983,20 @@ fn header_block_at(lines: &[&str], i: usize) -> Option<usize> {
 }
 
 /// HTML to plain lines for reply reading, in one pass: block elements end a
-/// line, `<blockquote>` adds a `> ` level, `<hr>` gives a separator line;
-/// `<head>`, `<style>`, `<script>` and comments are dropped; entities decoded.
+/// line, `<blockquote>` adds a `> ` level, `<hr>` gives a separator line,
+/// `<pre>` keeps its line ends, a `<p>` (other than Outlook's margin-less
+/// `MsoNormal`) has a blank line above and below; `<head>`, `<style>`,
+/// `<script>` and comments are dropped; entities decoded.
 pub fn html_to_lines(html: &str) -> String {
     let mut out = String::with_capacity(html.len() / 2);
     let mut depth: usize = 0;
     let mut skip: Option<&'static str> = None;
     let mut line_start = true;
     let mut pending_space = false;
+    // Inside `<pre>` (Thunderbird's plain signature and quoted plain text) a
+    // line end is a line end.
+    let mut pre: usize = 0;
+    let mut spaced_paragraph = false;
     let bytes = html.as_bytes();
     let mut i = 0;
     let newline = |out: &mut String, line_start: &mut bool| {
@@ -851,6 +1046,13 @@ pub fn html_to_lines(html: &str) -> String {
                     });
                 }
                 "br" => newline(&mut out, &mut line_start),
+                "pre" if closing => pre = pre.saturating_sub(1),
+                "pre" => {
+                    pre = (pre + 1).min(64);
+                    if !line_start {
+                        newline(&mut out, &mut line_start);
+                    }
+                }
                 "hr" => {
                     if !line_start {
                         newline(&mut out, &mut line_start);
@@ -869,8 +1071,31 @@ pub fn html_to_lines(html: &str) -> String {
                         depth = (depth + 1).min(64);
                     }
                 }
-                "p" | "div" | "tr" | "li" | "ul" | "ol" | "table" | "h1" | "h2" | "h3" | "h4"
-                | "h5" | "h6" | "pre" | "section" | "article" | "header" | "footer"
+                // A paragraph has a blank line above and below, as its margins show;
+                // not Outlook's (class MsoNormal, no margin: it writes empty
+                // paragraphs for its blank lines).
+                "p" if !closing => {
+                    spaced_paragraph = !tag
+                        .as_bytes()
+                        .windows(9)
+                        .any(|w| w.eq_ignore_ascii_case(b"msonormal"));
+                    if !line_start {
+                        newline(&mut out, &mut line_start);
+                    }
+                    if spaced_paragraph && !out.is_empty() && !out.ends_with("\n\n") {
+                        out.push('\n');
+                    }
+                }
+                "p" => {
+                    if !line_start {
+                        newline(&mut out, &mut line_start);
+                    }
+                    if spaced_paragraph && !out.is_empty() && !out.ends_with("\n\n") {
+                        out.push('\n');
+                    }
+                }
+                "div" | "tr" | "li" | "ul" | "ol" | "table" | "h1" | "h2" | "h3" | "h4" | "h5"
+                | "h6" | "section" | "article" | "header" | "footer"
                     if !line_start =>
                 {
                     newline(&mut out, &mut line_start);
@@ -888,21 +1113,30 @@ pub fn html_to_lines(html: &str) -> String {
         let next = html[i..].find('<').map_or(bytes.len(), |p| i + p);
         let text = &html[i..next];
         i = next;
-        for (k, word) in text.split([' ', '\t', '\r', '\n', '\u{a0}']).enumerate() {
-            if k > 0 {
-                pending_space = true;
+        for (n, segment) in text.split('\n').enumerate() {
+            if n > 0 {
+                if pre > 0 {
+                    newline(&mut out, &mut line_start);
+                } else {
+                    pending_space = true;
+                }
             }
-            if word.is_empty() {
-                continue;
+            for (k, word) in segment.split([' ', '\t', '\r', '\u{a0}']).enumerate() {
+                if k > 0 {
+                    pending_space = true;
+                }
+                if word.is_empty() {
+                    continue;
+                }
+                if line_start {
+                    out.push_str(&"> ".repeat(depth));
+                    line_start = false;
+                } else if pending_space {
+                    out.push(' ');
+                }
+                pending_space = false;
+                decode_entities(word, &mut out);
             }
-            if line_start {
-                out.push_str(&"> ".repeat(depth));
-                line_start = false;
-            } else if pending_space {
-                out.push(' ');
-            }
-            pending_space = false;
-            decode_entities(word, &mut out);
         }
         // A trailing separator is a space before the next word.
         if text.ends_with([' ', '\t', '\r', '\n']) {
@@ -1197,6 +1431,125 @@ mod tests {
         assert_eq!(extract_html("&é‚à±ñ¿øå∂ƒ©"), "&é‚à±ñ¿øå∂ƒ©");
     }
 
+    fn staff(body: &str) -> String {
+        extract_as(body, Mode::Staff)
+    }
+
+    #[test]
+    fn customer_mode_drops_the_signature_staff_mode_keeps_it_both_drop_mobile_footers() {
+        let body = "The disk ships today.\n\nThanks,\nSam\n\n-- \nSam Ortiz\nSupport Engineer\n+1 408 555 0190\n\nOn Wed, Dec 2, 2026 at 10:04 AM Support <s@x.test> wrote:\n> old\n";
+        assert_eq!(extract(body), "The disk ships today.\n\nThanks,\nSam");
+        assert_eq!(
+            staff(body),
+            "The disk ships today.\n\nThanks,\nSam\n\n-- \nSam Ortiz\nSupport Engineer\n+1 408 555 0190"
+        );
+        let mobile = "On my way.\n\nAlex\n\nSent from my iPhone\n\n> On 2 Dec 2026, at 18:04, Support <s@x.test> wrote:\n>\n> old\n";
+        assert_eq!(extract(mobile), "On my way.\n\nAlex");
+        assert_eq!(staff(mobile), "On my way.\n\nAlex");
+        assert_eq!(
+            staff("Ok.\n\nGet Outlook for iOS<https://aka.ms/o0ukef>\n"),
+            "Ok."
+        );
+        // A plain signature block (no delimiter) is text in both modes.
+        let block = "Done.\n\nSam Ortiz\nSupport Engineer\n\nFrom: Support <s@x.test>\nSent: Monday\nTo: Sam\nSubject: x\n\nold\n";
+        assert_eq!(extract(block), staff(block));
+        // A mailing list's footer goes in both modes.
+        let list = "Same here.\n\n-- \nAnn\n_______________________________________________\nusers mailing list\nusers@lists.example.org\n";
+        assert_eq!(staff(list), "Same here.\n\n-- \nAnn");
+        assert_eq!(extract(list), "Same here.");
+    }
+
+    #[test]
+    fn staff_mode_keeps_a_signature_under_a_wholly_quoted_history_only() {
+        // Thunderbird's and mutt's default: the signature under the quote.
+        let under = "Please send the log.\n\nJonas\n\nOn 12/2/26 10:04 AM, Support wrote:\n> New ticket\n>\n> old\n\n-- \nJonas Weber\n+1 408 555 0142\n";
+        assert_eq!(
+            staff(under),
+            "Please send the log.\n\nJonas\n\n-- \nJonas Weber\n+1 408 555 0142"
+        );
+        assert_eq!(extract(under), "Please send the log.\n\nJonas");
+        // Under an unquoted (Outlook) history a `-- ` block may be the quoted mail's own.
+        let outlook = "Done.\n\n-----Original Message-----\nFrom: Ann\nSent: Monday\nTo: b\nSubject: x\n\nold\n-- \nAnn\n";
+        assert_eq!(staff(outlook), "Done.");
+        // Text after the quote is no signature.
+        let more =
+            "Done.\n\nOn 12/2/26 10:04 AM, Support wrote:\n> old\n\n-- \nJonas\n> more quote\n";
+        assert_eq!(staff(more), "Done.");
+        // A signature alone is nothing written.
+        assert_eq!(
+            staff("-- \nJonas\n\nOn 12/2/26 10:04 AM, Support wrote:\n> old\n"),
+            ""
+        );
+        assert_eq!(
+            staff("On 12/2/26 10:04 AM, Support wrote:\n> old\n\n-- \nJonas\n"),
+            ""
+        );
+    }
+
+    #[test]
+    fn staff_mode_drops_every_quote_and_keeps_interleaved_answers_in_order() {
+        let body = "* Support <s@x.test> [2026-12-02 10:04]:\n> Tier: gold\n> Hello, the pool is degraded.\nWhich disk?\n> Serial IX-1.\n\nThat is the M40.\n\n> rest\n\n-- \nPriya\n";
+        assert_eq!(staff(body), "Which disk?\n\nThat is the M40.\n\n-- \nPriya");
+        assert_eq!(
+            extract(body),
+            "> Tier: gold\n> Hello, the pool is degraded.\nWhich disk?\n> Serial IX-1.\n\nThat is the M40."
+        );
+    }
+
+    #[test]
+    fn command_lines_are_text_one_a_line_at_the_top() {
+        // Never a quote header, nor part of one, nor a mobile signature.
+        assert_eq!(
+            staff("#close\n#note iPhoneから送信\n\nDone.\n"),
+            "#close\n#note iPhoneから送信\n\nDone."
+        );
+        assert_eq!(
+            staff("#note On Mon, 2 Mar 2026 at 10:00, Dana <d@x.test> wrote:\n> q\nDone.\n"),
+            "#note On Mon, 2 Mar 2026 at 10:00, Dana <d@x.test> wrote:\n\nDone."
+        );
+        assert_eq!(
+            staff("#severity 1\nOn Mon, 2 Mar 2026 at 10:00, Dana <d@x.test>\nwrote:\n> q\n"),
+            "#severity 1"
+        );
+        // Only commands: the text is the commands.
+        assert_eq!(
+            staff("#close\n\nOn Mon, 2 Mar 2026 at 10:00, Support <s@x.test> wrote:\n> old\n"),
+            "#close"
+        );
+        // Blank lines between the commands at the top go; the commands stay as written.
+        assert_eq!(
+            staff("#status waiting_customer\n\n#assign marta\n\nHello,\n\n#not a command here\n"),
+            "#status waiting_customer\n#assign marta\n\nHello,\n\n#not a command here"
+        );
+        // HTML clients: paragraphs, divs and breaks give one line each.
+        for html in [
+            "<p>#close</p><p>#note called&nbsp;Dana</p><p>Thanks,<br>Sam</p>",
+            "<div dir=\"ltr\"><div>#close</div><div>#note called Dana</div><div><br></div><div>Thanks,</div><div>Sam</div></div>",
+            "<p class=MsoNormal>#close<o:p></o:p></p><p class=MsoNormal>#note called Dana<o:p></o:p></p><p class=MsoNormal><o:p>&nbsp;</o:p></p><p class=MsoNormal>Thanks,<o:p></o:p></p><p class=MsoNormal>Sam<o:p></o:p></p>",
+            "<div>#close<br>#note called Dana<br><br>Thanks,<br>Sam</div>",
+        ] {
+            assert_eq!(
+                extract_html_as(html, Mode::Staff),
+                "#close\n#note called Dana\n\nThanks,\nSam",
+                "{html}"
+            );
+        }
+    }
+
+    #[test]
+    fn html_pre_keeps_its_lines_and_paragraphs_are_spaced() {
+        let tb = "<p>Hello,</p><p>the disk ships today.</p><pre class=\"moz-signature\" cols=\"72\">-- \nJonas Weber\n+1 408 555 0142</pre><div class=\"moz-cite-prefix\">On 12/2/26 10:04 AM, Support wrote:<br></div><blockquote type=\"cite\"><pre class=\"moz-quote-pre\" wrap=\"\">New ticket\nTier: gold\n</pre></blockquote>";
+        assert_eq!(
+            extract_html_as(tb, Mode::Staff),
+            "Hello,\n\nthe disk ships today.\n\n-- \nJonas Weber\n+1 408 555 0142"
+        );
+        assert_eq!(extract_html(tb), "Hello,\n\nthe disk ships today.");
+        assert_eq!(
+            html_to_lines("<blockquote><pre>a\nb</pre></blockquote>").trim(),
+            "> a\n> b"
+        );
+    }
+
     #[test]
     fn huge_and_pathological_input_is_linear_and_bounded() {
         // Many candidate header starts and quote levels: each line is looked at a bounded number of times.
@@ -1207,7 +1560,11 @@ mod tests {
         assert!(out.len() <= MAX_INPUT);
         let took = t0.elapsed();
         assert!(took.as_secs() < 10, "{took:?}");
+        let out = extract_as(&big, Mode::Staff);
+        assert!(out.len() <= MAX_INPUT);
         let html = "<div><blockquote>".repeat(200_000);
         assert!(extract_html(&html).is_empty());
+        let pre = "<pre>x\n".repeat(200_000);
+        assert!(extract_html_as(&pre, Mode::Staff).len() <= MAX_INPUT);
     }
 }

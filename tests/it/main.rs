@@ -22,6 +22,7 @@ mod replies;
 mod rma;
 mod rules;
 mod service;
+mod staff_replies;
 mod tidy;
 mod timers;
 mod tls;

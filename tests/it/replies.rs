@@ -7,7 +7,7 @@
 //! that it read every pair in the folder and at least [`MIN_PAIRS`].
 
 use crate::harness::repo;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The fewest pairs the folder may hold (five per language, fourteen languages).
 const MIN_PAIRS: usize = 70;
@@ -17,7 +17,7 @@ fn fixtures_dir() -> PathBuf {
 }
 
 /// Trailing whitespace of each line and the blank lines around the text go; nothing else.
-fn normalise(s: &str) -> String {
+pub(crate) fn normalise(s: &str) -> String {
     let lines: Vec<&str> = s.lines().map(str::trim_end).collect();
     let first = lines.iter().position(|l| !l.is_empty());
     let last = lines.iter().rposition(|l| !l.is_empty());
@@ -27,10 +27,25 @@ fn normalise(s: &str) -> String {
     }
 }
 
-#[test]
-fn every_reply_fixture_gives_its_expected_new_text() {
-    let dir = fixtures_dir();
-    let mut emls: Vec<PathBuf> = std::fs::read_dir(&dir)
+/// One golden pair that was run: its `.eml` file name, the expected text
+/// and what `read` gave, both normalised.
+pub(crate) struct Ran {
+    pub name: String,
+    pub expected: String,
+    pub got: String,
+}
+
+/// Runs every `NNN.eml` of `dir` through `ticketd::parse::parse` and `read`
+/// and compares with `NNN.expected.txt` after [`normalise`]. Fails listing
+/// each miss, when a `.expected.txt` has no `.eml` beside it, or when there are
+/// fewer than `min_pairs`. `what` names the fixtures in the messages.
+pub(crate) fn check_golden_pairs(
+    dir: &Path,
+    what: &str,
+    min_pairs: usize,
+    read: impl Fn(&ticketd::parse::Inbound) -> String,
+) -> Vec<Ran> {
+    let mut emls: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.expect("a directory entry").path())
         .filter(|p| p.extension().is_some_and(|x| x == "eml"))
@@ -39,7 +54,7 @@ fn every_reply_fixture_gives_its_expected_new_text() {
     let arrival = chrono::DateTime::parse_from_rfc3339("2026-12-02T12:00:00Z")
         .unwrap()
         .with_timezone(&chrono::Utc);
-    let mut ran = 0;
+    let mut ran = Vec::new();
     let mut misses = Vec::new();
     for eml in &emls {
         let name = eml.file_name().unwrap().to_string_lossy().into_owned();
@@ -47,32 +62,45 @@ fn every_reply_fixture_gives_its_expected_new_text() {
         let expected = std::fs::read_to_string(&expected_path)
             .unwrap_or_else(|e| panic!("{name} has no {}: {e}", expected_path.display()));
         let raw = std::fs::read(eml).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let got = ticketd::parse::parse(&raw, arrival).reply_text;
-        ran += 1;
+        let got = read(&ticketd::parse::parse(&raw, arrival));
         let (want, got) = (normalise(&expected), normalise(&got));
         if want != got {
             misses.push(format!("{name}\n  expected: {want:?}\n  got:      {got:?}"));
         }
+        ran.push(Ran {
+            name,
+            expected: want,
+            got,
+        });
     }
-    let pairs = std::fs::read_dir(&dir)
+    let pairs = std::fs::read_dir(dir)
         .unwrap()
         .filter(|e| {
             e.as_ref()
                 .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".expected.txt"))
         })
         .count();
-    println!("reply fixtures: {ran} run, {} exact", ran - misses.len());
-    assert_eq!(ran, emls.len(), "not every .eml was run");
+    let n = ran.len();
+    println!("{what}: {n} run, {} exact", n - misses.len());
+    assert_eq!(n, emls.len(), "not every .eml was run");
     assert_eq!(
         pairs,
         emls.len(),
         "every .expected.txt needs its .eml beside it"
     );
-    assert!(ran >= MIN_PAIRS, "only {ran} pairs in {}", dir.display());
+    assert!(n >= min_pairs, "only {n} pairs in {}", dir.display());
     assert!(
         misses.is_empty(),
-        "{} of {ran} reply fixtures miss:\n{}",
+        "{} of {n} {what} miss:\n{}",
         misses.len(),
         misses.join("\n")
     );
+    ran
+}
+
+#[test]
+fn every_reply_fixture_gives_its_expected_new_text() {
+    check_golden_pairs(&fixtures_dir(), "reply fixtures", MIN_PAIRS, |inbound| {
+        inbound.reply_text.clone()
+    });
 }
