@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use ticketd::config::Config;
 use tokio::net::TcpStream;
 
-pub const SETUP_HINT: &str = "run scripts/test (it installs dovecot-imapd, dovecot-lmtpd and postfix), or scripts/mailstack install";
+pub const SETUP_HINT: &str = "run scripts/test (it installs dovecot-imapd, dovecot-lmtpd, postfix, mutt and tmux), or scripts/mailstack install";
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -36,7 +36,8 @@ fn mailstack_with(args: &[&str], env: &[(&str, String)]) {
     );
 }
 
-fn require(binary: &str) {
+/// Fails the test, naming the setup command, unless `binary` is installed.
+pub fn require(binary: &str) {
     let found = ["/usr/sbin", "/usr/bin", "/usr/lib/postfix/sbin"]
         .iter()
         .any(|d| Path::new(d).join(binary).exists());
@@ -463,7 +464,8 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-fn tempdir_in(base: &Path) -> PathBuf {
+/// A new short directory (mode 755) under `base`.
+pub fn tempdir_in(base: &Path) -> PathBuf {
     // Short, because Dovecot's socket paths must stay under ~108 bytes.
     for _ in 0..100 {
         let p = base.join(format!("td-{:08x}", fastrand::u32(..)));

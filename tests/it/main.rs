@@ -12,6 +12,7 @@ mod hygiene;
 mod logs;
 mod maintenance;
 mod metrics;
+mod mutt;
 mod oauth;
 mod outbox_faults;
 mod package;
