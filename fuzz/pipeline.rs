@@ -58,5 +58,5 @@ pub fn pipeline(data: &[u8]) {
     let _ = ticketd::reply_text::extract_html(&body);
     let _ = f
         .engine
-        .render(&plan, Some(ticketd::model::TicketId(1)), now);
+        .render(&plan, Some(ticketd::model::TicketId(1)), Some(data), now);
 }

@@ -227,9 +227,16 @@ pub(super) fn from_staff(
         return d;
     };
     let by = format!("{} by mail ({proof})", member.name);
-    let text = m.reply_text.clone(); // STAFFTEXT
+    let text = m.staff_text();
     let run = commands::parse(&text)
         .map_err(|e| e.to_string())
+        .map(|mut parsed| {
+            // A signature alone under the commands is no answer to relay.
+            if parsed.text.lines().next().is_some_and(|l| l.trim_end() == "--") {
+                parsed.text.clear();
+            }
+            parsed
+        })
         .and_then(|parsed| {
             // A client whose quote the reader could not tell apart would
             // relay our notification to the customer: refuse instead.

@@ -894,3 +894,21 @@ fn ix_13_nx_02_a_status_request_is_answered_and_changes_nothing() {
     );
     assert!(matches!(d.ticket, TicketWrite::Update { .. }));
 }
+
+#[test]
+fn issue_11_commands_above_a_signature_alone_relay_nothing() {
+    let s = staff_dir();
+    let d = on_ticket_3(
+        &alice_reply(&s, "#close\r\n\r\n-- \r\nAlice Staff\r\nVendor support\r\n"),
+        &s,
+        &Evidence::default(),
+    );
+    assert!(d.replies.iter().all(|r| r.template != "staff_reply"));
+    assert!(matches!(
+        d.ticket,
+        TicketWrite::Update {
+            status: TicketStatus::Closed,
+            ..
+        }
+    ));
+}

@@ -516,6 +516,9 @@ pub struct ConfigText {
     /// dated long before the clock that processes it, and its targets would
     /// be long past; the SLA tests switch it on.
     pub sla_notices: bool,
+    /// Lines added to `[staff]` (its members go in `extra`, as
+    /// `[staff.members.NAME]` tables).
+    pub staff: String,
 }
 
 impl ConfigText {
@@ -545,6 +548,7 @@ impl ConfigText {
             ready_timeout_secs: 60,
             extra: String::new(),
             sla_notices: false,
+            staff: String::new(),
         }
     }
 
@@ -566,6 +570,7 @@ staff = ["lead@vendor.test"]
 
 [staff]
 sla_notices = {sla_notices}
+{staff}
 
 [staff.recipients]
 "Director of Customer Services" = "director@vendor.test"
@@ -596,6 +601,7 @@ timeout_secs = {timeout}
             ca = self.ca_line(),
             smtp_login = self.smtp_login,
             sla_notices = self.sla_notices,
+            staff = self.staff,
             ready = self.ready_timeout_secs,
         );
         for (name, role) in &self.mailboxes {

@@ -23,6 +23,7 @@ mod replies;
 mod rma;
 mod rules;
 mod service;
+mod staff;
 mod staff_replies;
 mod tidy;
 mod timers;

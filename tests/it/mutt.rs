@@ -163,6 +163,13 @@ impl Mutt {
     /// below; attaches `attachments`, sends (`y`) through Postfix and
     /// returns once mutt has sent it (its copy is in mutt's Sent mbox).
     pub async fn reply(&mut self, subject: &str, text: &str, attachments: &[&Path]) {
+        // As an editor leaves it: the last line ends, so mutt's attribution
+        // starts a line of its own.
+        let text = if text.ends_with('\n') {
+            text.to_string()
+        } else {
+            format!("{text}\n")
+        };
         std::fs::write(self.text_file(), text).unwrap();
         let pattern = format!(
             "=s \"{}\"",

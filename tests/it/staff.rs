@@ -1,0 +1,225 @@
+//! Staff by mail end to end (issue 11): a customer's mail makes a notification in a staff member's Dovecot mailbox, a real mutt in tmux answers it through Postfix, and the customer's mailbox gets the relayed answer; commands, forged and DKIM-signed staff mail.
+
+use crate::harness::*;
+use crate::mutt::Mutt;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use std::time::Duration;
+use ticketd::clock::FixedClock;
+use ticketd::config::Config;
+use ticketd::model::{TicketId, TicketStatus};
+use ticketd::parse::parse;
+use ticketd::store::Store;
+
+const WAIT: Duration = Duration::from_secs(30);
+const ALICE: &str = "alice@staff.test";
+const DANA: &str = "dana@example.net";
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+}
+
+/// A config whose staff member alice hears of the support queue, with a
+/// reply token key; `extra` goes under `[staff]`.
+fn staff_config(stack: &MailStack, extra: &str) -> Config {
+    let key = stack.dir.join("reply-token.key");
+    std::fs::write(&key, "k3y-for-the-staff-tests-0123456789\n").unwrap();
+    let extra = extra.to_string();
+    stack.config(move |c| {
+        c.staff = format!("token_key_file = \"{}\"\n{extra}", key.display());
+        c.extra = format!(
+            "\n[staff.members.alice]\nname = \"Alice Staff\"\naddresses = [\"{ALICE}\"]\nqueues = [\"support\"]\n"
+        );
+    })
+}
+
+fn db(cfg: &Config) -> Store {
+    Store::open_read_only(&cfg.database).expect("database")
+}
+
+fn status(cfg: &Config, id: i64) -> TicketStatus {
+    db(cfg)
+        .ticket(TicketId(id))
+        .unwrap()
+        .expect("the ticket")
+        .status
+}
+
+fn event_lines(cfg: &Config, id: i64) -> Vec<String> {
+    let h = db(cfg).history(TicketId(id)).unwrap().expect("the ticket");
+    h.events
+        .iter()
+        .map(|e| format!("{}: {}", e.kind, e.detail))
+        .collect()
+}
+
+async fn customer_writes(stack: &MailStack) {
+    let raw = mail(
+        &format!("Dana Customer <{DANA}>"),
+        "support@vendor.test",
+        "Pool degraded after update",
+        "dana-1@example.net",
+        "",
+        "Hello, the pool is degraded after the update to 24.10.\nSerial IX-M40-240117.",
+    );
+    stack.deliver(&raw).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_11_staff_answer_from_mutt_is_relayed_threaded_and_commands_and_forgeries_are_handled()
+ {
+    let stack = MailStack::with(Options {
+        postfix: true,
+        ..Default::default()
+    });
+    let cfg = staff_config(&stack, "");
+    let clock = FixedClock::new(at("2026-03-02T09:05:00-08:00"));
+    let daemon = Daemon::start(&cfg, Arc::new(clock.clone()));
+    let mut mutt = Mutt::open(&stack, ALICE, &format!("Alice Staff <{ALICE}>")).await;
+
+    // 1. The customer's mail: an acknowledgement to them, a notification to alice.
+    customer_writes(&stack).await;
+    stack.wait_for_count(ALICE, "INBOX", 1, WAIT).await;
+    stack.wait_for_count(DANA, "INBOX", 1, WAIT).await;
+    let note = stack.messages(ALICE, "INBOX").await.remove(0);
+    let n = parse(&note, chrono::DateTime::UNIX_EPOCH);
+    assert!(
+        n.subject.contains("New ticket") && n.subject.contains("[TKT#1]"),
+        "{}",
+        n.subject
+    );
+    assert_eq!(
+        n.reply_to.as_ref().map(|a| a.address.as_str()),
+        Some("support@vendor.test")
+    );
+    let id = n.message_id.clone().unwrap();
+    assert!(
+        id.starts_with("ticketd.1.") && id.ends_with("@tickets.vendor.test"),
+        "{id}"
+    );
+    for shown in [
+        "the pool is degraded after the update to 24.10.",
+        "State: open",
+        "Severity:",
+        "Warranty:",
+        "First response due:",
+        "#assign NAME",
+    ] {
+        assert!(
+            n.text.contains(shown),
+            "{shown:?} in the notification:\n{}",
+            n.text
+        );
+    }
+
+    // 2. alice answers from mutt, with an attachment: dana gets the answer.
+    let log = stack.dir.join("fix-steps.txt");
+    std::fs::write(&log, b"zpool online tank da3\n").unwrap();
+    mutt.reply(
+        "New ticket",
+        "Hello Dana,\n\nplease update to 24.10.1; it fixes the resilver.\n\nBest regards,\nAlice",
+        &[&log],
+    )
+    .await;
+    stack.wait_for_count(DANA, "INBOX", 2, WAIT).await;
+    let got = stack.messages(DANA, "INBOX").await;
+    let ack = parse(&got[0], chrono::DateTime::UNIX_EPOCH);
+    let answer = parse(&got[1], chrono::DateTime::UNIX_EPOCH);
+    assert_eq!(answer.subject, "Re: Pool degraded after update [TKT#1]");
+    assert_eq!(answer.in_reply_to, vec!["dana-1@example.net"]);
+    assert_eq!(answer.from.as_ref().unwrap().address, "support@vendor.test");
+    assert!(
+        answer
+            .text
+            .starts_with("Hello Dana,\n\nplease update to 24.10.1"),
+        "{}",
+        answer.text
+    );
+    assert!(
+        answer.text.contains("Best regards,\nAlice"),
+        "{}",
+        answer.text
+    );
+    assert!(
+        answer.text.contains("Sam Staff"),
+        "the signature is kept: {}",
+        answer.text
+    );
+    for quoted in [
+        "Customer's new text",
+        "#status",
+        "Severity:",
+        "wrote:",
+        "> ",
+    ] {
+        assert!(
+            !answer.text.contains(quoted),
+            "{quoted:?} relayed:\n{}",
+            answer.text
+        );
+    }
+    assert_eq!(answer.header("auto-submitted"), Some("no"));
+    assert_eq!(answer.header("precedence"), None);
+    assert_eq!(answer.header("x-auto-response-suppress"), None);
+    assert!(answer.has_header("x-ticketd-loop"), "our loop marker");
+    assert_eq!(answer.attachments.len(), 1);
+    assert_eq!(answer.attachments[0].name.as_deref(), Some("fix-steps.txt"));
+    assert_ne!(ack.subject, answer.subject.replace("Re: ", ""));
+    // One confirmation to alice; the ticket waits on the customer.
+    stack.wait_for_count(ALICE, "INBOX", 2, WAIT).await;
+    assert_eq!(status(&cfg, 1), TicketStatus::WaitingCustomer);
+    let events = event_lines(&cfg, 1);
+    assert!(
+        events.iter().any(|e| e.starts_with("staff_mail:")
+            && e.contains("proven by reply token")
+            && e.contains("text relayed")),
+        "{events:#?}"
+    );
+
+    // 3. A commands-only reply closes the ticket, confirms, relays nothing.
+    mutt.reply("done: Pool degraded", "#close", &[]).await;
+    stack.wait_for_count(ALICE, "INBOX", 3, WAIT).await;
+    assert_eq!(status(&cfg, 1), TicketStatus::Closed);
+    let confirm = stack.messages(ALICE, "INBOX").await.remove(2);
+    let c = parse(&confirm, chrono::DateTime::UNIX_EPOCH);
+    assert!(
+        c.text.contains("open -> closed") || c.text.contains("-> closed"),
+        "{}",
+        c.text
+    );
+    assert!(
+        c.text.contains("Nothing was sent to the customer"),
+        "{}",
+        c.text
+    );
+
+    // 4. A forged mail in alice's name, without proof, does nothing; alice is told.
+    let forged = mail(
+        &format!("Alice Staff <{ALICE}>"),
+        "support@vendor.test",
+        "Re: Pool degraded after update [TKT#1]",
+        "forged-1@evil.example",
+        "",
+        "#reopen\nWe will refund you 10000 EUR.",
+    );
+    stack.deliver(&forged).await;
+    stack.wait_for_count(ALICE, "INBOX", 4, WAIT).await;
+    let told = parse(
+        &stack.messages(ALICE, "INBOX").await.remove(3),
+        chrono::DateTime::UNIX_EPOCH,
+    );
+    assert!(told.subject.contains("unproven mail"), "{}", told.subject);
+    assert_eq!(status(&cfg, 1), TicketStatus::Closed);
+    assert!(
+        event_lines(&cfg, 1)
+            .iter()
+            .any(|e| e.starts_with("unverified:"))
+    );
+    assert_eq!(
+        stack.count(DANA, "INBOX").await,
+        2,
+        "nothing more reached the customer"
+    );
+
+    daemon.stop(WAIT).await;
+}
