@@ -92,7 +92,7 @@ fn main() -> Result<()> {
     }
     stage("render replies", &mut || {
         for p in &plans {
-            if let Err(e) = engine.render(p, Some(ticketd::model::TicketId(1)), now) {
+            if let Err(e) = engine.render(p, Some(ticketd::model::TicketId(1)), None, now) {
                 failed = Some(e);
             }
         }

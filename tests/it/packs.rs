@@ -195,12 +195,17 @@ async fn ix_13_asking_for_status_by_ticket_number_reaches_the_ticket() {
     let store = Store::open_read_only(&cfg.database).expect("database");
     assert_eq!(store.tickets().unwrap().len(), 1, "no second ticket");
     let texts = to_customer(&stack);
+    // The status answer: the state, no staff answer yet, the next step.
     assert!(
-        texts
-            .iter()
-            .any(|t| t.contains("Ticket [TKT#1] is currently: open")),
+        texts.iter().any(|t| t.contains("Ticket [TKT#1]")
+            && t.contains("open, with our support staff")
+            && t.contains("have not answered it yet")
+            && t.contains("Next step:")),
         "{texts:#?}"
     );
+    // It changes nothing else.
+    let t = &store.tickets().unwrap()[0];
+    assert_eq!(t.status, ticketd::model::TicketStatus::Open);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
