@@ -8,7 +8,8 @@
 //! and `explain`, which looks nothing up, passes [`Offline`].
 //!
 //! A signature proves the From domain only when it verifies **and** aligns
-//! with it ([`aligned`]), covers the whole body (no `l=`), and the mail has
+//! with it ([`aligned`]), covers the whole body (mail-auth's strict parse
+//! refuses an `l=` tag, which would let text be appended), and the mail has
 //! exactly one From header (a second one, added above a signed mail of the
 //! same domain, would otherwise be what a reader shows).
 //!
@@ -16,8 +17,8 @@
 //! and counts only those whose authserv-id is configured as trusted; the
 //! rest are ignored (§5). A header carrying the trusted id can still be
 //! forged by a sender, so the receiving server must remove such headers
-//! from incoming mail before it adds its own (Postfix with OpenDKIM or
-//! authentication_milter does; the admin must configure it so).
+//! from incoming mail before it adds its own; the admin must configure it
+//! so (with Postfix and OpenDKIM, e.g. OpenDKIM's `RemoveARAll`).
 
 use crate::clock::{SharedClock, SystemClock};
 use hickory_resolver::config::{
@@ -51,7 +52,8 @@ pub fn aligned(d: &str, from_domain: &str) -> bool {
     if d.is_empty() || from.is_empty() {
         return false;
     }
-    let sub = |inner: &str, outer: &str| outer.contains('.') && inner.ends_with(&format!(".{outer}"));
+    let sub =
+        |inner: &str, outer: &str| outer.contains('.') && inner.ends_with(&format!(".{outer}"));
     d == from || sub(&from, &d) || sub(&d, &from)
 }
 
@@ -504,12 +506,6 @@ pub fn verify(raw: &[u8], from_domain: &str, keys: &dyn KeyResolver) -> DkimVerd
                 _ => {}
             }
             Checked::Verdict(match out.result() {
-                DkimResult::Pass if sig.l != 0 => DkimVerdict::Fail {
-                    reason: format!(
-                        "d={}: the signature covers only the first {} bytes of the body (l=)",
-                        sig.d, sig.l
-                    ),
-                },
                 DkimResult::Pass if aligned(&sig.d, from_domain) => DkimVerdict::Pass {
                     domain: sig.d.clone(),
                     selector: sig.s.clone(),
@@ -757,11 +753,11 @@ fn proving(info: &ResInfo, from_domain: &str) -> Option<String> {
             .find(|(name, _)| want.contains(&name.as_str()))
     };
     let (name, value) = match info.method.as_str() {
-        "dkim" => prop(&["header.d", "header.i"])
-            .filter(|(_, v)| aligned(domain_of(v), from_domain))?,
-        "dmarc" => prop(&["header.from"]).filter(|(_, v)| {
-            normal_name(domain_of(v)) == normal_name(from_domain)
-        })?,
+        "dkim" => {
+            prop(&["header.d", "header.i"]).filter(|(_, v)| aligned(domain_of(v), from_domain))?
+        }
+        "dmarc" => prop(&["header.from"])
+            .filter(|(_, v)| normal_name(domain_of(v)) == normal_name(from_domain))?,
         _ => return None,
     };
     Some(format!("{}=pass {name}={value}", info.method))
@@ -793,7 +789,11 @@ pub fn trusted_results(raw: &[u8], trusted: &[String], from_domain: &str) -> Opt
             let value = raw.get(h.offset_start as usize..h.offset_end as usize)?;
             parse_auth_results(&String::from_utf8_lossy(value))
         })
-        .filter(|ar| trusted.iter().any(|t| t.eq_ignore_ascii_case(&ar.authserv_id)))
+        .filter(|ar| {
+            trusted
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(&ar.authserv_id))
+        })
         .find_map(|ar| {
             let proof = ar.results.iter().find_map(|r| proving(r, from_domain))?;
             Some(format!(
@@ -819,7 +819,13 @@ mod tests {
     }
 
     fn signed(from: &str, domain: &str) -> Vec<u8> {
-        sign(&mail(from, "#close\r\nDone, thanks.\r\n"), domain, "sel", KEY).unwrap()
+        sign(
+            &mail(from, "#close\r\nDone, thanks.\r\n"),
+            domain,
+            "sel",
+            KEY,
+        )
+        .unwrap()
     }
 
     fn keys_for(domain: &str) -> StaticKeys {
@@ -862,7 +868,7 @@ mod tests {
         let DkimVerdict::Fail { reason } = got else {
             panic!("{got:?}")
         };
-        assert!(reason.contains("vendor.test"), "{reason}");
+        assert!(reason.contains("body hash does not match"), "{reason}");
     }
 
     #[test]
@@ -872,7 +878,10 @@ mod tests {
             .unwrap()
             .replace("<ana@vendor.test>", "<boss@vendor.test>");
         let got = verify(text.as_bytes(), "vendor.test", &keys_for("vendor.test"));
-        assert!(matches!(got, DkimVerdict::Fail { .. }), "{got:?}");
+        let DkimVerdict::Fail { reason } = got else {
+            panic!("{got:?}")
+        };
+        assert!(reason.contains("Signature verification failed"), "{reason}");
     }
 
     #[test]
@@ -885,6 +894,32 @@ mod tests {
             panic!("{got:?}")
         };
         assert!(reason.contains("2 From headers"), "{reason}");
+    }
+
+    #[test]
+    fn a_signature_over_part_of_the_body_fails() {
+        use mail_auth::common::crypto::{RsaKey, Sha256};
+        use mail_auth::common::headers::HeaderWriter;
+        use rustls::pki_types::{PrivateKeyDer, pem::PemObject};
+        let key =
+            RsaKey::<Sha256>::from_key_der(PrivateKeyDer::from_pem_slice(KEY.as_bytes()).unwrap())
+                .unwrap();
+        let raw = mail("ana@vendor.test", "#close\r\n");
+        let sig = mail_auth::dkim::DkimSigner::from_key(key)
+            .domain("vendor.test")
+            .selector("sel")
+            .headers(["From", "Subject"])
+            .body_length(true)
+            .sign(&raw)
+            .unwrap();
+        let mut partial = sig.to_header().into_bytes();
+        partial.extend_from_slice(&raw);
+        partial.extend_from_slice(b"appended after signing\r\n");
+        let got = verify(&partial, "vendor.test", &keys_for("vendor.test"));
+        let DkimVerdict::Fail { reason } = got else {
+            panic!("{got:?}")
+        };
+        assert!(reason.contains("'l='"), "{reason}");
     }
 
     #[test]
@@ -911,7 +946,10 @@ mod tests {
         );
         let revoked = StaticKeys::new([("sel._domainkey.vendor.test", "v=DKIM1; k=rsa; p=")]);
         let got = verify(&raw, "vendor.test", &revoked);
-        assert!(matches!(got, DkimVerdict::Fail { .. }), "{got:?}");
+        let DkimVerdict::Fail { reason } = got else {
+            panic!("{got:?}")
+        };
+        assert!(reason.contains("revoked"), "{reason}");
     }
 
     #[test]
@@ -928,7 +966,10 @@ mod tests {
     fn offline_is_not_checked() {
         let raw = signed("ana@vendor.test", "vendor.test");
         let got = verify(&raw, "vendor.test", &Offline);
-        assert!(matches!(got, DkimVerdict::NotChecked { .. }), "{got:?}");
+        let DkimVerdict::NotChecked { reason } = got else {
+            panic!("{got:?}")
+        };
+        assert!(reason.contains("offline"), "{reason}");
     }
 
     #[test]
@@ -1049,7 +1090,10 @@ mod tests {
                 props: vec![("header.d".into(), "vendor.test".into())],
             }]
         );
-        assert_eq!(parse_auth_results("mx.vendor.test; none").unwrap().results, vec![]);
+        assert_eq!(
+            parse_auth_results("mx.vendor.test; none").unwrap().results,
+            vec![]
+        );
         assert_eq!(parse_auth_results("(only a comment)"), None);
     }
 
