@@ -1192,9 +1192,18 @@ pub fn source_data_dir() -> PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     for (link, target) in [("templates", "templates"), ("vendors", "config/vendors")] {
         let l = d.join(link);
-        if !l.exists() {
-            // Another test may have made it meanwhile.
-            let _ = std::os::unix::fs::symlink(repo().join(target), &l);
+        let target = repo().join(target);
+        if std::fs::read_link(&l).ok().as_ref() != Some(&target) {
+            // Missing, or left by another checkout sharing this target dir:
+            // made beside it and renamed over it, so a test reading through
+            // it meanwhile never finds it gone.
+            let fresh = d.join(format!(
+                "{link}.{}.{:x}",
+                std::process::id(),
+                fastrand::u64(..)
+            ));
+            std::os::unix::fs::symlink(&target, &fresh).unwrap();
+            std::fs::rename(&fresh, &l).unwrap();
         }
     }
     d
