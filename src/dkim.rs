@@ -151,36 +151,27 @@ struct Cached {
 /// failures are not cached. [`KeyResolver::txt`] blocks: call it (and so
 /// [`verify`]) on a blocking thread, never on an async worker.
 pub struct DnsKeys {
-    /// A small runtime of its own that the look-ups run on (taken on drop
-    /// and shut down without blocking, so dropping is safe anywhere).
-    runtime: Option<tokio::runtime::Runtime>,
-    resolver: TokioResolver,
+    /// The resolver, or why there is none (every look-up fails with it).
+    dns: Result<Dns, String>,
     servers: String,
     timeout: Duration,
     clock: SharedClock,
     cache: parking_lot::Mutex<HashMap<String, Cached>>,
 }
 
-impl std::fmt::Debug for DnsKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DnsKeys")
-            .field("servers", &self.servers)
-            .field("timeout", &self.timeout)
-            .field("cached", &self.cache.lock().len())
-            .finish()
-    }
+/// The resolver and the small runtime of its own that its look-ups run on
+/// (taken on drop and shut down without blocking, so dropping is safe
+/// anywhere).
+struct Dns {
+    runtime: Option<tokio::runtime::Runtime>,
+    resolver: TokioResolver,
 }
 
-impl DnsKeys {
-    /// Asks `nameservers` (UDP, then TCP for a truncated answer), or the
-    /// system's resolvers when the list is empty, waiting at most `timeout`
-    /// for each look-up. Fails when the system's configuration cannot be
-    /// read or the resolver cannot be built.
-    pub fn new(nameservers: &[SocketAddr], timeout: Duration) -> Result<DnsKeys, String> {
-        let (config, mut opts, servers) = if nameservers.is_empty() {
-            let (config, opts) = hickory_resolver::system_conf::read_system_conf()
-                .map_err(|e| format!("reading the system's DNS configuration: {e}"))?;
-            (config, opts, "the system's resolvers".to_string())
+impl Dns {
+    fn new(nameservers: &[SocketAddr], timeout: Duration) -> Result<Dns, String> {
+        let (config, mut opts) = if nameservers.is_empty() {
+            hickory_resolver::system_conf::read_system_conf()
+                .map_err(|e| format!("reading the system's DNS configuration: {e}"))?
         } else {
             let servers = nameservers
                 .iter()
@@ -199,16 +190,14 @@ impl DnsKeys {
                     )
                 })
                 .collect();
-            let names: Vec<String> = nameservers.iter().map(|a| a.to_string()).collect();
             (
                 ResolverConfig::from_name_servers(servers),
                 ResolverOpts::default(),
-                names.join(", "),
             )
         };
         opts.timeout = timeout;
         opts.edns0 = true;
-        // Our own cache keeps answers (on the clock the daemon is given).
+        // DnsKeys' own cache keeps answers (on the clock the daemon is given).
         opts.cache_size = 0;
         opts.use_hosts_file = ResolveHosts::Never;
         opts.ndots = 0;
@@ -223,14 +212,52 @@ impl DnsKeys {
                 .build()
                 .map_err(|e| format!("building the DNS resolver: {e}"))?
         };
-        Ok(DnsKeys {
+        Ok(Dns {
             runtime: Some(runtime),
             resolver,
+        })
+    }
+}
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl std::fmt::Debug for DnsKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DnsKeys")
+            .field("servers", &self.servers)
+            .field("timeout", &self.timeout)
+            .field("broken", &self.dns.as_ref().err())
+            .field("cached", &self.cache.lock().len())
+            .finish()
+    }
+}
+
+impl DnsKeys {
+    /// Asks `nameservers` (UDP, then TCP for a truncated answer), or the
+    /// system's resolvers when the list is empty, waiting at most `timeout`
+    /// for each look-up. Never fails: when the system's configuration cannot
+    /// be read (or the resolver cannot be built), every look-up fails with
+    /// that reason, so every key is "not checked" and says why.
+    pub fn new(nameservers: &[SocketAddr], timeout: Duration) -> DnsKeys {
+        let servers = if nameservers.is_empty() {
+            "the system's resolvers".to_string()
+        } else {
+            let names: Vec<String> = nameservers.iter().map(|a| a.to_string()).collect();
+            names.join(", ")
+        };
+        DnsKeys {
+            dns: Dns::new(nameservers, timeout),
             servers,
             timeout,
             clock: Arc::new(SystemClock),
             cache: parking_lot::Mutex::new(HashMap::new()),
-        })
+        }
     }
 
     /// The cache's entries expire on `clock`'s monotonic time (tests move it).
@@ -242,12 +269,16 @@ impl DnsKeys {
     /// One look-up, uncached: the answer and how long it may be kept
     /// (`None`: not at all).
     fn query(&self, name: &str) -> (Result<Vec<String>, LookupError>, Option<u32>) {
-        let Some(runtime) = self.runtime.as_ref() else {
+        let dns = match &self.dns {
+            Ok(dns) => dns,
+            Err(why) => return (Err(LookupError::Failed(why.clone())), None),
+        };
+        let Some(runtime) = dns.runtime.as_ref() else {
             return (Err(LookupError::Failed("resolver stopped".into())), None);
         };
         let fqdn = format!("{name}.");
         let answer = runtime.block_on(async {
-            tokio::time::timeout(self.timeout, self.resolver.txt_lookup(fqdn.as_str())).await
+            tokio::time::timeout(self.timeout, dns.resolver.txt_lookup(fqdn.as_str())).await
         });
         match answer {
             Err(_elapsed) => (Err(LookupError::Timeout), None),
@@ -314,14 +345,6 @@ impl KeyResolver for DnsKeys {
             );
         }
         answer
-    }
-}
-
-impl Drop for DnsKeys {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
     }
 }
 
@@ -765,30 +788,22 @@ fn proving(info: &ResInfo, from_domain: &str) -> Option<String> {
 
 /// `dkim=pass` (with `header.d` or `header.i` aligned with `from_domain`)
 /// or `dmarc=pass` (`header.from` = `from_domain`) in an
-/// Authentication-Results header of `raw` whose authserv-id is one of
-/// `trusted` (case-insensitive); headers with any other authserv-id are
-/// ignored (RFC 8601 §5). Returns a description such as
+/// Authentication-Results header whose authserv-id is one of `trusted`
+/// (case-insensitive); headers with any other authserv-id are ignored
+/// (RFC 8601 §5). `headers` are the mail's header fields, (name, unfolded
+/// value), names in any case. Returns a description such as
 /// "Authentication-Results from mx.vendor.test: dkim=pass header.d=vendor.test".
 /// Every header with a trusted id counts, so the receiving server must
 /// remove such headers arriving from outside (see the module's note).
-pub fn trusted_results(raw: &[u8], trusted: &[String], from_domain: &str) -> Option<String> {
-    if trusted.is_empty() {
-        return None;
-    }
-    let message = mail_parser::MessageParser::new().parse_headers(raw)?;
-    message
-        .root_part()
-        .headers()
+pub fn trusted_results(
+    headers: &[(String, String)],
+    trusted: &[String],
+    from_domain: &str,
+) -> Option<String> {
+    headers
         .iter()
-        .filter(|h| {
-            h.name
-                .as_str()
-                .eq_ignore_ascii_case("Authentication-Results")
-        })
-        .filter_map(|h| {
-            let value = raw.get(h.offset_start as usize..h.offset_end as usize)?;
-            parse_auth_results(&String::from_utf8_lossy(value))
-        })
+        .filter(|(name, _)| name.eq_ignore_ascii_case("Authentication-Results"))
+        .filter_map(|(_, value)| parse_auth_results(value))
         .filter(|ar| {
             trusted
                 .iter()
@@ -1015,15 +1030,14 @@ mod tests {
         assert!(!aligned("", "vendor.test"));
     }
 
-    fn with_ar(headers: &[&str]) -> Vec<u8> {
-        let mut raw = String::new();
-        for h in headers {
-            raw.push_str("Authentication-Results: ");
-            raw.push_str(h);
-            raw.push_str("\r\n");
-        }
-        raw.push_str("From: ana@vendor.test\r\nSubject: x\r\n\r\nbody\r\n");
-        raw.into_bytes()
+    /// A mail's header fields with these Authentication-Results values on top.
+    fn with_ar(values: &[&str]) -> Vec<(String, String)> {
+        let mut headers: Vec<(String, String)> = values
+            .iter()
+            .map(|v| ("authentication-results".to_string(), v.to_string()))
+            .collect();
+        headers.push(("from".into(), "ana@vendor.test".into()));
+        headers
     }
 
     fn trusted() -> Vec<String> {
@@ -1065,7 +1079,7 @@ mod tests {
     fn comments_versions_and_quoted_strings_are_parsed() {
         let raw = with_ar(&[
             "mx.vendor.test 1 (Postfix (with \\) OpenDKIM)); spf=pass (sender ok; really) \
-             smtp.mailfrom=vendor.test;\r\n\tdkim=pass (2048-bit key; \"quoted\") reason=\"good; sig\" \
+             smtp.mailfrom=vendor.test; dkim=pass (2048-bit key; \"quoted\") reason=\"good; sig\" \
              header.d=\"vendor.test\" header.s=sel",
         ]);
         assert_eq!(
