@@ -19,6 +19,8 @@
 //! - [`daemon`]: supervises the tasks ([`shared`]: what they share; [`health`]: their heartbeats
 //!   and what systemd is told; [`metrics`]: Prometheus `/metrics` and `/healthz`); [`explain`] shows a decision
 //!   without acting on it.
+//! - [`dkim`]: proof of a sender's domain from the raw mail (DKIM signatures, trusted
+//!   Authentication-Results).
 //! - [`clock`], [`backoff`], [`text`]: time, retry pacing and text helpers, shared by all;
 //!   [`logging`]: the journal, plain or terminal log output.
 

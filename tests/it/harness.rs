@@ -1200,9 +1200,18 @@ pub fn source_data_dir() -> PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     for (link, target) in [("templates", "templates"), ("vendors", "config/vendors")] {
         let l = d.join(link);
-        if !l.exists() {
-            // Another test may have made it meanwhile.
-            let _ = std::os::unix::fs::symlink(repo().join(target), &l);
+        let target = repo().join(target);
+        if std::fs::read_link(&l).ok().as_ref() != Some(&target) {
+            // Missing, or left by another checkout sharing this target dir:
+            // made beside it and renamed over it, so a test reading through
+            // it meanwhile never finds it gone.
+            let fresh = d.join(format!(
+                "{link}.{}.{:x}",
+                std::process::id(),
+                fastrand::u64(..)
+            ));
+            std::os::unix::fs::symlink(&target, &fresh).unwrap();
+            std::fs::rename(&fresh, &l).unwrap();
         }
     }
     d
@@ -1430,6 +1439,153 @@ pub fn assert_no_secrets(log: &str, secrets: &[String]) {
                 "a secret ({}...) is in the log",
                 &s[..8.min(s.len())]
             );
+        }
+    }
+}
+
+/// The test DKIM key (RSA-2048, PKCS#8), made once with openssl for the
+/// tests only; its public record is [`test_key_txt`].
+pub fn test_key_pem() -> String {
+    std::fs::read_to_string(repo().join("tests/fixtures/dkim/private.pem"))
+        .expect("tests/fixtures/dkim/private.pem")
+}
+
+/// The TXT record of the test DKIM key ("v=DKIM1; k=rsa; p=...").
+pub fn test_key_txt() -> String {
+    std::fs::read_to_string(repo().join("tests/fixtures/dkim/public.txt"))
+        .expect("tests/fixtures/dkim/public.txt")
+        .trim()
+        .to_string()
+}
+
+/// `raw` signed with the test key for `domain` and `selector`, as the
+/// vendor's mail server would (publish [`test_key_txt`] at
+/// `{selector}._domainkey.{domain}`).
+pub fn dkim_sign(raw: &[u8], domain: &str, selector: &str) -> Vec<u8> {
+    ticketd::dkim::sign(raw, domain, selector, &test_key_pem()).expect("signing with the test key")
+}
+
+/// A DNS server on loopback UDP, written for the tests: it answers TXT
+/// queries for the records it is given (NXDOMAIN for any other name) with
+/// their TTL, or, when [`DnsServer::silent`], never answers. It counts the
+/// queries it got and stops on drop.
+pub struct DnsServer {
+    pub addr: std::net::SocketAddr,
+    queries: Arc<std::sync::atomic::AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl DnsServer {
+    /// Serves `records` (name, TXT text; a name may have several) with `ttl`.
+    pub fn start(records: &[(&str, &str)], ttl: u32) -> DnsServer {
+        let records = records
+            .iter()
+            .map(|(n, t)| (n.trim_end_matches('.').to_ascii_lowercase(), t.to_string()))
+            .collect();
+        DnsServer::serve(Some((records, ttl)))
+    }
+
+    /// Takes queries and never answers (for timeouts).
+    pub fn silent() -> DnsServer {
+        DnsServer::serve(None)
+    }
+
+    /// How many queries came.
+    pub fn queries(&self) -> usize {
+        self.queries.load(Ordering::SeqCst)
+    }
+
+    fn serve(zone: Option<(Vec<(String, String)>, u32)>) -> DnsServer {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("a DNS server port");
+        let addr = socket.local_addr().expect("a bound port");
+        let queries = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (count, stopping) = (queries.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                let Ok((n, peer)) = socket.recv_from(&mut buf) else {
+                    return;
+                };
+                if stopping.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(query) = hickory_resolver::proto::op::Message::from_vec(&buf[..n]) else {
+                    continue;
+                };
+                count.fetch_add(1, Ordering::SeqCst);
+                if let Some((records, ttl)) = &zone
+                    && let Some(reply) = dns_answer(&query, records, *ttl)
+                {
+                    let _ = socket.send_to(&reply, peer);
+                }
+            }
+        });
+        DnsServer {
+            addr,
+            queries,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+/// The answer to `query` from `records`: the TXT records at the name (each
+/// split into character-strings of at most 255 bytes), or NXDOMAIN.
+fn dns_answer(
+    query: &hickory_resolver::proto::op::Message,
+    records: &[(String, String)],
+    ttl: u32,
+) -> Option<Vec<u8>> {
+    use hickory_resolver::proto::op::{Message, ResponseCode};
+    use hickory_resolver::proto::rr::{RData, Record, RecordType, rdata::TXT};
+    let mut reply = Message::response(query.metadata.id, query.metadata.op_code);
+    reply.metadata.authoritative = true;
+    reply.metadata.recursion_desired = query.metadata.recursion_desired;
+    reply.metadata.recursion_available = true;
+    reply.add_queries(query.queries.clone());
+    if let Some(edns) = &query.edns {
+        reply.set_edns(edns.clone());
+    }
+    let mut found = false;
+    for q in &query.queries {
+        let name = q
+            .name
+            .to_string()
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+        for (_, text) in records.iter().filter(|(n, _)| *n == name) {
+            found = true;
+            if q.query_type == RecordType::TXT {
+                let chunks = text
+                    .as_bytes()
+                    .chunks(255)
+                    .map(|c| String::from_utf8_lossy(c).into_owned())
+                    .collect();
+                reply.add_answer(Record::from_rdata(
+                    q.name.clone(),
+                    ttl,
+                    RData::TXT(TXT::new(chunks)),
+                ));
+            }
+        }
+    }
+    if !found {
+        reply.metadata.response_code = ResponseCode::NXDomain;
+    }
+    reply.to_vec().ok()
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the receive loop so that it sees the flag.
+        if let Ok(s) = std::net::UdpSocket::bind("127.0.0.1:0") {
+            let _ = s.send_to(&[], self.addr);
+        }
+        if let Some(t) = self.thread.take() {
+            t.join().expect("the DNS server thread");
         }
     }
 }

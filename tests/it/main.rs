@@ -3,6 +3,7 @@
 mod chaos;
 mod cli;
 mod corpus;
+mod dkim;
 #[path = "../../fuzz/pipeline.rs"]
 mod fuzz_pipeline;
 mod fuzz_replay;
