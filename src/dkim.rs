@@ -277,9 +277,27 @@ impl DnsKeys {
             return (Err(LookupError::Failed("resolver stopped".into())), None);
         };
         let fqdn = format!("{name}.");
-        let answer = runtime.block_on(async {
-            tokio::time::timeout(self.timeout, dns.resolver.txt_lookup(fqdn.as_str())).await
-        });
+        let ask = || {
+            runtime.block_on(async {
+                tokio::time::timeout(self.timeout, dns.resolver.txt_lookup(fqdn.as_str())).await
+            })
+        };
+        // On a thread that drives a runtime already (an async task, a
+        // command run from `main`), block_on would panic: ask from a thread
+        // of its own.
+        let answer = if tokio::runtime::Handle::try_current().is_ok() {
+            match std::thread::scope(|s| s.spawn(ask).join()) {
+                Ok(a) => a,
+                Err(_) => {
+                    return (
+                        Err(LookupError::Failed("the DNS look-up thread failed".into())),
+                        None,
+                    );
+                }
+            }
+        } else {
+            ask()
+        };
         match answer {
             Err(_elapsed) => (Err(LookupError::Timeout), None),
             Ok(Ok(lookup)) => {

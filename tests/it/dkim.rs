@@ -90,3 +90,15 @@ async fn dns_keys_work_on_a_blocking_thread_of_the_daemons_runtime_and_drop_in_a
     drop(keys);
     assert_eq!(dns.queries(), 1);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn dns_keys_work_when_called_from_inside_a_runtime() {
+    // A command run from `main` (`quarantine release`) reads mail on the
+    // runtime's own thread: the look-up must not panic there.
+    let txt = test_key_txt();
+    let dns = DnsServer::start(&[(KEY_NAME, &txt)], 600);
+    let keys = DnsKeys::new(&[dns.addr], Duration::from_secs(5));
+    let got = verify(&signed_mail(), "vendor.test", &keys);
+    assert!(matches!(got, DkimVerdict::Pass { .. }), "{got:?}");
+    assert_eq!(dns.queries(), 1);
+}

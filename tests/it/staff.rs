@@ -223,3 +223,84 @@ async fn issue_11_staff_answer_from_mutt_is_relayed_threaded_and_commands_and_fo
 
     daemon.stop(WAIT).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_11_a_dkim_signed_staff_mail_acts_without_a_token_and_a_tampered_one_does_not() {
+    let stack = MailStack::with(Options {
+        postfix: true,
+        ..Default::default()
+    });
+    // The staff domain's key, served by a DNS server of the test's own on
+    // loopback: the daemon's verifier asks it as it would ask the world's.
+    let dns = DnsServer::start(&[("sel._domainkey.staff.test", &test_key_txt())], 600);
+    let cfg = staff_config(&stack, &format!("dkim_nameservers = [\"{}\"]\n", dns.addr));
+    let clock = FixedClock::new(at("2026-03-02T09:05:00-08:00"));
+    let daemon = Daemon::start(&cfg, Arc::new(clock.clone()));
+    customer_writes(&stack).await;
+    stack.wait_for_count(ALICE, "INBOX", 1, WAIT).await;
+
+    // A new mail from alice's own client, no reply token, signed by her domain.
+    let unsigned = mail(
+        &format!("Alice Staff <{ALICE}>"),
+        "support@vendor.test",
+        "Re: Pool degraded after update [TKT#1]",
+        "alice-dkim-1@staff.test",
+        "",
+        "#severity 1\nHello Dana,\n\nwe are looking at it now.\n\nAlice",
+    );
+    let signed = dkim_sign(&unsigned, "staff.test", "sel");
+    stack.deliver(&signed).await;
+    stack.wait_for_count(DANA, "INBOX", 2, WAIT).await;
+    let answer = parse(
+        &stack.messages(DANA, "INBOX").await.remove(1),
+        chrono::DateTime::UNIX_EPOCH,
+    );
+    assert!(
+        answer
+            .text
+            .starts_with("Hello Dana,\n\nwe are looking at it now."),
+        "{}",
+        answer.text
+    );
+    assert_eq!(answer.in_reply_to, vec!["dana-1@example.net"]);
+    let events = event_lines(&cfg, 1);
+    assert!(
+        events.iter().any(
+            |e| e.starts_with("staff_mail:") && e.contains("proven by DKIM d=staff.test s=sel")
+        ),
+        "{events:#?}"
+    );
+    assert_eq!(
+        db(&cfg).ticket(TicketId(1)).unwrap().unwrap().severity,
+        Some(1)
+    );
+    assert!(dns.queries() >= 1, "the key was asked of DNS");
+
+    // The same signed mail with its text changed on the way: no proof, held.
+    let tampered = String::from_utf8(dkim_sign(
+        &mail(
+            &format!("Alice Staff <{ALICE}>"),
+            "support@vendor.test",
+            "Re: Pool degraded after update [TKT#1]",
+            "alice-dkim-2@staff.test",
+            "",
+            "#close\nAll done.",
+        ),
+        "staff.test",
+        "sel",
+    ))
+    .unwrap()
+    .replace("All done.", "All done, refund approved.");
+    stack.deliver(tampered.as_bytes()).await;
+    // alice: the notification, the confirmation, then the unproven-mail notice.
+    stack.wait_for_count(ALICE, "INBOX", 3, WAIT).await;
+    let told = parse(
+        &stack.messages(ALICE, "INBOX").await.remove(2),
+        chrono::DateTime::UNIX_EPOCH,
+    );
+    assert!(told.subject.contains("unproven mail"), "{}", told.subject);
+    assert!(told.text.contains("DKIM signature fails"), "{}", told.text);
+    assert_ne!(status(&cfg, 1), TicketStatus::Closed);
+    assert_eq!(stack.count(DANA, "INBOX").await, 2);
+    daemon.stop(WAIT).await;
+}
