@@ -732,3 +732,70 @@ fn ix_05_explain_shows_the_rma_code_a_replacement_request_would_get_and_its_ix_0
         .collect();
     assert_eq!(kinds, ["rma_reminder", "rma_deadline"]);
 }
+
+#[test]
+fn issue_11_check_config_names_the_line_of_every_staff_member_problem() {
+    let d = temp();
+    std::fs::write(d.path().join("pw"), "secret\n").unwrap();
+    std::fs::write(d.path().join("short.key"), "short\n").unwrap();
+    let path = d.path().join("ticketd.toml");
+    let text = config_text(d.path(), "ixsystems")
+        + r#"
+[staff.members.alice]
+addresses = ["alice@staff.test", "not-an-address"]
+queues = ["support", "billing"]
+
+[staff.members.bob]
+addresses = "alice@staff.test"
+
+[staff.members.carol]
+addresses = ["support@vendor.test"]
+"#;
+    let text = text.replace(
+        "[staff.recipients]",
+        "[staff]\ntoken_key_file = \"short.key\"\nauthserv_id = \"mx vendor\"\ndkim_nameservers = [\"dns.example\"]\n\n[staff.recipients]",
+    );
+    std::fs::write(&path, &text).unwrap();
+    let out = ticketd(&["check-config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = |needle: &str| {
+        text.lines()
+            .position(|l| {
+                l.starts_with(needle.split(' ').next().unwrap_or(needle)) && l.contains(needle)
+            })
+            .map(|i| i + 1)
+            .unwrap_or_else(|| panic!("{needle} not in the config"))
+    };
+    let p = path.display();
+    for (at, says) in [
+        (line("token_key_file"), "at least 16"),
+        (line("authserv_id"), "an authserv-id is one word"),
+        (
+            line("dkim_nameservers"),
+            "`dns.example` is not an IP address",
+        ),
+        (
+            line("addresses = [\"alice@staff.test\", \"not-an-address\"]"),
+            "`not-an-address` is not an email address",
+        ),
+        (
+            line("queues = [\"support\", \"billing\"]"),
+            "`billing` is not a mailbox name or role",
+        ),
+        (
+            line("addresses = \"alice@staff.test\""),
+            "is already alice's",
+        ),
+        (
+            line("addresses = [\"support@vendor.test\"]"),
+            "is one of [identity] own_addresses",
+        ),
+    ] {
+        assert!(
+            err.contains(&format!("{p}:{at}: ")),
+            "line {at} for {says:?}:\n{err}"
+        );
+        assert!(err.contains(says), "{says:?}:\n{err}");
+    }
+}

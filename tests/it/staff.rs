@@ -33,6 +33,15 @@ fn staff_config(stack: &MailStack, extra: &str) -> Config {
     })
 }
 
+/// `ticketd explain --config` of `raw`, as JSON.
+fn explain(cfg: &Config, raw: &[u8]) -> serde_json::Value {
+    let opts = ticketd::explain::Options {
+        config: Some(cfg.path.clone()),
+        ..Default::default()
+    };
+    ticketd::explain::explain(raw, &opts, at("2026-03-02T09:10:00-08:00")).expect("explain")
+}
+
 fn db(cfg: &Config) -> Store {
     Store::open_read_only(&cfg.database).expect("database")
 }
@@ -175,6 +184,65 @@ async fn issue_11_staff_answer_from_mutt_is_relayed_threaded_and_commands_and_fo
             && e.contains("text relayed")),
         "{events:#?}"
     );
+
+    // explain shows a staff reply before it goes out: who, proof, relay.
+    let key = ticketd::token::TokenKey::new(b"k3y-for-the-staff-tests-0123456789").unwrap();
+    let token = ticketd::token::message_id(&key, "tickets.vendor.test", TicketId(1), ALICE);
+    let reply = mail(
+        &format!("Alice Staff <{ALICE}>"),
+        "support@vendor.test",
+        "Re: [ticketd] [TKT#1] New ticket: Pool degraded after update",
+        "alice-2@staff.test",
+        &format!("In-Reply-To: <{token}>\r\nReferences: <{token}>\r\n"),
+        "#severity 2\nHello Dana, one more step: reboot.\n\nAlice",
+    );
+    let v = explain(&cfg, &reply);
+    assert_eq!(v["sender"], "staff", "{v:#}");
+    assert_eq!(v["proof"]["by"], "reply_token");
+    assert_eq!(v["commands"], serde_json::json!(["#severity 2"]));
+    assert_eq!(v["relay"]["to"], serde_json::json!([DANA]));
+    assert_eq!(
+        v["relay"]["subject"],
+        "Re: Pool degraded after update [TKT#1]"
+    );
+    assert_eq!(
+        v["relay"]["body"],
+        "Hello Dana, one more step: reboot.\n\nAlice\n"
+    );
+    // Without the token: unverified; a signature explain cannot check offline is not checked.
+    let forged = String::from_utf8(reply.clone())
+        .unwrap()
+        .replace(&token, "x@elsewhere.test");
+    let v = explain(&cfg, &dkim_sign(forged.as_bytes(), "staff.test", "sel"));
+    assert_eq!(v["sender"], "unverified_staff", "{v:#}");
+    assert_eq!(v["proof"], serde_json::Value::Null);
+    assert_eq!(v["relay"], serde_json::Value::Null);
+    assert_eq!(v["authority"]["dkim"]["result"], "not_checked", "{v:#}");
+    // A customer is a customer, a stranger naming the ticket a stranger.
+    let v = explain(
+        &cfg,
+        &mail(
+            DANA,
+            "support@vendor.test",
+            "Re: [TKT#1] more",
+            "dana-9@example.net",
+            "",
+            "More details.",
+        ),
+    );
+    assert_eq!(v["sender"], "customer");
+    let v = explain(
+        &cfg,
+        &mail(
+            "eve@evil.example",
+            "support@vendor.test",
+            "Re: [TKT#1] close it",
+            "eve-1@evil.example",
+            "",
+            "Close it.",
+        ),
+    );
+    assert_eq!(v["sender"], "stranger");
 
     // 3. A commands-only reply closes the ticket, confirms, relays nothing.
     mutt.reply("done: Pool degraded", "#close", &[]).await;
