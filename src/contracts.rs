@@ -37,6 +37,10 @@ pub struct Contract {
     /// When the plans were bought (optional column `plans_on`): checked against the
     /// pack's extension window (QN-11).
     pub plans_on: Option<NaiveDate>,
+    /// The staff member (a `[staff.members]` name) assigned to this
+    /// customer (optional column `technician`): a pack route (AV-04, AV-05)
+    /// gives the ticket to them. Empty when none.
+    pub technician: String,
 }
 
 /// Which identifier found the contract.
@@ -61,6 +65,9 @@ pub struct ContractOut {
     pub matched_by: MatchedBy,
     pub company: String,
     pub plans: Vec<String>,
+    /// The contract's assigned technician, empty when none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub technician: String,
 }
 
 /// The columns a contracts file must have.
@@ -83,6 +90,7 @@ pub const OPTIONAL_COLUMNS: &[&str] = &[
     "plans",
     "plans_on",
     "tickets_per_year",
+    "technician",
 ];
 
 /// The key a serial is matched by: trimmed and uppercased.
@@ -264,7 +272,7 @@ fn parse_date(column: &str, v: &str) -> Result<NaiveDate, String> {
 /// Parses a contracts CSV. The header row is required; its columns may come in any
 /// order: `serial, email, company, tax_id, tier, model, purchased_on` are required,
 /// `shipped_on, warranty_until, extended_until, extended_on, plans` (a semicolon list),
-/// `plans_on, tickets_per_year` optional; any other column is an error. Values are
+/// `plans_on, tickets_per_year, technician` optional; any other column is an error. Values are
 /// trimmed. Every problem is reported as `FILE:LINE: what is wrong`, all of them:
 /// a row with the wrong number of fields, an empty serial, a bad date or number, an
 /// address without `@`, or a serial that an earlier row already has.
@@ -435,6 +443,7 @@ fn row(rec: &Record, index: &HashMap<&'static str, usize>) -> Result<Contract, V
             tickets_per_year,
             extended_on,
             plans_on,
+            technician: get("technician").to_string(),
         }),
         _ => Err(problems),
     }

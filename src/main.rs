@@ -434,6 +434,19 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                     return Ok(ExitCode::from(1));
                 }
             };
+            // A technician the config does not know gets no routed ticket
+            // (AV-04, AV-05): the queue hears of it instead. Said, not refused.
+            for c in &contracts {
+                if !c.technician.is_empty() && cfg.staff.member(&c.technician).is_none() {
+                    eprintln!(
+                        "warning: {}: contract {} names technician `{}`, who is not in [staff.members] of {}",
+                        file.display(),
+                        c.serial,
+                        c.technician,
+                        cfg.path.display()
+                    );
+                }
+            }
             let mut st = Store::open(&cfg.database)?;
             let bar = ticketd::admin::progress(contracts.len() as u64, "import");
             let stats =

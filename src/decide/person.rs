@@ -173,9 +173,33 @@ pub(super) fn person(
     if !notes.is_empty() {
         replies.extend(staff_notice(i, "staff_policy", &notes));
     }
+    // AV-04, AV-05: a routed request goes to the contract's technician.
+    let mut owner = ticket.and_then(|t| t.owner.clone());
+    if let (None, Some(route), Some(c)) = (&owner, &policy.route, &policy.contract)
+        && !c.technician.is_empty()
+    {
+        match i.staff.member(&c.technician) {
+            Some(tech) => {
+                reasons.push(format!(
+                    "{}: routed to {}, the contract's technician",
+                    route.rule, tech.name
+                ));
+                events.push(Event::Assigned {
+                    to: tech.name.clone(),
+                    by: format!("route {}", route.rule),
+                });
+                owner = Some(tech.name.clone());
+            }
+            None => reasons.push(format!(
+                "{}: the contract names technician `{}`, who is not in [staff.members]; the queue hears of it",
+                route.rule, c.technician
+            )),
+        }
+    }
     replies.extend(super::staff::notifications(
         i,
         ticket,
+        owner.as_deref(),
         status,
         &policy,
         new_text(m),

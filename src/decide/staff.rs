@@ -549,13 +549,14 @@ fn merge(total: &mut TicketChange<ReplyPlan>, next: TicketChange<ReplyPlan>) {
 pub(super) fn notifications(
     i: &Input<'_>,
     ticket: Option<&TicketInfo>,
+    owner: Option<&str>,
     status: TicketStatus,
     policy: &Evaluation,
     text: &str,
 ) -> Vec<ReplyPlan> {
     let route = policy.route.as_ref().map(|r| r.rule.as_str());
     let members = i.staff.notified(
-        ticket.and_then(|t| t.owner.as_deref()),
+        owner,
         ticket.map_or(i.mailbox.name, |t| t.mailbox.as_str()),
         Some(i.mailbox.role),
         route,
@@ -580,7 +581,7 @@ pub(super) fn notifications(
         "mailbox": {"name": i.mailbox.name, "role": i.mailbox.role.as_str(), "address": i.mailbox.address},
         "received_at": local(m.arrival),
         "ticket_state": status.as_str(),
-        "owner": ticket.and_then(|t| t.owner.clone()),
+        "owner": owner,
         "queue": members.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
         "severity": ticket.and_then(|t| t.severity).unwrap_or(policy.severity),
         "tier": policy.tier,

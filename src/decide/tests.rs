@@ -912,3 +912,59 @@ fn issue_11_commands_above_a_signature_alone_relay_nothing() {
         }
     ));
 }
+
+#[test]
+fn av_05_a_routed_request_is_assigned_to_the_contracts_technician_who_alone_hears_of_it() {
+    let pack = super::fixtures::pack("avanzada7");
+    let mut staff = staff_dir();
+    staff.members.push(crate::config::StaffMember {
+        name: "tecnico1".into(),
+        display: "Técnico 1".into(),
+        addresses: vec!["tecnico1@acme.test".into()],
+        queues: vec!["AV-05".into()],
+    });
+    let contract = crate::contracts::ContractMatch {
+        contract: crate::contracts::Contract {
+            serial: "AV7-000123".into(),
+            email: "it@customer.test".into(),
+            company: "Customer Labs S.L.".into(),
+            tier: "customer".into(),
+            model: "UCM6302".into(),
+            purchased_on: chrono::NaiveDate::from_ymd_opt(2025, 1, 10).unwrap(),
+            plans: vec!["maintenance".into()],
+            technician: "tecnico1".into(),
+            ..Default::default()
+        },
+        by: crate::contracts::MatchedBy::Email,
+    };
+    let raw = "From: it@customer.test\r\nSubject: Mantenimiento\r\nMessage-ID: <m1@customer.test>\r\n\r\nEmpresa: Customer Labs S.L.\r\nCIF: B12345678\r\nLa centralita se reinicia.\r\n";
+    let d = run_staff(
+        raw,
+        Lookup {
+            contract: Some(contract),
+            next_ticket_id: TicketId(9),
+            ..Default::default()
+        },
+        &Limits::default(),
+        false,
+        Some(super::fixtures::at("2026-11-23T10:00:00+01:00")),
+        &pack,
+        &staff,
+        &Evidence::default(),
+    );
+    assert!(d.events.iter().any(
+        |e| matches!(e, Event::Assigned { to, by } if to == "tecnico1" && by == "route AV-05")
+    ));
+    let n: Vec<_> = d
+        .replies
+        .iter()
+        .filter(|r| r.template == "staff_ticket")
+        .collect();
+    assert_eq!(n.len(), 1);
+    assert_eq!(
+        n[0].to,
+        vec!["tecnico1@acme.test"],
+        "the technician, not the support queue"
+    );
+    assert_eq!(n[0].data["owner"], "tecnico1");
+}

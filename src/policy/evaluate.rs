@@ -858,6 +858,7 @@ impl Policy {
                 matched_by: m.by,
                 company: m.contract.company.clone(),
                 plans: m.contract.plans.clone(),
+                technician: m.contract.technician.clone(),
             }),
             topics,
             eligible,

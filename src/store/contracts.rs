@@ -60,6 +60,7 @@ impl Store {
                 serde_json::to_string(&c.plans)?,
                 date_text(c.plans_on),
                 c.tickets_per_year.map(i64::from),
+                c.technician,
                 key,
                 tax_id_key(&c.tax_id),
             ];
@@ -68,7 +69,7 @@ impl Store {
                     tx.execute(
                         &format!(
                             "INSERT INTO contracts ({CONTRACT_COLUMNS}, serial_key, tax_key)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
                         ),
                         values,
                     )?;
@@ -79,8 +80,8 @@ impl Store {
                     tx.prepare_cached("UPDATE contracts SET serial = ?1, email = ?2, company = ?3, tax_id = ?4, tier = ?5,
                              model = ?6, purchased_on = ?7, shipped_on = ?8, warranty_until = ?9,
                              extended_until = ?10, extended_on = ?11, plans = ?12, plans_on = ?13,
-                             tickets_per_year = ?14, tax_key = ?16
-                         WHERE serial_key = ?15")?.execute(
+                             tickets_per_year = ?14, technician = ?15, tax_key = ?17
+                         WHERE serial_key = ?16")?.execute(
                         values,
                     )?;
                     stats.updated += 1;
@@ -153,7 +154,7 @@ impl Store {
 }
 
 const CONTRACT_COLUMNS: &str = "serial, email, company, tax_id, tier, model, purchased_on, shipped_on, \
-     warranty_until, extended_until, extended_on, plans, plans_on, tickets_per_year";
+     warranty_until, extended_until, extended_on, plans, plans_on, tickets_per_year, technician";
 
 fn date_text(d: Option<NaiveDate>) -> Option<String> {
     d.map(|d| d.format("%Y-%m-%d").to_string())
@@ -195,5 +196,6 @@ fn contract_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Contract> {
         plans,
         plans_on: date_column(r, 12)?,
         tickets_per_year: tickets.and_then(|n| u32::try_from(n).ok()),
+        technician: r.get(14)?,
     })
 }

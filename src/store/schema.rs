@@ -265,8 +265,9 @@ UPDATE tickets SET severity = (
     ORDER BY e.id LIMIT 1);
 "#,
     // A ticket's owner: the staff member it is assigned to, the projection
-    // of its `assigned` events.
+    // of its `assigned` events; a contract's assigned technician (AV-04, AV-05).
     r#"
 ALTER TABLE tickets ADD COLUMN owner TEXT;
+ALTER TABLE contracts ADD COLUMN technician TEXT NOT NULL DEFAULT '';
 "#,
 ];

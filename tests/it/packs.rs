@@ -281,6 +281,7 @@ async fn qj_08_each_technical_question_uses_a_ticket_and_the_reply_counts_down()
             model: "TS-873A".into(),
             purchased_on: chrono::NaiveDate::from_ymd_opt(2025, 3, 1).unwrap(),
             tickets_per_year: Some(5),
+            technician: String::new(),
             ..Default::default()
         };
         store.import_contracts(&[contract]).expect("import");

@@ -43,6 +43,7 @@ fn contract(serial: &str, tier: &str, model: &str, purchased: &str) -> Contract 
         extended_until: None,
         plans: vec![],
         tickets_per_year: None,
+        technician: String::new(),
         ..Contract::default()
     }
 }
