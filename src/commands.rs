@@ -4,9 +4,9 @@
 //! own at the top of the new text, before any prose; blank lines between
 //! them are allowed; the name is case-insensitive. The first line that does
 //! not start with `#` ends the commands, and everything from there on is
-//! prose (a `#` line further down is prose too). `#note` takes the rest of
-//! its line and every line after it as the note, so nothing after it is
-//! relayed. A line starting with `#` and a letter that is not a command, or a
+//! prose (a `#` line further down is prose too). `#note` followed by more
+//! commands is the rest of its line; the last command, it takes the rest of
+//! its line and every line after it, so nothing after it is relayed. A line starting with `#` and a letter that is not a command, or a
 //! command with wrong arguments, is an error: nothing of the mail is done.
 
 use crate::model::{RmaState, TicketStatus};
@@ -178,18 +178,28 @@ pub fn parse(text: &str) -> Result<Parsed, CommandError> {
                 }
             },
             "note" => {
-                // The rest of the line and every line after it.
-                let mut note = vec![args];
-                note.extend(lines[i + 1..].iter().copied());
-                let text = note.join("\n").trim().to_string();
+                // Followed by more commands: the note is its own line. Else
+                // it is the rest of the line and every line after it.
+                let next = lines[i + 1..].iter().find(|l| !l.trim().is_empty());
+                let text = if next.is_some_and(|l| is_command_line(l)) {
+                    args.to_string()
+                } else {
+                    let mut note = vec![args];
+                    note.extend(lines[i + 1..].iter().copied());
+                    note.join("\n").trim().to_string()
+                };
                 if text.is_empty() {
                     return Err(err(
                         "#note needs the note's text, on its line or the lines after it".into(),
                     ));
                 }
-                commands.push(Command::Note { text });
-                i = lines.len();
-                continue;
+                if next.is_some_and(|l| is_command_line(l)) {
+                    Command::Note { text }
+                } else {
+                    commands.push(Command::Note { text });
+                    i = lines.len();
+                    continue;
+                }
             }
             "rma" => {
                 let step = match words.first().map(|w| w.to_ascii_lowercase()).as_deref() {
@@ -312,6 +322,20 @@ mod tests {
                 text: "customer called, will send logs".into()
             }]
         );
+        // A note followed by commands is its own line, and they run too.
+        let p = ok("#note called Dana, the disk was unseated\n#close\n");
+        assert_eq!(
+            p.commands,
+            vec![
+                Command::Note {
+                    text: "called Dana, the disk was unseated".into()
+                },
+                Command::Status {
+                    to: TicketStatus::Closed
+                }
+            ]
+        );
+        assert_eq!(parse("#note\n#close").unwrap_err().line_no, 1);
     }
 
     #[test]

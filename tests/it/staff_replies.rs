@@ -107,3 +107,37 @@ fn staff_text_keeps_commands_and_signatures_and_drops_mobile_footers() {
     assert_eq!(with_attachment.attachments.len(), 1);
     assert!(!with_attachment.staff_text().contains("PDF-1.4"));
 }
+
+#[test]
+fn issue_11_every_staff_reply_fixture_relays_exactly_its_prose_after_its_commands() {
+    let ran = check_golden_pairs(&fixtures_dir(), "staff reply fixtures", MIN_PAIRS, |i| {
+        i.staff_text()
+    });
+    let (mut with_commands, mut commands_only) = (0, 0);
+    for r in &ran {
+        let p = ticketd::commands::parse(&r.got)
+            .unwrap_or_else(|e| panic!("{}: the commands do not parse: {e}", r.name));
+        // What is relayed is the tail of the staff text, with no command in it.
+        assert!(
+            r.got.trim_end().ends_with(p.text.trim_end()),
+            "{}: the relay is not the text's tail:\n{}",
+            r.name,
+            p.text
+        );
+        assert!(
+            !p.text.lines().next().is_some_and(|l| l.trim_start().starts_with('#')),
+            "{}: a command in the relay:\n{}",
+            r.name,
+            p.text
+        );
+        if !p.commands.is_empty() {
+            with_commands += 1;
+            let relayed = !p.text.is_empty() && !p.text.starts_with("--");
+            if !relayed {
+                commands_only += 1;
+            }
+        }
+    }
+    assert!(with_commands >= 3, "only {with_commands} fixtures carry commands");
+    assert!(commands_only >= 1, "no commands-only fixture");
+}
