@@ -108,6 +108,11 @@ fn the_package_installs_a_binary_that_runs_from_its_own_files() {
     for c in ["imap-support", "imap-rma", "imap-24x7", "smtp-password"] {
         std::fs::write(creds.join(c), "secret\n").unwrap();
     }
+    std::fs::write(
+        creds.join("reply-token"),
+        "a reply token key of 32 bytes..\n",
+    )
+    .unwrap();
     let bin = root.join("usr/bin/ticketd");
     let config = root.join("etc/ticketd/ticketd.toml");
     let cwd = scratch.path().join("elsewhere");

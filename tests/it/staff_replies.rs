@@ -125,7 +125,10 @@ fn issue_11_every_staff_reply_fixture_relays_exactly_its_prose_after_its_command
             p.text
         );
         assert!(
-            !p.text.lines().next().is_some_and(|l| l.trim_start().starts_with('#')),
+            !p.text
+                .lines()
+                .next()
+                .is_some_and(|l| l.trim_start().starts_with('#')),
             "{}: a command in the relay:\n{}",
             r.name,
             p.text
@@ -138,6 +141,9 @@ fn issue_11_every_staff_reply_fixture_relays_exactly_its_prose_after_its_command
             }
         }
     }
-    assert!(with_commands >= 3, "only {with_commands} fixtures carry commands");
+    assert!(
+        with_commands >= 3,
+        "only {with_commands} fixtures carry commands"
+    );
     assert!(commands_only >= 1, "no commands-only fixture");
 }
