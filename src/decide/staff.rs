@@ -35,10 +35,7 @@ pub struct Evidence {
 
 /// The ticket a staff mail is about: the subject's tag, else the ticket its
 /// In-Reply-To/References point at, else a number in its text.
-pub fn staff_target<'a>(
-    lookup: &'a Lookup,
-    subject_tag: Option<TicketId>,
-) -> Option<&'a TicketInfo> {
+pub fn staff_target(lookup: &Lookup, subject_tag: Option<TicketId>) -> Option<&TicketInfo> {
     let tagged = lookup.tagged.as_ref();
     match subject_tag {
         Some(tag) => tagged.filter(|t| t.id == tag),
@@ -732,6 +729,41 @@ mod tests {
                 detail: "Authentication-Results from mx.acme.test: dkim=pass".into()
             })
         );
+    }
+
+    #[test]
+    fn issue_11_authority_a_forged_authentication_results_of_another_authserv_id_proves_nothing() {
+        let s = staff();
+        // What intake reads from the headers: a pass, but written by a
+        // server that is not ours, so it is no evidence at all.
+        let headers = vec![(
+            "Authentication-Results".to_string(),
+            "mx.evil.test; dkim=pass header.d=acme.test; dmarc=pass header.from=acme.test"
+                .to_string(),
+        )];
+        let ev = Evidence {
+            dkim: None,
+            auth_results: crate::dkim::trusted_results(&headers, &s.authserv_ids, "acme.test"),
+        };
+        assert_eq!(ev.auth_results, None);
+        let why = check(&s, &[], &ev).unwrap_err();
+        assert!(
+            why.contains("no Authentication-Results pass from mx.acme.test"),
+            "{why}"
+        );
+        // The same header from our own server is proof.
+        let ours = vec![(
+            "Authentication-Results".to_string(),
+            "mx.acme.test; dkim=pass header.d=acme.test".to_string(),
+        )];
+        let ev = Evidence {
+            dkim: None,
+            auth_results: crate::dkim::trusted_results(&ours, &s.authserv_ids, "acme.test"),
+        };
+        assert!(matches!(
+            check(&s, &[], &ev),
+            Ok(Proof::AuthenticationResults { .. })
+        ));
     }
 
     #[test]
