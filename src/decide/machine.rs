@@ -33,18 +33,7 @@ pub(super) fn machine(
         return ignored(reasons, events);
     }
     let attach = |t: &TicketInfo, reasons, events, replies| {
-        base(
-            Outcome::Processed,
-            TicketWrite::Attach { id: t.id },
-            TicketView {
-                action: "update",
-                id: Some(t.id),
-            },
-            language,
-            replies,
-            reasons,
-            events,
-        )
+        super::attached(base, t, language, replies, reasons, events)
     };
     match class {
         Class::Bounce => {

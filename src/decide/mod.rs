@@ -156,6 +156,85 @@ pub struct ReplyPlan {
     pub data: serde_json::Value,
 }
 
+impl ReplyPlan {
+    /// A notice nobody asked for (`Auto-Submitted: auto-generated`), outside any thread.
+    pub(crate) fn notice(
+        template: &'static str,
+        to: Vec<String>,
+        language: Language,
+        from_address: &str,
+        data: serde_json::Value,
+    ) -> ReplyPlan {
+        ReplyPlan {
+            template,
+            to,
+            language,
+            from_address: from_address.to_string(),
+            reply_to: None,
+            auto_submitted: AutoSubmitted::Generated,
+            in_reply_to: None,
+            references: vec![],
+            staff_tokens: false,
+            relay_attachments: false,
+            data,
+        }
+    }
+
+    /// An answer to the mail being decided (`Auto-Submitted: auto-replied`),
+    /// to `to`, from the mailbox it came to, in its thread.
+    pub(crate) fn answer(
+        i: &Input<'_>,
+        template: &'static str,
+        to: &str,
+        language: Language,
+        data: serde_json::Value,
+    ) -> ReplyPlan {
+        let m = i.inbound;
+        let mut references = m.references.clone();
+        if let Some(id) = &m.message_id {
+            references.retain(|r| r != id);
+            references.push(id.clone());
+        }
+        references.truncate(20);
+        ReplyPlan {
+            template,
+            to: vec![to.to_string()],
+            language,
+            from_address: i.mailbox.address.to_string(),
+            reply_to: None,
+            auto_submitted: AutoSubmitted::Replied,
+            in_reply_to: m.message_id.clone(),
+            references,
+            staff_tokens: false,
+            relay_attachments: false,
+            data,
+        }
+    }
+}
+
+/// The decision for mail recorded on ticket `t` without changing its state.
+pub(super) fn attached(
+    base: &Base<'_>,
+    t: &TicketInfo,
+    language: Language,
+    replies: Vec<ReplyPlan>,
+    reasons: Vec<String>,
+    events: Vec<Event>,
+) -> Decision {
+    base(
+        Outcome::Processed,
+        TicketWrite::Attach { id: t.id },
+        TicketView {
+            action: "update",
+            id: Some(t.id),
+        },
+        language,
+        replies,
+        reasons,
+        events,
+    )
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct TicketView {
     pub action: &'static str,
@@ -443,18 +522,12 @@ fn staff_notice(i: &Input<'_>, template: &'static str, reasons: &[String]) -> Op
     if i.identity.staff.is_empty() {
         return None;
     }
-    Some(ReplyPlan {
+    Some(ReplyPlan::notice(
         template,
-        to: i.identity.staff.clone(),
-        language: i.pack.language,
-        from_address: i.mailbox.address.to_string(),
-        reply_to: None,
-        auto_submitted: AutoSubmitted::Generated,
-        in_reply_to: None,
-        references: vec![],
-        staff_tokens: false,
-        relay_attachments: false,
-        data: json!({
+        i.identity.staff.clone(),
+        i.pack.language,
+        i.mailbox.address,
+        json!({
             "vendor": i.pack.vendor,
             "mailbox": {"name": i.mailbox.name, "role": i.mailbox.role.as_str(), "address": i.mailbox.address},
             "customer": addr_json(i.inbound.from.as_ref()),
@@ -462,7 +535,7 @@ fn staff_notice(i: &Input<'_>, template: &'static str, reasons: &[String]) -> Op
             "reason": reasons.join("; "),
             "notes": reasons,
         }),
-    })
+    ))
 }
 
 /// Template data with every field the shipped templates use, for tests.

@@ -133,24 +133,12 @@ pub(super) fn person(
         events.push(Event::ReplySuppressed { why: limited });
     } else {
         effects = consume(i, sender, ticket);
-        let mut references = m.references.clone();
-        if let Some(id) = &m.message_id {
-            references.retain(|r| r != id);
-            references.push(id.clone());
-        }
-        references.truncate(20);
-        replies.push(ReplyPlan {
+        replies.push(ReplyPlan::answer(
+            i,
             template,
-            to: vec![sender.address.clone()],
+            &sender.address,
             language,
-            from_address: i.mailbox.address.to_string(),
-            reply_to: None,
-            auto_submitted: AutoSubmitted::Replied,
-            in_reply_to: m.message_id.clone(),
-            references,
-            staff_tokens: false,
-            relay_attachments: false,
-            data: json!({
+            json!({
                 "vendor": i.pack.vendor,
                 "customer": addr_json(Some(sender)),
                 "mailbox": {"name": i.mailbox.name, "role": i.mailbox.role.as_str(), "address": i.mailbox.address},
@@ -161,7 +149,7 @@ pub(super) fn person(
                 "ticket_state": ticket.map_or("new", |t| t.status.as_str()),
                 "rma": ticket.map_or_else(Vec::new, |t| super::rma::codes(t, i.pack.zone, language)),
             }),
-        });
+        ));
     }
     // Staff hear of each note once per ticket; the events keep every one.
     let notes: Vec<String> = policy
@@ -383,18 +371,12 @@ fn status_request(
     } else {
         effects = consume(i, sender, Some(t));
         let zone = i.pack.zone;
-        replies.push(ReplyPlan {
-            template: "status_reply",
-            to: vec![sender.address.clone()],
+        replies.push(ReplyPlan::answer(
+            i,
+            "status_reply",
+            &sender.address,
             language,
-            from_address: i.mailbox.address.to_string(),
-            reply_to: None,
-            auto_submitted: AutoSubmitted::Replied,
-            in_reply_to: m.message_id.clone(),
-            references: m.references.iter().cloned().chain(m.message_id.clone()).collect(),
-            staff_tokens: false,
-            relay_attachments: false,
-            data: json!({
+            json!({
                 "vendor": i.pack.vendor,
                 "customer": addr_json(Some(sender)),
                 "ticket_state": t.status.as_str(),
@@ -402,15 +384,11 @@ fn status_request(
                 "last_answer": t.last_answer.map(|a| a.with_timezone(&zone).format("%Y-%m-%d").to_string()),
                 "rma": super::rma::codes(t, zone, language),
             }),
-        });
+        ));
     }
-    let mut d = base(
-        Outcome::Processed,
-        TicketWrite::Attach { id: t.id },
-        TicketView {
-            action: "update",
-            id: Some(t.id),
-        },
+    let mut d = super::attached(
+        base,
+        t,
         language,
         replies,
         std::mem::take(reasons),

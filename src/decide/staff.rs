@@ -153,34 +153,20 @@ pub(super) fn from_staff(
                     to.push(s.clone());
                 }
             }
-            let notice = ReplyPlan {
-                template: "staff_unverified",
+            let notice = ReplyPlan::notice(
+                "staff_unverified",
                 to,
                 language,
-                from_address: i.mailbox.address.to_string(),
-                reply_to: None,
-                auto_submitted: AutoSubmitted::Generated,
-                in_reply_to: None,
-                references: vec![],
-                staff_tokens: false,
-                relay_attachments: false,
-                data: json!({
+                i.mailbox.address,
+                json!({
                     "vendor": i.pack.vendor,
                     "member": member.display,
                     "from": sender,
                     "why": why,
                     "message": {"subject": m.subject, "message_id": m.message_id.clone().unwrap_or_default()},
                 }),
-            };
-            let mut d = base(
-                Outcome::Processed,
-                TicketWrite::Attach { id: t.id },
-                view(Some(t)),
-                language,
-                vec![notice],
-                reasons,
-                events,
             );
+            let mut d = super::attached(base, t, language, vec![notice], reasons, events);
             d.subject = t.subject.clone();
             d.sender = Sender::UnverifiedStaff;
             return d;
@@ -190,18 +176,12 @@ pub(super) fn from_staff(
         "{sender} is staff member {}, proven by {proof}",
         member.name
     ));
+    // Answers to the staff member carry a reply token too: a reply to a
+    // confirmation or an error acts like one to the notification.
     let answer_to = |template: &'static str, data: serde_json::Value| ReplyPlan {
-        template,
-        to: vec![sender.clone()],
-        language,
-        from_address: i.mailbox.address.to_string(),
         reply_to: Some(i.mailbox.address.to_string()),
-        auto_submitted: AutoSubmitted::Replied,
-        in_reply_to: m.message_id.clone(),
-        references: m.message_id.clone().into_iter().collect(),
         staff_tokens: true,
-        relay_attachments: false,
-        data,
+        ..ReplyPlan::answer(i, template, &sender, language, data)
     };
     let Some(t) = ticket else {
         reasons.push("the mail names no ticket (no tag, no reference to our mail)".into());
@@ -254,15 +234,7 @@ pub(super) fn from_staff(
                 "staff_command_error",
                 json!({"vendor": i.pack.vendor, "error": error, "syntax": commands::SYNTAX}),
             );
-            let mut d = base(
-                Outcome::Processed,
-                TicketWrite::Attach { id: t.id },
-                view(Some(t)),
-                language,
-                vec![reply],
-                reasons,
-                events,
-            );
+            let mut d = super::attached(base, t, language, vec![reply], reasons, events);
             d.subject = t.subject.clone();
             d.sender = Sender::Staff;
             d.proof = Some(proof);

@@ -159,7 +159,7 @@ pub fn on_timer(ticket: &TicketInfo, timer: &TimerRow, i: &TimerInput<'_>) -> Ti
         }
         TimerKind::Escalation => {
             let name = t.to.as_deref().unwrap_or("staff");
-            let (to, unmapped) = match i.staff.addresses(name) {
+            let (mut to, unmapped) = match i.staff.addresses(name) {
                 Some(a) => (a.to_vec(), false),
                 None if !i.identity.staff.is_empty() => (i.identity.staff.clone(), true),
                 None => {
@@ -168,6 +168,14 @@ pub fn on_timer(ticket: &TicketInfo, timer: &TimerRow, i: &TimerInput<'_>) -> Ti
                     ));
                 }
             };
+            // The ticket's owner hears of its escalation too.
+            if let Some(owner) = ticket.owner.as_deref().and_then(|o| i.staff.member(o)) {
+                for a in &owner.addresses {
+                    if !to.contains(a) {
+                        to.push(a.clone());
+                    }
+                }
+            }
             let late = i.now - t.due > LATE_AFTER;
             let zone = i.pack.zone;
             let local = |at: DateTime<Utc>| {
@@ -402,6 +410,25 @@ mod tests {
         };
         assert_eq!(replies[0].to, ["lead@netex.test"]);
         assert_eq!(replies[0].data["escalation"]["unmapped"], true);
+    }
+
+    #[test]
+    fn nx_03_issue_11_an_assigned_tickets_owner_hears_of_its_escalation_with_the_named_recipient() {
+        let mut staff = staff();
+        staff.members.push(crate::config::StaffMember {
+            name: "alice".into(),
+            display: "Alice".into(),
+            addresses: vec!["alice@netex.test".into()],
+            queues: vec!["support".into()],
+        });
+        let mut t = ticket(TicketStatus::Open);
+        t.owner = Some("alice".into());
+        let d = run(&t, &director_step(), &staff, "2026-11-21T10:00:00-06:00");
+        let TimerDecision::Fire { replies, .. } = d else {
+            panic!("fires: {d:?}");
+        };
+        assert_eq!(replies[0].to, ["director@netex.test", "alice@netex.test"]);
+        assert!(replies[0].staff_tokens, "each can answer it");
     }
 
     #[test]

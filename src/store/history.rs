@@ -18,6 +18,8 @@ pub struct TicketHistory {
     pub mailbox: String,
     pub language: String,
     pub created_at: DateTime<Utc>,
+    /// The staff member it is assigned to.
+    pub owner: Option<String>,
     pub messages: Vec<HistoryMessage>,
     pub events: Vec<HistoryEvent>,
     pub timers: Vec<HistoryTimer>,
@@ -61,7 +63,7 @@ impl Store {
         let head = self
             .conn
             .query_row(
-                "SELECT t.subject, t.status, c.address, t.mailbox, t.language, t.created_at
+                "SELECT t.subject, t.status, c.address, t.mailbox, t.language, t.created_at, t.owner
                  FROM tickets t JOIN contacts c ON c.id = t.requester_id WHERE t.id = ?1",
                 [id.0],
                 |r| {
@@ -72,11 +74,12 @@ impl Store {
                         r.get::<_, String>(3)?,
                         r.get::<_, String>(4)?,
                         ts_column(r, 5)?,
+                        r.get::<_, Option<String>>(6)?,
                     ))
                 },
             )
             .optional()?;
-        let Some((subject, status, requester, mailbox, language, created_at)) = head else {
+        let Some((subject, status, requester, mailbox, language, created_at, owner)) = head else {
             return Ok(None);
         };
         let messages = self
@@ -142,6 +145,7 @@ impl Store {
             mailbox,
             language,
             created_at,
+            owner,
             messages,
             events,
             timers,
@@ -170,6 +174,9 @@ impl TicketHistory {
             self.language,
             t(self.created_at)
         );
+        if let Some(o) = &self.owner {
+            let _ = writeln!(s, "  assigned to {o}");
+        }
         let _ = writeln!(s, "\nmessages:");
         for m in &self.messages {
             let _ = writeln!(

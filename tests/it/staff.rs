@@ -244,6 +244,35 @@ async fn issue_11_staff_answer_from_mutt_is_relayed_threaded_and_commands_and_fo
     );
     assert_eq!(v["sender"], "stranger");
 
+    // The shell twin of #assign, beside the running daemon.
+    let out = ticketd_cli(&cfg, &["assign", "1", "alice", "--as", "lead@vendor.test"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "ticket 1 assigned to alice by lead@vendor.test"
+    );
+    assert_eq!(
+        db(&cfg)
+            .history(TicketId(1))
+            .unwrap()
+            .unwrap()
+            .owner
+            .as_deref(),
+        Some("alice")
+    );
+    let out = ticketd_cli(&cfg, &["assign", "1", "nobody"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("`nobody` is not a staff member of [staff.members]; they are alice"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // 3. A commands-only reply closes the ticket, confirms, relays nothing.
     mutt.reply("done: Pool degraded", "#close", &[]).await;
     stack.wait_for_count(ALICE, "INBOX", 3, WAIT).await;
