@@ -375,7 +375,8 @@ impl KeyResolver for DnsKeys {
 pub enum DkimVerdict {
     /// A signature verified and its `d=` aligns with the From domain.
     Pass { domain: String, selector: String },
-    /// A signature verified, but its `d=` does not align with the From domain.
+    /// A signature by a domain that does not align with the From domain
+    /// (its key is not looked up: it could prove nothing of From).
     Unaligned { domain: String },
     /// No signature verified: a bad signature, a body hash mismatch, no key
     /// record, a revoked key, a partial body (`l=`), several From headers...
@@ -479,13 +480,23 @@ pub fn verify(raw: &[u8], from_domain: &str, keys: &dyn KeyResolver) -> DkimVerd
         };
     }
 
-    // Fetch every key record first, through `keys`.
+    // Fetch the key records first, through `keys`: only of signatures that
+    // could prove the From domain (aligned, covering From), and of at most
+    // MAX_LOOKUPS of them, so a mail of many signatures by slow domains
+    // cannot hold intake up.
     let mut lookups: HashMap<String, Result<(), LookupError>> = HashMap::new();
     let mut records: HashMap<Box<str>, Txt> = HashMap::new();
-    for header in &message.dkim_headers {
+    for header in message
+        .dkim_headers
+        .iter()
+        .filter(|h| could_prove(&h.header, from_domain))
+    {
         let name = key_name(&header.header.s, &header.header.d);
         if lookups.contains_key(&name) {
             continue;
+        }
+        if lookups.len() >= MAX_LOOKUPS {
+            break;
         }
         let fetched = keys.txt(&name).and_then(|texts| {
             let mut parsed = None;
@@ -531,8 +542,29 @@ pub fn verify(raw: &[u8], from_domain: &str, keys: &dyn KeyResolver) -> DkimVerd
                     reason: format!("malformed DKIM-Signature: {}", error_of(out.result())),
                 });
             };
+            if !aligned(&sig.d, from_domain) {
+                // Whether it verifies or not, it proves nothing of From: its
+                // key is not looked up.
+                return Checked::Verdict(DkimVerdict::Unaligned {
+                    domain: sig.d.clone(),
+                });
+            }
+            if !covers_from(sig) {
+                return Checked::Verdict(DkimVerdict::Fail {
+                    reason: format!("d={}: the signature does not cover the From header", sig.d),
+                });
+            }
             let name = key_name(&sig.s, &sig.d);
             match lookups.get(&name) {
+                None => {
+                    return Checked::NotChecked(
+                        format!(
+                            "d={}: more than {MAX_LOOKUPS} signatures to check; this one was not",
+                            sig.d
+                        ),
+                        true,
+                    );
+                }
                 Some(Err(LookupError::NotFound)) => {
                     return Checked::Verdict(DkimVerdict::Fail {
                         reason: format!("d={}: no key record at {name}", sig.d),
@@ -574,6 +606,19 @@ pub fn verify(raw: &[u8], from_domain: &str, keys: &dyn KeyResolver) -> DkimVerd
         },
         None => DkimVerdict::Unsigned,
     }
+}
+
+/// Key records looked up for one mail at most (each bounded by the timeout).
+const MAX_LOOKUPS: usize = 3;
+
+/// A signature covers From when `h=` names it (RFC 6376 §5.4: it must).
+fn covers_from(sig: &mail_auth::dkim::Signature) -> bool {
+    sig.h.iter().any(|h| h.eq_ignore_ascii_case("from"))
+}
+
+/// A signature whose key is worth looking up: by the From domain, over From.
+fn could_prove(sig: &mail_auth::dkim::Signature, from_domain: &str) -> bool {
+    aligned(&sig.d, from_domain) && covers_from(sig)
 }
 
 fn error_of(result: &DkimResult) -> String {

@@ -212,15 +212,22 @@ impl Engine {
 
     /// Parses, classifies and searches a mail: everything that needs no database.
     pub fn read(&self, raw: &[u8], arrival: DateTime<Utc>) -> Read {
+        let mut read = self.read_mail(raw, arrival);
+        read.evidence = self.evidence(raw, &read.inbound);
+        read
+    }
+
+    /// `read` without the proof checks (whose DNS look-ups wait on the
+    /// network, and so do not count in the processing budget).
+    fn read_mail(&self, raw: &[u8], arrival: DateTime<Utc>) -> Read {
         let inbound = parse(raw, arrival);
         let classification = classify_message(raw, &inbound, &self.identity);
         let extracted = extract(&inbound, &self.pack.patterns, &self.ticket_prefix);
-        let evidence = self.evidence(raw, &inbound);
         Read {
             inbound,
             classification,
             extracted,
-            evidence,
+            evidence: Default::default(),
         }
     }
 
@@ -232,7 +239,7 @@ impl Engine {
     fn evidence(&self, raw: &[u8], inbound: &Inbound) -> crate::decide::Evidence {
         let mut ev = crate::decide::Evidence::default();
         let Some(sender) = inbound
-            .sender_address()
+            .from_header_address()
             .filter(|s| self.staff.member_by_address(s).is_some())
         else {
             return ev;
@@ -252,6 +259,7 @@ impl Engine {
                 &self.identity.message_id_domain,
                 &inbound.referenced_ids(),
                 &sender,
+                inbound.arrival,
             );
             let tag = thread::tag_in(&inbound.subject, &self.ticket_prefix).map(TicketId);
             if !proven.is_empty() && tag.is_none_or(|t| proven.contains(&t)) {
@@ -291,7 +299,9 @@ impl Engine {
             )
             .context("database lookup")?;
         let sender = inbound.sender_address().unwrap_or_default();
-        let sender_member = self.staff.member_by_address(sender);
+        let sender_member = inbound
+            .from_header_address()
+            .and_then(|s| self.staff.member_by_address(s));
         lookup.contract = match &self.contracts {
             Some(book) => book.find(&extracted.serials, sender, &extracted.tax_ids),
             None => store
@@ -313,10 +323,16 @@ impl Engine {
         // A staff mail's answer is relayed in the customer's thread.
         if sender_member.is_some() {
             let subject_tag = thread::tag_in(&inbound.subject, &self.ticket_prefix).map(TicketId);
-            if let Some(t) = decide::staff_target(&lookup, subject_tag) {
+            if let Some((id, requester)) =
+                decide::staff_target(&lookup, subject_tag).map(|t| (t.id, t.requester.clone()))
+            {
                 lookup.customer_thread = store
-                    .last_customer_message(t.id, &self.staff.all_addresses())
+                    .last_customer_message(id, &self.staff.all_addresses())
                     .context("thread lookup")?;
+                lookup.customer_undeliverable = !store
+                    .undeliverable_among(std::slice::from_ref(&requester))
+                    .context("contact lookup")?
+                    .is_empty();
             }
         }
         let decision = decide::decide(&self.input(
@@ -425,9 +441,13 @@ impl Engine {
             };
             for to in groups {
                 let id = match token {
-                    Some((k, t)) => {
-                        crate::token::message_id(k, &self.identity.message_id_domain, t, &to[0])
-                    }
+                    Some((k, t)) => crate::token::message_id(
+                        k,
+                        &self.identity.message_id_domain,
+                        t,
+                        &to[0],
+                        now,
+                    ),
                     None => compose::new_message_id(&self.identity.message_id_domain, ticket_id),
                 };
                 let draft = Draft {
@@ -463,11 +483,19 @@ impl Engine {
         } else {
             &f.raw[..]
         };
-        let read = catch_unwind(AssertUnwindSafe(|| self.read(raw, f.arrival))).ok();
-        ReadAhead {
-            read,
-            took: clock.monotonic().saturating_duration_since(started),
-        }
+        let read = catch_unwind(AssertUnwindSafe(|| self.read_mail(raw, f.arrival))).ok();
+        let took = clock.monotonic().saturating_duration_since(started);
+        // The proof checks wait on DNS (bounded by their own timeout): not
+        // the mail's processing time.
+        let read = read.and_then(|mut r| {
+            catch_unwind(AssertUnwindSafe(|| self.evidence(raw, &r.inbound)))
+                .ok()
+                .map(|ev| {
+                    r.evidence = ev;
+                    r
+                })
+        });
+        ReadAhead { read, took }
     }
 
     fn oversize(&self, f: &Fetched) -> bool {

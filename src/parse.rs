@@ -97,6 +97,9 @@ pub struct Inbound {
     /// What the person wrote now: `text` without quoted history and signature
     /// ([`crate::reply_text`]). The whole message stays in `text` and in the store.
     pub reply_text: String,
+    /// `from` is not the From header's (it had no usable address) but the
+    /// Sender, Reply-To or Return-Path a reply goes to.
+    pub from_fallback: bool,
     /// The HTML of an HTML-only mail (no plain part), kept for the reply
     /// reader: its structure (blockquote, hr, paragraphs) tells quotes and
     /// lines apart. None when `text` came from a plain part.
@@ -126,6 +129,12 @@ impl Inbound {
 
     pub fn sender_address(&self) -> Option<&str> {
         self.from.as_ref().map(|a| a.address.as_str())
+    }
+
+    /// The From header's address, and only it: `None` when `from` came from
+    /// Sender, Reply-To or Return-Path (what staff authority is checked on).
+    pub fn from_header_address(&self) -> Option<&str> {
+        self.sender_address().filter(|_| !self.from_fallback)
     }
 
     /// Every Message-ID this mail points back at, nearest first.
@@ -252,6 +261,7 @@ pub fn parse(raw: &[u8], arrival: DateTime<Utc>) -> Inbound {
         text: String::new(),
         text_from_html: false,
         reply_text: String::new(),
+        from_fallback: false,
         html: None,
         attachments: Vec::new(),
         headers: Vec::new(),
@@ -314,6 +324,7 @@ pub fn parse(raw: &[u8], arrival: DateTime<Utc>) -> Inbound {
                     a.address
                 ));
                 inbound.from = Some(a);
+                inbound.from_fallback = true;
             }
             None => inbound.warnings.push("no usable From address".into()),
         }

@@ -7,11 +7,22 @@
 //! in In-Reply-To or References; [`verify`] recomputes it for the reply's
 //! sender, in constant time. A token proves only its own ticket and its own
 //! staff address: it cannot be moved to another ticket or another sender,
-//! and without the key it cannot be made.
+//! and without the key it cannot be made. The nonce starts with the day the
+//! token was made (days since 1970, five hex digits), inside the MAC: a token
+//! older than [`MAX_AGE_DAYS`] proves nothing, so a notification forwarded
+//! long ago does not carry authority for ever.
 
 use crate::model::TicketId;
+use chrono::{DateTime, Utc};
 use ring::hmac;
 use std::fmt;
+
+/// How long a reply token proves its sender: half a year of a ticket's life.
+pub const MAX_AGE_DAYS: i64 = 180;
+
+fn day_of(t: DateTime<Utc>) -> i64 {
+    t.timestamp().div_euclid(86_400)
+}
 
 /// Bytes of the MAC kept in a Message-ID (128 bits, 32 hex digits).
 const MAC_BYTES: usize = 16;
@@ -71,15 +82,32 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 
 /// A Message-ID (without angle brackets) for a mail about `ticket` sent to
 /// `staff`, carrying its reply token.
-pub fn message_id(key: &TokenKey, domain: &str, ticket: TicketId, staff: &str) -> String {
-    let nonce = format!("{:016x}", fastrand::u64(..));
+pub fn message_id(
+    key: &TokenKey,
+    domain: &str,
+    ticket: TicketId,
+    staff: &str,
+    now: DateTime<Utc>,
+) -> String {
+    let nonce = format!(
+        "{:05x}{:011x}",
+        day_of(now).clamp(0, 0xF_FFFF),
+        fastrand::u64(..) & 0xFFF_FFFF_FFFF
+    );
     let mac = hex(&key.mac(ticket, staff, &nonce));
     format!("ticketd.{}.{nonce}.{mac}@{domain}", ticket.0)
 }
 
-/// The ticket a reply token in `id` proves for `staff`, if `id` is one of
-/// our tokens (in `domain`) and it was made for that address.
-pub fn verify(key: &TokenKey, domain: &str, id: &str, staff: &str) -> Option<TicketId> {
+/// The ticket a reply token in `id` proves for `staff` at `now`, if `id` is
+/// one of our tokens (in `domain`), made for that address, and not older
+/// than [`MAX_AGE_DAYS`].
+pub fn verify(
+    key: &TokenKey,
+    domain: &str,
+    id: &str,
+    staff: &str,
+    now: DateTime<Utc>,
+) -> Option<TicketId> {
     let (local, d) = id.rsplit_once('@')?;
     if !d.eq_ignore_ascii_case(domain) {
         return None;
@@ -95,6 +123,14 @@ pub fn verify(key: &TokenKey, domain: &str, id: &str, staff: &str) -> Option<Tic
         return None;
     };
     let ticket = TicketId(t.parse().ok()?);
+    if nonce.len() != 16 {
+        return None;
+    }
+    let made = i64::from_str_radix(nonce.get(..5)?, 16).ok()?;
+    let age = day_of(now) - made;
+    if !(-1..=MAX_AGE_DAYS).contains(&age) {
+        return None;
+    }
     let mac = unhex(mac)?;
     if mac.len() != MAC_BYTES {
         return None;
@@ -111,11 +147,17 @@ pub fn verify(key: &TokenKey, domain: &str, id: &str, staff: &str) -> Option<Tic
     same.then_some(ticket)
 }
 
-/// The tickets the reply tokens among `ids` prove for `staff`.
-pub fn tickets_proven(key: &TokenKey, domain: &str, ids: &[String], staff: &str) -> Vec<TicketId> {
+/// The tickets the reply tokens among `ids` prove for `staff` at `now`.
+pub fn tickets_proven(
+    key: &TokenKey,
+    domain: &str,
+    ids: &[String],
+    staff: &str,
+    now: DateTime<Utc>,
+) -> Vec<TicketId> {
     let mut out: Vec<TicketId> = ids
         .iter()
-        .filter_map(|id| verify(key, domain, id, staff))
+        .filter_map(|id| verify(key, domain, id, staff, now))
         .collect();
     out.dedup();
     out
@@ -129,25 +171,33 @@ mod tests {
         TokenKey::new(b"0123456789abcdef0123456789abcdef").unwrap()
     }
 
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
     #[test]
     fn a_token_proves_its_ticket_for_its_staff_address_only() {
         let k = key();
-        let id = message_id(&k, "t.test", TicketId(42), "Alice@Vendor.test");
+        let now = at("2026-12-02T10:00:00Z");
+        let id = message_id(&k, "t.test", TicketId(42), "Alice@Vendor.test", now);
         assert_eq!(
-            verify(&k, "t.test", &id, "alice@vendor.test"),
+            verify(&k, "t.test", &id, "alice@vendor.test", now),
             Some(TicketId(42))
         );
         // Another staff member cannot use it.
-        assert_eq!(verify(&k, "t.test", &id, "bob@vendor.test"), None);
+        assert_eq!(verify(&k, "t.test", &id, "bob@vendor.test", now), None);
         // Another ticket's number in it breaks the MAC.
         let moved = id.replacen("ticketd.42.", "ticketd.43.", 1);
-        assert_eq!(verify(&k, "t.test", &moved, "alice@vendor.test"), None);
+        assert_eq!(verify(&k, "t.test", &moved, "alice@vendor.test", now), None);
         // Another key (another installation) does not know it.
         let other = TokenKey::new(b"another key of at least 16 bytes").unwrap();
-        assert_eq!(verify(&other, "t.test", &id, "alice@vendor.test"), None);
+        assert_eq!(
+            verify(&other, "t.test", &id, "alice@vendor.test", now),
+            None
+        );
         // Another domain is not ours.
         let d = id.replace("@t.test", "@evil.test");
-        assert_eq!(verify(&k, "t.test", &d, "alice@vendor.test"), None);
+        assert_eq!(verify(&k, "t.test", &d, "alice@vendor.test", now), None);
     }
 
     #[test]
@@ -161,8 +211,43 @@ mod tests {
             "nonsense",
             "",
         ] {
-            assert_eq!(verify(&k, "t.test", id, "alice@vendor.test"), None, "{id}");
+            assert_eq!(
+                verify(
+                    &k,
+                    "t.test",
+                    id,
+                    "alice@vendor.test",
+                    at("2026-12-02T10:00:00Z")
+                ),
+                None,
+                "{id}"
+            );
         }
+    }
+
+    #[test]
+    fn a_token_proves_for_half_a_year_and_then_nothing() {
+        let k = key();
+        let made = at("2026-01-10T08:00:00Z");
+        let id = message_id(&k, "t.test", TicketId(7), "alice@vendor.test", made);
+        let on = |s: &str| verify(&k, "t.test", &id, "alice@vendor.test", at(s));
+        assert_eq!(on("2026-01-10T08:00:01Z"), Some(TicketId(7)));
+        assert_eq!(on("2026-07-09T08:00:00Z"), Some(TicketId(7)), "day 180");
+        assert_eq!(on("2026-07-10T08:00:00Z"), None, "day 181");
+        // A day changed in the nonce breaks the MAC.
+        let nonce_at = id.find(".").unwrap() + 3;
+        let mut younger = id.clone();
+        younger.replace_range(nonce_at..nonce_at + 5, &format!("{:05x}", 20_640));
+        assert_eq!(
+            verify(
+                &k,
+                "t.test",
+                &younger,
+                "alice@vendor.test",
+                at("2026-07-10T08:00:00Z")
+            ),
+            None
+        );
     }
 
     #[test]

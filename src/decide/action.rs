@@ -48,6 +48,26 @@ pub fn staff_reply(
             by: i.by.to_string(),
         });
     }
+    // The ticket now waits on the customer: the pack's reminder and close
+    // count from this answer (a later answer sets them again). The SLA
+    // timers end above rather than pause.
+    let others: Vec<_> = ticket
+        .timers
+        .iter()
+        .filter(|t| !t.kind.is_sla())
+        .cloned()
+        .collect();
+    let (set, cancel, _) = super::waiting::on_state(
+        i.pack,
+        &others,
+        &[],
+        TicketStatus::WaitingCustomer,
+        &[],
+        &format!("answered again by {}", i.by),
+        i.now,
+    );
+    change.set_timers = set;
+    change.cancel_timers.extend(cancel);
     change.mails.push(ReplyPlan {
         template: "staff_reply",
         to,

@@ -584,6 +584,8 @@ pub fn sample_template_data() -> serde_json::Value {
         "member": "Alice",
         "done": ["state: open -> closed"],
         "relayed": false,
+        "sent": false,
+        "sent": false,
         "error": "line 1: `#clsoe`: is not a command",
         "syntax": "#close",
         "from": "alice@acme.test",

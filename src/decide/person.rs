@@ -14,6 +14,13 @@ pub(super) fn person(
     base: &Base<'_>,
 ) -> Decision {
     let m = i.inbound;
+    // A status request is answered whatever the ticket's state, even one
+    // closed long ago: it changes nothing.
+    if let (Some(t), Some(sender)) = (ticket, m.from.as_ref())
+        && let Some(d) = status_request(i, t, sender, language, &mut reasons, &mut events, base)
+    {
+        return d;
+    }
     // A ticket closed longer ago than the pack's window is not reopened:
     // the mail opens a new ticket that names it.
     let closed_long_ago = ticket.filter(|t| {
@@ -41,11 +48,6 @@ pub(super) fn person(
         return quarantine(i, reasons);
     };
 
-    if let Some(t) = ticket
-        && let Some(d) = status_request(i, t, sender, language, &mut reasons, &mut events, base)
-    {
-        return d;
-    }
     let text = request_text(m);
     let attachments: Vec<String> = m
         .attachments
@@ -112,6 +114,7 @@ pub(super) fn person(
 
     let mut replies = Vec::new();
     let mut effects = SideEffects::default();
+    let mut rate_limited_now = false;
     let undeliverable = i.lookup.contact.as_ref().filter(|c| c.undeliverable);
     if let Some(c) = undeliverable {
         let why = format!(
@@ -131,6 +134,7 @@ pub(super) fn person(
     } else if let Some(limited) = rate_limited(i, sender, ticket) {
         reasons.push(limited.clone());
         events.push(Event::ReplySuppressed { why: limited });
+        rate_limited_now = true;
     } else {
         effects = consume(i, sender, ticket);
         replies.push(ReplyPlan::answer(
@@ -184,14 +188,22 @@ pub(super) fn person(
             )),
         }
     }
-    replies.extend(super::staff::notifications(
-        i,
-        ticket,
-        owner.as_deref(),
-        status,
-        &policy,
-        new_text(m),
-    ));
+    // Mail past the reply limits is most likely a loop: staff are not
+    // notified of each one either (the ticket still records it).
+    if rate_limited_now {
+        if !i.staff.members.is_empty() {
+            reasons.push("staff are not notified either (the reply limit)".into());
+        }
+    } else {
+        replies.extend(super::staff::notifications(
+            i,
+            ticket,
+            owner.as_deref(),
+            status,
+            &policy,
+            new_text(m),
+        ));
+    }
     let mut d = base(
         Outcome::Processed,
         write,
@@ -326,6 +338,74 @@ static STATUS_ASKED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::ne
     .expect("a valid pattern")
 });
 
+/// Whether `text` says nothing but a request for the ticket's state: every
+/// sentence asks for it (`STATUS_ASKED`) or is a courtesy (a greeting,
+/// thanks, a sign-off, a name), and one asks, here or in the subject. "Any
+/// update? The pool went offline again." says more: a follow-up.
+fn only_asks_for_state(text: &str, subject: &str) -> bool {
+    const COURTESY: &[&str] = &[
+        "hi",
+        "hello",
+        "dear",
+        "hey",
+        "thanks",
+        "thank",
+        "regards",
+        "best",
+        "cheers",
+        "sincerely",
+        "hola",
+        "buenos",
+        "buenas",
+        "estimado",
+        "estimada",
+        "gracias",
+        "saludos",
+        "saludo",
+        "atentamente",
+        "cordialmente",
+    ];
+    const COURTESY_JA: &[&str] = &[
+        "お世話",
+        "よろしく",
+        "宜しく",
+        "ありがと",
+        "失礼",
+        "様",
+        "お疲れ",
+        "お願い",
+    ];
+    let courtesy = |s: &str| {
+        if looks_japanese(s) {
+            return COURTESY_JA.iter().any(|w| s.contains(w)) && !STATUS_ASKED.is_match(s);
+        }
+        let words: Vec<&str> = s.split_whitespace().collect();
+        let lower = s.to_lowercase();
+        let polite = lower
+            .split(|c: char| !c.is_alphabetic())
+            .any(|w| COURTESY.contains(&w));
+        // A name, a company or a phone number under the sign-off.
+        let signature = words.len() <= 3
+            && words
+                .iter()
+                .all(|w| !w.starts_with(|c: char| c.is_lowercase()));
+        (polite && words.len() <= 5) || signature
+    };
+    let mut asked = STATUS_ASKED.is_match(subject);
+    for sentence in text.split(['.', '?', '!', '\n', '。', '？', '！']) {
+        let s = sentence.trim().trim_matches([',', '、', ' ']);
+        if s.is_empty() {
+            continue;
+        }
+        if STATUS_ASKED.is_match(s) {
+            asked = true;
+        } else if !courtesy(s) {
+            return false;
+        }
+    }
+    asked
+}
+
 /// A customer's mail that only asks for the state of the ticket it names
 /// (IX-13, NX-02: by its tag, or its number in the pack's form): short, no
 /// attachments, and asking in so many words. It is answered with the state,
@@ -344,13 +424,12 @@ fn status_request(
     let m = i.inbound;
     let named = i.lookup.tagged.as_ref().is_some_and(|x| x.id == t.id);
     let text = new_text(m).trim();
-    let asks = |s: &str| s.lines().any(|l| STATUS_ASKED.is_match(l.trim()));
-    let short =
-        text.chars().count() <= 250 && text.lines().filter(|l| !l.trim().is_empty()).count() <= 6;
+    let new_facts = !i.extracted.serials.is_empty() || !i.extracted.invoices.is_empty();
     if !named
         || !m.attachments.is_empty()
-        || !short
-        || !(asks(text) || asks(&m.subject) && text.len() < 80)
+        || new_facts
+        || text.chars().count() > 300
+        || !only_asks_for_state(text, &m.subject)
     {
         return None;
     }
@@ -442,5 +521,40 @@ pub(super) fn policy_events(p: &Evaluation, events: &mut Vec<Event>) {
             rule: n.rule.clone(),
             text: n.text.clone(),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::only_asks_for_state;
+
+    #[test]
+    fn ix_13_nx_02_only_a_mail_that_says_nothing_but_asking_is_a_status_request() {
+        for asks in [
+            "What is the status of ticket 7?",
+            "Hi,\n\nany update on my ticket?\n\nThanks,\nAnn Smith\nACME Corp",
+            "Hello, could you tell me the status of case 4711? Best regards, Ann",
+            "¿En qué estado está mi incidencia?\n\nUn saludo,\nJuan",
+            "お世話になっております。\nチケット7の進捗を教えてください。\nよろしくお願いいたします。",
+            "Status?",
+        ] {
+            assert!(only_asks_for_state(asks, "Re: [TKT#7] Disk"), "{asks:?}");
+        }
+        for says_more in [
+            "Any update? The pool went offline again tonight.",
+            "What is the status? I have attached the new logs and the disk failed again.",
+            "The pool is degraded.",
+            "Thanks, it works now.",
+            "Disk failed again",
+            "進捗はどうですか。ディスクがまた壊れました。",
+        ] {
+            assert!(
+                !only_asks_for_state(says_more, "Re: [TKT#7] Disk"),
+                "{says_more:?}"
+            );
+        }
+        // Asked in the subject, with nothing but courtesy in the text.
+        assert!(only_asks_for_state("Thanks,\nAnn", "Status of ticket 7?"));
+        assert!(!only_asks_for_state("Thanks,\nAnn", "Re: [TKT#7] Disk"));
     }
 }

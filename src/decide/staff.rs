@@ -52,17 +52,21 @@ pub fn authority(
     referenced: &[String],
     ticket: Option<TicketId>,
     evidence: &Evidence,
+    now: DateTime<Utc>,
 ) -> Result<Proof, String> {
     let mut missing = Vec::new();
     match &staff.token_key {
         Some(key) => {
-            let proven = crate::token::tickets_proven(key, domain, referenced, sender);
+            let proven = crate::token::tickets_proven(key, domain, referenced, sender, now);
             if ticket.is_some_and(|t| proven.contains(&t)) {
                 return Ok(Proof::ReplyToken);
             }
             missing.push(match proven.first() {
                 Some(other) => format!("its reply token is for ticket {other}, not this one"),
-                None => "no reply token of a notification sent to that address".to_string(),
+                None => format!(
+                    "no reply token of a notification sent to that address (tokens prove for {} days)",
+                    crate::token::MAX_AGE_DAYS
+                ),
             });
         }
         None => missing.push("no reply token key is configured".to_string()),
@@ -122,14 +126,21 @@ pub(super) fn from_staff(
         id: t.map(|t| t.id),
     };
     let language = i.pack.language;
-    let proof = authority(
-        i.staff,
-        &i.identity.message_id_domain,
-        &sender,
-        &m.referenced_ids(),
-        ticket.map(|t| t.id),
-        i.evidence,
-    );
+    // Authority is checked on the From header only, never on the Sender,
+    // Reply-To or Return-Path a broken From falls back to.
+    let proof = if m.from_fallback {
+        Err("its From header has no usable address".to_string())
+    } else {
+        authority(
+            i.staff,
+            &i.identity.message_id_domain,
+            &sender,
+            &m.referenced_ids(),
+            ticket.map(|t| t.id),
+            i.evidence,
+            i.now,
+        )
+    };
     let proof = match proof {
         Ok(p) => p,
         Err(why) => {
@@ -169,6 +180,8 @@ pub(super) fn from_staff(
             let mut d = super::attached(base, t, language, vec![notice], reasons, events);
             d.subject = t.subject.clone();
             d.sender = Sender::UnverifiedStaff;
+            // Held, not part of the conversation: a reply to it must not thread in.
+            d.effects.hold = true;
             return d;
         }
     };
@@ -242,6 +255,8 @@ pub(super) fn from_staff(
         }
     };
     let relayed = change.mails.iter().any(|p| p.template == "staff_reply");
+    // Whatever else goes to the customer (an RMA code): the confirmation says so.
+    let sent = change.mails.iter().any(|p| p.to.contains(&t.requester));
     events.push(Event::StaffMail {
         from: sender.clone(),
         member: member.name.clone(),
@@ -258,6 +273,7 @@ pub(super) fn from_staff(
             "member": member.display,
             "done": done,
             "relayed": relayed,
+            "sent": sent,
             "customer": t.requester,
         }),
     ));
@@ -307,20 +323,28 @@ fn run_mail(
     let mut ticket = t.clone();
     let mut total = TicketChange::default();
     let mut done = Vec::new();
-    let relay =
-        |ticket: &mut TicketInfo, total: &mut TicketChange<ReplyPlan>, done: &mut Vec<String>| {
-            if parsed.text.is_empty() {
-                return Ok(());
-            }
-            let mut c = super::staff_reply(ticket, &parsed.text, &input)?;
-            for p in &mut c.mails {
-                p.relay_attachments = true;
-            }
-            done.push(format!("your answer was sent to {}", ticket.requester));
-            absorb(ticket, &c, i.now);
-            merge(total, c);
-            Ok::<(), String>(())
-        };
+    let relay = |ticket: &mut TicketInfo,
+                 total: &mut TicketChange<ReplyPlan>,
+                 done: &mut Vec<String>| {
+        if parsed.text.is_empty() {
+            return Ok(());
+        }
+        if i.lookup.customer_undeliverable {
+            // As `ticketd reply` refuses: an answer nobody receives is no first response.
+            return Err(format!(
+                "{} is marked undeliverable, so nothing was sent or done (`ticketd contacts deliverable {}` clears the mark)",
+                ticket.requester, ticket.requester
+            ));
+        }
+        let mut c = super::staff_reply(ticket, &parsed.text, &input)?;
+        for p in &mut c.mails {
+            p.relay_attachments = true;
+        }
+        done.push(format!("your answer was sent to {}", ticket.requester));
+        absorb(ticket, &c, i.now);
+        merge(total, c);
+        Ok::<(), String>(())
+    };
     let relay_first = t.status != TicketStatus::Closed;
     if relay_first {
         relay(&mut ticket, &mut total, &mut done)?;
@@ -484,28 +508,26 @@ fn absorb(ticket: &mut TicketInfo, c: &TicketChange<ReplyPlan>, now: DateTime<Ut
 }
 
 /// Adds `next` to `total`: a timer `next` ends that `total` sets is not set
-/// at all (the store ends timers before it sets them).
+/// at all (the store ends timers before it sets them), and is ended too in
+/// case it was pending already (ending a timer that is not pending does nothing).
 fn merge(total: &mut TicketChange<ReplyPlan>, next: TicketChange<ReplyPlan>) {
     total.events.extend(next.events);
     if next.status.is_some() {
         total.status = next.status;
     }
     for c in next.cancel_timers {
-        let before = total.set_timers.len();
         total
             .set_timers
             .retain(|s| !(s.kind == c.kind && s.key == c.key));
-        if total.set_timers.len() == before {
-            total.cancel_timers.push(c);
-        } else {
-            total.timer_updates.retain(|u| {
-                let (k, key) = match u {
-                    TimerUpdate::Pause { kind, key, .. }
-                    | TimerUpdate::Resume { kind, key, .. } => (kind, key),
-                };
-                !(*k == c.kind && *key == c.key)
-            });
-        }
+        total.timer_updates.retain(|u| {
+            let (k, key) = match u {
+                TimerUpdate::Pause { kind, key, .. } | TimerUpdate::Resume { kind, key, .. } => {
+                    (kind, key)
+                }
+            };
+            !(*k == c.kind && *key == c.key)
+        });
+        total.cancel_timers.push(c);
     }
     total.set_timers.extend(next.set_timers);
     total.timer_updates.extend(next.timer_updates);
@@ -613,11 +635,20 @@ mod tests {
             "t.test",
             TicketId(ticket),
             to,
+            super::super::fixtures::at("2026-03-02T10:00:00Z"),
         )
     }
 
     fn check(s: &StaffDirectory, refs: &[String], ev: &Evidence) -> Result<Proof, String> {
-        authority(s, "t.test", "alice@acme.test", refs, Some(TicketId(3)), ev)
+        authority(
+            s,
+            "t.test",
+            "alice@acme.test",
+            refs,
+            Some(TicketId(3)),
+            ev,
+            super::super::fixtures::at("2026-03-02T11:00:00Z"),
+        )
     }
 
     #[test]

@@ -594,6 +594,7 @@ fn alice_reply(staff: &crate::config::StaffDirectory, body: &str) -> String {
         "tickets.acme.test",
         TicketId(3),
         "alice@acme.test",
+        super::fixtures::at("2026-03-02T09:00:00Z"),
     );
     format!(
         "From: Alice <alice@acme.test>\r\nTo: support@acme.test\r\nSubject: Re: [ticketd] [TKT#3] New ticket: Disk\r\nMessage-ID: <r1@acme.test>\r\nIn-Reply-To: <{id}>\r\nReferences: <{id}>\r\n\r\n{body}"
@@ -967,4 +968,23 @@ fn av_05_a_routed_request_is_assigned_to_the_contracts_technician_who_alone_hear
         "the technician, not the support queue"
     );
     assert_eq!(n[0].data["owner"], "tecnico1");
+}
+
+#[test]
+fn issue_11_a_staff_address_only_in_reply_to_under_a_broken_from_is_not_proven() {
+    let s = staff_dir();
+    let id = crate::token::message_id(
+        s.token_key.as_ref().unwrap(),
+        "tickets.acme.test",
+        TicketId(3),
+        "alice@acme.test",
+        super::fixtures::at("2026-03-02T09:00:00Z"),
+    );
+    let raw = format!(
+        "From: undisclosed\r\nReply-To: alice@acme.test\r\nSubject: Re: [TKT#3] Disk\r\nIn-Reply-To: <{id}>\r\n\r\n#close\r\n"
+    );
+    let d = on_ticket_3(&raw, &s, &Evidence::default());
+    assert_eq!(d.sender, Sender::UnverifiedStaff);
+    assert!(matches!(d.ticket, TicketWrite::Attach { .. }));
+    assert!(d.effects.hold, "held mail does not join the thread");
 }

@@ -134,6 +134,9 @@ pub struct SideEffects {
     pub cancel_timers: Vec<TimerCancel>,
     /// Pending timers of the ticket to pause or resume, after those set.
     pub timer_updates: Vec<TimerUpdate>,
+    /// The mail is held on its ticket (unproven staff mail): its Message-ID
+    /// does not join the ticket's thread, so a reply to it is not threaded in.
+    pub hold: bool,
     /// The Message-IDs this mail refers to, kept for those not seen yet
     /// with the people of this mail (its sender and recipients).
     pub awaited: Vec<String>,
@@ -160,6 +163,8 @@ pub struct Lookup {
     /// The customer's last mail on the ticket a staff mail is about, which
     /// its relayed answer replies to (read only for staff mail).
     pub customer_thread: Option<String>,
+    /// That ticket's customer is marked undeliverable (read only for staff mail).
+    pub customer_undeliverable: bool,
     /// The ticket of our mail that a bounce returns (by its original Message-ID).
     pub bounced: Option<TicketInfo>,
     /// Reply buckets of the sender and of the tickets the mail may belong to.

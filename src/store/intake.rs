@@ -161,6 +161,7 @@ impl MessageTx<'_> {
         let message_row = tx.last_insert_rowid();
         if let (Some(t), Some(mid)) = (ticket, msg.message_id)
             && msg.outcome == Outcome::Processed
+            && !effects.hold
         {
             tx.prepare_cached(
                 "INSERT OR IGNORE INTO thread_ids (message_id, ticket_id, origin) VALUES (?1, ?2, 'in')",

@@ -312,6 +312,7 @@ impl Store {
         }
         Ok(Lookup {
             customer_thread: None,
+            customer_undeliverable: false,
             tagged,
             referenced,
             awaited_by,

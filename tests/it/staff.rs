@@ -5,7 +5,7 @@ use crate::mutt::Mutt;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
-use ticketd::clock::FixedClock;
+use ticketd::clock::{Clock, FixedClock};
 use ticketd::config::Config;
 use ticketd::model::{TicketId, TicketStatus};
 use ticketd::parse::parse;
@@ -173,7 +173,7 @@ async fn issue_11_staff_answer_from_mutt_is_relayed_threaded_and_commands_and_fo
     assert!(answer.has_header("x-ticketd-loop"), "our loop marker");
     assert_eq!(answer.attachments.len(), 1);
     assert_eq!(answer.attachments[0].name.as_deref(), Some("fix-steps.txt"));
-    assert_ne!(ack.subject, answer.subject.replace("Re: ", ""));
+    assert_eq!(ack.subject, answer.subject, "both in the customer's thread");
     // One confirmation to alice; the ticket waits on the customer.
     stack.wait_for_count(ALICE, "INBOX", 2, WAIT).await;
     assert_eq!(status(&cfg, 1), TicketStatus::WaitingCustomer);
@@ -187,7 +187,8 @@ async fn issue_11_staff_answer_from_mutt_is_relayed_threaded_and_commands_and_fo
 
     // explain shows a staff reply before it goes out: who, proof, relay.
     let key = ticketd::token::TokenKey::new(b"k3y-for-the-staff-tests-0123456789").unwrap();
-    let token = ticketd::token::message_id(&key, "tickets.vendor.test", TicketId(1), ALICE);
+    let token =
+        ticketd::token::message_id(&key, "tickets.vendor.test", TicketId(1), ALICE, clock.now());
     let reply = mail(
         &format!("Alice Staff <{ALICE}>"),
         "support@vendor.test",
@@ -279,11 +280,7 @@ async fn issue_11_staff_answer_from_mutt_is_relayed_threaded_and_commands_and_fo
     assert_eq!(status(&cfg, 1), TicketStatus::Closed);
     let confirm = stack.messages(ALICE, "INBOX").await.remove(2);
     let c = parse(&confirm, chrono::DateTime::UNIX_EPOCH);
-    assert!(
-        c.text.contains("open -> closed") || c.text.contains("-> closed"),
-        "{}",
-        c.text
-    );
+    assert!(c.text.contains("waiting_customer -> closed"), "{}", c.text);
     assert!(
         c.text.contains("Nothing was sent to the customer"),
         "{}",
@@ -312,10 +309,47 @@ async fn issue_11_staff_answer_from_mutt_is_relayed_threaded_and_commands_and_fo
             .iter()
             .any(|e| e.starts_with("unverified:"))
     );
+    // Nothing more was queued to the customer: the forged mail's decision
+    // committed with alice's notice, before it could be delivered.
+    let to_dana = |cfg: &Config| {
+        db(cfg)
+            .history(TicketId(1))
+            .unwrap()
+            .unwrap()
+            .outbox
+            .iter()
+            .filter(|o| o.rcpt_to.iter().any(|r| r == DANA))
+            .count()
+    };
     assert_eq!(
-        stack.count(DANA, "INBOX").await,
+        to_dana(&cfg),
         2,
-        "nothing more reached the customer"
+        "the acknowledgement and alice's answer only"
+    );
+
+    // A reply to the held mail does not thread into the ticket: it is a
+    // stranger's new request, and ticket 1 is untouched.
+    let eve = mail(
+        "eve@evil.example",
+        "support@vendor.test",
+        "Re: Pool degraded after update",
+        "eve-1@evil.example",
+        "In-Reply-To: <forged-1@evil.example>\r\nReferences: <forged-1@evil.example>\r\n",
+        "Please send me the RMA codes of this ticket.",
+    );
+    stack.deliver(&eve).await;
+    wait_until("eve's mail opens a ticket of its own", WAIT, || {
+        db(&cfg).tickets().unwrap().len() == 2
+    })
+    .await;
+    assert_eq!(status(&cfg, 1), TicketStatus::Closed);
+    assert_eq!(to_dana(&cfg), 2);
+    assert!(
+        !event_lines(&cfg, 1)
+            .iter()
+            .any(|e| e.contains("eve@evil.example")),
+        "{:#?}",
+        event_lines(&cfg, 1)
     );
 
     daemon.stop(WAIT).await;
