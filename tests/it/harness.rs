@@ -365,6 +365,17 @@ impl MailStack {
         self.append_many(user, "INBOX", &raws).await;
     }
 
+    /// Opens each of `users`' INBOX once, one after the other. A user's first
+    /// session creates their mail index, and Dovecot 2.3 can panic (fcntl
+    /// EDEADLK on `dovecot.list.index.log`) when two sessions create it at
+    /// once: a test that reaches a user from two sides at once (the daemon
+    /// and an APPEND, mutt and a delivery) creates them first.
+    pub async fn create_users(&self, users: &[&str]) {
+        for u in users {
+            self.count(u, "INBOX").await;
+        }
+    }
+
     pub async fn count(&self, user: &str, folder: &str) -> u32 {
         let mut s = self.imap(user).await;
         let n = s.examine(folder).await.expect("EXAMINE").exists;

@@ -82,6 +82,9 @@ async fn issue_11_staff_answer_from_mutt_is_relayed_threaded_and_commands_and_fo
         ..Default::default()
     });
     let cfg = staff_config(&stack, "");
+    stack
+        .create_users(&["support@vendor.test", ALICE, DANA])
+        .await;
     let clock = FixedClock::new(at("2026-03-02T09:05:00-08:00"));
     let daemon = Daemon::start(&cfg, Arc::new(clock.clone()));
     let mut mutt = Mutt::open(&stack, ALICE, &format!("Alice Staff <{ALICE}>")).await;
@@ -365,6 +368,9 @@ async fn issue_11_a_dkim_signed_staff_mail_acts_without_a_token_and_a_tampered_o
     // loopback: the daemon's verifier asks it as it would ask the world's.
     let dns = DnsServer::start(&[("sel._domainkey.staff.test", &test_key_txt())], 600);
     let cfg = staff_config(&stack, &format!("dkim_nameservers = [\"{}\"]\n", dns.addr));
+    stack
+        .create_users(&["support@vendor.test", ALICE, DANA])
+        .await;
     let clock = FixedClock::new(at("2026-03-02T09:05:00-08:00"));
     let daemon = Daemon::start(&cfg, Arc::new(clock.clone()));
     customer_writes(&stack).await;
