@@ -625,17 +625,15 @@ fn on_ticket_3(raw: &str, staff: &crate::config::StaffDirectory, ev: &Evidence) 
     )
 }
 
+/// Alice's proven reply `body` on ticket 3.
+fn alice_says(body: &str) -> Decision {
+    let s = staff_dir();
+    on_ticket_3(&alice_reply(&s, body), &s, &Evidence::default())
+}
+
 #[test]
 fn issue_11_a_proven_staff_reply_is_relayed_in_the_customers_thread_and_waits_on_them() {
-    let s = staff_dir();
-    let d = on_ticket_3(
-        &alice_reply(
-            &s,
-            "Hello Ann,\r\n\r\nplease update to 24.10.1.\r\n\r\nBest,\r\nAlice\r\n",
-        ),
-        &s,
-        &Evidence::default(),
-    );
+    let d = alice_says("Hello Ann,\r\n\r\nplease update to 24.10.1.\r\n\r\nBest,\r\nAlice\r\n");
     assert_eq!(d.sender, Sender::Staff);
     assert_eq!(d.proof, Some(Proof::ReplyToken));
     let relay = d
@@ -683,12 +681,7 @@ fn issue_11_a_proven_staff_reply_is_relayed_in_the_customers_thread_and_waits_on
 
 #[test]
 fn issue_11_a_mail_of_commands_only_relays_nothing_and_confirms_once() {
-    let s = staff_dir();
-    let d = on_ticket_3(
-        &alice_reply(&s, "#close\r\n#note replaced the cable\r\n"),
-        &s,
-        &Evidence::default(),
-    );
+    let d = alice_says("#close\r\n#note replaced the cable\r\n");
     assert!(d.replies.iter().all(|r| r.template != "staff_reply"));
     assert_eq!(
         d.replies
@@ -714,15 +707,7 @@ fn issue_11_a_mail_of_commands_only_relays_nothing_and_confirms_once() {
 
 #[test]
 fn issue_11_a_command_then_text_answers_first_then_runs_the_command() {
-    let s = staff_dir();
-    let d = on_ticket_3(
-        &alice_reply(
-            &s,
-            "#status waiting_staff\r\n\r\nI will check the logs tomorrow.\r\n",
-        ),
-        &s,
-        &Evidence::default(),
-    );
+    let d = alice_says("#status waiting_staff\r\n\r\nI will check the logs tomorrow.\r\n");
     assert!(d.replies.iter().any(|r| r.template == "staff_reply"));
     // The command says otherwise than the answer's waiting_customer.
     assert!(matches!(
@@ -736,12 +721,7 @@ fn issue_11_a_command_then_text_answers_first_then_runs_the_command() {
 
 #[test]
 fn issue_11_an_unknown_command_relays_nothing_and_answers_with_the_error_and_line() {
-    let s = staff_dir();
-    let d = on_ticket_3(
-        &alice_reply(&s, "#clsoe\r\nThanks, fixed.\r\n"),
-        &s,
-        &Evidence::default(),
-    );
+    let d = alice_says("#clsoe\r\nThanks, fixed.\r\n");
     assert_eq!(d.replies.len(), 1);
     assert_eq!(d.replies[0].template, "staff_command_error");
     assert_eq!(d.replies[0].to, vec!["alice@acme.test"]);
@@ -753,14 +733,8 @@ fn issue_11_an_unknown_command_relays_nothing_and_answers_with_the_error_and_lin
 
 #[test]
 fn issue_11_a_relay_still_holding_the_notification_is_refused() {
-    let s = staff_dir();
-    let d = on_ticket_3(
-        &alice_reply(
-            &s,
-            "Fixed.\r\n\r\nReply to this mail to answer the customer\r\n  #close   #reopen   #status open|waiting_customer|waiting_staff\r\n",
-        ),
-        &s,
-        &Evidence::default(),
+    let d = alice_says(
+        "Fixed.\r\n\r\nReply to this mail to answer the customer\r\n  #close   #reopen   #status open|waiting_customer|waiting_staff\r\n",
     );
     assert_eq!(d.replies.len(), 1);
     assert_eq!(d.replies[0].template, "staff_command_error");
@@ -898,12 +872,7 @@ fn ix_13_nx_02_a_status_request_is_answered_and_changes_nothing() {
 
 #[test]
 fn issue_11_commands_above_a_signature_alone_relay_nothing() {
-    let s = staff_dir();
-    let d = on_ticket_3(
-        &alice_reply(&s, "#close\r\n\r\n-- \r\nAlice Staff\r\nVendor support\r\n"),
-        &s,
-        &Evidence::default(),
-    );
+    let d = alice_says("#close\r\n\r\n-- \r\nAlice Staff\r\nVendor support\r\n");
     assert!(d.replies.iter().all(|r| r.template != "staff_reply"));
     assert!(matches!(
         d.ticket,
