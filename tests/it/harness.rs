@@ -704,8 +704,11 @@ pub fn jwt(key: &[u8], user: &str, secs: i64) -> String {
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let now = ticketd::clock::Clock::now(&ticketd::clock::SystemClock).timestamp();
     let header = b64.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    // Issued a second ago: Dovecot compares `iat` with the time its event
+    // loop last read, which can still be the previous second, and refuses a
+    // token "issued in the future" made just after a second began.
     let claims = serde_json::json!({
-        "sub": user, "email": user, "iat": now, "exp": now + secs,
+        "sub": user, "email": user, "iat": now - 1, "exp": now + secs,
         "nonce": fastrand::u64(..),
     });
     let payload = b64.encode(claims.to_string());
