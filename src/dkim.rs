@@ -151,8 +151,11 @@ struct Cached {
 /// failures are not cached. [`KeyResolver::txt`] blocks: call it (and so
 /// [`verify`]) on a blocking thread, never on an async worker.
 pub struct DnsKeys {
-    /// The resolver, or why there is none (every look-up fails with it).
-    dns: Result<Dns, String>,
+    /// The resolver, or why there is none (every look-up fails with it),
+    /// made at the first look-up: a daemon whose staff send no signed mail
+    /// never reads the DNS configuration or starts the runtime.
+    dns: std::sync::OnceLock<Result<Dns, String>>,
+    nameservers: Vec<SocketAddr>,
     servers: String,
     timeout: Duration,
     clock: SharedClock,
@@ -232,7 +235,7 @@ impl std::fmt::Debug for DnsKeys {
         f.debug_struct("DnsKeys")
             .field("servers", &self.servers)
             .field("timeout", &self.timeout)
-            .field("broken", &self.dns.as_ref().err())
+            .field("broken", &self.dns.get().and_then(|d| d.as_ref().err()))
             .field("cached", &self.cache.lock().len())
             .finish()
     }
@@ -252,7 +255,8 @@ impl DnsKeys {
             names.join(", ")
         };
         DnsKeys {
-            dns: Dns::new(nameservers, timeout),
+            dns: std::sync::OnceLock::new(),
+            nameservers: nameservers.to_vec(),
             servers,
             timeout,
             clock: Arc::new(SystemClock),
@@ -269,7 +273,10 @@ impl DnsKeys {
     /// One look-up, uncached: the answer and how long it may be kept
     /// (`None`: not at all).
     fn query(&self, name: &str) -> (Result<Vec<String>, LookupError>, Option<u32>) {
-        let dns = match &self.dns {
+        let dns = match self
+            .dns
+            .get_or_init(|| Dns::new(&self.nameservers, self.timeout))
+        {
             Ok(dns) => dns,
             Err(why) => return (Err(LookupError::Failed(why.clone())), None),
         };
