@@ -1,7 +1,8 @@
 //! Staff actions on a ticket from the shell (`ticketd rma|reply|note|close|reopen|status|severity|assign`): each reads the ticket, decides (pure, in `decide`), renders its mail and writes one transaction.
 
-use crate::decide::{self, ActionInput, ReplyPlan, RmaOutcome, RmaVerb};
+use crate::decide::{self, ActionInput, ReplyPlan, RmaOutcome};
 use crate::intake::Engine;
+use crate::model::RmaVerb;
 use crate::model::{NewMail, TicketChange, TicketId, TicketInfo, TicketStatus};
 use crate::store::Store;
 use anyhow::{Result, anyhow, bail};

@@ -9,13 +9,11 @@
 //! its line and every line after it, so nothing after it is relayed. A line starting with `#` and a letter that is not a command, or a
 //! command with wrong arguments, is an error: nothing of the mail is done.
 
-use crate::model::{RmaState, TicketStatus};
-use serde::Serialize;
+use crate::model::{RmaVerb, TicketStatus};
 use std::fmt;
 
 /// One staff command.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "command", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// `#close`, `#reopen`, `#status STATE`.
     Status { to: TicketStatus },
@@ -26,26 +24,7 @@ pub enum Command {
     /// `#note TEXT`: an internal note, never relayed.
     Note { text: String },
     /// `#rma approve|issue|received [PART]`.
-    Rma { step: RmaStep, part: Option<String> },
-}
-
-/// The RMA steps staff can take by mail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RmaStep {
-    Approve,
-    Issue,
-    Received,
-}
-
-impl RmaStep {
-    pub fn state(self) -> RmaState {
-        match self {
-            RmaStep::Approve => RmaState::Approved,
-            RmaStep::Issue => RmaState::Issued,
-            RmaStep::Received => RmaState::Received,
-        }
-    }
+    Rma { step: RmaVerb, part: Option<String> },
 }
 
 impl fmt::Display for Command {
@@ -59,11 +38,7 @@ impl fmt::Display for Command {
             Command::Assign { to } => write!(f, "#assign {to}"),
             Command::Note { .. } => f.write_str("#note"),
             Command::Rma { step, part } => {
-                let s = match step {
-                    RmaStep::Approve => "approve",
-                    RmaStep::Issue => "issue",
-                    RmaStep::Received => "received",
-                };
+                let s = step.as_str();
                 match part {
                     Some(p) => write!(f, "#rma {s} {p}"),
                     None => write!(f, "#rma {s}"),
@@ -74,7 +49,7 @@ impl fmt::Display for Command {
 }
 
 /// A mail's commands and the text left to relay.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Parsed {
     pub commands: Vec<Command>,
     /// The prose after the commands (empty when the mail is commands only).
@@ -82,7 +57,7 @@ pub struct Parsed {
 }
 
 /// A command line that cannot be run: the line (1-based in the new text), as written, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandError {
     pub line_no: usize,
     pub line: String,
@@ -202,10 +177,8 @@ pub fn parse(text: &str) -> Result<Parsed, CommandError> {
                 }
             }
             "rma" => {
-                let step = match words.first().map(|w| w.to_ascii_lowercase()).as_deref() {
-                    Some("approve") => RmaStep::Approve,
-                    Some("issue") => RmaStep::Issue,
-                    Some("received") => RmaStep::Received,
+                let step = match words.first().and_then(|w| RmaVerb::parse(w)) {
+                    Some(v) if v.by_mail() => v,
                     _ => {
                         return Err(err(
                             "#rma takes approve, issue or received, and optionally the part".into(),
@@ -272,7 +245,7 @@ mod tests {
                 Command::Severity { level: 1 },
                 Command::Assign { to: "alice".into() },
                 Command::Rma {
-                    step: RmaStep::Approve,
+                    step: RmaVerb::Approve,
                     part: None
                 },
             ]
@@ -294,11 +267,11 @@ mod tests {
             ok("#rma issue ada0\n#rma received").commands,
             vec![
                 Command::Rma {
-                    step: RmaStep::Issue,
+                    step: RmaVerb::Issue,
                     part: Some("ada0".into())
                 },
                 Command::Rma {
-                    step: RmaStep::Received,
+                    step: RmaVerb::Received,
                     part: None
                 },
             ]

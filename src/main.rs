@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use ticketd::clock::{SharedClock, SystemClock};
 use ticketd::config::Config;
-use ticketd::decide::RmaVerb;
 use ticketd::intake::Engine;
+use ticketd::model::RmaVerb;
 use ticketd::model::{TicketId, TicketStatus};
 use ticketd::store::Store;
 
@@ -648,13 +648,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             config,
         } => {
             let (engine, mut st, by) = staff(&config, by)?;
-            let verb = match step.as_str() {
-                "approve" => RmaVerb::Approve,
-                "issue" => RmaVerb::Issue,
-                "shipped" => RmaVerb::Shipped,
-                "received" => RmaVerb::Received,
-                _ => RmaVerb::Returned,
-            };
+            let verb = RmaVerb::parse(&step).unwrap_or(RmaVerb::Returned);
             let (out, sent) = ticketd::actions::rma(
                 &engine,
                 &mut st,

@@ -9,7 +9,7 @@ mod io;
 pub use event::{Event, PolicyRecord, QuotaUse};
 pub use io::{
     Applied, BucketKey, BucketLevel, ContactInfo, Duplicate, Lookup, NewMail, OutAttachment,
-    PendingTimer, RmaRecord, RmaState, SideEffects, TicketChange, TicketInfo, TicketWrite,
+    PendingTimer, RmaRecord, RmaState, RmaVerb, SideEffects, TicketChange, TicketInfo, TicketWrite,
     TimerCancel, TimerKind, TimerPlan, TimerRow, TimerUpdate, Undeliverable,
 };
 

@@ -68,7 +68,7 @@ mod waiting;
 pub use action::{ActionInput, assign, note, set_severity, set_status, staff_reply};
 pub use limits::bucket_level;
 pub use person::request_text;
-pub use rma::{RmaOutcome, RmaVerb, rma_action};
+pub use rma::{RmaOutcome, rma_action};
 pub use staff::{Evidence, authority, staff_target};
 pub use timer::{TimerDecision, TimerInput, on_timer};
 

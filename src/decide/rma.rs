@@ -3,37 +3,9 @@
 use super::action::ActionInput;
 use super::timer::{Audience, LATE_AFTER, fired};
 use super::*;
+use crate::model::RmaVerb;
 use crate::model::{RmaRecord, RmaState, TicketChange, TimerCancel, TimerRow};
 use crate::policy::{IssueMode, RmaDeadline, RmaSpec, RmaStart};
-
-/// A staff step on an RMA (`ticketd rma approve|issue|received`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RmaVerb {
-    /// The documents (QN-05) or the symptoms (AV-06) are verified.
-    Approve,
-    /// The code is given and sent to the customer.
-    Issue,
-    /// The replacement (and a prepaid return label) went out: the deadlines
-    /// that count from the shipment start (IX-07).
-    Shipped,
-    /// The replacement reached the customer: the deadlines that count from
-    /// its receipt start (QN-07).
-    Received,
-    /// The defective part is back: every deadline of the RMA ends.
-    Returned,
-}
-
-impl RmaVerb {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RmaVerb::Approve => "approve",
-            RmaVerb::Issue => "issue",
-            RmaVerb::Shipped => "shipped",
-            RmaVerb::Received => "received",
-            RmaVerb::Returned => "returned",
-        }
-    }
-}
 
 /// What a staff step does.
 #[derive(Debug, Clone)]

@@ -13,7 +13,7 @@
 //! customer as `ticketd reply` does.
 
 use super::*;
-use crate::commands::{self, Command, RmaStep};
+use crate::commands::{self, Command};
 use crate::config::StaffMember;
 use crate::dkim::DkimVerdict;
 use crate::model::{Proof, RmaRecord, Sender, TicketChange, TimerUpdate};
@@ -383,12 +383,7 @@ fn run_mail(
                 super::note(text, by)?
             }
             Command::Rma { step, part } => {
-                let verb = match step {
-                    RmaStep::Approve => RmaVerb::Approve,
-                    RmaStep::Issue => RmaVerb::Issue,
-                    RmaStep::Received => RmaVerb::Received,
-                };
-                let out = super::rma_action(&ticket, verb, part.as_deref(), &input)
+                let out = super::rma_action(&ticket, *step, part.as_deref(), &input)
                     .map_err(|e| format!("`{cmd}`: {e}"))?;
                 let what = match (&out.code, out.already) {
                     (Some(code), true) => format!("RMA {code} was already {}", out.state),

@@ -321,6 +321,56 @@ pub struct TimerRow {
     pub plan: TimerPlan,
 }
 
+/// A staff step on an RMA (`ticketd rma approve|issue|shipped|received|returned`,
+/// and by mail `#rma approve|issue|received`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RmaVerb {
+    /// The documents (QN-05) or the symptoms (AV-06) are verified.
+    Approve,
+    /// The code is given and sent to the customer.
+    Issue,
+    /// The replacement (and a prepaid return label) went out: the deadlines
+    /// that count from the shipment start (IX-07).
+    Shipped,
+    /// The replacement reached the customer: the deadlines that count from
+    /// its receipt start (QN-07).
+    Received,
+    /// The defective part is back: every deadline of the RMA ends.
+    Returned,
+}
+
+impl RmaVerb {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RmaVerb::Approve => "approve",
+            RmaVerb::Issue => "issue",
+            RmaVerb::Shipped => "shipped",
+            RmaVerb::Received => "received",
+            RmaVerb::Returned => "returned",
+        }
+    }
+
+    pub const ALL: [RmaVerb; 5] = [
+        RmaVerb::Approve,
+        RmaVerb::Issue,
+        RmaVerb::Shipped,
+        RmaVerb::Received,
+        RmaVerb::Returned,
+    ];
+
+    pub fn parse(s: &str) -> Option<RmaVerb> {
+        RmaVerb::ALL
+            .into_iter()
+            .find(|v| v.as_str().eq_ignore_ascii_case(s))
+    }
+
+    /// The steps staff can take by mail: those mail can see. A shipment or
+    /// a return is recorded from the shell, where the parcel is.
+    pub fn by_mail(self) -> bool {
+        matches!(self, RmaVerb::Approve | RmaVerb::Issue | RmaVerb::Received)
+    }
+}
+
 /// The steps of an RMA (`rma.state`; the schema allows these only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
