@@ -1289,6 +1289,41 @@ fn is_loopback(host: &str) -> bool {
             .unwrap_or(false)
 }
 
+/// The configured mailboxes as the decision and the renderer need them:
+/// each one's name, the address it answers from, and its role.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mailboxes(pub Vec<(String, String, crate::model::Role)>);
+
+impl Mailboxes {
+    pub fn of(mailboxes: &[MailboxConfig]) -> Mailboxes {
+        Mailboxes(
+            mailboxes
+                .iter()
+                .map(|m| (m.name.clone(), m.address.clone(), m.role))
+                .collect(),
+        )
+    }
+
+    /// The address a ticket of mailbox `name` is answered from: the first
+    /// own address when the mailbox is no longer configured.
+    pub fn answer_address<'a>(&'a self, identity: &'a Identity, name: &str) -> &'a str {
+        self.0
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, a, _)| a.as_str())
+            .or(identity.own_addresses.first().map(String::as_str))
+            .unwrap_or_default()
+    }
+
+    /// The role of mailbox `name`, if it is configured.
+    pub fn role(&self, name: &str) -> Option<crate::model::Role> {
+        self.0
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, _, r)| *r)
+    }
+}
+
 /// A staff member (`[staff.members.NAME]`): who may act on tickets by
 /// mail, once their mail is proven theirs.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -40,7 +40,6 @@ fn fallback_identity() -> Identity {
 pub fn default_engine(templates: &Path) -> Result<Engine> {
     Ok(Engine {
         keys: std::sync::Arc::new(crate::dkim::Offline),
-        mailbox_roles: vec![],
         identity: fallback_identity(),
         pack: Pack::fallback(),
         ticket_prefix: "TKT".to_string(),
@@ -48,7 +47,7 @@ pub fn default_engine(templates: &Path) -> Result<Engine> {
         limits: Limits::default(),
         contracts: None,
         staff: Default::default(),
-        mailbox_addresses: vec![],
+        mailboxes: Default::default(),
     })
 }
 
@@ -146,15 +145,6 @@ pub fn explain(raw: &[u8], opts: &Options, now: DateTime<Utc>) -> Result<serde_j
     };
     let engine = Engine {
         keys: std::sync::Arc::new(crate::dkim::Offline),
-        mailbox_roles: config
-            .as_ref()
-            .map(|c| {
-                c.mailboxes
-                    .iter()
-                    .map(|m| (m.name.clone(), m.role))
-                    .collect()
-            })
-            .unwrap_or_default(),
         identity,
         pack,
         ticket_prefix: prefix,
@@ -162,14 +152,9 @@ pub fn explain(raw: &[u8], opts: &Options, now: DateTime<Utc>) -> Result<serde_j
         limits,
         contracts,
         staff: config.as_ref().map(|c| c.staff.clone()).unwrap_or_default(),
-        mailbox_addresses: config
+        mailboxes: config
             .as_ref()
-            .map(|c| {
-                c.mailboxes
-                    .iter()
-                    .map(|m| (m.name.clone(), m.address.clone()))
-                    .collect()
-            })
+            .map(|c| crate::config::Mailboxes::of(&c.mailboxes))
             .unwrap_or_default(),
     };
     let store = match &config {

@@ -32,10 +32,8 @@ pub struct Engine {
     pub contracts: Option<std::sync::Arc<ContractBook>>,
     /// Who the recipients the pack names are (`[staff] recipients`).
     pub staff: StaffDirectory,
-    /// Each configured mailbox's name and the address it answers from.
-    pub mailbox_addresses: Vec<(String, String)>,
-    /// Each configured mailbox's name and its role.
-    pub mailbox_roles: Vec<(String, crate::model::Role)>,
+    /// Each configured mailbox's name, the address it answers from, its role.
+    pub mailboxes: crate::config::Mailboxes,
     /// Where DKIM keys of staff mail come from (DNS; `explain` offline: nowhere).
     pub keys: std::sync::Arc<dyn crate::dkim::KeyResolver>,
 }
@@ -149,16 +147,7 @@ impl Engine {
             limits: cfg.limits.clone(),
             contracts: None,
             staff: cfg.staff.clone(),
-            mailbox_addresses: cfg
-                .mailboxes
-                .iter()
-                .map(|m| (m.name.clone(), m.address.clone()))
-                .collect(),
-            mailbox_roles: cfg
-                .mailboxes
-                .iter()
-                .map(|m| (m.name.clone(), m.role))
-                .collect(),
+            mailboxes: crate::config::Mailboxes::of(&cfg.mailboxes),
             keys: match &cfg.staff.dkim {
                 Some(d) => {
                     std::sync::Arc::new(crate::dkim::DnsKeys::new(&d.nameservers, d.timeout))
@@ -186,7 +175,7 @@ impl Engine {
             classification,
             extracted,
             evidence,
-            mailbox_addresses: &self.mailbox_addresses,
+            mailboxes: &self.mailboxes,
             lookup,
             mailbox,
             identity: &self.identity,
@@ -711,21 +700,13 @@ impl Engine {
 
     /// The role of mailbox `name`, if it is configured.
     pub fn mailbox_role(&self, name: &str) -> Option<crate::model::Role> {
-        self.mailbox_roles
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, r)| *r)
+        self.mailboxes.role(name)
     }
 
     /// The address a ticket of `mailbox` is answered from (the first own
     /// address when the mailbox is no longer configured).
     pub fn answer_address(&self, mailbox: &str) -> &str {
-        self.mailbox_addresses
-            .iter()
-            .find(|(name, _)| *name == mailbox)
-            .map(|(_, a)| a.as_str())
-            .or(self.identity.own_addresses.first().map(String::as_str))
-            .unwrap_or_default()
+        self.mailboxes.answer_address(&self.identity, mailbox)
     }
 
     /// A staff notice about mail the outbox could not deliver.

@@ -120,8 +120,8 @@ pub struct Input<'a> {
     pub limits: &'a Limits,
     /// What the mail's headers prove of a staff sender (DKIM, Authentication-Results).
     pub evidence: &'a Evidence,
-    /// Each configured mailbox's name and the address it answers from.
-    pub mailbox_addresses: &'a [(String, String)],
+    /// The configured mailboxes (the address a ticket's mail goes from).
+    pub mailboxes: &'a crate::config::Mailboxes,
     pub now: DateTime<Utc>,
 }
 

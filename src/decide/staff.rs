@@ -311,11 +311,7 @@ fn run_mail(
     let input = ActionInput {
         pack: i.pack,
         identity: i.identity,
-        from_address: i
-            .mailbox_addresses
-            .iter()
-            .find(|(n, _)| *n == t.mailbox)
-            .map_or(i.mailbox.address, |(_, a)| a.as_str()),
+        from_address: i.mailboxes.answer_address(i.identity, &t.mailbox),
         thread: i.lookup.customer_thread.as_deref(),
         by,
         now: i.now,

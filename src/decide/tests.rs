@@ -90,7 +90,7 @@ pub(super) fn run_staff(
         ticket_prefix: "TKT",
         limits,
         evidence,
-        mailbox_addresses: &[],
+        mailboxes: &Default::default(),
         now: now.unwrap_or(m.arrival),
     })
 }
