@@ -1338,6 +1338,14 @@ pub struct StaffMember {
     pub queues: Vec<String>,
 }
 
+/// The addresses of `members`, in order.
+pub fn addresses_of<'a>(members: impl IntoIterator<Item = &'a StaffMember>) -> Vec<String> {
+    members
+        .into_iter()
+        .flat_map(|m| m.addresses.iter().cloned())
+        .collect()
+}
+
 /// How DKIM signatures of staff mail are checked (`[staff] dkim`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DkimSettings {
@@ -1391,10 +1399,7 @@ impl StaffDirectory {
 
     /// Every staff member's address (lower-cased).
     pub fn all_addresses(&self) -> Vec<String> {
-        self.members
-            .iter()
-            .flat_map(|m| m.addresses.iter().cloned())
-            .collect()
+        addresses_of(&self.members)
     }
 
     /// The staff member called `name` (case-insensitive).

@@ -212,6 +212,13 @@ impl ReplyPlan {
     }
 }
 
+/// An instant as the pack's people read it: `2026-03-02 09:00 PST`.
+pub(super) fn local(zone: chrono_tz::Tz, at: DateTime<Utc>) -> String {
+    at.with_timezone(&zone)
+        .format("%Y-%m-%d %H:%M %Z")
+        .to_string()
+}
+
 /// The decision for mail recorded on ticket `t` without changing its state.
 pub(super) fn attached(
     base: &Base<'_>,

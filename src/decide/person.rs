@@ -146,7 +146,7 @@ pub(super) fn person(
                 "vendor": i.pack.vendor,
                 "customer": addr_json(Some(sender)),
                 "mailbox": {"name": i.mailbox.name, "role": i.mailbox.role.as_str(), "address": i.mailbox.address},
-                "received_at": m.arrival.with_timezone(&i.pack.zone).format("%Y-%m-%d %H:%M %Z").to_string(),
+                "received_at": super::local(i.pack.zone, m.arrival),
                 "message": {"subject": m.subject, "attachments": m.attachments.len()},
                 "extracted": i.extracted,
                 "policy": policy.view(),

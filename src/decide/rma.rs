@@ -30,12 +30,6 @@ fn key_part(key: &str) -> (&str, &str) {
 
 const ISSUE_DUE: &str = "issue";
 
-fn local(zone: chrono_tz::Tz, at: DateTime<Utc>) -> String {
-    at.with_timezone(&zone)
-        .format("%Y-%m-%d %H:%M %Z")
-        .to_string()
-}
-
 /// When the RMA issued at `at` expires: the first expiring deadline that
 /// counts from the issue.
 fn expiry(

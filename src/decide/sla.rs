@@ -92,12 +92,7 @@ pub(super) fn on_sla_timer(
     if to.is_empty() {
         return TimerDecision::cancel(t, "no staff are configured to tell".into());
     }
-    let zone = i.pack.zone;
-    let local = |at: DateTime<Utc>| {
-        at.with_timezone(&zone)
-            .format("%Y-%m-%d %H:%M %Z")
-            .to_string()
-    };
+    let local = |at: DateTime<Utc>| super::local(i.pack.zone, at);
     let breach = t.kind == TimerKind::SlaBreach;
     let late = (i.now - t.due) > LATE_AFTER;
     let reply = i.notice(

@@ -547,15 +547,8 @@ pub(super) fn notifications(
         return vec![];
     }
     let m = i.inbound;
-    let local = |at: DateTime<Utc>| {
-        at.with_timezone(&i.pack.zone)
-            .format("%Y-%m-%d %H:%M %Z")
-            .to_string()
-    };
-    let to: Vec<String> = members
-        .iter()
-        .flat_map(|m| m.addresses.iter().cloned())
-        .collect();
+    let local = |at: DateTime<Utc>| super::local(i.pack.zone, at);
+    let to = crate::config::addresses_of(members.iter().copied());
     let data = json!({
         "vendor": i.pack.vendor,
         "new": ticket.is_none(),

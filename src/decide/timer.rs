@@ -89,10 +89,7 @@ impl TimerInput<'_> {
         if members.is_empty() {
             return self.identity.staff.clone();
         }
-        members
-            .iter()
-            .flat_map(|m| m.addresses.iter().cloned())
-            .collect()
+        crate::config::addresses_of(members)
     }
 
     /// A notice about `ticket` from its mailbox: `template` rendered with
@@ -177,12 +174,7 @@ pub fn on_timer(ticket: &TicketInfo, timer: &TimerRow, i: &TimerInput<'_>) -> Ti
                 }
             }
             let late = i.now - t.due > LATE_AFTER;
-            let zone = i.pack.zone;
-            let local = |at: DateTime<Utc>| {
-                at.with_timezone(&zone)
-                    .format("%Y-%m-%d %H:%M %Z")
-                    .to_string()
-            };
+            let local = |at: DateTime<Utc>| super::local(i.pack.zone, at);
             let open_for = match escalation_span(&t.key) {
                 Some(span) => span_words(span, i.pack.language),
                 None => span_words_of(t.due - ticket.created_at, i.pack.language),
