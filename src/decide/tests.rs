@@ -609,13 +609,28 @@ fn on_ticket_3(raw: &str, staff: &crate::config::StaffDirectory, ev: &Evidence) 
         due: t.created_at + chrono::Duration::hours(3),
         paused_secs: None,
     }];
-    run_staff(
+    with_staff(
         raw,
         Lookup {
             tagged: Some(t),
             customer_thread: Some("a1@example.net".into()),
             ..Default::default()
         },
+        staff,
+        ev,
+    )
+}
+
+/// `raw` decided with the fallback pack and default limits, staff `staff`.
+fn with_staff(
+    raw: &str,
+    lookup: Lookup,
+    staff: &crate::config::StaffDirectory,
+    ev: &Evidence,
+) -> Decision {
+    run_staff(
+        raw,
+        lookup,
         &Limits::default(),
         false,
         None,
@@ -783,16 +798,12 @@ fn issue_11_a_dkim_pass_proves_a_staff_mail_without_a_token() {
 #[test]
 fn issue_11_a_new_customer_mail_notifies_the_queue_with_a_token_per_address() {
     let s = staff_dir();
-    let d = run_staff(
+    let d = with_staff(
         NEW,
         Lookup {
             next_ticket_id: TicketId(5),
             ..Default::default()
         },
-        &Limits::default(),
-        false,
-        None,
-        &Pack::fallback(),
         &s,
         &Evidence::default(),
     );
@@ -811,16 +822,12 @@ fn issue_11_a_new_customer_mail_notifies_the_queue_with_a_token_per_address() {
 #[test]
 fn issue_11_a_customers_hash_close_is_not_a_command() {
     let raw = "From: ann@example.net\r\nSubject: Re: [TKT#3] Disk\r\n\r\n#close\r\nsolved, thanks, please close\r\n";
-    let d = run_staff(
+    let d = with_staff(
         raw,
         Lookup {
             tagged: Some(ticket(3, "ann@example.net")),
             ..Default::default()
         },
-        &Limits::default(),
-        false,
-        None,
-        &Pack::fallback(),
         &staff_dir(),
         &Evidence::default(),
     );
