@@ -121,11 +121,16 @@ pub(super) fn from_staff(
     let sender = m.sender_address().unwrap_or_default().to_ascii_lowercase();
     let subject_tag = thread::tag_in(&m.subject, i.ticket_prefix);
     let ticket = staff_target(i.lookup, subject_tag.map(TicketId));
-    let view = |t: Option<&TicketInfo>| TicketView {
-        action: if t.is_some() { "update" } else { "none" },
-        id: t.map(|t| t.id),
-    };
     let language = i.pack.language;
+    // Every decision here keeps the ticket's name and says who wrote it.
+    let staff_decision = |mut d: Decision, sender: Sender, proof: Option<Proof>| {
+        if let Some(t) = ticket {
+            d.subject = t.subject.clone();
+        }
+        d.sender = sender;
+        d.proof = proof;
+        d
+    };
     // Authority is checked on the From header only, never on the Sender,
     // Reply-To or Return-Path a broken From falls back to.
     let proof = if m.from_fallback {
@@ -150,9 +155,7 @@ pub(super) fn from_staff(
             ));
             let Some(t) = ticket else {
                 reasons.push("it names no ticket".into());
-                let mut d = quarantine(i, reasons);
-                d.sender = Sender::UnverifiedStaff;
-                return d;
+                return staff_decision(quarantine(i, reasons), Sender::UnverifiedStaff, None);
             };
             events.push(Event::Unverified {
                 from: sender.clone(),
@@ -178,11 +181,9 @@ pub(super) fn from_staff(
                 }),
             );
             let mut d = super::attached(base, t, language, vec![notice], reasons, events);
-            d.subject = t.subject.clone();
-            d.sender = Sender::UnverifiedStaff;
             // Held, not part of the conversation: a reply to it must not thread in.
             d.effects.hold = true;
-            return d;
+            return staff_decision(d, Sender::UnverifiedStaff, None);
         }
     };
     reasons.push(format!(
@@ -201,20 +202,22 @@ pub(super) fn from_staff(
         let error = "the mail names no ticket: reply to a ticketd notification, or put the ticket's tag in the subject".to_string();
         let reply = answer_to(
             "staff_command_error",
-            json!({"vendor": i.pack.vendor, "error": error, "line": "", "syntax": commands::SYNTAX}),
+            json!({"vendor": i.pack.vendor, "error": error, "syntax": commands::SYNTAX}),
         );
-        let mut d = base(
+        let view = TicketView {
+            action: "none",
+            id: None,
+        };
+        let d = base(
             Outcome::Processed,
             TicketWrite::None,
-            view(None),
+            view,
             language,
             vec![reply],
             reasons,
             events,
         );
-        d.sender = Sender::Staff;
-        d.proof = Some(proof);
-        return d;
+        return staff_decision(d, Sender::Staff, Some(proof));
     };
     let by = format!("{} by mail ({proof})", member.name);
     let text = m.staff_text();
@@ -247,21 +250,19 @@ pub(super) fn from_staff(
                 "staff_command_error",
                 json!({"vendor": i.pack.vendor, "error": error, "syntax": commands::SYNTAX}),
             );
-            let mut d = super::attached(base, t, language, vec![reply], reasons, events);
-            d.subject = t.subject.clone();
-            d.sender = Sender::Staff;
-            d.proof = Some(proof);
-            return d;
+            let d = super::attached(base, t, language, vec![reply], reasons, events);
+            return staff_decision(d, Sender::Staff, Some(proof));
         }
     };
     let relayed = change.mails.iter().any(|p| p.template == "staff_reply");
     // Whatever else goes to the customer (an RMA code): the confirmation says so.
     let sent = change.mails.iter().any(|p| p.to.contains(&t.requester));
+    let commands: Vec<String> = parsed.commands.iter().map(|c| c.to_string()).collect();
     events.push(Event::StaffMail {
         from: sender.clone(),
         member: member.name.clone(),
         proof: proof.to_string(),
-        commands: parsed.commands.iter().map(|c| c.to_string()).collect(),
+        commands: commands.clone(),
         relayed,
     });
     events.extend(change.events);
@@ -281,20 +282,20 @@ pub(super) fn from_staff(
     let mut d = base(
         Outcome::Processed,
         TicketWrite::Update { id: t.id, status },
-        view(Some(t)),
+        TicketView {
+            action: "update",
+            id: Some(t.id),
+        },
         language,
         replies,
         reasons,
         events,
     );
-    d.subject = t.subject.clone();
-    d.sender = Sender::Staff;
-    d.proof = Some(proof);
-    d.commands = parsed.commands.iter().map(|c| c.to_string()).collect();
+    d.commands = commands;
     d.effects.timers = change.set_timers;
     d.effects.cancel_timers = change.cancel_timers;
     d.effects.timer_updates = change.timer_updates;
-    d
+    staff_decision(d, Sender::Staff, Some(proof))
 }
 
 /// Runs a proven staff mail on ticket `t`: its answer relayed first (unless
