@@ -551,6 +551,10 @@ message_id_domain = "tickets.vendor.test"
 own_addresses = ["support@vendor.test", "rma@vendor.test", "24x7@vendor.test"]
 staff = ["lead@vendor.test"]
 
+[limits]
+# The bench measures throughput: every new ticket is acknowledged.
+new_ticket_acks = {{ burst = 1000000, per_hour = 1000000 }}
+
 [smtp]
 host = "127.0.0.1"
 port = {smtp}

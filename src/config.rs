@@ -201,6 +201,8 @@ struct RawLimits {
     replies_per_recipient: Spanned<RawRate>,
     #[serde(default = "default_ticket_rate")]
     replies_per_ticket: Spanned<RawRate>,
+    #[serde(default = "default_acks_rate")]
+    new_ticket_acks: Spanned<RawRate>,
     #[serde(default = "default_max_processing_ms")]
     max_processing_ms: u64,
 }
@@ -211,6 +213,7 @@ impl Default for RawLimits {
             max_message_bytes: default_max_message_bytes(),
             replies_per_recipient: default_recipient_rate(),
             replies_per_ticket: default_ticket_rate(),
+            new_ticket_acks: default_acks_rate(),
             max_processing_ms: default_max_processing_ms(),
         }
     }
@@ -236,7 +239,14 @@ fn default_recipient_rate() -> Spanned<RawRate> {
 }
 
 fn default_ticket_rate() -> Spanned<RawRate> {
-    let r = Rate::DEFAULT_PER_TICKET;
+    raw_rate(Rate::DEFAULT_PER_TICKET)
+}
+
+fn default_acks_rate() -> Spanned<RawRate> {
+    raw_rate(Rate::DEFAULT_NEW_TICKET_ACKS)
+}
+
+fn raw_rate(r: Rate) -> Spanned<RawRate> {
     Spanned::new(
         0..0,
         RawRate {
@@ -246,21 +256,28 @@ fn default_ticket_rate() -> Spanned<RawRate> {
     )
 }
 
-/// Checks a rate from the config, reporting at its line.
-fn rate(r: &mut Report<'_>, name: &str, raw: &Spanned<RawRate>) -> Rate {
+/// Checks a rate from the config, reporting at its line: burst from 1 to
+/// `max_burst`, per_hour from 0 to `max_per_hour`; `fallback` when wrong.
+fn rate_within(
+    r: &mut Report<'_>,
+    name: &str,
+    raw: &Spanned<RawRate>,
+    (max_burst, max_per_hour): (i64, i64),
+    fallback: Rate,
+) -> Rate {
     let v = raw.get_ref();
     let mut ok = true;
-    if !(1..=1000).contains(&v.burst) {
+    if !(1..=max_burst).contains(&v.burst) {
         r.spanned(
             raw,
-            format!("limits.{name}: burst must be between 1 and 1000"),
+            format!("limits.{name}: burst must be between 1 and {max_burst}"),
         );
         ok = false;
     }
-    if !(0..=10_000).contains(&v.per_hour) {
+    if !(0..=max_per_hour).contains(&v.per_hour) {
         r.spanned(
             raw,
-            format!("limits.{name}: per_hour must be between 0 and 10000"),
+            format!("limits.{name}: per_hour must be between 0 and {max_per_hour}"),
         );
         ok = false;
     }
@@ -270,8 +287,13 @@ fn rate(r: &mut Report<'_>, name: &str, raw: &Spanned<RawRate>) -> Rate {
             per_hour: v.per_hour as u32,
         }
     } else {
-        Rate::DEFAULT_PER_RECIPIENT
+        fallback
     }
+}
+
+/// A per-address or per-ticket reply rate.
+fn rate(r: &mut Report<'_>, name: &str, raw: &Spanned<RawRate>) -> Rate {
+    rate_within(r, name, raw, (1000, 10_000), Rate::DEFAULT_PER_RECIPIENT)
 }
 
 fn default_max_message_bytes() -> u64 {
@@ -486,6 +508,12 @@ impl Rate {
         burst: 5,
         per_hour: 1,
     };
+    /// A thousand new tickets' acknowledgements at once, then a thousand an
+    /// hour: a flood of forged senders gets no more replies than that.
+    pub const DEFAULT_NEW_TICKET_ACKS: Rate = Rate {
+        burst: 1000,
+        per_hour: 1000,
+    };
 }
 
 #[derive(Debug, Clone)]
@@ -493,6 +521,8 @@ pub struct Limits {
     pub max_message_bytes: u64,
     pub replies_per_recipient: Rate,
     pub replies_per_ticket: Rate,
+    /// Every new ticket's acknowledgement, whoever it goes to.
+    pub new_ticket_acks: Rate,
     /// How long reading and deciding one message may take before it is
     /// quarantined as "processing budget exceeded".
     pub max_processing: Duration,
@@ -504,6 +534,7 @@ impl Default for Limits {
             max_message_bytes: default_max_message_bytes(),
             replies_per_recipient: Rate::DEFAULT_PER_RECIPIENT,
             replies_per_ticket: Rate::DEFAULT_PER_TICKET,
+            new_ticket_acks: Rate::DEFAULT_NEW_TICKET_ACKS,
             max_processing: Duration::from_millis(default_max_processing_ms()),
         }
     }
@@ -837,6 +868,13 @@ impl Config {
             &raw.limits.replies_per_recipient,
         );
         let replies_per_ticket = rate(&mut r, "replies_per_ticket", &raw.limits.replies_per_ticket);
+        let new_ticket_acks = rate_within(
+            &mut r,
+            "new_ticket_acks",
+            &raw.limits.new_ticket_acks,
+            (1_000_000, 1_000_000),
+            Rate::DEFAULT_NEW_TICKET_ACKS,
+        );
         let mut staff = staff_directory(&mut r, raw.staff.recipients.as_ref(), pack.as_ref());
         staff.sla_notices = raw.staff.sla_notices.unwrap_or(true);
         staff_members(
@@ -892,6 +930,7 @@ impl Config {
                     max_message_bytes: raw.limits.max_message_bytes.max(1024),
                     replies_per_recipient,
                     replies_per_ticket,
+                    new_ticket_acks,
                     max_processing: Duration::from_millis(raw.limits.max_processing_ms.max(100)),
                 },
                 mailboxes,

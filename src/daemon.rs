@@ -192,7 +192,7 @@ pub async fn serve(
             let endpoint = metrics::Endpoint {
                 metrics: shared.metrics.clone(),
                 health: health.clone(),
-                store: shared.store.clone(),
+                database: config.database.clone(),
                 clock: shared.clock.clone(),
             };
             Some(metrics::serve(addr, endpoint, loops.cancel.clone()).await?)

@@ -21,6 +21,7 @@
 //! so (with Postfix and OpenDKIM, e.g. OpenDKIM's `RemoveARAll`).
 
 use crate::clock::{SharedClock, SystemClock};
+use crate::header_section;
 use hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
 };
@@ -67,6 +68,9 @@ pub enum LookupError {
     NotFound,
     /// No answer within the timeout.
     Timeout,
+    /// A look-up under the same domain timed out less than
+    /// [`TIMEOUT_MEMORY`] ago: not asked again yet.
+    RecentTimeout,
     /// Anything else: a server failure, a refusal, no DNS at all.
     Failed(String),
 }
@@ -76,6 +80,9 @@ impl std::fmt::Display for LookupError {
         match self {
             LookupError::NotFound => f.write_str("no such record"),
             LookupError::Timeout => f.write_str("timed out"),
+            LookupError::RecentTimeout => f.write_str(
+                "timed out less than a minute ago under this domain; not asked again yet",
+            ),
             LookupError::Failed(why) => f.write_str(why),
         }
     }
@@ -136,6 +143,10 @@ pub const MAX_CACHE_TTL: Duration = Duration::from_secs(3600);
 const NEGATIVE_TTL: u32 = 300;
 /// How many names the cache holds at most.
 const CACHE_ENTRIES: usize = 1024;
+/// How long a timed-out look-up keeps its domain from being asked again: a
+/// hanging DNS costs one timeout a minute per signing domain, not one per
+/// signature of every mail.
+pub const TIMEOUT_MEMORY: Duration = Duration::from_secs(60);
 /// The default timeout of one look-up.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -160,6 +171,9 @@ pub struct DnsKeys {
     timeout: Duration,
     clock: SharedClock,
     cache: parking_lot::Mutex<HashMap<String, Cached>>,
+    /// Signing domains whose key look-up timed out, until when they are
+    /// not asked again.
+    timeouts: parking_lot::Mutex<HashMap<String, Instant>>,
 }
 
 /// The resolver and the small runtime of its own that its look-ups run on
@@ -261,6 +275,7 @@ impl DnsKeys {
             timeout,
             clock: Arc::new(SystemClock),
             cache: parking_lot::Mutex::new(HashMap::new()),
+            timeouts: parking_lot::Mutex::new(HashMap::new()),
         }
     }
 
@@ -345,8 +360,30 @@ impl KeyResolver for DnsKeys {
         {
             return hit.answer.clone();
         }
+        // The key's domain: `sel._domainkey.vendor.test` -> `vendor.test`.
+        let domain = name
+            .split_once("._domainkey.")
+            .map_or(name.as_str(), |(_, d)| d)
+            .to_string();
+        if self
+            .timeouts
+            .lock()
+            .get(&domain)
+            .is_some_and(|until| *until > now)
+        {
+            return Err(LookupError::RecentTimeout);
+        }
         // The look-up runs without the cache's lock held.
         let (answer, ttl) = self.query(&name);
+        if answer == Err(LookupError::Timeout) {
+            let mut timeouts = self.timeouts.lock();
+            if timeouts.len() >= CACHE_ENTRIES {
+                timeouts.retain(|_, until| *until > now);
+            }
+            if timeouts.len() < CACHE_ENTRIES {
+                timeouts.insert(domain, now + TIMEOUT_MEMORY);
+            }
+        }
         if let Some(ttl) = ttl.filter(|t| *t > 0) {
             let keep = Duration::from_secs(u64::from(ttl)).min(MAX_CACHE_TTL);
             let mut cache = self.cache.lock();
@@ -476,11 +513,21 @@ pub fn verify(raw: &[u8], from_domain: &str, keys: &dyn KeyResolver) -> DkimVerd
     if message.dkim_headers.is_empty() && !message.has_dkim_errors {
         return DkimVerdict::Unsigned;
     }
-    let froms = message
-        .headers
-        .iter()
-        .filter(|(name, _)| name.eq_ignore_ascii_case(b"From"))
-        .count();
+    // What the verifier verifies must be what the decision reads: a header
+    // section that any reader could read another way proves nothing, and
+    // neither does one whose fields the verifier split otherwise.
+    let section = header_section::read(raw);
+    if let Some(why) = section.ambiguity.clone().or_else(|| {
+        section.disagreement(
+            "the DKIM verifier",
+            message.headers.iter().map(|(n, v)| (*n, strip_line_end(v))),
+        )
+    }) {
+        return DkimVerdict::Fail {
+            reason: format!("its header section could be read two ways: {why}"),
+        };
+    }
+    let froms = section.all("From").count();
     if froms != 1 {
         return DkimVerdict::Fail {
             reason: format!("the mail has {froms} From headers, not one"),
@@ -561,6 +608,16 @@ pub fn verify(raw: &[u8], from_domain: &str, keys: &dyn KeyResolver) -> DkimVerd
                     reason: format!("d={}: the signature does not cover the From header", sig.d),
                 });
             }
+            let uncovered = uncovered(sig);
+            if !uncovered.is_empty() {
+                return Checked::Verdict(DkimVerdict::Fail {
+                    reason: format!(
+                        "d={}: the signature does not cover {} (a field it leaves out could be added after signing)",
+                        sig.d,
+                        uncovered.join(", ")
+                    ),
+                });
+            }
             let name = key_name(&sig.s, &sig.d);
             match lookups.get(&name) {
                 None => {
@@ -623,9 +680,52 @@ fn covers_from(sig: &mail_auth::dkim::Signature) -> bool {
     sig.h.iter().any(|h| h.eq_ignore_ascii_case("from"))
 }
 
-/// A signature whose key is worth looking up: by the From domain, over From.
+/// The header fields a signature must cover, besides From, for ticketd to
+/// act on the mail it proves: every field the decision reads. Named in
+/// `h=` while absent from the mail, a field is signed as absent, so adding
+/// one breaks the signature (RFC 6376 §5.4).
+pub const MUST_SIGN: &[&str] = &[
+    "Subject",
+    "Message-ID",
+    "In-Reply-To",
+    "References",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+];
+
+/// What `sig` leaves out of what it must cover: From oversigned (named in
+/// `h=` more often than the mail has From fields, so a second one cannot be
+/// added), and each of [`MUST_SIGN`].
+fn uncovered(sig: &mail_auth::dkim::Signature) -> Vec<String> {
+    let count = |name: &str| {
+        sig.h
+            .iter()
+            .filter(|h| h.eq_ignore_ascii_case(name))
+            .count()
+    };
+    let mut missing = Vec::new();
+    if count("From") < 2 {
+        missing.push("From twice (oversigned)".to_string());
+    }
+    missing.extend(
+        MUST_SIGN
+            .iter()
+            .filter(|name| count(name) == 0)
+            .map(|name| name.to_string()),
+    );
+    missing
+}
+
+/// A signature whose key is worth looking up: by the From domain, over
+/// every field it must cover.
 fn could_prove(sig: &mail_auth::dkim::Signature, from_domain: &str) -> bool {
-    aligned(&sig.d, from_domain) && covers_from(sig)
+    aligned(&sig.d, from_domain) && covers_from(sig) && uncovered(sig).is_empty()
+}
+
+/// A header value without the line end that closes it.
+fn strip_line_end(value: &[u8]) -> &[u8] {
+    let value = value.strip_suffix(b"\n").unwrap_or(value);
+    value.strip_suffix(b"\r").unwrap_or(value)
 }
 
 fn error_of(result: &DkimResult) -> String {
@@ -641,8 +741,9 @@ fn error_of(result: &DkimResult) -> String {
 
 /// Signs `raw` for `domain` with `selector` and an RSA key (PKCS#8 PEM):
 /// the mail with a `DKIM-Signature` header (relaxed/relaxed, rsa-sha256)
-/// on top, over From, To, Cc, Subject, Date, Message-ID, In-Reply-To and
-/// References. For the tests, which play the vendor's mail server.
+/// on top, over From (oversigned), To, Cc, Subject, Date, Message-ID,
+/// In-Reply-To, References and the MIME fields, as OpenDKIM and rspamd sign
+/// by default. For the tests, which play the vendor's mail server.
 #[doc(hidden)]
 pub fn sign(
     raw: &[u8],
@@ -663,6 +764,7 @@ pub fn sign(
         .selector(selector)
         .headers([
             "From",
+            "From",
             "To",
             "Cc",
             "Subject",
@@ -670,6 +772,9 @@ pub fn sign(
             "Message-ID",
             "In-Reply-To",
             "References",
+            "MIME-Version",
+            "Content-Type",
+            "Content-Transfer-Encoding",
         ])
         .header_canonicalization(Canonicalization::Relaxed)
         .body_canonicalization(Canonicalization::Relaxed)
@@ -856,36 +961,64 @@ fn proving(info: &ResInfo, from_domain: &str) -> Option<String> {
     Some(format!("{}=pass {name}={value}", info.method))
 }
 
-/// `dkim=pass` (with `header.d` or `header.i` aligned with `from_domain`)
-/// or `dmarc=pass` (`header.from` = `from_domain`) in an
-/// Authentication-Results header whose authserv-id is one of `trusted`
-/// (case-insensitive); headers with any other authserv-id are ignored
-/// (RFC 8601 §5). `headers` are the mail's header fields, (name, unfolded
-/// value), names in any case. Returns a description such as
-/// "Authentication-Results from mx.vendor.test: dkim=pass header.d=vendor.test".
-/// Every header with a trusted id counts, so the receiving server must
-/// remove such headers arriving from outside (see the module's note).
+/// The first `dkim=pass` (`header.d` aligned with `from_domain`) or
+/// `dmarc=pass` (`header.from` = `from_domain`) in an
+/// Authentication-Results field whose authserv-id is one of `trusted`
+/// (case-insensitive), standing above the first Received field that a
+/// trusted server added (its `by` names a trusted authserv-id): RFC 8601
+/// §5. Fields with any other authserv-id are ignored, and so is every field
+/// below that Received line, which came with the mail from outside; with
+/// no such Received line at all nothing counts. Only fields named exactly
+/// `Authentication-Results` are read (`section` holds no near-names: a
+/// section with one is ambiguous and proves nothing). Returns a
+/// description such as "Authentication-Results from mx.vendor.test:
+/// dkim=pass header.d=vendor.test".
 pub fn trusted_results(
-    headers: &[(String, String)],
+    section: &header_section::Section<'_>,
     trusted: &[String],
     from_domain: &str,
 ) -> Option<String> {
-    headers
+    if section.ambiguity.is_some() {
+        return None;
+    }
+    let is_trusted = |id: &str| trusted.iter().any(|t| t.eq_ignore_ascii_case(id));
+    let mut found = None;
+    for field in &section.fields {
+        if field.name.eq_ignore_ascii_case("Received") {
+            if received_by(&field.unfolded()).is_some_and(|by| is_trusted(&by)) {
+                return found;
+            }
+            continue;
+        }
+        if found.is_some() || !field.name.eq_ignore_ascii_case("Authentication-Results") {
+            continue;
+        }
+        let Some(ar) = parse_auth_results(&field.unfolded()) else {
+            continue;
+        };
+        if !is_trusted(&ar.authserv_id) {
+            continue;
+        }
+        found = ar
+            .results
+            .iter()
+            .find_map(|r| proving(r, from_domain))
+            .map(|proof| format!("Authentication-Results from {}: {proof}", ar.authserv_id));
+    }
+    None
+}
+
+/// The host a Received field's `by` clause names (RFC 5321 §4.4),
+/// lower-cased and without a trailing dot; comments are skipped.
+fn received_by(value: &str) -> Option<String> {
+    let words = tokens(value);
+    let at = words
         .iter()
-        .filter(|(name, _)| name.eq_ignore_ascii_case("Authentication-Results"))
-        .filter_map(|(_, value)| parse_auth_results(value))
-        .filter(|ar| {
-            trusted
-                .iter()
-                .any(|t| t.eq_ignore_ascii_case(&ar.authserv_id))
-        })
-        .find_map(|ar| {
-            let proof = ar.results.iter().find_map(|r| proving(r, from_domain))?;
-            Some(format!(
-                "Authentication-Results from {}: {proof}",
-                ar.authserv_id
-            ))
-        })
+        .position(|t| matches!(t, Token::Word(w) if w.eq_ignore_ascii_case("by")))?;
+    match words.get(at + 1) {
+        Some(Token::Word(host)) => Some(host.trim_end_matches('.').to_ascii_lowercase()),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -988,7 +1121,7 @@ mod tests {
         let mut forged = b"From: <boss@vendor.test>\r\n".to_vec();
         forged.extend_from_slice(&raw);
         let reason = failed(verify(&forged, "vendor.test", &keys_for("vendor.test")));
-        assert!(reason.contains("2 From headers"), "{reason}");
+        assert!(reason.contains("2 From fields"), "{reason}");
     }
 
     #[test]
@@ -1012,6 +1145,185 @@ mod tests {
         partial.extend_from_slice(b"appended after signing\r\n");
         let reason = failed(verify(&partial, "vendor.test", &keys_for("vendor.test")));
         assert!(reason.contains("'l='"), "{reason}");
+    }
+
+    /// `raw` signed by vendor.test over exactly `headers`.
+    fn signed_over(raw: &[u8], headers: &[&str]) -> Vec<u8> {
+        use mail_auth::common::crypto::{RsaKey, Sha256};
+        use mail_auth::common::headers::HeaderWriter;
+        use rustls::pki_types::{PrivateKeyDer, pem::PemObject};
+        let key =
+            RsaKey::<Sha256>::from_key_der(PrivateKeyDer::from_pem_slice(KEY.as_bytes()).unwrap())
+                .unwrap();
+        let sig = mail_auth::dkim::DkimSigner::from_key(key)
+            .domain("vendor.test")
+            .selector("sel")
+            .headers(headers.iter().copied())
+            .sign(raw)
+            .unwrap();
+        let mut out = sig.to_header().into_bytes();
+        out.extend_from_slice(raw);
+        out
+    }
+
+    /// ticketd's acknowledgement as the vendor's outgoing server signs it:
+    /// from support@vendor.test, with a display name the customer chose
+    /// copied into its text.
+    fn acknowledgement() -> Vec<u8> {
+        sign(
+            b"From: \"Vendor Support\" <support@vendor.test>\r\n\
+              To: \"Mallory\" <mallory@example.org>\r\n\
+              Subject: [TKT#2] We received your request\r\n\
+              Date: Mon, 2 Mar 2026 10:00:00 +0000\r\n\
+              Message-ID: <ticketd.2.ack@vendor.test>\r\n\
+              MIME-Version: 1.0\r\n\
+              Content-Type: text/plain; charset=utf-8\r\n\
+              Content-Transfer-Encoding: 8bit\r\n\
+              Auto-Submitted: auto-replied\r\n\r\n\
+              Dear Mallory --b\r\nContent-Type: text/plain\r\n\r\n#severity 1,\r\n\r\n\
+              we have received your request.\r\n",
+            "vendor.test",
+            "sel",
+            KEY,
+        )
+        .unwrap()
+    }
+
+    /// `raw` with `lines` added at the end of its header section.
+    fn appended(raw: &[u8], lines: &str) -> Vec<u8> {
+        let text = String::from_utf8(raw.to_vec()).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        format!("{head}\r\n{lines}\r\n\r\n{body}").into_bytes()
+    }
+
+    #[test]
+    fn issue_20_class_1_the_acknowledgement_itself_verifies() {
+        let got = verify(&acknowledgement(), "vendor.test", &keys_for("vendor.test"));
+        assert!(matches!(got, DkimVerdict::Pass { .. }), "{got:?}");
+    }
+
+    #[test]
+    fn issue_20_class_1_fields_appended_under_another_spelling_prove_nothing() {
+        let ack = acknowledgement();
+        for lines in [
+            "From : Alice <alice@vendor.test>",
+            "From\t: Alice <alice@vendor.test>",
+            "Message-ID : <forged@vendor.test>",
+            "Subject : Re: [TKT#1] Pool degraded",
+            "Content-Type : multipart/mixed; boundary=\"b\"",
+            "From: Alice <alice@vendor.test>",
+            "FROM: Alice <alice@vendor.test>",
+            "Subject: Re: [TKT#1] Pool degraded",
+            "Content-Type: multipart/mixed; boundary=\"b\"",
+            "In-Reply-To: <ticketd.1.x@vendor.test>",
+            "Fr\r\n om: Alice <alice@vendor.test>",
+            "X-Note: a\r\n \r\nFrom: Alice <alice@vendor.test>",
+        ] {
+            let forged = appended(&ack, lines);
+            let reason = failed(verify(&forged, "vendor.test", &keys_for("vendor.test")));
+            assert!(
+                reason.contains("could be read two ways") || reason.contains("verification failed"),
+                "{lines:?}: {reason}"
+            );
+        }
+    }
+
+    #[test]
+    fn issue_20_class_1_a_signature_must_cover_every_field_read_and_oversign_from() {
+        let raw = mail("alice@vendor.test", "#close\r\n");
+        let reason = failed(verify(
+            &signed_over(&raw, &["From", "To", "Subject", "Date", "Message-ID"]),
+            "vendor.test",
+            &keys_for("vendor.test"),
+        ));
+        assert!(
+            reason.contains(
+                "does not cover From twice (oversigned), In-Reply-To, References, Content-Type, Content-Transfer-Encoding"
+            ),
+            "{reason}"
+        );
+        // Oversigned, and over the fields the mail lacks: proof.
+        let all = [
+            "From",
+            "From",
+            "Subject",
+            "Message-ID",
+            "In-Reply-To",
+            "References",
+            "Content-Type",
+            "Content-Transfer-Encoding",
+        ];
+        let raw = signed_over(&raw, &all);
+        assert!(matches!(
+            verify(&raw, "vendor.test", &keys_for("vendor.test")),
+            DkimVerdict::Pass { .. }
+        ));
+        // Then a Content-Type added where the mail had none breaks it: the
+        // signature covered its absence.
+        let reason = failed(verify(
+            &appended(&raw, "Content-Type: multipart/mixed; boundary=\"b\""),
+            "vendor.test",
+            &keys_for("vendor.test"),
+        ));
+        assert!(reason.contains("verification failed"), "{reason}");
+    }
+
+    #[test]
+    fn issue_20_class_2_results_under_a_near_name_or_below_the_trusted_received_count_for_nothing()
+    {
+        let at = |raw: &str| {
+            trusted_results(
+                &header_section::read(raw.as_bytes()),
+                &trusted(),
+                "vendor.test",
+            )
+        };
+        let received = "Received: from a.test by mx.vendor.test (Postfix) with ESMTP id 1; Mon, 2 Mar 2026 10:00:00 +0000\r\n";
+        let pass = "mx.vendor.test; dkim=pass header.d=vendor.test";
+        // Above the trusted server's Received line: its own.
+        assert!(
+            at(&format!(
+                "Authentication-Results: {pass}\r\n{received}From: a@vendor.test\r\n\r\n"
+            ))
+            .is_some()
+        );
+        // A near-name above it: the section is ambiguous and nothing counts.
+        assert_eq!(
+            at(&format!(
+                "Authentication-Results : {pass}\r\n{received}From: a@vendor.test\r\n\r\n"
+            )),
+            None
+        );
+        // Below it: it came with the mail from outside.
+        assert_eq!(
+            at(&format!(
+                "{received}Authentication-Results: {pass}\r\nFrom: a@vendor.test\r\n\r\n"
+            )),
+            None
+        );
+        // A later hop's Received (Dovecot's LMTP) above is no boundary.
+        assert!(
+            at(&format!(
+                "Received: from mx.vendor.test by imap.vendor.test (Dovecot) with LMTP\r\n\
+             Authentication-Results: {pass}\r\n{received}From: a@vendor.test\r\n\r\n"
+            ))
+            .is_some()
+        );
+        // No Received line of the trusted server at all: nothing to tell
+        // its results from forged ones.
+        assert_eq!(
+            at(&format!(
+                "Authentication-Results: {pass}\r\nFrom: a@vendor.test\r\n\r\n"
+            )),
+            None
+        );
+        // A "by" inside a comment is no by clause.
+        assert_eq!(
+            at(&format!(
+                "Authentication-Results: {pass}\r\nReceived: from x (by mx.vendor.test) by mx.evil.test\r\nFrom: a@vendor.test\r\n\r\n"
+            )),
+            None
+        );
     }
 
     #[test]
@@ -1100,14 +1412,18 @@ mod tests {
         assert!(!aligned("", "vendor.test"));
     }
 
-    /// A mail's header fields with these Authentication-Results values on top.
-    fn with_ar(values: &[&str]) -> Vec<(String, String)> {
-        let mut headers: Vec<(String, String)> = values
+    /// A mail's header section with these Authentication-Results values on
+    /// top, above the Received line the trusted server added.
+    fn with_ar(values: &[&str]) -> String {
+        let mut raw: String = values
             .iter()
-            .map(|v| ("authentication-results".to_string(), v.to_string()))
+            .map(|v| format!("Authentication-Results: {v}\r\n"))
             .collect();
-        headers.push(("from".into(), "ana@vendor.test".into()));
-        headers
+        raw.push_str(
+            "Received: from a.test by mx.vendor.test (Postfix) with ESMTP id 1; Mon, 2 Mar 2026 10:00:00 +0000\r\n\
+             From: ana@vendor.test\r\n\r\n",
+        );
+        raw
     }
 
     fn trusted() -> Vec<String> {
@@ -1118,31 +1434,67 @@ mod tests {
     fn a_trusted_dkim_pass_aligned_is_proof() {
         let raw = with_ar(&["mx.vendor.test; dkim=pass header.d=vendor.test header.s=sel"]);
         assert_eq!(
-            trusted_results(&raw, &trusted(), "vendor.test").as_deref(),
+            trusted_results(
+                &header_section::read(raw.as_bytes()),
+                &trusted(),
+                "vendor.test"
+            )
+            .as_deref(),
             Some("Authentication-Results from mx.vendor.test: dkim=pass header.d=vendor.test")
         );
         // The authserv-id compares case-insensitively.
         let raw = with_ar(&["MX.Vendor.Test; dkim=pass header.i=@vendor.test"]);
-        assert!(trusted_results(&raw, &trusted(), "vendor.test").is_some());
+        assert!(
+            trusted_results(
+                &header_section::read(raw.as_bytes()),
+                &trusted(),
+                "vendor.test"
+            )
+            .is_some()
+        );
     }
 
     #[test]
     fn the_same_result_from_another_authserv_id_is_ignored() {
         let raw = with_ar(&["mx.attacker.test; dkim=pass header.d=vendor.test"]);
-        assert_eq!(trusted_results(&raw, &trusted(), "vendor.test"), None);
-        assert_eq!(trusted_results(&raw, &[], "vendor.test"), None);
+        assert_eq!(
+            trusted_results(
+                &header_section::read(raw.as_bytes()),
+                &trusted(),
+                "vendor.test"
+            ),
+            None
+        );
+        assert_eq!(
+            trusted_results(&header_section::read(raw.as_bytes()), &[], "vendor.test"),
+            None
+        );
     }
 
     #[test]
     fn a_trusted_dkim_fail_is_no_proof() {
         let raw = with_ar(&["mx.vendor.test; dkim=fail header.d=vendor.test"]);
-        assert_eq!(trusted_results(&raw, &trusted(), "vendor.test"), None);
+        assert_eq!(
+            trusted_results(
+                &header_section::read(raw.as_bytes()),
+                &trusted(),
+                "vendor.test"
+            ),
+            None
+        );
     }
 
     #[test]
     fn a_trusted_dkim_pass_for_another_domain_is_no_proof() {
         let raw = with_ar(&["mx.vendor.test; dkim=pass header.d=other.test"]);
-        assert_eq!(trusted_results(&raw, &trusted(), "vendor.test"), None);
+        assert_eq!(
+            trusted_results(
+                &header_section::read(raw.as_bytes()),
+                &trusted(),
+                "vendor.test"
+            ),
+            None
+        );
     }
 
     #[test]
@@ -1153,7 +1505,12 @@ mod tests {
              header.d=\"vendor.test\" header.s=sel",
         ]);
         assert_eq!(
-            trusted_results(&raw, &trusted(), "vendor.test").as_deref(),
+            trusted_results(
+                &header_section::read(raw.as_bytes()),
+                &trusted(),
+                "vendor.test"
+            )
+            .as_deref(),
             Some("Authentication-Results from mx.vendor.test: dkim=pass header.d=vendor.test")
         );
         let parsed = parse_auth_results(
@@ -1182,11 +1539,23 @@ mod tests {
             "mx.vendor.test; dkim=fail header.d=vendor.test; dmarc=pass (p=reject) header.from=vendor.test",
         ]);
         assert_eq!(
-            trusted_results(&raw, &trusted(), "vendor.test").as_deref(),
+            trusted_results(
+                &header_section::read(raw.as_bytes()),
+                &trusted(),
+                "vendor.test"
+            )
+            .as_deref(),
             Some("Authentication-Results from mx.vendor.test: dmarc=pass header.from=vendor.test")
         );
         let raw = with_ar(&["mx.vendor.test; dmarc=pass header.from=other.test"]);
-        assert_eq!(trusted_results(&raw, &trusted(), "vendor.test"), None);
+        assert_eq!(
+            trusted_results(
+                &header_section::read(raw.as_bytes()),
+                &trusted(),
+                "vendor.test"
+            ),
+            None
+        );
     }
 
     #[test]
@@ -1195,6 +1564,13 @@ mod tests {
             "mx.attacker.test; dkim=pass header.d=vendor.test",
             "mx.vendor.test; dkim=none",
         ]);
-        assert_eq!(trusted_results(&raw, &trusted(), "vendor.test"), None);
+        assert_eq!(
+            trusted_results(
+                &header_section::read(raw.as_bytes()),
+                &trusted(),
+                "vendor.test"
+            ),
+            None
+        );
     }
 }

@@ -722,6 +722,9 @@ impl Watcher<'_> {
                         let metrics = &shared.metrics;
                         for (r, arrival) in slice.iter().zip(&arrivals) {
                             metrics.message(&m.name, r.outcome.as_str(), r.class.as_str());
+                            if r.acks_capped {
+                                metrics.acks_capped.inc();
+                            }
                             Metrics::observe(&metrics.intake_latency, *arrival, now);
                         }
                         if slice.iter().any(|r| r.queued > 0) {

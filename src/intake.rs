@@ -122,6 +122,8 @@ pub struct Ingested {
     pub ticket_id: Option<TicketId>,
     pub queued: usize,
     pub reasons: Vec<String>,
+    /// Its acknowledgement was held back by the cap on all of them.
+    pub acks_capped: bool,
 }
 
 pub fn mailbox_view(m: &MailboxConfig) -> MailboxView<'_> {
@@ -237,8 +239,17 @@ impl Engine {
         let Some((_, domain)) = sender.rsplit_once('@') else {
             return ev;
         };
-        ev.auth_results =
-            crate::dkim::trusted_results(&inbound.headers, &self.staff.authserv_ids, domain);
+        // The fields the decision reads (mail-parser's) must be the ones a
+        // proof covers: a section read two ways, or read otherwise by the
+        // parser, proves nothing.
+        if let Some(why) =
+            crate::header_section::ambiguity(raw, &inbound.headers, crate::parse::MAX_HEADER_VALUE)
+        {
+            ev.ambiguous = Some(why);
+            return ev;
+        }
+        let section = crate::header_section::read(raw);
+        ev.auth_results = crate::dkim::trusted_results(&section, &self.staff.authserv_ids, domain);
         if ev.auth_results.is_some() || self.staff.dkim.is_none() {
             return ev;
         }
@@ -291,6 +302,19 @@ impl Engine {
         let sender_member = inbound
             .from_header_address()
             .and_then(|s| self.staff.member_by_address(s));
+        let tickets: Vec<TicketId> = [&lookup.tagged, &lookup.referenced]
+            .into_iter()
+            .flatten()
+            .map(|t| t.id)
+            .collect();
+        let extra = decide::extra_bucket_keys(
+            mailbox.name,
+            sender_member.map(|m| m.name.as_str()),
+            &tickets,
+        );
+        lookup
+            .buckets
+            .extend(store.buckets(&extra).context("limits lookup")?);
         lookup.contract = match &self.contracts {
             Some(book) => book.find(&extracted.serials, sender, &extracted.tax_ids),
             None => store
@@ -627,6 +651,7 @@ impl Engine {
             ticket_id: applied.ticket_id,
             queued: applied.queued.len(),
             reasons: d.reasons.clone(),
+            acks_capped: d.effects.acks_capped,
         })
     }
 

@@ -41,6 +41,7 @@ pub mod dkim;
 pub mod dsn;
 pub mod explain;
 pub mod extract;
+pub mod header_section;
 pub mod health;
 pub mod imap;
 pub mod intake;

@@ -57,6 +57,8 @@ pub struct Metrics {
     pub smtp_results: Family<ResultLabels, Counter>,
     pub imap_reconnects: Family<MailboxLabels, Counter>,
     pub imap_login_failures: Family<MailboxLabels, Counter>,
+    /// New tickets' acknowledgements held back by `[limits] new_ticket_acks`.
+    pub acks_capped: Counter,
     outbox_queued: Gauge,
     outbox_oldest_age: FloatGauge,
     quarantined: Gauge,
@@ -129,6 +131,12 @@ impl Metrics {
             "IMAP logins refused, by mailbox",
             imap_login_failures.clone(),
         );
+        let acks_capped = Counter::default();
+        registry.register(
+            "acks_capped",
+            "New tickets' acknowledgements held back by the cap on all of them ([limits] new_ticket_acks)",
+            acks_capped.clone(),
+        );
         let outbox_queued = Gauge::default();
         registry.register(
             "outbox_queued",
@@ -180,6 +188,7 @@ impl Metrics {
             smtp_results,
             imap_reconnects,
             imap_login_failures,
+            acks_capped,
             outbox_queued,
             outbox_oldest_age,
             quarantined,
@@ -259,7 +268,9 @@ impl Metrics {
 pub struct Endpoint {
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
-    pub store: Arc<Mutex<Store>>,
+    /// The database, read through a read-only connection of the responder's
+    /// own: a scrape never waits on, nor holds, the lock intake writes under.
+    pub database: std::path::PathBuf,
     pub clock: SharedClock,
 }
 
@@ -267,6 +278,9 @@ pub struct Endpoint {
 const MAX_REQUEST: usize = 8192;
 /// How long a client may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections answered at once; more wait in the listen backlog, so slow
+/// or idle clients cannot take more than this many tasks and sockets.
+pub const MAX_CONNECTIONS: usize = 32;
 
 /// Binds `addr` (an error names it), then answers until `cancel`.
 pub async fn serve(
@@ -278,9 +292,20 @@ pub async fn serve(
         .await
         .with_context(|| format!("[metrics] listen = {addr}: cannot listen"))?;
     info!(%addr, "metrics listening");
-    let endpoint = Arc::new(endpoint);
+    let endpoint = Arc::new(Responder {
+        endpoint,
+        reader: tokio::sync::Mutex::new(None),
+    });
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     Ok(tokio::spawn(async move {
         loop {
+            let permit = tokio::select! {
+                p = permits.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+                _ = cancel.cancelled() => break,
+            };
             let accepted = tokio::select! {
                 a = listener.accept() => a,
                 _ = cancel.cancelled() => break,
@@ -292,6 +317,7 @@ pub async fn serve(
                         if let Err(err) = answer(conn, &e).await {
                             debug!(%peer, "metrics request: {err:#}");
                         }
+                        drop(permit);
                     });
                 }
                 Err(e) => {
@@ -303,8 +329,16 @@ pub async fn serve(
     }))
 }
 
+/// The endpoint and its read-only store connection, opened at the first
+/// scrape (the daemon has made the database by then) and kept.
+struct Responder {
+    endpoint: Endpoint,
+    reader: tokio::sync::Mutex<Option<Store>>,
+}
+
 /// Reads one request head and answers it; the connection then closes.
-async fn answer(mut conn: tokio::net::TcpStream, e: &Endpoint) -> Result<()> {
+async fn answer(mut conn: tokio::net::TcpStream, r: &Responder) -> Result<()> {
+    let e = &r.endpoint;
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
     let complete = tokio::time::timeout(REQUEST_TIMEOUT, async {
@@ -341,7 +375,7 @@ async fn answer(mut conn: tokio::net::TcpStream, e: &Endpoint) -> Result<()> {
             "/metrics" => (
                 "200 OK",
                 "text/plain; version=0.0.4; charset=utf-8",
-                scrape(e).await?,
+                scrape(r).await?,
             ),
             "/healthz" => {
                 let stuck = e.health.stuck();
@@ -376,13 +410,25 @@ async fn answer(mut conn: tokio::net::TcpStream, e: &Endpoint) -> Result<()> {
     Ok(())
 }
 
-async fn scrape(e: &Endpoint) -> Result<String> {
-    let store = e.store.clone();
+async fn scrape(r: &Responder) -> Result<String> {
+    let e = &r.endpoint;
     let now = e.clock.now();
-    let gauges = tokio::task::spawn_blocking(move || store.lock().gauges(now))
-        .await
-        .context("store task")??;
-    Ok(e.metrics.encode(&gauges, e.health.live(), now))
+    // One scrape reads at a time, on its own connection, off the async threads.
+    let mut reader = r.reader.lock().await;
+    let store = reader.take();
+    let database = e.database.clone();
+    let (store, gauges) = tokio::task::spawn_blocking(move || {
+        let store = match store {
+            Some(s) => s,
+            None => Store::open_read_only(&database)?,
+        };
+        let gauges = store.gauges(now);
+        Ok::<_, anyhow::Error>((store, gauges))
+    })
+    .await
+    .context("store task")??;
+    *reader = Some(store);
+    Ok(e.metrics.encode(&gauges?, e.health.live(), now))
 }
 
 #[cfg(test)]
@@ -417,10 +463,83 @@ mod tests {
             "ticketd_outbox_oldest_queued_age_seconds 90.0",
             "ticketd_timers_overdue 1",
             "ticketd_intake_latency_seconds_count 1",
+            "ticketd_acks_capped_total 0",
             "ticketd_live 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
         }
         assert!(text.contains("ticketd_build_info{version="), "{text}");
+    }
+
+    async fn request(port: u16, path: &str) -> tokio::net::TcpStream {
+        let mut c = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        c.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        c
+    }
+
+    async fn status_of(mut c: tokio::net::TcpStream) -> String {
+        let mut out = String::new();
+        c.read_to_string(&mut out).await.unwrap();
+        out.lines().next().unwrap_or("").to_string()
+    }
+
+    #[tokio::test]
+    async fn issue_20_class_8_scrapes_read_their_own_connection_and_connections_are_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        let writer = Store::open(&db).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let clock: SharedClock = Arc::new(crate::clock::SystemClock);
+        let cancel = CancellationToken::new();
+        let task = serve(
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            Endpoint {
+                metrics: Arc::new(Metrics::new()),
+                health: Health::new(clock.clone()),
+                database: db.clone(),
+                clock,
+            },
+            cancel.clone(),
+        )
+        .await
+        .unwrap();
+        // Intake holds a write transaction (and the store's lock, which the
+        // responder no longer has): a scrape is answered all the same.
+        writer.conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        assert_eq!(
+            status_of(request(port, "/metrics").await).await,
+            "HTTP/1.1 200 OK"
+        );
+        writer.conn.execute_batch("COMMIT").unwrap();
+
+        // MAX_CONNECTIONS idle clients take every place: the next request
+        // waits in the backlog until one of them goes.
+        let mut idle = Vec::new();
+        for _ in 0..MAX_CONNECTIONS {
+            idle.push(
+                tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .unwrap(),
+            );
+        }
+        let mut waiting = tokio::spawn(status_of(request(port, "/healthz").await));
+        let early = tokio::time::timeout(Duration::from_millis(300), &mut waiting).await;
+        assert!(early.is_err(), "answered past the cap: {early:?}");
+        drop(idle.pop());
+        let status = tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .expect("answered once a place is free")
+            .unwrap();
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        cancel.cancel();
+        task.await.unwrap();
     }
 }

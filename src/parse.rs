@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 /// How many header fields we keep for classification, and how long each may be.
 const MAX_HEADERS: usize = 500;
-const MAX_HEADER_VALUE: usize = 8 * 1024;
+pub const MAX_HEADER_VALUE: usize = 8 * 1024;
 /// The longest text body we keep for extraction and replies.
 const MAX_TEXT: usize = 1024 * 1024;
 
@@ -185,10 +185,7 @@ fn addrs(a: Option<&Address<'_>>) -> Vec<Addr> {
                 return None;
             }
             Some(Addr {
-                name: x
-                    .name()
-                    .map(|n| n.trim().to_string())
-                    .filter(|n| !n.is_empty()),
+                name: x.name().and_then(crate::text::display_name),
                 address,
             })
         })
@@ -275,7 +272,7 @@ pub fn parse(raw: &[u8], arrival: DateTime<Utc>) -> Inbound {
     }
     // Bare CR line ends (old Mac clients, broken gateways): read them as LF.
     let normalised;
-    let raw = if has_bare_cr(raw) {
+    let raw = if crate::header_section::has_bare_cr(raw) {
         inbound
             .warnings
             .push("bare CR line ends were read as line ends".into());
@@ -354,13 +351,7 @@ pub fn parse(raw: &[u8], arrival: DateTime<Utc>) -> Inbound {
         let name = h.name().to_ascii_lowercase();
         let start = (h.offset_start() as usize).min(raw.len());
         let end = (h.offset_end() as usize).min(raw.len()).max(start);
-        let value = String::from_utf8_lossy(&raw[start..end]);
-        let unfolded: String = value
-            .split(['\r', '\n'])
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let unfolded = crate::header_section::unfold(&String::from_utf8_lossy(&raw[start..end]));
         inbound
             .headers
             .push((name, clip(&unfolded, MAX_HEADER_VALUE).to_string()));
@@ -455,12 +446,6 @@ pub fn attachment_files(raw: &[u8]) -> Vec<crate::model::OutAttachment> {
             })
         })
         .collect()
-}
-
-fn has_bare_cr(raw: &[u8]) -> bool {
-    raw.iter()
-        .enumerate()
-        .any(|(i, b)| *b == b'\r' && raw.get(i + 1) != Some(&b'\n'))
 }
 
 fn bare_cr_to_lf(raw: &[u8]) -> Vec<u8> {

@@ -14,6 +14,7 @@ pub const REQUIRED: &[&str] = &[
     "staff_send_failed",
     "staff_policy",
     "staff_undeliverable",
+    "staff_acks_capped",
     "staff_escalation",
     "staff_sla",
     "staff_rma_due",
@@ -362,5 +363,31 @@ mod tests {
         let (subject, body) = t.render(Language::En, "ack_new", data.clone()).unwrap();
         assert!(subject.contains("[TKT#7]"), "{subject}");
         assert!(body.contains("Ann & Bob <ops>"), "no HTML escaping: {body}");
+    }
+
+    #[test]
+    fn issue_20_class_3_a_staff_address_bounce_says_it_is_not_marked() {
+        let t = shipped();
+        let mut data = crate::decide::sample_template_data();
+        let (_, customer) = t
+            .render(Language::En, "staff_undeliverable", data.clone())
+            .unwrap();
+        assert!(
+            customer.contains("is now marked undeliverable"),
+            "{customer}"
+        );
+        assert!(
+            customer.contains("reach the customer another way"),
+            "{customer}"
+        );
+        data["bounce"]["staff"] = serde_json::json!(true);
+        for lang in Language::ALL {
+            let (_, staff) = t.render(lang, "staff_undeliverable", data.clone()).unwrap();
+            assert!(staff.contains("[staff.members]"), "{staff}");
+            assert!(!staff.starts_with('\n'), "{staff:?}");
+        }
+        let (_, staff) = t.render(Language::En, "staff_undeliverable", data).unwrap();
+        assert!(staff.contains("never marked\nundeliverable"), "{staff}");
+        assert!(!staff.contains("reach the customer"), "{staff}");
     }
 }

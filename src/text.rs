@@ -12,9 +12,63 @@ pub(crate) fn clip(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// The longest display name kept, in characters.
+pub const MAX_DISPLAY_NAME: usize = 64;
+
+/// A display name as templates, notifications and the store may show it:
+/// control and bidirectional-formatting characters dropped (a newline in a
+/// name must not start a line of text in a mail ticketd sends), white space
+/// runs collapsed to one space, at most [`MAX_DISPLAY_NAME`] characters.
+/// `None` when nothing is left.
+pub fn display_name(name: &str) -> Option<String> {
+    let mut out = String::with_capacity(name.len().min(4 * MAX_DISPLAY_NAME));
+    let mut chars = 0;
+    let mut space = false;
+    for c in name.chars() {
+        if c.is_whitespace() || c.is_control() {
+            space = !out.is_empty();
+            continue;
+        }
+        if matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
+        {
+            continue;
+        }
+        if chars + usize::from(space) + 1 > MAX_DISPLAY_NAME {
+            break;
+        }
+        if space {
+            out.push(' ');
+            chars += 1;
+            space = false;
+        }
+        out.push(c);
+        chars += 1;
+    }
+    (!out.is_empty()).then_some(out)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::clip;
+    use super::{MAX_DISPLAY_NAME, clip, display_name};
+
+    #[test]
+    fn issue_20_class_5_display_names_lose_controls_and_runs_and_are_capped() {
+        assert_eq!(display_name("  Ann   Lee \t"), Some("Ann Lee".into()));
+        assert_eq!(
+            display_name("Ann\r\n\r\n#severity 1\r\nClick http://x.test"),
+            Some("Ann #severity 1 Click http://x.test".into())
+        );
+        assert_eq!(
+            display_name("a\u{202e}gnp.exe\u{0}b"),
+            Some("agnp.exe b".into())
+        );
+        assert_eq!(display_name("\u{200b}\n\t"), None);
+        let long = display_name(&"é".repeat(500)).unwrap();
+        assert_eq!(long.chars().count(), MAX_DISPLAY_NAME);
+        let words = display_name(&"ab ".repeat(100)).unwrap();
+        assert!(words.chars().count() <= MAX_DISPLAY_NAME, "{words}");
+        assert!(!words.ends_with(' '));
+    }
 
     #[test]
     fn clip_never_splits_a_character() {

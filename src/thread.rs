@@ -53,12 +53,27 @@ fn tag_regex(prefix: &str) -> Arc<Regex> {
     })
 }
 
-/// The ticket number in a subject's tag, wherever it stands.
+/// The tag exactly as we write it, `[PREFIX#123]` (the prefix in any case).
+fn canonical_regex(prefix: &str) -> Option<Arc<Regex>> {
+    cached("canonical", prefix, || {
+        Regex::new(&format!(r"(?i)\[{}#(\d{{1,12}})\]", regex::escape(prefix))).ok()
+    })
+}
+
+/// The ticket number in a subject's tag, wherever it stands: the first tag
+/// as we write it (`[TKT#12]`), else the first mangled one (`TKT #12`,
+/// `[tkt＃12`). A mangled tag never outranks a canonical one, so text a
+/// customer put into a subject cannot redirect a reply to our mail, whose
+/// subject carries our tag.
 pub fn tag_in(subject: &str, prefix: &str) -> Option<i64> {
-    tag_regex(prefix)
-        .captures(subject)
-        .and_then(|c| c.get(1))
-        .and_then(|m| m.as_str().parse().ok())
+    let number = |re: &Regex| {
+        re.captures(subject)
+            .and_then(|c| c.get(1))
+            .and_then(|m| m.as_str().parse().ok())
+    };
+    canonical_regex(prefix)
+        .and_then(|re| number(&re))
+        .or_else(|| number(&tag_regex(prefix)))
 }
 
 /// Ticket numbers written as tags in a body (a forwarded reply of ours, say).
@@ -87,9 +102,24 @@ fn prefix_regex() -> &'static Regex {
     })
 }
 
-/// The subject without reply prefixes and without our tag: what the ticket is called.
+/// The subject without reply prefixes and without our tag: what the ticket
+/// is called. Tags are stripped until none remain: one pass over
+/// `TKT[TKT#99]#1` would leave the tag `TKT #1` standing.
 pub fn clean_subject(subject: &str, prefix: &str) -> String {
-    let without_tag = tag_regex(prefix).replace_all(subject, " ");
+    let re = tag_regex(prefix);
+    let mut without_tag = subject.to_string();
+    // Each pass removes at least one character, so this ends; the bound
+    // keeps a hostile subject's cost small.
+    for _ in 0..16 {
+        match re.replace_all(&without_tag, " ") {
+            std::borrow::Cow::Borrowed(_) => break,
+            std::borrow::Cow::Owned(next) => without_tag = next,
+        }
+    }
+    if re.is_match(&without_tag) {
+        // Still tagged after the bound: keep nothing of it but plain words.
+        without_tag = re.replace_all(&without_tag, " ").replace(['#', '＃'], " ");
+    }
     let mut s: &str = &without_tag;
     loop {
         match prefix_regex().find(s) {
@@ -140,5 +170,29 @@ mod tests {
         assert_eq!(clean_subject("回复：障害について", "TKT"), "障害について");
         assert_eq!(clean_subject("Reset password", "TKT"), "Reset password");
         assert_eq!(clean_subject("RV: Re: Avería", "TKT"), "Avería");
+    }
+
+    #[test]
+    fn issue_20_class_6_tags_are_stripped_until_none_remain() {
+        for s in [
+            "TKT[TKT#99]#1 x",
+            "[TKT#[TKT#5]1] x",
+            "TKT[TKT[TKT#3]#2]#1 x",
+            "TK[TKT#1]T#1 x",
+            "[tkt#1] TKT ＃ [TKT#2] 7 x",
+        ] {
+            let clean = clean_subject(s, "TKT");
+            assert_eq!(tag_in(&clean, "TKT"), None, "{s:?} -> {clean:?}");
+            assert!(clean.ends_with('x'), "{s:?} -> {clean:?}");
+        }
+        let deep = format!("{}#1{} x", "TKT[".repeat(40), "]#1".repeat(40));
+        assert_eq!(tag_in(&clean_subject(&deep, "TKT"), "TKT"), None);
+    }
+
+    #[test]
+    fn issue_20_class_6_our_tag_outranks_a_mangled_one() {
+        assert_eq!(tag_in("Re: TKT #1 x [TKT#2]", "TKT"), Some(2));
+        assert_eq!(tag_in("Re: tkt＃1 [tkt#2]", "TKT"), Some(2));
+        assert_eq!(tag_in("Re: TKT #1 x", "TKT"), Some(1));
     }
 }

@@ -63,69 +63,67 @@ pub(super) fn machine(
             let mut replies = Vec::new();
             let mut marks = Vec::new();
             if let Some(b) = bounce.filter(|b| b.permanent) {
-                let sent_to = &i.lookup.bounced_recipients;
-                let on_ticket = |a: &str| {
-                    t.requester == a
-                        || t.participants.iter().any(|p| p == a)
-                        || sent_to.iter().any(|s| s == a)
-                };
-                // A report that names nobody returns the one address we wrote to.
-                let failed: Vec<String> = if b.recipients.is_empty() && sent_to.len() == 1 {
-                    reasons.push(format!(
-                        "the report names no recipient; our mail went to {} alone",
-                        sent_to[0]
-                    ));
-                    sent_to.clone()
-                } else {
-                    b.recipients.clone()
-                };
-                for r in &failed {
+                let (found, staff_hit) = failed_recipients(i, b, &mut reasons);
+                for r in found {
                     let already = i
                         .lookup
                         .bounce_contacts
                         .iter()
-                        .any(|c| c.address == *r && c.undeliverable);
-                    if !on_ticket(r) {
-                        reasons.push(format!(
-                            "{r} is not on ticket {}: not marked undeliverable",
-                            t.id
-                        ));
-                    } else if already {
+                        .any(|c| c.address == r && c.undeliverable);
+                    if already {
                         reasons.push(format!("{r} was already marked undeliverable"));
-                    } else {
-                        let why = format!(
-                            "Status {}{}",
-                            b.status,
-                            b.diagnostic
-                                .as_deref()
-                                .map(|d| format!(": {}", d.chars().take(200).collect::<String>()))
-                                .unwrap_or_default()
-                        );
-                        reasons.push(format!("{r} marked undeliverable ({})", b.status));
-                        events.push(Event::Undeliverable {
-                            address: r.clone(),
-                            why: why.clone(),
-                        });
-                        marks.push(Undeliverable {
-                            address: r.clone(),
-                            reason: why,
-                        });
+                        continue;
                     }
+                    let why = format!(
+                        "Status {}{}",
+                        b.status,
+                        b.diagnostic
+                            .as_deref()
+                            .map(|d| format!(": {}", d.chars().take(200).collect::<String>()))
+                            .unwrap_or_default()
+                    );
+                    reasons.push(format!("{r} marked undeliverable ({})", b.status));
+                    events.push(Event::Undeliverable {
+                        address: r.clone(),
+                        why: why.clone(),
+                    });
+                    marks.push(Undeliverable {
+                        address: r,
+                        reason: why,
+                    });
                 }
-                if !marks.is_empty()
-                    && let Some(mut n) = staff_notice(i, "staff_undeliverable", &reasons)
-                {
+                let notice = |recipients: Vec<String>, staff_member: bool, reasons: &[String]| {
+                    let mut n = staff_notice(i, "staff_undeliverable", reasons)?;
+                    // Never to an address that bounces: its notice would bounce too.
+                    n.to.retain(|a| !recipients.contains(&a.to_ascii_lowercase()));
+                    if n.to.is_empty() {
+                        return None;
+                    }
                     if let Some(obj) = n.data.as_object_mut() {
                         obj.insert(
                             "bounce".into(),
                             json!({
                                 "status": b.status,
-                                "recipients": marks.iter().map(|u| u.address.clone()).collect::<Vec<_>>().join(", "),
+                                "recipients": recipients.join(", "),
                                 "diagnostic": b.diagnostic.clone().unwrap_or_default(),
+                                "staff": staff_member,
                             }),
                         );
                     }
-                    replies.push(n);
+                    Some(n)
+                };
+                if !marks.is_empty() {
+                    let marked = marks.iter().map(|u| u.address.clone()).collect();
+                    replies.extend(notice(marked, false, &reasons));
+                }
+                if !staff_hit.is_empty() {
+                    events.push(Event::Bounce {
+                        text: format!(
+                            "staff address {} not marked undeliverable: staff are told instead",
+                            staff_hit.join(", ")
+                        ),
+                    });
+                    replies.extend(notice(staff_hit, true, &reasons));
                 }
             } else if let Some(b) = bounce {
                 reasons.push(format!(
@@ -189,4 +187,54 @@ pub(super) fn machine(
             }
         },
     }
+}
+
+/// The addresses a permanent bounce may mark undeliverable, and the staff
+/// addresses among its failures (never marked: staff are told instead).
+/// Only a report that returns mail ticketd sent (its Message-ID is an
+/// outbox row's) marks anyone, and only that mail's recipients: a forged
+/// report naming a Message-ID of stored inbound mail, or naming addresses
+/// our mail did not go to, marks nobody.
+fn failed_recipients(
+    i: &Input<'_>,
+    b: &crate::dsn::Bounce,
+    reasons: &mut Vec<String>,
+) -> (Vec<String>, Vec<String>) {
+    let sent_to = &i.lookup.bounced_recipients;
+    if sent_to.is_empty() {
+        reasons.push(
+            "the report returns no mail ticketd sent (no outbox mail has its Message-ID): nobody is marked undeliverable"
+                .into(),
+        );
+        return (Vec::new(), Vec::new());
+    }
+    // A report that names nobody returns the one address we wrote to.
+    let failed: Vec<String> = if b.recipients.is_empty() && sent_to.len() == 1 {
+        reasons.push(format!(
+            "the report names no recipient; our mail went to {} alone",
+            sent_to[0]
+        ));
+        sent_to.clone()
+    } else {
+        b.recipients.clone()
+    };
+    let (mut found, mut staff) = (Vec::new(), Vec::new());
+    for r in failed {
+        if !sent_to.contains(&r) {
+            reasons.push(format!(
+                "{r} was not a recipient of the returned mail: not marked undeliverable"
+            ));
+        } else if i.staff.member_by_address(&r).is_some()
+            || i.identity.is_own(&r)
+            || i.identity.staff.iter().any(|s| s.eq_ignore_ascii_case(&r))
+        {
+            reasons.push(format!(
+                "{r} is a staff address: never marked undeliverable; staff are told"
+            ));
+            staff.push(r);
+        } else {
+            found.push(r);
+        }
+    }
+    (found, staff)
 }

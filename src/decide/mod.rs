@@ -66,7 +66,7 @@ mod timer;
 mod waiting;
 
 pub use action::{ActionInput, assign, note, set_severity, set_status, staff_reply};
-pub use limits::bucket_level;
+pub use limits::{bucket_level, extra_bucket_keys};
 pub use person::request_text;
 pub use rma::{RmaOutcome, rma_action};
 pub use staff::{Evidence, authority, staff_target};
@@ -281,15 +281,21 @@ fn addr_json(a: Option<&Addr>) -> serde_json::Value {
     }
 }
 
-/// The ticket this mail belongs to, and why; or why a tag was not trusted.
+/// The ticket this mail belongs to, and why; or why a tag or a reference
+/// was not trusted. A subject tag, a ticket number, an In-Reply-To or
+/// References pointing at a ticket's mail: each joins the ticket only when
+/// the sender has written on it (its requester or a participant), so a
+/// stranger who learns a ticket number or a Message-ID cannot write on it,
+/// nor get its answers.
 fn thread_of<'a>(i: &Input<'a>, reasons: &mut Vec<String>) -> Option<&'a TicketInfo> {
     let sender = i.inbound.sender_address().map(str::to_ascii_lowercase);
-    if let Some(t) = &i.lookup.tagged {
-        let on_ticket = sender
+    let on = |t: &TicketInfo| {
+        sender
             .as_deref()
-            .is_some_and(|s| s == t.requester || t.participants.iter().any(|p| p == s));
-        let referenced = i.lookup.referenced.as_ref().is_some_and(|r| r.id == t.id);
-        if on_ticket || referenced {
+            .is_some_and(|s| s == t.requester || t.participants.iter().any(|p| p == s))
+    };
+    if let Some(t) = &i.lookup.tagged {
+        if on(t) {
             reasons.push(format!("subject tag names ticket {}", t.id));
             return Some(t);
         }
@@ -300,19 +306,23 @@ fn thread_of<'a>(i: &Input<'a>, reasons: &mut Vec<String>) -> Option<&'a TicketI
         ));
     }
     if let Some(t) = &i.lookup.referenced {
-        reasons.push(format!("In-Reply-To/References point at ticket {}", t.id));
-        return Some(t);
+        if on(t) {
+            reasons.push(format!("In-Reply-To/References point at ticket {}", t.id));
+            return Some(t);
+        }
+        reasons.push(format!(
+            "In-Reply-To/References point at ticket {} but the sender has never written on it",
+            t.id
+        ));
+        return None;
     }
     // Mail on a ticket referenced this one before it came (it waited in
     // another mailbox), or referenced the mail this one answers, which has
     // not come either: it joins that ticket, but only from someone on the
-    // ticket or among that mail's people, so a forged References cannot pull
-    // a stranger's mail in.
+    // ticket or the sender of that mail, so a forged References (or a Cc)
+    // cannot pull a stranger's mail in.
     if let (Some((t, people)), Some(s)) = (&i.lookup.awaited_by, sender.as_deref()) {
-        if s == t.requester
-            || t.participants.iter().any(|p| p == s)
-            || people.iter().any(|p| p == s)
-        {
+        if on(t) || people.iter().any(|p| p == s) {
             reasons.push(format!(
                 "mail stored earlier on ticket {} refers to this one or to the mail it answers",
                 t.id
@@ -320,7 +330,7 @@ fn thread_of<'a>(i: &Input<'a>, reasons: &mut Vec<String>) -> Option<&'a TicketI
             return Some(t);
         }
         reasons.push(format!(
-            "mail on ticket {} refers to this one or to the mail it answers, but the sender was not among its people",
+            "mail on ticket {} refers to this one or to the mail it answers, but the sender was not its sender",
             t.id
         ));
     }
@@ -496,7 +506,24 @@ type Base<'f> = dyn Fn(
 /// quarantine, staff told why.
 pub fn quarantine(i: &Input<'_>, mut reasons: Vec<String>) -> Decision {
     reasons.push("stored raw and quarantined".into());
-    let notice = staff_notice(i, "staff_quarantine", &reasons);
+    // A few notices per mailbox, then the count of those held back in the
+    // next one: a flood of broken mail must not become a flood of notices.
+    let mut effects = SideEffects::default();
+    let notice =
+        match limits::notice_allowed(i, &limits::quarantine_scope(i.mailbox.name), &mut effects) {
+            Ok(held) => staff_notice(i, "staff_quarantine", &reasons).map(|mut n| {
+                if let Some(obj) = n.data.as_object_mut() {
+                    obj.insert("held".into(), json!(held));
+                }
+                n
+            }),
+            Err(held) => {
+                reasons.push(format!(
+                    "staff notice held back ({held} since the last one sent; the next says so)"
+                ));
+                None
+            }
+        };
     Decision {
         class: i.classification.class,
         outcome: Outcome::Quarantined,
@@ -512,7 +539,7 @@ pub fn quarantine(i: &Input<'_>, mut reasons: Vec<String>) -> Decision {
         replies: notice.into_iter().collect(),
         reasons,
         events: Vec::new(),
-        effects: SideEffects::default(),
+        effects,
         policy: None,
         sender: if i.classification.class == Class::Human {
             Sender::Customer
@@ -558,7 +585,8 @@ pub fn sample_template_data() -> serde_json::Value {
         "reason": "too large",
         "notes": ["QN-04: decide"],
         "failure": {"error": "550 no such user", "to": "ann@example.net", "subject": "Re: Disk"},
-        "bounce": {"status": "5.1.1", "recipients": "ann@example.net", "diagnostic": "550 5.1.1 user unknown"},
+        "bounce": {"status": "5.1.1", "recipients": "ann@example.net", "diagnostic": "550 5.1.1 user unknown", "staff": false},
+        "held": 2,
         "extracted": {"ticket_ids": [], "serials": [], "invoices": [], "rma_codes": [], "tax_ids": []},
         "ticket_state": "open",
         "escalation": {"to": "Director", "rule": "NX-03", "due": "2026-03-02 18:00 CST", "opened": "2026-03-02 10:00 CST",

@@ -135,6 +135,20 @@ pub(super) fn person(
         reasons.push(limited.clone());
         events.push(Event::ReplySuppressed { why: limited });
         rate_limited_now = true;
+    } else if let Some((why, tell)) = ticket
+        .is_none()
+        .then(|| super::limits::acks_capped(i, &mut effects))
+        .flatten()
+    {
+        // A flood of new senders (forged, most likely): the ticket opens and
+        // staff hear of it, but no acknowledgement goes; staff are told
+        // once each time the cap runs dry.
+        reasons.push(why.clone());
+        events.push(Event::ReplySuppressed { why });
+        effects.acks_capped = true;
+        if tell {
+            replies.extend(staff_notice(i, "staff_acks_capped", &reasons));
+        }
     } else {
         effects = consume(i, sender, ticket);
         replies.push(ReplyPlan::answer(
@@ -243,13 +257,12 @@ pub(super) fn person(
     d.effects.timer_updates = updates;
     // What this mail refers to and has not come yet joins this ticket when it
     // comes: the order mail is stored in must not split a conversation.
+    // Only its sender may join through them: listing the To and Cc would
+    // let a forged mail name a stranger who then joins with a mail of the
+    // Message-ID it made up.
     d.effects.awaited = m.referenced_ids().into_iter().take(20).collect();
     if !d.effects.awaited.is_empty() {
-        d.effects.awaited_people = std::iter::once(sender)
-            .chain(&m.to)
-            .chain(&m.cc)
-            .map(|a| a.address.to_ascii_lowercase())
-            .collect();
+        d.effects.awaited_people = vec![sender.address.to_ascii_lowercase()];
     }
     d.policy = Some(policy);
     d

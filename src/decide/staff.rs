@@ -31,6 +31,9 @@ pub struct Evidence {
     pub dkim: Option<DkimVerdict>,
     /// A trusted Authentication-Results header's pass for the From domain.
     pub auth_results: Option<String>,
+    /// Why the header section could be read two ways (`header_section`):
+    /// then nothing in the mail proves anything, a reply token included.
+    pub ambiguous: Option<String>,
 }
 
 /// The ticket a staff mail is about: the subject's tag, else the ticket its
@@ -54,6 +57,11 @@ pub fn authority(
     evidence: &Evidence,
     now: DateTime<Utc>,
 ) -> Result<Proof, String> {
+    if let Some(why) = &evidence.ambiguous {
+        return Err(format!(
+            "its header section could be read two ways ({why}), so nothing in it proves who sent it"
+        ));
+    }
     let mut missing = Vec::new();
     match &staff.token_key {
         Some(key) => {
@@ -167,20 +175,34 @@ pub(super) fn from_staff(
                     to.push(s.clone());
                 }
             }
-            let notice = ReplyPlan::notice(
-                "staff_unverified",
-                to,
-                language,
-                i.mailbox.address,
-                json!({
-                    "vendor": i.pack.vendor,
-                    "member": member.display,
-                    "from": sender,
-                    "why": why,
-                    "message": {"subject": m.subject, "message_id": m.message_id.clone().unwrap_or_default()},
-                }),
-            );
-            let mut d = super::attached(base, t, language, vec![notice], reasons, events);
+            // One notice per forged mail would let a forger flood staff:
+            // a few per member and ticket, then the count in the next one.
+            let mut effects = SideEffects::default();
+            let scope = super::limits::unverified_scope(&member.name, t.id);
+            let notices = match super::limits::notice_allowed(i, &scope, &mut effects) {
+                Ok(held) => vec![ReplyPlan::notice(
+                    "staff_unverified",
+                    to,
+                    language,
+                    i.mailbox.address,
+                    json!({
+                        "vendor": i.pack.vendor,
+                        "member": member.display,
+                        "from": sender,
+                        "why": why,
+                        "held": held,
+                        "message": {"subject": m.subject, "message_id": m.message_id.clone().unwrap_or_default()},
+                    }),
+                )],
+                Err(held) => {
+                    reasons.push(format!(
+                        "staff notice held back ({held} since the last one sent; the next says so)"
+                    ));
+                    vec![]
+                }
+            };
+            let mut d = super::attached(base, t, language, notices, reasons, events);
+            d.effects.buckets = effects.buckets;
             // Held, not part of the conversation: a reply to it must not thread in.
             d.effects.hold = true;
             return staff_decision(d, Sender::UnverifiedStaff, None);
@@ -662,7 +684,7 @@ mod tests {
         let s = staff();
         let ev = |v| Evidence {
             dkim: Some(v),
-            auth_results: None,
+            ..Evidence::default()
         };
         assert_eq!(
             check(
@@ -708,8 +730,8 @@ mod tests {
     fn issue_11_authority_trusted_authentication_results_alone_prove() {
         let s = staff();
         let ev = Evidence {
-            dkim: None,
             auth_results: Some("Authentication-Results from mx.acme.test: dkim=pass".into()),
+            ..Evidence::default()
         };
         assert_eq!(
             check(&s, &[], &ev),
@@ -724,14 +746,17 @@ mod tests {
         let s = staff();
         // What intake reads from the headers: a pass, but written by a
         // server that is not ours, so it is no evidence at all.
-        let headers = vec![(
-            "Authentication-Results".to_string(),
-            "mx.evil.test; dkim=pass header.d=acme.test; dmarc=pass header.from=acme.test"
-                .to_string(),
-        )];
+        let results = |raw: &'static str| {
+            let section = crate::header_section::read(raw.as_bytes());
+            assert_eq!(section.ambiguity, None);
+            crate::dkim::trusted_results(&section, &s.authserv_ids, "acme.test")
+        };
         let ev = Evidence {
-            dkim: None,
-            auth_results: crate::dkim::trusted_results(&headers, &s.authserv_ids, "acme.test"),
+            auth_results: results(
+                "Authentication-Results: mx.evil.test; dkim=pass header.d=acme.test; dmarc=pass header.from=acme.test\r\n\
+                 Received: from a by mx.acme.test; Mon, 2 Mar 2026 10:00:00 +0000\r\n\r\n",
+            ),
+            ..Evidence::default()
         };
         assert_eq!(ev.auth_results, None);
         let why = check(&s, &[], &ev).unwrap_err();
@@ -740,13 +765,12 @@ mod tests {
             "{why}"
         );
         // The same header from our own server is proof.
-        let ours = vec![(
-            "Authentication-Results".to_string(),
-            "mx.acme.test; dkim=pass header.d=acme.test".to_string(),
-        )];
         let ev = Evidence {
-            dkim: None,
-            auth_results: crate::dkim::trusted_results(&ours, &s.authserv_ids, "acme.test"),
+            auth_results: results(
+                "Authentication-Results: mx.acme.test; dkim=pass header.d=acme.test\r\n\
+                 Received: from a by mx.acme.test; Mon, 2 Mar 2026 10:00:00 +0000\r\n\r\n",
+            ),
+            ..Evidence::default()
         };
         assert!(matches!(
             check(&s, &[], &ev),

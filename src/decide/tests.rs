@@ -157,10 +157,12 @@ fn a_stranger_who_knows_a_ticket_number_cannot_write_on_it() {
 #[test]
 fn references_thread_a_reply_with_a_mangled_subject() {
     let raw = "From: bob@example.net\r\nSubject: what about it\r\nReferences: <ticketd.3.1@tickets.acme.test>\r\n\r\nx\r\n";
+    let mut t = ticket(3, "ann@example.net");
+    t.participants.push("bob@example.net".into());
     let d = run(
         raw,
         Lookup {
-            referenced: Some(ticket(3, "ann@example.net")),
+            referenced: Some(t),
             ..Default::default()
         },
     );
@@ -171,6 +173,73 @@ fn references_thread_a_reply_with_a_mangled_subject() {
             ..
         }
     ));
+}
+
+#[test]
+fn issue_20_class_4_a_stranger_referencing_a_tickets_mail_does_not_join_it() {
+    // eve learnt a Message-ID of ticket 3 (and its number): she has never
+    // written on it, so her mail opens a ticket of her own and she gets
+    // nothing of ticket 3.
+    let raw = "From: eve@example.org\r\nSubject: Re: [TKT#3] Disk\r\nMessage-ID: <e1@example.org>\r\nReferences: <ticketd.3.1@tickets.acme.test>\r\n\r\nWhat is the status?\r\n";
+    let d = run(
+        raw,
+        Lookup {
+            tagged: Some(ticket(3, "ann@example.net")),
+            referenced: Some(ticket(3, "ann@example.net")),
+            next_ticket_id: TicketId(4),
+            ..Default::default()
+        },
+    );
+    assert!(
+        matches!(d.ticket, TicketWrite::New { .. }),
+        "{:?}",
+        d.ticket
+    );
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.contains("point at ticket 3 but the sender has never written on it")),
+        "{:?}",
+        d.reasons
+    );
+    assert!(d.replies.iter().all(|r| r.to == vec!["eve@example.org"]));
+    assert!(
+        d.replies
+            .iter()
+            .all(|r| !r.data.to_string().contains("ann@example.net")),
+        "nothing of ticket 3 reaches eve"
+    );
+}
+
+#[test]
+fn issue_20_class_4_awaited_references_list_only_the_sender() {
+    // A mail spoofing ann with ticket 3's tag names a made-up reference and
+    // eve in Cc: only ann may later join through that reference.
+    let raw = "From: ann@example.net\r\nTo: support@acme.test\r\nCc: eve@example.org\r\nSubject: Re: [TKT#3] Disk\r\nMessage-ID: <f1@example.net>\r\nReferences: <made-up@example.org>\r\n\r\nMore details.\r\n";
+    let d = run(
+        raw,
+        Lookup {
+            tagged: Some(ticket(3, "ann@example.net")),
+            ..Default::default()
+        },
+    );
+    assert_eq!(d.effects.awaited, vec!["made-up@example.org"]);
+    assert_eq!(d.effects.awaited_people, vec!["ann@example.net"]);
+    // eve's mail of that Message-ID is not pulled onto ticket 3.
+    let eve = "From: eve@example.org\r\nSubject: hello\r\nMessage-ID: <made-up@example.org>\r\n\r\nStatus of my ticket?\r\n";
+    let d = run(
+        eve,
+        Lookup {
+            awaited_by: Some((ticket(3, "ann@example.net"), vec!["ann@example.net".into()])),
+            next_ticket_id: TicketId(4),
+            ..Default::default()
+        },
+    );
+    assert!(
+        matches!(d.ticket, TicketWrite::New { .. }),
+        "{:?}",
+        d.ticket
+    );
 }
 
 #[test]
@@ -296,15 +365,19 @@ fn unparseable_mail_is_quarantined_and_staff_told() {
 
 const BOUNCE: &str = "From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\nTo: support@acme.test\r\nSubject: Undelivered Mail Returned to Sender\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nThis is the mail system at host mx.example.net.\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\nFinal-Recipient: rfc822; ann@example.net\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 User unknown\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <ticketd.3.1@tickets.acme.test>\r\nTo: ann@example.net\r\n--b--\r\n";
 
+/// What the store finds for a report returning our mail to `to` on
+/// ticket 3 (an outbox row of that Message-ID).
+fn returning(requester: &str, to: &[&str]) -> Lookup {
+    Lookup {
+        bounced: Some(ticket(3, requester)),
+        bounced_recipients: to.iter().map(|a| a.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
 #[test]
 fn a_permanent_bounce_marks_the_contact_and_tells_staff() {
-    let d = run(
-        BOUNCE,
-        Lookup {
-            bounced: Some(ticket(3, "ann@example.net")),
-            ..Default::default()
-        },
-    );
+    let d = run(BOUNCE, returning("ann@example.net", &["ann@example.net"]));
     assert_eq!(d.class, Class::Bounce);
     assert!(!d.would_reply);
     assert!(matches!(d.ticket, TicketWrite::Attach { id: TicketId(3) }));
@@ -325,26 +398,19 @@ fn a_permanent_bounce_marks_the_contact_and_tells_staff() {
 
 #[test]
 fn a_bounce_marks_only_addresses_on_its_ticket_and_only_once() {
-    let d = run(
-        BOUNCE,
-        Lookup {
-            bounced: Some(ticket(3, "bob@example.net")),
-            ..Default::default()
-        },
-    );
+    let d = run(BOUNCE, returning("bob@example.net", &["bob@example.net"]));
     assert!(d.effects.undeliverable.is_empty());
     assert!(d.replies.is_empty());
     let d = run(
         BOUNCE,
         Lookup {
-            bounced: Some(ticket(3, "ann@example.net")),
             bounce_contacts: vec![ContactInfo {
                 address: "ann@example.net".into(),
                 language: None,
                 undeliverable: true,
                 undeliverable_reason: None,
             }],
-            ..Default::default()
+            ..returning("ann@example.net", &["ann@example.net"])
         },
     );
     assert!(d.effects.undeliverable.is_empty());
@@ -352,17 +418,78 @@ fn a_bounce_marks_only_addresses_on_its_ticket_and_only_once() {
 }
 
 #[test]
-fn a_report_naming_nobody_marks_the_one_address_our_mail_went_to() {
-    let raw = "From: MAILER-DAEMON@mx.example.net\r\nSubject: Returned mail: User unknown\r\nIn-Reply-To: <ticketd.3.1@tickets.acme.test>\r\n\r\nThe user does not exist.\r\n";
+fn issue_20_class_3_a_forged_bounce_naming_an_inbound_message_id_marks_nobody() {
+    // The report names a Message-ID that is on ticket 3 (the customer's own
+    // mail, which its sender chose) but no outbox mail: the store finds the
+    // thread, not a mail of ours.
+    // (`bounced` as the store once found it, by any stored Message-ID.)
     let d = run(
-        raw,
+        BOUNCE,
         Lookup {
-            bounced: None,
-            referenced: Some(ticket(3, "ann@example.net")),
-            bounced_recipients: vec!["ann@example.net".into()],
+            bounced: Some(ticket(3, "ann@example.net")),
             ..Default::default()
         },
     );
+    assert_eq!(d.class, Class::Bounce);
+    assert!(d.effects.undeliverable.is_empty(), "{:?}", d.reasons);
+    assert!(d.replies.is_empty());
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.contains("returns no mail ticketd sent")),
+        "{:?}",
+        d.reasons
+    );
+}
+
+#[test]
+fn issue_20_class_3_only_the_returned_mails_recipients_are_marked() {
+    // Our mail went to bob; the report claims ann (the ticket's customer).
+    let d = run(BOUNCE, returning("ann@example.net", &["bob@example.net"]));
+    assert!(d.effects.undeliverable.is_empty(), "{:?}", d.reasons);
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.contains("ann@example.net was not a recipient of the returned mail")),
+        "{:?}",
+        d.reasons
+    );
+}
+
+#[test]
+fn issue_20_class_3_a_staff_address_is_never_marked_and_staff_are_told() {
+    let staff = staff_dir();
+    let raw = BOUNCE.replace("ann@example.net", "alice@acme.test");
+    let d = with_staff(
+        &raw,
+        returning("ann@example.net", &["alice@acme.test"]),
+        &staff,
+        &Evidence::default(),
+    );
+    assert!(d.effects.undeliverable.is_empty(), "{:?}", d.reasons);
+    assert_eq!(d.replies.len(), 1, "{:?}", d.reasons);
+    let n = &d.replies[0];
+    assert_eq!(n.template, "staff_undeliverable");
+    assert_eq!(n.to, vec!["lead@acme.test"]);
+    assert_eq!(n.data["bounce"]["staff"], true);
+    assert_eq!(n.data["bounce"]["recipients"], "alice@acme.test");
+    // The [identity] staff address itself bouncing: not marked, and its
+    // notice goes nowhere rather than back to the address that bounces.
+    let raw = BOUNCE.replace("ann@example.net", "lead@acme.test");
+    let d = with_staff(
+        &raw,
+        returning("ann@example.net", &["lead@acme.test"]),
+        &staff,
+        &Evidence::default(),
+    );
+    assert!(d.effects.undeliverable.is_empty());
+    assert!(d.replies.is_empty());
+}
+
+#[test]
+fn a_report_naming_nobody_marks_the_one_address_our_mail_went_to() {
+    let raw = "From: MAILER-DAEMON@mx.example.net\r\nSubject: Returned mail: User unknown\r\nIn-Reply-To: <ticketd.3.1@tickets.acme.test>\r\n\r\nThe user does not exist.\r\n";
+    let d = run(raw, returning("ann@example.net", &["ann@example.net"]));
     assert_eq!(d.class, Class::Bounce);
     assert_eq!(d.effects.undeliverable.len(), 1, "{:?}", d.reasons);
     assert_eq!(d.effects.undeliverable[0].address, "ann@example.net");
@@ -373,13 +500,7 @@ fn a_temporary_bounce_is_recorded_only() {
     let raw = BOUNCE
         .replace("Action: failed", "Action: delayed")
         .replace("Status: 5.1.1", "Status: 4.4.1");
-    let d = run(
-        &raw,
-        Lookup {
-            bounced: Some(ticket(3, "ann@example.net")),
-            ..Default::default()
-        },
-    );
+    let d = run(&raw, returning("ann@example.net", &["ann@example.net"]));
     assert!(matches!(d.ticket, TicketWrite::Attach { id: TicketId(3) }));
     assert!(d.effects.undeliverable.is_empty());
     assert!(d.replies.is_empty());
@@ -783,7 +904,7 @@ fn issue_11_a_dkim_pass_proves_a_staff_mail_without_a_token() {
             domain: "acme.test".into(),
             selector: "s1".into(),
         }),
-        auth_results: None,
+        ..Evidence::default()
     };
     let d = on_ticket_3(raw, &s, &ev);
     assert_eq!(d.sender, Sender::Staff);
@@ -963,4 +1084,203 @@ fn issue_11_a_staff_address_only_in_reply_to_under_a_broken_from_is_not_proven()
     assert_eq!(d.sender, Sender::UnverifiedStaff);
     assert!(matches!(d.ticket, TicketWrite::Attach { .. }));
     assert!(d.effects.hold, "held mail does not join the thread");
+}
+
+#[test]
+fn issue_20_class_1_an_ambiguous_header_section_outweighs_every_proof() {
+    // A valid reply token in the references and a DKIM pass: the header
+    // section could still be read two ways, so none of it counts.
+    let s = staff_dir();
+    let raw = alice_reply(&s, "#severity 1\r\nDone.\r\n");
+    let ev = Evidence {
+        dkim: Some(crate::dkim::DkimVerdict::Pass {
+            domain: "acme.test".into(),
+            selector: "s1".into(),
+        }),
+        auth_results: Some("Authentication-Results from mx.acme.test: dkim=pass".into()),
+        ambiguous: Some("header line 7 has a malformed field name \"From \"".into()),
+    };
+    let d = on_ticket_3(&raw, &s, &ev);
+    assert_eq!(d.sender, Sender::UnverifiedStaff);
+    assert_eq!(d.proof, None);
+    assert!(
+        !d.events
+            .iter()
+            .any(|e| matches!(e, Event::SeverityChanged { .. }))
+    );
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.contains("could be read two ways")),
+        "{:?}",
+        d.reasons
+    );
+}
+
+fn level(key: &str, tokens: f64) -> BucketLevel {
+    BucketLevel {
+        key: key.into(),
+        tokens,
+        updated_at: DateTime::parse_from_rfc3339("2026-03-02T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc),
+    }
+}
+
+#[test]
+fn issue_20_class_5_the_cap_on_acknowledgements_holds_them_and_tells_staff_once() {
+    let limits = Limits {
+        new_ticket_acks: Rate {
+            burst: 2,
+            per_hour: 0,
+        },
+        ..Limits::default()
+    };
+    let new = |buckets: Vec<BucketLevel>| {
+        run_with(
+            NEW,
+            Lookup {
+                next_ticket_id: TicketId(5),
+                buckets,
+                ..Default::default()
+            },
+            &limits,
+            false,
+            None,
+        )
+    };
+    // Room in the cap: acknowledged, the cap's bucket charged.
+    let d = new(vec![]);
+    assert!(d.would_reply);
+    assert!(
+        d.effects
+            .buckets
+            .iter()
+            .any(|(k, v)| k.name().as_deref() == Some("global:acks") && *v == 1.0),
+        "{:?}",
+        d.effects.buckets
+    );
+    // Dry: the ticket opens, no acknowledgement, staff told.
+    let d = new(vec![level("global:acks", 0.0)]);
+    assert!(matches!(d.ticket, TicketWrite::New { .. }));
+    assert!(!d.would_reply);
+    assert!(d.effects.acks_capped);
+    let told: Vec<_> = d.replies.iter().map(|r| r.template).collect();
+    assert_eq!(told, vec!["staff_acks_capped"]);
+    assert!(d.events.iter().any(|e| e.kind() == "reply_suppressed"));
+    // Still dry, staff told already: nothing more to staff.
+    let d = new(vec![
+        level("global:acks", 0.0),
+        level("global:acks:told", 1.0),
+    ]);
+    assert!(d.replies.is_empty(), "{:?}", d.replies);
+    assert!(d.effects.acks_capped);
+    // A follow-up on a ticket is not a new ticket's acknowledgement.
+    let d = run_with(
+        "From: ann@example.net\r\nSubject: Re: [TKT#3] Disk\r\n\r\nmore\r\n",
+        Lookup {
+            tagged: Some(ticket(3, "ann@example.net")),
+            buckets: vec![level("global:acks", 0.0)],
+            ..Default::default()
+        },
+        &limits,
+        false,
+        None,
+    );
+    assert!(d.would_reply);
+}
+
+#[test]
+fn issue_20_class_5_a_display_name_reaches_templates_cleaned_and_capped() {
+    let name = format!("Ann\r\n\r\n#severity 1 {}", "x".repeat(200));
+    let raw = format!(
+        "From: =?utf-8?b?{}?= <ann@example.net>\r\nSubject: Disk\r\n\r\nHelp\r\n",
+        {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(name.as_bytes())
+        }
+    );
+    let d = run(
+        &raw,
+        Lookup {
+            next_ticket_id: TicketId(5),
+            ..Default::default()
+        },
+    );
+    let shown = d.replies[0].data["customer"]["name"].as_str().unwrap();
+    assert!(shown.starts_with("Ann #severity 1 xx"), "{shown:?}");
+    assert!(!shown.contains(['\r', '\n']));
+    assert_eq!(shown.chars().count(), crate::text::MAX_DISPLAY_NAME);
+}
+
+#[test]
+fn issue_20_class_7_unproven_staff_mail_notices_are_bucketed_with_the_held_count() {
+    let s = staff_dir();
+    let raw = "From: Alice <alice@acme.test>\r\nTo: support@acme.test\r\nSubject: Re: [TKT#3] Disk\r\nMessage-ID: <f1@evil.example>\r\n\r\n#close\r\n";
+    let with = |buckets: Vec<BucketLevel>| {
+        let mut t = ticket(3, "ann@example.net");
+        t.participants.push("alice@acme.test".into());
+        with_staff(
+            raw,
+            Lookup {
+                tagged: Some(t),
+                buckets,
+                ..Default::default()
+            },
+            &s,
+            &Evidence::default(),
+        )
+    };
+    // The bucket is empty: held back, the count goes up, the mail is still
+    // kept on the ticket.
+    let d = with(vec![
+        level("notice:unverified:alice:3", 0.0),
+        level("notice:unverified:alice:3:held", 2.0),
+    ]);
+    assert!(d.replies.is_empty());
+    assert!(
+        d.events
+            .iter()
+            .any(|e| matches!(e, Event::Unverified { .. }))
+    );
+    assert!(
+        d.effects.buckets.iter().any(|(k, v)| k.name().as_deref()
+            == Some("notice:unverified:alice:3:held")
+            && *v == 3.0)
+    );
+    // A token again: the notice goes and says how many were held back.
+    let d = with(vec![
+        level("notice:unverified:alice:3", 1.0),
+        level("notice:unverified:alice:3:held", 3.0),
+    ]);
+    assert_eq!(d.replies.len(), 1);
+    assert_eq!(d.replies[0].data["held"], 3);
+    assert!(
+        d.effects.buckets.iter().any(|(k, v)| k.name().as_deref()
+            == Some("notice:unverified:alice:3:held")
+            && *v == 0.0)
+    );
+}
+
+#[test]
+fn issue_20_class_7_quarantine_notices_are_bucketed_per_mailbox() {
+    let raw = "\u{0}\u{0}\u{0}";
+    let d = run(
+        raw,
+        Lookup {
+            buckets: vec![level("notice:quarantine:support", 0.0)],
+            ..Default::default()
+        },
+    );
+    assert_eq!(d.outcome, Outcome::Quarantined);
+    assert!(d.replies.is_empty(), "{:?}", d.replies);
+    assert!(
+        d.effects.buckets.iter().any(|(k, v)| k.name().as_deref()
+            == Some("notice:quarantine:support:held")
+            && *v == 1.0)
+    );
+    let d = run(raw, Lookup::default());
+    assert_eq!(d.replies.len(), 1);
+    assert_eq!(d.replies[0].template, "staff_quarantine");
+    assert_eq!(d.replies[0].data["held"], 0);
 }

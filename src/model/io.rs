@@ -103,6 +103,9 @@ pub enum BucketKey {
     Ticket(TicketId),
     /// The ticket this message creates.
     NewTicket,
+    /// A bucket of its own name: the global acknowledgement cap, the staff
+    /// notice limits (`decide::limits`).
+    Named(String),
 }
 
 impl BucketKey {
@@ -111,6 +114,7 @@ impl BucketKey {
             BucketKey::Recipient(a) => Some(format!("rcpt:{}", a.to_ascii_lowercase())),
             BucketKey::Ticket(t) => Some(format!("ticket:{t}")),
             BucketKey::NewTicket => None,
+            BucketKey::Named(n) => Some(n.clone()),
         }
     }
 }
@@ -137,6 +141,9 @@ pub struct SideEffects {
     /// The mail is held on its ticket (unproven staff mail): its Message-ID
     /// does not join the ticket's thread, so a reply to it is not threaded in.
     pub hold: bool,
+    /// A new ticket's acknowledgement was held back by the cap on all of
+    /// them (`[limits] new_ticket_acks`; counted in the metrics).
+    pub acks_capped: bool,
     /// The Message-IDs this mail refers to, kept for those not seen yet
     /// with the people of this mail (its sender and recipients).
     pub awaited: Vec<String>,

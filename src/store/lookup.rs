@@ -286,23 +286,27 @@ impl Store {
                 }
             }
         }
-        let bounced = match bounced_id {
-            Some(id) => self.ticket_by_message_ids(&[id.to_string()])?,
-            None => None,
-        };
-        let bounced_rcpt: Vec<String> = match bounced_id {
+        // A bounce counts only when it returns mail ticketd itself sent (an
+        // outbox row): a Message-ID of stored inbound mail, which its sender
+        // chose, returns nothing of ours.
+        let returned: Option<(Option<i64>, String)> = match bounced_id {
             Some(id) => self
                 .conn
-                .prepare_cached("SELECT rcpt_to FROM outbox WHERE message_id = ?1")?
-                .query_row([id], |r| r.get::<_, String>(0))
-                .optional()?
-                .map(|j| serde_json::from_str::<Vec<String>>(&j).unwrap_or_default())
-                .unwrap_or_default()
-                .into_iter()
-                .map(|a| a.to_ascii_lowercase())
-                .collect(),
-            None => Vec::new(),
+                .prepare_cached("SELECT ticket_id, rcpt_to FROM outbox WHERE message_id = ?1")?
+                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?,
+            None => None,
         };
+        let bounced = match returned.as_ref().and_then(|(t, _)| *t) {
+            Some(t) => self.ticket(TicketId(t))?,
+            None => None,
+        };
+        let bounced_rcpt: Vec<String> = returned
+            .map(|(_, j)| serde_json::from_str::<Vec<String>>(&j).unwrap_or_default())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| a.to_ascii_lowercase())
+            .collect();
         let mut keys: Vec<String> = Vec::new();
         if let Some(s) = sender {
             keys.push(format!("rcpt:{}", s.to_ascii_lowercase()));

@@ -362,6 +362,47 @@ fn duplicate_by_message_id_needs_the_same_sender() {
     assert_eq!(s.mailbox_state("support").unwrap().unwrap().last_uid, 1);
 }
 
+#[test]
+fn issue_20_class_3_a_bounce_returns_only_mail_in_the_outbox() {
+    let mut s = Store::in_memory().unwrap();
+    // The customer's mail m1 opens ticket 1; its acknowledgement r1 is ours.
+    s.apply_with(
+        &row(1, b"x"),
+        &new_ticket("ann@example.net"),
+        &[created("ann@example.net")],
+        &SideEffects::default(),
+        now(),
+        |_| Ok(vec![reply("r1@tickets.vendor.test")]),
+    )
+    .unwrap();
+    let bounce = |id: &str| crate::dsn::Bounce {
+        status: "5.1.1".into(),
+        permanent: true,
+        recipients: vec!["ann@example.net".into()],
+        original_message_id: Some(id.into()),
+        diagnostic: None,
+    };
+    let look = |s: &Store, id: &str| {
+        s.lookup(
+            None,
+            &[],
+            None,
+            Some("mailer-daemon@mx.test"),
+            "h9",
+            Some(&bounce(id)),
+        )
+        .unwrap()
+    };
+    // A report naming the customer's own (inbound) Message-ID: nothing of ours.
+    let forged = look(&s, "m1@example.net");
+    assert!(forged.bounced.is_none());
+    assert!(forged.bounced_recipients.is_empty());
+    // A report returning our acknowledgement: its ticket and recipients.
+    let real = look(&s, "r1@tickets.vendor.test");
+    assert_eq!(real.bounced.map(|t| t.id), Some(TicketId(1)));
+    assert_eq!(real.bounced_recipients, vec!["ann@example.net"]);
+}
+
 fn contract(serial: &str, email: &str, tier: &str) -> Contract {
     Contract {
         serial: serial.into(),
@@ -494,6 +535,7 @@ fn marking_a_contact_undeliverable_fails_its_queued_mail_and_buckets_are_kept() 
                 cancel_timers: vec![],
                 timer_updates: vec![],
                 hold: false,
+                acks_capped: false,
                 awaited: vec![],
                 awaited_people: vec![],
             },
@@ -526,6 +568,7 @@ fn marking_a_contact_undeliverable_fails_its_queued_mail_and_buckets_are_kept() 
             cancel_timers: vec![],
             timer_updates: vec![],
             hold: false,
+            acks_capped: false,
             awaited: vec![],
             awaited_people: vec![],
         },

@@ -75,6 +75,41 @@ fn a_silent_dns_server_gives_not_checked_within_the_timeout() {
     assert!(dns.queries() >= 1, "the configured server was asked");
 }
 
+#[test]
+fn issue_20_class_8_a_timeout_keeps_its_domain_from_being_asked_for_a_minute() {
+    let dns = DnsServer::silent();
+    let clock = fixed_clock();
+    let keys =
+        DnsKeys::new(&[dns.addr], Duration::from_millis(200)).with_clock(Arc::new(clock.clone()));
+    assert_eq!(keys.txt(KEY_NAME), Err(LookupError::Timeout));
+    let asked = dns.queries();
+    assert!(asked >= 1);
+    // Another selector of the same domain, and the same one again: no
+    // query leaves, the answer is at once.
+    assert_eq!(
+        keys.txt("other._domainkey.vendor.test"),
+        Err(LookupError::RecentTimeout)
+    );
+    assert_eq!(keys.txt(KEY_NAME), Err(LookupError::RecentTimeout));
+    let got = verify(&signed_mail(), "vendor.test", &keys);
+    let DkimVerdict::NotChecked { reason } = got else {
+        panic!("{got:?}")
+    };
+    assert!(reason.contains("not asked again yet"), "{reason}");
+    assert_eq!(dns.queries(), asked, "nothing was asked within the minute");
+    // Another domain is asked as usual.
+    assert_eq!(
+        keys.txt("sel._domainkey.other.test"),
+        Err(LookupError::Timeout)
+    );
+    assert!(dns.queries() > asked);
+    // A minute on, the domain is asked again.
+    let asked = dns.queries();
+    clock.advance(chrono::Duration::seconds(61));
+    assert_eq!(keys.txt(KEY_NAME), Err(LookupError::Timeout));
+    assert!(dns.queries() > asked, "asked again after the minute");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dns_keys_work_on_a_blocking_thread_of_the_daemons_runtime_and_drop_in_a_task() {
     let txt = test_key_txt();

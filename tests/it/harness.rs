@@ -589,6 +589,8 @@ sla_notices = {sla_notices}
 
 [limits]
 max_message_bytes = {max}
+# The storms and benches open thousands of tickets in seconds.
+new_ticket_acks = {{ burst = 1000000, per_hour = 1000000 }}
 
 [smtp]
 host = "{host}"

@@ -4,10 +4,12 @@ mod chaos;
 mod cli;
 mod corpus;
 mod dkim;
+mod forgery;
 #[path = "../../fuzz/pipeline.rs"]
 mod fuzz_pipeline;
 mod fuzz_replay;
 mod harness;
+mod header_differential;
 mod hostile;
 mod hygiene;
 mod logs;
