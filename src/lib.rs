@@ -20,7 +20,8 @@
 //!   and what systemd is told; [`metrics`]: Prometheus `/metrics` and `/healthz`); [`explain`] shows a decision
 //!   without acting on it.
 //! - [`dkim`]: proof of a sender's domain from the raw mail (DKIM signatures, trusted
-//!   Authentication-Results).
+//!   Authentication-Results); [`header_section`]: the header section read strictly, and
+//!   whether any reader could read it otherwise (then nothing in it proves anything).
 //! - [`clock`], [`backoff`], [`text`]: time, retry pacing and text helpers, shared by all;
 //!   [`logging`]: the journal, plain or terminal log output.
 
