@@ -238,3 +238,399 @@ fn decide_does_not_reach_the_store() {
         g["decide"]
     );
 }
+
+// ----- files, not only top-level modules -------------------------------------------------
+
+/// The files of the library that are compiled outside tests: those declared
+/// under `#[cfg(test)]` (a folder's `tests.rs`) are left out.
+fn library_files() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    rust_files(&src_dir(), &mut files);
+    files.retain(|f| {
+        let rel = f.strip_prefix(src_dir()).expect("under src/");
+        let name = rel.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        name != "tests" && rel != Path::new("main.rs")
+    });
+    files
+}
+
+/// A file's text without its inline test module (from the `#[cfg(test)]`
+/// that opens it on): `super::` inside it names the file itself.
+fn non_test_code(text: &str) -> String {
+    let mut out = String::new();
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        if line.trim() == "#[cfg(test)]"
+            && let Some(next) = lines.peek()
+            && next.trim_start().starts_with("mod ")
+        {
+            if next.trim_end().ends_with(';') {
+                // `mod tests;`: a test file, declared here and left out.
+                lines.next();
+                continue;
+            }
+            break;
+        }
+        out.push_str(code_of(line));
+        out.push('\n');
+    }
+    out
+}
+
+/// The module path of a file: `src/decide/person.rs` is `decide::person`,
+/// `src/decide/mod.rs` is `decide`, `src/lib.rs` is the root.
+fn module_path(file: &Path) -> Vec<String> {
+    let rel = file.strip_prefix(src_dir()).expect("under src/");
+    let mut parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().to_string())
+        .collect();
+    let last = parts.pop().unwrap_or_default();
+    let stem = last.strip_suffix(".rs").unwrap_or(&last).to_string();
+    if stem != "mod" && stem != "lib" {
+        parts.push(stem);
+    }
+    parts
+}
+
+/// The file that defines the deepest existing module of `path`.
+fn file_of(path: &[String]) -> Option<PathBuf> {
+    for k in (0..=path.len()).rev() {
+        let base = src_dir().join(path[..k].join("/"));
+        let candidates = if k == 0 {
+            vec![src_dir().join("lib.rs")]
+        } else {
+            vec![base.with_extension("rs"), base.join("mod.rs")]
+        };
+        if let Some(f) = candidates.into_iter().find(|c| c.is_file()) {
+            return Some(f);
+        }
+    }
+    None
+}
+
+/// The paths a file names: `crate::a::b`, `super::x` (`super::*` too),
+/// `self::x`, and in a file that declares `mod x;`, `x::..` in its `use`
+/// lines; each as a module path from the root.
+fn named_paths(file: &Path, code: &str) -> Vec<Vec<String>> {
+    let me = module_path(file);
+    let children: BTreeSet<String> = code
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            let l = l.strip_prefix("pub ").or(l.strip_prefix("pub(crate) ")).unwrap_or(l);
+            l.strip_prefix("mod ")?.strip_suffix(';').map(str::to_string)
+        })
+        .collect();
+    let mut out = Vec::new();
+    /// Adds the paths of `rest` (what follows a prefix's `::`: a path or a
+    /// `{group}`) under `base`.
+    fn push(out: &mut Vec<Vec<String>>, base: &[String], rest: &str) {
+        let mut p = base.to_vec();
+        let mut r = rest;
+        loop {
+            r = r.trim_start();
+            if let Some(group) = r.strip_prefix('{') {
+                let end = matching_brace(group);
+                for part in split_top_level(&group[..end]) {
+                    if !part.trim().is_empty() {
+                        push(out, &p, part.trim());
+                    }
+                }
+                return;
+            }
+            let seg = ident_prefix(r);
+            if seg.is_empty() || seg == "self" {
+                break;
+            }
+            p.push(seg.to_string());
+            match r[seg.len()..].strip_prefix("::") {
+                Some(next) => r = next,
+                None => break,
+            }
+        }
+        out.push(p);
+    }
+    let tokens: Vec<(usize, &str)> = code.match_indices("::").collect();
+    for (i, _) in tokens {
+        // The path segment just before this `::`, and whether it starts the path.
+        let before = &code[..i];
+        let start = before
+            .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+            .map_or(0, |s| s + 1);
+        if code[..start].ends_with("::") || before[start..].contains("::") {
+            continue;
+        }
+        let head = &before[start..];
+        let rest = &code[i + 2..];
+        match head {
+            "crate" => push(&mut out, &[], rest),
+            "self" => push(&mut out, &me, rest),
+            "super" => {
+                let mut base = me.clone();
+                base.pop();
+                let mut rest = rest;
+                while let Some(r) = rest.strip_prefix("super::") {
+                    base.pop();
+                    rest = r;
+                }
+                if rest.starts_with('*') {
+                    out.push(base);
+                } else {
+                    push(&mut out, &base, rest);
+                }
+            }
+            h if children.contains(h) => {
+                let mut base = me.clone();
+                base.push(h.to_string());
+                push(&mut out, &base, rest);
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The file graph of the library: file -> files it names an item of.
+fn file_graph() -> BTreeMap<String, BTreeSet<String>> {
+    let files = library_files();
+    let name = |f: &Path| {
+        f.strip_prefix(src_dir())
+            .expect("under src/")
+            .display()
+            .to_string()
+    };
+    let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for f in &files {
+        let code = non_test_code(&std::fs::read_to_string(f).expect("a source file"));
+        let deps = g.entry(name(f)).or_default();
+        for p in named_paths(f, &code) {
+            if let Some(target) = file_of(&p)
+                && target != *f
+                && files.contains(&target)
+                && !target.ends_with("lib.rs")
+            {
+                deps.insert(name(&target));
+            }
+        }
+    }
+    g
+}
+
+#[test]
+fn issue_21_no_source_file_imports_one_that_imports_it() {
+    let g = file_graph();
+    assert!(g.len() > 60, "found only {} files", g.len());
+    assert!(
+        g["decide/mod.rs"].iter().any(|d| d.starts_with("model")),
+        "the graph reads imports: {:?}",
+        g["decide/mod.rs"]
+    );
+    let knots = knots(&g);
+    assert!(
+        knots.is_empty(),
+        "files that import each other, directly or through others:\n{}",
+        knots
+            .iter()
+            .map(|k| {
+                let first = find_cycle(&sub_graph(&g, k)).unwrap_or_default();
+                format!("{} (e.g. {})", k.join(", "), first.join(" -> "))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// `g` restricted to the nodes `keep`.
+fn sub_graph(
+    g: &BTreeMap<String, BTreeSet<String>>,
+    keep: &[String],
+) -> BTreeMap<String, BTreeSet<String>> {
+    keep.iter()
+        .map(|n| {
+            let deps = g[n].iter().filter(|d| keep.contains(d)).cloned().collect();
+            (n.clone(), deps)
+        })
+        .collect()
+}
+
+/// The strongly connected groups of more than one node (Tarjan): each a set
+/// of files that reach each other through imports.
+fn knots(g: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
+    struct T<'g> {
+        g: &'g BTreeMap<String, BTreeSet<String>>,
+        index: BTreeMap<&'g str, usize>,
+        low: BTreeMap<&'g str, usize>,
+        stack: Vec<&'g str>,
+        on: BTreeSet<&'g str>,
+        next: usize,
+        out: Vec<Vec<String>>,
+    }
+    fn visit<'g>(t: &mut T<'g>, n: &'g str) {
+        t.index.insert(n, t.next);
+        t.low.insert(n, t.next);
+        t.next += 1;
+        t.stack.push(n);
+        t.on.insert(n);
+        for d in t.g.get(n).into_iter().flatten() {
+            let d = d.as_str();
+            if !t.g.contains_key(d) {
+                continue;
+            }
+            if !t.index.contains_key(d) {
+                visit(t, d);
+                let low = t.low[n].min(t.low[d]);
+                t.low.insert(n, low);
+            } else if t.on.contains(d) {
+                let low = t.low[n].min(t.index[d]);
+                t.low.insert(n, low);
+            }
+        }
+        if t.low[n] == t.index[n] {
+            let mut group = Vec::new();
+            while let Some(m) = t.stack.pop() {
+                t.on.remove(m);
+                group.push(m.to_string());
+                if m == n {
+                    break;
+                }
+            }
+            if group.len() > 1 {
+                group.sort();
+                t.out.push(group);
+            }
+        }
+    }
+    let mut t = T {
+        g,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on: BTreeSet::new(),
+        next: 0,
+        out: Vec::new(),
+    };
+    for n in g.keys() {
+        if !t.index.contains_key(n.as_str()) {
+            visit(&mut t, n);
+        }
+    }
+    t.out
+}
+
+#[test]
+fn issue_21_the_file_reader_resolves_super_self_crate_and_children() {
+    let f = src_dir().join("decide/person.rs");
+    let code = "use super::*;\nuse super::sla::{a, b::C};\nlet x = crate::policy::Evaluation::view();\n";
+    let got = named_paths(&f, code);
+    assert_eq!(
+        got,
+        vec![
+            vec!["decide".to_string()],
+            vec!["decide".into(), "sla".into(), "a".into()],
+            vec!["decide".into(), "sla".into(), "b".into(), "C".into()],
+            vec!["policy".into(), "Evaluation".into(), "view".into()],
+        ]
+    );
+    assert_eq!(
+        file_of(&["policy".into(), "Evaluation".into()]),
+        Some(src_dir().join("policy/mod.rs"))
+    );
+}
+
+/// The longest a function in `src/` may be, in lines.
+const MAX_FUNCTION_LINES: usize = 150;
+
+/// Each function of `code` (test code left out) with its first line and length.
+fn functions(code: &str) -> Vec<(String, usize, usize)> {
+    let lines: Vec<&str> = code.lines().collect();
+    let mut out = Vec::new();
+    let fn_re = regex::Regex::new(
+        r"^\s*(?:pub(?:\([a-z]+\))?\s+)?(?:const\s+)?(?:async\s+)?(?:unsafe\s+)?fn\s+([A-Za-z_][A-Za-z0-9_]*)",
+    )
+    .expect("regex");
+    for (i, line) in lines.iter().enumerate() {
+        let Some(c) = fn_re.captures(line) else {
+            continue;
+        };
+        // From the first `{` of the body to the brace that closes it.
+        let mut depth = 0i64;
+        let mut opened = false;
+        let mut end = None;
+        'scan: for (j, l) in lines.iter().enumerate().skip(i) {
+            let l = code_of(l);
+            let mut chars = l.chars().peekable();
+            let mut in_str = false;
+            while let Some(ch) = chars.next() {
+                match ch {
+                    '\\' if in_str => {
+                        chars.next();
+                    }
+                    '"' => in_str = !in_str,
+                    '\'' if !in_str => {
+                        // A char literal ('{') is skipped; a lifetime is not one.
+                        let rest: String = chars.clone().take(3).collect();
+                        if rest.len() >= 2 && (rest.as_bytes()[1] == b'\'' || rest.starts_with('\\')) {
+                            while let Some(c2) = chars.next() {
+                                if c2 == '\\' {
+                                    chars.next();
+                                } else if c2 == '\'' {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    '{' if !in_str => {
+                        depth += 1;
+                        opened = true;
+                    }
+                    '}' if !in_str => {
+                        depth -= 1;
+                        if opened && depth == 0 {
+                            end = Some(j);
+                            break 'scan;
+                        }
+                    }
+                    ';' if !in_str && !opened => break 'scan,
+                    _ => {}
+                }
+            }
+        }
+        if let Some(e) = end {
+            out.push((c[1].to_string(), i + 1, e - i + 1));
+        }
+    }
+    out
+}
+
+#[test]
+fn issue_21_no_function_in_src_is_longer_than_150_lines() {
+    let mut long = Vec::new();
+    let mut files = library_files();
+    files.push(src_dir().join("main.rs"));
+    for f in &files {
+        let code = non_test_code(&std::fs::read_to_string(f).expect("a source file"));
+        for (name, line, len) in functions(&code) {
+            if len > MAX_FUNCTION_LINES {
+                long.push(format!(
+                    "{}:{line} {name} ({len} lines)",
+                    f.strip_prefix(src_dir()).unwrap().display()
+                ));
+            }
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "functions over {MAX_FUNCTION_LINES} lines:\n{}",
+        long.join("\n")
+    );
+}
+
+#[test]
+fn issue_21_the_function_measure_counts_bodies() {
+    let code = "fn a() {\n    let s = \"}\";\n    let c = '{';\n}\npub(crate) async fn b<'x>(x: &'x str) -> &'x str {\n    x\n}\nfn c();\n";
+    assert_eq!(
+        functions(code),
+        vec![("a".to_string(), 1, 4), ("b".to_string(), 5, 3)]
+    );
+}
