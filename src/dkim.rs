@@ -33,7 +33,6 @@ use mail_auth::common::parse::TxtRecordParser;
 use mail_auth::common::resolver::ToFqdn;
 use mail_auth::common::verify::DomainKey;
 use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator, Parameters, Txt};
-use serde::Serialize;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -413,23 +412,7 @@ impl KeyResolver for DnsKeys {
 // ---------------------------------------------------------------------------
 // DKIM
 
-/// What the DKIM signatures of a mail prove about its From domain.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "result", rename_all = "snake_case")]
-pub enum DkimVerdict {
-    /// A signature verified and its `d=` aligns with the From domain.
-    Pass { domain: String, selector: String },
-    /// A signature by a domain that does not align with the From domain
-    /// (its key is not looked up: it could prove nothing of From).
-    Unaligned { domain: String },
-    /// No signature verified: a bad signature, a body hash mismatch, no key
-    /// record, a revoked key, a partial body (`l=`), several From headers...
-    Fail { reason: String },
-    /// A key could not be looked up (a timeout, no DNS, offline).
-    NotChecked { reason: String },
-    /// No DKIM-Signature header.
-    Unsigned,
-}
+pub use crate::model::DkimVerdict;
 
 /// One signature's outcome, before the mail's verdict is chosen.
 enum Checked {

@@ -3,7 +3,6 @@
 use crate::text::clip;
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 use regex::Regex;
-use serde::Serialize;
 use std::sync::LazyLock;
 
 /// How many recipients of one report are kept.
@@ -11,20 +10,7 @@ const MAX_RECIPIENTS: usize = 50;
 /// How much of a body is searched for bounce shapes.
 const MAX_SCAN: usize = 64 * 1024;
 
-/// What a delivery report says happened to the mail it returns.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Bounce {
-    /// The enhanced status code (RFC 3463), e.g. "5.1.1"; "" when none could be read.
-    pub status: String,
-    /// The status is 5.x.x: delivery to `recipients` will never work.
-    pub permanent: bool,
-    /// The recipients the status is about (lower-cased).
-    pub recipients: Vec<String>,
-    /// The Message-ID of the returned mail, without angle brackets.
-    pub original_message_id: Option<String>,
-    /// The remote server's words (Diagnostic-Code, or the SMTP reply in the body).
-    pub diagnostic: Option<String>,
-}
+pub use crate::model::Bounce;
 
 /// One per-recipient block of a message/delivery-status part.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,10 +12,10 @@
 //! older than [`MAX_AGE_DAYS`] proves nothing, so a notification forwarded
 //! long ago does not carry authority for ever.
 
+pub use crate::model::TokenKey;
 use crate::model::TicketId;
 use chrono::{DateTime, Utc};
 use ring::hmac;
-use std::fmt;
 
 /// How long a reply token proves its sender: half a year of a ticket's life.
 pub const MAX_AGE_DAYS: i64 = 180;
@@ -27,43 +27,11 @@ fn day_of(t: DateTime<Utc>) -> i64 {
 /// Bytes of the MAC kept in a Message-ID (128 bits, 32 hex digits).
 const MAC_BYTES: usize = 16;
 
-/// The key reply tokens are made with. Never printed.
-#[derive(Clone)]
-pub struct TokenKey(hmac::Key, Vec<u8>);
-
-impl TokenKey {
-    /// The key from its bytes (at least 16; a file or credential's content).
-    pub fn new(bytes: &[u8]) -> Result<TokenKey, String> {
-        if bytes.len() < 16 {
-            return Err(format!(
-                "the reply token key has {} bytes; it needs at least 16 (e.g. `head -c 32 /dev/urandom | base64`)",
-                bytes.len()
-            ));
-        }
-        Ok(TokenKey(
-            hmac::Key::new(hmac::HMAC_SHA256, bytes),
-            bytes.to_vec(),
-        ))
-    }
-
-    fn mac(&self, ticket: TicketId, staff: &str, nonce: &str) -> Vec<u8> {
-        let msg = format!("{}\n{}\n{nonce}", ticket.0, staff.to_ascii_lowercase());
-        hmac::sign(&self.0, msg.as_bytes()).as_ref()[..MAC_BYTES].to_vec()
-    }
-}
-
-impl PartialEq for TokenKey {
-    fn eq(&self, other: &TokenKey) -> bool {
-        self.1 == other.1
-    }
-}
-
-impl Eq for TokenKey {}
-
-impl fmt::Debug for TokenKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("TokenKey(..)")
-    }
+/// The MAC of a token: the first bytes of HMAC-SHA256 over the ticket, the
+/// staff address (lower-cased) and the nonce.
+fn mac(key: &TokenKey, ticket: TicketId, staff: &str, nonce: &str) -> Vec<u8> {
+    let msg = format!("{}\n{}\n{nonce}", ticket.0, staff.to_ascii_lowercase());
+    hmac::sign(key.hmac(), msg.as_bytes()).as_ref()[..MAC_BYTES].to_vec()
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -94,7 +62,7 @@ pub fn message_id(
         day_of(now).clamp(0, 0xF_FFFF),
         fastrand::u64(..) & 0xFFF_FFFF_FFFF
     );
-    let mac = hex(&key.mac(ticket, staff, &nonce));
+    let mac = hex(&mac(key, ticket, staff, &nonce));
     format!("ticketd.{}.{nonce}.{mac}@{domain}", ticket.0)
 }
 
@@ -138,7 +106,7 @@ pub fn verify(
     let msg = format!("{}\n{}\n{nonce}", ticket.0, staff.to_ascii_lowercase());
     // Constant time: ring verifies the whole tag, so compare our prefix
     // with the same care.
-    let want = hmac::sign(&key.0, msg.as_bytes());
+    let want = hmac::sign(key.hmac(), msg.as_bytes());
     let same = want.as_ref()[..MAC_BYTES]
         .iter()
         .zip(&mac)

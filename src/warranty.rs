@@ -66,26 +66,7 @@ pub struct SeriesTerm {
     pub term: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WarrantyStatus {
-    Active,
-    Expired,
-    Unknown,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Warranty {
-    pub status: WarrantyStatus,
-    /// The last covered day.
-    pub until: Option<NaiveDate>,
-    /// How `until` was reached, e.g. "series TS-x53: 2y from purchase 2025-03-01".
-    pub basis: String,
-    /// What staff should know, e.g. an extension bought outside its window.
-    pub notes: Vec<String>,
-    /// IX-10: no service ticket before this day (a warranty extended after it expired).
-    pub hold_until: Option<NaiveDate>,
-}
+pub use crate::model::{Warranty, WarrantyStatus};
 
 /// A duration as packs write it: a number and d (days), w (weeks), m (months) or y (years).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

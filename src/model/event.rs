@@ -5,9 +5,8 @@
 //! timer_fired, timer_cancelled, rma),
 //! a line of text for the rest, as staff read them.
 
-use super::TimerKind;
-use crate::contracts::ContractOut;
-use crate::warranty::Warranty;
+use super::entitlement::{ContractOut, Warranty};
+use super::vocab::{RmaState, TicketId, TicketStatus, TimerKind};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -120,8 +119,8 @@ pub enum Event {
     },
     /// Someone changed the ticket's state by hand (a shell command).
     StatusChanged {
-        from: super::TicketStatus,
-        to: super::TicketStatus,
+        from: TicketStatus,
+        to: TicketStatus,
         by: String,
     },
     /// A timer whose reason was gone when it came due.
@@ -135,7 +134,7 @@ pub enum Event {
     /// received, expired): the `rma` table is its projection.
     Rma {
         part: String,
-        state: super::RmaState,
+        state: RmaState,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         code: Option<String>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -162,7 +161,7 @@ pub enum Event {
     },
     /// The mail was about a closed ticket and opened this one, linked to it.
     LinkedTo {
-        ticket: super::TicketId,
+        ticket: TicketId,
     },
     /// The ticket was given to a staff member (`#assign`, `ticketd assign`).
     Assigned {

@@ -1,7 +1,8 @@
 //! What the decision reads from the store (`Lookup`) and what it asks the store to write.
 
-use super::{TicketId, TicketStatus};
-use crate::contracts::ContractMatch;
+use super::entitlement::ContractMatch;
+use super::event::Event;
+use super::vocab::{RmaState, TicketId, TicketStatus, TimerKind};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -237,75 +238,6 @@ pub struct Applied {
     pub queued: Vec<i64>,
 }
 
-/// What a timer is for. Each kind is fired by `decide::on_timer`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TimerKind {
-    /// A step of an escalation ladder (NX-03): a notice to the people it names.
-    Escalation,
-    /// Staff are warned that a first-response target is near.
-    SlaWarning,
-    /// Staff are told that a first-response target was missed.
-    SlaBreach,
-    /// The customer is reminded that an RMA deadline is near (IX-06, ...).
-    RmaReminder,
-    /// An RMA deadline passed: the customer is told, the RMA may expire.
-    RmaDeadline,
-    /// An approved RMA has not been issued in time (QN-05): staff are told.
-    RmaIssueDue,
-    /// A ticket waiting on the customer: they are reminded of what is missing.
-    CustomerReminder,
-    /// A ticket still waiting on the customer is closed, and they are told.
-    AutoClose,
-}
-
-impl TimerKind {
-    pub const ALL: [TimerKind; 8] = [
-        TimerKind::Escalation,
-        TimerKind::SlaWarning,
-        TimerKind::SlaBreach,
-        TimerKind::RmaReminder,
-        TimerKind::RmaDeadline,
-        TimerKind::RmaIssueDue,
-        TimerKind::CustomerReminder,
-        TimerKind::AutoClose,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TimerKind::Escalation => "escalation",
-            TimerKind::SlaWarning => "sla_warning",
-            TimerKind::SlaBreach => "sla_breach",
-            TimerKind::RmaReminder => "rma_reminder",
-            TimerKind::RmaDeadline => "rma_deadline",
-            TimerKind::RmaIssueDue => "rma_issue_due",
-            TimerKind::CustomerReminder => "customer_reminder",
-            TimerKind::AutoClose => "auto_close",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<TimerKind> {
-        TimerKind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-
-    /// The RMA's timers: they follow the RMA, not the ticket's state (a
-    /// closed ticket's RMA still expires, its part is still due back).
-    pub fn is_rma(self) -> bool {
-        matches!(self, TimerKind::RmaReminder | TimerKind::RmaDeadline)
-    }
-
-    /// The SLA clock's timers: an answer from staff ends them, and they
-    /// pause while the ticket waits on the customer.
-    pub fn is_sla(self) -> bool {
-        matches!(self, TimerKind::SlaWarning | TimerKind::SlaBreach)
-    }
-
-    /// The timers of a ticket waiting on its customer: their reply ends them.
-    pub fn is_waiting(self) -> bool {
-        matches!(self, TimerKind::CustomerReminder | TimerKind::AutoClose)
-    }
-}
-
 /// A timer a decision sets: unique per (ticket, kind, key), so setting it
 /// again changes nothing.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -378,56 +310,6 @@ impl RmaVerb {
     }
 }
 
-/// The steps of an RMA (`rma.state`; the schema allows these only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RmaState {
-    /// A mail asked for it; staff have not approved it yet.
-    Requested,
-    /// Staff verified the documents or the symptoms (QN-05, AV-06).
-    Approved,
-    /// It has its code, sent to the customer.
-    Issued,
-    /// The replacement went out with a prepaid return label (IX-07).
-    Shipped,
-    /// The replacement reached the customer (QN-07).
-    Received,
-    /// The defective part is back: nothing more is due.
-    Returned,
-    Expired,
-    Cancelled,
-}
-
-impl RmaState {
-    pub const ALL: [RmaState; 8] = [
-        RmaState::Requested,
-        RmaState::Approved,
-        RmaState::Issued,
-        RmaState::Shipped,
-        RmaState::Received,
-        RmaState::Returned,
-        RmaState::Expired,
-        RmaState::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RmaState::Requested => "requested",
-            RmaState::Approved => "approved",
-            RmaState::Issued => "issued",
-            RmaState::Shipped => "shipped",
-            RmaState::Received => "received",
-            RmaState::Returned => "returned",
-            RmaState::Expired => "expired",
-            RmaState::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<RmaState> {
-        RmaState::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
-
 impl std::fmt::Display for RmaState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -466,7 +348,7 @@ pub struct TimerCancel {
 /// it sends (`M` is a reply plan in `decide`, rendered mail in `store`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TicketChange<M> {
-    pub events: Vec<super::Event>,
+    pub events: Vec<Event>,
     pub status: Option<TicketStatus>,
     pub set_timers: Vec<TimerPlan>,
     pub cancel_timers: Vec<TimerCancel>,

@@ -102,14 +102,7 @@ pub fn fact_name(fact: &str, lang: Language) -> &'static str {
     }
 }
 
-/// A length of time as packs write it: `90m`, `8h`, `30d`, `2w`, `2mo`, `3y`, or `5bd` (business days).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Span {
-    Minutes(i64),
-    Days(i64),
-    Months(u32),
-    BusinessDays(u32),
-}
+pub use crate::model::Span;
 
 impl Span {
     pub fn parse(s: &str) -> Result<Span, String> {

@@ -634,3 +634,20 @@ fn issue_21_the_function_measure_counts_bodies() {
         vec![("a".to_string(), 1, 4), ("b".to_string(), 5, 3)]
     );
 }
+
+#[test]
+fn issue_21_model_is_the_bottom_layer() {
+    let g = file_graph();
+    let model = |f: &str| f == "model.rs" || f.starts_with("model/");
+    let mut above = Vec::new();
+    for (f, deps) in g.iter().filter(|(f, _)| model(f)) {
+        for d in deps.iter().filter(|d| !model(d)) {
+            above.push(format!("{f} -> {d}"));
+        }
+    }
+    assert!(g.contains_key("model/vocab.rs"), "{:?}", g.keys());
+    assert!(
+        above.is_empty(),
+        "model imports the layers above it: {above:?}"
+    );
+}
