@@ -74,11 +74,12 @@ mod tests;
 
 use chrono::{
     DateTime, Datelike, Days, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone,
-    Utc, Weekday,
+    Utc,
 };
 use chrono_tz::Tz;
 use closures::Closure;
 use holidays::HolidaySet;
+pub(crate) use holidays::parse_weekday;
 use serde::Deserialize;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
@@ -560,20 +561,6 @@ fn merge(windows: &mut Vec<(u16, u16)>) {
 
 fn hhmm(minute: u16) -> String {
     format!("{:02}:{:02}", minute / 60, minute % 60)
-}
-
-/// A weekday by its English name or three-letter abbreviation (lowercase).
-pub(crate) fn parse_weekday(text: &str) -> Option<Weekday> {
-    Some(match text {
-        "mon" | "monday" => Weekday::Mon,
-        "tue" | "tues" | "tuesday" => Weekday::Tue,
-        "wed" | "wednesday" => Weekday::Wed,
-        "thu" | "thur" | "thurs" | "thursday" => Weekday::Thu,
-        "fri" | "friday" => Weekday::Fri,
-        "sat" | "saturday" => Weekday::Sat,
-        "sun" | "sunday" => Weekday::Sun,
-        _ => return None,
-    })
 }
 
 /// One `hours` entry into (weekday index from Monday, start minute, end minute) windows.

@@ -1,7 +1,6 @@
 //! The `closures` grammar of a calendar spec: fixed dates, date ranges, yearly dates and ranges, weekday rules.
 
-use super::holidays::{last_weekday, nth_weekday, observed, ymd};
-use super::parse_weekday;
+use super::holidays::{last_weekday, nth_weekday, observed, parse_weekday, ymd};
 use chrono::{Datelike, NaiveDate, Weekday};
 
 /// The longest dated range a closure may span, in days.

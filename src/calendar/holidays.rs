@@ -301,3 +301,17 @@ fn es_national(year: i32) -> Vec<(NaiveDate, String)> {
     out.sort_by_key(|(date, _)| *date);
     out
 }
+
+/// A weekday by its English name or three-letter abbreviation (lowercase).
+pub(crate) fn parse_weekday(text: &str) -> Option<Weekday> {
+    Some(match text {
+        "mon" | "monday" => Weekday::Mon,
+        "tue" | "tues" | "tuesday" => Weekday::Tue,
+        "wed" | "wednesday" => Weekday::Wed,
+        "thu" | "thur" | "thurs" | "thursday" => Weekday::Thu,
+        "fri" | "friday" => Weekday::Fri,
+        "sat" | "saturday" => Weekday::Sat,
+        "sun" | "sunday" => Weekday::Sun,
+        _ => return None,
+    })
+}

@@ -1,6 +1,7 @@
 //! Unit and property tests of the business calendar: holiday sets, the spec grammar, DST and year boundaries.
 
 use super::*;
+use chrono::Weekday;
 use chrono_tz::America::{Chicago, Los_Angeles};
 use chrono_tz::Asia::Tokyo;
 use chrono_tz::Europe::Madrid;
