@@ -1,11 +1,11 @@
 //! Configuration: the raw TOML shape, then validation into typed values with file and line for every problem.
 
-pub use crate::model::{
-    DkimSettings, Identity, Limits, Mailboxes, Rate, StaffDirectory, StaffMember, addresses_of,
-};
 use crate::diag::{Problem, Problems, Report, parse_toml};
 use crate::layout::SearchPath;
 use crate::model::Role;
+pub use crate::model::{
+    DkimSettings, Identity, Limits, Mailboxes, Rate, StaffDirectory, StaffMember, addresses_of,
+};
 use crate::oauth::{Grant, Mechanism, OAuth2, Source, TokenRequest, TokenUrl, Tokens};
 use crate::pack::Pack;
 pub use crate::secret::Secret;

@@ -20,8 +20,8 @@ pub use io::{
     TimerCancel, TimerPlan, TimerRow, TimerUpdate, Undeliverable,
 };
 pub use settings::{
-    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_PROCESSING_MS, DkimSettings, Identity, Limits, Mailboxes,
-    Rate, Span, StaffDirectory, StaffMember, TokenKey, addresses_of,
+    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_PROCESSING_MS, DkimSettings, Identity, Limits,
+    Mailboxes, Rate, Span, StaffDirectory, StaffMember, TokenKey, addresses_of,
 };
 pub use vocab::{
     Language, Outcome, Proof, RmaState, Role, Sender, TicketId, TicketStatus, TimerKind,

@@ -12,8 +12,8 @@
 //! older than [`MAX_AGE_DAYS`] proves nothing, so a notification forwarded
 //! long ago does not carry authority for ever.
 
-pub use crate::model::TokenKey;
 use crate::model::TicketId;
+pub use crate::model::TokenKey;
 use chrono::{DateTime, Utc};
 use ring::hmac;
 

@@ -1,6 +1,20 @@
 //! Compiling a pack's raw policy entries into a `Policy`, with file and line for every problem.
 
-use super::*;
+use super::checks::{rule_ok, span, texts, words_regex};
+use super::compiled::*;
+use super::conditions::{When, parse_cond};
+use super::facts::FACTS;
+use super::lifecycle::{self, Lifecycle};
+use super::raw::RawPolicy;
+use super::rma;
+use super::time::{ClockKind, clock_kind};
+use crate::calendar::Calendar;
+use crate::contracts::ContractMatch;
+use crate::diag::Report;
+use crate::warranty::{self, WarrantySpec};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use chrono_tz::Tz;
+use std::collections::{BTreeMap, BTreeSet};
 
 impl Policy {
     /// A pack without rules: open around the clock, nothing required.
@@ -467,54 +481,4 @@ impl Policy {
             .map(|q| (q.id.clone(), period_start(q, c, today)))
             .collect()
     }
-}
-
-/// A text written in every language (a notice's `text.en`, `text.ja`,
-/// `text.es`), each checked to compile as a handlebars template.
-pub(super) fn texts(
-    r: &mut Report<'_>,
-    at: usize,
-    what: &str,
-    given: &BTreeMap<String, String>,
-) -> BTreeMap<Language, String> {
-    let mut text = BTreeMap::new();
-    for lang in Language::ALL {
-        match given.get(lang.as_str()) {
-            Some(t) => {
-                if let Err(e) = handlebars::Template::compile(t) {
-                    r.at(at, format!("{what}: text.{}: {e}", lang.as_str()));
-                }
-                text.insert(lang, t.clone());
-            }
-            None => r.at(
-                at,
-                format!(
-                    "{what}: text.{} is missing (every text is written in en, ja and es)",
-                    lang.as_str()
-                ),
-            ),
-        }
-    }
-    for k in given.keys() {
-        if Language::parse(k).is_none() {
-            r.at(at, format!("{what}: text.{k} is not en, ja or es"));
-        }
-    }
-    text
-}
-
-/// Reports `id` at `at` unless it is a rule ID such as NX-03.
-pub(super) fn rule_ok(r: &mut Report<'_>, at: usize, id: &str) {
-    if !valid_rule_id(id) {
-        r.at(at, format!("rule `{id}` is not a rule ID such as NX-03"));
-    }
-}
-
-/// A span as packs write it (`8h`, `30d`, `5bd`); a bad one is reported at
-/// `at` under `what`.
-pub(super) fn span(r: &mut Report<'_>, at: usize, what: &str, s: &str) -> Span {
-    Span::parse(s).unwrap_or_else(|e| {
-        r.at(at, format!("{what}: {e}"));
-        Span::Minutes(0)
-    })
 }

@@ -1,6 +1,7 @@
 //! `when` conditions: the flags and `key=value` forms a policy entry is switched on by, parsed once at compile time.
 
-use super::*;
+use super::facts::FACTS;
+use crate::model::WarrantyStatus;
 
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Cond {

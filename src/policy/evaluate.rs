@@ -1,6 +1,18 @@
 //! Applying a compiled `Policy` to one request: what the rules say, and its view for templates and `explain`.
 
-use super::*;
+use super::checks::is_cjk;
+use super::compiled::*;
+use super::conditions::{Cond, When};
+use super::facts::{FACTS, fact_name};
+use super::time::{ClockKind, add_calendar, resolve};
+use crate::contracts::{ContractMatch, ContractOut};
+use crate::model::{Language, QuotaUse, Role, Span};
+use crate::warranty::{self, Warranty, WarrantyStatus};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc};
+use chrono_tz::Tz;
+use regex::Regex;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What the engine is told about one request.
 #[derive(Debug, Clone)]

@@ -1,7 +1,10 @@
 //! A pack's `[lifecycle]` table: when a ticket waiting on the customer is reminded and then closed (the rule that asked, e.g. NX-04), and for how long a closed ticket reopens on a customer's mail.
 
-use super::compile::{rule_ok, span};
-use super::*;
+use super::checks::{rule_ok, span};
+use crate::diag::Report;
+use crate::model::Span;
+use serde::Deserialize;
+use toml::Spanned;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,12 +31,6 @@ pub struct Lifecycle {
     /// (rule, remind after, close after the reminder).
     pub waiting: Option<(String, Span, Span)>,
     pub reopen_within: Option<Span>,
-}
-
-impl Policy {
-    pub fn lifecycle(&self) -> &Lifecycle {
-        &self.lifecycle
-    }
 }
 
 pub(super) fn compile(r: &mut Report<'_>, raw: Spanned<RawLifecycle>) -> Lifecycle {
@@ -63,25 +60,5 @@ pub(super) fn compile(r: &mut Report<'_>, raw: Spanned<RawLifecycle>) -> Lifecyc
             .reopen_within
             .as_deref()
             .map(|s| span(r, at, "lifecycle.reopen_within", s)),
-    }
-}
-
-impl Policy {
-    /// The time an SLA clock of kind `clock` has left at `now` until `due`,
-    /// in seconds (business seconds for a business clock).
-    pub fn sla_time_left(&self, clock: ClockKind, now: DateTime<Utc>, due: DateTime<Utc>) -> i64 {
-        let left = match clock {
-            ClockKind::Business => self.calendar.business_between(now, due),
-            _ => due - now,
-        };
-        left.num_seconds().max(0)
-    }
-
-    /// When an SLA clock of kind `clock` with `secs` left, resumed at `now`, runs out.
-    pub fn sla_resume_at(&self, clock: ClockKind, now: DateTime<Utc>, secs: i64) -> DateTime<Utc> {
-        match clock {
-            ClockKind::Business => self.calendar.add_business(now, Duration::seconds(secs)),
-            _ => now + Duration::seconds(secs),
-        }
     }
 }

@@ -1,6 +1,12 @@
 //! The TOML shape of a pack's policy entries, as serde reads them (spans kept for file:line problems).
 
-use super::*;
+use super::lifecycle::RawLifecycle;
+use super::rma::RawRma;
+use crate::calendar::CalendarSpec;
+use crate::warranty::WarrantySpec;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use toml::Spanned;
 
 /// The policy part of a pack file; `pack` moves these fields here from its own shape.
 #[derive(Debug, Default)]

@@ -1,7 +1,13 @@
 //! A pack's `[rma]` table: how its RMA codes are formed and issued (IX-05, QN-05, AV-06) and the deadlines an issued, shipped or received RMA starts (IX-06, IX-07, QN-07); a returned part ends them.
 
-use super::compile::{rule_ok, span, texts};
-use super::*;
+use super::checks::{rule_ok, span, texts};
+use crate::diag::Report;
+use crate::model::{Language, Role, Span};
+use chrono::{DateTime, Datelike, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use toml::Spanned;
 
 /// The `[rma]` table as serde reads it.
 #[derive(Debug, Deserialize)]
@@ -158,43 +164,6 @@ impl RmaSpec {
         std::iter::once(self.rule.as_str())
             .chain(self.issue_within.iter().map(|(_, r)| r.as_str()))
             .chain(self.deadlines.iter().map(|d| d.rule.as_str()))
-    }
-}
-
-impl Policy {
-    /// The pack's RMA rules, if it has an `[rma]` table.
-    pub fn rma(&self) -> Option<&RmaSpec> {
-        self.rma.as_ref()
-    }
-
-    /// `t` moved by `span` as the pack counts it: minutes exactly, days and
-    /// months on the wall clock of its zone, business days on its calendar.
-    pub fn after(&self, t: DateTime<Utc>, span: Span) -> DateTime<Utc> {
-        add_calendar(self.calendar.zone(), t, span, &self.calendar)
-    }
-
-    /// `t` moved back by `span` (minutes and calendar days; business days
-    /// count back over the pack's calendar).
-    pub fn before(&self, t: DateTime<Utc>, span: Span) -> DateTime<Utc> {
-        let zone = self.calendar.zone();
-        let local = t.with_timezone(&zone).naive_local();
-        let moved = match span {
-            Span::Minutes(m) => return t - Duration::minutes(m),
-            Span::Days(d) => local - Duration::days(d),
-            Span::Months(m) => local.checked_sub_months(Months::new(m)).unwrap_or(local),
-            Span::BusinessDays(n) => {
-                let mut d = local.date();
-                let mut left = n;
-                while left > 0 {
-                    d = d.pred_opt().unwrap_or(d);
-                    if self.calendar.is_business_day(d) {
-                        left -= 1;
-                    }
-                }
-                d.and_time(local.time())
-            }
-        };
-        resolve(zone, moved)
     }
 }
 

@@ -1,5 +1,7 @@
 //! Tests of the policy engine: compiling packs and applying their rules.
 
+use super::checks::words_regex;
+use super::conditions::{Cond, parse_cond};
 use super::evaluate::{has_description, read_severity};
 use super::*;
 

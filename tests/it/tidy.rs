@@ -318,8 +318,13 @@ fn named_paths(file: &Path, code: &str) -> Vec<Vec<String>> {
         .lines()
         .filter_map(|l| {
             let l = l.trim();
-            let l = l.strip_prefix("pub ").or(l.strip_prefix("pub(crate) ")).unwrap_or(l);
-            l.strip_prefix("mod ")?.strip_suffix(';').map(str::to_string)
+            let l = l
+                .strip_prefix("pub ")
+                .or(l.strip_prefix("pub(crate) "))
+                .unwrap_or(l);
+            l.strip_prefix("mod ")?
+                .strip_suffix(';')
+                .map(str::to_string)
         })
         .collect();
     let mut out = Vec::new();
@@ -521,7 +526,8 @@ fn knots(g: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
 #[test]
 fn issue_21_the_file_reader_resolves_super_self_crate_and_children() {
     let f = src_dir().join("decide/person.rs");
-    let code = "use super::*;\nuse super::sla::{a, b::C};\nlet x = crate::policy::Evaluation::view();\n";
+    let code =
+        "use super::*;\nuse super::sla::{a, b::C};\nlet x = crate::policy::Evaluation::view();\n";
     let got = named_paths(&f, code);
     assert_eq!(
         got,
@@ -570,7 +576,9 @@ fn functions(code: &str) -> Vec<(String, usize, usize)> {
                     '\'' if !in_str => {
                         // A char literal ('{') is skipped; a lifetime is not one.
                         let rest: String = chars.clone().take(3).collect();
-                        if rest.len() >= 2 && (rest.as_bytes()[1] == b'\'' || rest.starts_with('\\')) {
+                        if rest.len() >= 2
+                            && (rest.as_bytes()[1] == b'\'' || rest.starts_with('\\'))
+                        {
                             while let Some(c2) = chars.next() {
                                 if c2 == '\\' {
                                     chars.next();
