@@ -1,6 +1,6 @@
 //! Staff actions on a ticket: each change written in one transaction with the events that name who did it.
 
-use super::Store;
+use super::conn::Store;
 use super::timers::write_change;
 use crate::model::{NewMail, TicketChange, TicketId};
 use anyhow::{Result, bail};

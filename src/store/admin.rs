@@ -1,6 +1,7 @@
 //! What the admin's tools read and change: the figures `/metrics` reports, online backups, contacts and their undeliverable mark, quarantined messages to release.
 
-use super::{Store, parse_ts, ts};
+use super::columns::{parse_ts, ts};
+use super::conn::Store;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -199,7 +200,7 @@ impl Store {
                         message_id: r.get(4)?,
                         sender: r.get(5)?,
                         content_hash: r.get(6)?,
-                        arrival: super::ts_column(r, 7)?,
+                        arrival: super::columns::ts_column(r, 7)?,
                         size: r.get(8)?,
                         reason: r.get(9)?,
                         raw: r.get(10)?,

@@ -1,6 +1,7 @@
 //! Entitlements in the database: the contracts import and the lookup of a mail's contract.
 
-use super::{ImportStats, Store};
+use super::conn::Store;
+use super::rows::ImportStats;
 use crate::contracts::{Contract, ContractMatch, MatchedBy, address_key, serial_key, tax_id_key};
 use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;

@@ -1,7 +1,9 @@
 //! One ticket's whole history for `ticketd ticket N`: its messages with what each person wrote now, events, timers in every state, RMAs and outgoing mail.
 
-use super::lookup::status_column;
-use super::{OutboxRow, Store, ts_column};
+use super::columns::status_column;
+use super::columns::ts_column;
+use super::conn::Store;
+use super::rows::OutboxRow;
 use crate::model::{RmaRecord, TicketId, TicketStatus};
 use anyhow::Result;
 use chrono::{DateTime, Utc};

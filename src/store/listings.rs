@@ -1,7 +1,8 @@
 //! Listings for the CLI: tickets, a ticket's events, quarantined mail, counts.
 
-use super::lookup::status_column;
-use super::{QuarantineRow, Store, TicketSummary};
+use super::columns::status_column;
+use super::conn::Store;
+use super::rows::{QuarantineRow, TicketSummary};
 use crate::model::TicketId;
 use anyhow::Result;
 
@@ -22,7 +23,7 @@ impl Store {
                     mailbox: r.get(4)?,
                     language: r.get(5)?,
                     messages: r.get(6)?,
-                    created_at: super::ts_column(r, 7)?,
+                    created_at: super::columns::ts_column(r, 7)?,
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;

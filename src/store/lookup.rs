@@ -1,10 +1,12 @@
 //! Reads for intake and the decision: mailbox high-water marks, a ticket as the decision sees it, duplicates, contacts, quotas and reply buckets.
 
-use super::{MailboxState, Store, parse_ts, ts};
+use super::columns::{parse_ts, status_column, ts};
+use super::conn::Store;
+use super::rows::MailboxState;
 use crate::dsn::Bounce;
 use crate::model::{
     BucketLevel, ContactInfo, Duplicate, Lookup, Outcome, PendingTimer, TicketId, TicketInfo,
-    TicketStatus, TimerKind,
+    TimerKind,
 };
 use anyhow::{Result, anyhow};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -77,11 +79,11 @@ impl Store {
                         r.get::<_, String>(3)?,
                     ),
                     (
-                        super::ts_column(r, 4)?,
+                        super::columns::ts_column(r, 4)?,
                         r.get::<_, String>(5)?,
-                        super::ts_column(r, 6)?,
+                        super::columns::ts_column(r, 6)?,
                         r.get::<_, Option<u8>>(7)?,
-                        super::opt_ts_column(r, 8)?,
+                        super::columns::opt_ts_column(r, 8)?,
                         r.get::<_, Option<String>>(9)?,
                     ),
                 ))
@@ -104,7 +106,7 @@ impl Store {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
-                    super::ts_column(r, 2)?,
+                    super::columns::ts_column(r, 2)?,
                     r.get::<_, Option<i64>>(3)?,
                 ))
             })?
@@ -378,16 +380,4 @@ impl Store {
         }
         Ok(out)
     }
-}
-
-/// A `tickets.status` column (the schema's CHECK allows only the four names).
-pub(super) fn status_column(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<TicketStatus> {
-    let s: String = r.get(i)?;
-    TicketStatus::parse(&s).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            i,
-            rusqlite::types::Type::Text,
-            format!("unknown ticket status {s:?}").into(),
-        )
-    })
 }

@@ -1,7 +1,9 @@
 //! The outbox queue: due mail, claims, attempts, results, failures and skips.
 
-use super::intake::{queue_mail, record_event};
-use super::{OutboxRow, Store, parse_ts, ts, ts_column};
+use super::columns::{parse_ts, ts, ts_column};
+use super::conn::Store;
+use super::rows::OutboxRow;
+use super::writers::{queue_mail, record_event};
 use crate::model::{Event, NewMail, TicketId};
 use anyhow::Result;
 use chrono::{DateTime, Utc};

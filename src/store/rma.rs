@@ -1,6 +1,7 @@
 //! RMAs in the database: the `rma` table, written only as the projection of a ticket's `rma` events, and read back per ticket.
 
-use super::{Store, ts, ts_column};
+use super::columns::{ts, ts_column};
+use super::conn::Store;
 use crate::model::{RmaRecord, RmaState, TicketId};
 use anyhow::{Result, anyhow};
 use chrono::{DateTime, Utc};

@@ -1,9 +1,13 @@
 //! Tests of the store: migrations, the message transaction, the outbox queue and the projections.
 
+use super::schema::MIGRATIONS;
 use super::*;
 use crate::contracts::{Contract, MatchedBy};
 use crate::model::*;
+use anyhow::Result;
 use chrono::NaiveDate;
+use chrono::{DateTime, Utc};
+use rusqlite::Connection;
 
 /// Writes one message the way intake does: open it, write its ticket,
 /// `render` the mail for that ticket, finish with the rest.

@@ -1,7 +1,8 @@
 //! Timers in the database: the next due instant, the due ones, listings, and settling one (fired or cancelled) with its events and mail in one transaction.
 
-use super::intake::{queue_mail, record_event, set_timer};
-use super::{Store, parse_ts, ts};
+use super::columns::{parse_ts, ts};
+use super::conn::Store;
+use super::writers::{queue_mail, record_event, set_timer};
 use crate::model::{
     Event, NewMail, TicketChange, TicketId, TimerCancel, TimerKind, TimerPlan, TimerRow,
     TimerUpdate,

@@ -1,0 +1,135 @@
+//! The store's connection: opening SQLite (WAL, a statement cache, foreign keys), the versioned migrations, and the schema check a build makes before it writes.
+
+use super::schema::MIGRATIONS;
+use anyhow::{Context, Result, bail};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use std::path::Path;
+
+/// Prepared statements kept per connection: more than the store has, so none is parsed twice.
+const STATEMENT_CACHE: usize = 128;
+
+pub struct Store {
+    pub(crate) conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let conn = Connection::open(path)
+            .with_context(|| format!("cannot open database {}", path.display()))?;
+        Self::setup(conn, true)
+    }
+
+    /// Opens an existing database without the right to change it (`explain`, listings).
+    pub fn open_read_only(path: &Path) -> Result<Store> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("cannot open database {} read-only", path.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let store = Store { conn };
+        let v = store.version()?;
+        if v > MIGRATIONS.len() {
+            bail!(
+                "database schema {v} is newer than this ticketd ({})",
+                MIGRATIONS.len()
+            );
+        }
+        Ok(store)
+    }
+
+    pub fn in_memory() -> Result<Store> {
+        Self::setup(Connection::open_in_memory()?, false)
+    }
+
+    fn setup(conn: Connection, wal: bool) -> Result<Store> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        if wal {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+        }
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        // The savepoint per message journals the pages it changes; in memory
+        // that costs a copy, in a temporary file a write each.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        // Every statement of the intake path stays prepared (the default keeps 16).
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        // A plan per statement, not per bound value: with STAT4 compiled in,
+        // SQLite otherwise prepares some lookups again on every execution.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )?;
+        let mut store = Store { conn };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn version(&self) -> Result<usize> {
+        let v: i64 = self
+            .conn
+            .prepare_cached("PRAGMA user_version")?
+            .query_row([], |r| r.get(0))?;
+        Ok(v as usize)
+    }
+
+    pub(super) fn migrate(&mut self) -> Result<()> {
+        let have = self.version()?;
+        if have > MIGRATIONS.len() {
+            bail!(
+                "database schema {have} is newer than this ticketd ({})",
+                MIGRATIONS.len()
+            );
+        }
+        if have == MIGRATIONS.len() {
+            return Ok(());
+        }
+        // A migration that rebuilds a table drops the old one while other
+        // tables still refer to it: foreign keys are off meanwhile (the pragma
+        // has no effect inside a transaction), and checked before each commit.
+        self.conn.pragma_update(None, "foreign_keys", "OFF")?;
+        let run = |conn: &mut Connection| -> Result<()> {
+            for (i, m) in MIGRATIONS.iter().enumerate().skip(have) {
+                let tx = conn.transaction()?;
+                tx.execute_batch(m)
+                    .with_context(|| format!("migration {} failed", i + 1))?;
+                let broken: Option<String> = tx
+                    .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+                    .optional()?;
+                if let Some(table) = broken {
+                    bail!("migration {} left a broken reference in {table}", i + 1);
+                }
+                tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+                tx.commit()?;
+            }
+            Ok(())
+        };
+        let result = run(&mut self.conn);
+        self.conn.pragma_update(None, "foreign_keys", "ON")?;
+        result
+    }
+
+    pub fn schema_version(&self) -> Result<usize> {
+        self.version()
+    }
+
+    /// Fails with a clear message when the schema is older than this ticketd
+    /// (a read-only store cannot migrate it).
+    pub fn require_current(&self) -> Result<()> {
+        let v = self.version()?;
+        if v < MIGRATIONS.len() {
+            bail!(
+                "database schema {v} is older than this ticketd ({}): run `ticketd run --once` to bring it up to date",
+                MIGRATIONS.len()
+            );
+        }
+        Ok(())
+    }
+}
