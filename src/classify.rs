@@ -1,14 +1,13 @@
 //! Who wrote a mail: a person, an auto-responder, a bounce, a list, or ourselves; with the signs that decided.
 
-use crate::config::Identity;
 use crate::dsn::{
     Bounce, ReportType, body_shape, from_body, from_report, read_report, report_type_of,
 };
+use crate::model::Identity;
 use crate::parse::Inbound;
 use serde::Serialize;
 
-/// The header of ours that marks every mail we send; its value is our Message-ID domain.
-pub const LOOP_HEADER: &str = "X-Ticketd-Loop";
+pub use crate::compose::LOOP_HEADER;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -1,12 +1,14 @@
 //! Outgoing mail: headers that make replies thread and keep machines from answering, built with lettre.
 
-use crate::classify::LOOP_HEADER;
-use crate::config::Identity;
-use crate::model::{NewMail, TicketId};
+use crate::model::{Identity, NewMail, TicketId};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, Message};
+
+/// The header of ours that marks every mail we send; its value is our
+/// Message-ID domain (`classify` knows our own mail by it).
+pub const LOOP_HEADER: &str = "X-Ticketd-Loop";
 
 /// What kind of automatic mail this is (RFC 3834).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

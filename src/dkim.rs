@@ -1,44 +1,35 @@
-//! Proof of a sender's domain from the raw mail: DKIM signatures verified in-process (mail-auth), their keys looked up through a [`KeyResolver`], and RFC 8601 Authentication-Results trusted only from the vendor's own receiving server.
+//! Proof of a sender's domain from the raw mail, pure: DKIM signatures verified in-process (mail-auth) with key records from a [`KeyResolver`], and RFC 8601 Authentication-Results trusted only from the vendor's own receiving server.
 //!
-//! [`verify`] checks every `DKIM-Signature` of a mail. It looks the key
-//! records up itself, through the [`KeyResolver`] it is given, and hands
-//! them to mail-auth's verifier, which does no DNS of its own here (its
-//! future is polled once and never waits). Production passes [`DnsKeys`]
+//! [`verify`] checks every `DKIM-Signature` of a mail. It asks for the key
+//! records through the [`KeyResolver`] it is given and hands them to
+//! mail-auth's verifier, which does no DNS of its own here (its future is
+//! polled once and never waits). Production passes `dns_keys::DnsKeys`
 //! (DNS servers with a timeout and a cache), tests pass [`StaticKeys`],
 //! and `explain`, which looks nothing up, passes [`Offline`].
 //!
 //! A signature proves the From domain only when it verifies **and** aligns
 //! with it ([`aligned`]), covers the whole body (mail-auth's strict parse
-//! refuses an `l=` tag, which would let text be appended), and the mail has
-//! exactly one From header (a second one, added above a signed mail of the
-//! same domain, would otherwise be what a reader shows).
+//! refuses an `l=` tag, which would let text be appended), covers and
+//! oversigns what the decision reads ([`MUST_SIGN`]), the mail has exactly
+//! one From header, and its header section reads one way
+//! (`header_section`).
 //!
-//! [`trusted_results`] reads `Authentication-Results` headers (RFC 8601)
-//! and counts only those whose authserv-id is configured as trusted; the
-//! rest are ignored (§5). A header carrying the trusted id can still be
-//! forged by a sender, so the receiving server must remove such headers
-//! from incoming mail before it adds its own; the admin must configure it
-//! so (with Postfix and OpenDKIM, e.g. OpenDKIM's `RemoveARAll`).
+//! [`trusted_results`] reads `Authentication-Results` fields (RFC 8601)
+//! and counts only those whose authserv-id is configured as trusted, above
+//! that server's own Received line; the rest are ignored (§5). The
+//! receiving server should still remove fields carrying its id from
+//! incoming mail (with Postfix and OpenDKIM, e.g. OpenDKIM's `RemoveARAll`).
 
-use crate::clock::{SharedClock, SystemClock};
 use crate::header_section;
-use hickory_resolver::config::{
-    ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
-};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::net::{DnsError, NetError};
-use hickory_resolver::proto::rr::RData;
-use hickory_resolver::{Resolver, TokioResolver};
 use mail_auth::common::parse::TxtRecordParser;
 use mail_auth::common::resolver::ToFqdn;
 use mail_auth::common::verify::DomainKey;
 use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator, Parameters, Txt};
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Whether a signing domain `d` aligns with the From domain, in the relaxed
 /// sense of RFC 7489 without a public-suffix list: the two are equal, or
@@ -96,7 +87,7 @@ pub trait KeyResolver: Send + Sync + std::fmt::Debug {
 
 /// The lower-case name without its trailing dot: how every resolver here
 /// compares names.
-fn normal_name(name: &str) -> String {
+pub(crate) fn normal_name(name: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
 }
 
@@ -133,279 +124,6 @@ pub struct Offline;
 impl KeyResolver for Offline {
     fn txt(&self, _name: &str) -> Result<Vec<String>, LookupError> {
         Err(LookupError::Failed("no DNS look-ups offline".into()))
-    }
-}
-
-/// How long a key record (or its absence) is kept at most, whatever its TTL.
-pub const MAX_CACHE_TTL: Duration = Duration::from_secs(3600);
-/// How long an absence is kept when the answer gave no negative TTL.
-const NEGATIVE_TTL: u32 = 300;
-/// How many names the cache holds at most.
-const CACHE_ENTRIES: usize = 1024;
-/// How long a timed-out look-up keeps its domain from being asked again: a
-/// hanging DNS costs one timeout a minute per signing domain, not one per
-/// signature of every mail.
-pub const TIMEOUT_MEMORY: Duration = Duration::from_secs(60);
-/// The default timeout of one look-up.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-
-struct Cached {
-    answer: Result<Vec<String>, LookupError>,
-    until: Instant,
-}
-
-/// Key records from DNS servers: the given ones, or the system's
-/// (`/etc/resolv.conf`) when none are given. Each look-up is bounded by the
-/// timeout; answers and absences (NXDOMAIN, no TXT) are cached for their
-/// TTL, at most [`MAX_CACHE_TTL`], for at most 1024 names; timeouts and
-/// failures are not cached. [`KeyResolver::txt`] blocks: call it (and so
-/// [`verify`]) on a blocking thread, never on an async worker.
-pub struct DnsKeys {
-    /// The resolver, or why there is none (every look-up fails with it),
-    /// made at the first look-up: a daemon whose staff send no signed mail
-    /// never reads the DNS configuration or starts the runtime.
-    dns: std::sync::OnceLock<Result<Dns, String>>,
-    nameservers: Vec<SocketAddr>,
-    servers: String,
-    timeout: Duration,
-    clock: SharedClock,
-    cache: parking_lot::Mutex<HashMap<String, Cached>>,
-    /// Signing domains whose key look-up timed out, until when they are
-    /// not asked again.
-    timeouts: parking_lot::Mutex<HashMap<String, Instant>>,
-}
-
-/// The resolver and the small runtime of its own that its look-ups run on
-/// (taken on drop and shut down without blocking, so dropping is safe
-/// anywhere).
-struct Dns {
-    runtime: Option<tokio::runtime::Runtime>,
-    resolver: TokioResolver,
-}
-
-impl Dns {
-    fn new(nameservers: &[SocketAddr], timeout: Duration) -> Result<Dns, String> {
-        let (config, mut opts) = if nameservers.is_empty() {
-            hickory_resolver::system_conf::read_system_conf()
-                .map_err(|e| format!("reading the system's DNS configuration: {e}"))?
-        } else {
-            let servers = nameservers
-                .iter()
-                .map(|addr| {
-                    let connection = |mut c: ConnectionConfig| {
-                        c.port = addr.port();
-                        c
-                    };
-                    NameServerConfig::new(
-                        addr.ip(),
-                        true,
-                        vec![
-                            connection(ConnectionConfig::udp()),
-                            connection(ConnectionConfig::tcp()),
-                        ],
-                    )
-                })
-                .collect();
-            (
-                ResolverConfig::from_name_servers(servers),
-                ResolverOpts::default(),
-            )
-        };
-        opts.timeout = timeout;
-        opts.edns0 = true;
-        // DnsKeys' own cache keeps answers (on the clock the daemon is given).
-        opts.cache_size = 0;
-        opts.use_hosts_file = ResolveHosts::Never;
-        opts.ndots = 0;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("starting the DNS look-up runtime: {e}"))?;
-        let resolver = {
-            let _in = runtime.enter();
-            Resolver::builder_with_config(config, TokioRuntimeProvider::default())
-                .with_options(opts)
-                .build()
-                .map_err(|e| format!("building the DNS resolver: {e}"))?
-        };
-        Ok(Dns {
-            runtime: Some(runtime),
-            resolver,
-        })
-    }
-}
-
-impl Drop for Dns {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
-impl std::fmt::Debug for DnsKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DnsKeys")
-            .field("servers", &self.servers)
-            .field("timeout", &self.timeout)
-            .field("broken", &self.dns.get().and_then(|d| d.as_ref().err()))
-            .field("cached", &self.cache.lock().len())
-            .finish()
-    }
-}
-
-impl DnsKeys {
-    /// Asks `nameservers` (UDP, then TCP for a truncated answer), or the
-    /// system's resolvers when the list is empty, waiting at most `timeout`
-    /// for each look-up. Never fails: when the system's configuration cannot
-    /// be read (or the resolver cannot be built), every look-up fails with
-    /// that reason, so every key is "not checked" and says why.
-    pub fn new(nameservers: &[SocketAddr], timeout: Duration) -> DnsKeys {
-        let servers = if nameservers.is_empty() {
-            "the system's resolvers".to_string()
-        } else {
-            let names: Vec<String> = nameservers.iter().map(|a| a.to_string()).collect();
-            names.join(", ")
-        };
-        DnsKeys {
-            dns: std::sync::OnceLock::new(),
-            nameservers: nameservers.to_vec(),
-            servers,
-            timeout,
-            clock: Arc::new(SystemClock),
-            cache: parking_lot::Mutex::new(HashMap::new()),
-            timeouts: parking_lot::Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// The cache's entries expire on `clock`'s monotonic time (tests move it).
-    pub fn with_clock(mut self, clock: SharedClock) -> DnsKeys {
-        self.clock = clock;
-        self
-    }
-
-    /// One look-up, uncached: the answer and how long it may be kept
-    /// (`None`: not at all).
-    fn query(&self, name: &str) -> (Result<Vec<String>, LookupError>, Option<u32>) {
-        let dns = match self
-            .dns
-            .get_or_init(|| Dns::new(&self.nameservers, self.timeout))
-        {
-            Ok(dns) => dns,
-            Err(why) => return (Err(LookupError::Failed(why.clone())), None),
-        };
-        let Some(runtime) = dns.runtime.as_ref() else {
-            return (Err(LookupError::Failed("resolver stopped".into())), None);
-        };
-        let fqdn = format!("{name}.");
-        let ask = || {
-            runtime.block_on(async {
-                tokio::time::timeout(self.timeout, dns.resolver.txt_lookup(fqdn.as_str())).await
-            })
-        };
-        // On a thread that drives a runtime already (an async task, a
-        // command run from `main`), block_on would panic: ask from a thread
-        // of its own.
-        let answer = if tokio::runtime::Handle::try_current().is_ok() {
-            match std::thread::scope(|s| s.spawn(ask).join()) {
-                Ok(a) => a,
-                Err(_) => {
-                    return (
-                        Err(LookupError::Failed("the DNS look-up thread failed".into())),
-                        None,
-                    );
-                }
-            }
-        } else {
-            ask()
-        };
-        match answer {
-            Err(_elapsed) => (Err(LookupError::Timeout), None),
-            Ok(Ok(lookup)) => {
-                let mut texts = Vec::new();
-                let mut ttl = u32::MAX;
-                for record in lookup.answers() {
-                    if let RData::TXT(txt) = &record.data {
-                        let joined: Vec<u8> = txt.txt_data.iter().flatten().copied().collect();
-                        texts.push(String::from_utf8_lossy(&joined).into_owned());
-                        ttl = ttl.min(record.ttl);
-                    }
-                }
-                if texts.is_empty() {
-                    (Err(LookupError::NotFound), Some(NEGATIVE_TTL))
-                } else {
-                    (Ok(texts), Some(ttl))
-                }
-            }
-            Ok(Err(NetError::Dns(DnsError::NoRecordsFound(none)))) => (
-                Err(LookupError::NotFound),
-                Some(none.negative_ttl.unwrap_or(NEGATIVE_TTL)),
-            ),
-            Ok(Err(NetError::Timeout)) => (Err(LookupError::Timeout), None),
-            Ok(Err(e)) => (
-                Err(LookupError::Failed(format!("asking {}: {e}", self.servers))),
-                None,
-            ),
-        }
-    }
-}
-
-impl KeyResolver for DnsKeys {
-    fn txt(&self, name: &str) -> Result<Vec<String>, LookupError> {
-        let name = normal_name(name);
-        let now = self.clock.monotonic();
-        if let Some(hit) = self.cache.lock().get(&name)
-            && hit.until > now
-        {
-            return hit.answer.clone();
-        }
-        // The key's domain: `sel._domainkey.vendor.test` -> `vendor.test`.
-        let domain = name
-            .split_once("._domainkey.")
-            .map_or(name.as_str(), |(_, d)| d)
-            .to_string();
-        if self
-            .timeouts
-            .lock()
-            .get(&domain)
-            .is_some_and(|until| *until > now)
-        {
-            return Err(LookupError::RecentTimeout);
-        }
-        // The look-up runs without the cache's lock held.
-        let (answer, ttl) = self.query(&name);
-        if answer == Err(LookupError::Timeout) {
-            let mut timeouts = self.timeouts.lock();
-            if timeouts.len() >= CACHE_ENTRIES {
-                timeouts.retain(|_, until| *until > now);
-            }
-            if timeouts.len() < CACHE_ENTRIES {
-                timeouts.insert(domain, now + TIMEOUT_MEMORY);
-            }
-        }
-        if let Some(ttl) = ttl.filter(|t| *t > 0) {
-            let keep = Duration::from_secs(u64::from(ttl)).min(MAX_CACHE_TTL);
-            let mut cache = self.cache.lock();
-            if cache.len() >= CACHE_ENTRIES {
-                cache.retain(|_, c| c.until > now);
-            }
-            if cache.len() >= CACHE_ENTRIES
-                && let Some(oldest) = cache
-                    .iter()
-                    .min_by_key(|(_, c)| c.until)
-                    .map(|(k, _)| k.clone())
-            {
-                cache.remove(&oldest);
-            }
-            cache.insert(
-                name,
-                Cached {
-                    answer: answer.clone(),
-                    until: now + keep,
-                },
-            );
-        }
-        answer
     }
 }
 

@@ -152,7 +152,7 @@ impl Engine {
             mailboxes: crate::config::Mailboxes::of(&cfg.mailboxes),
             keys: match &cfg.staff.dkim {
                 Some(d) => {
-                    std::sync::Arc::new(crate::dkim::DnsKeys::new(&d.nameservers, d.timeout))
+                    std::sync::Arc::new(crate::dns_keys::DnsKeys::new(&d.nameservers, d.timeout))
                 }
                 None => std::sync::Arc::new(crate::dkim::Offline),
             },

@@ -39,6 +39,7 @@ pub mod daemon;
 pub mod decide;
 pub mod diag;
 pub mod dkim;
+pub mod dns_keys;
 pub mod dsn;
 pub mod explain;
 pub mod extract;

@@ -1,10 +1,11 @@
-//! DKIM key look-ups over real DNS: `dkim::DnsKeys` against the harness's DNS server on loopback (the configured address, the cache, the timeout).
+//! DKIM key look-ups over real DNS: `dns_keys::DnsKeys` against the harness's DNS server on loopback (the configured address, the cache, the timeout).
 
 use crate::harness::{DnsServer, dkim_sign, test_key_txt};
 use std::sync::Arc;
 use std::time::Duration;
 use ticketd::clock::FixedClock;
-use ticketd::dkim::{DkimVerdict, DnsKeys, KeyResolver, LookupError, verify};
+use ticketd::dkim::{DkimVerdict, KeyResolver, LookupError, verify};
+use ticketd::dns_keys::DnsKeys;
 
 const KEY_NAME: &str = "sel._domainkey.vendor.test";
 
