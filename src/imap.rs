@@ -3,12 +3,13 @@
 use crate::backoff;
 use crate::clock::Clock;
 use crate::config::{After, Login, MailboxConfig, Tls};
+use crate::config::{Mechanism, OAuth2};
 use crate::health;
 use crate::intake::{Engine, Fetched, Ingested, ReadAhead};
 use crate::metrics::Metrics;
 use crate::model::Outcome;
 use crate::net::{self, Stream};
-use crate::oauth::{Mechanism, OAuth2, TokenError};
+use crate::oauth::{TokenError, Tokens};
 use crate::secret::Secret;
 use crate::shared::Shared;
 use crate::store::StoredMessage;
@@ -105,7 +106,7 @@ pub async fn connect(m: &MailboxConfig, clock: &dyn Clock) -> Result<ImapSession
         }
         Login::OAuth2(o) => o,
     };
-    let token = o.tokens.get(clock.monotonic()).await?;
+    let token = Tokens::of(o).get(clock.monotonic()).await?;
     let client = match authenticate(client, m, o, &token).await? {
         Ok(session) => return Ok(session),
         Err((detail, client)) => {
@@ -114,7 +115,7 @@ pub async fn connect(m: &MailboxConfig, clock: &dyn Clock) -> Result<ImapSession
             client
         }
     };
-    let token = o.tokens.renew(&token, clock.monotonic()).await?;
+    let token = Tokens::of(o).renew(&token, clock.monotonic()).await?;
     match authenticate(client, m, o, &token).await? {
         Ok(session) => Ok(session),
         Err((detail, _)) => Err(refused(format!("{detail} (with a new access token too)"))),

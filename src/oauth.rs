@@ -1,9 +1,9 @@
 //! OAuth2 access tokens for the IMAP and SMTP logins: from a file an external helper keeps fresh, or from a token endpoint (refresh-token or client-credentials grant) over HTTP/1.1 through `net`, cached until shortly before they expire; the only module that makes HTTP requests.
 
+use crate::config::{Grant, Mechanism, OAuth2, Source, TokenRequest};
 use crate::net;
 use crate::secret::Secret;
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -20,23 +20,7 @@ const MAX_ANSWER: usize = 256 * 1024;
 /// lifetime for short-lived tokens).
 const RENEW_AHEAD: Duration = Duration::from_secs(300);
 
-/// The SASL mechanism a login uses with its token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mechanism {
-    /// Google's and Microsoft's `XOAUTH2` (IMAP and SMTP).
-    XOAuth2,
-    /// RFC 7628 `OAUTHBEARER` (IMAP).
-    OAuthBearer,
-}
-
 impl Mechanism {
-    pub fn name(self) -> &'static str {
-        match self {
-            Mechanism::XOAuth2 => "XOAUTH2",
-            Mechanism::OAuthBearer => "OAUTHBEARER",
-        }
-    }
-
     /// The client's first SASL message. OAUTHBEARER's authzid escapes `,`
     /// and `=` (RFC 5801).
     pub fn initial_response(self, user: &str, host: &str, port: u16, token: &Secret) -> Vec<u8> {
@@ -61,124 +45,6 @@ impl Mechanism {
     }
 }
 
-/// A token endpoint's address: `https://host[:port]/path` (plain `http`
-/// only to loopback, which `config` checks).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenUrl {
-    pub https: bool,
-    pub host: String,
-    pub port: u16,
-    pub path: String,
-}
-
-impl TokenUrl {
-    pub fn parse(url: &str) -> Result<TokenUrl, String> {
-        let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
-            (true, r)
-        } else if let Some(r) = url.strip_prefix("http://") {
-            (false, r)
-        } else {
-            return Err("must start with https://".into());
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        if authority.contains('@') {
-            return Err("must not carry a user name or password".into());
-        }
-        let default = if https { 443 } else { 80 };
-        let (host, port) = match authority.strip_prefix('[') {
-            // [v6 address] and an optional :port
-            Some(r) => match r.split_once(']') {
-                Some((h, "")) => (h, None),
-                Some((h, p)) => (h, Some(p.strip_prefix(':').unwrap_or(p))),
-                None => return Err("has an unclosed [".into()),
-            },
-            None => match authority.split_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (authority, None),
-            },
-        };
-        let port = match port {
-            Some(p) => p
-                .parse::<u16>()
-                .map_err(|_| format!("has a bad port `{p}`"))?,
-            None => default,
-        };
-        if host.is_empty() || port == 0 {
-            return Err("has no host".into());
-        }
-        if path.contains(['#', ' ']) || path.chars().any(|c| c.is_control()) {
-            return Err("has a path that cannot be sent as is".into());
-        }
-        Ok(TokenUrl {
-            https,
-            host: host.to_string(),
-            port,
-            path: path.to_string(),
-        })
-    }
-}
-
-impl fmt::Display for TokenUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = if self.https { "https" } else { "http" };
-        let default = if self.https { 443 } else { 80 };
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        if self.port == default {
-            write!(f, "{scheme}://{host}{}", self.path)
-        } else {
-            write!(f, "{scheme}://{host}:{}{}", self.port, self.path)
-        }
-    }
-}
-
-/// Which OAuth2 grant gets the tokens.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Grant {
-    /// Delegated access: a refresh token obtained once by consent.
-    RefreshToken(Secret),
-    /// Application access (Microsoft 365 app-only): the client's own secret.
-    ClientCredentials,
-}
-
-impl Grant {
-    fn name(&self) -> &'static str {
-        match self {
-            Grant::RefreshToken(_) => "refresh_token",
-            Grant::ClientCredentials => "client_credentials",
-        }
-    }
-}
-
-/// A token endpoint and what to ask it for.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TokenRequest {
-    pub url: TokenUrl,
-    pub grant: Grant,
-    pub client_id: String,
-    pub client_secret: Option<Secret>,
-    /// Space-separated scopes, sent when set.
-    pub scope: Option<String>,
-    /// Trust only this CA for the endpoint's certificate.
-    pub ca_file: Option<PathBuf>,
-}
-
-/// Where the access tokens come from.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Source {
-    /// A file holding the current token, kept fresh by an external helper;
-    /// read again for every login.
-    File(PathBuf),
-    /// ticketd asks the endpoint itself.
-    Endpoint(TokenRequest),
-}
-
 /// Why no token could be had.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
@@ -188,13 +54,6 @@ pub struct TokenError {
     /// not be reached or failed, retried like a lost connection.
     pub refused: bool,
     pub message: String,
-}
-
-/// A login's OAuth2 settings: the mechanism and its token source.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OAuth2 {
-    pub mechanism: Mechanism,
-    pub tokens: Tokens,
 }
 
 /// The tokens of one login, cached and shared by its connections (the
@@ -249,6 +108,26 @@ impl Tokens {
             source,
             state: tokio::sync::Mutex::new(State::default()),
         }))
+    }
+
+    /// The token cache of the login `o` configures: one per login (whose it
+    /// is and where its tokens come from), made at its first use and shared
+    /// by every connection of the login and across reloads that keep it, so
+    /// one refresh serves them all. The configuration holds only the plain
+    /// settings; this is the shell's cache of what they give.
+    pub fn of(o: &OAuth2) -> Tokens {
+        static CACHES: std::sync::OnceLock<parking_lot::Mutex<Vec<Tokens>>> =
+            std::sync::OnceLock::new();
+        let mut caches = CACHES.get_or_init(Default::default).lock();
+        if let Some(t) = caches
+            .iter()
+            .find(|t| t.0.who == o.who && t.0.source == o.source)
+        {
+            return t.clone();
+        }
+        let t = Tokens::new(o.who.clone(), o.source.clone());
+        caches.push(t.clone());
+        t
     }
 
     pub fn source(&self) -> &Source {
@@ -585,6 +464,7 @@ fn dechunk(mut body: &[u8]) -> Result<Option<Vec<u8>>, String> {
 mod tests {
     use super::*;
     use crate::clock::{Clock, SystemClock};
+    use crate::config::TokenUrl;
     use std::io::{Read, Write};
     use std::sync::atomic::{AtomicUsize, Ordering};
 

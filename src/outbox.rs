@@ -7,7 +7,7 @@ use crate::health;
 use crate::metrics::Metrics;
 use crate::model::NewMail;
 use crate::net;
-use crate::oauth;
+use crate::oauth::Tokens;
 use crate::secret::Secret;
 use crate::shared::Shared;
 use crate::store::OutboxRow;
@@ -94,7 +94,7 @@ pub async fn connect(cfg: &SmtpConfig, clock: &dyn Clock) -> Result<AsyncSmtpCon
         }
         Login::OAuth2(o) => o,
     };
-    let token = o.tokens.get(clock.monotonic()).await?;
+    let token = Tokens::of(o).get(clock.monotonic()).await?;
     let mut conn = open(cfg, &who).await?;
     if !conn
         .server_info()
@@ -108,7 +108,7 @@ pub async fn connect(cfg: &SmtpConfig, clock: &dyn Clock) -> Result<AsyncSmtpCon
         Err(e) if e.is_permanent() => info!("{who}: access token refused ({e}): getting a new one"),
         Err(e) => return Err(anyhow!(e).context(format!("{who}: XOAUTH2 login as {user}"))),
     }
-    let token = o.tokens.renew(&token, clock.monotonic()).await?;
+    let token = Tokens::of(o).renew(&token, clock.monotonic()).await?;
     timed(cfg, &who, xoauth2(&mut conn, user, &token))
         .await?
         .with_context(|| {
@@ -139,7 +139,7 @@ async fn xoauth2(
     token: &Secret,
 ) -> Result<(), lettre::transport::smtp::Error> {
     let first = base64::engine::general_purpose::STANDARD
-        .encode(oauth::Mechanism::XOAuth2.initial_response(user, "", 0, token));
+        .encode(crate::config::Mechanism::XOAuth2.initial_response(user, "", 0, token));
     let r = conn
         .command(SmtpLine(format!("AUTH XOAUTH2 {first}")))
         .await?;
