@@ -386,6 +386,8 @@ fn covers_from(sig: &mail_auth::dkim::Signature) -> bool {
 /// `h=` while absent from the mail, a field is signed as absent, so adding
 /// one breaks the signature (RFC 6376 §5.4).
 pub const MUST_SIGN: &[&str] = &[
+    "To",
+    "Cc",
     "Subject",
     "Message-ID",
     "In-Reply-To",
@@ -421,6 +423,93 @@ fn uncovered(sig: &mail_auth::dkim::Signature) -> Vec<String> {
 /// every field it must cover.
 fn could_prove(sig: &mail_auth::dkim::Signature, from_domain: &str) -> bool {
     aligned(&sig.d, from_domain) && covers_from(sig) && uncovered(sig).is_empty()
+}
+
+/// Whether `raw` carries a DKIM signature that could prove its From domain
+/// to ticketd: aligned with `from_domain`, over From oversigned and every
+/// field of [`MUST_SIGN`]. An Authentication-Results pass counts only with
+/// one (the receiving server says it verified; what it verified is read
+/// here), and `Ok(relaxed)` says whether that signature hashed the body
+/// relaxed (then white space in the body is not covered). The error says
+/// why none could.
+pub fn covering_signature(raw: &[u8], from_domain: &str) -> Result<bool, String> {
+    let Some(message) = AuthenticatedMessage::parse(raw) else {
+        return Err("the mail could not be read for its DKIM signatures".into());
+    };
+    let mut why = format!("no DKIM signature by {from_domain}");
+    for h in &message.dkim_headers {
+        let sig = &h.header;
+        if !aligned(&sig.d, from_domain) {
+            continue;
+        }
+        let missing = uncovered(sig);
+        if missing.is_empty() {
+            return Ok(sig.cb == mail_auth::dkim::Canonicalization::Relaxed);
+        }
+        why = format!(
+            "the DKIM signature by {} does not cover {}",
+            sig.d,
+            missing.join(", ")
+        );
+    }
+    Err(why)
+}
+
+/// Whether the signature of `domain` and `selector` in `raw` hashed the body
+/// relaxed (RFC 6376 §3.4.4: trailing white space dropped, runs of it made
+/// one space), so that white space in the body is not covered.
+pub fn relaxed_body(raw: &[u8], domain: &str, selector: &str) -> bool {
+    AuthenticatedMessage::parse(raw).is_some_and(|m| {
+        m.dkim_headers.iter().any(|h| {
+            h.header.d.eq_ignore_ascii_case(domain)
+                && h.header.s == selector
+                && h.header.cb == mail_auth::dkim::Canonicalization::Relaxed
+        })
+    })
+}
+
+/// `raw` with its body as relaxed canonicalization sees it: each line's
+/// runs of white space made one space and trailing white space dropped
+/// (the header section is kept as it is). What ticketd reads of this is a
+/// function of what a relaxed signature covers.
+pub fn relaxed_form(raw: &[u8]) -> Vec<u8> {
+    // The body starts after the first empty line (CRLF or LF line ends).
+    let split = (0..raw.len())
+        .find_map(|i| {
+            let rest = &raw[i..];
+            if rest.starts_with(b"\n\r\n") {
+                Some(i + 3)
+            } else if rest.starts_with(b"\n\n") {
+                Some(i + 2)
+            } else {
+                None
+            }
+        })
+        .unwrap_or(raw.len());
+    let mut out = raw[..split].to_vec();
+    for line in raw[split..].split_inclusive(|&b| b == b'\n') {
+        let (text, end): (&[u8], &[u8]) = match line {
+            [t @ .., b'\r', b'\n'] => (t, b"\r\n"),
+            [t @ .., b'\n'] => (t, b"\n"),
+            t => (t, b""),
+        };
+        let mut space = false;
+        let mut kept = Vec::with_capacity(text.len());
+        for &b in text {
+            if b == b' ' || b == b'\t' {
+                space = true;
+            } else {
+                if space {
+                    kept.push(b' ');
+                    space = false;
+                }
+                kept.push(b);
+            }
+        }
+        out.extend_from_slice(&kept);
+        out.extend_from_slice(end);
+    }
+    out
 }
 
 /// A header value without the line end that closes it.
@@ -939,7 +1028,7 @@ mod tests {
         ));
         assert!(
             reason.contains(
-                "does not cover From twice (oversigned), In-Reply-To, References, Content-Type, Content-Transfer-Encoding"
+                "does not cover From twice (oversigned), Cc, In-Reply-To, References, Content-Type, Content-Transfer-Encoding"
             ),
             "{reason}"
         );
@@ -947,6 +1036,8 @@ mod tests {
         let all = [
             "From",
             "From",
+            "To",
+            "Cc",
             "Subject",
             "Message-ID",
             "In-Reply-To",

@@ -126,6 +126,43 @@ pub struct Ingested {
     pub acks_capped: bool,
 }
 
+/// Why a relaxed signature proves nothing of a mail.
+const RELAXED_CHANGES_READING: &str = "its signature hashed the body relaxed and white space it does not cover changes what ticketd reads of it (format=flowed, or MIME part headers): sign with simple body canonicalization, or answer a notification";
+
+/// Whether what ticketd reads of `raw` (its text and attachments) is what
+/// it reads of the body's relaxed form: then it depends only on what a
+/// relaxed body hash covers.
+fn reads_the_same_relaxed(raw: &[u8], inbound: &Inbound) -> bool {
+    let relaxed = parse(&crate::dkim::relaxed_form(raw), inbound.arrival);
+    let shape = |m: &Inbound| {
+        let files: Vec<(Option<String>, String, usize)> = m
+            .attachments
+            .iter()
+            .map(|a| (a.name.clone(), a.content_type.clone(), a.size))
+            .collect();
+        (m.text.clone(), m.text_from_html, files)
+    };
+    shape(&relaxed) == shape(inbound)
+}
+
+/// Why the From header cannot prove one person, if it cannot: it names
+/// several mailboxes or a group, or a Sender header names someone else.
+fn one_author(inbound: &Inbound) -> Option<String> {
+    if inbound.from_mailboxes != 1 {
+        return Some(format!(
+            "its From names {} mailboxes, not one",
+            inbound.from_mailboxes
+        ));
+    }
+    let from = inbound.from_header_address()?;
+    match &inbound.sender_header {
+        Some(s) if !s.eq_ignore_ascii_case(from) => {
+            Some(format!("its Sender {s} is not its From {from}"))
+        }
+        _ => None,
+    }
+}
+
 pub fn mailbox_view(m: &MailboxConfig) -> MailboxView<'_> {
     MailboxView {
         name: &m.name,
@@ -244,12 +281,23 @@ impl Engine {
         // parser, proves nothing.
         if let Some(why) =
             crate::header_section::ambiguity(raw, &inbound.headers, crate::parse::MAX_HEADER_VALUE)
+                .or_else(|| one_author(inbound))
         {
             ev.ambiguous = Some(why);
             return ev;
         }
+        // A signed mail proves something here only when it was written to
+        // us: one sent to someone else and handed on proves nothing (the
+        // signature covers To and Cc, so they are what the signer sent).
+        let to_us = inbound
+            .to
+            .iter()
+            .chain(&inbound.cc)
+            .any(|a| self.identity.is_own(&a.address));
         let section = crate::header_section::read(raw);
-        ev.auth_results = crate::dkim::trusted_results(&section, &self.staff.authserv_ids, domain);
+        if to_us {
+            ev.auth_results = self.trusted_results(raw, inbound, &section, domain, &mut ev.refused);
+        }
         if ev.auth_results.is_some() || self.staff.dkim.is_none() {
             return ev;
         }
@@ -266,8 +314,55 @@ impl Engine {
                 return ev;
             }
         }
-        ev.dkim = Some(crate::dkim::verify(raw, domain, self.keys.as_ref()));
+        if !to_us {
+            ev.refused.push(
+                "its To and Cc name none of our addresses: a signed mail sent to someone else proves nothing here".into(),
+            );
+            return ev;
+        }
+        let verdict = crate::dkim::verify(raw, domain, self.keys.as_ref());
+        ev.dkim = Some(match verdict {
+            crate::dkim::DkimVerdict::Pass {
+                ref domain,
+                ref selector,
+            } if crate::dkim::relaxed_body(raw, domain, selector)
+                && !reads_the_same_relaxed(raw, inbound) =>
+            {
+                crate::dkim::DkimVerdict::Fail {
+                    reason: RELAXED_CHANGES_READING.into(),
+                }
+            }
+            v => v,
+        });
         ev
+    }
+
+    /// A trusted Authentication-Results pass for `domain`, counted only
+    /// when the mail carries a DKIM signature that covers what the decision
+    /// reads (the server says it verified; what the signature covered is
+    /// read here) and, for a body hashed relaxed, the white space it does
+    /// not cover changes nothing ticketd reads. Why a pass was not counted
+    /// goes to `refused`.
+    fn trusted_results(
+        &self,
+        raw: &[u8],
+        inbound: &Inbound,
+        section: &crate::header_section::Section<'_>,
+        domain: &str,
+        refused: &mut Vec<String>,
+    ) -> Option<String> {
+        let pass = crate::dkim::trusted_results(section, &self.staff.authserv_ids, domain)?;
+        match crate::dkim::covering_signature(raw, domain) {
+            Ok(relaxed) if relaxed && !reads_the_same_relaxed(raw, inbound) => {
+                refused.push(format!("{pass}, but {RELAXED_CHANGES_READING}"));
+                None
+            }
+            Ok(_) => Some(pass),
+            Err(why) => {
+                refused.push(format!("{pass}, but {why}"));
+                None
+            }
+        }
     }
 
     /// The rest of the plan for a mail already read: what the database knows, then the decision.

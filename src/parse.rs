@@ -100,6 +100,11 @@ pub struct Inbound {
     /// `from` is not the From header's (it had no usable address) but the
     /// Sender, Reply-To or Return-Path a reply goes to.
     pub from_fallback: bool,
+    /// How many mailboxes the From header names (a group counts one more
+    /// than its members): a staff proof needs exactly one.
+    pub from_mailboxes: usize,
+    /// The Sender header's address, when there is one.
+    pub sender_header: Option<String>,
     /// The HTML of an HTML-only mail (no plain part), kept for the reply
     /// reader: its structure (blockquote, hr, paragraphs) tells quotes and
     /// lines apart. None when `text` came from a plain part.
@@ -259,6 +264,8 @@ pub fn parse(raw: &[u8], arrival: DateTime<Utc>) -> Inbound {
         text_from_html: false,
         reply_text: String::new(),
         from_fallback: false,
+        from_mailboxes: 0,
+        sender_header: None,
         html: None,
         attachments: Vec::new(),
         headers: Vec::new(),
@@ -293,6 +300,12 @@ pub fn parse(raw: &[u8], arrival: DateTime<Utc>) -> Inbound {
     }
     inbound.parsed = true;
     inbound.from = addrs(msg.from()).into_iter().find(|a| usable(&a.address));
+    inbound.from_mailboxes = match msg.from() {
+        Some(Address::List(list)) => list.len(),
+        Some(Address::Group(groups)) => groups.iter().map(|g| g.addresses.len() + 1).sum(),
+        None => 0,
+    };
+    inbound.sender_header = addrs(msg.sender()).into_iter().next().map(|a| a.address);
     if inbound.from.is_none() {
         // A person's mail whose From is missing or broken is answered where
         // its Sender, Reply-To or Return-Path says, when one is a person's.

@@ -31,18 +31,25 @@ pub struct Evidence {
     pub dkim: Option<DkimVerdict>,
     /// A trusted Authentication-Results header's pass for the From domain.
     pub auth_results: Option<String>,
-    /// Why the header section could be read two ways (`header_section`):
-    /// then nothing in the mail proves anything, a reply token included.
+    /// Why the header section could be read two ways (`header_section`),
+    /// or its From cannot name one person: then nothing in the mail proves
+    /// anything, a reply token included.
     pub ambiguous: Option<String>,
+    /// Proofs the mail carries that did not count, and why (a trusted
+    /// Authentication-Results pass whose signature does not cover what
+    /// ticketd reads, a signed mail addressed to someone else).
+    pub refused: Vec<String>,
 }
 
 /// The ticket a staff mail is about: the subject's tag, else the ticket its
-/// In-Reply-To/References point at, else a number in its text.
+/// In-Reply-To/References point at; never a number in its text.
 pub fn staff_target(lookup: &Lookup, subject_tag: Option<TicketId>) -> Option<&TicketInfo> {
     let tagged = lookup.tagged.as_ref();
     match subject_tag {
         Some(tag) => tagged.filter(|t| t.id == tag),
-        None => lookup.referenced.as_ref().or(tagged),
+        // Not a number in the text: a signed mail about a ticket, written
+        // to someone else, must not become an action on it.
+        None => lookup.referenced.as_ref(),
     }
 }
 
@@ -84,6 +91,7 @@ pub fn authority(
             detail: detail.clone(),
         });
     }
+    missing.extend(evidence.refused.iter().cloned());
     missing.push(if staff.authserv_ids.is_empty() {
         "no trusted authserv-id is configured".to_string()
     } else {

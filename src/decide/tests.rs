@@ -1099,6 +1099,7 @@ fn issue_20_class_1_an_ambiguous_header_section_outweighs_every_proof() {
         }),
         auth_results: Some("Authentication-Results from mx.acme.test: dkim=pass".into()),
         ambiguous: Some("header line 7 has a malformed field name \"From \"".into()),
+        refused: vec![],
     };
     let d = on_ticket_3(&raw, &s, &ev);
     assert_eq!(d.sender, Sender::UnverifiedStaff);

@@ -370,3 +370,273 @@ async fn issue_20_a_forged_bounce_marks_nobody_a_real_one_marks_its_recipient_an
     );
     daemon.stop(WAIT).await;
 }
+
+/// Signs `raw` for vendor.test over exactly `headers` (relaxed/relaxed), as
+/// a given outgoing server does.
+fn sign_over(raw: &[u8], headers: &[&str]) -> Vec<u8> {
+    use mail_auth::common::crypto::{RsaKey, Sha256};
+    use mail_auth::common::headers::HeaderWriter;
+    use mail_auth::dkim::{Canonicalization, DkimSigner};
+    use rustls::pki_types::{PrivateKeyDer, pem::PemObject};
+    let der = PrivateKeyDer::from_pem_slice(test_key_pem().as_bytes()).unwrap();
+    let key = RsaKey::<Sha256>::from_key_der(der).unwrap();
+    let sig = DkimSigner::from_key(key)
+        .domain("vendor.test")
+        .selector("sel")
+        .headers(headers.iter().copied())
+        .header_canonicalization(Canonicalization::Relaxed)
+        .body_canonicalization(Canonicalization::Relaxed)
+        .sign(raw)
+        .unwrap();
+    let mut out = sig.to_header().into_bytes();
+    out.extend_from_slice(raw);
+    out
+}
+
+fn keys() -> ticketd::dkim::StaticKeys {
+    ticketd::dkim::StaticKeys::new([("sel._domainkey.vendor.test", test_key_txt().as_str())])
+}
+
+/// A stack, a daemon, and dana's ticket 1 (processed, acknowledged).
+async fn dana_has_ticket_1() -> (MailStack, DnsServer, Config, Daemon) {
+    let stack = MailStack::with(Options {
+        postfix: true,
+        ..Default::default()
+    });
+    let dns = DnsServer::start(&[("sel._domainkey.vendor.test", &test_key_txt())], 600);
+    let cfg = config(&stack, &dns);
+    stack
+        .create_users(&[SUPPORT, ALICE, DANA, MALLORY, "lead@vendor.test"])
+        .await;
+    let daemon = Daemon::start(
+        &cfg,
+        Arc::new(FixedClock::new(at("2026-03-02T09:05:00-08:00"))),
+    );
+    stack
+        .deliver(&mail(
+            &format!("Dana Customer <{DANA}>"),
+            SUPPORT,
+            "Pool degraded after update",
+            "dana-1@example.net",
+            "",
+            "Hello, the pool is degraded after the update.",
+        ))
+        .await;
+    stack.wait_for_count(DANA, "INBOX", 1, WAIT).await;
+    processed(&stack, 1).await;
+    (stack, dns, cfg, daemon)
+}
+
+/// The held-mail reasons on ticket `id`.
+fn held(cfg: &Config, id: i64) -> Vec<String> {
+    event_lines(cfg, id)
+        .into_iter()
+        .filter(|e| e.starts_with("unverified"))
+        .collect()
+}
+
+fn acted(cfg: &Config, id: i64) -> bool {
+    event_lines(cfg, id)
+        .iter()
+        .any(|e| e.starts_with("staff_mail") || e.starts_with("staff_reply"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_20_review_authentication_results_count_only_with_a_signature_covering_what_is_read()
+{
+    let (stack, _dns, cfg, daemon) = dana_has_ticket_1().await;
+    // alice writes to support@ with mallory in Cc, signed the way some
+    // hosted servers sign (no Cc, In-Reply-To or References in h=, From
+    // not oversigned); ticketd's own check refuses such a signature.
+    let alices = b"From: Alice Staff <alice@vendor.test>\r\nTo: support@vendor.test\r\n\
+Cc: mallory@example.org\r\nSubject: Your order\r\nDate: Mon, 02 Mar 2026 08:00:00 -0800\r\n\
+Message-ID: <alice-to-mallory@vendor.test>\r\nMIME-Version: 1.0\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\r\n\
+We will not replace the pool; nothing more can be done.\r\n\r\nAlice\r\n";
+    let signed = sign_over(
+        alices,
+        &[
+            "From",
+            "To",
+            "Subject",
+            "Date",
+            "Message-ID",
+            "MIME-Version",
+            "Content-Type",
+        ],
+    );
+    let v = ticketd::dkim::verify(&signed, "vendor.test", &keys());
+    assert!(format!("{v:?}").contains("does not cover"), "{v:?}");
+    // mallory adds an unsigned References to dana's mail: any verifier still
+    // passes it, and the vendor's MX says so above its own Received line.
+    let text = String::from_utf8(signed).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let delivered = format!(
+        "Authentication-Results: mx.vendor.test; dkim=pass header.d=vendor.test header.s=sel\r\n\
+Received: from mail.example.org by mx.vendor.test (Postfix); Mon, 2 Mar 2026 09:00:00 -0800\r\n\
+{head}\r\nReferences: <dana-1@example.net>\r\n\r\n{body}"
+    );
+    stack.deliver(delivered.as_bytes()).await;
+    processed(&stack, 2).await;
+    assert!(!acted(&cfg, 1), "{:#?}", event_lines(&cfg, 1));
+    let why = held(&cfg, 1);
+    assert!(
+        why.iter()
+            .any(|e| e.contains("Authentication-Results from mx.vendor.test")
+                && e.contains("does not cover")),
+        "{why:#?}"
+    );
+    assert_eq!(stack.count(DANA, "INBOX").await, 1);
+    daemon.stop(WAIT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_20_review_a_signed_staff_mail_sent_to_someone_else_proves_nothing_here() {
+    let (stack, _dns, cfg, daemon) = dana_has_ticket_1().await;
+    // Signed exactly as docs/staff.md asks, but written to mallory: she
+    // hands it to support@ unchanged. Once naming the ticket in its text
+    // only, once in its subject.
+    for (id, subject, text) in [
+        (
+            "alice-2@vendor.test",
+            "Dana's pool",
+            "About [TKT#1]: the replacement pool is on its way, I will close it once it arrives.",
+        ),
+        (
+            "alice-3@vendor.test",
+            "Re: Pool degraded after update [TKT#1]",
+            "#close\nThe replacement pool is on its way.",
+        ),
+    ] {
+        let raw = dkim_sign(
+            &mail(
+                &format!("Alice Staff <{ALICE}>"),
+                MALLORY,
+                subject,
+                id,
+                "",
+                text,
+            ),
+            "vendor.test",
+            "sel",
+        );
+        assert!(matches!(
+            ticketd::dkim::verify(&raw, "vendor.test", &keys()),
+            ticketd::dkim::DkimVerdict::Pass { .. }
+        ));
+        stack.deliver(&raw).await;
+    }
+    // The first names no ticket a staff mail can name (a number in the
+    // text is none): quarantined. The second is held on ticket 1.
+    stack.wait_for_count(SUPPORT, "Quarantine", 1, WAIT).await;
+    processed(&stack, 2).await;
+    assert!(!acted(&cfg, 1), "{:#?}", event_lines(&cfg, 1));
+    let why = held(&cfg, 1);
+    assert!(
+        why.iter().any(|e| e.contains("name none of our addresses")),
+        "{why:#?}"
+    );
+    assert_eq!(stack.count(DANA, "INBOX").await, 1);
+    daemon.stop(WAIT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_20_review_a_from_of_two_mailboxes_or_another_sender_proves_nothing() {
+    let (stack, _dns, cfg, daemon) = dana_has_ticket_1().await;
+    for (from, extra, id) in [
+        (
+            "alice@vendor.test, Mallory <mallory@vendor.test>",
+            "Sender: Mallory <mallory@vendor.test>\r\n",
+            "mallory-3@vendor.test",
+        ),
+        (
+            "Alice Staff <alice@vendor.test>",
+            "Sender: Mallory <mallory@vendor.test>\r\n",
+            "mallory-4@vendor.test",
+        ),
+        (
+            "undisclosed:;, alice@vendor.test",
+            "",
+            "mallory-5@vendor.test",
+        ),
+    ] {
+        let raw = dkim_sign(
+            &mail(
+                from,
+                SUPPORT,
+                "Re: Pool degraded after update [TKT#1]",
+                id,
+                extra,
+                "#severity 1\r\nPlease send us your admin password so we can check.",
+            ),
+            "vendor.test",
+            "sel",
+        );
+        stack.deliver(&raw).await;
+    }
+    processed(&stack, 4).await;
+    assert!(!acted(&cfg, 1), "{:#?}", event_lines(&cfg, 1));
+    let why = held(&cfg, 1);
+    assert!(
+        why.iter().any(|e| e.contains("its From names 2 mailboxes")),
+        "{why:#?}"
+    );
+    assert!(
+        why.iter()
+            .any(|e| e.contains("its Sender mallory@vendor.test is not its From")),
+        "{why:#?}"
+    );
+    assert_eq!(stack.count(DANA, "INBOX").await, 1);
+    daemon.stop(WAIT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_20_review_white_space_a_relaxed_signature_leaves_out_changes_nothing_done() {
+    let (stack, _dns, cfg, daemon) = dana_has_ticket_1().await;
+    // alice explained the commands (support@ and mallory got it); mallory
+    // turns the empty line ending a MIME part's header into " ", so the
+    // first paragraph becomes part headers and `#close` the first line.
+    let alices = b"From: Alice Staff <alice@vendor.test>\r\nTo: support@vendor.test\r\n\
+Cc: mallory@example.org\r\nSubject: Re: [TKT#1] Pool degraded after update\r\n\
+Message-ID: <alice-4@vendor.test>\r\nDate: Mon, 02 Mar 2026 09:00:00 -0800\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/alternative; boundary=\"b\"\r\n\r\n\
+--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+Not yet. Once the logs are in, I reply with\r\n\r\n#close\r\n\r\nAlice\r\n\
+--b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Not yet.</p>\r\n--b--\r\n";
+    let signed = String::from_utf8(dkim_sign(alices, "vendor.test", "sel")).unwrap();
+    let forged = signed.replacen(
+        "charset=utf-8\r\n\r\nNot yet.",
+        "charset=utf-8\r\n \r\nNot yet.",
+        1,
+    );
+    assert!(matches!(
+        ticketd::dkim::verify(forged.as_bytes(), "vendor.test", &keys()),
+        ticketd::dkim::DkimVerdict::Pass { .. }
+    ));
+    stack.deliver(forged.as_bytes()).await;
+    processed(&stack, 2).await;
+    let events = event_lines(&cfg, 1);
+    assert!(!events.iter().any(|e| e.contains("closed")), "{events:#?}");
+    assert!(
+        held(&cfg, 1)
+            .iter()
+            .any(|e| e.contains("hashed the body relaxed")),
+        "{events:#?}"
+    );
+    // The same mail as alice sent it acts: nothing but white space differs.
+    let again = dkim_sign(
+        &String::from_utf8_lossy(alices)
+            .replace("alice-4@", "alice-5@")
+            .into_bytes(),
+        "vendor.test",
+        "sel",
+    );
+    stack.deliver(&again).await;
+    processed(&stack, 3).await;
+    let events = event_lines(&cfg, 1);
+    assert!(
+        events.iter().any(|e| e.starts_with("staff_mail")),
+        "{events:#?}"
+    );
+    daemon.stop(WAIT).await;
+}
