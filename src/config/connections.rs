@@ -1,10 +1,10 @@
 //! How ticketd reaches its servers: each mailbox and the SMTP relay, their endpoints (host, port, TLS, CA) and logins (a password, or OAuth2), checked with their lines.
 
-use super::checks::{is_loopback, secret};
+use super::checks::{is_loopback, secret, valid_address, valid_folder};
 use super::oauth2::{OAuth2, oauth2_login};
-use super::raw::RawOAuth2;
+use super::raw::{RawMailbox, RawOAuth2};
 use crate::diag::Report;
-use crate::model::{Mailboxes, Role};
+use crate::model::{Identity, Mailboxes, Role};
 use crate::secret::Secret;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -193,4 +193,121 @@ impl Mailboxes {
                 .collect(),
         )
     }
+}
+
+/// `[[mailbox]]`: each mailbox, its address, endpoint, login and folders.
+pub(super) fn mailboxes(
+    r: &mut Report<'_>,
+    raw: &[Spanned<RawMailbox>],
+    identity: &Identity,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Vec<MailboxConfig> {
+    if raw.is_empty() {
+        r.at(0, "no [[mailbox]] is configured: add at least one");
+    }
+    let mut mailboxes: Vec<MailboxConfig> = Vec::new();
+    for sm in raw {
+        let m = sm.get_ref();
+        let name = m.name.get_ref().clone();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+        {
+            r.spanned(&m.name, "mailbox name must be letters, digits, '-' or '_'");
+        }
+        if mailboxes.iter().any(|x| x.name == name) {
+            r.spanned(&m.name, format!("mailbox name `{name}` is used twice"));
+        }
+        let role = Role::parse(m.role.get_ref()).unwrap_or_else(|| {
+            r.spanned(
+                &m.role,
+                format!(
+                    "mailbox `{name}`: role `{}` is not one of support, rma, 24x7",
+                    m.role.get_ref()
+                ),
+            );
+            Role::Support
+        });
+        if !valid_address(m.address.get_ref()) {
+            r.spanned(
+                &m.address,
+                format!("mailbox `{name}`: address is not an email address"),
+            );
+        } else if !identity.is_own(m.address.get_ref()) {
+            r.spanned(
+                &m.address,
+                format!(
+                    "mailbox `{name}`: address {} is missing from identity.own_addresses",
+                    m.address.get_ref()
+                ),
+            );
+        }
+        let ep = endpoint(r, &m.host, m.port, &m.tls, m.ca_file.as_ref(), resolve);
+        let login = login(
+            r,
+            LoginFields {
+                label: &format!("mailbox `{name}`"),
+                who: &format!("mailbox {name}"),
+                at: &m.name,
+                password_file: m.password_file.as_ref(),
+                password_credential: m.password_credential.as_ref(),
+                oauth2: m.oauth2.as_ref(),
+                required: true,
+            },
+            resolve,
+        );
+        let after = match m.after.get_ref().as_str() {
+            "move" => After::Move,
+            "seen" => After::Seen,
+            other => {
+                r.spanned(
+                    &m.after,
+                    format!("mailbox `{name}`: after = `{other}` is not one of move, seen"),
+                );
+                After::Move
+            }
+        };
+        if *m.poll_interval_secs.get_ref() == 0 {
+            r.spanned(
+                &m.poll_interval_secs,
+                "poll_interval_secs must be at least 1",
+            );
+        }
+        let batch = *m.batch_size.get_ref();
+        if batch == 0 || batch > 5000 {
+            r.spanned(&m.batch_size, "batch_size must be between 1 and 5000");
+        }
+        for (label, folder) in [
+            ("folder", &m.folder),
+            ("processed_folder", &m.processed_folder),
+            ("quarantine_folder", &m.quarantine_folder),
+        ] {
+            if !valid_folder(folder) {
+                r.spanned(
+                        &m.name,
+                        format!("mailbox `{name}`: {label} `{folder}` must be a plain folder name (no quotes, control characters or '*%')"),
+                    );
+            }
+        }
+        mailboxes.push(MailboxConfig {
+            name,
+            role,
+            address: m.address.get_ref().to_ascii_lowercase(),
+            endpoint: ep,
+            username: m.username.clone(),
+            login: login.unwrap_or(Login::Password(Secret(String::new()))),
+            folder: m.folder.clone(),
+            processed_folder: m.processed_folder.clone(),
+            quarantine_folder: m.quarantine_folder.clone(),
+            after,
+            poll_interval: Duration::from_secs((*m.poll_interval_secs.get_ref()).max(1)),
+            idle: m.idle,
+            batch_size: batch.clamp(1, 5000),
+            accept_lists: m.accept_lists,
+            timeout: Duration::from_secs(m.timeout_secs.max(1)),
+        });
+    }
+
+    mailboxes
 }

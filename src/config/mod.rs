@@ -16,11 +16,10 @@ pub use oauth2::{Grant, Mechanism, OAuth2, Source, TokenRequest, TokenUrl};
 
 use crate::diag::{Problem, Problems, Report, parse_toml};
 use crate::layout::SearchPath;
-use crate::model::Role;
 use crate::pack::Pack;
-use checks::{rate, rate_within, valid_domain, valid_folder};
-use connections::{LoginFields, endpoint, login};
-use raw::RawConfig;
+use checks::{rate, rate_within, valid_domain};
+use connections::{LoginFields, endpoint, login, mailboxes};
+use raw::{RawConfig, RawIdentity, RawLimits, RawMetrics, RawSmtp, RawStaff, RawTickets};
 use staff::{staff_directory, staff_members};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -73,329 +72,22 @@ impl Config {
                 base.join(p)
             }
         };
-
         let database = resolve(raw.daemon.database.get_ref());
-        let search = SearchPath::new(
-            Some(&base),
-            raw.daemon.templates.as_ref().map(|t| resolve(t.get_ref())),
-            raw.daemon.packs.as_ref().map(|p| resolve(p.get_ref())),
-            &crate::layout::data_dir(),
-        );
-        let templates = search.templates_dir();
-        if !templates.is_dir() {
-            let msg = format!(
-                "templates: {} is not a directory",
-                search.templates_described()
-            );
-            match &raw.daemon.templates {
-                Some(t) => r.spanned(t, msg),
-                None => r.at(0, msg),
-            }
-        }
-        let pack_path = search.pack_file(raw.daemon.pack.get_ref());
-        let mut pack_problems = Vec::new();
-        let pack = if !pack_path.is_file() {
-            r.spanned(
-                &raw.daemon.pack,
-                format!(
-                    "pack `{}`: no file {}.toml in {}",
-                    raw.daemon.pack.get_ref(),
-                    raw.daemon.pack.get_ref(),
-                    search.packs_described()
-                ),
-            );
-            None
-        } else {
-            match Pack::load(&pack_path) {
-                Ok(p) => Some(p),
-                Err(ps) => {
-                    pack_problems = ps.0;
-                    None
-                }
-            }
-        };
-
-        let identity = Identity {
-            from_name: raw.identity.from_name.clone(),
-            message_id_domain: raw.identity.message_id_domain.get_ref().trim().to_string(),
-            own_addresses: raw
-                .identity
-                .own_addresses
-                .get_ref()
-                .iter()
-                .map(|a| a.trim().to_ascii_lowercase())
-                .collect(),
-            staff: raw
-                .identity
-                .staff
-                .get_ref()
-                .iter()
-                .map(|a| a.trim().to_ascii_lowercase())
-                .collect(),
-        };
-        if !valid_domain(&identity.message_id_domain) {
-            r.spanned(
-                &raw.identity.message_id_domain,
-                "message_id_domain must be a domain name such as tickets.example.com",
-            );
-        }
-        if identity.own_addresses.is_empty() {
-            r.spanned(
-                &raw.identity.own_addresses,
-                "own_addresses must list at least the address customers write to",
-            );
-        }
-        for a in identity.own_addresses.iter() {
-            if !valid_address(a) {
-                r.spanned(
-                    &raw.identity.own_addresses,
-                    format!("own_addresses: `{a}` is not an email address"),
-                );
-            }
-        }
-        for a in identity.staff.iter() {
-            if !valid_address(a) {
-                r.spanned(
-                    &raw.identity.staff,
-                    format!("staff: `{a}` is not an email address"),
-                );
-            }
-        }
-
-        let smtp_endpoint = endpoint(
-            &mut r,
-            &raw.smtp.host,
-            *raw.smtp.port.get_ref(),
-            &raw.smtp.tls,
-            raw.smtp.ca_file.as_ref(),
-            &resolve,
-        );
-        if *raw.smtp.port.get_ref() == 0 {
-            r.spanned(&raw.smtp.port, "smtp port must not be 0");
-        }
-        let smtp_who = format!("SMTP relay {}:{}", smtp_endpoint.host, smtp_endpoint.port);
-        let smtp_login = login(
-            &mut r,
-            LoginFields {
-                label: "smtp",
-                who: &smtp_who,
-                at: &raw.smtp.host,
-                password_file: raw.smtp.password_file.as_ref(),
-                password_credential: raw.smtp.password_credential.as_ref(),
-                oauth2: raw.smtp.oauth2.as_ref(),
-                required: raw.smtp.username.is_some(),
-            },
-            &resolve,
-        );
-        if let Some(Login::OAuth2(o)) = &smtp_login
-            && o.mechanism != Mechanism::XOAuth2
-        {
-            r.spanned(
-                raw.smtp
-                    .oauth2
-                    .as_ref()
-                    .and_then(|o| o.get_ref().mechanism.as_ref())
-                    .unwrap_or(&raw.smtp.host),
-                "smtp: oauth2 mechanism must be xoauth2 (what SMTP relays take)",
-            );
-        }
-        if raw.smtp.username.is_none() && smtp_login.is_some() {
-            r.spanned(
-                &raw.smtp.host,
-                "smtp: a login (password or oauth2) needs a username",
-            );
-        }
-        let smtp = SmtpConfig {
-            endpoint: smtp_endpoint,
-            username: raw.smtp.username.clone(),
-            login: smtp_login,
-            hello_name: raw
-                .smtp
-                .hello_name
-                .clone()
-                .unwrap_or_else(|| identity.message_id_domain.clone()),
-            timeout: Duration::from_secs(raw.smtp.timeout_secs.max(1)),
-            max_attempts: raw.smtp.max_attempts.max(1),
-            retry_base: Duration::from_millis(raw.smtp.retry_base_ms.max(10)),
-            max_queue_lifetime: Duration::from_secs(raw.smtp.max_queue_lifetime_secs.max(1)),
-        };
-
-        let prefix = raw.tickets.prefix.get_ref().clone();
-        if prefix.is_empty()
-            || prefix.len() > 16
-            || !prefix
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-')
-        {
-            r.spanned(
-                &raw.tickets.prefix,
-                "tickets.prefix must be 1 to 16 letters, digits or '-'",
-            );
-        }
-
-        if raw.mailboxes.is_empty() {
-            r.at(0, "no [[mailbox]] is configured: add at least one");
-        }
-        let mut mailboxes: Vec<MailboxConfig> = Vec::new();
-        for sm in &raw.mailboxes {
-            let m = sm.get_ref();
-            let name = m.name.get_ref().clone();
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
-            {
-                r.spanned(&m.name, "mailbox name must be letters, digits, '-' or '_'");
-            }
-            if mailboxes.iter().any(|x| x.name == name) {
-                r.spanned(&m.name, format!("mailbox name `{name}` is used twice"));
-            }
-            let role = Role::parse(m.role.get_ref()).unwrap_or_else(|| {
-                r.spanned(
-                    &m.role,
-                    format!(
-                        "mailbox `{name}`: role `{}` is not one of support, rma, 24x7",
-                        m.role.get_ref()
-                    ),
-                );
-                Role::Support
-            });
-            if !valid_address(m.address.get_ref()) {
-                r.spanned(
-                    &m.address,
-                    format!("mailbox `{name}`: address is not an email address"),
-                );
-            } else if !identity.is_own(m.address.get_ref()) {
-                r.spanned(
-                    &m.address,
-                    format!(
-                        "mailbox `{name}`: address {} is missing from identity.own_addresses",
-                        m.address.get_ref()
-                    ),
-                );
-            }
-            let ep = endpoint(
-                &mut r,
-                &m.host,
-                m.port,
-                &m.tls,
-                m.ca_file.as_ref(),
-                &resolve,
-            );
-            let login = login(
-                &mut r,
-                LoginFields {
-                    label: &format!("mailbox `{name}`"),
-                    who: &format!("mailbox {name}"),
-                    at: &m.name,
-                    password_file: m.password_file.as_ref(),
-                    password_credential: m.password_credential.as_ref(),
-                    oauth2: m.oauth2.as_ref(),
-                    required: true,
-                },
-                &resolve,
-            );
-            let after = match m.after.get_ref().as_str() {
-                "move" => After::Move,
-                "seen" => After::Seen,
-                other => {
-                    r.spanned(
-                        &m.after,
-                        format!("mailbox `{name}`: after = `{other}` is not one of move, seen"),
-                    );
-                    After::Move
-                }
-            };
-            if *m.poll_interval_secs.get_ref() == 0 {
-                r.spanned(
-                    &m.poll_interval_secs,
-                    "poll_interval_secs must be at least 1",
-                );
-            }
-            let batch = *m.batch_size.get_ref();
-            if batch == 0 || batch > 5000 {
-                r.spanned(&m.batch_size, "batch_size must be between 1 and 5000");
-            }
-            for (label, folder) in [
-                ("folder", &m.folder),
-                ("processed_folder", &m.processed_folder),
-                ("quarantine_folder", &m.quarantine_folder),
-            ] {
-                if !valid_folder(folder) {
-                    r.spanned(
-                        &m.name,
-                        format!("mailbox `{name}`: {label} `{folder}` must be a plain folder name (no quotes, control characters or '*%')"),
-                    );
-                }
-            }
-            mailboxes.push(MailboxConfig {
-                name,
-                role,
-                address: m.address.get_ref().to_ascii_lowercase(),
-                endpoint: ep,
-                username: m.username.clone(),
-                login: login.unwrap_or(Login::Password(Secret(String::new()))),
-                folder: m.folder.clone(),
-                processed_folder: m.processed_folder.clone(),
-                quarantine_folder: m.quarantine_folder.clone(),
-                after,
-                poll_interval: Duration::from_secs((*m.poll_interval_secs.get_ref()).max(1)),
-                idle: m.idle,
-                batch_size: batch.clamp(1, 5000),
-                accept_lists: m.accept_lists,
-                timeout: Duration::from_secs(m.timeout_secs.max(1)),
-            });
-        }
-
-        let replies_per_recipient = rate(
-            &mut r,
-            "replies_per_recipient",
-            &raw.limits.replies_per_recipient,
-        );
-        let replies_per_ticket = rate(&mut r, "replies_per_ticket", &raw.limits.replies_per_ticket);
-        let new_ticket_acks = rate_within(
-            &mut r,
-            "new_ticket_acks",
-            &raw.limits.new_ticket_acks,
-            (1_000_000, 1_000_000),
-            Rate::DEFAULT_NEW_TICKET_ACKS,
-        );
-        let mut staff = staff_directory(&mut r, raw.staff.recipients.as_ref(), pack.as_ref());
-        staff.sla_notices = raw.staff.sla_notices.unwrap_or(true);
-        staff_members(
+        let (search, templates, pack, pack_problems) = data(&mut r, &raw, &base, &resolve);
+        let identity = identity(&mut r, &raw.identity);
+        let smtp = smtp(&mut r, &raw.smtp, &identity, &resolve);
+        let ticket_prefix = ticket_prefix(&mut r, &raw.tickets);
+        let mailboxes = mailboxes(&mut r, &raw.mailboxes, &identity, &resolve);
+        let limits = limits(&mut r, &raw.limits);
+        let staff = staff(
             &mut r,
             &raw.staff,
-            &mut staff,
             &mailboxes,
             &identity,
             pack.as_ref(),
             &resolve,
         );
-        if let Some(lead) = &raw.staff.sla_warning_lead {
-            match crate::policy::Span::parse(lead.get_ref()) {
-                Ok(span @ crate::policy::Span::Minutes(m)) if m > 0 => {
-                    staff.sla_warning_lead = span
-                }
-                Ok(_) => r.spanned(
-                    lead,
-                    "staff.sla_warning_lead is a span in minutes or hours, such as 30m or 2h",
-                ),
-                Err(e) => r.spanned(lead, format!("staff.sla_warning_lead: {e}")),
-            }
-        }
-        let metrics_listen = raw.metrics.as_ref().and_then(|m| {
-            let parsed = m.listen.get_ref().parse::<std::net::SocketAddr>();
-            if parsed.is_err() {
-                r.spanned(
-                    &m.listen,
-                    format!(
-                        "metrics.listen `{}` is not an address and port such as 127.0.0.1:9464",
-                        m.listen.get_ref()
-                    ),
-                );
-            }
-            parsed.ok()
-        });
+        let metrics_listen = metrics_listen(&mut r, raw.metrics.as_ref());
         let mut problems = r.problems;
         problems.extend(pack_problems);
         match pack {
@@ -410,14 +102,8 @@ impl Config {
                 pack,
                 identity,
                 smtp,
-                ticket_prefix: prefix,
-                limits: Limits {
-                    max_message_bytes: raw.limits.max_message_bytes.max(1024),
-                    replies_per_recipient,
-                    replies_per_ticket,
-                    new_ticket_acks,
-                    max_processing: Duration::from_millis(raw.limits.max_processing_ms.max(100)),
-                },
+                ticket_prefix,
+                limits,
                 mailboxes,
             }),
             _ => Err(Problems(problems)),
@@ -434,6 +120,251 @@ impl Config {
                     .find(|m| m.role.as_str() == name_or_role)
             })
     }
+}
+
+/// Where templates and packs are found, and the pack: its problems are
+/// reported with the pack file's own lines.
+fn data(
+    r: &mut Report<'_>,
+    raw: &RawConfig,
+    base: &Path,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> (SearchPath, PathBuf, Option<Pack>, Vec<Problem>) {
+    let search = SearchPath::new(
+        Some(base),
+        raw.daemon.templates.as_ref().map(|t| resolve(t.get_ref())),
+        raw.daemon.packs.as_ref().map(|p| resolve(p.get_ref())),
+        &crate::layout::data_dir(),
+    );
+    let templates = search.templates_dir();
+    if !templates.is_dir() {
+        let msg = format!(
+            "templates: {} is not a directory",
+            search.templates_described()
+        );
+        match &raw.daemon.templates {
+            Some(t) => r.spanned(t, msg),
+            None => r.at(0, msg),
+        }
+    }
+    let pack_path = search.pack_file(raw.daemon.pack.get_ref());
+    let mut pack_problems = Vec::new();
+    let pack = if !pack_path.is_file() {
+        r.spanned(
+            &raw.daemon.pack,
+            format!(
+                "pack `{}`: no file {}.toml in {}",
+                raw.daemon.pack.get_ref(),
+                raw.daemon.pack.get_ref(),
+                search.packs_described()
+            ),
+        );
+        None
+    } else {
+        match Pack::load(&pack_path) {
+            Ok(p) => Some(p),
+            Err(ps) => {
+                pack_problems = ps.0;
+                None
+            }
+        }
+    };
+
+    (search, templates, pack, pack_problems)
+}
+
+/// `[identity]`: who ticketd is, each address checked.
+fn identity(r: &mut Report<'_>, raw: &RawIdentity) -> Identity {
+    let identity = Identity {
+        from_name: raw.from_name.clone(),
+        message_id_domain: raw.message_id_domain.get_ref().trim().to_string(),
+        own_addresses: raw
+            .own_addresses
+            .get_ref()
+            .iter()
+            .map(|a| a.trim().to_ascii_lowercase())
+            .collect(),
+        staff: raw
+            .staff
+            .get_ref()
+            .iter()
+            .map(|a| a.trim().to_ascii_lowercase())
+            .collect(),
+    };
+    if !valid_domain(&identity.message_id_domain) {
+        r.spanned(
+            &raw.message_id_domain,
+            "message_id_domain must be a domain name such as tickets.example.com",
+        );
+    }
+    if identity.own_addresses.is_empty() {
+        r.spanned(
+            &raw.own_addresses,
+            "own_addresses must list at least the address customers write to",
+        );
+    }
+    for a in identity.own_addresses.iter() {
+        if !valid_address(a) {
+            r.spanned(
+                &raw.own_addresses,
+                format!("own_addresses: `{a}` is not an email address"),
+            );
+        }
+    }
+    for a in identity.staff.iter() {
+        if !valid_address(a) {
+            r.spanned(&raw.staff, format!("staff: `{a}` is not an email address"));
+        }
+    }
+
+    identity
+}
+
+/// `[smtp]`: the relay, its login and its pacing.
+fn smtp(
+    r: &mut Report<'_>,
+    raw: &RawSmtp,
+    identity: &Identity,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> SmtpConfig {
+    let smtp_endpoint = endpoint(
+        r,
+        &raw.host,
+        *raw.port.get_ref(),
+        &raw.tls,
+        raw.ca_file.as_ref(),
+        resolve,
+    );
+    if *raw.port.get_ref() == 0 {
+        r.spanned(&raw.port, "smtp port must not be 0");
+    }
+    let smtp_who = format!("SMTP relay {}:{}", smtp_endpoint.host, smtp_endpoint.port);
+    let smtp_login = login(
+        r,
+        LoginFields {
+            label: "smtp",
+            who: &smtp_who,
+            at: &raw.host,
+            password_file: raw.password_file.as_ref(),
+            password_credential: raw.password_credential.as_ref(),
+            oauth2: raw.oauth2.as_ref(),
+            required: raw.username.is_some(),
+        },
+        resolve,
+    );
+    if let Some(Login::OAuth2(o)) = &smtp_login
+        && o.mechanism != Mechanism::XOAuth2
+    {
+        r.spanned(
+            raw.oauth2
+                .as_ref()
+                .and_then(|o| o.get_ref().mechanism.as_ref())
+                .unwrap_or(&raw.host),
+            "smtp: oauth2 mechanism must be xoauth2 (what SMTP relays take)",
+        );
+    }
+    if raw.username.is_none() && smtp_login.is_some() {
+        r.spanned(
+            &raw.host,
+            "smtp: a login (password or oauth2) needs a username",
+        );
+    }
+    let smtp = SmtpConfig {
+        endpoint: smtp_endpoint,
+        username: raw.username.clone(),
+        login: smtp_login,
+        hello_name: raw
+            .hello_name
+            .clone()
+            .unwrap_or_else(|| identity.message_id_domain.clone()),
+        timeout: Duration::from_secs(raw.timeout_secs.max(1)),
+        max_attempts: raw.max_attempts.max(1),
+        retry_base: Duration::from_millis(raw.retry_base_ms.max(10)),
+        max_queue_lifetime: Duration::from_secs(raw.max_queue_lifetime_secs.max(1)),
+    };
+
+    smtp
+}
+
+/// `[tickets] prefix`: the tag's letters.
+fn ticket_prefix(r: &mut Report<'_>, raw: &RawTickets) -> String {
+    let prefix = raw.prefix.get_ref().clone();
+    if prefix.is_empty()
+        || prefix.len() > 16
+        || !prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        r.spanned(
+            &raw.prefix,
+            "tickets.prefix must be 1 to 16 letters, digits or '-'",
+        );
+    }
+
+    prefix
+}
+
+/// `[limits]`: the message size, the reply rates and the processing budget.
+fn limits(r: &mut Report<'_>, raw: &RawLimits) -> Limits {
+    let replies_per_recipient = rate(r, "replies_per_recipient", &raw.replies_per_recipient);
+    let replies_per_ticket = rate(r, "replies_per_ticket", &raw.replies_per_ticket);
+    let new_ticket_acks = rate_within(
+        r,
+        "new_ticket_acks",
+        &raw.new_ticket_acks,
+        (1_000_000, 1_000_000),
+        Rate::DEFAULT_NEW_TICKET_ACKS,
+    );
+    Limits {
+        max_message_bytes: raw.max_message_bytes.max(1024),
+        replies_per_recipient,
+        replies_per_ticket,
+        new_ticket_acks,
+        max_processing: Duration::from_millis(raw.max_processing_ms.max(100)),
+    }
+}
+
+/// `[staff]`: the pack's recipients, the members and their proof settings,
+/// the SLA warning lead.
+fn staff(
+    r: &mut Report<'_>,
+    raw: &RawStaff,
+    mailboxes: &[MailboxConfig],
+    identity: &Identity,
+    pack: Option<&Pack>,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> StaffDirectory {
+    let mut staff = staff_directory(r, raw.recipients.as_ref(), pack);
+    staff.sla_notices = raw.sla_notices.unwrap_or(true);
+    staff_members(r, raw, &mut staff, &mailboxes, &identity, pack, &resolve);
+    if let Some(lead) = &raw.sla_warning_lead {
+        match crate::policy::Span::parse(lead.get_ref()) {
+            Ok(span @ crate::policy::Span::Minutes(m)) if m > 0 => staff.sla_warning_lead = span,
+            Ok(_) => r.spanned(
+                lead,
+                "staff.sla_warning_lead is a span in minutes or hours, such as 30m or 2h",
+            ),
+            Err(e) => r.spanned(lead, format!("staff.sla_warning_lead: {e}")),
+        }
+    }
+    staff
+}
+
+/// `[metrics] listen`, when set.
+fn metrics_listen(r: &mut Report<'_>, raw: Option<&RawMetrics>) -> Option<std::net::SocketAddr> {
+    raw.and_then(|m| {
+        let parsed = m.listen.get_ref().parse::<std::net::SocketAddr>();
+        if parsed.is_err() {
+            r.spanned(
+                &m.listen,
+                format!(
+                    "metrics.listen `{}` is not an address and port such as 127.0.0.1:9464",
+                    m.listen.get_ref()
+                ),
+            );
+        }
+        parsed.ok()
+    })
 }
 
 #[cfg(test)]
