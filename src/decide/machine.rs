@@ -1,6 +1,13 @@
 //! Mail a machine wrote (auto-replies, bounces, list mail): recorded on its ticket, never answered.
 
-use super::*;
+use super::plan::{
+    Base, Decision, Input, TicketView, attached, new_ticket, staff_notice, ticket_subject,
+};
+use crate::classify::{Class, describe};
+use crate::model::{
+    Event, Language, Outcome, TicketInfo, TicketStatus, TicketWrite, Undeliverable,
+};
+use serde_json::json;
 
 /// Mail a machine wrote: never answered. What it says is kept on the ticket
 /// it belongs to without changing the ticket's state; a permanent bounce
@@ -33,7 +40,7 @@ pub(super) fn machine(
         return ignored(reasons, events);
     }
     let attach = |t: &TicketInfo, reasons, events, replies| {
-        super::attached(base, t, language, replies, reasons, events)
+        attached(base, t, language, replies, reasons, events)
     };
     match class {
         Class::Bounce => {

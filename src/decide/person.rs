@@ -1,6 +1,23 @@
 //! Mail a person wrote: the vendor's rules, the ticket it opens or updates, the acknowledgement and the staff notes.
 
-use super::*;
+use super::escalation::escalation_timers;
+use super::limits::{acks_capped, consume, rate_limited};
+use super::plan::{
+    Base, Decision, Input, ReplyPlan, TicketView, addr_json, attached, local, new_ticket,
+    staff_notice, ticket_subject,
+};
+use super::quarantine::quarantine;
+use super::rma::{codes, on_new_ticket};
+use super::sla::sla_timers;
+use super::staff::notifications;
+use super::waiting::on_state;
+use crate::compose::deliverable;
+use crate::model::{
+    Event, Language, Outcome, PolicyRecord, SideEffects, TicketInfo, TicketStatus, TicketWrite,
+};
+use crate::parse::{Addr, Inbound, looks_japanese};
+use crate::policy::{Evaluation, Request};
+use serde_json::json;
 
 /// Mail a person wrote: the vendor's rules at its arrival, its ticket
 /// (opened, or updated and reopened), the acknowledgement within the reply
@@ -137,7 +154,7 @@ pub(super) fn person(
         rate_limited_now = true;
     } else if let Some((why, tell)) = ticket
         .is_none()
-        .then(|| super::limits::acks_capped(i, &mut effects))
+        .then(|| acks_capped(i, &mut effects))
         .flatten()
     {
         // A flood of new senders (forged, most likely): the ticket opens and
@@ -160,12 +177,12 @@ pub(super) fn person(
                 "vendor": i.pack.vendor,
                 "customer": addr_json(Some(sender)),
                 "mailbox": {"name": i.mailbox.name, "role": i.mailbox.role.as_str(), "address": i.mailbox.address},
-                "received_at": super::local(i.pack.zone, m.arrival),
+                "received_at": local(i.pack.zone, m.arrival),
                 "message": {"subject": m.subject, "attachments": m.attachments.len()},
                 "extracted": i.extracted,
                 "policy": policy.view(),
                 "ticket_state": ticket.map_or("new", |t| t.status.as_str()),
-                "rma": ticket.map_or_else(Vec::new, |t| super::rma::codes(t, i.pack.zone, language)),
+                "rma": ticket.map_or_else(Vec::new, |t| codes(t, i.pack.zone, language)),
             }),
         ));
     }
@@ -209,7 +226,7 @@ pub(super) fn person(
             reasons.push("staff are not notified either (the reply limit)".into());
         }
     } else {
-        replies.extend(super::staff::notifications(
+        replies.extend(notifications(
             i,
             ticket,
             owner.as_deref(),
@@ -235,14 +252,14 @@ pub(super) fn person(
     d.effects.timers = escalation_timers(&policy);
     let sla = if ticket.is_none() {
         let (rma_events, rma_timers) =
-            super::rma::on_new_ticket(i.pack, &policy, &i.mailbox, &i.extracted.serials, i.now);
+            on_new_ticket(i.pack, &policy, &i.mailbox, &i.extracted.serials, i.now);
         d.events.extend(rma_events);
         d.effects.timers.extend(rma_timers);
-        super::sla::sla_timers(i, &policy)
+        sla_timers(i, &policy)
     } else {
         vec![]
     };
-    let (set, cancel, updates) = super::waiting::on_state(
+    let (set, cancel, updates) = on_state(
         i.pack,
         ticket.map_or(&[], |t| t.timers.as_slice()),
         &sla,
@@ -266,59 +283,6 @@ pub(super) fn person(
     }
     d.policy = Some(policy);
     d
-}
-
-/// NX-03 and the like: each step of the ladder the rules planned (for a new
-/// ticket, from its report) becomes a timer that sends the step's notice.
-pub(super) fn escalation_timers(p: &Evaluation) -> Vec<TimerPlan> {
-    escalation_steps(&p.escalations)
-}
-
-/// The timers of an escalation ladder's steps.
-pub(super) fn escalation_steps(steps: &[crate::policy::EscalationStep]) -> Vec<TimerPlan> {
-    steps
-        .iter()
-        .map(|e| TimerPlan {
-            kind: TimerKind::Escalation,
-            key: escalation_key(&e.to, &e.after),
-            due: e.at,
-            rule: e.rule.clone(),
-            to: Some(e.to.clone()),
-        })
-        .collect()
-}
-
-/// A ticket's name: the mail's subject without reply prefixes or our tag.
-pub(super) fn ticket_subject(i: &Input<'_>) -> String {
-    let s = thread::clean_subject(&i.inbound.subject, i.ticket_prefix);
-    if s.is_empty() {
-        "(no subject)".to_string()
-    } else {
-        s
-    }
-}
-
-/// The write and the view of a new ticket opened by `sender`.
-pub(super) fn new_ticket(
-    i: &Input<'_>,
-    sender: &Addr,
-    subject: String,
-    status: TicketStatus,
-    language: Language,
-) -> (TicketWrite, TicketView) {
-    (
-        TicketWrite::New {
-            subject,
-            status,
-            language: language.as_str().to_string(),
-            requester: sender.address.to_ascii_lowercase(),
-            requester_name: sender.name.clone(),
-        },
-        TicketView {
-            action: "new",
-            id: Some(i.lookup.next_ticket_id),
-        },
-    )
 }
 
 /// What the vendor's rules read of a mail: its subject and what the person
@@ -474,11 +438,11 @@ fn status_request(
                 "ticket_state": t.status.as_str(),
                 "opened": t.created_at.with_timezone(&zone).format("%Y-%m-%d").to_string(),
                 "last_answer": t.last_answer.map(|a| a.with_timezone(&zone).format("%Y-%m-%d").to_string()),
-                "rma": super::rma::codes(t, zone, language),
+                "rma": codes(t, zone, language),
             }),
         ));
     }
-    let mut d = super::attached(
+    let mut d = attached(
         base,
         t,
         language,

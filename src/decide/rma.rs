@@ -1,11 +1,17 @@
 //! RMAs: the one a new ticket asks for (IX-05 issues it at once), the staff steps (approve, issue, received; QN-05, AV-06) and what their deadlines do when due (IX-06, IX-07, QN-07). Pure.
 
 use super::action::ActionInput;
-use super::timer::{Audience, LATE_AFTER, fired};
-use super::*;
-use crate::model::RmaVerb;
-use crate::model::{RmaRecord, RmaState, TicketChange, TimerCancel, TimerRow};
-use crate::policy::{IssueMode, RmaDeadline, RmaSpec, RmaStart};
+use super::plan::{MailboxView, ReplyPlan, local};
+use super::timer::{Audience, LATE_AFTER, TimerDecision, TimerInput, fired};
+use crate::compose::AutoSubmitted;
+use crate::model::{
+    Event, Language, RmaRecord, RmaState, RmaVerb, TicketChange, TicketInfo, TicketStatus,
+    TimerCancel, TimerCause, TimerKind, TimerPlan, TimerRow,
+};
+use crate::pack::Pack;
+use crate::policy::{Evaluation, IssueMode, RmaDeadline, RmaSpec, RmaStart};
+use chrono::{DateTime, Utc};
+use serde_json::json;
 
 /// What a staff step does.
 #[derive(Debug, Clone)]
@@ -18,17 +24,20 @@ pub struct RmaOutcome {
     pub change: TicketChange<ReplyPlan>,
 }
 
-/// The RMA's key on its timers: `<deadline id>:<part>`.
-fn timer_key(deadline: &str, part: &str) -> String {
-    format!("{deadline}:{part}")
+/// The cause of a part's timers for the deadline `deadline`.
+fn deadline_cause(deadline: &str, part: &str) -> TimerCause {
+    TimerCause::RmaDeadline {
+        deadline: deadline.to_string(),
+        part: part.to_string(),
+    }
 }
 
-/// The part a timer key names (the inverse of [`timer_key`]).
-fn key_part(key: &str) -> (&str, &str) {
-    key.split_once(':').unwrap_or((key, ""))
+/// The cause of the timer that waits for an approved part's code (QN-05).
+fn issue_cause(part: &str) -> TimerCause {
+    TimerCause::RmaIssue {
+        part: part.to_string(),
+    }
 }
-
-const ISSUE_DUE: &str = "issue";
 
 /// When the RMA issued at `at` expires: the first expiring deadline that
 /// counts from the issue.
@@ -59,7 +68,7 @@ fn deadline_timers(
         if let Some(before) = d.remind_before {
             out.push(TimerPlan {
                 kind: TimerKind::RmaReminder,
-                key: timer_key(&d.id, part),
+                cause: deadline_cause(&d.id, part),
                 due: pack.policy.before(due, before),
                 rule: d.rule.clone(),
                 to: None,
@@ -67,7 +76,7 @@ fn deadline_timers(
         }
         out.push(TimerPlan {
             kind: TimerKind::RmaDeadline,
-            key: timer_key(&d.id, part),
+            cause: deadline_cause(&d.id, part),
             due,
             rule: d.rule.clone(),
             to: None,
@@ -371,7 +380,7 @@ pub fn rma_action(
             if let Some((within, rule)) = &spec.issue_within {
                 change.set_timers.push(TimerPlan {
                     kind: TimerKind::RmaIssueDue,
-                    key: timer_key(ISSUE_DUE, &part),
+                    cause: issue_cause(&part),
                     due: pack.policy.after(i.now, *within),
                     rule: rule.clone(),
                     to: None,
@@ -423,7 +432,7 @@ pub fn rma_action(
             change.set_timers = deadline_timers(spec, pack, RmaStart::Issued, &part, &plans, i.now);
             change.cancel_timers.push(TimerCancel {
                 kind: TimerKind::RmaIssueDue,
-                key: timer_key(ISSUE_DUE, &part),
+                cause: issue_cause(&part),
                 why: format!("the RMA was issued by {}", i.by),
             });
             let texts = deadlines_view(
@@ -527,7 +536,7 @@ pub fn rma_action(
                 for kind in [TimerKind::RmaReminder, TimerKind::RmaDeadline] {
                     change.cancel_timers.push(TimerCancel {
                         kind,
-                        key: timer_key(&d.id, &part),
+                        cause: deadline_cause(&d.id, &part),
                         why: format!("the part's return was recorded by {}", i.by),
                     });
                 }
@@ -552,7 +561,11 @@ pub(super) fn on_rma_timer(
     i: &TimerInput<'_>,
 ) -> TimerDecision {
     let t = &timer.plan;
-    let (id, part) = key_part(&t.key);
+    let (deadline, part) = match &t.cause {
+        TimerCause::RmaDeadline { deadline, part } => (Some(deadline.as_str()), part.as_str()),
+        TimerCause::RmaIssue { part } => (None, part.as_str()),
+        other => return TimerDecision::cancel(t, format!("it is not an RMA's timer ({other})")),
+    };
     let cancel = |why: String| TimerDecision::cancel(t, why);
     let Some(spec) = i.pack.policy.rma() else {
         return cancel(format!(
@@ -586,6 +599,9 @@ pub(super) fn on_rma_timer(
         reply.data["rule"] = json!(t.rule);
         return TimerDecision::fire(vec![reply], vec![fired]);
     }
+    let Some(id) = deadline else {
+        return cancel(format!("a {} timer names no RMA deadline", t.kind.as_str()));
+    };
     let Some(d) = spec.deadline(id) else {
         return cancel(format!("the pack has no RMA deadline `{id}` any more"));
     };
@@ -650,13 +666,13 @@ pub(super) fn on_rma_timer(
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixtures::*;
     use super::*;
+    use crate::decide::fixtures::*;
     use crate::model::TicketId;
 
     fn ticket() -> TicketInfo {
         let mut t =
-            super::super::fixtures::ticket(7, "ann@customer.test", "2026-03-02T10:00:00-08:00");
+            crate::decide::fixtures::ticket(7, "ann@customer.test", "2026-03-02T10:00:00-08:00");
         t.subject = "Replacement".into();
         t.mailbox = "rma".into();
         t
@@ -744,7 +760,7 @@ mod tests {
             o.change
                 .set_timers
                 .iter()
-                .map(|t| (t.kind, t.key.clone(), t.due))
+                .map(|t| (t.kind, t.cause.to_string(), t.due))
                 .collect()
         };
         assert_eq!(
@@ -831,13 +847,13 @@ mod tests {
             back.change
                 .cancel_timers
                 .iter()
-                .any(|c| c.key == "parts_invoiced:")
+                .any(|c| c.cause == deadline_cause("parts_invoiced", ""))
         );
         assert!(
             back.change
                 .cancel_timers
                 .iter()
-                .any(|c| c.key == "rma_valid:")
+                .any(|c| c.cause == deadline_cause("rma_valid", ""))
         );
     }
 
@@ -947,12 +963,12 @@ mod tests {
         }
     }
 
-    /// `on_rma_timer` for a timer of `kind` and `key` on a ticket with `r`, at `now`.
+    /// `on_rma_timer` for a timer of `kind` and `cause` on a ticket with `r`, at `now`.
     fn due(
         pack: &Pack,
         r: RmaRecord,
         kind: TimerKind,
-        key: &str,
+        cause: TimerCause,
         rule: &str,
         now: &str,
     ) -> TimerDecision {
@@ -962,7 +978,7 @@ mod tests {
             ticket: TicketId(7),
             plan: TimerPlan {
                 kind,
-                key: key.into(),
+                cause,
                 due: at(now),
                 rule: rule.into(),
                 to: None,
@@ -993,7 +1009,7 @@ mod tests {
             &pack("ixsystems"),
             r,
             TimerKind::RmaReminder,
-            "rma_valid:",
+            deadline_cause("rma_valid", ""),
             "IX-06",
             "2026-03-27T10:00:00-07:00",
         );
@@ -1010,7 +1026,7 @@ mod tests {
             &pack("ixsystems"),
             r,
             TimerKind::RmaDeadline,
-            "rma_valid:",
+            deadline_cause("rma_valid", ""),
             "IX-06",
             "2026-04-01T10:00:00-07:00",
         );
@@ -1038,7 +1054,7 @@ mod tests {
             &pack("ixsystems"),
             r.clone(),
             TimerKind::RmaDeadline,
-            "parts_invoiced:",
+            deadline_cause("parts_invoiced", ""),
             "IX-07",
             "2026-03-16T10:00:00-07:00",
         );
@@ -1065,7 +1081,7 @@ mod tests {
             &pack("ixsystems"),
             back,
             TimerKind::RmaDeadline,
-            "parts_invoiced:",
+            deadline_cause("parts_invoiced", ""),
             "IX-07",
             "2026-03-16T10:00:00-07:00",
         );
@@ -1081,7 +1097,7 @@ mod tests {
             &pack("qnap"),
             approved.clone(),
             TimerKind::RmaIssueDue,
-            "issue:",
+            issue_cause(""),
             "QN-05",
             "2026-12-07T10:00:00-08:00",
         );
@@ -1097,7 +1113,7 @@ mod tests {
             &pack("qnap"),
             issued,
             TimerKind::RmaIssueDue,
-            "issue:",
+            issue_cause(""),
             "QN-05",
             "2026-12-07T10:00:00-08:00",
         );
@@ -1117,7 +1133,7 @@ mod tests {
             &pack("qnap"),
             r,
             TimerKind::RmaDeadline,
-            "ar_return:Q20AB12345",
+            deadline_cause("ar_return", "Q20AB12345"),
             "QN-07",
             "2026-12-10T10:00:00-08:00",
         );

@@ -12,29 +12,29 @@
 //! the staff member gets the error. Its remaining text is relayed to the
 //! customer as `ticketd reply` does.
 
-use super::*;
+use super::action::{ActionInput, assign, note, set_severity, set_status, staff_reply};
+use super::limits::{notice_allowed, unverified_scope};
+use super::plan::{
+    Base, Decision, Evidence, Input, ReplyPlan, TicketView, addr_json, attached, local,
+};
+use super::quarantine::quarantine;
+use super::rma::{codes, rma_action};
 use crate::commands::{self, Command};
-use crate::config::StaffMember;
+use crate::compose::AutoSubmitted;
+use crate::config::{StaffDirectory, StaffMember};
 use crate::dkim::DkimVerdict;
-use crate::model::{Proof, RmaRecord, Sender, TicketChange, TimerUpdate};
+use crate::model::{
+    Event, Lookup, Outcome, PendingTimer, Proof, RmaRecord, Sender, SideEffects, TicketChange,
+    TicketId, TicketInfo, TicketStatus, TicketWrite, TimerState, TimerUpdate,
+};
+use crate::policy::Evaluation;
+use crate::thread;
+use chrono::{DateTime, Utc};
+use serde_json::json;
 
 /// A line every notification carries (its list of commands, in every
 /// language): a relay that holds it holds the quoted notification.
 pub const NOTIFICATION_MARK: &str = "#status open|waiting_customer|waiting_staff";
-
-/// What the mail's headers prove, checked before the decision (DKIM needs
-/// DNS, which never runs under the store lock). Only a staff address's mail
-/// is checked.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Evidence {
-    /// The DKIM check, when one was made.
-    pub dkim: Option<DkimVerdict>,
-    /// A trusted Authentication-Results header's pass for the From domain.
-    pub auth_results: Option<String>,
-    /// Why the header section could be read two ways (`header_section`):
-    /// then nothing in the mail proves anything, a reply token included.
-    pub ambiguous: Option<String>,
-}
 
 /// The ticket a staff mail is about: the subject's tag, else the ticket its
 /// In-Reply-To/References point at, else a number in its text.
@@ -178,8 +178,8 @@ pub(super) fn from_staff(
             // One notice per forged mail would let a forger flood staff:
             // a few per member and ticket, then the count in the next one.
             let mut effects = SideEffects::default();
-            let scope = super::limits::unverified_scope(&member.name, t.id);
-            let notices = match super::limits::notice_allowed(i, &scope, &mut effects) {
+            let scope = unverified_scope(&member.name, t.id);
+            let notices = match notice_allowed(i, &scope, &mut effects) {
                 Ok(held) => vec![ReplyPlan::notice(
                     "staff_unverified",
                     to,
@@ -201,7 +201,7 @@ pub(super) fn from_staff(
                     vec![]
                 }
             };
-            let mut d = super::attached(base, t, language, notices, reasons, events);
+            let mut d = attached(base, t, language, notices, reasons, events);
             d.effects.buckets = effects.buckets;
             // Held, not part of the conversation: a reply to it must not thread in.
             d.effects.hold = true;
@@ -272,7 +272,7 @@ pub(super) fn from_staff(
                 "staff_command_error",
                 json!({"vendor": i.pack.vendor, "error": error, "syntax": commands::SYNTAX}),
             );
-            let d = super::attached(base, t, language, vec![reply], reasons, events);
+            let d = attached(base, t, language, vec![reply], reasons, events);
             return staff_decision(d, Sender::Staff, Some(proof));
         }
     };
@@ -355,7 +355,7 @@ fn run_mail(
                 ticket.requester, ticket.requester
             ));
         }
-        let mut c = super::staff_reply(ticket, &parsed.text, &input)?;
+        let mut c = staff_reply(ticket, &parsed.text, &input)?;
         for p in &mut c.mails {
             p.relay_attachments = true;
         }
@@ -376,11 +376,11 @@ fn run_mail(
             }
             Command::Status { to } => {
                 done.push(format!("state: {} -> {to}", ticket.status));
-                super::set_status(&ticket, *to, &input)?
+                set_status(&ticket, *to, &input)?
             }
             Command::Severity { level } => {
                 done.push(format!("severity {level}"));
-                super::set_severity(&ticket, *level, &input)?
+                set_severity(&ticket, *level, &input)?
             }
             Command::Assign { to } => {
                 let Some(owner) = i.staff.member(to) else {
@@ -395,14 +395,14 @@ fn run_mail(
                     ));
                 };
                 done.push(format!("assigned to {}", owner.name));
-                super::assign(&ticket, owner, &input)?
+                assign(&ticket, owner, &input)?
             }
             Command::Note { text } => {
                 done.push("internal note recorded (not sent to the customer)".into());
-                super::note(text, by)?
+                note(text, by)?
             }
             Command::Rma { step, part } => {
-                let out = super::rma_action(&ticket, *step, part.as_deref(), &input)
+                let out = rma_action(&ticket, *step, part.as_deref(), &input)
                     .map_err(|e| format!("`{cmd}`: {e}"))?;
                 let what = match (&out.code, out.already) {
                     (Some(code), true) => format!("RMA {code} was already {}", out.state),
@@ -432,50 +432,28 @@ fn absorb(ticket: &mut TicketInfo, c: &TicketChange<ReplyPlan>, now: DateTime<Ut
     if let Some(s) = c.status {
         ticket.status = s;
     }
-    ticket.timers.retain(|p| {
-        !c.cancel_timers
-            .iter()
-            .any(|x| x.kind == p.kind && x.key == p.key)
-    });
+    ticket
+        .timers
+        .retain(|p| !c.cancel_timers.iter().any(|x| p.is(x.kind, &x.cause)));
     for s in &c.set_timers {
-        if !ticket
-            .timers
-            .iter()
-            .any(|p| p.kind == s.kind && p.key == s.key)
-        {
-            ticket.timers.push(crate::model::PendingTimer {
+        if !ticket.timers.iter().any(|p| p.is(s.kind, &s.cause)) {
+            ticket.timers.push(PendingTimer {
                 kind: s.kind,
-                key: s.key.clone(),
-                due: s.due,
-                paused_secs: None,
+                cause: s.cause.clone(),
+                state: TimerState::Running { due: s.due },
             });
         }
     }
     for u in &c.timer_updates {
-        match u {
-            TimerUpdate::Pause {
-                kind,
-                key,
-                left_secs,
-            } => {
-                for p in ticket
-                    .timers
-                    .iter_mut()
-                    .filter(|p| p.kind == *kind && p.key == *key)
-                {
-                    p.paused_secs = Some(*left_secs);
-                }
-            }
-            TimerUpdate::Resume { kind, key, due } => {
-                for p in ticket
-                    .timers
-                    .iter_mut()
-                    .filter(|p| p.kind == *kind && p.key == *key)
-                {
-                    p.paused_secs = None;
-                    p.due = *due;
-                }
-            }
+        let (kind, cause) = u.timer();
+        let state = match u {
+            TimerUpdate::Pause { left_secs, .. } => TimerState::Paused {
+                left_secs: *left_secs,
+            },
+            TimerUpdate::Resume { due, .. } => TimerState::Running { due: *due },
+        };
+        for p in ticket.timers.iter_mut().filter(|p| p.is(kind, cause)) {
+            p.state = state;
         }
     }
     for e in &c.events {
@@ -530,17 +508,10 @@ fn merge(total: &mut TicketChange<ReplyPlan>, next: TicketChange<ReplyPlan>) {
         total.status = next.status;
     }
     for c in next.cancel_timers {
+        total.set_timers.retain(|s| !s.is(c.kind, &c.cause));
         total
-            .set_timers
-            .retain(|s| !(s.kind == c.kind && s.key == c.key));
-        total.timer_updates.retain(|u| {
-            let (k, key) = match u {
-                TimerUpdate::Pause { kind, key, .. } | TimerUpdate::Resume { kind, key, .. } => {
-                    (kind, key)
-                }
-            };
-            !(*k == c.kind && *key == c.key)
-        });
+            .timer_updates
+            .retain(|u| u.timer() != (c.kind, &c.cause));
         total.cancel_timers.push(c);
     }
     total.set_timers.extend(next.set_timers);
@@ -570,7 +541,7 @@ pub(super) fn notifications(
         return vec![];
     }
     let m = i.inbound;
-    let local = |at: DateTime<Utc>| super::local(i.pack.zone, at);
+    let local = |at: DateTime<Utc>| local(i.pack.zone, at);
     let to = crate::config::addresses_of(members.iter().copied());
     let data = json!({
         "vendor": i.pack.vendor,
@@ -590,7 +561,7 @@ pub(super) fn notifications(
         "route": policy.route.as_ref().map(|r| format!("{} ({})", r.to, r.rule)),
         "attachments": m.attachments.iter().map(|a| a.name.clone().unwrap_or_else(|| a.content_type.clone())).collect::<Vec<_>>(),
         "text": text.trim(),
-        "rma": ticket.map_or_else(Vec::new, |t| super::rma::codes(t, i.pack.zone, i.pack.language)),
+        "rma": ticket.map_or_else(Vec::new, |t| codes(t, i.pack.zone, i.pack.language)),
         "commands": commands::SYNTAX,
     });
     vec![ReplyPlan {
@@ -612,6 +583,7 @@ pub(super) fn notifications(
 mod tests {
     use super::*;
     use crate::config::StaffMember;
+    use crate::model::Role;
     use crate::token::{TokenKey, message_id};
 
     fn staff() -> StaffDirectory {
@@ -642,7 +614,7 @@ mod tests {
             "t.test",
             TicketId(ticket),
             to,
-            super::super::fixtures::at("2026-03-02T10:00:00Z"),
+            crate::decide::fixtures::at("2026-03-02T10:00:00Z"),
         )
     }
 
@@ -654,7 +626,7 @@ mod tests {
             refs,
             Some(TicketId(3)),
             ev,
-            super::super::fixtures::at("2026-03-02T11:00:00Z"),
+            crate::decide::fixtures::at("2026-03-02T11:00:00Z"),
         )
     }
 

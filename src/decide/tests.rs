@@ -1,10 +1,18 @@
 //! Tests of the decision: threading, languages, machines, bounces, duplicates and reply limits.
 
 use super::*;
-use crate::classify::classify_message;
+use crate::classify::{Class, classify_message};
+use crate::compose::AutoSubmitted;
+use crate::config::{Identity, Limits, Rate};
 use crate::extract::extract;
+use crate::model::{
+    BucketKey, Event, Language, Lookup, Outcome, Proof, Role, Sender, TicketId, TicketInfo,
+    TicketStatus, TicketWrite, TimerKind,
+};
 use crate::model::{BucketLevel, ContactInfo, Duplicate};
+use crate::pack::Pack;
 use crate::parse::parse;
+use chrono::{DateTime, Utc};
 
 fn identity() -> Identity {
     Identity {
@@ -726,9 +734,13 @@ fn on_ticket_3(raw: &str, staff: &crate::config::StaffDirectory, ev: &Evidence) 
     let mut t = ticket(3, "ann@example.net");
     t.timers = vec![crate::model::PendingTimer {
         kind: TimerKind::SlaWarning,
-        key: "first_response".into(),
-        due: t.created_at + chrono::Duration::hours(3),
-        paused_secs: None,
+        cause: crate::model::TimerCause::Sla {
+            target: crate::model::SlaTarget::FirstResponse,
+            clock: crate::model::SlaClock::Business,
+        },
+        state: crate::model::TimerState::Running {
+            due: t.created_at + chrono::Duration::hours(3),
+        },
     }];
     with_staff(
         raw,
