@@ -38,57 +38,14 @@ pub(super) fn person(
     {
         return d;
     }
-    // A ticket closed longer ago than the pack's window is not reopened:
-    // the mail opens a new ticket that names it.
-    let closed_long_ago = ticket.filter(|t| {
-        t.status == TicketStatus::Closed
-            && i.pack
-                .policy
-                .lifecycle()
-                .reopen_within
-                .is_some_and(|w| i.pack.policy.after(t.updated_at, w) < m.arrival)
-    });
-    let ticket = if let Some(old) = closed_long_ago {
-        reasons.push(format!(
-            "ticket {} was closed on {}, longer ago than the pack's reopen window: a new ticket linked to it",
-            old.id,
-            old.updated_at.with_timezone(&i.pack.zone).format("%Y-%m-%d")
-        ));
-        events.push(Event::LinkedTo { ticket: old.id });
-        None
-    } else {
-        ticket
-    };
+    let ticket = reopenable(i, ticket, &mut reasons, &mut events);
     let subject = ticket_subject(i);
     let Some(sender) = m.from.as_ref() else {
         reasons.push("no From address: nobody to answer".into());
         return quarantine(i, reasons);
     };
 
-    let text = request_text(m);
-    let attachments: Vec<String> = m
-        .attachments
-        .iter()
-        .filter_map(|a| a.name.clone())
-        .collect();
-    let policy = i.pack.policy.evaluate(&Request {
-        pack: &i.pack.name,
-        arrival: m.arrival,
-        mailbox_name: i.mailbox.name,
-        mailbox_role: i.mailbox.role,
-        text: &text,
-        attachments: &attachments,
-        serials: &i.extracted.serials,
-        invoices: &i.extracted.invoices,
-        tax_ids: &i.extracted.tax_ids,
-        contract: i.lookup.contract.as_ref(),
-        language,
-        ticket_created: ticket.map(|t| t.created_at),
-        known_facts: ticket.map_or(&[], |t| t.facts.as_slice()),
-        quota_used: &i.lookup.quota_used,
-        rma_issued: ticket.is_some_and(|t| t.rmas.iter().any(|r| r.code.is_some())),
-        acknowledged: i.now,
-    });
+    let policy = evaluate(i, ticket, language);
     // A customer who writes again after staff answered waits on staff.
     let status = if policy.waiting_on_customer {
         TicketStatus::WaitingCustomer
@@ -129,6 +86,142 @@ pub(super) fn person(
         }
     };
 
+    let (mut replies, effects, rate_limited_now) = acknowledge(
+        i,
+        ticket,
+        sender,
+        (template, language),
+        &policy,
+        (&mut reasons, &mut events),
+    );
+    // Staff hear of each note once per ticket; the events keep every one.
+    let notes: Vec<String> = policy
+        .staff
+        .iter()
+        .map(|n| format!("{}: {}", n.rule, n.text))
+        .filter(|n| ticket.is_none_or(|t| !t.staff_notes.contains(n)))
+        .collect();
+    if !notes.is_empty() {
+        replies.extend(staff_notice(i, "staff_policy", &notes));
+    }
+    let owner = route(i, ticket, &policy, &mut reasons, &mut events);
+    // Mail past the reply limits is most likely a loop: staff are not
+    // notified of each one either (the ticket still records it).
+    if rate_limited_now {
+        if !i.staff.members.is_empty() {
+            reasons.push("staff are not notified either (the reply limit)".into());
+        }
+    } else {
+        replies.extend(notifications(
+            i,
+            ticket,
+            owner.as_deref(),
+            status,
+            &policy,
+            new_text(m),
+        ));
+    }
+    let mut d = base(
+        Outcome::Processed,
+        write,
+        view,
+        language,
+        replies,
+        reasons,
+        events,
+    );
+    if let Some(t) = ticket {
+        // A follow-up keeps the ticket's name, whatever its subject says now.
+        d.subject = t.subject.clone();
+    }
+    d.effects = effects;
+    set_timers(i, ticket, &policy, status, &mut d);
+    // What this mail refers to and has not come yet joins this ticket when it
+    // comes: the order mail is stored in must not split a conversation.
+    // Only its sender may join through them: listing the To and Cc would
+    // let a forged mail name a stranger who then joins with a mail of the
+    // Message-ID it made up.
+    d.effects.awaited = m.referenced_ids().into_iter().take(20).collect();
+    if !d.effects.awaited.is_empty() {
+        d.effects.awaited_people = vec![sender.address.to_ascii_lowercase()];
+    }
+    d.policy = Some(policy);
+    d
+}
+
+/// The ticket the mail writes on: `ticket`, unless it was closed longer
+/// ago than the pack's window (`reopen_within`): then none, and the mail
+/// opens a new ticket that names it.
+fn reopenable<'t>(
+    i: &Input<'_>,
+    ticket: Option<&'t TicketInfo>,
+    reasons: &mut Vec<String>,
+    events: &mut Vec<Event>,
+) -> Option<&'t TicketInfo> {
+    let m = i.inbound;
+    let closed_long_ago = ticket.filter(|t| {
+        t.status == TicketStatus::Closed
+            && i.pack
+                .policy
+                .lifecycle()
+                .reopen_within
+                .is_some_and(|w| i.pack.policy.after(t.updated_at, w) < m.arrival)
+    });
+    if let Some(old) = closed_long_ago {
+        reasons.push(format!(
+            "ticket {} was closed on {}, longer ago than the pack's reopen window: a new ticket linked to it",
+            old.id,
+            old.updated_at.with_timezone(&i.pack.zone).format("%Y-%m-%d")
+        ));
+        events.push(Event::LinkedTo { ticket: old.id });
+        None
+    } else {
+        ticket
+    }
+}
+
+/// The vendor's rules at the mail's arrival, with what the ticket already has.
+fn evaluate(i: &Input<'_>, ticket: Option<&TicketInfo>, language: Language) -> Evaluation {
+    let m = i.inbound;
+    let text = request_text(m);
+    let attachments: Vec<String> = m
+        .attachments
+        .iter()
+        .filter_map(|a| a.name.clone())
+        .collect();
+    i.pack.policy.evaluate(&Request {
+        pack: &i.pack.name,
+        arrival: m.arrival,
+        mailbox_name: i.mailbox.name,
+        mailbox_role: i.mailbox.role,
+        text: &text,
+        attachments: &attachments,
+        serials: &i.extracted.serials,
+        invoices: &i.extracted.invoices,
+        tax_ids: &i.extracted.tax_ids,
+        contract: i.lookup.contract.as_ref(),
+        language,
+        ticket_created: ticket.map(|t| t.created_at),
+        known_facts: ticket.map_or(&[], |t| t.facts.as_slice()),
+        quota_used: &i.lookup.quota_used,
+        rma_issued: ticket.is_some_and(|t| t.rmas.iter().any(|r| r.code.is_some())),
+        acknowledged: i.now,
+    })
+}
+
+/// The acknowledgement, within the reply limits: none to an undeliverable
+/// or unusable address, none past the buckets (`rate_limited` is then
+/// true), none past the cap on all new tickets' (staff told once); else
+/// the reply and the buckets it draws from.
+fn acknowledge(
+    i: &Input<'_>,
+    ticket: Option<&TicketInfo>,
+    sender: &Addr,
+    (template, language): (&'static str, Language),
+    policy: &Evaluation,
+    (reasons, events): (&mut Vec<String>, &mut Vec<Event>),
+) -> (Vec<ReplyPlan>, SideEffects, bool) {
+    let m = i.inbound;
     let mut replies = Vec::new();
     let mut effects = SideEffects::default();
     let mut rate_limited_now = false;
@@ -164,7 +257,7 @@ pub(super) fn person(
         events.push(Event::ReplySuppressed { why });
         effects.acks_capped = true;
         if tell {
-            replies.extend(staff_notice(i, "staff_acks_capped", &reasons));
+            replies.extend(staff_notice(i, "staff_acks_capped", reasons));
         }
     } else {
         effects = consume(i, sender, ticket);
@@ -186,17 +279,18 @@ pub(super) fn person(
             }),
         ));
     }
-    // Staff hear of each note once per ticket; the events keep every one.
-    let notes: Vec<String> = policy
-        .staff
-        .iter()
-        .map(|n| format!("{}: {}", n.rule, n.text))
-        .filter(|n| ticket.is_none_or(|t| !t.staff_notes.contains(n)))
-        .collect();
-    if !notes.is_empty() {
-        replies.extend(staff_notice(i, "staff_policy", &notes));
-    }
-    // AV-04, AV-05: a routed request goes to the contract's technician.
+    (replies, effects, rate_limited_now)
+}
+
+/// The ticket's owner: its own, else (AV-04, AV-05) the contract's
+/// technician when the rules routed the request.
+fn route(
+    i: &Input<'_>,
+    ticket: Option<&TicketInfo>,
+    policy: &Evaluation,
+    reasons: &mut Vec<String>,
+    events: &mut Vec<Event>,
+) -> Option<String> {
     let mut owner = ticket.and_then(|t| t.owner.clone());
     if let (None, Some(route), Some(c)) = (&owner, &policy.route, &policy.contract)
         && !c.technician.is_empty()
@@ -219,43 +313,26 @@ pub(super) fn person(
             )),
         }
     }
-    // Mail past the reply limits is most likely a loop: staff are not
-    // notified of each one either (the ticket still records it).
-    if rate_limited_now {
-        if !i.staff.members.is_empty() {
-            reasons.push("staff are not notified either (the reply limit)".into());
-        }
-    } else {
-        replies.extend(notifications(
-            i,
-            ticket,
-            owner.as_deref(),
-            status,
-            &policy,
-            new_text(m),
-        ));
-    }
-    let mut d = base(
-        Outcome::Processed,
-        write,
-        view,
-        language,
-        replies,
-        reasons,
-        events,
-    );
-    if let Some(t) = ticket {
-        // A follow-up keeps the ticket's name, whatever its subject says now.
-        d.subject = t.subject.clone();
-    }
-    d.effects = effects;
-    d.effects.timers = escalation_timers(&policy);
+    owner
+}
+
+/// The timers the mail sets, ends, pauses or resumes: the escalation
+/// ladder; for a new ticket its RMA's deadlines and SLA timers; and what
+/// the ticket's new state does to the waiting timers and the SLA clock.
+fn set_timers(
+    i: &Input<'_>,
+    ticket: Option<&TicketInfo>,
+    policy: &Evaluation,
+    status: TicketStatus,
+    d: &mut Decision,
+) {
+    d.effects.timers = escalation_timers(policy);
     let sla = if ticket.is_none() {
         let (rma_events, rma_timers) =
-            on_new_ticket(i.pack, &policy, &i.mailbox, &i.extracted.serials, i.now);
+            on_new_ticket(i.pack, policy, &i.mailbox, &i.extracted.serials, i.now);
         d.events.extend(rma_events);
         d.effects.timers.extend(rma_timers);
-        sla_timers(i, &policy)
+        sla_timers(i, policy)
     } else {
         vec![]
     };
@@ -272,17 +349,6 @@ pub(super) fn person(
     d.effects.timers.extend(set);
     d.effects.cancel_timers = cancel;
     d.effects.timer_updates = updates;
-    // What this mail refers to and has not come yet joins this ticket when it
-    // comes: the order mail is stored in must not split a conversation.
-    // Only its sender may join through them: listing the To and Cc would
-    // let a forged mail name a stranger who then joins with a mail of the
-    // Message-ID it made up.
-    d.effects.awaited = m.referenced_ids().into_iter().take(20).collect();
-    if !d.effects.awaited.is_empty() {
-        d.effects.awaited_people = vec![sender.address.to_ascii_lowercase()];
-    }
-    d.policy = Some(policy);
-    d
 }
 
 /// What the vendor's rules read of a mail: its subject and what the person

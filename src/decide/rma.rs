@@ -308,7 +308,6 @@ pub fn rma_action(
     i: &ActionInput<'_>,
 ) -> Result<RmaOutcome, String> {
     let pack = i.pack;
-    let zone = pack.zone;
     let rmas = ticket.rmas.as_slice();
     let Some(spec) = pack.policy.rma() else {
         return Err(format!(
@@ -329,227 +328,292 @@ pub fn rma_action(
         format!("part {part}")
     };
     let language = Language::parse(&ticket.language).unwrap_or(pack.language);
-    let to = Addressing {
-        pack,
-        language,
-        from_address: i.from_address,
-        thread: i.thread,
-    };
     // A part new to the ticket is under the plans its other RMAs were asked
     // under (the same contract).
     let plans = existing
         .or_else(|| rmas.iter().find(|r| !r.plans.is_empty()))
         .map(|r| r.plans.clone())
         .unwrap_or_default();
-    let event =
-        |state: RmaState, code: Option<String>, expires_at: Option<DateTime<Utc>>| Event::Rma {
-            part: part.clone(),
+    let st = Step {
+        ticket,
+        spec,
+        pack,
+        i,
+        verb,
+        part,
+        shown,
+        existing,
+        plans,
+        language,
+        to: Addressing {
+            pack,
+            language,
+            from_address: i.from_address,
+            thread: i.thread,
+        },
+    };
+    match verb {
+        RmaVerb::Approve => approve(&st),
+        RmaVerb::Issue => issue(&st),
+        RmaVerb::Shipped | RmaVerb::Received => advance(&st),
+        RmaVerb::Returned => returned(&st),
+    }
+}
+
+/// What every staff step on one RMA reads.
+struct Step<'a> {
+    ticket: &'a TicketInfo,
+    spec: &'a RmaSpec,
+    pack: &'a Pack,
+    i: &'a ActionInput<'a>,
+    verb: RmaVerb,
+    part: String,
+    /// The part as the staff read it ("part A1-1", "the whole unit").
+    shown: String,
+    existing: Option<&'a RmaRecord>,
+    plans: Vec<String>,
+    language: Language,
+    to: Addressing<'a>,
+}
+
+impl Step<'_> {
+    /// The `rma` event of this step, moving the RMA to `state`.
+    fn event(
+        &self,
+        state: RmaState,
+        code: Option<String>,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Event {
+        Event::Rma {
+            part: self.part.clone(),
             state,
             code,
-            plans: plans.clone(),
+            plans: self.plans.clone(),
             expires_at,
-            rule: match (verb, &spec.issue_within) {
+            rule: match (self.verb, &self.spec.issue_within) {
                 (RmaVerb::Approve, Some((_, r))) => r.clone(),
-                _ => spec.rule.clone(),
+                _ => self.spec.rule.clone(),
             },
-            by: i.by.to_string(),
-        };
-    let same = |state: RmaState| RmaOutcome {
-        part: part.clone(),
-        state,
-        code: existing.and_then(|r| r.code.clone()),
-        already: true,
-        change: TicketChange::default(),
-    };
-    let state = existing.map(|r| r.state);
-    match verb {
-        RmaVerb::Approve => {
-            if spec.issue == IssueMode::Auto {
-                return Err(format!(
-                    "{} issues RMA codes without approval ({}): use `rma issue`",
-                    pack.vendor, spec.rule
-                ));
-            }
-            match state {
-                None | Some(RmaState::Requested) => {}
-                Some(RmaState::Approved) => return Ok(same(RmaState::Approved)),
-                Some(s) => return Err(format!("the RMA for {shown} is already {s}")),
-            }
-            let mut change = TicketChange::default();
-            change.events.push(event(RmaState::Approved, None, None));
-            if let Some((within, rule)) = &spec.issue_within {
-                change.set_timers.push(TimerPlan {
-                    kind: TimerKind::RmaIssueDue,
-                    cause: issue_cause(&part),
-                    due: pack.policy.after(i.now, *within),
-                    rule: rule.clone(),
-                    to: None,
-                });
-            }
-            Ok(RmaOutcome {
-                part,
-                state: RmaState::Approved,
-                code: None,
-                already: false,
-                change,
-            })
-        }
-        RmaVerb::Issue => {
-            match (spec.issue, state) {
-                (
-                    _,
-                    Some(
-                        RmaState::Issued
-                        | RmaState::Shipped
-                        | RmaState::Received
-                        | RmaState::Returned,
-                    ),
-                ) => {
-                    return Ok(same(state.unwrap_or(RmaState::Issued)));
-                }
-                (IssueMode::Approval, None | Some(RmaState::Requested)) => {
-                    return Err(format!(
-                        "the RMA for {shown} is not approved yet ({}): `rma approve` it first",
-                        spec.rule
-                    ));
-                }
-                (_, Some(s @ (RmaState::Expired | RmaState::Cancelled))) => {
-                    return Err(format!(
-                        "the RMA for {shown} is {s}; name another --part for a new one"
-                    ));
-                }
-                _ => {}
-            }
-            // Codes made from the ticket number are shared by its parts
-            // (IX-05); `{seq}` counts the ticket's RMAs.
-            let seq = rmas.iter().filter(|r| r.code.is_some()).count() as i64 + 1;
-            let code = spec.code_for(ticket.id.0, seq, i.now, zone);
-            let expires = expiry(spec, pack, &plans, i.now);
-            let mut change = TicketChange::default();
-            change
-                .events
-                .push(event(RmaState::Issued, Some(code.clone()), expires));
-            change.set_timers = deadline_timers(spec, pack, RmaStart::Issued, &part, &plans, i.now);
-            change.cancel_timers.push(TimerCancel {
-                kind: TimerKind::RmaIssueDue,
-                cause: issue_cause(&part),
-                why: format!("the RMA was issued by {}", i.by),
-            });
-            let texts = deadlines_view(
-                spec.deadlines_from(RmaStart::Issued, &plans)
-                    .map(|d| (d, pack.policy.after(i.now, d.after))),
-                language,
-                zone,
-            );
-            let record = RmaRecord {
-                ticket: ticket.id,
-                part: part.clone(),
-                code: Some(code.clone()),
-                state: RmaState::Issued,
-                rule: spec.rule.clone(),
-                plans: plans.clone(),
-                requested_at: existing.map_or(i.now, |r| r.requested_at),
-                issued_at: Some(i.now),
-                shipped_at: None,
-                received_at: None,
-                returned_at: None,
-                expires_at: expires,
-            };
-            change.mails.push(customer_mail(
-                "rma_issued",
-                ticket,
-                rma_json(&record, None, zone),
-                texts,
-                &to,
-            ));
-            Ok(RmaOutcome {
-                part,
-                state: RmaState::Issued,
-                code: Some(code),
-                already: false,
-                change,
-            })
-        }
-        RmaVerb::Shipped | RmaVerb::Received => {
-            let Some(r) = existing else {
-                return Err(format!("ticket {} has no RMA for {shown}", ticket.id));
-            };
-            let (to_state, start, allowed): (RmaState, RmaStart, &[RmaState]) = match verb {
-                RmaVerb::Shipped => (RmaState::Shipped, RmaStart::Shipped, &[RmaState::Issued]),
-                _ => (
-                    RmaState::Received,
-                    RmaStart::Received,
-                    &[RmaState::Issued, RmaState::Shipped],
-                ),
-            };
-            if r.state == to_state {
-                return Ok(same(to_state));
-            }
-            if !allowed.contains(&r.state) {
-                return Err(format!(
-                    "the RMA for {shown} is {}: it cannot be {} now",
-                    r.state, to_state
-                ));
-            }
-            let mut change = TicketChange::default();
-            change.events.push(event(to_state, None, None));
-            change.set_timers = deadline_timers(spec, pack, start, &part, &r.plans, i.now);
-            let texts = deadlines_view(
-                spec.deadlines_from(start, &r.plans)
-                    .map(|d| (d, pack.policy.after(i.now, d.after))),
-                language,
-                zone,
-            );
-            if !texts.1.is_empty() {
-                // Only a deadline the pack announces is worth a mail.
-                let mut record = r.clone();
-                record.state = to_state;
-                change.mails.push(customer_mail(
-                    "rma_notice",
-                    ticket,
-                    rma_json(&record, None, zone),
-                    texts,
-                    &to,
-                ));
-            }
-            Ok(RmaOutcome {
-                part,
-                state: to_state,
-                code: r.code.clone(),
-                already: false,
-                change,
-            })
-        }
-        RmaVerb::Returned => {
-            let Some(r) = existing else {
-                return Err(format!("ticket {} has no RMA for {shown}", ticket.id));
-            };
-            match r.state {
-                RmaState::Issued | RmaState::Shipped | RmaState::Received => {}
-                RmaState::Returned => return Ok(same(RmaState::Returned)),
-                s => return Err(format!("the RMA for {shown} is {s}: nothing is due back")),
-            }
-            // The part is back: every deadline of the RMA ends.
-            let mut change = TicketChange::default();
-            change.events.push(event(RmaState::Returned, None, None));
-            for d in spec.deadlines.iter() {
-                for kind in [TimerKind::RmaReminder, TimerKind::RmaDeadline] {
-                    change.cancel_timers.push(TimerCancel {
-                        kind,
-                        cause: deadline_cause(&d.id, &part),
-                        why: format!("the part's return was recorded by {}", i.by),
-                    });
-                }
-            }
-            Ok(RmaOutcome {
-                part,
-                state: RmaState::Returned,
-                code: r.code.clone(),
-                already: false,
-                change,
-            })
+            by: self.i.by.to_string(),
         }
     }
+
+    /// The RMA was in `state` already: nothing changes.
+    fn same(&self, state: RmaState) -> RmaOutcome {
+        RmaOutcome {
+            part: self.part.clone(),
+            state,
+            code: self.existing.and_then(|r| r.code.clone()),
+            already: true,
+            change: TicketChange::default(),
+        }
+    }
+
+    fn state(&self) -> Option<RmaState> {
+        self.existing.map(|r| r.state)
+    }
+}
+
+/// Staff verified the documents or the symptoms (QN-05, AV-06): the code
+/// is due within the pack's time.
+fn approve(st: &Step<'_>) -> Result<RmaOutcome, String> {
+    let (spec, i, part, shown) = (st.spec, st.i, &st.part, &st.shown);
+    let state = st.state();
+    if spec.issue == IssueMode::Auto {
+        return Err(format!(
+            "{} issues RMA codes without approval ({}): use `rma issue`",
+            st.pack.vendor, spec.rule
+        ));
+    }
+    match state {
+        None | Some(RmaState::Requested) => {}
+        Some(RmaState::Approved) => return Ok(st.same(RmaState::Approved)),
+        Some(s) => return Err(format!("the RMA for {shown} is already {s}")),
+    }
+    let mut change = TicketChange::default();
+    change.events.push(st.event(RmaState::Approved, None, None));
+    if let Some((within, rule)) = &spec.issue_within {
+        change.set_timers.push(TimerPlan {
+            kind: TimerKind::RmaIssueDue,
+            cause: issue_cause(part),
+            due: st.pack.policy.after(i.now, *within),
+            rule: rule.clone(),
+            to: None,
+        });
+    }
+    Ok(RmaOutcome {
+        part: part.clone(),
+        state: RmaState::Approved,
+        code: None,
+        already: false,
+        change,
+    })
+}
+
+/// The code is given and sent to the customer with the deadlines that
+/// count from the issue.
+fn issue(st: &Step<'_>) -> Result<RmaOutcome, String> {
+    let (spec, pack, i, ticket, part) = (st.spec, st.pack, st.i, st.ticket, &st.part);
+    let (zone, rmas, plans, existing) = (pack.zone, ticket.rmas.as_slice(), &st.plans, st.existing);
+    let (shown, language, to) = (&st.shown, st.language, &st.to);
+    let state = st.state();
+    match (spec.issue, state) {
+        (
+            _,
+            Some(RmaState::Issued | RmaState::Shipped | RmaState::Received | RmaState::Returned),
+        ) => {
+            return Ok(st.same(state.unwrap_or(RmaState::Issued)));
+        }
+        (IssueMode::Approval, None | Some(RmaState::Requested)) => {
+            return Err(format!(
+                "the RMA for {shown} is not approved yet ({}): `rma approve` it first",
+                spec.rule
+            ));
+        }
+        (_, Some(s @ (RmaState::Expired | RmaState::Cancelled))) => {
+            return Err(format!(
+                "the RMA for {shown} is {s}; name another --part for a new one"
+            ));
+        }
+        _ => {}
+    }
+    // Codes made from the ticket number are shared by its parts
+    // (IX-05); `{seq}` counts the ticket's RMAs.
+    let seq = rmas.iter().filter(|r| r.code.is_some()).count() as i64 + 1;
+    let code = spec.code_for(ticket.id.0, seq, i.now, zone);
+    let expires = expiry(spec, pack, plans, i.now);
+    let mut change = TicketChange::default();
+    change
+        .events
+        .push(st.event(RmaState::Issued, Some(code.clone()), expires));
+    change.set_timers = deadline_timers(spec, pack, RmaStart::Issued, part, plans, i.now);
+    change.cancel_timers.push(TimerCancel {
+        kind: TimerKind::RmaIssueDue,
+        cause: issue_cause(part),
+        why: format!("the RMA was issued by {}", i.by),
+    });
+    let texts = deadlines_view(
+        spec.deadlines_from(RmaStart::Issued, plans)
+            .map(|d| (d, pack.policy.after(i.now, d.after))),
+        language,
+        zone,
+    );
+    let record = RmaRecord {
+        ticket: ticket.id,
+        part: part.clone(),
+        code: Some(code.clone()),
+        state: RmaState::Issued,
+        rule: spec.rule.clone(),
+        plans: plans.clone(),
+        requested_at: existing.map_or(i.now, |r| r.requested_at),
+        issued_at: Some(i.now),
+        shipped_at: None,
+        received_at: None,
+        returned_at: None,
+        expires_at: expires,
+    };
+    change.mails.push(customer_mail(
+        "rma_issued",
+        ticket,
+        rma_json(&record, None, zone),
+        texts,
+        to,
+    ));
+    Ok(RmaOutcome {
+        part: part.clone(),
+        state: RmaState::Issued,
+        code: Some(code),
+        already: false,
+        change,
+    })
+}
+
+/// The replacement went out, or reached the customer: the deadlines that
+/// count from then start.
+fn advance(st: &Step<'_>) -> Result<RmaOutcome, String> {
+    let (spec, pack, i, ticket, part, verb) =
+        (st.spec, st.pack, st.i, st.ticket, &st.part, st.verb);
+    let (zone, shown, language, to) = (pack.zone, &st.shown, st.language, &st.to);
+    let Some(r) = st.existing else {
+        return Err(format!("ticket {} has no RMA for {shown}", ticket.id));
+    };
+    let (to_state, start, allowed): (RmaState, RmaStart, &[RmaState]) = match verb {
+        RmaVerb::Shipped => (RmaState::Shipped, RmaStart::Shipped, &[RmaState::Issued]),
+        _ => (
+            RmaState::Received,
+            RmaStart::Received,
+            &[RmaState::Issued, RmaState::Shipped],
+        ),
+    };
+    if r.state == to_state {
+        return Ok(st.same(to_state));
+    }
+    if !allowed.contains(&r.state) {
+        return Err(format!(
+            "the RMA for {shown} is {}: it cannot be {} now",
+            r.state, to_state
+        ));
+    }
+    let mut change = TicketChange::default();
+    change.events.push(st.event(to_state, None, None));
+    change.set_timers = deadline_timers(spec, pack, start, part, &r.plans, i.now);
+    let texts = deadlines_view(
+        spec.deadlines_from(start, &r.plans)
+            .map(|d| (d, pack.policy.after(i.now, d.after))),
+        language,
+        zone,
+    );
+    if !texts.1.is_empty() {
+        // Only a deadline the pack announces is worth a mail.
+        let mut record = r.clone();
+        record.state = to_state;
+        change.mails.push(customer_mail(
+            "rma_notice",
+            ticket,
+            rma_json(&record, None, zone),
+            texts,
+            to,
+        ));
+    }
+    Ok(RmaOutcome {
+        part: part.clone(),
+        state: to_state,
+        code: r.code.clone(),
+        already: false,
+        change,
+    })
+}
+
+/// The defective part is back: every deadline of the RMA ends.
+fn returned(st: &Step<'_>) -> Result<RmaOutcome, String> {
+    let (spec, i, ticket, part, shown) = (st.spec, st.i, st.ticket, &st.part, &st.shown);
+    let Some(r) = st.existing else {
+        return Err(format!("ticket {} has no RMA for {shown}", ticket.id));
+    };
+    match r.state {
+        RmaState::Issued | RmaState::Shipped | RmaState::Received => {}
+        RmaState::Returned => return Ok(st.same(RmaState::Returned)),
+        s => return Err(format!("the RMA for {shown} is {s}: nothing is due back")),
+    }
+    // The part is back: every deadline of the RMA ends.
+    let mut change = TicketChange::default();
+    change.events.push(st.event(RmaState::Returned, None, None));
+    for d in spec.deadlines.iter() {
+        for kind in [TimerKind::RmaReminder, TimerKind::RmaDeadline] {
+            change.cancel_timers.push(TimerCancel {
+                kind,
+                cause: deadline_cause(&d.id, part),
+                why: format!("the part's return was recorded by {}", i.by),
+            });
+        }
+    }
+    Ok(RmaOutcome {
+        part: part.clone(),
+        state: RmaState::Returned,
+        code: r.code.clone(),
+        already: false,
+        change,
+    })
 }
 
 /// A due RMA timer: a reminder or a passed deadline for the customer

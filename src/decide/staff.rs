@@ -157,54 +157,7 @@ pub(super) fn from_staff(
     let proof = match proof {
         Ok(p) => p,
         Err(why) => {
-            reasons.push(format!(
-                "{sender} is staff member {}'s address, but the mail is not proven theirs: {why}",
-                member.name
-            ));
-            let Some(t) = ticket else {
-                reasons.push("it names no ticket".into());
-                return staff_decision(quarantine(i, reasons), Sender::UnverifiedStaff, None);
-            };
-            events.push(Event::Unverified {
-                from: sender.clone(),
-                why: why.clone(),
-            });
-            let mut to: Vec<String> = member.addresses.clone();
-            for s in &i.identity.staff {
-                if !to.contains(s) {
-                    to.push(s.clone());
-                }
-            }
-            // One notice per forged mail would let a forger flood staff:
-            // a few per member and ticket, then the count in the next one.
-            let mut effects = SideEffects::default();
-            let scope = unverified_scope(&member.name, t.id);
-            let notices = match notice_allowed(i, &scope, &mut effects) {
-                Ok(held) => vec![ReplyPlan::notice(
-                    "staff_unverified",
-                    to,
-                    language,
-                    i.mailbox.address,
-                    json!({
-                        "vendor": i.pack.vendor,
-                        "member": member.display,
-                        "from": sender,
-                        "why": why,
-                        "held": held,
-                        "message": {"subject": m.subject, "message_id": m.message_id.clone().unwrap_or_default()},
-                    }),
-                )],
-                Err(held) => {
-                    reasons.push(format!(
-                        "staff notice held back ({held} since the last one sent; the next says so)"
-                    ));
-                    vec![]
-                }
-            };
-            let mut d = attached(base, t, language, notices, reasons, events);
-            d.effects.buckets = effects.buckets;
-            // Held, not part of the conversation: a reply to it must not thread in.
-            d.effects.hold = true;
+            let d = unverified(i, member, ticket, &sender, why, (reasons, events), base);
             return staff_decision(d, Sender::UnverifiedStaff, None);
         }
     };
@@ -242,24 +195,7 @@ pub(super) fn from_staff(
         return staff_decision(d, Sender::Staff, Some(proof));
     };
     let by = format!("{} by mail ({proof})", member.name);
-    let text = m.staff_text();
-    let run = commands::parse(&text)
-        .map_err(|e| e.to_string())
-        .map(|mut parsed| {
-            // A signature alone under the commands is no answer to relay.
-            if parsed.text.lines().next().is_some_and(|l| l.trim_end() == "--") {
-                parsed.text.clear();
-            }
-            parsed
-        })
-        .and_then(|parsed| {
-            // A client whose quote the reader could not tell apart would
-            // relay our notification to the customer: refuse instead.
-            if parsed.text.contains(NOTIFICATION_MARK) {
-                return Err("the text still holds the quoted notification (its list of commands), so it cannot be told apart from your answer; nothing was relayed. Write your answer above the quote, or delete the quote".into());
-            }
-            run_mail(i, t, &by, &parsed).map(|c| (parsed, c))
-        });
+    let run = parse_and_run(i, t, &by);
     let (parsed, (change, done)) = match run {
         Ok(x) => x,
         Err(error) => {
@@ -320,6 +256,102 @@ pub(super) fn from_staff(
     staff_decision(d, Sender::Staff, Some(proof))
 }
 
+/// A staff address's mail without proof: held on its ticket (quarantined
+/// when it names none), with an `unverified` event and a notice to the
+/// member and the staff list (a few per member and ticket).
+fn unverified(
+    i: &Input<'_>,
+    member: &StaffMember,
+    ticket: Option<&TicketInfo>,
+    sender: &str,
+    why: String,
+    (mut reasons, mut events): (Vec<String>, Vec<Event>),
+    base: &Base<'_>,
+) -> Decision {
+    let m = i.inbound;
+    let language = i.pack.language;
+    reasons.push(format!(
+        "{sender} is staff member {}'s address, but the mail is not proven theirs: {why}",
+        member.name
+    ));
+    let Some(t) = ticket else {
+        reasons.push("it names no ticket".into());
+        return quarantine(i, reasons);
+    };
+    events.push(Event::Unverified {
+        from: sender.to_string(),
+        why: why.clone(),
+    });
+    let mut to: Vec<String> = member.addresses.clone();
+    for s in &i.identity.staff {
+        if !to.contains(s) {
+            to.push(s.clone());
+        }
+    }
+    // One notice per forged mail would let a forger flood staff:
+    // a few per member and ticket, then the count in the next one.
+    let mut effects = SideEffects::default();
+    let scope = unverified_scope(&member.name, t.id);
+    let notices = match notice_allowed(i, &scope, &mut effects) {
+        Ok(held) => vec![ReplyPlan::notice(
+            "staff_unverified",
+            to,
+            language,
+            i.mailbox.address,
+            json!({
+                "vendor": i.pack.vendor,
+                "member": member.display,
+                "from": sender,
+                "why": why,
+                "held": held,
+                "message": {"subject": m.subject, "message_id": m.message_id.clone().unwrap_or_default()},
+            }),
+        )],
+        Err(held) => {
+            reasons.push(format!(
+                "staff notice held back ({held} since the last one sent; the next says so)"
+            ));
+            vec![]
+        }
+    };
+    let mut d = attached(base, t, language, notices, reasons, events);
+    d.effects.buckets = effects.buckets;
+    // Held, not part of the conversation: a reply to it must not thread in.
+    d.effects.hold = true;
+    d
+}
+
+/// What a staff mail did: the whole change, and a line per thing done.
+type Ran = (TicketChange<ReplyPlan>, Vec<String>);
+
+/// The commands and answer of a proven staff mail's new text, run on `t`:
+/// refused when the text still holds the quoted notification.
+fn parse_and_run(
+    i: &Input<'_>,
+    t: &TicketInfo,
+    by: &str,
+) -> Result<(commands::Parsed, Ran), String> {
+    let m = i.inbound;
+    let text = m.staff_text();
+    commands::parse(&text)
+        .map_err(|e| e.to_string())
+        .map(|mut parsed| {
+            // A signature alone under the commands is no answer to relay.
+            if parsed.text.lines().next().is_some_and(|l| l.trim_end() == "--") {
+                parsed.text.clear();
+            }
+            parsed
+        })
+        .and_then(|parsed| {
+            // A client whose quote the reader could not tell apart would
+            // relay our notification to the customer: refuse instead.
+            if parsed.text.contains(NOTIFICATION_MARK) {
+                return Err("the text still holds the quoted notification (its list of commands), so it cannot be told apart from your answer; nothing was relayed. Write your answer above the quote, or delete the quote".into());
+            }
+            run_mail(i, t, by, &parsed).map(|c| (parsed, c))
+        })
+}
+
 /// Runs a proven staff mail on ticket `t`: its answer relayed first (unless
 /// the ticket is closed: then after the commands, which must reopen it),
 /// then each command in order, each seeing the ticket as the ones before
@@ -330,7 +362,7 @@ fn run_mail(
     t: &TicketInfo,
     by: &str,
     parsed: &commands::Parsed,
-) -> Result<(TicketChange<ReplyPlan>, Vec<String>), String> {
+) -> Result<Ran, String> {
     let input = ActionInput {
         pack: i.pack,
         identity: i.identity,
