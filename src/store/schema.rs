@@ -319,7 +319,7 @@ CREATE INDEX timers_pending_due ON timers(due_at) WHERE state = 'pending';
 "#,
 ];
 
-/// The version after which `TYPED_TIMERS`'s Rust step runs.
+/// The migration that typed the timers' causes: its Rust step reads the old keys.
 const TYPED_TIMERS: usize = 11;
 
 /// The Rust step of migration `version`, in its transaction, after its SQL.
@@ -368,7 +368,7 @@ fn timer_causes(tx: &Connection) -> Result<()> {
 /// {YYYY-MM-DDTHH:MMZ}: {missing; ...}` (reminder and close); a key that
 /// does not read so keeps what can be read (a waiting timer's start is
 /// then when it was set, which is when it was asked).
-pub(super) fn legacy_cause(
+fn legacy_cause(
     kind: TimerKind,
     key: &str,
     recipient: Option<&str>,
