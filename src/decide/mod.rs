@@ -4,19 +4,21 @@
 //! and holds [`decide`] itself (the sorting: a duplicate changes nothing, a
 //! staff address's mail goes to `staff`, a machine's mail is recorded and
 //! never answered, a person's mail runs the vendor's rules and is
-//! acknowledged within the reply limits); no part imports it. The parts
-//! depend on each other one way (a file imports only those listed before it,
-//! and none imports this one):
+//! acknowledged within the reply limits). No part imports this file, and
+//! the parts depend on each other one way (each imports only parts listed
+//! before it):
 //!
 //! - `plan`: the shared types (`Input`, `MailboxView`, `ReplyPlan`,
-//!   `Decision`) and helpers; `limits`: the reply buckets; `quarantine`.
+//!   `Decision`, `Evidence`) and helpers; `limits`: the reply buckets;
+//!   `quarantine`.
 //! - `timer`: what every timer kind shares (`TimerInput`, `TimerDecision`,
-//!   the notice); above it one file per kind: `escalation`, `sla`,
-//!   `waiting` (what a ticket's new state does to its timers), `rma` (the
-//!   RMA a new ticket asks for, the staff steps, its deadlines); and
-//!   `fire` (`on_timer`), which sends a due timer to its kind's file.
-//! - `action`: the staff actions; `staff`: staff by mail; `person`,
-//!   `machine`: a person's and a machine's mail.
+//!   the notice); above it the kinds: `escalation`, `sla`, `waiting` (what
+//!   a ticket's new state does to its timers).
+//! - `action`: the staff actions; `rma`: the RMA a new ticket asks for,
+//!   the staff steps and its deadlines; `fire` (`on_timer`): a due timer
+//!   sent to its kind's file.
+//! - `staff`: staff by mail; `person`, `machine`: a person's and a
+//!   machine's mail.
 
 mod action;
 mod escalation;
