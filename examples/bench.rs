@@ -1122,7 +1122,10 @@ fn preload_store(db: &Path, n: usize) -> Result<()> {
                 let effects = SideEffects {
                     timers: vec![TimerPlan {
                         kind: TimerKind::SlaBreach,
-                        key: "first response, business clock".into(),
+                        cause: ticketd::model::TimerCause::Sla {
+                            target: ticketd::model::SlaTarget::FirstResponse,
+                            clock: ticketd::model::SlaClock::Business,
+                        },
                         due,
                         rule: "QN-10".into(),
                         to: None,

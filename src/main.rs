@@ -540,7 +540,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                     serde_json::json!({
                         "ticket": t.ticket,
                         "kind": t.plan.kind,
-                        "key": t.plan.key,
+                        "key": t.plan.cause.to_string(),
                         "at": ticketd::policy::rfc3339(zone, t.plan.due),
                         "rule": t.plan.rule,
                         "to": t.plan.to,

@@ -16,8 +16,9 @@ pub use event::{Event, PolicyRecord, QuotaUse};
 pub use findings::{Bounce, DkimVerdict};
 pub use io::{
     Applied, BucketKey, BucketLevel, ContactInfo, Duplicate, Lookup, NewMail, OutAttachment,
-    PendingTimer, RmaRecord, RmaVerb, SideEffects, TicketChange, TicketInfo, TicketWrite,
-    TimerCancel, TimerPlan, TimerRow, TimerUpdate, Undeliverable,
+    PendingTimer, RmaRecord, RmaVerb, SideEffects, SlaClock, SlaTarget, TicketChange, TicketInfo,
+    TicketWrite, TimerCancel, TimerCause, TimerPlan, TimerRow, TimerState, TimerUpdate,
+    Undeliverable,
 };
 pub use settings::{
     DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_PROCESSING_MS, DkimSettings, Identity, Limits,

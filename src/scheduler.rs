@@ -100,10 +100,10 @@ fn settle(
                         // A notice that cannot be rendered now never will be:
                         // the timer ends, and the history and the log say why.
                         let why = format!("its notice could not be rendered: {e:#}");
-                        error!(ticket = ticket.id.0, timer = kind, key = %t.plan.key, "{why}");
+                        error!(ticket = ticket.id.0, timer = kind, key = %t.plan.cause, "{why}");
                         let events = vec![Event::TimerCancelled {
                             timer: t.plan.kind,
-                            key: t.plan.key.clone(),
+                            key: t.plan.cause.to_string(),
                             rule: t.plan.rule.clone(),
                             why: why.clone(),
                         }];
@@ -123,7 +123,7 @@ fn settle(
         Settle::Fired => info!(
             ticket = ticket.id.0,
             timer = kind,
-            key = %t.plan.key,
+            key = %t.plan.cause,
             rule = %t.plan.rule,
             due = %t.plan.due,
             "timer fired, {} notice(s) queued",
@@ -132,7 +132,7 @@ fn settle(
         Settle::Cancelled => info!(
             ticket = ticket.id.0,
             timer = kind,
-            key = %t.plan.key,
+            key = %t.plan.cause,
             "timer cancelled: {}",
             why.as_deref().unwrap_or_default()
         ),

@@ -1,7 +1,17 @@
 //! Staff actions on a ticket from the shell (and, later, by mail): an answer sent to the customer, an internal note. Pure: each gives the change to write.
 
-use super::*;
-use crate::model::TicketChange;
+use super::escalation::escalation_steps;
+use super::plan::ReplyPlan;
+use super::sla::answered;
+use super::waiting::on_state;
+use crate::compose::AutoSubmitted;
+use crate::model::Identity;
+use crate::model::{
+    Event, Language, TicketChange, TicketInfo, TicketStatus, TimerCancel, TimerKind,
+};
+use crate::pack::Pack;
+use chrono::{DateTime, Utc};
+use serde_json::json;
 
 /// Who acts and where the ticket's mail goes, for a staff action.
 #[derive(Debug, Clone, Copy)]
@@ -39,7 +49,7 @@ pub fn staff_reply(
         by: i.by.to_string(),
         to: to.clone(),
     });
-    change.cancel_timers = super::sla::answered(ticket, i.by);
+    change.cancel_timers = answered(ticket, i.by);
     if ticket.status != TicketStatus::WaitingCustomer {
         change.status = Some(TicketStatus::WaitingCustomer);
         change.events.push(Event::StatusChanged {
@@ -57,7 +67,7 @@ pub fn staff_reply(
         .filter(|t| !t.kind.is_sla())
         .cloned()
         .collect();
-    let (set, cancel, _) = super::waiting::on_state(
+    let (set, cancel, _) = on_state(
         i.pack,
         &others,
         &[],
@@ -104,7 +114,7 @@ pub fn note(text: &str, by: &str) -> Result<TicketChange<ReplyPlan>, String> {
 /// changes nothing.
 pub fn assign(
     ticket: &TicketInfo,
-    to: &crate::config::StaffMember,
+    to: &crate::model::StaffMember,
     i: &ActionInput<'_>,
 ) -> Result<TicketChange<ReplyPlan>, String> {
     if ticket.owner.as_deref() == Some(to.name.as_str()) {
@@ -144,15 +154,15 @@ pub fn set_status(
             .timers
             .iter()
             .filter(|t| !t.kind.is_rma())
-            .map(|t| crate::model::TimerCancel {
+            .map(|t| TimerCancel {
                 kind: t.kind,
-                key: t.key.clone(),
+                cause: t.cause.clone(),
                 why: format!("the ticket was closed by {}", i.by),
             })
             .collect();
         return Ok(change);
     }
-    let (set, cancel, updates) = super::waiting::on_state(
+    let (set, cancel, updates) = on_state(
         i.pack,
         &ticket.timers,
         &[],
@@ -202,14 +212,14 @@ pub fn set_severity(
         ..TicketChange::default()
     };
     let ladder = i.pack.policy.escalation_ladder(severity, ticket.created_at);
-    let new = super::person::escalation_steps(&ladder);
+    let new = escalation_steps(&ladder);
     change.cancel_timers = ticket
         .timers
         .iter()
-        .filter(|t| t.kind == TimerKind::Escalation && !new.iter().any(|n| n.key == t.key))
-        .map(|t| crate::model::TimerCancel {
+        .filter(|t| t.kind == TimerKind::Escalation && !new.iter().any(|n| n.is(t.kind, &t.cause)))
+        .map(|t| TimerCancel {
             kind: t.kind,
-            key: t.key.clone(),
+            cause: t.cause.clone(),
             why: why.clone(),
         })
         .collect();
@@ -219,9 +229,9 @@ pub fn set_severity(
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixtures::*;
     use super::*;
-    use crate::model::PendingTimer;
+    use crate::decide::fixtures::*;
+    use crate::model::{PendingTimer, SlaClock, SlaTarget, TimerCause, TimerState};
 
     #[test]
     fn nx_03_a_severity_change_plans_the_ladder_again_from_the_report_and_ends_the_old_steps() {
@@ -231,9 +241,13 @@ mod tests {
         ticket.severity = Some(3);
         ticket.timers = vec![PendingTimer {
             kind: TimerKind::Escalation,
-            key: "Director of Customer Services after 10d".into(),
-            due: at("2026-12-03T09:00:00-06:00"),
-            paused_secs: None,
+            cause: TimerCause::Escalation {
+                to: "Director of Customer Services".into(),
+                after: Some("10d".into()),
+            },
+            state: TimerState::Running {
+                due: at("2026-12-03T09:00:00-06:00"),
+            },
         }];
         let input = ActionInput {
             pack: &pack,
@@ -275,16 +289,29 @@ mod tests {
     fn ix_06_closing_a_ticket_ends_its_timers_but_not_its_rmas() {
         let pack = pack("ixsystems");
         let identity = identity(&[]);
-        let timer = |kind: TimerKind, key: &str| PendingTimer {
+        let timer = |kind: TimerKind, cause: TimerCause| PendingTimer {
             kind,
-            key: key.into(),
-            due: at("2026-12-20T09:00:00-08:00"),
-            paused_secs: None,
+            cause,
+            state: TimerState::Running {
+                due: at("2026-12-20T09:00:00-08:00"),
+            },
         };
         let mut ticket = ticket(3, "ann@customer.test", "2026-12-01T09:00:00-08:00");
         ticket.timers = vec![
-            timer(TimerKind::SlaBreach, "first response, business clock"),
-            timer(TimerKind::RmaDeadline, "rma_valid:"),
+            timer(
+                TimerKind::SlaBreach,
+                TimerCause::Sla {
+                    target: SlaTarget::FirstResponse,
+                    clock: SlaClock::Business,
+                },
+            ),
+            timer(
+                TimerKind::RmaDeadline,
+                TimerCause::RmaDeadline {
+                    deadline: "rma_valid".into(),
+                    part: String::new(),
+                },
+            ),
         ];
         let input = ActionInput {
             pack: &pack,

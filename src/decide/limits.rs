@@ -1,6 +1,9 @@
 //! Reply rate limits: token buckets per recipient, per ticket and for all new tickets' acknowledgements, and the limits on staff notices a flood could repeat; all refilled from `now`.
 
-use super::*;
+use super::plan::Input;
+use crate::model::Rate;
+use crate::model::{BucketKey, SideEffects, TicketId, TicketInfo};
+use crate::parse::Addr;
 
 /// The level of a token bucket at `now`: refilled at `rate.per_hour` since
 /// it was stored, never above `rate.burst`; a bucket never stored is full.

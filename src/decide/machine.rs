@@ -1,6 +1,13 @@
 //! Mail a machine wrote (auto-replies, bounces, list mail): recorded on its ticket, never answered.
 
-use super::*;
+use super::plan::{
+    Base, Decision, Input, TicketView, attached, new_ticket, staff_notice, ticket_subject,
+};
+use crate::classify::{Class, describe};
+use crate::model::{
+    Event, Language, Outcome, TicketInfo, TicketStatus, TicketWrite, Undeliverable,
+};
+use serde_json::json;
 
 /// Mail a machine wrote: never answered. What it says is kept on the ticket
 /// it belongs to without changing the ticket's state; a permanent bounce
@@ -14,132 +21,19 @@ pub(super) fn machine(
     base: &Base<'_>,
 ) -> Decision {
     let class = i.classification.class;
-    let none = || TicketView {
-        action: "none",
-        id: None,
-    };
-    let ignored = |reasons, events| {
-        base(
-            Outcome::Ignored,
-            TicketWrite::None,
-            none(),
-            language,
-            vec![],
-            reasons,
-            events,
-        )
-    };
     if class == Class::OwnLoop {
-        return ignored(reasons, events);
+        return ignored(base, language, reasons, events);
     }
     let attach = |t: &TicketInfo, reasons, events, replies| {
-        super::attached(base, t, language, replies, reasons, events)
+        attached(base, t, language, replies, reasons, events)
     };
     match class {
-        Class::Bounce => {
-            let bounce = i.classification.bounce.as_ref();
-            let Some(t) = i.lookup.bounced.as_ref().or(ticket) else {
-                reasons.push(
-                    "the returned mail is not one of ours on a ticket: nothing to attach it to"
-                        .into(),
-                );
-                return ignored(reasons, events);
-            };
-            if i.lookup.bounced.is_some() {
-                reasons.push(format!(
-                    "returns our mail <{}> on ticket {}",
-                    bounce
-                        .and_then(|b| b.original_message_id.as_deref())
-                        .unwrap_or(""),
-                    t.id
-                ));
-            }
-            events.push(Event::Bounce {
-                text: match bounce {
-                    Some(b) => describe(b),
-                    None => "delivery failure report without details".into(),
-                },
-            });
-            let mut replies = Vec::new();
-            let mut marks = Vec::new();
-            if let Some(b) = bounce.filter(|b| b.permanent) {
-                let (found, staff_hit) = failed_recipients(i, b, &mut reasons);
-                for r in found {
-                    let already = i
-                        .lookup
-                        .bounce_contacts
-                        .iter()
-                        .any(|c| c.address == r && c.undeliverable);
-                    if already {
-                        reasons.push(format!("{r} was already marked undeliverable"));
-                        continue;
-                    }
-                    let why = format!(
-                        "Status {}{}",
-                        b.status,
-                        b.diagnostic
-                            .as_deref()
-                            .map(|d| format!(": {}", d.chars().take(200).collect::<String>()))
-                            .unwrap_or_default()
-                    );
-                    reasons.push(format!("{r} marked undeliverable ({})", b.status));
-                    events.push(Event::Undeliverable {
-                        address: r.clone(),
-                        why: why.clone(),
-                    });
-                    marks.push(Undeliverable {
-                        address: r,
-                        reason: why,
-                    });
-                }
-                let notice = |recipients: Vec<String>, staff_member: bool, reasons: &[String]| {
-                    let mut n = staff_notice(i, "staff_undeliverable", reasons)?;
-                    // Never to an address that bounces: its notice would bounce too.
-                    n.to.retain(|a| !recipients.contains(&a.to_ascii_lowercase()));
-                    if n.to.is_empty() {
-                        return None;
-                    }
-                    if let Some(obj) = n.data.as_object_mut() {
-                        obj.insert(
-                            "bounce".into(),
-                            json!({
-                                "status": b.status,
-                                "recipients": recipients.join(", "),
-                                "diagnostic": b.diagnostic.clone().unwrap_or_default(),
-                                "staff": staff_member,
-                            }),
-                        );
-                    }
-                    Some(n)
-                };
-                if !marks.is_empty() {
-                    let marked = marks.iter().map(|u| u.address.clone()).collect();
-                    replies.extend(notice(marked, false, &reasons));
-                }
-                if !staff_hit.is_empty() {
-                    events.push(Event::Bounce {
-                        text: format!(
-                            "staff address {} not marked undeliverable: staff are told instead",
-                            staff_hit.join(", ")
-                        ),
-                    });
-                    replies.extend(notice(staff_hit, true, &reasons));
-                }
-            } else if let Some(b) = bounce {
-                reasons.push(format!(
-                    "temporary or unclear status {:?}: recorded only",
-                    b.status
-                ));
-            }
-            let mut d = attach(t, reasons, events, replies);
-            d.effects.undeliverable = marks;
-            d
-        }
+        Class::Bounce => bounce(i, ticket, language, reasons, events, base),
         Class::List if ticket.is_none() && i.mailbox.accept_lists => {
             let sender = i.inbound.from.as_ref();
             let Some(sender) = sender else {
                 reasons.push("list mail without a From address makes no ticket".into());
-                return ignored(reasons, events);
+                return ignored(base, language, reasons, events);
             };
             reasons.push("this mailbox accepts list mail: new ticket, no reply".into());
             events.push(Event::Created {
@@ -161,7 +55,7 @@ pub(super) fn machine(
         }
         Class::List if ticket.is_none() => {
             reasons.push("list mail makes no ticket in this mailbox".into());
-            ignored(reasons, events)
+            ignored(base, language, reasons, events)
         }
         _ => match ticket {
             Some(t) => {
@@ -183,10 +77,140 @@ pub(super) fn machine(
             }
             None => {
                 reasons.push("no ticket to attach it to".into());
-                ignored(reasons, events)
+                ignored(base, language, reasons, events)
             }
         },
     }
+}
+
+/// A delivery report: recorded on the ticket of the mail it returns; a
+/// permanent failure marks that mail's failed recipients undeliverable and
+/// tells staff (never marking a staff address: staff are told instead).
+fn bounce(
+    i: &Input<'_>,
+    ticket: Option<&TicketInfo>,
+    language: Language,
+    mut reasons: Vec<String>,
+    mut events: Vec<Event>,
+    base: &Base<'_>,
+) -> Decision {
+    let bounce = i.classification.bounce.as_ref();
+    let Some(t) = i.lookup.bounced.as_ref().or(ticket) else {
+        reasons.push(
+            "the returned mail is not one of ours on a ticket: nothing to attach it to".into(),
+        );
+        return ignored(base, language, reasons, events);
+    };
+    if i.lookup.bounced.is_some() {
+        reasons.push(format!(
+            "returns our mail <{}> on ticket {}",
+            bounce
+                .and_then(|b| b.original_message_id.as_deref())
+                .unwrap_or(""),
+            t.id
+        ));
+    }
+    events.push(Event::Bounce {
+        text: match bounce {
+            Some(b) => describe(b),
+            None => "delivery failure report without details".into(),
+        },
+    });
+    let mut replies = Vec::new();
+    let mut marks = Vec::new();
+    if let Some(b) = bounce.filter(|b| b.permanent) {
+        let (found, staff_hit) = failed_recipients(i, b, &mut reasons);
+        for r in found {
+            let already = i
+                .lookup
+                .bounce_contacts
+                .iter()
+                .any(|c| c.address == r && c.undeliverable);
+            if already {
+                reasons.push(format!("{r} was already marked undeliverable"));
+                continue;
+            }
+            let why = format!(
+                "Status {}{}",
+                b.status,
+                b.diagnostic
+                    .as_deref()
+                    .map(|d| format!(": {}", d.chars().take(200).collect::<String>()))
+                    .unwrap_or_default()
+            );
+            reasons.push(format!("{r} marked undeliverable ({})", b.status));
+            events.push(Event::Undeliverable {
+                address: r.clone(),
+                why: why.clone(),
+            });
+            marks.push(Undeliverable {
+                address: r,
+                reason: why,
+            });
+        }
+        let notice = |recipients: Vec<String>, staff_member: bool, reasons: &[String]| {
+            let mut n = staff_notice(i, "staff_undeliverable", reasons)?;
+            // Never to an address that bounces: its notice would bounce too.
+            n.to.retain(|a| !recipients.contains(&a.to_ascii_lowercase()));
+            if n.to.is_empty() {
+                return None;
+            }
+            if let Some(obj) = n.data.as_object_mut() {
+                obj.insert(
+                    "bounce".into(),
+                    json!({
+                        "status": b.status,
+                        "recipients": recipients.join(", "),
+                        "diagnostic": b.diagnostic.clone().unwrap_or_default(),
+                        "staff": staff_member,
+                    }),
+                );
+            }
+            Some(n)
+        };
+        if !marks.is_empty() {
+            let marked = marks.iter().map(|u| u.address.clone()).collect();
+            replies.extend(notice(marked, false, &reasons));
+        }
+        if !staff_hit.is_empty() {
+            events.push(Event::Bounce {
+                text: format!(
+                    "staff address {} not marked undeliverable: staff are told instead",
+                    staff_hit.join(", ")
+                ),
+            });
+            replies.extend(notice(staff_hit, true, &reasons));
+        }
+    } else if let Some(b) = bounce {
+        reasons.push(format!(
+            "temporary or unclear status {:?}: recorded only",
+            b.status
+        ));
+    }
+    let mut d = attached(base, t, language, replies, reasons, events);
+    d.effects.undeliverable = marks;
+    d
+}
+
+/// The decision for a machine's mail that changes nothing.
+fn ignored(
+    base: &Base<'_>,
+    language: Language,
+    reasons: Vec<String>,
+    events: Vec<Event>,
+) -> Decision {
+    base(
+        Outcome::Ignored,
+        TicketWrite::None,
+        TicketView {
+            action: "none",
+            id: None,
+        },
+        language,
+        vec![],
+        reasons,
+        events,
+    )
 }
 
 /// The addresses a permanent bounce may mark undeliverable, and the staff
@@ -197,7 +221,7 @@ pub(super) fn machine(
 /// our mail did not go to, marks nobody.
 fn failed_recipients(
     i: &Input<'_>,
-    b: &crate::dsn::Bounce,
+    b: &crate::model::Bounce,
     reasons: &mut Vec<String>,
 ) -> (Vec<String>, Vec<String>) {
     let sent_to = &i.lookup.bounced_recipients;

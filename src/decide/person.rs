@@ -1,6 +1,23 @@
 //! Mail a person wrote: the vendor's rules, the ticket it opens or updates, the acknowledgement and the staff notes.
 
-use super::*;
+use super::escalation::escalation_timers;
+use super::limits::{acks_capped, consume, rate_limited};
+use super::plan::{
+    Base, Decision, Input, ReplyPlan, TicketView, addr_json, attached, local, new_ticket,
+    staff_notice, ticket_subject,
+};
+use super::quarantine::quarantine;
+use super::rma::{codes, on_new_ticket};
+use super::sla::sla_timers;
+use super::staff::notifications;
+use super::waiting::on_state;
+use crate::compose::deliverable;
+use crate::model::{
+    Event, Language, Outcome, PolicyRecord, SideEffects, TicketInfo, TicketStatus, TicketWrite,
+};
+use crate::parse::{Addr, Inbound, looks_japanese};
+use crate::policy::{Evaluation, Request};
+use serde_json::json;
 
 /// Mail a person wrote: the vendor's rules at its arrival, its ticket
 /// (opened, or updated and reopened), the acknowledgement within the reply
@@ -21,57 +38,14 @@ pub(super) fn person(
     {
         return d;
     }
-    // A ticket closed longer ago than the pack's window is not reopened:
-    // the mail opens a new ticket that names it.
-    let closed_long_ago = ticket.filter(|t| {
-        t.status == TicketStatus::Closed
-            && i.pack
-                .policy
-                .lifecycle()
-                .reopen_within
-                .is_some_and(|w| i.pack.policy.after(t.updated_at, w) < m.arrival)
-    });
-    let ticket = if let Some(old) = closed_long_ago {
-        reasons.push(format!(
-            "ticket {} was closed on {}, longer ago than the pack's reopen window: a new ticket linked to it",
-            old.id,
-            old.updated_at.with_timezone(&i.pack.zone).format("%Y-%m-%d")
-        ));
-        events.push(Event::LinkedTo { ticket: old.id });
-        None
-    } else {
-        ticket
-    };
+    let ticket = reopenable(i, ticket, &mut reasons, &mut events);
     let subject = ticket_subject(i);
     let Some(sender) = m.from.as_ref() else {
         reasons.push("no From address: nobody to answer".into());
         return quarantine(i, reasons);
     };
 
-    let text = request_text(m);
-    let attachments: Vec<String> = m
-        .attachments
-        .iter()
-        .filter_map(|a| a.name.clone())
-        .collect();
-    let policy = i.pack.policy.evaluate(&Request {
-        pack: &i.pack.name,
-        arrival: m.arrival,
-        mailbox_name: i.mailbox.name,
-        mailbox_role: i.mailbox.role,
-        text: &text,
-        attachments: &attachments,
-        serials: &i.extracted.serials,
-        invoices: &i.extracted.invoices,
-        tax_ids: &i.extracted.tax_ids,
-        contract: i.lookup.contract.as_ref(),
-        language,
-        ticket_created: ticket.map(|t| t.created_at),
-        known_facts: ticket.map_or(&[], |t| t.facts.as_slice()),
-        quota_used: &i.lookup.quota_used,
-        rma_issued: ticket.is_some_and(|t| t.rmas.iter().any(|r| r.code.is_some())),
-        acknowledged: i.now,
-    });
+    let policy = evaluate(i, ticket, language);
     // A customer who writes again after staff answered waits on staff.
     let status = if policy.waiting_on_customer {
         TicketStatus::WaitingCustomer
@@ -112,6 +86,142 @@ pub(super) fn person(
         }
     };
 
+    let (mut replies, effects, rate_limited_now) = acknowledge(
+        i,
+        ticket,
+        sender,
+        (template, language),
+        &policy,
+        (&mut reasons, &mut events),
+    );
+    // Staff hear of each note once per ticket; the events keep every one.
+    let notes: Vec<String> = policy
+        .staff
+        .iter()
+        .map(|n| format!("{}: {}", n.rule, n.text))
+        .filter(|n| ticket.is_none_or(|t| !t.staff_notes.contains(n)))
+        .collect();
+    if !notes.is_empty() {
+        replies.extend(staff_notice(i, "staff_policy", &notes));
+    }
+    let owner = route(i, ticket, &policy, &mut reasons, &mut events);
+    // Mail past the reply limits is most likely a loop: staff are not
+    // notified of each one either (the ticket still records it).
+    if rate_limited_now {
+        if !i.staff.members.is_empty() {
+            reasons.push("staff are not notified either (the reply limit)".into());
+        }
+    } else {
+        replies.extend(notifications(
+            i,
+            ticket,
+            owner.as_deref(),
+            status,
+            &policy,
+            new_text(m),
+        ));
+    }
+    let mut d = base(
+        Outcome::Processed,
+        write,
+        view,
+        language,
+        replies,
+        reasons,
+        events,
+    );
+    if let Some(t) = ticket {
+        // A follow-up keeps the ticket's name, whatever its subject says now.
+        d.subject = t.subject.clone();
+    }
+    d.effects = effects;
+    set_timers(i, ticket, &policy, status, &mut d);
+    // What this mail refers to and has not come yet joins this ticket when it
+    // comes: the order mail is stored in must not split a conversation.
+    // Only its sender may join through them: listing the To and Cc would
+    // let a forged mail name a stranger who then joins with a mail of the
+    // Message-ID it made up.
+    d.effects.awaited = m.referenced_ids().into_iter().take(20).collect();
+    if !d.effects.awaited.is_empty() {
+        d.effects.awaited_people = vec![sender.address.to_ascii_lowercase()];
+    }
+    d.policy = Some(policy);
+    d
+}
+
+/// The ticket the mail writes on: `ticket`, unless it was closed longer
+/// ago than the pack's window (`reopen_within`): then none, and the mail
+/// opens a new ticket that names it.
+fn reopenable<'t>(
+    i: &Input<'_>,
+    ticket: Option<&'t TicketInfo>,
+    reasons: &mut Vec<String>,
+    events: &mut Vec<Event>,
+) -> Option<&'t TicketInfo> {
+    let m = i.inbound;
+    let closed_long_ago = ticket.filter(|t| {
+        t.status == TicketStatus::Closed
+            && i.pack
+                .policy
+                .lifecycle()
+                .reopen_within
+                .is_some_and(|w| i.pack.policy.after(t.updated_at, w) < m.arrival)
+    });
+    if let Some(old) = closed_long_ago {
+        reasons.push(format!(
+            "ticket {} was closed on {}, longer ago than the pack's reopen window: a new ticket linked to it",
+            old.id,
+            old.updated_at.with_timezone(&i.pack.zone).format("%Y-%m-%d")
+        ));
+        events.push(Event::LinkedTo { ticket: old.id });
+        None
+    } else {
+        ticket
+    }
+}
+
+/// The vendor's rules at the mail's arrival, with what the ticket already has.
+fn evaluate(i: &Input<'_>, ticket: Option<&TicketInfo>, language: Language) -> Evaluation {
+    let m = i.inbound;
+    let text = request_text(m);
+    let attachments: Vec<String> = m
+        .attachments
+        .iter()
+        .filter_map(|a| a.name.clone())
+        .collect();
+    i.pack.policy.evaluate(&Request {
+        pack: &i.pack.name,
+        arrival: m.arrival,
+        mailbox_name: i.mailbox.name,
+        mailbox_role: i.mailbox.role,
+        text: &text,
+        attachments: &attachments,
+        serials: &i.extracted.serials,
+        invoices: &i.extracted.invoices,
+        tax_ids: &i.extracted.tax_ids,
+        contract: i.lookup.contract.as_ref(),
+        language,
+        ticket_created: ticket.map(|t| t.created_at),
+        known_facts: ticket.map_or(&[], |t| t.facts.as_slice()),
+        quota_used: &i.lookup.quota_used,
+        rma_issued: ticket.is_some_and(|t| t.rmas.iter().any(|r| r.code.is_some())),
+        acknowledged: i.now,
+    })
+}
+
+/// The acknowledgement, within the reply limits: none to an undeliverable
+/// or unusable address, none past the buckets (`rate_limited` is then
+/// true), none past the cap on all new tickets' (staff told once); else
+/// the reply and the buckets it draws from.
+fn acknowledge(
+    i: &Input<'_>,
+    ticket: Option<&TicketInfo>,
+    sender: &Addr,
+    (template, language): (&'static str, Language),
+    policy: &Evaluation,
+    (reasons, events): (&mut Vec<String>, &mut Vec<Event>),
+) -> (Vec<ReplyPlan>, SideEffects, bool) {
+    let m = i.inbound;
     let mut replies = Vec::new();
     let mut effects = SideEffects::default();
     let mut rate_limited_now = false;
@@ -137,7 +247,7 @@ pub(super) fn person(
         rate_limited_now = true;
     } else if let Some((why, tell)) = ticket
         .is_none()
-        .then(|| super::limits::acks_capped(i, &mut effects))
+        .then(|| acks_capped(i, &mut effects))
         .flatten()
     {
         // A flood of new senders (forged, most likely): the ticket opens and
@@ -147,7 +257,7 @@ pub(super) fn person(
         events.push(Event::ReplySuppressed { why });
         effects.acks_capped = true;
         if tell {
-            replies.extend(staff_notice(i, "staff_acks_capped", &reasons));
+            replies.extend(staff_notice(i, "staff_acks_capped", reasons));
         }
     } else {
         effects = consume(i, sender, ticket);
@@ -160,26 +270,27 @@ pub(super) fn person(
                 "vendor": i.pack.vendor,
                 "customer": addr_json(Some(sender)),
                 "mailbox": {"name": i.mailbox.name, "role": i.mailbox.role.as_str(), "address": i.mailbox.address},
-                "received_at": super::local(i.pack.zone, m.arrival),
+                "received_at": local(i.pack.zone, m.arrival),
                 "message": {"subject": m.subject, "attachments": m.attachments.len()},
                 "extracted": i.extracted,
                 "policy": policy.view(),
                 "ticket_state": ticket.map_or("new", |t| t.status.as_str()),
-                "rma": ticket.map_or_else(Vec::new, |t| super::rma::codes(t, i.pack.zone, language)),
+                "rma": ticket.map_or_else(Vec::new, |t| codes(t, i.pack.zone, language)),
             }),
         ));
     }
-    // Staff hear of each note once per ticket; the events keep every one.
-    let notes: Vec<String> = policy
-        .staff
-        .iter()
-        .map(|n| format!("{}: {}", n.rule, n.text))
-        .filter(|n| ticket.is_none_or(|t| !t.staff_notes.contains(n)))
-        .collect();
-    if !notes.is_empty() {
-        replies.extend(staff_notice(i, "staff_policy", &notes));
-    }
-    // AV-04, AV-05: a routed request goes to the contract's technician.
+    (replies, effects, rate_limited_now)
+}
+
+/// The ticket's owner: its own, else (AV-04, AV-05) the contract's
+/// technician when the rules routed the request.
+fn route(
+    i: &Input<'_>,
+    ticket: Option<&TicketInfo>,
+    policy: &Evaluation,
+    reasons: &mut Vec<String>,
+    events: &mut Vec<Event>,
+) -> Option<String> {
     let mut owner = ticket.and_then(|t| t.owner.clone());
     if let (None, Some(route), Some(c)) = (&owner, &policy.route, &policy.contract)
         && !c.technician.is_empty()
@@ -202,47 +313,30 @@ pub(super) fn person(
             )),
         }
     }
-    // Mail past the reply limits is most likely a loop: staff are not
-    // notified of each one either (the ticket still records it).
-    if rate_limited_now {
-        if !i.staff.members.is_empty() {
-            reasons.push("staff are not notified either (the reply limit)".into());
-        }
-    } else {
-        replies.extend(super::staff::notifications(
-            i,
-            ticket,
-            owner.as_deref(),
-            status,
-            &policy,
-            new_text(m),
-        ));
-    }
-    let mut d = base(
-        Outcome::Processed,
-        write,
-        view,
-        language,
-        replies,
-        reasons,
-        events,
-    );
-    if let Some(t) = ticket {
-        // A follow-up keeps the ticket's name, whatever its subject says now.
-        d.subject = t.subject.clone();
-    }
-    d.effects = effects;
-    d.effects.timers = escalation_timers(&policy);
+    owner
+}
+
+/// The timers the mail sets, ends, pauses or resumes: the escalation
+/// ladder; for a new ticket its RMA's deadlines and SLA timers; and what
+/// the ticket's new state does to the waiting timers and the SLA clock.
+fn set_timers(
+    i: &Input<'_>,
+    ticket: Option<&TicketInfo>,
+    policy: &Evaluation,
+    status: TicketStatus,
+    d: &mut Decision,
+) {
+    d.effects.timers = escalation_timers(policy);
     let sla = if ticket.is_none() {
         let (rma_events, rma_timers) =
-            super::rma::on_new_ticket(i.pack, &policy, &i.mailbox, &i.extracted.serials, i.now);
+            on_new_ticket(i.pack, policy, &i.mailbox, &i.extracted.serials, i.now);
         d.events.extend(rma_events);
         d.effects.timers.extend(rma_timers);
-        super::sla::sla_timers(i, &policy)
+        sla_timers(i, policy)
     } else {
         vec![]
     };
-    let (set, cancel, updates) = super::waiting::on_state(
+    let (set, cancel, updates) = on_state(
         i.pack,
         ticket.map_or(&[], |t| t.timers.as_slice()),
         &sla,
@@ -255,70 +349,6 @@ pub(super) fn person(
     d.effects.timers.extend(set);
     d.effects.cancel_timers = cancel;
     d.effects.timer_updates = updates;
-    // What this mail refers to and has not come yet joins this ticket when it
-    // comes: the order mail is stored in must not split a conversation.
-    // Only its sender may join through them: listing the To and Cc would
-    // let a forged mail name a stranger who then joins with a mail of the
-    // Message-ID it made up.
-    d.effects.awaited = m.referenced_ids().into_iter().take(20).collect();
-    if !d.effects.awaited.is_empty() {
-        d.effects.awaited_people = vec![sender.address.to_ascii_lowercase()];
-    }
-    d.policy = Some(policy);
-    d
-}
-
-/// NX-03 and the like: each step of the ladder the rules planned (for a new
-/// ticket, from its report) becomes a timer that sends the step's notice.
-pub(super) fn escalation_timers(p: &Evaluation) -> Vec<TimerPlan> {
-    escalation_steps(&p.escalations)
-}
-
-/// The timers of an escalation ladder's steps.
-pub(super) fn escalation_steps(steps: &[crate::policy::EscalationStep]) -> Vec<TimerPlan> {
-    steps
-        .iter()
-        .map(|e| TimerPlan {
-            kind: TimerKind::Escalation,
-            key: escalation_key(&e.to, &e.after),
-            due: e.at,
-            rule: e.rule.clone(),
-            to: Some(e.to.clone()),
-        })
-        .collect()
-}
-
-/// A ticket's name: the mail's subject without reply prefixes or our tag.
-pub(super) fn ticket_subject(i: &Input<'_>) -> String {
-    let s = thread::clean_subject(&i.inbound.subject, i.ticket_prefix);
-    if s.is_empty() {
-        "(no subject)".to_string()
-    } else {
-        s
-    }
-}
-
-/// The write and the view of a new ticket opened by `sender`.
-pub(super) fn new_ticket(
-    i: &Input<'_>,
-    sender: &Addr,
-    subject: String,
-    status: TicketStatus,
-    language: Language,
-) -> (TicketWrite, TicketView) {
-    (
-        TicketWrite::New {
-            subject,
-            status,
-            language: language.as_str().to_string(),
-            requester: sender.address.to_ascii_lowercase(),
-            requester_name: sender.name.clone(),
-        },
-        TicketView {
-            action: "new",
-            id: Some(i.lookup.next_ticket_id),
-        },
-    )
 }
 
 /// What the vendor's rules read of a mail: its subject and what the person
@@ -474,11 +504,11 @@ fn status_request(
                 "ticket_state": t.status.as_str(),
                 "opened": t.created_at.with_timezone(&zone).format("%Y-%m-%d").to_string(),
                 "last_answer": t.last_answer.map(|a| a.with_timezone(&zone).format("%Y-%m-%d").to_string()),
-                "rma": super::rma::codes(t, zone, language),
+                "rma": codes(t, zone, language),
             }),
         ));
     }
-    let mut d = super::attached(
+    let mut d = attached(
         base,
         t,
         language,

@@ -1,11 +1,17 @@
 //! RMAs: the one a new ticket asks for (IX-05 issues it at once), the staff steps (approve, issue, received; QN-05, AV-06) and what their deadlines do when due (IX-06, IX-07, QN-07). Pure.
 
 use super::action::ActionInput;
-use super::timer::{Audience, LATE_AFTER, fired};
-use super::*;
-use crate::model::RmaVerb;
-use crate::model::{RmaRecord, RmaState, TicketChange, TimerCancel, TimerRow};
-use crate::policy::{IssueMode, RmaDeadline, RmaSpec, RmaStart};
+use super::plan::{MailboxView, ReplyPlan, local};
+use super::timer::{Audience, LATE_AFTER, TimerDecision, TimerInput, fired};
+use crate::compose::AutoSubmitted;
+use crate::model::{
+    Event, Language, RmaRecord, RmaState, RmaVerb, TicketChange, TicketInfo, TicketStatus,
+    TimerCancel, TimerCause, TimerKind, TimerPlan, TimerRow,
+};
+use crate::pack::Pack;
+use crate::policy::{Evaluation, IssueMode, RmaDeadline, RmaSpec, RmaStart};
+use chrono::{DateTime, Utc};
+use serde_json::json;
 
 /// What a staff step does.
 #[derive(Debug, Clone)]
@@ -18,17 +24,20 @@ pub struct RmaOutcome {
     pub change: TicketChange<ReplyPlan>,
 }
 
-/// The RMA's key on its timers: `<deadline id>:<part>`.
-fn timer_key(deadline: &str, part: &str) -> String {
-    format!("{deadline}:{part}")
+/// The cause of a part's timers for the deadline `deadline`.
+fn deadline_cause(deadline: &str, part: &str) -> TimerCause {
+    TimerCause::RmaDeadline {
+        deadline: deadline.to_string(),
+        part: part.to_string(),
+    }
 }
 
-/// The part a timer key names (the inverse of [`timer_key`]).
-fn key_part(key: &str) -> (&str, &str) {
-    key.split_once(':').unwrap_or((key, ""))
+/// The cause of the timer that waits for an approved part's code (QN-05).
+fn issue_cause(part: &str) -> TimerCause {
+    TimerCause::RmaIssue {
+        part: part.to_string(),
+    }
 }
-
-const ISSUE_DUE: &str = "issue";
 
 /// When the RMA issued at `at` expires: the first expiring deadline that
 /// counts from the issue.
@@ -59,7 +68,7 @@ fn deadline_timers(
         if let Some(before) = d.remind_before {
             out.push(TimerPlan {
                 kind: TimerKind::RmaReminder,
-                key: timer_key(&d.id, part),
+                cause: deadline_cause(&d.id, part),
                 due: pack.policy.before(due, before),
                 rule: d.rule.clone(),
                 to: None,
@@ -67,7 +76,7 @@ fn deadline_timers(
         }
         out.push(TimerPlan {
             kind: TimerKind::RmaDeadline,
-            key: timer_key(&d.id, part),
+            cause: deadline_cause(&d.id, part),
             due,
             rule: d.rule.clone(),
             to: None,
@@ -299,7 +308,6 @@ pub fn rma_action(
     i: &ActionInput<'_>,
 ) -> Result<RmaOutcome, String> {
     let pack = i.pack;
-    let zone = pack.zone;
     let rmas = ticket.rmas.as_slice();
     let Some(spec) = pack.policy.rma() else {
         return Err(format!(
@@ -320,227 +328,292 @@ pub fn rma_action(
         format!("part {part}")
     };
     let language = Language::parse(&ticket.language).unwrap_or(pack.language);
-    let to = Addressing {
-        pack,
-        language,
-        from_address: i.from_address,
-        thread: i.thread,
-    };
     // A part new to the ticket is under the plans its other RMAs were asked
     // under (the same contract).
     let plans = existing
         .or_else(|| rmas.iter().find(|r| !r.plans.is_empty()))
         .map(|r| r.plans.clone())
         .unwrap_or_default();
-    let event =
-        |state: RmaState, code: Option<String>, expires_at: Option<DateTime<Utc>>| Event::Rma {
-            part: part.clone(),
+    let st = Step {
+        ticket,
+        spec,
+        pack,
+        i,
+        verb,
+        part,
+        shown,
+        existing,
+        plans,
+        language,
+        to: Addressing {
+            pack,
+            language,
+            from_address: i.from_address,
+            thread: i.thread,
+        },
+    };
+    match verb {
+        RmaVerb::Approve => approve(&st),
+        RmaVerb::Issue => issue(&st),
+        RmaVerb::Shipped | RmaVerb::Received => advance(&st),
+        RmaVerb::Returned => returned(&st),
+    }
+}
+
+/// What every staff step on one RMA reads.
+struct Step<'a> {
+    ticket: &'a TicketInfo,
+    spec: &'a RmaSpec,
+    pack: &'a Pack,
+    i: &'a ActionInput<'a>,
+    verb: RmaVerb,
+    part: String,
+    /// The part as the staff read it ("part A1-1", "the whole unit").
+    shown: String,
+    existing: Option<&'a RmaRecord>,
+    plans: Vec<String>,
+    language: Language,
+    to: Addressing<'a>,
+}
+
+impl Step<'_> {
+    /// The `rma` event of this step, moving the RMA to `state`.
+    fn event(
+        &self,
+        state: RmaState,
+        code: Option<String>,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Event {
+        Event::Rma {
+            part: self.part.clone(),
             state,
             code,
-            plans: plans.clone(),
+            plans: self.plans.clone(),
             expires_at,
-            rule: match (verb, &spec.issue_within) {
+            rule: match (self.verb, &self.spec.issue_within) {
                 (RmaVerb::Approve, Some((_, r))) => r.clone(),
-                _ => spec.rule.clone(),
+                _ => self.spec.rule.clone(),
             },
-            by: i.by.to_string(),
-        };
-    let same = |state: RmaState| RmaOutcome {
-        part: part.clone(),
-        state,
-        code: existing.and_then(|r| r.code.clone()),
-        already: true,
-        change: TicketChange::default(),
-    };
-    let state = existing.map(|r| r.state);
-    match verb {
-        RmaVerb::Approve => {
-            if spec.issue == IssueMode::Auto {
-                return Err(format!(
-                    "{} issues RMA codes without approval ({}): use `rma issue`",
-                    pack.vendor, spec.rule
-                ));
-            }
-            match state {
-                None | Some(RmaState::Requested) => {}
-                Some(RmaState::Approved) => return Ok(same(RmaState::Approved)),
-                Some(s) => return Err(format!("the RMA for {shown} is already {s}")),
-            }
-            let mut change = TicketChange::default();
-            change.events.push(event(RmaState::Approved, None, None));
-            if let Some((within, rule)) = &spec.issue_within {
-                change.set_timers.push(TimerPlan {
-                    kind: TimerKind::RmaIssueDue,
-                    key: timer_key(ISSUE_DUE, &part),
-                    due: pack.policy.after(i.now, *within),
-                    rule: rule.clone(),
-                    to: None,
-                });
-            }
-            Ok(RmaOutcome {
-                part,
-                state: RmaState::Approved,
-                code: None,
-                already: false,
-                change,
-            })
-        }
-        RmaVerb::Issue => {
-            match (spec.issue, state) {
-                (
-                    _,
-                    Some(
-                        RmaState::Issued
-                        | RmaState::Shipped
-                        | RmaState::Received
-                        | RmaState::Returned,
-                    ),
-                ) => {
-                    return Ok(same(state.unwrap_or(RmaState::Issued)));
-                }
-                (IssueMode::Approval, None | Some(RmaState::Requested)) => {
-                    return Err(format!(
-                        "the RMA for {shown} is not approved yet ({}): `rma approve` it first",
-                        spec.rule
-                    ));
-                }
-                (_, Some(s @ (RmaState::Expired | RmaState::Cancelled))) => {
-                    return Err(format!(
-                        "the RMA for {shown} is {s}; name another --part for a new one"
-                    ));
-                }
-                _ => {}
-            }
-            // Codes made from the ticket number are shared by its parts
-            // (IX-05); `{seq}` counts the ticket's RMAs.
-            let seq = rmas.iter().filter(|r| r.code.is_some()).count() as i64 + 1;
-            let code = spec.code_for(ticket.id.0, seq, i.now, zone);
-            let expires = expiry(spec, pack, &plans, i.now);
-            let mut change = TicketChange::default();
-            change
-                .events
-                .push(event(RmaState::Issued, Some(code.clone()), expires));
-            change.set_timers = deadline_timers(spec, pack, RmaStart::Issued, &part, &plans, i.now);
-            change.cancel_timers.push(TimerCancel {
-                kind: TimerKind::RmaIssueDue,
-                key: timer_key(ISSUE_DUE, &part),
-                why: format!("the RMA was issued by {}", i.by),
-            });
-            let texts = deadlines_view(
-                spec.deadlines_from(RmaStart::Issued, &plans)
-                    .map(|d| (d, pack.policy.after(i.now, d.after))),
-                language,
-                zone,
-            );
-            let record = RmaRecord {
-                ticket: ticket.id,
-                part: part.clone(),
-                code: Some(code.clone()),
-                state: RmaState::Issued,
-                rule: spec.rule.clone(),
-                plans: plans.clone(),
-                requested_at: existing.map_or(i.now, |r| r.requested_at),
-                issued_at: Some(i.now),
-                shipped_at: None,
-                received_at: None,
-                returned_at: None,
-                expires_at: expires,
-            };
-            change.mails.push(customer_mail(
-                "rma_issued",
-                ticket,
-                rma_json(&record, None, zone),
-                texts,
-                &to,
-            ));
-            Ok(RmaOutcome {
-                part,
-                state: RmaState::Issued,
-                code: Some(code),
-                already: false,
-                change,
-            })
-        }
-        RmaVerb::Shipped | RmaVerb::Received => {
-            let Some(r) = existing else {
-                return Err(format!("ticket {} has no RMA for {shown}", ticket.id));
-            };
-            let (to_state, start, allowed): (RmaState, RmaStart, &[RmaState]) = match verb {
-                RmaVerb::Shipped => (RmaState::Shipped, RmaStart::Shipped, &[RmaState::Issued]),
-                _ => (
-                    RmaState::Received,
-                    RmaStart::Received,
-                    &[RmaState::Issued, RmaState::Shipped],
-                ),
-            };
-            if r.state == to_state {
-                return Ok(same(to_state));
-            }
-            if !allowed.contains(&r.state) {
-                return Err(format!(
-                    "the RMA for {shown} is {}: it cannot be {} now",
-                    r.state, to_state
-                ));
-            }
-            let mut change = TicketChange::default();
-            change.events.push(event(to_state, None, None));
-            change.set_timers = deadline_timers(spec, pack, start, &part, &r.plans, i.now);
-            let texts = deadlines_view(
-                spec.deadlines_from(start, &r.plans)
-                    .map(|d| (d, pack.policy.after(i.now, d.after))),
-                language,
-                zone,
-            );
-            if !texts.1.is_empty() {
-                // Only a deadline the pack announces is worth a mail.
-                let mut record = r.clone();
-                record.state = to_state;
-                change.mails.push(customer_mail(
-                    "rma_notice",
-                    ticket,
-                    rma_json(&record, None, zone),
-                    texts,
-                    &to,
-                ));
-            }
-            Ok(RmaOutcome {
-                part,
-                state: to_state,
-                code: r.code.clone(),
-                already: false,
-                change,
-            })
-        }
-        RmaVerb::Returned => {
-            let Some(r) = existing else {
-                return Err(format!("ticket {} has no RMA for {shown}", ticket.id));
-            };
-            match r.state {
-                RmaState::Issued | RmaState::Shipped | RmaState::Received => {}
-                RmaState::Returned => return Ok(same(RmaState::Returned)),
-                s => return Err(format!("the RMA for {shown} is {s}: nothing is due back")),
-            }
-            // The part is back: every deadline of the RMA ends.
-            let mut change = TicketChange::default();
-            change.events.push(event(RmaState::Returned, None, None));
-            for d in spec.deadlines.iter() {
-                for kind in [TimerKind::RmaReminder, TimerKind::RmaDeadline] {
-                    change.cancel_timers.push(TimerCancel {
-                        kind,
-                        key: timer_key(&d.id, &part),
-                        why: format!("the part's return was recorded by {}", i.by),
-                    });
-                }
-            }
-            Ok(RmaOutcome {
-                part,
-                state: RmaState::Returned,
-                code: r.code.clone(),
-                already: false,
-                change,
-            })
+            by: self.i.by.to_string(),
         }
     }
+
+    /// The RMA was in `state` already: nothing changes.
+    fn same(&self, state: RmaState) -> RmaOutcome {
+        RmaOutcome {
+            part: self.part.clone(),
+            state,
+            code: self.existing.and_then(|r| r.code.clone()),
+            already: true,
+            change: TicketChange::default(),
+        }
+    }
+
+    fn state(&self) -> Option<RmaState> {
+        self.existing.map(|r| r.state)
+    }
+}
+
+/// Staff verified the documents or the symptoms (QN-05, AV-06): the code
+/// is due within the pack's time.
+fn approve(st: &Step<'_>) -> Result<RmaOutcome, String> {
+    let (spec, i, part, shown) = (st.spec, st.i, &st.part, &st.shown);
+    let state = st.state();
+    if spec.issue == IssueMode::Auto {
+        return Err(format!(
+            "{} issues RMA codes without approval ({}): use `rma issue`",
+            st.pack.vendor, spec.rule
+        ));
+    }
+    match state {
+        None | Some(RmaState::Requested) => {}
+        Some(RmaState::Approved) => return Ok(st.same(RmaState::Approved)),
+        Some(s) => return Err(format!("the RMA for {shown} is already {s}")),
+    }
+    let mut change = TicketChange::default();
+    change.events.push(st.event(RmaState::Approved, None, None));
+    if let Some((within, rule)) = &spec.issue_within {
+        change.set_timers.push(TimerPlan {
+            kind: TimerKind::RmaIssueDue,
+            cause: issue_cause(part),
+            due: st.pack.policy.after(i.now, *within),
+            rule: rule.clone(),
+            to: None,
+        });
+    }
+    Ok(RmaOutcome {
+        part: part.clone(),
+        state: RmaState::Approved,
+        code: None,
+        already: false,
+        change,
+    })
+}
+
+/// The code is given and sent to the customer with the deadlines that
+/// count from the issue.
+fn issue(st: &Step<'_>) -> Result<RmaOutcome, String> {
+    let (spec, pack, i, ticket, part) = (st.spec, st.pack, st.i, st.ticket, &st.part);
+    let (zone, rmas, plans, existing) = (pack.zone, ticket.rmas.as_slice(), &st.plans, st.existing);
+    let (shown, language, to) = (&st.shown, st.language, &st.to);
+    let state = st.state();
+    match (spec.issue, state) {
+        (
+            _,
+            Some(RmaState::Issued | RmaState::Shipped | RmaState::Received | RmaState::Returned),
+        ) => {
+            return Ok(st.same(state.unwrap_or(RmaState::Issued)));
+        }
+        (IssueMode::Approval, None | Some(RmaState::Requested)) => {
+            return Err(format!(
+                "the RMA for {shown} is not approved yet ({}): `rma approve` it first",
+                spec.rule
+            ));
+        }
+        (_, Some(s @ (RmaState::Expired | RmaState::Cancelled))) => {
+            return Err(format!(
+                "the RMA for {shown} is {s}; name another --part for a new one"
+            ));
+        }
+        _ => {}
+    }
+    // Codes made from the ticket number are shared by its parts
+    // (IX-05); `{seq}` counts the ticket's RMAs.
+    let seq = rmas.iter().filter(|r| r.code.is_some()).count() as i64 + 1;
+    let code = spec.code_for(ticket.id.0, seq, i.now, zone);
+    let expires = expiry(spec, pack, plans, i.now);
+    let mut change = TicketChange::default();
+    change
+        .events
+        .push(st.event(RmaState::Issued, Some(code.clone()), expires));
+    change.set_timers = deadline_timers(spec, pack, RmaStart::Issued, part, plans, i.now);
+    change.cancel_timers.push(TimerCancel {
+        kind: TimerKind::RmaIssueDue,
+        cause: issue_cause(part),
+        why: format!("the RMA was issued by {}", i.by),
+    });
+    let texts = deadlines_view(
+        spec.deadlines_from(RmaStart::Issued, plans)
+            .map(|d| (d, pack.policy.after(i.now, d.after))),
+        language,
+        zone,
+    );
+    let record = RmaRecord {
+        ticket: ticket.id,
+        part: part.clone(),
+        code: Some(code.clone()),
+        state: RmaState::Issued,
+        rule: spec.rule.clone(),
+        plans: plans.clone(),
+        requested_at: existing.map_or(i.now, |r| r.requested_at),
+        issued_at: Some(i.now),
+        shipped_at: None,
+        received_at: None,
+        returned_at: None,
+        expires_at: expires,
+    };
+    change.mails.push(customer_mail(
+        "rma_issued",
+        ticket,
+        rma_json(&record, None, zone),
+        texts,
+        to,
+    ));
+    Ok(RmaOutcome {
+        part: part.clone(),
+        state: RmaState::Issued,
+        code: Some(code),
+        already: false,
+        change,
+    })
+}
+
+/// The replacement went out, or reached the customer: the deadlines that
+/// count from then start.
+fn advance(st: &Step<'_>) -> Result<RmaOutcome, String> {
+    let (spec, pack, i, ticket, part, verb) =
+        (st.spec, st.pack, st.i, st.ticket, &st.part, st.verb);
+    let (zone, shown, language, to) = (pack.zone, &st.shown, st.language, &st.to);
+    let Some(r) = st.existing else {
+        return Err(format!("ticket {} has no RMA for {shown}", ticket.id));
+    };
+    let (to_state, start, allowed): (RmaState, RmaStart, &[RmaState]) = match verb {
+        RmaVerb::Shipped => (RmaState::Shipped, RmaStart::Shipped, &[RmaState::Issued]),
+        _ => (
+            RmaState::Received,
+            RmaStart::Received,
+            &[RmaState::Issued, RmaState::Shipped],
+        ),
+    };
+    if r.state == to_state {
+        return Ok(st.same(to_state));
+    }
+    if !allowed.contains(&r.state) {
+        return Err(format!(
+            "the RMA for {shown} is {}: it cannot be {} now",
+            r.state, to_state
+        ));
+    }
+    let mut change = TicketChange::default();
+    change.events.push(st.event(to_state, None, None));
+    change.set_timers = deadline_timers(spec, pack, start, part, &r.plans, i.now);
+    let texts = deadlines_view(
+        spec.deadlines_from(start, &r.plans)
+            .map(|d| (d, pack.policy.after(i.now, d.after))),
+        language,
+        zone,
+    );
+    if !texts.1.is_empty() {
+        // Only a deadline the pack announces is worth a mail.
+        let mut record = r.clone();
+        record.state = to_state;
+        change.mails.push(customer_mail(
+            "rma_notice",
+            ticket,
+            rma_json(&record, None, zone),
+            texts,
+            to,
+        ));
+    }
+    Ok(RmaOutcome {
+        part: part.clone(),
+        state: to_state,
+        code: r.code.clone(),
+        already: false,
+        change,
+    })
+}
+
+/// The defective part is back: every deadline of the RMA ends.
+fn returned(st: &Step<'_>) -> Result<RmaOutcome, String> {
+    let (spec, i, ticket, part, shown) = (st.spec, st.i, st.ticket, &st.part, &st.shown);
+    let Some(r) = st.existing else {
+        return Err(format!("ticket {} has no RMA for {shown}", ticket.id));
+    };
+    match r.state {
+        RmaState::Issued | RmaState::Shipped | RmaState::Received => {}
+        RmaState::Returned => return Ok(st.same(RmaState::Returned)),
+        s => return Err(format!("the RMA for {shown} is {s}: nothing is due back")),
+    }
+    // The part is back: every deadline of the RMA ends.
+    let mut change = TicketChange::default();
+    change.events.push(st.event(RmaState::Returned, None, None));
+    for d in spec.deadlines.iter() {
+        for kind in [TimerKind::RmaReminder, TimerKind::RmaDeadline] {
+            change.cancel_timers.push(TimerCancel {
+                kind,
+                cause: deadline_cause(&d.id, part),
+                why: format!("the part's return was recorded by {}", i.by),
+            });
+        }
+    }
+    Ok(RmaOutcome {
+        part: part.clone(),
+        state: RmaState::Returned,
+        code: r.code.clone(),
+        already: false,
+        change,
+    })
 }
 
 /// A due RMA timer: a reminder or a passed deadline for the customer
@@ -552,7 +625,11 @@ pub(super) fn on_rma_timer(
     i: &TimerInput<'_>,
 ) -> TimerDecision {
     let t = &timer.plan;
-    let (id, part) = key_part(&t.key);
+    let (deadline, part) = match &t.cause {
+        TimerCause::RmaDeadline { deadline, part } => (Some(deadline.as_str()), part.as_str()),
+        TimerCause::RmaIssue { part } => (None, part.as_str()),
+        other => return TimerDecision::cancel(t, format!("it is not an RMA's timer ({other})")),
+    };
     let cancel = |why: String| TimerDecision::cancel(t, why);
     let Some(spec) = i.pack.policy.rma() else {
         return cancel(format!(
@@ -586,6 +663,9 @@ pub(super) fn on_rma_timer(
         reply.data["rule"] = json!(t.rule);
         return TimerDecision::fire(vec![reply], vec![fired]);
     }
+    let Some(id) = deadline else {
+        return cancel(format!("a {} timer names no RMA deadline", t.kind.as_str()));
+    };
     let Some(d) = spec.deadline(id) else {
         return cancel(format!("the pack has no RMA deadline `{id}` any more"));
     };
@@ -650,13 +730,13 @@ pub(super) fn on_rma_timer(
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixtures::*;
     use super::*;
+    use crate::decide::fixtures::*;
     use crate::model::TicketId;
 
     fn ticket() -> TicketInfo {
         let mut t =
-            super::super::fixtures::ticket(7, "ann@customer.test", "2026-03-02T10:00:00-08:00");
+            crate::decide::fixtures::ticket(7, "ann@customer.test", "2026-03-02T10:00:00-08:00");
         t.subject = "Replacement".into();
         t.mailbox = "rma".into();
         t
@@ -744,7 +824,7 @@ mod tests {
             o.change
                 .set_timers
                 .iter()
-                .map(|t| (t.kind, t.key.clone(), t.due))
+                .map(|t| (t.kind, t.cause.to_string(), t.due))
                 .collect()
         };
         assert_eq!(
@@ -831,13 +911,13 @@ mod tests {
             back.change
                 .cancel_timers
                 .iter()
-                .any(|c| c.key == "parts_invoiced:")
+                .any(|c| c.cause == deadline_cause("parts_invoiced", ""))
         );
         assert!(
             back.change
                 .cancel_timers
                 .iter()
-                .any(|c| c.key == "rma_valid:")
+                .any(|c| c.cause == deadline_cause("rma_valid", ""))
         );
     }
 
@@ -947,12 +1027,12 @@ mod tests {
         }
     }
 
-    /// `on_rma_timer` for a timer of `kind` and `key` on a ticket with `r`, at `now`.
+    /// `on_rma_timer` for a timer of `kind` and `cause` on a ticket with `r`, at `now`.
     fn due(
         pack: &Pack,
         r: RmaRecord,
         kind: TimerKind,
-        key: &str,
+        cause: TimerCause,
         rule: &str,
         now: &str,
     ) -> TimerDecision {
@@ -962,7 +1042,7 @@ mod tests {
             ticket: TicketId(7),
             plan: TimerPlan {
                 kind,
-                key: key.into(),
+                cause,
                 due: at(now),
                 rule: rule.into(),
                 to: None,
@@ -976,7 +1056,7 @@ mod tests {
             &TimerInput {
                 pack,
                 identity: &identity,
-                staff: &crate::config::StaffDirectory::default(),
+                staff: &crate::model::StaffDirectory::default(),
                 from_address: "support@vendor.test",
                 mailbox_role: None,
                 thread: Some("m1@customer.test"),
@@ -993,7 +1073,7 @@ mod tests {
             &pack("ixsystems"),
             r,
             TimerKind::RmaReminder,
-            "rma_valid:",
+            deadline_cause("rma_valid", ""),
             "IX-06",
             "2026-03-27T10:00:00-07:00",
         );
@@ -1010,7 +1090,7 @@ mod tests {
             &pack("ixsystems"),
             r,
             TimerKind::RmaDeadline,
-            "rma_valid:",
+            deadline_cause("rma_valid", ""),
             "IX-06",
             "2026-04-01T10:00:00-07:00",
         );
@@ -1038,7 +1118,7 @@ mod tests {
             &pack("ixsystems"),
             r.clone(),
             TimerKind::RmaDeadline,
-            "parts_invoiced:",
+            deadline_cause("parts_invoiced", ""),
             "IX-07",
             "2026-03-16T10:00:00-07:00",
         );
@@ -1065,7 +1145,7 @@ mod tests {
             &pack("ixsystems"),
             back,
             TimerKind::RmaDeadline,
-            "parts_invoiced:",
+            deadline_cause("parts_invoiced", ""),
             "IX-07",
             "2026-03-16T10:00:00-07:00",
         );
@@ -1081,7 +1161,7 @@ mod tests {
             &pack("qnap"),
             approved.clone(),
             TimerKind::RmaIssueDue,
-            "issue:",
+            issue_cause(""),
             "QN-05",
             "2026-12-07T10:00:00-08:00",
         );
@@ -1097,7 +1177,7 @@ mod tests {
             &pack("qnap"),
             issued,
             TimerKind::RmaIssueDue,
-            "issue:",
+            issue_cause(""),
             "QN-05",
             "2026-12-07T10:00:00-08:00",
         );
@@ -1117,7 +1197,7 @@ mod tests {
             &pack("qnap"),
             r,
             TimerKind::RmaDeadline,
-            "ar_return:Q20AB12345",
+            deadline_cause("ar_return", "Q20AB12345"),
             "QN-07",
             "2026-12-10T10:00:00-08:00",
         );

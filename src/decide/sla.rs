@@ -1,29 +1,38 @@
 //! First-response targets kept: a warning to staff before the target (a lead on the SLA's own clock) and a notice when it is missed, both ended by a staff answer. Pure.
 
-use super::timer::{Audience, LATE_AFTER, fired};
-use super::*;
-use crate::model::{TimerCancel, TimerRow};
-use crate::policy::ClockKind;
+use super::plan::{Input, local};
+use super::timer::{Audience, LATE_AFTER, TimerDecision, TimerInput, fired};
+use crate::model::{
+    SlaClock, SlaTarget, TicketInfo, TicketStatus, TimerCancel, TimerCause, TimerKind, TimerPlan,
+    TimerRow,
+};
+use crate::policy::{ClockKind, Evaluation};
+use chrono::{DateTime, Utc};
+use serde_json::json;
 
-/// The key of a ticket's first-response timers, naming the clock they run
-/// on (pausing and resuming count on it).
-fn first_response(clock: ClockKind) -> String {
-    let name = match clock {
-        ClockKind::Business => "business",
-        ClockKind::AllHours => "24x7",
-        ClockKind::Calendar => "calendar",
-    };
-    format!("first response, {name} clock")
+/// The cause of a ticket's first-response timers, naming the clock they
+/// run on (pausing and resuming count on it).
+fn first_response(clock: ClockKind) -> TimerCause {
+    TimerCause::Sla {
+        target: SlaTarget::FirstResponse,
+        clock: match clock {
+            ClockKind::Business => SlaClock::Business,
+            ClockKind::AllHours => SlaClock::AllHours,
+            ClockKind::Calendar => SlaClock::Calendar,
+        },
+    }
 }
 
-/// The clock an SLA timer runs on, from its key.
-pub(super) fn clock_of(key: &str) -> ClockKind {
-    if key.ends_with("24x7 clock") {
-        ClockKind::AllHours
-    } else if key.ends_with("calendar clock") {
-        ClockKind::Calendar
-    } else {
-        ClockKind::Business
+/// The clock an SLA timer runs on, from its cause; `None` for a cause
+/// that is not an SLA's.
+pub(super) fn clock_of(cause: &TimerCause) -> Option<ClockKind> {
+    match cause {
+        TimerCause::Sla { clock, .. } => Some(match clock {
+            SlaClock::Business => ClockKind::Business,
+            SlaClock::AllHours => ClockKind::AllHours,
+            SlaClock::Calendar => ClockKind::Calendar,
+        }),
+        _ => None,
     }
 }
 
@@ -47,7 +56,7 @@ pub(super) fn sla_timers(i: &Input<'_>, policy: &Evaluation) -> Vec<TimerPlan> {
     {
         out.push(TimerPlan {
             kind: TimerKind::SlaWarning,
-            key: first_response(policy.clock),
+            cause: first_response(policy.clock),
             due: warn,
             rule: rule.clone(),
             to: None,
@@ -55,7 +64,7 @@ pub(super) fn sla_timers(i: &Input<'_>, policy: &Evaluation) -> Vec<TimerPlan> {
     }
     out.push(TimerPlan {
         kind: TimerKind::SlaBreach,
-        key: first_response(policy.clock),
+        cause: first_response(policy.clock),
         due,
         rule: rule.clone(),
         to: None,
@@ -71,7 +80,7 @@ pub(super) fn answered(ticket: &TicketInfo, by: &str) -> Vec<TimerCancel> {
         .filter(|t| t.kind.is_sla())
         .map(|t| TimerCancel {
             kind: t.kind,
-            key: t.key.clone(),
+            cause: t.cause.clone(),
             why: format!("answered by {by}"),
         })
         .collect()
@@ -92,7 +101,7 @@ pub(super) fn on_sla_timer(
     if to.is_empty() {
         return TimerDecision::cancel(t, "no staff are configured to tell".into());
     }
-    let local = |at: DateTime<Utc>| super::local(i.pack.zone, at);
+    let local = |at: DateTime<Utc>| local(i.pack.zone, at);
     let breach = t.kind == TimerKind::SlaBreach;
     let late = (i.now - t.due) > LATE_AFTER;
     let reply = i.notice(

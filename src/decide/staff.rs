@@ -12,34 +12,29 @@
 //! the staff member gets the error. Its remaining text is relayed to the
 //! customer as `ticketd reply` does.
 
-use super::*;
+use super::action::{ActionInput, assign, note, set_severity, set_status, staff_reply};
+use super::limits::{notice_allowed, unverified_scope};
+use super::plan::{
+    Base, Decision, Evidence, Input, ReplyPlan, TicketView, addr_json, attached, local,
+};
+use super::quarantine::quarantine;
+use super::rma::{codes, rma_action};
 use crate::commands::{self, Command};
-use crate::config::StaffMember;
-use crate::dkim::DkimVerdict;
-use crate::model::{Proof, RmaRecord, Sender, TicketChange, TimerUpdate};
+use crate::compose::AutoSubmitted;
+use crate::model::DkimVerdict;
+use crate::model::{
+    Event, Lookup, Outcome, PendingTimer, Proof, RmaRecord, Sender, SideEffects, TicketChange,
+    TicketId, TicketInfo, TicketStatus, TicketWrite, TimerState, TimerUpdate,
+};
+use crate::model::{StaffDirectory, StaffMember};
+use crate::policy::Evaluation;
+use crate::thread;
+use chrono::{DateTime, Utc};
+use serde_json::json;
 
 /// A line every notification carries (its list of commands, in every
 /// language): a relay that holds it holds the quoted notification.
 pub const NOTIFICATION_MARK: &str = "#status open|waiting_customer|waiting_staff";
-
-/// What the mail's headers prove, checked before the decision (DKIM needs
-/// DNS, which never runs under the store lock). Only a staff address's mail
-/// is checked.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Evidence {
-    /// The DKIM check, when one was made.
-    pub dkim: Option<DkimVerdict>,
-    /// A trusted Authentication-Results header's pass for the From domain.
-    pub auth_results: Option<String>,
-    /// Why the header section could be read two ways (`header_section`),
-    /// or its From cannot name one person: then nothing in the mail proves
-    /// anything, a reply token included.
-    pub ambiguous: Option<String>,
-    /// Proofs the mail carries that did not count, and why (a trusted
-    /// Authentication-Results pass whose signature does not cover what
-    /// ticketd reads, a signed mail addressed to someone else).
-    pub refused: Vec<String>,
-}
 
 /// The ticket a staff mail is about: the subject's tag, else the ticket its
 /// In-Reply-To/References point at; never a number in its text.
@@ -165,54 +160,7 @@ pub(super) fn from_staff(
     let proof = match proof {
         Ok(p) => p,
         Err(why) => {
-            reasons.push(format!(
-                "{sender} is staff member {}'s address, but the mail is not proven theirs: {why}",
-                member.name
-            ));
-            let Some(t) = ticket else {
-                reasons.push("it names no ticket".into());
-                return staff_decision(quarantine(i, reasons), Sender::UnverifiedStaff, None);
-            };
-            events.push(Event::Unverified {
-                from: sender.clone(),
-                why: why.clone(),
-            });
-            let mut to: Vec<String> = member.addresses.clone();
-            for s in &i.identity.staff {
-                if !to.contains(s) {
-                    to.push(s.clone());
-                }
-            }
-            // One notice per forged mail would let a forger flood staff:
-            // a few per member and ticket, then the count in the next one.
-            let mut effects = SideEffects::default();
-            let scope = super::limits::unverified_scope(&member.name, t.id);
-            let notices = match super::limits::notice_allowed(i, &scope, &mut effects) {
-                Ok(held) => vec![ReplyPlan::notice(
-                    "staff_unverified",
-                    to,
-                    language,
-                    i.mailbox.address,
-                    json!({
-                        "vendor": i.pack.vendor,
-                        "member": member.display,
-                        "from": sender,
-                        "why": why,
-                        "held": held,
-                        "message": {"subject": m.subject, "message_id": m.message_id.clone().unwrap_or_default()},
-                    }),
-                )],
-                Err(held) => {
-                    reasons.push(format!(
-                        "staff notice held back ({held} since the last one sent; the next says so)"
-                    ));
-                    vec![]
-                }
-            };
-            let mut d = super::attached(base, t, language, notices, reasons, events);
-            d.effects.buckets = effects.buckets;
-            // Held, not part of the conversation: a reply to it must not thread in.
-            d.effects.hold = true;
+            let d = unverified(i, member, ticket, &sender, why, (reasons, events), base);
             return staff_decision(d, Sender::UnverifiedStaff, None);
         }
     };
@@ -250,24 +198,7 @@ pub(super) fn from_staff(
         return staff_decision(d, Sender::Staff, Some(proof));
     };
     let by = format!("{} by mail ({proof})", member.name);
-    let text = m.staff_text();
-    let run = commands::parse(&text)
-        .map_err(|e| e.to_string())
-        .map(|mut parsed| {
-            // A signature alone under the commands is no answer to relay.
-            if parsed.text.lines().next().is_some_and(|l| l.trim_end() == "--") {
-                parsed.text.clear();
-            }
-            parsed
-        })
-        .and_then(|parsed| {
-            // A client whose quote the reader could not tell apart would
-            // relay our notification to the customer: refuse instead.
-            if parsed.text.contains(NOTIFICATION_MARK) {
-                return Err("the text still holds the quoted notification (its list of commands), so it cannot be told apart from your answer; nothing was relayed. Write your answer above the quote, or delete the quote".into());
-            }
-            run_mail(i, t, &by, &parsed).map(|c| (parsed, c))
-        });
+    let run = parse_and_run(i, t, &by);
     let (parsed, (change, done)) = match run {
         Ok(x) => x,
         Err(error) => {
@@ -280,7 +211,7 @@ pub(super) fn from_staff(
                 "staff_command_error",
                 json!({"vendor": i.pack.vendor, "error": error, "syntax": commands::SYNTAX}),
             );
-            let d = super::attached(base, t, language, vec![reply], reasons, events);
+            let d = attached(base, t, language, vec![reply], reasons, events);
             return staff_decision(d, Sender::Staff, Some(proof));
         }
     };
@@ -328,6 +259,102 @@ pub(super) fn from_staff(
     staff_decision(d, Sender::Staff, Some(proof))
 }
 
+/// A staff address's mail without proof: held on its ticket (quarantined
+/// when it names none), with an `unverified` event and a notice to the
+/// member and the staff list (a few per member and ticket).
+fn unverified(
+    i: &Input<'_>,
+    member: &StaffMember,
+    ticket: Option<&TicketInfo>,
+    sender: &str,
+    why: String,
+    (mut reasons, mut events): (Vec<String>, Vec<Event>),
+    base: &Base<'_>,
+) -> Decision {
+    let m = i.inbound;
+    let language = i.pack.language;
+    reasons.push(format!(
+        "{sender} is staff member {}'s address, but the mail is not proven theirs: {why}",
+        member.name
+    ));
+    let Some(t) = ticket else {
+        reasons.push("it names no ticket".into());
+        return quarantine(i, reasons);
+    };
+    events.push(Event::Unverified {
+        from: sender.to_string(),
+        why: why.clone(),
+    });
+    let mut to: Vec<String> = member.addresses.clone();
+    for s in &i.identity.staff {
+        if !to.contains(s) {
+            to.push(s.clone());
+        }
+    }
+    // One notice per forged mail would let a forger flood staff:
+    // a few per member and ticket, then the count in the next one.
+    let mut effects = SideEffects::default();
+    let scope = unverified_scope(&member.name, t.id);
+    let notices = match notice_allowed(i, &scope, &mut effects) {
+        Ok(held) => vec![ReplyPlan::notice(
+            "staff_unverified",
+            to,
+            language,
+            i.mailbox.address,
+            json!({
+                "vendor": i.pack.vendor,
+                "member": member.display,
+                "from": sender,
+                "why": why,
+                "held": held,
+                "message": {"subject": m.subject, "message_id": m.message_id.clone().unwrap_or_default()},
+            }),
+        )],
+        Err(held) => {
+            reasons.push(format!(
+                "staff notice held back ({held} since the last one sent; the next says so)"
+            ));
+            vec![]
+        }
+    };
+    let mut d = attached(base, t, language, notices, reasons, events);
+    d.effects.buckets = effects.buckets;
+    // Held, not part of the conversation: a reply to it must not thread in.
+    d.effects.hold = true;
+    d
+}
+
+/// What a staff mail did: the whole change, and a line per thing done.
+type Ran = (TicketChange<ReplyPlan>, Vec<String>);
+
+/// The commands and answer of a proven staff mail's new text, run on `t`:
+/// refused when the text still holds the quoted notification.
+fn parse_and_run(
+    i: &Input<'_>,
+    t: &TicketInfo,
+    by: &str,
+) -> Result<(commands::Parsed, Ran), String> {
+    let m = i.inbound;
+    let text = m.staff_text();
+    commands::parse(&text)
+        .map_err(|e| e.to_string())
+        .map(|mut parsed| {
+            // A signature alone under the commands is no answer to relay.
+            if parsed.text.lines().next().is_some_and(|l| l.trim_end() == "--") {
+                parsed.text.clear();
+            }
+            parsed
+        })
+        .and_then(|parsed| {
+            // A client whose quote the reader could not tell apart would
+            // relay our notification to the customer: refuse instead.
+            if parsed.text.contains(NOTIFICATION_MARK) {
+                return Err("the text still holds the quoted notification (its list of commands), so it cannot be told apart from your answer; nothing was relayed. Write your answer above the quote, or delete the quote".into());
+            }
+            run_mail(i, t, by, &parsed).map(|c| (parsed, c))
+        })
+}
+
 /// Runs a proven staff mail on ticket `t`: its answer relayed first (unless
 /// the ticket is closed: then after the commands, which must reopen it),
 /// then each command in order, each seeing the ticket as the ones before
@@ -338,7 +365,7 @@ fn run_mail(
     t: &TicketInfo,
     by: &str,
     parsed: &commands::Parsed,
-) -> Result<(TicketChange<ReplyPlan>, Vec<String>), String> {
+) -> Result<Ran, String> {
     let input = ActionInput {
         pack: i.pack,
         identity: i.identity,
@@ -363,7 +390,7 @@ fn run_mail(
                 ticket.requester, ticket.requester
             ));
         }
-        let mut c = super::staff_reply(ticket, &parsed.text, &input)?;
+        let mut c = staff_reply(ticket, &parsed.text, &input)?;
         for p in &mut c.mails {
             p.relay_attachments = true;
         }
@@ -384,11 +411,11 @@ fn run_mail(
             }
             Command::Status { to } => {
                 done.push(format!("state: {} -> {to}", ticket.status));
-                super::set_status(&ticket, *to, &input)?
+                set_status(&ticket, *to, &input)?
             }
             Command::Severity { level } => {
                 done.push(format!("severity {level}"));
-                super::set_severity(&ticket, *level, &input)?
+                set_severity(&ticket, *level, &input)?
             }
             Command::Assign { to } => {
                 let Some(owner) = i.staff.member(to) else {
@@ -403,14 +430,14 @@ fn run_mail(
                     ));
                 };
                 done.push(format!("assigned to {}", owner.name));
-                super::assign(&ticket, owner, &input)?
+                assign(&ticket, owner, &input)?
             }
             Command::Note { text } => {
                 done.push("internal note recorded (not sent to the customer)".into());
-                super::note(text, by)?
+                note(text, by)?
             }
             Command::Rma { step, part } => {
-                let out = super::rma_action(&ticket, *step, part.as_deref(), &input)
+                let out = rma_action(&ticket, *step, part.as_deref(), &input)
                     .map_err(|e| format!("`{cmd}`: {e}"))?;
                 let what = match (&out.code, out.already) {
                     (Some(code), true) => format!("RMA {code} was already {}", out.state),
@@ -440,50 +467,28 @@ fn absorb(ticket: &mut TicketInfo, c: &TicketChange<ReplyPlan>, now: DateTime<Ut
     if let Some(s) = c.status {
         ticket.status = s;
     }
-    ticket.timers.retain(|p| {
-        !c.cancel_timers
-            .iter()
-            .any(|x| x.kind == p.kind && x.key == p.key)
-    });
+    ticket
+        .timers
+        .retain(|p| !c.cancel_timers.iter().any(|x| p.is(x.kind, &x.cause)));
     for s in &c.set_timers {
-        if !ticket
-            .timers
-            .iter()
-            .any(|p| p.kind == s.kind && p.key == s.key)
-        {
-            ticket.timers.push(crate::model::PendingTimer {
+        if !ticket.timers.iter().any(|p| p.is(s.kind, &s.cause)) {
+            ticket.timers.push(PendingTimer {
                 kind: s.kind,
-                key: s.key.clone(),
-                due: s.due,
-                paused_secs: None,
+                cause: s.cause.clone(),
+                state: TimerState::Running { due: s.due },
             });
         }
     }
     for u in &c.timer_updates {
-        match u {
-            TimerUpdate::Pause {
-                kind,
-                key,
-                left_secs,
-            } => {
-                for p in ticket
-                    .timers
-                    .iter_mut()
-                    .filter(|p| p.kind == *kind && p.key == *key)
-                {
-                    p.paused_secs = Some(*left_secs);
-                }
-            }
-            TimerUpdate::Resume { kind, key, due } => {
-                for p in ticket
-                    .timers
-                    .iter_mut()
-                    .filter(|p| p.kind == *kind && p.key == *key)
-                {
-                    p.paused_secs = None;
-                    p.due = *due;
-                }
-            }
+        let (kind, cause) = u.timer();
+        let state = match u {
+            TimerUpdate::Pause { left_secs, .. } => TimerState::Paused {
+                left_secs: *left_secs,
+            },
+            TimerUpdate::Resume { due, .. } => TimerState::Running { due: *due },
+        };
+        for p in ticket.timers.iter_mut().filter(|p| p.is(kind, cause)) {
+            p.state = state;
         }
     }
     for e in &c.events {
@@ -538,17 +543,10 @@ fn merge(total: &mut TicketChange<ReplyPlan>, next: TicketChange<ReplyPlan>) {
         total.status = next.status;
     }
     for c in next.cancel_timers {
+        total.set_timers.retain(|s| !s.is(c.kind, &c.cause));
         total
-            .set_timers
-            .retain(|s| !(s.kind == c.kind && s.key == c.key));
-        total.timer_updates.retain(|u| {
-            let (k, key) = match u {
-                TimerUpdate::Pause { kind, key, .. } | TimerUpdate::Resume { kind, key, .. } => {
-                    (kind, key)
-                }
-            };
-            !(*k == c.kind && *key == c.key)
-        });
+            .timer_updates
+            .retain(|u| u.timer() != (c.kind, &c.cause));
         total.cancel_timers.push(c);
     }
     total.set_timers.extend(next.set_timers);
@@ -578,8 +576,8 @@ pub(super) fn notifications(
         return vec![];
     }
     let m = i.inbound;
-    let local = |at: DateTime<Utc>| super::local(i.pack.zone, at);
-    let to = crate::config::addresses_of(members.iter().copied());
+    let local = |at: DateTime<Utc>| local(i.pack.zone, at);
+    let to = crate::model::addresses_of(members.iter().copied());
     let data = json!({
         "vendor": i.pack.vendor,
         "new": ticket.is_none(),
@@ -598,7 +596,7 @@ pub(super) fn notifications(
         "route": policy.route.as_ref().map(|r| format!("{} ({})", r.to, r.rule)),
         "attachments": m.attachments.iter().map(|a| a.name.clone().unwrap_or_else(|| a.content_type.clone())).collect::<Vec<_>>(),
         "text": text.trim(),
-        "rma": ticket.map_or_else(Vec::new, |t| super::rma::codes(t, i.pack.zone, i.pack.language)),
+        "rma": ticket.map_or_else(Vec::new, |t| codes(t, i.pack.zone, i.pack.language)),
         "commands": commands::SYNTAX,
     });
     vec![ReplyPlan {
@@ -619,7 +617,8 @@ pub(super) fn notifications(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::StaffMember;
+    use crate::model::Role;
+    use crate::model::StaffMember;
     use crate::token::{TokenKey, message_id};
 
     fn staff() -> StaffDirectory {
@@ -650,7 +649,7 @@ mod tests {
             "t.test",
             TicketId(ticket),
             to,
-            super::super::fixtures::at("2026-03-02T10:00:00Z"),
+            crate::decide::fixtures::at("2026-03-02T10:00:00Z"),
         )
     }
 
@@ -662,7 +661,7 @@ mod tests {
             refs,
             Some(TicketId(3)),
             ev,
-            super::super::fixtures::at("2026-03-02T11:00:00Z"),
+            crate::decide::fixtures::at("2026-03-02T11:00:00Z"),
         )
     }
 

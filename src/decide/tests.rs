@@ -1,10 +1,18 @@
 //! Tests of the decision: threading, languages, machines, bounces, duplicates and reply limits.
 
 use super::*;
-use crate::classify::classify_message;
+use crate::classify::{Class, classify_message};
+use crate::compose::AutoSubmitted;
+use crate::config::{Identity, Limits, Rate};
 use crate::extract::extract;
+use crate::model::{
+    BucketKey, Event, Language, Lookup, Outcome, Proof, Role, Sender, TicketId, TicketInfo,
+    TicketStatus, TicketWrite, TimerKind,
+};
 use crate::model::{BucketLevel, ContactInfo, Duplicate};
+use crate::pack::Pack;
 use crate::parse::parse;
+use chrono::{DateTime, Utc};
 
 fn identity() -> Identity {
     Identity {
@@ -48,7 +56,7 @@ fn run_in(
         accept_lists,
         now,
         pack,
-        &crate::config::StaffDirectory::default(),
+        &crate::model::StaffDirectory::default(),
         &Evidence::default(),
     )
 }
@@ -61,7 +69,7 @@ pub(super) fn run_staff(
     accept_lists: bool,
     now: Option<DateTime<Utc>>,
     pack: &Pack,
-    staff: &crate::config::StaffDirectory,
+    staff: &crate::model::StaffDirectory,
     evidence: &Evidence,
 ) -> Decision {
     let identity = identity();
@@ -695,21 +703,21 @@ fn a_customer_writing_after_a_staff_answer_waits_on_staff() {
 
 // Staff by mail (issue 11).
 
-fn staff_dir() -> crate::config::StaffDirectory {
-    crate::config::StaffDirectory {
-        members: vec![crate::config::StaffMember {
+fn staff_dir() -> crate::model::StaffDirectory {
+    crate::model::StaffDirectory {
+        members: vec![crate::model::StaffMember {
             name: "alice".into(),
             display: "Alice".into(),
             addresses: vec!["alice@acme.test".into()],
             queues: vec!["support".into()],
         }],
         token_key: Some(crate::token::TokenKey::new(b"a test key of some thirty bytes!").unwrap()),
-        ..crate::config::StaffDirectory::default()
+        ..crate::model::StaffDirectory::default()
     }
 }
 
 /// Alice's reply on ticket 3, proven by the token of a notification sent to her.
-fn alice_reply(staff: &crate::config::StaffDirectory, body: &str) -> String {
+fn alice_reply(staff: &crate::model::StaffDirectory, body: &str) -> String {
     let id = crate::token::message_id(
         staff.token_key.as_ref().unwrap(),
         "tickets.acme.test",
@@ -722,13 +730,17 @@ fn alice_reply(staff: &crate::config::StaffDirectory, body: &str) -> String {
     )
 }
 
-fn on_ticket_3(raw: &str, staff: &crate::config::StaffDirectory, ev: &Evidence) -> Decision {
+fn on_ticket_3(raw: &str, staff: &crate::model::StaffDirectory, ev: &Evidence) -> Decision {
     let mut t = ticket(3, "ann@example.net");
     t.timers = vec![crate::model::PendingTimer {
         kind: TimerKind::SlaWarning,
-        key: "first_response".into(),
-        due: t.created_at + chrono::Duration::hours(3),
-        paused_secs: None,
+        cause: crate::model::TimerCause::Sla {
+            target: crate::model::SlaTarget::FirstResponse,
+            clock: crate::model::SlaClock::Business,
+        },
+        state: crate::model::TimerState::Running {
+            due: t.created_at + chrono::Duration::hours(3),
+        },
     }];
     with_staff(
         raw,
@@ -746,7 +758,7 @@ fn on_ticket_3(raw: &str, staff: &crate::config::StaffDirectory, ev: &Evidence) 
 fn with_staff(
     raw: &str,
     lookup: Lookup,
-    staff: &crate::config::StaffDirectory,
+    staff: &crate::model::StaffDirectory,
     ev: &Evidence,
 ) -> Decision {
     run_staff(
@@ -1015,7 +1027,7 @@ fn issue_11_commands_above_a_signature_alone_relay_nothing() {
 fn av_05_a_routed_request_is_assigned_to_the_contracts_technician_who_alone_hears_of_it() {
     let pack = super::fixtures::pack("avanzada7");
     let mut staff = staff_dir();
-    staff.members.push(crate::config::StaffMember {
+    staff.members.push(crate::model::StaffMember {
         name: "tecnico1".into(),
         display: "Técnico 1".into(),
         addresses: vec!["tecnico1@acme.test".into()],

@@ -1,28 +1,14 @@
 //! What a ticket's new state does to its timers: a ticket waiting on the customer pauses its SLA clock and gets a reminder, then a close (`[lifecycle]`); the customer's reply ends those and resumes the clock. Pure.
 
 use super::sla::clock_of;
-use super::timer::{Audience, LATE_AFTER, fired};
-use super::*;
-use crate::model::{PendingTimer, TimerCancel, TimerRow, TimerUpdate};
-
-/// The key of a waiting ticket's reminder and close: when it was asked
-/// and for what, so a later request gets timers of its own.
-fn waiting_key(now: DateTime<Utc>, missing: &[String]) -> String {
-    format!(
-        "asked {}: {}",
-        now.format("%Y-%m-%dT%H:%MZ"),
-        missing.join("; ")
-    )
-}
-
-/// What was asked for, from a waiting timer's key (the inverse of [`waiting_key`]).
-fn asked(key: &str) -> (&str, Vec<&str>) {
-    let rest = key.strip_prefix("asked ").unwrap_or(key);
-    match rest.split_once(": ") {
-        Some((at, list)) => (at, list.split("; ").filter(|s| !s.is_empty()).collect()),
-        None => (rest, vec![]),
-    }
-}
+use super::timer::{Audience, LATE_AFTER, TimerDecision, TimerInput, fired};
+use crate::model::{
+    Event, PendingTimer, TicketInfo, TicketStatus, TimerCancel, TimerCause, TimerKind, TimerPlan,
+    TimerRow, TimerState, TimerUpdate,
+};
+use crate::pack::Pack;
+use chrono::{DateTime, Utc};
+use serde_json::json;
 
 /// The timer changes that leave a ticket in `status` (a person's mail, or
 /// staff setting it): `existing` are the ticket's pending timers (none for a
@@ -41,25 +27,29 @@ pub(super) fn on_state(
     for t in existing.iter().filter(|t| t.kind.is_waiting()) {
         cancel.push(TimerCancel {
             kind: t.kind,
-            key: t.key.clone(),
+            cause: t.cause.clone(),
             why: why_end.to_string(),
         });
     }
     let policy = &pack.policy;
     if status == TicketStatus::WaitingCustomer {
         if let Some((rule, remind, close)) = &policy.lifecycle().waiting {
-            let key = waiting_key(now, missing);
+            // When it was asked and for what: a later request gets timers of its own.
+            let cause = TimerCause::Waiting {
+                since: now,
+                missing: missing.to_vec(),
+            };
             let remind_at = policy.after(now, *remind);
             set.push(TimerPlan {
                 kind: TimerKind::CustomerReminder,
-                key: key.clone(),
+                cause: cause.clone(),
                 due: remind_at,
                 rule: rule.clone(),
                 to: None,
             });
             set.push(TimerPlan {
                 kind: TimerKind::AutoClose,
-                key,
+                cause,
                 due: policy.after(remind_at, *close),
                 rule: rule.clone(),
                 to: None,
@@ -67,28 +57,31 @@ pub(super) fn on_state(
         }
         let running = existing
             .iter()
-            .filter(|t| t.kind.is_sla() && t.paused_secs.is_none())
-            .map(|t| (t.kind, &t.key, t.due))
+            .filter(|t| t.kind.is_sla())
+            .filter_map(|t| Some((t.kind, &t.cause, t.due()?)))
             .chain(
                 setting
                     .iter()
                     .filter(|t| t.kind.is_sla())
-                    .map(|t| (t.kind, &t.key, t.due)),
+                    .map(|t| (t.kind, &t.cause, t.due)),
             );
-        for (kind, key, due) in running {
+        for (kind, cause, due) in running {
+            let Some(clock) = clock_of(cause) else {
+                continue;
+            };
             updates.push(TimerUpdate::Pause {
                 kind,
-                key: key.clone(),
-                left_secs: policy.sla_time_left(clock_of(key), now, due),
+                cause: cause.clone(),
+                left_secs: policy.sla_time_left(clock, now, due),
             });
         }
     } else {
         for t in existing.iter().filter(|t| t.kind.is_sla()) {
-            if let Some(secs) = t.paused_secs {
+            if let (TimerState::Paused { left_secs }, Some(clock)) = (t.state, clock_of(&t.cause)) {
                 updates.push(TimerUpdate::Resume {
                     kind: t.kind,
-                    key: t.key.clone(),
-                    due: policy.sla_resume_at(clock_of(&t.key), now, secs),
+                    cause: t.cause.clone(),
+                    due: policy.sla_resume_at(clock, now, left_secs),
                 });
             }
         }
@@ -107,16 +100,13 @@ pub(super) fn on_waiting_timer(
     if ticket.status != TicketStatus::WaitingCustomer {
         return TimerDecision::cancel(t, format!("the ticket is {} now", ticket.status));
     }
-    let zone = i.pack.zone;
-    let (when, missing) = asked(&t.key);
-    let when = chrono::NaiveDateTime::parse_from_str(when, "%Y-%m-%dT%H:%MZ")
-        .map(|d| {
-            d.and_utc()
-                .with_timezone(&zone)
-                .format("%Y-%m-%d")
-                .to_string()
-        })
-        .unwrap_or_else(|_| when.to_string());
+    let TimerCause::Waiting { since, missing } = &t.cause else {
+        return TimerDecision::cancel(t, format!("it is not a waiting timer ({})", t.cause));
+    };
+    let when = since
+        .with_timezone(&i.pack.zone)
+        .format("%Y-%m-%d")
+        .to_string();
     let close = t.kind == TimerKind::AutoClose;
     let late = (i.now - t.due) > LATE_AFTER;
     let mut reply = i.notice(
@@ -143,10 +133,10 @@ pub(super) fn on_waiting_timer(
     let cancel = ticket
         .timers
         .iter()
-        .filter(|p| !(p.kind.is_rma() || p.kind == t.kind && p.key == t.key))
+        .filter(|p| !(p.kind.is_rma() || p.is(t.kind, &t.cause)))
         .map(|p| TimerCancel {
             kind: p.kind,
-            key: p.key.clone(),
+            cause: p.cause.clone(),
             why: "the ticket was closed: no answer from the customer".into(),
         })
         .collect();
@@ -160,15 +150,20 @@ pub(super) fn on_waiting_timer(
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixtures::*;
     use super::*;
+    use crate::decide::fixtures::*;
+    use crate::model::{SlaClock, SlaTarget};
 
-    fn sla(kind: TimerKind, due: &str, paused_secs: Option<i64>) -> PendingTimer {
+    const BUSINESS: TimerCause = TimerCause::Sla {
+        target: SlaTarget::FirstResponse,
+        clock: SlaClock::Business,
+    };
+
+    fn sla(kind: TimerKind, state: TimerState) -> PendingTimer {
         PendingTimer {
             kind,
-            key: "first response, business clock".into(),
-            due: at(due),
-            paused_secs,
+            cause: BUSINESS,
+            state,
         }
     }
 
@@ -207,9 +202,9 @@ mod tests {
             ]
         );
         assert!(
-            set[0].key.ends_with(": the product version"),
+            matches!(&set[0].cause, TimerCause::Waiting { missing, .. } if missing == &["the product version"]),
             "{}",
-            set[0].key
+            set[0].cause
         );
     }
 
@@ -219,7 +214,12 @@ mod tests {
         let p = pack("netex");
         // Friday 15:00 Central, the target due at 17:00 the same day: two
         // business hours left.
-        let running = [sla(TimerKind::SlaBreach, "2026-12-04T17:00:00-06:00", None)];
+        let running = [sla(
+            TimerKind::SlaBreach,
+            TimerState::Running {
+                due: at("2026-12-04T17:00:00-06:00"),
+            },
+        )];
         let (_, _, updates) = on_state(
             &p,
             &running,
@@ -233,15 +233,14 @@ mod tests {
             updates,
             [TimerUpdate::Pause {
                 kind: TimerKind::SlaBreach,
-                key: "first response, business clock".into(),
+                cause: BUSINESS,
                 left_secs: 7200
             }]
         );
         // The customer answers on Saturday: the two hours run from Monday's opening.
         let paused = [sla(
             TimerKind::SlaBreach,
-            "9999-12-31T00:00:00Z",
-            Some(7200),
+            TimerState::Paused { left_secs: 7200 },
         )];
         let (_, _, updates) = on_state(
             &p,
@@ -265,18 +264,24 @@ mod tests {
     #[test]
     fn qn_03_the_customers_reply_ends_the_reminder_and_the_close() {
         let p = pack("qnap");
+        let asked = TimerCause::Waiting {
+            since: at("2026-12-01T17:00:00Z"),
+            missing: vec!["proof of purchase".into()],
+        };
         let waiting = [
             PendingTimer {
                 kind: TimerKind::CustomerReminder,
-                key: "asked 2026-12-01T17:00Z: proof of purchase".into(),
-                due: at("2026-12-04T17:00:00Z"),
-                paused_secs: None,
+                cause: asked.clone(),
+                state: TimerState::Running {
+                    due: at("2026-12-04T17:00:00Z"),
+                },
             },
             PendingTimer {
                 kind: TimerKind::AutoClose,
-                key: "asked 2026-12-01T17:00Z: proof of purchase".into(),
-                due: at("2026-12-10T17:00:00Z"),
-                paused_secs: None,
+                cause: asked,
+                state: TimerState::Running {
+                    due: at("2026-12-10T17:00:00Z"),
+                },
             },
         ];
         let (set, cancel, _) = on_state(
@@ -292,8 +297,8 @@ mod tests {
         assert_eq!(cancel.len(), 2);
         assert!(cancel.iter().all(|c| c.why == "the customer wrote again"));
         assert_eq!(
-            asked(&waiting[0].key),
-            ("2026-12-01T17:00Z", vec!["proof of purchase"])
+            waiting[0].cause.to_string(),
+            "asked 2026-12-01T17:00Z: proof of purchase"
         );
     }
 }

@@ -49,11 +49,37 @@ impl TicketInfo {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PendingTimer {
     pub kind: TimerKind,
-    pub key: String,
-    pub due: DateTime<Utc>,
-    /// A paused timer (an SLA clock while the ticket waits on the
-    /// customer): the time it had left, in seconds on its clock.
-    pub paused_secs: Option<i64>,
+    /// What it was set for; with `kind`, which timer of the ticket it is.
+    pub cause: TimerCause,
+    /// Running toward its due instant, or paused.
+    pub state: TimerState,
+}
+
+impl PendingTimer {
+    /// Whether this is the timer of `kind` set for `cause`.
+    pub fn is(&self, kind: TimerKind, cause: &TimerCause) -> bool {
+        self.kind == kind && self.cause == *cause
+    }
+
+    /// Its due instant, unless it is paused.
+    pub fn due(&self) -> Option<DateTime<Utc>> {
+        match self.state {
+            TimerState::Running { due } => Some(due),
+            TimerState::Paused { .. } => None,
+        }
+    }
+}
+
+/// Where a pending timer stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerState {
+    /// It fires at `due`.
+    Running { due: DateTime<Utc> },
+    /// Its clock is stopped (an SLA clock while the ticket waits on the
+    /// customer): the time it had left, in seconds on its clock. It has no
+    /// due instant until it is resumed.
+    Paused { left_secs: i64 },
 }
 
 /// A change to a pending timer: paused with the time it has left, or
@@ -62,14 +88,25 @@ pub struct PendingTimer {
 pub enum TimerUpdate {
     Pause {
         kind: TimerKind,
-        key: String,
+        cause: TimerCause,
         left_secs: i64,
     },
     Resume {
         kind: TimerKind,
-        key: String,
+        cause: TimerCause,
         due: DateTime<Utc>,
     },
+}
+
+impl TimerUpdate {
+    /// The timer it changes.
+    pub fn timer(&self) -> (TimerKind, &TimerCause) {
+        match self {
+            TimerUpdate::Pause { kind, cause, .. } | TimerUpdate::Resume { kind, cause, .. } => {
+                (*kind, cause)
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -238,17 +275,121 @@ pub struct Applied {
     pub queued: Vec<i64>,
 }
 
-/// A timer a decision sets: unique per (ticket, kind, key), so setting it
-/// again changes nothing.
+/// Which clock an SLA target counts on (pausing and resuming count on it too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlaClock {
+    /// The pack's business hours and holidays.
+    Business,
+    /// Every hour of every day.
+    #[serde(rename = "24x7")]
+    AllHours,
+    /// Calendar days (counted in the pack's zone).
+    Calendar,
+}
+
+impl SlaClock {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlaClock::Business => "business",
+            SlaClock::AllHours => "24x7",
+            SlaClock::Calendar => "calendar",
+        }
+    }
+}
+
+/// Which SLA target a timer watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlaTarget {
+    /// The first staff answer.
+    FirstResponse,
+}
+
+/// Why a timer was set: what `decide::on_timer` checks again when it comes
+/// due, and, with its kind, which timer of the ticket it is (a ticket has
+/// one timer per kind and cause). The store keeps it as JSON (serde);
+/// nothing reads it from anything else.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(tag = "for", rename_all = "snake_case")]
+pub enum TimerCause {
+    /// A step of an escalation ladder (NX-03): the recipient the pack names
+    /// and the step's span from the report as the pack writes it ("8h");
+    /// `None` only for a step whose span was never recorded.
+    Escalation { to: String, after: Option<String> },
+    /// An SLA target, on its clock.
+    Sla { target: SlaTarget, clock: SlaClock },
+    /// An RMA deadline (the pack's `[[rma.deadline]]` id) of one part (empty:
+    /// the whole unit): its reminder and the deadline itself.
+    RmaDeadline { deadline: String, part: String },
+    /// An approved RMA of one part that waits for its code (QN-05).
+    RmaIssue { part: String },
+    /// A ticket waiting on its customer since `since` for what is `missing`:
+    /// its reminder and its close. A later wait has timers of its own.
+    Waiting {
+        since: DateTime<Utc>,
+        missing: Vec<String>,
+    },
+}
+
+impl TimerCause {
+    /// Whether a timer of `kind` can have this cause.
+    pub fn fits(&self, kind: TimerKind) -> bool {
+        match self {
+            TimerCause::Escalation { .. } => kind == TimerKind::Escalation,
+            TimerCause::Sla { .. } => kind.is_sla(),
+            TimerCause::RmaDeadline { .. } => kind.is_rma(),
+            TimerCause::RmaIssue { .. } => kind == TimerKind::RmaIssueDue,
+            TimerCause::Waiting { .. } => kind.is_waiting(),
+        }
+    }
+}
+
+/// The cause as people read it in events, listings and logs (never read
+/// back): "Director after 8h", "first response, business clock",
+/// "rma_valid:A1-1", "issue:A1-1", "asked 2026-12-01T17:00Z: the serial number".
+impl std::fmt::Display for TimerCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TimerCause::Escalation {
+                to,
+                after: Some(after),
+            } => write!(f, "{to} after {after}"),
+            TimerCause::Escalation { to, after: None } => f.write_str(to),
+            TimerCause::Sla {
+                target: SlaTarget::FirstResponse,
+                clock,
+            } => write!(f, "first response, {} clock", clock.as_str()),
+            TimerCause::RmaDeadline { deadline, part } => write!(f, "{deadline}:{part}"),
+            TimerCause::RmaIssue { part } => write!(f, "issue:{part}"),
+            TimerCause::Waiting { since, missing } => write!(
+                f,
+                "asked {}: {}",
+                since.format("%Y-%m-%dT%H:%MZ"),
+                missing.join("; ")
+            ),
+        }
+    }
+}
+
+/// A timer a decision sets: unique per (ticket, kind, cause), so setting
+/// it again changes nothing.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TimerPlan {
     pub kind: TimerKind,
-    pub key: String,
+    pub cause: TimerCause,
     pub due: DateTime<Utc>,
     /// The rule ID it carries out.
     pub rule: String,
     /// The recipient the pack names (`[staff] recipients` maps it to addresses).
     pub to: Option<String>,
+}
+
+impl TimerPlan {
+    /// Whether this is the timer of `kind` set for `cause`.
+    pub fn is(&self, kind: TimerKind, cause: &TimerCause) -> bool {
+        self.kind == kind && self.cause == *cause
+    }
 }
 
 /// A stored pending timer, as the scheduler reads it.
@@ -339,7 +480,7 @@ pub struct RmaRecord {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TimerCancel {
     pub kind: TimerKind,
-    pub key: String,
+    pub cause: TimerCause,
     pub why: String,
 }
 

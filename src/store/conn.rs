@@ -100,6 +100,8 @@ impl Store {
                 let tx = conn.transaction()?;
                 tx.execute_batch(m)
                     .with_context(|| format!("migration {} failed", i + 1))?;
+                super::schema::convert(i + 1, &tx)
+                    .with_context(|| format!("migration {} failed", i + 1))?;
                 let broken: Option<String> = tx
                     .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
                     .optional()?;

@@ -51,8 +51,10 @@ pub struct HistoryEvent {
 #[derive(Debug, Clone, Serialize)]
 pub struct HistoryTimer {
     pub kind: String,
+    /// Its cause, as people read it.
     pub key: String,
-    pub due: DateTime<Utc>,
+    /// `None` while paused (an SLA clock while the ticket waits on the customer).
+    pub due: Option<DateTime<Utc>>,
     pub rule: String,
     pub to: Option<String>,
     pub state: String,
@@ -116,14 +118,14 @@ impl Store {
         let timers = self
             .conn
             .prepare(
-                "SELECT kind, key, due_at, rule, recipient, state, reason
-                 FROM timers WHERE ticket_id = ?1 ORDER BY due_at, id",
+                "SELECT kind, cause, due_at, rule, recipient, state, reason
+                 FROM timers WHERE ticket_id = ?1 ORDER BY due_at IS NULL, due_at, id",
             )?
             .query_map([id.0], |r| {
                 Ok(HistoryTimer {
                     kind: r.get(0)?,
-                    key: r.get(1)?,
-                    due: ts_column(r, 2)?,
+                    key: super::timer_columns::cause_column(r, 1)?.to_string(),
+                    due: super::columns::opt_ts_column(r, 2)?,
                     rule: r.get(3)?,
                     to: r.get(4)?,
                     state: r.get(5)?,
@@ -204,7 +206,7 @@ impl TicketHistory {
                 let _ = writeln!(
                     s,
                     "  {}  {:<13} {:<10} {:<6} {}{}",
-                    t(x.due),
+                    x.due.map_or_else(|| format!("{:<20}", "(paused)"), t),
                     x.kind,
                     x.state,
                     x.rule,

@@ -99,25 +99,24 @@ impl Store {
         let timers = self
             .conn
             .prepare_cached(
-                "SELECT kind, key, due_at, paused_secs FROM timers
-                 WHERE ticket_id = ?1 AND state = 'pending' ORDER BY due_at, id",
+                "SELECT kind, cause, due_at, paused_secs FROM timers
+                 WHERE ticket_id = ?1 AND state IN ('pending', 'paused')
+                 ORDER BY due_at IS NULL, due_at, id",
             )?
             .query_map([id.0], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    super::columns::ts_column(r, 2)?,
-                    r.get::<_, Option<i64>>(3)?,
+                    super::timer_columns::cause_column(r, 1)?,
+                    super::timer_columns::state_columns(r, 2)?,
                 ))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?
             .into_iter()
-            .filter_map(|(kind, key, due, paused_secs)| {
+            .filter_map(|(kind, cause, state)| {
                 Some(PendingTimer {
                     kind: TimerKind::parse(&kind)?,
-                    key,
-                    due,
-                    paused_secs,
+                    cause,
+                    state,
                 })
             })
             .collect();

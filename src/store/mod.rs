@@ -22,6 +22,7 @@ mod rows;
 mod schema;
 #[cfg(test)]
 mod tests;
+mod timer_columns;
 mod timers;
 mod writers;
 

@@ -1,4 +1,11 @@
-//! The schema: versioned migrations, each run once in its own transaction.
+//! The schema: versioned migrations, each run once in its own transaction (with, for the few that convert data SQL cannot read, a Rust step in the same transaction: [`convert`]).
+
+use super::columns::parse_ts;
+use super::timer_columns::cause_text;
+use crate::model::{SlaClock, SlaTarget, TimerCause, TimerKind};
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use rusqlite::{Connection, params};
 
 /// Versioned migrations; `user_version` holds how many have run. A migration
 /// never changes once released: a change of schema is a new entry.
@@ -270,4 +277,145 @@ UPDATE tickets SET severity = (
 ALTER TABLE tickets ADD COLUMN owner TEXT;
 ALTER TABLE contracts ADD COLUMN technician TEXT NOT NULL DEFAULT '';
 "#,
+    // Typed timers. A timer's cause (`model::TimerCause`: the SLA target and
+    // its clock, the waiting state's start and what is missing, the RMA
+    // deadline and part, the escalation step) is JSON in `cause`, which with
+    // the kind names the timer; it was text in `key` that the code parsed
+    // back. A paused timer has state 'paused', its time left in
+    // `paused_secs` and no due instant (it was due in the year 9999). The
+    // table is rebuilt (foreign keys off, see `Store::migrate`); `cause`
+    // holds the old key as a JSON string until `convert` reads it.
+    r#"
+CREATE TABLE timers_new (
+    id          INTEGER PRIMARY KEY,
+    ticket_id   INTEGER NOT NULL REFERENCES tickets(id),
+    kind        TEXT NOT NULL,
+    cause       TEXT NOT NULL CHECK (json_valid(cause)),
+    due_at      TEXT,
+    paused_secs INTEGER,
+    rule        TEXT NOT NULL,
+    recipient   TEXT,
+    state       TEXT NOT NULL DEFAULT 'pending'
+                CHECK (state IN ('pending', 'paused', 'fired', 'cancelled')),
+    created_at  TEXT NOT NULL,
+    settled_at  TEXT,
+    reason      TEXT,
+    CHECK (state <> 'pending' OR (due_at IS NOT NULL AND paused_secs IS NULL)),
+    CHECK (state <> 'paused' OR (due_at IS NULL AND paused_secs IS NOT NULL)),
+    UNIQUE (ticket_id, kind, cause)
+) STRICT;
+INSERT INTO timers_new (id, ticket_id, kind, cause, due_at, paused_secs, rule, recipient, state,
+                        created_at, settled_at, reason)
+    SELECT id, ticket_id, kind, json_quote(key),
+           CASE WHEN paused_secs IS NOT NULL AND (state = 'pending' OR due_at >= '9999')
+                THEN NULL ELSE due_at END,
+           paused_secs, rule, recipient,
+           CASE WHEN state = 'pending' AND paused_secs IS NOT NULL THEN 'paused' ELSE state END,
+           created_at, settled_at, reason
+    FROM timers ORDER BY id;
+DROP TABLE timers;
+ALTER TABLE timers_new RENAME TO timers;
+CREATE INDEX timers_pending_due ON timers(due_at) WHERE state = 'pending';
+"#,
 ];
+
+/// The migration that typed the timers' causes: its Rust step reads the old keys.
+const TYPED_TIMERS: usize = 11;
+
+/// The Rust step of migration `version`, in its transaction, after its SQL.
+pub(super) fn convert(version: usize, tx: &Connection) -> Result<()> {
+    if version == TYPED_TIMERS {
+        timer_causes(tx)?;
+    }
+    Ok(())
+}
+
+/// Migration 11: each timer's cause, read once from the key the code wrote
+/// before it (held in `cause` as a JSON string by the migration's SQL).
+fn timer_causes(tx: &Connection) -> Result<()> {
+    let rows = tx
+        .prepare("SELECT id, kind, cause, recipient, created_at FROM timers ORDER BY id")?
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut update = tx.prepare("UPDATE timers SET cause = ?2 WHERE id = ?1")?;
+    for (id, kind, key, recipient, created_at) in rows {
+        let key: String = serde_json::from_str(&key)
+            .with_context(|| format!("timer {id}: its key {key:?} is not a JSON string"))?;
+        let Some(kind) = TimerKind::parse(&kind) else {
+            bail!("timer {id} has an unknown kind {kind:?}");
+        };
+        let created = parse_ts(&created_at)?;
+        let cause = legacy_cause(kind, &key, recipient.as_deref(), created);
+        update
+            .execute(params![id, cause_text(&cause)])
+            .with_context(|| format!("timer {id} ({key:?}): its cause {cause}"))?;
+    }
+    Ok(())
+}
+
+/// What a key of the code before migration 11 said, as a typed cause.
+/// Those keys were `{to} after {span}` (escalation), `first response,
+/// {business|24x7|calendar} clock` (SLA), `{deadline}:{part}` (RMA
+/// reminder and deadline), `issue:{part}` (RMA issue due) and `asked
+/// {YYYY-MM-DDTHH:MMZ}: {missing; ...}` (reminder and close); a key that
+/// does not read so keeps what can be read (a waiting timer's start is
+/// then when it was set, which is when it was asked).
+fn legacy_cause(
+    kind: TimerKind,
+    key: &str,
+    recipient: Option<&str>,
+    created: DateTime<Utc>,
+) -> TimerCause {
+    match kind {
+        TimerKind::Escalation => {
+            let to = recipient.unwrap_or(key).to_string();
+            let after = key
+                .strip_prefix(to.as_str())
+                .and_then(|rest| rest.strip_prefix(" after "))
+                .map(String::from);
+            TimerCause::Escalation { to, after }
+        }
+        TimerKind::SlaWarning | TimerKind::SlaBreach => TimerCause::Sla {
+            target: SlaTarget::FirstResponse,
+            clock: if key.ends_with("24x7 clock") {
+                SlaClock::AllHours
+            } else if key.ends_with("calendar clock") {
+                SlaClock::Calendar
+            } else {
+                SlaClock::Business
+            },
+        },
+        TimerKind::RmaReminder | TimerKind::RmaDeadline => {
+            let (deadline, part) = key.split_once(':').unwrap_or((key, ""));
+            TimerCause::RmaDeadline {
+                deadline: deadline.to_string(),
+                part: part.to_string(),
+            }
+        }
+        TimerKind::RmaIssueDue => TimerCause::RmaIssue {
+            part: key.split_once(':').map_or("", |(_, p)| p).to_string(),
+        },
+        TimerKind::CustomerReminder | TimerKind::AutoClose => {
+            let rest = key.strip_prefix("asked ").unwrap_or(key);
+            let (at, list) = rest.split_once(": ").unwrap_or((rest, ""));
+            let since = NaiveDateTime::parse_from_str(at, "%Y-%m-%dT%H:%MZ")
+                .map_or(created, |d| d.and_utc());
+            TimerCause::Waiting {
+                since,
+                missing: list
+                    .split("; ")
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect(),
+            }
+        }
+    }
+}

@@ -744,7 +744,10 @@ fn a_timer_is_set_once_per_key_and_settles_once() {
     let mut s = Store::in_memory().unwrap();
     let step = |due: &str| TimerPlan {
         kind: TimerKind::Escalation,
-        key: "Director after 8h".into(),
+        cause: crate::model::TimerCause::Escalation {
+            to: "Director".into(),
+            after: Some("8h".into()),
+        },
         due: parse_ts(due).unwrap(),
         rule: "NX-03".into(),
         to: Some("Director".into()),
@@ -793,7 +796,7 @@ fn a_timer_is_set_once_per_key_and_settles_once() {
     assert_eq!(due.len(), 1);
     let fired = Event::TimerFired {
         timer: TimerKind::Escalation,
-        key: due[0].plan.key.clone(),
+        key: due[0].plan.cause.to_string(),
         due: due[0].plan.due,
         rule: "NX-03".into(),
         late: false,
@@ -835,7 +838,10 @@ fn a_timer_is_set_once_per_key_and_settles_once() {
         "a fired timer is not set again"
     );
     let other = TimerPlan {
-        key: "President after 24h".into(),
+        cause: crate::model::TimerCause::Escalation {
+            to: "President".into(),
+            after: Some("24h".into()),
+        },
         ..step("2026-03-03T10:00:00Z")
     };
     let set = crate::model::TicketChange::<NewMail> {
@@ -846,7 +852,7 @@ fn a_timer_is_set_once_per_key_and_settles_once() {
     let cancel = crate::model::TicketChange::<NewMail> {
         cancel_timers: vec![crate::model::TimerCancel {
             kind: other.kind,
-            key: other.key.clone(),
+            cause: other.cause.clone(),
             why: "severity changed".into(),
         }],
         ..Default::default()

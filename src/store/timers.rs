@@ -1,13 +1,13 @@
 //! Timers in the database: the next due instant, the due ones, listings, and settling one (fired or cancelled) with its events and mail in one transaction.
 
-use super::columns::{parse_ts, ts};
+use super::columns::{parse_ts, ts, ts_column};
 use super::conn::Store;
+use super::timer_columns::{cause_column, cause_text, kind_column};
 use super::writers::{queue_mail, record_event, set_timer};
 use crate::model::{
-    Event, NewMail, TicketChange, TicketId, TimerCancel, TimerKind, TimerPlan, TimerRow,
-    TimerUpdate,
+    Event, NewMail, TicketChange, TicketId, TimerCancel, TimerPlan, TimerRow, TimerUpdate,
 };
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -31,47 +31,44 @@ impl Store {
         s.map(|s| parse_ts(&s)).transpose()
     }
 
-    /// Pending timers due at or before `before`, earliest first, at most `limit`.
+    /// Pending timers due at or before `before` (all of them without it),
+    /// earliest first, at most `limit`. Paused timers are not due.
     pub fn pending_timers(
         &self,
         before: Option<DateTime<Utc>>,
         limit: usize,
     ) -> Result<Vec<TimerRow>> {
-        let before = before.map_or_else(|| "9999".to_string(), ts);
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, ticket_id, kind, key, due_at, rule, recipient FROM timers
-             WHERE state = 'pending' AND due_at <= ?1 ORDER BY due_at, id LIMIT ?2",
-        )?;
+        // Two statements, each with one plan: a range walk of the pending
+        // index, or all of it.
+        let (sql, before) = match before {
+            Some(b) => (
+                "SELECT id, ticket_id, kind, cause, due_at, rule, recipient FROM timers
+                 WHERE state = 'pending' AND due_at <= ?1 ORDER BY due_at, id LIMIT ?2",
+                Some(ts(b)),
+            ),
+            None => (
+                "SELECT id, ticket_id, kind, cause, due_at, rule, recipient FROM timers
+                 WHERE state = 'pending' AND ?1 IS NULL ORDER BY due_at, id LIMIT ?2",
+                None,
+            ),
+        };
+        let mut stmt = self.conn.prepare_cached(sql)?;
         let rows = stmt
             .query_map(params![before, limit as i64], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, Option<String>>(6)?,
-                ))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        rows.into_iter()
-            .map(|(id, ticket, kind, key, due, rule, to)| {
                 Ok(TimerRow {
-                    id,
-                    ticket: TicketId(ticket),
+                    id: r.get(0)?,
+                    ticket: TicketId(r.get(1)?),
                     plan: TimerPlan {
-                        kind: TimerKind::parse(&kind).ok_or_else(|| {
-                            anyhow!("unknown timer kind {kind:?} in the database")
-                        })?,
-                        key,
-                        due: parse_ts(&due)?,
-                        rule,
-                        to,
+                        kind: kind_column(r, 2)?,
+                        cause: cause_column(r, 3)?,
+                        due: ts_column(r, 4)?,
+                        rule: r.get(5)?,
+                        to: r.get(6)?,
                     },
                 })
-            })
-            .collect()
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
     }
 
     /// Ends a pending timer and, in the same transaction, writes what it
@@ -133,8 +130,8 @@ pub(super) fn write_change(
     Ok(())
 }
 
-/// Ends the pending timers `cancel` names, each with its `timer_cancelled`
-/// event; one no longer pending is left as it is.
+/// Ends the pending (or paused) timers `cancel` names, each with its
+/// `timer_cancelled` event; one no longer pending is left as it is.
 pub(super) fn end_timers(
     tx: &Connection,
     ticket: TicketId,
@@ -145,18 +142,25 @@ pub(super) fn end_timers(
         let rule: Option<String> = tx
             .prepare_cached(
                 "UPDATE timers SET state = 'cancelled', settled_at = ?4, reason = ?5
-                 WHERE ticket_id = ?1 AND kind = ?2 AND key = ?3 AND state = 'pending'
+                 WHERE ticket_id = ?1 AND kind = ?2 AND cause = ?3
+                   AND state IN ('pending', 'paused')
                  RETURNING rule",
             )?
             .query_row(
-                params![ticket.0, c.kind.as_str(), c.key, ts(now), c.why],
+                params![
+                    ticket.0,
+                    c.kind.as_str(),
+                    cause_text(&c.cause),
+                    ts(now),
+                    c.why
+                ],
                 |r| r.get(0),
             )
             .optional()?;
         if let Some(rule) = rule {
             let e = Event::TimerCancelled {
                 timer: c.kind,
-                key: c.key.clone(),
+                key: c.cause.to_string(),
                 rule,
                 why: c.why.clone(),
             };
@@ -166,10 +170,8 @@ pub(super) fn end_timers(
     Ok(())
 }
 
-/// A paused timer is due at this instant: never, until it is resumed.
-const PAUSED_DUE: &str = "9999-12-31T00:00:00.000000Z";
-
-/// Pauses or resumes pending timers of `ticket`.
+/// Pauses running timers of `ticket` (no due instant while paused, the
+/// time left kept) or resumes paused ones at their new due instant.
 pub(super) fn update_timers(
     tx: &Connection,
     ticket: TicketId,
@@ -179,22 +181,30 @@ pub(super) fn update_timers(
         match u {
             TimerUpdate::Pause {
                 kind,
-                key,
+                cause,
                 left_secs,
             } => tx
                 .prepare_cached(
-                    "UPDATE timers SET due_at = ?4, paused_secs = ?5
-                     WHERE ticket_id = ?1 AND kind = ?2 AND key = ?3 AND state = 'pending'
-                       AND paused_secs IS NULL",
+                    "UPDATE timers SET state = 'paused', due_at = NULL, paused_secs = ?4
+                     WHERE ticket_id = ?1 AND kind = ?2 AND cause = ?3 AND state = 'pending'",
                 )?
-                .execute(params![ticket.0, kind.as_str(), key, PAUSED_DUE, left_secs])?,
-            TimerUpdate::Resume { kind, key, due } => tx
+                .execute(params![
+                    ticket.0,
+                    kind.as_str(),
+                    cause_text(cause),
+                    left_secs
+                ])?,
+            TimerUpdate::Resume { kind, cause, due } => tx
                 .prepare_cached(
-                    "UPDATE timers SET due_at = ?4, paused_secs = NULL
-                     WHERE ticket_id = ?1 AND kind = ?2 AND key = ?3 AND state = 'pending'
-                       AND paused_secs IS NOT NULL",
+                    "UPDATE timers SET state = 'pending', due_at = ?4, paused_secs = NULL
+                     WHERE ticket_id = ?1 AND kind = ?2 AND cause = ?3 AND state = 'paused'",
                 )?
-                .execute(params![ticket.0, kind.as_str(), key, ts(*due)])?,
+                .execute(params![
+                    ticket.0,
+                    kind.as_str(),
+                    cause_text(cause),
+                    ts(*due)
+                ])?,
         };
     }
     Ok(())

@@ -3,6 +3,7 @@
 use super::columns::ts;
 use super::rma;
 use super::rows::Origin;
+use super::timer_columns::cause_text;
 use crate::model::{Event, NewMail, TicketId, TimerPlan, Undeliverable};
 use anyhow::Result;
 use chrono::{DateTime, Utc};
@@ -88,8 +89,8 @@ pub(super) fn record_event(
     Ok(())
 }
 
-/// Sets a timer on `ticket`. One pending or fired under the same (kind,
-/// key) stays as it is (a timer fires at most once); one cancelled is set
+/// Sets a timer on `ticket`. One pending, paused or fired under the same
+/// (kind, cause) stays as it is (a timer fires at most once); one cancelled is set
 /// again (a ladder planned again after a severity change and back, a ticket
 /// waiting on its customer a second time).
 pub(super) fn set_timer(
@@ -99,9 +100,9 @@ pub(super) fn set_timer(
     now: DateTime<Utc>,
 ) -> Result<()> {
     tx.prepare_cached(
-        "INSERT INTO timers (ticket_id, kind, key, due_at, rule, recipient, created_at)
+        "INSERT INTO timers (ticket_id, kind, cause, due_at, rule, recipient, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (ticket_id, kind, key) DO UPDATE SET
+         ON CONFLICT (ticket_id, kind, cause) DO UPDATE SET
              state = 'pending', due_at = excluded.due_at, rule = excluded.rule,
              recipient = excluded.recipient, created_at = excluded.created_at,
              settled_at = NULL, reason = NULL, paused_secs = NULL
@@ -110,7 +111,7 @@ pub(super) fn set_timer(
     .execute(params![
         ticket.0,
         t.kind.as_str(),
-        t.key,
+        cause_text(&t.cause),
         ts(t.due),
         t.rule,
         t.to,

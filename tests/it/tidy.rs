@@ -123,7 +123,7 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
         if m == "main" || m == "lib" {
             continue;
         }
-        let text = std::fs::read_to_string(&f).expect("a source file");
+        let text = non_test_code(&std::fs::read_to_string(&f).expect("a source file"));
         let deps = g.entry(m.clone()).or_default();
         for d in imports(&text) {
             if d != m {

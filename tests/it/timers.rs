@@ -303,7 +303,7 @@ async fn nx_04_a_ticket_waiting_on_the_customer_is_reminded_then_closed_with_a_n
     let kinds: Vec<(TimerKind, bool)> = t
         .timers
         .iter()
-        .map(|p| (p.kind, p.paused_secs.is_some()))
+        .map(|p| (p.kind, p.due().is_none()))
         .collect();
     assert!(
         kinds.contains(&(TimerKind::SlaBreach, true)),
@@ -451,7 +451,7 @@ async fn nx_03_a_kill_9_of_the_daemon_while_steps_fire_loses_none_and_fires_none
     wait_until("every Director step fired", WAIT, || {
         pending(&cfg)
             .iter()
-            .all(|t| !t.plan.key.starts_with("Director"))
+            .all(|t| !t.plan.cause.to_string().starts_with("Director"))
             && pending(&cfg).len() == n as usize
     })
     .await;
@@ -488,5 +488,169 @@ async fn nx_03_a_kill_9_of_the_daemon_while_steps_fire_loses_none_and_fires_none
         "killed after {fired_before} notices; {} sent in all, {} distinct",
         ids.len(),
         unique.len()
+    );
+}
+
+/// `ticketd timers --json` for the config at `config`.
+fn timers_json(config: &std::path::Path) -> Result<serde_json::Value, String> {
+    let out = crate::harness::ticketd_command()
+        .args(["timers", "--json", "--config"])
+        .arg(config)
+        .output()
+        .expect("run ticketd");
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(serde_json::from_slice(&out.stdout).expect("JSON"))
+}
+
+#[test]
+fn issue_21_a_database_with_timers_keyed_by_text_migrates_in_place_and_lists_the_same_timers() {
+    use ticketd::model::{SlaClock, SlaTarget, TimerCause, TimerState};
+    let d = tempfile::tempdir().unwrap();
+    let config = d.path().join("ticketd.toml");
+    std::fs::write(&config, crate::cli::config_text(d.path(), "netex")).unwrap();
+    std::fs::write(d.path().join("pw"), "secret\n").unwrap();
+    let db = d.path().join("t.db");
+    // Schema 10, with rows as the code before typed timers wrote them.
+    let old = rusqlite::Connection::open(&db).unwrap();
+    old.execute_batch(include_str!("../fixtures/timers/v10.sql"))
+        .unwrap();
+    // What `ticketd timers --json` listed then: the pending timers due
+    // before the year 9999 (a paused one was due then), earliest first.
+    let zone: chrono_tz::Tz = "America/Chicago".parse().unwrap();
+    let before: Vec<serde_json::Value> = old
+        .prepare(
+            "SELECT ticket_id, kind, key, due_at, rule, recipient FROM timers
+             WHERE state = 'pending' AND due_at <= '9999' ORDER BY due_at, id",
+        )
+        .unwrap()
+        .query_map([], |r| {
+            Ok(serde_json::json!({
+                "ticket": r.get::<_, i64>(0)?,
+                "kind": r.get::<_, String>(1)?,
+                "key": r.get::<_, String>(2)?,
+                "at": ticketd::policy::rfc3339(zone, at(&r.get::<_, String>(3)?)),
+                "rule": r.get::<_, String>(4)?,
+                "to": r.get::<_, Option<String>>(5)?,
+            }))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    drop(old);
+    assert_eq!(before.len(), 8, "{before:#?}");
+    let refused = timers_json(&config).unwrap_err();
+    assert!(refused.contains("older than this ticketd"), "{refused}");
+
+    // Opening it for writing migrates it, in place.
+    drop(Store::open(&db).unwrap());
+    let after = timers_json(&config).unwrap();
+    assert_eq!(after, serde_json::Value::Array(before));
+
+    // The causes are typed now, and the paused timers are paused.
+    let st = Store::open_read_only(&db).unwrap();
+    let timers = |id: i64| st.ticket(TicketId(id)).unwrap().unwrap().timers;
+    let waiting = timers(2);
+    let find = |kind: TimerKind| waiting.iter().find(|t| t.kind == kind).unwrap();
+    let business = TimerCause::Sla {
+        target: SlaTarget::FirstResponse,
+        clock: SlaClock::Business,
+    };
+    assert_eq!(find(TimerKind::SlaBreach).cause, business);
+    assert_eq!(
+        find(TimerKind::SlaBreach).state,
+        TimerState::Paused { left_secs: 7200 }
+    );
+    assert_eq!(
+        find(TimerKind::SlaWarning).state,
+        TimerState::Paused { left_secs: 3600 }
+    );
+    assert_eq!(
+        find(TimerKind::CustomerReminder).cause,
+        TimerCause::Waiting {
+            since: at("2026-11-20T16:00:00Z"),
+            missing: vec!["the product version".into(), "the operating system".into()],
+        }
+    );
+    assert_eq!(
+        find(TimerKind::CustomerReminder).state,
+        TimerState::Running {
+            due: at("2026-11-25T16:00:00Z")
+        }
+    );
+    assert_eq!(waiting.len(), 4, "the cancelled reminder stays ended");
+    let ladder: Vec<TimerCause> = timers(1)
+        .into_iter()
+        .filter(|t| t.kind == TimerKind::Escalation)
+        .map(|t| t.cause)
+        .collect();
+    assert_eq!(
+        ladder,
+        [
+            TimerCause::Escalation {
+                to: "Director of Customer Services".into(),
+                after: Some("8h".into())
+            },
+            TimerCause::Escalation {
+                to: "President and General Manager".into(),
+                after: Some("24h".into())
+            },
+        ]
+    );
+    let rma: Vec<(TimerKind, TimerCause)> =
+        timers(3).into_iter().map(|t| (t.kind, t.cause)).collect();
+    assert_eq!(
+        rma,
+        [
+            (
+                TimerKind::RmaIssueDue,
+                TimerCause::RmaIssue {
+                    part: String::new()
+                }
+            ),
+            (
+                TimerKind::RmaReminder,
+                TimerCause::RmaDeadline {
+                    deadline: "rma_valid".into(),
+                    part: "A1-12345".into()
+                }
+            ),
+            (
+                TimerKind::RmaDeadline,
+                TimerCause::RmaDeadline {
+                    deadline: "rma_valid".into(),
+                    part: "A1-12345".into()
+                }
+            ),
+        ],
+        "the timers cancelled while paused or not stay ended"
+    );
+    // A migrated paused timer resumes like one paused now.
+    drop(st);
+    let mut st = Store::open(&db).unwrap();
+    let resume = ticketd::model::TicketChange::<ticketd::model::NewMail> {
+        timer_updates: vec![ticketd::model::TimerUpdate::Resume {
+            kind: TimerKind::SlaBreach,
+            cause: business,
+            due: at("2026-11-30T17:00:00Z"),
+        }],
+        ..Default::default()
+    };
+    st.apply_change(TicketId(2), &resume, at("2026-11-30T15:00:00Z"))
+        .unwrap();
+    let due: Vec<_> = st
+        .pending_timers(Some(at("2026-11-30T17:00:00Z")), 100)
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.ticket == TicketId(2))
+        .map(|t| (t.plan.kind, t.plan.due))
+        .collect();
+    assert_eq!(
+        due,
+        [
+            (TimerKind::CustomerReminder, at("2026-11-25T16:00:00Z")),
+            (TimerKind::SlaBreach, at("2026-11-30T17:00:00Z")),
+        ]
     );
 }
