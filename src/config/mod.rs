@@ -269,7 +269,7 @@ fn smtp(
             "smtp: a login (password or oauth2) needs a username",
         );
     }
-    let smtp = SmtpConfig {
+    SmtpConfig {
         endpoint: smtp_endpoint,
         username: raw.username.clone(),
         login: smtp_login,
@@ -281,9 +281,7 @@ fn smtp(
         max_attempts: raw.max_attempts.max(1),
         retry_base: Duration::from_millis(raw.retry_base_ms.max(10)),
         max_queue_lifetime: Duration::from_secs(raw.max_queue_lifetime_secs.max(1)),
-    };
-
-    smtp
+    }
 }
 
 /// `[tickets] prefix`: the tag's letters.
@@ -336,7 +334,7 @@ fn staff(
 ) -> StaffDirectory {
     let mut staff = staff_directory(r, raw.recipients.as_ref(), pack);
     staff.sla_notices = raw.sla_notices.unwrap_or(true);
-    staff_members(r, raw, &mut staff, &mailboxes, &identity, pack, &resolve);
+    staff_members(r, raw, &mut staff, mailboxes, identity, pack, resolve);
     if let Some(lead) = &raw.sla_warning_lead {
         match crate::policy::Span::parse(lead.get_ref()) {
             Ok(span @ crate::policy::Span::Minutes(m)) if m > 0 => staff.sla_warning_lead = span,
