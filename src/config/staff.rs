@@ -24,83 +24,111 @@ pub(super) fn staff_members(
 ) {
     let routes = pack.map(|p| p.policy.route_rules()).unwrap_or_default();
     for (name, m) in raw.members.iter().flatten() {
-        let raw_m = m.get_ref();
-        if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c == '#') {
-            r.spanned(
-                m,
-                format!("staff.members.\"{name}\": a member's name is one word (it is what #assign takes)"),
-            );
-        }
-        let addresses: Vec<String> = match raw_m.addresses.get_ref() {
-            OneOrMany::One(a) => vec![a.clone()],
-            OneOrMany::Many(v) => v.clone(),
-        }
-        .iter()
-        .map(|a| a.trim().to_ascii_lowercase())
-        .collect();
-        if addresses.is_empty() {
+        member(r, name, m, dir, mailboxes, identity, &routes);
+    }
+    proof_settings(r, raw, dir, resolve);
+}
+
+/// One `[staff.members.NAME]`: its addresses (each a valid address of no
+/// other member and not one of ours), its queues (mailboxes, roles, the
+/// pack's routes or `*`), added to `dir`.
+fn member(
+    r: &mut Report<'_>,
+    name: &String,
+    m: &Spanned<super::raw::RawMember>,
+    dir: &mut StaffDirectory,
+    mailboxes: &[MailboxConfig],
+    identity: &Identity,
+    routes: &[&str],
+) {
+    let raw_m = m.get_ref();
+    if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c == '#') {
+        r.spanned(
+            m,
+            format!(
+                "staff.members.\"{name}\": a member's name is one word (it is what #assign takes)"
+            ),
+        );
+    }
+    let addresses: Vec<String> = match raw_m.addresses.get_ref() {
+        OneOrMany::One(a) => vec![a.clone()],
+        OneOrMany::Many(v) => v.clone(),
+    }
+    .iter()
+    .map(|a| a.trim().to_ascii_lowercase())
+    .collect();
+    if addresses.is_empty() {
+        r.spanned(
+            &raw_m.addresses,
+            format!("staff.members.{name}.addresses lists no address"),
+        );
+    }
+    for a in &addresses {
+        if !valid_address(a) {
             r.spanned(
                 &raw_m.addresses,
-                format!("staff.members.{name}.addresses lists no address"),
+                format!("staff.members.{name}.addresses: `{a}` is not an email address"),
             );
-        }
-        for a in &addresses {
-            if !valid_address(a) {
-                r.spanned(
-                    &raw_m.addresses,
-                    format!("staff.members.{name}.addresses: `{a}` is not an email address"),
-                );
-            } else if identity.is_own(a) {
-                r.spanned(
+        } else if identity.is_own(a) {
+            r.spanned(
                     &raw_m.addresses,
                     format!("staff.members.{name}.addresses: `{a}` is one of [identity] own_addresses; a staff member writes from their own address"),
                 );
-            } else if let Some(other) = dir.member_by_address(a) {
-                r.spanned(
-                    &raw_m.addresses,
-                    format!(
-                        "staff.members.{name}.addresses: `{a}` is already {}'s",
-                        other.name
-                    ),
-                );
-            }
+        } else if let Some(other) = dir.member_by_address(a) {
+            r.spanned(
+                &raw_m.addresses,
+                format!(
+                    "staff.members.{name}.addresses: `{a}` is already {}'s",
+                    other.name
+                ),
+            );
         }
-        let queues: Vec<String> = raw_m
-            .queues
-            .as_ref()
-            .map(|q| q.get_ref().clone())
-            .unwrap_or_default();
-        if let Some(qs) = &raw_m.queues {
-            for q in qs.get_ref() {
-                let known = q == "*"
-                    || mailboxes
-                        .iter()
-                        .any(|mb| mb.name == *q || mb.role.as_str() == q)
-                    || routes.contains(&q.as_str());
-                if !known {
-                    r.spanned(
+    }
+    let queues: Vec<String> = raw_m
+        .queues
+        .as_ref()
+        .map(|q| q.get_ref().clone())
+        .unwrap_or_default();
+    if let Some(qs) = &raw_m.queues {
+        for q in qs.get_ref() {
+            let known = q == "*"
+                || mailboxes
+                    .iter()
+                    .any(|mb| mb.name == *q || mb.role.as_str() == q)
+                || routes.contains(&q.as_str());
+            if !known {
+                r.spanned(
                         qs,
                         format!(
                             "staff.members.{name}.queues: `{q}` is not a mailbox name or role, a route rule of the pack ({}), or \"*\"",
                             if routes.is_empty() { "it has none".to_string() } else { routes.join(", ") }
                         ),
                     );
-                }
             }
         }
-        if dir.member(name).is_some() {
-            r.spanned(
-                m,
-                format!("staff.members: `{name}` twice (names are case-insensitive)"),
-            );
-        }
-        dir.members.push(StaffMember {
-            name: name.clone(),
-            display: raw_m.name.clone().unwrap_or_else(|| name.clone()),
-            addresses,
-            queues,
-        });
     }
+    if dir.member(name).is_some() {
+        r.spanned(
+            m,
+            format!("staff.members: `{name}` twice (names are case-insensitive)"),
+        );
+    }
+    dir.members.push(StaffMember {
+        name: name.clone(),
+        display: raw_m.name.clone().unwrap_or_else(|| name.clone()),
+        addresses,
+        queues,
+    });
+}
+
+/// How staff mail is proven: the reply-token key, the trusted
+/// authserv-ids, the DKIM look-up settings; and that members have a way.
+fn proof_settings(
+    r: &mut Report<'_>,
+    raw: &RawStaff,
+    dir: &mut StaffDirectory,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) {
     if let Some(key) = secret(
         r,
         "token_key",
