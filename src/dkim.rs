@@ -214,9 +214,34 @@ pub fn verify(raw: &[u8], from_domain: &str, keys: &dyn KeyResolver) -> DkimVerd
     if message.dkim_headers.is_empty() && !message.has_dkim_errors {
         return DkimVerdict::Unsigned;
     }
-    // What the verifier verifies must be what the decision reads: a header
-    // section that any reader could read another way proves nothing, and
-    // neither does one whose fields the verifier split otherwise.
+    if let Some(refused) = one_reading(raw, &message) {
+        return refused;
+    }
+    let (lookups, records) = fetch_keys(&message, from_domain, keys);
+    let authenticator = match authenticator() {
+        Ok(a) => a,
+        Err(reason) => return DkimVerdict::NotChecked { reason },
+    };
+    let cache = Prefetched(records);
+    let Some(outputs) =
+        poll_once(authenticator.verify_dkim(Parameters::new(&message).with_txt_cache(&cache)))
+    else {
+        return DkimVerdict::NotChecked {
+            reason: "the DKIM verifier wanted a look-up of its own".into(),
+        };
+    };
+    let checked: Vec<Checked> = outputs
+        .iter()
+        .map(|out| check(out, from_domain, &lookups))
+        .collect();
+    choose(&checked)
+}
+
+/// What the verifier verifies must be what the decision reads: a header
+/// section that any reader could read another way proves nothing, nor one
+/// whose fields the verifier split otherwise, nor one of several From
+/// fields. The failure, if it is so.
+fn one_reading(raw: &[u8], message: &AuthenticatedMessage<'_>) -> Option<DkimVerdict> {
     let section = header_section::read(raw);
     if let Some(why) = section.ambiguity.clone().or_else(|| {
         section.disagreement(
@@ -224,22 +249,30 @@ pub fn verify(raw: &[u8], from_domain: &str, keys: &dyn KeyResolver) -> DkimVerd
             message.headers.iter().map(|(n, v)| (*n, strip_line_end(v))),
         )
     }) {
-        return DkimVerdict::Fail {
+        return Some(DkimVerdict::Fail {
             reason: format!("its header section could be read two ways: {why}"),
-        };
+        });
     }
     let froms = section.all("From").count();
-    if froms != 1 {
-        return DkimVerdict::Fail {
-            reason: format!("the mail has {froms} From headers, not one"),
-        };
-    }
+    (froms != 1).then(|| DkimVerdict::Fail {
+        reason: format!("the mail has {froms} From headers, not one"),
+    })
+}
 
-    // Fetch the key records first, through `keys`: only of signatures that
-    // could prove the From domain (aligned, covering From), and of at most
-    // MAX_LOOKUPS of them, so a mail of many signatures by slow domains
-    // cannot hold intake up.
-    let mut lookups: HashMap<String, Result<(), LookupError>> = HashMap::new();
+/// Each key's look-up outcome, by its record name.
+type Lookups = HashMap<String, Result<(), LookupError>>;
+
+/// The key records of the signatures that could prove the From domain
+/// (aligned, covering what must be covered), fetched through `keys`: at
+/// most [`MAX_LOOKUPS`] of them, so a mail of many signatures by slow
+/// domains cannot hold intake up. Each look-up's outcome, and the records
+/// as mail-auth's cache wants them.
+fn fetch_keys(
+    message: &AuthenticatedMessage<'_>,
+    from_domain: &str,
+    keys: &dyn KeyResolver,
+) -> (Lookups, HashMap<Box<str>, Txt>) {
+    let mut lookups: Lookups = HashMap::new();
     let mut records: HashMap<Box<str>, Txt> = HashMap::new();
     for header in message
         .dkim_headers
@@ -275,89 +308,78 @@ pub fn verify(raw: &[u8], from_domain: &str, keys: &dyn KeyResolver) -> DkimVerd
             }
         }
     }
+    (lookups, records)
+}
 
-    let authenticator = match authenticator() {
-        Ok(a) => a,
-        Err(reason) => return DkimVerdict::NotChecked { reason },
+/// One signature's outcome: what it proves of the From domain, or why it
+/// was not checked.
+fn check(out: &mail_auth::DkimOutput<'_>, from_domain: &str, lookups: &Lookups) -> Checked {
+    let Some(sig) = out.signature() else {
+        return Checked::Verdict(DkimVerdict::Fail {
+            reason: format!("malformed DKIM-Signature: {}", error_of(out.result())),
+        });
     };
-    let cache = Prefetched(records);
-    let Some(outputs) =
-        poll_once(authenticator.verify_dkim(Parameters::new(&message).with_txt_cache(&cache)))
-    else {
-        return DkimVerdict::NotChecked {
-            reason: "the DKIM verifier wanted a look-up of its own".into(),
-        };
-    };
+    if !aligned(&sig.d, from_domain) {
+        // Whether it verifies or not, it proves nothing of From: its key is
+        // not looked up.
+        return Checked::Verdict(DkimVerdict::Unaligned {
+            domain: sig.d.clone(),
+        });
+    }
+    if !covers_from(sig) {
+        return Checked::Verdict(DkimVerdict::Fail {
+            reason: format!("d={}: the signature does not cover the From header", sig.d),
+        });
+    }
+    let uncovered = uncovered(sig);
+    if !uncovered.is_empty() {
+        return Checked::Verdict(DkimVerdict::Fail {
+            reason: format!(
+                "d={}: the signature does not cover {} (a field it leaves out could be added after signing)",
+                sig.d,
+                uncovered.join(", ")
+            ),
+        });
+    }
+    let name = key_name(&sig.s, &sig.d);
+    match lookups.get(&name) {
+        None => {
+            return Checked::NotChecked(
+                format!(
+                    "d={}: more than {MAX_LOOKUPS} signatures to check; this one was not",
+                    sig.d
+                ),
+                true,
+            );
+        }
+        Some(Err(LookupError::NotFound)) => {
+            return Checked::Verdict(DkimVerdict::Fail {
+                reason: format!("d={}: no key record at {name}", sig.d),
+            });
+        }
+        Some(Err(e)) => {
+            return Checked::NotChecked(
+                format!("d={}: the key at {name} could not be looked up: {e}", sig.d),
+                true,
+            );
+        }
+        _ => {}
+    }
+    Checked::Verdict(match out.result() {
+        DkimResult::Pass => DkimVerdict::Pass {
+            domain: sig.d.clone(),
+            selector: sig.s.clone(),
+        },
+        other => DkimVerdict::Fail {
+            reason: format!("d={}: {}", sig.d, error_of(other)),
+        },
+    })
+}
 
-    let checked: Vec<Checked> = outputs
-        .iter()
-        .map(|out| {
-            let Some(sig) = out.signature() else {
-                return Checked::Verdict(DkimVerdict::Fail {
-                    reason: format!("malformed DKIM-Signature: {}", error_of(out.result())),
-                });
-            };
-            if !aligned(&sig.d, from_domain) {
-                // Whether it verifies or not, it proves nothing of From: its
-                // key is not looked up.
-                return Checked::Verdict(DkimVerdict::Unaligned {
-                    domain: sig.d.clone(),
-                });
-            }
-            if !covers_from(sig) {
-                return Checked::Verdict(DkimVerdict::Fail {
-                    reason: format!("d={}: the signature does not cover the From header", sig.d),
-                });
-            }
-            let uncovered = uncovered(sig);
-            if !uncovered.is_empty() {
-                return Checked::Verdict(DkimVerdict::Fail {
-                    reason: format!(
-                        "d={}: the signature does not cover {} (a field it leaves out could be added after signing)",
-                        sig.d,
-                        uncovered.join(", ")
-                    ),
-                });
-            }
-            let name = key_name(&sig.s, &sig.d);
-            match lookups.get(&name) {
-                None => {
-                    return Checked::NotChecked(
-                        format!(
-                            "d={}: more than {MAX_LOOKUPS} signatures to check; this one was not",
-                            sig.d
-                        ),
-                        true,
-                    );
-                }
-                Some(Err(LookupError::NotFound)) => {
-                    return Checked::Verdict(DkimVerdict::Fail {
-                        reason: format!("d={}: no key record at {name}", sig.d),
-                    });
-                }
-                Some(Err(e)) => {
-                    return Checked::NotChecked(
-                        format!("d={}: the key at {name} could not be looked up: {e}", sig.d),
-                        aligned(&sig.d, from_domain),
-                    );
-                }
-                _ => {}
-            }
-            Checked::Verdict(match out.result() {
-                DkimResult::Pass if aligned(&sig.d, from_domain) => DkimVerdict::Pass {
-                    domain: sig.d.clone(),
-                    selector: sig.s.clone(),
-                },
-                DkimResult::Pass => DkimVerdict::Unaligned {
-                    domain: sig.d.clone(),
-                },
-                other => DkimVerdict::Fail {
-                    reason: format!("d={}: {}", sig.d, error_of(other)),
-                },
-            })
-        })
-        .collect();
-
+/// The mail's verdict from its signatures' outcomes: the first that passes
+/// and aligns; failing that, an aligned one not checked, then one that
+/// verified unaligned, then any not checked, then the first failure.
+fn choose(checked: &[Checked]) -> DkimVerdict {
     let find = |want: &dyn Fn(&Checked) -> bool| checked.iter().find(|c| want(c));
     let chosen = find(&|c| matches!(c, Checked::Verdict(DkimVerdict::Pass { .. })))
         .or_else(|| find(&|c| matches!(c, Checked::NotChecked(_, true))))
