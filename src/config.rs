@@ -1,7 +1,7 @@
 //! Configuration: the raw TOML shape, then validation into typed values with file and line for every problem.
 
 use crate::diag::{Problem, Problems, Report, parse_toml};
-use crate::layout::SearchPath;
+use crate::layout::{self, SearchPath};
 use crate::model::Role;
 use crate::oauth::{Grant, Mechanism, OAuth2, Source, TokenRequest, TokenUrl, Tokens};
 use crate::pack::Pack;
@@ -546,7 +546,10 @@ pub struct Config {
     /// The addresses of the recipients the pack names (`[staff] recipients`).
     pub staff: StaffDirectory,
     pub database: PathBuf,
-    pub templates: PathBuf,
+    /// Where the templates were found (`layout`).
+    pub templates: layout::Source,
+    /// Where the pack was found.
+    pub pack_source: layout::Source,
     /// Where templates and packs are looked for (`explain --pack` uses it too).
     pub search: SearchPath,
     /// How long start and reload wait for every mailbox to log in before READY.
@@ -596,8 +599,7 @@ impl Config {
             raw.daemon.packs.as_ref().map(|p| resolve(p.get_ref())),
             &crate::layout::data_dir(),
         );
-        let templates = search.templates_dir();
-        if !templates.is_dir() {
+        let templates = search.templates_source().unwrap_or_else(|| {
             let msg = format!(
                 "templates: {} is not a directory",
                 search.templates_described()
@@ -606,10 +608,19 @@ impl Config {
                 Some(t) => r.spanned(t, msg),
                 None => r.at(0, msg),
             }
-        }
-        let pack_path = search.pack_file(raw.daemon.pack.get_ref());
+            layout::Source::BuiltIn
+        });
+        let pack_source = search.pack_source(raw.daemon.pack.get_ref());
         let mut pack_problems = Vec::new();
-        let pack = if !pack_path.is_file() {
+        let pack = if let Some(source) = &pack_source {
+            match Pack::from_source(raw.daemon.pack.get_ref(), source) {
+                Ok(p) => Some(p),
+                Err(ps) => {
+                    pack_problems = ps.0;
+                    None
+                }
+            }
+        } else {
             r.spanned(
                 &raw.daemon.pack,
                 format!(
@@ -620,14 +631,6 @@ impl Config {
                 ),
             );
             None
-        } else {
-            match Pack::load(&pack_path) {
-                Ok(p) => Some(p),
-                Err(ps) => {
-                    pack_problems = ps.0;
-                    None
-                }
-            }
         };
 
         let identity = Identity {
@@ -919,6 +922,7 @@ impl Config {
                 staff,
                 database,
                 templates,
+                pack_source: pack_source.unwrap_or(layout::Source::BuiltIn),
                 search,
                 ready_timeout: Duration::from_secs(raw.daemon.ready_timeout_secs.max(1)),
                 metrics_listen,

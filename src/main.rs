@@ -352,7 +352,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         }
         Command::CheckConfig { file } => match Config::load(&file) {
             Ok(cfg) => {
-                ticketd::templates::Templates::load(&cfg.templates)?;
+                ticketd::templates::Templates::from_source(&cfg.templates)?;
                 println!(
                     "{}: ok ({} mailboxes, pack {}, language {}, zone {})",
                     file.display(),
