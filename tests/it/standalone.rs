@@ -80,6 +80,20 @@ fn explain_json(mut c: Command, eml: &Path, pack: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("JSON")
 }
 
+/// Every string of `v` that is an RFC 3339 instant.
+fn instants_in(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::String(s) => {
+            if chrono::DateTime::parse_from_rfc3339(s).is_ok() {
+                out.push(s.clone());
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| instants_in(x, out)),
+        serde_json::Value::Object(o) => o.values().for_each(|x| instants_in(x, out)),
+        _ => {}
+    }
+}
+
 #[test]
 fn issue_21_a_binary_copied_alone_decides_as_the_tree_does_for_every_pack() {
     let d = tempfile::tempdir().unwrap();
@@ -108,6 +122,20 @@ fn issue_21_a_binary_copied_alone_decides_as_the_tree_does_for_every_pack() {
             "{from_tree}"
         );
         assert_eq!(alone["policy"]["pack"], pack);
+        // Every instant in one convention: RFC 3339 in the pack's zone, with
+        // its offset, the arrival too (no DST change in these two weeks).
+        let arrival = alone["arrival"].as_str().unwrap();
+        let offset = &arrival[arrival.len() - 6..];
+        assert!(offset.starts_with(['+', '-']), "{arrival}");
+        let mut instants = Vec::new();
+        instants_in(&alone, &mut instants);
+        assert!(instants.len() > 3, "{pack}: {instants:?}");
+        for t in instants {
+            assert!(
+                t.ends_with(offset),
+                "{pack}: {t} is not in the zone of {arrival}"
+            );
+        }
         assert!(!alone["replies"].as_array().unwrap().is_empty(), "{pack}");
         alone.as_object_mut().unwrap().remove("sources");
         tree.as_object_mut().unwrap().remove("sources");
