@@ -52,7 +52,7 @@ enum Command {
     /// `vendors/NAME.toml` found: in the config's `[daemon] packs`, else in
     /// `vendors/` beside the config (`/etc/ticketd/vendors`), else in the
     /// shipped data directory (`$TICKETD_DATA_DIR`, else `share/ticketd`
-    /// beside the binary's prefix, else `/usr/share/ticketd`), else the copy
+    /// under the binary's prefix, else `/usr/share/ticketd`), else the copy
     /// built into the binary. The templates are the first of the config's
     /// `[daemon] templates`, `templates/` beside the config, the data
     /// directory's `templates/`, the built-in ones. Without a config the

@@ -83,10 +83,8 @@ fn explain_json(mut c: Command, eml: &Path, pack: &str) -> serde_json::Value {
 /// Every string of `v` that is an RFC 3339 instant.
 fn instants_in(v: &serde_json::Value, out: &mut Vec<String>) {
     match v {
-        serde_json::Value::String(s) => {
-            if chrono::DateTime::parse_from_rfc3339(s).is_ok() {
-                out.push(s.clone());
-            }
+        serde_json::Value::String(s) if chrono::DateTime::parse_from_rfc3339(s).is_ok() => {
+            out.push(s.clone())
         }
         serde_json::Value::Array(a) => a.iter().for_each(|x| instants_in(x, out)),
         serde_json::Value::Object(o) => o.values().for_each(|x| instants_in(x, out)),
