@@ -4,6 +4,7 @@ use crate::config::{Config, Identity, Limits};
 use crate::contracts::ContractBook;
 use crate::decide::MailboxView;
 use crate::intake::{Engine, Plan, mailbox_view};
+use crate::layout::Source;
 use crate::model::Role;
 use crate::pack::Pack;
 use crate::store::Store;
@@ -101,37 +102,49 @@ pub fn explain(raw: &[u8], opts: &Options, now: DateTime<Utc>) -> Result<serde_j
             crate::layout::SearchPath::new(None, None, None, &data)
         }
     };
-    let (identity, mut pack, prefix, templates_dir, limits) = match &config {
+    let (identity, mut pack, prefix, templates, limits) = match &config {
         Some(c) => (
             c.identity.clone(),
             c.pack.clone(),
             c.ticket_prefix.clone(),
-            c.templates.clone(),
+            Some(c.templates.clone()),
             c.limits.clone(),
         ),
         None => (
             fallback_identity(),
             Pack::fallback(),
             "TKT".to_string(),
-            search.templates_dir(),
+            search.templates_source(),
             Limits::default(),
         ),
     };
+    let templates = templates.ok_or_else(|| {
+        anyhow::anyhow!(
+            "templates: {} is not a directory",
+            search.templates_described()
+        )
+    })?;
+    let mut pack_source = match &config {
+        Some(c) => c.pack_source.clone(),
+        None => Source::BuiltIn,
+    };
     if let Some(name) = &opts.pack {
         // A file, or a pack name looked up where the config's packs are.
-        let path = if Path::new(name).extension().is_some() {
-            PathBuf::from(name)
+        pack_source = if Path::new(name).extension().is_some() {
+            Source::File(PathBuf::from(name))
         } else {
-            let p = search.pack_file(name);
-            if !p.is_file() {
-                anyhow::bail!(
+            search.pack_source(name).ok_or_else(|| {
+                anyhow::anyhow!(
                     "pack `{name}`: no file {name}.toml in {}",
                     search.packs_described()
-                );
-            }
-            p
+                )
+            })?
         };
-        pack = Pack::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let stem = Path::new(name)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or(name);
+        pack = Pack::from_source(stem, &pack_source).map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     let contracts = match &opts.contracts {
         Some(path) => {
@@ -148,7 +161,7 @@ pub fn explain(raw: &[u8], opts: &Options, now: DateTime<Utc>) -> Result<serde_j
         identity,
         pack,
         ticket_prefix: prefix,
-        templates: Templates::load(&templates_dir)?,
+        templates: Templates::from_source(&templates)?,
         limits,
         contracts,
         staff: config.as_ref().map(|c| c.staff.clone()).unwrap_or_default(),
@@ -190,7 +203,7 @@ pub fn explain(raw: &[u8], opts: &Options, now: DateTime<Utc>) -> Result<serde_j
     let ticket_id = plan.decision.ticket_view.id;
     let rendered = engine.render(&plan, ticket_id, Some(raw), arrival)?;
     let events = engine.with_rma_codes(&plan.decision.events, ticket_id, arrival);
-    Ok(to_json(
+    let mut v = to_json(
         &plan,
         &rendered,
         view,
@@ -198,7 +211,12 @@ pub fn explain(raw: &[u8], opts: &Options, now: DateTime<Utc>) -> Result<serde_j
         arrival,
         oversize,
         &events,
-    ))
+    );
+    v["sources"] = json!({
+        "pack": pack_source.to_string(),
+        "templates": templates.to_string(),
+    });
+    Ok(v)
 }
 
 fn to_json(
@@ -251,7 +269,7 @@ fn to_json(
         "extracted": plan.extracted,
         "replies": replies,
         "mailbox": {"name": view.name, "role": view.role.as_str()},
-        "arrival": arrival.to_rfc3339(),
+        "arrival": crate::policy::rfc3339(zone, arrival),
         "subject": plan.inbound.subject,
         "reply_text": plan.inbound.reply_text,
         "ticket_subject": d.subject,

@@ -16,7 +16,7 @@ use crate::store::StoredMessage;
 use anyhow::{Context, Result, anyhow};
 use async_imap::Session;
 use async_imap::extensions::idle::IdleResponse;
-use chrono::Utc;
+use chrono::{DateTime, FixedOffset, Utc};
 use futures_util::TryStreamExt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -645,6 +645,8 @@ impl Watcher<'_> {
             let mut l: Vec<u32> = list.iter().map(|(u, _)| *u).collect();
             l.sort_unstable();
             let uidvalidity = self.uidvalidity;
+            let mailbox = self.m.name.as_str();
+            let fetched_at = self.shared.clock.now();
             let mut got: Vec<Fetched> = s
                 .uid_fetch(uid_set(&l), query)
                 .await
@@ -652,17 +654,15 @@ impl Watcher<'_> {
                 .try_filter_map(|f| async move {
                     let Some(uid) = f.uid else { return Ok(None) };
                     let raw = f.body().or(f.header()).unwrap_or_default().to_vec();
-                    let arrival = f
-                        .internal_date()
-                        .map(|d| d.with_timezone(&Utc))
-                        .unwrap_or_default();
-                    Ok(Some(Fetched {
+                    Ok(Some(fetched(
+                        mailbox,
                         uidvalidity,
                         uid,
-                        size: f.size.map(u64::from).unwrap_or(raw.len() as u64),
+                        f.size,
                         raw,
-                        arrival,
-                    }))
+                        f.internal_date(),
+                        fetched_at,
+                    )))
                 })
                 .try_collect()
                 .await
@@ -861,30 +861,31 @@ pub async fn release(
     uids.sort_unstable();
     let engine = shared.engine();
     let mut found = None;
+    let mailbox = m.name.as_str();
     for chunk in uids.chunks(50) {
-        let fetched: Vec<Fetched> = s
+        let fetched_at = shared.clock.now();
+        let got: Vec<Fetched> = s
             .uid_fetch(uid_set(chunk), "(UID INTERNALDATE RFC822.SIZE BODY.PEEK[])")
             .await
             .context("UID FETCH")?
             .try_filter_map(|f| async move {
                 let Some(uid) = f.uid else { return Ok(None) };
                 let raw = f.body().unwrap_or_default().to_vec();
-                Ok(Some(Fetched {
+                Ok(Some(fetched(
+                    mailbox,
                     uidvalidity,
                     uid,
-                    size: f.size.map(u64::from).unwrap_or(raw.len() as u64),
-                    arrival: f
-                        .internal_date()
-                        .map(|d| d.with_timezone(&Utc))
-                        .unwrap_or_default(),
+                    f.size,
                     raw,
-                }))
+                    f.internal_date(),
+                    fetched_at,
+                )))
             })
             .try_collect()
             .await
             .context("UID FETCH")?;
         drain(&mut s);
-        found = fetched.into_iter().find(|f| {
+        found = got.into_iter().find(|f| {
             let read = engine.read(&f.raw, f.arrival);
             let i = &read.inbound;
             i.content_hash == stored.content_hash
@@ -929,9 +930,68 @@ pub async fn release(
     Ok(done)
 }
 
+/// A fetched message of `mailbox` as intake takes it. Its arrival is its
+/// INTERNALDATE; a server that leaves it out gets a warning naming the
+/// mailbox and UID, and the mail arrives at `fetched_at`, the instant it was
+/// fetched (business-time arithmetic from 1970 would be decades off).
+fn fetched(
+    mailbox: &str,
+    uidvalidity: u32,
+    uid: u32,
+    size: Option<u32>,
+    raw: Vec<u8>,
+    internal_date: Option<DateTime<FixedOffset>>,
+    fetched_at: DateTime<Utc>,
+) -> Fetched {
+    let arrival = match internal_date {
+        Some(d) => d.with_timezone(&Utc),
+        None => {
+            warn!(
+                mailbox,
+                uid,
+                "mailbox {mailbox}: UID {uid} came without INTERNALDATE: its arrival is when it was fetched ({})",
+                fetched_at.to_rfc3339()
+            );
+            fetched_at
+        }
+    };
+    Fetched {
+        uidvalidity,
+        uid,
+        size: size.map(u64::from).unwrap_or(raw.len() as u64),
+        raw,
+        arrival,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn issue_21_a_mail_without_internaldate_arrives_when_it_was_fetched() {
+        let clock = crate::clock::FixedClock::new(
+            DateTime::parse_from_rfc3339("2026-03-02T17:30:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+        );
+        let now = clock.now();
+        let f = fetched(
+            "support",
+            7,
+            42,
+            None,
+            b"Subject: x\r\n\r\nhi".to_vec(),
+            None,
+            now,
+        );
+        assert_eq!(f.arrival, now);
+        assert_eq!((f.uidvalidity, f.uid, f.size), (7, 42, 16));
+        let date = DateTime::parse_from_rfc3339("2026-03-01T08:00:00-08:00").unwrap();
+        let f = fetched("support", 7, 43, Some(99), Vec::new(), Some(date), now);
+        assert_eq!(f.arrival, date.with_timezone(&Utc));
+        assert_eq!(f.size, 99);
+    }
 
     #[test]
     fn uid_sets_compress_runs() {

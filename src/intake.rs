@@ -179,7 +179,7 @@ impl Engine {
             pack: cfg.pack.clone(),
             ticket_prefix: cfg.ticket_prefix.clone(),
             templates: {
-                let mut t = Templates::load(&cfg.templates)?;
+                let mut t = Templates::from_source(&cfg.templates)?;
                 t.compile_notices(cfg.pack.policy.notice_texts());
                 t
             },

@@ -1,6 +1,26 @@
-//! Where the shipped templates and vendor packs are found: the config's `[daemon]` settings, else beside the config, else the installed data directory (`/usr/share/ticketd`).
+//! Where the shipped templates and vendor packs are found: the config's `[daemon]` settings, else beside the config, else the installed data directory (`/usr/share/ticketd`), else the copies built into the binary.
 
 use std::path::{Path, PathBuf};
+
+/// Where a pack or the templates were found: a file or directory, or the
+/// copy built into the binary (`crate::builtin`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    File(PathBuf),
+    BuiltIn,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::File(p) => write!(f, "{}", p.display()),
+            Source::BuiltIn => f.write_str(BUILT_IN),
+        }
+    }
+}
+
+/// How the built-in copies are named in messages and in `explain --json`.
+pub const BUILT_IN: &str = "built in";
 
 /// Where the Debian package installs the templates and packs.
 pub const INSTALLED_DATA: &str = "/usr/share/ticketd";
@@ -31,6 +51,12 @@ pub struct SearchPath {
     /// Pack directories: a pack `NAME` is the first `DIR/NAME.toml` found, so
     /// `/etc/ticketd/vendors/NAME.toml` overrides the shipped one.
     pub packs: Vec<PathBuf>,
+    /// Whether the templates built into the binary come last (not when the
+    /// config names its own directory: then that is the only place).
+    pub built_in_templates: bool,
+    /// Whether the packs built into the binary come last (not when the config
+    /// names its own directory).
+    pub built_in_packs: bool,
 }
 
 impl SearchPath {
@@ -44,6 +70,8 @@ impl SearchPath {
     ) -> SearchPath {
         let beside = |name: &str| config_dir.map(|d| d.join(name));
         SearchPath {
+            built_in_templates: templates.is_none(),
+            built_in_packs: packs.is_none(),
             templates: match templates {
                 Some(t) => vec![t],
                 None => beside("templates")
@@ -61,46 +89,50 @@ impl SearchPath {
         }
     }
 
-    /// The template directory to load: the first that exists (else the last
-    /// place looked, so the error names it).
-    pub fn templates_dir(&self) -> PathBuf {
-        first_or_last(&self.templates, |p| p.is_dir())
+    /// The templates to load: the first directory that exists, else the
+    /// built-in ones; `None` when neither (the config's own directory is missing).
+    pub fn templates_source(&self) -> Option<Source> {
+        match self.templates.iter().find(|p| p.is_dir()) {
+            Some(d) => Some(Source::File(d.clone())),
+            None => self.built_in_templates.then_some(Source::BuiltIn),
+        }
     }
 
-    /// The file of pack `name` (the first found, else where it was last looked for).
-    pub fn pack_file(&self, name: &str) -> PathBuf {
-        let files: Vec<PathBuf> = self
+    /// Where pack `name` is: the first `DIR/NAME.toml` found, else the
+    /// built-in pack of that name; `None` when there is none.
+    pub fn pack_source(&self, name: &str) -> Option<Source> {
+        let file = self
             .packs
             .iter()
             .map(|d| d.join(format!("{name}.toml")))
-            .collect();
-        first_or_last(&files, |p| p.is_file())
+            .find(|p| p.is_file());
+        match file {
+            Some(f) => Some(Source::File(f)),
+            None => (self.built_in_packs && crate::builtin::pack(name).is_some())
+                .then_some(Source::BuiltIn),
+        }
     }
 
-    /// The pack directories, for a message: "a or b".
+    /// The pack directories, for a message: "a or b" (or the built-in packs).
     pub fn packs_described(&self) -> String {
-        describe(&self.packs)
+        describe(&self.packs, self.built_in_packs.then_some("packs"))
     }
 
-    /// The template directories, for a message: "a or b".
+    /// The template directories, for a message: "a or b" (or the built-in templates).
     pub fn templates_described(&self) -> String {
-        describe(&self.templates)
+        describe(
+            &self.templates,
+            self.built_in_templates.then_some("templates"),
+        )
     }
 }
 
-fn first_or_last(list: &[PathBuf], ok: impl Fn(&Path) -> bool) -> PathBuf {
-    list.iter()
-        .find(|p| ok(p))
-        .or(list.last())
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn describe(list: &[PathBuf]) -> String {
-    list.iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(" or ")
+fn describe(list: &[PathBuf], built_in: Option<&str>) -> String {
+    let mut places: Vec<String> = list.iter().map(|p| p.display().to_string()).collect();
+    if let Some(what) = built_in {
+        places.push(format!("the {what} built into the binary"));
+    }
+    places.join(" or ")
 }
 
 #[cfg(test)]
@@ -122,12 +154,34 @@ mod tests {
         std::fs::write(data.join("vendors/b.toml"), "").unwrap();
         std::fs::write(etc.join("vendors/b.toml"), "").unwrap();
         let s = SearchPath::new(Some(&etc), None, None, &data);
-        assert_eq!(s.pack_file("a"), data.join("vendors/a.toml"));
-        assert_eq!(s.pack_file("b"), etc.join("vendors/b.toml"));
-        assert_eq!(s.pack_file("c"), data.join("vendors/c.toml"));
-        assert_eq!(s.templates_dir(), data.join("templates"));
+        let file = |p: PathBuf| Some(Source::File(p));
+        assert_eq!(s.pack_source("a"), file(data.join("vendors/a.toml")));
+        assert_eq!(s.pack_source("b"), file(etc.join("vendors/b.toml")));
+        assert_eq!(s.pack_source("c"), None);
+        assert_eq!(s.templates_source(), file(data.join("templates")));
         std::fs::create_dir_all(etc.join("templates")).unwrap();
-        assert_eq!(s.templates_dir(), etc.join("templates"));
+        assert_eq!(s.templates_source(), file(etc.join("templates")));
+    }
+
+    #[test]
+    fn issue_21_the_built_in_packs_and_templates_come_last() {
+        let d = tempfile::tempdir().unwrap();
+        let (etc, data) = (d.path().join("etc"), d.path().join("share"));
+        std::fs::create_dir_all(etc.join("vendors")).unwrap();
+        std::fs::write(etc.join("vendors/netex.toml"), "").unwrap();
+        let s = SearchPath::new(Some(&etc), None, None, &data);
+        assert_eq!(s.templates_source(), Some(Source::BuiltIn));
+        assert_eq!(s.pack_source("qnap"), Some(Source::BuiltIn));
+        assert_eq!(
+            s.pack_source("netex"),
+            Some(Source::File(etc.join("vendors/netex.toml")))
+        );
+        assert_eq!(s.pack_source("nosuchpack"), None);
+        assert!(
+            s.packs_described()
+                .ends_with("or the packs built into the binary")
+        );
+        assert_eq!(Source::BuiltIn.to_string(), "built in");
     }
 
     #[test]
@@ -141,7 +195,14 @@ mod tests {
             Path::new("/nonexistent"),
         );
         assert_eq!(s.packs, vec![mine.clone()]);
-        assert_eq!(s.pack_file("x"), mine.join("x.toml"));
-        assert_eq!(s.templates_dir(), mine.join("t"));
+        assert_eq!(s.pack_source("qnap"), None);
+        assert_eq!(s.templates_source(), None);
+        std::fs::create_dir_all(mine.join("t")).unwrap();
+        std::fs::write(mine.join("qnap.toml"), "").unwrap();
+        assert_eq!(
+            s.pack_source("qnap"),
+            Some(Source::File(mine.join("qnap.toml")))
+        );
+        assert_eq!(s.templates_source(), Some(Source::File(mine.join("t"))));
     }
 }

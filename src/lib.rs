@@ -3,7 +3,7 @@
 //! Modules in pipeline order:
 //! - [`model`]: the types every layer shares (ticket ids and states, events, the decision's inputs).
 //! - [`config`], [`pack`]: what to watch and which vendor rules apply; [`diag`]: their file:line problems;
-//!   [`layout`]: where the shipped templates and packs are found.
+//!   [`layout`]: where the shipped templates and packs are found ([`builtin`]: the copies compiled in).
 //! - [`imap`]: one watcher per mailbox, fetching new mail and acknowledging it after the commit.
 //! - [`parse`] -> [`classify`] -> [`extract`] -> [`thread`]: reading a mail; [`reply_text`]:
 //!   what the person wrote now, without quotes and signature.
@@ -28,6 +28,7 @@
 pub mod actions;
 pub mod admin;
 pub mod backoff;
+pub mod builtin;
 pub mod calendar;
 pub mod classify;
 pub mod clock;

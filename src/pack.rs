@@ -128,6 +128,25 @@ pub struct Pack {
 }
 
 impl Pack {
+    /// Loads pack `name` from where `layout` found it: its file, or the copy
+    /// built into the binary.
+    pub fn from_source(name: &str, source: &crate::layout::Source) -> Result<Pack, Problems> {
+        match source {
+            crate::layout::Source::File(path) => Pack::load(path),
+            crate::layout::Source::BuiltIn => {
+                let origin = format!("{} vendors/{name}.toml", crate::layout::BUILT_IN);
+                match crate::builtin::pack(name) {
+                    Some(text) => Pack::from_str_at(Path::new(&origin), text),
+                    None => Err(Problems(vec![Problem {
+                        file: origin.into(),
+                        line: 0,
+                        message: format!("no pack `{name}` is built in"),
+                    }])),
+                }
+            }
+        }
+    }
+
     pub fn load(path: &Path) -> Result<Pack, Problems> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             Problems(vec![Problem {

@@ -1,5 +1,6 @@
 //! Reply templates: `templates/<lang>/<name>.hbs`, a `Subject:` line then the body, rendered in strict mode.
 
+use crate::layout::Source;
 use crate::model::Language;
 use anyhow::{Context, Result, anyhow};
 use handlebars::Handlebars;
@@ -34,6 +35,14 @@ pub struct Templates {
     hb: Handlebars<'static>,
 }
 
+/// Fails naming the first required template `names` lacks (`origin` says where it was looked for).
+fn require(names: &[String], origin: impl Fn(&str) -> String) -> Result<()> {
+    match REQUIRED.iter().find(|r| !names.iter().any(|n| n == *r)) {
+        Some(r) => Err(anyhow!("{}: template missing", origin(r))),
+        None => Ok(()),
+    }
+}
+
 impl std::fmt::Debug for Templates {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Templates").finish_non_exhaustive()
@@ -41,12 +50,19 @@ impl std::fmt::Debug for Templates {
 }
 
 impl Templates {
+    /// Loads the templates from where `layout` found them: a directory, or
+    /// the copies built into the binary.
+    pub fn from_source(source: &Source) -> Result<Templates> {
+        match source {
+            Source::File(dir) => Templates::load(dir),
+            Source::BuiltIn => Templates::built_in(),
+        }
+    }
+
     /// Loads every `<lang>/*.hbs` under `dir`; fails naming the first file that
     /// is missing or does not compile.
     pub fn load(dir: &Path) -> Result<Templates> {
-        let mut hb = Handlebars::new();
-        hb.set_strict_mode(true);
-        hb.register_escape_fn(handlebars::no_escape);
+        let mut t = Templates::empty();
         for lang in Language::ALL {
             let ldir = dir.join(lang.as_str());
             let entries = std::fs::read_dir(&ldir)
@@ -62,30 +78,58 @@ impl Templates {
                 };
                 let text = std::fs::read_to_string(&path)
                     .with_context(|| format!("cannot read {}", path.display()))?;
-                if let Some(partial) = name.strip_prefix('_') {
-                    // `_policy.hbs` is the partial `{{> en_policy}}`.
-                    hb.register_partial(&format!("{}_{partial}", lang.as_str()), text)
-                        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-                    continue;
-                }
-                let (subject, body) =
-                    split_template(&text).with_context(|| format!("{}:1", path.display()))?;
-                hb.register_template_string(&key(lang, name, "subject"), subject)
-                    .map_err(|e| anyhow!("{}:1: {e}", path.display()))?;
-                hb.register_template_string(&key(lang, name, "body"), body)
-                    .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-                names.push(name.to_string());
-            }
-            for r in REQUIRED {
-                if !names.iter().any(|n| n == r) {
-                    return Err(anyhow!(
-                        "{}: template missing",
-                        ldir.join(format!("{r}.hbs")).display()
-                    ));
+                if t.add(lang, name, text, &path.display().to_string())? {
+                    names.push(name.to_string());
                 }
             }
+            require(&names, |r| {
+                ldir.join(format!("{r}.hbs")).display().to_string()
+            })?;
         }
-        Ok(Templates { hb })
+        Ok(t)
+    }
+
+    /// The templates built into the binary (`templates/` of the source tree).
+    pub fn built_in() -> Result<Templates> {
+        let mut t = Templates::empty();
+        for lang in Language::ALL {
+            let l = lang.as_str();
+            let origin =
+                |name: &str| format!("{} templates/{l}/{name}.hbs", crate::layout::BUILT_IN);
+            let mut names: Vec<String> = Vec::new();
+            for (name, text) in crate::builtin::templates(l) {
+                if t.add(lang, name, text.to_string(), &origin(name))? {
+                    names.push(name.to_string());
+                }
+            }
+            require(&names, origin)?;
+        }
+        Ok(t)
+    }
+
+    fn empty() -> Templates {
+        let mut hb = Handlebars::new();
+        hb.set_strict_mode(true);
+        hb.register_escape_fn(handlebars::no_escape);
+        Templates { hb }
+    }
+
+    /// Registers template (or, named `_NAME`, partial) `name` of `lang` from
+    /// `origin`; true for a template.
+    fn add(&mut self, lang: Language, name: &str, text: String, origin: &str) -> Result<bool> {
+        let hb = &mut self.hb;
+        if let Some(partial) = name.strip_prefix('_') {
+            // `_policy.hbs` is the partial `{{> en_policy}}`.
+            hb.register_partial(&format!("{}_{partial}", lang.as_str()), text)
+                .map_err(|e| anyhow!("{origin}: {e}"))?;
+            return Ok(false);
+        }
+        let (subject, body) = split_template(&text).with_context(|| format!("{origin}:1"))?;
+        hb.register_template_string(&key(lang, name, "subject"), subject)
+            .map_err(|e| anyhow!("{origin}:1: {e}"))?;
+        hb.register_template_string(&key(lang, name, "body"), body)
+            .map_err(|e| anyhow!("{origin}: {e}"))?;
+        Ok(true)
     }
 
     pub fn has(&self, lang: Language, name: &str) -> bool {

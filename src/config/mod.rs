@@ -15,7 +15,7 @@ pub use connections::{After, Endpoint, Login, MailboxConfig, SmtpConfig, Tls};
 pub use oauth2::{Grant, Mechanism, OAuth2, Source, TokenRequest, TokenUrl};
 
 use crate::diag::{Problem, Problems, Report, parse_toml};
-use crate::layout::SearchPath;
+use crate::layout::{self, SearchPath};
 use crate::pack::Pack;
 use checks::{rate, rate_within, valid_domain};
 use connections::{LoginFields, endpoint, login, mailboxes};
@@ -30,7 +30,10 @@ pub struct Config {
     /// The addresses of the recipients the pack names (`[staff] recipients`).
     pub staff: StaffDirectory,
     pub database: PathBuf,
-    pub templates: PathBuf,
+    /// Where the templates were found (`layout`).
+    pub templates: layout::Source,
+    /// Where the pack was found.
+    pub pack_source: layout::Source,
     /// Where templates and packs are looked for (`explain --pack` uses it too).
     pub search: SearchPath,
     /// How long start and reload wait for every mailbox to log in before READY.
@@ -73,7 +76,13 @@ impl Config {
             }
         };
         let database = resolve(raw.daemon.database.get_ref());
-        let (search, templates, pack, pack_problems) = data(&mut r, &raw, &base, &resolve);
+        let Data {
+            search,
+            templates,
+            pack,
+            pack_source,
+            pack_problems,
+        } = data(&mut r, &raw, &base, &resolve);
         let identity = identity(&mut r, &raw.identity);
         let smtp = smtp(&mut r, &raw.smtp, &identity, &resolve);
         let ticket_prefix = ticket_prefix(&mut r, &raw.tickets);
@@ -96,6 +105,7 @@ impl Config {
                 staff,
                 database,
                 templates,
+                pack_source: pack_source.unwrap_or(layout::Source::BuiltIn),
                 search,
                 ready_timeout: Duration::from_secs(raw.daemon.ready_timeout_secs.max(1)),
                 metrics_listen,
@@ -124,20 +134,30 @@ impl Config {
 
 /// Where templates and packs are found, and the pack: its problems are
 /// reported with the pack file's own lines.
+/// Where templates and packs are found (the search path ends with the
+/// copies built into the binary), and the pack: its problems are reported
+/// with the pack file's own lines.
+struct Data {
+    search: SearchPath,
+    templates: layout::Source,
+    pack: Option<Pack>,
+    pack_source: Option<layout::Source>,
+    pack_problems: Vec<Problem>,
+}
+
 fn data(
     r: &mut Report<'_>,
     raw: &RawConfig,
     base: &Path,
     resolve: &dyn Fn(&str) -> PathBuf,
-) -> (SearchPath, PathBuf, Option<Pack>, Vec<Problem>) {
+) -> Data {
     let search = SearchPath::new(
         Some(base),
         raw.daemon.templates.as_ref().map(|t| resolve(t.get_ref())),
         raw.daemon.packs.as_ref().map(|p| resolve(p.get_ref())),
         &crate::layout::data_dir(),
     );
-    let templates = search.templates_dir();
-    if !templates.is_dir() {
+    let templates = search.templates_source().unwrap_or_else(|| {
         let msg = format!(
             "templates: {} is not a directory",
             search.templates_described()
@@ -146,10 +166,19 @@ fn data(
             Some(t) => r.spanned(t, msg),
             None => r.at(0, msg),
         }
-    }
-    let pack_path = search.pack_file(raw.daemon.pack.get_ref());
+        layout::Source::BuiltIn
+    });
+    let pack_source = search.pack_source(raw.daemon.pack.get_ref());
     let mut pack_problems = Vec::new();
-    let pack = if !pack_path.is_file() {
+    let pack = if let Some(source) = &pack_source {
+        match Pack::from_source(raw.daemon.pack.get_ref(), source) {
+            Ok(p) => Some(p),
+            Err(ps) => {
+                pack_problems = ps.0;
+                None
+            }
+        }
+    } else {
         r.spanned(
             &raw.daemon.pack,
             format!(
@@ -160,17 +189,14 @@ fn data(
             ),
         );
         None
-    } else {
-        match Pack::load(&pack_path) {
-            Ok(p) => Some(p),
-            Err(ps) => {
-                pack_problems = ps.0;
-                None
-            }
-        }
     };
-
-    (search, templates, pack, pack_problems)
+    Data {
+        search,
+        templates,
+        pack,
+        pack_source,
+        pack_problems,
+    }
 }
 
 /// `[identity]`: who ticketd is, each address checked.

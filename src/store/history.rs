@@ -4,7 +4,7 @@ use super::columns::status_column;
 use super::columns::ts_column;
 use super::conn::Store;
 use super::rows::OutboxRow;
-use crate::model::{RmaRecord, TicketId, TicketStatus};
+use crate::model::{Event, RmaRecord, TicketId, TicketStatus};
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use rusqlite::OptionalExtension;
@@ -198,7 +198,9 @@ impl TicketHistory {
         }
         let _ = writeln!(s, "\nevents:");
         for e in &self.events {
-            let _ = writeln!(s, "  {}  {:<18} {}", t(e.at), e.kind, e.detail);
+            let detail = Event::from_stored(&e.kind, &e.detail)
+                .map_or_else(|| e.detail.clone(), |ev| event_line(&ev, zone));
+            let _ = writeln!(s, "  {}  {:<18} {}", t(e.at), e.kind, detail);
         }
         if !self.timers.is_empty() {
             let _ = writeln!(s, "\ntimers:");
@@ -254,5 +256,100 @@ impl TicketHistory {
             );
         }
         s
+    }
+}
+
+/// A structured event (policy, escalation_due, deadline, quota, timer_fired,
+/// timer_cancelled, rma) as a line a person reads, instants in `zone`.
+fn event_line(e: &Event, zone: chrono_tz::Tz) -> String {
+    let t = |at: DateTime<Utc>| {
+        at.with_timezone(&zone)
+            .format("%Y-%m-%d %H:%M %Z")
+            .to_string()
+    };
+    match e {
+        Event::Policy(p) => {
+            let mut line = format!(
+                "rules {}; severity {}, tier {}; clock starts {}; first response due {}",
+                if p.rules.is_empty() {
+                    "none".to_string()
+                } else {
+                    p.rules.join(", ")
+                },
+                p.severity,
+                p.tier,
+                t(p.clock_starts_at),
+                p.first_response_due.map_or("none".to_string(), t),
+            );
+            if !p.missing.is_empty() {
+                let _ = write!(line, "; missing {}", p.missing.join(", "));
+            }
+            let _ = write!(line, " (pack {})", p.pack);
+            line
+        }
+        Event::EscalationDue { at, to, rule } => format!("to {to} due {} ({rule})", t(*at)),
+        Event::Deadline {
+            id,
+            at,
+            remind_at,
+            rule,
+        } => format!(
+            "{id} due {}{} ({rule})",
+            t(*at),
+            remind_at
+                .map(|r| format!(", reminder {}", t(r)))
+                .unwrap_or_default()
+        ),
+        Event::Quota(q) => format!(
+            "{}: {} of {} used, {} left{} (contract {}, {})",
+            q.id,
+            q.used,
+            q.limit,
+            q.remaining,
+            if q.charged { ", charged" } else { "" },
+            q.contract,
+            q.rule
+        ),
+        Event::TimerFired {
+            timer,
+            key,
+            due,
+            rule,
+            late,
+        } => format!(
+            "{} {key} due {}{} ({rule})",
+            timer.as_str(),
+            t(*due),
+            if *late { ", fired late" } else { "" }
+        ),
+        Event::TimerCancelled {
+            timer,
+            key,
+            rule,
+            why,
+        } => format!("{} {key} cancelled: {why} ({rule})", timer.as_str()),
+        Event::Rma {
+            part,
+            state,
+            code,
+            expires_at,
+            rule,
+            by,
+            ..
+        } => format!(
+            "{} {state}{}{} ({rule}, by {by})",
+            if part.is_empty() {
+                "whole unit".to_string()
+            } else {
+                format!("part {part}")
+            },
+            code.as_deref()
+                .map(|c| format!(", code {c}"))
+                .unwrap_or_default(),
+            expires_at
+                .map(|x| format!(", expires {}", t(x)))
+                .unwrap_or_default()
+        ),
+        other => other.detail(),
     }
 }

@@ -28,6 +28,7 @@ mod rules;
 mod service;
 mod staff;
 mod staff_replies;
+mod standalone;
 mod tidy;
 mod timers;
 mod tls;

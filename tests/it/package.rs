@@ -1,4 +1,4 @@
-//! The Debian package: scripts/package stages and builds it with dpkg-deb; unpacked into a scratch root, its binary checks its config and explains a mail from the unpacked files alone; Cargo.toml's cargo-deb metadata lists the same files.
+//! The Debian package: scripts/package stages and builds it with dpkg-deb; unpacked into a scratch root, its binary checks its config and explains a mail from the unpacked files alone; the binary is stripped and its debug information is in the -dbgsym package; Cargo.toml's cargo-deb metadata lists the same files.
 
 use crate::harness::repo;
 use std::collections::BTreeSet;
@@ -18,14 +18,111 @@ fn run(cmd: &mut Command) -> Output {
     out
 }
 
-/// Builds the package from the test build of the binary; returns its path.
-fn build(out: &Path) -> PathBuf {
+/// Builds the package from the test build of the binary; returns its path
+/// and its debug symbols package's.
+fn build(out: &Path) -> (PathBuf, PathBuf) {
     let o = run(Command::new(repo().join("scripts/package"))
         .arg("--binary")
         .arg(env!("CARGO_BIN_EXE_ticketd"))
         .arg("--out")
         .arg(out));
-    PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
+    let said = String::from_utf8_lossy(&o.stdout);
+    let paths: Vec<PathBuf> = said.lines().map(PathBuf::from).collect();
+    assert_eq!(paths.len(), 2, "the package and its -dbgsym: {said}");
+    (paths[0].clone(), paths[1].clone())
+}
+
+/// The build ID of an ELF file (`readelf -n`).
+fn build_id(file: &Path) -> String {
+    let o = run(Command::new("readelf").arg("-n").arg(file));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Build ID: "))
+        .unwrap_or_else(|| panic!("{} has no build ID", file.display()))
+        .trim()
+        .to_string()
+}
+
+/// The section names of an ELF file (`readelf -S -W`).
+fn sections(file: &Path) -> Vec<String> {
+    let o = run(Command::new("readelf").args(["-S", "-W"]).arg(file));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (_, rest) = l.split_once(']')?;
+            rest.split_whitespace().next().map(String::from)
+        })
+        .collect()
+}
+
+/// CRC-32 (IEEE), as `.gnu_debuglink` records the debug file's.
+fn crc32(data: &[u8]) -> u32 {
+    let table: Vec<u32> = (0..256u32)
+        .map(|i| {
+            (0..8).fold(i, |c, _| {
+                if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                }
+            })
+        })
+        .collect();
+    !data.iter().fold(!0u32, |c, &b| {
+        table[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8)
+    })
+}
+
+/// The package's binary is stripped; the -dbgsym package holds its debug
+/// information under its build ID, the file its debuglink names.
+#[test]
+fn issue_21_the_packaged_binary_is_stripped_and_its_debug_file_matches() {
+    let d = tempfile::tempdir().unwrap();
+    let scratch = d.path();
+    let (deb, dbgsym) = build(&scratch.join("out"));
+    let root = scratch.join("root");
+    run(Command::new("dpkg").arg("-x").arg(&deb).arg(&root));
+    let dbgsym = dbgsym.as_path();
+    let bin = root.join("usr/bin/ticketd");
+    let names = sections(&bin);
+    for gone in [".symtab", ".debug_info", ".debug_line", ".debug_str"] {
+        assert!(!names.iter().any(|n| n == gone), "{gone} left in {names:?}");
+    }
+    let id = build_id(&bin);
+    let debug = format!("/usr/lib/debug/.build-id/{}/{}.debug", &id[..2], &id[2..]);
+    let files = contents(dbgsym);
+    assert_eq!(
+        files,
+        BTreeSet::from([debug.clone()]),
+        "the -dbgsym package"
+    );
+    let droot = scratch.join("dbgsym");
+    run(Command::new("dpkg").arg("-x").arg(dbgsym).arg(&droot));
+    let debug = droot.join(debug.trim_start_matches('/'));
+    assert_eq!(build_id(&debug), id, "the debug file is the binary's");
+    let kept = sections(&debug);
+    assert!(kept.iter().any(|n| n == ".debug_line"), "{kept:?}");
+    // .gnu_debuglink: the file's name, NUL, padding to 4, its CRC-32.
+    let link = scratch.join("debuglink");
+    run(Command::new("objcopy")
+        .arg(format!("--dump-section=.gnu_debuglink={}", link.display()))
+        .arg(&bin)
+        .arg(scratch.join("discard")));
+    let link = std::fs::read(link).unwrap();
+    let name_end = link.iter().position(|&b| b == 0).unwrap();
+    assert_eq!(
+        std::str::from_utf8(&link[..name_end]).unwrap(),
+        debug.file_name().unwrap().to_str().unwrap()
+    );
+    let crc = u32::from_le_bytes(link[link.len() - 4..].try_into().unwrap());
+    assert_eq!(crc, crc32(&std::fs::read(&debug).unwrap()), "debuglink CRC");
+    let o = run(Command::new("dpkg-deb")
+        .args(["--field"])
+        .arg(dbgsym)
+        .args(["Package", "Depends", "Build-Ids"]));
+    let fields = String::from_utf8_lossy(&o.stdout);
+    assert!(fields.contains("Package: ticketd-dbgsym"), "{fields}");
+    assert!(fields.contains(&format!("Build-Ids: {id}")), "{fields}");
 }
 
 /// The files (not directories) a .deb holds, as absolute paths.
@@ -80,7 +177,7 @@ fn mail() -> &'static str {
 #[test]
 fn the_package_installs_a_binary_that_runs_from_its_own_files() {
     let scratch = tempfile::tempdir().unwrap();
-    let deb = build(&scratch.path().join("out"));
+    let (deb, _) = build(&scratch.path().join("out"));
     let files = contents(&deb);
     for f in [
         "/usr/bin/ticketd",
