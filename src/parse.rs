@@ -299,6 +299,18 @@ pub fn parse(raw: &[u8], arrival: DateTime<Utc>) -> Inbound {
         return inbound;
     }
     inbound.parsed = true;
+    read_from(&msg, &mut inbound);
+    read_identity(&msg, &mut inbound);
+    read_headers(&msg, raw, &mut inbound);
+    read_text(&msg, &mut inbound);
+    inbound.reply_text = inbound.new_text(Mode::Customer);
+    read_attachments(&msg, &mut inbound);
+    inbound
+}
+
+/// The From address, or the Sender, Reply-To or Return-Path a reply goes
+/// to when it has none; how many mailboxes the From names, and the Sender.
+fn read_from(msg: &mail_parser::Message<'_>, inbound: &mut Inbound) {
     inbound.from = addrs(msg.from()).into_iter().find(|a| usable(&a.address));
     inbound.from_mailboxes = match msg.from() {
         Some(Address::List(list)) => list.len(),
@@ -339,6 +351,10 @@ pub fn parse(raw: &[u8], arrival: DateTime<Utc>) -> Inbound {
             None => inbound.warnings.push("no usable From address".into()),
         }
     }
+}
+
+/// Who else it is addressed to, its subject and the ids that thread it.
+fn read_identity(msg: &mail_parser::Message<'_>, inbound: &mut Inbound) {
     inbound.reply_to = addrs(msg.reply_to()).into_iter().next();
     inbound.to = addrs(msg.to());
     inbound.cc = addrs(msg.cc());
@@ -359,7 +375,11 @@ pub fn parse(raw: &[u8], arrival: DateTime<Utc>) -> Inbound {
     inbound.in_reply_to = id_list(msg.in_reply_to());
     inbound.references = id_list(msg.references());
     inbound.date_header = msg.date().map(|d| d.to_rfc3339());
+}
 
+/// The header fields, names lower-cased and values unfolded, for the
+/// classifier and the proof checks.
+fn read_headers(msg: &mail_parser::Message<'_>, raw: &[u8], inbound: &mut Inbound) {
     for h in msg.headers().iter().take(MAX_HEADERS) {
         let name = h.name().to_ascii_lowercase();
         let start = (h.offset_start() as usize).min(raw.len());
@@ -375,7 +395,12 @@ pub fn parse(raw: &[u8], arrival: DateTime<Utc>) -> Inbound {
             msg.headers().len()
         ));
     }
+}
 
+/// The text: the first text part (HTML made text when there is no plain
+/// one), cut to a sane length, format=flowed joined, mis-labelled
+/// ISO-2022-JP read again.
+fn read_text(msg: &mail_parser::Message<'_>, inbound: &mut Inbound) {
     // RFC 3676: a plain part sent format=flowed (Thunderbird, Apple Mail) is
     // read with its soft line breaks joined, so a wrapped paragraph or a long
     // command line is one line again.
@@ -418,7 +443,10 @@ pub fn parse(raw: &[u8], arrival: DateTime<Utc>) -> Inbound {
             .body_html(0)
             .map(|h| clip(&h, crate::reply_text::MAX_INPUT).to_string());
     }
-    inbound.reply_text = inbound.new_text(Mode::Customer);
+}
+
+/// The attachments, with any disguised executable they are or carry.
+fn read_attachments(msg: &mail_parser::Message<'_>, inbound: &mut Inbound) {
     for a in msg.attachments().take(1000) {
         inbound.attachments.push(Attachment {
             name: a.attachment_name().map(|n| clip(n, 255).to_string()),
@@ -427,7 +455,6 @@ pub fn parse(raw: &[u8], arrival: DateTime<Utc>) -> Inbound {
             executable: executable_in(a.attachment_name(), a.contents()),
         });
     }
-    inbound
 }
 
 /// A part's content type, lower-cased (`application/octet-stream` when it has none).
