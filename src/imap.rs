@@ -314,25 +314,20 @@ async fn session(
         .with_context(|| format!("SELECT {}", m.folder))?;
     let uidvalidity = selected.uid_validity.unwrap_or(0);
     let state = {
-        let store = shared.store.clone();
         let name = m.name.clone();
         let now = shared.clock.now();
-        // The blocking thread's lines name the mailbox too.
-        let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || -> Result<_> {
-            let _g = span.enter();
-            let st = store.lock();
-            let state = st.mailbox_state(&name)?;
-            if state.map(|s| s.uidvalidity) != Some(uidvalidity) {
-                if state.is_some() {
-                    warn!(uidvalidity, "UIDVALIDITY changed: rescanning the whole folder; known mail is recognised and not repeated");
+        shared
+            .with_store(move |st| {
+                let state = st.mailbox_state(&name)?;
+                if state.map(|s| s.uidvalidity) != Some(uidvalidity) {
+                    if state.is_some() {
+                        warn!(uidvalidity, "UIDVALIDITY changed: rescanning the whole folder; known mail is recognised and not repeated");
+                    }
+                    st.reset_mailbox(&name, uidvalidity, now)?;
                 }
-                st.reset_mailbox(&name, uidvalidity, now)?;
-            }
-            st.mailbox_state(&name)
-        })
-        .await
-        .context("store task")??
+                st.mailbox_state(&name)
+            })
+            .await?
     };
     info!(
         uidvalidity,
@@ -465,14 +460,10 @@ impl Watcher<'_> {
     }
 
     async fn last_uid(&self) -> Result<u32> {
-        let store = self.shared.store.clone();
         let name = self.m.name.clone();
-        tokio::task::spawn_blocking(move || -> Result<u32> {
-            let st = store.lock();
-            Ok(st.mailbox_state(&name)?.map(|s| s.last_uid).unwrap_or(0))
-        })
-        .await
-        .context("store task")?
+        self.shared
+            .with_store(move |st| Ok(st.mailbox_state(&name)?.map(|s| s.last_uid).unwrap_or(0)))
+            .await
     }
 
     /// Handles every message `query` finds, batch by batch, stopping between
@@ -505,14 +496,10 @@ impl Watcher<'_> {
         }
         let found = uids.len();
         let known = {
-            let store = self.shared.store.clone();
             let (name, v, list) = (self.m.name.clone(), self.uidvalidity, uids.clone());
-            tokio::task::spawn_blocking(move || -> Result<_> {
-                let st = store.lock();
-                st.known_outcomes(&name, v, &list)
-            })
-            .await
-            .context("store task")??
+            self.shared
+                .with_store(move |st| st.known_outcomes(&name, v, &list))
+                .await?
         };
         if !known.is_empty() {
             info!(count = known.len(), "acknowledging mail committed earlier");
@@ -834,11 +821,8 @@ pub async fn release(
         .await
         .with_context(|| format!("SELECT {}", m.quarantine_folder))?;
     let uidvalidity = selected.uid_validity.unwrap_or(0);
-    let store = shared.store.clone();
     let name = m.name.clone();
-    let state = tokio::task::spawn_blocking(move || store.lock().mailbox_state(&name))
-        .await
-        .context("store task")??;
+    let state = shared.with_store(move |st| st.mailbox_state(&name)).await?;
     if state.is_some_and(|st| st.uidvalidity == uidvalidity) {
         anyhow::bail!(
             "folders {} and {} of mailbox {} have the same UIDVALIDITY {uidvalidity}: a released mail could not be told from the watched folder's",
@@ -906,16 +890,15 @@ pub async fn release(
             m.name
         );
     };
-    let (sh, mc, uid) = (shared.clone(), m.clone(), f.uid);
-    let done = tokio::task::spawn_blocking(move || -> Result<Ingested> {
-        let mut st = sh.store.lock();
-        if let Some(row) = st.stored_row(&mc.name, f.uidvalidity, f.uid)? {
-            anyhow::bail!("it was released before: stored as message row {row}");
-        }
-        st.in_batch(|st| engine.ingest(st, &mc, &f, &*sh.clock))
-    })
-    .await
-    .context("intake task")??;
+    let (clock, mc, uid) = (shared.clock.clone(), m.clone(), f.uid);
+    let done = shared
+        .with_store(move |st| -> Result<Ingested> {
+            if let Some(row) = st.stored_row(&mc.name, f.uidvalidity, f.uid)? {
+                anyhow::bail!("it was released before: stored as message row {row}");
+            }
+            st.in_batch(|st| engine.ingest(st, &mc, &f, &*clock))
+        })
+        .await?;
     if done.outcome != Outcome::Quarantined {
         let w = Watcher {
             shared,

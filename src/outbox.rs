@@ -416,7 +416,7 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken, once: bool) -> 
             if sent_any {
                 continue;
             }
-            let next = blocking(&shared, |st| st.next_outbox_due()).await?;
+            let next = shared.with_store(|st| st.next_outbox_due()).await?;
             let now = shared.clock.now();
             if once {
                 match next {
@@ -461,11 +461,12 @@ async fn replay_sent_journal(shared: &Arc<Shared>) -> Result<()> {
     }
     let now = shared.clock.now();
     let (n, released) = (ids.len(), untried.len());
-    blocking(shared, move |st| {
-        st.record_sends(&ids, &[], now)?;
-        st.release_claims(&untried)
-    })
-    .await?;
+    shared
+        .with_store(move |st| {
+            st.record_sends(&ids, &[], now)?;
+            st.release_claims(&untried)
+        })
+        .await?;
     shared.sent_journal.clear()?;
     info!(
         n,
@@ -473,19 +474,6 @@ async fn replay_sent_journal(shared: &Arc<Shared>) -> Result<()> {
         "accepted mail from the sent journal recorded, claims of mail never tried given back"
     );
     Ok(())
-}
-
-async fn blocking<T: Send + 'static>(
-    shared: &Arc<Shared>,
-    f: impl FnOnce(&mut crate::store::Store) -> Result<T> + Send + 'static,
-) -> Result<T> {
-    let store = shared.store.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut st = store.lock();
-        f(&mut st)
-    })
-    .await
-    .context("store task")?
 }
 
 /// How many SMTP connections the outbox uses at most; one mail alone uses one.
@@ -544,7 +532,7 @@ async fn step(
     }
     let mut failed_any = !done.failed.is_empty();
     let sh = shared.clone();
-    let (claimed, skipped, given_up) = blocking(shared, move |st| {
+    let (claimed, skipped, given_up) = shared.with_store(move |st| {
         st.in_batch(|st| {
             if !done.sent.is_empty() || !done.retry.is_empty() {
                 st.record_sends(&done.sent, &done.retry, now)?;
@@ -630,7 +618,7 @@ async fn send_due(
     // waiting for its greeting counts no claim.
     if !senders[0].is_connected() {
         let now = shared.clock.now();
-        let due = blocking(shared, |st| st.next_outbox_due()).await?;
+        let due = shared.with_store(|st| st.next_outbox_due()).await?;
         if due.is_none_or(|t| t > now) {
             return Ok(false);
         }

@@ -6,7 +6,7 @@ use crate::health::Health;
 use crate::intake::Engine;
 use crate::metrics::Metrics;
 use crate::store::{RunLock, SentJournal, Store};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use parking_lot::{Mutex, RwLock};
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -49,6 +49,26 @@ impl std::fmt::Debug for Store {
 }
 
 impl Shared {
+    /// Runs `f` on the store off the async threads: on a blocking thread,
+    /// with the store's lock held for `f` alone, in the caller's span (so
+    /// its log lines name the mailbox or the loop). Every task reaches the
+    /// store this way but intake's batches, which hand the lock over
+    /// between slices.
+    pub async fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let store = self.store.clone();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _in = span.enter();
+            let mut st = store.lock();
+            f(&mut st)
+        })
+        .await
+        .context("store task")?
+    }
+
     /// What a daemon's tasks share; it holds the run lock of the database.
     pub fn new(config: &Config, clock: SharedClock) -> Result<Arc<Shared>> {
         let lock = RunLock::acquire(&config.database)?;
