@@ -770,6 +770,7 @@ async fn smtp_rate(repo: &Path, mails: &[Mail]) -> Result<f64> {
             claims: 0,
             deferrals: 0,
             created_at: chrono::DateTime::UNIX_EPOCH,
+            subject: None,
         })
         .collect();
     let t = Instant::now();
@@ -809,6 +810,7 @@ fn probe_mail(i: usize) -> NewMail {
         message_id: format!("<probe{i}@tickets.vendor.test>"),
         mail_from: "support@vendor.test".into(),
         rcpt_to: vec!["customer@example.net".into()],
+        subject: "Re: bench".into(),
         raw: vec![b'x'; 2000],
     }
 }

@@ -55,6 +55,7 @@ fn act<T>(
         }
         change.events.extend(skipped);
         let mails: Vec<NewMail> = engine
+            .renderer
             .render_replies(&change.mails, &ticket.subject, Some(id), now)?
             .into_iter()
             .map(|r| r.mail)

@@ -127,6 +127,7 @@ pub fn build(
         message_id: message_id.to_string(),
         mail_from: d.from_address.clone(),
         rcpt_to: d.to.clone(),
+        subject: d.subject.clone(),
         raw: msg.formatted(),
     })
 }

@@ -6,6 +6,7 @@ use crate::decide::MailboxView;
 use crate::intake::{Engine, Plan, mailbox_view};
 use crate::layout::Source;
 use crate::model::Role;
+use crate::outgoing::Renderer;
 use crate::pack::Pack;
 use crate::store::Store;
 use crate::templates::Templates;
@@ -44,7 +45,14 @@ pub fn default_engine(templates: &Path) -> Result<Engine> {
         identity: fallback_identity(),
         pack: Pack::fallback(),
         ticket_prefix: "TKT".to_string(),
-        templates: Templates::load(templates)?,
+        renderer: std::sync::Arc::new(Renderer {
+            identity: fallback_identity(),
+            templates: Templates::load(templates)?,
+            ticket_prefix: "TKT".to_string(),
+            token_key: None,
+            language: Pack::fallback().language,
+            vendor: Pack::fallback().vendor,
+        }),
         limits: Limits::default(),
         contracts: None,
         staff: Default::default(),
@@ -156,12 +164,20 @@ pub fn explain(raw: &[u8], opts: &Options, now: DateTime<Utc>) -> Result<serde_j
         }
         None => None,
     };
+    let renderer = std::sync::Arc::new(Renderer {
+        identity: identity.clone(),
+        templates: Templates::from_source(&templates)?,
+        ticket_prefix: prefix.clone(),
+        token_key: config.as_ref().and_then(|c| c.staff.token_key.clone()),
+        language: pack.language,
+        vendor: pack.vendor.clone(),
+    });
     let engine = Engine {
         keys: std::sync::Arc::new(crate::dkim::Offline),
         identity,
         pack,
+        renderer,
         ticket_prefix: prefix,
-        templates: Templates::from_source(&templates)?,
         limits,
         contracts,
         staff: config.as_ref().map(|c| c.staff.clone()).unwrap_or_default(),
@@ -221,7 +237,7 @@ pub fn explain(raw: &[u8], opts: &Options, now: DateTime<Utc>) -> Result<serde_j
 
 fn to_json(
     plan: &Plan,
-    rendered: &[crate::intake::Rendered<'_>],
+    rendered: &[crate::outgoing::Rendered<'_>],
     view: MailboxView<'_>,
     zone: chrono_tz::Tz,
     arrival: DateTime<Utc>,

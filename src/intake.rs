@@ -2,16 +2,15 @@
 
 use crate::classify::{Classification, classify_message};
 use crate::clock::Clock;
-use crate::compose::{self, Draft};
 use crate::config::{Config, Identity, Limits, MailboxConfig, StaffDirectory};
 use crate::contracts::ContractBook;
 use crate::decide::{self, Decision, Input, MailboxView, ReplyPlan};
 use crate::extract::{Extracted, extract};
 use crate::model::{Event, Lookup, NewMail, Outcome, TicketId};
+use crate::outgoing::{Rendered, Renderer};
 use crate::pack::Pack;
 use crate::parse::{Inbound, parse};
 use crate::store::{MessageRow, Origin, Store};
-use crate::templates::Templates;
 use crate::thread;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
@@ -26,7 +25,8 @@ pub struct Engine {
     pub identity: Identity,
     pub pack: Pack,
     pub ticket_prefix: String,
-    pub templates: Templates,
+    /// Renders the mail the plans ask for (`outgoing`).
+    pub renderer: std::sync::Arc<Renderer>,
     pub limits: Limits,
     /// Entitlements read from a file instead of the database (`explain --contracts`).
     pub contracts: Option<std::sync::Arc<ContractBook>>,
@@ -104,15 +104,6 @@ pub struct ReadAhead {
     took: std::time::Duration,
 }
 
-/// A rendered mail with the plan it came from.
-#[derive(Debug, Clone)]
-pub struct Rendered<'a> {
-    pub plan: &'a ReplyPlan,
-    pub subject: String,
-    pub body: String,
-    pub mail: NewMail,
-}
-
 /// What became of one message.
 #[derive(Debug, Clone)]
 pub struct Ingested {
@@ -178,11 +169,7 @@ impl Engine {
             identity: cfg.identity.clone(),
             pack: cfg.pack.clone(),
             ticket_prefix: cfg.ticket_prefix.clone(),
-            templates: {
-                let mut t = Templates::from_source(&cfg.templates)?;
-                t.compile_notices(cfg.pack.policy.notice_texts());
-                t
-            },
+            renderer: std::sync::Arc::new(Renderer::from_config(cfg)?),
             limits: cfg.limits.clone(),
             contracts: None,
             staff: cfg.staff.clone(),
@@ -486,100 +473,13 @@ impl Engine {
         source: Option<&[u8]>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Rendered<'p>>> {
-        self.render_with(
+        self.renderer.render_with(
             &plan.decision.replies,
             &plan.decision.subject,
             ticket_id,
             source,
             now,
         )
-    }
-
-    /// Renders `replies` about the ticket `ticket_id` named `subject`: the
-    /// template data gets `ticket` (id, tag, subject) and the subject the tag.
-    pub fn render_replies<'p>(
-        &self,
-        replies: &'p [ReplyPlan],
-        subject: &str,
-        ticket_id: Option<TicketId>,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Rendered<'p>>> {
-        self.render_with(replies, subject, ticket_id, None, now)
-    }
-
-    /// `render_replies`, with `source` the raw mail whose attachments a
-    /// relayed answer carries. A plan with `staff_tokens` becomes one mail
-    /// per recipient, each with its own reply token in its Message-ID.
-    pub fn render_with<'p>(
-        &self,
-        replies: &'p [ReplyPlan],
-        subject: &str,
-        ticket_id: Option<TicketId>,
-        source: Option<&[u8]>,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Rendered<'p>>> {
-        let mut out = Vec::new();
-        let tag = ticket_id.map(|t| thread::tag(&self.ticket_prefix, t.0));
-        for r in replies {
-            let mut data = r.data.clone();
-            if let (Some(t), Some(obj)) = (ticket_id, data.as_object_mut()) {
-                obj.insert(
-                    "ticket".into(),
-                    serde_json::json!({"id": t, "tag": tag, "subject": subject}),
-                );
-            }
-            let (mut subject, body) = self.templates.render(r.language, r.template, data)?;
-            if let Some(tag) = &tag
-                && !subject.contains(tag.as_str())
-            {
-                subject = format!("{subject} {tag}");
-            }
-            let attachments = match source {
-                Some(raw) if r.relay_attachments => crate::parse::attachment_files(raw),
-                _ => vec![],
-            };
-            let token = match (&self.staff.token_key, ticket_id) {
-                (Some(k), Some(t)) if r.staff_tokens => Some((k, t)),
-                _ => None,
-            };
-            let groups: Vec<Vec<String>> = if token.is_some() {
-                r.to.iter().map(|a| vec![a.clone()]).collect()
-            } else {
-                vec![r.to.clone()]
-            };
-            for to in groups {
-                let id = match token {
-                    Some((k, t)) => crate::token::message_id(
-                        k,
-                        &self.identity.message_id_domain,
-                        t,
-                        &to[0],
-                        now,
-                    ),
-                    None => compose::new_message_id(&self.identity.message_id_domain, ticket_id),
-                };
-                let draft = Draft {
-                    kind: r.template.to_string(),
-                    from_address: r.from_address.clone(),
-                    to,
-                    subject: subject.clone(),
-                    body: body.clone(),
-                    in_reply_to: r.in_reply_to.clone(),
-                    references: r.references.clone(),
-                    auto_submitted: r.auto_submitted,
-                    reply_to: r.reply_to.clone(),
-                    attachments: attachments.clone(),
-                };
-                let mail = compose::build(&draft, &id, &self.identity, now)?;
-                out.push(Rendered {
-                    plan: r,
-                    subject: subject.clone(),
-                    body: body.clone(),
-                    mail,
-                });
-            }
-        }
-        Ok(out)
     }
 
     /// Reads a fetched mail (`read`, no database), catching a panic and
@@ -827,43 +727,5 @@ impl Engine {
     /// address when the mailbox is no longer configured).
     pub fn answer_address(&self, mailbox: &str) -> &str {
         self.mailboxes.answer_address(&self.identity, mailbox)
-    }
-
-    /// A staff notice about mail the outbox could not deliver.
-    pub fn send_failed_notice(
-        &self,
-        row: &crate::store::OutboxRow,
-        error: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<NewMail>> {
-        // A relayed staff answer is the customer's mail: its failure is told.
-        if self.identity.staff.is_empty()
-            || (row.kind.starts_with("staff_") && row.kind != "staff_reply")
-        {
-            // Never notify about a failed notice: that way lies a loop.
-            return Ok(None);
-        }
-        let subject = crate::parse::parse(&row.raw, now).subject;
-        let data = serde_json::json!({
-            "vendor": self.pack.vendor,
-            "failure": {"error": error, "to": row.rcpt_to.join(", "), "subject": subject},
-        });
-        let (subject, body) =
-            self.templates
-                .render(self.pack.language, "staff_send_failed", data)?;
-        let draft = Draft {
-            kind: "staff_send_failed".into(),
-            from_address: row.mail_from.clone(),
-            to: self.identity.staff.clone(),
-            subject,
-            body,
-            in_reply_to: None,
-            references: vec![],
-            auto_submitted: compose::AutoSubmitted::Generated,
-            reply_to: None,
-            attachments: vec![],
-        };
-        let id = compose::new_message_id(&self.identity.message_id_domain, row.ticket_id);
-        Ok(Some(compose::build(&draft, &id, &self.identity, now)?))
     }
 }

@@ -10,7 +10,7 @@
 //! - [`contracts`], [`warranty`]: entitlements from a CSV and the warranty they give.
 //! - [`calendar`], [`policy`]: business calendars and the vendor's rules, applied purely.
 //! - [`decide`]: the pure decision; [`intake`] glues reading, deciding and [`store`].
-//! - [`templates`], [`compose`]: replies as rendered bytes, queued in the [`store`] outbox.
+//! - [`templates`], [`compose`], [`outgoing`]: replies as rendered bytes, queued in the [`store`] outbox.
 //! - [`outbox`]: sends queued mail over SMTP; [`scheduler`]: fires due timers (escalations, SLA, RMA, reminders).
 //! - [`net`]: TCP and the one TLS configuration; [`oauth`]: OAuth2 access tokens for the logins;
 //!   [`secret`]: passwords and tokens that never print.
@@ -55,6 +55,7 @@ pub mod model;
 pub mod net;
 pub mod oauth;
 pub mod outbox;
+pub mod outgoing;
 pub mod pack;
 pub mod parse;
 pub mod policy;

@@ -552,7 +552,7 @@ async fn step(
                         "not sent: claimed {} times with no outcome recorded (the sender stopped each time)",
                         row.claims
                     );
-                    let notice = sh.engine().send_failed_notice(&row, &why, now)?;
+                    let notice = sh.renderer().send_failed_notice(&row, &why, now)?;
                     st.mark_failed(row.id, &why, notice.as_ref(), false, now)?;
                     given_up.push((row, why));
                     continue;
@@ -702,7 +702,7 @@ fn outcomes(
         let e = match err {
             SendError::Permanent(e) => {
                 error!(attempts, "delivery failed for good: {e}");
-                let notice = shared.engine().send_failed_notice(row, &e, now)?;
+                let notice = shared.renderer().send_failed_notice(row, &e, now)?;
                 out.failed.push((row.id, e, notice, true));
                 continue;
             }
@@ -721,7 +721,7 @@ fn outcomes(
         };
         if let Some(why) = why {
             error!(attempts, "delivery failed for good: {why}");
-            let notice = shared.engine().send_failed_notice(row, &why, now)?;
+            let notice = shared.renderer().send_failed_notice(row, &why, now)?;
             out.failed.push((row.id, why, notice, reached));
             continue;
         }

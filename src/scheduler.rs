@@ -82,7 +82,9 @@ fn settle(
             } => {
                 events.extend(engine.deliverable_only(st, &mut replies)?);
                 let rendered =
-                    engine.render_replies(&replies, &ticket.subject, Some(ticket.id), now);
+                    engine
+                        .renderer
+                        .render_replies(&replies, &ticket.subject, Some(ticket.id), now);
                 match rendered {
                     Ok(r) => (
                         Settle::Fired,

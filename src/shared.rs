@@ -111,6 +111,11 @@ impl Shared {
         self.engine.read().clone()
     }
 
+    /// What renders outgoing mail now (swapped with the engine by a reload).
+    pub fn renderer(&self) -> Arc<crate::outgoing::Renderer> {
+        self.engine.read().renderer.clone()
+    }
+
     /// The SMTP settings in force now.
     pub fn smtp(&self) -> SmtpConfig {
         self.smtp.read().clone()

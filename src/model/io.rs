@@ -264,6 +264,8 @@ pub struct NewMail {
     pub message_id: String,
     pub mail_from: String,
     pub rcpt_to: Vec<String>,
+    /// The subject it was rendered with: kept with the queued mail.
+    pub subject: String,
     pub raw: Vec<u8>,
 }
 

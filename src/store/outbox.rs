@@ -34,13 +34,14 @@ impl Store {
                     claims: r.get::<_, i64>(11)? as u32,
                     deferrals: r.get::<_, i64>(12)? as u32,
                     created_at: ts_column(r, 13)?,
+                    subject: r.get(14)?,
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 
-    pub(super) const OUTBOX_COLS: &'static str = "id, ticket_id, kind, message_id, mail_from, rcpt_to, raw, status, attempts, next_attempt_at, last_error, claims, deferrals, created_at";
+    pub(super) const OUTBOX_COLS: &'static str = "id, ticket_id, kind, message_id, mail_from, rcpt_to, raw, status, attempts, next_attempt_at, last_error, claims, deferrals, created_at, subject";
 
     /// Queued mail whose time has come, oldest first.
     pub fn due_outbox(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxRow>> {

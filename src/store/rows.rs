@@ -56,6 +56,9 @@ pub struct OutboxRow {
     /// greeting, a timeout, a drop before the reply, a chunk deferred).
     pub deferrals: u32,
     pub created_at: DateTime<Utc>,
+    /// The subject it was rendered with (`None` for mail queued before the
+    /// store kept it).
+    pub subject: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -317,6 +317,12 @@ DROP TABLE timers;
 ALTER TABLE timers_new RENAME TO timers;
 CREATE INDEX timers_pending_due ON timers(due_at) WHERE state = 'pending';
 "#,
+    // A queued mail's subject, kept as it was rendered: what a notice of its
+    // failure names, without reading the mail again. NULL for mail queued
+    // before it was kept.
+    r#"
+ALTER TABLE outbox ADD COLUMN subject TEXT;
+"#,
 ];
 
 /// The migration that typed the timers' causes: its Rust step reads the old keys.

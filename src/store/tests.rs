@@ -152,6 +152,7 @@ fn reply(id: &str) -> NewMail {
         message_id: id.into(),
         mail_from: "support@vendor.test".into(),
         rcpt_to: vec!["ann@example.net".into()],
+        subject: "Re: Disk".into(),
         raw: b"reply".to_vec(),
     }
 }
@@ -516,6 +517,7 @@ fn marking_a_contact_undeliverable_fails_its_queued_mail_and_buckets_are_kept() 
         message_id: id.into(),
         mail_from: "support@vendor.test".into(),
         rcpt_to: vec!["Ann@example.net".into()],
+        subject: "Re: Disk".into(),
         raw: b"x".to_vec(),
     };
     let first = s

@@ -147,8 +147,8 @@ pub(super) fn queue_mail(
 ) -> Result<i64> {
     let now_s = ts(now);
     tx.prepare_cached(
-        "INSERT INTO outbox (ticket_id, kind, message_id, mail_from, rcpt_to, raw, status, attempts, next_attempt_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', 0, ?7, ?7)",
+        "INSERT INTO outbox (ticket_id, kind, message_id, mail_from, rcpt_to, raw, status, attempts, next_attempt_at, created_at, subject)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', 0, ?7, ?7, ?8)",
     )?
     .execute(params![
         ticket_id.map(|t| t.0),
@@ -157,7 +157,8 @@ pub(super) fn queue_mail(
         m.mail_from,
         serde_json::to_string(&m.rcpt_to)?,
         m.raw,
-        now_s
+        now_s,
+        m.subject
     ])?;
     let id = tx.last_insert_rowid();
     if let Some(t) = ticket_id {
