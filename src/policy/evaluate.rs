@@ -761,9 +761,9 @@ impl<'a> Run<'a> {
             if q.sold && m.contract.tickets_per_year.is_none() {
                 continue;
             }
-            let use_ = self.quota_use(q, m);
-            self.ctx.quota_exhausted = use_.exhausted;
-            return Some(use_);
+            let usage = self.quota_use(q, m);
+            self.ctx.quota_exhausted = usage.exhausted;
+            return Some(usage);
         }
         None
     }
