@@ -407,13 +407,97 @@ pub fn classify_message(raw: &[u8], m: &Inbound, identity: &Identity) -> Classif
 /// 5. a null Return-Path or a no-reply sender alone: `auto_reply`.
 /// 6. otherwise `human`.
 fn classify_with(m: &Inbound, raw: Option<&[u8]>, identity: &Identity) -> Classification {
-    let mut reasons = Vec::new();
     if !m.parsed {
-        reasons.extend(m.warnings.iter().cloned());
-        return Classification::new(Class::Unparseable, reasons);
+        return Classification::new(Class::Unparseable, m.warnings.clone());
+    }
+    let own = own_loop_signs(m, identity);
+    if !own.is_empty() {
+        return Classification::new(Class::OwnLoop, own);
+    }
+    let env = Envelope::of(m);
+    if let Some(bounce) = bounce(m, raw, identity, &env) {
+        return bounce;
+    }
+    let reports = report_signs(raw, env.report_type);
+    if !reports.is_empty() {
+        return Classification::new(Class::AutoReply, reports);
+    }
+    let token = auto_submitted(m);
+    let explicit_no = token.as_deref() == Some("no");
+    let headers = autoresponder_headers(m, token.as_deref());
+    if !headers.is_empty() {
+        return Classification::new(Class::AutoReply, headers);
+    }
+    let (weak, auto_subject) = weak_auto_reply_signs(m);
+    let weak_enough = weak.points >= 2 || (auto_subject.is_some() && env.humans.is_empty());
+    if weak_enough && !explicit_no {
+        return Classification::new(Class::AutoReply, weak.reasons);
+    }
+    let mut reasons = Vec::new();
+    if weak_enough {
+        reasons.push("Auto-Submitted: no outweighs the weaker auto-reply signs".into());
+    }
+    let list = list_signs(m, env.from);
+    if !list.is_empty() {
+        reasons.extend(list);
+        return Classification::new(Class::List, reasons);
+    }
+    last_signs(reasons, explicit_no, &env)
+}
+
+/// What several checks read of a mail: its sender, its Return-Path, its
+/// report type, and the signs that a person wrote it.
+struct Envelope<'m> {
+    from: &'m str,
+    from_local: String,
+    null_return_path: bool,
+    content_type: &'m str,
+    report_type: Option<ReportType>,
+    humans: Vec<String>,
+}
+
+impl<'m> Envelope<'m> {
+    fn of(m: &'m Inbound) -> Envelope<'m> {
+        let from = m.sender_address().unwrap_or("");
+        let content_type = m.header("content-type").unwrap_or("");
+        Envelope {
+            from,
+            from_local: local_part(from),
+            null_return_path: m
+                .header("return-path")
+                .is_some_and(|rp| rp.trim().trim_matches(['<', '>', ' ']).is_empty()),
+            content_type,
+            report_type: report_type_of(content_type),
+            humans: human_signs(m),
+        }
+    }
+}
+
+/// Signs counted toward one class: the reasons, whether one of them
+/// decides alone, and the points of the weak ones.
+#[derive(Default)]
+struct Tally {
+    reasons: Vec<String>,
+    strong: bool,
+    points: u32,
+}
+
+impl Tally {
+    fn strong(&mut self, reason: String) {
+        self.reasons.push(reason);
+        self.strong = true;
     }
 
-    // Our own mail, come back.
+    fn weak(&mut self, reason: String) {
+        self.reasons.push(reason);
+        self.points += 1;
+    }
+}
+
+/// Our own mail, come back: our loop header, one of our addresses as
+/// sender, a Message-ID in our domain.
+fn own_loop_signs(m: &Inbound, identity: &Identity) -> Vec<String> {
+    let mut reasons = Vec::new();
     let loop_header = LOOP_HEADER.to_ascii_lowercase();
     if let Some(v) = m.header(&loop_header)
         && v.trim().eq_ignore_ascii_case(&identity.message_id_domain)
@@ -431,66 +515,90 @@ fn classify_with(m: &Inbound, raw: Option<&[u8]>, identity: &Identity) -> Classi
     {
         reasons.push(format!("Message-ID <{id}> is in our domain"));
     }
-    if !reasons.is_empty() {
-        return Classification::new(Class::OwnLoop, reasons);
-    }
+    reasons
+}
 
-    let humans = human_signs(m);
-    let from = m.sender_address().unwrap_or("");
-    let from_local = local_part(from);
-    let null_return_path = m
-        .header("return-path")
-        .is_some_and(|rp| rp.trim().trim_matches(['<', '>', ' ']).is_empty());
-    let content_type = m.header("content-type").unwrap_or("");
-    let report_type = report_type_of(content_type);
-
-    // Bounces and other delivery reports.
-    let mut strong = false;
-    if report_type == Some(ReportType::DeliveryStatus) {
-        reasons.push("Content-Type: multipart/report; report-type=delivery-status".into());
-        strong = true;
+/// Bounces and other delivery reports: a strong sign, two weak ones, or
+/// a bounce subject with no sign of a person; with what the bounce says.
+fn bounce(
+    m: &Inbound,
+    raw: Option<&[u8]>,
+    identity: &Identity,
+    env: &Envelope<'_>,
+) -> Option<Classification> {
+    let mut t = Tally::default();
+    bounce_header_signs(m, env, &mut t);
+    let bounce_subject = bounce_text_signs(m, &mut t);
+    if m.header("x-ms-exchange-message-is-ndr").is_some() {
+        t.strong("X-MS-Exchange-Message-Is-Ndr present".into());
     }
-    let bare_type = content_type
+    if !(t.strong || t.points >= 2 || (bounce_subject.is_some() && env.humans.is_empty())) {
+        return None;
+    }
+    let mut reasons = t.reasons;
+    if env.null_return_path {
+        reasons.push("Return-Path: <>".into());
+    }
+    let bounce = bounce_details(m, raw, identity);
+    if let Some(b) = &bounce {
+        reasons.push(describe(b));
+    }
+    Some(Classification {
+        class: Class::Bounce,
+        reasons,
+        bounce,
+    })
+}
+
+/// A mail system's own headers: a delivery-status report, the failed
+/// recipients, a MAILER-DAEMON sender (strong); a null or mail-system
+/// Return-Path (weak).
+fn bounce_header_signs(m: &Inbound, env: &Envelope<'_>, t: &mut Tally) {
+    if env.report_type == Some(ReportType::DeliveryStatus) {
+        t.strong("Content-Type: multipart/report; report-type=delivery-status".into());
+    }
+    let bare_type = env
+        .content_type
         .split(';')
         .next()
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
     if bare_type == "message/delivery-status" {
-        reasons.push("Content-Type: message/delivery-status".into());
-        strong = true;
+        t.strong("Content-Type: message/delivery-status".into());
     }
     if let Some(v) = m.header("x-failed-recipients") {
-        reasons.push(format!("X-Failed-Recipients: {}", v.trim()));
-        strong = true;
+        t.strong(format!("X-Failed-Recipients: {}", v.trim()));
     }
-    let squashed: String = from_local
+    if is_mail_system(&env.from_local) {
+        t.strong(format!("From {}", env.from));
+    }
+    if env.null_return_path {
+        t.points += 1;
+    }
+    // Weak alone, conclusive with another: a Return-Path of the mail system.
+    if let Some(rp) = m.header("return-path").and_then(address_in)
+        && is_mail_system(&local_part(&rp))
+    {
+        t.weak(format!("Return-Path <{rp}>"));
+    }
+}
+
+/// MAILER-DAEMON, postmaster and their spellings (mailer_daemon, ...).
+fn is_mail_system(local: &str) -> bool {
+    let squashed: String = local
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
         .collect();
-    if squashed.starts_with("mailerdaemon") || squashed.starts_with("postmaster") {
-        reasons.push(format!("From {from}"));
-        strong = true;
-    }
-    let mut points = 0;
-    if null_return_path {
-        points += 1;
-    }
-    // Weak alone, conclusive with another: a Return-Path of the mail
-    // system, and an SMTP failure status quoted in the body.
-    if let Some(rp) = m.header("return-path").and_then(address_in) {
-        let l: String = local_part(&rp)
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .collect();
-        if l.starts_with("mailerdaemon") || l.starts_with("postmaster") {
-            reasons.push(format!("Return-Path <{rp}>"));
-            points += 1;
-        }
-    }
+    squashed.starts_with("mailerdaemon") || squashed.starts_with("postmaster")
+}
+
+/// A bounce's words: an SMTP failure status quoted in the body, a bounce
+/// subject, an MTA's body shape (weak); a forwarded report with no text of
+/// its own (strong). Gives the bounce subject.
+fn bounce_text_signs(m: &Inbound, t: &mut Tally) -> Option<String> {
     if let Some(status) = smtp_failure_status(&first_chars(&m.text, 4000)) {
-        reasons.push(format!("body quotes an SMTP failure status ({status})"));
-        points += 1;
+        t.weak(format!("body quotes an SMTP failure status ({status})"));
     }
     let bounce_subject = starts_with_any(&m.subject, BOUNCE_SUBJECTS);
     // A person forwarding a delivery report without a word of their own.
@@ -499,40 +607,22 @@ fn classify_with(m: &Inbound, raw: Option<&[u8]>, identity: &Identity) -> Classi
         && let Some(s) = starts_with_any(inner, BOUNCE_SUBJECTS)
         && forwards_a_report(&m.text)
     {
-        reasons.push(format!(
+        t.strong(format!(
             "a forwarded delivery report (\"{s}\") with no text of its own"
         ));
-        strong = true;
     }
     if let Some(s) = &bounce_subject {
-        reasons.push(format!("subject starts with \"{s}\""));
-        points += 1;
+        t.weak(format!("subject starts with \"{s}\""));
     }
     if let Some(mta) = body_shape(&m.text) {
-        reasons.push(format!("body has the shape of a {mta} bounce"));
-        points += 1;
+        t.weak(format!("body has the shape of a {mta} bounce"));
     }
-    if m.header("x-ms-exchange-message-is-ndr").is_some() {
-        reasons.push("X-MS-Exchange-Message-Is-Ndr present".into());
-        strong = true;
-    }
-    if strong || points >= 2 || (bounce_subject.is_some() && humans.is_empty()) {
-        if null_return_path {
-            reasons.push("Return-Path: <>".into());
-        }
-        let bounce = bounce_details(m, raw, identity);
-        if let Some(b) = &bounce {
-            reasons.push(describe(b));
-        }
-        return Classification {
-            class: Class::Bounce,
-            reasons,
-            bounce,
-        };
-    }
-    reasons.clear();
+    bounce_subject
+}
 
-    // Reports about a mail that are not failures: answered by nobody.
+/// Reports about a mail that are not failures (ARF, MDN): answered by nobody.
+fn report_signs(raw: Option<&[u8]>, report_type: Option<ReportType>) -> Vec<String> {
+    let mut reasons = Vec::new();
     let report = match (report_type, raw) {
         (Some(ReportType::Feedback | ReportType::Disposition), Some(raw)) => Some(read_report(raw)),
         _ => None,
@@ -554,20 +644,30 @@ fn classify_with(m: &Inbound, raw: Option<&[u8]>, identity: &Identity) -> Classi
             reasons.push("message/disposition-notification part".into());
         }
     }
-    if !reasons.is_empty() {
-        return Classification::new(Class::AutoReply, reasons);
-    }
+    reasons
+}
 
-    // Auto-responders (RFC 3834 and the de-facto headers).
-    let mut explicit_no = false;
-    if let Some(v) = m.header("auto-submitted") {
-        let v = v.trim().to_ascii_lowercase();
-        let token = v.split([';', ' ', '(']).next().unwrap_or("").trim();
-        if token == "no" {
-            explicit_no = true;
-        } else if !token.is_empty() {
-            reasons.push(format!("Auto-Submitted: {token}"));
-        }
+/// The token of an Auto-Submitted header (RFC 3834), lowercase.
+fn auto_submitted(m: &Inbound) -> Option<String> {
+    let v = m.header("auto-submitted")?.trim().to_ascii_lowercase();
+    Some(
+        v.split([';', ' ', '('])
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string(),
+    )
+}
+
+/// Auto-responders by their headers (RFC 3834 and the de-facto ones):
+/// each decides alone. `token` is Auto-Submitted's.
+fn autoresponder_headers(m: &Inbound, token: Option<&str>) -> Vec<String> {
+    let mut reasons = Vec::new();
+    if let Some(token) = token
+        && token != "no"
+        && !token.is_empty()
+    {
+        reasons.push(format!("Auto-Submitted: {token}"));
     }
     for (h, label) in [
         ("x-autoreply", "X-Autoreply"),
@@ -607,11 +707,14 @@ fn classify_with(m: &Inbound, raw: Option<&[u8]>, identity: &Identity) -> Classi
             reasons.push("Precedence: auto_reply".into());
         }
     }
-    if !reasons.is_empty() {
-        return Classification::new(Class::AutoReply, reasons);
-    }
+    reasons
+}
 
-    let mut points = 0;
+/// The weak signs of an auto-reply, a point each: an out-of-office
+/// subject or body, X-Auto-Response-Suppress, Exchange's rules headers.
+/// Gives the out-of-office subject too.
+fn weak_auto_reply_signs(m: &Inbound) -> (Tally, Option<String>) {
+    let mut t = Tally::default();
     let subject = m.subject.to_lowercase();
     // A reply or forward of an auto-reply is a person writing about it.
     let replying = [
@@ -625,45 +728,58 @@ fn classify_with(m: &Inbound, raw: Option<&[u8]>, identity: &Identity) -> Classi
             .flatten()
     });
     if let Some(s) = &auto_subject {
-        reasons.push(format!("out-of-office subject \"{s}\""));
-        points += 1;
+        t.weak(format!("out-of-office subject \"{s}\""));
     }
     if let Some(p) = contains_any(&first_chars(&m.text, 1000), AUTO_BODIES) {
-        reasons.push(format!("out-of-office body \"{p}\""));
-        points += 1;
+        t.weak(format!("out-of-office body \"{p}\""));
     }
     if let Some(v) = m.header("x-auto-response-suppress") {
         let v = v.trim();
         if !v.eq_ignore_ascii_case("none") && !v.is_empty() {
-            reasons.push(format!("X-Auto-Response-Suppress: {v}"));
-            points += 1;
+            t.weak(format!("X-Auto-Response-Suppress: {v}"));
         }
     }
     if m.has_header("x-ms-exchange-inbox-rules-loop") {
-        reasons.push("X-MS-Exchange-Inbox-Rules-Loop present (Exchange rule or OOF)".into());
-        points += 1;
+        t.weak("X-MS-Exchange-Inbox-Rules-Loop present (Exchange rule or OOF)".into());
     }
     if let Some(v) = m.header("x-ms-exchange-generated-message-source")
         && v.to_ascii_lowercase().contains("rules")
     {
-        reasons.push(format!(
+        t.weak(format!(
             "X-MS-Exchange-Generated-Message-Source: {}",
             v.trim()
         ));
-        points += 1;
     }
-    let weak_enough = points >= 2 || (auto_subject.is_some() && humans.is_empty());
-    if weak_enough && !explicit_no {
-        return Classification::new(Class::AutoReply, reasons);
-    }
-    if weak_enough && explicit_no {
-        reasons.clear();
-        reasons.push("Auto-Submitted: no outweighs the weaker auto-reply signs".into());
-    } else {
-        reasons.clear();
-    }
+    (t, auto_subject)
+}
 
-    // Lists and bulk.
+/// Lists and bulk: the list headers and senders, malware and spam; the
+/// providers' stamps only beside another sign.
+fn list_signs(m: &Inbound, from: &str) -> Vec<String> {
+    let mut list = list_headers(m, from);
+    if let Some(a) = m.attachments.iter().find_map(|a| a.executable.as_ref()) {
+        list.push(format!(
+            "an attachment is or carries an executable ({a}): malware sent in bulk"
+        ));
+    }
+    let obfuscated = obfuscated_words(&m.text);
+    if obfuscated >= 4 {
+        list.push(format!(
+            "{obfuscated} words spelled with symbols for letters (P@ck@ge, l!ke): bulk spam"
+        ));
+    }
+    if !list.is_empty() {
+        list.extend(PROVIDER_HEADERS.iter().filter_map(|(h, label)| {
+            m.header(h)
+                .map(|v| format!("{label}: {}", v.chars().take(80).collect::<String>()))
+        }));
+    }
+    list
+}
+
+/// A list's headers: List-* and the list managers', Precedence
+/// bulk/junk/list, a Sender that is the list, a list manager's Return-Path.
+fn list_headers(m: &Inbound, from: &str) -> Vec<String> {
     let mut list = Vec::new();
     for (h, label) in LIST_HEADERS {
         if let Some(v) = m.header(h) {
@@ -704,43 +820,23 @@ fn classify_with(m: &Inbound, raw: Option<&[u8]>, identity: &Identity) -> Classi
             list.push(format!("Return-Path <{rp}> is a list manager's"));
         }
     }
-    if let Some(a) = m.attachments.iter().find_map(|a| a.executable.as_ref()) {
-        list.push(format!(
-            "an attachment is or carries an executable ({a}): malware sent in bulk"
-        ));
-    }
-    let obfuscated = obfuscated_words(&m.text);
-    if obfuscated >= 4 {
-        list.push(format!(
-            "{obfuscated} words spelled with symbols for letters (P@ck@ge, l!ke): bulk spam"
-        ));
-    }
-    let tags: Vec<String> = PROVIDER_HEADERS
-        .iter()
-        .filter_map(|(h, label)| {
-            m.header(h)
-                .map(|v| format!("{label}: {}", v.chars().take(80).collect::<String>()))
-        })
-        .collect();
-    if !list.is_empty() {
-        list.extend(tags);
-    }
-    if !list.is_empty() {
-        reasons.extend(list);
-        return Classification::new(Class::List, reasons);
-    }
+    list
+}
 
+/// The last signs: an explicit `Auto-Submitted: no` is a person; a null
+/// Return-Path or a no-reply sender alone a machine; else a person.
+fn last_signs(mut reasons: Vec<String>, explicit_no: bool, env: &Envelope<'_>) -> Classification {
     if explicit_no {
         reasons.push("Auto-Submitted: no".into());
         return Classification::new(Class::Human, reasons);
     }
     // A null reverse path is only ever used by machines (RFC 5321 4.5.5).
-    if null_return_path {
+    if env.null_return_path {
         reasons.push("Return-Path: <>".into());
         return Classification::new(Class::AutoReply, reasons);
     }
-    if NO_REPLY_LOCALS.contains(&from_local.as_str()) {
-        reasons.push(format!("From {from} is a no-reply address"));
+    if NO_REPLY_LOCALS.contains(&env.from_local.as_str()) {
+        reasons.push(format!("From {} is a no-reply address", env.from));
         return Classification::new(Class::AutoReply, reasons);
     }
     reasons.push("no sign of a machine: no auto-reply, bounce or list headers".into());

@@ -988,27 +988,11 @@ fn header_block_at(lines: &[&str], i: usize) -> Option<usize> {
 /// `MsoNormal`) has a blank line above and below; `<head>`, `<style>`,
 /// `<script>` and comments are dropped; entities decoded.
 pub fn html_to_lines(html: &str) -> String {
-    let mut out = String::with_capacity(html.len() / 2);
-    let mut depth: usize = 0;
-    let mut skip: Option<&'static str> = None;
-    let mut line_start = true;
-    let mut pending_space = false;
-    // Inside `<pre>` (Thunderbird's plain signature and quoted plain text) a
-    // line end is a line end.
-    let mut pre: usize = 0;
-    let mut spaced_paragraph = false;
+    let mut w = HtmlLines::new(html.len() / 2);
     let bytes = html.as_bytes();
     let mut i = 0;
-    let newline = |out: &mut String, line_start: &mut bool| {
-        while out.ends_with(' ') {
-            out.pop();
-        }
-        out.push('\n');
-        *line_start = true;
-    };
     while i < bytes.len() {
-        let c = bytes[i];
-        if c == b'<' {
+        if bytes[i] == b'<' {
             if html[i..].starts_with("<!--") {
                 i = match html[i + 4..].find("-->") {
                     Some(p) => i + 4 + p + 3,
@@ -1020,130 +1004,172 @@ pub fn html_to_lines(html: &str) -> String {
                 Some(p) => i + p,
                 None => bytes.len(),
             };
-            let tag = &html[i + 1..end.min(bytes.len())];
+            w.tag(&html[i + 1..end.min(bytes.len())]);
             i = end + 1;
-            let closing = tag.starts_with('/');
-            let name: String = tag
-                .trim_start_matches('/')
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric())
-                .map(|c| c.to_ascii_lowercase())
-                .collect();
-            if let Some(s) = skip {
-                if closing && name == s {
-                    skip = None;
-                }
-                continue;
-            }
-            match name.as_str() {
-                "head" | "style" | "script" | "title" | "template" if !closing => {
-                    skip = Some(match name.as_str() {
-                        "head" => "head",
-                        "style" => "style",
-                        "script" => "script",
-                        "title" => "title",
-                        _ => "template",
-                    });
-                }
-                "br" => newline(&mut out, &mut line_start),
-                "pre" if closing => pre = pre.saturating_sub(1),
-                "pre" => {
-                    pre = (pre + 1).min(64);
-                    if !line_start {
-                        newline(&mut out, &mut line_start);
-                    }
-                }
-                "hr" => {
-                    if !line_start {
-                        newline(&mut out, &mut line_start);
-                    }
-                    out.push_str(&"> ".repeat(depth));
-                    out.push_str("________________________________");
-                    newline(&mut out, &mut line_start);
-                }
-                "blockquote" => {
-                    if !line_start {
-                        newline(&mut out, &mut line_start);
-                    }
-                    if closing {
-                        depth = depth.saturating_sub(1);
-                    } else {
-                        depth = (depth + 1).min(64);
-                    }
-                }
-                // A paragraph has a blank line above and below, as its margins show;
-                // not Outlook's (class MsoNormal, no margin: it writes empty
-                // paragraphs for its blank lines).
-                "p" if !closing => {
-                    spaced_paragraph = !tag
-                        .as_bytes()
-                        .windows(9)
-                        .any(|w| w.eq_ignore_ascii_case(b"msonormal"));
-                    if !line_start {
-                        newline(&mut out, &mut line_start);
-                    }
-                    if spaced_paragraph && !out.is_empty() && !out.ends_with("\n\n") {
-                        out.push('\n');
-                    }
-                }
-                "p" => {
-                    if !line_start {
-                        newline(&mut out, &mut line_start);
-                    }
-                    if spaced_paragraph && !out.is_empty() && !out.ends_with("\n\n") {
-                        out.push('\n');
-                    }
-                }
-                "div" | "tr" | "li" | "ul" | "ol" | "table" | "h1" | "h2" | "h3" | "h4" | "h5"
-                | "h6" | "section" | "article" | "header" | "footer"
-                    if !line_start =>
-                {
-                    newline(&mut out, &mut line_start);
-                }
-                _ => {}
-            }
-            pending_space = pending_space && !line_start;
             continue;
         }
-        if skip.is_some() {
+        if w.skip.is_some() {
             i += 1;
             continue;
         }
         // Text up to the next tag.
         let next = html[i..].find('<').map_or(bytes.len(), |p| i + p);
-        let text = &html[i..next];
+        w.text(&html[i..next]);
         i = next;
+    }
+    w.out
+}
+
+/// The lines `html_to_lines` writes, and where it is in the HTML.
+struct HtmlLines {
+    out: String,
+    /// `<blockquote>` levels: a line opens with as many `> `.
+    depth: usize,
+    /// Inside `<head>`, `<style>`, `<script>`...: the tag that ends it.
+    skip: Option<&'static str>,
+    line_start: bool,
+    pending_space: bool,
+    /// Inside `<pre>` (Thunderbird's plain signature and quoted plain text) a
+    /// line end is a line end.
+    pre: usize,
+    /// The last `<p>` has a blank line above and below.
+    spaced_paragraph: bool,
+}
+
+impl HtmlLines {
+    fn new(capacity: usize) -> HtmlLines {
+        HtmlLines {
+            out: String::with_capacity(capacity),
+            depth: 0,
+            skip: None,
+            line_start: true,
+            pending_space: false,
+            pre: 0,
+            spaced_paragraph: false,
+        }
+    }
+
+    fn newline(&mut self) {
+        while self.out.ends_with(' ') {
+            self.out.pop();
+        }
+        self.out.push('\n');
+        self.line_start = true;
+    }
+
+    /// Ends the line unless it is empty.
+    fn end_line(&mut self) {
+        if !self.line_start {
+            self.newline();
+        }
+    }
+
+    /// A tag (between `<` and `>`): what it opens or closes ends lines, adds
+    /// quote levels, or starts a part that is skipped.
+    fn tag(&mut self, tag: &str) {
+        let closing = tag.starts_with('/');
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+        if let Some(s) = self.skip {
+            if closing && name == s {
+                self.skip = None;
+            }
+            return;
+        }
+        match name.as_str() {
+            "head" | "style" | "script" | "title" | "template" if !closing => {
+                self.skip = Some(match name.as_str() {
+                    "head" => "head",
+                    "style" => "style",
+                    "script" => "script",
+                    "title" => "title",
+                    _ => "template",
+                });
+            }
+            "br" => self.newline(),
+            "pre" if closing => self.pre = self.pre.saturating_sub(1),
+            "pre" => {
+                self.pre = (self.pre + 1).min(64);
+                self.end_line();
+            }
+            "hr" => {
+                self.end_line();
+                self.out.push_str(&"> ".repeat(self.depth));
+                self.out.push_str("________________________________");
+                self.newline();
+            }
+            "blockquote" => {
+                self.end_line();
+                if closing {
+                    self.depth = self.depth.saturating_sub(1);
+                } else {
+                    self.depth = (self.depth + 1).min(64);
+                }
+            }
+            "p" => self.paragraph(closing, tag),
+            "div" | "tr" | "li" | "ul" | "ol" | "table" | "h1" | "h2" | "h3" | "h4" | "h5"
+            | "h6" | "section" | "article" | "header" | "footer" => self.end_line(),
+            _ => {}
+        }
+        self.pending_space = self.pending_space && !self.line_start;
+    }
+
+    /// A paragraph has a blank line above and below, as its margins show;
+    /// not Outlook's (class MsoNormal, no margin: it writes empty
+    /// paragraphs for its blank lines).
+    fn paragraph(&mut self, closing: bool, tag: &str) {
+        if !closing {
+            self.spaced_paragraph = !tag
+                .as_bytes()
+                .windows(9)
+                .any(|w| w.eq_ignore_ascii_case(b"msonormal"));
+        }
+        self.end_line();
+        if self.spaced_paragraph && !self.out.is_empty() && !self.out.ends_with("\n\n") {
+            self.out.push('\n');
+        }
+    }
+
+    /// Text between tags: words separated by one space, line ends kept
+    /// only inside `<pre>`.
+    fn text(&mut self, text: &str) {
         for (n, segment) in text.split('\n').enumerate() {
             if n > 0 {
-                if pre > 0 {
-                    newline(&mut out, &mut line_start);
+                if self.pre > 0 {
+                    self.newline();
                 } else {
-                    pending_space = true;
+                    self.pending_space = true;
                 }
             }
             for (k, word) in segment.split([' ', '\t', '\r', '\u{a0}']).enumerate() {
                 if k > 0 {
-                    pending_space = true;
+                    self.pending_space = true;
                 }
-                if word.is_empty() {
-                    continue;
+                if !word.is_empty() {
+                    self.word(word);
                 }
-                if line_start {
-                    out.push_str(&"> ".repeat(depth));
-                    line_start = false;
-                } else if pending_space {
-                    out.push(' ');
-                }
-                pending_space = false;
-                decode_entities(word, &mut out);
             }
         }
         // A trailing separator is a space before the next word.
         if text.ends_with([' ', '\t', '\r', '\n']) {
-            pending_space = true;
+            self.pending_space = true;
         }
     }
-    out
+
+    fn word(&mut self, word: &str) {
+        if self.line_start {
+            self.out.push_str(&"> ".repeat(self.depth));
+            self.line_start = false;
+        } else if self.pending_space {
+            self.out.push(' ');
+        }
+        self.pending_space = false;
+        decode_entities(word, &mut self.out);
+    }
 }
 
 /// Appends `word` with its character references decoded: every named entity

@@ -5,7 +5,7 @@ use super::compiled::*;
 use super::conditions::{Cond, When};
 use super::facts::{FACTS, fact_name};
 use super::time::{ClockKind, add_calendar, resolve};
-use crate::contracts::{ContractMatch, ContractOut};
+use crate::contracts::{Contract, ContractMatch, ContractOut};
 use crate::model::{Language, QuotaUse, Role, Span};
 use crate::warranty::{self, Warranty, WarrantyStatus};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc};
@@ -385,19 +385,70 @@ impl Policy {
     }
 
     /// Applies the pack's rules to one request.
+    ///
+    /// One step per kind of entry, in this order: later steps' conditions
+    /// read the flags earlier ones set (`ineligible`, `quota_exhausted`,
+    /// `unsupported_version`, `missing`, the deadlines computed).
     pub fn evaluate(&self, req: &Request<'_>) -> Evaluation {
-        let zone = self.calendar.zone();
-        let mut rules: Vec<String> = Vec::new();
-        let cite = |rules: &mut Vec<String>, id: &str| {
-            if !rules.iter().any(|r| r == id) {
-                rules.push(id.to_string());
-            }
+        let mut run = Run::new(self, req);
+        let eligible = run.mailbox_eligibility();
+        let first = run.first_response();
+        let escalations = run.escalations();
+        let quota = run.quota();
+        let version = run.version();
+        let (missing, recommended) = run.requirements();
+        // Dates and promises last: their conditions may read every flag above.
+        run.deadlines();
+        let promises = run.promises();
+        let route = run.route();
+        let staff = run.staff_notes(route.as_ref());
+        let notices = run.notices();
+
+        let names = |l: &[String]| {
+            l.iter()
+                .map(|f| fact_name(f, req.language).to_string())
+                .collect()
         };
-        let today = req.arrival.with_timezone(&zone).date_naive();
+        Evaluation {
+            pack: req.pack.to_string(),
+            rules: run.rules.0,
+            business_open: run.ctx.open,
+            clock: first.clock,
+            zone: run.zone,
+            clock_starts_at: first.starts_at,
+            clock_deferred: first.starts_at > req.arrival,
+            first_response_due: first.due,
+            first_response_internal: first.internal,
+            sla_rule: first.rule,
+            missing_names: names(&missing),
+            facts: run.ctx.facts.iter().map(|f| f.to_string()).collect(),
+            waiting_on_customer: !missing.is_empty(),
+            missing,
+            recommended_names: names(&recommended),
+            recommended,
+            warranty: run.warranty,
+            escalations,
+            tier: run.ctx.tier,
+            severity: run.ctx.severity,
+            severity_from: run.severity_from,
+            contract: req.contract.map(contract_out),
+            topics: run.ctx.topics,
+            eligible,
+            deadlines: run.ctx.deadlines,
+            promises,
+            quota,
+            route,
+            version,
+            staff,
+            notices,
+        }
+    }
+
+    /// The facts the request carries, with the ticket's earlier mail, and
+    /// the version the text names (the first pattern's capture).
+    fn facts_in(&self, req: &Request<'_>) -> (BTreeSet<&'static str>, Option<String>) {
         let text = req.text;
         let contract = req.contract.map(|m| &m.contract);
-
-        // Facts the request carries.
         let mut facts: BTreeSet<&'static str> = BTreeSet::new();
         let mut version_text: Option<String> = None;
         if !req.serials.is_empty()
@@ -437,20 +488,28 @@ impl Policy {
                 }
             }
         }
-
         for f in req.known_facts {
             if let Some(f) = FACTS.iter().find(|x| **x == f.as_str()) {
                 facts.insert(f);
             }
         }
-        let topics: Vec<String> = self
-            .topics
+        (facts, version_text)
+    }
+
+    /// The ids of the `[[topic]]` entries the text matches.
+    fn topics_in(&self, text: &str) -> Vec<String> {
+        self.topics
             .iter()
             .filter(|t| t.matches(text))
             .map(|t| t.id.clone())
-            .collect();
+            .collect()
+    }
 
-        // Severity: the mail's own words, else the mailbox's, else the pack default.
+    /// Severity: the mail's own words, else the mailbox's, else the pack
+    /// default; with what decided it. The `[severity]` rules are cited
+    /// unless the default decided.
+    fn severity_of(&self, req: &Request<'_>, rules: &mut Cited) -> (u8, String) {
+        let text = req.text;
         let critical =
             self.critical.as_ref().is_some_and(|re| re.is_match(text)) || CRITICAL.is_match(text);
         // A severity the mail states wins over words that sound critical
@@ -471,55 +530,128 @@ impl Policy {
             (self.severity_default, "the pack's default".to_string())
         };
         if severity_from != "the pack's default" {
-            for r in &self.severity_rules {
-                cite(&mut rules, r);
-            }
+            rules.cite_all(&self.severity_rules);
         }
+        (severity, severity_from)
+    }
 
-        let tier = contract
+    /// The contract's tier, else the pack's default tier.
+    fn tier_of(&self, contract: Option<&Contract>) -> String {
+        contract
             .map(|c| c.tier.to_ascii_lowercase())
             .filter(|t| !t.is_empty())
-            .unwrap_or_else(|| self.default_tier.clone());
-        let plans = contract.map(|c| c.plans.clone()).unwrap_or_default();
+            .unwrap_or_else(|| self.default_tier.clone())
+    }
 
+    /// The contract's warranty on `today`; the `[warranty]` rules are cited
+    /// when there is a contract.
+    fn warranty_of(
+        &self,
+        contract: Option<&Contract>,
+        today: NaiveDate,
+        rules: &mut Cited,
+    ) -> Warranty {
         let w = warranty::evaluate(&self.warranty, contract, today);
         if contract.is_some() {
-            for r in &self.warranty_rules {
-                cite(&mut rules, r);
-            }
+            rules.cite_all(&self.warranty_rules);
         }
-        // Under an extension: covered now, but not by the standard term alone.
-        let extended = w.status == WarrantyStatus::Active
+        w
+    }
+
+    /// Under an extension: covered now, but not by the standard term alone.
+    fn under_extension(&self, w: &Warranty, contract: Option<&Contract>, today: NaiveDate) -> bool {
+        w.status == WarrantyStatus::Active
             && contract.is_some_and(|c| {
                 c.extended_until.is_some() && {
-                    let standard = crate::contracts::Contract {
+                    let standard = Contract {
                         extended_until: None,
                         ..c.clone()
                     };
                     warranty::evaluate(&self.warranty, Some(&standard), today).status
                         == WarrantyStatus::Expired
                 }
-            });
-        let hold = w.hold_until.is_some_and(|h| h > today);
+            })
+    }
+}
 
-        let business_open = self.calendar.is_open(req.arrival);
-        for r in &self.calendar_rules {
-            cite(&mut rules, r);
-        }
-        for r in &self.language_rules {
-            cite(&mut rules, r);
-        }
+/// The rule IDs an evaluation cites, each once, in the order first cited.
+#[derive(Default)]
+struct Cited(Vec<String>);
 
-        let mut ctx = Ctx {
+impl Cited {
+    fn cite(&mut self, id: &str) {
+        if !self.0.iter().any(|r| r == id) {
+            self.0.push(id.to_string());
+        }
+    }
+
+    fn cite_all(&mut self, ids: &[String]) {
+        for id in ids {
+            self.cite(id);
+        }
+    }
+}
+
+/// The first-response target the `[[sla]]` entries set.
+struct FirstResponse {
+    clock: ClockKind,
+    starts_at: DateTime<Utc>,
+    due: Option<DateTime<Utc>>,
+    internal: bool,
+    rule: Option<String>,
+}
+
+/// One evaluation under way: what its steps share. The condition context
+/// (`ctx`) gains its flags step by step; `rules` are those cited so far.
+struct Run<'a> {
+    policy: &'a Policy,
+    req: &'a Request<'a>,
+    zone: Tz,
+    /// The arrival's day in the pack's zone.
+    today: NaiveDate,
+    ctx: Ctx<'a>,
+    rules: Cited,
+    warranty: Warranty,
+    severity_from: String,
+    version_text: Option<String>,
+}
+
+impl<'a> Run<'a> {
+    /// What the request carries and the steps that need no condition:
+    /// facts, topics, severity, tier, warranty, business hours.
+    fn new(policy: &'a Policy, req: &'a Request<'a>) -> Run<'a> {
+        let zone = policy.calendar.zone();
+        let today = req.arrival.with_timezone(&zone).date_naive();
+        let contract = req.contract.map(|m| &m.contract);
+        let mut rules = Cited::default();
+        let (facts, version_text) = policy.facts_in(req);
+        let topics = policy.topics_in(req.text);
+        let (severity, severity_from) = policy.severity_of(req, &mut rules);
+        let tier = policy.tier_of(contract);
+        let plans = contract.map(|c| c.plans.clone()).unwrap_or_default();
+        let warranty = policy.warranty_of(contract, today, &mut rules);
+        let extended = policy.under_extension(&warranty, contract, today);
+        let hold = warranty.hold_until.is_some_and(|h| h > today);
+        let open = policy.calendar.is_open(req.arrival);
+        rules.cite_all(&policy.calendar_rules);
+        rules.cite_all(&policy.language_rules);
+        for t in &policy.topics {
+            if let Some(r) = &t.rule
+                && topics.contains(&t.id)
+            {
+                rules.cite(r);
+            }
+        }
+        let ctx = Ctx {
             req,
             new: req.ticket_created.is_none(),
-            open: business_open,
-            tier: tier.clone(),
+            open,
+            tier,
             severity,
             plans,
-            topics: topics.clone(),
+            topics,
             facts,
-            warranty: w.status,
+            warranty: warranty.status,
             extended,
             hold,
             ineligible: false,
@@ -530,221 +662,237 @@ impl Policy {
             missing: false,
             deadlines: BTreeMap::new(),
         };
-        for t in &self.topics {
-            if let Some(r) = &t.rule
-                && topics.contains(&t.id)
-            {
-                cite(&mut rules, r);
-            }
+        Run {
+            policy,
+            req,
+            zone,
+            today,
+            ctx,
+            rules,
+            warranty,
+            severity_from,
+            version_text,
         }
+    }
 
-        // Who may use this mailbox.
+    /// Who may use this mailbox: false when a `[[mailbox]]` rule of it
+    /// refuses the request (the `ineligible` flag).
+    fn mailbox_eligibility(&mut self) -> bool {
+        let req = self.req;
         let mut eligible = true;
-        for m in &self.mailbox_rules {
+        for m in &self.policy.mailbox_rules {
             if m.mailbox == req.mailbox_name || m.mailbox == req.mailbox_role.as_str() {
-                cite(&mut rules, &m.rule);
-                if !ctx.holds(&m.requires) {
+                self.rules.cite(&m.rule);
+                if !self.ctx.holds(&m.requires) {
                     eligible = false;
                 }
             }
         }
-        ctx.ineligible = !eligible;
+        self.ctx.ineligible = !eligible;
+        eligible
+    }
 
-        // The SLA clock.
-        let sla = self.sla.iter().find(|s| ctx.holds(&s.when));
+    /// The SLA clock: the first `[[sla]]` that applies, its clock's start
+    /// and the first response due.
+    fn first_response(&mut self) -> FirstResponse {
+        let p = self.policy;
+        let zone = self.zone;
+        let sla = p.sla.iter().find(|s| self.ctx.holds(&s.when));
         let clock = sla.map_or(ClockKind::Business, |s| s.clock);
-        let clock_starts = match clock {
-            ClockKind::Business => self.calendar.next_open(req.arrival),
-            _ => req.arrival,
+        let starts_at = match clock {
+            ClockKind::Business => p.calendar.next_open(self.req.arrival),
+            _ => self.req.arrival,
         };
         let due = sla.map(|s| {
-            cite(&mut rules, &s.rule);
+            self.rules.cite(&s.rule);
             match (s.clock, s.within) {
-                (ClockKind::Business, Span::Minutes(m)) => self
-                    .calendar
-                    .add_business(clock_starts, Duration::minutes(m)),
-                (ClockKind::Business, span) => {
-                    add_calendar(zone, clock_starts, span, &self.calendar)
+                (ClockKind::Business, Span::Minutes(m)) => {
+                    p.calendar.add_business(starts_at, Duration::minutes(m))
                 }
-                (_, span) => add_calendar(zone, clock_starts, span, &self.always),
+                (ClockKind::Business, span) => add_calendar(zone, starts_at, span, &p.calendar),
+                (_, span) => add_calendar(zone, starts_at, span, &p.always),
             }
         });
+        FirstResponse {
+            clock,
+            starts_at,
+            due,
+            internal: sla.is_some_and(|s| s.internal),
+            rule: sla.map(|s| s.rule.clone()),
+        }
+    }
 
-        // Escalations run on the calendar clock from the report.
-        let escalations: Vec<EscalationStep> = if ctx.new {
-            let steps = self.escalation_ladder(severity, req.arrival);
-            for s in &steps {
-                cite(&mut rules, &s.rule);
-            }
-            steps
-        } else {
-            vec![]
-        };
+    /// Escalations run on the calendar clock from the report of a new ticket.
+    fn escalations(&mut self) -> Vec<EscalationStep> {
+        if !self.ctx.new {
+            return vec![];
+        }
+        let steps = self
+            .policy
+            .escalation_ladder(self.ctx.severity, self.req.arrival);
+        for s in &steps {
+            self.rules.cite(&s.rule);
+        }
+        steps
+    }
 
-        // Quotas: the first that applies. A sold allowance the customer has
-        // not bought is none at all (QJ-08: nobody is charged a ticket no
-        // one sold them).
-        let mut quota = None;
-        if ctx.new
-            && self.quotas.iter().any(|q| {
+    /// Quotas: the first that applies. A sold allowance the customer has
+    /// not bought is none at all (QJ-08: nobody is charged a ticket no
+    /// one sold them).
+    fn quota(&mut self) -> Option<QuotaUse> {
+        let p = self.policy;
+        let req = self.req;
+        if self.ctx.new
+            && p.quotas.iter().any(|q| {
                 q.sold
                     && req
                         .contract
                         .is_none_or(|m| m.contract.tickets_per_year.is_none())
             })
         {
-            ctx.quota_unsold = true;
+            self.ctx.quota_unsold = true;
         }
-        if let Some(m) = req.contract {
-            for q in &self.quotas {
-                if !(ctx.new && ctx.holds(&q.when)) {
-                    continue;
-                }
-                if q.sold && m.contract.tickets_per_year.is_none() {
-                    cite(&mut rules, &q.rule);
-                    continue;
-                }
-                cite(&mut rules, &q.rule);
-                let limit = if q.limit_from_contract {
-                    m.contract.tickets_per_year.unwrap_or(q.limit)
-                } else {
-                    q.limit
-                };
-                let used = req.quota_used.get(&q.id).copied().unwrap_or(0);
-                let free = !q.free_when.0.is_empty() && ctx.holds(&q.free_when);
-                let exhausted = !free && used >= limit;
-                let charged = !free && !exhausted;
-                quota = Some(QuotaUse {
-                    id: q.id.clone(),
-                    rule: q.rule.clone(),
-                    contract: m.contract.serial.clone(),
-                    period_start: period_start(q, m, today),
-                    limit,
-                    used,
-                    charged,
-                    exhausted,
-                    remaining: limit.saturating_sub(used + u32::from(charged)),
-                });
-                ctx.quota_exhausted = exhausted;
-                break;
-            }
-        }
-
-        // Supported versions.
-        let mut version = None;
-        if let (Some(v), Some(vt)) = (&self.versions, &version_text)
-            && let Some(asked) = parse_version(vt)
-        {
-            let lower = text.to_lowercase();
-            let mut products: Vec<&str> = v
-                .releases
-                .iter()
-                .map(|r| r.product.as_str())
-                .filter(|p| lower.contains(*p))
-                .collect();
-            products.dedup();
-            if let Some(product) = products.first() {
-                let mut rels: Vec<&Release> = v
-                    .releases
-                    .iter()
-                    .filter(|r| r.product == *product)
-                    .collect();
-                rels.sort_by(|a, b| a.version.cmp(&b.version));
-                if let Some(pos) = rels.iter().position(|r| r.version == asked) {
-                    cite(&mut rules, &v.rule);
-                    let successor = rels[pos + 1..].iter().find(|r| r.released_on <= today);
-                    let until = successor.map(|s| {
-                        add_calendar(
-                            zone,
-                            resolve(zone, s.released_on.and_time(NaiveTime::MIN)),
-                            v.window,
-                            &self.calendar,
-                        )
-                        .with_timezone(&zone)
-                        .date_naive()
-                    });
-                    let supported = until.is_none_or(|u| today <= u);
-                    ctx.unsupported_version = !supported;
-                    version = Some(VersionOut {
-                        product: product.to_string(),
-                        version: rels[pos].version_text.clone(),
-                        supported,
-                        supported_until: until,
-                        known: true,
-                    });
-                } else {
-                    // A version the release list lacks: staff check it; the
-                    // customer is told nothing about its support.
-                    cite(&mut rules, &v.rule);
-                    ctx.unknown_version = true;
-                    version = Some(VersionOut {
-                        product: product.to_string(),
-                        version: vt.trim().to_string(),
-                        supported: true,
-                        supported_until: None,
-                        known: false,
-                    });
-                }
-            }
-        }
-
-        // What the request must carry.
-        let mut missing: Vec<String> = Vec::new();
-        let mut recommended: Vec<String> = Vec::new();
-        for q in &self.requires {
-            if !ctx.holds(&q.when) {
+        let m = req.contract?;
+        for q in &p.quotas {
+            if !(self.ctx.new && self.ctx.holds(&q.when)) {
                 continue;
             }
-            cite(&mut rules, &q.rule);
+            self.rules.cite(&q.rule);
+            if q.sold && m.contract.tickets_per_year.is_none() {
+                continue;
+            }
+            let usage = self.quota_use(q, m);
+            self.ctx.quota_exhausted = usage.exhausted;
+            return Some(usage);
+        }
+        None
+    }
+
+    /// What this request uses of quota `q`: free, charged, or over the limit.
+    fn quota_use(&self, q: &Quota, m: &ContractMatch) -> QuotaUse {
+        let limit = if q.limit_from_contract {
+            m.contract.tickets_per_year.unwrap_or(q.limit)
+        } else {
+            q.limit
+        };
+        let used = self.req.quota_used.get(&q.id).copied().unwrap_or(0);
+        let free = !q.free_when.0.is_empty() && self.ctx.holds(&q.free_when);
+        let exhausted = !free && used >= limit;
+        let charged = !free && !exhausted;
+        QuotaUse {
+            id: q.id.clone(),
+            rule: q.rule.clone(),
+            contract: m.contract.serial.clone(),
+            period_start: period_start(q, m, self.today),
+            limit,
+            used,
+            charged,
+            exhausted,
+            remaining: limit.saturating_sub(used + u32::from(charged)),
+        }
+    }
+
+    /// Supported versions: the version the mail names of the first product
+    /// of the `[versions]` list it names, known or not.
+    fn version(&mut self) -> Option<VersionOut> {
+        let p = self.policy;
+        let (Some(v), Some(vt)) = (&p.versions, self.version_text.as_deref()) else {
+            return None;
+        };
+        let asked = parse_version(vt)?;
+        let lower = self.req.text.to_lowercase();
+        let product = v
+            .releases
+            .iter()
+            .map(|r| r.product.as_str())
+            .find(|p| lower.contains(*p))?;
+        let mut rels: Vec<&Release> = v.releases.iter().filter(|r| r.product == product).collect();
+        rels.sort_by(|a, b| a.version.cmp(&b.version));
+        self.rules.cite(&v.rule);
+        let Some(pos) = rels.iter().position(|r| r.version == asked) else {
+            // A version the release list lacks: staff check it; the
+            // customer is told nothing about its support.
+            self.ctx.unknown_version = true;
+            return Some(VersionOut {
+                product: product.to_string(),
+                version: vt.trim().to_string(),
+                supported: true,
+                supported_until: None,
+                known: false,
+            });
+        };
+        let until = self.supported_until(v, &rels[pos + 1..]);
+        let supported = until.is_none_or(|u| self.today <= u);
+        self.ctx.unsupported_version = !supported;
+        Some(VersionOut {
+            product: product.to_string(),
+            version: rels[pos].version_text.clone(),
+            supported,
+            supported_until: until,
+            known: true,
+        })
+    }
+
+    /// The last supported day of a version whose later releases are
+    /// `later`: the window after the first of them already released.
+    fn supported_until(&self, v: &Versions, later: &[&Release]) -> Option<NaiveDate> {
+        let (p, zone) = (self.policy, self.zone);
+        let successor = later.iter().find(|r| r.released_on <= self.today);
+        successor.map(|s| {
+            add_calendar(
+                zone,
+                resolve(zone, s.released_on.and_time(NaiveTime::MIN)),
+                v.window,
+                &p.calendar,
+            )
+            .with_timezone(&zone)
+            .date_naive()
+        })
+    }
+
+    /// What the request must carry (missing) and should (recommended),
+    /// by the `[[require]]` entries that apply; sets the `missing` flag.
+    fn requirements(&mut self) -> (Vec<String>, Vec<String>) {
+        let mut missing: Vec<String> = Vec::new();
+        let mut recommended: Vec<String> = Vec::new();
+        for q in &self.policy.requires {
+            if !self.ctx.holds(&q.when) {
+                continue;
+            }
+            self.rules.cite(&q.rule);
             for f in &q.facts {
-                if !ctx.facts.contains(f.as_str()) && !missing.contains(f) {
+                if !self.ctx.facts.contains(f.as_str()) && !missing.contains(f) {
                     missing.push(f.clone());
                 }
             }
             for f in &q.recommended {
-                if !ctx.facts.contains(f.as_str()) && !recommended.contains(f) {
+                if !self.ctx.facts.contains(f.as_str()) && !recommended.contains(f) {
                     recommended.push(f.clone());
                 }
             }
         }
-        ctx.missing = !missing.is_empty();
+        self.ctx.missing = !missing.is_empty();
+        (missing, recommended)
+    }
 
-        // Dates and promises last: their conditions may read every flag above.
-        // Dates.
-        for d in &self.deadlines {
-            if !ctx.holds(&d.when) {
+    /// The `[[deadline]]` dates that apply and whose start is known, into
+    /// the context (later deadlines and promises read them).
+    fn deadlines(&mut self) {
+        for d in &self.policy.deadlines {
+            if !self.ctx.holds(&d.when) {
                 continue;
             }
-            let from = match d.from {
-                From::Arrival => Some(req.arrival),
-                From::Acknowledged => Some(req.acknowledged),
-                From::TicketCreated => req.ticket_created,
-                From::ShippedOn => contract
-                    .and_then(|c| c.shipped_on)
-                    .map(|s| resolve(zone, s.and_time(NaiveTime::MIN))),
-                From::PurchasedOn => {
-                    contract.map(|c| resolve(zone, c.purchased_on.and_time(NaiveTime::MIN)))
-                }
+            let Some(from) = self.deadline_start(d) else {
+                continue;
             };
-            let Some(mut from) = from else { continue };
-            if d.month_start {
-                let l = from.with_timezone(&zone).date_naive();
-                let first = l.with_day(1).unwrap_or(l);
-                from = resolve(zone, first.and_time(NaiveTime::MIN));
-            }
-            let at = match (d.clock, d.after) {
-                (ClockKind::Business, Span::Minutes(m)) => {
-                    self.calendar.add_business(from, Duration::minutes(m))
-                }
-                (_, span) => add_calendar(zone, from, span, &self.calendar),
-            };
+            let at = self.deadline_at(d, from);
             let remind_at = d.remind_before.map(|r| match r {
                 Span::Minutes(m) => at - Duration::minutes(m),
                 Span::Days(n) => at - Duration::days(n),
                 _ => at,
             });
-            cite(&mut rules, &d.rule);
-            ctx.deadlines.insert(
+            self.rules.cite(&d.rule);
+            self.ctx.deadlines.insert(
                 d.id.clone(),
                 DeadlineOut {
                     at,
@@ -753,34 +901,53 @@ impl Policy {
                 },
             );
         }
+    }
 
+    /// The instant a deadline counts from, aligned to its month's start
+    /// when it says so; none when the request lacks it.
+    fn deadline_start(&self, d: &DeadlineRule) -> Option<DateTime<Utc>> {
+        let (req, zone) = (self.req, self.zone);
+        let contract = req.contract.map(|m| &m.contract);
+        let from = match d.from {
+            From::Arrival => Some(req.arrival),
+            From::Acknowledged => Some(req.acknowledged),
+            From::TicketCreated => req.ticket_created,
+            From::ShippedOn => contract
+                .and_then(|c| c.shipped_on)
+                .map(|s| resolve(zone, s.and_time(NaiveTime::MIN))),
+            From::PurchasedOn => {
+                contract.map(|c| resolve(zone, c.purchased_on.and_time(NaiveTime::MIN)))
+            }
+        };
+        let mut from = from?;
+        if d.month_start {
+            let l = from.with_timezone(&zone).date_naive();
+            let first = l.with_day(1).unwrap_or(l);
+            from = resolve(zone, first.and_time(NaiveTime::MIN));
+        }
+        Some(from)
+    }
+
+    /// A deadline `from` its start, on its own clock.
+    fn deadline_at(&self, d: &DeadlineRule, from: DateTime<Utc>) -> DateTime<Utc> {
+        let p = self.policy;
+        match (d.clock, d.after) {
+            (ClockKind::Business, Span::Minutes(m)) => {
+                p.calendar.add_business(from, Duration::minutes(m))
+            }
+            (_, span) => add_calendar(self.zone, from, span, &p.calendar),
+        }
+    }
+
+    /// The `[[promise]]` dates that apply.
+    fn promises(&mut self) -> BTreeMap<String, PromiseOut> {
         let mut promises = BTreeMap::new();
-        for p in &self.promises {
-            if !ctx.holds(&p.when) {
+        for p in &self.policy.promises {
+            if !self.ctx.holds(&p.when) {
                 continue;
             }
-            let local = req.arrival.with_timezone(&zone);
-            let in_time = self.calendar.is_business_day(local.date_naive())
-                && p.cutoff.is_none_or(|c| local.time() < c);
-            let n = if in_time { p.before } else { p.after };
-            // A request on a closed day counts from the next business day.
-            let by = if in_time || n == 0 {
-                self.calendar.add_business_days(req.arrival, n)
-            } else {
-                self.calendar.add_business_days(req.arrival, n.max(1))
-            };
-            // Never before the date it must wait for (the business day on or after it).
-            let by = match p.not_before.as_ref().and_then(|d| ctx.deadlines.get(d)) {
-                Some(d) => {
-                    let mut start = d.at.with_timezone(&zone).date_naive();
-                    while !self.calendar.is_business_day(start) {
-                        start = start.succ_opt().unwrap_or(start);
-                    }
-                    by.max(start)
-                }
-                None => by,
-            };
-            cite(&mut rules, &p.rule);
+            let by = self.promised_by(p);
+            self.rules.cite(&p.rule);
             promises.insert(
                 p.id.clone(),
                 PromiseOut {
@@ -789,98 +956,110 @@ impl Policy {
                 },
             );
         }
+        promises
+    }
 
-        let route = self.routes.iter().find(|x| ctx.holds(&x.when)).map(|x| {
-            cite(&mut rules, &x.rule);
-            RouteOut {
-                to: x.text.clone(),
-                rule: x.rule.clone(),
+    /// The business day a promise falls on: `before` days for a request in
+    /// time (a business day, before the cutoff), else `after`; never before
+    /// the deadline it waits for.
+    fn promised_by(&self, p: &Promise) -> NaiveDate {
+        let (cal, req) = (&self.policy.calendar, self.req);
+        let local = req.arrival.with_timezone(&self.zone);
+        let in_time =
+            cal.is_business_day(local.date_naive()) && p.cutoff.is_none_or(|c| local.time() < c);
+        let n = if in_time { p.before } else { p.after };
+        // A request on a closed day counts from the next business day.
+        let by = if in_time || n == 0 {
+            cal.add_business_days(req.arrival, n)
+        } else {
+            cal.add_business_days(req.arrival, n.max(1))
+        };
+        // Never before the date it must wait for (the business day on or after it).
+        match p
+            .not_before
+            .as_ref()
+            .and_then(|d| self.ctx.deadlines.get(d))
+        {
+            Some(d) => {
+                let mut start = d.at.with_timezone(&self.zone).date_naive();
+                while !cal.is_business_day(start) {
+                    start = start.succ_opt().unwrap_or(start);
+                }
+                by.max(start)
             }
-        });
-        let mut staff: Vec<StaffNote> = self
-            .staff
+            None => by,
+        }
+    }
+
+    /// Who handles it: the first `[[route]]` that applies.
+    fn route(&mut self) -> Option<RouteOut> {
+        let x = self
+            .policy
+            .routes
             .iter()
-            .filter(|s| ctx.holds(&s.when))
-            .map(|s| {
-                cite(&mut rules, &s.rule);
-                StaffNote {
+            .find(|x| self.ctx.holds(&x.when))?;
+        self.rules.cite(&x.rule);
+        Some(RouteOut {
+            to: x.text.clone(),
+            rule: x.rule.clone(),
+        })
+    }
+
+    /// What staff must know: the `[[staff]]` lines that apply, what the
+    /// warranty evaluation could not settle, and the route.
+    fn staff_notes(&mut self, route: Option<&RouteOut>) -> Vec<StaffNote> {
+        let p = self.policy;
+        let mut staff: Vec<StaffNote> = Vec::new();
+        for s in &p.staff {
+            if self.ctx.holds(&s.when) {
+                self.rules.cite(&s.rule);
+                staff.push(StaffNote {
                     rule: s.rule.clone(),
                     text: s.text.clone(),
-                }
-            })
-            .collect();
-        // What the warranty evaluation could not settle goes to staff.
-        if contract.is_some() && !self.warranty_rules.is_empty() {
-            for n in &w.notes {
+                });
+            }
+        }
+        if self.req.contract.is_some() && !p.warranty_rules.is_empty() {
+            for n in &self.warranty.notes {
                 staff.push(StaffNote {
-                    rule: self.warranty_rules.join("/"),
+                    rule: p.warranty_rules.join("/"),
                     text: n.clone(),
                 });
             }
         }
-        if let Some(r) = &route {
+        if let Some(r) = route {
             staff.push(StaffNote {
                 rule: r.rule.clone(),
                 text: format!("route to {}", r.to),
             });
         }
-        let notices: Vec<NoticeOut> = self
-            .notices
-            .iter()
-            .filter(|n| ctx.holds(&n.when))
-            .map(|n| {
-                cite(&mut rules, &n.rule);
-                NoticeOut {
+        staff
+    }
+
+    /// The `[[notice]]` texts that apply, in the request's language.
+    fn notices(&mut self) -> Vec<NoticeOut> {
+        let mut notices = Vec::new();
+        for n in &self.policy.notices {
+            if self.ctx.holds(&n.when) {
+                self.rules.cite(&n.rule);
+                notices.push(NoticeOut {
                     id: n.id.clone(),
                     rule: n.rule.clone(),
-                    text: n.text.get(&req.language).cloned().unwrap_or_default(),
-                }
-            })
-            .collect();
-
-        let names = |l: &[String]| {
-            l.iter()
-                .map(|f| fact_name(f, req.language).to_string())
-                .collect()
-        };
-        Evaluation {
-            pack: req.pack.to_string(),
-            rules,
-            business_open,
-            clock,
-            zone,
-            clock_starts_at: clock_starts,
-            clock_deferred: clock_starts > req.arrival,
-            first_response_due: due,
-            first_response_internal: sla.is_some_and(|s| s.internal),
-            sla_rule: sla.map(|s| s.rule.clone()),
-            missing_names: names(&missing),
-            facts: ctx.facts.iter().map(|f| f.to_string()).collect(),
-            waiting_on_customer: !missing.is_empty(),
-            missing,
-            recommended_names: names(&recommended),
-            recommended,
-            warranty: w,
-            escalations,
-            tier,
-            severity,
-            severity_from,
-            contract: req.contract.map(|m| ContractOut {
-                serial: m.contract.serial.clone(),
-                matched_by: m.by,
-                company: m.contract.company.clone(),
-                plans: m.contract.plans.clone(),
-                technician: m.contract.technician.clone(),
-            }),
-            topics,
-            eligible,
-            deadlines: ctx.deadlines,
-            promises,
-            quota,
-            route,
-            version,
-            staff,
-            notices,
+                    text: n.text.get(&self.req.language).cloned().unwrap_or_default(),
+                });
+            }
         }
+        notices
+    }
+}
+
+/// The contract as the evaluation shows it.
+fn contract_out(m: &ContractMatch) -> ContractOut {
+    ContractOut {
+        serial: m.contract.serial.clone(),
+        matched_by: m.by,
+        company: m.contract.company.clone(),
+        plans: m.contract.plans.clone(),
+        technician: m.contract.technician.clone(),
     }
 }
