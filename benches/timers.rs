@@ -44,7 +44,7 @@ fn main() -> Result<()> {
                  VALUES ('t', 'open', 1, 'support', 'en', '2026-03-02T09:00:00.000000Z', '2026-03-02T09:00:00.000000Z')",
             )?;
             let mut timer = tx.prepare(
-                "INSERT INTO timers (ticket_id, kind, key, due_at, rule, recipient, created_at)
+                "INSERT INTO timers (ticket_id, kind, cause, due_at, rule, recipient, created_at)
                  VALUES (?1, 'escalation', ?2, ?3, 'NX-03', 'Director', '2026-03-02T09:00:00.000000Z')",
             )?;
             for i in 0..n {
@@ -55,7 +55,10 @@ fn main() -> Result<()> {
                     t0 + Duration::hours(1) + Duration::seconds((i as i64 * 7919) % 31_536_000);
                 timer.execute(rusqlite::params![
                     (i / 2 + 1) as i64,
-                    format!("step {}", i % 2),
+                    serde_json::to_string(&ticketd::model::TimerCause::Escalation {
+                        to: "Director".into(),
+                        after: Some(format!("{}h", 8 * (i % 2 + 1))),
+                    })?,
                     ticketd::store::ts(due)
                 ])?;
             }
