@@ -1055,18 +1055,10 @@ mod tests {
             "{reason}"
         );
         // Oversigned, and over the fields the mail lacks: proof.
-        let all = [
-            "From",
-            "From",
-            "To",
-            "Cc",
-            "Subject",
-            "Message-ID",
-            "In-Reply-To",
-            "References",
-            "Content-Type",
-            "Content-Transfer-Encoding",
-        ];
+        let all: Vec<&str> = ["From", "From"]
+            .into_iter()
+            .chain(MUST_SIGN.iter().copied())
+            .collect();
         let raw = signed_over(&raw, &all);
         assert!(matches!(
             verify(&raw, "vendor.test", &keys_for("vendor.test")),
