@@ -53,10 +53,18 @@ pub struct Draft {
 /// A fresh Message-ID in our domain (without angle brackets). It is fixed when
 /// the mail is queued, so a resend carries the same one.
 pub fn new_message_id(domain: &str, ticket: Option<TicketId>) -> String {
-    let r = fastrand::u64(..);
+    // 128 bits from the system's CSPRNG: a bounce counts only when it
+    // returns one of these, so nobody may guess another recipient's.
+    let mut bytes = [0u8; 16];
+    let r: String =
+        match ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes) {
+            Ok(()) => bytes.iter().map(|b| format!("{b:02x}")).collect(),
+            // No system randomness (it does not happen on Linux): still unique.
+            Err(_) => format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
+        };
     match ticket {
-        Some(t) => format!("ticketd.{t}.{r:016x}@{domain}"),
-        None => format!("ticketd.{r:016x}@{domain}"),
+        Some(t) => format!("ticketd.{t}.{r}@{domain}"),
+        None => format!("ticketd.{r}@{domain}"),
     }
 }
 
@@ -135,6 +143,19 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn issue_20_message_ids_carry_128_unguessable_bits() {
+        let a = new_message_id("t.test", Some(TicketId(7)));
+        let b = new_message_id("t.test", Some(TicketId(7)));
+        assert_ne!(a, b);
+        let nonce = a
+            .strip_prefix("ticketd.7.")
+            .and_then(|r| r.strip_suffix("@t.test"))
+            .expect(&a);
+        assert_eq!(nonce.len(), 32, "{a}");
+        assert!(nonce.bytes().all(|c| c.is_ascii_hexdigit()), "{a}");
+    }
     use crate::parse::parse;
 
     #[test]
