@@ -231,19 +231,7 @@ fn received(stack: &MailStack) -> Received {
 }
 
 fn sink_files(stack: &MailStack) -> HashSet<PathBuf> {
-    let mut out = HashSet::new();
-    let mut dirs = vec![stack.dir.join("sink")];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                dirs.push(p);
-            } else {
-                out.insert(p);
-            }
-        }
-    }
-    out
+    stack.sink_files().into_iter().collect()
 }
 
 /// What a pass found; every check that failed is a line in `problems`.

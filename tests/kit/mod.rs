@@ -7,3 +7,11 @@
 
 pub mod loadgen;
 pub mod offline;
+pub mod process;
+pub mod stack;
+pub mod wait;
+
+/// The repository this kit belongs to.
+pub fn repo() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}

@@ -1,12 +1,8 @@
 //! ticketd without servers: the shipped development config (`config/dev.toml`) pointed at a scratch directory, for running the engine in process (benches, the generator's check).
 
-use std::path::{Path, PathBuf};
+pub use super::repo;
+use std::path::Path;
 use ticketd::config::Config;
-
-/// The repository this kit belongs to.
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// `config/dev.toml` with its database and password file in `dir`, the
 /// `pack`, and acknowledgement limits high enough that a load of mail from
