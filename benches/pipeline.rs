@@ -5,19 +5,22 @@
 //! rendering of replies, and the whole ingest with its commit per batch), so a
 //! change can be judged before `scripts/bench` measures it end to end.
 //!
-//!   cargo bench --bench pipeline [-- --corpus DIR] [-- --count N]
+//!   cargo bench --bench pipeline [-- --corpus DIR] [-- --count N] [-- --seed S]
 //!
-//! `cargo test --all-targets` runs it too, without `--bench`: then it takes
-//! 100 messages, as a check that every stage still runs.
+//! Without `--corpus` the mail comes from the test kit's load generator
+//! (tests/kit/loadgen.rs), in process. `cargo test --all-targets` runs it
+//! too, without `--bench`: then it takes 100 messages, as a check that every
+//! stage still runs.
+
+#[path = "../tests/kit/mod.rs"]
+mod kit;
 
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{TimeZone, Utc};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 use ticketd::classify::classify_message;
 use ticketd::clock::{Clock, SystemClock};
-use ticketd::config::Config;
 use ticketd::extract::extract;
 use ticketd::intake::{Engine, Fetched, mailbox_view};
 use ticketd::parse::parse;
@@ -26,25 +29,34 @@ use ticketd::store::Store;
 fn main() -> Result<()> {
     let mut corpus: Option<PathBuf> = None;
     let mut count = None;
+    let mut seed = 1;
     let mut bench = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--corpus" => corpus = Some(args.next().context("--corpus DIR")?.into()),
             "--count" => count = Some(args.next().context("--count N")?.parse()?),
+            "--seed" => seed = args.next().context("--seed S")?.parse()?,
             "--bench" => bench = true,
             other => bail!("unknown argument {other}"),
         }
     }
     let count = count.unwrap_or(if bench { 5000 } else { 100 });
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let corpus = match corpus {
-        Some(c) => c,
-        None => generated(&repo, count)?,
+    let (mails, source) = match corpus {
+        Some(c) => (read_corpus(&c)?, c.display().to_string()),
+        None => {
+            let opts = kit::loadgen::Options {
+                count,
+                seed,
+                ..kit::loadgen::Options::default()
+            };
+            let mails = kit::loadgen::generate(&opts).into_iter().map(|m| m.raw);
+            (mails.collect(), format!("the load generator (seed {seed})"))
+        }
     };
-    let mails = read_corpus(&corpus)?;
     let work = tempfile::tempdir()?;
-    let cfg = config(&repo, work.path())?;
+    // The shipped development config with the qnap pack, as scripts/bench runs it.
+    let cfg = kit::offline::dev_config(work.path(), "qnap", "");
     let engine = Engine::from_config(&cfg)?;
     let mailbox = &cfg.mailboxes[0];
     let n = mails.len();
@@ -52,7 +64,7 @@ fn main() -> Result<()> {
         .with_ymd_and_hms(2026, 3, 2, 9, 0, 0)
         .single()
         .context("date")?;
-    println!("pipeline: {n} messages from {}", corpus.display());
+    println!("pipeline: {n} messages from {source}");
 
     let stage = |name: &str, f: &mut dyn FnMut()| {
         let t = Instant::now();
@@ -132,25 +144,6 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-fn generated(repo: &Path, count: usize) -> Result<PathBuf> {
-    let dir = PathBuf::from(format!("/tmp/ticketd-corpus-{count}-1"));
-    if dir.join("manifest.tsv").exists() {
-        return Ok(dir);
-    }
-    let generator = repo.join("../shared/bench/gen-corpus");
-    let ok = Command::new(&generator)
-        .args(["--count", &count.to_string(), "--seed", "1", "--out"])
-        .arg(&dir)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .with_context(|| format!("running {}", generator.display()))?
-        .success();
-    if !ok {
-        bail!("{} failed", generator.display());
-    }
-    Ok(dir)
-}
-
 fn read_corpus(dir: &Path) -> Result<Vec<Vec<u8>>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
@@ -165,21 +158,4 @@ fn read_corpus(dir: &Path) -> Result<Vec<Vec<u8>>> {
         .iter()
         .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
         .collect()
-}
-
-/// The shipped development config (`config/dev.toml`), with the database and
-/// the password file in `dir` and the qnap pack, as `scripts/bench` runs it.
-fn config(repo: &Path, dir: &Path) -> Result<Config> {
-    let pw = dir.join("pw");
-    std::fs::write(&pw, "secret\n")?;
-    let dev = repo.join("config/dev.toml");
-    let text = std::fs::read_to_string(&dev)
-        .with_context(|| format!("reading {}", dev.display()))?
-        .replace(
-            "/tmp/ticketd-demo/ticketd.db",
-            &dir.join("ticketd.db").display().to_string(),
-        )
-        .replace("/tmp/ticketd-demo/imap-password", &pw.display().to_string())
-        .replace("pack = \"ixsystems\"", "pack = \"qnap\"");
-    Config::from_str_at(&dev, &text).map_err(|e| anyhow!("{e}"))
 }

@@ -1,4 +1,15 @@
 //! The benchmark behind `scripts/bench`: a corpus through a private Dovecot into the release daemon and out to smtp-sink; throughput, the parts' own limits, latency, memory and pathological mail.
+//!
+//! The mail stack, the config, `ticketd run` and the corpus come from the
+//! test kit (tests/kit), the same code the integration tests run on.
+
+#[path = "../tests/kit/mod.rs"]
+mod kit;
+
+use kit::loadgen;
+use kit::process::Ticketd;
+use kit::stack::{MailStack, Options};
+use kit::wait::wait_until;
 
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, Utc};
@@ -7,7 +18,7 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 use ticketd::clock::{Clock, SystemClock};
 use ticketd::config::Config;
@@ -16,13 +27,15 @@ use ticketd::store::{MessageRow, Origin, Store};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-const USAGE: &str = "usage: bench --corpus DIR --ticketd PATH [--repo DIR] [--json FILE] [--latency-count N] [--latency-rate PER_S] [--perf FILE] [--preload N]
+const USAGE: &str = "usage: bench (--corpus DIR | --count N [--seed S]) --ticketd PATH [--json FILE] [--latency-count N] [--latency-rate PER_S] [--perf FILE] [--preload N]
        bench explain-one FILE";
 
 struct Args {
-    corpus: PathBuf,
+    /// A corpus directory, or none: the load generator's `count` mails of `seed`.
+    corpus: Option<PathBuf>,
+    count: usize,
+    seed: u64,
     ticketd: PathBuf,
-    repo: PathBuf,
     json: Option<PathBuf>,
     latency_count: usize,
     latency_rate: f64,
@@ -36,7 +49,8 @@ fn parse_args() -> Result<Args> {
     let mut a = std::env::args().skip(1);
     let mut corpus = None;
     let mut ticketd = None;
-    let mut repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut count = 10_000;
+    let mut seed = 1;
     let mut json = None;
     let mut latency_count = 100;
     let mut latency_rate = 1.6;
@@ -50,7 +64,8 @@ fn parse_args() -> Result<Args> {
         match k.as_str() {
             "--corpus" => corpus = Some(PathBuf::from(v()?)),
             "--ticketd" => ticketd = Some(PathBuf::from(v()?)),
-            "--repo" => repo = PathBuf::from(v()?),
+            "--count" => count = v()?.parse()?,
+            "--seed" => seed = v()?.parse()?,
             "--json" => json = Some(PathBuf::from(v()?)),
             "--latency-count" => latency_count = v()?.parse()?,
             "--latency-rate" => latency_rate = v()?.parse()?,
@@ -60,9 +75,10 @@ fn parse_args() -> Result<Args> {
         }
     }
     Ok(Args {
-        corpus: corpus.ok_or_else(|| anyhow!("--corpus is required\n{USAGE}"))?,
+        corpus,
+        count,
+        seed,
         ticketd: ticketd.ok_or_else(|| anyhow!("--ticketd is required\n{USAGE}"))?,
-        repo,
         json,
         latency_count,
         latency_rate,
@@ -98,16 +114,33 @@ fn imap_date(t: DateTime<Utc>) -> String {
     t.format("%d-%b-%Y %H:%M:%S +0000").to_string()
 }
 
-fn load_corpus(dir: &Path) -> Result<Vec<Mail>> {
-    let mut meta: HashMap<String, (String, String)> = HashMap::new();
-    if let Ok(m) = std::fs::read_to_string(dir.join("manifest.tsv")) {
-        for line in m.lines().skip(1) {
-            let f: Vec<&str> = line.split('\t').collect();
-            if f.len() >= 4 {
-                meta.insert(f[0].into(), (f[1].into(), f[3].into()));
-            }
-        }
-    }
+/// The corpus of `--corpus DIR` (its manifest's kinds and dates when it
+/// has one), or the load generator's.
+fn load_corpus(args: &Args) -> Result<(Vec<Mail>, String)> {
+    let Some(dir) = &args.corpus else {
+        let opts = loadgen::Options {
+            count: args.count,
+            seed: args.seed,
+            ..loadgen::Options::default()
+        };
+        let mails = loadgen::generate(&opts)
+            .into_iter()
+            .map(|m| Mail {
+                internal_date: m.imap_date(),
+                kind: m.kind.as_str().to_string(),
+                message_id: Some(format!("<{}>", m.message_id)),
+                raw: m.raw,
+            })
+            .collect();
+        return Ok((mails, format!("the load generator (seed {})", args.seed)));
+    };
+    let meta: HashMap<String, (String, DateTime<Utc>)> = loadgen::read_manifest(dir)
+        .map(|rows| {
+            rows.into_iter()
+                .map(|r| (r.file, (r.kind.as_str().to_string(), r.internal_date)))
+                .collect()
+        })
+        .unwrap_or_default();
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read corpus {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -122,10 +155,10 @@ fn load_corpus(dir: &Path) -> Result<Vec<Mail>> {
             .unwrap_or_default()
             .to_string_lossy()
             .to_string();
-        let (kind, date) = meta.get(&name).cloned().unwrap_or_default();
-        let t = DateTime::parse_from_rfc3339(&date)
-            .map(|d| d.with_timezone(&Utc))
-            .unwrap_or_else(|_| SystemClock.now());
+        let (kind, t) = meta
+            .get(&name)
+            .cloned()
+            .unwrap_or_else(|| (String::new(), SystemClock.now()));
         out.push(Mail {
             message_id: header_value(&raw, "message-id"),
             raw,
@@ -136,7 +169,7 @@ fn load_corpus(dir: &Path) -> Result<Vec<Mail>> {
     if out.is_empty() {
         bail!("no .eml files in {}", dir.display());
     }
-    Ok(out)
+    Ok((out, dir.display().to_string()))
 }
 
 /// The first value of header `name` (lower case) in `raw`, unfolded.
@@ -162,114 +195,6 @@ fn header_value(raw: &[u8], name: &str) -> Option<String> {
         }
     }
     found
-}
-
-// ----- the mail stack ---------------------------------------------------------------
-
-struct Stack {
-    repo: PathBuf,
-    dir: PathBuf,
-    /// The sink's own directory, on tmpfs where there is one: smtp-sink
-    /// writes a file per message, and on a disk file system creating those
-    /// files costs the sink more than the SMTP exchange it stands for.
-    sink_dir: PathBuf,
-    imap: u16,
-    lmtp: u16,
-    smtp: u16,
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-fn short_dir(tag: &str) -> Result<PathBuf> {
-    short_dir_in(&std::env::temp_dir(), tag)
-}
-
-fn short_dir_in(base: &Path, tag: &str) -> Result<PathBuf> {
-    for _ in 0..100 {
-        let p = base.join(format!("tb{tag}-{:06x}", fastrand::u32(..0xffffff)));
-        if std::fs::create_dir(&p).is_ok() {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))?;
-            return Ok(p);
-        }
-    }
-    bail!("cannot create a temporary directory")
-}
-
-impl Stack {
-    fn mailstack(&self, args: &[&str]) -> Result<()> {
-        let out = Command::new(self.repo.join("scripts/mailstack"))
-            .args(args)
-            .output()
-            .context("running scripts/mailstack")?;
-        if !out.status.success() {
-            bail!(
-                "scripts/mailstack {args:?} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(())
-    }
-
-    fn d(&self) -> String {
-        self.dir.display().to_string()
-    }
-
-    fn start(repo: &Path, dovecot: bool) -> Result<Stack> {
-        let shm = Path::new("/dev/shm");
-        let sink_dir = if shm.is_dir() {
-            short_dir_in(shm, "k").or_else(|_| short_dir("k"))?
-        } else {
-            short_dir("k")?
-        };
-        let s = Stack {
-            repo: repo.to_path_buf(),
-            dir: short_dir(if dovecot { "d" } else { "s" })?,
-            sink_dir,
-            imap: free_port()?,
-            lmtp: free_port()?,
-            smtp: free_port()?,
-        };
-        if dovecot {
-            s.mailstack(&["dovecot", &s.d(), &s.imap.to_string(), &s.lmtp.to_string()])?;
-        }
-        let sink = s.sink_dir.display().to_string();
-        s.mailstack(&["sink", &sink, &s.smtp.to_string()])?;
-        Ok(s)
-    }
-
-    fn sink_files(&self) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        collect(&self.sink_dir.join("sink"), &mut out);
-        out
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        let _ = self.mailstack(&["stop", &self.d()]);
-        let _ = self.mailstack(&["stop", &self.sink_dir.display().to_string()]);
-        let _ = std::fs::remove_dir_all(&self.dir);
-        let _ = std::fs::remove_dir_all(&self.sink_dir);
-    }
-}
-
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in rd.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            collect(&p, out);
-        } else {
-            out.push(p);
-        }
-    }
 }
 
 // ----- a small raw IMAP client (pipelined APPEND, IDLE observer, STATUS) ---------------
@@ -472,130 +397,26 @@ fn cpu_secs(pid: u32) -> Option<f64> {
     Some(ticks / 100.0)
 }
 
-struct Daemon {
-    child: Child,
+/// The mail stack of a run: Dovecot, and smtp-sink writing to tmpfs.
+fn stack() -> MailStack {
+    MailStack::with(Options {
+        sink_on_tmpfs: true,
+        ..Options::default()
+    })
 }
 
-impl Daemon {
-    fn start(ticketd: &Path, config: &Path, log: &Path) -> Result<Daemon> {
-        Daemon::start_with(ticketd, config, log, &[])
-    }
-
-    fn start_with(
-        ticketd: &Path,
-        config: &Path,
-        log: &Path,
-        env: &[(&str, &str)],
-    ) -> Result<Daemon> {
-        let child = Command::new(ticketd)
-            .args(["run", "--config"])
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log)?)
-            .env("NO_COLOR", "1")
-            .envs(env.iter().copied())
-            .spawn()
-            .with_context(|| format!("cannot start {}", ticketd.display()))?;
-        Ok(Daemon { child })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn stop(mut self) -> Result<()> {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if self.child.try_wait()?.is_some() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        Ok(())
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn write_config(
-    stack: &Stack,
-    dir: &Path,
-    db: &str,
-    repo: &Path,
-    mailboxes: &[(&str, &str)],
-) -> Result<PathBuf> {
-    std::fs::write(dir.join("imap-password"), "secret\n")?;
-    let mut t = format!(
-        r#"[daemon]
-database = "{dir}/{db}"
-templates = "{repo}/templates"
-packs = "{repo}/config/vendors"
-pack = "qnap"
-
-[identity]
-from_name = "Vendor Support"
-message_id_domain = "tickets.vendor.test"
-own_addresses = ["support@vendor.test", "rma@vendor.test", "24x7@vendor.test"]
-staff = ["lead@vendor.test"]
-
-[limits]
-# The bench measures throughput: every new ticket is acknowledged.
-new_ticket_acks = {{ burst = 1000000, per_hour = 1000000 }}
-
-[smtp]
-host = "127.0.0.1"
-port = {smtp}
-tls = "none"
-timeout_secs = 30
-"#,
-        dir = dir.display(),
-        repo = repo.display(),
-        smtp = stack.smtp,
-    );
-    for (name, user) in mailboxes {
-        t.push_str(&format!(
-            r#"
-[[mailbox]]
-name = "{name}"
-role = "{name}"
-address = "{name}@vendor.test"
-host = "127.0.0.1"
-port = {imap}
-tls = "none"
-username = "{user}"
-password_file = "{dir}/imap-password"
-"#,
-            imap = stack.imap,
-            dir = dir.display(),
-        ));
-    }
-    let path = dir.join(format!("{db}.toml"));
-    std::fs::write(&path, t)?;
-    Ok(path)
-}
-
-async fn wait_for<F: FnMut() -> bool>(what: &str, deadline: Duration, mut cond: F) -> Result<()> {
-    let start = Instant::now();
-    while !cond() {
-        if start.elapsed() > deadline {
-            bail!("timed out after {deadline:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    Ok(())
+/// A config for `stack` with its database `db` in the stack's directory
+/// (`DB.toml` beside it, the daemon's log `DB.log`), the qnap pack, and
+/// `boxes` (mailbox name, IMAP user).
+fn bench_config(stack: &MailStack, db: &str, boxes: &[(&'static str, &'static str)]) -> PathBuf {
+    stack.write_config(|c| {
+        c.file = format!("{}.toml", db.trim_end_matches(".db"));
+        c.database = stack.dir.join(db);
+        c.pack = "qnap".into();
+        c.timeout_secs = 30;
+        c.mailboxes = boxes.iter().map(|(n, _)| (*n, *n)).collect();
+        c.usernames = boxes.iter().map(|(n, u)| (*n, u.to_string())).collect();
+    })
 }
 
 fn log_count(log: &Path, needle: &str) -> usize {
@@ -636,10 +457,10 @@ fn since(a: SystemTime, b: SystemTime) -> f64 {
 // ----- the run -------------------------------------------------------------------------
 
 async fn run(args: Args) -> Result<()> {
-    let mails = load_corpus(&args.corpus)?;
+    let (mails, source) = load_corpus(&args)?;
     let n = mails.len();
-    eprintln!("bench: {n} messages from {}", args.corpus.display());
-    let stack = Stack::start(&args.repo, true)?;
+    eprintln!("bench: {n} messages from {source}");
+    let stack = stack();
     let work = stack.dir.clone();
     let mut out = json!({
         "count": n,
@@ -649,7 +470,7 @@ async fn run(args: Args) -> Result<()> {
 
     // 1. APPEND the corpus with its INTERNALDATEs, pipelined on one connection.
     let t = Instant::now();
-    Imap::login(stack.imap, "support@vendor.test")
+    Imap::login(stack.imap_port, "support@vendor.test")
         .await?
         .append_pipelined("INBOX", &mails)
         .await?;
@@ -660,13 +481,13 @@ async fn run(args: Args) -> Result<()> {
     // 2a. The parts' own limits: batch FETCH from Dovecot (read-only, PEEK).
     out["limits"] = json!({
         "imap_fetch_msg_per_s": fetch_rate(&stack, n).await?,
-        "smtp_sink_msg_per_s": smtp_rate(&args.repo, &mails).await?,
+        "smtp_sink_msg_per_s": smtp_rate(&mails).await?,
         "sqlite": sqlite_rate(&work, &mails)?,
     });
     eprintln!("bench: limits {}", out["limits"]);
 
     // 3+4. Idle memory and latency on three other, empty mailboxes.
-    out["latency"] = latency(&args, &stack, &work, &mails).await?;
+    out["latency"] = latency(&args, &stack, &mails).await?;
     eprintln!("bench: latency {}", out["latency"]);
 
     // 2b. Throughput on the full mailbox; peak memory.
@@ -675,7 +496,7 @@ async fn run(args: Args) -> Result<()> {
         ("rma", "tp-rma@vendor.test"),
         ("24x7", "tp-24x7@vendor.test"),
     ];
-    out["throughput"] = throughput(&args, &stack, &work, n, "throughput.db", &boxes, 0).await?;
+    out["throughput"] = throughput(&args, &stack, n, "throughput.db", &boxes, 0).await?;
     eprintln!("bench: throughput {}", out["throughput"]);
 
     // 2c. The same on a store that already holds `--preload` messages.
@@ -685,7 +506,7 @@ async fn run(args: Args) -> Result<()> {
     }
 
     // 5. Pathological mail.
-    out["pathological"] = pathological(&work, &args.repo)?;
+    out["pathological"] = pathological(&work, &kit::repo())?;
 
     out["machine"]["loadavg_end"] = json!(
         std::fs::read_to_string("/proc/loadavg")
@@ -700,8 +521,8 @@ async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-async fn fetch_rate(stack: &Stack, n: usize) -> Result<f64> {
-    let tcp = TcpStream::connect(("127.0.0.1", stack.imap)).await?;
+async fn fetch_rate(stack: &MailStack, n: usize) -> Result<f64> {
+    let tcp = TcpStream::connect(("127.0.0.1", stack.imap_port)).await?;
     tcp.set_nodelay(true)?;
     let mut c = async_imap::Client::new(tcp);
     c.read_response().await?;
@@ -737,15 +558,13 @@ async fn fetch_rate(stack: &Stack, n: usize) -> Result<f64> {
 }
 
 /// One NODELAY connection to a separate smtp-sink, through the daemon's own sender.
-async fn smtp_rate(repo: &Path, mails: &[Mail]) -> Result<f64> {
-    let sink = Stack::start(repo, false)?;
-    let cfg_path = write_config(
-        &sink,
-        &sink.dir,
-        "probe.db",
-        repo,
-        &[("support", "probe@vendor.test")],
-    )?;
+async fn smtp_rate(mails: &[Mail]) -> Result<f64> {
+    let sink = MailStack::with(Options {
+        without_dovecot: true,
+        sink_on_tmpfs: true,
+        ..Options::default()
+    });
+    let cfg_path = bench_config(&sink, "probe.db", &[("support", "probe@vendor.test")]);
     let cfg = Config::load(&cfg_path).map_err(|e| anyhow!("{e}"))?;
     let mut sender = ticketd::outbox::Sender::new(
         cfg.smtp.clone(),
@@ -880,27 +699,26 @@ fn batched_sqlite_rate(work: &Path, mails: &[Mail], k: usize) -> Result<f64> {
     Ok(k as f64 / t.elapsed().as_secs_f64())
 }
 
-async fn latency(args: &Args, stack: &Stack, work: &Path, mails: &[Mail]) -> Result<Value> {
+async fn latency(args: &Args, stack: &MailStack, mails: &[Mail]) -> Result<Value> {
     let boxes = [
         ("support", "lat-support@vendor.test"),
         ("rma", "lat-rma@vendor.test"),
         ("24x7", "lat-24x7@vendor.test"),
     ];
-    let cfg = write_config(stack, work, "latency.db", &args.repo, &boxes)?;
-    let log = work.join("latency.log");
+    let cfg = bench_config(stack, "latency.db", &boxes);
     // Create the three mailboxes (a login makes the user's INBOX).
     for (_, u) in boxes {
-        Imap::login(stack.imap, u)
+        Imap::login(stack.imap_port, u)
             .await?
             .command("SELECT INBOX")
             .await?;
     }
-    let daemon = Daemon::start(&args.ticketd, &cfg, &log)?;
+    let daemon = Ticketd::start_bin(&args.ticketd, &cfg, "info", false);
     let pid = daemon.pid();
-    wait_for("three watchers", Duration::from_secs(30), || {
-        log_count(&log, "watching") >= 3
+    wait_until("three watchers", Duration::from_secs(30), || {
+        log_count(&daemon.log, "watching") >= 3
     })
-    .await?;
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle_rss = proc_status_kb(pid, "VmRSS").unwrap_or(0);
     let idle_hwm = proc_status_kb(pid, "VmHWM").unwrap_or(0);
@@ -910,20 +728,24 @@ async fn latency(args: &Args, stack: &Stack, work: &Path, mails: &[Mail]) -> Res
     // daemon's; its notification time, less the gap between the two APPENDs,
     // is when the daemon's own IDLE could first have heard of the mail.
     let observer_user = "lat-observer@vendor.test";
-    Imap::login(stack.imap, observer_user)
+    Imap::login(stack.imap_port, observer_user)
         .await?
         .command("SELECT INBOX")
         .await?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let observer = tokio::spawn(idle_observer(stack.imap, observer_user.to_string(), tx));
+    let observer = tokio::spawn(idle_observer(
+        stack.imap_port,
+        observer_user.to_string(),
+        tx,
+    ));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let picked: Vec<&Mail> = mails
         .iter()
         .filter(|m| m.kind == "new" || m.kind.is_empty())
         .take(args.latency_count)
         .collect();
-    let mut client = Imap::login(stack.imap, boxes[0].1).await?;
-    let mut copier = Imap::login(stack.imap, observer_user).await?;
+    let mut client = Imap::login(stack.imap_port, boxes[0].1).await?;
+    let mut copier = Imap::login(stack.imap_port, observer_user).await?;
     let period = Duration::from_secs_f64(1.0 / args.latency_rate);
     let mut tick = tokio::time::interval(period);
     // (Message-ID, APPEND done, gap until the observer's copy was appended)
@@ -970,7 +792,7 @@ async fn latency(args: &Args, stack: &Stack, work: &Path, mails: &[Mail]) -> Res
             adj_ms.push(since(*done, *sent) - notified);
         }
     }
-    daemon.stop()?;
+    daemon.terminate().await;
     Ok(json!({
         "idle_rss_kib": idle_rss,
         "idle_hwm_kib": idle_hwm,
@@ -985,21 +807,19 @@ async fn latency(args: &Args, stack: &Stack, work: &Path, mails: &[Mail]) -> Res
 
 async fn throughput(
     args: &Args,
-    stack: &Stack,
-    work: &Path,
+    stack: &MailStack,
     n: usize,
     db: &str,
-    boxes: &[(&str, &str)],
+    boxes: &[(&'static str, &'static str)],
     already: usize,
 ) -> Result<Value> {
-    let cfg_path = write_config(stack, work, db, &args.repo, boxes)?;
+    let cfg_path = bench_config(stack, db, boxes);
     let cfg = Config::load(&cfg_path).map_err(|e| anyhow!("{e}"))?;
-    let log = work.join(format!("{db}.log"));
     let before_sink = stack.sink_files().len();
-    let mut imap = Imap::login(stack.imap, boxes[0].1).await?;
+    let mut imap = Imap::login(stack.imap_port, boxes[0].1).await?;
     let t = Instant::now();
     let machine_before = machine_cpu();
-    let daemon = Daemon::start(&args.ticketd, &cfg_path, &log)?;
+    let daemon = Ticketd::start_bin(&args.ticketd, &cfg_path, "info", false);
     let pid = daemon.pid();
     let perf = match &args.perf {
         Some(p) => Some(
@@ -1053,7 +873,8 @@ async fn throughput(
     let outbox: HashMap<String, i64> = st.outbox_counts()?.into_iter().collect();
     // Only this run's mail (a preloaded store holds more).
     let stored: i64 = outcomes.values().sum::<i64>() - already as i64;
-    daemon.stop()?;
+    let log = daemon.log.clone();
+    daemon.terminate().await;
     if let Some(keep) = std::env::var_os("BENCH_KEEP_LOG") {
         // The daemon's log of the throughput run (the work directory goes with the stack).
         std::fs::copy(&log, &keep)?;
@@ -1149,7 +970,7 @@ fn preload_store(db: &Path, n: usize) -> Result<()> {
 
 /// Throughput on a store preloaded with `--preload` messages, and the time
 /// from start to the first IDLE with that store.
-async fn preloaded(args: &Args, stack: &Stack, work: &Path, mails: &[Mail]) -> Result<Value> {
+async fn preloaded(args: &Args, stack: &MailStack, work: &Path, mails: &[Mail]) -> Result<Value> {
     let boxes = [
         ("support", "pl-support@vendor.test"),
         ("rma", "pl-rma@vendor.test"),
@@ -1166,36 +987,29 @@ async fn preloaded(args: &Args, stack: &Stack, work: &Path, mails: &[Mail]) -> R
         db_bytes >> 20
     );
     for (_, u) in boxes {
-        Imap::login(stack.imap, u)
+        Imap::login(stack.imap_port, u)
             .await?
             .command("SELECT INBOX")
             .await?;
     }
     // Start to the first IDLE of every watcher, the mailboxes empty.
-    let cfg = write_config(stack, work, "preloaded.db", &args.repo, &boxes)?;
-    let log = work.join("preloaded-start.log");
+    let cfg = bench_config(stack, "preloaded.db", &boxes);
     let t = Instant::now();
-    let daemon = Daemon::start_with(
-        &args.ticketd,
-        &cfg,
-        &log,
-        &[("RUST_LOG", "info,ticketd::imap=debug")],
-    )?;
-    wait_for("three watchers in IDLE", Duration::from_secs(60), || {
-        log_count(&log, "in IDLE") >= 3
+    let daemon = Ticketd::start_bin(&args.ticketd, &cfg, "info,ticketd::imap=debug", false);
+    wait_until("three watchers in IDLE", Duration::from_secs(60), || {
+        log_count(&daemon.log, "in IDLE") >= 3
     })
-    .await?;
+    .await;
     let start_to_idle_ms = t.elapsed().as_secs_f64() * 1000.0;
-    daemon.stop()?;
+    daemon.terminate().await;
     // The corpus again, into the preloaded run's own mailbox.
-    Imap::login(stack.imap, boxes[0].1)
+    Imap::login(stack.imap_port, boxes[0].1)
         .await?
         .append_pipelined("INBOX", mails)
         .await?;
     let tp = throughput(
         args,
         stack,
-        work,
         mails.len(),
         "preloaded.db",
         &boxes,

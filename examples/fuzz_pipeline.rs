@@ -1,7 +1,8 @@
 //! The `pipeline` fuzz target on stable Rust: a time-bounded mutational loop over the corpus seeds.
 //!
 //! `cargo run --example fuzz_pipeline -- [SECONDS] [SEED_DIR...]` (defaults: 60 s,
-//! `../shared/corpus` and `tests/fixtures/fuzz`). Each input is a corpus file
+//! `tests/fixtures/corpus`, `tests/fixtures/fuzz` and the corpus
+//! `TICKETD_EXTRA_CORPUS` names, if any). Each input is a corpus file
 //! mutated by byte flips, inserted tokens mail parsers trip on (encoded words,
 //! ISO-2022-JP escapes, bare CR, boundaries, quote headers), cuts, repeats and
 //! splices. An input that panics or takes over a second is written to
@@ -115,7 +116,8 @@ fn main() {
     let mut dirs: Vec<PathBuf> = args.map(PathBuf::from).collect();
     let findings = repo.join("tests/fixtures/fuzz");
     if dirs.is_empty() {
-        dirs = vec![repo.join("../shared/corpus"), findings.clone()];
+        dirs = vec![repo.join("tests/fixtures/corpus"), findings.clone()];
+        dirs.extend(std::env::var_os("TICKETD_EXTRA_CORPUS").map(PathBuf::from));
     }
     let mut files = Vec::new();
     for d in &dirs {

@@ -1,6 +1,7 @@
 //! The fault suite (`scripts/chaos`): the real `ticketd run` killed with SIGKILL at random and aimed moments, SMTP, IMAP and storage faults, each pass checked for loss and doubling and summed up in one line; sizes from CHAOS_COUNT, CHAOS_KILLS and CHAOS_SEED (a CI size by default).
 
-use crate::harness::{MailStack, Ticketd, held_within, mail, repo, wait_until, wait_until_async};
+use crate::harness::{MailStack, Ticketd, held_within, mail, wait_until, wait_until_async};
+use crate::kit::loadgen;
 use crate::proxy::{Action, Mode, Proxy, Side, Trap};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -16,7 +17,7 @@ const DRAIN: Duration = Duration::from_secs(180);
 const AIM: Duration = Duration::from_secs(15);
 /// SMTP connections the outbox opens at most (the re-send bound per kill).
 const SMTP_CONNECTIONS: usize = 4;
-const BOXES: [&str; 3] = ["support", "rma", "24x7"];
+const BOXES: [&str; 3] = loadgen::MAILBOXES;
 
 fn env_or(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
@@ -59,59 +60,30 @@ struct CorpusMail {
     internal_date: String,
 }
 
-/// `gen-corpus` output (deterministic by seed), spread over the three
-/// mailboxes so that a follow-up never waits in its parent's mailbox: it
-/// can be stored before the mail it answers.
-fn corpus(dir: &Path, count: usize, seed: u64) -> Vec<CorpusMail> {
-    let gen_corpus = [
-        repo().join("../shared/bench/gen-corpus"),
-        PathBuf::from("/work/shared/bench/gen-corpus"),
-    ]
-    .into_iter()
-    .find(|p| p.exists())
-    .expect("../shared/bench/gen-corpus (the corpus generator) is missing");
-    let out = dir.join("corpus");
-    let status = std::process::Command::new(&gen_corpus)
-        .arg("--out")
-        .arg(&out)
-        .args(["--count", &count.to_string(), "--seed", &seed.to_string()])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("run gen-corpus");
-    assert!(status.success(), "gen-corpus failed");
-    let manifest = std::fs::read_to_string(out.join("manifest.tsv")).expect("manifest.tsv");
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut mails: Vec<CorpusMail> = Vec::new();
-    for line in manifest.lines().skip(1) {
-        let f: Vec<&str> = line.split('\t').collect();
-        let raw = std::fs::read(out.join(f[0])).expect("a corpus mail");
-        let kind = match f[1] {
-            "new" => Kind::New,
-            "followup" => Kind::FollowUp,
-            "noreply" => Kind::Machine,
-            k => panic!("unknown kind {k} in the manifest"),
-        };
-        let parent = (!f[2].is_empty()).then(|| index[f[2]]);
-        let mailbox = match parent {
-            Some(p) => (mails[p].mailbox + 1 + rng.usize(0..2)) % 3,
-            None => rng.usize(0..3),
-        };
-        let date = chrono::DateTime::parse_from_rfc3339(f[3]).expect("an ISO date");
-        let message_id = parse(&raw, chrono::DateTime::UNIX_EPOCH)
-            .message_id
-            .expect("a Message-ID");
-        index.insert(f[0].to_string(), mails.len());
-        mails.push(CorpusMail {
-            raw,
-            kind,
-            parent,
-            message_id,
-            mailbox,
-            internal_date: date.format("%d-%b-%Y %H:%M:%S +0000").to_string(),
-        });
-    }
-    mails
+/// The kit's generated corpus (deterministic by seed) over the three
+/// mailboxes: a follow-up written to another mailbox than the mail it
+/// answers can be stored before it.
+fn corpus(count: usize, seed: u64) -> Vec<CorpusMail> {
+    let opts = loadgen::Options {
+        count,
+        seed,
+        ..loadgen::Options::default()
+    };
+    loadgen::generate(&opts)
+        .into_iter()
+        .map(|m| CorpusMail {
+            kind: match m.kind {
+                loadgen::Kind::New => Kind::New,
+                loadgen::Kind::FollowUp => Kind::FollowUp,
+                loadgen::Kind::NoReply => Kind::Machine,
+            },
+            parent: m.parent,
+            message_id: m.message_id.clone(),
+            mailbox: m.mailbox,
+            internal_date: m.imap_date(),
+            raw: m.raw,
+        })
+        .collect()
 }
 
 fn user(mailbox: usize) -> String {
@@ -259,19 +231,7 @@ fn received(stack: &MailStack) -> Received {
 }
 
 fn sink_files(stack: &MailStack) -> HashSet<PathBuf> {
-    let mut out = HashSet::new();
-    let mut dirs = vec![stack.dir.join("sink")];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                dirs.push(p);
-            } else {
-                out.insert(p);
-            }
-        }
-    }
-    out
+    stack.sink_files().into_iter().collect()
 }
 
 /// What a pass found; every check that failed is a line in `problems`.
@@ -464,7 +424,7 @@ async fn kill_storm_loses_nothing_doubles_nothing_and_keeps_conversations_on_one
     let Sizes { count, kills, seed } = sizes();
     let begun = Instant::now();
     let rig = Rig::start(|_| {}).await;
-    let mails = corpus(&rig.stack.dir, count, seed);
+    let mails = corpus(count, seed);
     let mut rng = fastrand::Rng::with_seed(seed);
     // More mail before every run: kills + 1 rounds.
     let rounds: Vec<&[CorpusMail]> = mails.chunks(count.div_ceil(kills + 1)).collect();

@@ -12,6 +12,9 @@ mod harness;
 mod header_differential;
 mod hostile;
 mod hygiene;
+#[path = "../kit/mod.rs"]
+mod kit;
+mod loadgen;
 mod logs;
 mod maintenance;
 mod metrics;

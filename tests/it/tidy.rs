@@ -659,3 +659,94 @@ fn issue_21_model_is_the_bottom_layer() {
         "model imports the layers above it: {above:?}"
     );
 }
+
+/// The files the repository tracks (`git ls-files`), or, outside a git
+/// checkout, every file under the root but `target/` and `.git/`.
+fn tracked_files() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let listed = std::process::Command::new("git")
+        .args(["ls-files", "-z"])
+        .current_dir(root)
+        .output()
+        .ok()
+        .filter(|o| o.status.success());
+    if let Some(o) = listed {
+        return o
+            .stdout
+            .split(|b| *b == 0)
+            .filter(|p| !p.is_empty())
+            .map(|p| root.join(String::from_utf8_lossy(p).as_ref()))
+            .collect();
+    }
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            let name = e.file_name();
+            if name == "target" || name == ".git" {
+                continue;
+            }
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, &mut out);
+    out
+}
+
+#[test]
+fn issue_21_item_2_no_tracked_file_names_a_path_of_one_machine() {
+    // Written in two halves so that this file does not name them itself.
+    let needles: Vec<String> = ["wo", "ro", "ho"]
+        .iter()
+        .zip(["rk/", "ot/", "me/"])
+        .map(|(a, b)| format!("/{a}{b}"))
+        .collect();
+    let files = tracked_files();
+    assert!(files.len() > 100, "found only {} files", files.len());
+    let mut found = Vec::new();
+    for f in &files {
+        let Ok(bytes) = std::fs::read(f) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        for (n, line) in text.lines().enumerate() {
+            if needles.iter().any(|x| line.contains(x.as_str())) {
+                found.push(format!("{}:{}: {}", f.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "paths of one machine in tracked files (the project must run from any checkout):\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn issue_21_every_test_bench_and_example_file_opens_with_a_doc_line() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for d in ["tests", "benches", "examples", "fuzz"] {
+        rust_files(&root.join(d), &mut files);
+    }
+    assert!(files.len() > 30, "found only {} files", files.len());
+    let missing: Vec<String> = files
+        .iter()
+        .filter(|f| {
+            let text = std::fs::read_to_string(f).expect("a source file");
+            !text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .is_some_and(|l| l.starts_with("//!"))
+        })
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "files without a `//!` line saying what they are: {missing:?}"
+    );
+}
