@@ -38,18 +38,14 @@ fn event_lines(cfg: &Config, id: i64) -> Vec<String> {
 /// support queue; DKIM keys from `dns`, Authentication-Results trusted from
 /// mx.vendor.test.
 fn config(stack: &MailStack, dns: &DnsServer) -> Config {
-    let key = stack.dir.join("reply-token.key");
-    std::fs::write(&key, "k3y-for-the-forgery-tests-0123456789\n").unwrap();
-    let dns = dns.addr;
-    stack.config(move |c| {
-        c.staff = format!(
-            "token_key_file = \"{}\"\nauthserv_id = \"mx.vendor.test\"\ndkim_nameservers = [\"{dns}\"]\n",
-            key.display()
-        );
-        c.extra = format!(
-            "\n[staff.members.alice]\nname = \"Alice Staff\"\naddresses = [\"{ALICE}\"]\nqueues = [\"support\"]\n"
-        );
-    })
+    alice_config(
+        stack,
+        ALICE,
+        &format!(
+            "authserv_id = \"mx.vendor.test\"\ndkim_nameservers = [\"{}\"]\n",
+            dns.addr
+        ),
+    )
 }
 
 /// `raw` with `lines` added at the end of its header section (where an

@@ -838,3 +838,21 @@ impl Drop for DnsServer {
         }
     }
 }
+
+/// A config whose staff member alice (`address`) hears of the support
+/// queue, with a reply token key; `staff_extra` goes under `[staff]`.
+pub fn alice_config(
+    stack: &MailStack,
+    address: &str,
+    staff_extra: &str,
+) -> ticketd::config::Config {
+    let key = stack.dir.join("reply-token.key");
+    std::fs::write(&key, "k3y-for-the-staff-tests-0123456789\n").unwrap();
+    let (address, extra) = (address.to_string(), staff_extra.to_string());
+    stack.config(move |c| {
+        c.staff = format!("token_key_file = \"{}\"\n{extra}", key.display());
+        c.extra = format!(
+            "\n[staff.members.alice]\nname = \"Alice Staff\"\naddresses = [\"{address}\"]\nqueues = [\"support\"]\n"
+        );
+    })
+}

@@ -22,15 +22,7 @@ fn at(s: &str) -> DateTime<Utc> {
 /// A config whose staff member alice hears of the support queue, with a
 /// reply token key; `extra` goes under `[staff]`.
 fn staff_config(stack: &MailStack, extra: &str) -> Config {
-    let key = stack.dir.join("reply-token.key");
-    std::fs::write(&key, "k3y-for-the-staff-tests-0123456789\n").unwrap();
-    let extra = extra.to_string();
-    stack.config(move |c| {
-        c.staff = format!("token_key_file = \"{}\"\n{extra}", key.display());
-        c.extra = format!(
-            "\n[staff.members.alice]\nname = \"Alice Staff\"\naddresses = [\"{ALICE}\"]\nqueues = [\"support\"]\n"
-        );
-    })
+    alice_config(stack, ALICE, extra)
 }
 
 /// `ticketd explain --config` of `raw`, as JSON.
