@@ -288,6 +288,17 @@ pub fn parse(raw: &[u8], arrival: DateTime<Utc>) -> Inbound {
     } else {
         raw
     };
+    // Blank lines before the header fields (some tools and archives write
+    // them): the header starts at the first line with text.
+    let raw = match leading_blank_lines(raw) {
+        0 => raw,
+        n => {
+            inbound
+                .warnings
+                .push("blank lines before the header were skipped".into());
+            &raw[n..]
+        }
+    };
     let Some(msg) = MessageParser::default().parse(raw) else {
         inbound.warnings.push("not a mail message".into());
         return inbound;
@@ -306,6 +317,22 @@ pub fn parse(raw: &[u8], arrival: DateTime<Utc>) -> Inbound {
     inbound.reply_text = inbound.new_text(Mode::Customer);
     read_attachments(&msg, &mut inbound);
     inbound
+}
+
+/// How many bytes of blank lines (only spaces, tabs and CR before their LF)
+/// open `raw`.
+fn leading_blank_lines(raw: &[u8]) -> usize {
+    let mut start = 0;
+    while let Some(eol) = raw[start..].iter().position(|b| *b == b'\n') {
+        if !raw[start..start + eol]
+            .iter()
+            .all(|b| matches!(b, b' ' | b'\t' | b'\r'))
+        {
+            break;
+        }
+        start += eol + 1;
+    }
+    start
 }
 
 /// The From address, or the Sender, Reply-To or Return-Path a reply goes
@@ -472,6 +499,7 @@ fn part_type(a: &mail_parser::MessagePart<'_>) -> String {
 /// relayed staff answer). Inline images of an HTML body without a file name
 /// are not files the sender attached, and are left out.
 pub fn attachment_files(raw: &[u8]) -> Vec<crate::model::OutAttachment> {
+    let raw = &raw[leading_blank_lines(raw)..];
     let Some(msg) = MessageParser::default().parse(raw) else {
         return vec![];
     };
@@ -987,6 +1015,26 @@ mod tests {
         // The hash is of the bytes as they came, not as they were read.
         let raw = b"From: a@example.com\rSubject: hi\r\rbody\r";
         assert_eq!(parse(raw, at()).content_hash, content_hash(raw));
+    }
+
+    #[test]
+    fn issue_23_blank_lines_before_the_header_are_skipped() {
+        for raw in [
+            &b"\n\nFrom: a@example.com\nSubject: hi\n\nbody\n"[..],
+            b"\r\n\r\nFrom: a@example.com\r\nSubject: hi\r\n\r\nbody\r\n",
+            b" \t\r\n\nFrom: a@example.com\nSubject: hi\n\nbody\n",
+        ] {
+            let i = parse(raw, at());
+            assert!(i.parsed, "{raw:?}");
+            assert_eq!(i.sender_address(), Some("a@example.com"), "{raw:?}");
+            assert_eq!(i.subject, "hi", "{raw:?}");
+            assert_eq!(i.reply_text, "body", "{raw:?}");
+            assert!(i.warnings.iter().any(|w| w.contains("blank lines")));
+            // The hash is of the bytes as they came.
+            assert_eq!(i.content_hash, content_hash(raw));
+        }
+        // Only blank lines: still an empty message.
+        assert!(!parse(b"\n\r\n\n", at()).parsed);
     }
 
     #[test]

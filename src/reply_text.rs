@@ -16,8 +16,9 @@
 //! 差出人/送信日時/件名), Spanish ("El … escribió:"); a mailing list's footer
 //! under its rule (Mailman's "users mailing list"); mobile signatures
 //! ("Sent from my iPhone", "Enviado desde mi iPhone", "iPhone에서 보냄",
-//! "iPhoneから送信") when the line is short and names the device, so that a
-//! sentence opening with the same words stays.
+//! "iPhoneから送信", "Sent from TypeApp<link>") when the rest of the line is
+//! only a device's or app's name and links, so that a sentence opening with
+//! the same words ("Sent from my desk, which is easier than my phone.") stays.
 //!
 //! The rules:
 //! - everything from the first quote header, "Original Message" line,
@@ -27,6 +28,13 @@
 //!   block under it, and what follows is read on;
 //! - `>` quotes between the person's own lines stay (an interleaved answer
 //!   needs its context); quotes after the last own line go;
+//! - a quote header after the person's text whose `>` quote is followed by
+//!   more of their text (answers inline, under the quoted questions) goes
+//!   alone, and the reading goes on ([`Mode::Customer`]);
+//! - a customer's mail that is only a quote (a forwarded conversation, a
+//!   reply sent without typing) gives the new text of what it quotes;
+//! - a line of only invisible marks (zero-width characters, a tracker's
+//!   U+1427) is a blank line;
 //! - sign-offs ("Thanks,", a name) stay: they are what the person wrote;
 //! - a mailing list's footer goes in every mode;
 //! - lines that open with `#` and a letter (`#close`, `#note …`, staff
@@ -56,6 +64,9 @@ use crate::text::clip;
 pub const MAX_INPUT: usize = 2 * 1024 * 1024;
 /// How many lines a header block ("From:/Sent:/To:/Subject:") may span.
 const HEADER_WINDOW: usize = 8;
+/// How many lines a wrapped "On … wrote:" header may span (the date, the
+/// name, a `<mailto:…>` address and "wrote:" each on its line).
+const HEADER_WRAP: usize = 4;
 /// The longest (joined) line that can be a quote header.
 const MAX_HEADER_LINE: usize = 400;
 
@@ -66,6 +77,8 @@ enum Kind {
     Quote,
     /// A quote header spanning this many lines.
     Header(usize),
+    /// A line of a quote header after its first.
+    HeaderTail,
     /// `--` or `-- `.
     SigDelimiter,
     /// The rule over a mailing list's footer.
@@ -253,6 +266,13 @@ const ORIGINAL: &[&str] = &[
     "original e-mail",
     "forwarded message",
     "begin forwarded message",
+    "inicio del mensaje reenviado",
+    "début du message réexpédié",
+    "début du message transféré",
+    "anfang der weitergeleiteten nachricht",
+    "inizio messaggio inoltrato",
+    "begin doorgestuurd bericht",
+    "転送されたメッセージ",
     "ursprüngliche nachricht",
     "ursprüngliche e-mail",
     "weitergeleitete nachricht",
@@ -326,6 +346,11 @@ const MOBILE: &[&str] = &[
     "надіслано з ",
     "发自我的",
     "從我的",
+    // An app's own name after the bare words: "Sent from TypeApp<link>".
+    "sent from ",
+    "enviado desde ",
+    "envoyé depuis ",
+    "envoyé de ",
 ];
 
 /// What the person wrote now in `body`: without quoted history and signature
@@ -338,10 +363,22 @@ pub fn extract(body: &str) -> String {
 /// What the person wrote now in `body`, read in `mode`. Line ends are `\n` in
 /// the result; it has no leading or trailing blank lines.
 pub fn extract_as(body: &str, mode: Mode) -> String {
+    extract_at(body, mode, 0)
+}
+
+/// How many quote levels a mail that is only a quote is read into.
+const MAX_UNQUOTE: usize = 4;
+
+/// [`extract_as`] for a body `depth` quote levels down. A customer's mail
+/// that is only a quote (a forwarded conversation, a reply sent without
+/// typing) gives the new text of what it quotes, one level unquoted; a staff
+/// reply never does (what it quotes is the notification).
+fn extract_at(body: &str, mode: Mode, depth: usize) -> String {
     let body = clip(body, MAX_INPUT);
     let lines: Vec<&str> = body
         .split('\n')
         .map(|l| l.trim_end_matches(['\r', ' ', '\t', '\u{a0}']))
+        .map(|l| if only_invisible(l) { "" } else { l })
         .collect();
     let kinds = classify_lines(&lines);
     let keep = select(&kinds, mode);
@@ -380,7 +417,53 @@ pub fn extract_as(body: &str, mode: Mode) -> String {
     while out.last().is_some_and(|l| l.trim().is_empty()) {
         out.pop();
     }
+    if out.is_empty() && mode == Mode::Customer && depth < MAX_UNQUOTE {
+        let quoted = unquoted(&lines, &kinds);
+        if !quoted.is_empty() {
+            return extract_at(&quoted, mode, depth + 1);
+        }
+    }
     out.join("\n")
+}
+
+/// The `>` quoted lines of a body, one level of quoting taken off, with the
+/// blank lines between them; empty when it quotes nothing.
+fn unquoted(lines: &[&str], kinds: &[Kind]) -> String {
+    let mut out = String::new();
+    let mut pending_blank = false;
+    for (line, kind) in lines.iter().zip(kinds) {
+        match kind {
+            Kind::Quote => {
+                if pending_blank && !out.is_empty() {
+                    out.push('\n');
+                }
+                pending_blank = false;
+                let l = line.trim_start_matches([' ', '\t']);
+                let l = l.strip_prefix('>').unwrap_or(l);
+                out.push_str(l.strip_prefix(' ').unwrap_or(l));
+                out.push('\n');
+            }
+            Kind::Blank => pending_blank = true,
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Characters that show nothing: zero-width spaces and joiners, the byte
+/// order mark, a soft hyphen, and the marks mail trackers add as a line of
+/// their own (Gmail extensions' U+1427 "ᐧ").
+const INVISIBLE: &[char] = &[
+    '\u{00ad}', '\u{034f}', '\u{180e}', '\u{200b}', '\u{200c}', '\u{200d}', '\u{200e}', '\u{200f}',
+    '\u{2060}', '\u{2061}', '\u{2062}', '\u{2063}', '\u{2064}', '\u{feff}', '\u{1427}',
+];
+
+/// A line of only invisible characters and spaces, with at least one of
+/// them: no text, a blank line.
+fn only_invisible(l: &str) -> bool {
+    l.chars().any(|c| INVISIBLE.contains(&c))
+        && l.chars()
+            .all(|c| c.is_whitespace() || INVISIBLE.contains(&c))
 }
 
 /// Blank lines between the command lines at the top of a staff reply go, so
@@ -464,6 +547,9 @@ fn classify_lines(lines: &[&str]) -> Vec<Kind> {
             && let Some(n) = header_span(lines, i)
         {
             kinds[i] = Kind::Header(n);
+            for k in kinds.iter_mut().skip(i + 1).take(n - 1) {
+                *k = Kind::HeaderTail;
+            }
             i += n;
             continue;
         }
@@ -522,6 +608,9 @@ fn select(kinds: &[Kind], mode: Mode) -> Vec<Keep> {
     for (j, k) in kinds.iter().enumerate().skip(begin) {
         match k {
             Kind::Text => seen_text = true,
+            // Answers written under the quote this header opens: read on.
+            Kind::Header(span)
+                if mode == Mode::Customer && seen_text && answered_under(kinds, j + span) => {}
             Kind::Header(_) => {
                 end = j;
                 break;
@@ -556,7 +645,7 @@ fn select(kinds: &[Kind], mode: Mode) -> Vec<Keep> {
     for (j, k) in keep.iter_mut().enumerate().take(last_text + 1).skip(begin) {
         *k = match (kinds[j], mode) {
             (Kind::Text | Kind::Blank, _) | (Kind::Quote, Mode::Customer) => Keep::Line,
-            (Kind::Quote, Mode::Staff) => Keep::Break,
+            (Kind::Quote, Mode::Staff) | (Kind::Header(_), _) => Keep::Break,
             _ => Keep::No,
         };
     }
@@ -592,6 +681,21 @@ fn select(kinds: &[Kind], mode: Mode) -> Vec<Keep> {
         }
     }
     keep
+}
+
+/// The quote block from `from` (after a quote header) is answered: `>`
+/// quotes, then the person's own text (inline answers), not only history.
+fn answered_under(kinds: &[Kind], from: usize) -> bool {
+    let mut quoted = false;
+    for kind in kinds.iter().skip(from) {
+        match kind {
+            Kind::Blank => {}
+            Kind::Quote => quoted = true,
+            Kind::Text => return quoted,
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// A signature placed under the quoted history (Thunderbird's and mutt's
@@ -658,27 +762,121 @@ const DEVICES: &[&str] = &[
     "mobile",
 ];
 
-/// A mobile signature is a short line naming the device or app: after the
-/// prefix at most [`MOBILE_SHORT`] words, or up to [`MOBILE_LONG`] words that
-/// name a device. A sentence that merely opens with the same words ("Sent from
-/// my work account the export fails, from home it works.") is text.
+/// A mobile signature is a line naming the device or app and nothing else:
+/// after the prefix and without its links, at most [`MOBILE_SHORT`] words, or
+/// up to [`MOBILE_LONG`] words that name a device, each word a name (a
+/// capital or a digit in it: "iPhone", "Galaxy S23", "AT&T") or one of
+/// [`NAME_WORDS`]. A sentence that opens with the same words ("Sent from my
+/// desk, which is easier than my phone.", "Sent from my iPad while on the
+/// train, so …") has words of its own, and is text.
 const MOBILE_SHORT: usize = 4;
 const MOBILE_LONG: usize = 12;
 
+/// The lower-case words a device or app name may hold besides names.
+const NAME_WORDS: &[&str] = &[
+    "my",
+    "the",
+    "a",
+    "an",
+    "on",
+    "for",
+    "mi",
+    "mon",
+    "ma",
+    "de",
+    "del",
+    "la",
+    "el",
+    "le",
+    "du",
+    "von",
+    "meinem",
+    "meiner",
+    "mit",
+    "der",
+    "dem",
+    "einem",
+    "mijn",
+    "meu",
+    "minha",
+    "il",
+    "mio",
+    "z",
+    "с",
+    "з",
+    "mobile",
+    "phone",
+    "smartphone",
+    "device",
+    "tablet",
+    "móvil",
+    "movil",
+    "celular",
+    "teléfono",
+    "téléphone",
+    "portable",
+    "mobil",
+    "handy",
+    "gesendet",
+    "envoyé",
+    "enviado",
+    "network",
+    "wireless",
+    "app",
+    "mail",
+];
+
 fn is_mobile(t: &str) -> bool {
-    if t.chars().count() > 80 {
+    let bare = without_links(t);
+    let bare = bare.trim();
+    if bare.chars().count() > 80 {
         return false;
     }
-    let l = lower(t);
-    if let Some(rest) = MOBILE.iter().find_map(|m| l.strip_prefix(m)) {
-        let words = rest.split_whitespace().count();
-        return words <= MOBILE_SHORT
-            || (words <= MOBILE_LONG && DEVICES.iter().any(|d| rest.contains(d)));
+    let l = lower(bare);
+    if let Some(prefix) = MOBILE.iter().find(|m| l.starts_with(*m)) {
+        let rest: String = bare.chars().skip(prefix.chars().count()).collect();
+        return names_a_device(&rest);
     }
     MOBILE_SUFFIX.iter().any(|m| {
         l.strip_suffix(m)
             .is_some_and(|head| head.split_whitespace().count() <= 2 && head.chars().count() <= 24)
     })
+}
+
+/// `rest` (a mobile signature after its prefix) is a device's or app's name.
+fn names_a_device(rest: &str) -> bool {
+    let words: Vec<&str> = rest
+        .split_whitespace()
+        .map(|w| w.trim_matches(|c: char| matches!(c, ',' | '.' | ';' | '(' | ')' | '!')))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let l = lower(rest);
+    let sized = words.len() <= MOBILE_SHORT
+        || (words.len() <= MOBILE_LONG && DEVICES.iter().any(|d| l.contains(d)));
+    sized
+        && words.iter().all(|w| {
+            w.chars().any(|c| c.is_uppercase() || c.is_ascii_digit())
+                || NAME_WORDS.contains(&lower(w).as_str())
+                || DEVICES.iter().any(|d| lower(w).contains(d))
+        })
+}
+
+/// `t` without its links: `<…>` spans and words that are URLs.
+fn without_links(t: &str) -> String {
+    let mut out = String::with_capacity(t.len());
+    let mut depth = 0usize;
+    for c in t.chars() {
+        match c {
+            '<' => depth += 1,
+            '>' if depth > 0 => depth -= 1,
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out.split_whitespace()
+        .filter(|w| !w.starts_with("http://") && !w.starts_with("https://"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Words of a mailing list's footer line, lower case ("users mailing list",
@@ -742,9 +940,9 @@ fn header_span(lines: &[&str], i: usize) -> Option<usize> {
     if let Some(span) = header_block_at(lines, i) {
         return Some(span);
     }
-    // "On … wrote:", possibly wrapped over up to three lines.
+    // "On … wrote:", possibly wrapped over up to [`HEADER_WRAP`] lines.
     let mut joined = String::new();
-    for n in 1..=3 {
+    for n in 1..=HEADER_WRAP {
         let Some(l) = lines.get(i + n - 1) else { break };
         if l.trim().is_empty()
             || (n > 1 && is_command(l))
@@ -789,9 +987,14 @@ fn tail_is_header(lines: &[&str], from: usize, to: usize) -> bool {
 }
 
 /// The first line of a wrapped quote header starts like one: "On", "Am", "Le",
-/// "El", a date, a weekday; and does not end a sentence.
+/// "El", a date, a weekday; and does not end a sentence (a sender first,
+/// then a date cut after its day, "Ann <a@b> schrieb am Fr., 28.", ends with
+/// the day's point).
 fn could_start_header(t: &str) -> bool {
-    if t.ends_with(['.', '!', '?', '。', '！', '？']) && !t.ends_with("Uhr.") {
+    if t.ends_with(['.', '!', '?', '。', '！', '？'])
+        && !t.ends_with("Uhr.")
+        && !(t.ends_with('.') && angle_address(t) && t.chars().any(|c| c.is_ascii_digit()))
+    {
         return false;
     }
     let l = lower(t);
@@ -806,6 +1009,12 @@ fn could_start_header(t: &str) -> bool {
         // The sender first, the date and "wrote" on the next line (Chinese and
         // Korean Gmail): "Ann <ann@x<mailto:ann@x>>" / "于2026年12月2日周三 10:04写道："
         || t.contains('@') && t.ends_with('>')
+}
+
+/// `t` holds an address in angle brackets: "Ann <ann@x.test>".
+fn angle_address(t: &str) -> bool {
+    t.find('<')
+        .is_some_and(|a| t[a..].find('@').is_some_and(|at| t[a + at..].contains('>')))
 }
 
 fn has_time_or_year(t: &str) -> bool {
@@ -1436,9 +1645,133 @@ mod tests {
             ),
             "Ok."
         );
-        // Only history: nothing new.
-        assert_eq!(new_text("> only a quote\n"), "");
+        // Only history: the customer's new text is what it quotes (issue 23).
+        assert_eq!(new_text("> only a quote\n"), "only a quote");
         assert_eq!(new_text(""), "");
+    }
+
+    #[test]
+    fn issue_23_inline_answers_after_own_text_keep_every_answer() {
+        let body = "Hi,\n\nOn Mon, 2 Mar 2026 at 10:00, Ann <a@x.test> wrote:\n> q1?\n\na1\n\n> q2?\na2\n\n> tail\n";
+        assert_eq!(new_text(body), "Hi,\n\n> q1?\n\na1\n\n> q2?\na2");
+        // Top posting: the only quote is at the bottom, the text ends there.
+        let top = "Hi,\n\nOn Mon, 2 Mar 2026 at 10:00, Ann <a@x.test> wrote:\n> q1?\n> q2?\n";
+        assert_eq!(new_text(top), "Hi,");
+        // An unquoted (Outlook) history is no answer, whatever follows it.
+        let outlook = "Done.\n\nFrom: Ann\nSent: Monday\nTo: b\nSubject: x\n\nold\n";
+        assert_eq!(new_text(outlook), "Done.");
+        // Staff replies relay only what is above the quoted notification.
+        assert_eq!(staff(body), "Hi,");
+    }
+
+    #[test]
+    fn issue_23_quote_headers_wrapped_over_several_lines_in_each_language() {
+        let addr = "s@x.test";
+        // The date, the name, a `<mailto:…>` address and "wrote" each on its line.
+        for (date, wrote) in [
+            ("On Wed, Dec 2, 2026 at 10:04 AM", "wrote:"),
+            ("Am Mi., 2. Dez. 2026 um 10:04 Uhr", "schrieb:"),
+            ("Le mer. 2 déc. 2026 à 10:04,", "a écrit :"),
+            ("El mié, 2 dic 2026 a las 10:04,", "escribió:"),
+            ("Il giorno mer 2 dic 2026 alle ore 10:04", "ha scritto:"),
+            ("Em qua., 2 de dez. de 2026 às 10:04,", "escreveu:"),
+            ("Op wo 2 dec. 2026 om 10:04", "schreef:"),
+            ("Den ons 2 dec. 2026 kl 10:04", "skrev:"),
+            ("W dniu 2.12.2026 o 10:04", "napisał(a):"),
+            ("2026年12月2日(水) 10:04", "のメール:"),
+        ] {
+            let header = format!("{date}\nSupport Desk\n<{addr}<mailto:{addr}>>\n{wrote}");
+            let body = format!("Neu.\n\n{header}\n\n> alt\n");
+            assert_eq!(new_text(&body), "Neu.", "{header}");
+            // The name and address on the date's line, "wrote" alone on the next.
+            let header = format!("{date} \"Support Desk\" <{addr}>\n{wrote}");
+            let body = format!("Neu.\n\n{header}\n\n> alt\n");
+            assert_eq!(new_text(&body), "Neu.", "{header}");
+        }
+        // Date first with a zone, the address wrapped (Gmail in every locale).
+        for name in [
+            "Support Desk",
+            "Kundendienst",
+            "Service client",
+            "Soporte",
+            "サポート窓口",
+        ] {
+            for header in [
+                format!("2016-03-03 17:21 GMT+01:00 {name} <\n{addr}>:"),
+                format!("2016-03-03 17:21 GMT+01:00 {name} <{addr}\n<mailto:{addr}>>:"),
+            ] {
+                let body = format!("Neu.\n\n{header}\n\n> alt\n");
+                assert_eq!(new_text(&body), "Neu.", "{header}");
+            }
+        }
+        // The sender first, broken inside the date.
+        for header in [
+            "Kundendienst <s@x.test> schrieb am Fr., 28.\nApr. 2017 um 11:53 Uhr:",
+            "Klantenservice <s@x.test> schreef op vr 28\napr. 2017 om 11:53:",
+        ] {
+            let body = format!("Neu.\n\n{header}\n\n> alt\n");
+            assert_eq!(new_text(&body), "Neu.", "{header}");
+        }
+    }
+
+    #[test]
+    fn issue_23_a_mail_that_is_only_a_quote_gives_the_quoted_text() {
+        let body = "On Mon, 2 Mar 2026 at 10:00, Ann <a@x.test> wrote:\n> Hello,\n>\n> the part ships.\n> > older\n";
+        assert_eq!(new_text(body), "Hello,\n\nthe part ships.");
+        let forward = "Begin forwarded message:\n\n> From: Ann <a@x.test>\n> Date: 2 March 2026\n> To: Bob <b@x.test>\n> Subject: x\n>\n> The disk failed.\n";
+        assert_eq!(new_text(forward), "The disk failed.");
+        // A staff reply that is only the quoted notification relays nothing.
+        assert_eq!(staff(body), "");
+    }
+
+    #[test]
+    fn issue_23_sent_from_is_a_signature_by_its_shape() {
+        for sig in [
+            "Sent from TypeApp<https://www.typeapp.com/r?b=1>",
+            "Sent from Mail<https://go.microsoft.com/fwlink/?LinkId=550986> for Windows 10",
+            "Sent from my iPhone",
+            "Sent from Yahoo Mail on Android",
+            "Enviado desde mi iPhone",
+            "Envoyé de mon iPad",
+            "Von meinem iPhone gesendet",
+            "Sent from my BlackBerry 10 smartphone on the Verizon Wireless network.",
+        ] {
+            assert_eq!(new_text(&format!("Ok.\n\n{sig}\n")), "Ok.", "{sig}");
+        }
+        for prose in [
+            "Sent from my desk, which is easier than my phone.",
+            "Sent from my iPad while on the train, so I cannot open it.",
+            "Sent from home, the printer works there.",
+            "Enviado desde mi portátil Android porque el móvil no carga.",
+            "Envoyé de mon iPhone en attendant le technicien.",
+            "Von meinem iPhone aus geht der Anhang nicht auf.",
+        ] {
+            let body = format!("Hello,\n\n{prose}\n\nAnn\n\nSent from my iPhone\n");
+            assert_eq!(
+                new_text(&body),
+                format!("Hello,\n\n{prose}\n\nAnn"),
+                "{prose}"
+            );
+        }
+    }
+
+    #[test]
+    fn issue_23_a_line_of_invisible_marks_is_no_text() {
+        for mark in [
+            "\u{1427}",
+            "\u{200b}",
+            "\u{feff}",
+            "\u{200c}\u{200d}",
+            " \u{2060} ",
+        ] {
+            let body = format!(
+                "Thanks.\n\nAnn\n{mark}\n\nOn Mon, 2 Mar 2026, Ann <a@x.test> wrote:\n> q\n"
+            );
+            assert_eq!(new_text(&body), "Thanks.\n\nAnn", "{mark:?}");
+            assert_eq!(new_text(&format!("Ok.\n{mark}\n")), "Ok.", "{mark:?}");
+        }
+        // A mark inside a line of text is the text's.
+        assert_eq!(new_text("a\u{200b}b\n"), "a\u{200b}b");
     }
 
     #[test]

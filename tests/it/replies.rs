@@ -3,14 +3,21 @@
 //! The comparison normalises only what carries no meaning: whitespace at the
 //! end of each line and blank lines before and after the text. Every other
 //! difference (a line kept or dropped, inner blank lines, a quote marker) is
-//! a miss. The test fails listing each miss (file, expected, got), and checks
-//! that it read every pair in the folder and at least [`MIN_PAIRS`].
+//! a miss. The test fails listing each miss (file, expected, got) under its
+//! kind, and checks that it read every pair in the folder and at least
+//! [`MIN_PAIRS`]. `kinds.tsv` beside the pairs names the kind of reply a pair
+//! shows (a pair not listed is `general`); every kind listed has at least
+//! [`MIN_PER_KIND`] pairs, and the test prints its misses by kind.
 
 use crate::harness::repo;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The fewest pairs the folder may hold (five per language, fourteen languages).
-const MIN_PAIRS: usize = 70;
+/// The fewest pairs the folder may hold: every pair written (81 by language
+/// and client, 36 by kind of reply for issue 23).
+const MIN_PAIRS: usize = 117;
+/// The fewest pairs a kind named in `kinds.tsv` may have.
+const MIN_PER_KIND: usize = 5;
 
 fn fixtures_dir() -> PathBuf {
     repo().join("tests/fixtures/replies")
@@ -25,6 +32,23 @@ pub(crate) fn normalise(s: &str) -> String {
         (Some(a), Some(b)) => lines[a..=b].join("\n"),
         _ => String::new(),
     }
+}
+
+/// The kind of each pair from `dir/kinds.tsv` ("NNN<TAB>kind" lines, `#`
+/// comments), by `.eml` file name; empty when the folder has none.
+fn kinds_of(dir: &Path) -> BTreeMap<String, String> {
+    let Ok(text) = std::fs::read_to_string(dir.join("kinds.tsv")) else {
+        return BTreeMap::new();
+    };
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (n, kind) = l
+                .split_once('\t')
+                .unwrap_or_else(|| panic!("kinds.tsv: {l:?} is not NNN<TAB>kind"));
+            (format!("{}.eml", n.trim()), kind.trim().to_string())
+        })
+        .collect()
 }
 
 /// One golden pair that was run: its `.eml` file name, the expected text
@@ -54,18 +78,28 @@ pub(crate) fn check_golden_pairs(
     let arrival = chrono::DateTime::parse_from_rfc3339("2026-12-02T12:00:00Z")
         .unwrap()
         .with_timezone(&chrono::Utc);
+    let kinds = kinds_of(dir);
+    let kind_of = |name: &str| kinds.get(name).map_or("general", String::as_str);
     let mut ran = Vec::new();
     let mut misses = Vec::new();
+    // Per kind: pairs run, misses.
+    let mut by_kind: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     for eml in &emls {
         let name = eml.file_name().unwrap().to_string_lossy().into_owned();
+        let kind = kind_of(&name);
         let expected_path = eml.with_extension("expected.txt");
         let expected = std::fs::read_to_string(&expected_path)
             .unwrap_or_else(|e| panic!("{name} has no {}: {e}", expected_path.display()));
         let raw = std::fs::read(eml).unwrap_or_else(|e| panic!("{name}: {e}"));
         let got = read(&ticketd::parse::parse(&raw, arrival));
         let (want, got) = (normalise(&expected), normalise(&got));
+        let counts = by_kind.entry(kind).or_default();
+        counts.0 += 1;
         if want != got {
-            misses.push(format!("{name}\n  expected: {want:?}\n  got:      {got:?}"));
+            counts.1 += 1;
+            misses.push(format!(
+                "[{kind}] {name}\n  expected: {want:?}\n  got:      {got:?}"
+            ));
         }
         ran.push(Ran {
             name,
@@ -82,6 +116,24 @@ pub(crate) fn check_golden_pairs(
         .count();
     let n = ran.len();
     println!("{what}: {n} run, {} exact", n - misses.len());
+    let summary: Vec<String> = by_kind
+        .iter()
+        .map(|(kind, (run, missed))| format!("{kind}: {missed} of {run} miss"))
+        .collect();
+    println!("{what} by kind: {}", summary.join("; "));
+    for name in kinds.keys() {
+        assert!(
+            emls.iter().any(|e| e.ends_with(name)),
+            "kinds.tsv names {name}, which is not in {}",
+            dir.display()
+        );
+    }
+    for (kind, (run, _)) in &by_kind {
+        assert!(
+            *kind == "general" || *run >= MIN_PER_KIND,
+            "only {run} pairs of kind {kind}"
+        );
+    }
     assert_eq!(n, emls.len(), "not every .eml was run");
     assert_eq!(
         pairs,
@@ -91,11 +143,28 @@ pub(crate) fn check_golden_pairs(
     assert!(n >= min_pairs, "only {n} pairs in {}", dir.display());
     assert!(
         misses.is_empty(),
-        "{} of {n} {what} miss:\n{}",
+        "{} of {n} {what} miss ({}):\n{}",
         misses.len(),
+        summary.join("; "),
         misses.join("\n")
     );
     ran
+}
+
+#[test]
+fn issue_23_every_kind_of_reply_has_its_fixtures() {
+    let kinds = kinds_of(&fixtures_dir());
+    for kind in [
+        "inline",
+        "wrapped_header",
+        "only_quote",
+        "sent_from_prose",
+        "invisible",
+        "leading_blank",
+    ] {
+        let n = kinds.values().filter(|k| *k == kind).count();
+        assert!(n >= MIN_PER_KIND, "{kind}: only {n} pairs");
+    }
 }
 
 #[test]
