@@ -8,6 +8,7 @@
 //! the parts depend on each other one way (each imports only parts listed
 //! before it):
 //!
+//! - `language`: the language a mail is written in.
 //! - `plan`: the shared types (`Input`, `MailboxView`, `ReplyPlan`,
 //!   `Decision`, `Evidence`) and helpers; `limits`: the reply buckets;
 //!   `quarantine`.
@@ -25,6 +26,7 @@ mod escalation;
 mod fire;
 #[cfg(test)]
 pub(crate) mod fixtures;
+mod language;
 mod limits;
 mod machine;
 mod person;
@@ -52,7 +54,6 @@ pub use timer::{TimerDecision, TimerInput};
 
 use crate::classify::Class;
 use crate::model::{Event, Language, Outcome, Sender, SideEffects, TicketInfo, TicketWrite};
-use crate::parse::looks_japanese;
 use machine::machine;
 use person::person;
 use plan::ticket_subject;
@@ -141,29 +142,18 @@ fn language_for(i: &Input<'_>, ticket: Option<&TicketInfo>) -> (Language, String
         return (l, "the contact's language".into());
     }
     let text = request_text(i.inbound);
-    if let Some(l) = written_in(&text) {
-        return (l, format!("the mail is written in {}", l.as_str()));
+    let charset = i
+        .inbound
+        .header("content-type")
+        .and_then(|ct| {
+            ct.split(';')
+                .find_map(|p| p.trim().strip_prefix("charset="))
+        })
+        .map(|c| c.trim_matches('"'));
+    if let Some((l, by)) = language::written_in(&text, charset) {
+        return (l, format!("the mail is written in {} ({by})", l.as_str()));
     }
     (i.pack.language, "the pack's language".into())
-}
-
-/// The language a text is written in, when it is one we have templates for
-/// and the detector is sure of it. Kana decide Japanese at once (a short
-/// Japanese mail is often too short for a statistical guess).
-pub(crate) fn written_in(text: &str) -> Option<Language> {
-    if looks_japanese(text) {
-        return Some(Language::Ja);
-    }
-    let info = whatlang::detect(text)?;
-    if !info.is_reliable() {
-        return None;
-    }
-    match info.lang() {
-        whatlang::Lang::Eng => Some(Language::En),
-        whatlang::Lang::Spa => Some(Language::Es),
-        whatlang::Lang::Jpn => Some(Language::Ja),
-        _ => None,
-    }
 }
 
 /// Decides what `i` should do. Pure: same input, same decision.

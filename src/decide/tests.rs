@@ -308,7 +308,7 @@ fn language_follows_the_ticket_then_the_contact_then_the_text_then_the_pack() {
     let d = run(ja, Lookup::default());
     assert_eq!(
         (d.language, d.language_reason.as_str()),
-        (Language::Ja, "the mail is written in ja")
+        (Language::Ja, "the mail is written in ja (kana)")
     );
     let contact = ContactInfo {
         address: "ann@example.net".into(),
@@ -355,7 +355,10 @@ fn a_spanish_mail_to_an_english_pack_is_answered_in_spanish_as_a_japanese_one_is
     let d = run(es, Lookup::default());
     assert_eq!(
         (d.language, d.language_reason.as_str()),
-        (Language::Es, "the mail is written in es")
+        (
+            Language::Es,
+            "the mail is written in es (its greeting, sign-off and words)"
+        )
     );
     // A language we have no templates for gets the pack's.
     let de = "From: jan@example.de\r\nSubject: Festplatte defekt\r\n\r\nGuten Tag, die Festplatte in Schacht 2 unseres Servers ist heute Morgen ausgefallen und wir brauchen schnell einen Ersatz.\r\n";

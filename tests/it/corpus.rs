@@ -2,7 +2,8 @@
 //!
 //! Fails when a file panics or takes over a second, when a machine's mail
 //! (bounce, auto-reply, list or bulk) would be answered, when a full human mail
-//! would not be, or when the new text matches the manifest's stated text on fewer
+//! would not be, when
+//! a row's `expected_language` is not the replies' language, or when the new text matches the manifest's stated text on fewer
 //! than nine rows in ten (whitespace aside). Prints the figures so they can be quoted:
 //! `cargo test --test it corpus -- --nocapture`.
 //!
@@ -55,6 +56,9 @@ pub struct Row {
     pub should_autoreply: String,
     pub format: String,
     pub expected_reply_text: String,
+    /// The language the replies should be in (`en`, `ja`, `es`), or empty:
+    /// an optional column.
+    pub expected_language: String,
 }
 
 fn unescape(s: &str) -> String {
@@ -88,6 +92,7 @@ pub fn manifest(root: &Path) -> Vec<Row> {
             .position(|h| *h == name)
             .unwrap_or_else(|| panic!("MANIFEST.tsv has no column {name}"))
     };
+    let lang = head.iter().position(|h| *h == "expected_language");
     let (p, c, a, f, e) = (
         col("path"),
         col("category"),
@@ -106,6 +111,7 @@ pub fn manifest(root: &Path) -> Vec<Row> {
                 should_autoreply: get(a).to_string(),
                 format: get(f).to_string(),
                 expected_reply_text: unescape(get(e)),
+                expected_language: lang.map(get).unwrap_or("").to_string(),
             }
         })
         .collect()
@@ -183,7 +189,8 @@ fn check_corpus(root: &Path, bar: Bar) {
                 "html_fragment" => reply_text::extract_html(&String::from_utf8_lossy(&raw)),
                 _ => plan.inbound.reply_text.clone(),
             };
-            Ok::<_, String>((plan.decision.would_reply, plan.decision.class, text))
+            let d = &plan.decision;
+            Ok::<_, String>((d.would_reply, d.class, text, d.language))
         }));
         let took = t0.elapsed();
         if took > slowest.0 {
@@ -194,7 +201,7 @@ fn check_corpus(root: &Path, bar: Bar) {
         if took > MAX_PER_FILE {
             failures.push(format!("{}: took {took:?}", row.path));
         }
-        let (would_reply, class, text) = match run {
+        let (would_reply, class, text, language) = match run {
             Err(_) => {
                 failures.push(format!("{}: panicked", row.path));
                 continue;
@@ -205,6 +212,14 @@ fn check_corpus(root: &Path, bar: Bar) {
             }
             Ok(Ok(v)) => v,
         };
+        if !row.expected_language.is_empty() && language.as_str() != row.expected_language {
+            failures.push(format!(
+                "{}: answered in {}, expected {}",
+                row.path,
+                language.as_str(),
+                row.expected_language
+            ));
+        }
         let wrong = match row.should_autoreply.as_str() {
             "no" => would_reply,
             "yes" => !would_reply,
