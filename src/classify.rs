@@ -45,6 +45,9 @@ pub struct Classification {
     pub reasons: Vec<String>,
     /// For a bounce: what failed, for whom, and which mail of ours it returns.
     pub bounce: Option<Bounce>,
+    /// The receiving server's verdict that the mail is spam (`X-Spam-Flag:
+    /// YES` and its kin), when it gave one.
+    pub spam: Option<String>,
 }
 
 impl Classification {
@@ -53,6 +56,7 @@ impl Classification {
             class,
             reasons,
             bounce: None,
+            spam: None,
         }
     }
 }
@@ -488,7 +492,68 @@ pub fn classify_message(raw: &[u8], m: &Inbound, identity: &Identity) -> Classif
 ///    bulk senders' headers.
 /// 5. a null Return-Path or a no-reply sender alone: `auto_reply`.
 /// 6. otherwise `human`.
+///
+/// Apart from the class, the receiving server's spam verdict
+/// ([`spam_verdict`]) is read on every readable mail.
 fn classify_with(m: &Inbound, raw: Option<&[u8]>, identity: &Identity) -> Classification {
+    let mut c = class_of(m, raw, identity);
+    if m.parsed {
+        c.spam = spam_verdict(m);
+    }
+    c
+}
+
+/// The receiving server's spam verdict among the headers: SpamAssassin's
+/// X-Spam-Flag and X-Spam-Status, Amazon SES's X-SES-Spam-Verdict,
+/// Exchange Online's SFV:SPM and SCL, Barracuda's, Rspamd's X-Spam,
+/// MailScanner's. A mail a spammer sends with such a header only sets
+/// their own mail aside.
+pub fn spam_verdict(m: &Inbound) -> Option<String> {
+    let yes = |v: &str| {
+        let v = v.trim().to_ascii_lowercase();
+        ["yes", "true", "spam"].iter().any(|p| {
+            v.strip_prefix(p)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with([',', ';', ' ']))
+        })
+    };
+    for (h, label) in [
+        ("x-spam-flag", "X-Spam-Flag"),
+        ("x-spam-status", "X-Spam-Status"),
+        ("x-spam", "X-Spam"),
+        ("x-barracuda-spam-status", "X-Barracuda-Spam-Status"),
+        ("x-mailscanner-spamcheck", "X-MailScanner-SpamCheck"),
+        ("x-spam-verdict", "X-Spam-Verdict"),
+    ] {
+        if let Some(v) = m.header(h).filter(|v| yes(v)) {
+            return Some(format!(
+                "{label}: {}",
+                v.chars().take(60).collect::<String>()
+            ));
+        }
+    }
+    if let Some(v) = m.header("x-ses-spam-verdict")
+        && v.trim().eq_ignore_ascii_case("fail")
+    {
+        return Some("X-SES-Spam-Verdict: FAIL".into());
+    }
+    if let Some(v) = m.header("x-forefront-antispam-report") {
+        let upper = v.to_ascii_uppercase();
+        if let Some(sfv) = ["SFV:SPM", "SFV:SKS"].iter().find(|p| upper.contains(*p)) {
+            return Some(format!("X-Forefront-Antispam-Report: {sfv}"));
+        }
+    }
+    if let Some(scl) = m
+        .header("x-ms-exchange-organization-scl")
+        .and_then(|v| v.trim().parse::<i32>().ok())
+        .filter(|scl| *scl >= 5)
+    {
+        return Some(format!("X-MS-Exchange-Organization-SCL: {scl}"));
+    }
+    None
+}
+
+/// The class of `m` and the signs that decided it.
+fn class_of(m: &Inbound, raw: Option<&[u8]>, identity: &Identity) -> Classification {
     if !m.parsed {
         return Classification::new(Class::Unparseable, m.warnings.clone());
     }
@@ -629,6 +694,7 @@ fn bounce(
         class: Class::Bounce,
         reasons,
         bounce,
+        spam: None,
     })
 }
 
@@ -1450,6 +1516,40 @@ mod tests {
         ] {
             let c = classified(raw);
             assert_eq!(c.class, Class::Human, "{raw}: {:?}", c.reasons);
+        }
+    }
+
+    #[test]
+    fn issue_23_item_9_the_receiving_servers_spam_verdict_is_read() {
+        for h in [
+            "X-Spam-Flag: YES",
+            "X-Spam-Status: Yes, score=7.1 required=5.0",
+            "X-Spam: yes",
+            "X-SES-Spam-Verdict: FAIL",
+            "X-Forefront-Antispam-Report: CIP:192.0.2.1;SFV:SPM;SCL:9",
+            "X-MS-Exchange-Organization-SCL: 6",
+            "X-Barracuda-Spam-Status: Yes, SCORE=8.0",
+            "X-MailScanner-SpamCheck: spam, SpamAssassin (score=9)",
+        ] {
+            let c = classified(&format!(
+                "From: ann@example.net\r\n{h}\r\nSubject: hi\r\n\r\nhi\r\n"
+            ));
+            assert!(c.spam.is_some(), "{h}");
+            assert_eq!(c.class, Class::Human, "{h}");
+        }
+        for h in [
+            "X-Spam-Flag: NO",
+            "X-Spam-Status: No, score=0.1",
+            "X-SES-Spam-Verdict: PASS",
+            "X-Forefront-Antispam-Report: CIP:192.0.2.1;SFV:NSPM;SCL:1",
+            "X-MS-Exchange-Organization-SCL: -1",
+            "X-MailScanner-SpamCheck: not spam",
+            "X-Spam: yesterday",
+        ] {
+            let c = classified(&format!(
+                "From: ann@example.net\r\n{h}\r\nSubject: hi\r\n\r\nhi\r\n"
+            ));
+            assert!(c.spam.is_none(), "{h}: {:?}", c.spam);
         }
     }
 }

@@ -4,7 +4,8 @@
 //! and holds [`decide`] itself (the sorting: a duplicate changes nothing, a
 //! staff address's mail goes to `staff`, a machine's mail is recorded and
 //! never answered, a person's mail runs the vendor's rules and is
-//! acknowledged within the reply limits). No part imports this file, and
+//! acknowledged within the reply limits, unless the receiving server marked
+//! it as spam). No part imports this file, and
 //! the parts depend on each other one way (each imports only parts listed
 //! before it):
 //!
@@ -47,7 +48,7 @@ pub use fixtures::sample_template_data;
 pub use limits::{bucket_level, extra_bucket_keys};
 pub use person::request_text;
 pub use plan::{Decision, Evidence, Input, MailboxView, ReplyPlan, TicketView};
-pub use quarantine::quarantine;
+pub use quarantine::{quarantine, spam};
 pub use rma::{RmaOutcome, rma_action};
 pub use staff::{authority, staff_target};
 pub use timer::{TimerDecision, TimerInput};
@@ -235,6 +236,13 @@ pub fn decide(i: &Input<'_>) -> Decision {
             .and_then(|s| i.staff.member_by_address(s))
     {
         return from_staff(i, member, reasons, events, &base);
+    }
+
+    // A person's mail the receiving server marked as spam is set aside, unanswered.
+    if class == Class::Human
+        && let Some(verdict) = &i.classification.spam
+    {
+        return spam(i, verdict, reasons);
     }
 
     let ticket = thread_of(i, &mut reasons);

@@ -1300,3 +1300,30 @@ fn issue_20_class_7_quarantine_notices_are_bucketed_per_mailbox() {
     assert_eq!(d.replies[0].template, "staff_quarantine");
     assert_eq!(d.replies[0].data["held"], 0);
 }
+
+#[test]
+fn issue_23_item_9_a_persons_mail_flagged_as_spam_is_stored_aside_and_never_answered() {
+    let flagged = "From: Ann <ann@example.net>\r\nX-Spam-Flag: YES\r\nSubject: Disk failed\r\nMessage-ID: <s1@example.net>\r\n\r\nHelp\r\n";
+    let d = run(flagged, Lookup::default());
+    assert_eq!(d.outcome, Outcome::Spam);
+    assert!(!d.would_reply);
+    assert!(d.replies.is_empty(), "{:?}", d.replies);
+    assert!(matches!(d.ticket, TicketWrite::None));
+    // Even on a ticket the sender is on: no reply, nothing attached.
+    let d = run(
+        "From: ann@example.net\r\nX-SES-Spam-Verdict: FAIL\r\nSubject: Re: [TKT#3] Disk failed\r\n\r\nStill broken\r\n",
+        Lookup {
+            tagged: Some(ticket(3, "ann@example.net")),
+            ..Default::default()
+        },
+    );
+    assert_eq!(d.outcome, Outcome::Spam);
+    assert!(d.replies.is_empty() && matches!(d.ticket, TicketWrite::None));
+    // A verdict of "no" changes nothing.
+    let d = run(
+        "From: Ann <ann@example.net>\r\nX-Spam-Flag: NO\r\nSubject: Disk failed\r\n\r\nHelp\r\n",
+        Lookup::default(),
+    );
+    assert_eq!(d.outcome, Outcome::Processed);
+    assert!(d.would_reply);
+}
