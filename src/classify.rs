@@ -45,6 +45,9 @@ pub struct Classification {
     pub reasons: Vec<String>,
     /// For a bounce: what failed, for whom, and which mail of ours it returns.
     pub bounce: Option<Bounce>,
+    /// The receiving server's verdict that the mail is spam (`X-Spam-Flag:
+    /// YES` and its kin), when it gave one.
+    pub spam: Option<String>,
 }
 
 impl Classification {
@@ -53,6 +56,7 @@ impl Classification {
             class,
             reasons,
             bounce: None,
+            spam: None,
         }
     }
 }
@@ -97,6 +101,11 @@ const BOUNCE_SUBJECTS: &[&str] = &[
     "unzustellbar",
     "no se puede entregar",
     "no entregado",
+    "no se ha podido entregar",
+    "permanent delivery failure",
+    "message status - undeliverable",
+    "mail could not be delivered",
+    "message could not be delivered",
     "entrega fallida",
     "non recapitabile",
     "non remis",
@@ -161,6 +170,12 @@ const AUTO_SUBJECTS: &[&str] = &[
     "please verify your email",
     "verify your message",
     "sender verification",
+    "verificación de remitente",
+    "verificacion de remitente",
+    "bitte bestätigen sie ihre",
+    "demande d'authentification",
+    "action required: confirm your email",
+    "confirm your email to",
     "your message is awaiting verification",
     "approval required",
     "spam quarantine",
@@ -184,6 +199,8 @@ const AUTO_SUBJECTS_JA: &[&str] = &[
     "不在連絡",
     "【不在】",
     "[不在]",
+    "送信者確認",
+    "送信者認証",
 ];
 
 /// Phrases of out-of-office bodies (searched in the first 1000 characters).
@@ -223,6 +240,75 @@ const AUTO_BODIES: &[&str] = &[
     "estoy de vacaciones",
     "estaré fuera de",
     "respuesta automática",
+];
+
+/// What only a challenge-response system writes, asking the sender to
+/// prove they are a person (searched in the first 1500 characters, lower
+/// case); beside a link, two points.
+const CHALLENGE_BODIES: &[&str] = &[
+    "confirm that you are a real person",
+    "confirm you are a real person",
+    "confirm that you are a human",
+    "until you confirm",
+    "verify your address",
+    "verify your email address",
+    "sender whitelist",
+    "uses a whitelist",
+    "remitentes verificados",
+    "confirme que es una persona",
+    "confirmar que usted es una persona",
+    "verificar su dirección",
+    "送信者の確認",
+    "送信者確認",
+    "認証を完了",
+    "dass sie ein mensch sind",
+    "dass sie kein roboter sind",
+    "bestätigen sie ihre e-mail",
+    "merci de confirmer votre envoi",
+    "confirmer que vous êtes une personne",
+    "confirmer votre adresse",
+];
+
+/// What a report that a mail was refused as spam says (searched in the
+/// first 1500 characters, lower case); with a copy of the mail attached,
+/// it is a bounce.
+const SPAM_REJECTIONS: &[&str] = &[
+    "rejected as spam",
+    "rejected by our spam filter",
+    "identified as spam",
+    "classified as spam",
+    "detected as spam",
+    "considered spam",
+    "spam firewall",
+    "bulk email filter",
+    "filtro antispam",
+    "filtro de spam",
+    "rechazado por spam",
+    "als spam eingestuft",
+    "als spam abgewiesen",
+    "considéré comme spam",
+    "comme spam",
+    "迷惑メールと判定",
+    "迷惑メールとして",
+    "被判定为垃圾邮件",
+];
+
+/// Words of a subject that says a mail could not be delivered, anywhere in
+/// it (lower case): one point.
+const UNDELIVERED_IN_SUBJECT: &[&str] = &[
+    "could not be delivered",
+    "undeliverable",
+    "undelivered",
+    "not delivered",
+    "delivery failure",
+    "delivery failed",
+    "no se ha podido entregar",
+    "no se pudo entregar",
+    "nicht zugestellt",
+    "non distribué",
+    "配送できませんでした",
+    "配信できませんでした",
+    "届きませんでした",
 ];
 
 /// Sender local parts that never read their mail.
@@ -406,7 +492,68 @@ pub fn classify_message(raw: &[u8], m: &Inbound, identity: &Identity) -> Classif
 ///    bulk senders' headers.
 /// 5. a null Return-Path or a no-reply sender alone: `auto_reply`.
 /// 6. otherwise `human`.
+///
+/// Apart from the class, the receiving server's spam verdict
+/// ([`spam_verdict`]) is read on every readable mail.
 fn classify_with(m: &Inbound, raw: Option<&[u8]>, identity: &Identity) -> Classification {
+    let mut c = class_of(m, raw, identity);
+    if m.parsed {
+        c.spam = spam_verdict(m);
+    }
+    c
+}
+
+/// The receiving server's spam verdict among the headers: SpamAssassin's
+/// X-Spam-Flag and X-Spam-Status, Amazon SES's X-SES-Spam-Verdict,
+/// Exchange Online's SFV:SPM and SCL, Barracuda's, Rspamd's X-Spam,
+/// MailScanner's. A mail a spammer sends with such a header only sets
+/// their own mail aside.
+pub fn spam_verdict(m: &Inbound) -> Option<String> {
+    let yes = |v: &str| {
+        let v = v.trim().to_ascii_lowercase();
+        ["yes", "true", "spam"].iter().any(|p| {
+            v.strip_prefix(p)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with([',', ';', ' ']))
+        })
+    };
+    for (h, label) in [
+        ("x-spam-flag", "X-Spam-Flag"),
+        ("x-spam-status", "X-Spam-Status"),
+        ("x-spam", "X-Spam"),
+        ("x-barracuda-spam-status", "X-Barracuda-Spam-Status"),
+        ("x-mailscanner-spamcheck", "X-MailScanner-SpamCheck"),
+        ("x-spam-verdict", "X-Spam-Verdict"),
+    ] {
+        if let Some(v) = m.header(h).filter(|v| yes(v)) {
+            return Some(format!(
+                "{label}: {}",
+                v.chars().take(60).collect::<String>()
+            ));
+        }
+    }
+    if let Some(v) = m.header("x-ses-spam-verdict")
+        && v.trim().eq_ignore_ascii_case("fail")
+    {
+        return Some("X-SES-Spam-Verdict: FAIL".into());
+    }
+    if let Some(v) = m.header("x-forefront-antispam-report") {
+        let upper = v.to_ascii_uppercase();
+        if let Some(sfv) = ["SFV:SPM", "SFV:SKS"].iter().find(|p| upper.contains(*p)) {
+            return Some(format!("X-Forefront-Antispam-Report: {sfv}"));
+        }
+    }
+    if let Some(scl) = m
+        .header("x-ms-exchange-organization-scl")
+        .and_then(|v| v.trim().parse::<i32>().ok())
+        .filter(|scl| *scl >= 5)
+    {
+        return Some(format!("X-MS-Exchange-Organization-SCL: {scl}"));
+    }
+    None
+}
+
+/// The class of `m` and the signs that decided it.
+fn class_of(m: &Inbound, raw: Option<&[u8]>, identity: &Identity) -> Classification {
     if !m.parsed {
         return Classification::new(Class::Unparseable, m.warnings.clone());
     }
@@ -547,6 +694,7 @@ fn bounce(
         class: Class::Bounce,
         reasons,
         bounce,
+        spam: None,
     })
 }
 
@@ -617,7 +765,52 @@ fn bounce_text_signs(m: &Inbound, t: &mut Tally) -> Option<String> {
     if let Some(mta) = body_shape(&m.text) {
         t.weak(format!("body has the shape of a {mta} bounce"));
     }
+    old_mta_signs(m, bounce_subject.is_some(), t);
     bounce_subject
+}
+
+/// Older MTAs' plain-text bounces, with no report and no MAILER-DAEMON:
+/// a subject that says the mail was not delivered (anywhere in it, not a
+/// reply or forward) and first lines that tell the reader "your message
+/// could not be delivered", a point each; a report that a mail was refused
+/// as spam with its copy attached decides alone.
+fn old_mta_signs(m: &Inbound, bounce_subject: bool, t: &mut Tally) {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(
+            r"(?i)(?:your (?:message|e-?mail|mail)|the (?:message|e-?mail) (?:that )?you sent|the following message|the attached message|su mensaje|el mensaje que envió|ihre nachricht|votre message|お送りいただいた(?:メッセージ|メール))[^
+]{0,80}?(?:could not be delivered|was not delivered|was undeliverable|were undeliverable|not been delivered|did not reach|permanent fatal|could not be sent|no ha podido ser entregado|no pudo ser entregado|no se pudo entregar|konnte nicht zugestellt|n'a pas pu être (?:remis|distribué)|配送できませんでした|配信できませんでした|届きませんでした)",
+        )
+        .expect("a valid pattern")
+    });
+    let subject = m.subject.to_lowercase();
+    let replying = [
+        "re:", "aw:", "sv:", "fw:", "fwd:", "wg:", "rv:", "tr:", "返信:", "転送:",
+    ]
+    .iter()
+    .any(|p| subject.trim_start().starts_with(p));
+    if !bounce_subject
+        && !replying
+        && let Some(w) = contains_any(&subject, UNDELIVERED_IN_SUBJECT)
+    {
+        t.weak(format!("subject says \"{w}\""));
+    }
+    let head: String = m.text.chars().take(600).collect();
+    if let Some(found) = re.find(&head) {
+        t.weak(format!(
+            "first lines say \"{}\"",
+            found.as_str().chars().take(80).collect::<String>()
+        ));
+    }
+    let copy_attached = m.attachments.iter().any(|a| {
+        a.content_type.starts_with("message/rfc822")
+            || a.content_type.starts_with("text/rfc822-headers")
+    });
+    if copy_attached && let Some(p) = contains_any(&first_chars(&m.text, 1500), SPAM_REJECTIONS) {
+        t.strong(format!(
+            "a report that a mail was refused as spam (\"{p}\"), its copy attached"
+        ));
+    }
 }
 
 /// Reports about a mail that are not failures (ARF, MDN): answered by nobody.
@@ -732,6 +925,13 @@ fn weak_auto_reply_signs(m: &Inbound) -> (Tally, Option<String>) {
     }
     if let Some(p) = contains_any(&first_chars(&m.text, 1000), AUTO_BODIES) {
         t.weak(format!("out-of-office body \"{p}\""));
+    }
+    let head = first_chars(&m.text, 1500);
+    if let Some(p) = contains_any(&head, CHALLENGE_BODIES)
+        && (head.contains("http://") || head.contains("https://"))
+    {
+        t.weak(format!("challenge-response body \"{p}\""));
+        t.weak("a link to prove the sender is a person".into());
     }
     if let Some(v) = m.header("x-auto-response-suppress") {
         let v = v.trim();
@@ -1287,5 +1487,69 @@ mod tests {
             "From: someone@example.net\r\nMessage-ID: <ticketd.1.2@tickets.vendor.test>\r\nSubject: x\r\n\r\nx\r\n",
         );
         assert_eq!(c.class, Class::OwnLoop);
+    }
+
+    #[test]
+    fn issue_23_item_6_challenge_response_spam_rejections_and_old_mta_bounces_are_machines() {
+        let challenges = [
+            "From: Eva Novak <eva@example.cz>\r\nSubject: Re: your ticket\r\n\r\nYour message is held until you confirm that you are a human:\r\nhttps://check.example.cz/x\r\n",
+            "From: Rosa <rosa@example.com.ar>\r\nSubject: Aviso\r\n\r\nSolo acepto correo de remitentes verificados. Confirme que es una persona en https://v.example.com.ar/1\r\n",
+        ];
+        for raw in challenges {
+            let c = classified(raw);
+            assert_eq!(c.class, Class::AutoReply, "{raw}: {:?}", c.reasons);
+        }
+        let rejection = "From: Gateway <gw@example.org>\r\nSubject: Notice\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nThe mail below was detected as spam and refused.\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nFrom: support@vendor.test\r\nSubject: hi\r\n\r\nhi\r\n--b--\r\n";
+        for raw in [
+            rejection,
+            "From: Mail Service <svc@example.org>\r\nSubject: Message could not be delivered\r\n\r\nYour message to ops@example.org could not be delivered: mailbox unknown.\r\n",
+            "From: Servidor <srv@example.com.uy>\r\nSubject: Aviso: correo no entregado (undeliverable)\r\n\r\nSu mensaje no pudo ser entregado a ventas@example.com.uy.\r\n",
+        ] {
+            let c = classified(raw);
+            assert_eq!(c.class, Class::Bounce, "{raw}: {:?}", c.reasons);
+        }
+        // People: a link and no challenge, a failed delivery told in their own words.
+        for raw in [
+            "From: Ann <ann@example.net>\r\nSubject: Firmware link\r\n\r\nCan you verify the download at https://example.net/fw is the right one?\r\n",
+            "From: Ann <ann@example.net>\r\nSubject: Mail to sales could not be delivered\r\n\r\nMy mail to sales came back yesterday. Who else can I write to?\r\n",
+            "From: Ann <ann@example.net>\r\nSubject: Spam\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nYour last answer landed in my junk folder, here it is.\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nFrom: support@vendor.test\r\nSubject: hi\r\n\r\nhi\r\n--b--\r\n",
+        ] {
+            let c = classified(raw);
+            assert_eq!(c.class, Class::Human, "{raw}: {:?}", c.reasons);
+        }
+    }
+
+    #[test]
+    fn issue_23_item_9_the_receiving_servers_spam_verdict_is_read() {
+        for h in [
+            "X-Spam-Flag: YES",
+            "X-Spam-Status: Yes, score=7.1 required=5.0",
+            "X-Spam: yes",
+            "X-SES-Spam-Verdict: FAIL",
+            "X-Forefront-Antispam-Report: CIP:192.0.2.1;SFV:SPM;SCL:9",
+            "X-MS-Exchange-Organization-SCL: 6",
+            "X-Barracuda-Spam-Status: Yes, SCORE=8.0",
+            "X-MailScanner-SpamCheck: spam, SpamAssassin (score=9)",
+        ] {
+            let c = classified(&format!(
+                "From: ann@example.net\r\n{h}\r\nSubject: hi\r\n\r\nhi\r\n"
+            ));
+            assert!(c.spam.is_some(), "{h}");
+            assert_eq!(c.class, Class::Human, "{h}");
+        }
+        for h in [
+            "X-Spam-Flag: NO",
+            "X-Spam-Status: No, score=0.1",
+            "X-SES-Spam-Verdict: PASS",
+            "X-Forefront-Antispam-Report: CIP:192.0.2.1;SFV:NSPM;SCL:1",
+            "X-MS-Exchange-Organization-SCL: -1",
+            "X-MailScanner-SpamCheck: not spam",
+            "X-Spam: yesterday",
+        ] {
+            let c = classified(&format!(
+                "From: ann@example.net\r\n{h}\r\nSubject: hi\r\n\r\nhi\r\n"
+            ));
+            assert!(c.spam.is_none(), "{h}: {:?}", c.spam);
+        }
     }
 }

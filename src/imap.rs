@@ -503,10 +503,7 @@ impl Watcher<'_> {
         };
         if !known.is_empty() {
             info!(count = known.len(), "acknowledging mail committed earlier");
-            let done: Vec<(u32, bool)> = known
-                .iter()
-                .map(|(u, o)| (*u, *o == Outcome::Quarantined))
-                .collect();
+            let done: Vec<(u32, bool)> = known.iter().map(|(u, o)| (*u, o.set_aside())).collect();
             self.ack_batch(s, &done).await?;
         }
         let fresh: Vec<u32> = uids
@@ -558,7 +555,7 @@ impl Watcher<'_> {
             );
             committed = results
                 .iter()
-                .map(|r| (r.uid, r.outcome == Outcome::Quarantined))
+                .map(|r| (r.uid, r.outcome.set_aside()))
                 .collect();
             if let Some(e) = failed {
                 // What was committed before the failure is acknowledged; the
@@ -734,6 +731,7 @@ impl Watcher<'_> {
                 let _g = span.enter();
                 match r.outcome {
                     Outcome::Quarantined => warn!(reason = %r.reasons.join("; "), "quarantined"),
+                    Outcome::Spam => info!("set aside as spam"),
                     o => info!(outcome = o.as_str(), replies = r.queued, "processed"),
                 }
             }
@@ -896,10 +894,10 @@ pub async fn release(
             if let Some(row) = st.stored_row(&mc.name, f.uidvalidity, f.uid)? {
                 anyhow::bail!("it was released before: stored as message row {row}");
             }
-            st.in_batch(|st| engine.ingest(st, &mc, &f, &*clock))
+            st.in_batch(|st| engine.ingest_released(st, &mc, &f, &*clock))
         })
         .await?;
-    if done.outcome != Outcome::Quarantined {
+    if !done.outcome.set_aside() {
         let w = Watcher {
             shared,
             m,

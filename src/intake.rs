@@ -529,6 +529,26 @@ impl Engine {
         self.ingest_read(store, mailbox, f, ahead, clock)
     }
 
+    /// `ingest` for a mail an admin released from quarantine: a verdict of
+    /// the receiving server that it is spam no longer sets it aside.
+    pub fn ingest_released(
+        &self,
+        store: &mut Store,
+        mailbox: &MailboxConfig,
+        f: &Fetched,
+        clock: &dyn Clock,
+    ) -> Result<Ingested> {
+        let mut ahead = self.read_fetched(f, clock);
+        if let Some(read) = &mut ahead.read
+            && let Some(verdict) = read.classification.spam.take()
+        {
+            read.classification.reasons.push(format!(
+                "released by an admin: the receiving server's spam verdict ({verdict}) no longer holds it"
+            ));
+        }
+        self.ingest_read(store, mailbox, f, ahead, clock)
+    }
+
     /// `ingest` for a mail already read by `read_fetched`.
     pub fn ingest_read(
         &self,
@@ -605,7 +625,7 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> Result<Ingested> {
         let d = &plan.decision;
-        let reason = (d.outcome == Outcome::Quarantined).then(|| d.reasons.join("; "));
+        let reason = d.outcome.set_aside().then(|| d.reasons.join("; "));
         let row = MessageRow {
             origin: Origin {
                 mailbox: &mailbox.name,

@@ -848,11 +848,12 @@ fn quarantine_list(config: &Path) -> Result<ExitCode> {
     let st = open_db(config)?;
     for q in st.quarantined()? {
         out!(
-            "row {:>6}  mailbox {:<10} uid {:>6}  {} bytes  {}",
+            "row {:>6}  mailbox {:<10} uid {:>6}  {} bytes  {:<11}  {}",
             q.row,
             q.mailbox,
             q.uid,
             q.size,
+            q.outcome,
             q.reason.unwrap_or_default()
         );
     }

@@ -339,6 +339,14 @@ fn leading_blank_lines(raw: &[u8]) -> usize {
 /// to when it has none; how many mailboxes the From names, and the Sender.
 fn read_from(msg: &mail_parser::Message<'_>, inbound: &mut Inbound) {
     inbound.from = addrs(msg.from()).into_iter().find(|a| usable(&a.address));
+    if inbound.from.is_none()
+        && let Some(a) = from_in_encoded_words(msg)
+    {
+        inbound
+            .warnings
+            .push("the From header encoded its address too: read once decoded".into());
+        inbound.from = Some(a);
+    }
     inbound.from_mailboxes = match msg.from() {
         Some(Address::List(list)) => list.len(),
         Some(Address::Group(groups)) => groups.iter().map(|g| g.addresses.len() + 1).sum(),
@@ -378,6 +386,67 @@ fn read_from(msg: &mail_parser::Message<'_>, inbound: &mut Inbound) {
             None => inbound.warnings.push("no usable From address".into()),
         }
     }
+}
+
+/// The From address of a header that encoded the whole of itself, address
+/// included, in encoded words (which RFC 2047 forbids and some senders do),
+/// in any charset encoding_rs or mail-parser knows: decoded first, then
+/// read as an address.
+fn from_in_encoded_words(msg: &mail_parser::Message<'_>) -> Option<Addr> {
+    let raw = msg.header_raw("From")?;
+    if !raw.contains("=?") {
+        return None;
+    }
+    let decoded = decode_encoded_words(raw);
+    let header = format!("From: {}\r\n\r\n", decoded.replace(['\r', '\n'], " "));
+    let reread = MessageParser::default().parse(header.as_bytes())?;
+    addrs(reread.from())
+        .into_iter()
+        .find(|a| usable(&a.address))
+}
+
+/// `bytes` in the charset `label` names: encoding_rs's labels first (every
+/// WHATWG encoding: GB18030, Big5, EUC-KR, KOI8-R, the windows-125x...),
+/// then mail-parser's (UTF-7, the ISO-2022-JP variants), else as UTF-8.
+fn decode_charset(label: &str, bytes: &[u8]) -> String {
+    let label = label.split('*').next().unwrap_or(label).trim();
+    if let Some(enc) = encoding_rs::Encoding::for_label(label.as_bytes()) {
+        return enc.decode_without_bom_handling(bytes).0.into_owned();
+    }
+    match mail_parser::decoders::charsets::map::charset_decoder(label.as_bytes()) {
+        Some(d) => d(bytes),
+        None => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
+/// Every RFC 2047 encoded word of a header value decoded, wherever it
+/// stands; white space between two encoded words dropped.
+fn decode_encoded_words(raw: &str) -> String {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(r"=\?([^?\s]{1,40})\?([BbQq])\?([^?\s]*)\?=").expect("a valid pattern")
+    });
+    let mut out = String::new();
+    let mut last = 0;
+    let mut after_word = false;
+    for c in re.captures_iter(raw).take(200) {
+        let whole = c.get(0).expect("the whole match");
+        let between = &raw[last..whole.start()];
+        if !(after_word && between.trim().is_empty()) {
+            out.push_str(between);
+        }
+        let mut bytes = Vec::new();
+        if c[2].eq_ignore_ascii_case("b") {
+            Base64Run::default().feed(&c[3], &mut bytes);
+        } else {
+            q_decode(&c[3], &mut bytes);
+        }
+        out.push_str(&decode_charset(&c[1], &bytes));
+        last = whole.end();
+        after_word = true;
+    }
+    out.push_str(&raw[last..]);
+    out
 }
 
 /// Who else it is addressed to, its subject and the ids that thread it.
@@ -615,13 +684,7 @@ fn decode_split_encoded_words(raw: &str) -> Option<String> {
                 break;
             }
         }
-        let decoded = match mail_parser::decoders::charsets::map::charset_decoder(
-            words[i].charset.as_bytes(),
-        ) {
-            Some(d) => d(&bytes),
-            None => String::from_utf8_lossy(&bytes).into_owned(),
-        };
-        out.push_str(&decoded);
+        out.push_str(&decode_charset(words[i].charset, &bytes));
         last = words[j].end;
         i = j + 1;
     }
@@ -1102,5 +1165,43 @@ mod tests {
             times[1],
             times[1].as_secs_f64() / times[0].as_secs_f64().max(1e-9)
         );
+    }
+
+    #[test]
+    fn issue_23_item_7_a_from_encoded_whole_in_any_charset_encoding_rs_knows_is_read() {
+        let at = chrono::DateTime::UNIX_EPOCH;
+        for (label, name, address) in [
+            ("GB18030", "王小明", "wang@example.cn"),
+            ("Big5", "陳大文", "chan@example.tw"),
+            ("EUC-KR", "김민수", "kim@example.kr"),
+            ("Shift_JIS", "山田太郎", "yamada@example.jp"),
+            ("windows-1251", "Иван", "ivan@example.ru"),
+            ("KOI8-U", "Олена", "olena@example.ua"),
+            ("ISO-8859-7", "Νίκος", "nikos@example.gr"),
+            ("windows-874", "สมชาย", "somchai@example.th"),
+        ] {
+            let enc = encoding_rs::Encoding::for_label(label.as_bytes()).unwrap();
+            let whole = format!("{name} <{address}>");
+            let (bytes, _, _) = enc.encode(&whole);
+            let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &bytes);
+            let raw = format!("From: =?{label}?B?{b64}?=\r\nSubject: x\r\n\r\nhello\r\n");
+            let m = parse(raw.as_bytes(), at);
+            let from = m
+                .from
+                .as_ref()
+                .unwrap_or_else(|| panic!("{label}: {:?}", m.warnings));
+            assert_eq!(
+                (from.address.as_str(), from.name.as_deref()),
+                (address, Some(name)),
+                "{label}"
+            );
+            assert!(!m.from_fallback, "{label}");
+        }
+        // A name in an encoded word with the address outside reads as before.
+        let m = parse(
+            b"From: =?KOI8-R?B?6dfBzg==?= <ivan@example.ru>\r\nSubject: x\r\n\r\nhi\r\n",
+            at,
+        );
+        assert_eq!(m.sender_address(), Some("ivan@example.ru"));
     }
 }

@@ -4,10 +4,12 @@
 //! and holds [`decide`] itself (the sorting: a duplicate changes nothing, a
 //! staff address's mail goes to `staff`, a machine's mail is recorded and
 //! never answered, a person's mail runs the vendor's rules and is
-//! acknowledged within the reply limits). No part imports this file, and
+//! acknowledged within the reply limits, unless the receiving server marked
+//! it as spam). No part imports this file, and
 //! the parts depend on each other one way (each imports only parts listed
 //! before it):
 //!
+//! - `language`: the language a mail is written in.
 //! - `plan`: the shared types (`Input`, `MailboxView`, `ReplyPlan`,
 //!   `Decision`, `Evidence`) and helpers; `limits`: the reply buckets;
 //!   `quarantine`.
@@ -25,6 +27,7 @@ mod escalation;
 mod fire;
 #[cfg(test)]
 pub(crate) mod fixtures;
+mod language;
 mod limits;
 mod machine;
 mod person;
@@ -45,14 +48,13 @@ pub use fixtures::sample_template_data;
 pub use limits::{bucket_level, extra_bucket_keys};
 pub use person::request_text;
 pub use plan::{Decision, Evidence, Input, MailboxView, ReplyPlan, TicketView};
-pub use quarantine::quarantine;
+pub use quarantine::{quarantine, spam};
 pub use rma::{RmaOutcome, rma_action};
 pub use staff::{authority, staff_target};
 pub use timer::{TimerDecision, TimerInput};
 
 use crate::classify::Class;
 use crate::model::{Event, Language, Outcome, Sender, SideEffects, TicketInfo, TicketWrite};
-use crate::parse::looks_japanese;
 use machine::machine;
 use person::person;
 use plan::ticket_subject;
@@ -141,29 +143,18 @@ fn language_for(i: &Input<'_>, ticket: Option<&TicketInfo>) -> (Language, String
         return (l, "the contact's language".into());
     }
     let text = request_text(i.inbound);
-    if let Some(l) = written_in(&text) {
-        return (l, format!("the mail is written in {}", l.as_str()));
+    let charset = i
+        .inbound
+        .header("content-type")
+        .and_then(|ct| {
+            ct.split(';')
+                .find_map(|p| p.trim().strip_prefix("charset="))
+        })
+        .map(|c| c.trim_matches('"'));
+    if let Some((l, by)) = language::written_in(&text, charset) {
+        return (l, format!("the mail is written in {} ({by})", l.as_str()));
     }
     (i.pack.language, "the pack's language".into())
-}
-
-/// The language a text is written in, when it is one we have templates for
-/// and the detector is sure of it. Kana decide Japanese at once (a short
-/// Japanese mail is often too short for a statistical guess).
-pub(crate) fn written_in(text: &str) -> Option<Language> {
-    if looks_japanese(text) {
-        return Some(Language::Ja);
-    }
-    let info = whatlang::detect(text)?;
-    if !info.is_reliable() {
-        return None;
-    }
-    match info.lang() {
-        whatlang::Lang::Eng => Some(Language::En),
-        whatlang::Lang::Spa => Some(Language::Es),
-        whatlang::Lang::Jpn => Some(Language::Ja),
-        _ => None,
-    }
 }
 
 /// Decides what `i` should do. Pure: same input, same decision.
@@ -245,6 +236,13 @@ pub fn decide(i: &Input<'_>) -> Decision {
             .and_then(|s| i.staff.member_by_address(s))
     {
         return from_staff(i, member, reasons, events, &base);
+    }
+
+    // A person's mail the receiving server marked as spam is set aside, unanswered.
+    if class == Class::Human
+        && let Some(verdict) = &i.classification.spam
+    {
+        return spam(i, verdict, reasons);
     }
 
     let ticket = thread_of(i, &mut reasons);

@@ -1,4 +1,4 @@
-//! A mail that cannot be handled: stored raw, quarantined, staff told why (a few notices per mailbox, then the count of those held back).
+//! A mail that cannot be handled: stored raw, quarantined, staff told why (a few notices per mailbox, then the count of those held back); a mail the receiving server marked as spam: stored, set aside, never answered.
 
 use super::limits;
 use super::plan::{Decision, Input, TicketView, staff_notice};
@@ -50,6 +50,39 @@ pub fn quarantine(i: &Input<'_>, mut reasons: Vec<String>) -> Decision {
         } else {
             Sender::Machine
         },
+        proof: None,
+        commands: vec![],
+    }
+}
+
+/// The decision for a person's mail the receiving server marked as spam
+/// (`verdict`): stored and set aside with the quarantined mail, no ticket,
+/// no reply (an acknowledgement to a spammer's forged From is backscatter)
+/// and no staff notice (a flood of spam must not become a flood of
+/// notices). Staff see it listed with the quarantined mail; a release
+/// handles it as a person's mail.
+pub fn spam(i: &Input<'_>, verdict: &str, mut reasons: Vec<String>) -> Decision {
+    reasons.push(format!(
+        "the receiving server marked it as spam ({verdict}): stored and set aside, not answered; `ticketd quarantine release ROW` handles it as a person's mail"
+    ));
+    Decision {
+        class: i.classification.class,
+        outcome: Outcome::Spam,
+        would_reply: false,
+        ticket: TicketWrite::None,
+        ticket_view: TicketView {
+            action: "none",
+            id: None,
+        },
+        subject: i.inbound.subject.clone(),
+        language: i.pack.language,
+        language_reason: "the pack's language".into(),
+        replies: Vec::new(),
+        reasons,
+        events: Vec::new(),
+        effects: SideEffects::default(),
+        policy: None,
+        sender: Sender::Machine,
         proof: None,
         commands: vec![],
     }

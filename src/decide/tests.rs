@@ -308,7 +308,7 @@ fn language_follows_the_ticket_then_the_contact_then_the_text_then_the_pack() {
     let d = run(ja, Lookup::default());
     assert_eq!(
         (d.language, d.language_reason.as_str()),
-        (Language::Ja, "the mail is written in ja")
+        (Language::Ja, "the mail is written in ja (kana)")
     );
     let contact = ContactInfo {
         address: "ann@example.net".into(),
@@ -355,7 +355,10 @@ fn a_spanish_mail_to_an_english_pack_is_answered_in_spanish_as_a_japanese_one_is
     let d = run(es, Lookup::default());
     assert_eq!(
         (d.language, d.language_reason.as_str()),
-        (Language::Es, "the mail is written in es")
+        (
+            Language::Es,
+            "the mail is written in es (its greeting, sign-off and words)"
+        )
     );
     // A language we have no templates for gets the pack's.
     let de = "From: jan@example.de\r\nSubject: Festplatte defekt\r\n\r\nGuten Tag, die Festplatte in Schacht 2 unseres Servers ist heute Morgen ausgefallen und wir brauchen schnell einen Ersatz.\r\n";
@@ -1296,4 +1299,31 @@ fn issue_20_class_7_quarantine_notices_are_bucketed_per_mailbox() {
     assert_eq!(d.replies.len(), 1);
     assert_eq!(d.replies[0].template, "staff_quarantine");
     assert_eq!(d.replies[0].data["held"], 0);
+}
+
+#[test]
+fn issue_23_item_9_a_persons_mail_flagged_as_spam_is_stored_aside_and_never_answered() {
+    let flagged = "From: Ann <ann@example.net>\r\nX-Spam-Flag: YES\r\nSubject: Disk failed\r\nMessage-ID: <s1@example.net>\r\n\r\nHelp\r\n";
+    let d = run(flagged, Lookup::default());
+    assert_eq!(d.outcome, Outcome::Spam);
+    assert!(!d.would_reply);
+    assert!(d.replies.is_empty(), "{:?}", d.replies);
+    assert!(matches!(d.ticket, TicketWrite::None));
+    // Even on a ticket the sender is on: no reply, nothing attached.
+    let d = run(
+        "From: ann@example.net\r\nX-SES-Spam-Verdict: FAIL\r\nSubject: Re: [TKT#3] Disk failed\r\n\r\nStill broken\r\n",
+        Lookup {
+            tagged: Some(ticket(3, "ann@example.net")),
+            ..Default::default()
+        },
+    );
+    assert_eq!(d.outcome, Outcome::Spam);
+    assert!(d.replies.is_empty() && matches!(d.ticket, TicketWrite::None));
+    // A verdict of "no" changes nothing.
+    let d = run(
+        "From: Ann <ann@example.net>\r\nX-Spam-Flag: NO\r\nSubject: Disk failed\r\n\r\nHelp\r\n",
+        Lookup::default(),
+    );
+    assert_eq!(d.outcome, Outcome::Processed);
+    assert!(d.would_reply);
 }

@@ -132,14 +132,18 @@ pub enum Outcome {
     Ignored,
     /// Stored raw, moved aside, staff told.
     Quarantined,
+    /// Marked as spam by the receiving server: stored, moved aside with the
+    /// quarantined mail, never answered; an admin may release it.
+    Spam,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 4] = [
+    pub const ALL: [Outcome; 5] = [
         Outcome::Processed,
         Outcome::Duplicate,
         Outcome::Ignored,
         Outcome::Quarantined,
+        Outcome::Spam,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -148,7 +152,13 @@ impl Outcome {
             Outcome::Duplicate => "duplicate",
             Outcome::Ignored => "ignored",
             Outcome::Quarantined => "quarantined",
+            Outcome::Spam => "spam",
         }
+    }
+
+    /// Set aside in the mailbox's quarantine folder, until an admin releases it.
+    pub fn set_aside(self) -> bool {
+        matches!(self, Outcome::Quarantined | Outcome::Spam)
     }
 
     pub fn parse(s: &str) -> Option<Outcome> {

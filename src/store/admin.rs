@@ -8,11 +8,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use std::path::Path;
 
-/// A quarantined message still in quarantine: no later stored copy of the
-/// same mail (the same bytes, or the same Message-ID from the same sender)
-/// was handled since, as a release makes one.
-pub(super) const IN_QUARANTINE: &str = "q.outcome = 'quarantined' AND NOT EXISTS (
-    SELECT 1 FROM messages p WHERE p.id > q.id AND p.outcome != 'quarantined'
+/// A quarantined message (or one set aside as spam) still in quarantine: no
+/// later stored copy of the same mail (the same bytes, or the same
+/// Message-ID from the same sender) was handled since, as a release makes one.
+pub(super) const IN_QUARANTINE: &str = "q.outcome IN ('quarantined', 'spam') AND NOT EXISTS (
+    SELECT 1 FROM messages p WHERE p.id > q.id AND p.outcome NOT IN ('quarantined', 'spam')
       AND (p.content_hash = q.content_hash
            OR (q.message_id IS NOT NULL AND p.message_id = q.message_id
                AND coalesce(lower(p.sender), '') = coalesce(lower(q.sender), ''))))";
@@ -189,7 +189,7 @@ impl Store {
                 &format!(
                     "SELECT q.id, q.mailbox, q.uidvalidity, q.uid, q.message_id, q.sender, q.content_hash,
                             q.arrival, q.size, q.reason, q.raw, {IN_QUARANTINE}
-                     FROM messages q WHERE q.id = ?1 AND q.outcome = 'quarantined'"
+                     FROM messages q WHERE q.id = ?1 AND q.outcome IN ('quarantined', 'spam')"
                 ),
                 params![row],
                 |r| {

@@ -1,4 +1,4 @@
-//! Listings for the CLI: tickets, a ticket's events, quarantined mail, counts.
+//! Listings for the CLI: tickets, a ticket's events, quarantined mail and mail set aside as spam, counts.
 
 use super::columns::status_column;
 use super::conn::Store;
@@ -44,7 +44,7 @@ impl Store {
     pub fn quarantined(&self) -> Result<Vec<QuarantineRow>> {
         // Still in quarantine: a released message no longer is.
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT q.id, q.mailbox, q.uid, q.reason, q.size FROM messages q WHERE {} ORDER BY q.id",
+            "SELECT q.id, q.mailbox, q.uid, q.reason, q.size, q.outcome FROM messages q WHERE {} ORDER BY q.id",
             super::admin::IN_QUARANTINE
         ))?;
         let rows = stmt
@@ -55,6 +55,7 @@ impl Store {
                     uid: r.get::<_, i64>(2)? as u32,
                     reason: r.get(3)?,
                     size: r.get(4)?,
+                    outcome: r.get(5)?,
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -231,7 +231,7 @@ impl Store {
         };
         if let Some(id) = message_id {
             let d = self.conn.prepare_cached("SELECT id, mailbox, ticket_id FROM messages
-                     WHERE message_id = ?1 AND coalesce(lower(sender), '') = lower(?2) AND outcome != 'quarantined'
+                     WHERE message_id = ?1 AND coalesce(lower(sender), '') = lower(?2) AND outcome NOT IN ('quarantined', 'spam')
                      ORDER BY id LIMIT 1")?.query_row(params![id, sender.unwrap_or("")],
                     map,
                 )
@@ -240,7 +240,7 @@ impl Store {
                 return Ok(d);
             }
         }
-        Ok(self.conn.prepare_cached("SELECT id, mailbox, ticket_id FROM messages WHERE content_hash = ?1 AND outcome != 'quarantined'
+        Ok(self.conn.prepare_cached("SELECT id, mailbox, ticket_id FROM messages WHERE content_hash = ?1 AND outcome NOT IN ('quarantined', 'spam')
                  ORDER BY id LIMIT 1")?.query_row([content_hash],
                 map,
             )

@@ -80,6 +80,8 @@ pub struct QuarantineRow {
     pub uid: u32,
     pub reason: Option<String>,
     pub size: i64,
+    /// `quarantined`, or `spam` (marked so by the receiving server).
+    pub outcome: String,
 }
 
 /// What a contracts import did.

@@ -1,8 +1,9 @@
 //! Every file of a corpus of mail through parse, classify, extract, decide and the reply-text reader, in-process: the project's own (tests/fixtures/corpus), and a third-party one named by `TICKETD_EXTRA_CORPUS`.
 //!
 //! Fails when a file panics or takes over a second, when a machine's mail
-//! (bounce, auto-reply, list or bulk) would be answered, when a full human mail
-//! would not be, or when the new text matches the manifest's stated text on fewer
+//! (bounce, auto-reply, list or bulk) or mail marked as spam would be answered
+//! (or spam not set aside as spam), when a full human mail would not be, when
+//! a row's `expected_language` is not the replies' language, or when the new text matches the manifest's stated text on fewer
 //! than nine rows in ten (whitespace aside). Prints the figures so they can be quoted:
 //! `cargo test --test it corpus -- --nocapture`.
 //!
@@ -55,6 +56,9 @@ pub struct Row {
     pub should_autoreply: String,
     pub format: String,
     pub expected_reply_text: String,
+    /// The language the replies should be in (`en`, `ja`, `es`), or empty:
+    /// an optional column.
+    pub expected_language: String,
 }
 
 fn unescape(s: &str) -> String {
@@ -88,6 +92,7 @@ pub fn manifest(root: &Path) -> Vec<Row> {
             .position(|h| *h == name)
             .unwrap_or_else(|| panic!("MANIFEST.tsv has no column {name}"))
     };
+    let lang = head.iter().position(|h| *h == "expected_language");
     let (p, c, a, f, e) = (
         col("path"),
         col("category"),
@@ -106,6 +111,7 @@ pub fn manifest(root: &Path) -> Vec<Row> {
                 should_autoreply: get(a).to_string(),
                 format: get(f).to_string(),
                 expected_reply_text: unescape(get(e)),
+                expected_language: lang.map(get).unwrap_or("").to_string(),
             }
         })
         .collect()
@@ -183,7 +189,8 @@ fn check_corpus(root: &Path, bar: Bar) {
                 "html_fragment" => reply_text::extract_html(&String::from_utf8_lossy(&raw)),
                 _ => plan.inbound.reply_text.clone(),
             };
-            Ok::<_, String>((plan.decision.would_reply, plan.decision.class, text))
+            let d = &plan.decision;
+            Ok::<_, String>((d.would_reply, d.class, text, d.outcome, d.language))
         }));
         let took = t0.elapsed();
         if took > slowest.0 {
@@ -194,7 +201,7 @@ fn check_corpus(root: &Path, bar: Bar) {
         if took > MAX_PER_FILE {
             failures.push(format!("{}: took {took:?}", row.path));
         }
-        let (would_reply, class, text) = match run {
+        let (would_reply, class, text, outcome, language) = match run {
             Err(_) => {
                 failures.push(format!("{}: panicked", row.path));
                 continue;
@@ -205,18 +212,34 @@ fn check_corpus(root: &Path, bar: Bar) {
             }
             Ok(Ok(v)) => v,
         };
+        // Mail the receiving server marked as spam is set aside as spam.
+        if row.category == "spam" && outcome != ticketd::model::Outcome::Spam {
+            failures.push(format!(
+                "{}: outcome {}, not spam",
+                row.path,
+                outcome.as_str()
+            ));
+        }
+        if !row.expected_language.is_empty() && language.as_str() != row.expected_language {
+            failures.push(format!(
+                "{}: answered in {}, expected {}",
+                row.path,
+                language.as_str(),
+                row.expected_language
+            ));
+        }
         let wrong = match row.should_autoreply.as_str() {
             "no" => would_reply,
             "yes" => !would_reply,
             _ => false,
         };
-        // The bar: machines (bounce, auto_reply, list_or_bulk) never answered,
+        // The bar: machines (bounce, auto_reply, list_or_bulk, spam) never answered,
         // full human mail always. Other rows are counted and printed, not failed: an
         // "unknown" row may depend on the source's own configuration (a ticket system's
         // emission address, which ticketd knows only as its own `own_addresses`).
         let judged = matches!(
             row.category.as_str(),
-            "bounce" | "auto_reply" | "list_or_bulk" | "human_new" | "human_reply"
+            "bounce" | "auto_reply" | "list_or_bulk" | "spam" | "human_new" | "human_reply"
         );
         if wrong {
             tally.answered_wrongly += 1;

@@ -1,4 +1,4 @@
-//! The admin's maintenance commands against a running daemon: `backup` during a burst of intake, `quarantine show|release`, and the staff templates naming only commands that exist.
+//! The admin's maintenance commands against a running daemon: `backup` during a burst of intake, `quarantine show|release` (of quarantined mail and of mail set aside as spam), and the staff templates naming only commands that exist.
 
 use crate::harness::{Daemon, MailStack, mail, repo, ticketd_command, wait_until};
 use std::path::Path;
@@ -178,6 +178,61 @@ async fn a_released_quarantined_mail_gets_its_ticket_and_reply() {
         "{}",
         String::from_utf8_lossy(&again.stderr)
     );
+    daemon.stop(WAIT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_23_item_9_a_mail_flagged_as_spam_gets_no_reply_and_once_released_its_ticket_and_reply()
+ {
+    let stack = MailStack::start();
+    let cfg = stack.config(|_| {});
+    let clock: SharedClock = Arc::new(SystemClock);
+    let daemon = Daemon::start(&cfg, clock);
+    stack
+        .deliver(&mail(
+            "Eve <eve@customer.test>",
+            "support@vendor.test",
+            "Pool degraded",
+            "flagged-1@customer.test",
+            "X-Spam-Flag: YES\r\nX-Spam-Status: Yes, score=6.2 required=5.0\r\n",
+            "Disk 3 of our unit failed overnight. Can you send a new one?\r\n\r\nEve",
+        ))
+        .await;
+    stack
+        .wait_for_count("support@vendor.test", "Quarantine", 1, WAIT)
+        .await;
+    // Stored as spam: no ticket, nothing queued for Eve, listed for staff.
+    let st = Store::open_read_only(&cfg.database).unwrap();
+    assert!(st.tickets().unwrap().is_empty());
+    assert!(st.outbox(None).unwrap().is_empty(), "a reply was queued");
+    let listed = ok(cli(&cfg.path, &["quarantine"]));
+    assert!(listed.contains("spam"), "{listed}");
+    assert!(listed.contains("X-Spam-Flag"), "{listed}");
+    let row: i64 = listed
+        .split_whitespace()
+        .nth(1)
+        .and_then(|r| r.parse().ok())
+        .unwrap_or_else(|| panic!("{listed}"));
+    let shown = ok(cli(&cfg.path, &["quarantine", "show", &row.to_string()]));
+    assert!(shown.contains("flagged-1@customer.test"), "{shown}");
+
+    // The admin releases it: handled as a person's mail.
+    let released = ok(cli(&cfg.path, &["quarantine", "release", &row.to_string()]));
+    assert!(released.contains("processed on ticket 1"), "{released}");
+    let t = st.tickets().unwrap();
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].requester, "eve@customer.test");
+    assert!(st.quarantined().unwrap().is_empty(), "still listed");
+    stack
+        .wait_for_count("support@vendor.test", "Processed", 1, WAIT)
+        .await;
+    wait_until("the acknowledgement to Eve", WAIT, || {
+        stack.sink_messages().iter().any(|m| {
+            let text = String::from_utf8_lossy(m);
+            text.contains("To: eve@customer.test") && text.contains("[TKT#1]")
+        })
+    })
+    .await;
     daemon.stop(WAIT).await;
 }
 
