@@ -1077,39 +1077,32 @@ mod tests {
     #[test]
     fn issue_20_class_2_results_under_a_near_name_or_below_the_trusted_received_count_for_nothing()
     {
-        let at = |raw: &str| {
-            trusted_results(
-                &header_section::read(raw.as_bytes()),
-                &trusted(),
-                "vendor.test",
-            )
-        };
         let received = "Received: from a.test by mx.vendor.test (Postfix) with ESMTP id 1; Mon, 2 Mar 2026 10:00:00 +0000\r\n";
         let pass = "mx.vendor.test; dkim=pass header.d=vendor.test";
         // Above the trusted server's Received line: its own.
         assert!(
-            at(&format!(
+            results(&format!(
                 "Authentication-Results: {pass}\r\n{received}From: a@vendor.test\r\n\r\n"
             ))
             .is_some()
         );
         // A near-name above it: the section is ambiguous and nothing counts.
         assert_eq!(
-            at(&format!(
+            results(&format!(
                 "Authentication-Results : {pass}\r\n{received}From: a@vendor.test\r\n\r\n"
             )),
             None
         );
         // Below it: it came with the mail from outside.
         assert_eq!(
-            at(&format!(
+            results(&format!(
                 "{received}Authentication-Results: {pass}\r\nFrom: a@vendor.test\r\n\r\n"
             )),
             None
         );
         // A later hop's Received (Dovecot's LMTP) above is no boundary.
         assert!(
-            at(&format!(
+            results(&format!(
                 "Received: from mx.vendor.test by imap.vendor.test (Dovecot) with LMTP\r\n\
              Authentication-Results: {pass}\r\n{received}From: a@vendor.test\r\n\r\n"
             ))
@@ -1118,14 +1111,14 @@ mod tests {
         // No Received line of the trusted server at all: nothing to tell
         // its results from forged ones.
         assert_eq!(
-            at(&format!(
+            results(&format!(
                 "Authentication-Results: {pass}\r\nFrom: a@vendor.test\r\n\r\n"
             )),
             None
         );
         // A "by" inside a comment is no by clause.
         assert_eq!(
-            at(&format!(
+            results(&format!(
                 "Authentication-Results: {pass}\r\nReceived: from x (by mx.vendor.test) by mx.evil.test\r\nFrom: a@vendor.test\r\n\r\n"
             )),
             None
@@ -1236,41 +1229,32 @@ mod tests {
         vec!["mx.vendor.test".to_string()]
     }
 
+    /// What `trusted_results` finds in the header section `raw` for
+    /// vendor.test, mx.vendor.test trusted.
+    fn results(raw: &str) -> Option<String> {
+        trusted_results(
+            &header_section::read(raw.as_bytes()),
+            &trusted(),
+            "vendor.test",
+        )
+    }
+
     #[test]
     fn a_trusted_dkim_pass_aligned_is_proof() {
         let raw = with_ar(&["mx.vendor.test; dkim=pass header.d=vendor.test header.s=sel"]);
         assert_eq!(
-            trusted_results(
-                &header_section::read(raw.as_bytes()),
-                &trusted(),
-                "vendor.test"
-            )
-            .as_deref(),
+            results(&raw).as_deref(),
             Some("Authentication-Results from mx.vendor.test: dkim=pass header.d=vendor.test")
         );
         // The authserv-id compares case-insensitively.
         let raw = with_ar(&["MX.Vendor.Test; dkim=pass header.i=@vendor.test"]);
-        assert!(
-            trusted_results(
-                &header_section::read(raw.as_bytes()),
-                &trusted(),
-                "vendor.test"
-            )
-            .is_some()
-        );
+        assert!(results(&raw).is_some());
     }
 
     #[test]
     fn the_same_result_from_another_authserv_id_is_ignored() {
         let raw = with_ar(&["mx.attacker.test; dkim=pass header.d=vendor.test"]);
-        assert_eq!(
-            trusted_results(
-                &header_section::read(raw.as_bytes()),
-                &trusted(),
-                "vendor.test"
-            ),
-            None
-        );
+        assert_eq!(results(&raw), None);
         assert_eq!(
             trusted_results(&header_section::read(raw.as_bytes()), &[], "vendor.test"),
             None
@@ -1280,27 +1264,13 @@ mod tests {
     #[test]
     fn a_trusted_dkim_fail_is_no_proof() {
         let raw = with_ar(&["mx.vendor.test; dkim=fail header.d=vendor.test"]);
-        assert_eq!(
-            trusted_results(
-                &header_section::read(raw.as_bytes()),
-                &trusted(),
-                "vendor.test"
-            ),
-            None
-        );
+        assert_eq!(results(&raw), None);
     }
 
     #[test]
     fn a_trusted_dkim_pass_for_another_domain_is_no_proof() {
         let raw = with_ar(&["mx.vendor.test; dkim=pass header.d=other.test"]);
-        assert_eq!(
-            trusted_results(
-                &header_section::read(raw.as_bytes()),
-                &trusted(),
-                "vendor.test"
-            ),
-            None
-        );
+        assert_eq!(results(&raw), None);
     }
 
     #[test]
@@ -1311,12 +1281,7 @@ mod tests {
              header.d=\"vendor.test\" header.s=sel",
         ]);
         assert_eq!(
-            trusted_results(
-                &header_section::read(raw.as_bytes()),
-                &trusted(),
-                "vendor.test"
-            )
-            .as_deref(),
+            results(&raw).as_deref(),
             Some("Authentication-Results from mx.vendor.test: dkim=pass header.d=vendor.test")
         );
         let parsed = parse_auth_results(
@@ -1345,23 +1310,11 @@ mod tests {
             "mx.vendor.test; dkim=fail header.d=vendor.test; dmarc=pass (p=reject) header.from=vendor.test",
         ]);
         assert_eq!(
-            trusted_results(
-                &header_section::read(raw.as_bytes()),
-                &trusted(),
-                "vendor.test"
-            )
-            .as_deref(),
+            results(&raw).as_deref(),
             Some("Authentication-Results from mx.vendor.test: dmarc=pass header.from=vendor.test")
         );
         let raw = with_ar(&["mx.vendor.test; dmarc=pass header.from=other.test"]);
-        assert_eq!(
-            trusted_results(
-                &header_section::read(raw.as_bytes()),
-                &trusted(),
-                "vendor.test"
-            ),
-            None
-        );
+        assert_eq!(results(&raw), None);
     }
 
     #[test]
@@ -1370,13 +1323,6 @@ mod tests {
             "mx.attacker.test; dkim=pass header.d=vendor.test",
             "mx.vendor.test; dkim=none",
         ]);
-        assert_eq!(
-            trusted_results(
-                &header_section::read(raw.as_bytes()),
-                &trusted(),
-                "vendor.test"
-            ),
-            None
-        );
+        assert_eq!(results(&raw), None);
     }
 }
