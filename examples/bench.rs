@@ -27,7 +27,7 @@ use ticketd::store::{MessageRow, Origin, Store};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-const USAGE: &str = "usage: bench (--corpus DIR | --count N [--seed S]) --ticketd PATH [--json FILE] [--latency-count N] [--latency-rate PER_S] [--perf FILE] [--preload N]
+const USAGE: &str = "usage: bench (--corpus DIR | --count N [--seed S]) --ticketd PATH [--json FILE] [--latency-count N] [--latency-rate PER_S] [--perf FILE] [--preload N] [--baseline PATH [--rounds K]]
        bench explain-one FILE";
 
 struct Args {
@@ -43,6 +43,10 @@ struct Args {
     /// Stored messages (with their tickets and timers) put in a second
     /// database before a second throughput run.
     preload: usize,
+    /// Another build's binary, run alternately with `ticketd` on the same corpus.
+    baseline: Option<PathBuf>,
+    /// Throughput runs of each build in the comparison.
+    rounds: usize,
 }
 
 fn parse_args() -> Result<Args> {
@@ -56,6 +60,8 @@ fn parse_args() -> Result<Args> {
     let mut latency_rate = 1.6;
     let mut perf = None;
     let mut preload = 0;
+    let mut baseline = None;
+    let mut rounds = 2;
     while let Some(k) = a.next() {
         let mut v = || {
             a.next()
@@ -71,6 +77,8 @@ fn parse_args() -> Result<Args> {
             "--latency-rate" => latency_rate = v()?.parse()?,
             "--perf" => perf = Some(PathBuf::from(v()?)),
             "--preload" => preload = v()?.parse()?,
+            "--baseline" => baseline = Some(PathBuf::from(v()?)),
+            "--rounds" => rounds = v()?.parse::<usize>()?.max(1),
             _ => bail!("unknown argument {k}\n{USAGE}"),
         }
     }
@@ -84,6 +92,8 @@ fn parse_args() -> Result<Args> {
         latency_rate,
         perf,
         preload,
+        baseline,
+        rounds,
     })
 }
 
@@ -408,7 +418,7 @@ fn stack() -> MailStack {
 /// A config for `stack` with its database `db` in the stack's directory
 /// (`DB.toml` beside it, the daemon's log `DB.log`), the qnap pack, and
 /// `boxes` (mailbox name, IMAP user).
-fn bench_config(stack: &MailStack, db: &str, boxes: &[(&'static str, &'static str)]) -> PathBuf {
+fn bench_config(stack: &MailStack, db: &str, boxes: &[(&'static str, &str)]) -> PathBuf {
     stack.write_config(|c| {
         c.file = format!("{}.toml", db.trim_end_matches(".db"));
         c.database = stack.dir.join(db);
@@ -496,13 +506,35 @@ async fn run(args: Args) -> Result<()> {
         ("rma", "tp-rma@vendor.test"),
         ("24x7", "tp-24x7@vendor.test"),
     ];
-    out["throughput"] = throughput(&args, &stack, n, "throughput.db", &boxes, 0).await?;
+    out["throughput"] = throughput(
+        &args.ticketd,
+        args.perf.as_deref(),
+        &stack,
+        n,
+        "throughput.db",
+        &boxes,
+        0,
+    )
+    .await?;
     eprintln!("bench: throughput {}", out["throughput"]);
 
     // 2c. The same on a store that already holds `--preload` messages.
     if args.preload > 0 {
         out["preloaded"] = preloaded(&args, &stack, &work, &mails).await?;
         eprintln!("bench: preloaded {}", out["preloaded"]);
+    }
+
+    // 2d. This build against another, alternately, on the same corpus.
+    if let Some(base) = &args.baseline {
+        out["baseline"] = compare(
+            args.ticketd.clone(),
+            base.clone(),
+            args.rounds,
+            &stack,
+            &mails,
+        )
+        .await?;
+        eprintln!("bench: baseline {}", out["baseline"]);
     }
 
     // 5. Pathological mail.
@@ -806,11 +838,12 @@ async fn latency(args: &Args, stack: &MailStack, mails: &[Mail]) -> Result<Value
 }
 
 async fn throughput(
-    args: &Args,
+    bin: &Path,
+    perf: Option<&Path>,
     stack: &MailStack,
     n: usize,
     db: &str,
-    boxes: &[(&'static str, &'static str)],
+    boxes: &[(&'static str, &str)],
     already: usize,
 ) -> Result<Value> {
     let cfg_path = bench_config(stack, db, boxes);
@@ -819,9 +852,9 @@ async fn throughput(
     let mut imap = Imap::login(stack.imap_port, boxes[0].1).await?;
     let t = Instant::now();
     let machine_before = machine_cpu();
-    let daemon = Ticketd::start_bin(&args.ticketd, &cfg_path, "info", false);
+    let daemon = Ticketd::start_bin(bin, &cfg_path, "info", false);
     let pid = daemon.pid();
-    let perf = match &args.perf {
+    let perf = match perf {
         Some(p) => Some(
             Command::new("perf")
                 // The whole machine: the servers' share is part of the picture.
@@ -892,6 +925,88 @@ async fn throughput(
         "peak_rss_kib": hwm.max(peak_rss),
         "daemon_cpu_s": cpu,
         "machine_busy": machine_busy,
+    }))
+}
+
+/// This build (`current`) and another (`base`) run the throughput of the
+/// corpus `rounds` times each, alternately (the order swapped each round,
+/// so that neither always runs on a warmer machine), each run on mailboxes
+/// and a database of its own: the medians of mails per second and of
+/// daemon CPU per mail, and their ratios.
+async fn compare(
+    current: PathBuf,
+    base: PathBuf,
+    rounds: usize,
+    stack: &MailStack,
+    mails: &[Mail],
+) -> Result<Value> {
+    let mut runs: Vec<Value> = Vec::new();
+    for round in 0..rounds {
+        let order = if round % 2 == 0 {
+            [("current", &current), ("baseline", &base)]
+        } else {
+            [("baseline", &base), ("current", &current)]
+        };
+        for (label, bin) in order {
+            let user = |b: &str| format!("cmp{round}-{label}-{b}@vendor.test");
+            let users = [user("support"), user("rma"), user("24x7")];
+            let boxes = [
+                ("support", users[0].as_str()),
+                ("rma", users[1].as_str()),
+                ("24x7", users[2].as_str()),
+            ];
+            Imap::login(stack.imap_port, boxes[0].1)
+                .await?
+                .append_pipelined("INBOX", mails)
+                .await?;
+            let db = format!("cmp{round}-{label}.db");
+            let tp = throughput(bin, None, stack, mails.len(), &db, &boxes, 0).await?;
+            eprintln!(
+                "bench: {label} round {round}: {:.0} msg/s, {:.1} s CPU",
+                tp["msg_per_s"].as_f64().unwrap_or(f64::NAN),
+                tp["daemon_cpu_s"].as_f64().unwrap_or(f64::NAN)
+            );
+            runs.push(json!({"build": label, "round": round, "throughput": tp}));
+        }
+    }
+    let median_of = |label: &str, key: &str, per_mail: bool| {
+        let mut v: Vec<f64> = runs
+            .iter()
+            .filter(|r| r["build"] == label)
+            .filter_map(|r| r["throughput"][key].as_f64())
+            .map(|x| {
+                if per_mail {
+                    1000.0 * x / mails.len() as f64
+                } else {
+                    x
+                }
+            })
+            .collect();
+        v.sort_by(|a, b| a.total_cmp(b));
+        match v.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => v[n / 2],
+            n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        }
+    };
+    let summary = |label: &str, bin: &Path| {
+        json!({
+            "binary": bin.display().to_string(),
+            "msg_per_s": median_of(label, "msg_per_s", false),
+            "cpu_ms_per_mail": median_of(label, "daemon_cpu_s", true),
+            "runs": runs.iter().filter(|r| r["build"] == label)
+                .map(|r| json!([r["throughput"]["msg_per_s"], r["throughput"]["daemon_cpu_s"]]))
+                .collect::<Vec<_>>(),
+        })
+    };
+    let (c, b) = (summary("current", &current), summary("baseline", &base));
+    let ratio = |k: &str| c[k].as_f64().unwrap_or(f64::NAN) / b[k].as_f64().unwrap_or(f64::NAN);
+    Ok(json!({
+        "rounds": rounds,
+        "current": c,
+        "baseline": b,
+        "throughput_ratio": ratio("msg_per_s"),
+        "cpu_per_mail_ratio": ratio("cpu_ms_per_mail"),
     }))
 }
 
@@ -1008,7 +1123,8 @@ async fn preloaded(args: &Args, stack: &MailStack, work: &Path, mails: &[Mail]) 
         .append_pipelined("INBOX", mails)
         .await?;
     let tp = throughput(
-        args,
+        &args.ticketd,
+        None,
         stack,
         mails.len(),
         "preloaded.db",
@@ -1223,6 +1339,23 @@ fn print_table(o: &Value) {
                 f(&v["peak_kib"]) / 1024.0
             );
         }
+    }
+    let b = &o["baseline"];
+    if b.is_object() {
+        for (k, label) in [("current", "this build"), ("baseline", "baseline")] {
+            println!(
+                "| {label}: median of {} runs, alternating ({}) | {:.0} msg/s, {:.3} ms CPU per mail | |",
+                b["rounds"],
+                b[k]["binary"].as_str().unwrap_or(""),
+                f(&b[k]["msg_per_s"]),
+                f(&b[k]["cpu_ms_per_mail"]),
+            );
+        }
+        println!(
+            "| this build / baseline | throughput × {:.2}, CPU per mail × {:.2} | ≥ 1, ≤ 1 |",
+            f(&b["throughput_ratio"]),
+            f(&b["cpu_per_mail_ratio"]),
+        );
     }
     println!(
         "| load average start / end | {} / {} | |",

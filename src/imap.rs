@@ -443,6 +443,35 @@ struct Batch {
     mails: Vec<(Fetched, ReadAhead)>,
 }
 
+/// Runs `work` over `items` split in order into a part per core (parts of
+/// at least `MIN_PART` items), each part on a thread of its own, and joins
+/// the parts' results in order. A single part runs on the calling thread.
+fn on_cores<T: Send, U: Send>(items: Vec<T>, work: impl Fn(Vec<T>) -> Vec<U> + Sync) -> Vec<U> {
+    const MIN_PART: usize = 8;
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let parts = cores.min(items.len() / MIN_PART).max(1);
+    if parts == 1 {
+        return work(items);
+    }
+    let size = items.len().div_ceil(parts);
+    let mut items = items.into_iter();
+    let chunks: Vec<Vec<T>> = (0..parts)
+        .map(|_| items.by_ref().take(size).collect())
+        .collect();
+    std::thread::scope(|sc| {
+        let work = &work;
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|c| sc.spawn(move || work(c)))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("reading a part panicked"))
+            .collect()
+    })
+}
+
 struct Watcher<'a> {
     shared: &'a Arc<Shared>,
     m: &'a MailboxConfig,
@@ -578,7 +607,7 @@ impl Watcher<'_> {
             .await
     }
 
-    /// Fetches a batch and reads its mail on a blocking thread (no store lock).
+    /// Fetches a batch and reads its mail on blocking threads, a part per core (no store lock).
     async fn fetch_and_read(&self, s: &mut ImapSession, uids: &[u32]) -> Result<Batch> {
         // One engine for the batch, read and stored: a reload swaps between batches.
         let engine = self.shared.engine();
@@ -586,13 +615,14 @@ impl Watcher<'_> {
         let shared = self.shared.clone();
         let e = engine.clone();
         let mails = tokio::task::spawn_blocking(move || {
-            fetched
-                .into_iter()
-                .map(|f| {
-                    let ahead = e.read_fetched(&f, &*shared.clock);
-                    (f, ahead)
-                })
-                .collect()
+            on_cores(fetched, |part| {
+                part.into_iter()
+                    .map(|f| {
+                        let ahead = e.read_fetched(&f, &*shared.clock);
+                        (f, ahead)
+                    })
+                    .collect()
+            })
         })
         .await
         .context("reading task")?;
@@ -972,6 +1002,22 @@ mod tests {
         let f = fetched("support", 7, 43, Some(99), Vec::new(), Some(date), now);
         assert_eq!(f.arrival, date.with_timezone(&Utc));
         assert_eq!(f.size, 99);
+    }
+
+    #[test]
+    fn issue_24_reading_on_every_core_keeps_the_batch_in_order() {
+        for n in [0usize, 1, 7, 8, 17, 100, 501] {
+            let items: Vec<usize> = (0..n).collect();
+            let threads = std::sync::Mutex::new(std::collections::HashSet::new());
+            let out = on_cores(items.clone(), |part| {
+                threads.lock().unwrap().insert(std::thread::current().id());
+                part.into_iter().map(|x| x * 2).collect()
+            });
+            assert_eq!(out, items.iter().map(|x| x * 2).collect::<Vec<_>>(), "{n} items");
+            let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+            let expected = cores.min(n / 8).max(1);
+            assert_eq!(threads.lock().unwrap().len(), expected, "{n} items");
+        }
     }
 
     #[test]

@@ -12,6 +12,22 @@ pub struct Store {
     pub(crate) conn: Connection,
 }
 
+/// What every connection, the writer and a read-only one, is opened with.
+fn tune(conn: &Connection) -> Result<()> {
+    // The savepoint per message journals the pages it changes; in memory
+    // that costs a copy, in a temporary file a write each.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // Every statement of the intake path stays prepared (the default keeps 16).
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // A plan per statement, not per bound value: with STAT4 compiled in,
+    // SQLite otherwise prepares some lookups again on every execution.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
+    Ok(())
+}
+
 impl Store {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Store> {
@@ -34,6 +50,7 @@ impl Store {
         )
         .with_context(|| format!("cannot open database {} read-only", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        tune(&conn)?;
         let store = Store { conn };
         let v = store.version()?;
         if v > MIGRATIONS.len() {
@@ -56,17 +73,7 @@ impl Store {
         }
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        // The savepoint per message journals the pages it changes; in memory
-        // that costs a copy, in a temporary file a write each.
-        conn.pragma_update(None, "temp_store", "MEMORY")?;
-        // Every statement of the intake path stays prepared (the default keeps 16).
-        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        // A plan per statement, not per bound value: with STAT4 compiled in,
-        // SQLite otherwise prepares some lookups again on every execution.
-        conn.set_db_config(
-            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
-            true,
-        )?;
+        tune(&conn)?;
         let mut store = Store { conn };
         store.migrate()?;
         Ok(store)
