@@ -231,3 +231,87 @@ where
         }
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A loopback server answering each connection with the next of
+    /// `answers`, written as is, after reading the request head and body.
+    async fn server(answers: Vec<&'static str>) -> TokenUrl {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            for a in answers {
+                let (mut c, _) = l.accept().await.unwrap();
+                let mut got = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !got.ends_with(b"body") {
+                    match c.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                c.write_all(a.as_bytes()).await.unwrap();
+                let _ = c.shutdown().await;
+            }
+        });
+        TokenUrl::parse(&format!("http://127.0.0.1:{port}/t")).unwrap()
+    }
+
+    fn post_to(url: &TokenUrl) -> Post<'_> {
+        Post {
+            who: "test",
+            url,
+            ca_file: None,
+            content_type: "text/plain",
+            headers: &[],
+            body: b"body",
+            timeout: Duration::from_secs(5),
+            max_answer: 16,
+        }
+    }
+
+    #[tokio::test]
+    async fn answers_with_length_chunks_or_close_come_whole_and_redirects_are_not_followed() {
+        let url = server(vec![
+            "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nabcd",
+            "HTTP/1.1 400 Bad Request\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n",
+            "HTTP/1.0 200 OK\r\n\r\n{}",
+            "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/elsewhere\r\nContent-Length: 0\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 17\r\n\r\n01234567890123456",
+            "SSH-2.0-OpenSSH\r\n\r\n",
+        ])
+        .await;
+        let answer = |status, body: &'static [u8]| Answer {
+            status,
+            body: Bytes::from_static(body),
+        };
+        assert_eq!(post(post_to(&url)).await, Ok(answer(200, b"abcd")));
+        assert_eq!(post(post_to(&url)).await, Ok(answer(400, b"abcde")));
+        assert_eq!(post(post_to(&url)).await, Ok(answer(200, b"{}")));
+        assert_eq!(post(post_to(&url)).await, Ok(answer(302, b"")));
+        assert_eq!(
+            post(post_to(&url)).await,
+            Err(PostError::Failed(
+                "the answer is longer than 16 bytes".into()
+            ))
+        );
+        let e = post(post_to(&url)).await.unwrap_err().to_string();
+        assert!(e.starts_with("HTTP: "), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_answers_is_given_up_at_the_deadline() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = TokenUrl::parse(&format!("http://{}/t", l.local_addr().unwrap())).unwrap();
+        let mut p = post_to(&url);
+        p.timeout = Duration::from_millis(300);
+        assert_eq!(
+            post(p).await,
+            Err(PostError::Timeout(Duration::from_millis(300)))
+        );
+        drop(l);
+    }
+}
