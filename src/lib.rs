@@ -12,6 +12,7 @@
 //! - [`decide`]: the pure decision; [`intake`] glues reading, deciding and [`store`].
 //! - [`templates`], [`compose`], [`outgoing`]: replies as rendered bytes, queued in the [`store`] outbox.
 //! - [`outbox`]: sends queued mail over SMTP; [`scheduler`]: fires due timers (escalations, SLA, RMA, reminders).
+//! - [`hooks`]: webhook bodies and signatures; [`webhooks`]: sends the deliveries the store queued with their events.
 //! - [`net`]: TCP and the one TLS configuration; [`http`]: the one HTTP client and server on it;
 //!   [`oauth`]: OAuth2 access tokens for the logins;
 //!   [`secret`]: passwords and tokens that never print.
@@ -47,6 +48,7 @@ pub mod explain;
 pub mod extract;
 pub mod header_section;
 pub mod health;
+pub mod hooks;
 pub mod http;
 pub mod imap;
 pub mod intake;
@@ -71,3 +73,4 @@ pub mod text;
 pub mod thread;
 pub mod token;
 pub mod warranty;
+pub mod webhooks;

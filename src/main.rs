@@ -1,4 +1,4 @@
-//! The `ticketd` command: run the daemon, check a config, explain a mail, import contracts, list tickets and the outbox, back up, release quarantined mail, manage contacts.
+//! The `ticketd` command: run the daemon, check a config, explain a mail, import contracts, list tickets, the outbox and webhook deliveries, back up, release quarantined mail, manage contacts.
 
 use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, Utc};
@@ -76,6 +76,16 @@ enum Command {
         #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// queued, sent or failed.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List webhook deliveries, oldest first.
+    Webhooks {
+        #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// queued, delivered or failed.
         #[arg(long)]
         status: Option<String>,
         #[arg(long)]
@@ -295,11 +305,10 @@ fn actor(by: Option<String>) -> String {
 /// the store, and who acts.
 fn staff(config: &Path, by: Option<String>) -> Result<(Engine, Store, String)> {
     let cfg = load(config)?;
-    Ok((
-        Engine::from_config(&cfg)?,
-        Store::open(&cfg.database)?,
-        actor(by),
-    ))
+    let mut st = Store::open(&cfg.database)?;
+    // The events of the action queue their webhooks' deliveries.
+    st.set_webhooks(&cfg.pack.name, &cfg.subscriptions())?;
+    Ok((Engine::from_config(&cfg)?, st, actor(by)))
 }
 
 /// `close`, `reopen`, `status`: one transaction, an event naming who did it.
@@ -395,6 +404,11 @@ fn dispatch(command: Command, clock: SharedClock) -> Result<ExitCode> {
             status,
             json,
         } => outbox(&config, status.as_deref(), json),
+        Command::Webhooks {
+            config,
+            status,
+            json,
+        } => webhooks(&config, status.as_deref(), json),
         Command::Timers {
             config,
             due_before,
@@ -500,6 +514,10 @@ fn check_config(file: &Path) -> Result<ExitCode> {
             );
             out!("  pack from {}", cfg.pack_source);
             out!("  templates from {}", cfg.templates);
+            for w in &cfg.webhooks {
+                let events: Vec<&str> = w.sub.events.iter().map(|e| e.as_str()).collect();
+                out!("  webhook {} ({:?}) to {}: {}", w.sub.name, w.sub.kind, w.url, events.join(", "));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(problems) => {
@@ -656,6 +674,45 @@ fn outbox(config: &Path, status: Option<&str>, json: bool) -> Result<ExitCode> {
             r.attempts,
             r.kind,
             r.rcpt_to.join(","),
+            r.last_error.unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn webhooks(config: &Path, status: Option<&str>, json: bool) -> Result<ExitCode> {
+    if let Some(s) = status
+        && !["queued", "delivered", "failed"].contains(&s)
+    {
+        anyhow::bail!("--status {s}: one of queued, delivered, failed");
+    }
+    let st = open_db(config)?;
+    st.require_current()?;
+    let rows = st.deliveries(status)?;
+    if json {
+        print_json(&rows)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    out!(
+        "{:>6}  {:<9} {:>3}  {:<16} {:<16} {:>6}  {:<36} error",
+        "id",
+        "status",
+        "try",
+        "webhook",
+        "event",
+        "ticket",
+        "webhook-id"
+    );
+    for r in rows {
+        out!(
+            "{:>6}  {:<9} {:>3}  {:<16} {:<16} {:>6}  {:<36} {}",
+            r.id,
+            r.status,
+            r.attempts,
+            r.webhook,
+            r.event,
+            r.ticket_id.map(|t| t.to_string()).unwrap_or_default(),
+            r.msg_id,
             r.last_error.unwrap_or_default()
         );
     }

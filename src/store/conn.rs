@@ -69,6 +69,7 @@ impl Store {
         )?;
         let mut store = Store { conn };
         store.migrate()?;
+        store.conn.execute_batch(super::webhooks::SUBSCRIPTIONS)?;
         Ok(store)
     }
 

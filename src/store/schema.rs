@@ -323,6 +323,30 @@ CREATE INDEX timers_pending_due ON timers(due_at) WHERE state = 'pending';
     r#"
 ALTER TABLE outbox ADD COLUMN subject TEXT;
 "#,
+    // Webhook deliveries: one row per (event, webhook), written in the
+    // transaction of the event, its body and `msg_id` (the Standard
+    // Webhooks `webhook-id`, the same on every attempt) fixed then. An
+    // attempt is counted and the next one set before it is made.
+    r#"
+CREATE TABLE webhook_deliveries (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    webhook         TEXT NOT NULL,
+    event           TEXT NOT NULL,
+    msg_id          TEXT NOT NULL UNIQUE,
+    ticket_id       INTEGER REFERENCES tickets(id),
+    message_row     INTEGER REFERENCES messages(id),
+    body            TEXT NOT NULL,
+    status          TEXT NOT NULL DEFAULT 'queued'
+                    CHECK (status IN ('queued', 'delivered', 'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    created_at      TEXT NOT NULL,
+    settled_at      TEXT,
+    last_status     INTEGER,
+    last_error      TEXT
+) STRICT;
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_attempt_at) WHERE status = 'queued';
+"#,
 ];
 
 /// The migration that typed the timers' causes: its Rust step reads the old keys.
