@@ -110,7 +110,10 @@ impl Loops {
 
     fn start_webhooks(&self) {
         self.spawn(None, |s, c| async move {
-            restarting("webhook sender", &c, || webhooks::run(s.clone(), c.clone(), false)).await
+            restarting("webhook sender", &c, || {
+                webhooks::run(s.clone(), c.clone(), false)
+            })
+            .await
         });
     }
 

@@ -113,10 +113,9 @@ async fn exchange(p: Post<'_>) -> Result<Answer, String> {
                     status,
                     body: b.to_bytes(),
                 }),
-                Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(format!(
-                    "the answer is longer than {} bytes",
-                    p.max_answer
-                )),
+                Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                    Err(format!("the answer is longer than {} bytes", p.max_answer))
+                }
                 Err(e) => Err(format!("reading the answer: {}", chain(&*e))),
             }
         }

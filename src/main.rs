@@ -516,7 +516,13 @@ fn check_config(file: &Path) -> Result<ExitCode> {
             out!("  templates from {}", cfg.templates);
             for w in &cfg.webhooks {
                 let events: Vec<&str> = w.sub.events.iter().map(|e| e.as_str()).collect();
-                out!("  webhook {} ({:?}) to {}: {}", w.sub.name, w.sub.kind, w.url, events.join(", "));
+                out!(
+                    "  webhook {} ({:?}) to {}: {}",
+                    w.sub.name,
+                    w.sub.kind,
+                    w.url,
+                    events.join(", ")
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -2,9 +2,12 @@
 
 use crate::clock::SharedClock;
 use crate::health::Health;
+use crate::http;
 use crate::store::{Gauges, Store};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response};
 use parking_lot::Mutex;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -16,9 +19,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
-use crate::http;
-use hyper::body::Incoming;
-use hyper::{Method, Request, Response};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
@@ -531,7 +531,10 @@ mod tests {
                 .unwrap();
             let stop = stop.clone();
             slow.push(tokio::spawn(async move {
-                for b in b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ".iter().cycle() {
+                for b in b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: "
+                    .iter()
+                    .cycle()
+                {
                     if c.write_all(&[*b]).await.is_err() {
                         return true; // the server hung up on it
                     }

@@ -141,6 +141,7 @@ impl Shared {
     pub async fn set_webhooks(&self, config: &Config) -> Result<()> {
         *self.webhooks.write() = Arc::new(config.webhooks.clone());
         let (pack, subs) = (config.pack.name.clone(), config.subscriptions());
-        self.with_store(move |st| st.set_webhooks(&pack, &subs)).await
+        self.with_store(move |st| st.set_webhooks(&pack, &subs))
+            .await
     }
 }

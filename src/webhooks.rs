@@ -108,7 +108,8 @@ async fn attempt(shared: &Arc<Shared>, hooks: &[Webhook], row: DeliveryRow) -> R
             return Ok(());
         };
         let answered = send(&hook, &row, now).await;
-        let expires = row.created_at + chrono::Duration::from_std(hook.lifetime).unwrap_or_default();
+        let expires =
+            row.created_at + chrono::Duration::from_std(hook.lifetime).unwrap_or_default();
         let outcome = judge(answered, retry_at < expires);
         match &outcome {
             Outcome::Delivered(s) => info!(attempt = n, status = s, "webhook delivered"),
@@ -117,7 +118,9 @@ async fn attempt(shared: &Arc<Shared>, hooks: &[Webhook], row: DeliveryRow) -> R
                 retry_in_s = delay.as_secs(),
                 "webhook attempt failed: {why}; retrying"
             ),
-            Outcome::Failed(_, why) => error!(attempt = n, "webhook delivery failed for good: {why}"),
+            Outcome::Failed(_, why) => {
+                error!(attempt = n, "webhook delivery failed for good: {why}")
+            }
         }
         record(shared, &row, outcome, shared.clock.now()).await
     }
@@ -147,7 +150,10 @@ fn judge(answered: Result<http::Answer, http::PostError>, time_left: bool) -> Ou
     };
     match time_left {
         true => Outcome::Retry(status, why),
-        false => Outcome::Failed(status, format!("{why} (still failing at the end of its lifetime)")),
+        false => Outcome::Failed(
+            status,
+            format!("{why} (still failing at the end of its lifetime)"),
+        ),
     }
 }
 
@@ -185,7 +191,12 @@ async fn send(
     let timestamp = now.timestamp().to_string();
     let signature = hook.signing_key.as_ref().and_then(|s| {
         let key = hooks::signing_key(&s.0).ok()?;
-        Some(hooks::signature(&key, &row.msg_id, now.timestamp(), body.as_bytes()))
+        Some(hooks::signature(
+            &key,
+            &row.msg_id,
+            now.timestamp(),
+            body.as_bytes(),
+        ))
     });
     let mut headers = vec![
         ("webhook-id", row.msg_id.as_str()),

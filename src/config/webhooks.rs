@@ -205,8 +205,15 @@ pub(super) fn webhooks(
     for w in raw {
         let w = w.get_ref();
         let name = w.name.get_ref();
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            r.spanned(&w.name, format!("webhook name `{name}`: use letters, digits, - _ ."));
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            r.spanned(
+                &w.name,
+                format!("webhook name `{name}`: use letters, digits, - _ ."),
+            );
         }
         if out.iter().any(|o| &o.sub.name == name) {
             r.spanned(&w.name, format!("a webhook named {name} is defined twice"));
@@ -218,15 +225,26 @@ pub(super) fn webhooks(
         if let Some(m) = &w.mailbox
             && !mailboxes.contains(m.get_ref())
         {
-            r.spanned(m, format!("webhook {name}: no mailbox named {}", m.get_ref()));
+            r.spanned(
+                m,
+                format!("webhook {name}: no mailbox named {}", m.get_ref()),
+            );
         }
-        let max_severity = w.severity.as_ref().and_then(|s| match u8::try_from(*s.get_ref()) {
-            Ok(v @ 1..=9) => Some(v),
-            _ => {
-                r.spanned(s, format!("webhook {name}: severity is a number from 1 to 9 (1 the most severe)"));
-                None
-            }
-        });
+        let max_severity = w
+            .severity
+            .as_ref()
+            .and_then(|s| match u8::try_from(*s.get_ref()) {
+                Ok(v @ 1..=9) => Some(v),
+                _ => {
+                    r.spanned(
+                        s,
+                        format!(
+                            "webhook {name}: severity is a number from 1 to 9 (1 the most severe)"
+                        ),
+                    );
+                    None
+                }
+            });
         let Some(url) = url else { continue };
         out.push(Webhook {
             sub: Subscription {

@@ -194,10 +194,7 @@ fn detail(e: &Event) -> Value {
 }
 
 /// A ticket as the filters and bodies read it: mailbox, state, severity, subject.
-fn ticket_of(
-    tx: &Connection,
-    t: TicketId,
-) -> Result<Option<(String, String, Option<u8>, String)>> {
+fn ticket_of(tx: &Connection, t: TicketId) -> Result<Option<(String, String, Option<u8>, String)>> {
     Ok(tx
         .prepare_cached("SELECT mailbox, status, severity, subject FROM tickets WHERE id = ?1")?
         .query_row([t.0], |r| {

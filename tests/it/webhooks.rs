@@ -387,6 +387,18 @@ async fn nx_01_a_severity_1_on_24x7_pages_pagerduty_at_once_beside_the_nx_03_lad
             "21-Nov-2026 02:00:00 -0600",
         )
         .await;
+    // explain --json names the page the mail would trigger.
+    let opts = ticketd::explain::Options {
+        config: Some(cfg.path.clone()),
+        mailbox: Some("24x7".into()),
+        at: Some(at("2026-11-21T02:00:00-06:00")),
+        ..Default::default()
+    };
+    let v = ticketd::explain::explain(&report, &opts, at("2026-11-21T02:00:30-06:00")).unwrap();
+    assert_eq!(
+        v["webhooks"],
+        serde_json::json!([{"webhook": "on-call", "kind": "pagerduty", "event": "ticket.created"}])
+    );
     // Saturday 02:00 Central.
     let clock = FixedClock::new(at("2026-11-21T02:00:30-06:00"));
     let daemon = Daemon::start(&cfg, Arc::new(clock.clone()));
