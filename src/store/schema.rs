@@ -349,6 +349,15 @@ CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_attempt_at) WHERE
 "#,
 ];
 
+/// The connection's subscriptions live in a temporary table (this
+/// connection's alone), so every writer of events, the daemon's or a shell
+/// command's, queues deliveries for the configuration it was opened with.
+pub(super) const SUBSCRIPTIONS: &str = "CREATE TEMP TABLE IF NOT EXISTS webhook_subscriptions (
+    name TEXT PRIMARY KEY,
+    pack TEXT NOT NULL,
+    spec TEXT NOT NULL
+) STRICT;";
+
 /// The migration that typed the timers' causes: its Rust step reads the old keys.
 const TYPED_TIMERS: usize = 11;
 

@@ -33,15 +33,6 @@ pub struct DeliveryRow {
 
 const COLS: &str = "id, webhook, event, msg_id, ticket_id, body, status, attempts, next_attempt_at, created_at, settled_at, last_status, last_error";
 
-/// The connection's subscriptions live in a temporary table (this
-/// connection's alone), so every writer of events, the daemon's or a shell
-/// command's, queues deliveries for the configuration it was opened with.
-pub(super) const SUBSCRIPTIONS: &str = "CREATE TEMP TABLE IF NOT EXISTS webhook_subscriptions (
-    name TEXT PRIMARY KEY,
-    pack TEXT NOT NULL,
-    spec TEXT NOT NULL
-) STRICT;";
-
 impl Store {
     /// The webhooks events are queued for on this connection, under the
     /// daemon's `pack`.
@@ -193,17 +184,24 @@ fn detail(e: &Event) -> Value {
     }
 }
 
-/// A ticket as the filters and bodies read it: mailbox, state, severity, subject.
-fn ticket_of(tx: &Connection, t: TicketId) -> Result<Option<(String, String, Option<u8>, String)>> {
+/// A ticket as the filters and bodies read it.
+struct TicketFacts {
+    mailbox: String,
+    status: String,
+    severity: Option<u8>,
+    subject: String,
+}
+
+fn ticket_of(tx: &Connection, t: TicketId) -> Result<Option<TicketFacts>> {
     Ok(tx
         .prepare_cached("SELECT mailbox, status, severity, subject FROM tickets WHERE id = ?1")?
         .query_row([t.0], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get::<_, Option<i64>>(2)?.map(|s| s as u8),
-                r.get(3)?,
-            ))
+            Ok(TicketFacts {
+                mailbox: r.get(0)?,
+                status: r.get(1)?,
+                severity: r.get::<_, Option<i64>>(2)?.map(|s| s as u8),
+                subject: r.get(3)?,
+            })
         })
         .optional()?)
 }
@@ -237,7 +235,13 @@ pub(super) fn queue_for_event(
     if subs.is_empty() {
         return Ok(());
     }
-    let Some((mailbox, status, severity, subject)) = ticket_of(tx, ticket)? else {
+    let Some(TicketFacts {
+        mailbox,
+        status,
+        severity,
+        subject,
+    }) = ticket_of(tx, ticket)?
+    else {
         return Ok(());
     };
     let rules: Vec<String> = match ev {
