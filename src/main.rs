@@ -31,6 +31,18 @@ struct Cli {
     command: Command,
 }
 
+/// What a listing of queued work takes.
+#[derive(clap::Args)]
+struct Listing {
+    #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+    /// Only the rows in this state.
+    #[arg(long)]
+    status: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Watch the mailboxes and answer mail until SIGTERM or SIGINT.
@@ -71,26 +83,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List outgoing mail.
-    Outbox {
-        #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
-        /// queued, sent or failed.
-        #[arg(long)]
-        status: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
-    /// List webhook deliveries, oldest first.
-    Webhooks {
-        #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
-        /// queued, delivered or failed.
-        #[arg(long)]
-        status: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
+    /// List outgoing mail (--status queued, sent or failed).
+    Outbox(Listing),
+    /// List webhook deliveries, oldest first (--status queued, delivered or failed).
+    Webhooks(Listing),
     /// List pending timers (escalation steps and the like), earliest first.
     Timers {
         #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
@@ -399,16 +395,8 @@ fn dispatch(command: Command, clock: SharedClock) -> Result<ExitCode> {
             command: ContractsCommand::Show { key, config },
         } => contracts_show(&key, &config),
         Command::Tickets { config, json } => tickets(&config, json),
-        Command::Outbox {
-            config,
-            status,
-            json,
-        } => outbox(&config, status.as_deref(), json),
-        Command::Webhooks {
-            config,
-            status,
-            json,
-        } => webhooks(&config, status.as_deref(), json),
+        Command::Outbox(l) => outbox(&l.config, l.status.as_deref(), l.json),
+        Command::Webhooks(l) => webhooks(&l.config, l.status.as_deref(), l.json),
         Command::Timers {
             config,
             due_before,
@@ -657,33 +645,41 @@ fn tickets(config: &Path, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn outbox(config: &Path, status: Option<&str>, json: bool) -> Result<ExitCode> {
-    let st = open_db(config)?;
-    let rows = st.outbox(status)?;
+/// A listing: the rows as JSON, or a head line and one line per row.
+fn listing<T: serde::Serialize>(
+    rows: &[T],
+    json: bool,
+    head: &str,
+    line: impl Fn(&T) -> String,
+) -> Result<ExitCode> {
     if json {
         print_json(&rows)?;
         return Ok(ExitCode::SUCCESS);
     }
-    out!(
-        "{:>6}  {:<7} {:>3}  {:<16} {:<28} error",
-        "id",
-        "status",
-        "try",
-        "kind",
-        "to"
-    );
+    out!("{head}");
     for r in rows {
-        out!(
+        out!("{}", line(r));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn outbox(config: &Path, status: Option<&str>, json: bool) -> Result<ExitCode> {
+    let rows = open_db(config)?.outbox(status)?;
+    let head = format!(
+        "{:>6}  {:<7} {:>3}  {:<16} {:<28} error",
+        "id", "status", "try", "kind", "to"
+    );
+    listing(&rows, json, &head, |r| {
+        format!(
             "{:>6}  {:<7} {:>3}  {:<16} {:<28} {}",
             r.id,
             r.status,
             r.attempts,
             r.kind,
             r.rcpt_to.join(","),
-            r.last_error.unwrap_or_default()
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+            r.last_error.as_deref().unwrap_or_default()
+        )
+    })
 }
 
 fn webhooks(config: &Path, status: Option<&str>, json: bool) -> Result<ExitCode> {
@@ -695,22 +691,12 @@ fn webhooks(config: &Path, status: Option<&str>, json: bool) -> Result<ExitCode>
     let st = open_db(config)?;
     st.require_current()?;
     let rows = st.deliveries(status)?;
-    if json {
-        print_json(&rows)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    out!(
+    let head = format!(
         "{:>6}  {:<9} {:>3}  {:<16} {:<16} {:>6}  {:<36} error",
-        "id",
-        "status",
-        "try",
-        "webhook",
-        "event",
-        "ticket",
-        "webhook-id"
+        "id", "status", "try", "webhook", "event", "ticket", "webhook-id"
     );
-    for r in rows {
-        out!(
+    listing(&rows, json, &head, |r| {
+        format!(
             "{:>6}  {:<9} {:>3}  {:<16} {:<16} {:>6}  {:<36} {}",
             r.id,
             r.status,
@@ -719,10 +705,9 @@ fn webhooks(config: &Path, status: Option<&str>, json: bool) -> Result<ExitCode>
             r.event,
             r.ticket_id.map(|t| t.to_string()).unwrap_or_default(),
             r.msg_id,
-            r.last_error.unwrap_or_default()
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+            r.last_error.as_deref().unwrap_or_default()
+        )
+    })
 }
 
 fn timers(config: &Path, due_before: Option<DateTime<Utc>>, json: bool) -> Result<ExitCode> {

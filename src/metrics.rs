@@ -394,6 +394,7 @@ mod tests {
         m.message("support", "processed", "human");
         m.smtp_result("2xx");
         m.imap_reconnect("rma", true);
+        m.webhook("ticket.created", "retried");
         let t = DateTime::UNIX_EPOCH;
         Metrics::observe(
             &m.intake_latency,
@@ -417,11 +418,38 @@ mod tests {
             "ticketd_timers_overdue 1",
             "ticketd_intake_latency_seconds_count 1",
             "ticketd_acks_capped_total 0",
+            r#"ticketd_webhook_deliveries_total{event="ticket.created",result="retried"} 1"#,
             "ticketd_live 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
         }
         assert!(text.contains("ticketd_build_info{version="), "{text}");
+    }
+
+    /// A responder on a free loopback port over the database `db`.
+    async fn responder(
+        db: &std::path::Path,
+    ) -> (u16, CancellationToken, tokio::task::JoinHandle<()>) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let clock: SharedClock = Arc::new(crate::clock::SystemClock);
+        let cancel = CancellationToken::new();
+        let task = serve(
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            Endpoint {
+                metrics: Arc::new(Metrics::new()),
+                health: Health::new(clock.clone()),
+                database: db.to_path_buf(),
+                clock,
+            },
+            cancel.clone(),
+        )
+        .await
+        .unwrap();
+        (port, cancel, task)
     }
 
     async fn request(port: u16, path: &str) -> tokio::net::TcpStream {
@@ -445,25 +473,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("t.db");
         let writer = Store::open(&db).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let clock: SharedClock = Arc::new(crate::clock::SystemClock);
-        let cancel = CancellationToken::new();
-        let task = serve(
-            SocketAddr::from(([127, 0, 0, 1], port)),
-            Endpoint {
-                metrics: Arc::new(Metrics::new()),
-                health: Health::new(clock.clone()),
-                database: db.clone(),
-                clock,
-            },
-            cancel.clone(),
-        )
-        .await
-        .unwrap();
+        let (port, cancel, task) = responder(&db).await;
         // Intake holds a write transaction (and the store's lock, which the
         // responder no longer has): a scrape is answered all the same.
         writer.conn.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -504,25 +514,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("t.db");
         drop(Store::open(&db).unwrap());
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let clock: SharedClock = Arc::new(crate::clock::SystemClock);
-        let cancel = CancellationToken::new();
-        let task = serve(
-            SocketAddr::from(([127, 0, 0, 1], port)),
-            Endpoint {
-                metrics: Arc::new(Metrics::new()),
-                health: Health::new(clock.clone()),
-                database: db,
-                clock,
-            },
-            cancel.clone(),
-        )
-        .await
-        .unwrap();
+        let (port, cancel, task) = responder(&db).await;
         let stop = CancellationToken::new();
         let mut slow = Vec::new();
         for _ in 0..200 {
