@@ -55,13 +55,7 @@ pub struct Draft {
 pub fn new_message_id(domain: &str, ticket: Option<TicketId>) -> String {
     // 128 bits from the system's CSPRNG: a bounce counts only when it
     // returns one of these, so nobody may guess another recipient's.
-    let mut bytes = [0u8; 16];
-    let r: String =
-        match ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes) {
-            Ok(()) => bytes.iter().map(|b| format!("{b:02x}")).collect(),
-            // No system randomness (it does not happen on Linux): still unique.
-            Err(_) => format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
-        };
+    let r = crate::secret::random_hex128();
     match ticket {
         Some(t) => format!("ticketd.{t}.{r}@{domain}"),
         None => format!("ticketd.{r}@{domain}"),

@@ -1,4 +1,4 @@
-//! The supervisor: starts a watcher per mailbox, the outbox worker and the scheduler, reloads the config on SIGHUP, stops them cleanly, and tells systemd how it is (readiness, status, watchdog only while every loop is live).
+//! The supervisor: starts a watcher per mailbox, the outbox worker, the scheduler and the webhook sender, reloads the config on SIGHUP, stops them cleanly, and tells systemd how it is (readiness, status, watchdog only while every loop is live).
 
 use crate::clock::SharedClock;
 use crate::config::{Config, MailboxConfig};
@@ -9,6 +9,7 @@ use crate::metrics;
 use crate::outbox;
 use crate::scheduler;
 use crate::shared::Shared;
+use crate::webhooks;
 use anyhow::{Context, Result, anyhow};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -105,6 +106,15 @@ impl Loops {
             })
             .await
         }));
+    }
+
+    fn start_webhooks(&self) {
+        self.spawn(None, |s, c| async move {
+            restarting("webhook sender", &c, || {
+                webhooks::run(s.clone(), c.clone(), false)
+            })
+            .await
+        });
     }
 
     fn start_scheduler(&self) {
@@ -209,6 +219,7 @@ pub async fn serve(
     }
     loops.start_outbox(None);
     loops.start_scheduler();
+    loops.start_webhooks();
     let monitor = tokio::spawn(monitor(health.clone(), loops.cancel.clone()));
     info!(mailboxes = config.mailboxes.len(), pack = %config.pack.name, "ticketd running");
     let mut config = config;
@@ -240,6 +251,9 @@ pub async fn serve(
                             warn!("[metrics] listen changed: that takes a restart; still serving the old address");
                         }
                         shared.swap(engine, new.smtp.clone());
+                        if let Err(e) = shared.set_webhooks(&new).await {
+                            error!("reload: the webhooks stay as they were: {e:#}");
+                        }
                         health.expect(mailbox_names(&new));
                         loops.apply(&new, smtp_changed);
                         info!(mailboxes = new.mailboxes.len(), pack = %new.pack.name, "configuration reloaded");
@@ -393,7 +407,8 @@ pub async fn run_once(config: Config, clock: SharedClock) -> Result<()> {
     // Timers due now fire after the mail is read (which may have set some),
     // and their notices go out with the replies.
     scheduler::run_once(shared.clone()).await?;
-    outbox::run(shared.clone(), cancel, true).await?;
+    outbox::run(shared.clone(), cancel.clone(), true).await?;
+    webhooks::run(shared.clone(), cancel, true).await?;
     let queued = {
         let st = shared.store.lock();
         st.outbox(Some("queued"))

@@ -5,7 +5,7 @@ use crate::contracts::ContractBook;
 use crate::decide::MailboxView;
 use crate::intake::{Engine, Plan, mailbox_view};
 use crate::layout::Source;
-use crate::model::Role;
+use crate::model::{HookEvent, HookTicket, Outcome, Role};
 use crate::outgoing::Renderer;
 use crate::pack::Pack;
 use crate::store::Store;
@@ -232,7 +232,56 @@ pub fn explain(raw: &[u8], opts: &Options, now: DateTime<Utc>) -> Result<serde_j
         "pack": pack_source.to_string(),
         "templates": templates.to_string(),
     });
+    let severity = plan.decision.policy.as_ref().map(|p| p.severity);
+    let quarantined = matches!(plan.decision.outcome, Outcome::Quarantined | Outcome::Spam);
+    let hooks = config
+        .as_ref()
+        .map(|c| c.webhooks.as_slice())
+        .unwrap_or_default();
+    let on = HookTicket {
+        mailbox: view.name,
+        severity,
+    };
+    v["webhooks"] = webhooks_view(hooks, &events, quarantined, &on, &engine.pack.name);
     Ok(v)
+}
+
+/// The webhooks the mail's events would queue a delivery for.
+fn webhooks_view(
+    hooks: &[crate::config::Webhook],
+    events: &[crate::model::Event],
+    quarantined: bool,
+    on: &HookTicket<'_>,
+    pack: &str,
+) -> serde_json::Value {
+    let mut fired: Vec<HookEvent> = events
+        .iter()
+        .filter_map(|e| HookEvent::of(e).map(|(ev, _)| ev))
+        .collect();
+    if quarantined {
+        fired.push(HookEvent::MailQuarantined);
+    }
+    let mut out = Vec::new();
+    for w in hooks {
+        for ev in &fired {
+            let on = match ev {
+                // Mail set aside has no severity yet.
+                HookEvent::MailQuarantined => HookTicket {
+                    severity: None,
+                    ..on.clone()
+                },
+                _ => on.clone(),
+            };
+            if w.sub.wants(*ev, &on, pack) {
+                out.push(json!({
+                    "webhook": w.sub.name,
+                    "kind": w.sub.kind,
+                    "event": ev.as_str(),
+                }));
+            }
+        }
+    }
+    serde_json::Value::Array(out)
 }
 
 fn to_json(

@@ -12,7 +12,9 @@
 //! - [`decide`]: the pure decision; [`intake`] glues reading, deciding and [`store`].
 //! - [`templates`], [`compose`], [`outgoing`]: replies as rendered bytes, queued in the [`store`] outbox.
 //! - [`outbox`]: sends queued mail over SMTP; [`scheduler`]: fires due timers (escalations, SLA, RMA, reminders).
-//! - [`net`]: TCP and the one TLS configuration; [`oauth`]: OAuth2 access tokens for the logins;
+//! - [`hooks`]: webhook bodies and signatures; [`webhooks`]: sends the deliveries the store queued with their events.
+//! - [`net`]: TCP and the one TLS configuration; [`http`]: the one HTTP client and server on it;
+//!   [`oauth`]: OAuth2 access tokens for the logins;
 //!   [`secret`]: passwords and tokens that never print.
 //! - [`actions`]: staff actions from the shell (RMA steps, answers, notes), one transaction each;
 //!   [`admin`]: backup, contacts and quarantine release for the command line.
@@ -46,6 +48,8 @@ pub mod explain;
 pub mod extract;
 pub mod header_section;
 pub mod health;
+pub mod hooks;
+pub mod http;
 pub mod imap;
 pub mod intake;
 pub mod layout;
@@ -69,3 +73,4 @@ pub mod text;
 pub mod thread;
 pub mod token;
 pub mod warranty;
+pub mod webhooks;

@@ -1,4 +1,4 @@
-//! The `ticketd` command: run the daemon, check a config, explain a mail, import contracts, list tickets and the outbox, back up, release quarantined mail, manage contacts.
+//! The `ticketd` command: run the daemon, check a config, explain a mail, import contracts, list tickets, the outbox and webhook deliveries, back up, release quarantined mail, manage contacts.
 
 use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, Utc};
@@ -29,6 +29,18 @@ macro_rules! out {
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// What a listing of queued work takes.
+#[derive(clap::Args)]
+struct Listing {
+    #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+    /// Only the rows in this state.
+    #[arg(long)]
+    status: Option<String>,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -71,16 +83,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List outgoing mail.
-    Outbox {
-        #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
-        /// queued, sent or failed.
-        #[arg(long)]
-        status: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
+    /// List outgoing mail (--status queued, sent or failed).
+    Outbox(Listing),
+    /// List webhook deliveries, oldest first (--status queued, delivered or failed).
+    Webhooks(Listing),
     /// List pending timers (escalation steps and the like), earliest first.
     Timers {
         #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
@@ -295,11 +301,10 @@ fn actor(by: Option<String>) -> String {
 /// the store, and who acts.
 fn staff(config: &Path, by: Option<String>) -> Result<(Engine, Store, String)> {
     let cfg = load(config)?;
-    Ok((
-        Engine::from_config(&cfg)?,
-        Store::open(&cfg.database)?,
-        actor(by),
-    ))
+    let mut st = Store::open(&cfg.database)?;
+    // The events of the action queue their webhooks' deliveries.
+    st.set_webhooks(&cfg.pack.name, &cfg.subscriptions())?;
+    Ok((Engine::from_config(&cfg)?, st, actor(by)))
 }
 
 /// `close`, `reopen`, `status`: one transaction, an event naming who did it.
@@ -390,11 +395,8 @@ fn dispatch(command: Command, clock: SharedClock) -> Result<ExitCode> {
             command: ContractsCommand::Show { key, config },
         } => contracts_show(&key, &config),
         Command::Tickets { config, json } => tickets(&config, json),
-        Command::Outbox {
-            config,
-            status,
-            json,
-        } => outbox(&config, status.as_deref(), json),
+        Command::Outbox(l) => outbox(&l.config, l.status.as_deref(), l.json),
+        Command::Webhooks(l) => webhooks(&l.config, l.status.as_deref(), l.json),
         Command::Timers {
             config,
             due_before,
@@ -500,6 +502,16 @@ fn check_config(file: &Path) -> Result<ExitCode> {
             );
             out!("  pack from {}", cfg.pack_source);
             out!("  templates from {}", cfg.templates);
+            for w in &cfg.webhooks {
+                let events: Vec<&str> = w.sub.events.iter().map(|e| e.as_str()).collect();
+                out!(
+                    "  webhook {} ({:?}) to {}: {}",
+                    w.sub.name,
+                    w.sub.kind,
+                    w.url,
+                    events.join(", ")
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(problems) => {
@@ -633,33 +645,69 @@ fn tickets(config: &Path, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn outbox(config: &Path, status: Option<&str>, json: bool) -> Result<ExitCode> {
-    let st = open_db(config)?;
-    let rows = st.outbox(status)?;
+/// A listing: the rows as JSON, or a head line and one line per row.
+fn listing<T: serde::Serialize>(
+    rows: &[T],
+    json: bool,
+    head: &str,
+    line: impl Fn(&T) -> String,
+) -> Result<ExitCode> {
     if json {
         print_json(&rows)?;
         return Ok(ExitCode::SUCCESS);
     }
-    out!(
-        "{:>6}  {:<7} {:>3}  {:<16} {:<28} error",
-        "id",
-        "status",
-        "try",
-        "kind",
-        "to"
-    );
+    out!("{head}");
     for r in rows {
-        out!(
+        out!("{}", line(r));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn outbox(config: &Path, status: Option<&str>, json: bool) -> Result<ExitCode> {
+    let rows = open_db(config)?.outbox(status)?;
+    let head = format!(
+        "{:>6}  {:<7} {:>3}  {:<16} {:<28} error",
+        "id", "status", "try", "kind", "to"
+    );
+    listing(&rows, json, &head, |r| {
+        format!(
             "{:>6}  {:<7} {:>3}  {:<16} {:<28} {}",
             r.id,
             r.status,
             r.attempts,
             r.kind,
             r.rcpt_to.join(","),
-            r.last_error.unwrap_or_default()
-        );
+            r.last_error.as_deref().unwrap_or_default()
+        )
+    })
+}
+
+fn webhooks(config: &Path, status: Option<&str>, json: bool) -> Result<ExitCode> {
+    if let Some(s) = status
+        && !["queued", "delivered", "failed"].contains(&s)
+    {
+        anyhow::bail!("--status {s}: one of queued, delivered, failed");
     }
-    Ok(ExitCode::SUCCESS)
+    let st = open_db(config)?;
+    st.require_current()?;
+    let rows = st.deliveries(status)?;
+    let head = format!(
+        "{:>6}  {:<9} {:>3}  {:<16} {:<16} {:>6}  {:<36} error",
+        "id", "status", "try", "webhook", "event", "ticket", "webhook-id"
+    );
+    listing(&rows, json, &head, |r| {
+        format!(
+            "{:>6}  {:<9} {:>3}  {:<16} {:<16} {:>6}  {:<36} {}",
+            r.id,
+            r.status,
+            r.attempts,
+            r.webhook,
+            r.event,
+            r.ticket_id.map(|t| t.to_string()).unwrap_or_default(),
+            r.msg_id,
+            r.last_error.as_deref().unwrap_or_default()
+        )
+    })
 }
 
 fn timers(config: &Path, due_before: Option<DateTime<Utc>>, json: bool) -> Result<ExitCode> {

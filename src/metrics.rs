@@ -1,10 +1,13 @@
-//! Prometheus metrics: the counters and histograms the loops update, the gauges read from the store at each scrape, and a small HTTP/1.1 responder for `/metrics` and `/healthz`.
+//! Prometheus metrics: the counters and histograms the loops update, the gauges read from the store at each scrape, and the responder for `/metrics` and `/healthz` on `http`'s server.
 
 use crate::clock::SharedClock;
 use crate::health::Health;
+use crate::http;
 use crate::store::{Gauges, Store};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response};
 use parking_lot::Mutex;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -16,10 +19,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::warn;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MessageLabels {
@@ -37,6 +38,14 @@ pub struct MailboxLabels {
 pub struct ResultLabels {
     /// 2xx, 4xx, 5xx, no_connection or unanswered.
     pub class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    /// ticket.created, escalation.due...
+    pub event: String,
+    /// delivered, retried or failed.
+    pub result: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -59,6 +68,8 @@ pub struct Metrics {
     pub imap_login_failures: Family<MailboxLabels, Counter>,
     /// New tickets' acknowledgements held back by `[limits] new_ticket_acks`.
     pub acks_capped: Counter,
+    /// Webhook attempts by event and result.
+    pub webhook_deliveries: Family<WebhookLabels, Counter>,
     outbox_queued: Gauge,
     outbox_oldest_age: FloatGauge,
     quarantined: Gauge,
@@ -137,6 +148,12 @@ impl Metrics {
             "New tickets' acknowledgements held back by the cap on all of them ([limits] new_ticket_acks)",
             acks_capped.clone(),
         );
+        let webhook_deliveries = Family::<WebhookLabels, Counter>::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook delivery attempts by event and result: delivered, retried (to be tried again), failed (for good)",
+            webhook_deliveries.clone(),
+        );
         let outbox_queued = Gauge::default();
         registry.register(
             "outbox_queued",
@@ -189,6 +206,7 @@ impl Metrics {
             imap_reconnects,
             imap_login_failures,
             acks_capped,
+            webhook_deliveries,
             outbox_queued,
             outbox_oldest_age,
             quarantined,
@@ -215,6 +233,16 @@ impl Metrics {
         self.smtp_results
             .get_or_create(&ResultLabels {
                 class: class.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts one webhook attempt's result.
+    pub fn webhook(&self, event: &str, result: &str) {
+        self.webhook_deliveries
+            .get_or_create(&WebhookLabels {
+                event: event.to_string(),
+                result: result.to_string(),
             })
             .inc();
     }
@@ -274,13 +302,15 @@ pub struct Endpoint {
     pub clock: SharedClock,
 }
 
-/// The largest request head read; anything longer is answered 431.
-const MAX_REQUEST: usize = 8192;
-/// How long a client may take to send its request.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connections answered at once; more wait in the listen backlog, so slow
-/// or idle clients cannot take more than this many tasks and sockets.
-pub const MAX_CONNECTIONS: usize = 32;
+/// The limits of the responder: a scrape is one small request, so a client
+/// that has not sent its head within `request_head` is dropped, and
+/// `connections` at once keep slow or idle clients from taking more tasks
+/// and sockets than that (more wait in the listen backlog).
+pub const LIMITS: http::Limits = http::Limits {
+    connections: 256,
+    request_head: Duration::from_secs(5),
+    head_bytes: 8192,
+};
 
 /// Binds `addr` (an error names it), then answers until `cancel`.
 pub async fn serve(
@@ -288,45 +318,15 @@ pub async fn serve(
     endpoint: Endpoint,
     cancel: CancellationToken,
 ) -> Result<tokio::task::JoinHandle<()>> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("[metrics] listen = {addr}: cannot listen"))?;
-    info!(%addr, "metrics listening");
-    let endpoint = Arc::new(Responder {
+    let responder = Arc::new(Responder {
         endpoint,
         reader: tokio::sync::Mutex::new(None),
     });
-    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    Ok(tokio::spawn(async move {
-        loop {
-            let permit = tokio::select! {
-                p = permits.clone().acquire_owned() => match p {
-                    Ok(p) => p,
-                    Err(_) => break,
-                },
-                _ = cancel.cancelled() => break,
-            };
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                _ = cancel.cancelled() => break,
-            };
-            match accepted {
-                Ok((conn, peer)) => {
-                    let e = endpoint.clone();
-                    tokio::spawn(async move {
-                        if let Err(err) = answer(conn, &e).await {
-                            debug!(%peer, "metrics request: {err:#}");
-                        }
-                        drop(permit);
-                    });
-                }
-                Err(e) => {
-                    warn!("metrics accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
-    }))
+    let handle = move |req: Request<Incoming>| {
+        let r = responder.clone();
+        async move { respond(&r, req.method(), req.uri().path()).await }
+    };
+    http::serve("[metrics] listen", addr, LIMITS, handle, cancel).await
 }
 
 /// The endpoint and its read-only store connection, opened at the first
@@ -336,78 +336,30 @@ struct Responder {
     reader: tokio::sync::Mutex<Option<Store>>,
 }
 
-/// Reads one request head and answers it; the connection then closes.
-async fn answer(mut conn: tokio::net::TcpStream, r: &Responder) -> Result<()> {
-    let e = &r.endpoint;
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 1024];
-    let complete = tokio::time::timeout(REQUEST_TIMEOUT, async {
-        loop {
-            let n = conn.read(&mut buf).await?;
-            if n == 0 {
-                return Ok::<bool, std::io::Error>(false);
-            }
-            head.extend_from_slice(&buf[..n]);
-            if head.windows(4).any(|w| w == b"\r\n\r\n") {
-                return Ok(true);
-            }
-            if head.len() > MAX_REQUEST {
-                return Ok(false);
-            }
-        }
-    })
-    .await
-    .context("request timed out")??;
-    let text = String::from_utf8_lossy(&head);
-    let mut parts = text.split_whitespace();
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let path = target.split('?').next().unwrap_or("");
-    let (status, kind, body) = if !complete {
-        (
-            "431 Request Header Fields Too Large",
-            "text/plain",
-            String::new(),
-        )
-    } else if method != "GET" && method != "HEAD" {
-        ("405 Method Not Allowed", "text/plain", "GET only\n".into())
-    } else {
-        match path {
-            "/metrics" => (
-                "200 OK",
-                "text/plain; version=0.0.4; charset=utf-8",
-                scrape(r).await?,
-            ),
-            "/healthz" => {
-                let stuck = e.health.stuck();
-                if stuck.is_empty() {
-                    ("200 OK", "text/plain", "ok\n".to_string())
-                } else {
-                    let list: Vec<String> = stuck.iter().map(|s| s.to_string()).collect();
-                    (
-                        "503 Service Unavailable",
-                        "text/plain",
-                        format!("{}\n", list.join("\n")),
-                    )
-                }
-            }
-            _ => (
-                "404 Not Found",
-                "text/plain",
-                "/metrics or /healthz\n".into(),
-            ),
-        }
-    };
-    let mut response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    if method != "HEAD" {
-        response.extend_from_slice(body.as_bytes());
+/// The answer to one request (a HEAD's body is dropped by hyper).
+async fn respond(r: &Responder, method: &Method, path: &str) -> Response<http::Body> {
+    if method != Method::GET && method != Method::HEAD {
+        return http::answer(405, "text/plain", "GET only\n");
     }
-    conn.write_all(&response).await?;
-    conn.shutdown().await?;
-    Ok(())
+    match path {
+        "/metrics" => match scrape(r).await {
+            Ok(text) => http::answer(200, "text/plain; version=0.0.4; charset=utf-8", text),
+            Err(e) => {
+                warn!("metrics scrape: {e:#}");
+                http::answer(500, "text/plain", format!("{e:#}\n"))
+            }
+        },
+        "/healthz" => {
+            let stuck = r.endpoint.health.stuck();
+            if stuck.is_empty() {
+                http::answer(200, "text/plain", "ok\n")
+            } else {
+                let list: Vec<String> = stuck.iter().map(|s| s.to_string()).collect();
+                http::answer(503, "text/plain", format!("{}\n", list.join("\n")))
+            }
+        }
+        _ => http::answer(404, "text/plain", "/metrics or /healthz\n"),
+    }
 }
 
 async fn scrape(r: &Responder) -> Result<String> {
@@ -434,6 +386,7 @@ async fn scrape(r: &Responder) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[test]
     fn the_exposition_names_every_series_with_its_labels() {
@@ -441,6 +394,7 @@ mod tests {
         m.message("support", "processed", "human");
         m.smtp_result("2xx");
         m.imap_reconnect("rma", true);
+        m.webhook("ticket.created", "retried");
         let t = DateTime::UNIX_EPOCH;
         Metrics::observe(
             &m.intake_latency,
@@ -464,11 +418,38 @@ mod tests {
             "ticketd_timers_overdue 1",
             "ticketd_intake_latency_seconds_count 1",
             "ticketd_acks_capped_total 0",
+            r#"ticketd_webhook_deliveries_total{event="ticket.created",result="retried"} 1"#,
             "ticketd_live 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
         }
         assert!(text.contains("ticketd_build_info{version="), "{text}");
+    }
+
+    /// A responder on a free loopback port over the database `db`.
+    async fn responder(
+        db: &std::path::Path,
+    ) -> (u16, CancellationToken, tokio::task::JoinHandle<()>) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let clock: SharedClock = Arc::new(crate::clock::SystemClock);
+        let cancel = CancellationToken::new();
+        let task = serve(
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            Endpoint {
+                metrics: Arc::new(Metrics::new()),
+                health: Health::new(clock.clone()),
+                database: db.to_path_buf(),
+                clock,
+            },
+            cancel.clone(),
+        )
+        .await
+        .unwrap();
+        (port, cancel, task)
     }
 
     async fn request(port: u16, path: &str) -> tokio::net::TcpStream {
@@ -492,25 +473,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("t.db");
         let writer = Store::open(&db).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let clock: SharedClock = Arc::new(crate::clock::SystemClock);
-        let cancel = CancellationToken::new();
-        let task = serve(
-            SocketAddr::from(([127, 0, 0, 1], port)),
-            Endpoint {
-                metrics: Arc::new(Metrics::new()),
-                health: Health::new(clock.clone()),
-                database: db.clone(),
-                clock,
-            },
-            cancel.clone(),
-        )
-        .await
-        .unwrap();
+        let (port, cancel, task) = responder(&db).await;
         // Intake holds a write transaction (and the store's lock, which the
         // responder no longer has): a scrape is answered all the same.
         writer.conn.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -520,10 +483,10 @@ mod tests {
         );
         writer.conn.execute_batch("COMMIT").unwrap();
 
-        // MAX_CONNECTIONS idle clients take every place: the next request
+        // LIMITS.connections idle clients take every place: the next request
         // waits in the backlog until one of them goes.
         let mut idle = Vec::new();
-        for _ in 0..MAX_CONNECTIONS {
+        for _ in 0..LIMITS.connections {
             idle.push(
                 tokio::net::TcpStream::connect(("127.0.0.1", port))
                     .await
@@ -539,6 +502,60 @@ mod tests {
             .expect("answered once a place is free")
             .unwrap();
         assert_eq!(status, "HTTP/1.1 200 OK");
+        cancel.cancel();
+        task.await.unwrap();
+    }
+
+    /// 200 clients that open a connection and send their request a byte at
+    /// a time, never finishing it, while scrapes come: each scrape is
+    /// answered at once, and the slow ones are dropped after the head timeout.
+    #[tokio::test]
+    async fn two_hundred_slow_clients_leave_scrapes_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        drop(Store::open(&db).unwrap());
+        let (port, cancel, task) = responder(&db).await;
+        let stop = CancellationToken::new();
+        let mut slow = Vec::new();
+        for _ in 0..200 {
+            let mut c = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap();
+            let stop = stop.clone();
+            slow.push(tokio::spawn(async move {
+                for b in b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: "
+                    .iter()
+                    .cycle()
+                {
+                    if c.write_all(&[*b]).await.is_err() {
+                        return true; // the server hung up on it
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                        _ = stop.cancelled() => return false,
+                    }
+                }
+                false
+            }));
+        }
+        for _ in 0..5 {
+            let status = tokio::time::timeout(
+                Duration::from_secs(2),
+                status_of(request(port, "/metrics").await),
+            )
+            .await
+            .expect("a scrape is answered beside 200 slow clients");
+            assert_eq!(status, "HTTP/1.1 200 OK");
+        }
+        // The slow clients are dropped once their head is late.
+        let dropped = tokio::time::timeout(
+            LIMITS.request_head + Duration::from_secs(10),
+            futures_util::future::join_all(slow),
+        )
+        .await
+        .expect("the slow clients were hung up on");
+        assert!(dropped.into_iter().all(|r| r.unwrap()));
+        stop.cancel();
         cancel.cancel();
         task.await.unwrap();
     }

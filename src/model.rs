@@ -7,6 +7,7 @@
 mod entitlement;
 mod event;
 mod findings;
+mod hooks;
 mod io;
 mod settings;
 mod vocab;
@@ -14,6 +15,7 @@ mod vocab;
 pub use entitlement::{Contract, ContractMatch, ContractOut, MatchedBy, Warranty, WarrantyStatus};
 pub use event::{Event, PolicyRecord, QuotaUse};
 pub use findings::{Bounce, DkimVerdict};
+pub use hooks::{HookEvent, HookKind, HookTicket, Subscription};
 pub use io::{
     Applied, BucketKey, BucketLevel, ContactInfo, Duplicate, Lookup, NewMail, OutAttachment,
     PendingTimer, RmaRecord, RmaVerb, SideEffects, SlaClock, SlaTarget, TicketChange, TicketInfo,

@@ -1,12 +1,11 @@
-//! OAuth2 access tokens for the IMAP and SMTP logins: from a file an external helper keeps fresh, or from a token endpoint (refresh-token or client-credentials grant) over HTTP/1.1 through `net`, cached until shortly before they expire; the only module that makes HTTP requests.
+//! OAuth2 access tokens for the IMAP and SMTP logins: from a file an external helper keeps fresh, or from a token endpoint (refresh-token or client-credentials grant) over `http` (no redirect followed), cached until shortly before they expire.
 
 use crate::config::{Grant, Mechanism, OAuth2, Source, TokenRequest};
-use crate::net;
+use crate::http;
 use crate::secret::Secret;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::info;
 
 /// How long a refused refresh is remembered: the endpoint is asked again
@@ -249,10 +248,19 @@ impl Tokens {
             .map(|(k, v)| format!("{k}={}", form_encode(v)))
             .collect::<Vec<_>>()
             .join("&");
-        let (status, answer) = tokio::time::timeout(TIMEOUT, post(who, req, &body))
-            .await
-            .map_err(|_| unavailable(format!("no answer within {} s", TIMEOUT.as_secs())))?
-            .map_err(unavailable)?;
+        let answered = http::post(http::Post {
+            who,
+            url: &req.url,
+            ca_file: req.ca_file.as_deref(),
+            content_type: "application/x-www-form-urlencoded",
+            headers: &[("accept", "application/json")],
+            body: body.as_bytes(),
+            timeout: TIMEOUT,
+            max_answer: MAX_ANSWER,
+        })
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+        let (status, answer) = (answered.status, answered.body);
         let json: Option<serde_json::Value> = serde_json::from_slice(&answer).ok();
         let field = |k: &str| {
             json.as_ref()
@@ -325,139 +333,6 @@ fn form_encode(v: &str) -> String {
         }
     }
     out
-}
-
-/// POSTs `body` to the endpoint (TLS unless it is plain loopback HTTP) and
-/// returns the status and the body of its answer.
-async fn post(who: &str, req: &TokenRequest, body: &str) -> Result<(u16, Vec<u8>), String> {
-    let url = &req.url;
-    let host_header = if url.host.contains(':') {
-        format!("[{}]:{}", url.host, url.port)
-    } else {
-        format!("{}:{}", url.host, url.port)
-    };
-    let request = format!(
-        "POST {} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: ticketd\r\nAccept: application/json\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        url.path,
-        body.len()
-    );
-    let tcp = net::tcp(&url.host, url.port, TIMEOUT)
-        .await
-        .map_err(|e| format!("{e:#}"))?;
-    if url.https {
-        let peer = net::Peer {
-            who,
-            host: &url.host,
-            port: url.port,
-            ca_file: req.ca_file.as_deref(),
-        };
-        let tls = net::tls(peer, tcp, TIMEOUT)
-            .await
-            .map_err(|e| format!("{e:#}"))?;
-        exchange(tls, request.as_bytes()).await
-    } else {
-        exchange(tcp, request.as_bytes()).await
-    }
-}
-
-async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
-    mut s: S,
-    request: &[u8],
-) -> Result<(u16, Vec<u8>), String> {
-    s.write_all(request)
-        .await
-        .map_err(|e| format!("sending the request: {e}"))?;
-    s.flush()
-        .await
-        .map_err(|e| format!("sending the request: {e}"))?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        let (n, eof) = match s.read(&mut chunk).await {
-            Ok(0) => (0, true),
-            Ok(n) => (n, false),
-            // A server that closes without TLS close_notify after a
-            // complete answer is common; an incomplete one fails below.
-            Err(_) if !buf.is_empty() => (0, true),
-            Err(e) => return Err(format!("reading the answer: {e}")),
-        };
-        buf.extend_from_slice(&chunk[..n]);
-        if buf.len() > MAX_ANSWER {
-            return Err(format!("the answer is longer than {MAX_ANSWER} bytes"));
-        }
-        if let Some(done) = parse_response(&buf, eof)? {
-            return Ok(done);
-        }
-        if eof {
-            return Err("the connection closed before the answer was complete".into());
-        }
-    }
-}
-
-/// An HTTP/1.1 response once it is complete: its status and body
-/// (Content-Length, chunked, or up to the close).
-fn parse_response(buf: &[u8], eof: bool) -> Result<Option<(u16, Vec<u8>)>, String> {
-    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return Ok(None);
-    };
-    let head = String::from_utf8_lossy(&buf[..end]);
-    let body = &buf[end + 4..];
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .strip_prefix("HTTP/1.")
-        .and_then(|r| r.get(2..5))
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| format!("not an HTTP answer: {}", one_line(status_line)))?;
-    let mut length = None;
-    let mut chunked = false;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("content-length") {
-            length = Some(
-                value
-                    .parse::<usize>()
-                    .map_err(|_| format!("bad Content-Length `{}`", one_line(value)))?,
-            );
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = value.to_ascii_lowercase().contains("chunked");
-        }
-    }
-    if chunked {
-        return Ok(dechunk(body)?.map(|b| (status, b)));
-    }
-    match length {
-        Some(n) if body.len() >= n => Ok(Some((status, body[..n].to_vec()))),
-        Some(_) => Ok(None),
-        None if eof => Ok(Some((status, body.to_vec()))),
-        None => Ok(None),
-    }
-}
-
-/// A chunked body once its last chunk has come.
-fn dechunk(mut body: &[u8]) -> Result<Option<Vec<u8>>, String> {
-    let mut out = Vec::new();
-    loop {
-        let Some(eol) = body.windows(2).position(|w| w == b"\r\n") else {
-            return Ok(None);
-        };
-        let size_text = String::from_utf8_lossy(&body[..eol]);
-        let size_text = size_text.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_text, 16)
-            .map_err(|_| format!("bad chunk size `{}`", one_line(size_text)))?;
-        let rest = &body[eol + 2..];
-        if size == 0 {
-            return Ok(Some(out));
-        }
-        if rest.len() < size + 2 {
-            return Ok(None);
-        }
-        out.extend_from_slice(&rest[..size]);
-        body = &rest[size + 2..];
-    }
 }
 
 #[cfg(test)]
@@ -585,29 +460,6 @@ mod tests {
         assert!(TokenUrl::parse("ftp://x/").is_err());
         assert!(TokenUrl::parse("https://user:pw@x/").is_err());
         assert!(TokenUrl::parse("https://x:99999/").is_err());
-    }
-
-    #[test]
-    fn answers_with_length_chunks_or_close_are_read_whole() {
-        let r = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nabcd";
-        assert_eq!(
-            parse_response(r, false).unwrap(),
-            Some((200, b"abcd".to_vec()))
-        );
-        assert_eq!(parse_response(&r[..r.len() - 1], false).unwrap(), None);
-        let c = b"HTTP/1.1 400 Bad Request\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n";
-        assert_eq!(
-            parse_response(c, false).unwrap(),
-            Some((400, b"abcde".to_vec()))
-        );
-        assert_eq!(parse_response(&c[..c.len() - 7], false).unwrap(), None);
-        let e = b"HTTP/1.0 200 OK\r\n\r\n{}";
-        assert_eq!(parse_response(e, false).unwrap(), None);
-        assert_eq!(
-            parse_response(e, true).unwrap(),
-            Some((200, b"{}".to_vec()))
-        );
-        assert!(parse_response(b"SSH-2.0\r\n\r\n", true).is_err());
     }
 
     #[test]

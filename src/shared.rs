@@ -1,7 +1,7 @@
-//! What the daemon's tasks share: the engine, the store behind its lock, the clock, the outbox's wake-up, the SMTP settings and the loops' heartbeats.
+//! What the daemon's tasks share: the engine, the store behind its lock, the clock, the outbox's wake-up, the SMTP settings, the webhooks and the loops' heartbeats.
 
 use crate::clock::SharedClock;
-use crate::config::{Config, SmtpConfig};
+use crate::config::{Config, SmtpConfig, Webhook};
 use crate::health::Health;
 use crate::intake::Engine;
 use crate::metrics::Metrics;
@@ -30,6 +30,8 @@ pub struct Shared {
     pub timer_wake: Notify,
     /// Swapped by a reload (the outbox is restarted to use it).
     smtp: RwLock<SmtpConfig>,
+    /// The `[[webhook]]` entries the sender reads at each step (swapped by a reload).
+    webhooks: RwLock<Arc<Vec<Webhook>>>,
     /// Each loop's heartbeat and the mailboxes logged in.
     pub health: Arc<Health>,
     pub metrics: Arc<Metrics>,
@@ -86,7 +88,8 @@ impl Shared {
         clock: SharedClock,
         run_lock: Option<RunLock>,
     ) -> Result<Arc<Shared>> {
-        let store = Store::open(&config.database)?;
+        let mut store = Store::open(&config.database)?;
+        store.set_webhooks(&config.pack.name, &config.subscriptions())?;
         let sent_journal = SentJournal::open(&config.database)?;
         Ok(Arc::new(Shared {
             sent_journal,
@@ -98,6 +101,7 @@ impl Shared {
             outbox_wake: Notify::new(),
             timer_wake: Notify::new(),
             smtp: RwLock::new(config.smtp.clone()),
+            webhooks: RwLock::new(Arc::new(config.webhooks.clone())),
             run_lock,
             database: config.database.clone(),
             store_failing: std::sync::atomic::AtomicBool::new(false),
@@ -125,5 +129,19 @@ impl Shared {
     pub fn swap(&self, engine: Engine, smtp: SmtpConfig) {
         *self.engine.write() = Arc::new(engine);
         *self.smtp.write() = smtp;
+    }
+
+    /// The webhooks in force now.
+    pub fn webhooks(&self) -> Arc<Vec<Webhook>> {
+        self.webhooks.read().clone()
+    }
+
+    /// Puts reloaded webhooks in force: the sender's and those the store
+    /// queues deliveries for.
+    pub async fn set_webhooks(&self, config: &Config) -> Result<()> {
+        *self.webhooks.write() = Arc::new(config.webhooks.clone());
+        let (pack, subs) = (config.pack.name.clone(), config.subscriptions());
+        self.with_store(move |st| st.set_webhooks(&pack, &subs))
+            .await
     }
 }

@@ -5,6 +5,7 @@ mod connections;
 mod oauth2;
 mod raw;
 mod staff;
+mod webhooks;
 
 pub use crate::model::{
     DkimSettings, Identity, Limits, Mailboxes, Rate, StaffDirectory, StaffMember, addresses_of,
@@ -13,6 +14,7 @@ pub use checks::Secret;
 pub(crate) use checks::valid_address;
 pub use connections::{After, Endpoint, Login, MailboxConfig, SmtpConfig, Tls};
 pub use oauth2::{Grant, Mechanism, OAuth2, Source, TokenRequest, TokenUrl};
+pub use webhooks::{PAGERDUTY_EVENTS, Webhook};
 
 use crate::diag::{Problem, Problems, Report, parse_toml};
 use crate::layout::{self, SearchPath};
@@ -46,6 +48,8 @@ pub struct Config {
     pub ticket_prefix: String,
     pub limits: Limits,
     pub mailboxes: Vec<MailboxConfig>,
+    /// `[[webhook]]` entries, in the file's order.
+    pub webhooks: Vec<Webhook>,
 }
 
 impl Config {
@@ -97,6 +101,8 @@ impl Config {
             &resolve,
         );
         let metrics_listen = metrics_listen(&mut r, raw.metrics.as_ref());
+        let names: Vec<String> = mailboxes.iter().map(|m| m.name.clone()).collect();
+        let webhooks = webhooks::webhooks(&mut r, &raw.webhooks, &names, &resolve);
         let mut problems = r.problems;
         problems.extend(pack_problems);
         match pack {
@@ -115,9 +121,15 @@ impl Config {
                 ticket_prefix,
                 limits,
                 mailboxes,
+                webhooks,
             }),
             _ => Err(Problems(problems)),
         }
+    }
+
+    /// What the store queues deliveries for.
+    pub fn subscriptions(&self) -> Vec<crate::model::Subscription> {
+        self.webhooks.iter().map(|w| w.sub.clone()).collect()
     }
 
     pub fn mailbox(&self, name_or_role: &str) -> Option<&MailboxConfig> {

@@ -20,6 +20,34 @@ pub(super) struct RawConfig {
     pub(super) staff: RawStaff,
     #[serde(default)]
     pub(super) metrics: Option<RawMetrics>,
+    #[serde(default, rename = "webhook")]
+    pub(super) webhooks: Vec<Spanned<RawWebhook>>,
+}
+
+/// `[[webhook]]`: where ticket events are POSTed (`config::webhooks`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWebhook {
+    pub(super) name: Spanned<String>,
+    /// standard (default), pagerduty, slack or teams.
+    pub(super) kind: Option<Spanned<String>>,
+    pub(super) url: Option<Spanned<String>>,
+    /// A URL that is itself a secret (Slack's, Teams') from a file or credential.
+    pub(super) url_file: Option<Spanned<String>>,
+    pub(super) url_credential: Option<Spanned<String>>,
+    pub(super) events: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) mailbox: Option<Spanned<String>>,
+    pub(super) pack: Option<Spanned<String>>,
+    /// Only tickets of this severity or more severe (1 the most).
+    pub(super) severity: Option<Spanned<i64>>,
+    pub(super) include_text: Option<bool>,
+    pub(super) secret_file: Option<Spanned<String>>,
+    pub(super) secret_credential: Option<Spanned<String>>,
+    pub(super) routing_key_file: Option<Spanned<String>>,
+    pub(super) routing_key_credential: Option<Spanned<String>>,
+    pub(super) ca_file: Option<Spanned<String>>,
+    pub(super) timeout_secs: Option<u64>,
+    pub(super) lifetime_hours: Option<u64>,
 }
 
 /// `[metrics]`: where Prometheus scrapes; absent, nothing listens.

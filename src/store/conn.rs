@@ -1,6 +1,6 @@
 //! The store's connection: opening SQLite (WAL, a statement cache, foreign keys), the versioned migrations, and the schema check a build makes before it writes.
 
-use super::schema::MIGRATIONS;
+use super::schema::{MIGRATIONS, SUBSCRIPTIONS};
 use anyhow::{Context, Result, bail};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::path::Path;
@@ -76,6 +76,7 @@ impl Store {
         tune(&conn)?;
         let mut store = Store { conn };
         store.migrate()?;
+        store.conn.execute_batch(SUBSCRIPTIONS)?;
         Ok(store)
     }
 

@@ -4,7 +4,7 @@ use super::columns::ts;
 use super::conn::Store;
 use super::rows::MessageRow;
 use super::writers::{
-    advance_mailbox, mark_undeliverable, queue_mail, record_event, set_timer, upsert_contact,
+    advance_mailbox, mark_undeliverable, queue_mail, record_events, set_timer, upsert_contact,
 };
 use crate::model::{
     Applied, BucketKey, Event, NewMail, Outcome, SideEffects, TicketId, TicketWrite,
@@ -187,9 +187,12 @@ impl MessageTx<'_> {
             }
         }
         if let Some(t) = ticket {
-            for e in events {
-                record_event(&tx, t, Some(message_row), e, now)?;
-            }
+            record_events(&tx, t, Some(message_row), events, now)?;
+        }
+        if matches!(msg.outcome, Outcome::Quarantined | Outcome::Spam) {
+            let why = msg.reason.as_deref();
+            let (mailbox, row) = (msg.origin.mailbox, message_row);
+            super::webhooks::queue_for_quarantine(&tx, mailbox, ticket, row, why, now)?;
         }
         for u in &effects.undeliverable {
             mark_undeliverable(&tx, u, now)?;

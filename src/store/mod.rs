@@ -24,6 +24,7 @@ mod schema;
 mod tests;
 mod timer_columns;
 mod timers;
+mod webhooks;
 mod writers;
 
 pub use admin::{ContactRow, Gauges, StoredMessage};
@@ -37,3 +38,4 @@ pub use rows::{
     ImportStats, MailboxState, MessageRow, Origin, OutboxRow, QuarantineRow, TicketSummary,
 };
 pub use timers::Settle;
+pub use webhooks::DeliveryRow;

@@ -323,7 +323,40 @@ CREATE INDEX timers_pending_due ON timers(due_at) WHERE state = 'pending';
     r#"
 ALTER TABLE outbox ADD COLUMN subject TEXT;
 "#,
+    // Webhook deliveries: one row per (event, webhook), written in the
+    // transaction of the event, its body and `msg_id` (the Standard
+    // Webhooks `webhook-id`, the same on every attempt) fixed then. An
+    // attempt is counted and the next one set before it is made.
+    r#"
+CREATE TABLE webhook_deliveries (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    webhook         TEXT NOT NULL,
+    event           TEXT NOT NULL,
+    msg_id          TEXT NOT NULL UNIQUE,
+    ticket_id       INTEGER REFERENCES tickets(id),
+    message_row     INTEGER REFERENCES messages(id),
+    body            TEXT NOT NULL,
+    status          TEXT NOT NULL DEFAULT 'queued'
+                    CHECK (status IN ('queued', 'delivered', 'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    created_at      TEXT NOT NULL,
+    settled_at      TEXT,
+    last_status     INTEGER,
+    last_error      TEXT
+) STRICT;
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_attempt_at) WHERE status = 'queued';
+"#,
 ];
+
+/// The connection's subscriptions live in a temporary table (this
+/// connection's alone), so every writer of events, the daemon's or a shell
+/// command's, queues deliveries for the configuration it was opened with.
+pub(super) const SUBSCRIPTIONS: &str = "CREATE TEMP TABLE IF NOT EXISTS webhook_subscriptions (
+    name TEXT PRIMARY KEY,
+    pack TEXT NOT NULL,
+    spec TEXT NOT NULL
+) STRICT;";
 
 /// The migration that typed the timers' causes: its Rust step reads the old keys.
 const TYPED_TIMERS: usize = 11;

@@ -1,18 +1,52 @@
-//! The row writers every store transaction shares: an event and the projections it feeds, a queued mail, a timer, a contact and its undeliverable mark, a mailbox's high-water mark.
+//! The row writers every store transaction shares: an event and the projections and webhook deliveries it feeds, a queued mail, a timer, a contact and its undeliverable mark, a mailbox's high-water mark.
 
 use super::columns::ts;
 use super::rma;
 use super::rows::Origin;
 use super::timer_columns::cause_text;
+use super::webhooks;
 use crate::model::{Event, NewMail, TicketId, TimerPlan, Undeliverable};
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
 /// Appends one event to a ticket's history and, in the same transaction, the
-/// projections it feeds: the facts a ticket has and its severity (`policy`,
-/// `severity_changed`), its owner (`assigned`), the quota uses (`quota`) and the RMAs (`rma`). Every event the store writes goes through here.
+/// projections it feeds (see [`record_only`]) and the webhook deliveries it
+/// causes. Every event the store writes goes through here or, for a mail's
+/// events together, [`record_events`].
 pub(super) fn record_event(
+    tx: &Connection,
+    ticket: TicketId,
+    message_row: Option<i64>,
+    event: &Event,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    record_only(tx, ticket, message_row, event, now)?;
+    webhooks::queue_for_event(tx, ticket, message_row, event, &[], now)
+}
+
+/// A mail's events: all of them recorded, then the webhook deliveries of
+/// each, so a new ticket's deliveries see the severity its policy set.
+pub(super) fn record_events(
+    tx: &Connection,
+    ticket: TicketId,
+    message_row: Option<i64>,
+    events: &[Event],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    for e in events {
+        record_only(tx, ticket, message_row, e, now)?;
+    }
+    for e in events {
+        webhooks::queue_for_event(tx, ticket, message_row, e, events, now)?;
+    }
+    Ok(())
+}
+
+/// The event and the projections it feeds: the facts a ticket has and its
+/// severity (`policy`, `severity_changed`), its owner (`assigned`), the
+/// quota uses (`quota`) and the RMAs (`rma`).
+fn record_only(
     tx: &Connection,
     ticket: TicketId,
     message_row: Option<i64>,

@@ -1,0 +1,220 @@
+//! The webhook sender: due deliveries POSTed through `http`, signed per Standard Webhooks 1.0 at each attempt under the id fixed when they were queued, retried with backoff over their webhook's lifetime, recorded delivered or failed and counted in the metrics.
+
+use crate::backoff;
+use crate::config::Webhook;
+use crate::hooks;
+use crate::http;
+use crate::model::HookKind;
+use crate::shared::Shared;
+use crate::store::DeliveryRow;
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, error, info, info_span, warn};
+
+/// The loop's name in the heartbeats.
+pub const SENDER: &str = "webhooks";
+/// Deliveries attempted at once.
+const BATCH: usize = 16;
+/// The first retry comes after about this, then twice as long each time...
+const RETRY_BASE: Duration = Duration::from_secs(5);
+/// ...up to this.
+const RETRY_CAP: Duration = Duration::from_secs(3600);
+/// The longest answer read from a receiver.
+const MAX_ANSWER: usize = 64 * 1024;
+
+/// What became of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    Delivered(u16),
+    /// Tried again at the time set before the attempt.
+    Retry(Option<u16>, String),
+    Failed(Option<u16>, String),
+}
+
+impl Outcome {
+    fn label(&self) -> &'static str {
+        match self {
+            Outcome::Delivered(_) => "delivered",
+            Outcome::Retry(..) => "retried",
+            Outcome::Failed(..) => "failed",
+        }
+    }
+}
+
+/// Sends due deliveries until `cancel`; with `once`, those due now, then returns.
+pub async fn run(shared: Arc<Shared>, cancel: CancellationToken, once: bool) -> Result<()> {
+    let _registered = shared.health.register(SENDER);
+    async move {
+        loop {
+            let hooks = shared.webhooks();
+            let now = shared.clock.now();
+            let step = hooks.iter().map(|h| h.timeout).max().unwrap_or_default();
+            shared
+                .health
+                .busy(SENDER, "delivering", step + Duration::from_secs(60));
+            let due = shared
+                .with_store(move |st| st.due_deliveries(now, BATCH))
+                .await?;
+            if !due.is_empty() {
+                let attempts = due.into_iter().map(|row| attempt(&shared, &hooks, row));
+                for r in futures_util::future::join_all(attempts).await {
+                    r?;
+                }
+                if !cancel.is_cancelled() {
+                    continue;
+                }
+            }
+            if once || cancel.is_cancelled() {
+                break;
+            }
+            let next = shared.with_store(|st| st.next_delivery_due()).await?;
+            let wait = next
+                .map(|t| (t - shared.clock.now()).to_std().unwrap_or(Duration::ZERO))
+                .unwrap_or(crate::shared::POLL)
+                .min(crate::shared::POLL);
+            shared.health.waiting(SENDER);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = cancel.cancelled() => break,
+            }
+        }
+        Ok(())
+    }
+    .instrument(info_span!("webhooks"))
+    .await
+}
+
+/// One attempt at `row`: counted and its retry set first, then sent, then
+/// its outcome recorded.
+async fn attempt(shared: &Arc<Shared>, hooks: &[Webhook], row: DeliveryRow) -> Result<()> {
+    let span = info_span!("delivery", webhook = %row.webhook, event = %row.event, id = %row.msg_id);
+    async {
+        let now = shared.clock.now();
+        let id = row.id;
+        let Some(hook) = hooks.iter().find(|h| h.sub.name == row.webhook).cloned() else {
+            let why = format!("no webhook named {} in the configuration", row.webhook);
+            error!("delivery failed for good: {why}");
+            return record(shared, &row, Outcome::Failed(None, why), now).await;
+        };
+        let delay = backoff::delay(row.attempts, RETRY_BASE, RETRY_CAP);
+        let retry_at = now + chrono::Duration::from_std(delay).unwrap_or_default();
+        let Some(n) = shared
+            .with_store(move |st| st.begin_delivery(id, retry_at))
+            .await?
+        else {
+            return Ok(());
+        };
+        let answered = send(&hook, &row, now).await;
+        let expires =
+            row.created_at + chrono::Duration::from_std(hook.lifetime).unwrap_or_default();
+        let outcome = judge(answered, retry_at < expires);
+        match &outcome {
+            Outcome::Delivered(s) => info!(attempt = n, status = s, "webhook delivered"),
+            Outcome::Retry(_, why) => warn!(
+                attempt = n,
+                retry_in_s = delay.as_secs(),
+                "webhook attempt failed: {why}; retrying"
+            ),
+            Outcome::Failed(_, why) => {
+                error!(attempt = n, "webhook delivery failed for good: {why}")
+            }
+        }
+        record(shared, &row, outcome, shared.clock.now()).await
+    }
+    .instrument(span)
+    .await
+}
+
+/// What an answer (or its absence) means: 2xx delivered; a refusal that
+/// will not change (4xx but 408, 409, 425 and 429) failed; else tried again
+/// while the delivery has lifetime left.
+fn judge(answered: Result<http::Answer, http::PostError>, time_left: bool) -> Outcome {
+    let (status, why) = match answered {
+        Ok(a) if (200..300).contains(&a.status) => return Outcome::Delivered(a.status),
+        Ok(a) => {
+            let text = String::from_utf8_lossy(&a.body);
+            let text = crate::text::clip(text.trim(), 200).to_string();
+            let why = match text.is_empty() {
+                true => format!("HTTP {}", a.status),
+                false => format!("HTTP {}: {text}", a.status),
+            };
+            if (400..500).contains(&a.status) && ![408, 409, 425, 429].contains(&a.status) {
+                return Outcome::Failed(Some(a.status), why);
+            }
+            (Some(a.status), why)
+        }
+        Err(e) => (None, e.to_string()),
+    };
+    match time_left {
+        true => Outcome::Retry(status, why),
+        false => Outcome::Failed(
+            status,
+            format!("{why} (still failing at the end of its lifetime)"),
+        ),
+    }
+}
+
+async fn record(
+    shared: &Arc<Shared>,
+    row: &DeliveryRow,
+    outcome: Outcome,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    shared.metrics.webhook(&row.event, outcome.label());
+    let id = row.id;
+    shared
+        .with_store(move |st| match outcome {
+            Outcome::Delivered(s) => st.end_delivery(id, "delivered", Some(s), None, now),
+            Outcome::Retry(s, why) => st.end_delivery(id, "queued", s, Some(&why), now),
+            Outcome::Failed(s, why) => st.end_delivery(id, "failed", s, Some(&why), now),
+        })
+        .await
+}
+
+/// The POST of one attempt, its signature made for this attempt's time.
+async fn send(
+    hook: &Webhook,
+    row: &DeliveryRow,
+    now: DateTime<Utc>,
+) -> Result<http::Answer, http::PostError> {
+    let body = match (hook.sub.kind, &hook.routing_key) {
+        (HookKind::Pagerduty, Some(key)) => {
+            let mut v: serde_json::Value = serde_json::from_str(&row.body).unwrap_or_default();
+            v["routing_key"] = serde_json::Value::String(key.0.trim().to_string());
+            v.to_string()
+        }
+        _ => row.body.clone(),
+    };
+    let timestamp = now.timestamp().to_string();
+    let signature = hook.signing_key.as_ref().and_then(|s| {
+        let key = hooks::signing_key(&s.0).ok()?;
+        Some(hooks::signature(
+            &key,
+            &row.msg_id,
+            now.timestamp(),
+            body.as_bytes(),
+        ))
+    });
+    let mut headers = vec![
+        ("webhook-id", row.msg_id.as_str()),
+        ("webhook-timestamp", timestamp.as_str()),
+    ];
+    if let Some(s) = &signature {
+        headers.push(("webhook-signature", s.as_str()));
+    }
+    let who = format!("webhook {}", hook.sub.name);
+    http::post(http::Post {
+        who: &who,
+        url: &hook.url,
+        ca_file: hook.ca_file.as_deref(),
+        content_type: "application/json",
+        headers: &headers,
+        body: body.as_bytes(),
+        timeout: hook.timeout,
+        max_answer: MAX_ANSWER,
+    })
+    .await
+}
