@@ -1013,7 +1013,11 @@ mod tests {
                 threads.lock().unwrap().insert(std::thread::current().id());
                 part.into_iter().map(|x| x * 2).collect()
             });
-            assert_eq!(out, items.iter().map(|x| x * 2).collect::<Vec<_>>(), "{n} items");
+            assert_eq!(
+                out,
+                items.iter().map(|x| x * 2).collect::<Vec<_>>(),
+                "{n} items"
+            );
             let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
             let expected = cores.min(n / 8).max(1);
             assert_eq!(threads.lock().unwrap().len(), expected, "{n} items");
