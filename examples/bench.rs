@@ -852,7 +852,9 @@ async fn throughput(
     let mut imap = Imap::login(stack.imap_port, boxes[0].1).await?;
     let t = Instant::now();
     let machine_before = machine_cpu();
-    let daemon = Ticketd::start_bin(bin, &cfg_path, "info", false);
+    // BENCH_LOG sets the daemon's log filter (`info` by default), kept with BENCH_KEEP_LOG.
+    let level = std::env::var("BENCH_LOG").unwrap_or_else(|_| "info".into());
+    let daemon = Ticketd::start_bin(bin, &cfg_path, &level, false);
     let pid = daemon.pid();
     let perf = match perf {
         Some(p) => Some(
