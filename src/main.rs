@@ -508,7 +508,7 @@ fn check_config(file: &Path) -> Result<ExitCode> {
                     "  webhook {} ({:?}) to {}: {}",
                     w.sub.name,
                     w.sub.kind,
-                    w.url,
+                    w.url.origin(),
                     events.join(", ")
                 );
             }

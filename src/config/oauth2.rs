@@ -86,8 +86,10 @@ impl TokenUrl {
     }
 }
 
-impl fmt::Display for TokenUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl TokenUrl {
+    /// The scheme, host and port without the path, which may be a secret
+    /// (a Slack or Teams webhook's URL is its credential).
+    pub fn origin(&self) -> String {
         let scheme = if self.https { "https" } else { "http" };
         let default = if self.https { 443 } else { 80 };
         let host = if self.host.contains(':') {
@@ -96,10 +98,16 @@ impl fmt::Display for TokenUrl {
             self.host.clone()
         };
         if self.port == default {
-            write!(f, "{scheme}://{host}{}", self.path)
+            format!("{scheme}://{host}")
         } else {
-            write!(f, "{scheme}://{host}:{}{}", self.port, self.path)
+            format!("{scheme}://{host}:{}", self.port)
         }
+    }
+}
+
+impl fmt::Display for TokenUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", self.origin(), self.path)
     }
 }
 

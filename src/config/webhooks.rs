@@ -131,10 +131,15 @@ fn url_of(
     match TokenUrl::parse(&text) {
         Ok(u) if u.https || is_loopback(&u.host) => Some(u),
         Ok(u) => {
+            // A URL from a file or credential is a secret: its host only.
+            let shown = match from_file {
+                Some(_) => u.origin(),
+                None => u.to_string(),
+            };
             r.spanned(
                 at,
                 format!(
-                    "webhook {name}: url {u} must be https (plain http only to a loopback address)"
+                    "webhook {name}: url {shown} must be https (plain http only to a loopback address)"
                 ),
             );
             None

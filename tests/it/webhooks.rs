@@ -514,3 +514,53 @@ fn check_config_names_a_bad_webhook_url_event_and_secret_at_their_lines() {
     );
     assert!(!Path::new(&d.path().join("ticketd.db")).exists());
 }
+
+/// A Slack or Teams URL is a secret (its path is the credential): given in
+/// a url_file, check-config names its host, never the whole URL, when it
+/// is accepted or refused.
+#[test]
+fn check_config_never_prints_a_webhook_url_given_as_a_secret() {
+    let d = tempfile::tempdir().unwrap();
+    let config = d.path().join("ticketd.toml");
+    std::fs::write(d.path().join("pw"), "secret\n").unwrap();
+    let path = "/services/T0001/B0001/S3CR3TxXxXxXxXxXxXxXxXxX";
+    std::fs::write(
+        d.path().join("slack-url"),
+        format!("https://hooks.slack.com{path}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        d.path().join("teams-url"),
+        format!("http://teams.example.com{path}\n"),
+    )
+    .unwrap();
+    let base = crate::cli::config_text(d.path(), "netex");
+    let good = format!(
+        "{base}\n[[webhook]]\nname = \"chat\"\nkind = \"slack\"\nurl_file = \"slack-url\"\nevents = [\"ticket.created\"]\n"
+    );
+    let bad = format!(
+        "{good}\n[[webhook]]\nname = \"teams\"\nkind = \"teams\"\nurl_file = \"teams-url\"\nevents = [\"ticket.created\"]\n"
+    );
+    for (text, code, host) in [
+        (good, 0, "https://hooks.slack.com"),
+        (bad, 1, "http://teams.example.com"),
+    ] {
+        std::fs::write(&config, &text).unwrap();
+        let out = ticketd_command()
+            .args(["check-config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(code), "{all}");
+        assert!(all.contains(host), "{all}");
+        assert!(
+            !all.contains("S3CR3T"),
+            "the URL's secret path printed: {all}"
+        );
+    }
+}
