@@ -135,7 +135,12 @@ fn judge(answered: Result<http::Answer, http::PostError>, time_left: bool) -> Ou
     let (status, why) = match answered {
         Ok(a) if (200..300).contains(&a.status) => return Outcome::Delivered(a.status),
         Ok(a) => {
-            let text = String::from_utf8_lossy(&a.body);
+            // One line, whatever the receiver wrote: it goes into the log,
+            // the delivery row and `ticketd webhooks`.
+            let text: String = String::from_utf8_lossy(&a.body)
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
             let text = crate::text::clip(text.trim(), 200).to_string();
             let why = match text.is_empty() {
                 true => format!("HTTP {}", a.status),
@@ -217,4 +222,36 @@ async fn send(
         max_answer: MAX_ANSWER,
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A receiver's answer goes into the log, the delivery row and
+    /// `ticketd webhooks`: one line, its control characters (newlines that
+    /// would forge listing or log lines, terminal escapes) made spaces.
+    #[test]
+    fn a_receivers_answer_is_recorded_on_one_line_without_control_characters() {
+        let answer = |status, body: &'static str| {
+            Ok(http::Answer {
+                status,
+                body: bytes::Bytes::from_static(body.as_bytes()),
+            })
+        };
+        let forged = "oops\n     9  delivered   1  ops  ticket.created\x1b[2J\r\x07";
+        for (status, time_left) in [(500, true), (500, false), (400, true)] {
+            let why = match judge(answer(status, forged), time_left) {
+                Outcome::Retry(_, why) | Outcome::Failed(_, why) => why,
+                o => panic!("{o:?}"),
+            };
+            assert!(!why.chars().any(char::is_control), "{why:?}");
+            assert!(why.starts_with(&format!("HTTP {status}: oops ")), "{why:?}");
+        }
+        assert_eq!(judge(answer(204, ""), true), Outcome::Delivered(204));
+        assert_eq!(
+            judge(answer(503, " \n "), true),
+            Outcome::Retry(Some(503), "HTTP 503".into())
+        );
+    }
 }
