@@ -107,9 +107,12 @@ pub fn body(kind: HookKind, webhook: &str, o: &Occurrence) -> String {
         }),
         HookKind::Slack | HookKind::Teams => json!({ "text": summary(o) }),
         HookKind::Pagerduty => {
-            let dedup = match o.ticket {
-                Some(t) => format!("ticketd/{webhook}/ticket/{t}"),
-                None => format!("ticketd/{webhook}/{}", utc(o.at)),
+            // One incident per ticket; mail set aside with no ticket is
+            // its own (two in the same second are two incidents).
+            let dedup = match (o.ticket, o.detail.get("message").and_then(Value::as_i64)) {
+                (Some(t), _) => format!("ticketd/{webhook}/ticket/{t}"),
+                (None, Some(m)) => format!("ticketd/{webhook}/message/{m}"),
+                (None, None) => format!("ticketd/{webhook}/{}", utc(o.at)),
             };
             if o.event == HookEvent::TicketClosed {
                 json!({ "event_action": "resolve", "dedup_key": dedup })
@@ -214,6 +217,26 @@ mod tests {
         assert_eq!(r["event_action"], "resolve");
         assert_eq!(r["dedup_key"], t["dedup_key"]);
         assert_eq!(pagerduty_severity(Some(4)), "info");
+    }
+
+    #[test]
+    fn pagerduty_pages_two_mails_set_aside_in_the_same_second_as_two_incidents() {
+        let aside = |message: i64| Occurrence {
+            event: HookEvent::MailQuarantined,
+            ticket: None,
+            state: None,
+            severity: None,
+            rule: None,
+            rules: Vec::new(),
+            detail: json!({ "why": "no From address", "message": message }),
+            ..created()
+        };
+        let key = |o: &Occurrence| {
+            let v: Value = serde_json::from_str(&body(HookKind::Pagerduty, "pd", o)).unwrap();
+            v["dedup_key"].as_str().unwrap().to_string()
+        };
+        assert_eq!(key(&aside(7)), "ticketd/pd/message/7");
+        assert_ne!(key(&aside(7)), key(&aside(8)));
     }
 
     #[test]
