@@ -75,12 +75,16 @@ impl Store {
         Ok(rows)
     }
 
-    /// Queued deliveries whose time has come, oldest first.
+    /// Queued deliveries whose time has come, taken from each webhook in
+    /// turn (its oldest first): a backlog for a receiver that is down does
+    /// not hold back another webhook's page.
     pub fn due_deliveries(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<DeliveryRow>> {
         self.delivery_rows(
             &format!(
-                "SELECT {COLS} FROM webhook_deliveries
-                 WHERE status = 'queued' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2"
+                "SELECT {COLS} FROM (
+                    SELECT *, row_number() OVER (PARTITION BY webhook ORDER BY next_attempt_at, id) AS turn
+                    FROM webhook_deliveries WHERE status = 'queued' AND next_attempt_at <= ?1)
+                 ORDER BY turn, next_attempt_at, id LIMIT ?2"
             ),
             params![ts(now), limit as i64],
         )
@@ -359,4 +363,49 @@ fn insert(
         at
     ])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A receiver that is down holds a backlog of deliveries, each taking
+    /// its whole timeout: a page for another webhook, queued later, is still
+    /// in the next batch, not behind the backlog.
+    #[test]
+    fn a_backlog_for_one_webhook_does_not_hold_back_anothers_delivery() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = Store::open(&dir.path().join("t.db")).unwrap();
+        let t0 = DateTime::parse_from_rfc3339("2026-11-21T08:00:00Z")
+            .unwrap()
+            .to_utc();
+        let add = |webhook: &str, n: i64| {
+            let at = ts(t0 + chrono::Duration::seconds(n));
+            st.conn
+                .execute(
+                    "INSERT INTO webhook_deliveries (webhook, event, msg_id, body, next_attempt_at, created_at)
+                     VALUES (?1, 'ticket.created', ?2, '{}', ?3, ?3)",
+                    params![webhook, format!("msg_{webhook}_{n}"), at],
+                )
+                .unwrap();
+        };
+        for n in 0..40 {
+            add("chat", n);
+        }
+        add("pager", 50);
+        add("chat", 51);
+        let due = st
+            .due_deliveries(t0 + chrono::Duration::seconds(60), 16)
+            .unwrap();
+        assert_eq!(due.len(), 16);
+        assert!(due.iter().any(|r| r.webhook == "pager"), "{due:?}");
+        // Each webhook's own deliveries still go oldest first.
+        let chat: Vec<&str> = due
+            .iter()
+            .filter(|r| r.webhook == "chat")
+            .map(|r| r.msg_id.as_str())
+            .collect();
+        let expected: Vec<String> = (0..15).map(|n| format!("msg_chat_{n}")).collect();
+        assert_eq!(chat, expected);
+    }
 }
