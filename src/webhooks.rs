@@ -99,6 +99,12 @@ async fn attempt(shared: &Arc<Shared>, hooks: &[Webhook], row: DeliveryRow) -> R
             error!("delivery failed for good: {why}");
             return record(shared, &row, Outcome::Failed(None, why), now).await;
         };
+        let expires =
+            row.created_at + chrono::Duration::from_std(hook.lifetime).unwrap_or_default();
+        if let Some(why) = ended_unrecorded(&row, expires, now) {
+            error!("delivery failed for good: {why}");
+            return record(shared, &row, Outcome::Failed(None, why), now).await;
+        }
         let delay = backoff::delay(row.attempts, RETRY_BASE, RETRY_CAP);
         let retry_at = now + chrono::Duration::from_std(delay).unwrap_or_default();
         let Some(n) = shared
@@ -108,8 +114,6 @@ async fn attempt(shared: &Arc<Shared>, hooks: &[Webhook], row: DeliveryRow) -> R
             return Ok(());
         };
         let answered = send(&hook, &row, now).await;
-        let expires =
-            row.created_at + chrono::Duration::from_std(hook.lifetime).unwrap_or_default();
         let outcome = judge(answered, retry_at < expires);
         match &outcome {
             Outcome::Delivered(s) => info!(attempt = n, status = s, "webhook delivered"),
@@ -126,6 +130,25 @@ async fn attempt(shared: &Arc<Shared>, hooks: &[Webhook], row: DeliveryRow) -> R
     }
     .instrument(span)
     .await
+}
+
+/// Why a delivery whose lifetime has ended fails without another attempt:
+/// one still queued then was tried already and either its last attempt
+/// was counted with no outcome recorded (the sender stopped while it was
+/// on the wire: a kill, a crash) or the daemon was down when it fell due.
+/// Without this, a delivery whose every attempt stops the sender would
+/// stay queued for ever. A delivery never tried gets its one attempt.
+fn ended_unrecorded(
+    row: &DeliveryRow,
+    expires: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    (row.attempts > 0 && now >= expires).then(|| {
+        format!(
+            "its lifetime ended after {} attempt(s) without delivery",
+            row.attempts
+        )
+    })
 }
 
 /// What an answer (or its absence) means: 2xx delivered; a refusal that
@@ -227,6 +250,42 @@ async fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn issue_25_a_delivery_tried_and_past_its_lifetime_fails_without_another_attempt() {
+        let t0 = chrono::DateTime::UNIX_EPOCH;
+        let row = |attempts| DeliveryRow {
+            id: 1,
+            webhook: "ops".into(),
+            event: "ticket.created".into(),
+            msg_id: "msg_1".into(),
+            ticket_id: Some(1),
+            body: "{}".into(),
+            status: "queued".into(),
+            attempts,
+            next_attempt_at: t0,
+            created_at: t0,
+            settled_at: None,
+            last_status: None,
+            last_error: None,
+        };
+        let expires = t0 + chrono::Duration::hours(24);
+        let later = expires + chrono::Duration::seconds(1);
+        assert!(
+            ended_unrecorded(&row(3), expires, later)
+                .is_some_and(|why| why.contains("after 3 attempt(s)"))
+        );
+        assert_eq!(
+            ended_unrecorded(&row(3), expires, t0),
+            None,
+            "lifetime left"
+        );
+        assert_eq!(
+            ended_unrecorded(&row(0), expires, later),
+            None,
+            "never tried: one attempt"
+        );
+    }
 
     /// A receiver's answer goes into the log, the delivery row and
     /// `ticketd webhooks`: one line, its control characters (newlines that
