@@ -6,10 +6,12 @@
 //!   [`layout`]: where the shipped templates and packs are found ([`builtin`]: the copies compiled in).
 //! - [`imap`]: one watcher per mailbox, fetching new mail and acknowledging it after the commit.
 //! - [`parse`] -> [`classify`] -> [`extract`] -> [`thread`]: reading a mail; [`reply_text`]:
-//!   what the person wrote now, without quotes and signature.
+//!   what the person wrote now, without quotes and signature; [`commands`]: staff commands;
+//!   [`forward`]: a customer's mail a staff member forwards.
 //! - [`contracts`], [`warranty`]: entitlements from a CSV and the warranty they give.
 //! - [`calendar`], [`policy`]: business calendars and the vendor's rules, applied purely.
-//! - [`decide`]: the pure decision; [`intake`] glues reading, deciding and [`store`].
+//! - [`decide`]: the pure decision; [`intake`] glues reading, deciding and [`store`];
+//!   [`staff_lookup`]: what a staff mail's commands and forwards need of the store.
 //! - [`templates`], [`compose`], [`outgoing`]: replies as rendered bytes, queued in the [`store`] outbox.
 //! - [`outbox`]: sends queued mail over SMTP; [`scheduler`]: fires due timers (escalations, SLA, RMA, reminders).
 //! - [`hooks`]: webhook bodies and signatures; [`webhooks`]: sends the deliveries the store queued with their events.
@@ -46,6 +48,7 @@ pub mod dns_keys;
 pub mod dsn;
 pub mod explain;
 pub mod extract;
+pub mod forward;
 pub mod header_section;
 pub mod health;
 pub mod hooks;
@@ -67,6 +70,7 @@ pub mod reply_text;
 pub mod scheduler;
 pub mod secret;
 pub mod shared;
+pub mod staff_lookup;
 pub mod store;
 pub mod templates;
 pub mod text;

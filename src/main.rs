@@ -117,6 +117,23 @@ enum Command {
         #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// Merge ticket SOURCE into ticket INTO (as `#merge INTO` on SOURCE):
+    /// its messages, events, RMAs, pending timers and thread move, it is
+    /// closed, later mail to it lands on INTO, and each customer is told
+    /// once. Refused across customers' organisations without --force, and
+    /// when either ticket is merged already.
+    Merge {
+        source: i64,
+        into: i64,
+        /// Merge tickets of different customers' organisations.
+        #[arg(long)]
+        force: bool,
+        /// Who merges them (default: the Unix user).
+        #[arg(long = "as")]
+        by: Option<String>,
+        #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
     /// Give a ticket to a staff member of `[staff.members]`: they hear of
     /// it from then on instead of the whole queue.
     Assign {
@@ -161,6 +178,12 @@ enum Command {
         /// The part or serial the RMA covers (default: the ticket's only RMA).
         #[arg(long)]
         part: Option<String>,
+        /// With `shipped`: the replacement's carrier (with --tracking).
+        #[arg(long, requires = "tracking")]
+        carrier: Option<String>,
+        /// With `shipped`: its tracking number, given in the customer's notice.
+        #[arg(long, requires = "carrier")]
+        tracking: Option<String>,
         /// Who acts (default: the Unix user).
         #[arg(long = "as")]
         by: Option<String>,
@@ -412,6 +435,13 @@ fn dispatch(command: Command, clock: SharedClock) -> Result<ExitCode> {
             by,
             config,
         } => status_of(&config, ticket, &status, by, now),
+        Command::Merge {
+            source,
+            into,
+            force,
+            by,
+            config,
+        } => merge(&config, (source, into), force, by, now),
         Command::Assign {
             ticket,
             member,
@@ -428,9 +458,16 @@ fn dispatch(command: Command, clock: SharedClock) -> Result<ExitCode> {
             step,
             ticket,
             part,
+            carrier,
+            tracking,
             by,
             config,
-        } => rma(&config, &step, ticket, part.as_deref(), by, now),
+        } => {
+            let tracking = carrier
+                .zip(tracking)
+                .map(|(carrier, number)| ticketd::model::Tracking { carrier, number });
+            rma(&config, &step, ticket, (part.as_deref(), tracking), by, now)
+        }
         Command::Reply {
             ticket,
             file,
@@ -778,6 +815,29 @@ fn status_of(
     set_status(config, ticket, to, by, now).map(done)
 }
 
+fn merge(
+    config: &Path,
+    (source, into): (i64, i64),
+    force: bool,
+    by: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<ExitCode> {
+    let (engine, mut st, by) = staff(config, by)?;
+    let done = ticketd::actions::merge(
+        &engine,
+        &mut st,
+        (TicketId(source), TicketId(into)),
+        force,
+        &by,
+        now,
+    )?;
+    out!("ticket {source} merged into ticket {into} by {by}");
+    for line in done {
+        out!("  {line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn assign(
     config: &Path,
     ticket: i64,
@@ -816,14 +876,22 @@ fn rma(
     config: &Path,
     step: &str,
     ticket: i64,
-    part: Option<&str>,
+    (part, tracking): (Option<&str>, Option<ticketd::model::Tracking>),
     by: Option<String>,
     now: DateTime<Utc>,
 ) -> Result<ExitCode> {
     let (engine, mut st, by) = staff(config, by)?;
     let verb = RmaVerb::parse(step).unwrap_or(RmaVerb::Returned);
-    let (out, sent) =
-        ticketd::actions::rma(&engine, &mut st, TicketId(ticket), verb, part, &by, now)?;
+    let (out, sent) = ticketd::actions::rma(
+        &engine,
+        &mut st,
+        TicketId(ticket),
+        verb,
+        part,
+        tracking.as_ref(),
+        &by,
+        now,
+    )?;
     let what = if out.part.is_empty() {
         "the whole unit".to_string()
     } else {

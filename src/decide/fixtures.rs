@@ -36,6 +36,7 @@ pub fn ticket(id: i64, requester: &str, created: &str) -> TicketInfo {
         owner: None,
         timers: vec![],
         rmas: vec![],
+        merged_into: None,
     }
 }
 
@@ -77,6 +78,9 @@ pub fn sample_template_data() -> serde_json::Value {
         "asked_on": "2026-03-02",
         "missing": ["the serial number"],
         "body": "Hello Ann,\n\nplease send the log.",
+        "tracking": {"carrier": "UPS", "number": "1Z999AA10123456784"},
+        "into": {"id": 9, "tag": "[TKT#9]", "subject": "Disk failed again"},
+        "merged": {"id": 7, "tag": "[TKT#7]"},
     });
     // The staff templates' fields (a second literal: one is too deep for json!).
     let staff = json!({
