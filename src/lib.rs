@@ -22,7 +22,7 @@
 //!   [`admin`]: backup, contacts and quarantine release for the command line.
 //! - [`daemon`]: supervises the tasks ([`shared`]: what they share; [`health`]: their heartbeats
 //!   and what systemd is told; [`metrics`]: Prometheus `/metrics` and `/healthz`); [`explain`] shows a decision
-//!   without acting on it.
+//!   without acting on it; [`replay`] shows what a changed pack would have done to the stored mail.
 //! - [`dkim`]: proof of a sender's domain from the raw mail (DKIM signatures, trusted
 //!   Authentication-Results); [`header_section`]: the header section read strictly, and
 //!   whether any reader could read it otherwise (then nothing in it proves anything).
@@ -66,6 +66,7 @@ pub mod outgoing;
 pub mod pack;
 pub mod parse;
 pub mod policy;
+pub mod replay;
 pub mod reply_text;
 pub mod scheduler;
 pub mod secret;

@@ -26,6 +26,7 @@ mod packs;
 mod pipeline;
 mod proxy;
 mod receiver;
+mod replay;
 mod replies;
 mod rma;
 mod rules;
