@@ -33,7 +33,7 @@ pub fn extend(
     inbound: &Inbound,
     lookup: &mut Lookup,
 ) -> Result<()> {
-    let subject_tag = thread::tag_in(&inbound.subject, &engine.ticket_prefix).map(TicketId);
+    let subject_tag = thread::tag_in(&inbound.subject, engine.ticket_prefix).map(TicketId);
     let source = decide::staff_target(lookup, subject_tag).map(|t| t.requester.clone());
     // A forward counts only in a mail that names no ticket.
     let forwarded = match source {
@@ -102,13 +102,13 @@ fn customer_lookup(
     member_mail: &Inbound,
 ) -> Result<Lookup> {
     let m = parse(raw, member_mail.arrival);
-    let extracted = extract(&m, &engine.pack.patterns, &engine.ticket_prefix);
+    let extracted = extract(&m, &engine.pack.patterns, engine.ticket_prefix);
     let sender = m.sender_address().unwrap_or_default();
     let mut refs = m.referenced_ids();
     if let Some(id) = &m.message_id {
         refs.insert(0, id.clone());
     }
-    let tag = thread::tag_in(&m.subject, &engine.ticket_prefix);
+    let tag = thread::tag_in(&m.subject, engine.ticket_prefix);
     let mut lookup = store
         .lookup(
             tag,
