@@ -55,28 +55,14 @@ pub struct Config {
 impl Config {
     /// Reads and validates `path`, reporting every problem found.
     pub fn load(path: &Path) -> Result<Config, Problems> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Problems(vec![Problem {
-                file: path.to_path_buf(),
-                line: 0,
-                message: format!("cannot read the file: {e}"),
-            }])
-        })?;
-        Self::from_str_at(path, &text)
+        Self::from_str_at(path, &read(path)?)
     }
 
     /// `load` with the pack read from `pack` instead of the one the config
     /// names (`check-config --pack`, `replay --pack`): the config is checked
     /// against it, and its problems name its own file and lines.
     pub fn load_with_pack(path: &Path, pack: &Path) -> Result<Config, Problems> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Problems(vec![Problem {
-                file: path.to_path_buf(),
-                line: 0,
-                message: format!("cannot read the file: {e}"),
-            }])
-        })?;
-        Self::from_str_with(path, &text, Some(pack))
+        Self::from_str_with(path, &read(path)?, Some(pack))
     }
 
     pub fn from_str_at(path: &Path, text: &str) -> Result<Config, Problems> {
@@ -164,6 +150,17 @@ impl Config {
                     .find(|m| m.role.as_str() == name_or_role)
             })
     }
+}
+
+/// The config file's text, or the problem of reading it.
+fn read(path: &Path) -> Result<String, Problems> {
+    std::fs::read_to_string(path).map_err(|e| {
+        Problems(vec![Problem {
+            file: path.to_path_buf(),
+            line: 0,
+            message: format!("cannot read the file: {e}"),
+        }])
+    })
 }
 
 /// Where templates and packs are found, and the pack: its problems are

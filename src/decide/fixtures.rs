@@ -40,6 +40,26 @@ pub fn ticket(id: i64, requester: &str, created: &str) -> TicketInfo {
     }
 }
 
+/// Two staff members, alice (support) and bob (rma), at acme.test, and a
+/// reply token key.
+pub fn staff_directory() -> crate::model::StaffDirectory {
+    let member = |name: &str, display: &str, queue: &str| crate::model::StaffMember {
+        name: name.into(),
+        display: display.into(),
+        addresses: vec![format!("{name}@acme.test")],
+        queues: vec![queue.into()],
+    };
+    crate::model::StaffDirectory {
+        members: vec![
+            member("alice", "Alice", "support"),
+            member("bob", "Bob", "rma"),
+        ],
+        token_key: Some(crate::token::TokenKey::new(b"a test key of some thirty bytes!").unwrap()),
+        authserv_ids: vec!["mx.acme.test".into()],
+        ..crate::model::StaffDirectory::default()
+    }
+}
+
 /// Our identity, with `staff` as the staff list.
 pub fn identity(staff: &[&str]) -> Identity {
     Identity {

@@ -304,24 +304,20 @@ fn notices(
             continue;
         }
         let language = Language::parse(&t.language).unwrap_or(i.pack.language);
-        out.push(ReplyPlan {
-            template: "merged",
-            to: vec![t.requester.clone()],
+        out.push(ReplyPlan::to_customer(
+            "merged",
+            &t.requester,
             language,
-            from_address: i.from_address.to_string(),
-            reply_to: None,
-            auto_submitted: AutoSubmitted::Generated,
-            in_reply_to: thread.map(String::from),
-            references: thread.map(String::from).into_iter().collect(),
-            staff_tokens: false,
-            relay_attachments: false,
-            data: json!({
+            i.from_address,
+            thread,
+            AutoSubmitted::Generated,
+            json!({
                 "vendor": i.pack.vendor,
                 "customer": {"address": t.requester},
                 "merged": {"id": source.id, "tag": thread::tag(m.ticket_prefix, source.id.0)},
                 "into": {"id": into.id, "tag": thread::tag(m.ticket_prefix, into.id.0), "subject": into.subject},
             }),
-        });
+        ));
     }
     out
 }

@@ -197,18 +197,14 @@ fn customer_mail(
         .into_iter()
         .map(|(id, text)| json!({"id": id, "text": text}))
         .collect();
-    ReplyPlan {
+    ReplyPlan::to_customer(
         template,
-        to: vec![ticket.requester.clone()],
+        &ticket.requester,
         language,
-        from_address: from_address.to_string(),
-        reply_to: None,
-        auto_submitted: AutoSubmitted::Generated,
-        in_reply_to: thread.map(String::from),
-        references: thread.map(String::from).into_iter().collect(),
-        staff_tokens: false,
-        relay_attachments: false,
-        data: json!({
+        from_address,
+        thread,
+        AutoSubmitted::Generated,
+        json!({
             "vendor": pack.vendor,
             "customer": {"address": ticket.requester},
             "rma": rma,
@@ -217,7 +213,7 @@ fn customer_mail(
             "tracking": null,
             "policy": {"notices": notices},
         }),
-    }
+    )
 }
 
 /// The ticket's RMAs that have a code, as later replies show them

@@ -242,16 +242,11 @@ pub(super) fn from_staff(
     });
     events.extend(change.events);
     let mut replies = change.mails;
-    replies.push(answer_to(
-        "staff_confirm",
-        json!({
-            "vendor": i.pack.vendor,
-            "member": member.display,
-            "done": done,
-            "relayed": relayed,
-            "sent": sent,
-            "customer": t.requester,
-        }),
+    replies.push(confirmation(
+        &answer_to,
+        i,
+        member,
+        (done, relayed, sent, &t.requester),
     ));
     let status = change.status.unwrap_or(t.status);
     let mut d = base(
@@ -339,6 +334,27 @@ fn unverified(
     d
 }
 
+/// The member's confirmation of a mail carried out: a line per thing
+/// done, whether their text was relayed and whether the customer was sent anything.
+fn confirmation(
+    answer_to: &dyn Fn(&'static str, serde_json::Value) -> ReplyPlan,
+    i: &Input<'_>,
+    member: &StaffMember,
+    (done, relayed, sent, customer): (Vec<String>, bool, bool, &str),
+) -> ReplyPlan {
+    answer_to(
+        "staff_confirm",
+        json!({
+            "vendor": i.pack.vendor,
+            "member": member.display,
+            "done": done,
+            "relayed": relayed,
+            "sent": sent,
+            "customer": customer,
+        }),
+    )
+}
+
 /// What opening a ticket for a customer calls back: the decision of a
 /// customer's own mail, the answer to the member, the decision's base.
 type Callbacks<'c> = (
@@ -416,16 +432,11 @@ fn open_for_customer(
         relayed,
     });
     let sent = d.replies.iter().any(|p| p.to.contains(&requester));
-    d.replies.push(answer_to(
-        "staff_confirm",
-        json!({
-            "vendor": i.pack.vendor,
-            "member": member.display,
-            "done": done,
-            "relayed": relayed,
-            "sent": sent,
-            "customer": requester,
-        }),
+    d.replies.push(confirmation(
+        answer_to,
+        i,
+        member,
+        (done, relayed, sent, &requester),
     ));
     d.commands = written;
     Ok(d)
@@ -941,28 +952,10 @@ mod tests {
     use super::*;
     use crate::model::Role;
     use crate::model::StaffMember;
-    use crate::token::{TokenKey, message_id};
+    use crate::token::message_id;
 
     fn staff() -> StaffDirectory {
-        StaffDirectory {
-            members: vec![
-                StaffMember {
-                    name: "alice".into(),
-                    display: "Alice".into(),
-                    addresses: vec!["alice@acme.test".into()],
-                    queues: vec!["support".into()],
-                },
-                StaffMember {
-                    name: "bob".into(),
-                    display: "Bob".into(),
-                    addresses: vec!["bob@acme.test".into()],
-                    queues: vec!["rma".into()],
-                },
-            ],
-            token_key: Some(TokenKey::new(b"a test key of some thirty bytes!").unwrap()),
-            authserv_ids: vec!["mx.acme.test".into()],
-            ..StaffDirectory::default()
-        }
+        crate::decide::fixtures::staff_directory()
     }
 
     fn token(s: &StaffDirectory, ticket: i64, to: &str) -> String {

@@ -4,31 +4,14 @@ use super::tests::run_staff;
 use super::*;
 use crate::config::Limits;
 use crate::model::{
-    Event, Lookup, Opening, Outcome, Proof, RmaRecord, RmaState, Sender, StaffDirectory,
-    StaffMember, TicketId, TicketStatus, TicketWrite, TimerKind,
+    Event, Lookup, Opening, Outcome, Proof, RmaRecord, RmaState, Sender, StaffDirectory, TicketId,
+    TicketStatus, TicketWrite, TimerKind,
 };
 use crate::pack::Pack;
 use crate::parse::parse;
 
 fn staff() -> StaffDirectory {
-    StaffDirectory {
-        members: vec![
-            StaffMember {
-                name: "alice".into(),
-                display: "Alice".into(),
-                addresses: vec!["alice@acme.test".into()],
-                queues: vec!["support".into()],
-            },
-            StaffMember {
-                name: "bob".into(),
-                display: "Bob".into(),
-                addresses: vec!["bob@acme.test".into()],
-                queues: vec!["support".into()],
-            },
-        ],
-        token_key: Some(crate::token::TokenKey::new(b"a test key of some thirty bytes!").unwrap()),
-        ..StaffDirectory::default()
-    }
+    fixtures::staff_directory()
 }
 
 /// What DKIM says of a mail signed by acme.test.
