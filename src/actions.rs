@@ -1,12 +1,16 @@
-//! Staff actions on a ticket from the shell (`ticketd rma|reply|note|close|reopen|status|severity|assign`): each reads the ticket, decides (pure, in `decide`), renders its mail and writes one transaction.
+//! Staff actions on a ticket from the shell (`ticketd rma|reply|note|close|reopen|status|severity|assign|merge`): each reads the ticket, decides (pure, in `decide`), renders its mail and writes one transaction.
 
-use crate::decide::{self, ActionInput, ReplyPlan, RmaOutcome};
+use crate::decide::{self, ActionInput, MergeRequest, ReplyPlan, RmaOutcome};
 use crate::intake::Engine;
-use crate::model::RmaVerb;
-use crate::model::{NewMail, TicketChange, TicketId, TicketInfo, TicketStatus};
+use crate::model::{MergePlan, NewMail, TicketChange, TicketId, TicketInfo, TicketStatus};
+use crate::model::{RmaVerb, Tracking};
 use crate::store::Store;
 use anyhow::{Result, anyhow, bail};
 use chrono::{DateTime, Utc};
+
+/// What a staff action decides: what it returns, the change to its ticket
+/// and, for a merge, the merge the store carries out after it.
+type Acted<T> = (T, TicketChange<ReplyPlan>, Option<MergePlan>);
 
 /// Reads ticket `id` and what its mail needs, decides with `f`, renders and
 /// writes the change in one transaction. With `must_send`, a change whose
@@ -21,6 +25,24 @@ fn act<T>(
     now: DateTime<Utc>,
     must_send: bool,
     f: impl FnOnce(&TicketInfo, &ActionInput<'_>) -> Result<(T, TicketChange<ReplyPlan>), String>,
+) -> Result<(T, usize)> {
+    act_reading(
+        engine,
+        store,
+        (id, by, now),
+        must_send,
+        |_, ticket, input| Ok(f(ticket, input).map(|(out, change)| (out, change, None))),
+    )
+}
+
+/// `act` for a decision that reads more of the store (in the same
+/// transaction) and may end in a merge.
+fn act_reading<T>(
+    engine: &Engine,
+    store: &mut Store,
+    (id, by, now): (TicketId, &str, DateTime<Utc>),
+    must_send: bool,
+    f: impl FnOnce(&Store, &TicketInfo, &ActionInput<'_>) -> Result<Result<Acted<T>, String>>,
 ) -> Result<(T, usize)> {
     // One write transaction from the read to the write (BEGIN IMMEDIATE):
     // the daemon or another command cannot change the ticket in between, so
@@ -39,7 +61,7 @@ fn act<T>(
             by,
             now,
         };
-        let (out, mut change) = f(&ticket, &input).map_err(|e| anyhow!(e))?;
+        let (out, mut change, merge) = f(store, &ticket, &input)?.map_err(|e| anyhow!(e))?;
         let planned = change.mails.len();
         let skipped = engine.deliverable_only(store, &mut change.mails)?;
         if must_send && planned > 0 && change.mails.is_empty() {
@@ -62,25 +84,69 @@ fn act<T>(
             .collect();
         let n = mails.len();
         let change = change.with_mails(mails);
-        if !change.events.is_empty() || !change.mails.is_empty() {
+        if let Some(plan) = &merge {
+            store.merge_tickets(&change, plan, now)?;
+        } else if !change.events.is_empty() || !change.mails.is_empty() {
             store.apply_change(id, &change, now)?;
         }
         Ok((out, n))
     })
 }
 
-/// `ticketd rma approve|issue|shipped|received|returned N [--part P]`.
+/// `ticketd merge SOURCE INTO [--force]`: ticket `source` merged into
+/// `into`, as `#merge INTO` on `source` does. Returns a line per thing done.
+pub fn merge(
+    engine: &Engine,
+    store: &mut Store,
+    (source, into): (TicketId, TicketId),
+    force: bool,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>> {
+    let (done, _) = act_reading(
+        engine,
+        store,
+        (source, by, now),
+        false,
+        |store, s, input| {
+            let Some(target) = store.ticket(into)? else {
+                return Ok(Err(format!("ticket {into} does not exist")));
+            };
+            let into_thread = store.last_customer_message(into, &engine.staff.all_addresses())?;
+            let mut organisations = std::collections::BTreeMap::new();
+            for a in [&s.requester, &target.requester] {
+                if let Some(o) = store.organisation(a)? {
+                    organisations.insert(a.to_ascii_lowercase(), o);
+                }
+            }
+            let request = MergeRequest {
+                force,
+                organisations: &organisations,
+                ticket_prefix: &engine.ticket_prefix,
+                into_thread: into_thread.as_deref(),
+            };
+            Ok(decide::merge(s, &target, &request, input)
+                .map(|out| (out.done, out.source, Some(out.plan))))
+        },
+    )?;
+    Ok(done)
+}
+
+/// `ticketd rma approve|issue|shipped|received|returned N [--part P]
+/// [--carrier C --tracking T]`.
+#[allow(clippy::too_many_arguments)]
 pub fn rma(
     engine: &Engine,
     store: &mut Store,
     id: TicketId,
     verb: RmaVerb,
     part: Option<&str>,
+    tracking: Option<&Tracking>,
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<(RmaOutcome, usize)> {
     act(engine, store, id, by, now, true, |ticket, input| {
-        let mut out = decide::rma_action(ticket, verb, part, input)?;
+        let mut out = decide::rma_action(ticket, verb, part, tracking, input)?;
         let change = std::mem::take(&mut out.change);
         Ok((out, change))
     })

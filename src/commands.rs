@@ -8,8 +8,10 @@
 //! commands is the rest of its line; the last command, it takes the rest of
 //! its line and every line after it, so nothing after it is relayed. A line starting with `#` and a letter that is not a command, or a
 //! command with wrong arguments, is an error: nothing of the mail is done.
+//! `#merge N` ends the commands (nothing may follow it); `#open` is for a
+//! new mail that names no ticket (a forward, or a member's own text).
 
-use crate::model::{RmaVerb, TicketStatus};
+use crate::model::{RmaVerb, TicketStatus, Tracking};
 use std::fmt;
 
 /// One staff command.
@@ -23,8 +25,18 @@ pub enum Command {
     Assign { to: String },
     /// `#note TEXT`: an internal note, never relayed.
     Note { text: String },
-    /// `#rma approve|issue|received [PART]`.
-    Rma { step: RmaVerb, part: Option<String> },
+    /// `#rma approve|issue|received|returned [PART]`,
+    /// `#rma shipped [PART] [CARRIER TRACKING]`.
+    Rma {
+        step: RmaVerb,
+        part: Option<String>,
+        tracking: Option<Tracking>,
+    },
+    /// `#merge N [force]`: the ticket the mail is about is merged into ticket N.
+    Merge { into: i64, force: bool },
+    /// `#open [ADDRESS]`: a new ticket, for the sender of the forwarded
+    /// mail, or for ADDRESS with the member's text as its first answer.
+    Open { to: Option<String> },
 }
 
 impl fmt::Display for Command {
@@ -37,13 +49,25 @@ impl fmt::Display for Command {
             Command::Severity { level } => write!(f, "#severity {level}"),
             Command::Assign { to } => write!(f, "#assign {to}"),
             Command::Note { .. } => f.write_str("#note"),
-            Command::Rma { step, part } => {
-                let s = step.as_str();
-                match part {
-                    Some(p) => write!(f, "#rma {s} {p}"),
-                    None => write!(f, "#rma {s}"),
+            Command::Rma {
+                step,
+                part,
+                tracking,
+            } => {
+                write!(f, "#rma {}", step.as_str())?;
+                if let Some(p) = part {
+                    write!(f, " {p}")?;
+                }
+                match tracking {
+                    Some(t) => write!(f, " {t}"),
+                    None => Ok(()),
                 }
             }
+            Command::Merge { into, force } => {
+                write!(f, "#merge {into}{}", if *force { " force" } else { "" })
+            }
+            Command::Open { to: Some(to) } => write!(f, "#open {to}"),
+            Command::Open { to: None } => f.write_str("#open"),
         }
     }
 }
@@ -72,13 +96,91 @@ impl fmt::Display for CommandError {
 
 /// What each command looks like, for error messages and the notification.
 pub const SYNTAX: &str = "#close, #reopen, #status open|waiting_customer|waiting_staff|closed, \
-#severity N, #assign NAME, #note TEXT, #rma approve|issue|received [PART]";
+#severity N, #assign NAME, #note TEXT, #rma approve|issue|received|returned [PART], \
+#rma shipped [PART] [CARRIER TRACKING], #merge N [force], #open [ADDRESS]";
 
 /// Whether `line` is meant as a command: `#` and then a letter (`#1` or
 /// `# heading` are prose).
 fn is_command_line(line: &str) -> bool {
     let mut c = line.trim_start().chars();
     c.next() == Some('#') && c.next().is_some_and(|c| c.is_alphabetic())
+}
+
+/// An address as `#open` takes it: `name@domain`, angle brackets allowed.
+fn is_address(a: &str) -> bool {
+    let a = a.trim_matches(|c| c == '<' || c == '>');
+    a.split_once('@').is_some_and(|(l, d)| {
+        !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.')
+    }) && !a.chars().any(|c| c.is_whitespace() || c == ',' || c == ';')
+}
+
+/// `#rma STEP ...`: the step, then the part, then (for `shipped`) the
+/// carrier and tracking number: one word is the part, two the carrier and
+/// number, three all of them.
+fn rma(words: &[&str]) -> Result<Command, String> {
+    let step = match words.first().and_then(|w| RmaVerb::parse(w)) {
+        Some(v) => v,
+        None => {
+            return Err(
+                "#rma takes a step (approve, issue, shipped, received or returned), and optionally the part"
+                    .into(),
+            );
+        }
+    };
+    let part = |p: &str| Some(p.to_string());
+    let tracking = |c: &str, n: &str| {
+        Some(Tracking {
+            carrier: c.to_string(),
+            number: n.to_string(),
+        })
+    };
+    let (part, tracking) = match (step, &words[1..]) {
+        (_, []) => (None, None),
+        (_, [p]) => (part(p), None),
+        (RmaVerb::Shipped, [c, n]) => (None, tracking(c, n)),
+        (RmaVerb::Shipped, [p, c, n]) => (part(p), tracking(c, n)),
+        (RmaVerb::Shipped, _) => {
+            return Err(
+                "#rma shipped takes at most the part, the carrier and the tracking number".into(),
+            );
+        }
+        _ => return Err("#rma takes at most one part after the step".into()),
+    };
+    Ok(Command::Rma {
+        step,
+        part,
+        tracking,
+    })
+}
+
+/// `#merge N [force]`.
+fn merge(words: &[&str]) -> Result<Command, String> {
+    let usage = "#merge takes the ticket to merge into, and optionally `force`: #merge 12 force";
+    let (n, force) = match words {
+        [n] => (n, false),
+        [n, f] if f.eq_ignore_ascii_case("force") => (n, true),
+        _ => return Err(usage.into()),
+    };
+    match n.trim_start_matches('#').parse::<i64>() {
+        Ok(into) if into > 0 => Ok(Command::Merge { into, force }),
+        _ => Err(format!("`{n}` is not a ticket number")),
+    }
+}
+
+/// `#open [ADDRESS]`.
+fn open(words: &[&str]) -> Result<Command, String> {
+    match words {
+        [] => Ok(Command::Open { to: None }),
+        [a] if is_address(a) => Ok(Command::Open {
+            to: Some(
+                a.trim_matches(|c| c == '<' || c == '>')
+                    .to_ascii_lowercase(),
+            ),
+        }),
+        _ => {
+            Err("#open takes nothing (a forwarded mail's sender), or the customer's address".into())
+        }
+    }
 }
 
 /// Reads the commands at the top of `text` (a staff reply's new text).
@@ -176,24 +278,9 @@ pub fn parse(text: &str) -> Result<Parsed, CommandError> {
                     continue;
                 }
             }
-            "rma" => {
-                let step = match words.first().and_then(|w| RmaVerb::parse(w)) {
-                    Some(v) if v.by_mail() => v,
-                    _ => {
-                        return Err(err(
-                            "#rma takes approve, issue or received, and optionally the part".into(),
-                        ));
-                    }
-                };
-                match words.as_slice() {
-                    [_] => Command::Rma { step, part: None },
-                    [_, p] => Command::Rma {
-                        step,
-                        part: Some(p.to_string()),
-                    },
-                    _ => return Err(err("#rma takes at most one part after the step".into())),
-                }
-            }
+            "rma" => rma(&words).map_err(err)?,
+            "merge" => merge(&words).map_err(err)?,
+            "open" => open(&words).map_err(err)?,
             other => {
                 return Err(err(format!(
                     "`#{other}` is not a command; the commands are {SYNTAX}"
@@ -208,6 +295,17 @@ pub fn parse(text: &str) -> Result<Parsed, CommandError> {
                     | (Command::Assign { .. }, Command::Assign { .. })
             )
         };
+        if let Some(Command::Merge { .. }) = commands.last() {
+            return Err(err(
+                "#merge must be the last command: the ticket is closed by it".into(),
+            ));
+        }
+        let once = |c: &Command| matches!(c, Command::Merge { .. } | Command::Open { .. });
+        if once(&cmd) && commands.iter().any(once) {
+            return Err(err(
+                "#merge and #open go once in a mail, and not together".into()
+            ));
+        }
         if commands.iter().any(|c| clash(c, &cmd)) {
             return Err(err(format!(
                 "a second {} in one mail: say it once",
@@ -246,7 +344,8 @@ mod tests {
                 Command::Assign { to: "alice".into() },
                 Command::Rma {
                     step: RmaVerb::Approve,
-                    part: None
+                    part: None,
+                    tracking: None
                 },
             ]
         );
@@ -268,11 +367,13 @@ mod tests {
             vec![
                 Command::Rma {
                     step: RmaVerb::Issue,
-                    part: Some("ada0".into())
+                    part: Some("ada0".into()),
+                    tracking: None
                 },
                 Command::Rma {
                     step: RmaVerb::Received,
-                    part: None
+                    part: None,
+                    tracking: None
                 },
             ]
         );
@@ -333,9 +434,21 @@ mod tests {
             ("#close now", 1, "takes nothing after it"),
             ("#assign", 1, "one staff member"),
             ("#assign alice bob", 1, "one staff member"),
-            ("#rma", 1, "approve, issue or received"),
-            ("#rma ship", 1, "approve, issue or received"),
+            ("#rma", 1, "takes a step"),
+            ("#rma ship", 1, "takes a step"),
             ("#rma issue a b", 1, "at most one part"),
+            (
+                "#rma shipped a UPS 1Z 9",
+                1,
+                "at most the part, the carrier",
+            ),
+            ("#merge", 1, "#merge takes the ticket"),
+            ("#merge twelve", 1, "not a ticket number"),
+            ("#merge 12 now", 1, "#merge takes the ticket"),
+            ("#merge 12\n#close", 2, "must be the last command"),
+            ("#open\n#merge 3", 2, "not together"),
+            ("#open dana", 1, "the customer's address"),
+            ("#open a@b.example c@d.example", 1, "the customer's address"),
             ("#note", 1, "needs the note's text"),
             ("#close\n#reopen", 2, "second change of state"),
             ("#severity 1\n#severity 2", 2, "second #severity"),
@@ -345,6 +458,87 @@ mod tests {
             assert!(e.error.contains(says), "{text:?}: {e}");
             assert_eq!(e.line, text.lines().nth(line_no - 1).unwrap().trim());
         }
+    }
+
+    #[test]
+    fn every_rma_step_parses_by_mail_with_the_shipment_s_tracking() {
+        let rma = |text: &str| ok(text).commands.remove(0);
+        let ups = Some(Tracking {
+            carrier: "UPS".into(),
+            number: "1Z999AA10123456784".into(),
+        });
+        assert_eq!(
+            rma("#rma shipped"),
+            Command::Rma {
+                step: RmaVerb::Shipped,
+                part: None,
+                tracking: None
+            }
+        );
+        assert_eq!(
+            rma("#rma shipped ada0"),
+            Command::Rma {
+                step: RmaVerb::Shipped,
+                part: Some("ada0".into()),
+                tracking: None
+            }
+        );
+        assert_eq!(
+            rma("#rma shipped UPS 1Z999AA10123456784"),
+            Command::Rma {
+                step: RmaVerb::Shipped,
+                part: None,
+                tracking: ups.clone()
+            }
+        );
+        let c = rma("#rma Shipped ada0 UPS 1Z999AA10123456784");
+        assert_eq!(
+            c,
+            Command::Rma {
+                step: RmaVerb::Shipped,
+                part: Some("ada0".into()),
+                tracking: ups
+            }
+        );
+        assert_eq!(c.to_string(), "#rma shipped ada0 UPS 1Z999AA10123456784");
+        assert_eq!(
+            rma("#rma returned ada0"),
+            Command::Rma {
+                step: RmaVerb::Returned,
+                part: Some("ada0".into()),
+                tracking: None
+            }
+        );
+        // A tracking number belongs to a shipment only.
+        assert!(parse("#rma returned UPS 1Z9").is_err());
+    }
+
+    #[test]
+    fn merge_and_open_parse() {
+        assert_eq!(
+            ok("#merge 12").commands,
+            vec![Command::Merge {
+                into: 12,
+                force: false
+            }]
+        );
+        let p = ok("#note same disk as #12\n#merge #12 FORCE\nThanks");
+        assert_eq!(
+            p.commands[1],
+            Command::Merge {
+                into: 12,
+                force: true
+            }
+        );
+        assert_eq!(p.commands[1].to_string(), "#merge 12 force");
+        assert_eq!(p.text, "Thanks");
+        assert_eq!(ok("#open").commands, vec![Command::Open { to: None }]);
+        assert_eq!(
+            ok("#open <Dana@Example.NET>\nHello Dana").commands,
+            vec![Command::Open {
+                to: Some("dana@example.net".into())
+            }]
+        );
     }
 
     #[test]

@@ -429,6 +429,13 @@ impl Engine {
                     .context("contact lookup")?
                     .is_empty();
             }
+            let settings = crate::staff_lookup::Settings {
+                pack: &self.pack,
+                ticket_prefix: &self.ticket_prefix,
+                staff: &self.staff,
+                contracts: self.contracts.as_deref(),
+            };
+            crate::staff_lookup::extend(settings, store, mailbox.name, &inbound, &mut lookup)?;
         }
         let decision = decide::decide(&self.input(
             PlanRefs {

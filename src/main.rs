@@ -1,6 +1,6 @@
 //! The `ticketd` command: run the daemon, check a config, explain a mail, import contracts, list tickets, the outbox and webhook deliveries, back up, release quarantined mail, manage contacts.
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use std::io::Write as _;
@@ -57,6 +57,35 @@ enum Command {
     CheckConfig {
         #[arg(env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
         file: PathBuf,
+        /// Check this pack file with the configuration instead of the pack
+        /// it names (a change to review with `replay` before a reload).
+        #[arg(long)]
+        pack: Option<PathBuf>,
+    },
+    /// Run the stored mail again through the decision with a changed pack
+    /// and print, per mail, what would differ (rule IDs, severity, the
+    /// first-response target, replies, timers, RMA, routing) and a count
+    /// per rule. Each mail is decided at its own arrival, with the tickets
+    /// as the mail before it left them, on copies in memory: the database
+    /// is only read and nothing is sent.
+    Replay {
+        /// The changed pack file.
+        #[arg(long)]
+        pack: PathBuf,
+        /// Compare the mail that arrived from then on (YYYY-MM-DD in the
+        /// pack's zone, or RFC 3339); earlier mail is replayed, not shown.
+        #[arg(long)]
+        since: Option<String>,
+        /// ... up to then (YYYY-MM-DD: that whole day).
+        #[arg(long)]
+        until: Option<String>,
+        /// Compare only the mail of this mailbox.
+        #[arg(long)]
+        mailbox: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
     },
     /// Show what the daemon would do with a mail, without acting on it.
     ///
@@ -117,6 +146,23 @@ enum Command {
         #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// Merge ticket SOURCE into ticket INTO (as `#merge INTO` on SOURCE):
+    /// its messages, events, RMAs, pending timers and thread move, it is
+    /// closed, later mail to it lands on INTO, and each customer is told
+    /// once. Refused across customers' organisations without --force, and
+    /// when either ticket is merged already.
+    Merge {
+        source: i64,
+        into: i64,
+        /// Merge tickets of different customers' organisations.
+        #[arg(long)]
+        force: bool,
+        /// Who merges them (default: the Unix user).
+        #[arg(long = "as")]
+        by: Option<String>,
+        #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
     /// Give a ticket to a staff member of `[staff.members]`: they hear of
     /// it from then on instead of the whole queue.
     Assign {
@@ -161,6 +207,12 @@ enum Command {
         /// The part or serial the RMA covers (default: the ticket's only RMA).
         #[arg(long)]
         part: Option<String>,
+        /// With `shipped`: the replacement's carrier (with --tracking).
+        #[arg(long, requires = "tracking")]
+        carrier: Option<String>,
+        /// With `shipped`: its tracking number, given in the customer's notice.
+        #[arg(long, requires = "carrier")]
+        tracking: Option<String>,
         /// Who acts (default: the Unix user).
         #[arg(long = "as")]
         by: Option<String>,
@@ -386,7 +438,15 @@ fn dispatch(command: Command, clock: SharedClock) -> Result<ExitCode> {
     let now = clock.now();
     match command {
         Command::Run { config, once } => run(&config, once, clock),
-        Command::CheckConfig { file } => check_config(&file),
+        Command::CheckConfig { file, pack } => check_config(&file, pack.as_deref()),
+        Command::Replay {
+            pack,
+            since,
+            until,
+            mailbox,
+            json,
+            config,
+        } => replay(&config, &pack, (since, until, mailbox), json),
         Command::Explain(args) => explain(args, now),
         Command::Contracts {
             command: ContractsCommand::Import { file, config },
@@ -412,6 +472,13 @@ fn dispatch(command: Command, clock: SharedClock) -> Result<ExitCode> {
             by,
             config,
         } => status_of(&config, ticket, &status, by, now),
+        Command::Merge {
+            source,
+            into,
+            force,
+            by,
+            config,
+        } => merge(&config, (source, into), force, by, now),
         Command::Assign {
             ticket,
             member,
@@ -428,9 +495,16 @@ fn dispatch(command: Command, clock: SharedClock) -> Result<ExitCode> {
             step,
             ticket,
             part,
+            carrier,
+            tracking,
             by,
             config,
-        } => rma(&config, &step, ticket, part.as_deref(), by, now),
+        } => {
+            let tracking = carrier
+                .zip(tracking)
+                .map(|(carrier, number)| ticketd::model::Tracking { carrier, number });
+            rma(&config, &step, ticket, (part.as_deref(), tracking), by, now)
+        }
         Command::Reply {
             ticket,
             file,
@@ -488,10 +562,16 @@ fn run(config: &Path, once: bool, clock: SharedClock) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn check_config(file: &Path) -> Result<ExitCode> {
-    match Config::load(file) {
+fn check_config(file: &Path, pack: Option<&Path>) -> Result<ExitCode> {
+    let loaded = match pack {
+        Some(p) => Config::load_with_pack(file, p),
+        None => Config::load(file),
+    };
+    match loaded {
         Ok(cfg) => {
             ticketd::templates::Templates::from_source(&cfg.templates)?;
+            // The pack's sentences compile with the templates.
+            ticketd::outgoing::Renderer::from_config(&cfg)?;
             out!(
                 "{}: ok ({} mailboxes, pack {}, language {}, zone {})",
                 file.display(),
@@ -520,6 +600,56 @@ fn check_config(file: &Path) -> Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// An instant of `replay`'s window: RFC 3339, or a day in `zone` (its
+/// start, or with `end` its last instant).
+fn window_instant(s: &str, zone: chrono_tz::Tz, end: bool) -> Result<DateTime<Utc>> {
+    if let Ok(t) = parse_instant(s) {
+        return Ok(t);
+    }
+    let day = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| anyhow!("{s:?} is neither a day (YYYY-MM-DD) nor an RFC 3339 instant"))?;
+    let at = if end {
+        day.and_hms_opt(23, 59, 59)
+    } else {
+        day.and_hms_opt(0, 0, 0)
+    }
+    .ok_or_else(|| anyhow!("{s:?} has no such time"))?;
+    use chrono::TimeZone;
+    zone.from_local_datetime(&at)
+        .earliest()
+        .map(|t| t.to_utc())
+        .ok_or_else(|| anyhow!("{s:?} does not exist in {zone}"))
+}
+
+fn replay(
+    config: &Path,
+    pack: &Path,
+    (since, until, mailbox): (Option<String>, Option<String>, Option<String>),
+    json: bool,
+) -> Result<ExitCode> {
+    let cfg = load(config)?;
+    let changed = Config::load_with_pack(config, pack).map_err(|e| anyhow!("{e}"))?;
+    if let Some(m) = &mailbox
+        && cfg.mailbox(m).is_none()
+    {
+        bail!("mailbox {m:?} is not configured in {}", config.display());
+    }
+    let zone = cfg.pack.zone;
+    let window = ticketd::replay::Window {
+        since: since.map(|s| window_instant(&s, zone, false)).transpose()?,
+        until: until.map(|s| window_instant(&s, zone, true)).transpose()?,
+        mailbox,
+    };
+    let db = Store::open_read_only(&cfg.database)?;
+    let report = ticketd::replay::replay(&cfg, &db, &changed.pack, &window)?;
+    if json {
+        print_json(&report)?;
+    } else {
+        emit(&report.text())?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn explain(a: ExplainArgs, now: DateTime<Utc>) -> Result<ExitCode> {
@@ -778,6 +908,29 @@ fn status_of(
     set_status(config, ticket, to, by, now).map(done)
 }
 
+fn merge(
+    config: &Path,
+    (source, into): (i64, i64),
+    force: bool,
+    by: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<ExitCode> {
+    let (engine, mut st, by) = staff(config, by)?;
+    let done = ticketd::actions::merge(
+        &engine,
+        &mut st,
+        (TicketId(source), TicketId(into)),
+        force,
+        &by,
+        now,
+    )?;
+    out!("ticket {source} merged into ticket {into} by {by}");
+    for line in done {
+        out!("  {line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn assign(
     config: &Path,
     ticket: i64,
@@ -816,14 +969,22 @@ fn rma(
     config: &Path,
     step: &str,
     ticket: i64,
-    part: Option<&str>,
+    (part, tracking): (Option<&str>, Option<ticketd::model::Tracking>),
     by: Option<String>,
     now: DateTime<Utc>,
 ) -> Result<ExitCode> {
     let (engine, mut st, by) = staff(config, by)?;
     let verb = RmaVerb::parse(step).unwrap_or(RmaVerb::Returned);
-    let (out, sent) =
-        ticketd::actions::rma(&engine, &mut st, TicketId(ticket), verb, part, &by, now)?;
+    let (out, sent) = ticketd::actions::rma(
+        &engine,
+        &mut st,
+        TicketId(ticket),
+        verb,
+        part,
+        tracking.as_ref(),
+        &by,
+        now,
+    )?;
     let what = if out.part.is_empty() {
         "the whole unit".to_string()
     } else {

@@ -17,17 +17,17 @@ pub use event::{Event, PolicyRecord, QuotaUse};
 pub use findings::{Bounce, DkimVerdict};
 pub use hooks::{HookEvent, HookKind, HookTicket, Subscription};
 pub use io::{
-    Applied, BucketKey, BucketLevel, ContactInfo, Duplicate, Lookup, NewMail, OutAttachment,
-    PendingTimer, RmaRecord, RmaVerb, SideEffects, SlaClock, SlaTarget, TicketChange, TicketInfo,
-    TicketWrite, TimerCancel, TimerCause, TimerPlan, TimerRow, TimerState, TimerUpdate,
-    Undeliverable,
+    Applied, BucketKey, BucketLevel, ContactInfo, Duplicate, Lookup, MergePlan, NewMail, Opening,
+    OutAttachment, PendingTimer, RmaRecord, RmaVerb, SideEffects, SlaClock, SlaTarget,
+    TicketChange, TicketInfo, TicketWrite, TimerCancel, TimerCause, TimerPlan, TimerRow,
+    TimerState, TimerUpdate, Undeliverable,
 };
 pub use settings::{
     DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_PROCESSING_MS, DkimSettings, Identity, Limits,
     Mailboxes, Rate, Span, StaffDirectory, StaffMember, TokenKey, addresses_of,
 };
 pub use vocab::{
-    Language, Outcome, Proof, RmaState, Role, Sender, TicketId, TicketStatus, TimerKind,
+    Language, Outcome, Proof, RmaState, Role, Sender, TicketId, TicketStatus, TimerKind, Tracking,
 };
 
 #[cfg(test)]

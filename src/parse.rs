@@ -111,6 +111,11 @@ pub struct Inbound {
     #[serde(skip)]
     pub html: Option<String>,
     pub attachments: Vec<Attachment>,
+    /// The first attached message (message/rfc822) that names a sender, whole,
+    /// when it is at most [`MAX_ATTACHED_MESSAGE`] bytes: what a staff
+    /// member's forward as an attachment carries (`forward`).
+    #[serde(skip)]
+    pub attached_message: Option<Vec<u8>>,
     /// Header fields, names lower-cased, values unfolded and cut to a sane length.
     pub headers: Vec<(String, String)>,
     pub size: usize,
@@ -268,6 +273,7 @@ pub fn parse(raw: &[u8], arrival: DateTime<Utc>) -> Inbound {
         sender_header: None,
         html: None,
         attachments: Vec::new(),
+        attached_message: None,
         headers: Vec::new(),
         size: raw.len(),
         content_hash: content_hash(raw),
@@ -541,9 +547,22 @@ fn read_text(msg: &mail_parser::Message<'_>, inbound: &mut Inbound) {
     }
 }
 
+/// The largest attached message kept whole (`Inbound::attached_message`).
+pub const MAX_ATTACHED_MESSAGE: usize = 4 * 1024 * 1024;
+
 /// The attachments, with any disguised executable they are or carry.
 fn read_attachments(msg: &mail_parser::Message<'_>, inbound: &mut Inbound) {
     for a in msg.attachments().take(1000) {
+        if inbound.attached_message.is_none()
+            && a.contents().len() <= MAX_ATTACHED_MESSAGE
+            && a.message()
+                .and_then(|m| m.from())
+                .and_then(|f| f.first())
+                .and_then(|f| f.address())
+                .is_some()
+        {
+            inbound.attached_message = Some(a.contents().to_vec());
+        }
         inbound.attachments.push(Attachment {
             name: a.attachment_name().map(|n| clip(n, 255).to_string()),
             content_type: part_type(a),

@@ -29,6 +29,7 @@ pub const REQUIRED: &[&str] = &[
     "rma_notice",
     "customer_reminder",
     "auto_closed",
+    "merged",
 ];
 
 pub struct Templates {

@@ -55,17 +55,25 @@ pub struct Config {
 impl Config {
     /// Reads and validates `path`, reporting every problem found.
     pub fn load(path: &Path) -> Result<Config, Problems> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Problems(vec![Problem {
-                file: path.to_path_buf(),
-                line: 0,
-                message: format!("cannot read the file: {e}"),
-            }])
-        })?;
-        Self::from_str_at(path, &text)
+        Self::from_str_at(path, &read(path)?)
+    }
+
+    /// `load` with the pack read from `pack` instead of the one the config
+    /// names (`check-config --pack`, `replay --pack`): the config is checked
+    /// against it, and its problems name its own file and lines.
+    pub fn load_with_pack(path: &Path, pack: &Path) -> Result<Config, Problems> {
+        Self::from_str_with(path, &read(path)?, Some(pack))
     }
 
     pub fn from_str_at(path: &Path, text: &str) -> Result<Config, Problems> {
+        Self::from_str_with(path, text, None)
+    }
+
+    fn from_str_with(
+        path: &Path,
+        text: &str,
+        pack_file: Option<&Path>,
+    ) -> Result<Config, Problems> {
         let mut r = Report::new(path, text);
         let Some(raw) = parse_toml::<RawConfig>(&mut r) else {
             return Err(Problems(r.problems));
@@ -86,7 +94,7 @@ impl Config {
             pack,
             pack_source,
             pack_problems,
-        } = data(&mut r, &raw, &base, &resolve);
+        } = data(&mut r, &raw, (&base, pack_file), &resolve);
         let identity = identity(&mut r, &raw.identity);
         let smtp = smtp(&mut r, &raw.smtp, &identity, &resolve);
         let ticket_prefix = ticket_prefix(&mut r, &raw.tickets);
@@ -144,6 +152,17 @@ impl Config {
     }
 }
 
+/// The config file's text, or the problem of reading it.
+fn read(path: &Path) -> Result<String, Problems> {
+    std::fs::read_to_string(path).map_err(|e| {
+        Problems(vec![Problem {
+            file: path.to_path_buf(),
+            line: 0,
+            message: format!("cannot read the file: {e}"),
+        }])
+    })
+}
+
 /// Where templates and packs are found, and the pack: its problems are
 /// reported with the pack file's own lines.
 /// Where templates and packs are found (the search path ends with the
@@ -160,7 +179,7 @@ struct Data {
 fn data(
     r: &mut Report<'_>,
     raw: &RawConfig,
-    base: &Path,
+    (base, pack_file): (&Path, Option<&Path>),
     resolve: &dyn Fn(&str) -> PathBuf,
 ) -> Data {
     let search = SearchPath::new(
@@ -180,9 +199,20 @@ fn data(
         }
         layout::Source::BuiltIn
     });
-    let pack_source = search.pack_source(raw.daemon.pack.get_ref());
+    let pack_source = match pack_file {
+        Some(p) => Some(layout::Source::File(p.to_path_buf())),
+        None => search.pack_source(raw.daemon.pack.get_ref()),
+    };
     let mut pack_problems = Vec::new();
-    let pack = if let Some(source) = &pack_source {
+    let pack = if let (Some(p), Some(_)) = (pack_file, &pack_source) {
+        match Pack::load(p) {
+            Ok(p) => Some(p),
+            Err(ps) => {
+                pack_problems = ps.0;
+                None
+            }
+        }
+    } else if let Some(source) = &pack_source {
         match Pack::from_source(raw.daemon.pack.get_ref(), source) {
             Ok(p) => Some(p),
             Err(ps) => {

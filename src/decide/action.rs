@@ -78,19 +78,15 @@ pub fn staff_reply(
     );
     change.set_timers = set;
     change.cancel_timers.extend(cancel);
-    change.mails.push(ReplyPlan {
-        template: "staff_reply",
-        to,
+    change.mails.push(ReplyPlan::to_customer(
+        "staff_reply",
+        &ticket.requester,
         language,
-        from_address: i.from_address.to_string(),
-        reply_to: None,
-        auto_submitted: AutoSubmitted::Person,
-        in_reply_to: i.thread.map(String::from),
-        references: i.thread.map(String::from).into_iter().collect(),
-        staff_tokens: false,
-        relay_attachments: false,
-        data: json!({"body": body}),
-    });
+        i.from_address,
+        i.thread,
+        AutoSubmitted::Person,
+        json!({"body": body}),
+    ));
     Ok(change)
 }
 

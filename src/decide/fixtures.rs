@@ -36,6 +36,27 @@ pub fn ticket(id: i64, requester: &str, created: &str) -> TicketInfo {
         owner: None,
         timers: vec![],
         rmas: vec![],
+        merged_into: None,
+    }
+}
+
+/// Two staff members, alice (support) and bob (rma), at acme.test, and a
+/// reply token key.
+pub fn staff_directory() -> crate::model::StaffDirectory {
+    let member = |name: &str, display: &str, queue: &str| crate::model::StaffMember {
+        name: name.into(),
+        display: display.into(),
+        addresses: vec![format!("{name}@acme.test")],
+        queues: vec![queue.into()],
+    };
+    crate::model::StaffDirectory {
+        members: vec![
+            member("alice", "Alice", "support"),
+            member("bob", "Bob", "rma"),
+        ],
+        token_key: Some(crate::token::TokenKey::new(b"a test key of some thirty bytes!").unwrap()),
+        authserv_ids: vec!["mx.acme.test".into()],
+        ..crate::model::StaffDirectory::default()
     }
 }
 
@@ -77,6 +98,9 @@ pub fn sample_template_data() -> serde_json::Value {
         "asked_on": "2026-03-02",
         "missing": ["the serial number"],
         "body": "Hello Ann,\n\nplease send the log.",
+        "tracking": {"carrier": "UPS", "number": "1Z999AA10123456784"},
+        "into": {"id": 9, "tag": "[TKT#9]", "subject": "Disk failed again"},
+        "merged": {"id": 7, "tag": "[TKT#7]"},
     });
     // The staff templates' fields (a second literal: one is too deep for json!).
     let staff = json!({

@@ -17,10 +17,11 @@
 //!   the notice); above it the kinds: `escalation`, `sla`, `waiting` (what
 //!   a ticket's new state does to its timers).
 //! - `action`: the staff actions; `rma`: the RMA a new ticket asks for,
-//!   the staff steps and its deadlines; `fire` (`on_timer`): a due timer
-//!   sent to its kind's file.
-//! - `staff`: staff by mail; `person`, `machine`: a person's and a
-//!   machine's mail.
+//!   the staff steps and its deadlines; `merge`: one ticket merged into
+//!   another; `fire` (`on_timer`): a due timer sent to its kind's file.
+//! - `opening`: a ticket a member opens for a customer (their forwarded
+//!   mail read, the checks); `staff`: staff by mail; `person`, `machine`:
+//!   a person's and a machine's mail.
 
 mod action;
 mod escalation;
@@ -30,6 +31,8 @@ pub(crate) mod fixtures;
 mod language;
 mod limits;
 mod machine;
+mod merge;
+mod opening;
 mod person;
 mod plan;
 mod quarantine;
@@ -38,6 +41,8 @@ mod sla;
 mod staff;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_issue26;
 mod timer;
 mod waiting;
 
@@ -46,6 +51,7 @@ pub use fire::on_timer;
 #[cfg(test)]
 pub use fixtures::sample_template_data;
 pub use limits::{bucket_level, extra_bucket_keys};
+pub use merge::{MergeOutcome, MergeRequest, merge};
 pub use person::request_text;
 pub use plan::{Decision, Evidence, Input, MailboxView, ReplyPlan, TicketView};
 pub use quarantine::{quarantine, spam};
@@ -235,7 +241,8 @@ pub fn decide(i: &Input<'_>) -> Decision {
             .sender_address()
             .and_then(|s| i.staff.member_by_address(s))
     {
-        return from_staff(i, member, reasons, events, &base);
+        // A member's forward is decided as its customer's own mail would be.
+        return from_staff(i, member, (reasons, events), &base, &decide);
     }
 
     // A person's mail the receiving server marked as spam is set aside, unanswered.

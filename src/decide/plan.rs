@@ -122,6 +122,32 @@ impl ReplyPlan {
         }
     }
 
+    /// A mail to a ticket's customer `to`, from `from_address`, in their
+    /// thread: in reply to `thread`, the customer's last mail on it.
+    pub(crate) fn to_customer(
+        template: &'static str,
+        to: &str,
+        language: Language,
+        from_address: &str,
+        thread: Option<&str>,
+        auto_submitted: AutoSubmitted,
+        data: serde_json::Value,
+    ) -> ReplyPlan {
+        ReplyPlan {
+            template,
+            to: vec![to.to_string()],
+            language,
+            from_address: from_address.to_string(),
+            reply_to: None,
+            auto_submitted,
+            in_reply_to: thread.map(String::from),
+            references: thread.map(String::from).into_iter().collect(),
+            staff_tokens: false,
+            relay_attachments: false,
+            data,
+        }
+    }
+
     /// An answer to the mail being decided (`Auto-Submitted: auto-replied`),
     /// to `to`, from the mailbox it came to, in its thread.
     pub(crate) fn answer(

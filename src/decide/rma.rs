@@ -6,7 +6,7 @@ use super::timer::{Audience, LATE_AFTER, TimerDecision, TimerInput, fired};
 use crate::compose::AutoSubmitted;
 use crate::model::{
     Event, Language, RmaRecord, RmaState, RmaVerb, TicketChange, TicketInfo, TicketStatus,
-    TimerCancel, TimerCause, TimerKind, TimerPlan, TimerRow,
+    TimerCancel, TimerCause, TimerKind, TimerPlan, TimerRow, Tracking,
 };
 use crate::pack::Pack;
 use crate::policy::{Evaluation, IssueMode, RmaDeadline, RmaSpec, RmaStart};
@@ -113,6 +113,7 @@ pub(super) fn on_new_ticket(
             let timers = deadline_timers(spec, pack, RmaStart::Issued, &part, &plans, now);
             let event = Event::Rma {
                 expires_at: expiry(spec, pack, &plans, now),
+                tracking: None,
                 part,
                 state: RmaState::Issued,
                 code: None,
@@ -129,6 +130,7 @@ pub(super) fn on_new_ticket(
                 code: None,
                 plans,
                 expires_at: None,
+                tracking: None,
                 rule: spec.rule.clone(),
                 by: "ticketd".into(),
             }],
@@ -195,26 +197,23 @@ fn customer_mail(
         .into_iter()
         .map(|(id, text)| json!({"id": id, "text": text}))
         .collect();
-    ReplyPlan {
+    ReplyPlan::to_customer(
         template,
-        to: vec![ticket.requester.clone()],
+        &ticket.requester,
         language,
-        from_address: from_address.to_string(),
-        reply_to: None,
-        auto_submitted: AutoSubmitted::Generated,
-        in_reply_to: thread.map(String::from),
-        references: thread.map(String::from).into_iter().collect(),
-        staff_tokens: false,
-        relay_attachments: false,
-        data: json!({
+        from_address,
+        thread,
+        AutoSubmitted::Generated,
+        json!({
             "vendor": pack.vendor,
             "customer": {"address": ticket.requester},
             "rma": rma,
             "deadlines": deadlines,
             "return_to": return_to,
+            "tracking": null,
             "policy": {"notices": notices},
         }),
-    }
+    )
 }
 
 /// The ticket's RMAs that have a code, as later replies show them
@@ -300,14 +299,23 @@ fn deadlines_view<'a>(
 }
 
 /// A staff step on a ticket's RMA. Issuing is idempotent: asking again for
-/// the same ticket and part gives the same code and sends nothing.
+/// the same ticket and part gives the same code and sends nothing. A
+/// shipment may carry its carrier and tracking number (`tracking`), which
+/// the customer's notice gives.
 pub fn rma_action(
     ticket: &TicketInfo,
     verb: RmaVerb,
     part: Option<&str>,
+    tracking: Option<&Tracking>,
     i: &ActionInput<'_>,
 ) -> Result<RmaOutcome, String> {
     let pack = i.pack;
+    if tracking.is_some() && verb != RmaVerb::Shipped {
+        return Err(format!(
+            "a carrier and tracking number go with `shipped`, not `{}`",
+            verb.as_str()
+        ));
+    }
     let rmas = ticket.rmas.as_slice();
     let Some(spec) = pack.policy.rma() else {
         return Err(format!(
@@ -341,6 +349,7 @@ pub fn rma_action(
         i,
         verb,
         part,
+        tracking: tracking.cloned(),
         shown,
         existing,
         plans,
@@ -368,6 +377,8 @@ struct Step<'a> {
     i: &'a ActionInput<'a>,
     verb: RmaVerb,
     part: String,
+    /// A shipment's carrier and tracking number.
+    tracking: Option<Tracking>,
     /// The part as the staff read it ("part A1-1", "the whole unit").
     shown: String,
     existing: Option<&'a RmaRecord>,
@@ -390,6 +401,7 @@ impl Step<'_> {
             code,
             plans: self.plans.clone(),
             expires_at,
+            tracking: self.tracking.clone(),
             rule: match (self.verb, &self.spec.issue_within) {
                 (RmaVerb::Approve, Some((_, r))) => r.clone(),
                 _ => self.spec.rule.clone(),
@@ -563,17 +575,21 @@ fn advance(st: &Step<'_>) -> Result<RmaOutcome, String> {
         language,
         zone,
     );
-    if !texts.1.is_empty() {
-        // Only a deadline the pack announces is worth a mail.
+    if !texts.1.is_empty() || st.tracking.is_some() {
+        // Only a deadline the pack announces, or a parcel to follow, is worth a mail.
         let mut record = r.clone();
         record.state = to_state;
-        change.mails.push(customer_mail(
+        let mut mail = customer_mail(
             "rma_notice",
             ticket,
             rma_json(&record, None, zone),
             texts,
             to,
-        ));
+        );
+        if let Some(t) = &st.tracking {
+            mail.data["tracking"] = json!({"carrier": t.carrier, "number": t.number});
+        }
+        change.mails.push(mail);
     }
     Ok(RmaOutcome {
         part: part.clone(),
@@ -707,6 +723,7 @@ pub(super) fn on_rma_timer(
             code: None,
             plans: vec![],
             expires_at: None,
+            tracking: None,
             rule: t.rule.clone(),
             by: "ticketd".into(),
         });
@@ -773,6 +790,7 @@ mod tests {
             &t,
             verb,
             part,
+            None,
             &ActionInput {
                 pack,
                 identity: &identity,

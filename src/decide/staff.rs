@@ -14,6 +14,8 @@
 
 use super::action::{ActionInput, assign, note, set_severity, set_status, staff_reply};
 use super::limits::{notice_allowed, unverified_scope};
+use super::merge::{MergeRequest, merge as merge_tickets};
+use super::opening::{blank_ticket, not_a_customer, opened_ticket, read_forwarded};
 use super::plan::{
     Base, Decision, Evidence, Input, ReplyPlan, TicketView, addr_json, attached, local,
 };
@@ -23,8 +25,9 @@ use crate::commands::{self, Command};
 use crate::compose::AutoSubmitted;
 use crate::model::DkimVerdict;
 use crate::model::{
-    Event, Lookup, Outcome, PendingTimer, Proof, RmaRecord, Sender, SideEffects, TicketChange,
-    TicketId, TicketInfo, TicketStatus, TicketWrite, TimerState, TimerUpdate,
+    Event, Language, Lookup, MergePlan, Opening, Outcome, PendingTimer, Proof, RmaRecord, Sender,
+    SideEffects, TicketChange, TicketId, TicketInfo, TicketStatus, TicketWrite, TimerState,
+    TimerUpdate,
 };
 use crate::model::{StaffDirectory, StaffMember};
 use crate::policy::Evaluation;
@@ -124,9 +127,9 @@ pub fn authority(
 pub(super) fn from_staff(
     i: &Input<'_>,
     member: &StaffMember,
-    mut reasons: Vec<String>,
-    mut events: Vec<Event>,
+    (mut reasons, mut events): (Vec<String>, Vec<Event>),
     base: &Base<'_>,
+    customer: &dyn Fn(&Input<'_>) -> Decision,
 ) -> Decision {
     let m = i.inbound;
     let sender = m.sender_address().unwrap_or_default().to_ascii_lowercase();
@@ -176,30 +179,41 @@ pub(super) fn from_staff(
         ..ReplyPlan::answer(i, template, &sender, language, data)
     };
     let Some(t) = ticket else {
-        reasons.push("the mail names no ticket (no tag, no reference to our mail)".into());
-        let error = "the mail names no ticket: reply to a ticketd notification, or put the ticket's tag in the subject".to_string();
-        let reply = answer_to(
-            "staff_command_error",
-            json!({"vendor": i.pack.vendor, "error": error, "syntax": commands::SYNTAX}),
-        );
-        let view = TicketView {
-            action: "none",
-            id: None,
+        let by = format!("{} by mail ({proof})", member.name);
+        let d = match open_for_customer(i, member, (&by, &proof), (customer, &answer_to, base)) {
+            Ok(mut d) => {
+                reasons.append(&mut d.reasons);
+                d.reasons = reasons;
+                events.append(&mut d.events);
+                d.events = events;
+                d
+            }
+            Err(error) => {
+                reasons.push(format!("refused: {error}"));
+                let reply = answer_to(
+                    "staff_command_error",
+                    json!({"vendor": i.pack.vendor, "error": error, "syntax": commands::SYNTAX}),
+                );
+                let view = TicketView {
+                    action: "none",
+                    id: None,
+                };
+                base(
+                    Outcome::Processed,
+                    TicketWrite::None,
+                    view,
+                    language,
+                    vec![reply],
+                    reasons,
+                    events,
+                )
+            }
         };
-        let d = base(
-            Outcome::Processed,
-            TicketWrite::None,
-            view,
-            language,
-            vec![reply],
-            reasons,
-            events,
-        );
         return staff_decision(d, Sender::Staff, Some(proof));
     };
     let by = format!("{} by mail ({proof})", member.name);
     let run = parse_and_run(i, t, &by);
-    let (parsed, (change, done)) = match run {
+    let (parsed, (change, done, merged)) = match run {
         Ok(x) => x,
         Err(error) => {
             reasons.push(format!("refused: {error}"));
@@ -228,16 +242,11 @@ pub(super) fn from_staff(
     });
     events.extend(change.events);
     let mut replies = change.mails;
-    replies.push(answer_to(
-        "staff_confirm",
-        json!({
-            "vendor": i.pack.vendor,
-            "member": member.display,
-            "done": done,
-            "relayed": relayed,
-            "sent": sent,
-            "customer": t.requester,
-        }),
+    replies.push(confirmation(
+        &answer_to,
+        i,
+        member,
+        (done, relayed, sent, &t.requester),
     ));
     let status = change.status.unwrap_or(t.status);
     let mut d = base(
@@ -256,6 +265,7 @@ pub(super) fn from_staff(
     d.effects.timers = change.set_timers;
     d.effects.cancel_timers = change.cancel_timers;
     d.effects.timer_updates = change.timer_updates;
+    d.effects.merge = merged;
     staff_decision(d, Sender::Staff, Some(proof))
 }
 
@@ -324,8 +334,302 @@ fn unverified(
     d
 }
 
-/// What a staff mail did: the whole change, and a line per thing done.
-type Ran = (TicketChange<ReplyPlan>, Vec<String>);
+/// The member's confirmation of a mail carried out: a line per thing
+/// done, whether their text was relayed and whether the customer was sent anything.
+fn confirmation(
+    answer_to: &dyn Fn(&'static str, serde_json::Value) -> ReplyPlan,
+    i: &Input<'_>,
+    member: &StaffMember,
+    (done, relayed, sent, customer): (Vec<String>, bool, bool, &str),
+) -> ReplyPlan {
+    answer_to(
+        "staff_confirm",
+        json!({
+            "vendor": i.pack.vendor,
+            "member": member.display,
+            "done": done,
+            "relayed": relayed,
+            "sent": sent,
+            "customer": customer,
+        }),
+    )
+}
+
+/// What opening a ticket for a customer calls back: the decision of a
+/// customer's own mail, the answer to the member, the decision's base.
+type Callbacks<'c> = (
+    &'c dyn Fn(&Input<'_>) -> Decision,
+    &'c dyn Fn(&'static str, serde_json::Value) -> ReplyPlan,
+    &'c Base<'c>,
+);
+
+/// A proven member's mail that names no ticket: a ticket opened for the
+/// customer whose mail it forwards (what that customer's own mail would
+/// get, acknowledgement included, with the member its owner and their text
+/// an internal note), or for `#open ADDRESS` (their text relayed as its
+/// first answer). Commands on top run on the new ticket; commands in the
+/// forwarded text are the customer's text, never run.
+fn open_for_customer(
+    i: &Input<'_>,
+    member: &StaffMember,
+    (by, proof): (&str, &Proof),
+    (customer, answer_to, base): Callbacks<'_>,
+) -> Result<Decision, String> {
+    let o = i.lookup.opening.as_deref();
+    let forwarded = o.filter(|o| !o.raw.is_empty());
+    let text = match forwarded {
+        Some(o) => o.note.clone(),
+        None => i.inbound.staff_text(),
+    };
+    let mut parsed = commands::parse(&text).map_err(|e| e.to_string())?;
+    let written: Vec<String> = parsed.commands.iter().map(|c| c.to_string()).collect();
+    let open = parsed.commands.iter().find_map(|c| match c {
+        Command::Open { to } => Some(to.clone()),
+        _ => None,
+    });
+    if parsed
+        .commands
+        .iter()
+        .any(|c| matches!(c, Command::Merge { .. }))
+    {
+        return Err(
+            "`#merge` merges the ticket a mail is about: reply to that ticket's notification"
+                .into(),
+        );
+    }
+    parsed
+        .commands
+        .retain(|c| !matches!(c, Command::Open { .. }));
+    let (mut d, done) = match (forwarded, open) {
+        (Some(o), None | Some(None)) => forward(i, member, by, o, parsed, customer)?,
+        (Some(_), Some(Some(to))) => {
+            return Err(format!(
+                "`#open {to}` opens a ticket to that address with your text as its answer, but the mail forwards a customer's mail, whose ticket is its sender's: write `#open` alone, or forward nothing"
+            ));
+        }
+        (None, Some(Some(to))) => open_to(i, member, by, &to, parsed, base)?,
+        (None, Some(None)) => {
+            return Err("`#open` alone opens a ticket for the sender of a forwarded mail, and this mail forwards none: forward the customer's mail (inline or attached), or write `#open ADDRESS` above your text".into());
+        }
+        (None, None) => {
+            return Err("the mail names no ticket: reply to a ticketd notification or put the ticket's tag in the subject; to open one, forward the customer's mail or write `#open ADDRESS` above your text".into());
+        }
+    };
+    let requester = match &d.ticket {
+        TicketWrite::New { requester, .. } => requester.clone(),
+        _ => String::new(),
+    };
+    let relayed = d.replies.iter().any(|p| p.template == "staff_reply");
+    d.events.push(Event::StaffMail {
+        from: i
+            .inbound
+            .sender_address()
+            .unwrap_or_default()
+            .to_ascii_lowercase(),
+        member: member.name.clone(),
+        proof: proof.to_string(),
+        commands: written.clone(),
+        relayed,
+    });
+    let sent = d.replies.iter().any(|p| p.to.contains(&requester));
+    d.replies.push(confirmation(
+        answer_to,
+        i,
+        member,
+        (done, relayed, sent, &requester),
+    ));
+    d.commands = written;
+    Ok(d)
+}
+
+/// The ticket of a forwarded customer's mail: decided as that mail would
+/// be, then given to the member, their text a note, their commands run.
+fn forward(
+    i: &Input<'_>,
+    member: &StaffMember,
+    by: &str,
+    o: &Opening,
+    parsed: commands::Parsed,
+    customer: &dyn Fn(&Input<'_>) -> Decision,
+) -> Result<(Decision, Vec<String>), String> {
+    let cm = read_forwarded(i, o)?;
+    let none = Evidence::default();
+    let ci = Input {
+        inbound: &cm.inbound,
+        classification: &cm.classification,
+        extracted: &cm.extracted,
+        lookup: &o.lookup,
+        evidence: &none,
+        ..*i
+    };
+    let mut d = customer(&ci);
+    let from = cm.inbound.sender_address().unwrap_or_default();
+    let Some(ticket) = opened_ticket(&d, i.mailbox.name, &member.name, i.now) else {
+        return Err(match d.ticket_view.id {
+            Some(t) => format!(
+                "the forwarded mail from {from} is on ticket {t} already ({}): reply to that ticket's notification",
+                d.reasons.last().cloned().unwrap_or_default()
+            ),
+            None => format!(
+                "the forwarded mail from {from} opens no ticket: {}",
+                d.reasons.join("; ")
+            ),
+        });
+    };
+    let requester = ticket.requester.clone();
+    let mut done = vec![format!(
+        "ticket opened for {requester} from the forwarded mail ({}), assigned to {}",
+        o.format, member.name
+    )];
+    if d.replies.iter().any(|p| p.template == "ack_new") {
+        done.push(format!("{requester} was sent the acknowledgement"));
+    }
+    d.events.push(Event::Assigned {
+        to: member.name.clone(),
+        by: by.to_string(),
+    });
+    let note = parsed.text.trim();
+    if !note.is_empty() {
+        d.events.push(Event::Note {
+            by: by.to_string(),
+            text: note.to_string(),
+        });
+        done.push("your text recorded as an internal note (not sent to the customer)".into());
+    }
+    // Assigned: its owner hears of it, not the whole queue.
+    for p in d
+        .replies
+        .iter_mut()
+        .filter(|p| p.template == "staff_ticket")
+    {
+        p.to = member.addresses.clone();
+        p.data["owner"] = json!(member.name);
+    }
+    let mut total = TicketChange {
+        set_timers: std::mem::take(&mut d.effects.timers),
+        ..TicketChange::default()
+    };
+    if !parsed.commands.is_empty() {
+        let mut lookup = i.lookup.clone();
+        lookup.customer_thread = cm.inbound.message_id.clone();
+        let ci = Input {
+            lookup: &lookup,
+            ..*i
+        };
+        let commands = commands::Parsed {
+            commands: parsed.commands,
+            text: String::new(),
+        };
+        let (c, more, _) = run_mail(&ci, &ticket, by, &commands)?;
+        merge(&mut total, c);
+        done.extend(more);
+    }
+    if let (Some(s), TicketWrite::New { status, .. }) = (total.status, &mut d.ticket) {
+        *status = s;
+    }
+    d.events.append(&mut total.events);
+    d.effects.timers = total.set_timers;
+    d.effects.cancel_timers.append(&mut total.cancel_timers);
+    d.effects.timer_updates.append(&mut total.timer_updates);
+    d.replies.append(&mut total.mails);
+    // A later mail in the customer's own thread joins the ticket.
+    if let Some(id) = &cm.inbound.message_id {
+        d.effects.awaited.push(id.clone());
+        d.effects.awaited_people.push(requester);
+    }
+    Ok((d, done))
+}
+
+/// `#open ADDRESS`: a ticket to that address, the member's text relayed as
+/// its first answer (the ticket then waits on the customer), their
+/// commands run on it.
+fn open_to(
+    i: &Input<'_>,
+    member: &StaffMember,
+    by: &str,
+    to: &str,
+    parsed: commands::Parsed,
+    base: &Base<'_>,
+) -> Result<(Decision, Vec<String>), String> {
+    if let Some(why) = not_a_customer(i, to) {
+        return Err(format!("`#open {to}`: {why}"));
+    }
+    let contact = i
+        .lookup
+        .opening
+        .as_deref()
+        .and_then(|o| o.lookup.contact.as_ref());
+    if contact.is_some_and(|c| c.undeliverable) {
+        return Err(format!(
+            "{to} is marked undeliverable, so nothing was opened or sent (`ticketd contacts deliverable {to}` clears the mark)"
+        ));
+    }
+    if parsed.text.trim().is_empty() {
+        return Err(format!(
+            "`#open {to}` relays your text as the ticket's first answer: write it under the commands"
+        ));
+    }
+    let language = contact
+        .and_then(|c| c.language.as_deref())
+        .and_then(Language::parse)
+        .or_else(|| super::language::written_in(&parsed.text, None).map(|(l, _)| l))
+        .unwrap_or(i.pack.language);
+    let subject = super::plan::ticket_subject(i);
+    let ticket = blank_ticket(i, to, &subject, language.as_str(), &member.name);
+    let mut lookup = i.lookup.clone();
+    lookup.customer_thread = None;
+    let ci = Input {
+        lookup: &lookup,
+        ..*i
+    };
+    let (c, mut done, _) = run_mail(&ci, &ticket, by, &parsed)?;
+    done.insert(
+        0,
+        format!("ticket opened for {to}, assigned to {}", member.name),
+    );
+    let sender = i.inbound.sender_address().unwrap_or_default();
+    let mut events = vec![
+        Event::Created {
+            from: sender.to_ascii_lowercase(),
+            mailbox: i.mailbox.name.to_string(),
+            list: false,
+        },
+        Event::Assigned {
+            to: member.name.clone(),
+            by: by.to_string(),
+        },
+    ];
+    events.extend(c.events);
+    let write = TicketWrite::New {
+        subject,
+        status: c.status.unwrap_or(TicketStatus::Open),
+        language: language.as_str().to_string(),
+        requester: to.to_string(),
+        requester_name: None,
+    };
+    let view = TicketView {
+        action: "new",
+        id: Some(i.lookup.next_ticket_id),
+    };
+    let reasons = vec![format!("`#open {to}`: a new ticket for {to}")];
+    let mut d = base(
+        Outcome::Processed,
+        write,
+        view,
+        language,
+        c.mails,
+        reasons,
+        events,
+    );
+    d.effects.timers = c.set_timers;
+    d.effects.cancel_timers = c.cancel_timers;
+    d.effects.timer_updates = c.timer_updates;
+    Ok((d, done))
+}
+
+/// What a staff mail did: the whole change, a line per thing done, and
+/// the merge it ends with (`#merge`).
+type Ran = (TicketChange<ReplyPlan>, Vec<String>, Option<MergePlan>);
 
 /// The commands and answer of a proven staff mail's new text, run on `t`:
 /// refused when the text still holds the quoted notification.
@@ -377,6 +681,7 @@ fn run_mail(
     let mut ticket = t.clone();
     let mut total = TicketChange::default();
     let mut done = Vec::new();
+    let mut merged = None;
     let relay = |ticket: &mut TicketInfo,
                  total: &mut TicketChange<ReplyPlan>,
                  done: &mut Vec<String>| {
@@ -436,17 +741,45 @@ fn run_mail(
                 done.push("internal note recorded (not sent to the customer)".into());
                 note(text, by)?
             }
-            Command::Rma { step, part } => {
-                let out = rma_action(&ticket, *step, part.as_deref(), &input)
+            Command::Rma {
+                step,
+                part,
+                tracking,
+            } => {
+                let out = rma_action(&ticket, *step, part.as_deref(), tracking.as_ref(), &input)
                     .map_err(|e| format!("`{cmd}`: {e}"))?;
-                let what = match (&out.code, out.already) {
+                let mut what = match (&out.code, out.already) {
                     (Some(code), true) => format!("RMA {code} was already {}", out.state),
                     (Some(code), false) => format!("RMA {code}: {}", out.state),
                     (None, true) => format!("the RMA was already {}", out.state),
                     (None, false) => format!("RMA {}", out.state),
                 };
+                if let (Some(t), false) = (tracking, out.already) {
+                    what.push_str(&format!(" ({t})"));
+                }
                 done.push(what);
                 out.change
+            }
+            Command::Merge { into, force } => {
+                let Some(target) = i.lookup.merge_into.as_ref().filter(|x| x.id.0 == *into) else {
+                    return Err(format!("`{cmd}`: ticket {into} does not exist"));
+                };
+                let request = MergeRequest {
+                    force: *force,
+                    organisations: &i.lookup.organisations,
+                    ticket_prefix: i.ticket_prefix,
+                    into_thread: i.lookup.merge_thread.as_deref(),
+                };
+                let out = merge_tickets(&ticket, target, &request, &input)
+                    .map_err(|e| format!("`{cmd}`: {e}"))?;
+                done.extend(out.done);
+                merged = Some(out.plan);
+                out.source
+            }
+            Command::Open { .. } => {
+                return Err(format!(
+                    "`{cmd}` opens a new ticket: write it in a new mail that names no ticket (a forward of the customer's mail, or `#open ADDRESS` above your text)"
+                ));
             }
         };
         absorb(&mut ticket, &c, i.now);
@@ -458,7 +791,7 @@ fn run_mail(
     if done.is_empty() {
         return Err("the mail has no new text and no commands: nothing to do".into());
     }
-    Ok((total, done))
+    Ok((total, done, merged))
 }
 
 /// `ticket` as `c` leaves it, so the next command of the same mail starts
@@ -619,28 +952,10 @@ mod tests {
     use super::*;
     use crate::model::Role;
     use crate::model::StaffMember;
-    use crate::token::{TokenKey, message_id};
+    use crate::token::message_id;
 
     fn staff() -> StaffDirectory {
-        StaffDirectory {
-            members: vec![
-                StaffMember {
-                    name: "alice".into(),
-                    display: "Alice".into(),
-                    addresses: vec!["alice@acme.test".into()],
-                    queues: vec!["support".into()],
-                },
-                StaffMember {
-                    name: "bob".into(),
-                    display: "Bob".into(),
-                    addresses: vec!["bob@acme.test".into()],
-                    queues: vec!["rma".into()],
-                },
-            ],
-            token_key: Some(TokenKey::new(b"a test key of some thirty bytes!").unwrap()),
-            authserv_ids: vec!["mx.acme.test".into()],
-            ..StaffDirectory::default()
-        }
+        crate::decide::fixtures::staff_directory()
     }
 
     fn token(s: &StaffDirectory, ticket: i64, to: &str) -> String {

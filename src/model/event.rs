@@ -6,7 +6,7 @@
 //! a line of text for the rest, as staff read them.
 
 use super::entitlement::{ContractOut, Warranty};
-use super::vocab::{RmaState, TicketId, TicketStatus, TimerKind};
+use super::vocab::{RmaState, TicketId, TicketStatus, TimerKind, Tracking};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -141,6 +141,9 @@ pub enum Event {
         plans: Vec<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         expires_at: Option<DateTime<Utc>>,
+        /// The shipped replacement's carrier and tracking number, when given.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tracking: Option<Tracking>,
         rule: String,
         by: String,
     },
@@ -191,6 +194,18 @@ pub enum Event {
     StatusRequest {
         from: String,
     },
+    /// This ticket was merged into `into` (`#merge`, `ticketd merge`): its
+    /// history moved there, it is closed, and its mail lands there.
+    MergedInto {
+        into: TicketId,
+        by: String,
+    },
+    /// Ticket `from` was merged into this one: its messages, events, RMAs,
+    /// pending timers and thread moved here.
+    Merged {
+        from: TicketId,
+        by: String,
+    },
 }
 
 impl Event {
@@ -228,6 +243,8 @@ impl Event {
             Event::Unverified { .. } => "unverified",
             Event::CommandRefused { .. } => "command_refused",
             Event::StatusRequest { .. } => "status_request",
+            Event::MergedInto { .. } => "merged_into",
+            Event::Merged { .. } => "merged",
         }
     }
 
@@ -283,6 +300,10 @@ impl Event {
                 format!("refused mail from {from}: {error}; nothing done")
             }
             Event::StatusRequest { from } => format!("{from} asked for the state and was told"),
+            Event::MergedInto { into, by } => format!("merged into ticket {into} by {by}"),
+            Event::Merged { from, by } => {
+                format!("ticket {from} merged into this one by {by}: its history is here")
+            }
             Event::ReplySuppressed { why: t }
             | Event::Bounce { text: t }
             | Event::AutoReply { text: t }

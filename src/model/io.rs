@@ -36,6 +36,8 @@ pub struct TicketInfo {
     pub timers: Vec<PendingTimer>,
     /// The ticket's RMAs.
     pub rmas: Vec<RmaRecord>,
+    /// The ticket it was merged into (`merged_into` event), if it was.
+    pub merged_into: Option<TicketId>,
 }
 
 impl TicketInfo {
@@ -186,6 +188,31 @@ pub struct SideEffects {
     /// with the people of this mail (its sender and recipients).
     pub awaited: Vec<String>,
     pub awaited_people: Vec<String>,
+    /// The mail's ticket is merged into another (`#merge`), after the rest.
+    pub merge: Option<MergePlan>,
+}
+
+/// A merge of ticket `source` into `into` (`#merge`, `ticketd merge`), as
+/// the store carries it out after the source's own change: the target's
+/// timers that end or come due sooner, then the source's messages, events,
+/// RMAs (but `rmas_kept`), pending timers, thread ids, facts and mail move;
+/// the source is closed with a `merged_into` event, the target gets a
+/// `merged` one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MergePlan {
+    pub source: TicketId,
+    pub into: TicketId,
+    pub by: String,
+    /// The source's state before (a `status_changed` to closed is recorded unless it was closed).
+    pub source_was: TicketStatus,
+    /// Target timers that end: a source timer of the same kind due sooner stands instead.
+    pub cancel_on_target: Vec<TimerCancel>,
+    /// Target timers due sooner: a source timer of the same kind and cause was.
+    pub replan_on_target: Vec<TimerPlan>,
+    /// Moved timers paused by the source's state, resumed for the target's.
+    pub updates_on_target: Vec<TimerUpdate>,
+    /// Parts whose RMA stays on the source (cancelled): the target has its own.
+    pub rmas_kept: Vec<String>,
 }
 
 /// What the database knows that bears on one mail.
@@ -219,6 +246,31 @@ pub struct Lookup {
     /// The stored contacts among a bounce's failed recipients and those of
     /// the mail it returns.
     pub bounce_contacts: Vec<ContactInfo>,
+    /// The ticket a staff mail's `#merge N` names (read only for staff mail).
+    pub merge_into: Option<TicketInfo>,
+    /// That ticket's customer's last mail, which their notice answers.
+    pub merge_thread: Option<String>,
+    /// The organisation (the contract's company) of each requester a merge
+    /// joins, by address; an address with no contract is absent.
+    pub organisations: BTreeMap<String, String>,
+    /// For a member's mail that names no ticket and opens one for a
+    /// customer (a forward, `#open ADDRESS`): that customer's mail and what
+    /// the database knows of it (read only for staff mail).
+    pub opening: Option<Box<Opening>>,
+}
+
+/// A ticket a member's mail opens for a customer: the customer's mail they
+/// forwarded (empty for `#open ADDRESS`), the member's own text, and what
+/// the database knows as if that mail had come from the customer (their
+/// contact, contract, reply buckets, a ticket it is on already).
+#[derive(Debug, Clone, Default)]
+pub struct Opening {
+    pub raw: Vec<u8>,
+    /// How it was forwarded (`attached`, `outlook`, `gmail`, ...), or `open`.
+    pub format: String,
+    /// The member's text above the forward: commands, then their note.
+    pub note: String,
+    pub lookup: Lookup,
 }
 
 impl Lookup {
@@ -404,7 +456,7 @@ pub struct TimerRow {
 }
 
 /// A staff step on an RMA (`ticketd rma approve|issue|shipped|received|returned`,
-/// and by mail `#rma approve|issue|received`).
+/// and by mail the same steps, `#rma STEP`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RmaVerb {
     /// The documents (QN-05) or the symptoms (AV-06) are verified.
@@ -444,12 +496,6 @@ impl RmaVerb {
         RmaVerb::ALL
             .into_iter()
             .find(|v| v.as_str().eq_ignore_ascii_case(s))
-    }
-
-    /// The steps staff can take by mail: those mail can see. A shipment or
-    /// a return is recorded from the shell, where the parcel is.
-    pub fn by_mail(self) -> bool {
-        matches!(self, RmaVerb::Approve | RmaVerb::Issue | RmaVerb::Received)
     }
 }
 

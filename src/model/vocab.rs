@@ -1,4 +1,4 @@
-//! The words every layer shares: ticket ids and states, outcomes, mailbox roles, languages, who wrote a mail and what proved it, and the kinds of timers.
+//! The words every layer shares: ticket ids and states, outcomes, mailbox roles, languages, who wrote a mail and what proved it, the kinds of timers, a shipment's tracking.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -339,5 +339,19 @@ impl RmaState {
 
     pub fn parse(s: &str) -> Option<RmaState> {
         RmaState::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// How a shipped replacement travels: the carrier and its tracking number,
+/// as staff give them (`#rma shipped CARRIER TRACKING`, `--carrier --tracking`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tracking {
+    pub carrier: String,
+    pub number: String,
+}
+
+impl fmt::Display for Tracking {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.carrier, self.number)
     }
 }

@@ -192,24 +192,23 @@ impl Store {
                      FROM messages q WHERE q.id = ?1 AND q.outcome IN ('quarantined', 'spam')"
                 ),
                 params![row],
-                |r| {
-                    Ok(StoredMessage {
-                        row: r.get(0)?,
-                        mailbox: r.get(1)?,
-                        uidvalidity: r.get::<_, i64>(2)? as u32,
-                        uid: r.get::<_, i64>(3)? as u32,
-                        message_id: r.get(4)?,
-                        sender: r.get(5)?,
-                        content_hash: r.get(6)?,
-                        arrival: super::columns::ts_column(r, 7)?,
-                        size: r.get(8)?,
-                        reason: r.get(9)?,
-                        raw: r.get(10)?,
-                        quarantined: r.get(11)?,
-                    })
-                },
+                stored_message,
             )
             .optional()?)
+    }
+
+    /// Every stored message that arrived at or before `until` (all without
+    /// it), as it came: in arrival order, then in the order it was stored.
+    /// What `replay` runs again.
+    pub fn stored_mail(&self, until: Option<DateTime<Utc>>) -> Result<Vec<StoredMessage>> {
+        let until = until.map_or_else(|| "9999".to_string(), ts);
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT q.id, q.mailbox, q.uidvalidity, q.uid, q.message_id, q.sender, q.content_hash,
+                    q.arrival, q.size, q.reason, q.raw, {IN_QUARANTINE}
+             FROM messages q WHERE q.arrival <= ?1 ORDER BY q.arrival, q.id"
+        ))?;
+        let rows = stmt.query_map([until], stored_message)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Whether a message from `(mailbox, uidvalidity, uid)` is stored: its row.
@@ -223,4 +222,24 @@ impl Store {
             )
             .optional()?)
     }
+}
+
+/// A `messages` row selected as `id, mailbox, uidvalidity, uid, message_id,
+/// sender, content_hash, arrival, size, reason, raw` and whether it is
+/// [`IN_QUARANTINE`].
+fn stored_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> {
+    Ok(StoredMessage {
+        row: r.get(0)?,
+        mailbox: r.get(1)?,
+        uidvalidity: r.get::<_, i64>(2)? as u32,
+        uid: r.get::<_, i64>(3)? as u32,
+        message_id: r.get(4)?,
+        sender: r.get(5)?,
+        content_hash: r.get(6)?,
+        arrival: super::columns::ts_column(r, 7)?,
+        size: r.get(8)?,
+        reason: r.get(9)?,
+        raw: r.get(10)?,
+        quarantined: r.get(11)?,
+    })
 }

@@ -146,6 +146,17 @@ impl Store {
         Ok(None)
     }
 
+    /// Every contract, by serial (what `replay` copies into its stores).
+    pub fn all_contracts(&self) -> Result<Vec<Contract>> {
+        Ok(self
+            .conn
+            .prepare(&format!(
+                "SELECT {CONTRACT_COLUMNS} FROM contracts ORDER BY serial_key"
+            ))?
+            .query_map([], contract_row)?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
     pub fn contract_count(&self) -> Result<i64> {
         Ok(self
             .conn

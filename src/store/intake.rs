@@ -1,4 +1,4 @@
-//! The one transaction per message: its ticket, the message row, its events with their projections, reply buckets, queued mail and the mailbox's high-water mark.
+//! The one transaction per message: its ticket, the message row, its events with their projections, reply buckets, queued mail, a merge it asks for and the mailbox's high-water mark.
 
 use super::columns::ts;
 use super::conn::Store;
@@ -219,6 +219,9 @@ impl MessageTx<'_> {
         let mut queued = Vec::with_capacity(mails.len());
         for m in mails {
             queued.push(queue_mail(&tx, ticket, m, now)?);
+        }
+        if let Some(plan) = &effects.merge {
+            super::merge::carry_out(&tx, plan, now)?;
         }
         advance_mailbox(&tx, &msg.origin, &now_s)?;
         tx.commit()?;

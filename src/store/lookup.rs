@@ -67,7 +67,7 @@ impl Store {
             .prepare_cached(
                 "SELECT t.subject, t.status, c.address, t.language, t.created_at, t.mailbox, t.updated_at,
                         t.severity, (SELECT max(e.at) FROM ticket_events e WHERE e.ticket_id = t.id AND e.kind = 'staff_reply'),
-                        t.owner
+                        t.owner, t.merged_into
                  FROM tickets t JOIN contacts c ON c.id = t.requester_id WHERE t.id = ?1",
             )?
             .query_row([id.0], |r| {
@@ -85,13 +85,14 @@ impl Store {
                         r.get::<_, Option<u8>>(7)?,
                         super::columns::opt_ts_column(r, 8)?,
                         r.get::<_, Option<String>>(9)?,
+                        r.get::<_, Option<i64>>(10)?.map(TicketId),
                     ),
                 ))
             })
             .optional()?;
         let Some((
             (subject, status, requester, language),
-            (created_at, mailbox, updated_at, severity, last_answer, owner),
+            (created_at, mailbox, updated_at, severity, last_answer, owner, merged_into),
         )) = row
         else {
             return Ok(None);
@@ -156,6 +157,7 @@ impl Store {
             owner,
             timers,
             rmas: self.rmas(id)?,
+            merged_into,
         }))
     }
 
@@ -268,8 +270,9 @@ impl Store {
         bounce: Option<&Bounce>,
     ) -> Result<Lookup> {
         let bounced_id = bounce.and_then(|b| b.original_message_id.as_deref());
+        // A merged ticket's tag names the ticket it was merged into.
         let tagged = match tag {
-            Some(id) => self.ticket(TicketId(id))?,
+            Some(id) => self.ticket(self.surviving(TicketId(id))?)?,
             None => None,
         };
         let referenced = self.ticket_by_message_ids(referenced_ids)?;
@@ -343,7 +346,42 @@ impl Store {
             },
             contract: None,
             quota_used: Default::default(),
+            merge_into: None,
+            merge_thread: None,
+            organisations: Default::default(),
+            opening: None,
         })
+    }
+
+    /// The ticket `id`'s mail lands on: itself, or the ticket it was merged
+    /// into (and so on, a few steps at most).
+    pub fn surviving(&self, id: TicketId) -> Result<TicketId> {
+        let mut id = id;
+        for _ in 0..8 {
+            let next: Option<Option<i64>> = self
+                .conn
+                .prepare_cached("SELECT merged_into FROM tickets WHERE id = ?1")?
+                .query_row([id.0], |r| r.get(0))
+                .optional()?;
+            match next.flatten() {
+                Some(n) => id = TicketId(n),
+                None => break,
+            }
+        }
+        Ok(id)
+    }
+
+    /// The organisation of `address`: the company of its contract (the
+    /// latest purchased), if the entitlements know one.
+    pub fn organisation(&self, address: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT company FROM contracts WHERE email = ?1
+                 ORDER BY purchased_on DESC, serial_key ASC LIMIT 1",
+            )?
+            .query_row([crate::contracts::address_key(address)], |r| r.get(0))
+            .optional()?)
     }
 
     /// How many tickets of contract `serial` were charged to quota `quota` in

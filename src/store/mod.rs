@@ -16,6 +16,7 @@ mod journal;
 mod listings;
 mod lock;
 mod lookup;
+mod merge;
 mod outbox;
 mod rma;
 mod rows;

@@ -347,6 +347,15 @@ CREATE TABLE webhook_deliveries (
 ) STRICT;
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_attempt_at) WHERE status = 'queued';
 "#,
+    // Merging tickets (`#merge`, `ticketd merge`): a merged ticket names the
+    // one it was merged into, where its mail now lands, and its history
+    // moves there: an event may change ticket, never what it says.
+    r#"
+ALTER TABLE tickets ADD COLUMN merged_into INTEGER REFERENCES tickets(id);
+DROP TRIGGER ticket_events_append_only_u;
+CREATE TRIGGER ticket_events_append_only_u BEFORE UPDATE OF id, at, kind, message_row, detail ON ticket_events
+BEGIN SELECT RAISE(ABORT, 'ticket_events is append-only'); END;
+"#,
 ];
 
 /// The connection's subscriptions live in a temporary table (this

@@ -544,6 +544,7 @@ fn marking_a_contact_undeliverable_fails_its_queued_mail_and_buckets_are_kept() 
                 acks_capped: false,
                 awaited: vec![],
                 awaited_people: vec![],
+                merge: None,
             },
             now(),
             |_| Ok(vec![mail("m-out-1@t")]),
@@ -577,6 +578,7 @@ fn marking_a_contact_undeliverable_fails_its_queued_mail_and_buckets_are_kept() 
             acks_capped: false,
             awaited: vec![],
             awaited_people: vec![],
+            merge: None,
         },
         now(),
         |_| Ok(vec![]),
@@ -867,4 +869,141 @@ fn a_timer_is_set_once_per_key_and_settles_once() {
         Some(other.due),
         "a cancelled timer is set again"
     );
+}
+
+/// Opens a ticket of `from` with mail `mid` and `timers`; returns its id.
+fn ticket_with(s: &mut Store, uid: u32, from: &str, mid: &str, timers: Vec<TimerPlan>) -> TicketId {
+    let raw = format!("mail {uid}");
+    let mut r = row(uid, raw.as_bytes());
+    r.message_id = Some(mid);
+    r.sender = Some(from);
+    let hash = format!("h{uid}");
+    r.content_hash = &hash;
+    let effects = SideEffects {
+        timers,
+        ..SideEffects::default()
+    };
+    let write = TicketWrite::New {
+        subject: "Disk".into(),
+        status: TicketStatus::Open,
+        language: "en".into(),
+        requester: from.into(),
+        requester_name: None,
+    };
+    s.apply(&r, &write, &[created(from)], &effects, &[], now())
+        .unwrap()
+        .ticket_id
+        .unwrap()
+}
+
+fn plan(kind: TimerKind, cause: TimerCause, due: &str) -> TimerPlan {
+    TimerPlan {
+        kind,
+        cause,
+        due: parse_ts(due).unwrap(),
+        rule: "IX-03".into(),
+        to: None,
+    }
+}
+
+#[test]
+fn issue_26_a_merge_moves_history_and_pending_timers_and_fires_nothing_twice() {
+    let mut s = Store::in_memory().unwrap();
+    let sla = TimerCause::Sla {
+        target: SlaTarget::FirstResponse,
+        clock: SlaClock::Business,
+    };
+    let step = TimerCause::Escalation {
+        to: "Director".into(),
+        after: Some("8h".into()),
+    };
+    let source = ticket_with(
+        &mut s,
+        1,
+        "ann@example.net",
+        "a1@example.net",
+        vec![
+            plan(TimerKind::SlaBreach, sla.clone(), "2026-03-02T14:00:00Z"),
+            plan(TimerKind::Escalation, step.clone(), "2026-03-02T18:00:00Z"),
+        ],
+    );
+    let into = ticket_with(
+        &mut s,
+        2,
+        "ann@example.net",
+        "a2@example.net",
+        vec![plan(
+            TimerKind::Escalation,
+            step.clone(),
+            "2026-03-02T19:00:00Z",
+        )],
+    );
+    // The target's escalation step already fired: the source's must not fire again.
+    let due = s.pending_timers(None, 10).unwrap();
+    let fired = due.iter().find(|t| t.ticket == into).unwrap();
+    s.settle_timer(fired, Settle::Fired, None, &TicketChange::default(), now())
+        .unwrap();
+    let merge = MergePlan {
+        source,
+        into,
+        by: "alice by mail (reply token)".into(),
+        source_was: TicketStatus::Open,
+        cancel_on_target: vec![],
+        replan_on_target: vec![],
+        updates_on_target: vec![],
+        rmas_kept: vec![],
+    };
+    s.merge_tickets(&TicketChange::default(), &merge, now())
+        .unwrap();
+    let t = s.ticket(into).unwrap().unwrap();
+    assert_eq!(t.participants, ["ann@example.net"]);
+    let kinds: Vec<TimerKind> = t.timers.iter().map(|p| p.kind).collect();
+    assert_eq!(
+        kinds,
+        [TimerKind::SlaBreach],
+        "the SLA moved; the fired step did not come back"
+    );
+    let old = s.ticket(source).unwrap().unwrap();
+    assert_eq!(old.status, TicketStatus::Closed);
+    assert_eq!(old.merged_into, Some(into));
+    assert!(old.timers.is_empty());
+    let src_events = s.ticket_events(source).unwrap();
+    let kinds: Vec<&str> = src_events.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["timer_cancelled", "status_changed", "merged_into"],
+        "{src_events:?}"
+    );
+    assert!(
+        src_events[0].1.contains("already fired or ended"),
+        "{src_events:?}"
+    );
+    let events = s.ticket_events(into).unwrap();
+    assert_eq!(
+        events.iter().filter(|(k, _)| k == "created").count(),
+        2,
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|(k, d)| k == "merged" && d.contains(&format!("ticket {source} merged")))
+    );
+    // Mail to the merged ticket lands on the target: its tag and its thread.
+    assert_eq!(s.surviving(source).unwrap(), into);
+    let l = s
+        .lookup(
+            Some(source.0),
+            &["a1@example.net".into()],
+            None,
+            Some("ann@example.net"),
+            "x",
+            None,
+        )
+        .unwrap();
+    assert_eq!(l.tagged.map(|t| t.id), Some(into));
+    assert_eq!(l.referenced.map(|t| t.id), Some(into));
+    // A second merge of the same ticket is refused by the store too.
+    let again = s.merge_tickets(&TicketChange::default(), &merge, now());
+    assert!(again.unwrap_err().to_string().contains("already merged"));
 }

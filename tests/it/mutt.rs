@@ -38,6 +38,12 @@ impl Mutt {
     /// relays for loopback), From `from` ("Name <address>"). Returns once
     /// mutt shows the INBOX.
     pub async fn open(stack: &MailStack, user: &str, from: &str) -> Mutt {
+        Mutt::open_via(stack, user, from, stack.smtp_port).await
+    }
+
+    /// `open`, sending through the SMTP server on 127.0.0.1:`smtp_port`
+    /// (a staff domain's signing server in front of the stack's Postfix).
+    pub async fn open_via(stack: &MailStack, user: &str, from: &str, smtp_port: u16) -> Mutt {
         harness::require("mutt");
         harness::require("tmux");
         let dir = harness::tempdir_in(&std::env::temp_dir());
@@ -71,7 +77,7 @@ impl Mutt {
             ("spoolfile", "=INBOX".into()),
             ("imap_user", user.into()),
             ("imap_pass", "secret".into()),
-            ("smtp_url", format!("smtp://127.0.0.1:{}/", stack.smtp_port)),
+            ("smtp_url", format!("smtp://127.0.0.1:{smtp_port}/")),
             ("sendmail", String::new()),
             ("ssl_starttls", "no".into()),
             ("ssl_force_tls", "no".into()),
@@ -84,6 +90,8 @@ impl Mutt {
             ("fast_reply", "yes".into()),
             ("reply_to", "yes".into()),
             ("askcc", "no".into()),
+            // `f` forwards the mail whole, as an attached message/rfc822.
+            ("mime_forward", "yes".into()),
             ("askbcc", "no".into()),
             ("abort_noattach", "no".into()),
             ("abort_unmodified", "no".into()),
@@ -163,14 +171,42 @@ impl Mutt {
     /// below; attaches `attachments`, sends (`y`) through Postfix and
     /// returns once mutt has sent it (its copy is in mutt's Sent mbox).
     pub async fn reply(&mut self, subject: &str, text: &str, attachments: &[&Path]) {
-        // As an editor leaves it: the last line ends, so mutt's attribution
-        // starts a line of its own.
+        self.write_text(text);
+        self.select(subject).await;
+        // The newest match: the last of the limited index, sorted by date.
+        self.keys(&["*", "r"]);
+        self.wait_for("mutt's compose menu", compose_menu).await;
+        for (i, path) in attachments.iter().enumerate() {
+            let path = std::fs::canonicalize(path)
+                .unwrap_or_else(|e| panic!("attachment {}: {e}", path.display()));
+            self.keys(&["a"]);
+            self.wait_for("mutt's attach prompt", |s| s.contains("Attach file ("))
+                .await;
+            self.text(&path.display().to_string());
+            self.keys(&["Enter"]);
+            let atts = format!("Atts: {}]", i + 2);
+            self.wait_for(&format!("{} attached", path.display()), |s| {
+                compose_menu(s) && s.contains(&atts)
+            })
+            .await;
+        }
+        self.send().await;
+    }
+
+    /// The text the editor puts on top, its last line ended as an editor
+    /// leaves it (mutt's attribution then starts a line of its own).
+    fn write_text(&self, text: &str) {
         let text = if text.ends_with('\n') {
             text.to_string()
         } else {
             format!("{text}\n")
         };
         std::fs::write(self.text_file(), text).unwrap();
+    }
+
+    /// Limits the index to the messages whose subject contains `subject`
+    /// (retried as new mail comes in, up to 10 s without a match).
+    async fn select(&mut self, subject: &str) {
         let pattern = format!(
             "=s \"{}\"",
             subject.replace('\\', "\\\\").replace('"', "\\\"")
@@ -203,26 +239,30 @@ impl Mutt {
             })
             .await;
         }
-        // The newest match: the last of the limited index, sorted by date.
-        self.keys(&["*", "r"]);
-        self.wait_for("mutt's compose menu", compose_menu).await;
-        for (i, path) in attachments.iter().enumerate() {
-            let path = std::fs::canonicalize(path)
-                .unwrap_or_else(|e| panic!("attachment {}: {e}", path.display()));
-            self.keys(&["a"]);
-            self.wait_for("mutt's attach prompt", |s| s.contains("Attach file ("))
-                .await;
-            self.text(&path.display().to_string());
-            self.keys(&["Enter"]);
-            let atts = format!("Atts: {}]", i + 2);
-            self.wait_for(&format!("{} attached", path.display()), |s| {
-                compose_menu(s) && s.contains(&atts)
-            })
+    }
+
+    /// Forwards the newest message whose subject contains `subject` to
+    /// `to` as an attached message (`f`, `mime_forward`; `fast_reply` keeps
+    /// mutt's subject, `[sender: subject]`), with `text` as the mail's own
+    /// text above the signature; returns once mutt has sent it.
+    pub async fn forward(&mut self, subject: &str, to: &str, text: &str) {
+        self.write_text(text);
+        self.select(subject).await;
+        self.keys(&["*", "f"]);
+        self.wait_for("mutt's To prompt", |s| bottom_line(s).starts_with("To:"))
             .await;
-        }
+        self.text(to);
+        self.keys(&["Enter"]);
+        self.wait_for("mutt's compose menu", compose_menu).await;
+        self.send().await;
+    }
+
+    /// Sends the mail of the compose menu (`y`), and returns once it is in
+    /// mutt's Sent mbox.
+    async fn send(&mut self) {
         let sent = self.sent();
         self.keys(&["y"]);
-        self.wait_for("mutt to send the reply", |s| {
+        self.wait_for("mutt to send the mail", |s| {
             if let Some(e) = SEND_ERRORS.iter().find(|e| s.contains(*e)) {
                 panic!("mutt could not send ({e}):\n{s}");
             }

@@ -8,6 +8,39 @@ use ticketd::config::Config;
 /// `pack`, and acknowledgement limits high enough that a load of mail from
 /// few customers is answered in full (`extra` TOML is appended).
 pub fn dev_config(dir: &Path, pack: &str, extra: &str) -> Config {
+    let dev = repo().join("config/dev.toml");
+    let text = dev_text(dir, pack, extra);
+    Config::from_str_at(&dev, &text).unwrap_or_else(|e| panic!("the dev config:\n{e}"))
+}
+
+/// `dev_config` written to `dir/ticketd.toml` (its paths made absolute),
+/// for running the `ticketd` binary on it.
+pub fn dev_config_file(dir: &Path, pack: &str, extra: &str) -> Config {
+    let config = repo().join("config");
+    let text = dev_text(dir, pack, extra)
+        .replace(
+            "templates = \"../templates\"",
+            &format!("templates = \"{}\"", repo().join("templates").display()),
+        )
+        .replace(
+            "packs = \"vendors\"",
+            &format!("packs = \"{}\"", config.join("vendors").display()),
+        )
+        .replace(
+            "token_key_file = \"dev-reply-token.key\"",
+            &format!(
+                "token_key_file = \"{}\"",
+                config.join("dev-reply-token.key").display()
+            ),
+        );
+    let path = dir.join("ticketd.toml");
+    std::fs::write(&path, text).expect("write the config");
+    Config::load(&path).unwrap_or_else(|e| panic!("the dev config:\n{e}"))
+}
+
+/// The text of `config/dev.toml` with its database and password file in
+/// `dir`, the `pack`, and `extra` appended.
+fn dev_text(dir: &Path, pack: &str, extra: &str) -> String {
     let pw = dir.join("pw");
     std::fs::write(&pw, "secret\n").expect("write the password file");
     let dev = repo().join("config/dev.toml");
@@ -19,8 +52,7 @@ pub fn dev_config(dir: &Path, pack: &str, extra: &str) -> Config {
         )
         .replace("/tmp/ticketd-demo/imap-password", &pw.display().to_string())
         .replace("pack = \"ixsystems\"", &format!("pack = \"{pack}\""));
-    let text = format!("{text}\n{extra}");
-    Config::from_str_at(&dev, &text).unwrap_or_else(|e| panic!("the dev config:\n{e}"))
+    format!("{text}\n{extra}")
 }
 
 /// `[limits]` under which no limit binds on generated load: every new
