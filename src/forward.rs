@@ -34,10 +34,20 @@ const MARKERS: &[(&str, &str)] = &[
     ("-----original message-----", "outlook"),
 ];
 
-/// The mail `inbound` forwards, if it forwards one: an attached message
-/// first, else an inline forward of its text.
+/// The mail `inbound` forwards, if it forwards one: an attached message,
+/// else an inline forward of its text. A member's text that forwards a mail
+/// inline forwards that one: a message attached beside it came with the
+/// forwarded mail (its sender attached it) unless it is from the same sender.
 pub fn find(inbound: &Inbound) -> Option<Found> {
-    attached(inbound).or_else(|| inline(&inbound.text))
+    let sender = |f: &Found| {
+        crate::parse::parse(&f.raw, inbound.arrival)
+            .from
+            .map(|a| a.address.to_ascii_lowercase())
+    };
+    match (attached(inbound), inline(&inbound.text)) {
+        (Some(a), Some(i)) if sender(&a) != sender(&i) => Some(i),
+        (a, i) => a.or(i),
+    }
 }
 
 /// An attached message/rfc822 that has a From: the member's text is the body.
@@ -147,6 +157,10 @@ fn inline(text: &str) -> Option<Found> {
             .find(|(h, _)| h == name)
             .map(|(_, v)| v.as_str())
     };
+    // One sender: a second From line is no block a client wrote.
+    if fields.iter().filter(|(h, _)| h == "from").count() != 1 {
+        return None;
+    }
     let (name, address) = person(field("from")?)?;
     let quoted = lines[n..]
         .iter()
@@ -200,18 +214,30 @@ fn one_line(s: &str) -> String {
 }
 
 /// The name and address of a forward's From: `Name <a@b>`, `a@b`, `Name
-/// [mailto:a@b]`, `"Name" <mailto:a@b>`.
+/// [mailto:a@b]`, `"Name" <mailto:a@b>`. The address is the one in the
+/// last brackets, else the whole value: an address in the display name is
+/// never the sender's.
 fn person(value: &str) -> Option<(Option<String>, String)> {
     let re =
-        regex::Regex::new(r"(?i)(?:mailto:)?([A-Z0-9._%+\-']+@[A-Z0-9.\-]+\.[A-Z]{2,})").ok()?;
-    let m = re.captures(value)?;
-    let address = m.get(1)?.as_str().to_ascii_lowercase();
-    let whole = m.get(0)?;
-    let name = value[..whole.start()]
-        .trim_end_matches(['<', '[', ' '])
-        .trim()
-        .trim_matches('"')
-        .trim();
+        regex::Regex::new(r"(?i)^(?:mailto:)?([A-Z0-9._%+\-']+@[A-Z0-9.\-]+\.[A-Z]{2,})$").ok()?;
+    let value = value.trim();
+    let (name, inside) = match value.rfind(['<', '[']) {
+        Some(open) => {
+            let close = match &value[open..open + 1] {
+                "<" => '>',
+                _ => ']',
+            };
+            let rest = value[open + 1..].strip_suffix(close)?;
+            (&value[..open], rest)
+        }
+        None => ("", value),
+    };
+    let address = re
+        .captures(inside.trim())?
+        .get(1)?
+        .as_str()
+        .to_ascii_lowercase();
+    let name = name.trim().trim_matches('"').trim();
     let name = (!name.is_empty() && !name.contains('@')).then(|| one_line(name));
     Some((name, address))
 }
@@ -369,6 +395,55 @@ mod tests {
         assert_eq!(c.from.as_ref().unwrap().address, "dana@example.net");
         assert_eq!(c.message_id.as_deref(), Some("dana-1@example.net"));
         assert_eq!(c.subject, "Pool degraded");
+    }
+
+    #[test]
+    fn an_address_in_the_display_name_is_not_the_sender() {
+        // The customer named themselves after someone else's address: the
+        // client shows it before the real one.
+        for from in [
+            "victim@bank.example <eve@evil.example>",
+            "\"victim@bank.example\" <eve@evil.example>",
+            "victim@bank.example [mailto:eve@evil.example]",
+        ] {
+            let (_, c) = read(&format!(
+                "{NOTE}---------- Forwarded message ---------\nFrom: {from}\nDate: Mon, Mar 2, 2026 at 9:00 AM\nSubject: Pool degraded\n\n{BODY}"
+            ));
+            assert_eq!(
+                c.from.as_ref().unwrap().address,
+                "eve@evil.example",
+                "{from}"
+            );
+        }
+        // Text beside an address that is no display name reads as nothing.
+        let body = format!(
+            "{NOTE}---------- Forwarded message ---------\nFrom: Eve <eve@evil.example> victim@bank.example\nSubject: Pool degraded\n\n{BODY}"
+        );
+        assert_eq!(find(&member_mail(&body)), None);
+    }
+
+    #[test]
+    fn a_block_with_two_senders_is_no_forward() {
+        let body = format!(
+            "{NOTE}-------- Forwarded Message --------\nSubject: \tPool degraded\nFrom: \tvictim@bank.example\nDate: \tMon, 2 Mar 2026 09:00:00 -0800\nFrom: \tDana Customer <dana@example.net>\n\n{BODY}"
+        );
+        assert_eq!(find(&member_mail(&body)), None);
+    }
+
+    #[test]
+    fn a_message_attached_to_an_inline_forward_is_not_the_forwarded_mail() {
+        // The member forwards Eve's mail inline; Eve's mail carried a
+        // message of someone else's, which the client attaches too.
+        let other = "From: Victim <victim@bank.example>\r\nTo: eve@evil.example\r\nSubject: Statement\r\nMessage-ID: <v-1@bank.example>\r\n\r\nHello\r\n";
+        let raw = format!(
+            "From: Alice Staff <alice@staff.test>\r\nTo: support@vendor.test\r\nSubject: Fwd: Pool degraded\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n#open\r\n\r\n---------- Forwarded message ---------\r\nFrom: Eve <eve@evil.example>\r\nSubject: Pool degraded\r\n\r\nSee attached.\r\n--b\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment\r\n\r\n{other}\r\n--b--\r\n"
+        );
+        let inbound = parse(raw.as_bytes(), chrono::DateTime::UNIX_EPOCH);
+        let f = find(&inbound).expect("the inline forward");
+        assert_eq!(f.format, "gmail");
+        let c = parse(&f.raw, chrono::DateTime::UNIX_EPOCH);
+        assert_eq!(c.from.as_ref().unwrap().address, "eve@evil.example");
+        assert_eq!(f.note, "#open");
     }
 
     #[test]
