@@ -56,7 +56,7 @@ fn rma_part(cause: &TimerCause) -> Option<&str> {
 
 /// Whether the tickets' requesters are one customer's organisation: the
 /// same address, or contracts of the same company.
-fn same_organisation(
+pub(super) fn same_organisation(
     a: &TicketInfo,
     b: &TicketInfo,
     orgs: &std::collections::BTreeMap<String, String>,

@@ -14,7 +14,7 @@
 
 use super::action::{ActionInput, assign, note, set_severity, set_status, staff_reply};
 use super::limits::{notice_allowed, unverified_scope};
-use super::merge::{MergeRequest, merge as merge_tickets};
+use super::merge::{MergeRequest, merge as merge_tickets, same_organisation};
 use super::opening::{blank_ticket, not_a_customer, opened_ticket, read_forwarded};
 use super::plan::{
     Base, Decision, Evidence, Input, ReplyPlan, TicketView, addr_json, attached, local,
@@ -212,7 +212,8 @@ pub(super) fn from_staff(
         return staff_decision(d, Sender::Staff, Some(proof));
     };
     let by = format!("{} by mail ({proof})", member.name);
-    let run = parse_and_run(i, t, &by);
+    let token_only = matches!(proof, Proof::ReplyToken);
+    let run = parse_and_run(i, t, &by, token_only);
     let (parsed, (change, done, merged)) = match run {
         Ok(x) => x,
         Err(error) => {
@@ -520,7 +521,8 @@ fn forward(
             commands: parsed.commands,
             text: String::new(),
         };
-        let (c, more, _) = run_mail(&ci, &ticket, by, &commands)?;
+        // A mail that names no ticket is never proven by a reply token.
+        let (c, more, _) = run_mail(&ci, &ticket, by, &commands, false)?;
         merge(&mut total, c);
         done.extend(more);
     }
@@ -582,7 +584,8 @@ fn open_to(
         lookup: &lookup,
         ..*i
     };
-    let (c, mut done, _) = run_mail(&ci, &ticket, by, &parsed)?;
+    // A mail that names no ticket is never proven by a reply token.
+    let (c, mut done, _) = run_mail(&ci, &ticket, by, &parsed, false)?;
     done.insert(
         0,
         format!("ticket opened for {to}, assigned to {}", member.name),
@@ -637,6 +640,7 @@ fn parse_and_run(
     i: &Input<'_>,
     t: &TicketInfo,
     by: &str,
+    token_only: bool,
 ) -> Result<(commands::Parsed, Ran), String> {
     let m = i.inbound;
     let text = m.staff_text();
@@ -655,7 +659,7 @@ fn parse_and_run(
             if parsed.text.contains(NOTIFICATION_MARK) {
                 return Err("the text still holds the quoted notification (its list of commands), so it cannot be told apart from your answer; nothing was relayed. Write your answer above the quote, or delete the quote".into());
             }
-            run_mail(i, t, by, &parsed).map(|c| (parsed, c))
+            run_mail(i, t, by, &parsed, token_only).map(|c| (parsed, c))
         })
 }
 
@@ -663,12 +667,14 @@ fn parse_and_run(
 /// the ticket is closed: then after the commands, which must reopen it),
 /// then each command in order, each seeing the ticket as the ones before
 /// left it. Returns the whole change and a line per thing done; the first
-/// error undoes everything.
+/// error undoes everything. `token_only`: the mail is proven by a reply
+/// token, which proves `t` and no other ticket.
 fn run_mail(
     i: &Input<'_>,
     t: &TicketInfo,
     by: &str,
     parsed: &commands::Parsed,
+    token_only: bool,
 ) -> Result<Ran, String> {
     let input = ActionInput {
         pack: i.pack,
@@ -764,6 +770,18 @@ fn run_mail(
                 let Some(target) = i.lookup.merge_into.as_ref().filter(|x| x.id.0 == *into) else {
                     return Err(format!("`{cmd}`: ticket {into} does not exist"));
                 };
+                // The token proves this ticket only: it cannot carry
+                // this ticket's history and people into another
+                // organisation's ticket.
+                if *force
+                    && token_only
+                    && !same_organisation(&ticket, target, &i.lookup.organisations)
+                {
+                    return Err(format!(
+                        "`{cmd}`: a reply token proves ticket {} only, and ticket {into} is another customer organisation's: merging across organisations takes a mail signed by your domain (DKIM or a trusted Authentication-Results), or `ticketd merge {} {into} --force`",
+                        ticket.id, ticket.id
+                    ));
+                }
                 let request = MergeRequest {
                     force: *force,
                     organisations: &i.lookup.organisations,

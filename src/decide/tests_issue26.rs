@@ -465,10 +465,35 @@ fn issue_26_merge_by_mail_carries_the_merge_and_tells_the_customer_once() {
             .unwrap()
             .contains("different customers' organisations")
     );
+    // A reply token proves ticket 3 only: it cannot force ticket 3 into
+    // another organisation's ticket (whoever holds the token would join
+    // that customer's ticket); a mail signed by the member's domain can.
+    let d = on_ticket_3("#merge 5 force", other.clone(), &pack);
+    assert!(d.effects.merge.is_none());
+    let e = d
+        .replies
+        .iter()
+        .find(|r| r.template == "staff_command_error")
+        .unwrap();
     assert!(
-        on_ticket_3("#merge 5 force", other, &pack)
-            .effects
-            .merge
-            .is_some()
+        e.data["error"]
+            .as_str()
+            .unwrap()
+            .contains("a reply token proves ticket 3 only"),
+        "{}",
+        e.data["error"]
     );
+    let raw = "From: Alice <alice@acme.test>\r\nTo: support@acme.test\r\nSubject: Re: [TKT#3] Disk\r\nMessage-ID: <r2@acme.test>\r\n\r\n#merge 5 force\r\n";
+    let d = run_staff(
+        raw,
+        other,
+        &Limits::default(),
+        false,
+        None,
+        &pack,
+        &staff(),
+        &signed(),
+    );
+    assert!(matches!(d.proof, Some(Proof::Dkim { .. })));
+    assert!(d.effects.merge.is_some());
 }
