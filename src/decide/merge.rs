@@ -2,7 +2,8 @@
 //!
 //! Timers, for each pending timer of the source:
 //! - an RMA's timers go with their RMA; an RMA of a part the target has an
-//!   RMA for too stays on the source, cancelled, with its timers;
+//!   RMA for too stays on the source, cancelled, with its timers (refused when
+//!   the source's is live and the target's finished);
 //! - a waiting reminder or close ends: the target's state decides its own;
 //! - an SLA or escalation timer of a kind the target has pending too: the
 //!   one due sooner stands (on the same cause, the target's timer is
@@ -91,6 +92,31 @@ fn refusal(source: &TicketInfo, into: &TicketInfo, m: &MergeRequest<'_>) -> Opti
     }
     if into.status == TicketStatus::Closed {
         return Some(format!("ticket {} is closed: reopen it first", into.id));
+    }
+    // One RMA per part on a ticket: a live one must not give way to a
+    // finished one of the target's (its deadlines would end unmet).
+    let done = |r: &crate::model::RmaRecord| {
+        matches!(
+            r.state,
+            RmaState::Returned | RmaState::Expired | RmaState::Cancelled
+        )
+    };
+    for r in source.rmas.iter().filter(|r| !done(r)) {
+        if into.rmas.iter().any(|t| t.part == r.part && done(t)) {
+            return Some(format!(
+                "ticket {}'s RMA for {} is {} and ticket {}'s RMA for that part is {}: merged, the live one would be cancelled with its deadlines; merge ticket {} into ticket {} instead",
+                source.id,
+                r.part,
+                r.state.as_str(),
+                into.id,
+                into.rmas
+                    .iter()
+                    .find(|t| t.part == r.part)
+                    .map_or("", |t| t.state.as_str()),
+                into.id,
+                source.id
+            ));
+        }
     }
     if !m.force && !same_organisation(source, into, m.organisations) {
         let who = |t: &TicketInfo| match m.organisations.get(&t.requester.to_ascii_lowercase()) {
@@ -552,6 +578,51 @@ mod tests {
             e,
             Event::Rma { part, state: RmaState::Cancelled, .. } if part == "DRIVE-1"
         )));
+    }
+
+    #[test]
+    fn ix_07_a_live_rma_is_not_cancelled_for_the_target_s_finished_rma_of_that_part() {
+        let pack = pack("ixsystems");
+        let identity = identity(&[]);
+        let now = at("2026-03-06T10:00:00-08:00");
+        let rma = |t: i64, state: RmaState| RmaRecord {
+            ticket: TicketId(t),
+            part: "DRIVE-1".into(),
+            code: Some(t.to_string()),
+            state,
+            rule: "IX-05".into(),
+            plans: vec![],
+            requested_at: at("2026-03-02T10:00:00-08:00"),
+            issued_at: Some(at("2026-03-02T10:00:00-08:00")),
+            shipped_at: Some(at("2026-03-05T10:00:00-08:00")),
+            received_at: None,
+            returned_at: None,
+            expires_at: None,
+        };
+        let mut source = ticket(3, "dana@example.net", "2026-03-02T10:00:00-08:00");
+        let mut into = ticket(5, "dana@example.net", "2026-03-03T10:00:00-08:00");
+        // The replacement is out on 3, its label deadline running; 5's RMA
+        // of that part is long done.
+        source.rmas = vec![rma(3, RmaState::Shipped)];
+        source.timers = vec![timer(
+            TimerKind::RmaDeadline,
+            TimerCause::RmaDeadline {
+                deadline: "return_label".into(),
+                part: "DRIVE-1".into(),
+            },
+            "2026-03-15T10:00:00-07:00",
+        )];
+        into.rmas = vec![rma(5, RmaState::Returned)];
+        let orgs = BTreeMap::new();
+        let i = input(&pack, &identity, now);
+        let why = merge(&source, &into, &request(&orgs, false), &i).unwrap_err();
+        assert!(why.contains("DRIVE-1"), "{why}");
+        // The other way round, 5's finished RMA stays on 5 and 3's runs on.
+        let mut back = into.clone();
+        back.id = TicketId(5);
+        let out = merge(&back, &source, &request(&orgs, false), &i).unwrap();
+        assert_eq!(out.plan.rmas_kept, ["DRIVE-1"]);
+        assert!(out.source.cancel_timers.is_empty());
     }
 
     #[test]
