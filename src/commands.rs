@@ -106,12 +106,31 @@ fn is_command_line(line: &str) -> bool {
     c.next() == Some('#') && c.next().is_some_and(|c| c.is_alphabetic())
 }
 
-/// An address as `#open` takes it: `name@domain`, angle brackets allowed.
+/// An address as `#open` takes it: `name@domain`, in angle brackets or
+/// not. One plain address only: a local part of letters, digits and
+/// `.!#$%&'*+/=?^_`{|}~-` (no quoted one, which could spell one of our own
+/// or a member's addresses another way), a domain of labels.
 fn is_address(a: &str) -> bool {
-    let a = a.trim_matches(|c| c == '<' || c == '>');
+    let a = a
+        .strip_prefix('<')
+        .and_then(|a| a.strip_suffix('>'))
+        .unwrap_or(a);
+    let local_ok = |c: char| c.is_ascii_alphanumeric() || "._!#$%&'*+/=?^`{|}~-".contains(c);
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
     a.split_once('@').is_some_and(|(l, d)| {
-        !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.')
-    }) && !a.chars().any(|c| c.is_whitespace() || c == ',' || c == ';')
+        !l.is_empty()
+            && l.chars().all(local_ok)
+            && !l.starts_with('.')
+            && !l.ends_with('.')
+            && !l.contains("..")
+            && d.contains('.')
+            && d.split('.').all(label_ok)
+    })
 }
 
 /// `#rma STEP ...`: the step, then the part, then (for `shipped`) the
@@ -173,7 +192,9 @@ fn open(words: &[&str]) -> Result<Command, String> {
         [] => Ok(Command::Open { to: None }),
         [a] if is_address(a) => Ok(Command::Open {
             to: Some(
-                a.trim_matches(|c| c == '<' || c == '>')
+                a.strip_prefix('<')
+                    .and_then(|a| a.strip_suffix('>'))
+                    .unwrap_or(a)
                     .to_ascii_lowercase(),
             ),
         }),
@@ -449,6 +470,22 @@ mod tests {
             ("#open\n#merge 3", 2, "not together"),
             ("#open dana", 1, "the customer's address"),
             ("#open a@b.example c@d.example", 1, "the customer's address"),
+            // One plain address: no quoted local part (`"support"@` is our
+            // own address read another way), no second address or bracket.
+            ("#open \"support\"@acme.test", 1, "the customer's address"),
+            (
+                "#open a@b.example<c@d.example>",
+                1,
+                "the customer's address",
+            ),
+            (
+                "#open <a@b.example>,c@d.example",
+                1,
+                "the customer's address",
+            ),
+            ("#open a@b@c.example", 1, "the customer's address"),
+            ("#open a@b.example\u{0}", 1, "the customer's address"),
+            ("#open a(x)@b.example", 1, "the customer's address"),
             ("#note", 1, "needs the note's text"),
             ("#close\n#reopen", 2, "second change of state"),
             ("#severity 1\n#severity 2", 2, "second #severity"),
