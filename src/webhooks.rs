@@ -48,8 +48,24 @@ impl Outcome {
 pub async fn run(shared: Arc<Shared>, cancel: CancellationToken, once: bool) -> Result<()> {
     let _registered = shared.health.register(SENDER);
     async move {
+        // Rows left by webhooks no longer configured are failed once, at start.
+        let mut swept = false;
         loop {
             let hooks = shared.webhooks();
+            if hooks.is_empty() && swept {
+                // No webhook configured: nothing to deliver until a reload
+                // brings one, and the store is left alone meanwhile.
+                if once || cancel.is_cancelled() {
+                    break;
+                }
+                shared.health.waiting(SENDER);
+                tokio::select! {
+                    _ = tokio::time::sleep(crate::shared::POLL) => {}
+                    _ = cancel.cancelled() => break,
+                }
+                continue;
+            }
+            swept = true;
             let now = shared.clock.now();
             let step = hooks.iter().map(|h| h.timeout).max().unwrap_or_default();
             shared
