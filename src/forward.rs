@@ -12,6 +12,7 @@
 //! when the forward carries it) so that it is read as every mail is read.
 
 use crate::parse::Inbound;
+use crate::text::one_line;
 
 /// A forwarded mail found in a member's mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,7 +185,7 @@ fn inline(text: &str) -> Option<Found> {
     };
     mail.push_str(&format!("From: {from}\r\n"));
     let subject = field("subject").unwrap_or("");
-    mail.push_str(&format!("Subject: {}\r\n", one_line(subject)));
+    mail.push_str(&format!("Subject: {}\r\n", one_line(subject, usize::MAX)));
     if let Some(d) = field("date").or(field("sent")).and_then(rfc2822) {
         mail.push_str(&format!("Date: {d}\r\n"));
     }
@@ -202,15 +203,6 @@ fn inline(text: &str) -> Option<Found> {
         note,
         format,
     })
-}
-
-/// A value on one line, control characters out.
-fn one_line(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect::<String>()
-        .trim()
-        .to_string()
 }
 
 /// The name and address of a forward's From: `Name <a@b>`, `a@b`, `Name
@@ -238,7 +230,7 @@ fn person(value: &str) -> Option<(Option<String>, String)> {
         .as_str()
         .to_ascii_lowercase();
     let name = name.trim().trim_matches('"').trim();
-    let name = (!name.is_empty() && !name.contains('@')).then(|| one_line(name));
+    let name = (!name.is_empty() && !name.contains('@')).then(|| one_line(name, usize::MAX));
     Some((name, address))
 }
 

@@ -280,7 +280,7 @@ impl Tokens {
                     "{who}: the token endpoint {} refused the {} grant (HTTP {status}): {}",
                     req.url,
                     req.grant.name(),
-                    one_line(&answer)
+                    crate::text::one_line(&answer, 400)
                 ),
             });
         }
@@ -310,15 +310,6 @@ struct Granted {
     access_token: Secret,
     expires_in: Option<u64>,
     refresh_token: Option<Secret>,
-}
-
-/// An endpoint's error text on one line, cut to a readable length.
-fn one_line(s: &str) -> String {
-    let flat: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    crate::text::clip(flat.trim(), 400).to_string()
 }
 
 /// `application/x-www-form-urlencoded`: unreserved characters as they are,

@@ -15,6 +15,17 @@ pub(crate) fn clip(s: &str, max: usize) -> &str {
 /// The longest display name kept, in characters.
 pub const MAX_DISPLAY_NAME: usize = 64;
 
+/// Text from elsewhere (an endpoint's answer, a forwarded header) on one
+/// line: control characters (newlines that would forge log or listing
+/// lines, terminal escapes) made spaces, trimmed, cut to `max` bytes.
+pub(crate) fn one_line(s: &str, max: usize) -> String {
+    let flat: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    clip(flat.trim(), max).to_string()
+}
+
 /// A display name as templates, notifications and the store may show it:
 /// control and bidirectional-formatting characters dropped (a newline in a
 /// name must not start a line of text in a mail ticketd sends), white space

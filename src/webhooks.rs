@@ -117,7 +117,7 @@ async fn attempt(shared: &Arc<Shared>, hooks: &[Webhook], row: DeliveryRow) -> R
         };
         let expires =
             row.created_at + chrono::Duration::from_std(hook.lifetime).unwrap_or_default();
-        if let Some(why) = ended_unrecorded(&row, expires, now) {
+        if let Some(why) = lifetime_over(&row, expires, now) {
             error!("delivery failed for good: {why}");
             return record(shared, &row, Outcome::Failed(None, why), now).await;
         }
@@ -154,11 +154,7 @@ async fn attempt(shared: &Arc<Shared>, hooks: &[Webhook], row: DeliveryRow) -> R
 /// on the wire: a kill, a crash) or the daemon was down when it fell due.
 /// Without this, a delivery whose every attempt stops the sender would
 /// stay queued for ever. A delivery never tried gets its one attempt.
-fn ended_unrecorded(
-    row: &DeliveryRow,
-    expires: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Option<String> {
+fn lifetime_over(row: &DeliveryRow, expires: DateTime<Utc>, now: DateTime<Utc>) -> Option<String> {
     (row.attempts > 0 && now >= expires).then(|| {
         format!(
             "its lifetime ended after {} attempt(s) without delivery",
@@ -176,11 +172,7 @@ fn judge(answered: Result<http::Answer, http::PostError>, time_left: bool) -> Ou
         Ok(a) => {
             // One line, whatever the receiver wrote: it goes into the log,
             // the delivery row and `ticketd webhooks`.
-            let text: String = String::from_utf8_lossy(&a.body)
-                .chars()
-                .map(|c| if c.is_control() { ' ' } else { c })
-                .collect();
-            let text = crate::text::clip(text.trim(), 200).to_string();
+            let text = crate::text::one_line(&String::from_utf8_lossy(&a.body), 200);
             let why = match text.is_empty() {
                 true => format!("HTTP {}", a.status),
                 false => format!("HTTP {}: {text}", a.status),
@@ -288,16 +280,12 @@ mod tests {
         let expires = t0 + chrono::Duration::hours(24);
         let later = expires + chrono::Duration::seconds(1);
         assert!(
-            ended_unrecorded(&row(3), expires, later)
+            lifetime_over(&row(3), expires, later)
                 .is_some_and(|why| why.contains("after 3 attempt(s)"))
         );
+        assert_eq!(lifetime_over(&row(3), expires, t0), None, "lifetime left");
         assert_eq!(
-            ended_unrecorded(&row(3), expires, t0),
-            None,
-            "lifetime left"
-        );
-        assert_eq!(
-            ended_unrecorded(&row(0), expires, later),
+            lifetime_over(&row(0), expires, later),
             None,
             "never tried: one attempt"
         );
