@@ -853,6 +853,7 @@ async fn throughput(
 ) -> Result<Value> {
     let cfg_path = bench_config(stack, db, boxes);
     let cfg = Config::load(&cfg_path).map_err(|e| anyhow!("{e}"))?;
+    fit_config(bin, &cfg_path)?;
     let before_sink = stack.sink_files().len();
     let mut imap = Imap::login(stack.imap_port, boxes[0].1).await?;
     let t = Instant::now();
@@ -933,6 +934,61 @@ async fn throughput(
         "daemon_cpu_s": cpu,
         "machine_busy": machine_busy,
     }))
+}
+
+/// Makes the config at `path` one that `bin` (perhaps an older build)
+/// accepts: the templates and packs of its own revision when they sit beside
+/// it (`templates`, `config/vendors`, as `scripts/bench --baseline REV`
+/// leaves them), and without the lines its `check-config` names as unknown
+/// fields (settings newer than it, all of them tuning the bench does not
+/// need). Any other problem stops the bench with `check-config`'s words.
+fn fit_config(bin: &Path, path: &Path) -> Result<()> {
+    let mut text = std::fs::read_to_string(path)?;
+    if let Some(dir) = bin.parent()
+        && dir.join("templates").is_dir()
+        && dir.join("config/vendors").is_dir()
+    {
+        let own = |key: &str, value: &Path| format!("{key} = {:?}", value.display().to_string());
+        text = text
+            .lines()
+            .map(|l| match l.split_once(" = ") {
+                Some(("templates", _)) => own("templates", &dir.join("templates")),
+                Some(("packs", _)) => own("packs", &dir.join("config/vendors")),
+                _ => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(path, &text)?;
+    }
+    let prefix = format!("{}:", path.display());
+    for _ in 0..50 {
+        let out = Command::new(bin).arg("check-config").arg(path).output()?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let said = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        let unknown: Vec<usize> = said
+            .lines()
+            .filter_map(|l| l.strip_prefix(&prefix))
+            .filter_map(|l| l.split_once(": unknown field"))
+            .filter_map(|(n, _)| n.parse().ok())
+            .collect();
+        if unknown.is_empty() {
+            bail!(
+                "{} does not accept the bench's config:\n{said}",
+                bin.display()
+            );
+        }
+        text = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| if unknown.contains(&(i + 1)) { "" } else { l })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(path, &text)?;
+    }
+    bail!("{} keeps refusing the bench's config", bin.display())
 }
 
 /// This build (`current`) and another (`base`) run the throughput of the
