@@ -341,12 +341,20 @@ pub const BODY_SHAPES: &[(&str, &str)] = &[
 ];
 
 /// The MTA whose body shape `text` has, if any.
+///
+/// The earliest shape in `BODY_SHAPES` wins, found in one pass over the
+/// text, letters of any case.
 pub fn body_shape(text: &str) -> Option<&'static str> {
-    let head = clip(text, MAX_SCAN).to_lowercase();
-    BODY_SHAPES
-        .iter()
-        .find(|(p, _)| head.contains(p))
-        .map(|(_, mta)| *mta)
+    static SHAPES: std::sync::LazyLock<regex::RegexSet> = std::sync::LazyLock::new(|| {
+        regex::RegexSet::new(
+            BODY_SHAPES
+                .iter()
+                .map(|(p, _)| format!("(?i){}", regex::escape(p))),
+        )
+        .expect("valid patterns")
+    });
+    let first = SHAPES.matches(clip(text, MAX_SCAN)).into_iter().next()?;
+    Some(BODY_SHAPES[first].1)
 }
 
 /// What the body text of a bounce says: failed recipients, status, the
@@ -546,6 +554,25 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// One pass over the text finds what a search for each shape in
+        /// turn, over the text in lower case, found: the same MTA, in
+        /// capitals or not, among other shapes and words.
+        #[test]
+        fn issue_24_body_shapes_found_in_one_pass_are_those_found_one_by_one(
+            picks in proptest::collection::vec((0..BODY_SHAPES.len(), proptest::bool::ANY, "\\PC{0,30}"), 0..4),
+        ) {
+            let text: String = picks
+                .iter()
+                .map(|(i, upper, filler)| {
+                    let p = BODY_SHAPES[*i].0;
+                    format!("{filler} {} ", if *upper { p.to_uppercase() } else { p.to_string() })
+                })
+                .collect();
+            let lower = text.to_lowercase();
+            let one_by_one = BODY_SHAPES.iter().find(|(p, _)| lower.contains(p)).map(|(_, m)| *m);
+            proptest::prop_assert_eq!(body_shape(&text), one_by_one);
+        }
+
         #[test]
         fn reading_reports_and_bodies_never_panics(text in "\\PC{0,400}", raw in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
             let _ = delivery_status(&text);

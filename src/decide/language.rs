@@ -6,6 +6,9 @@
 
 use crate::model::Language;
 use crate::parse::looks_japanese;
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::LazyLock;
 
 /// How much of the text the detector reads: the language of a mail is
 /// settled in its first lines, and the detector's time grows with the text.
@@ -157,10 +160,8 @@ fn by_greeting_and_words(text: &str) -> Option<(Language, &'static str)> {
         .filter(|l| !l.is_empty())
         .take(60)
     {
-        let l = line
-            .to_lowercase()
-            .trim_end_matches([',', ':', '.', '!', ';'])
-            .to_string();
+        let lower = lowercase(line);
+        let l = lower.trim_end_matches([',', ':', '.', '!', ';']);
         let is = |list: &[&str]| {
             list.iter().any(|g| {
                 l == *g
@@ -183,23 +184,27 @@ fn by_greeting_and_words(text: &str) -> Option<(Language, &'static str)> {
         .count()
         .min(3);
     es += 2 * marks;
-    let words: Vec<String> = text
+    static LISTS: LazyLock<(HashSet<&str>, HashSet<&str>)> = LazyLock::new(|| {
+        (
+            ES_WORDS.iter().copied().collect(),
+            EN_WORDS.iter().copied().collect(),
+        )
+    });
+    let (es_list, en_list) = &*LISTS;
+    let (mut words, mut es_words, mut en_words) = (0usize, 0usize, 0usize);
+    for w in text
         .split(|c: char| !(c.is_alphanumeric() || c == '\''))
         .filter(|w| !w.is_empty())
         .take(400)
-        .map(str::to_lowercase)
-        .collect();
-    let es_words = words
-        .iter()
-        .filter(|w| ES_WORDS.contains(&w.as_str()))
-        .count();
-    let en_words = words
-        .iter()
-        .filter(|w| EN_WORDS.contains(&w.as_str()))
-        .count();
+    {
+        let w = lowercase(w);
+        words += 1;
+        es_words += usize::from(es_list.contains(&*w));
+        en_words += usize::from(en_list.contains(&*w));
+    }
     es += es_words;
     en += en_words;
-    let dense = |hits: usize| hits * 5 >= words.len().max(1);
+    let dense = |hits: usize| hits * 5 >= words.max(1);
     let (lang, won, lost, hits, marked) = if es >= en {
         (Language::Es, es, en, es_words, marks > 0)
     } else {
@@ -209,10 +214,22 @@ fn by_greeting_and_words(text: &str) -> Option<(Language, &'static str)> {
         .then_some((lang, "its greeting, sign-off and words"))
 }
 
+/// `s` in lower case, copied only when it has a capital.
+fn lowercase(s: &str) -> Cow<'_, str> {
+    if s.chars().any(char::is_uppercase) {
+        Cow::Owned(s.to_lowercase())
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
 /// The statistical detector over the first characters, when it is sure.
 fn detector(text: &str) -> Option<Language> {
-    let prefix: String = text.chars().take(DETECTOR_PREFIX).collect();
-    let info = whatlang::detect(&prefix)?;
+    let prefix = text
+        .char_indices()
+        .nth(DETECTOR_PREFIX)
+        .map_or(text, |(end, _)| &text[..end]);
+    let info = whatlang::detect(prefix)?;
     if !info.is_reliable() {
         return None;
     }
