@@ -434,8 +434,8 @@ fn contains_any<'a>(text: &str, list: &[&'a str]) -> Option<&'a str> {
     list.iter().copied().find(|p| text.contains(p))
 }
 
-fn first_chars(text: &str, n: usize) -> String {
-    text.chars().take(n).collect::<String>().to_lowercase()
+fn lower_head(text: &str, n: usize) -> String {
+    crate::text::first_chars(text, n).to_lowercase()
 }
 
 /// Signs that a person wrote the mail: a mail client, or files attached.
@@ -745,7 +745,7 @@ fn is_mail_system(local: &str) -> bool {
 /// subject, an MTA's body shape (weak); a forwarded report with no text of
 /// its own (strong). Gives the bounce subject.
 fn bounce_text_signs(m: &Inbound, t: &mut Tally) -> Option<String> {
-    if let Some(status) = smtp_failure_status(&first_chars(&m.text, 4000)) {
+    if let Some(status) = smtp_failure_status(&lower_head(&m.text, 4000)) {
         t.weak(format!("body quotes an SMTP failure status ({status})"));
     }
     let bounce_subject = starts_with_any(&m.subject, BOUNCE_SUBJECTS);
@@ -795,8 +795,8 @@ fn old_mta_signs(m: &Inbound, bounce_subject: bool, t: &mut Tally) {
     {
         t.weak(format!("subject says \"{w}\""));
     }
-    let head: String = m.text.chars().take(600).collect();
-    if let Some(found) = re.find(&head) {
+    let head = crate::text::first_chars(&m.text, 600);
+    if let Some(found) = re.find(head) {
         t.weak(format!(
             "first lines say \"{}\"",
             found.as_str().chars().take(80).collect::<String>()
@@ -806,7 +806,7 @@ fn old_mta_signs(m: &Inbound, bounce_subject: bool, t: &mut Tally) {
         a.content_type.starts_with("message/rfc822")
             || a.content_type.starts_with("text/rfc822-headers")
     });
-    if copy_attached && let Some(p) = contains_any(&first_chars(&m.text, 1500), SPAM_REJECTIONS) {
+    if copy_attached && let Some(p) = contains_any(&lower_head(&m.text, 1500), SPAM_REJECTIONS) {
         t.strong(format!(
             "a report that a mail was refused as spam (\"{p}\"), its copy attached"
         ));
@@ -923,10 +923,10 @@ fn weak_auto_reply_signs(m: &Inbound) -> (Tally, Option<String>) {
     if let Some(s) = &auto_subject {
         t.weak(format!("out-of-office subject \"{s}\""));
     }
-    if let Some(p) = contains_any(&first_chars(&m.text, 1000), AUTO_BODIES) {
+    if let Some(p) = contains_any(&lower_head(&m.text, 1000), AUTO_BODIES) {
         t.weak(format!("out-of-office body \"{p}\""));
     }
-    let head = first_chars(&m.text, 1500);
+    let head = lower_head(&m.text, 1500);
     if let Some(p) = contains_any(&head, CHALLENGE_BODIES)
         && (head.contains("http://") || head.contains("https://"))
     {

@@ -4,7 +4,7 @@ use crate::classify::{Classification, classify_message};
 use crate::clock::Clock;
 use crate::config::{Config, Identity, Limits, MailboxConfig, StaffDirectory};
 use crate::contracts::ContractBook;
-use crate::decide::{self, Decision, Input, MailboxView, ReplyPlan};
+use crate::decide::{self, Decision, Input, MailboxView, Prepared, ReplyPlan};
 use crate::extract::{Extracted, extract};
 use crate::model::{Event, Lookup, NewMail, Outcome, TicketId};
 use crate::outgoing::{Rendered, Renderer};
@@ -60,6 +60,7 @@ pub struct Plan {
     pub lookup: Lookup,
     pub decision: Decision,
     pub evidence: crate::decide::Evidence,
+    pub prepared: Option<Prepared>,
 }
 
 /// A plan's parts, borrowed, for the decision's input.
@@ -70,6 +71,7 @@ struct PlanRefs<'a> {
     extracted: &'a Extracted,
     evidence: &'a crate::decide::Evidence,
     lookup: &'a Lookup,
+    prepared: Option<&'a Prepared>,
 }
 
 impl Plan {
@@ -80,6 +82,7 @@ impl Plan {
             extracted: &self.extracted,
             evidence: &self.evidence,
             lookup: &self.lookup,
+            prepared: self.prepared.as_ref(),
         }
     }
 }
@@ -93,6 +96,8 @@ pub struct Read {
     pub extracted: Extracted,
     /// What the headers prove of a staff sender (checked only for one).
     pub evidence: crate::decide::Evidence,
+    /// What deciding reads from the mail's words alone.
+    pub prepared: Option<Prepared>,
 }
 
 /// A fetched mail read ahead of its plan (`Engine::read_fetched`): how the
@@ -195,6 +200,7 @@ impl Engine {
             extracted,
             evidence,
             lookup,
+            prepared,
         } = plan;
         Input {
             inbound,
@@ -209,6 +215,7 @@ impl Engine {
             staff: &self.staff,
             ticket_prefix: &self.ticket_prefix,
             limits: &self.limits,
+            prepared,
             now,
         }
     }
@@ -238,11 +245,13 @@ impl Engine {
         let inbound = parse(raw, arrival);
         let classification = classify_message(raw, &inbound, &self.identity);
         let extracted = extract(&inbound, &self.pack.patterns, &self.ticket_prefix);
+        let prepared = Some(Prepared::read(&inbound, &self.pack));
         Read {
             inbound,
             classification,
             extracted,
             evidence: Default::default(),
+            prepared,
         }
     }
 
@@ -365,6 +374,7 @@ impl Engine {
             classification,
             extracted,
             evidence,
+            prepared,
         } = read;
         // A ticket number in the text counts like a tag (IX-13, NX-02: status by number);
         // `decide` trusts either only from the ticket's own participants.
@@ -444,6 +454,7 @@ impl Engine {
                 extracted: &extracted,
                 evidence: &evidence,
                 lookup: &lookup,
+                prepared: prepared.as_ref(),
             },
             mailbox,
             now,
@@ -455,6 +466,7 @@ impl Engine {
             lookup,
             decision,
             evidence,
+            prepared,
         })
     }
 

@@ -178,12 +178,7 @@ impl Inbound {
 }
 
 pub fn content_hash(raw: &[u8]) -> String {
-    let d = Sha256::digest(raw);
-    let mut s = String::with_capacity(64);
-    for b in d {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    crate::text::hex(&Sha256::digest(raw))
 }
 
 fn addrs(a: Option<&Address<'_>>) -> Vec<Addr> {

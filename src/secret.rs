@@ -17,7 +17,7 @@ impl fmt::Debug for Secret {
 pub fn random_hex128() -> String {
     let mut bytes = [0u8; 16];
     match ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes) {
-        Ok(()) => bytes.iter().map(|b| format!("{b:02x}")).collect(),
+        Ok(()) => crate::text::hex(&bytes),
         // No system randomness (it does not happen on Linux): still unique.
         Err(_) => format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
     }

@@ -12,6 +12,22 @@ pub(crate) fn clip(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// `bytes` as lower-case hex digits.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(2 * bytes.len());
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    s
+}
+
+/// The first `n` characters of `s`, without copying it.
+pub(crate) fn first_chars(s: &str, n: usize) -> &str {
+    s.char_indices().nth(n).map_or(s, |(end, _)| &s[..end])
+}
+
 /// The longest display name kept, in characters.
 pub const MAX_DISPLAY_NAME: usize = 64;
 
@@ -60,7 +76,13 @@ pub fn display_name(name: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{MAX_DISPLAY_NAME, clip, display_name};
+    use super::{MAX_DISPLAY_NAME, clip, display_name, first_chars, hex};
+
+    #[test]
+    fn hex_is_two_lower_case_digits_a_byte() {
+        assert_eq!(hex(&[0, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(hex(&[]), "");
+    }
 
     #[test]
     fn issue_20_class_5_display_names_lose_controls_and_runs_and_are_capped() {
@@ -79,6 +101,13 @@ mod tests {
         let words = display_name(&"ab ".repeat(100)).unwrap();
         assert!(words.chars().count() <= MAX_DISPLAY_NAME, "{words}");
         assert!(!words.ends_with(' '));
+    }
+
+    #[test]
+    fn first_chars_counts_characters_not_bytes() {
+        assert_eq!(first_chars("日本語", 2), "日本");
+        assert_eq!(first_chars("abc", 5), "abc");
+        assert_eq!(first_chars("abc", 0), "");
     }
 
     #[test]

@@ -14,6 +14,7 @@
 
 use crate::model::TicketId;
 pub use crate::model::TokenKey;
+use crate::text::hex;
 use chrono::{DateTime, Utc};
 use ring::hmac;
 
@@ -32,10 +33,6 @@ const MAC_BYTES: usize = 16;
 fn mac(key: &TokenKey, ticket: TicketId, staff: &str, nonce: &str) -> Vec<u8> {
     let msg = format!("{}\n{}\n{nonce}", ticket.0, staff.to_ascii_lowercase());
     hmac::sign(key.hmac(), msg.as_bytes()).as_ref()[..MAC_BYTES].to_vec()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {

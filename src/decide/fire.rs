@@ -216,6 +216,7 @@ mod tests {
             quota_used: &Default::default(),
             rma_issued: false,
             acknowledged: at("2026-10-30T10:00:00-05:00"),
+            scan: None,
         });
         let timers = super::super::escalation::escalation_timers(&e);
         let dues: Vec<_> = timers.iter().map(|t| t.due).collect();

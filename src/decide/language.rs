@@ -225,11 +225,7 @@ fn lowercase(s: &str) -> Cow<'_, str> {
 
 /// The statistical detector over the first characters, when it is sure.
 fn detector(text: &str) -> Option<Language> {
-    let prefix = text
-        .char_indices()
-        .nth(DETECTOR_PREFIX)
-        .map_or(text, |(end, _)| &text[..end]);
-    let info = whatlang::detect(prefix)?;
+    let info = whatlang::detect(crate::text::first_chars(text, DETECTOR_PREFIX))?;
     if !info.is_reliable() {
         return None;
     }

@@ -52,7 +52,7 @@ pub use fire::on_timer;
 pub use fixtures::sample_template_data;
 pub use limits::{bucket_level, extra_bucket_keys};
 pub use merge::{MergeOutcome, MergeRequest, merge};
-pub use person::request_text;
+pub use person::{Prepared, request_text};
 pub use plan::{Decision, Evidence, Input, MailboxView, ReplyPlan, TicketView};
 pub use quarantine::{quarantine, spam};
 pub use rma::{RmaOutcome, rma_action};
@@ -148,16 +148,14 @@ fn language_for(i: &Input<'_>, ticket: Option<&TicketInfo>) -> (Language, String
     {
         return (l, "the contact's language".into());
     }
-    let text = request_text(i.inbound);
-    let charset = i
-        .inbound
-        .header("content-type")
-        .and_then(|ct| {
-            ct.split(';')
-                .find_map(|p| p.trim().strip_prefix("charset="))
-        })
-        .map(|c| c.trim_matches('"'));
-    if let Some((l, by)) = language::written_in(&text, charset) {
+    let written_in = match i.prepared.and_then(|p| p.of(i.inbound)) {
+        Some(p) => p.written_in(),
+        None => language::written_in(
+            &request_text(i.inbound),
+            person::declared_charset(i.inbound),
+        ),
+    };
+    if let Some((l, by)) = written_in {
         return (l, format!("the mail is written in {} ({by})", l.as_str()));
     }
     (i.pack.language, "the pack's language".into())

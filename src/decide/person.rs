@@ -183,7 +183,11 @@ fn reopenable<'t>(
 /// The vendor's rules at the mail's arrival, with what the ticket already has.
 fn evaluate(i: &Input<'_>, ticket: Option<&TicketInfo>, language: Language) -> Evaluation {
     let m = i.inbound;
-    let text = request_text(m);
+    let prepared = i.prepared.and_then(|p| p.of(m));
+    let text = match prepared {
+        Some(p) => std::borrow::Cow::Borrowed(p.text()),
+        None => std::borrow::Cow::Owned(request_text(m)),
+    };
     let attachments: Vec<String> = m
         .attachments
         .iter()
@@ -206,6 +210,7 @@ fn evaluate(i: &Input<'_>, ticket: Option<&TicketInfo>, language: Language) -> E
         quota_used: &i.lookup.quota_used,
         rma_issued: ticket.is_some_and(|t| t.rmas.iter().any(|r| r.code.is_some())),
         acknowledged: i.now,
+        scan: prepared.map(|p| &p.scan),
     })
 }
 
@@ -355,6 +360,58 @@ fn set_timers(
 /// wrote now, without the quoted history and the signature.
 pub fn request_text(m: &Inbound) -> String {
     format!("{}\n{}", m.subject, new_text(m))
+}
+
+/// What deciding reads from a mail's own words alone (the language it is
+/// written in, what the rules read): read by intake before the store is
+/// locked, on every core, and used only for the mail it was read from.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// `request_text` of the mail.
+    text: String,
+    written_in: Option<(Language, &'static str)>,
+    scan: crate::policy::TextScan,
+}
+
+impl Prepared {
+    pub fn read(m: &Inbound, pack: &crate::pack::Pack) -> Prepared {
+        let text = request_text(m);
+        Prepared {
+            written_in: super::language::written_in(&text, declared_charset(m)),
+            scan: pack.policy.scan(&text),
+            text,
+        }
+    }
+
+    /// Itself when it was read from `m`'s words (a staff mail's forwarded
+    /// customer mail is decided with its own).
+    pub(super) fn of(&self, m: &Inbound) -> Option<&Prepared> {
+        let new = new_text(m);
+        let t = &self.text;
+        (t.len() == m.subject.len() + 1 + new.len()
+            && t.starts_with(m.subject.as_str())
+            && t[m.subject.len()..].starts_with('\n')
+            && t.ends_with(new))
+        .then_some(self)
+    }
+
+    pub(super) fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub(super) fn written_in(&self) -> Option<(Language, &'static str)> {
+        self.written_in
+    }
+}
+
+/// The charset the mail's Content-Type declares.
+pub(super) fn declared_charset(m: &Inbound) -> Option<&str> {
+    m.header("content-type")
+        .and_then(|ct| {
+            ct.split(';')
+                .find_map(|p| p.trim().strip_prefix("charset="))
+        })
+        .map(|c| c.trim_matches('"'))
 }
 
 /// What the person wrote now: the reply text, or the whole text when no

@@ -64,6 +64,8 @@ pub struct Input<'a> {
     pub evidence: &'a Evidence,
     /// The configured mailboxes (the address a ticket's mail goes from).
     pub mailboxes: &'a crate::model::Mailboxes,
+    /// What was read from the mail's words ahead of the store's lock.
+    pub prepared: Option<&'a super::Prepared>,
     pub now: DateTime<Utc>,
 }
 

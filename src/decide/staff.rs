@@ -461,6 +461,7 @@ fn forward(
         extracted: &cm.extracted,
         lookup: &o.lookup,
         evidence: &none,
+        prepared: None,
         ..*i
     };
     let mut d = customer(&ci);

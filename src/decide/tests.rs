@@ -99,6 +99,7 @@ pub(super) fn run_staff(
         limits,
         evidence,
         mailboxes: &Default::default(),
+        prepared: Some(&super::Prepared::read(&m, pack)),
         now: now.unwrap_or(m.arrival),
     })
 }

@@ -39,6 +39,24 @@ pub struct Request<'a> {
     pub rma_issued: bool,
     /// When ticketd answers it (now; the arrival in `explain`).
     pub acknowledged: DateTime<Utc>,
+    /// What [`Policy::scan`] read from `text` beforehand, when it was (the
+    /// intake reads it before the store is locked); read here otherwise.
+    pub scan: Option<&'a TextScan>,
+}
+
+/// What the rules read from a request's text alone: its facts by pattern,
+/// the version it names, its topics and its severity words. Nothing of the
+/// store or the clock, so intake reads it ahead, on every core.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TextScan {
+    /// The facts the patterns found (`version` among them).
+    facts: Vec<&'static str>,
+    description: bool,
+    /// The first version pattern's capture.
+    version_text: Option<String>,
+    topics: Vec<String>,
+    critical: bool,
+    stated_severity: Option<u8>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -446,11 +464,15 @@ impl Policy {
 
     /// The facts the request carries, with the ticket's earlier mail, and
     /// the version the text names (the first pattern's capture).
-    fn facts_in(&self, req: &Request<'_>) -> (BTreeSet<&'static str>, Option<String>) {
+    fn facts_in(
+        &self,
+        req: &Request<'_>,
+        scan: &TextScan,
+    ) -> (BTreeSet<&'static str>, Option<String>) {
         let text = req.text;
         let contract = req.contract.map(|m| &m.contract);
-        let mut facts: BTreeSet<&'static str> = BTreeSet::new();
-        let mut version_text: Option<String> = None;
+        let mut facts: BTreeSet<&'static str> = scan.facts.iter().copied().collect();
+        let version_text = scan.version_text.clone();
         if !req.serials.is_empty()
             || req
                 .contract
@@ -473,20 +495,8 @@ impl Policy {
         }) {
             facts.insert("company");
         }
-        if has_description(text) {
+        if scan.description {
             facts.insert("description");
-        }
-        for f in FACTS {
-            let extra = self.facts.extra.get(*f);
-            let builtin = DEFAULT_FACTS.iter().filter(|(n, _)| n == f).map(|(_, r)| r);
-            for re in builtin.chain(extra.into_iter().flatten()) {
-                if let Some(c) = re.captures(text) {
-                    facts.insert(f);
-                    if *f == "version" && version_text.is_none() {
-                        version_text = c.get(1).map(|m| m.as_str().to_string());
-                    }
-                }
-            }
         }
         for f in req.known_facts {
             if let Some(f) = FACTS.iter().find(|x| **x == f.as_str()) {
@@ -496,29 +506,52 @@ impl Policy {
         (facts, version_text)
     }
 
-    /// The ids of the `[[topic]]` entries the text matches.
-    fn topics_in(&self, text: &str) -> Vec<String> {
-        self.topics
-            .iter()
-            .filter(|t| t.matches(text))
-            .map(|t| t.id.clone())
-            .collect()
+    /// What the rules read from `text` alone (see [`TextScan`]).
+    pub fn scan(&self, text: &str) -> TextScan {
+        let mut facts = Vec::new();
+        let mut version_text: Option<String> = None;
+        for f in FACTS {
+            let extra = self.facts.extra.get(*f);
+            let builtin = DEFAULT_FACTS.iter().filter(|(n, _)| n == f).map(|(_, r)| r);
+            for re in builtin.chain(extra.into_iter().flatten()) {
+                if let Some(c) = re.captures(text) {
+                    if !facts.contains(f) {
+                        facts.push(*f);
+                    }
+                    if *f == "version" && version_text.is_none() {
+                        version_text = c.get(1).map(|m| m.as_str().to_string());
+                    }
+                }
+            }
+        }
+        TextScan {
+            facts,
+            description: has_description(text),
+            version_text,
+            topics: self
+                .topics
+                .iter()
+                .filter(|t| t.matches(text))
+                .map(|t| t.id.clone())
+                .collect(),
+            critical: self.critical.as_ref().is_some_and(|re| re.is_match(text))
+                || CRITICAL.is_match(text),
+            stated_severity: read_severity(text),
+        }
     }
 
     /// Severity: the mail's own words, else the mailbox's, else the pack
     /// default; with what decided it. The `[severity]` rules are cited
     /// unless the default decided.
-    fn severity_of(&self, req: &Request<'_>, rules: &mut Cited) -> (u8, String) {
-        let text = req.text;
-        let critical =
-            self.critical.as_ref().is_some_and(|re| re.is_match(text)) || CRITICAL.is_match(text);
+    fn severity_of(&self, req: &Request<'_>, scan: &TextScan, rules: &mut Cited) -> (u8, String) {
         // A severity the mail states wins over words that sound critical
         // ("Severity 4: planning a maintenance outage").
-        let (severity, severity_from) = if let Some(n) =
-            read_severity(text).filter(|n| *n >= 1 && *n <= self.severity_levels)
+        let (severity, severity_from) = if let Some(n) = scan
+            .stated_severity
+            .filter(|n| *n >= 1 && *n <= self.severity_levels)
         {
             (n, format!("the mail states severity {n}"))
-        } else if critical {
+        } else if scan.critical {
             (1, "the mail describes a system down".to_string())
         } else if let Some(n) = self
             .severity_mailbox
@@ -624,9 +657,17 @@ impl<'a> Run<'a> {
         let today = req.arrival.with_timezone(&zone).date_naive();
         let contract = req.contract.map(|m| &m.contract);
         let mut rules = Cited::default();
-        let (facts, version_text) = policy.facts_in(req);
-        let topics = policy.topics_in(req.text);
-        let (severity, severity_from) = policy.severity_of(req, &mut rules);
+        let read_here;
+        let scan = match req.scan {
+            Some(s) => s,
+            None => {
+                read_here = policy.scan(req.text);
+                &read_here
+            }
+        };
+        let (facts, version_text) = policy.facts_in(req, scan);
+        let topics = scan.topics.clone();
+        let (severity, severity_from) = policy.severity_of(req, scan, &mut rules);
         let tier = policy.tier_of(contract);
         let plans = contract.map(|c| c.plans.clone()).unwrap_or_default();
         let warranty = policy.warranty_of(contract, today, &mut rules);

@@ -154,3 +154,76 @@ fn issue_21_item_1_explain_and_the_engine_do_what_the_manifest_says_of_each_gene
         problems.join("\n")
     );
 }
+
+/// Issue 24: what deciding reads from a mail's words alone (its language,
+/// the rules' facts, topics and severity words) is read ahead of the
+/// store's lock; the decisions are those made reading it under the lock,
+/// mail by mail, in every shipped pack, for generated mail and for words
+/// each rule reads (stated severities, a system down, a version, Spanish
+/// and Japanese).
+#[test]
+fn issue_24_decisions_with_the_words_read_ahead_are_those_read_under_the_lock() {
+    let mut mails: Vec<(usize, Vec<u8>, chrono::DateTime<chrono::Utc>)> =
+        loadgen::generate(&opts(250, 24))
+            .into_iter()
+            .map(|m| (m.mailbox, m.raw, m.internal_date))
+            .collect();
+    let at = chrono::DateTime::parse_from_rfc3339("2026-03-03T03:00:00Z")
+        .unwrap()
+        .to_utc();
+    for (i, (subject, body)) in [
+        ("Severity 1: production is down", "Our HyperIP cluster stopped passing traffic at 02:40, every site is cut off.\nSerial HIP-220-0042"),
+        ("slow transfers", "Severity 3. HyperIP version 7.0 on Red Hat 9 drops transfers every hour since the upgrade."),
+        ("Avería", "Buenos días:\n\nEl sistema caído desde esta mañana, ¿pueden ayudarnos?\n\nSaludos,\nJosé"),
+        ("ディスク障害", "お世話になっております。\n重大度: 2\nシステム停止しています。シリアル Q22CO00999"),
+        ("Re: your case", "S2 please, the unit reboots.\n\nOn Mon, Ann wrote:\n> Severity 4: planning\n"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let raw = format!(
+            "From: Customer {i} <c{i}@example.org>\r\nTo: support@vendor.test\r\nSubject: {subject}\r\nMessage-ID: <words{i}@example.org>\r\nDate: Tue, 3 Mar 2026 03:00:00 +0000\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+        );
+        mails.push((i % MAILBOXES.len(), raw.into_bytes(), at));
+    }
+    let now = at + chrono::Duration::hours(1);
+    for pack in ["avanzada7", "ixsystems", "netex", "qnap", "qnap-jp"] {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dev_config(dir.path(), pack, LOAD_LIMITS);
+        let engine = Engine::from_config(&cfg).unwrap();
+        let mut store = Store::open(&cfg.database).unwrap();
+        for (n, (mailbox, raw, arrival)) in mails.iter().enumerate() {
+            let mailbox = cfg
+                .mailboxes
+                .iter()
+                .find(|b| b.name == MAILBOXES[*mailbox])
+                .unwrap();
+            let view = ticketd::intake::mailbox_view(mailbox);
+            let ahead = engine.read(raw, *arrival);
+            assert!(
+                ahead.prepared.is_some(),
+                "{pack}: mail {n} was not read ahead"
+            );
+            let mut under_lock = ahead.clone();
+            under_lock.prepared = None;
+            let a = engine.plan_read(&store, view, ahead, now).unwrap();
+            let b = engine.plan_read(&store, view, under_lock, now).unwrap();
+            assert_eq!(
+                format!("{:?}", a.decision),
+                format!("{:?}", b.decision),
+                "{pack}: mail {n} is decided otherwise with its words read ahead"
+            );
+            // The next mails see this one's ticket.
+            let f = Fetched {
+                uidvalidity: 1,
+                uid: n as u32 + 1,
+                raw: raw.clone(),
+                size: raw.len() as u64,
+                arrival: *arrival,
+            };
+            engine
+                .ingest(&mut store, mailbox, &f, &SystemClock)
+                .unwrap();
+        }
+    }
+}

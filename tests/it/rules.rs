@@ -131,6 +131,7 @@ impl Case {
             quota_used: &self.used,
             rma_issued: false,
             acknowledged: self.arrival,
+            scan: None,
         })
     }
 }
