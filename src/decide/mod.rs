@@ -45,6 +45,7 @@ mod tests;
 mod tests_issue26;
 mod timer;
 mod waiting;
+mod words;
 
 pub use action::{ActionInput, assign, note, set_severity, set_status, staff_reply};
 pub use fire::on_timer;
@@ -52,12 +53,12 @@ pub use fire::on_timer;
 pub use fixtures::sample_template_data;
 pub use limits::{bucket_level, extra_bucket_keys};
 pub use merge::{MergeOutcome, MergeRequest, merge};
-pub use person::{Prepared, request_text};
 pub use plan::{Decision, Evidence, Input, MailboxView, ReplyPlan, TicketView};
 pub use quarantine::{quarantine, spam};
 pub use rma::{RmaOutcome, rma_action};
 pub use staff::{authority, staff_target};
 pub use timer::{TimerDecision, TimerInput};
+pub use words::{Prepared, request_text};
 
 use crate::classify::Class;
 use crate::model::{Event, Language, Outcome, Sender, SideEffects, TicketInfo, TicketWrite};
@@ -150,10 +151,7 @@ fn language_for(i: &Input<'_>, ticket: Option<&TicketInfo>) -> (Language, String
     }
     let written_in = match i.prepared.and_then(|p| p.of(i.inbound)) {
         Some(p) => p.written_in(),
-        None => language::written_in(
-            &request_text(i.inbound),
-            person::declared_charset(i.inbound),
-        ),
+        None => language::written_in(&request_text(i.inbound), words::declared_charset(i.inbound)),
     };
     if let Some((l, by)) = written_in {
         return (l, format!("the mail is written in {} ({by})", l.as_str()));

@@ -65,7 +65,7 @@ pub struct Input<'a> {
     /// The configured mailboxes (the address a ticket's mail goes from).
     pub mailboxes: &'a crate::model::Mailboxes,
     /// What was read from the mail's words ahead of the store's lock.
-    pub prepared: Option<&'a super::Prepared>,
+    pub prepared: Option<&'a super::words::Prepared>,
     pub now: DateTime<Utc>,
 }
 
