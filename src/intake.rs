@@ -245,7 +245,7 @@ impl Engine {
         let inbound = parse(raw, arrival);
         let classification = classify_message(raw, &inbound, &self.identity);
         let extracted = extract(&inbound, &self.pack.patterns, &self.ticket_prefix);
-        let prepared = Some(Prepared::read(&inbound, &self.pack));
+        let prepared = Some(Prepared::read(&inbound, classification.class, &self.pack));
         Read {
             inbound,
             classification,

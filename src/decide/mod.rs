@@ -149,7 +149,7 @@ fn language_for(i: &Input<'_>, ticket: Option<&TicketInfo>) -> (Language, String
     {
         return (l, "the contact's language".into());
     }
-    let written_in = match i.prepared.and_then(|p| p.of(i.inbound)) {
+    let written_in = match i.prepared.and_then(|p| p.of(i.inbound, i.pack)) {
         Some(p) => p.written_in(),
         None => language::written_in(&request_text(i.inbound), words::declared_charset(i.inbound)),
     };

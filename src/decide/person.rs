@@ -184,7 +184,7 @@ fn reopenable<'t>(
 /// The vendor's rules at the mail's arrival, with what the ticket already has.
 fn evaluate(i: &Input<'_>, ticket: Option<&TicketInfo>, language: Language) -> Evaluation {
     let m = i.inbound;
-    let prepared = i.prepared.and_then(|p| p.of(m));
+    let prepared = i.prepared.and_then(|p| p.of(m, i.pack));
     let text = match prepared {
         Some(p) => std::borrow::Cow::Borrowed(p.text()),
         None => std::borrow::Cow::Owned(request_text(m)),
@@ -211,7 +211,7 @@ fn evaluate(i: &Input<'_>, ticket: Option<&TicketInfo>, language: Language) -> E
         quota_used: &i.lookup.quota_used,
         rma_issued: ticket.is_some_and(|t| t.rmas.iter().any(|r| r.code.is_some())),
         acknowledged: i.now,
-        scan: prepared.map(|p| &p.scan),
+        scan: prepared.map(|p| p.scan(i.pack)),
     })
 }
 

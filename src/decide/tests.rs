@@ -99,7 +99,7 @@ pub(super) fn run_staff(
         limits,
         evidence,
         mailboxes: &Default::default(),
-        prepared: Some(&super::Prepared::read(&m, pack)),
+        prepared: Some(&super::Prepared::read(&m, c.class, pack)),
         now: now.unwrap_or(m.arrival),
     })
 }
