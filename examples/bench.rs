@@ -944,7 +944,7 @@ async fn throughput(
 /// need). Any other problem stops the bench with `check-config`'s words.
 fn fit_config(bin: &Path, path: &Path) -> Result<()> {
     let mut text = std::fs::read_to_string(path)?;
-    if let Some(dir) = bin.parent()
+    if let Some(dir) = bin.parent().and_then(|d| std::path::absolute(d).ok())
         && dir.join("templates").is_dir()
         && dir.join("config/vendors").is_dir()
     {
