@@ -399,12 +399,13 @@ fn machine_cpu() -> Option<(f64, f64)> {
     Some(((total - idle) / 100.0, total / 100.0))
 }
 
-fn cpu_secs(pid: u32) -> Option<f64> {
+/// The CPU time `pid` has used, in user mode and in the kernel, in seconds.
+fn cpu_secs(pid: u32) -> Option<(f64, f64)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = s.rsplit_once(')')?.1;
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
+    let ticks = |i: usize| f.get(i)?.parse::<f64>().ok();
+    Some((ticks(11)? / 100.0, ticks(12)? / 100.0))
 }
 
 /// The mail stack of a run: Dovecot, and smtp-sink writing to tmpfs.
@@ -902,7 +903,8 @@ async fn throughput(
         _ => None,
     };
     let hwm = proc_status_kb(pid, "VmHWM").unwrap_or(0);
-    let cpu = cpu_secs(pid).unwrap_or(0.0);
+    let (user, system) = cpu_secs(pid).unwrap_or((0.0, 0.0));
+    let cpu = user + system;
     if let Some(mut p) = perf {
         let _ = Command::new("kill")
             .args(["-INT", &p.id().to_string()])
@@ -932,6 +934,8 @@ async fn throughput(
         "outcomes": outcomes,
         "peak_rss_kib": hwm.max(peak_rss),
         "daemon_cpu_s": cpu,
+        "daemon_user_s": user,
+        "daemon_system_s": system,
         "machine_busy": machine_busy,
     }))
 }
@@ -1025,9 +1029,11 @@ async fn compare(
             let db = format!("cmp{round}-{label}.db");
             let tp = throughput(bin, None, stack, mails.len(), &db, &boxes, 0).await?;
             eprintln!(
-                "bench: {label} round {round}: {:.0} msg/s, {:.1} s CPU",
+                "bench: {label} round {round}: {:.0} msg/s, {:.2} s CPU (user {:.2}, kernel {:.2})",
                 tp["msg_per_s"].as_f64().unwrap_or(f64::NAN),
-                tp["daemon_cpu_s"].as_f64().unwrap_or(f64::NAN)
+                tp["daemon_cpu_s"].as_f64().unwrap_or(f64::NAN),
+                tp["daemon_user_s"].as_f64().unwrap_or(f64::NAN),
+                tp["daemon_system_s"].as_f64().unwrap_or(f64::NAN)
             );
             runs.push(json!({"build": label, "round": round, "throughput": tp}));
         }
@@ -1388,8 +1394,10 @@ fn print_table(o: &Value) {
         f(&tp["peak_rss_kib"]) / 1024.0
     );
     println!(
-        "| daemon CPU, throughput run | {:.2} s | |",
-        f(&tp["daemon_cpu_s"])
+        "| daemon CPU, throughput run (user / kernel) | {:.2} s ({:.2} / {:.2}) | |",
+        f(&tp["daemon_cpu_s"]),
+        f(&tp["daemon_user_s"]),
+        f(&tp["daemon_system_s"])
     );
     println!(
         "| machine CPU busy, throughput run (all cores, servers included) | {:.0} % | |",

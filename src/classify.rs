@@ -409,6 +409,10 @@ fn obfuscated_words(text: &str) -> usize {
             if w.len() < 3 || w.contains('.') || w.contains('/') || w.contains(':') {
                 return false;
             }
+            // Only a word with one of the stand-in characters can be one.
+            if !w.contains(['@', '!', '|', '(', '$', '0', '1']) {
+                return false;
+            }
             let letters = w.chars().filter(|c| c.is_ascii_alphabetic()).count();
             let chars: Vec<char> = w.chars().collect();
             let inner = chars.len() >= 3

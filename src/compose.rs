@@ -83,14 +83,22 @@ pub fn build(
         .parse()
         .with_context(|| format!("bad From address {}", d.from_address))?;
     let mut b = Message::builder()
-        .from(Mailbox::new(Some(identity.from_name.clone()), from_addr))
+        .from(Mailbox::new(
+            Some(identity.from_name.clone()),
+            from_addr.clone(),
+        ))
         .subject(d.subject.clone())
         .message_id(Some(format!("<{message_id}>")))
         .date(date.into());
+    let mut rcpt = Vec::with_capacity(d.to.len());
     for to in &d.to {
         let a: lettre::Address = to.parse().with_context(|| format!("bad recipient {to}"))?;
-        b = b.to(Mailbox::new(None, a));
+        b = b.to(Mailbox::new(None, a.clone()));
+        rcpt.push(a);
     }
+    // Given, the envelope is not parsed back out of the headers just written
+    // (the outbox sends with `mail_from` and `rcpt_to` in any case).
+    b = b.envelope(lettre::address::Envelope::new(Some(from_addr), rcpt).context("no recipient")?);
     if let Some(irt) = &d.in_reply_to {
         b = b.in_reply_to(format!("<{irt}>"));
     }

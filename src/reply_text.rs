@@ -916,8 +916,21 @@ fn is_list_footer(lines: &[&str], i: usize) -> bool {
 }
 
 /// Removes markup a text conversion leaves around header words: `*`, `_` emphasis.
-fn unmark(t: &str) -> String {
-    t.chars().filter(|c| *c != '*').collect()
+/// Whether `word` stands in `text` with a space on each side (`" {word} "`).
+fn spaced_in(text: &str, word: &str) -> bool {
+    text.match_indices(' ').any(|(i, _)| {
+        text[i + 1..]
+            .strip_prefix(word)
+            .is_some_and(|rest| rest.starts_with(' '))
+    })
+}
+
+fn unmark(t: &str) -> std::borrow::Cow<'_, str> {
+    if t.contains('*') {
+        t.replace('*', "").into()
+    } else {
+        t.into()
+    }
 }
 
 /// How many lines starting at `i` form a quote header, if they do.
@@ -1057,7 +1070,7 @@ fn is_wrote_header(t: &str, lines: &[&str], next: usize) -> bool {
     let has_wrote = WROTE.iter().any(|w| {
         stem.ends_with(w)
             // "Den 15. jun. 2016 kl. 20.42 skrev Ann <a@b>:", "Am … schrieb Ann <a@b>:"
-            || (ends_colon && l.contains(&format!(" {w} ")))
+            || (ends_colon && spaced_in(&l, w))
     });
     let has_address = t.contains('@');
     let followed_by_quote = lines[next.min(lines.len())..]
@@ -1402,6 +1415,15 @@ fn decode_entities(word: &str, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn spaced_in_is_a_search_for_the_word_between_spaces(
+            text in "[ab ]{0,12}", word in "[ab ]{1,4}"
+        ) {
+            proptest::prop_assert_eq!(spaced_in(&text, &word), text.contains(&format!(" {word} ")));
+        }
+    }
 
     fn new_text(body: &str) -> String {
         extract(body)

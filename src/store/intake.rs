@@ -171,8 +171,15 @@ impl MessageTx<'_> {
                 "INSERT OR IGNORE INTO thread_ids (message_id, ticket_id, origin) VALUES (?1, ?2, 'in')",
             )?
             .execute(params![mid, t.0])?;
-            tx.prepare_cached("DELETE FROM awaited_refs WHERE message_id = ?1")?
-                .execute([mid])?;
+            // A delete that may match several rows collects them in a
+            // temporary table first: most mail was awaited by nobody.
+            let awaited = tx
+                .prepare_cached("SELECT 1 FROM awaited_refs WHERE message_id = ?1 LIMIT 1")?
+                .exists([mid])?;
+            if awaited {
+                tx.prepare_cached("DELETE FROM awaited_refs WHERE message_id = ?1")?
+                    .execute([mid])?;
+            }
         }
         if let Some(t) = ticket
             && msg.outcome == Outcome::Processed

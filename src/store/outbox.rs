@@ -107,11 +107,14 @@ impl Store {
         let tx = self.conn.savepoint()?;
         let mut out = Vec::with_capacity(ids.len());
         {
-            let mut stmt = tx.prepare_cached(
-                "UPDATE outbox SET claims = claims + 1 WHERE id = ?1 RETURNING claims",
-            )?;
+            // Read back rather than `RETURNING`, which SQLite buffers in a
+            // temporary table per statement.
+            let mut count =
+                tx.prepare_cached("UPDATE outbox SET claims = claims + 1 WHERE id = ?1")?;
+            let mut read = tx.prepare_cached("SELECT claims FROM outbox WHERE id = ?1")?;
             for id in ids {
-                let n: i64 = stmt.query_row([id], |r| r.get(0))?;
+                count.execute([id])?;
+                let n: i64 = read.query_row([id], |r| r.get(0))?;
                 out.push(n as u32);
             }
         }

@@ -1007,3 +1007,105 @@ fn issue_26_a_merge_moves_history_and_pending_timers_and_fires_nothing_twice() {
     let again = s.merge_tickets(&TicketChange::default(), &merge, now());
     assert!(again.unwrap_err().to_string().contains("already merged"));
 }
+
+/// The SQLite opcodes of `sql`, every parameter NULL (as `EXPLAIN` lists them).
+fn opcodes(conn: &Connection, sql: &str) -> Vec<String> {
+    let mut stmt = conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
+    let mut ops = vec![];
+    let mut rows = stmt.raw_query();
+    while let Some(r) = rows.next().unwrap() {
+        ops.push(r.get::<_, String>(1).unwrap());
+    }
+    ops
+}
+
+#[test]
+fn issue_24_state_checks_and_contract_lookups_build_no_temporary_table() {
+    // A store of migration 14, with a row in each table whose CHECK changes.
+    let conn = Connection::open_in_memory().unwrap();
+    for m in &MIGRATIONS[..14] {
+        conn.execute_batch(m).unwrap();
+    }
+    conn.pragma_update(None, "user_version", 14).unwrap();
+    conn.execute_batch(
+        r#"
+INSERT INTO contacts (address, created_at) VALUES ('ann@example.net', '2026-03-02T10:00:00.000000Z');
+INSERT INTO tickets (subject, status, requester_id, mailbox, language, created_at, updated_at)
+    VALUES ('Disk', 'waiting_staff', 1, 'support', 'en', '2026-03-02T10:00:00.000000Z', '2026-03-02T10:00:00.000000Z');
+INSERT INTO outbox (ticket_id, kind, message_id, mail_from, rcpt_to, raw, status, next_attempt_at, created_at)
+    VALUES (1, 'ack', 'm1@t', 'support@t', 'ann@example.net', x'78', 'sent', '2026-03-02T10:00:00Z', '2026-03-02T10:00:00Z');
+INSERT INTO timers (ticket_id, kind, cause, due_at, rule, state, created_at)
+    VALUES (1, 'escalation', '{}', '2026-03-03T10:00:00Z', 'NX-03', 'pending', '2026-03-02T10:00:00Z');
+INSERT INTO rma (ticket_id, part, state, rule, requested_at, updated_at)
+    VALUES (1, 'psu', 'returned', 'QN-05', '2026-03-02T10:00:00Z', '2026-03-02T10:00:00Z');
+INSERT INTO webhook_deliveries (webhook, event, msg_id, body, status, next_attempt_at, created_at)
+    VALUES ('ops', 'ticket.created', 'w1', '{}', 'failed', '2026-03-02T10:00:00Z', '2026-03-02T10:00:00Z');
+"#,
+    )
+    .unwrap();
+    let mut s = Store { conn };
+    s.migrate().unwrap();
+    assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len());
+    let ok: String = s
+        .conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+
+    let fresh = Store::in_memory().unwrap();
+    for (store, migrated) in [(&s, true), (&fresh, false)] {
+        let conn = &store.conn;
+        // Every state column still takes its states and refuses another.
+        for (table, column, good, set) in [
+            ("tickets", "status", "closed", "id = 1"),
+            ("outbox", "status", "failed", "id = 1"),
+            ("timers", "state", "cancelled", "id = 1"),
+            ("rma", "state", "expired", "id = 1"),
+            ("webhook_deliveries", "status", "delivered", "id = 1"),
+        ] {
+            let update = format!("UPDATE {table} SET {column} = ?1 WHERE {set}");
+            if migrated {
+                let n = conn.execute(&update, [good]).unwrap();
+                assert_eq!(n, 1, "{table}.{column} = {good}");
+                let bad = conn.execute(&update, ["pending_forever"]).unwrap_err();
+                assert!(bad.to_string().contains("CHECK"), "{table}: {bad}");
+            }
+            let ops = opcodes(conn, &update);
+            assert!(
+                !ops.iter().any(|o| o == "OpenEphemeral"),
+                "{table}.{column}'s CHECK builds a temporary table: {ops:?}"
+            );
+        }
+        // The statements intake runs on every mail.
+        for sql in [
+            "INSERT INTO tickets (subject, status, requester_id, mailbox, language, created_at, updated_at)
+             VALUES (?1, 'open', ?2, ?3, ?4, ?5, ?5)",
+            "INSERT INTO outbox (ticket_id, kind, message_id, mail_from, rcpt_to, raw, status, attempts, next_attempt_at, created_at, subject)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', 0, ?7, ?7, ?8)",
+            "SELECT company FROM contracts WHERE email = ?1 ORDER BY purchased_on DESC, serial_key ASC LIMIT 1",
+            "SELECT serial FROM contracts WHERE tax_key = ?1 ORDER BY purchased_on DESC, serial_key ASC LIMIT 1",
+        ] {
+            let ops = opcodes(conn, sql);
+            assert!(
+                !ops.iter().any(|o| o == "OpenEphemeral" || o == "SorterOpen"),
+                "{sql}: {ops:?}"
+            );
+        }
+    }
+    // The rows kept what they held, and a store made fresh has the same tables.
+    let status: String = s
+        .conn
+        .query_row("SELECT status FROM tickets WHERE id = 1", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(status, "closed");
+    let tables = |st: &Store| -> Vec<(String, String)> {
+        st.conn
+            .prepare("SELECT name, sql FROM sqlite_schema WHERE type IN ('table', 'index') AND sql IS NOT NULL ORDER BY name")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    };
+    assert_eq!(tables(&s), tables(&fresh));
+}

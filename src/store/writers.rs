@@ -161,14 +161,17 @@ pub(super) fn upsert_contact(
     language: &str,
     now: &str,
 ) -> Result<i64> {
+    // Not `RETURNING id`: SQLite buffers a RETURNING row in a temporary
+    // table, dearer than reading the row back by its unique index.
+    tx.prepare_cached(
+        "INSERT INTO contacts (address, name, language, created_at) VALUES (lower(?1), ?2, ?3, ?4)
+         ON CONFLICT(address) DO UPDATE SET name = coalesce(excluded.name, contacts.name),
+                                            language = coalesce(contacts.language, excluded.language)",
+    )?
+    .execute(params![address, name, language, now])?;
     Ok(tx
-        .prepare_cached(
-            "INSERT INTO contacts (address, name, language, created_at) VALUES (lower(?1), ?2, ?3, ?4)
-             ON CONFLICT(address) DO UPDATE SET name = coalesce(excluded.name, contacts.name),
-                                                language = coalesce(contacts.language, excluded.language)
-             RETURNING id",
-        )?
-        .query_row(params![address, name, language, now], |r| r.get(0))?)
+        .prepare_cached("SELECT id FROM contacts WHERE address = lower(?1)")?
+        .query_row([address], |r| r.get(0))?)
 }
 
 /// Queues one rendered mail; on a ticket, its Message-ID threads replies back
