@@ -609,16 +609,24 @@ fn marking_a_contact_undeliverable_fails_its_queued_mail_and_buckets_are_kept() 
     );
 }
 
+/// A store as the first `version` migrations left it, holding `rows`.
+fn store_of_migration(version: usize, rows: &str) -> Store {
+    let conn = Connection::open_in_memory().unwrap();
+    for m in &MIGRATIONS[..version] {
+        conn.execute_batch(m).unwrap();
+    }
+    conn.pragma_update(None, "user_version", version as i64)
+        .unwrap();
+    conn.execute_batch(rows).unwrap();
+    Store { conn }
+}
+
 #[test]
 fn a_database_of_schema_5_migrates_in_place_with_its_facts_quota_uses_and_states() {
     // A database as the release before the projections left it: facts and
     // quota uses only inside the events' JSON, instants with local offsets.
-    let conn = Connection::open_in_memory().unwrap();
-    for m in &MIGRATIONS[..5] {
-        conn.execute_batch(m).unwrap();
-    }
-    conn.pragma_update(None, "user_version", 5).unwrap();
-    conn.execute_batch(
+    let mut s = store_of_migration(
+        5,
         r#"
 INSERT INTO contacts (address, created_at) VALUES ('ann@example.net', '2026-03-02T10:00:00.000000Z');
 INSERT INTO tickets (subject, status, requester_id, mailbox, language, created_at, updated_at)
@@ -639,9 +647,7 @@ INSERT INTO ticket_events (ticket_id, at, kind, message_row, detail) VALUES
      '{"id":"qn09","rule":"QN-09","contract":"Q1","period_start":"2026-01-01","limit":5,"used":1,"charged":false,"exhausted":false,"remaining":4}'),
     (2, '2026-03-03T10:00:00.000000Z', 'message', NULL, 'follow-up from ann@example.net');
 "#,
-    )
-    .unwrap();
-    let mut s = Store { conn };
+    );
     s.migrate().unwrap();
     assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len());
 
@@ -1022,12 +1028,8 @@ fn opcodes(conn: &Connection, sql: &str) -> Vec<String> {
 #[test]
 fn issue_24_state_checks_and_contract_lookups_build_no_temporary_table() {
     // A store of migration 14, with a row in each table whose CHECK changes.
-    let conn = Connection::open_in_memory().unwrap();
-    for m in &MIGRATIONS[..14] {
-        conn.execute_batch(m).unwrap();
-    }
-    conn.pragma_update(None, "user_version", 14).unwrap();
-    conn.execute_batch(
+    let mut s = store_of_migration(
+        14,
         r#"
 INSERT INTO contacts (address, created_at) VALUES ('ann@example.net', '2026-03-02T10:00:00.000000Z');
 INSERT INTO tickets (subject, status, requester_id, mailbox, language, created_at, updated_at)
@@ -1041,9 +1043,7 @@ INSERT INTO rma (ticket_id, part, state, rule, requested_at, updated_at)
 INSERT INTO webhook_deliveries (webhook, event, msg_id, body, status, next_attempt_at, created_at)
     VALUES ('ops', 'ticket.created', 'w1', '{}', 'failed', '2026-03-02T10:00:00Z', '2026-03-02T10:00:00Z');
 "#,
-    )
-    .unwrap();
-    let mut s = Store { conn };
+    );
     s.migrate().unwrap();
     assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len());
     let ok: String = s
