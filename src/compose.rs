@@ -96,8 +96,8 @@ pub fn build(
         b = b.to(Mailbox::new(None, a.clone()));
         rcpt.push(a);
     }
-    // Given, the envelope is not parsed back out of the headers just written
-    // (the outbox sends with `mail_from` and `rcpt_to` in any case).
+    // Given the envelope, lettre does not parse it back out of the headers
+    // just written (the outbox sends with `mail_from` and `rcpt_to` anyway).
     b = b.envelope(lettre::address::Envelope::new(Some(from_addr), rcpt).context("no recipient")?);
     if let Some(irt) = &d.in_reply_to {
         b = b.in_reply_to(format!("<{irt}>"));

@@ -915,7 +915,6 @@ fn is_list_footer(lines: &[&str], i: usize) -> bool {
         })
 }
 
-/// Removes markup a text conversion leaves around header words: `*`, `_` emphasis.
 /// Whether `word` stands in `text` with a space on each side (`" {word} "`).
 fn spaced_in(text: &str, word: &str) -> bool {
     text.match_indices(' ').any(|(i, _)| {
@@ -925,6 +924,7 @@ fn spaced_in(text: &str, word: &str) -> bool {
     })
 }
 
+/// Removes markup a text conversion leaves around header words: `*`, `_` emphasis.
 fn unmark(t: &str) -> std::borrow::Cow<'_, str> {
     if t.contains('*') {
         t.replace('*', "").into()
