@@ -1056,14 +1056,14 @@ INSERT INTO webhook_deliveries (webhook, event, msg_id, body, status, next_attem
     for (store, migrated) in [(&s, true), (&fresh, false)] {
         let conn = &store.conn;
         // Every state column still takes its states and refuses another.
-        for (table, column, good, set) in [
-            ("tickets", "status", "closed", "id = 1"),
-            ("outbox", "status", "failed", "id = 1"),
-            ("timers", "state", "cancelled", "id = 1"),
-            ("rma", "state", "expired", "id = 1"),
-            ("webhook_deliveries", "status", "delivered", "id = 1"),
+        for (table, column, good) in [
+            ("tickets", "status", "closed"),
+            ("outbox", "status", "failed"),
+            ("timers", "state", "cancelled"),
+            ("rma", "state", "expired"),
+            ("webhook_deliveries", "status", "delivered"),
         ] {
-            let update = format!("UPDATE {table} SET {column} = ?1 WHERE {set}");
+            let update = format!("UPDATE {table} SET {column} = ?1 WHERE id = 1");
             if migrated {
                 let n = conn.execute(&update, [good]).unwrap();
                 assert_eq!(n, 1, "{table}.{column} = {good}");
