@@ -5,6 +5,7 @@ use crate::dsn::{
 };
 use crate::model::Identity;
 use crate::parse::Inbound;
+use crate::text::first_chars;
 use serde::Serialize;
 
 pub use crate::compose::LOOP_HEADER;
@@ -439,7 +440,7 @@ fn contains_any<'a>(text: &str, list: &[&'a str]) -> Option<&'a str> {
 }
 
 fn lower_head(text: &str, n: usize) -> String {
-    crate::text::first_chars(text, n).to_lowercase()
+    first_chars(text, n).to_lowercase()
 }
 
 /// Signs that a person wrote the mail: a mail client, or files attached.
@@ -579,7 +580,7 @@ fn class_of(m: &Inbound, raw: Option<&[u8]>, identity: &Identity) -> Classificat
     if !headers.is_empty() {
         return Classification::new(Class::AutoReply, headers);
     }
-    let (weak, auto_subject) = weak_auto_reply_signs(m);
+    let (weak, auto_subject) = weak_auto_reply_signs(m, &env.head);
     let weak_enough = weak.points >= 2 || (auto_subject.is_some() && env.humans.is_empty());
     if weak_enough && !explicit_no {
         return Classification::new(Class::AutoReply, weak.reasons);
@@ -605,7 +606,13 @@ struct Envelope<'m> {
     content_type: &'m str,
     report_type: Option<ReportType>,
     humans: Vec<String>,
+    /// The text's first `HEAD_CHARS` characters, lower-cased once for the
+    /// checks that read the start of the body.
+    head: String,
 }
+
+/// How much of the text the body checks read, in characters.
+const HEAD_CHARS: usize = 4000;
 
 impl<'m> Envelope<'m> {
     fn of(m: &'m Inbound) -> Envelope<'m> {
@@ -620,6 +627,7 @@ impl<'m> Envelope<'m> {
             content_type,
             report_type: report_type_of(content_type),
             humans: human_signs(m),
+            head: lower_head(&m.text, HEAD_CHARS),
         }
     }
 }
@@ -679,7 +687,7 @@ fn bounce(
 ) -> Option<Classification> {
     let mut t = Tally::default();
     bounce_header_signs(m, env, &mut t);
-    let bounce_subject = bounce_text_signs(m, &mut t);
+    let bounce_subject = bounce_text_signs(m, &env.head, &mut t);
     if m.header("x-ms-exchange-message-is-ndr").is_some() {
         t.strong("X-MS-Exchange-Message-Is-Ndr present".into());
     }
@@ -748,8 +756,8 @@ fn is_mail_system(local: &str) -> bool {
 /// A bounce's words: an SMTP failure status quoted in the body, a bounce
 /// subject, an MTA's body shape (weak); a forwarded report with no text of
 /// its own (strong). Gives the bounce subject.
-fn bounce_text_signs(m: &Inbound, t: &mut Tally) -> Option<String> {
-    if let Some(status) = smtp_failure_status(&lower_head(&m.text, 4000)) {
+fn bounce_text_signs(m: &Inbound, head: &str, t: &mut Tally) -> Option<String> {
+    if let Some(status) = smtp_failure_status(head) {
         t.weak(format!("body quotes an SMTP failure status ({status})"));
     }
     let bounce_subject = starts_with_any(&m.subject, BOUNCE_SUBJECTS);
@@ -769,7 +777,7 @@ fn bounce_text_signs(m: &Inbound, t: &mut Tally) -> Option<String> {
     if let Some(mta) = body_shape(&m.text) {
         t.weak(format!("body has the shape of a {mta} bounce"));
     }
-    old_mta_signs(m, bounce_subject.is_some(), t);
+    old_mta_signs(m, head, bounce_subject.is_some(), t);
     bounce_subject
 }
 
@@ -778,7 +786,7 @@ fn bounce_text_signs(m: &Inbound, t: &mut Tally) -> Option<String> {
 /// reply or forward) and first lines that tell the reader "your message
 /// could not be delivered", a point each; a report that a mail was refused
 /// as spam with its copy attached decides alone.
-fn old_mta_signs(m: &Inbound, bounce_subject: bool, t: &mut Tally) {
+fn old_mta_signs(m: &Inbound, lower: &str, bounce_subject: bool, t: &mut Tally) {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let re = RE.get_or_init(|| {
         regex::Regex::new(
@@ -799,7 +807,7 @@ fn old_mta_signs(m: &Inbound, bounce_subject: bool, t: &mut Tally) {
     {
         t.weak(format!("subject says \"{w}\""));
     }
-    let head = crate::text::first_chars(&m.text, 600);
+    let head = first_chars(&m.text, 600);
     if let Some(found) = re.find(head) {
         t.weak(format!(
             "first lines say \"{}\"",
@@ -810,7 +818,7 @@ fn old_mta_signs(m: &Inbound, bounce_subject: bool, t: &mut Tally) {
         a.content_type.starts_with("message/rfc822")
             || a.content_type.starts_with("text/rfc822-headers")
     });
-    if copy_attached && let Some(p) = contains_any(&lower_head(&m.text, 1500), SPAM_REJECTIONS) {
+    if copy_attached && let Some(p) = contains_any(first_chars(lower, 1500), SPAM_REJECTIONS) {
         t.strong(format!(
             "a report that a mail was refused as spam (\"{p}\"), its copy attached"
         ));
@@ -910,7 +918,7 @@ fn autoresponder_headers(m: &Inbound, token: Option<&str>) -> Vec<String> {
 /// The weak signs of an auto-reply, a point each: an out-of-office
 /// subject or body, X-Auto-Response-Suppress, Exchange's rules headers.
 /// Gives the out-of-office subject too.
-fn weak_auto_reply_signs(m: &Inbound) -> (Tally, Option<String>) {
+fn weak_auto_reply_signs(m: &Inbound, lower: &str) -> (Tally, Option<String>) {
     let mut t = Tally::default();
     let subject = m.subject.to_lowercase();
     // A reply or forward of an auto-reply is a person writing about it.
@@ -927,11 +935,11 @@ fn weak_auto_reply_signs(m: &Inbound) -> (Tally, Option<String>) {
     if let Some(s) = &auto_subject {
         t.weak(format!("out-of-office subject \"{s}\""));
     }
-    if let Some(p) = contains_any(&lower_head(&m.text, 1000), AUTO_BODIES) {
+    if let Some(p) = contains_any(first_chars(lower, 1000), AUTO_BODIES) {
         t.weak(format!("out-of-office body \"{p}\""));
     }
-    let head = lower_head(&m.text, 1500);
-    if let Some(p) = contains_any(&head, CHALLENGE_BODIES)
+    let head = first_chars(lower, 1500);
+    if let Some(p) = contains_any(head, CHALLENGE_BODIES)
         && (head.contains("http://") || head.contains("https://"))
     {
         t.weak(format!("challenge-response body \"{p}\""));

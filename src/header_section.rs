@@ -258,6 +258,11 @@ pub fn has_bare_cr(raw: &[u8]) -> bool {
 
 /// A value unfolded: each line trimmed, empty ones dropped, joined by one space.
 pub fn unfold(value: &str) -> String {
+    // A field's raw value ends with its line break: most have no other.
+    let value = value.trim();
+    if !value.bytes().any(|b| b == b'\r' || b == b'\n') {
+        return value.to_string();
+    }
     value
         .split(['\r', '\n'])
         .map(str::trim)
@@ -407,6 +412,24 @@ mod tests {
 
     fn ambiguity(raw: &str) -> Option<Ambiguity> {
         read(raw.as_bytes()).ambiguity
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn unfolding_a_value_of_one_line_is_trimming_it(
+            v in "[ \t]{0,3}[a-zA-Zé=?<>@ \t]{0,20}[ \t]{0,3}",
+            folds in proptest::collection::vec("(\r\n|\n|\r)[ \t]{0,2}[a-z ]{0,5}", 0..3),
+        ) {
+            // The lines trimmed, empty ones dropped, joined by one space.
+            let folded: String = std::iter::once(v.clone()).chain(folds).collect();
+            let lines: Vec<&str> = folded
+                .split(['\r', '\n'])
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            proptest::prop_assert_eq!(unfold(&folded), lines.join(" "));
+            proptest::prop_assert_eq!(unfold(&v), v.trim());
+        }
     }
 
     #[test]

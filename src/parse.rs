@@ -481,10 +481,9 @@ fn read_headers(msg: &mail_parser::Message<'_>, raw: &[u8], inbound: &mut Inboun
         let name = h.name().to_ascii_lowercase();
         let start = (h.offset_start() as usize).min(raw.len());
         let end = (h.offset_end() as usize).min(raw.len()).max(start);
-        let unfolded = crate::header_section::unfold(&String::from_utf8_lossy(&raw[start..end]));
-        inbound
-            .headers
-            .push((name, clip(&unfolded, MAX_HEADER_VALUE).to_string()));
+        let mut value = crate::header_section::unfold(&String::from_utf8_lossy(&raw[start..end]));
+        value.truncate(clip(&value, MAX_HEADER_VALUE).len());
+        inbound.headers.push((name, value));
     }
     if msg.headers().len() > MAX_HEADERS {
         inbound.warnings.push(format!(

@@ -317,11 +317,16 @@ impl Event {
             | Event::TimerFired { .. }
             | Event::TimerCancelled { .. }
             | Event::Rma { .. } => {
-                let mut v = serde_json::to_value(self).unwrap_or_default();
-                if let Some(o) = v.as_object_mut() {
-                    o.remove("kind");
+                // Serialized with its tag first (`{"kind":"policy",…}`);
+                // the tag is dropped, the `kind` column holds it.
+                let mut s = serde_json::to_string(self).unwrap_or_default();
+                let tag = "{\"kind\":\"".len() + self.kind().len() + 1;
+                match s.as_bytes().get(tag) {
+                    Some(b',') => s.replace_range(1..=tag, ""),
+                    Some(b'}') => s.replace_range(1..tag, ""),
+                    _ => {}
                 }
-                v.to_string()
+                s
             }
         }
     }
@@ -363,9 +368,28 @@ mod tests {
         assert_eq!(e.kind(), "escalation_due");
         assert_eq!(
             e.detail(),
-            r#"{"at":"2026-11-21T16:00:00Z","rule":"NX-03","to":"director"}"#
+            r#"{"at":"2026-11-21T16:00:00Z","to":"director","rule":"NX-03"}"#
         );
-        assert_eq!(Event::from_stored(e.kind(), &e.detail()), Some(e));
+        let deadline = Event::Deadline {
+            id: "rma_ship".into(),
+            at,
+            remind_at: None,
+            rule: "IX-06".into(),
+        };
+        let cancelled = Event::TimerCancelled {
+            timer: TimerKind::SlaBreach,
+            key: "first_response".into(),
+            rule: "QN-04".into(),
+            why: "answered".into(),
+        };
+        for e in [e, deadline, cancelled] {
+            // The stored form is the event's fields without its tag.
+            let mut fields = serde_json::to_value(&e).unwrap();
+            fields.as_object_mut().unwrap().remove("kind");
+            let stored: serde_json::Value = serde_json::from_str(&e.detail()).unwrap();
+            assert_eq!(stored, fields, "{}", e.kind());
+            assert_eq!(Event::from_stored(e.kind(), &e.detail()), Some(e));
+        }
     }
 
     #[test]
