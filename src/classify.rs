@@ -439,10 +439,6 @@ fn contains_any<'a>(text: &str, list: &[&'a str]) -> Option<&'a str> {
     list.iter().copied().find(|p| text.contains(p))
 }
 
-fn lower_head(text: &str, n: usize) -> String {
-    first_chars(text, n).to_lowercase()
-}
-
 /// Signs that a person wrote the mail: a mail client, or files attached.
 fn human_signs(m: &Inbound) -> Vec<String> {
     let mut out = Vec::new();
@@ -627,7 +623,7 @@ impl<'m> Envelope<'m> {
             content_type,
             report_type: report_type_of(content_type),
             humans: human_signs(m),
-            head: lower_head(&m.text, HEAD_CHARS),
+            head: first_chars(&m.text, HEAD_CHARS).to_lowercase(),
         }
     }
 }
