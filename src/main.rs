@@ -14,6 +14,22 @@ use ticketd::model::RmaVerb;
 use ticketd::model::{TicketId, TicketStatus};
 use ticketd::store::Store;
 
+/// jemalloc serves the daemon's allocations: measured against glibc's
+/// malloc on the same mail, it takes about 12 % less CPU per mail
+/// (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's options, read at its first allocation: two arenas (its default,
+/// four per core, holds more memory idle for no gain here) and a background
+/// thread that returns freed pages to the system while the daemon is idle,
+/// so that its memory falls back after a burst of mail.
+// SAFETY: jemalloc reads this symbol as a `const char *` to a NUL-terminated
+// string; a reference to a byte array is that pointer, and the bytes end in
+// NUL and are never written.
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static MALLOC_CONF: &[u8; 33] = b"background_thread:true,narenas:2\0";
+
 const DEFAULT_CONFIG: &str = "/etc/ticketd/ticketd.toml";
 
 /// Prints a line on standard output. A reader that went away (`ticketd

@@ -1,10 +1,13 @@
-//! Reply templates: `templates/<lang>/<name>.hbs`, a `Subject:` line then the body, rendered in strict mode.
+//! Reply templates: `templates/<lang>/<name>.hbs`, a `Subject:` line then the body, checked at load, compiled at first use and rendered in strict mode.
 
 use crate::layout::Source;
 use crate::model::Language;
 use anyhow::{Context, Result, anyhow};
-use handlebars::Handlebars;
+use handlebars::{Handlebars, RenderContext, Renderable, StringOutput, Template};
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::OnceLock;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// Templates the daemon itself uses; every language must have each of them.
@@ -32,8 +35,19 @@ pub const REQUIRED: &[&str] = &[
     "merged",
 ];
 
+/// The templates: each is checked when loaded and compiled when first
+/// rendered, so that a daemon holds only those it has used (a language's
+/// staff notices may never be sent). The registry holds the partials and
+/// the pack's notice texts, which replies include.
 pub struct Templates {
     hb: Handlebars<'static>,
+    texts: HashMap<String, Text>,
+}
+
+/// One template's text (subject or body) and, once rendered, its compiled form.
+struct Text {
+    source: Cow<'static, str>,
+    compiled: OnceLock<Template>,
 }
 
 /// Fails naming the first required template `names` lacks (`origin` says where it was looked for).
@@ -79,7 +93,7 @@ impl Templates {
                 };
                 let text = std::fs::read_to_string(&path)
                     .with_context(|| format!("cannot read {}", path.display()))?;
-                if t.add(lang, name, text, &path.display().to_string())? {
+                if t.add(lang, name, Cow::Owned(text), &path.display().to_string())? {
                     names.push(name.to_string());
                 }
             }
@@ -99,7 +113,7 @@ impl Templates {
                 |name: &str| format!("{} templates/{l}/{name}.hbs", crate::layout::BUILT_IN);
             let mut names: Vec<String> = Vec::new();
             for (name, text) in crate::builtin::templates(l) {
-                if t.add(lang, name, text.to_string(), &origin(name))? {
+                if t.add(lang, name, Cow::Borrowed(text), &origin(name))? {
                     names.push(name.to_string());
                 }
             }
@@ -112,32 +126,77 @@ impl Templates {
         let mut hb = Handlebars::new();
         hb.set_strict_mode(true);
         hb.register_escape_fn(handlebars::no_escape);
-        Templates { hb }
+        Templates {
+            hb,
+            texts: HashMap::new(),
+        }
     }
 
-    /// Registers template (or, named `_NAME`, partial) `name` of `lang` from
-    /// `origin`; true for a template.
-    fn add(&mut self, lang: Language, name: &str, text: String, origin: &str) -> Result<bool> {
-        let hb = &mut self.hb;
+    /// Checks template (or, named `_NAME`, registers partial) `name` of
+    /// `lang` from `origin`; true for a template.
+    fn add(
+        &mut self,
+        lang: Language,
+        name: &str,
+        text: Cow<'static, str>,
+        origin: &str,
+    ) -> Result<bool> {
         if let Some(partial) = name.strip_prefix('_') {
             // `_policy.hbs` is the partial `{{> en_policy}}`.
-            hb.register_partial(&format!("{}_{partial}", lang.as_str()), text)
+            self.hb
+                .register_partial(&format!("{}_{partial}", lang.as_str()), text)
                 .map_err(|e| anyhow!("{origin}: {e}"))?;
             return Ok(false);
         }
-        let (subject, body) = split_template(&text).with_context(|| format!("{origin}:1"))?;
-        hb.register_template_string(&key(lang, name, "subject"), subject)
-            .map_err(|e| anyhow!("{origin}:1: {e}"))?;
-        hb.register_template_string(&key(lang, name, "body"), body)
-            .map_err(|e| anyhow!("{origin}: {e}"))?;
+        let (subject, body) = match text {
+            Cow::Borrowed(t) => {
+                let (s, b) = split_template(t).with_context(|| format!("{origin}:1"))?;
+                (Cow::Borrowed(s), Cow::Borrowed(b))
+            }
+            Cow::Owned(t) => {
+                let (s, b) = split_template(&t).with_context(|| format!("{origin}:1"))?;
+                (Cow::Owned(s.to_string()), Cow::Owned(b.to_string()))
+            }
+        };
+        for (part, source, at) in [("subject", subject, ":1"), ("body", body, "")] {
+            let k = key(lang, name, part);
+            // Compiled here only to report a fault at load; kept as text.
+            Template::compile_with_name(&*source, k.clone())
+                .map_err(|e| anyhow!("{origin}{at}: {e}"))?;
+            self.texts.insert(
+                k,
+                Text {
+                    source,
+                    compiled: OnceLock::new(),
+                },
+            );
+        }
         Ok(true)
     }
 
     pub fn has(&self, lang: Language, name: &str) -> bool {
-        self.hb.has_template(&key(lang, name, "body"))
+        self.texts.contains_key(&key(lang, name, "body"))
     }
 
-    /// Renders template `name` in `lang`: (subject, body).
+    /// Renders the template text named `k`, compiling it at its first use.
+    fn render_text(&self, k: &str, ctx: &handlebars::Context) -> Result<String> {
+        let text = self
+            .texts
+            .get(k)
+            .ok_or_else(|| anyhow!("template {k} not found"))?;
+        let template = match text.compiled.get() {
+            Some(t) => t,
+            None => {
+                let t = Template::compile_with_name(&*text.source, k.to_string())?;
+                text.compiled.get_or_init(|| t)
+            }
+        };
+        let mut rc = RenderContext::new(template.name.as_ref());
+        let mut out = StringOutput::new();
+        template.render(&self.hb, ctx, &mut rc, &mut out)?;
+        Ok(out.into_string()?)
+    }
+
     /// Compiles a pack's notice texts once, so that rendering a reply does not
     /// parse them again. Texts that do not compile are left to `render`, which
     /// reports them per mail.
@@ -193,12 +252,10 @@ impl Templates {
             o.insert("notices".into(), serde_json::json!(notices));
         }
         let subject = self
-            .hb
-            .render_with_context(&key(lang, name, "subject"), &ctx)
+            .render_text(&key(lang, name, "subject"), &ctx)
             .with_context(|| format!("template {}/{name}.hbs subject", lang.as_str()))?;
         let body = self
-            .hb
-            .render_with_context(&key(lang, name, "body"), &ctx)
+            .render_text(&key(lang, name, "body"), &ctx)
             .with_context(|| format!("template {}/{name}.hbs", lang.as_str()))?;
         let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
         Ok((subject, body.trim_start_matches('\n').to_string()))
@@ -300,6 +357,58 @@ mod tests {
 
     fn shipped() -> Templates {
         Templates::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("templates")).unwrap()
+    }
+
+    /// How many template texts have been compiled.
+    fn compiled(t: &Templates) -> usize {
+        t.texts
+            .values()
+            .filter(|x| x.compiled.get().is_some())
+            .count()
+    }
+
+    #[test]
+    fn templates_are_checked_at_load_and_compiled_at_first_use() {
+        for t in [shipped(), Templates::built_in().unwrap()] {
+            assert_eq!(t.texts.len(), 2 * REQUIRED.len() * Language::ALL.len());
+            assert_eq!(compiled(&t), 0, "nothing is compiled before it is used");
+            let data = crate::decide::sample_template_data();
+            let first = t.render(Language::Ja, "ack_new", data.clone()).unwrap();
+            assert_eq!(compiled(&t), 2, "its subject and its body");
+            assert_eq!(t.render(Language::Ja, "ack_new", data).unwrap(), first);
+            assert_eq!(compiled(&t), 2);
+        }
+    }
+
+    #[test]
+    fn a_template_that_does_not_compile_is_refused_at_load_naming_its_file() {
+        let copy = |dir: &Path| {
+            for lang in Language::ALL {
+                let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("templates")
+                    .join(lang.as_str());
+                std::fs::create_dir_all(dir.join(lang.as_str())).unwrap();
+                for e in std::fs::read_dir(from).unwrap() {
+                    let p = e.unwrap().path();
+                    std::fs::copy(&p, dir.join(lang.as_str()).join(p.file_name().unwrap()))
+                        .unwrap();
+                }
+            }
+        };
+        for (text, at) in [
+            (
+                "Subject: Re {{ticket.tag}}\nHello {{#if customer.name}}\n",
+                "",
+            ),
+            ("Subject: Re {{#each x}}\nHello\n", ":1"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            copy(dir.path());
+            let file = dir.path().join("es/staff_sla.hbs");
+            std::fs::write(&file, text).unwrap();
+            let e = format!("{:#}", Templates::load(dir.path()).unwrap_err());
+            assert!(e.starts_with(&format!("{}{at}: ", file.display())), "{e}");
+        }
     }
 
     #[test]
