@@ -5,7 +5,7 @@ use crate::dsn::{
 };
 use crate::model::Identity;
 use crate::parse::Inbound;
-use crate::text::first_chars;
+use crate::text::{Phrases, first_chars};
 use serde::Serialize;
 
 pub use crate::compose::LOOP_HEADER;
@@ -191,7 +191,7 @@ const AUTO_SUBJECTS: &[&str] = &[
     "ausente",
     "ausencia",
 ];
-const AUTO_SUBJECTS_JA: &[&str] = &[
+static AUTO_SUBJECTS_JA: Phrases = Phrases::new(&[
     "自動応答",
     "自動返信",
     "自動送信",
@@ -202,10 +202,10 @@ const AUTO_SUBJECTS_JA: &[&str] = &[
     "[不在]",
     "送信者確認",
     "送信者認証",
-];
+]);
 
 /// Phrases of out-of-office bodies (searched in the first 1000 characters).
-const AUTO_BODIES: &[&str] = &[
+static AUTO_BODIES: Phrases = Phrases::new(&[
     "i am out of the office",
     "i'm out of the office",
     "i will be out of the office",
@@ -241,12 +241,12 @@ const AUTO_BODIES: &[&str] = &[
     "estoy de vacaciones",
     "estaré fuera de",
     "respuesta automática",
-];
+]);
 
 /// What only a challenge-response system writes, asking the sender to
 /// prove they are a person (searched in the first 1500 characters, lower
 /// case); beside a link, two points.
-const CHALLENGE_BODIES: &[&str] = &[
+static CHALLENGE_BODIES: Phrases = Phrases::new(&[
     "confirm that you are a real person",
     "confirm you are a real person",
     "confirm that you are a human",
@@ -268,12 +268,12 @@ const CHALLENGE_BODIES: &[&str] = &[
     "merci de confirmer votre envoi",
     "confirmer que vous êtes une personne",
     "confirmer votre adresse",
-];
+]);
 
 /// What a report that a mail was refused as spam says (searched in the
 /// first 1500 characters, lower case); with a copy of the mail attached,
 /// it is a bounce.
-const SPAM_REJECTIONS: &[&str] = &[
+static SPAM_REJECTIONS: Phrases = Phrases::new(&[
     "rejected as spam",
     "rejected by our spam filter",
     "identified as spam",
@@ -292,11 +292,11 @@ const SPAM_REJECTIONS: &[&str] = &[
     "迷惑メールと判定",
     "迷惑メールとして",
     "被判定为垃圾邮件",
-];
+]);
 
 /// Words of a subject that says a mail could not be delivered, anywhere in
 /// it (lower case): one point.
-const UNDELIVERED_IN_SUBJECT: &[&str] = &[
+static UNDELIVERED_IN_SUBJECT: Phrases = Phrases::new(&[
     "could not be delivered",
     "undeliverable",
     "undelivered",
@@ -310,7 +310,7 @@ const UNDELIVERED_IN_SUBJECT: &[&str] = &[
     "配送できませんでした",
     "配信できませんでした",
     "届きませんでした",
-];
+]);
 
 /// Sender local parts that never read their mail.
 const NO_REPLY_LOCALS: &[&str] = &[
@@ -406,12 +406,16 @@ fn obfuscated_words(text: &str) -> usize {
     text.split_whitespace()
         .take(5000)
         .filter(|w| {
-            let w = w.trim_matches(|c: char| !c.is_alphanumeric());
-            if w.len() < 3 || w.contains('.') || w.contains('/') || w.contains(':') {
+            // Only a word with one of the stand-in characters can be one
+            // (checked first: most words have none).
+            if !w
+                .bytes()
+                .any(|b| matches!(b, b'@' | b'!' | b'|' | b'(' | b'$' | b'0' | b'1'))
+            {
                 return false;
             }
-            // Only a word with one of the stand-in characters can be one.
-            if !w.contains(['@', '!', '|', '(', '$', '0', '1']) {
+            let w = w.trim_matches(|c: char| !c.is_alphanumeric());
+            if w.len() < 3 || w.contains(['.', '/', ':']) {
                 return false;
             }
             let letters = w.chars().filter(|c| c.is_ascii_alphabetic()).count();
@@ -433,10 +437,6 @@ fn starts_with_any(subject: &str, list: &[&str]) -> Option<String> {
     list.iter()
         .find(|p| s.starts_with(*p))
         .map(|p| p.to_string())
-}
-
-fn contains_any<'a>(text: &str, list: &[&'a str]) -> Option<&'a str> {
-    list.iter().copied().find(|p| text.contains(p))
 }
 
 /// Signs that a person wrote the mail: a mail client, or files attached.
@@ -799,7 +799,7 @@ fn old_mta_signs(m: &Inbound, lower: &str, bounce_subject: bool, t: &mut Tally) 
     .any(|p| subject.trim_start().starts_with(p));
     if !bounce_subject
         && !replying
-        && let Some(w) = contains_any(&subject, UNDELIVERED_IN_SUBJECT)
+        && let Some(w) = UNDELIVERED_IN_SUBJECT.first_in(&subject)
     {
         t.weak(format!("subject says \"{w}\""));
     }
@@ -814,7 +814,7 @@ fn old_mta_signs(m: &Inbound, lower: &str, bounce_subject: bool, t: &mut Tally) 
         a.content_type.starts_with("message/rfc822")
             || a.content_type.starts_with("text/rfc822-headers")
     });
-    if copy_attached && let Some(p) = contains_any(first_chars(lower, 1500), SPAM_REJECTIONS) {
+    if copy_attached && let Some(p) = SPAM_REJECTIONS.first_in(first_chars(lower, 1500)) {
         t.strong(format!(
             "a report that a mail was refused as spam (\"{p}\"), its copy attached"
         ));
@@ -925,17 +925,17 @@ fn weak_auto_reply_signs(m: &Inbound, lower: &str) -> (Tally, Option<String>) {
     .any(|p| subject.trim_start().starts_with(p));
     let auto_subject = starts_with_any(&m.subject, AUTO_SUBJECTS).or_else(|| {
         (!replying)
-            .then(|| contains_any(&subject, AUTO_SUBJECTS_JA).map(str::to_string))
+            .then(|| AUTO_SUBJECTS_JA.first_in(&subject).map(str::to_string))
             .flatten()
     });
     if let Some(s) = &auto_subject {
         t.weak(format!("out-of-office subject \"{s}\""));
     }
-    if let Some(p) = contains_any(first_chars(lower, 1000), AUTO_BODIES) {
+    if let Some(p) = AUTO_BODIES.first_in(first_chars(lower, 1000)) {
         t.weak(format!("out-of-office body \"{p}\""));
     }
     let head = first_chars(lower, 1500);
-    if let Some(p) = contains_any(head, CHALLENGE_BODIES)
+    if let Some(p) = CHALLENGE_BODIES.first_in(head)
         && (head.contains("http://") || head.contains("https://"))
     {
         t.weak(format!("challenge-response body \"{p}\""));
@@ -1056,8 +1056,10 @@ fn last_signs(mut reasons: Vec<String>, explicit_no: bool, env: &Envelope<'_>) -
 fn smtp_failure_status(text: &str) -> Option<String> {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let re = RE.get_or_init(|| {
+        // ASCII classes and word boundaries (`-u`): a status is ASCII, and
+        // a Unicode word boundary would keep the search off its fast engine.
         regex::Regex::new(
-            r"(?im)\b(?:[45]\d\d[ -]+[45]\.\d{1,3}\.\d{1,3}|5[05]\d[ -]+(?:user unknown|mailbox (?:unavailable|full|not found)|no such user|recipient (?:rejected|address rejected)|relay(?:ing)? denied))\b",
+            r"(?im-u)\b(?:[45]\d\d[ -]+[45]\.\d{1,3}\.\d{1,3}|5[05]\d[ -]+(?:user unknown|mailbox (?:unavailable|full|not found)|no such user|recipient (?:rejected|address rejected)|relay(?:ing)? denied))\b",
         )
         .expect("a valid pattern")
     });
@@ -1385,6 +1387,25 @@ mod tests {
             b.original_message_id.as_deref(),
             Some("ticketd.4.cd@tickets.vendor.test")
         );
+    }
+
+    #[test]
+    fn smtp_failure_statuses_are_found_in_ascii_text_and_beside_any_letters() {
+        for (text, found) in [
+            (
+                "remote host said: 550 5.1.1 <a@b>: user unknown",
+                Some("550 5.1.1"),
+            ),
+            ("421-4.7.0 try again later", Some("421-4.7.0")),
+            ("550 User Unknown", Some("550 User Unknown")),
+            ("554 relaying denied", Some("554 relaying denied")),
+            ("エラー 550 5.1.1 宛先不明", Some("550 5.1.1")),
+            ("call 555-0100 about order 4.1.2", None),
+            ("version 5503.1.1", None),
+            ("host 192.0.2.5.1.1 said nothing", None),
+        ] {
+            assert_eq!(smtp_failure_status(text).as_deref(), found, "{text}");
+        }
     }
 
     #[test]

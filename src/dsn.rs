@@ -343,18 +343,16 @@ pub const BODY_SHAPES: &[(&str, &str)] = &[
 /// The MTA whose body shape `text` has, if any.
 ///
 /// The earliest shape in `BODY_SHAPES` wins, found in one pass over the
-/// text, letters of any case.
+/// text (Aho-Corasick, every occurrence), letters in either case.
 pub fn body_shape(text: &str) -> Option<&'static str> {
-    static SHAPES: std::sync::LazyLock<regex::RegexSet> = std::sync::LazyLock::new(|| {
-        regex::RegexSet::new(
-            BODY_SHAPES
-                .iter()
-                .map(|(p, _)| format!("(?i){}", regex::escape(p))),
-        )
-        .expect("valid patterns")
-    });
-    let first = SHAPES.matches(clip(text, MAX_SCAN)).into_iter().next()?;
-    Some(BODY_SHAPES[first].1)
+    static SHAPES: std::sync::LazyLock<aho_corasick::AhoCorasick> =
+        std::sync::LazyLock::new(|| {
+            aho_corasick::AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .build(BODY_SHAPES.iter().map(|(p, _)| p))
+                .expect("valid patterns")
+        });
+    crate::text::earliest(&SHAPES, clip(text, MAX_SCAN)).map(|i| BODY_SHAPES[i].1)
 }
 
 /// What the body text of a bounce says: failed recipients, status, the

@@ -1,4 +1,4 @@
-//! Small text helpers shared by the readers (parse, reply_text, dsn), so that none of them imports another for them.
+//! Small text helpers shared by the readers (parse, reply_text, dsn, classify), so that none of them imports another for them.
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
 pub(crate) fn clip(s: &str, max: usize) -> &str {
@@ -10,6 +10,39 @@ pub(crate) fn clip(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+/// Fixed phrases looked for together: one pass over a text (Aho-Corasick)
+/// finds every occurrence of every phrase, where a search per phrase would
+/// read the text once per phrase. The automaton is built at first use.
+pub(crate) struct Phrases {
+    list: &'static [&'static str],
+    automaton: std::sync::OnceLock<aho_corasick::AhoCorasick>,
+}
+
+impl Phrases {
+    /// Phrases matched as written (byte for byte).
+    pub(crate) const fn new(list: &'static [&'static str]) -> Phrases {
+        Phrases {
+            list,
+            automaton: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The earliest phrase of the list that occurs in `text`.
+    pub(crate) fn first_in(&self, text: &str) -> Option<&'static str> {
+        let ac = self.automaton.get_or_init(|| {
+            aho_corasick::AhoCorasick::new(self.list).expect("fixed phrases build")
+        });
+        earliest(ac, text).map(|i| self.list[i])
+    }
+}
+
+/// The index of the earliest of `ac`'s patterns that occurs in `text`.
+pub(crate) fn earliest(ac: &aho_corasick::AhoCorasick, text: &str) -> Option<usize> {
+    ac.find_overlapping_iter(text)
+        .map(|m| m.pattern().as_usize())
+        .min()
 }
 
 /// `bytes` as lower-case hex digits.
@@ -76,7 +109,46 @@ pub fn display_name(name: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{MAX_DISPLAY_NAME, clip, display_name, first_chars, hex};
+
+    static WORDS: Phrases = Phrases::new(&["out of the office", "office", "不在", "auto-reply"]);
+
+    #[test]
+    fn the_earliest_phrase_of_the_list_is_found_not_the_earliest_in_the_text() {
+        assert_eq!(
+            WORDS.first_in("office hours; out of the office"),
+            Some("out of the office")
+        );
+        // One phrase inside another: both are found, the list decides.
+        assert_eq!(
+            WORDS.first_in("i am out of the office"),
+            Some("out of the office")
+        );
+        assert_eq!(WORDS.first_in("the office"), Some("office"));
+        assert_eq!(WORDS.first_in("本日不在です"), Some("不在"));
+        assert_eq!(WORDS.first_in("Out Of The Office"), None, "as written");
+        assert_eq!(WORDS.first_in(""), None);
+    }
+
+    proptest::proptest! {
+        /// One pass finds what a search for each phrase in turn finds.
+        #[test]
+        fn phrases_found_in_one_pass_are_those_found_one_by_one(
+            picks in proptest::collection::vec((0..4usize, proptest::bool::ANY, "\\PC{0,12}"), 0..5),
+        ) {
+            // Whole phrases and their first letters, among other text.
+            let text: String = picks
+                .iter()
+                .map(|(i, whole, filler)| {
+                    let p = WORDS.list[*i];
+                    let p: String = if *whole { p.into() } else { p.chars().take(3).collect() };
+                    format!("{filler}{p}")
+                })
+                .collect();
+            let one_by_one = WORDS.list.iter().copied().find(|p| text.contains(p));
+            proptest::prop_assert_eq!(WORDS.first_in(&text), one_by_one);
+        }
+    }
+    use super::{MAX_DISPLAY_NAME, Phrases, clip, display_name, first_chars, hex};
 
     #[test]
     fn hex_is_two_lower_case_digits_a_byte() {
