@@ -1400,6 +1400,8 @@ mod tests {
             ("550 User Unknown", Some("550 User Unknown")),
             ("554 relaying denied", Some("554 relaying denied")),
             ("エラー 550 5.1.1 宛先不明", Some("550 5.1.1")),
+            // ASCII boundaries: a status right after a Japanese word counts.
+            ("宛先550 5.1.1不明", Some("550 5.1.1")),
             ("call 555-0100 about order 4.1.2", None),
             ("version 5503.1.1", None),
             ("host 192.0.2.5.1.1 said nothing", None),

@@ -15,7 +15,7 @@ use ticketd::model::{TicketId, TicketStatus};
 use ticketd::store::Store;
 
 /// jemalloc serves the daemon's allocations: measured against glibc's
-/// malloc on the same mail, it takes about 12 % less CPU per mail
+/// malloc on the same mail, it takes 9 to 13 % less CPU per mail
 /// (docs/performance.md).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
