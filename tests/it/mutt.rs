@@ -262,9 +262,17 @@ impl Mutt {
     async fn send(&mut self) {
         let sent = self.sent();
         self.keys(&["y"]);
+        // Mutt asks this when a file it attached (a forwarded mail it wrote
+        // itself) changed its time stamp since: yes, once per question.
+        let mut answered = String::new();
         self.wait_for("mutt to send the mail", |s| {
             if let Some(e) = SEND_ERRORS.iter().find(|e| s.contains(*e)) {
                 panic!("mutt could not send ({e}):\n{s}");
+            }
+            let prompt = bottom_line(s);
+            if prompt.contains("modified. Update encoding") && prompt != answered {
+                answered = prompt.to_string();
+                self.keys(&["y"]);
             }
             self.sent() > sent
         })
