@@ -108,6 +108,32 @@ mod tests {
     }
 
     #[test]
+    fn issue_24_words_beside_japanese_characters_are_read() {
+        let jp = pack("qnap-jp");
+        let scan = jp
+            .policy
+            .scan("OSはWindows Serverで、ファームウェアはv5.1.0です。本番がsystem downです");
+        assert!(scan.facts.contains(&"os"), "{:?}", scan.facts);
+        assert!(scan.facts.contains(&"version"), "{:?}", scan.facts);
+        assert_eq!(scan.version_text.as_deref(), Some("5.1.0"));
+        assert!(scan.critical);
+        // Digits typed through a Japanese input method, at the end of the text.
+        let scan = jp.policy.scan("バージョン：２.１");
+        assert_eq!(scan.version_text.as_deref(), Some("２.１"));
+        // Still whole words: no version inside a longer word or number.
+        let scan = jp.policy.scan("firmwarev5.1.0 and v5.1a");
+        assert_eq!(scan.version_text, None, "{:?}", scan.facts);
+        // A topic's English word beside Japanese text (IX-09's out of scope).
+        let ix = pack("ixsystems");
+        let scan = ix.policy.scan("新しいfirewallの設定を教えてください");
+        assert!(
+            scan.topics.iter().any(|t| t == "out_of_scope"),
+            "{:?}",
+            scan.topics
+        );
+    }
+
+    #[test]
     fn issue_24_words_read_ahead_serve_only_the_mail_and_the_pack_they_were_read_for() {
         let netex = pack("netex");
         let a = mail("Severity 1: production is down", "Nothing passes.");

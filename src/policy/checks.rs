@@ -65,10 +65,18 @@ pub(super) fn words_regex(words: &[String]) -> Result<Regex, String> {
             let e = regex::escape(w.trim())
                 .replace("\\ ", r"\s+")
                 .replace(' ', r"\s+");
+            let w = w.trim();
             if w.chars()
                 .all(|c| c.is_ascii() || c.is_alphabetic() && !is_cjk(c))
             {
-                format!(r"\b{e}\b")
+                // An ASCII boundary beside an ASCII edge: a Japanese
+                // character next to the word counts as one, and the lazy
+                // DFA searches any text with it (see `FACT_PATTERNS`).
+                let edge = |c: Option<char>| match c {
+                    Some(c) if c.is_ascii() => r"(?-u:\b)",
+                    _ => r"\b",
+                };
+                format!("{}{e}{}", edge(w.chars().next()), edge(w.chars().last()))
             } else {
                 e
             }

@@ -50,13 +50,13 @@ pub struct Request<'a> {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TextScan {
     /// The facts the patterns found (`version` among them).
-    facts: Vec<&'static str>,
-    description: bool,
+    pub(crate) facts: Vec<&'static str>,
+    pub(crate) description: bool,
     /// The first version pattern's capture.
-    version_text: Option<String>,
-    topics: Vec<String>,
-    critical: bool,
-    stated_severity: Option<u8>,
+    pub(crate) version_text: Option<String>,
+    pub(crate) topics: Vec<String>,
+    pub(crate) critical: bool,
+    pub(crate) stated_severity: Option<u8>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -220,29 +220,42 @@ impl Ctx<'_> {
     }
 }
 
-static DEFAULT_FACTS: std::sync::LazyLock<Vec<(&'static str, Regex)>> = std::sync::LazyLock::new(
-    || {
-        let c = |f: &'static str, p: &str| (f, Regex::new(p).expect("built-in fact pattern"));
-        vec![
-            c(
-                "company",
-                r"(?im)^\s*(?:company|organi[sz]ation|empresa|compa[ñn][ií]a|raz[oó]n social|会社名|社名|貴社名)\s*[:：]\s*\S",
-            ),
-            c(
-                "product",
-                r"(?im)^\s*(?:product|model|producto|modelo|製品|製品名|型番)\s*[:：]\s*\S",
-            ),
-            c(
-                "version",
-                r"(?i)(?:\b(?:version|versi[oó]n|ver\.?|release|rel\.?)\s*[:#]?\s*|\bv|バージョン\s*[:：]?\s*)(\d+(?:\.\d+){1,3})\b",
-            ),
-            c(
-                "os",
-                r"(?i)\b(?:windows(?:\s+server)?|linux|red\s*hat|rhel|ubuntu|debian|suse|centos|rocky|alma|z/os|os/390|mvs|z/vm|aix|solaris|hp-ux|macos|os\s*x|freebsd|truenas|vmware|esxi|ibm\s+i)\b|(?im)^\s*(?:os|operating system|sistema operativo|オペレーティングシステム)\s*[:：]\s*\S",
-            ),
-        ]
-    },
-);
+// Word boundaries in the built-in patterns are ASCII (`(?-u:\b)`): each
+// one stands beside an ASCII letter or digit, and a Japanese character next
+// to it counts as a boundary, since Japanese does not put spaces between
+// words ("OSはWindows Server"). An ASCII boundary also lets the lazy DFA
+// search any text; a Unicode one makes it give up at the first non-ASCII
+// byte and hand the search to a backtracker.
+
+/// The built-in patterns of each fact; `version`'s first group is the
+/// version the text names, its digits ASCII or full-width (typed through a
+/// Japanese input method), and what follows them not an ASCII letter or digit.
+pub(super) const FACT_PATTERNS: [(&str, &str); 4] = [
+    (
+        "company",
+        r"(?im)^\s*(?:company|organi[sz]ation|empresa|compa[ñn][ií]a|raz[oó]n social|会社名|社名|貴社名)\s*[:：]\s*\S",
+    ),
+    (
+        "product",
+        r"(?im)^\s*(?:product|model|producto|modelo|製品|製品名|型番)\s*[:：]\s*\S",
+    ),
+    (
+        "version",
+        r"(?i)(?:(?-u:\b)(?:version|versi[oó]n|ver\.?|release|rel\.?)\s*[:#]?\s*|(?-u:\b)v|バージョン\s*[:：]?\s*)(\d+(?:\.\d+){1,3})(?:[^0-9A-Za-z_]|$)",
+    ),
+    (
+        "os",
+        r"(?i)(?-u:\b)(?:windows(?:\s+server)?|linux|red\s*hat|rhel|ubuntu|debian|suse|centos|rocky|alma|z/os|os/390|mvs|z/vm|aix|solaris|hp-ux|macos|os\s*x|freebsd|truenas|vmware|esxi|ibm\s+i)(?-u:\b)|(?im)^\s*(?:os|operating system|sistema operativo|オペレーティングシステム)\s*[:：]\s*\S",
+    ),
+];
+
+static DEFAULT_FACTS: std::sync::LazyLock<Vec<(&'static str, Regex)>> =
+    std::sync::LazyLock::new(|| {
+        FACT_PATTERNS
+            .iter()
+            .map(|(f, p)| (*f, Regex::new(p).expect("built-in fact pattern")))
+            .collect()
+    });
 
 /// An attached file that is a proof of purchase.
 static INVOICE_FILE: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
@@ -251,17 +264,16 @@ static INVOICE_FILE: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
 });
 
 /// Phrases that mean the most severe level in every pack.
-static CRITICAL: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
-    Regex::new(r"(?i)\bsystem\s+(?:is\s+)?down\b|\bproduction\s+(?:is\s+)?down\b|システム(?:停止|ダウン)|業務停止|\bsistema\s+ca[íi]do\b|\bca[íi]da\s+total\b")
-        .expect("critical pattern")
-});
+pub(super) const CRITICAL_PATTERN: &str = r"(?i)(?-u:\b)system\s+(?:is\s+)?down(?-u:\b)|(?-u:\b)production\s+(?:is\s+)?down(?-u:\b)|システム(?:停止|ダウン)|業務停止|(?-u:\b)sistema\s+ca[íi]do(?-u:\b)|(?-u:\b)ca[íi]da\s+total(?-u:\b)";
 
-static SEVERITY_RE: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
-    Regex::new(
-        r"(?i)\b(?:severity|sev|severidad|gravedad|prioridad|priority)\s*(?:level\s*|nivel\s*)?[:#=-]?\s*([1-4])\b|(?-i:\bS([1-4])\b)|(?:重大度|緊急度|深刻度|優先度)\s*[:：]?\s*([1-4１-４])",
-    )
-    .expect("severity pattern")
-});
+static CRITICAL: std::sync::LazyLock<Regex> =
+    std::sync::LazyLock::new(|| Regex::new(CRITICAL_PATTERN).expect("critical pattern"));
+
+/// A severity the mail states: one of the three groups holds its digit.
+pub(super) const SEVERITY_PATTERN: &str = r"(?i)(?-u:\b)(?:severity|sev|severidad|gravedad|prioridad|priority)\s*(?:level\s*|nivel\s*)?[:#=-]?\s*([1-4])(?-u:\b)|(?-i:(?-u:\b)S([1-4])(?-u:\b))|(?:重大度|緊急度|深刻度|優先度)\s*[:：]?\s*([1-4１-４])";
+
+static SEVERITY_RE: std::sync::LazyLock<Regex> =
+    std::sync::LazyLock::new(|| Regex::new(SEVERITY_PATTERN).expect("severity pattern"));
 
 pub(super) fn read_severity(text: &str) -> Option<u8> {
     let c = SEVERITY_RE.captures(text)?;
@@ -513,13 +525,23 @@ impl Policy {
         for f in FACTS {
             let extra = self.facts.extra.get(*f);
             let builtin = DEFAULT_FACTS.iter().filter(|(n, _)| n == f).map(|(_, r)| r);
-            for re in builtin.chain(extra.into_iter().flatten()) {
+            let mut patterns = builtin.chain(extra.into_iter().flatten());
+            if *f != "version" {
+                // Whether one matches is all a fact needs: no groups.
+                if patterns.any(|re| re.is_match(text)) {
+                    facts.push(*f);
+                }
+                continue;
+            }
+            // The first pattern that matches with a first group names it.
+            for re in patterns {
                 if let Some(c) = re.captures(text) {
                     if !facts.contains(f) {
                         facts.push(*f);
                     }
-                    if *f == "version" && version_text.is_none() {
-                        version_text = c.get(1).map(|m| m.as_str().to_string());
+                    version_text = c.get(1).map(|m| m.as_str().to_string());
+                    if version_text.is_some() {
+                        break;
                     }
                 }
             }

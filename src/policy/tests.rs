@@ -2,7 +2,9 @@
 
 use super::checks::words_regex;
 use super::conditions::{Cond, parse_cond};
-use super::evaluate::{has_description, read_severity};
+use super::evaluate::{
+    CRITICAL_PATTERN, FACT_PATTERNS, SEVERITY_PATTERN, has_description, read_severity,
+};
 use super::*;
 
 #[test]
@@ -61,6 +63,61 @@ fn keywords_match_whole_words_and_japanese_anywhere() {
     assert!(!re.is_match("networking"));
     assert!(re.is_match("ディスクが故障した"));
     assert!(re.is_match("el sistema   caído desde ayer"));
+    // A Japanese character beside an English word is a boundary.
+    assert!(re.is_match("新しいnetworkの設定"));
+    assert!(!re.is_match("新しいnetworkingの設定"));
+}
+
+#[test]
+fn issue_24_severity_beside_japanese_characters_is_read() {
+    assert_eq!(read_severity("障害はS2です"), Some(2));
+    assert_eq!(read_severity("優先度S5です"), None);
+    assert_eq!(read_severity("障害はseverity 1です"), Some(1));
+}
+
+/// The pattern as it read with Unicode word boundaries.
+fn with_unicode_boundaries(p: &str) -> regex::Regex {
+    regex::Regex::new(
+        &p.replace(r"(?-u:\b)", r"\b")
+            .replace(r"(?:[^0-9A-Za-z_]|$)", r"\b"),
+    )
+    .unwrap()
+}
+
+proptest::proptest! {
+    /// Between words separated by spaces, ASCII boundaries read what
+    /// Unicode boundaries read: they differ only beside a non-ASCII letter.
+    #[test]
+    fn issue_24_ascii_boundaries_read_spaced_words_as_unicode_ones_did(
+        words in proptest::collection::vec(proptest::sample::select(vec![
+            "version", "versión", "ver.", "v", "v2.1", "2.1.3", "1.2a", "release", "rel",
+            "Severity", "sev", "S1", "s2", "3", "４", "重大度", "２.１", "バージョン",
+            "Windows", "server", "linux", "z/os", "OS:", "company:", "Empresa：", "ACME",
+            "system", "is", "down", "production", "sistema", "caído", "network",
+            "networking", "firewall", "です", "é", "ñ", ":", "#", "-", "\n",
+        ]), 0..14),
+        newline in proptest::bool::ANY,
+    ) {
+        let text = words.join(if newline { "\n" } else { " " });
+        for (fact, p) in FACT_PATTERNS {
+            let (now, then) = (regex::Regex::new(p).unwrap(), with_unicode_boundaries(p));
+            let group = |re: &regex::Regex| re.captures(&text).map(|c| c.get(1).map(|m| m.as_str().to_string()));
+            proptest::prop_assert_eq!(group(&now), group(&then), "{} in {:?}", fact, text);
+        }
+        for p in [CRITICAL_PATTERN, SEVERITY_PATTERN] {
+            let (now, then) = (regex::Regex::new(p).unwrap(), with_unicode_boundaries(p));
+            let groups = |re: &regex::Regex| re.captures(&text).map(|c| {
+                c.iter().skip(1).map(|m| m.map(|m| m.as_str().to_string())).collect::<Vec<_>>()
+            });
+            proptest::prop_assert_eq!(groups(&now), groups(&then), "{:?}", text);
+        }
+        let words = words_regex(&["network".into(), "sistema caído".into(), "z/os".into(), "ver.".into()]).unwrap();
+        proptest::prop_assert_eq!(
+            words.is_match(&text),
+            with_unicode_boundaries(words.as_str()).is_match(&text),
+            "{:?}", text
+        );
+    }
 }
 
 #[test]
