@@ -103,7 +103,7 @@ fn main() -> Result<()> {
         return Err(e);
     }
     stage("render replies", &mut || {
-        for p in &plans {
+        for p in &mut plans {
             if let Err(e) = engine.render(p, Some(ticketd::model::TicketId(1)), None, now) {
                 failed = Some(e);
             }

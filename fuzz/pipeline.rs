@@ -37,7 +37,7 @@ pub fn pipeline(data: &[u8]) {
     let store = f.store.lock().unwrap_or_else(|e| e.into_inner());
     let view = ticketd::explain::default_mailbox(&f.engine);
     let now = chrono::DateTime::UNIX_EPOCH;
-    let plan = f
+    let mut plan = f
         .engine
         .plan(&store, view, data, now, now)
         .expect("planning reads only an in-memory store");
@@ -56,7 +56,10 @@ pub fn pipeline(data: &[u8]) {
         "the reply text is part of the body"
     );
     let _ = ticketd::reply_text::extract_html(&body);
-    let _ = f
-        .engine
-        .render(&plan, Some(ticketd::model::TicketId(1)), Some(data), now);
+    let _ = f.engine.render(
+        &mut plan,
+        Some(ticketd::model::TicketId(1)),
+        Some(data),
+        now,
+    );
 }

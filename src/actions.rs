@@ -78,7 +78,12 @@ fn act_reading<T>(
         change.events.extend(skipped);
         let mails: Vec<NewMail> = engine
             .renderer
-            .render_replies(&change.mails, &ticket.subject, Some(id), now)?
+            .render_replies(
+                std::mem::take(&mut change.mails),
+                &ticket.subject,
+                Some(id),
+                now,
+            )?
             .into_iter()
             .map(|r| r.mail)
             .collect();

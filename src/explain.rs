@@ -213,11 +213,11 @@ pub fn explain(raw: &[u8], opts: &Options, now: DateTime<Utc>) -> Result<serde_j
     };
     let arrival = opts.at.unwrap_or(now);
     let oversize = raw.len() as u64 > engine.limits.max_message_bytes;
-    let plan = engine
+    let mut plan = engine
         .plan(&store, view, raw, arrival, arrival)
         .context("planning")?;
     let ticket_id = plan.decision.ticket_view.id;
-    let rendered = engine.render(&plan, ticket_id, Some(raw), arrival)?;
+    let rendered = engine.render(&mut plan, ticket_id, Some(raw), arrival)?;
     let events = engine.with_rma_codes(&plan.decision.events, ticket_id, arrival);
     let mut v = to_json(
         &plan,
@@ -286,7 +286,7 @@ fn webhooks_view(
 
 fn to_json(
     plan: &Plan,
-    rendered: &[crate::outgoing::Rendered<'_>],
+    rendered: &[crate::outgoing::Rendered],
     view: MailboxView<'_>,
     zone: chrono_tz::Tz,
     arrival: DateTime<Utc>,
@@ -297,10 +297,10 @@ fn to_json(
     let replies: Vec<ReplyOut> = rendered
         .iter()
         .map(|r| ReplyOut {
-            to: r.plan.to.clone(),
+            to: r.to.clone(),
             subject: r.subject.clone(),
-            language: r.plan.language.as_str().into(),
-            template: r.plan.template.into(),
+            language: r.language.as_str().into(),
+            template: r.template.into(),
             body: r.body.clone(),
         })
         .collect();
@@ -310,10 +310,10 @@ fn to_json(
     }
     let relay = rendered
         .iter()
-        .find(|r| r.plan.template == "staff_reply")
+        .find(|r| r.template == "staff_reply")
         .map(|r| {
             json!({
-                "to": r.plan.to,
+                "to": r.to,
                 "subject": r.subject,
                 "body": r.body,
                 "attachments": plan.inbound.attachments.iter().filter_map(|a| a.name.clone()).collect::<Vec<_>>(),

@@ -484,16 +484,18 @@ impl Engine {
         plan
     }
 
-    /// Renders the plan's mail for `ticket_id` (known once the ticket is written).
-    pub fn render<'p>(
+    /// Renders the plan's mail for `ticket_id` (known once the ticket is
+    /// written). The replies are taken from the plan: their data moves into
+    /// the templates.
+    pub fn render(
         &self,
-        plan: &'p Plan,
+        plan: &mut Plan,
         ticket_id: Option<TicketId>,
         source: Option<&[u8]>,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Rendered<'p>>> {
+    ) -> Result<Vec<Rendered>> {
         self.renderer.render_with(
-            &plan.decision.replies,
+            std::mem::take(&mut plan.decision.replies),
             &plan.decision.subject,
             ticket_id,
             source,
@@ -624,12 +626,12 @@ impl Engine {
                 now,
             );
         }
-        match self.apply(store, mailbox, f, &plan, now) {
+        match self.apply(store, mailbox, f, &mut plan, now) {
             Ok(done) => Ok(done),
             Err(e) if plan.decision.outcome != Outcome::Quarantined => {
                 let reason = format!("processing failed: {e:#}");
-                let q = self.quarantine_plan(plan, view, reason, now);
-                self.apply(store, mailbox, f, &q, now)
+                let mut q = self.quarantine_plan(plan, view, reason, now);
+                self.apply(store, mailbox, f, &mut q, now)
             }
             Err(e) => Err(e),
         }
@@ -640,9 +642,12 @@ impl Engine {
         store: &mut Store,
         mailbox: &MailboxConfig,
         f: &Fetched,
-        plan: &Plan,
+        plan: &mut Plan,
         now: DateTime<Utc>,
     ) -> Result<Ingested> {
+        // The replies are rendered once, from data moved into the templates.
+        let replies = std::mem::take(&mut plan.decision.replies);
+        let plan = &*plan;
         let d = &plan.decision;
         let reason = d.outcome.set_aside().then(|| d.reasons.join("; "));
         let row = MessageRow {
@@ -672,7 +677,8 @@ impl Engine {
         let mut tx = store.begin_message(now)?;
         let ticket = tx.write_ticket(&mailbox.name, &d.ticket)?;
         let mails: Vec<NewMail> = self
-            .render(plan, ticket, Some(&f.raw), now)?
+            .renderer
+            .render_with(replies, &d.subject, ticket, Some(&f.raw), now)?
             .into_iter()
             .map(|r| r.mail)
             .collect();

@@ -9,10 +9,13 @@ use crate::thread;
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 
-/// A rendered mail with the plan it came from.
+/// A rendered mail with the template, language and recipients of the plan
+/// it came from.
 #[derive(Debug, Clone)]
-pub struct Rendered<'a> {
-    pub plan: &'a ReplyPlan,
+pub struct Rendered {
+    pub template: &'static str,
+    pub language: Language,
+    pub to: Vec<String>,
     pub subject: String,
     pub body: String,
     pub mail: NewMail,
@@ -49,31 +52,32 @@ impl Renderer {
 
     /// Renders `replies` about the ticket `ticket_id` named `subject`: the
     /// template data gets `ticket` (id, tag, subject) and the subject the tag.
-    pub fn render_replies<'p>(
+    /// Each reply's data is moved into its template's context, not copied.
+    pub fn render_replies(
         &self,
-        replies: &'p [ReplyPlan],
+        replies: Vec<ReplyPlan>,
         subject: &str,
         ticket_id: Option<TicketId>,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Rendered<'p>>> {
+    ) -> Result<Vec<Rendered>> {
         self.render_with(replies, subject, ticket_id, None, now)
     }
 
     /// `render_replies`, with `source` the raw mail whose attachments a
     /// relayed answer carries. A plan with `staff_tokens` becomes one mail
     /// per recipient, each with its own reply token in its Message-ID.
-    pub fn render_with<'p>(
+    pub fn render_with(
         &self,
-        replies: &'p [ReplyPlan],
+        replies: Vec<ReplyPlan>,
         subject: &str,
         ticket_id: Option<TicketId>,
         source: Option<&[u8]>,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Rendered<'p>>> {
+    ) -> Result<Vec<Rendered>> {
         let mut out = Vec::new();
         let tag = ticket_id.map(|t| thread::tag(&self.ticket_prefix, t.0));
-        for r in replies {
-            let mut data = r.data.clone();
+        for mut r in replies {
+            let mut data = r.data.take();
             if let (Some(t), Some(obj)) = (ticket_id, data.as_object_mut()) {
                 obj.insert(
                     "ticket".into(),
@@ -124,7 +128,9 @@ impl Renderer {
                 };
                 let mail = compose::build(&draft, &id, &self.identity, now)?;
                 out.push(Rendered {
-                    plan: r,
+                    template: r.template,
+                    language: r.language,
+                    to: r.to.clone(),
                     subject: subject.clone(),
                     body: body.clone(),
                     mail,
@@ -182,9 +188,8 @@ impl Renderer {
 mod tests {
     use super::*;
 
-    #[test]
-    fn issue_21_a_failed_sends_notice_names_the_subject_kept_with_the_queued_mail() {
-        let renderer = Renderer {
+    fn renderer() -> Renderer {
+        Renderer {
             identity: Identity {
                 from_name: "Support".into(),
                 message_id_domain: "tickets.acme.test".into(),
@@ -196,7 +201,42 @@ mod tests {
             token_key: None,
             language: Language::En,
             vendor: "ACME".into(),
-        };
+        }
+    }
+
+    #[test]
+    fn issue_24_replies_are_rendered_from_their_data_moved_not_copied() {
+        let data = serde_json::json!({
+            "vendor": "ACME",
+            "customer": {"name": "Ann Lee", "address": "ann@example.net"},
+            "received_at": "2026-12-07 09:00",
+        });
+        let replies = vec![ReplyPlan::notice(
+            "ack_new",
+            vec!["ann@example.net".into()],
+            Language::En,
+            "support@acme.test",
+            data,
+        )];
+        let now = chrono::DateTime::UNIX_EPOCH;
+        let rendered = renderer()
+            .render_replies(replies, "Pool offline", Some(TicketId(7)), now)
+            .unwrap();
+        let body = &rendered[0].body;
+        assert!(body.contains("Hello Ann Lee,"), "{body}");
+        assert!(body.contains("contacting ACME support"), "{body}");
+        // `ticket` was added to the data, and the tag to the subject.
+        assert!(body.contains("ticket [TKT#7]: \"Pool offline\""), "{body}");
+        assert!(
+            rendered[0].subject.ends_with("[TKT#7]"),
+            "{}",
+            rendered[0].subject
+        );
+    }
+
+    #[test]
+    fn issue_21_a_failed_sends_notice_names_the_subject_kept_with_the_queued_mail() {
+        let renderer = renderer();
         let now = chrono::DateTime::UNIX_EPOCH;
         let row = crate::store::OutboxRow {
             id: 1,

@@ -84,7 +84,7 @@ fn settle(
                 let rendered =
                     engine
                         .renderer
-                        .render_replies(&replies, &ticket.subject, Some(ticket.id), now);
+                        .render_replies(replies, &ticket.subject, Some(ticket.id), now);
                 match rendered {
                     Ok(r) => (
                         Settle::Fired,
