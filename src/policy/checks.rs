@@ -56,7 +56,8 @@ pub(super) fn span(r: &mut Report<'_>, at: usize, what: &str, s: &str) -> Span {
 }
 
 /// A keyword list as one case-insensitive regex; words in scripts without
-/// spaces match anywhere, others as whole words.
+/// spaces match anywhere, others as whole words, where a character of a
+/// script without spaces next to the word ends it too.
 pub(super) fn words_regex(words: &[String]) -> Result<Regex, String> {
     let alts: Vec<String> = words
         .iter()
