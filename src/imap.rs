@@ -688,8 +688,8 @@ impl Watcher<'_> {
         Ok(out)
     }
 
-    /// Ingests a fetched batch in transactions of `COMMIT_SLICE` messages, a
-    /// savepoint per message, each committed (one sync) before anything is
+    /// Ingests a fetched batch in transactions of `COMMIT_SLICE` messages
+    /// (`Engine::ingest_slice`), each committed (one sync) before anything is
     /// acknowledged. A message that cannot be handled is quarantined alone; a
     /// database failure on one message stops the batch there: what came
     /// before it is committed and returned, with the error.
@@ -708,28 +708,14 @@ impl Watcher<'_> {
             // fairly between slices, so the outbox never waits behind a
             // whole batch.
             while todo.peek().is_some() && failed.is_none() {
+                let chunk: Vec<_> = todo.by_ref().take(COMMIT_SLICE).collect();
+                let arrivals: Vec<_> = chunk.iter().map(|(f, _)| f.arrival).collect();
                 let mut st = shared.store.lock();
-                let mut slice = Vec::with_capacity(COMMIT_SLICE);
-                let mut arrivals = Vec::with_capacity(COMMIT_SLICE);
-                let committed = st.in_batch(|st| {
-                    for (f, ahead) in todo.by_ref().take(COMMIT_SLICE) {
-                        arrivals.push(f.arrival);
-                        let span = info_span!("message", mailbox = %m.name, uid = f.uid);
-                        let _g = span.enter();
-                        match engine.ingest_read(st, &m, &f, ahead, &*shared.clock) {
-                            Ok(r) => slice.push(r),
-                            Err(e) => {
-                                failed =
-                                    Some(e.context(format!("mailbox {} uid {}", m.name, f.uid)));
-                                break;
-                            }
-                        }
-                    }
-                    Ok(())
-                });
+                let committed = engine.ingest_slice(&mut st, &m, chunk, &*shared.clock);
                 parking_lot::MutexGuard::unlock_fair(st);
                 match committed {
-                    Ok(()) => {
+                    Ok((mut slice, stopped)) => {
+                        failed = stopped;
                         if !slice.is_empty() && shared.store_failing.swap(false, Ordering::SeqCst) {
                             info!("the database {} takes mail again", shared.database.display());
                         }

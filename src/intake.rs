@@ -15,6 +15,7 @@ use crate::thread;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use tracing::{debug, info_span};
 
 /// How much of an oversized message is read to tell staff what it was.
 const OVERSIZE_PEEK: usize = 64 * 1024;
@@ -579,6 +580,75 @@ impl Engine {
         ahead: ReadAhead,
         clock: &dyn Clock,
     ) -> Result<Ingested> {
+        self.ingest_read_as(store, mailbox, f, ahead, clock, Writes::Savepoint)
+    }
+
+    /// Ingests a slice of read mail in one transaction of the store. First
+    /// every message is written straight into it, without a savepoint each
+    /// (a savepoint copies every page its message changes). When one fails,
+    /// that transaction is rolled back and the slice is written again the
+    /// careful way, in a new one: each mail read again, a savepoint each, a
+    /// message that cannot be handled quarantined alone, and a database
+    /// failure stopping the slice there with what came before it kept.
+    /// Returns what was stored and the error that stopped the slice; an
+    /// error of its own means that nothing of the slice was written.
+    pub fn ingest_slice(
+        &self,
+        store: &mut Store,
+        mailbox: &MailboxConfig,
+        mails: Vec<(Fetched, ReadAhead)>,
+        clock: &dyn Clock,
+    ) -> Result<(Vec<Ingested>, Option<anyhow::Error>)> {
+        let span = |f: &Fetched| info_span!("message", mailbox = %mailbox.name, uid = f.uid);
+        let mut stored = Vec::with_capacity(mails.len());
+        let mut fetched = Vec::with_capacity(mails.len());
+        let mut todo = mails.into_iter();
+        let direct = store.in_batch(|st| {
+            for (f, ahead) in todo.by_ref() {
+                let r = span(&f).in_scope(|| {
+                    self.ingest_read_as(st, mailbox, &f, ahead, clock, Writes::Direct)
+                });
+                fetched.push(f);
+                stored.push(r?);
+            }
+            Ok(())
+        });
+        let Err(e) = direct else {
+            return Ok((stored, None));
+        };
+        debug!(mailbox = %mailbox.name, error = %format!("{e:#}"), "a slice failed: writing it again a message at a time");
+        fetched.extend(todo.map(|(f, _)| f));
+        stored.clear();
+        let mut stopped = None;
+        store.in_batch(|st| {
+            for f in &fetched {
+                let r = span(f).in_scope(|| {
+                    let ahead = self.read_fetched(f, clock);
+                    self.ingest_read(st, mailbox, f, ahead, clock)
+                });
+                match r {
+                    Ok(r) => stored.push(r),
+                    Err(e) => {
+                        stopped =
+                            Some(e.context(format!("mailbox {} uid {}", mailbox.name, f.uid)));
+                        break;
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok((stored, stopped))
+    }
+
+    fn ingest_read_as(
+        &self,
+        store: &mut Store,
+        mailbox: &MailboxConfig,
+        f: &Fetched,
+        ahead: ReadAhead,
+        clock: &dyn Clock,
+        writes: Writes,
+    ) -> Result<Ingested> {
         let now = clock.now();
         let started = clock.monotonic();
         let view = mailbox_view(mailbox);
@@ -626,12 +696,16 @@ impl Engine {
                 now,
             );
         }
-        match self.apply(store, mailbox, f, &mut plan, now) {
+        match self.apply(store, mailbox, f, &mut plan, writes, now) {
             Ok(done) => Ok(done),
-            Err(e) if plan.decision.outcome != Outcome::Quarantined => {
+            // Written directly, a failed message's writes stay: the caller
+            // rolls the slice back.
+            Err(e)
+                if writes == Writes::Savepoint && plan.decision.outcome != Outcome::Quarantined =>
+            {
                 let reason = format!("processing failed: {e:#}");
                 let mut q = self.quarantine_plan(plan, view, reason, now);
-                self.apply(store, mailbox, f, &mut q, now)
+                self.apply(store, mailbox, f, &mut q, writes, now)
             }
             Err(e) => Err(e),
         }
@@ -643,6 +717,7 @@ impl Engine {
         mailbox: &MailboxConfig,
         f: &Fetched,
         plan: &mut Plan,
+        writes: Writes,
         now: DateTime<Utc>,
     ) -> Result<Ingested> {
         // The replies are rendered once, from data moved into the templates.
@@ -671,10 +746,14 @@ impl Engine {
                 tracing::info!(mailbox = %mailbox.name, uid = f.uid, "{why}");
             }
         }
-        // One savepoint: the ticket first (a new one's number goes into the
-        // replies), then the rendered replies with everything else. A render
-        // that fails drops the savepoint, and nothing of the message is written.
-        let mut tx = store.begin_message(now)?;
+        // One savepoint (or the slice's transaction, written directly): the
+        // ticket first (a new one's number goes into the replies), then the
+        // rendered replies with everything else. A render that fails drops
+        // the savepoint, and nothing of the message is written.
+        let mut tx = match writes {
+            Writes::Savepoint => store.begin_message(now)?,
+            Writes::Direct => store.begin_message_direct(now)?,
+        };
         let ticket = tx.write_ticket(&mailbox.name, &d.ticket)?;
         let mails: Vec<NewMail> = self
             .renderer
@@ -773,4 +852,12 @@ impl Engine {
     pub fn answer_address(&self, mailbox: &str) -> &str {
         self.mailboxes.answer_address(&self.identity, mailbox)
     }
+}
+
+/// How `ingest_read_as` writes a message: in a savepoint of its own, or
+/// straight into the enclosing transaction (`Engine::ingest_slice`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Writes {
+    Savepoint,
+    Direct,
 }

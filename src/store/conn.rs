@@ -14,8 +14,9 @@ pub struct Store {
 
 /// What every connection, the writer and a read-only one, is opened with.
 fn tune(conn: &Connection) -> Result<()> {
-    // The savepoint per message journals the pages it changes; in memory
-    // that costs a copy, in a temporary file a write each.
+    // A savepoint (per message, when a slice is written the careful way)
+    // journals the pages it changes; in memory that costs a copy, in a
+    // temporary file a write each.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     // Pages kept in memory, up to 8 MiB (SQLite's default is 2 MiB): the
     // indexes intake reads per mail outgrow the default within a few

@@ -9,18 +9,39 @@ use super::writers::{
 use crate::model::{
     Applied, BucketKey, Event, NewMail, Outcome, SideEffects, TicketId, TicketWrite,
 };
-use anyhow::Result;
+use anyhow::{Result, bail};
 use chrono::{DateTime, Utc};
-use rusqlite::{Savepoint, params};
+use rusqlite::{Connection, Savepoint, params};
 
 /// The writes of one message in progress: a savepoint, rolled back when
-/// dropped before [`MessageTx::finish`]. Intake opens it, writes the ticket
+/// dropped before [`MessageTx::finish`], or the enclosing transaction itself
+/// ([`Store::begin_message_direct`]). Intake opens it, writes the ticket
 /// (learning a new ticket's number), renders the replies that name that
 /// number, and finishes with the rest.
 pub struct MessageTx<'s> {
-    sp: Savepoint<'s>,
+    writes: Writes<'s>,
     now: DateTime<Utc>,
     ticket: Option<TicketId>,
+}
+
+/// Where a message's writes go.
+enum Writes<'s> {
+    /// A savepoint of its own: a message that fails is undone alone.
+    Savepoint(Savepoint<'s>),
+    /// Straight into the enclosing transaction: a message that fails leaves
+    /// its writes there, so the caller rolls the whole transaction back.
+    Direct(&'s Connection),
+}
+
+impl std::ops::Deref for Writes<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        match self {
+            Writes::Savepoint(sp) => sp,
+            Writes::Direct(conn) => conn,
+        }
+    }
 }
 
 impl Store {
@@ -50,7 +71,22 @@ impl Store {
     /// when the batch commits.
     pub fn begin_message(&mut self, now: DateTime<Utc>) -> Result<MessageTx<'_>> {
         Ok(MessageTx {
-            sp: self.conn.savepoint()?,
+            writes: Writes::Savepoint(self.conn.savepoint()?),
+            now,
+            ticket: None,
+        })
+    }
+
+    /// Starts the writes of one message inside an `in_batch` without a
+    /// savepoint of its own, which would copy every page the message
+    /// changes. A message that fails leaves what it wrote: the caller must
+    /// then fail the whole batch, so that nothing of it is written.
+    pub fn begin_message_direct(&mut self, now: DateTime<Utc>) -> Result<MessageTx<'_>> {
+        if self.conn.is_autocommit() {
+            bail!("a message written without a savepoint needs an enclosing transaction");
+        }
+        Ok(MessageTx {
+            writes: Writes::Direct(&self.conn),
             now,
             ticket: None,
         })
@@ -95,7 +131,7 @@ impl MessageTx<'_> {
         ticket: &TicketWrite,
     ) -> Result<Option<TicketId>> {
         let now = ts(self.now);
-        let tx = &self.sp;
+        let tx = &*self.writes;
         self.ticket = match ticket {
             TicketWrite::None => None,
             TicketWrite::New {
@@ -126,7 +162,7 @@ impl MessageTx<'_> {
 
     /// Writes the message row, its events (and their projections), the side
     /// effects, the queued `mails` and the mailbox's high-water mark, and
-    /// releases the savepoint.
+    /// releases the savepoint, if it has one.
     pub fn finish(
         self,
         msg: &MessageRow<'_>,
@@ -135,7 +171,7 @@ impl MessageTx<'_> {
         mails: &[NewMail],
     ) -> Result<Applied> {
         let MessageTx {
-            sp: tx,
+            writes: tx,
             now,
             ticket,
         } = self;
@@ -231,7 +267,9 @@ impl MessageTx<'_> {
             super::merge::carry_out(&tx, plan, now)?;
         }
         advance_mailbox(&tx, &msg.origin, &now_s)?;
-        tx.commit()?;
+        if let Writes::Savepoint(sp) = tx {
+            sp.commit()?;
+        }
         Ok(Applied {
             message_row,
             ticket_id: ticket,

@@ -31,6 +31,7 @@ mod replies;
 mod rma;
 mod rules;
 mod service;
+mod slices;
 mod staff;
 mod staff_commands;
 mod staff_replies;
