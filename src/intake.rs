@@ -605,9 +605,15 @@ impl Engine {
         let mut todo = mails.into_iter();
         let direct = store.in_batch(|st| {
             for (f, ahead) in todo.by_ref() {
-                let r = span(&f).in_scope(|| {
-                    self.ingest_read_as(st, mailbox, &f, ahead, clock, Writes::Direct)
-                });
+                // A panic fails the slice like an error, so that the
+                // transaction is rolled back; written the careful way, a
+                // savepoint undoes the message that panics.
+                let r = catch_unwind(AssertUnwindSafe(|| {
+                    span(&f).in_scope(|| {
+                        self.ingest_read_as(st, mailbox, &f, ahead, clock, Writes::Direct)
+                    })
+                }))
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("writing uid {} panicked", f.uid)));
                 fetched.push(f);
                 stored.push(r?);
             }
