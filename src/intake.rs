@@ -601,20 +601,21 @@ impl Engine {
     ) -> Result<(Vec<Ingested>, Option<anyhow::Error>)> {
         let span = |f: &Fetched| info_span!("message", mailbox = %mailbox.name, uid = f.uid);
         let mut stored = Vec::with_capacity(mails.len());
-        let mut fetched = Vec::with_capacity(mails.len());
+        // The slice again for the careful way: the mails written directly
+        // are read again, the others keep what was read ahead.
+        let mut again: Vec<(Fetched, Option<ReadAhead>)> = Vec::with_capacity(mails.len());
         let mut todo = mails.into_iter();
         let direct = store.in_batch(|st| {
             for (f, ahead) in todo.by_ref() {
-                // A panic fails the slice like an error, so that the
-                // transaction is rolled back; written the careful way, a
-                // savepoint undoes the message that panics.
+                // A panic fails the slice like an error: its transaction is
+                // rolled back, and the careful way meets the panic again.
                 let r = catch_unwind(AssertUnwindSafe(|| {
                     span(&f).in_scope(|| {
                         self.ingest_read_as(st, mailbox, &f, ahead, clock, Writes::Direct)
                     })
                 }))
                 .unwrap_or_else(|_| Err(anyhow::anyhow!("writing uid {} panicked", f.uid)));
-                fetched.push(f);
+                again.push((f, None));
                 stored.push(r?);
             }
             Ok(())
@@ -623,14 +624,14 @@ impl Engine {
             return Ok((stored, None));
         };
         debug!(mailbox = %mailbox.name, error = %format!("{e:#}"), "a slice failed: writing it again a message at a time");
-        fetched.extend(todo.map(|(f, _)| f));
+        again.extend(todo.map(|(f, ahead)| (f, Some(ahead))));
         stored.clear();
         let mut stopped = None;
         store.in_batch(|st| {
-            for f in &fetched {
-                let r = span(f).in_scope(|| {
-                    let ahead = self.read_fetched(f, clock);
-                    self.ingest_read(st, mailbox, f, ahead, clock)
+            for (f, ahead) in again {
+                let r = span(&f).in_scope(|| {
+                    let ahead = ahead.unwrap_or_else(|| self.read_fetched(&f, clock));
+                    self.ingest_read(st, mailbox, &f, ahead, clock)
                 });
                 match r {
                     Ok(r) => stored.push(r),

@@ -49,9 +49,16 @@ impl Store {
     /// savepoint of that transaction, so a message that fails leaves the others
     /// standing, and all of them are committed together (one sync) when `f`
     /// returns `Ok`. When `f` fails, nothing of it is written.
+    /// A panic in `f` rolls the transaction back before it goes on, so the
+    /// connection is never left inside a transaction.
     pub fn in_batch<T>(&mut self, f: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
-        match f(self) {
+        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self)))
+            .unwrap_or_else(|panic| {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                std::panic::resume_unwind(panic)
+            });
+        match done {
             Ok(v) => match self.conn.execute_batch("COMMIT") {
                 Ok(()) => Ok(v),
                 Err(e) => {

@@ -254,6 +254,40 @@ fn a_batch_that_fails_writes_nothing_of_any_message() {
 }
 
 #[test]
+fn issue_24_a_batch_that_panics_writes_nothing_and_leaves_no_transaction_open() {
+    let mut s = Store::in_memory().unwrap();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _: Result<()> = s.in_batch(|st| {
+            st.apply_with(
+                &row(1, b"one"),
+                &new_ticket("ann@example.net"),
+                &[],
+                &SideEffects::default(),
+                now(),
+                |_| Ok(vec![reply("r1@t")]),
+            )?;
+            panic!("a template helper panicked");
+        });
+    }));
+    assert!(panicked.is_err(), "the panic goes on to the caller");
+    assert!(s.conn.is_autocommit(), "no transaction left open");
+    assert!(s.tickets().unwrap().is_empty());
+    assert!(s.outbox(None).unwrap().is_empty());
+    s.in_batch(|st| {
+        st.apply_with(
+            &row(1, b"one"),
+            &TicketWrite::None,
+            &[],
+            &SideEffects::default(),
+            now(),
+            |_| Ok(vec![]),
+        )
+    })
+    .unwrap();
+    assert_eq!(s.known_outcomes("support", 7, &[1]).unwrap().len(), 1);
+}
+
+#[test]
 fn claims_are_counted_before_sending_and_an_outcome_resets_them() {
     let mut s = Store::in_memory().unwrap();
     let a = s.queue(None, &reply("a@t"), now()).unwrap();
