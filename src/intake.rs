@@ -10,7 +10,7 @@ use crate::model::{Event, Lookup, NewMail, Outcome, TicketId};
 use crate::outgoing::{Rendered, Renderer};
 use crate::pack::Pack;
 use crate::parse::{Inbound, parse};
-use crate::store::{MessageRow, Origin, Store};
+use crate::store::{MessageRow, Origin, Store, WriteMode};
 use crate::thread;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
@@ -580,7 +580,7 @@ impl Engine {
         ahead: ReadAhead,
         clock: &dyn Clock,
     ) -> Result<Ingested> {
-        self.ingest_read_as(store, mailbox, f, ahead, clock, Writes::Savepoint)
+        self.ingest_read_as(store, mailbox, f, ahead, clock, WriteMode::Savepoint)
     }
 
     /// Ingests a slice of read mail in one transaction of the store. First
@@ -607,14 +607,10 @@ impl Engine {
         let mut todo = mails.into_iter();
         let direct = store.in_batch(|st| {
             for (f, ahead) in todo.by_ref() {
-                // A panic fails the slice like an error: its transaction is
-                // rolled back, and the careful way meets the panic again.
-                let r = catch_unwind(AssertUnwindSafe(|| {
-                    span(&f).in_scope(|| {
-                        self.ingest_read_as(st, mailbox, &f, ahead, clock, Writes::Direct)
-                    })
-                }))
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("writing uid {} panicked", f.uid)));
+                // A panic goes on to the caller: `in_batch` rolls back first.
+                let r = span(&f).in_scope(|| {
+                    self.ingest_read_as(st, mailbox, &f, ahead, clock, WriteMode::Direct)
+                });
                 again.push((f, None));
                 stored.push(r?);
             }
@@ -654,7 +650,7 @@ impl Engine {
         f: &Fetched,
         ahead: ReadAhead,
         clock: &dyn Clock,
-        writes: Writes,
+        writes: WriteMode,
     ) -> Result<Ingested> {
         let now = clock.now();
         let started = clock.monotonic();
@@ -708,7 +704,8 @@ impl Engine {
             // Written directly, a failed message's writes stay: the caller
             // rolls the slice back.
             Err(e)
-                if writes == Writes::Savepoint && plan.decision.outcome != Outcome::Quarantined =>
+                if writes == WriteMode::Savepoint
+                    && plan.decision.outcome != Outcome::Quarantined =>
             {
                 let reason = format!("processing failed: {e:#}");
                 let mut q = self.quarantine_plan(plan, view, reason, now);
@@ -724,7 +721,7 @@ impl Engine {
         mailbox: &MailboxConfig,
         f: &Fetched,
         plan: &mut Plan,
-        writes: Writes,
+        writes: WriteMode,
         now: DateTime<Utc>,
     ) -> Result<Ingested> {
         // The replies are rendered once, from data moved into the templates.
@@ -757,10 +754,7 @@ impl Engine {
         // ticket first (a new one's number goes into the replies), then the
         // rendered replies with everything else. A render that fails drops
         // the savepoint, and nothing of the message is written.
-        let mut tx = match writes {
-            Writes::Savepoint => store.begin_message(now)?,
-            Writes::Direct => store.begin_message_direct(now)?,
-        };
+        let mut tx = store.begin_message_as(now, writes)?;
         let ticket = tx.write_ticket(&mailbox.name, &d.ticket)?;
         let mails: Vec<NewMail> = self
             .renderer
@@ -859,12 +853,4 @@ impl Engine {
     pub fn answer_address(&self, mailbox: &str) -> &str {
         self.mailboxes.answer_address(&self.identity, mailbox)
     }
-}
-
-/// How `ingest_read_as` writes a message: in a savepoint of its own, or
-/// straight into the enclosing transaction (`Engine::ingest_slice`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Writes {
-    Savepoint,
-    Direct,
 }

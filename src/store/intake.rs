@@ -15,7 +15,7 @@ use rusqlite::{Connection, Savepoint, params};
 
 /// The writes of one message in progress: a savepoint, rolled back when
 /// dropped before [`MessageTx::finish`], or the enclosing transaction itself
-/// ([`Store::begin_message_direct`]). Intake opens it, writes the ticket
+/// ([`WriteMode::Direct`]). Intake opens it, writes the ticket
 /// (learning a new ticket's number), renders the replies that name that
 /// number, and finishes with the rest.
 pub struct MessageTx<'s> {
@@ -24,12 +24,21 @@ pub struct MessageTx<'s> {
     ticket: Option<TicketId>,
 }
 
-/// Where a message's writes go.
-enum Writes<'s> {
+/// How a message's writes are undone when it fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
     /// A savepoint of its own: a message that fails is undone alone.
+    Savepoint,
+    /// Straight into the enclosing `in_batch` transaction, without the
+    /// savepoint that would copy every page the message changes: a message
+    /// that fails leaves its writes there, so the caller fails the whole
+    /// batch and nothing of it is written.
+    Direct,
+}
+
+/// Where a message's writes go, after its [`WriteMode`].
+enum Writes<'s> {
     Savepoint(Savepoint<'s>),
-    /// Straight into the enclosing transaction: a message that fails leaves
-    /// its writes there, so the caller rolls the whole transaction back.
     Direct(&'s Connection),
 }
 
@@ -45,11 +54,11 @@ impl std::ops::Deref for Writes<'_> {
 }
 
 impl Store {
-    /// Runs `f` in one transaction: every message written inside it is a
-    /// savepoint of that transaction, so a message that fails leaves the others
-    /// standing, and all of them are committed together (one sync) when `f`
-    /// returns `Ok`. When `f` fails, nothing of it is written.
-    /// A panic in `f` rolls the transaction back before it goes on, so the
+    /// Runs `f` in one transaction: a message written inside it with a
+    /// savepoint of its own ([`WriteMode::Savepoint`]) that fails leaves the
+    /// others standing, and all of them are committed together (one sync)
+    /// when `f` returns `Ok`. When `f` fails, nothing of it is written. A
+    /// panic in `f` rolls the transaction back before it goes on, so the
     /// connection is never left inside a transaction.
     pub fn in_batch<T>(&mut self, f: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
@@ -73,27 +82,29 @@ impl Store {
         }
     }
 
-    /// Starts the writes of one message. Outside `in_batch` the savepoint is
-    /// its own transaction, committed by `finish`; inside, it becomes durable
-    /// when the batch commits.
+    /// Starts the writes of one message in a savepoint. Outside `in_batch`
+    /// the savepoint is its own transaction, committed by `finish`; inside,
+    /// it becomes durable when the batch commits.
     pub fn begin_message(&mut self, now: DateTime<Utc>) -> Result<MessageTx<'_>> {
-        Ok(MessageTx {
-            writes: Writes::Savepoint(self.conn.savepoint()?),
-            now,
-            ticket: None,
-        })
+        self.begin_message_as(now, WriteMode::Savepoint)
     }
 
-    /// Starts the writes of one message inside an `in_batch` without a
-    /// savepoint of its own, which would copy every page the message
-    /// changes. A message that fails leaves what it wrote: the caller must
-    /// then fail the whole batch, so that nothing of it is written.
-    pub fn begin_message_direct(&mut self, now: DateTime<Utc>) -> Result<MessageTx<'_>> {
-        if self.conn.is_autocommit() {
-            bail!("a message written without a savepoint needs an enclosing transaction");
-        }
+    /// Starts the writes of one message the way `mode` says; `Direct` only
+    /// inside `in_batch`.
+    pub fn begin_message_as(
+        &mut self,
+        now: DateTime<Utc>,
+        mode: WriteMode,
+    ) -> Result<MessageTx<'_>> {
+        let writes = match mode {
+            WriteMode::Savepoint => Writes::Savepoint(self.conn.savepoint()?),
+            WriteMode::Direct if self.conn.is_autocommit() => {
+                bail!("a message written without a savepoint needs an enclosing transaction")
+            }
+            WriteMode::Direct => Writes::Direct(&self.conn),
+        };
         Ok(MessageTx {
-            writes: Writes::Direct(&self.conn),
+            writes,
             now,
             ticket: None,
         })

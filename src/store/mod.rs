@@ -32,7 +32,7 @@ pub use admin::{ContactRow, Gauges, StoredMessage};
 pub use columns::{parse_ts, ts};
 pub use conn::Store;
 pub use history::TicketHistory;
-pub use intake::MessageTx;
+pub use intake::{MessageTx, WriteMode};
 pub use journal::SentJournal;
 pub use lock::RunLock;
 pub use rows::{
