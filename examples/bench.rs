@@ -887,7 +887,7 @@ async fn throughput(
             processed_at = Some(t.elapsed());
         }
         if inbox == 0 && cfg.database.exists() {
-            let st = Store::open_read_only(&cfg.database)?;
+            let st = Store::open_read_only_at(&cfg.database)?;
             let counts: HashMap<String, i64> = st.outbox_counts()?.into_iter().collect();
             let queued = counts.get("queued").copied().unwrap_or(0);
             let sent = counts.get("sent").copied().unwrap_or(0) as usize;
@@ -911,7 +911,7 @@ async fn throughput(
             .status();
         let _ = p.wait();
     }
-    let st = Store::open_read_only(&cfg.database)?;
+    let st = Store::open_read_only_at(&cfg.database)?;
     let outcomes: HashMap<String, i64> = st.message_outcomes()?.into_iter().collect();
     let outbox: HashMap<String, i64> = st.outbox_counts()?.into_iter().collect();
     // Only this run's mail (a preloaded store holds more).

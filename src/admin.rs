@@ -29,7 +29,7 @@ pub fn progress(total: u64, what: &str) -> ProgressBar {
 /// `ticketd backup FILE`: a consistent copy of the database, taken while
 /// the daemon runs. Returns the number of pages copied.
 pub fn backup(config: &Config, dest: &Path) -> Result<u64> {
-    let st = Store::open_read_only(&config.database)?;
+    let st = Store::open_read_only_at(&config.database)?;
     let bar = progress(0, "backup");
     let mut pages = 0;
     st.backup_to(dest, &mut |done, total| {

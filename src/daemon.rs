@@ -409,12 +409,10 @@ pub async fn run_once(config: Config, clock: SharedClock) -> Result<()> {
     scheduler::run_once(shared.clone()).await?;
     outbox::run(shared.clone(), cancel.clone(), true).await?;
     webhooks::run(shared.clone(), cancel, true).await?;
-    let queued = {
-        let st = shared.store.lock();
-        st.outbox(Some("queued"))
-            .context("reading the outbox")?
-            .len()
-    };
+    let queued = shared
+        .with_store(|st| Ok(st.outbox(Some("queued"))?.len()))
+        .await
+        .context("reading the outbox")?;
     if queued > 0 {
         warn!(queued, "mail still queued for a later retry");
     }

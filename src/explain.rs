@@ -188,7 +188,7 @@ pub fn explain(raw: &[u8], opts: &Options, now: DateTime<Utc>) -> Result<serde_j
     };
     let store = match &config {
         Some(c) if c.database.exists() => {
-            let s = Store::open_read_only(&c.database)?;
+            let s = Store::open_read_only_at(&c.database)?;
             s.require_current()?;
             s
         }

@@ -29,6 +29,9 @@
 //! - [`clock`], [`backoff`], [`text`]: time, retry pacing and text helpers, shared by all;
 //!   [`logging`]: the journal, plain or terminal log output.
 
+#[cfg(test)]
+extern crate self as ticketd;
+
 pub mod actions;
 pub mod admin;
 pub mod backoff;

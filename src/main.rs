@@ -428,7 +428,7 @@ fn actor(by: Option<String>) -> String {
 /// the store, and who acts.
 fn staff(config: &Path, by: Option<String>) -> Result<(Engine, Store, String)> {
     let cfg = load(config)?;
-    let mut st = Store::open(&cfg.database)?;
+    let mut st = Store::open_at(&cfg.database)?;
     // The events of the action queue their webhooks' deliveries.
     st.set_webhooks(&cfg.pack.name, &cfg.subscriptions())?;
     Ok((Engine::from_config(&cfg)?, st, actor(by)))
@@ -454,7 +454,7 @@ fn load(path: &Path) -> Result<Config> {
 
 fn open_db(path: &Path) -> Result<Store> {
     let cfg = load(path)?;
-    Store::open_read_only(&cfg.database)
+    Store::open_read_only_at(&cfg.database)
 }
 
 async fn shutdown_signal() {
@@ -658,6 +658,20 @@ fn check_config(file: &Path, pack: Option<&Path>) -> Result<ExitCode> {
             );
             out!("  pack from {}", cfg.pack_source);
             out!("  templates from {}", cfg.templates);
+            if let ticketd::store::Location::Postgres(_) = &cfg.database {
+                let st = Store::open_read_only_at(&cfg.database)?;
+                let (have, known) = (st.schema_version()?, st.known_schema());
+                out!(
+                    "  database {}: {}, schema {have} of {known}{}",
+                    cfg.database,
+                    st.server_version()?,
+                    if have == known {
+                        " (current)"
+                    } else {
+                        " (the daemon migrates it at start)"
+                    }
+                );
+            }
             for w in &cfg.webhooks {
                 let events: Vec<&str> = w.sub.events.iter().map(|e| e.as_str()).collect();
                 out!(
@@ -718,7 +732,7 @@ fn replay(
         until: until.map(|s| window_instant(&s, zone, true)).transpose()?,
         mailbox,
     };
-    let db = Store::open_read_only(&cfg.database)?;
+    let db = Store::open_read_only_at(&cfg.database)?;
     let report = ticketd::replay::replay(&cfg, &db, &changed.pack, &window)?;
     if json {
         print_json(&report)?;
@@ -793,7 +807,7 @@ fn contracts_import(file: &Path, config: &Path) -> Result<ExitCode> {
             );
         }
     }
-    let mut st = Store::open(&cfg.database)?;
+    let mut st = Store::open_at(&cfg.database)?;
     let bar = ticketd::admin::progress(contracts.len() as u64, "import");
     let stats = st.import_contracts_with(&contracts, &mut |i| bar.set_position(i as u64))?;
     bar.finish_and_clear();
@@ -918,7 +932,7 @@ fn webhooks(config: &Path, status: Option<&str>, json: bool) -> Result<ExitCode>
 
 fn timers(config: &Path, due_before: Option<DateTime<Utc>>, json: bool) -> Result<ExitCode> {
     let cfg = load(config)?;
-    let st = Store::open_read_only(&cfg.database)?;
+    let st = Store::open_read_only_at(&cfg.database)?;
     st.require_current()?;
     let zone = cfg.pack.zone;
     let rows: Vec<serde_json::Value> = st
@@ -961,7 +975,7 @@ fn timers(config: &Path, due_before: Option<DateTime<Utc>>, json: bool) -> Resul
 
 fn reopen(config: &Path, ticket: i64, by: Option<String>, now: DateTime<Utc>) -> Result<ExitCode> {
     let cfg = load(config)?;
-    let st = Store::open_read_only(&cfg.database)?;
+    let st = Store::open_read_only_at(&cfg.database)?;
     match st.ticket(TicketId(ticket))? {
         Some(t) if t.status != TicketStatus::Closed => {
             anyhow::bail!("ticket {ticket} is not closed (it is {})", t.status)
@@ -1116,7 +1130,7 @@ fn note(
 
 fn ticket_history(config: &Path, ticket: i64, json: bool) -> Result<ExitCode> {
     let cfg = load(config)?;
-    let st = Store::open_read_only(&cfg.database)?;
+    let st = Store::open_read_only_at(&cfg.database)?;
     st.require_current()?;
     let h = st
         .history(TicketId(ticket))?
@@ -1191,7 +1205,7 @@ fn backup(config: &Path, file: &Path) -> Result<ExitCode> {
 
 fn deliverable(config: &Path, address: &str) -> Result<ExitCode> {
     let cfg = load(config)?;
-    let mut st = Store::open(&cfg.database)?;
+    let mut st = Store::open_at(&cfg.database)?;
     match st.set_deliverable(address)? {
         None => anyhow::bail!("no contact {address}"),
         Some(true) => out!("{address}: deliverable again"),

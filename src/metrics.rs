@@ -298,7 +298,7 @@ pub struct Endpoint {
     pub health: Arc<Health>,
     /// The database, read through a read-only connection of the responder's
     /// own: a scrape never waits on, nor holds, the lock intake writes under.
-    pub database: std::path::PathBuf,
+    pub database: crate::store::Location,
     pub clock: SharedClock,
 }
 
@@ -372,7 +372,7 @@ async fn scrape(r: &Responder) -> Result<String> {
     let (store, gauges) = tokio::task::spawn_blocking(move || {
         let store = match store {
             Some(s) => s,
-            None => Store::open_read_only(&database)?,
+            None => Store::open_read_only_at(&database)?,
         };
         let gauges = store.gauges(now);
         Ok::<_, anyhow::Error>((store, gauges))
@@ -442,7 +442,7 @@ mod tests {
             Endpoint {
                 metrics: Arc::new(Metrics::new()),
                 health: Health::new(clock.clone()),
-                database: db.to_path_buf(),
+                database: crate::store::Location::Sqlite(db.to_path_buf()),
                 clock,
             },
             cancel.clone(),

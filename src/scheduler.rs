@@ -167,7 +167,7 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) -> Result<()> {
         if done.fired > 0 {
             shared.outbox_wake.notify_one();
         }
-        let next = shared.store.lock().next_timer_due()?;
+        let next = shared.with_store(|st| st.next_timer_due()).await?;
         let wait = match next {
             Some(at) => (at - shared.clock.now())
                 .to_std()

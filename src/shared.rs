@@ -38,7 +38,7 @@ pub struct Shared {
     /// One daemon per database: held until the last task lets go.
     pub run_lock: Option<RunLock>,
     /// The database's path, for the messages that name it.
-    pub database: std::path::PathBuf,
+    pub database: crate::store::Location,
     /// Intake could not write the database (a full disk, a failed
     /// filesystem) and has not committed since: the watchers say so once.
     pub store_failing: std::sync::atomic::AtomicBool,
@@ -73,7 +73,7 @@ impl Shared {
 
     /// What a daemon's tasks share; it holds the run lock of the database.
     pub fn new(config: &Config, clock: SharedClock) -> Result<Arc<Shared>> {
-        let lock = RunLock::acquire(&config.database)?;
+        let lock = RunLock::acquire_at(&config.database)?;
         Self::build(config, clock, Some(lock))
     }
 
@@ -88,9 +88,13 @@ impl Shared {
         clock: SharedClock,
         run_lock: Option<RunLock>,
     ) -> Result<Arc<Shared>> {
-        let mut store = Store::open(&config.database)?;
-        store.set_webhooks(&config.pack.name, &config.subscriptions())?;
-        let sent_journal = SentJournal::open(&config.database)?;
+        // Off the async threads: a PostgreSQL client blocks on a runtime of its own.
+        let store = crate::store::off_async(|| {
+            let mut store = Store::open_at(&config.database)?;
+            store.set_webhooks(&config.pack.name, &config.subscriptions())?;
+            Ok(store)
+        })?;
+        let sent_journal = SentJournal::open_file(&config.journal)?;
         Ok(Arc::new(Shared {
             sent_journal,
             engine: RwLock::new(Arc::new(Engine::from_config(config)?)),

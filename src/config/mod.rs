@@ -19,6 +19,7 @@ pub use webhooks::{PAGERDUTY_EVENTS, Webhook};
 use crate::diag::{Problem, Problems, Report, parse_toml};
 use crate::layout::{self, SearchPath};
 use crate::pack::Pack;
+use crate::store::{Location, PgTarget};
 use checks::{rate, rate_within, valid_domain};
 use connections::{LoginFields, endpoint, login, mailboxes};
 use raw::{RawConfig, RawIdentity, RawLimits, RawMetrics, RawSmtp, RawStaff, RawTickets};
@@ -31,7 +32,9 @@ pub struct Config {
     pub path: PathBuf,
     /// The addresses of the recipients the pack names (`[staff] recipients`).
     pub staff: StaffDirectory,
-    pub database: PathBuf,
+    pub database: Location,
+    /// The sent journal's file (`store::SentJournal`).
+    pub journal: PathBuf,
     /// Where the templates were found (`layout`).
     pub templates: layout::Source,
     /// Where the pack was found.
@@ -87,7 +90,7 @@ impl Config {
                 base.join(p)
             }
         };
-        let database = resolve(raw.daemon.database.get_ref());
+        let (database, journal) = database(&mut r, &raw.daemon, &base, &resolve);
         let Data {
             search,
             templates,
@@ -118,6 +121,7 @@ impl Config {
                 path: path.to_path_buf(),
                 staff,
                 database,
+                journal,
                 templates,
                 pack_source: pack_source.unwrap_or(layout::Source::BuiltIn),
                 search,
@@ -431,6 +435,56 @@ fn metrics_listen(r: &mut Report<'_>, raw: Option<&RawMetrics>) -> Option<std::n
         }
         parsed.ok()
     })
+}
+
+/// `[daemon] database`: a SQLite path (beside the config when relative) or
+/// a PostgreSQL URL whose password comes from `database_password_file` or
+/// `database_password_credential`; and where the sent journal is kept.
+fn database(
+    r: &mut Report<'_>,
+    d: &raw::RawDaemon,
+    base: &Path,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> (Location, PathBuf) {
+    let at = &d.database;
+    let password = checks::secret(
+        r,
+        "database_password",
+        d.database_password_file.as_ref(),
+        d.database_password_credential.as_ref(),
+        resolve,
+    );
+    let journal = d.journal.as_ref().map(|j| resolve(j.get_ref()));
+    if !Location::is_url(at.get_ref()) {
+        if let Some(p) = d
+            .database_password_file
+            .as_ref()
+            .or(d.database_password_credential.as_ref())
+        {
+            r.spanned(p, "a SQLite database takes no password".to_string());
+        }
+        let path = resolve(at.get_ref());
+        let mut sent = path.as_os_str().to_owned();
+        sent.push("-sent");
+        return (Location::Sqlite(path), journal.unwrap_or(sent.into()));
+    }
+    let target = match PgTarget::parse(at.get_ref(), password.map(|s| s.0)) {
+        Ok(t) => t,
+        Err(e) => {
+            r.spanned(at, format!("daemon.database: {e:#}"));
+            PgTarget {
+                url: String::new(),
+                password: None,
+            }
+        }
+    };
+    let journal = journal.unwrap_or_else(|| {
+        let dir = std::env::var_os("STATE_DIRECTORY")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| base.to_path_buf());
+        dir.join("ticketd-sent")
+    });
+    (Location::Postgres(target), journal)
 }
 
 #[cfg(test)]

@@ -112,7 +112,17 @@ pub(super) enum OneOrMany {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawDaemon {
+    /// A SQLite file, or a `postgres://` URL (without its password).
     pub(super) database: Spanned<String>,
+    /// The PostgreSQL password, from a file or a systemd credential.
+    #[serde(default)]
+    pub(super) database_password_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) database_password_credential: Option<Spanned<String>>,
+    /// Where the outbox notes each accepted mail (default: beside a SQLite
+    /// file; with PostgreSQL, in $STATE_DIRECTORY or beside the config).
+    #[serde(default)]
+    pub(super) journal: Option<Spanned<String>>,
     /// Default: `templates/` beside the config if there is one, else the shipped ones.
     #[serde(default)]
     pub(super) templates: Option<Spanned<String>>,

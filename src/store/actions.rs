@@ -1,11 +1,11 @@
 //! Staff actions on a ticket: each change written in one transaction with the events that name who did it.
 
 use super::conn::Store;
+use super::db::{OptionalExtension, params};
 use super::timers::write_change;
 use crate::model::{NewMail, TicketChange, TicketId};
 use anyhow::{Result, bail};
 use chrono::{DateTime, Utc};
-use rusqlite::OptionalExtension;
 
 impl Store {
     /// Writes a staff action's change to ticket `id` in one transaction
@@ -35,15 +35,14 @@ impl Store {
     /// mail on the ticket answers.
     pub fn last_customer_message(&self, id: TicketId, staff: &[String]) -> Result<Option<String>> {
         let staff = serde_json::to_string(staff)?;
-        Ok(self
-            .conn
+        self.conn
             .prepare_cached(
                 "SELECT message_id FROM messages
                  WHERE ticket_id = ?1 AND outcome = 'processed' AND message_id IS NOT NULL
                    AND (sender IS NULL OR sender NOT IN (SELECT value FROM json_each(?2)))
                  ORDER BY id DESC LIMIT 1",
             )?
-            .query_row(rusqlite::params![id.0, staff], |r| r.get(0))
-            .optional()?)
+            .query_row(params![id.0, staff], |r| r.get(0))
+            .optional()
     }
 }

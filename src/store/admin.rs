@@ -2,9 +2,10 @@
 
 use super::columns::{parse_ts, ts};
 use super::conn::Store;
+use super::db::{OptionalExtension, Row, params};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 use serde::Serialize;
 use std::path::Path;
 
@@ -66,12 +67,12 @@ impl Store {
     pub fn gauges(&self, now: DateTime<Utc>) -> Result<Gauges> {
         let (outbox_queued, oldest): (i64, Option<String>) = self.conn.query_row(
             "SELECT count(*), min(created_at) FROM outbox WHERE status = 'queued'",
-            [],
+            (),
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         let quarantined: i64 = self.conn.query_row(
             &format!("SELECT count(*) FROM messages q WHERE {IN_QUARANTINE}"),
-            [],
+            (),
             |r| r.get(0),
         )?;
         let (pending, overdue): (i64, i64) = self.conn.query_row(
@@ -95,6 +96,9 @@ impl Store {
     /// renamed into place once complete. `progress(done, total)` is told the
     /// pages copied.
     pub fn backup_to(&self, dest: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<()> {
+        let conn = self.sqlite().context(
+            "a PostgreSQL store is backed up by the server's own tools: pg_dump (or pg_basebackup)",
+        )?;
         let tmp = dest.with_extension("backup-partial");
         let _ = std::fs::remove_file(&tmp);
         {
@@ -102,11 +106,10 @@ impl Store {
                 .with_context(|| format!("cannot create {}", tmp.display()))?;
             // One read transaction on the source for the whole copy: every
             // step sees the same snapshot, so writers never restart it.
-            self.conn.execute_batch("BEGIN")?;
-            self.conn
-                .query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
+            conn.execute_batch("BEGIN")?;
+            conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
             let copied = (|| -> Result<()> {
-                let b = rusqlite::backup::Backup::new(&self.conn, &mut out)?;
+                let b = rusqlite::backup::Backup::new(conn, &mut out)?;
                 loop {
                     let r = b.step(256)?;
                     let p = b.progress();
@@ -123,7 +126,7 @@ impl Store {
                     }
                 }
             })();
-            self.conn.execute_batch("COMMIT")?;
+            conn.execute_batch("COMMIT")?;
             copied.context("copying the database")?;
             let ok: String = out.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
             if ok != "ok" {
@@ -145,7 +148,7 @@ impl Store {
              FROM contacts c ORDER BY c.address",
         )?;
         let rows = stmt
-            .query_map([], |r| {
+            .query_map((), |r| {
                 Ok(ContactRow {
                     address: r.get(0)?,
                     name: r.get(1)?,
@@ -155,7 +158,7 @@ impl Store {
                     tickets: r.get(5)?,
                 })
             })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()?;
         Ok(rows)
     }
 
@@ -183,7 +186,7 @@ impl Store {
 
     /// The quarantined message stored as row `row`.
     pub fn quarantined_message(&self, row: i64) -> Result<Option<StoredMessage>> {
-        Ok(self
+        self
             .conn
             .query_row(
                 &format!(
@@ -194,7 +197,7 @@ impl Store {
                 params![row],
                 stored_message,
             )
-            .optional()?)
+            .optional()
     }
 
     /// Every stored message that arrived at or before `until` (all without
@@ -208,26 +211,25 @@ impl Store {
              FROM messages q WHERE q.arrival <= ?1 ORDER BY q.arrival, q.id"
         ))?;
         let rows = stmt.query_map([until], stored_message)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        rows.collect::<Result<_>>()
     }
 
     /// Whether a message from `(mailbox, uidvalidity, uid)` is stored: its row.
     pub fn stored_row(&self, mailbox: &str, uidvalidity: u32, uid: u32) -> Result<Option<i64>> {
-        Ok(self
-            .conn
+        self.conn
             .query_row(
                 "SELECT id FROM messages WHERE mailbox = ?1 AND uidvalidity = ?2 AND uid = ?3",
                 params![mailbox, uidvalidity, uid],
                 |r| r.get(0),
             )
-            .optional()?)
+            .optional()
     }
 }
 
 /// A `messages` row selected as `id, mailbox, uidvalidity, uid, message_id,
 /// sender, content_hash, arrival, size, reason, raw` and whether it is
 /// [`IN_QUARANTINE`].
-fn stored_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> {
+fn stored_message(r: &Row<'_>) -> Result<StoredMessage> {
     Ok(StoredMessage {
         row: r.get(0)?,
         mailbox: r.get(1)?,

@@ -1,5 +1,6 @@
 //! How values sit in columns: timestamps as fixed-width UTC text that sorts as it compares, ticket states by name; the readers and writers every store file shares.
 
+use super::db::Row;
 use crate::model::TicketStatus;
 use anyhow::{Context, Result};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -10,23 +11,18 @@ pub fn ts(t: DateTime<Utc>) -> String {
 }
 
 /// A timestamp column, for row mappers.
-pub(crate) fn ts_column(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<DateTime<Utc>> {
+pub(crate) fn ts_column(r: &Row<'_>, i: usize) -> Result<DateTime<Utc>> {
     let s: String = r.get(i)?;
-    parse_ts(&s).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
-    })
+    parse_ts(&s).map_err(|e| e.context(format!("column {}", i)))
 }
 
 /// A nullable timestamp column.
-pub(crate) fn opt_ts_column(
-    r: &rusqlite::Row<'_>,
-    i: usize,
-) -> rusqlite::Result<Option<DateTime<Utc>>> {
+pub(crate) fn opt_ts_column(r: &Row<'_>, i: usize) -> Result<Option<DateTime<Utc>>> {
     match r.get::<_, Option<String>>(i)? {
         None => Ok(None),
-        Some(s) => parse_ts(&s).map(Some).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
-        }),
+        Some(s) => parse_ts(&s)
+            .map(Some)
+            .map_err(|e| e.context(format!("column {}", i))),
     }
 }
 
@@ -37,13 +33,9 @@ pub fn parse_ts(s: &str) -> Result<DateTime<Utc>> {
 }
 
 /// A `tickets.status` column (the schema's CHECK allows only the four names).
-pub(crate) fn status_column(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<TicketStatus> {
+pub(crate) fn status_column(r: &Row<'_>, i: usize) -> Result<TicketStatus> {
     let s: String = r.get(i)?;
     TicketStatus::parse(&s).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            i,
-            rusqlite::types::Type::Text,
-            format!("unknown ticket status {s:?}").into(),
-        )
+        anyhow::anyhow!(format!("unknown ticket status {s:?}")).context(format!("column {}", i))
     })
 }

@@ -1,5 +1,6 @@
 //! The store's connection: opening SQLite (WAL, a statement cache, foreign keys), the versioned migrations, and the schema check a build makes before it writes.
 
+use super::db::Conn;
 use super::schema::{MIGRATIONS, SUBSCRIPTIONS};
 use anyhow::{Context, Result, bail};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
@@ -9,7 +10,7 @@ use std::path::Path;
 const STATEMENT_CACHE: usize = 128;
 
 pub struct Store {
-    pub(crate) conn: Connection,
+    pub(crate) conn: Conn,
 }
 
 /// What every connection, the writer and a read-only one, is opened with.
@@ -56,7 +57,9 @@ impl Store {
         .with_context(|| format!("cannot open database {} read-only", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         tune(&conn)?;
-        let store = Store { conn };
+        let store = Store {
+            conn: Conn::Sqlite(conn),
+        };
         let v = store.version()?;
         if v > MIGRATIONS.len() {
             bail!(
@@ -79,21 +82,34 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         tune(&conn)?;
-        let mut store = Store { conn };
+        let mut store = Store {
+            conn: Conn::Sqlite(conn),
+        };
         store.migrate()?;
         store.conn.execute_batch(SUBSCRIPTIONS)?;
         Ok(store)
     }
 
     fn version(&self) -> Result<usize> {
-        let v: i64 = self
-            .conn
-            .prepare_cached("PRAGMA user_version")?
-            .query_row([], |r| r.get(0))?;
+        let sql = match self.conn {
+            Conn::Sqlite(_) => "PRAGMA user_version",
+            Conn::Postgres(_) => "SELECT version FROM ticketd_schema",
+        };
+        let v: i64 = self.conn.prepare_cached(sql)?.query_row((), |r| r.get(0))?;
         Ok(v as usize)
     }
 
+    /// The SQLite connection (every store but a PostgreSQL one).
+    pub(super) fn sqlite(&self) -> Result<&Connection> {
+        self.conn
+            .sqlite()
+            .context("this is done only on a SQLite store")
+    }
+
     pub(super) fn migrate(&mut self) -> Result<()> {
+        if self.conn.backend() == super::db::Backend::Postgres {
+            return self.migrate_postgres();
+        }
         let have = self.version()?;
         if have > MIGRATIONS.len() {
             bail!(
@@ -107,7 +123,10 @@ impl Store {
         // A migration that rebuilds a table drops the old one while other
         // tables still refer to it: foreign keys are off meanwhile (the pragma
         // has no effect inside a transaction), and checked before each commit.
-        self.conn.pragma_update(None, "foreign_keys", "OFF")?;
+        let Conn::Sqlite(conn) = &mut self.conn else {
+            bail!("a SQLite migration on another backend");
+        };
+        conn.pragma_update(None, "foreign_keys", "OFF")?;
         let run = |conn: &mut Connection| -> Result<()> {
             for (i, m) in MIGRATIONS.iter().enumerate().skip(have) {
                 let tx = conn.transaction()?;
@@ -126,8 +145,8 @@ impl Store {
             }
             Ok(())
         };
-        let result = run(&mut self.conn);
-        self.conn.pragma_update(None, "foreign_keys", "ON")?;
+        let result = run(conn);
+        conn.pragma_update(None, "foreign_keys", "ON")?;
         result
     }
 
@@ -139,10 +158,10 @@ impl Store {
     /// (a read-only store cannot migrate it).
     pub fn require_current(&self) -> Result<()> {
         let v = self.version()?;
-        if v < MIGRATIONS.len() {
+        if v < self.known_schema() {
             bail!(
                 "database schema {v} is older than this ticketd ({}): run `ticketd run --once` to bring it up to date",
-                MIGRATIONS.len()
+                self.known_schema()
             );
         }
         Ok(())

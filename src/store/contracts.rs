@@ -1,11 +1,11 @@
 //! Entitlements in the database: the contracts import and the lookup of a mail's contract.
 
 use super::conn::Store;
+use super::db::{OptionalExtension, Row, params};
 use super::rows::ImportStats;
 use crate::contracts::{Contract, ContractMatch, MatchedBy, address_key, serial_key, tax_id_key};
 use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
-use rusqlite::{OptionalExtension, params};
 
 impl Store {
     /// Imports contracts in one transaction: a serial not yet known is inserted, a
@@ -104,13 +104,12 @@ impl Store {
         tax_ids: &[String],
     ) -> Result<Option<ContractMatch>> {
         let one = |sql: &str, key: &str| -> Result<Option<Contract>> {
-            Ok(self
-                .conn
+            self.conn
                 .prepare_cached(&format!(
                     "SELECT {CONTRACT_COLUMNS} FROM contracts WHERE {sql}"
                 ))?
                 .query_row([key], contract_row)
-                .optional()?)
+                .optional()
         };
         let hit = |c: Contract, by| Ok(Some(ContractMatch { contract: c, by }));
         for s in serials {
@@ -148,20 +147,19 @@ impl Store {
 
     /// Every contract, by serial (what `replay` copies into its stores).
     pub fn all_contracts(&self) -> Result<Vec<Contract>> {
-        Ok(self
-            .conn
+        self.conn
             .prepare(&format!(
                 "SELECT {CONTRACT_COLUMNS} FROM contracts ORDER BY serial_key"
             ))?
-            .query_map([], contract_row)?
-            .collect::<rusqlite::Result<_>>()?)
+            .query_map((), contract_row)?
+            .collect::<Result<_>>()
     }
 
     pub fn contract_count(&self) -> Result<i64> {
         Ok(self
             .conn
             .prepare_cached("SELECT count(*) FROM contracts")?
-            .query_row([], |r| r.get(0))?)
+            .query_row((), |r| r.get(0))?)
     }
 }
 
@@ -172,22 +170,20 @@ fn date_text(d: Option<NaiveDate>) -> Option<String> {
     d.map(|d| d.format("%Y-%m-%d").to_string())
 }
 
-fn date_column(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<NaiveDate>> {
+fn date_column(r: &Row<'_>, i: usize) -> Result<Option<NaiveDate>> {
     let v: Option<String> = r.get(i)?;
     v.map(|s| {
-        NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
-        })
+        NaiveDate::parse_from_str(&s, "%Y-%m-%d")
+            .map_err(|e| anyhow::Error::from(e).context(format!("column {}", i)))
     })
     .transpose()
 }
 
 /// A `contracts` row selected with [`CONTRACT_COLUMNS`].
-fn contract_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Contract> {
+fn contract_row(r: &Row<'_>) -> Result<Contract> {
     let plans: String = r.get(11)?;
-    let plans = serde_json::from_str(&plans).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(11, rusqlite::types::Type::Text, Box::new(e))
-    })?;
+    let plans = serde_json::from_str(&plans)
+        .map_err(|e| anyhow::Error::from(e).context(format!("column {}", 11)))?;
     let tickets: Option<i64> = r.get(13)?;
     Ok(Contract {
         serial: r.get(0)?,
@@ -196,11 +192,7 @@ fn contract_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Contract> {
         tax_id: r.get(3)?,
         tier: r.get(4)?,
         model: r.get(5)?,
-        purchased_on: date_column(r, 6)?.ok_or(rusqlite::Error::InvalidColumnType(
-            6,
-            "purchased_on".into(),
-            rusqlite::types::Type::Null,
-        ))?,
+        purchased_on: date_column(r, 6)?.context("column 6: purchased_on is NULL")?,
         shipped_on: date_column(r, 7)?,
         warranty_until: date_column(r, 8)?,
         extended_until: date_column(r, 9)?,

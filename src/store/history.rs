@@ -3,11 +3,11 @@
 use super::columns::status_column;
 use super::columns::ts_column;
 use super::conn::Store;
+use super::db::OptionalExtension;
 use super::rows::OutboxRow;
 use crate::model::{Event, RmaRecord, TicketId, TicketStatus};
 use anyhow::Result;
 use chrono::{DateTime, Utc};
-use rusqlite::OptionalExtension;
 use serde::Serialize;
 use std::fmt::Write;
 
@@ -103,7 +103,7 @@ impl Store {
                     new_text: r.get(6)?,
                 })
             })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()?;
         let events = self
             .conn
             .prepare("SELECT at, kind, detail FROM ticket_events WHERE ticket_id = ?1 ORDER BY id")?
@@ -114,7 +114,7 @@ impl Store {
                     detail: r.get(2)?,
                 })
             })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()?;
         let timers = self
             .conn
             .prepare(
@@ -132,7 +132,7 @@ impl Store {
                     reason: r.get(6)?,
                 })
             })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()?;
         let outbox = self.outbox_rows(
             &format!(
                 "SELECT {} FROM outbox WHERE ticket_id = ?1 ORDER BY id",

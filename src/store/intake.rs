@@ -2,6 +2,7 @@
 
 use super::columns::ts;
 use super::conn::Store;
+use super::db::{Conn, Tx, params};
 use super::rows::MessageRow;
 use super::writers::{
     advance_mailbox, mark_undeliverable, queue_mail, record_events, set_timer, upsert_contact,
@@ -11,7 +12,6 @@ use crate::model::{
 };
 use anyhow::{Result, bail};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, Savepoint, params};
 
 /// The writes of one message in progress: a savepoint, rolled back when
 /// dropped before [`MessageTx::finish`], or the enclosing transaction itself
@@ -38,14 +38,14 @@ pub enum WriteMode {
 
 /// Where a message's writes go, after its [`WriteMode`].
 enum Writes<'s> {
-    Savepoint(Savepoint<'s>),
-    Direct(&'s Connection),
+    Savepoint(Tx<'s>),
+    Direct(&'s Conn),
 }
 
 impl std::ops::Deref for Writes<'_> {
-    type Target = Connection;
+    type Target = Conn;
 
-    fn deref(&self) -> &Connection {
+    fn deref(&self) -> &Conn {
         match self {
             Writes::Savepoint(sp) => sp,
             Writes::Direct(conn) => conn,
@@ -61,22 +61,22 @@ impl Store {
     /// panic in `f` rolls the transaction back before it goes on, so the
     /// connection is never left inside a transaction.
     pub fn in_batch<T>(&mut self, f: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
-        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        self.conn.begin()?;
         let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self)))
             .unwrap_or_else(|panic| {
-                let _ = self.conn.execute_batch("ROLLBACK");
+                let _ = self.conn.rollback();
                 std::panic::resume_unwind(panic)
             });
         match done {
-            Ok(v) => match self.conn.execute_batch("COMMIT") {
+            Ok(v) => match self.conn.commit() {
                 Ok(()) => Ok(v),
                 Err(e) => {
-                    let _ = self.conn.execute_batch("ROLLBACK");
-                    Err(e.into())
+                    let _ = self.conn.rollback();
+                    Err(e)
                 }
             },
             Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
+                let _ = self.conn.rollback();
                 Err(e)
             }
         }
@@ -161,12 +161,12 @@ impl MessageTx<'_> {
             } => {
                 let contact =
                     upsert_contact(tx, requester, requester_name.as_deref(), language, &now)?;
-                tx.prepare_cached(
+                let id = tx.prepare_insert(
                     "INSERT INTO tickets (subject, status, requester_id, mailbox, language, created_at, updated_at)
                      VALUES (?1, ?6, ?2, ?3, ?4, ?5, ?5)",
                 )?
-                .execute(params![subject, contact, mailbox, language, now, status.as_str()])?;
-                Some(TicketId(tx.last_insert_rowid()))
+                .insert(params![subject, contact, mailbox, language, now, status.as_str()])?;
+                Some(TicketId(id))
             }
             TicketWrite::Update { id, status } => {
                 tx.prepare_cached("UPDATE tickets SET status = ?3, updated_at = ?2 WHERE id = ?1")?
@@ -194,12 +194,12 @@ impl MessageTx<'_> {
             ticket,
         } = self;
         let now_s = ts(now);
-        tx.prepare_cached(
+        let message_row = tx.prepare_insert(
             "INSERT INTO messages (mailbox, uidvalidity, uid, message_id, sender, content_hash, arrival, size, raw,
                                    class, outcome, reason, ticket_id, stored_at, reply_text)
              VALUES (?1, ?2, ?3, ?4, lower(?5), ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         )?
-        .execute(params![
+        .insert(params![
             msg.origin.mailbox,
             msg.origin.uidvalidity as i64,
             msg.origin.uid as i64,
@@ -216,13 +216,12 @@ impl MessageTx<'_> {
             now_s,
             msg.reply_text
         ])?;
-        let message_row = tx.last_insert_rowid();
         if let (Some(t), Some(mid)) = (ticket, msg.message_id)
             && msg.outcome == Outcome::Processed
             && !effects.hold
         {
             tx.prepare_cached(
-                "INSERT OR IGNORE INTO thread_ids (message_id, ticket_id, origin) VALUES (?1, ?2, 'in')",
+                "INSERT INTO thread_ids (message_id, ticket_id, origin) VALUES (?1, ?2, 'in') ON CONFLICT DO NOTHING",
             )?
             .execute(params![mid, t.0])?;
             // A delete that may match several rows collects them in a
@@ -241,8 +240,9 @@ impl MessageTx<'_> {
             let people = effects.awaited_people.join(",");
             for id in effects.awaited.iter().take(20) {
                 tx.prepare_cached(
-                    "INSERT OR IGNORE INTO awaited_refs (message_id, ticket_id, people)
-                     SELECT ?1, ?2, ?3 WHERE NOT EXISTS (SELECT 1 FROM thread_ids WHERE message_id = ?1)",
+                    "INSERT INTO awaited_refs (message_id, ticket_id, people)
+                     SELECT ?1, CAST(?2 AS BIGINT), ?3 WHERE NOT EXISTS (SELECT 1 FROM thread_ids WHERE message_id = ?1)
+                     ON CONFLICT DO NOTHING",
                 )?
                 .execute(params![id, t.0, people])?;
             }

@@ -29,7 +29,12 @@ impl SentJournal {
     pub fn open(db: &Path) -> Result<SentJournal> {
         let mut name = db.as_os_str().to_owned();
         name.push("-sent");
-        let path = PathBuf::from(name);
+        SentJournal::open_file(Path::new(&name))
+    }
+
+    /// Opens (creating) the journal at `path` (`[daemon] journal`).
+    pub fn open_file(path: &Path) -> Result<SentJournal> {
+        let path = path.to_path_buf();
         let file = OpenOptions::new()
             .create(true)
             .read(true)

@@ -14,7 +14,7 @@ impl Store {
              FROM tickets t JOIN contacts c ON c.id = t.requester_id ORDER BY t.id",
         )?;
         let rows = stmt
-            .query_map([], |r| {
+            .query_map((), |r| {
                 Ok(TicketSummary {
                     id: TicketId(r.get(0)?),
                     subject: r.get(1)?,
@@ -26,7 +26,7 @@ impl Store {
                     created_at: super::columns::ts_column(r, 7)?,
                 })
             })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()?;
         Ok(rows)
     }
 
@@ -37,7 +37,7 @@ impl Store {
             .prepare("SELECT kind, detail FROM ticket_events WHERE ticket_id = ?1 ORDER BY id")?;
         let rows = stmt
             .query_map([ticket.0], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()?;
         Ok(rows)
     }
 
@@ -48,7 +48,7 @@ impl Store {
             super::admin::IN_QUARANTINE
         ))?;
         let rows = stmt
-            .query_map([], |r| {
+            .query_map((), |r| {
                 Ok(QuarantineRow {
                     row: r.get(0)?,
                     mailbox: r.get(1)?,
@@ -58,7 +58,7 @@ impl Store {
                     outcome: r.get(5)?,
                 })
             })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()?;
         Ok(rows)
     }
 
@@ -68,8 +68,8 @@ impl Store {
             .conn
             .prepare("SELECT status, count(*) FROM outbox GROUP BY status ORDER BY status")?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .query_map((), |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<_>>>()?;
         Ok(rows)
     }
 
@@ -79,8 +79,8 @@ impl Store {
             .conn
             .prepare("SELECT outcome, count(*) FROM messages GROUP BY outcome ORDER BY outcome")?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .query_map((), |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<_>>>()?;
         Ok(rows)
     }
 }

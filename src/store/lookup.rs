@@ -2,6 +2,7 @@
 
 use super::columns::{parse_ts, status_column, ts};
 use super::conn::Store;
+use super::db::{Backend, OptionalExtension, Row, params};
 use super::rows::MailboxState;
 use crate::dsn::Bounce;
 use crate::model::{
@@ -10,12 +11,10 @@ use crate::model::{
 };
 use anyhow::{Result, anyhow};
 use chrono::{DateTime, NaiveDate, Utc};
-use rusqlite::{OptionalExtension, params};
 
 impl Store {
     pub fn mailbox_state(&self, mailbox: &str) -> Result<Option<MailboxState>> {
-        Ok(self
-            .conn
+        self.conn
             .prepare_cached("SELECT uidvalidity, last_uid FROM mailbox_state WHERE mailbox = ?1")?
             .query_row([mailbox], |r| {
                 Ok(MailboxState {
@@ -23,7 +22,7 @@ impl Store {
                     last_uid: r.get::<_, i64>(1)? as u32,
                 })
             })
-            .optional()?)
+            .optional()
     }
 
     /// Records a (new) UIDVALIDITY: the high-water mark starts again from zero.
@@ -111,7 +110,7 @@ impl Store {
                     super::timer_columns::state_columns(r, 2)?,
                 ))
             })?
-            .collect::<rusqlite::Result<Vec<_>>>()?
+            .collect::<Result<Vec<_>>>()?
             .into_iter()
             .filter_map(|(kind, cause, state)| {
                 Some(PendingTimer {
@@ -125,21 +124,21 @@ impl Store {
             .conn
             .prepare_cached("SELECT fact FROM ticket_facts WHERE ticket_id = ?1 ORDER BY id")?
             .query_map([id.0], |r| r.get::<_, String>(0))?
-            .collect::<rusqlite::Result<_>>()?;
+            .collect::<Result<_>>()?;
         let staff_notes = self
             .conn
             .prepare_cached(
                 "SELECT detail FROM ticket_events WHERE ticket_id = ?1 AND kind = 'staff' ORDER BY id",
             )?
             .query_map([id.0], |r| r.get::<_, String>(0))?
-            .collect::<rusqlite::Result<_>>()?;
+            .collect::<Result<_>>()?;
         let participants = self
             .conn
             .prepare_cached(
                 "SELECT DISTINCT lower(sender) FROM messages WHERE ticket_id = ?1 AND sender IS NOT NULL",
             )?
             .query_map([id.0], |r| r.get::<_, String>(0))?
-            .collect::<rusqlite::Result<_>>()?;
+            .collect::<Result<_>>()?;
         Ok(Some(TicketInfo {
             id,
             subject,
@@ -199,7 +198,7 @@ impl Store {
     }
 
     pub fn contact(&self, address: &str) -> Result<Option<ContactInfo>> {
-        Ok(self
+        self
             .conn
             .prepare_cached("SELECT address, language, undeliverable, undeliverable_reason FROM contacts WHERE address = lower(?1)")?
 .query_row(
@@ -213,7 +212,7 @@ impl Store {
                     })
                 },
             )
-            .optional()?)
+            .optional()
     }
 
     /// A stored message that is the same mail: same Message-ID from the same
@@ -224,7 +223,7 @@ impl Store {
         sender: Option<&str>,
         content_hash: &str,
     ) -> Result<Option<Duplicate>> {
-        let map = |r: &rusqlite::Row<'_>| {
+        let map = |r: &Row<'_>| {
             Ok(Duplicate {
                 row: r.get(0)?,
                 mailbox: r.get(1)?,
@@ -242,19 +241,27 @@ impl Store {
                 return Ok(d);
             }
         }
-        Ok(self.conn.prepare_cached("SELECT id, mailbox, ticket_id FROM messages WHERE content_hash = ?1 AND outcome NOT IN ('quarantined', 'spam')
+        self.conn.prepare_cached("SELECT id, mailbox, ticket_id FROM messages WHERE content_hash = ?1 AND outcome NOT IN ('quarantined', 'spam')
                  ORDER BY id LIMIT 1")?.query_row([content_hash],
                 map,
             )
-            .optional()?)
+            .optional()
     }
 
     /// The number the next ticket opened will get (AUTOINCREMENT never reuses one).
     pub fn next_ticket_id(&self) -> Result<TicketId> {
+        let sql = match self.conn.backend() {
+            Backend::Sqlite => "SELECT seq FROM sqlite_sequence WHERE name = 'tickets'",
+            // The sequence is shared by every daemon: this is the next as
+            // far as this connection can see.
+            Backend::Postgres => {
+                "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM tickets_id_seq"
+            }
+        };
         let seq: Option<i64> = self
             .conn
-            .prepare_cached("SELECT seq FROM sqlite_sequence WHERE name = 'tickets'")?
-            .query_row([], |r| r.get(0))
+            .prepare_cached(sql)?
+            .query_row((), |r| r.get(0))
             .optional()?;
         Ok(TicketId(seq.unwrap_or(0) + 1))
     }
@@ -374,14 +381,13 @@ impl Store {
     /// The organisation of `address`: the company of its contract (the
     /// latest purchased), if the entitlements know one.
     pub fn organisation(&self, address: &str) -> Result<Option<String>> {
-        Ok(self
-            .conn
+        self.conn
             .prepare_cached(
                 "SELECT company FROM contracts WHERE email = ?1
                  ORDER BY purchased_on DESC, serial_key ASC LIMIT 1",
             )?
             .query_row([crate::contracts::address_key(address)], |r| r.get(0))
-            .optional()?)
+            .optional()
     }
 
     /// How many tickets of contract `serial` were charged to quota `quota` in

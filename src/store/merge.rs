@@ -2,6 +2,7 @@
 
 use super::columns::ts;
 use super::conn::Store;
+use super::db::{Conn, params};
 use super::timer_columns::cause_text;
 use super::timers::{end_timers, update_timers, write_change};
 use super::writers::record_event;
@@ -10,7 +11,6 @@ use crate::model::{
 };
 use anyhow::{Result, bail};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
 
 impl Store {
     /// `ticketd merge`: the source's own change (its timers and RMAs that
@@ -35,7 +35,7 @@ impl Store {
 /// of the source moved to the target, a pending source timer whose kind and
 /// cause already fired or ended on the target ended instead, the source
 /// closed with its `merged_into` event, the target's `merged` event.
-pub(super) fn carry_out(tx: &Connection, plan: &MergePlan, now: DateTime<Utc>) -> Result<()> {
+pub(super) fn carry_out(tx: &Conn, plan: &MergePlan, now: DateTime<Utc>) -> Result<()> {
     let (from, into) = (plan.source.0, plan.into.0);
     let merged: Option<i64> = tx
         .prepare_cached("SELECT merged_into FROM tickets WHERE id = ?1")?
@@ -59,8 +59,10 @@ pub(super) fn carry_out(tx: &Connection, plan: &MergePlan, now: DateTime<Utc>) -
     }
     // Pending timers move unless the target has that timer already (it fired or ended there).
     tx.prepare_cached(
-        "UPDATE OR IGNORE timers SET ticket_id = ?2
-         WHERE ticket_id = ?1 AND state IN ('pending', 'paused')",
+        "UPDATE timers SET ticket_id = ?2
+         WHERE ticket_id = ?1 AND state IN ('pending', 'paused')
+           AND NOT EXISTS (SELECT 1 FROM timers o
+                           WHERE o.ticket_id = ?2 AND o.kind = timers.kind AND o.cause = timers.cause)",
     )?
     .execute(params![from, into])?;
     let stayed: Vec<(String, TimerCause)> = tx
@@ -73,7 +75,7 @@ pub(super) fn carry_out(tx: &Connection, plan: &MergePlan, now: DateTime<Utc>) -
                 super::timer_columns::cause_column(r, 1)?,
             ))
         })?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<Result<_>>()?;
     let stayed: Vec<TimerCancel> = stayed
         .into_iter()
         .filter_map(|(kind, cause)| {
@@ -93,10 +95,12 @@ pub(super) fn carry_out(tx: &Connection, plan: &MergePlan, now: DateTime<Utc>) -
         "UPDATE thread_ids SET ticket_id = ?2 WHERE ticket_id = ?1",
         "UPDATE quota_uses SET ticket_id = ?2 WHERE ticket_id = ?1",
         "UPDATE outbox SET ticket_id = ?2 WHERE ticket_id = ?1",
-        "INSERT OR IGNORE INTO awaited_refs (message_id, ticket_id, people)
-             SELECT message_id, ?2, people FROM awaited_refs WHERE ticket_id = ?1",
-        "INSERT OR IGNORE INTO ticket_facts (ticket_id, fact, message_row)
-             SELECT ?2, fact, message_row FROM ticket_facts WHERE ticket_id = ?1 ORDER BY id",
+        "INSERT INTO awaited_refs (message_id, ticket_id, people)
+             SELECT message_id, CAST(?2 AS BIGINT), people FROM awaited_refs WHERE ticket_id = ?1
+             ON CONFLICT DO NOTHING",
+        "INSERT INTO ticket_facts (ticket_id, fact, message_row)
+             SELECT CAST(?2 AS BIGINT), fact, message_row FROM ticket_facts WHERE ticket_id = ?1 ORDER BY id
+             ON CONFLICT DO NOTHING",
     ] {
         tx.prepare_cached(sql)?.execute(params![from, into])?;
     }

@@ -10,6 +10,7 @@ mod admin;
 mod columns;
 mod conn;
 mod contracts;
+pub mod db;
 mod history;
 mod intake;
 mod journal;
@@ -18,6 +19,7 @@ mod lock;
 mod lookup;
 mod merge;
 mod outbox;
+mod pg;
 mod rma;
 mod rows;
 mod schema;
@@ -35,6 +37,7 @@ pub use history::TicketHistory;
 pub use intake::{MessageTx, WriteMode};
 pub use journal::SentJournal;
 pub use lock::RunLock;
+pub use pg::{Location, PgTarget, off_async};
 pub use rows::{
     ImportStats, MailboxState, MessageRow, Origin, OutboxRow, QuarantineRow, TicketSummary,
 };

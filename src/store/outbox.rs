@@ -2,19 +2,15 @@
 
 use super::columns::{parse_ts, ts, ts_column};
 use super::conn::Store;
+use super::db::{Params, params};
 use super::rows::OutboxRow;
 use super::writers::{queue_mail, record_event};
 use crate::model::{Event, NewMail, TicketId};
 use anyhow::Result;
 use chrono::{DateTime, Utc};
-use rusqlite::params;
 
 impl Store {
-    pub(super) fn outbox_rows(
-        &self,
-        sql: &str,
-        p: impl rusqlite::Params,
-    ) -> Result<Vec<OutboxRow>> {
+    pub(super) fn outbox_rows(&self, sql: &str, p: impl Params) -> Result<Vec<OutboxRow>> {
         let mut stmt = self.conn.prepare_cached(sql)?;
         let rows = stmt
             .query_map(p, |r| {
@@ -37,7 +33,7 @@ impl Store {
                     subject: r.get(14)?,
                 })
             })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()?;
         Ok(rows)
     }
 
@@ -64,7 +60,7 @@ impl Store {
             .query_map(params![ts(now), (limit + except.len()) as i64], |r| {
                 r.get::<_, i64>(0)
             })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()?;
         let sql = format!("SELECT {} FROM outbox WHERE id = ?1", Self::OUTBOX_COLS);
         let mut out = Vec::with_capacity(limit.min(ids.len()));
         for id in ids.into_iter().filter(|i| !except.contains(i)).take(limit) {
@@ -78,7 +74,7 @@ impl Store {
         let s: Option<String> = self
             .conn
             .prepare_cached("SELECT min(next_attempt_at) FROM outbox WHERE status = 'queued'")?
-            .query_row([], |r| r.get(0))?;
+            .query_row((), |r| r.get(0))?;
         s.map(|s| parse_ts(&s)).transpose()
     }
 
@@ -93,7 +89,7 @@ impl Store {
             ),
             None => self.outbox_rows(
                 &format!("SELECT {} FROM outbox ORDER BY id", Self::OUTBOX_COLS),
-                [],
+                (),
             ),
         }
     }

@@ -2,17 +2,17 @@
 
 use super::columns::{ts, ts_column};
 use super::conn::Store;
+use super::db::{Conn, params};
 use crate::model::{RmaRecord, RmaState, TicketId};
 use anyhow::{Result, anyhow};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
 
 /// Writes what an `rma` event says into the ticket's RMA for `part`: a new
 /// row for a part not seen before, else its new state (a code, once given,
 /// and the first instant of each step are kept).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn project(
-    tx: &Connection,
+    tx: &Conn,
     ticket: TicketId,
     part: &str,
     state: RmaState,
@@ -68,10 +68,11 @@ impl Store {
         )?;
         let rows = stmt
             .query_map([ticket.0], |r| {
-                let opt = |i: usize| -> rusqlite::Result<Option<DateTime<Utc>>> {
-                    match r.get_ref(i)? {
-                        rusqlite::types::ValueRef::Null => Ok(None),
-                        _ => ts_column(r, i).map(Some),
+                let opt = |i: usize| -> Result<Option<DateTime<Utc>>> {
+                    if r.is_null(i)? {
+                        Ok(None)
+                    } else {
+                        ts_column(r, i).map(Some)
                     }
                 };
                 let state: String = r.get(2)?;
@@ -98,7 +99,7 @@ impl Store {
                     },
                 ))
             })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()?;
         rows.into_iter()
             .map(|(state, mut rec)| {
                 rec.state = RmaState::parse(&state)

@@ -71,10 +71,8 @@ fn row<'a>(uid: u32, raw: &'a [u8]) -> MessageRow<'a> {
     }
 }
 
-#[test]
-fn migrations_run_once_and_events_are_append_only() {
-    let mut s = Store::in_memory().unwrap();
-    assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len());
+fn migrations_run_once_and_events_are_append_only(mut s: Store) {
+    assert_eq!(s.schema_version().unwrap(), s.known_schema());
     s.migrate().unwrap();
     let applied = s
         .apply_with(
@@ -93,10 +91,10 @@ fn migrations_run_once_and_events_are_append_only() {
         )
         .unwrap();
     let t = applied.ticket_id.unwrap();
-    assert!(s.conn.execute("DELETE FROM ticket_events", []).is_err());
+    assert!(s.conn.execute("DELETE FROM ticket_events", ()).is_err());
     assert!(
         s.conn
-            .execute("UPDATE ticket_events SET kind = 'x'", [])
+            .execute("UPDATE ticket_events SET kind = 'x'", ())
             .is_err()
     );
     assert_eq!(s.ticket_events(t).unwrap().len(), 1);
@@ -113,9 +111,7 @@ fn migrations_run_once_and_events_are_append_only() {
     assert_eq!(reply.as_deref(), Some("new text"));
 }
 
-#[test]
-fn a_failing_render_writes_nothing() {
-    let mut s = Store::in_memory().unwrap();
+fn a_failing_render_writes_nothing(mut s: Store) {
     let r = s.apply_with(
         &row(1, b"x"),
         &TicketWrite::New {
@@ -157,9 +153,7 @@ fn reply(id: &str) -> NewMail {
     }
 }
 
-#[test]
-fn a_message_that_fails_in_a_batch_is_rolled_back_alone_and_the_rest_commit() {
-    let mut s = Store::in_memory().unwrap();
+fn a_message_that_fails_in_a_batch_is_rolled_back_alone_and_the_rest_commit(mut s: Store) {
     let results = s
         .in_batch(|st| {
             let a = st.apply_with(
@@ -237,9 +231,7 @@ fn writes_again(s: &mut Store) {
     assert_eq!(s.known_outcomes("support", 7, &[1]).unwrap().len(), 1);
 }
 
-#[test]
-fn a_batch_that_fails_writes_nothing_of_any_message() {
-    let mut s = Store::in_memory().unwrap();
+fn a_batch_that_fails_writes_nothing_of_any_message(mut s: Store) {
     let r: Result<()> = s.in_batch(|st| {
         st.apply_with(
             &row(1, b"one"),
@@ -258,9 +250,7 @@ fn a_batch_that_fails_writes_nothing_of_any_message() {
     writes_again(&mut s);
 }
 
-#[test]
-fn issue_24_a_batch_that_panics_writes_nothing_and_leaves_no_transaction_open() {
-    let mut s = Store::in_memory().unwrap();
+fn issue_24_a_batch_that_panics_writes_nothing_and_leaves_no_transaction_open(mut s: Store) {
     let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let _: Result<()> = s.in_batch(|st| {
             st.apply_with(
@@ -281,9 +271,7 @@ fn issue_24_a_batch_that_panics_writes_nothing_and_leaves_no_transaction_open() 
     writes_again(&mut s);
 }
 
-#[test]
-fn claims_are_counted_before_sending_and_an_outcome_resets_them() {
-    let mut s = Store::in_memory().unwrap();
+fn claims_are_counted_before_sending_and_an_outcome_resets_them(mut s: Store) {
     let a = s.queue(None, &reply("a@t"), now()).unwrap();
     let b = s.queue(None, &reply("b@t"), now()).unwrap();
     let c = s.queue(None, &reply("c@t"), now()).unwrap();
@@ -313,9 +301,7 @@ fn claims_are_counted_before_sending_and_an_outcome_resets_them() {
     assert_eq!(s.begin_claims(&[b]).unwrap(), vec![2], "no outcome between");
 }
 
-#[test]
-fn a_sent_mail_replayed_from_the_journal_is_recorded_once() {
-    let mut s = Store::in_memory().unwrap();
+fn a_sent_mail_replayed_from_the_journal_is_recorded_once(mut s: Store) {
     let a = s.queue(None, &reply("a@t"), now()).unwrap();
     s.begin_claims(&[a]).unwrap();
     s.record_sends(&[a], &[], now()).unwrap();
@@ -329,9 +315,7 @@ fn a_sent_mail_replayed_from_the_journal_is_recorded_once() {
     );
 }
 
-#[test]
-fn an_outbox_step_records_and_claims_in_one_transaction_skipping_mail_in_flight() {
-    let mut s = Store::in_memory().unwrap();
+fn an_outbox_step_records_and_claims_in_one_transaction_skipping_mail_in_flight(mut s: Store) {
     let a = s.queue(None, &reply("a@t"), now()).unwrap();
     let b = s.queue(None, &reply("b@t"), now()).unwrap();
     let c = s.queue(None, &reply("c@t"), now()).unwrap();
@@ -369,9 +353,7 @@ fn an_outbox_step_records_and_claims_in_one_transaction_skipping_mail_in_flight(
     );
 }
 
-#[test]
-fn duplicate_by_message_id_needs_the_same_sender() {
-    let mut s = Store::in_memory().unwrap();
+fn duplicate_by_message_id_needs_the_same_sender(mut s: Store) {
     s.apply_with(
         &row(1, b"x"),
         &TicketWrite::None,
@@ -395,9 +377,7 @@ fn duplicate_by_message_id_needs_the_same_sender() {
     assert_eq!(s.mailbox_state("support").unwrap().unwrap().last_uid, 1);
 }
 
-#[test]
-fn issue_20_class_3_a_bounce_returns_only_mail_in_the_outbox() {
-    let mut s = Store::in_memory().unwrap();
+fn issue_20_class_3_a_bounce_returns_only_mail_in_the_outbox(mut s: Store) {
     // The customer's mail m1 opens ticket 1; its acknowledgement r1 is ours.
     s.apply_with(
         &row(1, b"x"),
@@ -450,9 +430,7 @@ fn contract(serial: &str, email: &str, tier: &str) -> Contract {
     }
 }
 
-#[test]
-fn reimporting_contracts_updates_in_place() {
-    let mut s = Store::in_memory().unwrap();
+fn reimporting_contracts_updates_in_place(mut s: Store) {
     let first = vec![
         contract("Q23A0001", "ann@acme.test", "gold"),
         contract("Q23A0002", "bob@acme.test", "silver"),
@@ -483,9 +461,7 @@ fn reimporting_contracts_updates_in_place() {
     assert_eq!((st.inserted, st.updated, st.unchanged), (0, 0, 3));
 }
 
-#[test]
-fn a_failed_contract_import_leaves_the_table_unchanged() {
-    let mut s = Store::in_memory().unwrap();
+fn a_failed_contract_import_leaves_the_table_unchanged(mut s: Store) {
     s.import_contracts(&[contract("Q23A0001", "ann@acme.test", "gold")])
         .unwrap();
     // The first two rows would insert and update; the third repeats a serial.
@@ -506,8 +482,7 @@ fn a_failed_contract_import_leaves_the_table_unchanged() {
     assert_eq!(s.contract_count().unwrap(), 1);
 }
 
-#[test]
-fn find_contract_matches_as_the_contract_book_does() {
+fn find_contract_matches_as_the_contract_book_does(mut s: Store) {
     use crate::contracts::ContractBook;
     let mut list = vec![
         contract("Q23A0001", "ann@acme.test", "gold"),
@@ -516,7 +491,6 @@ fn find_contract_matches_as_the_contract_book_does() {
     ];
     list[1].purchased_on = NaiveDate::from_ymd_opt(2025, 6, 1).unwrap();
     list[2].tax_id = "B87654321".into();
-    let mut s = Store::in_memory().unwrap();
     s.import_contracts(&list).unwrap();
     let book = ContractBook::new(list);
     let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
@@ -537,9 +511,7 @@ fn find_contract_matches_as_the_contract_book_does() {
     assert_eq!(found, 4);
 }
 
-#[test]
-fn marking_a_contact_undeliverable_fails_its_queued_mail_and_buckets_are_kept() {
-    let mut s = Store::in_memory().unwrap();
+fn marking_a_contact_undeliverable_fails_its_queued_mail_and_buckets_are_kept(mut s: Store) {
     let mail = |id: &str| NewMail {
         kind: "ack_new".into(),
         message_id: id.into(),
@@ -646,7 +618,9 @@ fn store_of_migration(version: usize, rows: &str) -> Store {
     conn.pragma_update(None, "user_version", version as i64)
         .unwrap();
     conn.execute_batch(rows).unwrap();
-    Store { conn }
+    Store {
+        conn: super::db::Conn::Sqlite(conn),
+    }
 }
 
 #[test]
@@ -691,23 +665,21 @@ INSERT INTO ticket_events (ticket_id, at, kind, message_row, detail) VALUES
     assert_eq!(s.ticket_events(TicketId(1)).unwrap().len(), 4);
     let bad = s
         .conn
-        .execute("UPDATE tickets SET status = 'pending' WHERE id = 1", []);
+        .execute("UPDATE tickets SET status = 'pending' WHERE id = 1", ());
     assert!(bad.is_err(), "a status outside the four states is refused");
     let fk: i64 = s
         .conn
-        .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+        .query_row("PRAGMA foreign_keys", (), |r| r.get(0))
         .unwrap();
     assert_eq!(fk, 1, "foreign keys are on again after the migration");
     let orphan = s.conn.execute(
         "INSERT INTO ticket_facts (ticket_id, fact) VALUES (99, 'serial')",
-        [],
+        (),
     );
     assert!(orphan.is_err(), "references are enforced");
 }
 
-#[test]
-fn facts_and_quota_uses_are_written_with_their_events() {
-    let mut s = Store::in_memory().unwrap();
+fn facts_and_quota_uses_are_written_with_their_events(mut s: Store) {
     let policy = |facts: &[&str]| {
         Event::Policy(PolicyRecord {
             pack: "qnap".into(),
@@ -777,9 +749,7 @@ fn facts_and_quota_uses_are_written_with_their_events() {
     assert_eq!(s.quota_used("qn09", "Q2", jan).unwrap(), 0);
 }
 
-#[test]
-fn a_timer_is_set_once_per_key_and_settles_once() {
-    let mut s = Store::in_memory().unwrap();
+fn a_timer_is_set_once_per_key_and_settles_once(mut s: Store) {
     let step = |due: &str| TimerPlan {
         kind: TimerKind::Escalation,
         cause: crate::model::TimerCause::Escalation {
@@ -940,9 +910,7 @@ fn plan(kind: TimerKind, cause: TimerCause, due: &str) -> TimerPlan {
     }
 }
 
-#[test]
-fn issue_26_a_merge_moves_history_and_pending_timers_and_fires_nothing_twice() {
-    let mut s = Store::in_memory().unwrap();
+fn issue_26_a_merge_moves_history_and_pending_timers_and_fires_nothing_twice(mut s: Store) {
     let sla = TimerCause::Sla {
         target: SlaTarget::FirstResponse,
         clock: SlaClock::Business,
@@ -1076,13 +1044,13 @@ INSERT INTO webhook_deliveries (webhook, event, msg_id, body, status, next_attem
     assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len());
     let ok: String = s
         .conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .query_row("PRAGMA integrity_check", (), |r| r.get(0))
         .unwrap();
     assert_eq!(ok, "ok");
 
     let fresh = Store::in_memory().unwrap();
     for (store, migrated) in [(&s, true), (&fresh, false)] {
-        let conn = &store.conn;
+        let conn = store.conn.sqlite().unwrap();
         // Every state column still takes its states and refuses another.
         for (table, column, good) in [
             ("tickets", "status", "closed"),
@@ -1123,17 +1091,71 @@ INSERT INTO webhook_deliveries (webhook, event, msg_id, body, status, next_attem
     // The rows kept what they held, and a store made fresh has the same tables.
     let status: String = s
         .conn
-        .query_row("SELECT status FROM tickets WHERE id = 1", [], |r| r.get(0))
+        .query_row("SELECT status FROM tickets WHERE id = 1", (), |r| r.get(0))
         .unwrap();
     assert_eq!(status, "closed");
     let tables = |st: &Store| -> Vec<(String, String)> {
         st.conn
             .prepare("SELECT name, sql FROM sqlite_schema WHERE type IN ('table', 'index') AND sql IS NOT NULL ORDER BY name")
             .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_map((), |r| Ok((r.get(0)?, r.get(1)?)))
             .unwrap()
             .map(|r| r.unwrap())
             .collect()
     };
     assert_eq!(tables(&s), tables(&fresh));
+}
+
+/// Each of these runs on SQLite (a test of its own, in memory) and, in
+/// [`the_store_suite_runs_on_postgresql`], on a database of its own in a
+/// private PostgreSQL.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(super::Store::in_memory().unwrap());
+                }
+            )*
+        }
+
+        const ON_BOTH: &[(&str, fn(Store))] = &[$((stringify!($name), $name)),*];
+    };
+}
+
+on_both_backends!(
+    a_batch_that_fails_writes_nothing_of_any_message,
+    a_failed_contract_import_leaves_the_table_unchanged,
+    a_failing_render_writes_nothing,
+    a_message_that_fails_in_a_batch_is_rolled_back_alone_and_the_rest_commit,
+    a_sent_mail_replayed_from_the_journal_is_recorded_once,
+    a_timer_is_set_once_per_key_and_settles_once,
+    an_outbox_step_records_and_claims_in_one_transaction_skipping_mail_in_flight,
+    claims_are_counted_before_sending_and_an_outcome_resets_them,
+    duplicate_by_message_id_needs_the_same_sender,
+    facts_and_quota_uses_are_written_with_their_events,
+    find_contract_matches_as_the_contract_book_does,
+    issue_20_class_3_a_bounce_returns_only_mail_in_the_outbox,
+    issue_24_a_batch_that_panics_writes_nothing_and_leaves_no_transaction_open,
+    issue_26_a_merge_moves_history_and_pending_timers_and_fires_nothing_twice,
+    marking_a_contact_undeliverable_fails_its_queued_mail_and_buckets_are_kept,
+    migrations_run_once_and_events_are_append_only,
+    reimporting_contracts_updates_in_place,
+);
+
+#[path = "../../tests/kit/postgres.rs"]
+mod postgres_kit;
+
+#[test]
+fn the_store_suite_runs_on_postgresql() {
+    let server = postgres_kit::Postgres::start();
+    let mut failed = Vec::new();
+    for (name, test) in ON_BOTH {
+        let store = server.fresh_store(name);
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test(store))).is_err() {
+            failed.push(*name);
+        }
+    }
+    assert!(failed.is_empty(), "failed on PostgreSQL: {failed:?}");
 }

@@ -2,6 +2,7 @@
 
 use super::columns::{parse_ts, ts, ts_column};
 use super::conn::Store;
+use super::db::{Conn, OptionalExtension, params};
 use super::timer_columns::{cause_column, cause_text, kind_column};
 use super::writers::{queue_mail, record_event, set_timer};
 use crate::model::{
@@ -9,7 +10,6 @@ use crate::model::{
 };
 use anyhow::Result;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
 
 /// How a timer ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +26,7 @@ impl Store {
             .prepare_cached(
                 "SELECT due_at FROM timers WHERE state = 'pending' ORDER BY due_at LIMIT 1",
             )?
-            .query_row([], |r| r.get(0))
+            .query_row((), |r| r.get(0))
             .optional()?;
         s.map(|s| parse_ts(&s)).transpose()
     }
@@ -48,7 +48,7 @@ impl Store {
             ),
             None => (
                 "SELECT id, ticket_id, kind, cause, due_at, rule, recipient FROM timers
-                 WHERE state = 'pending' AND ?1 IS NULL ORDER BY due_at, id LIMIT ?2",
+                 WHERE state = 'pending' AND CAST(?1 AS TEXT) IS NULL ORDER BY due_at, id LIMIT ?2",
                 None,
             ),
         };
@@ -67,7 +67,7 @@ impl Store {
                     },
                 })
             })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()?;
         Ok(rows)
     }
 
@@ -107,7 +107,7 @@ impl Store {
 /// state, its events, the timers it ends (each with its event) and sets,
 /// and its mail.
 pub(super) fn write_change(
-    tx: &Connection,
+    tx: &Conn,
     ticket: TicketId,
     change: &TicketChange<NewMail>,
     now: DateTime<Utc>,
@@ -133,7 +133,7 @@ pub(super) fn write_change(
 /// Ends the pending (or paused) timers `cancel` names, each with its
 /// `timer_cancelled` event; one no longer pending is left as it is.
 pub(super) fn end_timers(
-    tx: &Connection,
+    tx: &Conn,
     ticket: TicketId,
     cancel: &[TimerCancel],
     now: DateTime<Utc>,
@@ -172,11 +172,7 @@ pub(super) fn end_timers(
 
 /// Pauses running timers of `ticket` (no due instant while paused, the
 /// time left kept) or resumes paused ones at their new due instant.
-pub(super) fn update_timers(
-    tx: &Connection,
-    ticket: TicketId,
-    updates: &[TimerUpdate],
-) -> Result<()> {
+pub(super) fn update_timers(tx: &Conn, ticket: TicketId, updates: &[TimerUpdate]) -> Result<()> {
     for u in updates {
         match u {
             TimerUpdate::Pause {

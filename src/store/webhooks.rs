@@ -2,11 +2,11 @@
 
 use super::columns::{parse_ts, ts, ts_column};
 use super::conn::Store;
+use super::db::{Conn, OptionalExtension, Params, params};
 use crate::hooks::{self, Occurrence};
 use crate::model::{Event, HookEvent, HookTicket, Subscription, TicketId};
 use anyhow::Result;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -38,7 +38,7 @@ impl Store {
     /// daemon's `pack`.
     pub fn set_webhooks(&mut self, pack: &str, subs: &[Subscription]) -> Result<()> {
         let tx = self.conn.transaction()?;
-        tx.execute("DELETE FROM temp.webhook_subscriptions", [])?;
+        tx.execute("DELETE FROM temp.webhook_subscriptions", ())?;
         for s in subs {
             tx.execute(
                 "INSERT INTO temp.webhook_subscriptions (name, pack, spec) VALUES (?1, ?2, ?3)",
@@ -49,7 +49,7 @@ impl Store {
         Ok(())
     }
 
-    fn delivery_rows(&self, sql: &str, p: impl rusqlite::Params) -> Result<Vec<DeliveryRow>> {
+    fn delivery_rows(&self, sql: &str, p: impl Params) -> Result<Vec<DeliveryRow>> {
         let mut stmt = self.conn.prepare_cached(sql)?;
         let rows = stmt
             .query_map(p, |r| {
@@ -71,7 +71,7 @@ impl Store {
                     last_error: r.get(12)?,
                 })
             })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()?;
         Ok(rows)
     }
 
@@ -83,7 +83,7 @@ impl Store {
             &format!(
                 "SELECT {COLS} FROM (
                     SELECT *, row_number() OVER (PARTITION BY webhook ORDER BY next_attempt_at, id) AS turn
-                    FROM webhook_deliveries WHERE status = 'queued' AND next_attempt_at <= ?1)
+                    FROM webhook_deliveries WHERE status = 'queued' AND next_attempt_at <= ?1) AS due
                  ORDER BY turn, next_attempt_at, id LIMIT ?2"
             ),
             params![ts(now), limit as i64],
@@ -97,7 +97,7 @@ impl Store {
             .prepare_cached(
                 "SELECT min(next_attempt_at) FROM webhook_deliveries WHERE status = 'queued'",
             )?
-            .query_row([], |r| r.get(0))?;
+            .query_row((), |r| r.get(0))?;
         s.map(|s| parse_ts(&s)).transpose()
     }
 
@@ -110,7 +110,7 @@ impl Store {
             ),
             None => self.delivery_rows(
                 &format!("SELECT {COLS} FROM webhook_deliveries ORDER BY id"),
-                [],
+                (),
             ),
         }
     }
@@ -154,11 +154,11 @@ impl Store {
 }
 
 /// The subscriptions of the connection, with the pack in force.
-fn subscriptions(tx: &Connection) -> Result<Vec<(String, Subscription)>> {
+fn subscriptions(tx: &Conn) -> Result<Vec<(String, Subscription)>> {
     let mut stmt = tx.prepare_cached("SELECT pack, spec FROM temp.webhook_subscriptions")?;
     let rows = stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .query_map((), |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+        .collect::<Result<Vec<_>>>()?;
     Ok(rows
         .into_iter()
         .filter_map(|(p, s)| Some((p, serde_json::from_str(&s).ok()?)))
@@ -196,9 +196,8 @@ struct TicketFacts {
     subject: String,
 }
 
-fn ticket_of(tx: &Connection, t: TicketId) -> Result<Option<TicketFacts>> {
-    Ok(tx
-        .prepare_cached("SELECT mailbox, status, severity, subject FROM tickets WHERE id = ?1")?
+fn ticket_of(tx: &Conn, t: TicketId) -> Result<Option<TicketFacts>> {
+    tx.prepare_cached("SELECT mailbox, status, severity, subject FROM tickets WHERE id = ?1")?
         .query_row([t.0], |r| {
             Ok(TicketFacts {
                 mailbox: r.get(0)?,
@@ -207,10 +206,10 @@ fn ticket_of(tx: &Connection, t: TicketId) -> Result<Option<TicketFacts>> {
                 subject: r.get(3)?,
             })
         })
-        .optional()?)
+        .optional()
 }
 
-fn reply_text(tx: &Connection, message_row: Option<i64>) -> Result<Option<String>> {
+fn reply_text(tx: &Conn, message_row: Option<i64>) -> Result<Option<String>> {
     let Some(row) = message_row else {
         return Ok(None);
     };
@@ -225,7 +224,7 @@ fn reply_text(tx: &Connection, message_row: Option<i64>) -> Result<Option<String
 /// delivery for each webhook that wants it. `siblings` are the other events
 /// of the same mail (a new ticket's policy names its rules).
 pub(super) fn queue_for_event(
-    tx: &Connection,
+    tx: &Conn,
     ticket: TicketId,
     message_row: Option<i64>,
     event: &Event,
@@ -301,7 +300,7 @@ pub(super) fn queue_for_event(
 /// Queues, in the transaction that stores it, a `mail.quarantined` delivery
 /// for each webhook that wants to hear of mail set aside in `mailbox`.
 pub(super) fn queue_for_quarantine(
-    tx: &Connection,
+    tx: &Conn,
     mailbox: &str,
     ticket: Option<TicketId>,
     message_row: i64,
@@ -340,12 +339,7 @@ pub(super) fn queue_for_quarantine(
     Ok(())
 }
 
-fn insert(
-    tx: &Connection,
-    sub: &Subscription,
-    o: &Occurrence,
-    message_row: Option<i64>,
-) -> Result<()> {
+fn insert(tx: &Conn, sub: &Subscription, o: &Occurrence, message_row: Option<i64>) -> Result<()> {
     let body = hooks::body(sub.kind, &sub.name, o);
     let at = ts(o.at);
     tx.prepare_cached(

@@ -1,6 +1,7 @@
 //! The row writers every store transaction shares: an event and the projections and webhook deliveries it feeds, a queued mail, a timer, a contact and its undeliverable mark, a mailbox's high-water mark.
 
 use super::columns::ts;
+use super::db::{Conn, params};
 use super::rma;
 use super::rows::Origin;
 use super::timer_columns::cause_text;
@@ -8,14 +9,13 @@ use super::webhooks;
 use crate::model::{Event, NewMail, TicketId, TimerPlan, Undeliverable};
 use anyhow::Result;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
 
 /// Appends one event to a ticket's history and, in the same transaction, the
 /// projections it feeds (see [`record_only`]) and the webhook deliveries it
 /// causes. Every event the store writes goes through here or, for a mail's
 /// events together, [`record_events`].
 pub(super) fn record_event(
-    tx: &Connection,
+    tx: &Conn,
     ticket: TicketId,
     message_row: Option<i64>,
     event: &Event,
@@ -28,7 +28,7 @@ pub(super) fn record_event(
 /// A mail's events: all of them recorded, then the webhook deliveries of
 /// each, so a new ticket's deliveries see the severity its policy set.
 pub(super) fn record_events(
-    tx: &Connection,
+    tx: &Conn,
     ticket: TicketId,
     message_row: Option<i64>,
     events: &[Event],
@@ -47,7 +47,7 @@ pub(super) fn record_events(
 /// severity (`policy`, `severity_changed`), its owner (`assigned`), the
 /// quota uses (`quota`) and the RMAs (`rma`).
 fn record_only(
-    tx: &Connection,
+    tx: &Conn,
     ticket: TicketId,
     message_row: Option<i64>,
     event: &Event,
@@ -66,7 +66,7 @@ fn record_only(
     match event {
         Event::Policy(p) => {
             let mut stmt = tx.prepare_cached(
-                "INSERT OR IGNORE INTO ticket_facts (ticket_id, fact, message_row) VALUES (?1, ?2, ?3)",
+                "INSERT INTO ticket_facts (ticket_id, fact, message_row) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
             )?;
             for f in &p.facts {
                 stmt.execute(params![ticket.0, f, message_row])?;
@@ -128,7 +128,7 @@ fn record_only(
 /// again (a ladder planned again after a severity change and back, a ticket
 /// waiting on its customer a second time).
 pub(super) fn set_timer(
-    tx: &Connection,
+    tx: &Conn,
     ticket: TicketId,
     t: &TimerPlan,
     now: DateTime<Utc>,
@@ -155,7 +155,7 @@ pub(super) fn set_timer(
 }
 
 pub(super) fn upsert_contact(
-    tx: &Connection,
+    tx: &Conn,
     address: &str,
     name: Option<&str>,
     language: &str,
@@ -177,17 +177,17 @@ pub(super) fn upsert_contact(
 /// Queues one rendered mail; on a ticket, its Message-ID threads replies back
 /// to that ticket and the history says it was queued.
 pub(super) fn queue_mail(
-    tx: &Connection,
+    tx: &Conn,
     ticket_id: Option<TicketId>,
     m: &NewMail,
     now: DateTime<Utc>,
 ) -> Result<i64> {
     let now_s = ts(now);
-    tx.prepare_cached(
+    let id = tx.prepare_insert(
         "INSERT INTO outbox (ticket_id, kind, message_id, mail_from, rcpt_to, raw, status, attempts, next_attempt_at, created_at, subject)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', 0, ?7, ?7, ?8)",
     )?
-    .execute(params![
+    .insert(params![
         ticket_id.map(|t| t.0),
         m.kind,
         m.message_id,
@@ -197,10 +197,9 @@ pub(super) fn queue_mail(
         now_s,
         m.subject
     ])?;
-    let id = tx.last_insert_rowid();
     if let Some(t) = ticket_id {
         tx.prepare_cached(
-            "INSERT OR IGNORE INTO thread_ids (message_id, ticket_id, origin) VALUES (?1, ?2, 'out')",
+            "INSERT INTO thread_ids (message_id, ticket_id, origin) VALUES (?1, ?2, 'out') ON CONFLICT DO NOTHING",
         )?
         .execute(params![m.message_id, t.0])?;
         let queued = Event::MailQueued {
@@ -214,11 +213,7 @@ pub(super) fn queue_mail(
 
 /// Marks a contact undeliverable and fails the mail still queued to it alone,
 /// with an event on each ticket concerned.
-pub(super) fn mark_undeliverable(
-    tx: &Connection,
-    u: &Undeliverable,
-    now: DateTime<Utc>,
-) -> Result<()> {
+pub(super) fn mark_undeliverable(tx: &Conn, u: &Undeliverable, now: DateTime<Utc>) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO contacts (address, created_at, undeliverable, undeliverable_since, undeliverable_reason)
          VALUES (lower(?1), ?2, 1, ?2, ?3)
@@ -235,7 +230,7 @@ pub(super) fn mark_undeliverable(
     )?;
     let tickets: Vec<Option<i64>> = stmt
         .query_map(params![only_to, error], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<Result<_>>()?;
     let skipped = Event::SendSkipped { error };
     for t in tickets.into_iter().flatten() {
         record_event(tx, TicketId(t), None, &skipped, now)?;
@@ -243,10 +238,10 @@ pub(super) fn mark_undeliverable(
     Ok(())
 }
 
-pub(super) fn advance_mailbox(tx: &Connection, o: &Origin<'_>, now: &str) -> Result<()> {
+pub(super) fn advance_mailbox(tx: &Conn, o: &Origin<'_>, now: &str) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO mailbox_state (mailbox, uidvalidity, last_uid, updated_at) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT(mailbox) DO UPDATE SET last_uid = max(last_uid, excluded.last_uid), updated_at = excluded.updated_at
+         ON CONFLICT(mailbox) DO UPDATE SET last_uid = CASE WHEN excluded.last_uid > mailbox_state.last_uid THEN excluded.last_uid ELSE mailbox_state.last_uid END, updated_at = excluded.updated_at
          WHERE mailbox_state.uidvalidity = excluded.uidvalidity",
     )?
     .execute(params![o.mailbox, o.uidvalidity as i64, o.uid as i64, now])?;

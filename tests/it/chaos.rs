@@ -185,7 +185,7 @@ impl Rig {
     }
 
     fn store(&self) -> Store {
-        Store::open_read_only(&self.cfg.database).expect("open the database")
+        Store::open_read_only_at(&self.cfg.database).expect("open the database")
     }
 
     /// Runs the daemon until every INBOX is empty and nothing is left to
@@ -488,7 +488,13 @@ async fn kill_storm_loses_nothing_doubles_nothing_and_keeps_conversations_on_one
                         // The fetch of the next batch has begun: the batch
                         // before is being committed. Kill as its write-ahead
                         // log grows (or at once if it already has).
-                        let mut wal = rig.cfg.database.clone().into_os_string();
+                        let mut wal = rig
+                            .cfg
+                            .database
+                            .sqlite_path()
+                            .unwrap()
+                            .to_path_buf()
+                            .into_os_string();
                         wal.push("-wal");
                         let len = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
                         let at = len();
@@ -651,7 +657,7 @@ impl SmtpFault {
 
 /// The outbox rows whose recipient carries `tag`.
 fn rows_for(rig: &Rig, tag: &str) -> Vec<ticketd::store::OutboxRow> {
-    Store::open_read_only(&rig.cfg.database)
+    Store::open_read_only_at(&rig.cfg.database)
         .and_then(|s| s.outbox(None))
         .unwrap_or_default()
         .into_iter()
@@ -1231,7 +1237,7 @@ async fn two_follow_ups_stored_before_the_mail_they_answer_are_on_its_one_ticket
     ticketd::daemon::run_once(both.clone(), clock)
         .await
         .expect("run --once");
-    let tickets = Store::open_read_only(&both.database)
+    let tickets = Store::open_read_only_at(&both.database)
         .unwrap()
         .tickets()
         .unwrap();

@@ -23,7 +23,7 @@ fn at(s: &str) -> DateTime<Utc> {
 }
 
 fn db(cfg: &Config) -> Store {
-    Store::open_read_only(&cfg.database).expect("database")
+    Store::open_read_only_at(&cfg.database).expect("database")
 }
 
 fn event_lines(cfg: &Config, id: i64) -> Vec<String> {

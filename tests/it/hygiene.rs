@@ -18,7 +18,7 @@ async fn once(cfg: &Config) {
 }
 
 fn db(cfg: &Config) -> Store {
-    Store::open_read_only(&cfg.database).expect("database")
+    Store::open_read_only_at(&cfg.database).expect("database")
 }
 
 fn sent(stack: &MailStack) -> Vec<(Inbound, Vec<u8>)> {

@@ -90,7 +90,7 @@ fn issue_21_item_1_explain_and_the_engine_do_what_the_manifest_says_of_each_gene
     let dir = tempfile::tempdir().unwrap();
     let cfg = dev_config(dir.path(), "ixsystems", LOAD_LIMITS);
     let engine = Engine::from_config(&cfg).unwrap();
-    let mut store = Store::open(&cfg.database).unwrap();
+    let mut store = Store::open_at(&cfg.database).unwrap();
     let mut uids: HashMap<usize, u32> = HashMap::new();
     let mut ticket_of = Vec::new();
     let mut seen_tickets = HashSet::new();
@@ -191,7 +191,7 @@ fn issue_24_decisions_with_the_words_read_ahead_are_those_read_under_the_lock() 
         let dir = tempfile::tempdir().unwrap();
         let cfg = dev_config(dir.path(), pack, LOAD_LIMITS);
         let engine = Engine::from_config(&cfg).unwrap();
-        let mut store = Store::open(&cfg.database).unwrap();
+        let mut store = Store::open_at(&cfg.database).unwrap();
         for (n, (mailbox, raw, arrival)) in mails.iter().enumerate() {
             let mailbox = cfg
                 .mailboxes

@@ -24,6 +24,7 @@ mod outbox_faults;
 mod package;
 mod packs;
 mod pipeline;
+mod postgres;
 mod proxy;
 mod receiver;
 mod replay;

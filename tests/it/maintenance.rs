@@ -67,10 +67,10 @@ async fn a_backup_during_a_burst_of_intake_is_a_complete_consistent_database() {
         }
     });
     wait_until("intake under way", WAIT, || {
-        try_stored(&cfg.database).is_ok_and(|n| n >= 20)
+        try_stored(cfg.database.sqlite_path().unwrap()).is_ok_and(|n| n >= 20)
     })
     .await;
-    let before = stored(&cfg.database);
+    let before = stored(cfg.database.sqlite_path().unwrap());
     let file = stack.dir.join("copy.db");
     let path = cfg.path.clone();
     let f = file.clone();
@@ -80,7 +80,7 @@ async fn a_backup_during_a_burst_of_intake_is_a_complete_consistent_database() {
                 .await
                 .unwrap(),
         );
-    let after = stored(&cfg.database);
+    let after = stored(cfg.database.sqlite_path().unwrap());
     assert!(said.contains("pages copied"), "{said}");
     assert!(before < BURST, "the backup was not taken during the burst");
 
@@ -97,7 +97,7 @@ async fn a_backup_during_a_burst_of_intake_is_a_complete_consistent_database() {
 
     burst.await.unwrap();
     wait_until("the whole burst stored", WAIT, || {
-        stored(&cfg.database) == BURST
+        stored(cfg.database.sqlite_path().unwrap()) == BURST
     })
     .await;
     let path = cfg.path.clone();
@@ -149,7 +149,7 @@ async fn a_released_quarantined_mail_gets_its_ticket_and_reply() {
         &["quarantine", "release", &row.to_string()],
     ));
     assert!(released.contains("processed on ticket 1"), "{released}");
-    let st = Store::open_read_only(&cfg.database).unwrap();
+    let st = Store::open_read_only_at(&cfg.database).unwrap();
     let t = st.tickets().unwrap();
     assert_eq!(t.len(), 1);
     assert_eq!(t[0].requester, "bob@customer.test");
@@ -202,7 +202,7 @@ async fn issue_23_item_9_a_mail_flagged_as_spam_gets_no_reply_and_once_released_
         .wait_for_count("support@vendor.test", "Quarantine", 1, WAIT)
         .await;
     // Stored as spam: no ticket, nothing queued for Eve, listed for staff.
-    let st = Store::open_read_only(&cfg.database).unwrap();
+    let st = Store::open_read_only_at(&cfg.database).unwrap();
     assert!(st.tickets().unwrap().is_empty());
     assert!(st.outbox(None).unwrap().is_empty(), "a reply was queued");
     let listed = ok(cli(&cfg.path, &["quarantine"]));

@@ -175,7 +175,7 @@ async fn oauth2_a_token_that_stops_working_mid_run_is_renewed_once_and_no_mail_i
     );
     assert_eq!(endpoint.requests("client_credentials"), 2, "{log}");
     assert_eq!(endpoint.requests("refresh_token"), 2, "{log}");
-    let st = Store::open_read_only(&cfg.database).unwrap();
+    let st = Store::open_read_only_at(&cfg.database).unwrap();
     let sent = st.outbox(Some("sent")).unwrap();
     assert_eq!(sent.len(), 2, "{log}");
     // The second reply met a dropped connection once, and no more.

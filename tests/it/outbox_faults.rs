@@ -21,7 +21,7 @@ fn clock() -> SharedClock {
 }
 
 fn rows(cfg: &Config) -> Vec<OutboxRow> {
-    Store::open_read_only(&cfg.database)
+    Store::open_read_only_at(&cfg.database)
         .and_then(|s| s.outbox(None))
         .unwrap_or_default()
 }

@@ -28,7 +28,7 @@ async fn off_hours_ack(
     arrive(&stack, &cfg, "support@vendor.test", &raw, internal_date).await;
     let acks = to_customer(&stack);
     assert_eq!(acks.len(), 1, "one acknowledgement to the customer");
-    let store = Store::open_read_only(&cfg.database).expect("database");
+    let store = Store::open_read_only_at(&cfg.database).expect("database");
     (acks[0].clone(), store)
 }
 
@@ -192,7 +192,7 @@ async fn ix_13_asking_for_status_by_ticket_number_reaches_the_ticket() {
         "17-Nov-2026 09:00:00 -0800",
     )
     .await;
-    let store = Store::open_read_only(&cfg.database).expect("database");
+    let store = Store::open_read_only_at(&cfg.database).expect("database");
     assert_eq!(store.tickets().unwrap().len(), 1, "no second ticket");
     let texts = to_customer(&stack);
     // The status answer: the state, no staff answer yet, the next step.
@@ -231,7 +231,7 @@ async fn qn_03_missing_facts_are_asked_for_and_the_ticket_waits_until_they_come(
         "16-Nov-2026 09:00:00 -0800",
     )
     .await;
-    let store = Store::open_read_only(&cfg.database).expect("database");
+    let store = Store::open_read_only_at(&cfg.database).expect("database");
     assert_eq!(
         store.tickets().unwrap()[0].status,
         TicketStatus::WaitingCustomer
@@ -272,7 +272,7 @@ async fn qj_08_each_technical_question_uses_a_ticket_and_the_reply_counts_down()
     let stack = MailStack::start();
     let cfg = stack.config(|c| c.pack = "qnap-jp".to_string());
     {
-        let mut store = Store::open(&cfg.database).expect("database");
+        let mut store = Store::open_at(&cfg.database).expect("database");
         let contract = ticketd::contracts::Contract {
             serial: "Q23B7654321".into(),
             email: "ann@customer.test".into(),

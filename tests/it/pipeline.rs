@@ -22,7 +22,7 @@ async fn once(cfg: &Config) {
 }
 
 fn db(cfg: &Config) -> Store {
-    Store::open_read_only(&cfg.database).expect("database")
+    Store::open_read_only_at(&cfg.database).expect("database")
 }
 
 fn subjects(stack: &MailStack) -> Vec<String> {
@@ -355,7 +355,7 @@ async fn a_mail_appended_while_running_is_picked_up_through_idle() {
     // An hour's poll interval: only IDLE can bring the mail in time.
     let cfg = stack.config(|c| c.poll_interval_secs = 3600);
     let daemon = Daemon::start(&cfg, clock());
-    let dbpath = cfg.database.clone();
+    let dbpath = cfg.database.sqlite_path().unwrap().to_path_buf();
     wait_until("the watcher to select its mailbox", WAIT, || {
         Store::open_read_only(&dbpath)
             .ok()
@@ -470,7 +470,7 @@ async fn an_smtp_server_that_answers_4xx_first_gets_the_reply_once() {
         "x",
     );
     stack.deliver(&raw).await;
-    let dbpath = cfg.database.clone();
+    let dbpath = cfg.database.sqlite_path().unwrap().to_path_buf();
     let row = |p: &std::path::Path| {
         Store::open_read_only(p)
             .ok()
@@ -673,8 +673,13 @@ async fn a_second_run_on_the_same_database_refuses_to_start_while_the_other_comm
     let cfg = stack.config(|_| {});
     let daemon = Daemon::start(&cfg, clock());
     wait_until("the run lock", WAIT, || {
-        std::fs::read_to_string(cfg.database.with_extension("db.lock"))
-            .is_ok_and(|s| !s.trim().is_empty())
+        std::fs::read_to_string(
+            cfg.database
+                .sqlite_path()
+                .unwrap()
+                .with_extension("db.lock"),
+        )
+        .is_ok_and(|s| !s.trim().is_empty())
     })
     .await;
     let ticketd = |args: &[&str]| crate::harness::ticketd_cli(&cfg, args);

@@ -44,7 +44,7 @@ fn store(dir: &Path) -> (Config, Vec<String>) {
     let mut ranked: Vec<(usize, String)> = opened.into_iter().map(|(a, n)| (n, a)).collect();
     ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     let silver: Vec<String> = ranked.into_iter().take(3).map(|(_, a)| a).collect();
-    let mut st = Store::open(&cfg.database).unwrap();
+    let mut st = Store::open_at(&cfg.database).unwrap();
     let contracts: Vec<Contract> = silver
         .iter()
         .enumerate()
@@ -115,7 +115,7 @@ const SLA_EDIT: (&str, &str) = (
 );
 
 fn run(cfg: &Config, pack: &Path) -> Report {
-    let db = Store::open_read_only(&cfg.database).unwrap();
+    let db = Store::open_read_only_at(&cfg.database).unwrap();
     let pack = Pack::load(pack).unwrap();
     replay(cfg, &db, &pack, &Window::default()).unwrap()
 }
@@ -139,14 +139,14 @@ fn local(d: &str) -> DateTime<Utc> {
 fn issue_26_replay_of_a_pack_change_shows_exactly_the_mails_each_part_changes_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (cfg, silver) = store(dir.path());
-    let db = Store::open_read_only(&cfg.database).unwrap();
+    let db = Store::open_read_only_at(&cfg.database).unwrap();
     let stored = db.stored_mail(None).unwrap();
     let queued = db.outbox(None).unwrap().len();
     drop(db);
     assert_eq!(stored.len(), 300);
     let span = stored.last().unwrap().arrival - stored[0].arrival;
     assert!(span > Duration::days(13), "two weeks of mail: {span}");
-    let before = checksum(&cfg.database);
+    let before = checksum(cfg.database.sqlite_path().unwrap());
 
     // The same pack again: nothing differs (the replay is deterministic).
     let same = changed_pack(dir.path(), "same", &[]);
@@ -329,8 +329,8 @@ fn issue_26_replay_of_a_pack_change_shows_exactly_the_mails_each_part_changes_an
     );
 
     // The database is the same bytes, and nothing more was queued.
-    assert_eq!(checksum(&cfg.database), before);
-    let db = Store::open_read_only(&cfg.database).unwrap();
+    assert_eq!(checksum(cfg.database.sqlite_path().unwrap()), before);
+    let db = Store::open_read_only_at(&cfg.database).unwrap();
     assert_eq!(db.outbox(None).unwrap().len(), queued);
 }
 

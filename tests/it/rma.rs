@@ -26,7 +26,7 @@ fn sent(stack: &MailStack, subject_has: &str) -> Vec<ticketd::parse::Inbound> {
 }
 
 fn store(cfg: &Config) -> Store {
-    Store::open_read_only(&cfg.database).unwrap()
+    Store::open_read_only_at(&cfg.database).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -35,7 +35,7 @@ fn explain(cfg: &Config, raw: &[u8]) -> serde_json::Value {
 }
 
 fn db(cfg: &Config) -> Store {
-    Store::open_read_only(&cfg.database).expect("database")
+    Store::open_read_only_at(&cfg.database).expect("database")
 }
 
 fn status(cfg: &Config, id: i64) -> TicketStatus {

@@ -21,7 +21,7 @@ fn at(s: &str) -> DateTime<Utc> {
 }
 
 fn db(cfg: &Config) -> Store {
-    Store::open_read_only(&cfg.database).expect("database")
+    Store::open_read_only_at(&cfg.database).expect("database")
 }
 
 fn events(cfg: &Config, id: i64) -> Vec<String> {
@@ -262,7 +262,7 @@ fn issue_26_ticketd_merge_moves_a_ticket_and_refuses_across_organisations() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dev_config_file(dir.path(), "ixsystems", LOAD_LIMITS);
     let engine = Engine::from_config(&cfg).unwrap();
-    let mut st = Store::open(&cfg.database).unwrap();
+    let mut st = Store::open_at(&cfg.database).unwrap();
     let support = cfg.mailbox("support").unwrap();
     for (uid, from, id) in [
         (1, DANA, "m1@example.net"),

@@ -166,7 +166,7 @@ fn one_ticket(dir: &Path) -> PathBuf {
     std::fs::write(&path, config_text(dir, "netex")).unwrap();
     let cfg = Config::load(&path).unwrap();
     let engine = Engine::from_config(&cfg).unwrap();
-    let mut st = Store::open(&cfg.database).unwrap();
+    let mut st = Store::open_at(&cfg.database).unwrap();
     let clock = FixedClock::new(
         chrono::DateTime::parse_from_rfc3339("2026-11-17T04:00:00Z")
             .unwrap()

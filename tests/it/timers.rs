@@ -20,7 +20,7 @@ fn at(s: &str) -> DateTime<Utc> {
 
 /// The pending escalation steps (the SLA timers of the same ticket aside).
 fn pending(cfg: &Config) -> Vec<ticketd::model::TimerRow> {
-    Store::open_read_only(&cfg.database)
+    Store::open_read_only_at(&cfg.database)
         .ok()
         .and_then(|s| s.pending_timers(None, 100).ok())
         .unwrap_or_default()
@@ -88,7 +88,7 @@ async fn nx_03_severity_1_escalates_to_the_director_at_8_hours_and_the_president
 
     // A minute before the step nothing is sent; at 10:00 the Director's notice is.
     let engine = ticketd::intake::Engine::from_config(&cfg).unwrap();
-    let store = parking_lot::Mutex::new(Store::open(&cfg.database).unwrap());
+    let store = parking_lot::Mutex::new(Store::open_at(&cfg.database).unwrap());
     ticketd::scheduler::tick(&engine, &store, at("2026-11-21T09:59:00-06:00")).unwrap();
     assert_eq!(pending(&cfg).len(), 2, "no step fires before its minute");
     clock.set(at("2026-11-21T10:00:00-06:00"));
@@ -115,9 +115,9 @@ async fn nx_03_severity_1_escalates_to_the_director_at_8_hours_and_the_president
         .wait_for_count("president@vendor.test", "INBOX", 1, WAIT)
         .await;
     wait_until("both timers settled", WAIT, || pending(&cfg).is_empty()).await;
-    let st = Store::open_read_only(&cfg.database).unwrap();
+    let st = Store::open_read_only_at(&cfg.database).unwrap();
     wait_until("the outbox drained", WAIT, || {
-        Store::open_read_only(&cfg.database)
+        Store::open_read_only_at(&cfg.database)
             .and_then(|s| s.outbox(Some("queued")))
             .is_ok_and(|q| q.is_empty())
     })
@@ -208,7 +208,7 @@ async fn nx_03_closing_a_ticket_from_the_shell_cancels_its_ladder_and_names_who_
     );
     assert!(pending(&cfg).is_empty(), "closing cancels the ladder");
     assert!(
-        Store::open_read_only(&cfg.database)
+        Store::open_read_only_at(&cfg.database)
             .unwrap()
             .pending_timers(None, 100)
             .unwrap()
@@ -237,7 +237,7 @@ async fn nx_03_closing_a_ticket_from_the_shell_cancels_its_ladder_and_names_who_
         })
         .count();
     assert_eq!(escalations, 0);
-    let st = Store::open_read_only(&cfg.database).unwrap();
+    let st = Store::open_read_only_at(&cfg.database).unwrap();
     let events = st.ticket_events(TicketId(1)).unwrap();
     assert!(
         events
@@ -297,7 +297,7 @@ async fn nx_04_a_ticket_waiting_on_the_customer_is_reminded_then_closed_with_a_n
     ticketd::daemon::run_once(cfg.clone(), shared.clone())
         .await
         .unwrap();
-    let st = Store::open_read_only(&cfg.database).unwrap();
+    let st = Store::open_read_only_at(&cfg.database).unwrap();
     let t = st.ticket(TicketId(1)).unwrap().unwrap();
     assert_eq!(t.status, ticketd::model::TicketStatus::WaitingCustomer);
     let kinds: Vec<(TimerKind, bool)> = t
@@ -350,7 +350,7 @@ async fn nx_04_a_ticket_waiting_on_the_customer_is_reminded_then_closed_with_a_n
     ticketd::daemon::run_once(cfg.clone(), shared.clone())
         .await
         .unwrap();
-    let st = Store::open_read_only(&cfg.database).unwrap();
+    let st = Store::open_read_only_at(&cfg.database).unwrap();
     let t = st.ticket(TicketId(1)).unwrap().unwrap();
     assert_eq!(t.status, ticketd::model::TicketStatus::Closed);
     assert!(
@@ -474,7 +474,7 @@ async fn nx_03_a_kill_9_of_the_daemon_while_steps_fire_loses_none_and_fires_none
         "a re-send after the kill is one per SMTP connection at most: {} extra",
         ids.len() - unique.len()
     );
-    let st = Store::open_read_only(&cfg.database).unwrap();
+    let st = Store::open_read_only_at(&cfg.database).unwrap();
     for t in 1..=n {
         let fired = st
             .ticket_events(TicketId(t))

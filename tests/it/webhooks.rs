@@ -19,7 +19,7 @@ fn at(s: &str) -> DateTime<Utc> {
 }
 
 fn deliveries(cfg: &Config) -> Vec<DeliveryRow> {
-    Store::open_read_only(&cfg.database)
+    Store::open_read_only_at(&cfg.database)
         .and_then(|s| s.deliveries(None))
         .unwrap_or_default()
 }
@@ -27,7 +27,7 @@ fn deliveries(cfg: &Config) -> Vec<DeliveryRow> {
 /// Moves the test clock to when the next queued delivery is due, so that
 /// retries come due without waiting for them.
 fn to_next_attempt(cfg: &Config, clock: &FixedClock) {
-    let next = Store::open_read_only(&cfg.database)
+    let next = Store::open_read_only_at(&cfg.database)
         .ok()
         .and_then(|s| s.next_delivery_due().ok().flatten());
     if let Some(t) = next
@@ -427,7 +427,7 @@ async fn nx_01_a_severity_1_on_24x7_pages_pagerduty_at_once_beside_the_nx_03_lad
         .unwrap_or_default();
     assert!(rules.iter().any(|r| r == "NX-01"), "{p}");
     // Beside the page, the NX-03 ladder: the Director at 10:00, the President Sunday 02:00.
-    let st = Store::open_read_only(&cfg.database).unwrap();
+    let st = Store::open_read_only_at(&cfg.database).unwrap();
     let steps: Vec<_> = st
         .pending_timers(None, 10)
         .unwrap()

@@ -7,6 +7,7 @@
 
 pub mod loadgen;
 pub mod offline;
+pub mod postgres;
 pub mod process;
 pub mod stack;
 pub mod wait;

@@ -446,6 +446,8 @@ pub struct ConfigText {
     pub dir: PathBuf,
     /// `[daemon] database` (`ticketd.db` in the stack's directory).
     pub database: PathBuf,
+    /// Lines added to `[daemon]` (a PostgreSQL store's password file).
+    pub daemon_extra: String,
     pub password: String,
     pub pack: String,
     pub after: String,
@@ -492,6 +494,7 @@ impl ConfigText {
             smtp_port: s.smtp_port,
             dir: s.dir.clone(),
             database: s.dir.join("ticketd.db"),
+            daemon_extra: String::new(),
             password: "secret".into(),
             pack: "ixsystems".into(),
             after: "move".into(),
@@ -526,6 +529,7 @@ templates = "{repo}/templates"
 packs = "{repo}/config/vendors"
 pack = "{pack}"
 ready_timeout_secs = {ready}
+{daemon_extra}
 
 [identity]
 from_name = "Vendor Support"
@@ -556,6 +560,7 @@ timeout_secs = {timeout}
 {ca}{smtp_login}
 "#,
             database = self.database.display(),
+            daemon_extra = self.daemon_extra,
             repo = repo.display(),
             pack = self.pack,
             max = self.max_message_bytes,

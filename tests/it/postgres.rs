@@ -1,0 +1,202 @@
+//! The store on PostgreSQL end to end: a private PostgreSQL beside the private mail stack, the daemon's intake and outbox on it, the run lock, the schema check, and the configuration of a PostgreSQL store.
+
+use crate::harness::{MailStack, mail};
+use crate::kit::postgres::Postgres;
+use std::sync::Arc;
+use ticketd::clock::{SharedClock, SystemClock};
+use ticketd::config::Config;
+use ticketd::parse::parse;
+use ticketd::store::{Location, RunLock, Store, off_async};
+
+fn clock() -> SharedClock {
+    Arc::new(SystemClock)
+}
+
+/// A config of `stack` whose store is database `name` of `pg`.
+fn pg_config(stack: &MailStack, pg: &Postgres, name: &str) -> Config {
+    let location = off_async(|| Ok(pg.fresh(name))).unwrap();
+    let Location::Postgres(target) = &location else {
+        unreachable!()
+    };
+    let password = stack.dir.join("pg-password");
+    std::fs::write(&password, "secret\n").unwrap();
+    let url = target.url.clone();
+    let cfg = stack.config(|c| {
+        c.database = url.clone().into();
+        c.daemon_extra = format!("database_password_file = \"{}\"", password.display());
+        c.mailboxes = vec![("support", "support"), ("rma", "rma")];
+    });
+    assert_eq!(cfg.database, location, "the config names the database");
+    cfg
+}
+
+/// Reads the store (on a thread of its own: the client blocks).
+fn read<T: Send>(cfg: &Config, f: impl FnOnce(&Store) -> T + Send) -> T {
+    off_async(|| Ok(f(&Store::open_read_only_at(&cfg.database)?))).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_22_intake_and_outbox_run_on_postgresql_and_a_follow_up_finds_its_ticket() {
+    let pg = Postgres::start();
+    let stack = MailStack::start();
+    let cfg = pg_config(&stack, &pg, "intake");
+    stack
+        .deliver(&mail(
+            "Ann Customer <ann@example.net>",
+            "support@vendor.test",
+            "Pool degraded",
+            "a1@example.net",
+            "",
+            "Serial: A1-12345\nMy pool is degraded.",
+        ))
+        .await;
+    ticketd::daemon::run_once(cfg.clone(), clock())
+        .await
+        .expect("run --once on PostgreSQL");
+    let tickets = read(&cfg, |st| st.tickets().unwrap());
+    assert_eq!(tickets.len(), 1);
+    assert_eq!(tickets[0].requester, "ann@example.net");
+    let id = tickets[0].id;
+
+    // A tagged reply in another mailbox lands on the same ticket.
+    stack
+        .append(
+            "rma@vendor.test",
+            "INBOX",
+            &mail(
+                "ann@example.net",
+                "rma@vendor.test",
+                &format!("RE: Pool degraded [TKT#{id}]"),
+                "a2@example.net",
+                "",
+                "The disk is dead, I need a replacement.",
+            ),
+            "02-Mar-2026 10:00:00 -0800",
+        )
+        .await;
+    ticketd::daemon::run_once(cfg.clone(), clock())
+        .await
+        .expect("a second run on PostgreSQL");
+    let (tickets, outbox, history) = read(&cfg, |st| {
+        (
+            st.tickets().unwrap(),
+            st.outbox(None).unwrap(),
+            st.ticket_events(id).unwrap(),
+        )
+    });
+    assert_eq!(tickets.len(), 1, "one ticket for the thread");
+    assert_eq!(tickets[0].messages, 2);
+    let kinds: Vec<&str> = outbox.iter().map(|r| r.kind.as_str()).collect();
+    assert_eq!(kinds, ["ack_new", "ack_followup"]);
+    assert!(outbox.iter().all(|r| r.status == "sent"), "{outbox:?}");
+    assert!(history.len() >= 4, "the history is kept: {history:?}");
+    let sent = stack.sink_messages();
+    assert_eq!(sent.len(), 2, "both answered, once each");
+    let ack = parse(&sent[0], chrono::DateTime::UNIX_EPOCH);
+    assert_eq!(ack.subject, format!("Re: Pool degraded [TKT#{id}]"));
+    assert_eq!(stack.count("support@vendor.test", "Processed").await, 1);
+    assert_eq!(stack.count("rma@vendor.test", "Processed").await, 1);
+
+    // The commands read the same store: listings and the config check.
+    let out = crate::harness::ticketd_cli(&cfg, &["tickets", "--json"]);
+    assert!(
+        out.status.success(),
+        "{:?} {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    let out = crate::harness::ticketd_command()
+        .arg("check-config")
+        .arg(&cfg.path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("PostgreSQL 1") && text.contains("(current)"),
+        "check-config names the server and the schema: {text}"
+    );
+    assert!(!text.contains("secret"), "no password shown: {text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_22_one_daemon_runs_on_a_postgresql_store_until_leases_let_several() {
+    let pg = Postgres::start();
+    let location = off_async(|| Ok(pg.fresh("runlock"))).unwrap();
+    let first = RunLock::acquire_at(&location).expect("the first daemon's lock");
+    let second = RunLock::acquire_at(&location).expect_err("a second daemon is refused");
+    assert!(
+        second.to_string().contains("another ticketd run"),
+        "{second:#}"
+    );
+    drop(first);
+    RunLock::acquire_at(&location).expect("free again once the first has stopped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_22_a_build_older_than_the_postgresql_schema_refuses_to_start() {
+    let pg = Postgres::start();
+    let location = off_async(|| Ok(pg.fresh("older"))).unwrap();
+    let err = off_async(|| {
+        let st = Store::open_at(&location)?;
+        let newer = st.known_schema() as i64 + 1;
+        drop(st);
+        let mut admin = postgres::Config::new()
+            .host("127.0.0.1")
+            .port(pg.port)
+            .user("postgres")
+            .password("secret")
+            .dbname("older")
+            .connect(postgres::NoTls)?;
+        admin.execute("UPDATE ticketd_schema SET version = $1", &[&newer])?;
+        Ok(Store::open_at(&location).map(|_| ()).unwrap_err())
+    })
+    .unwrap();
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("is newer than this ticketd") && text.contains("needs a ticketd of schema"),
+        "{text}"
+    );
+}
+
+#[test]
+fn issue_22_a_password_in_the_database_url_is_refused_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack_like = crate::kit::offline::dev_config_file(dir.path(), "ixsystems", "");
+    let path = stack_like.path.clone();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("database"))
+        .expect("a database line")
+        + 1;
+    let changed: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("database") {
+                "database = \"postgres://ticketd:hunter2@127.0.0.1/ticketd\"".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&path, changed).unwrap();
+    let problems = Config::load(&path).expect_err("a password in the URL is refused");
+    let shown = problems.to_string();
+    assert!(
+        shown.contains(&format!(":{line}:")) && shown.contains("database_password_file"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("hunter2"),
+        "the password is not repeated: {shown}"
+    );
+}
