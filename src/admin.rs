@@ -64,9 +64,8 @@ pub async fn release(
     let mut out = Vec::new();
     for &row in rows {
         let stored = shared
-            .store
-            .lock()
-            .quarantined_message(row)?
+            .with_store(move |st| st.quarantined_message(row))
+            .await?
             .ok_or_else(|| anyhow!("message row {row} is not a quarantined message"))?;
         if !stored.quarantined {
             bail!("message row {row} was released already");

@@ -482,7 +482,17 @@ fn database(
         let dir = std::env::var_os("STATE_DIRECTORY")
             .map(PathBuf::from)
             .unwrap_or_else(|| base.to_path_buf());
-        dir.join("ticketd-sent")
+        // Named after the database: two configs beside each other keep
+        // their own.
+        let name: String = target
+            .url
+            .split("://")
+            .nth(1)
+            .unwrap_or_default()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        dir.join(format!("ticketd-{name}-sent"))
     });
     (Location::Postgres(target), journal)
 }

@@ -76,7 +76,7 @@ impl Store {
             |r| r.get(0),
         )?;
         let (pending, overdue): (i64, i64) = self.conn.query_row(
-            "SELECT count(*), coalesce(sum(due_at <= ?1), 0) FROM timers
+            "SELECT count(*), coalesce(sum(CASE WHEN due_at <= ?1 THEN 1 ELSE 0 END), 0) FROM timers
              WHERE state IN ('pending', 'paused')",
             [ts(now)],
             |r| Ok((r.get(0)?, r.get(1)?)),

@@ -8,7 +8,7 @@
 //! types are inferred by the server, and an integer sent where it expects
 //! `int4` or `text` is sent as that.
 
-use super::pg::DropOffAsync;
+use super::pg::{DropOffAsync, PgTarget};
 use anyhow::{Context, anyhow};
 use bytes::BytesMut;
 use postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
@@ -36,6 +36,12 @@ pub struct PgConn {
     client: RefCell<DropOffAsync<postgres::Client>>,
     statements: RefCell<HashMap<String, postgres::Statement>>,
     depth: Cell<u32>,
+    /// A statement failed inside the open transaction: PostgreSQL refuses
+    /// everything until a rollback, and would answer COMMIT by rolling back.
+    aborted: Cell<bool>,
+    /// Where to connect again when the server closes the session.
+    target: PgTarget,
+    subscriptions: RefCell<Vec<[String; 3]>>,
 }
 
 /// A statement's failure to return a row, told apart from the others so
@@ -445,7 +451,7 @@ impl<'c> Stmt<'c> {
             conn.client
                 .borrow_mut()
                 .query(st, &refs)
-                .map_err(|e| pg_error(e, st))
+                .map_err(|e| pg_error(e, conn))
         })
     }
 
@@ -460,7 +466,7 @@ impl<'c> Stmt<'c> {
                     .client
                     .borrow_mut()
                     .execute(&*st, &refs)
-                    .map_err(|e| pg_error(e, st))? as usize)
+                    .map_err(|e| pg_error(e, conn))? as usize)
             });
         }
         let st = self.sqlite();
@@ -535,7 +541,8 @@ impl<'c> Stmt<'c> {
 }
 
 /// A PostgreSQL error with its server message and the statement it came from.
-fn pg_error(e: postgres::Error, _st: &postgres::Statement) -> anyhow::Error {
+fn pg_error(e: postgres::Error, conn: &PgConn) -> anyhow::Error {
+    conn.failed();
     match e.as_db_error() {
         Some(db) => anyhow!("{}: {}", db.code().code(), db.message()).context(e),
         None => e.into(),
@@ -558,16 +565,18 @@ impl Conn {
         }
     }
 
-    fn pg_prepare<'c>(pg: &'c PgConn, sql: &str) -> Result<Stmt<'c>> {
+    /// A PostgreSQL statement, prepared once per session: `suffix` is
+    /// added to its translation (`RETURNING id` for an insert).
+    fn pg_prepare<'c>(pg: &'c PgConn, sql: &str, suffix: &str) -> Result<Stmt<'c>> {
+        pg.reconnect_if_closed()?;
         if let Some(st) = pg.statements.borrow().get(sql) {
             return Ok(Stmt::Postgres(pg, st.clone()));
         }
-        let translated = translate(sql);
-        let st = pg
-            .client
-            .borrow_mut()
-            .prepare(&translated)
-            .map_err(|e| pg_error_sql(e, &translated))?;
+        let translated = format!("{}{suffix}", translate(sql));
+        let st = pg.client.borrow_mut().prepare(&translated).map_err(|e| {
+            pg.failed();
+            pg_error_sql(e, &translated)
+        })?;
         pg.statements
             .borrow_mut()
             .insert(sql.to_owned(), st.clone());
@@ -578,7 +587,7 @@ impl Conn {
     pub fn prepare_cached(&self, sql: &str) -> Result<Stmt<'_>> {
         match self {
             Conn::Sqlite(c) => Ok(Stmt::Cached(c.prepare_cached(sql)?)),
-            Conn::Postgres(pg) => Self::pg_prepare(pg, sql),
+            Conn::Postgres(pg) => Self::pg_prepare(pg, sql, ""),
         }
     }
 
@@ -586,7 +595,7 @@ impl Conn {
     pub fn prepare(&self, sql: &str) -> Result<Stmt<'_>> {
         match self {
             Conn::Sqlite(c) => Ok(Stmt::Plain(c.prepare(sql)?)),
-            Conn::Postgres(pg) => Self::pg_prepare(pg, sql),
+            Conn::Postgres(pg) => Self::pg_prepare(pg, sql, ""),
         }
     }
 
@@ -594,21 +603,7 @@ impl Conn {
     pub fn prepare_insert(&self, sql: &str) -> Result<Stmt<'_>> {
         match self {
             Conn::Sqlite(c) => Ok(Stmt::Cached(c.prepare_cached(sql)?)),
-            Conn::Postgres(pg) => {
-                if let Some(st) = pg.statements.borrow().get(sql) {
-                    return Ok(Stmt::Postgres(pg, st.clone()));
-                }
-                let translated = format!("{} RETURNING id", translate(sql));
-                let st = pg
-                    .client
-                    .borrow_mut()
-                    .prepare(&translated)
-                    .map_err(|e| pg_error_sql(e, &translated))?;
-                pg.statements
-                    .borrow_mut()
-                    .insert(sql.to_owned(), st.clone());
-                Ok(Stmt::Postgres(pg, st))
-            }
+            Conn::Postgres(pg) => Self::pg_prepare(pg, sql, " RETURNING id"),
         }
     }
 
@@ -630,8 +625,12 @@ impl Conn {
         match self {
             Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
             Conn::Postgres(pg) => {
+                pg.reconnect_if_closed()?;
                 let mut client = pg.client.borrow_mut();
-                client.batch_execute(sql).map_err(|e| pg_error_sql(e, sql))
+                client.batch_execute(sql).map_err(|e| {
+                    pg.failed();
+                    pg_error_sql(e, sql)
+                })
             }
         }
     }
@@ -650,14 +649,23 @@ impl Conn {
         match self {
             Conn::Sqlite(c) => Ok(c.execute_batch("BEGIN IMMEDIATE")?),
             Conn::Postgres(pg) => {
+                // One writer at a time, as SQLite's BEGIN IMMEDIATE: a batch
+                // reads what it decides on and writes it without another
+                // writer in between.
                 self.execute_batch("BEGIN")?;
                 pg.depth.set(1);
-                Ok(())
+                self.execute_batch(WRITER_LOCK)
             }
         }
     }
 
     pub fn commit(&self) -> Result<()> {
+        if let Conn::Postgres(pg) = self
+            && pg.aborted.get()
+        {
+            let _ = self.rollback();
+            anyhow::bail!("the transaction was rolled back: a statement in it failed");
+        }
         let done = self.execute_batch("COMMIT");
         if let Conn::Postgres(pg) = self {
             pg.depth.set(0);
@@ -669,6 +677,7 @@ impl Conn {
         let done = self.execute_batch("ROLLBACK");
         if let Conn::Postgres(pg) = self {
             pg.depth.set(0);
+            pg.aborted.set(false);
         }
         done
     }
@@ -766,16 +775,18 @@ impl std::ops::Deref for Tx<'_> {
 }
 
 impl Tx<'_> {
+    /// Commits (releases the savepoint); when that fails, dropping rolls
+    /// it back, so no transaction is left open.
     pub fn commit(mut self) -> Result<()> {
-        self.done = true;
         match &self.savepoint {
-            None => self.conn.commit(),
+            None => self.conn.commit()?,
             Some(name) => {
-                let r = self.conn.execute_batch(&format!("RELEASE {name}"));
+                self.conn.execute_batch(&format!("RELEASE {name}"))?;
                 self.left();
-                r
             }
         }
+        self.done = true;
+        Ok(())
     }
 
     fn left(&self) {
@@ -795,22 +806,80 @@ impl Drop for Tx<'_> {
                 let _ = self.conn.rollback();
             }
             Some(name) => {
-                let _ = self
+                let undone = self
                     .conn
                     .execute_batch(&format!("ROLLBACK TO {name}; RELEASE {name}"));
+                if let (Ok(()), Conn::Postgres(pg)) = (undone, self.conn) {
+                    pg.aborted.set(false);
+                }
                 self.left();
             }
         }
     }
 }
 
+/// The transaction-scoped advisory lock a writing batch takes ("ticketd\x02").
+const WRITER_LOCK: &str = "SELECT pg_advisory_xact_lock(8388065025279632386)";
+
+/// What every PostgreSQL session of the store starts with: UTC, and the
+/// session's own table of webhook subscriptions (as SQLite's `temp`).
+const SESSION_SETUP: &str = "SET TIME ZONE 'UTC';
+     CREATE TEMP TABLE IF NOT EXISTS webhook_subscriptions (
+         name TEXT COLLATE \"C\" PRIMARY KEY,
+         pack TEXT COLLATE \"C\" NOT NULL,
+         spec TEXT COLLATE \"C\" NOT NULL)";
+
 impl PgConn {
-    pub fn new(client: postgres::Client) -> PgConn {
-        PgConn {
+    /// A session of `target` over `client`, set up.
+    pub(super) fn open(client: postgres::Client, target: PgTarget) -> Result<PgConn> {
+        let pg = PgConn {
             client: RefCell::new(DropOffAsync::new(client)),
             statements: RefCell::new(HashMap::new()),
             depth: Cell::new(0),
+            aborted: Cell::new(false),
+            target,
+            subscriptions: RefCell::new(Vec::new()),
+        };
+        pg.client()
+            .batch_execute(SESSION_SETUP)
+            .map_err(|e| pg_error_sql(e, SESSION_SETUP))?;
+        Ok(pg)
+    }
+
+    /// Notes a failed statement: inside a transaction, it aborted it.
+    fn failed(&self) {
+        if self.depth.get() > 0 {
+            self.aborted.set(true);
         }
+    }
+
+    /// Keeps the webhook subscriptions written to the session's table, to
+    /// write them again in a new session.
+    pub(super) fn remember_subscriptions(&self, rows: Vec<[String; 3]>) {
+        *self.subscriptions.borrow_mut() = rows;
+    }
+
+    /// Opens a new session when the server closed this one (a restart, a
+    /// failover, an idle timeout) and no transaction was open in it: the
+    /// failed statement's caller saw the error; the next one goes on.
+    fn reconnect_if_closed(&self) -> Result<()> {
+        if self.depth.get() > 0 || !self.client.borrow().is_closed() {
+            return Ok(());
+        }
+        tracing::warn!(database = %self.target.url, "the PostgreSQL session was closed: connecting again");
+        let client = self.target.connect()?;
+        *self.client.borrow_mut() = DropOffAsync::new(client);
+        self.statements.borrow_mut().clear();
+        let mut c = self.client();
+        c.batch_execute(SESSION_SETUP)
+            .map_err(|e| pg_error_sql(e, SESSION_SETUP))?;
+        for [name, pack, spec] in self.subscriptions.borrow().iter() {
+            c.execute(
+                "INSERT INTO pg_temp.webhook_subscriptions (name, pack, spec) VALUES ($1, $2, $3)",
+                &[name, pack, spec],
+            )?;
+        }
+        Ok(())
     }
 
     /// The client itself, for what the store does only on PostgreSQL.

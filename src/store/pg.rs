@@ -283,9 +283,10 @@ impl PgTarget {
     /// Checks a URL: no password in it (it would be shown in logs and
     /// `ps`); the password comes from `password`.
     pub fn parse(url: &str, password: Option<String>) -> Result<PgTarget> {
-        let config: postgres::Config = url
-            .parse()
-            .with_context(|| format!("{url} is not a PostgreSQL URL"))?;
+        // The URL is not repeated: a mistyped one may hold a password.
+        let config: postgres::Config = url.parse().map_err(|_| {
+            anyhow::anyhow!("not a PostgreSQL URL (postgres://USER@HOST[:PORT]/DATABASE)")
+        })?;
         if config.get_password().is_some() {
             bail!(
                 "the database URL holds a password: give it in database_password_file (or a systemd credential) instead"
@@ -386,17 +387,9 @@ impl Store {
 
     fn connect_postgres(target: &PgTarget) -> Result<Store> {
         let client = off_async(|| target.connect())?;
-        let store = Store {
-            conn: Conn::Postgres(Box::new(PgConn::new(client))),
-        };
-        store.conn.execute_batch(
-            "SET TIME ZONE 'UTC';
-             CREATE TEMP TABLE IF NOT EXISTS webhook_subscriptions (
-                 name TEXT COLLATE \"C\" PRIMARY KEY,
-                 pack TEXT COLLATE \"C\" NOT NULL,
-                 spec TEXT COLLATE \"C\" NOT NULL)",
-        )?;
-        Ok(store)
+        Ok(Store {
+            conn: Conn::Postgres(Box::new(PgConn::open(client, target.clone())?)),
+        })
     }
 
     /// Connects to a PostgreSQL store and migrates it (once, under a lock,

@@ -39,13 +39,19 @@ impl Store {
     pub fn set_webhooks(&mut self, pack: &str, subs: &[Subscription]) -> Result<()> {
         let tx = self.conn.transaction()?;
         tx.execute("DELETE FROM temp.webhook_subscriptions", ())?;
+        let mut rows = Vec::with_capacity(subs.len());
         for s in subs {
+            let row = [s.name.clone(), pack.to_string(), serde_json::to_string(s)?];
             tx.execute(
                 "INSERT INTO temp.webhook_subscriptions (name, pack, spec) VALUES (?1, ?2, ?3)",
-                params![s.name, pack, serde_json::to_string(s)?],
+                params![row[0], row[1], row[2]],
             )?;
+            rows.push(row);
         }
         tx.commit()?;
+        if let super::db::Conn::Postgres(pg) = &self.conn {
+            pg.remember_subscriptions(rows);
+        }
         Ok(())
     }
 

@@ -200,3 +200,18 @@ fn issue_22_a_password_in_the_database_url_is_refused_at_its_line() {
         "the password is not repeated: {shown}"
     );
 }
+
+#[test]
+fn issue_22_a_store_connects_again_when_postgresql_restarts() {
+    let pg = Postgres::start();
+    let st = pg.fresh_store("restart");
+    assert!(st.tickets().unwrap().is_empty());
+    pg.restart();
+    // The statement that meets the closed session fails; the next one opens
+    // a new session and goes on.
+    let tries: Vec<bool> = (0..3).map(|_| st.tickets().is_ok()).collect();
+    assert!(
+        tries[1] && tries[2],
+        "connected again after the restart: {tries:?}"
+    );
+}
