@@ -1,6 +1,7 @@
 //! The supervisor: starts a watcher per mailbox, the outbox worker, the scheduler and the webhook sender, reloads the config on SIGHUP, stops them cleanly, and tells systemd how it is (readiness, status, watchdog only while every loop is live).
 
 use crate::clock::SharedClock;
+use crate::cluster;
 use crate::config::{Config, MailboxConfig};
 use crate::health::{Health, notify};
 use crate::imap;
@@ -189,6 +190,8 @@ pub async fn serve(
 ) -> Result<()> {
     let shared = Shared::new(&config, clock)?;
     let health = shared.health.clone();
+    // The mailboxes the lease loop shares out (changed by a reload).
+    let mailbox_list = Arc::new(parking_lot::Mutex::new(mailbox_names(&config)));
     let mut loops = Loops {
         shared: shared.clone(),
         tracker: TaskTracker::new(),
@@ -214,6 +217,12 @@ pub async fn serve(
         "starting: logging in to {}",
         mailbox_names(&config).join(", ")
     ));
+    // On PostgreSQL, the node's leases first: each watcher waits for its own.
+    let lease_loop = shared.leases.enabled.then(|| {
+        let (s, c) = (shared.clone(), loops.cancel.child_token());
+        let names = mailbox_list.clone();
+        tokio::spawn(async move { cluster::run(s, move || names.lock().clone(), c).await })
+    });
     for m in &config.mailboxes {
         loops.start_watcher(m.clone(), None);
     }
@@ -255,6 +264,7 @@ pub async fn serve(
                             error!("reload: the webhooks stay as they were: {e:#}");
                         }
                         health.expect(mailbox_names(&new));
+                        *mailbox_list.lock() = mailbox_names(&new);
                         loops.apply(&new, smtp_changed);
                         info!(mailboxes = new.mailboxes.len(), pack = %new.pack.name, "configuration reloaded");
                         startup = Some(new.ready_timeout);
@@ -286,6 +296,14 @@ pub async fn serve(
         .is_err()
     {
         warn!("tasks did not stop within {STOP_GRACE:?}");
+    }
+    // The watchers have stopped: the leases go back for the others to take.
+    if let Some(l) = lease_loop {
+        match l.await {
+            Ok(Err(e)) => warn!("handing the leases back: {e:#}"),
+            Err(e) => warn!("the lease loop: {e}"),
+            Ok(Ok(())) => {}
+        }
     }
     monitor.abort();
     if let Some(m) = metrics {
@@ -387,6 +405,10 @@ async fn monitor(health: Arc<Health>, cancel: CancellationToken) {
 pub async fn run_once(config: Config, clock: SharedClock) -> Result<()> {
     let shared = Shared::new(&config, clock)?;
     let cancel = CancellationToken::new();
+    if shared.leases.enabled {
+        // Beside running daemons, only the mailboxes no one holds.
+        cluster::round(&shared, &mailbox_names(&config)).await?;
+    }
     let mut handles = Vec::new();
     for m in &config.mailboxes {
         let (s, m, c) = (shared.clone(), m.clone(), cancel.clone());
@@ -409,6 +431,9 @@ pub async fn run_once(config: Config, clock: SharedClock) -> Result<()> {
     scheduler::run_once(shared.clone()).await?;
     outbox::run(shared.clone(), cancel.clone(), true).await?;
     webhooks::run(shared.clone(), cancel, true).await?;
+    if shared.leases.enabled {
+        cluster::leave(&shared).await?;
+    }
     let queued = shared
         .with_store(|st| Ok(st.outbox(Some("queued"))?.len()))
         .await

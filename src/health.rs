@@ -38,6 +38,9 @@ pub struct Health {
     expected: Mutex<Vec<String>>,
     /// Woken when a watcher logs in.
     changed: tokio::sync::Notify,
+    /// Mailboxes another node holds (several daemons on PostgreSQL): not
+    /// this node's to log in to. `None` when the daemon is alone.
+    elsewhere: Mutex<Option<std::collections::BTreeSet<String>>>,
 }
 
 /// A loop that is stuck: in `what` for `for_` (past its timeout).
@@ -94,7 +97,35 @@ impl Health {
             loops: Mutex::new(BTreeMap::new()),
             expected: Mutex::new(Vec::new()),
             changed: tokio::sync::Notify::new(),
+            elsewhere: Mutex::new(None),
         })
+    }
+
+    /// The daemon shares its mailboxes with other nodes (PostgreSQL).
+    pub fn set_clustered(&self) {
+        self.elsewhere.lock().get_or_insert_with(Default::default);
+    }
+
+    /// Another node holds `mailbox` (`true`), or this one took it.
+    pub fn set_elsewhere(&self, mailbox: &str, elsewhere: bool) {
+        if let Some(set) = self.elsewhere.lock().as_mut() {
+            if elsewhere {
+                set.insert(mailbox.to_string());
+            } else {
+                set.remove(mailbox);
+            }
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// For `/healthz` on a shared store: the mailboxes this node holds and
+    /// those another holds; `None` when the daemon is alone.
+    pub fn holdings(&self) -> Option<(Vec<String>, Vec<String>)> {
+        let elsewhere = self.elsewhere.lock().clone()?;
+        let expected = self.expected.lock().clone();
+        let (other, mine): (Vec<String>, Vec<String>) =
+            expected.into_iter().partition(|m| elsewhere.contains(m));
+        Some((mine, other))
     }
 
     /// Registers the loop `name`, waiting and not ready.
@@ -212,9 +243,11 @@ impl Health {
     /// Of `mailboxes`, those whose watcher has not logged in and selected.
     fn not_ready_of(&self, mailboxes: &[String]) -> Vec<String> {
         let loops = self.loops.lock();
+        let elsewhere = self.elsewhere.lock();
         mailboxes
             .iter()
             .filter(|m| !loops.get(&mailbox_loop(m)).is_some_and(|e| e.ready))
+            .filter(|m| !elsewhere.as_ref().is_some_and(|s| s.contains(*m)))
             .cloned()
             .collect()
     }

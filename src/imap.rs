@@ -12,6 +12,7 @@ use crate::net::{self, Stream};
 use crate::oauth::{TokenError, Tokens};
 use crate::secret::Secret;
 use crate::shared::Shared;
+use crate::store::LeaseLost;
 use crate::store::StoredMessage;
 use anyhow::{Context, Result, anyhow};
 use async_imap::Session;
@@ -228,8 +229,25 @@ pub async fn watch(
             if cancel.is_cancelled() {
                 return Ok(());
             }
+            if !shared.leases.holds(&m.name) {
+                if once {
+                    info!("another node holds the mailbox: left to it");
+                    return Ok(());
+                }
+                shared.health.set_elsewhere(&m.name, true);
+                shared.health.waiting(&beat);
+                debug!("waiting for the mailbox's lease");
+                if !shared.leases.wait_held(&m.name, &cancel).await {
+                    return Ok(());
+                }
+                shared.health.set_elsewhere(&m.name, false);
+            }
             match session(&shared, &m, &cancel, once, &mut failures).await {
                 Ok(()) => return Ok(()),
+                Err(WatchError::Other(e)) if e.downcast_ref::<LeaseLost>().is_some() => {
+                    shared.health.set_ready(&beat, false);
+                    info!("{e:#}: this node stops watching the mailbox");
+                }
                 Err(e) => {
                     shared.health.set_ready(&beat, false);
                     shared
@@ -354,6 +372,16 @@ async fn session(
     w.cycle(&mut s, &leftover_query, cancel).await?;
 
     loop {
+        if !shared.leases.holds(&m.name) {
+            let _ = s.logout().await;
+            return Err(WatchError::Other(
+                LeaseLost {
+                    mailbox: m.name.clone(),
+                    epoch: 0,
+                }
+                .into(),
+            ));
+        }
         let last = w.last_uid().await?;
         let found = w
             .cycle(&mut s, &format!("UID {}:*", last.saturating_add(1)), cancel)
@@ -378,6 +406,7 @@ async fn session(
             let woke = tokio::select! {
                 r = wait => Some(r),
                 _ = cancel.cancelled() => None,
+                _ = shared.leases.lost(&m.name) => None,
             };
             drop(stop);
             match woke {
@@ -394,6 +423,7 @@ async fn session(
             tokio::select! {
                 _ = tokio::time::sleep(m.poll_interval) => {}
                 _ = cancel.cancelled() => {}
+                _ = shared.leases.lost(&m.name) => {}
             }
             health.busy(&beat, "NOOP", m.timeout);
             s.noop().await.context("NOOP")?;
@@ -700,6 +730,7 @@ impl Watcher<'_> {
         } = batch;
         let shared = self.shared.clone();
         let m = self.m.clone();
+        let fence = self.shared.leases.fence(&m.name)?;
         tokio::task::spawn_blocking(move || -> Result<_> {
             let mut failed = None;
             let mut out = Vec::with_capacity(fetched.len());
@@ -711,7 +742,8 @@ impl Watcher<'_> {
                 let chunk: Vec<_> = todo.by_ref().take(COMMIT_SLICE).collect();
                 let arrivals: Vec<_> = chunk.iter().map(|(f, _)| f.arrival).collect();
                 let mut st = shared.store.lock();
-                let committed = engine.ingest_slice(&mut st, &m, chunk, &*shared.clock);
+                let committed =
+                    engine.ingest_slice(&mut st, &m, chunk, &*shared.clock, fence.as_ref());
                 parking_lot::MutexGuard::unlock_fair(st);
                 match committed {
                     Ok((mut slice, stopped)) => {
@@ -735,6 +767,13 @@ impl Watcher<'_> {
                         // The slice may have set timers sooner than the next one due.
                         shared.timer_wake.notify_one();
                         out.append(&mut slice);
+                    }
+                    // Another node took the mailbox: nothing of this slice
+                    // was written, and this watcher stops.
+                    Err(e) if e.downcast_ref::<crate::store::LeaseLost>().is_some() => {
+                        shared.metrics.fenced_commits.inc();
+                        warn!("a late commit was refused: {e:#}");
+                        return Err(e);
                     }
                     // Nothing of this slice was written: it is fetched again.
                     Err(e) => failed = Some(e),

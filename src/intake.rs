@@ -10,7 +10,7 @@ use crate::model::{Event, Lookup, NewMail, Outcome, TicketId};
 use crate::outgoing::{Rendered, Renderer};
 use crate::pack::Pack;
 use crate::parse::{Inbound, parse};
-use crate::store::{MessageRow, Origin, Store, WriteMode};
+use crate::store::{Fence, MessageRow, Origin, Store, WriteMode};
 use crate::thread;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
@@ -598,14 +598,22 @@ impl Engine {
         mailbox: &MailboxConfig,
         mails: Vec<(Fetched, ReadAhead)>,
         clock: &dyn Clock,
+        fence: Option<&Fence>,
     ) -> Result<(Vec<Ingested>, Option<anyhow::Error>)> {
         let span = |f: &Fetched| info_span!("message", mailbox = %mailbox.name, uid = f.uid);
+        // On PostgreSQL, each transaction first checks that this node still
+        // holds the mailbox's lease (and holds its row until the commit).
+        let fenced = |st: &mut Store| match fence {
+            Some(f) => st.check_fence(&mailbox.name, f),
+            None => Ok(()),
+        };
         let mut stored = Vec::with_capacity(mails.len());
         // The slice again for the careful way: the mails written directly
         // are read again, the others keep what was read ahead.
         let mut again: Vec<(Fetched, Option<ReadAhead>)> = Vec::with_capacity(mails.len());
         let mut todo = mails.into_iter();
         let direct = store.in_batch(|st| {
+            fenced(st)?;
             for (f, ahead) in todo.by_ref() {
                 // A panic goes on to the caller: `in_batch` rolls back first.
                 let r = span(&f).in_scope(|| {
@@ -619,11 +627,15 @@ impl Engine {
         let Err(e) = direct else {
             return Ok((stored, None));
         };
+        if e.downcast_ref::<crate::store::LeaseLost>().is_some() {
+            return Err(e);
+        }
         debug!(mailbox = %mailbox.name, error = %format!("{e:#}"), "a slice failed: writing it again a message at a time");
         again.extend(todo.map(|(f, ahead)| (f, Some(ahead))));
         stored.clear();
         let mut stopped = None;
         store.in_batch(|st| {
+            fenced(st)?;
             for (f, ahead) in again {
                 let r = span(&f).in_scope(|| {
                     let ahead = ahead.unwrap_or_else(|| self.read_fetched(&f, clock));

@@ -187,6 +187,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the daemons on a PostgreSQL store, the mailbox each holds and
+    /// when each renewed.
+    Nodes {
+        #[arg(long, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// List outgoing mail (--status queued, sent or failed).
     Outbox(Listing),
     /// List webhook deliveries, oldest first (--status queued, delivered or failed).
@@ -531,6 +539,7 @@ fn dispatch(command: Command, clock: SharedClock) -> Result<ExitCode> {
             command: ContractsCommand::Show { key, config },
         } => contracts_show(&key, &config),
         Command::Tickets { config, json } => tickets(&config, json),
+        Command::Nodes { config, json } => nodes(&config, json),
         Command::Outbox(l) => outbox(&l.config, l.status.as_deref(), l.json),
         Command::Webhooks(l) => webhooks(&l.config, l.status.as_deref(), l.json),
         Command::Timers {
@@ -834,6 +843,46 @@ fn contracts_show(key: &str, config: &Path) -> Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+fn nodes(config: &Path, json: bool) -> Result<ExitCode> {
+    let st = open_db(config)?;
+    let (nodes, leases) = st.cluster()?;
+    if json {
+        print_json(&serde_json::json!({ "nodes": nodes, "leases": leases }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    out!(
+        "{:<24} {:>8}  {:<5} {:<28} mailboxes",
+        "node",
+        "pid",
+        "live",
+        "renewed"
+    );
+    for n in &nodes {
+        let held: Vec<&str> = leases
+            .iter()
+            .filter(|l| l.live && l.holder.as_deref() == Some(n.node.as_str()))
+            .map(|l| l.mailbox.as_str())
+            .collect();
+        out!(
+            "{:<24} {:>8}  {:<5} {:<28} {}",
+            n.node,
+            n.pid,
+            if n.live { "yes" } else { "no" },
+            n.renewed_at,
+            held.join(", ")
+        );
+    }
+    for l in leases.iter().filter(|l| !l.live) {
+        out!(
+            "mailbox {} is free (epoch {}, {} takeovers)",
+            l.mailbox,
+            l.epoch,
+            l.takeovers
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn tickets(config: &Path, json: bool) -> Result<ExitCode> {

@@ -76,6 +76,14 @@ pub struct Metrics {
     timers_pending: Gauge,
     timers_overdue: Gauge,
     live: Gauge,
+    /// Mailbox leases this node holds (PostgreSQL).
+    pub leases_held: Gauge,
+    /// Leases taken, by mailbox (at start, and each takeover).
+    pub leases_taken: Family<MailboxLabels, Counter>,
+    /// Leases handed back to other nodes, by mailbox.
+    pub leases_handed_back: Family<MailboxLabels, Counter>,
+    /// Commits refused because the mailbox's lease was lost.
+    pub fenced_commits: Counter,
     /// Serialises scrapes: the gauges are set, then the whole registry encoded.
     scrape: Mutex<()>,
 }
@@ -197,6 +205,30 @@ impl Metrics {
             })
             .set(1);
         registry.register("build_info", "The running version", build);
+        let leases_held = Gauge::default();
+        registry.register(
+            "leases_held",
+            "Mailbox leases this node holds (several daemons on PostgreSQL)",
+            leases_held.clone(),
+        );
+        let leases_taken = Family::<MailboxLabels, Counter>::default();
+        registry.register(
+            "leases_taken",
+            "Mailbox leases this node took (at start and on each takeover), by mailbox",
+            leases_taken.clone(),
+        );
+        let leases_handed_back = Family::<MailboxLabels, Counter>::default();
+        registry.register(
+            "leases_handed_back",
+            "Mailbox leases this node handed back to share the mailboxes, by mailbox",
+            leases_handed_back.clone(),
+        );
+        let fenced_commits = Counter::default();
+        registry.register(
+            "fenced_commits",
+            "Commits refused because this node no longer held the mailbox's lease",
+            fenced_commits.clone(),
+        );
         Metrics {
             registry,
             messages,
@@ -213,6 +245,10 @@ impl Metrics {
             timers_pending,
             timers_overdue,
             live,
+            leases_held,
+            leases_taken,
+            leases_handed_back,
+            fenced_commits,
             scrape: Mutex::new(()),
         }
     }
@@ -254,6 +290,22 @@ impl Metrics {
         };
         let _ = self.imap_reconnects.get_or_create(&l);
         let _ = self.imap_login_failures.get_or_create(&l);
+    }
+
+    pub fn lease_taken(&self, mailbox: &str) {
+        self.leases_taken
+            .get_or_create(&MailboxLabels {
+                mailbox: mailbox.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn lease_handed_back(&self, mailbox: &str) {
+        self.leases_handed_back
+            .get_or_create(&MailboxLabels {
+                mailbox: mailbox.to_string(),
+            })
+            .inc();
     }
 
     pub fn imap_reconnect(&self, mailbox: &str, login_refused: bool) {
@@ -352,7 +404,18 @@ async fn respond(r: &Responder, method: &Method, path: &str) -> Response<http::B
         "/healthz" => {
             let stuck = r.endpoint.health.stuck();
             if stuck.is_empty() {
-                http::answer(200, "text/plain", "ok\n")
+                match r.endpoint.health.holdings() {
+                    Some((mine, other)) => http::answer(
+                        200,
+                        "text/plain",
+                        format!(
+                            "ok\nholds: {}\nheld by other nodes: {}\n",
+                            mine.join(", "),
+                            other.join(", ")
+                        ),
+                    ),
+                    None => http::answer(200, "text/plain", "ok\n"),
+                }
             } else {
                 let list: Vec<String> = stuck.iter().map(|s| s.to_string()).collect();
                 http::answer(503, "text/plain", format!("{}\n", list.join("\n")))

@@ -39,6 +39,8 @@ pub struct Shared {
     pub run_lock: Option<RunLock>,
     /// The database's path, for the messages that name it.
     pub database: crate::store::Location,
+    /// This node's mailbox leases (all held, unchecked, on SQLite).
+    pub leases: Arc<crate::leases::Leases>,
     /// Intake could not write the database (a full disk, a failed
     /// filesystem) and has not committed since: the watchers say so once.
     pub store_failing: std::sync::atomic::AtomicBool,
@@ -71,10 +73,14 @@ impl Shared {
         .context("store task")?
     }
 
-    /// What a daemon's tasks share; it holds the run lock of the database.
+    /// What a daemon's tasks share; on SQLite it holds the run lock of the
+    /// database (on PostgreSQL, several daemons share it through leases).
     pub fn new(config: &Config, clock: SharedClock) -> Result<Arc<Shared>> {
-        let lock = RunLock::acquire_at(&config.database)?;
-        Self::build(config, clock, Some(lock))
+        let lock = match config.database.sqlite_path() {
+            Some(path) => Some(RunLock::acquire(path)?),
+            None => None,
+        };
+        Self::build(config, clock, lock)
     }
 
     /// The same for a command that works beside a running daemon
@@ -91,15 +97,26 @@ impl Shared {
         // Off the async threads: a PostgreSQL client blocks on a runtime of its own.
         let store = crate::store::off_async(|| {
             let mut store = Store::open_at(&config.database)?;
+            store.set_node(&config.node);
             store.set_webhooks(&config.pack.name, &config.subscriptions())?;
             Ok(store)
         })?;
         let sent_journal = SentJournal::open_file(&config.journal)?;
+        let sent_journal = match &config.database {
+            crate::store::Location::Postgres(t) => sent_journal.share_with(t),
+            crate::store::Location::Sqlite(_) => sent_journal,
+        };
         Ok(Arc::new(Shared {
             sent_journal,
             engine: RwLock::new(Arc::new(Engine::from_config(config)?)),
             store: Arc::new(Mutex::new(store)),
-            health: Health::new(clock.clone()),
+            health: {
+                let h = Health::new(clock.clone());
+                if config.database.sqlite_path().is_none() {
+                    h.set_clustered();
+                }
+                h
+            },
             metrics: Arc::new(Metrics::new()),
             clock,
             outbox_wake: Notify::new(),
@@ -108,6 +125,11 @@ impl Shared {
             webhooks: RwLock::new(Arc::new(config.webhooks.clone())),
             run_lock,
             database: config.database.clone(),
+            leases: Arc::new(crate::leases::Leases::new(
+                &config.node,
+                config.lease,
+                matches!(config.database, crate::store::Location::Postgres(_)),
+            )),
             store_failing: std::sync::atomic::AtomicBool::new(false),
         }))
     }

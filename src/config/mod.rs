@@ -35,6 +35,10 @@ pub struct Config {
     pub database: Location,
     /// The sent journal's file (`store::SentJournal`).
     pub journal: PathBuf,
+    /// This daemon's name in leases, claims, events and logs.
+    pub node: String,
+    /// How long a mailbox lease lasts unrenewed.
+    pub lease: Duration,
     /// Where the templates were found (`layout`).
     pub templates: layout::Source,
     /// Where the pack was found.
@@ -90,7 +94,8 @@ impl Config {
                 base.join(p)
             }
         };
-        let (database, journal) = database(&mut r, &raw.daemon, &base, &resolve);
+        let (node, lease) = node_and_lease(&mut r, &raw.daemon);
+        let (database, journal) = database(&mut r, &raw.daemon, (&base, &node), &resolve);
         let Data {
             search,
             templates,
@@ -122,6 +127,8 @@ impl Config {
                 staff,
                 database,
                 journal,
+                node,
+                lease,
                 templates,
                 pack_source: pack_source.unwrap_or(layout::Source::BuiltIn),
                 search,
@@ -437,13 +444,54 @@ fn metrics_listen(r: &mut Report<'_>, raw: Option<&RawMetrics>) -> Option<std::n
     })
 }
 
+/// `[daemon] node` (default: the host name) and `lease_secs`.
+fn node_and_lease(r: &mut Report<'_>, d: &raw::RawDaemon) -> (String, Duration) {
+    let node = match &d.node {
+        Some(n) => {
+            let name = n.get_ref().trim().to_string();
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                r.spanned(
+                    n,
+                    format!(
+                        "daemon.node {:?}: letters, digits, '-', '_' and '.' only",
+                        n.get_ref()
+                    ),
+                );
+            }
+            name
+        }
+        None => hostname(),
+    };
+    let secs = *d.lease_secs.get_ref();
+    if !(2..=600).contains(&secs) {
+        r.spanned(
+            &d.lease_secs,
+            format!("daemon.lease_secs {secs}: between 2 and 600"),
+        );
+    }
+    (node, Duration::from_secs(secs.clamp(2, 600)))
+}
+
+/// The host's name (`/proc/sys/kernel/hostname`, else `ticketd`).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "ticketd".to_string())
+}
+
 /// `[daemon] database`: a SQLite path (beside the config when relative) or
 /// a PostgreSQL URL whose password comes from `database_password_file` or
 /// `database_password_credential`; and where the sent journal is kept.
 fn database(
     r: &mut Report<'_>,
     d: &raw::RawDaemon,
-    base: &Path,
+    (base, node): (&Path, &str),
     resolve: &dyn Fn(&str) -> PathBuf,
 ) -> (Location, PathBuf) {
     let at = &d.database;
@@ -482,8 +530,8 @@ fn database(
         let dir = std::env::var_os("STATE_DIRECTORY")
             .map(PathBuf::from)
             .unwrap_or_else(|| base.to_path_buf());
-        // Named after the database: two configs beside each other keep
-        // their own.
+        // Named after the node and the database: two configs beside each
+        // other keep their own.
         let name: String = target
             .url
             .split("://")
@@ -492,7 +540,7 @@ fn database(
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .collect();
-        dir.join(format!("ticketd-{name}-sent"))
+        dir.join(format!("ticketd-{node}-{name}-sent"))
     });
     (Location::Postgres(target), journal)
 }

@@ -123,6 +123,13 @@ pub(super) struct RawDaemon {
     /// file; with PostgreSQL, in $STATE_DIRECTORY or beside the config).
     #[serde(default)]
     pub(super) journal: Option<Spanned<String>>,
+    /// This daemon's name among several on one PostgreSQL store (default:
+    /// the host name).
+    #[serde(default)]
+    pub(super) node: Option<Spanned<String>>,
+    /// How long a mailbox lease lasts unrenewed (PostgreSQL).
+    #[serde(default = "default_lease")]
+    pub(super) lease_secs: Spanned<u64>,
     /// Default: `templates/` beside the config if there is one, else the shipped ones.
     #[serde(default)]
     pub(super) templates: Option<Spanned<String>>,
@@ -134,6 +141,10 @@ pub(super) struct RawDaemon {
     /// mailbox to log in before it tells systemd it is ready anyway.
     #[serde(default = "default_ready_timeout")]
     pub(super) ready_timeout_secs: u64,
+}
+
+pub(super) fn default_lease() -> Spanned<u64> {
+    Spanned::new(0..0, 15)
 }
 
 pub(super) fn default_ready_timeout() -> u64 {

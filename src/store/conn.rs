@@ -11,6 +11,9 @@ const STATEMENT_CACHE: usize = 128;
 
 pub struct Store {
     pub(crate) conn: Conn,
+    /// The daemon this store writes for (`[daemon] node`): whose claims
+    /// queued mail carries on PostgreSQL.
+    pub(crate) node: Option<String>,
 }
 
 /// What every connection, the writer and a read-only one, is opened with.
@@ -59,6 +62,7 @@ impl Store {
         tune(&conn)?;
         let store = Store {
             conn: Conn::Sqlite(conn),
+            node: None,
         };
         let v = store.version()?;
         if v > MIGRATIONS.len() {
@@ -84,6 +88,7 @@ impl Store {
         tune(&conn)?;
         let mut store = Store {
             conn: Conn::Sqlite(conn),
+            node: None,
         };
         store.migrate()?;
         store.conn.execute_batch(SUBSCRIPTIONS)?;

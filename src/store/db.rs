@@ -8,7 +8,7 @@
 //! types are inferred by the server, and an integer sent where it expects
 //! `int4` or `text` is sent as that.
 
-use super::pg::{DropOffAsync, PgTarget};
+use super::target::{DropOffAsync, PgTarget};
 use anyhow::{Context, anyhow};
 use bytes::BytesMut;
 use postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
@@ -448,10 +448,7 @@ impl<'c> Stmt<'c> {
             let values: Vec<Value<'_>> = p.iter().map(|v| v.value()).collect();
             let refs: Vec<&(dyn ToSql + Sync)> =
                 values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-            conn.client
-                .borrow_mut()
-                .query(st, &refs)
-                .map_err(|e| pg_error(e, conn))
+            blocking(|| conn.client.borrow_mut().query(st, &refs)).map_err(|e| pg_error(e, conn))
         })
     }
 
@@ -462,10 +459,7 @@ impl<'c> Stmt<'c> {
                 let values: Vec<Value<'_>> = p.iter().map(|v| v.value()).collect();
                 let refs: Vec<&(dyn ToSql + Sync)> =
                     values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-                Ok(conn
-                    .client
-                    .borrow_mut()
-                    .execute(&*st, &refs)
+                Ok(blocking(|| conn.client.borrow_mut().execute(&*st, &refs))
                     .map_err(|e| pg_error(e, conn))? as usize)
             });
         }
@@ -573,7 +567,7 @@ impl Conn {
             return Ok(Stmt::Postgres(pg, st.clone()));
         }
         let translated = format!("{}{suffix}", translate(sql));
-        let st = pg.client.borrow_mut().prepare(&translated).map_err(|e| {
+        let st = blocking(|| pg.client.borrow_mut().prepare(&translated)).map_err(|e| {
             pg.failed();
             pg_error_sql(e, &translated)
         })?;
@@ -626,8 +620,7 @@ impl Conn {
             Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
             Conn::Postgres(pg) => {
                 pg.reconnect_if_closed()?;
-                let mut client = pg.client.borrow_mut();
-                client.batch_execute(sql).map_err(|e| {
+                blocking(|| pg.client.borrow_mut().batch_execute(sql)).map_err(|e| {
                     pg.failed();
                     pg_error_sql(e, sql)
                 })
@@ -840,9 +833,7 @@ impl PgConn {
             target,
             subscriptions: RefCell::new(Vec::new()),
         };
-        pg.client()
-            .batch_execute(SESSION_SETUP)
-            .map_err(|e| pg_error_sql(e, SESSION_SETUP))?;
+        pg.setup()?;
         Ok(pg)
     }
 
@@ -867,9 +858,14 @@ impl PgConn {
             return Ok(());
         }
         tracing::warn!(database = %self.target.url, "the PostgreSQL session was closed: connecting again");
-        let client = self.target.connect()?;
+        let client = blocking(|| self.target.connect())?;
         *self.client.borrow_mut() = DropOffAsync::new(client);
         self.statements.borrow_mut().clear();
+        blocking(|| self.setup())
+    }
+
+    /// Sets a new session up: the temporary table and the subscriptions.
+    fn setup(&self) -> Result<()> {
         let mut c = self.client();
         c.batch_execute(SESSION_SETUP)
             .map_err(|e| pg_error_sql(e, SESSION_SETUP))?;
@@ -885,6 +881,18 @@ impl PgConn {
     /// The client itself, for what the store does only on PostgreSQL.
     pub fn client(&self) -> std::cell::RefMut<'_, postgres::Client> {
         std::cell::RefMut::map(self.client.borrow_mut(), |c| &mut **c)
+    }
+}
+
+/// Runs a call of the PostgreSQL client, which blocks on a runtime of its
+/// own: on an async worker thread, as a blocking section (the store is
+/// reached from blocking threads, but a command or a test may read it from
+/// async code).
+pub(super) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 

@@ -18,10 +18,25 @@ use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-#[derive(Debug)]
 pub struct SentJournal {
     path: PathBuf,
     file: Mutex<File>,
+    /// On PostgreSQL, a session of its own where each accepted mail is
+    /// also recorded sent at once: another node that takes this one's
+    /// claims after a kill must not send it again, and it cannot read this
+    /// file.
+    shared: Option<Mutex<Shared>>,
+}
+
+struct Shared {
+    target: super::target::PgTarget,
+    client: Option<super::target::DropOffAsync<postgres::Client>>,
+}
+
+impl std::fmt::Debug for SentJournal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SentJournal({})", self.path.display())
+    }
 }
 
 impl SentJournal {
@@ -44,12 +59,50 @@ impl SentJournal {
         Ok(SentJournal {
             path,
             file: Mutex::new(file),
+            shared: None,
+        })
+    }
+
+    /// Records each accepted mail in the PostgreSQL store at once too.
+    pub fn share_with(mut self, target: &super::target::PgTarget) -> SentJournal {
+        self.shared = Some(Mutex::new(Shared {
+            target: target.clone(),
+            client: None,
+        }));
+        self
+    }
+
+    /// The mail is recorded sent in the shared store (a fresh session when
+    /// the last one failed); the file keeps it meanwhile.
+    fn record_shared(&self, id: i64) -> Result<()> {
+        let Some(shared) = &self.shared else {
+            return Ok(());
+        };
+        let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
+        let sql = format!(
+            "UPDATE outbox SET status = 'sent', sent_at = {}, last_error = NULL,
+                    attempts = attempts + 1, claims = 0
+             WHERE id = $1 AND status = 'queued'",
+            super::cluster::NOW
+        );
+        super::db::blocking(|| -> Result<()> {
+            if s.client.as_ref().is_none_or(|c| c.is_closed()) {
+                s.client = Some(super::target::DropOffAsync::new(s.target.connect()?));
+            }
+            let client = s.client.as_mut().expect("connected above");
+            if let Err(e) = client.execute(sql.as_str(), &[&id]) {
+                s.client = None;
+                return Err(e.into());
+            }
+            Ok(())
         })
     }
 
     /// Notes that outbox row `id` was accepted: one line, one write.
     pub fn record(&self, id: i64) -> Result<()> {
-        self.line(format!("{id}\n"))
+        self.line(format!("{id}\n"))?;
+        self.record_shared(id)
+            .context("recording a sent mail in the shared store (the journal keeps it)")
     }
 
     /// Notes the chunk the outbox just claimed (before any of it is sent).

@@ -1,6 +1,5 @@
-//! The run lock: one `ticketd run` (or `run --once`) per database, held for the life of the process and released however it ends: on SQLite an exclusive lock on `<database>.lock`, on PostgreSQL a session advisory lock on a connection of its own.
+//! The run lock: one `ticketd run` (or `run --once`) per SQLite database, held as an exclusive lock on `<database>.lock` for the life of the process and released by the OS however it ends. (On PostgreSQL several daemons share the store: `cluster`.)
 
-use super::pg::Location;
 use anyhow::{Context, Result, bail};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
@@ -22,13 +21,7 @@ impl std::fmt::Debug for RunLock {
 
 enum Held {
     File(#[allow(dead_code)] File),
-    /// The session holding the advisory lock: the server frees it when the
-    /// connection ends, a killed process's included.
-    Postgres(#[allow(dead_code)] Box<std::sync::Mutex<super::pg::DropOffAsync<postgres::Client>>>),
 }
-
-/// The advisory lock of a daemon on a PostgreSQL store ("ticketd\x01").
-const PG_RUN_LOCK: i64 = 0x7469_636b_6574_6401;
 
 /// How long a start waits for a lock that a stopping run still holds.
 const TRIES: u32 = 50;
@@ -37,37 +30,6 @@ const PAUSE: Duration = Duration::from_millis(100);
 impl RunLock {
     /// Takes the lock of `database`, waiting up to five seconds for a run
     /// that is stopping; a running daemon makes this fail with its pid.
-    pub fn acquire_at(location: &Location) -> Result<RunLock> {
-        match location {
-            Location::Sqlite(p) => RunLock::acquire(p),
-            Location::Postgres(t) => {
-                let url = t.url.clone();
-                let client = super::pg::off_async(|| -> Result<postgres::Client> {
-                    let mut c = t.connect()?;
-                    for _ in 0..TRIES {
-                        let got: bool = c
-                            .query_one("SELECT pg_try_advisory_lock($1)", &[&PG_RUN_LOCK])?
-                            .get(0);
-                        if got {
-                            return Ok(c);
-                        }
-                        std::thread::sleep(PAUSE);
-                    }
-                    bail!(
-                        "another ticketd run is working on the database {url}: only one may for now \
-                             (its session holds advisory lock {PG_RUN_LOCK}); the other commands work beside it"
-                    )
-                })?;
-                Ok(RunLock {
-                    _held: Held::Postgres(Box::new(std::sync::Mutex::new(
-                        super::pg::DropOffAsync::new(client),
-                    ))),
-                    path: PathBuf::from(&t.url),
-                })
-            }
-        }
-    }
-
     pub fn acquire(database: &Path) -> Result<RunLock> {
         let mut name = database.as_os_str().to_owned();
         name.push(".lock");

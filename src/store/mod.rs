@@ -7,6 +7,7 @@
 
 mod actions;
 mod admin;
+mod cluster;
 mod columns;
 mod conn;
 mod contracts;
@@ -23,6 +24,7 @@ mod pg;
 mod rma;
 mod rows;
 mod schema;
+mod target;
 #[cfg(test)]
 mod tests;
 mod timer_columns;
@@ -31,15 +33,16 @@ mod webhooks;
 mod writers;
 
 pub use admin::{ContactRow, Gauges, StoredMessage};
+pub use cluster::{Fence, LeaseLost, LeaseRow, NodeRow};
 pub use columns::{parse_ts, ts};
 pub use conn::Store;
 pub use history::TicketHistory;
 pub use intake::{MessageTx, WriteMode};
 pub use journal::SentJournal;
 pub use lock::RunLock;
-pub use pg::{Location, PgTarget, off_async};
 pub use rows::{
     ImportStats, MailboxState, MessageRow, Origin, OutboxRow, QuarantineRow, TicketSummary,
 };
+pub use target::{Location, PgTarget, off_async};
 pub use timers::Settle;
 pub use webhooks::DeliveryRow;

@@ -2,7 +2,7 @@
 
 use super::columns::{parse_ts, ts, ts_column};
 use super::conn::Store;
-use super::db::{Params, params};
+use super::db::{Backend, Params, params};
 use super::rows::OutboxRow;
 use super::writers::{queue_mail, record_event};
 use crate::model::{Event, NewMail, TicketId};
@@ -52,15 +52,40 @@ impl Store {
         limit: usize,
         except: &[i64],
     ) -> Result<Vec<OutboxRow>> {
-        let ids = self
-            .conn
-            .prepare_cached(
-                "SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2",
-            )?
-            .query_map(params![ts(now), (limit + except.len()) as i64], |r| {
-                r.get::<_, i64>(0)
-            })?
-            .collect::<Result<Vec<_>>>()?;
+        let ids = match (self.conn.backend(), &self.node) {
+            // Several daemons may send: each claims the mail it reads, and
+            // skips what another live node claimed (a dead node's claims
+            // return when its row's lease ends).
+            (Backend::Postgres, Some(node)) => self
+                .conn
+                .prepare_cached(
+                    "UPDATE outbox SET claimed_by = ?3 WHERE id IN (
+                         SELECT id FROM outbox o WHERE status = 'queued' AND next_attempt_at <= ?1
+                            AND (claimed_by IS NULL OR claimed_by = ?3
+                                 OR NOT EXISTS (SELECT 1 FROM nodes n WHERE n.node = o.claimed_by
+                                                AND n.expires_at > to_char(clock_timestamp() AT TIME ZONE 'UTC',
+                                                                           'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')))
+                         ORDER BY id LIMIT ?2 FOR UPDATE SKIP LOCKED)
+                     RETURNING id",
+                )?
+                .query_map(params![ts(now), (limit + except.len()) as i64, node], |r| {
+                    r.get::<_, i64>(0)
+                })?
+                .collect::<Result<Vec<_>>>()
+                .map(|mut ids| {
+                    ids.sort_unstable();
+                    ids
+                })?,
+            _ => self
+                .conn
+                .prepare_cached(
+                    "SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2",
+                )?
+                .query_map(params![ts(now), (limit + except.len()) as i64], |r| {
+                    r.get::<_, i64>(0)
+                })?
+                .collect::<Result<Vec<_>>>()?,
+        };
         let sql = format!("SELECT {} FROM outbox WHERE id = ?1", Self::OUTBOX_COLS);
         let mut out = Vec::with_capacity(limit.min(ids.len()));
         for id in ids.into_iter().filter(|i| !except.contains(i)).take(limit) {

@@ -2,14 +2,15 @@
 
 use super::conn::Store;
 use super::db::{Conn, PgConn};
+use super::target::{Location, PgTarget, off_async};
 use anyhow::{Context, Result, bail};
-use std::path::{Path, PathBuf};
 
 /// PostgreSQL's versioned migrations; `ticketd_schema.version` holds how many
 /// have run. A migration never changes once released. Text is compared
 /// byte by byte (`COLLATE "C"`), as SQLite does, whatever the database's
 /// locale: timestamps sort as they compare.
-pub(super) const PG_MIGRATIONS: &[&str] = &[r#"
+pub(super) const PG_MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE mailbox_state (
     mailbox     TEXT COLLATE "C" PRIMARY KEY,
     uidvalidity BIGINT NOT NULL,
@@ -208,155 +209,35 @@ CREATE TABLE webhook_deliveries (
     last_error      TEXT COLLATE "C"
 );
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_attempt_at) WHERE status = 'queued';
-"#];
+"#,
+    // Several daemons on one database: each names itself in `nodes`,
+    // renewed while it runs; a mailbox is watched by the holder of its lease,
+    // whose epoch every commit of its mail checks; queued mail is claimed by
+    // a node, and a dead node's claims return to the others. Times here are
+    // the server's (`clock_timestamp()`), the one clock every node shares.
+    r#"
+CREATE TABLE nodes (
+    node       TEXT COLLATE "C" PRIMARY KEY,
+    pid        BIGINT NOT NULL,
+    started_at TEXT COLLATE "C" NOT NULL,
+    renewed_at TEXT COLLATE "C" NOT NULL,
+    expires_at TEXT COLLATE "C" NOT NULL
+);
+CREATE TABLE mailbox_leases (
+    mailbox    TEXT COLLATE "C" PRIMARY KEY,
+    holder     TEXT COLLATE "C",
+    epoch      BIGINT NOT NULL,
+    acquired_at TEXT COLLATE "C" NOT NULL,
+    renewed_at TEXT COLLATE "C" NOT NULL,
+    expires_at TEXT COLLATE "C" NOT NULL,
+    takeovers  BIGINT NOT NULL DEFAULT 0
+);
+ALTER TABLE outbox ADD COLUMN claimed_by TEXT COLLATE "C";
+"#,
+];
 
 /// The advisory lock daemons starting together take to migrate one at a time.
 const MIGRATION_LOCK: i64 = 0x7469_636b_6574_6400; // "ticketd\0"
-
-/// Where the store is: a SQLite file or a PostgreSQL database.
-#[derive(Clone, PartialEq, Eq)]
-pub enum Location {
-    Sqlite(PathBuf),
-    Postgres(PgTarget),
-}
-
-/// A PostgreSQL database: its URL without a password, and the password
-/// (read from a file or a systemd credential), never shown.
-#[derive(Clone, PartialEq, Eq)]
-pub struct PgTarget {
-    pub url: String,
-    pub password: Option<String>,
-}
-
-impl std::fmt::Debug for PgTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.url)
-    }
-}
-
-impl std::fmt::Debug for Location {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Display::fmt(self, f)
-    }
-}
-
-impl std::fmt::Display for Location {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Location::Sqlite(p) => write!(f, "{}", p.display()),
-            Location::Postgres(t) => f.write_str(&t.url),
-        }
-    }
-}
-
-impl Location {
-    /// `postgres://` and `postgresql://` URLs name a PostgreSQL database;
-    /// anything else is a SQLite path.
-    pub fn is_url(s: &str) -> bool {
-        s.starts_with("postgres://") || s.starts_with("postgresql://")
-    }
-
-    /// For messages: the path or the URL (which holds no password).
-    pub fn display(&self) -> &Self {
-        self
-    }
-
-    /// The SQLite file, if the store is one.
-    pub fn sqlite_path(&self) -> Option<&Path> {
-        match self {
-            Location::Sqlite(p) => Some(p),
-            Location::Postgres(_) => None,
-        }
-    }
-
-    /// Whether there is a store to read: a SQLite file that exists, or a
-    /// PostgreSQL database (whose reachability opening tells).
-    pub fn exists(&self) -> bool {
-        match self {
-            Location::Sqlite(p) => p.exists(),
-            Location::Postgres(_) => true,
-        }
-    }
-}
-
-impl PgTarget {
-    /// Checks a URL: no password in it (it would be shown in logs and
-    /// `ps`); the password comes from `password`.
-    pub fn parse(url: &str, password: Option<String>) -> Result<PgTarget> {
-        // The URL is not repeated: a mistyped one may hold a password.
-        let config: postgres::Config = url.parse().map_err(|_| {
-            anyhow::anyhow!("not a PostgreSQL URL (postgres://USER@HOST[:PORT]/DATABASE)")
-        })?;
-        if config.get_password().is_some() {
-            bail!(
-                "the database URL holds a password: give it in database_password_file (or a systemd credential) instead"
-            );
-        }
-        if config.get_dbname().is_none() {
-            bail!("the database URL names no database (postgres://user@host/DATABASE)");
-        }
-        Ok(PgTarget {
-            url: url.to_string(),
-            password,
-        })
-    }
-
-    pub(super) fn connect(&self) -> Result<postgres::Client> {
-        let mut config: postgres::Config = self.url.parse()?;
-        if let Some(p) = &self.password {
-            config.password(p);
-        }
-        config.application_name("ticketd");
-        config.connect_timeout(std::time::Duration::from_secs(10));
-        config
-            .connect(postgres::NoTls)
-            .with_context(|| format!("cannot connect to {}", self.url))
-    }
-}
-
-/// Runs `f` on a thread of its own and waits for it: the PostgreSQL client
-/// blocks on a runtime of its own, which it may not do on an async thread
-/// (the store is otherwise reached from blocking threads).
-pub fn off_async<T: Send>(f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
-    std::thread::scope(|s| s.spawn(f).join())
-        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-}
-
-/// A value dropped on a thread of its own: a PostgreSQL client closes its
-/// connection on its runtime when dropped, which it may not do on an async
-/// thread.
-pub(crate) struct DropOffAsync<T: Send>(Option<T>);
-
-impl<T: Send> DropOffAsync<T> {
-    pub(crate) fn new(v: T) -> Self {
-        DropOffAsync(Some(v))
-    }
-}
-
-impl<T: Send> std::ops::Deref for DropOffAsync<T> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        self.0.as_ref().expect("dropped only once")
-    }
-}
-
-impl<T: Send> std::ops::DerefMut for DropOffAsync<T> {
-    fn deref_mut(&mut self) -> &mut T {
-        self.0.as_mut().expect("dropped only once")
-    }
-}
-
-impl<T: Send> Drop for DropOffAsync<T> {
-    fn drop(&mut self) {
-        if let Some(v) = self.0.take() {
-            let _ = off_async(move || {
-                drop(v);
-                Ok(())
-            });
-        }
-    }
-}
 
 impl Store {
     /// Opens the store wherever it is, bringing its schema up to date.
@@ -389,6 +270,7 @@ impl Store {
         let client = off_async(|| target.connect())?;
         Ok(Store {
             conn: Conn::Postgres(Box::new(PgConn::open(client, target.clone())?)),
+            node: None,
         })
     }
 

@@ -620,6 +620,7 @@ fn store_of_migration(version: usize, rows: &str) -> Store {
     conn.execute_batch(rows).unwrap();
     Store {
         conn: super::db::Conn::Sqlite(conn),
+        node: None,
     }
 }
 

@@ -1287,3 +1287,210 @@ async fn a_restart_storm_killing_each_run_mid_chunk_fails_only_the_mail_on_the_w
             .collect::<Vec<_>>()
     );
 }
+
+/// Two daemons on one PostgreSQL (nodes `a` and `b`, leases of
+/// `LEASE_SECS`) over the rig's three mailboxes.
+struct Pair {
+    rig: Rig,
+    _pg: crate::kit::postgres::Postgres,
+    b_config: PathBuf,
+}
+
+const LEASE_SECS: u64 = 3;
+
+impl Pair {
+    async fn start() -> Pair {
+        let pg = crate::kit::postgres::Postgres::start();
+        // Made and migrated before either daemon starts, so it can be read at once.
+        let location = ticketd::store::off_async(|| {
+            let l = pg.fresh("pair");
+            Store::open_at(&l)?;
+            Ok(l)
+        })
+        .unwrap();
+        let ticketd::store::Location::Postgres(target) = &location else {
+            unreachable!()
+        };
+        let url = target.url.clone();
+        let rig = Rig::start(|c| {
+            let password = c.dir.join("pg-password");
+            std::fs::write(&password, "secret\n").unwrap();
+            c.database = url.clone().into();
+            c.daemon_extra = format!(
+                "database_password_file = \"{}\"\nnode = \"a\"\nlease_secs = {LEASE_SECS}",
+                password.display()
+            );
+        })
+        .await;
+        let text = std::fs::read_to_string(&rig.cfg.path).unwrap();
+        let b_config = rig.cfg.path.with_file_name("b.toml");
+        std::fs::write(&b_config, text.replace("node = \"a\"", "node = \"b\"")).unwrap();
+        Pair {
+            rig,
+            _pg: pg,
+            b_config,
+        }
+    }
+
+    fn a(&self) -> Ticketd {
+        Ticketd::rerun(&self.rig.cfg.path, "info")
+    }
+
+    fn b(&self) -> Ticketd {
+        Ticketd::rerun(&self.b_config, "info")
+    }
+
+    /// Each mailbox's live holder.
+    fn holders(&self) -> HashMap<String, String> {
+        let (_, leases) = self.rig.store().cluster().expect("the leases");
+        leases
+            .into_iter()
+            .filter(|l| l.live)
+            .filter_map(|l| Some((l.mailbox, l.holder?)))
+            .collect()
+    }
+
+    /// Waits until every mailbox is held, each node holding one at least
+    /// when `both`, or all by `only`; returns how long it took.
+    async fn held(&self, want: Holding<'_>, within: Duration) -> Duration {
+        let from = Instant::now();
+        wait_until_async(
+            &format!("the mailboxes held as {want:?}"),
+            within,
+            || async {
+                let h = self.holders();
+                h.len() == BOXES.len()
+                    && match want {
+                        Holding::Both => {
+                            h.values().any(|n| n == "a") && h.values().any(|n| n == "b")
+                        }
+                        Holding::Only(node) => h.values().all(|n| n == node),
+                    }
+            },
+            || format!("{:?}", self.holders()),
+        )
+        .await;
+        from.elapsed()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Holding<'a> {
+    Both,
+    Only(&'a str),
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_22_two_daemons_on_postgresql_share_the_mailboxes_and_a_killed_one_loses_nothing() {
+    let Sizes { count, kills, seed } = sizes();
+    let kills = kills.min(6);
+    let begun = Instant::now();
+    let pair = Pair::start().await;
+    let rig = &pair.rig;
+    let mails = corpus(count, seed);
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let rounds: Vec<&[CorpusMail]> = mails.chunks(count.div_ceil(kills + 1)).collect();
+    let a = pair.a();
+    let mut b = pair.b();
+    let shared_in = pair.held(Holding::Both, START).await;
+    let mut takeovers = Vec::new();
+    let mut at_kill: Vec<HashSet<PathBuf>> = Vec::new();
+    for k in 0..kills {
+        if let Some(r) = rounds.get(k) {
+            append(&rig.stack, r).await;
+        }
+        // A random moment of the pair's progress.
+        let base = sink_files(&rig.stack).len();
+        let n = rng.usize(0..12);
+        held_within(Duration::from_secs(2), || {
+            sink_files(&rig.stack).len() >= base + n
+        })
+        .await;
+        b.kill();
+        at_kill.push(sink_files(&rig.stack));
+        // a takes b's mailboxes once their leases end.
+        takeovers.push(pair.held(Holding::Only("a"), START).await);
+        b = pair.b();
+        // ... and hands one back to the restarted b.
+        pair.held(Holding::Both, START).await;
+    }
+    for r in rounds.iter().skip(kills) {
+        append(&rig.stack, r).await;
+    }
+    // A stop hands b's leases back at once.
+    b.terminate().await;
+    let after_term = pair.held(Holding::Only("a"), START).await;
+    let queued = || {
+        rig.store()
+            .outbox(None)
+            .map(|rows| rows.iter().filter(|r| r.status == "queued").count())
+            .unwrap_or(1)
+    };
+    wait_until_async(
+        "every INBOX empty and nothing queued",
+        DRAIN,
+        || async { queued() == 0 && rig.inbox_total().await == 0 },
+        || format!("{} mails queued:\n{}", queued(), a.log()),
+    )
+    .await;
+    let log_a = a.terminate().await;
+    let mut v = verify(rig, &mails).await;
+    // Re-sends: each copy after the first, placed by the kill before it.
+    let mut per_kill = vec![0usize; kills + 1];
+    let mut copies: HashMap<String, Vec<PathBuf>> = HashMap::new();
+    for f in sink_files(&rig.stack) {
+        if let Some(id) =
+            parse(&std::fs::read(&f).unwrap(), chrono::DateTime::UNIX_EPOCH).message_id
+        {
+            copies.entry(id).or_default().push(f);
+        }
+    }
+    for files in copies.values().filter(|f| f.len() > 1) {
+        let mut seen: Vec<usize> = files
+            .iter()
+            .map(|f| at_kill.iter().position(|s| s.contains(f)).unwrap_or(kills))
+            .collect();
+        seen.sort_unstable();
+        for j in &seen[1..] {
+            per_kill[j.checked_sub(1).unwrap_or(kills)] += 1;
+        }
+    }
+    let most = per_kill.iter().copied().max().unwrap_or(0);
+    v.check(most <= SMTP_CONNECTIONS, || {
+        format!("one kill re-sent {most} replies (bound {SMTP_CONNECTIONS}): {per_kill:?}")
+    });
+    v.check(per_kill[kills] == 0, || {
+        format!("{} replies sent twice with no kill", per_kill[kills])
+    });
+    let lease = Duration::from_secs(LEASE_SECS);
+    let slowest = takeovers.iter().max().copied().unwrap_or_default();
+    // A takeover: the lease's end, then the survivor's next round (a third of it).
+    v.check(
+        slowest <= lease + lease / 3 + Duration::from_secs(1),
+        || format!("a takeover took {slowest:?}, over the lease ({lease:?}) and a round"),
+    );
+    v.check(!log_a.contains(" ERROR "), || {
+        format!(
+            "a logged errors:\n{}",
+            log_a
+                .lines()
+                .filter(|l| l.contains(" ERROR "))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    });
+    let ms = |d: &Duration| d.as_millis();
+    let summary = format!(
+        "two daemons on PostgreSQL: seed {seed}, {} mails over 3 mailboxes, shared in {} ms; {kills} SIGKILLs of b, takeovers by a in {:?} ms (lease {LEASE_SECS} s); after SIGTERM of b in {} ms; {} tickets, {} replies, {} re-sent (most by one kill {most}), {} problems, {:.0}s",
+        mails.len(),
+        ms(&shared_in),
+        takeovers.iter().map(ms).collect::<Vec<_>>(),
+        ms(&after_term),
+        v.tickets,
+        v.replies,
+        v.resent,
+        v.problems.len(),
+        begun.elapsed().as_secs_f64(),
+    );
+    v.assert_clean(&summary);
+}

@@ -3,10 +3,11 @@
 use crate::harness::{MailStack, mail};
 use crate::kit::postgres::Postgres;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use ticketd::clock::{SharedClock, SystemClock};
 use ticketd::config::Config;
 use ticketd::parse::parse;
-use ticketd::store::{Location, RunLock, Store, off_async};
+use ticketd::store::{Fence, LeaseLost, Location, Store, off_async};
 
 fn clock() -> SharedClock {
     Arc::new(SystemClock)
@@ -126,18 +127,60 @@ async fn issue_22_intake_and_outbox_run_on_postgresql_and_a_follow_up_finds_its_
     assert!(!text.contains("secret"), "no password shown: {text}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue_22_one_daemon_runs_on_a_postgresql_store_until_leases_let_several() {
+#[test]
+fn issue_22_a_mailbox_lease_is_one_node_s_and_a_takeover_fences_the_old_holder() {
     let pg = Postgres::start();
-    let location = off_async(|| Ok(pg.fresh("runlock"))).unwrap();
-    let first = RunLock::acquire_at(&location).expect("the first daemon's lock");
-    let second = RunLock::acquire_at(&location).expect_err("a second daemon is refused");
-    assert!(
-        second.to_string().contains("another ticketd run"),
-        "{second:#}"
+    let location = pg.fresh("leases");
+    let mut a = Store::open_at(&location).unwrap();
+    let mut b = Store::open_at(&location).unwrap();
+    a.renew_node("a", 1, 30.0).unwrap();
+    b.renew_node("b", 2, 30.0).unwrap();
+    assert_eq!(a.live_nodes().unwrap(), 2);
+    // A lease of a second: a holds it, b cannot take it meanwhile.
+    let ea = a.acquire_lease("support", "a", 1.0).unwrap().expect("free");
+    assert_eq!(
+        b.acquire_lease("support", "b", 1.0).unwrap(),
+        None,
+        "held by a"
     );
-    drop(first);
-    RunLock::acquire_at(&location).expect("free again once the first has stopped");
+    let fa = Fence {
+        node: "a".into(),
+        epoch: ea,
+    };
+    a.in_batch(|st| st.check_fence("support", &fa))
+        .expect("a commits");
+    // a stops renewing (paused, cut off): once the lease ends, b takes it
+    // with a new epoch, and a's late commit is refused.
+    let taken = Instant::now();
+    let eb = loop {
+        if let Some(e) = b.acquire_lease("support", "b", 30.0).unwrap() {
+            break e;
+        }
+        assert!(
+            taken.elapsed() < Duration::from_secs(10),
+            "b never took the lease"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(eb > ea, "a new epoch: {eb} after {ea}");
+    assert!(
+        !a.renew_lease("support", &fa, 30.0).unwrap(),
+        "a's lease is gone"
+    );
+    let late = a
+        .in_batch(|st| st.check_fence("support", &fa))
+        .expect_err("a's late commit is refused");
+    assert!(late.downcast_ref::<LeaseLost>().is_some(), "{late:#}");
+    // b hands it back at a stop: a takes it at once.
+    b.leave("b").unwrap();
+    assert!(a.acquire_lease("support", "a", 30.0).unwrap().is_some());
+    let (nodes, leases) = a.cluster().unwrap();
+    assert_eq!(nodes.iter().filter(|n| n.live).count(), 1, "{nodes:?}");
+    assert_eq!(leases[0].holder.as_deref(), Some("a"));
+    assert_eq!(
+        leases[0].takeovers, 1,
+        "b took it from a; a took it back free"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

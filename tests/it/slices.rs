@@ -87,7 +87,7 @@ fn ingest(
         })
         .collect();
     let (stored, stopped) = engine
-        .ingest_slice(store, &cfg.mailboxes[0], read, &clock)
+        .ingest_slice(store, &cfg.mailboxes[0], read, &clock, None)
         .unwrap();
     assert!(stopped.is_none(), "{stopped:?}");
     stored.iter().map(|r| (r.uid, r.outcome)).collect()

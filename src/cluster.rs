@@ -1,0 +1,142 @@
+//! Several daemons on one PostgreSQL store: the loop that renews this node's row and its mailbox leases (`leases`), shares the mailboxes fairly with the other live nodes, takes over a dead node's, and hands every lease back at a stop.
+
+use crate::shared::Shared;
+use crate::store::Fence;
+use anyhow::Result;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// How many of `mailboxes` each of `nodes` live nodes should watch.
+pub fn share(mailboxes: usize, nodes: usize) -> usize {
+    mailboxes.div_ceil(nodes.max(1))
+}
+
+/// One round of the lease loop: renews this node and its leases, hands one
+/// back when it holds more than its share, and takes free ones up to it.
+/// `mailboxes` in the config's order; each node starts its search at a
+/// different place so that nodes starting together spread.
+pub async fn round(shared: &Arc<Shared>, mailboxes: &[String]) -> Result<()> {
+    let leases = shared.leases.clone();
+    let secs = leases.ttl.as_secs_f64();
+    let node = leases.node.clone();
+    let held = leases.held();
+    let names = mailboxes.to_vec();
+    let (kept, lost, live) = shared
+        .with_store(move |st| {
+            st.renew_node(&node, std::process::id(), secs)?;
+            let mut kept = Vec::new();
+            let mut lost = Vec::new();
+            for (m, epoch) in held {
+                let fence = Fence {
+                    node: node.clone(),
+                    epoch,
+                };
+                if names.contains(&m) && st.renew_lease(&m, &fence, secs)? {
+                    kept.push((m, epoch));
+                } else {
+                    lost.push((m, epoch));
+                }
+            }
+            Ok((kept, lost, st.live_nodes()?))
+        })
+        .await?;
+    for (m, epoch) in &lost {
+        leases.set(m, None);
+        if mailboxes.contains(m) {
+            warn!(mailbox = %m, epoch, "the mailbox's lease was lost: another node took it");
+        } else {
+            // No longer in the config: handed back.
+            let fence = Fence {
+                node: leases.node.clone(),
+                epoch: *epoch,
+            };
+            let m = m.clone();
+            shared
+                .with_store(move |st| st.release_lease(&m, &fence))
+                .await?;
+        }
+    }
+    let share = share(mailboxes.len(), live);
+    if kept.len() > share {
+        // Over its share while others are live: the last one goes back.
+        if let Some((m, epoch)) = kept.last().cloned() {
+            leases.set(&m, None);
+            let fence = Fence {
+                node: leases.node.clone(),
+                epoch,
+            };
+            info!(mailbox = %m, share, "handing the mailbox back: more than this node's share");
+            let mm = m.clone();
+            shared
+                .with_store(move |st| st.release_lease(&mm, &fence))
+                .await?;
+            shared.metrics.lease_handed_back(&m);
+        }
+        return Ok(());
+    }
+    let mut wanted = share - kept.len();
+    let start = start_at(&leases.node, mailboxes.len());
+    for i in 0..mailboxes.len() {
+        if wanted == 0 {
+            break;
+        }
+        let m = &mailboxes[(start + i) % mailboxes.len()];
+        if kept.iter().any(|(k, _)| k == m) {
+            continue;
+        }
+        let (mm, node) = (m.clone(), leases.node.clone());
+        let got = shared
+            .with_store(move |st| st.acquire_lease(&mm, &node, secs))
+            .await?;
+        if let Some(epoch) = got {
+            info!(mailbox = %m, epoch, "this node now watches the mailbox");
+            shared.metrics.lease_taken(m);
+            leases.set(m, Some(epoch));
+            wanted -= 1;
+        }
+    }
+    shared.metrics.leases_held.set(leases.held().len() as i64);
+    Ok(())
+}
+
+/// Where a node starts looking for free mailboxes: its name's hash.
+fn start_at(node: &str, n: usize) -> usize {
+    let h = node.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
+    (h % n.max(1) as u64) as usize
+}
+
+/// The lease loop of a daemon on PostgreSQL: a round every third of the
+/// lease, until cancelled; then every lease is handed back and the node
+/// leaves, so the others take its mailboxes at once.
+pub async fn run(
+    shared: Arc<Shared>,
+    mailboxes: impl Fn() -> Vec<String>,
+    cancel: CancellationToken,
+) -> Result<()> {
+    let every = shared.leases.ttl / 3;
+    loop {
+        if let Err(e) = round(&shared, &mailboxes()).await {
+            warn!("renewing this node's leases: {e:#}");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = cancel.cancelled() => break,
+        }
+    }
+    leave(&shared).await
+}
+
+/// Hands every lease back and marks the node stopped.
+pub async fn leave(shared: &Arc<Shared>) -> Result<()> {
+    let leases = shared.leases.clone();
+    for (m, _) in leases.held() {
+        leases.set(&m, None);
+    }
+    let node = leases.node.clone();
+    shared.with_store(move |st| st.leave(&node)).await?;
+    info!(node = %leases.node, "leases handed back");
+    Ok(())
+}
