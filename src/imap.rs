@@ -730,7 +730,10 @@ impl Watcher<'_> {
         } = batch;
         let shared = self.shared.clone();
         let m = self.m.clone();
-        let fence = self.shared.leases.fence(&m.name)?;
+        let fence = self.shared.leases.fence(&m.name).inspect_err(|e| {
+            self.shared.metrics.fenced_commits.inc();
+            warn!("a late commit was refused: {e}");
+        })?;
         tokio::task::spawn_blocking(move || -> Result<_> {
             let mut failed = None;
             let mut out = Vec::with_capacity(fetched.len());

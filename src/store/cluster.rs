@@ -199,6 +199,18 @@ impl Store {
         Ok(())
     }
 
+    /// Sessions waiting for the writers' lock (`db::WRITER_LOCK_KEY`):
+    /// writers of any node queued behind the one writing.
+    pub fn writers_waiting(&self) -> Result<i64> {
+        self.postgres_only("the writers' lock")?;
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+               AND ((classid::bigint << 32) | objid::bigint) = ?1",
+            [super::db::WRITER_LOCK_KEY],
+            |r| r.get(0),
+        )?)
+    }
+
     /// Every node and every lease, for `ticketd nodes`.
     pub fn cluster(&self) -> Result<(Vec<NodeRow>, Vec<LeaseRow>)> {
         self.postgres_only("`nodes`")?;

@@ -812,11 +812,16 @@ impl Drop for Tx<'_> {
 }
 
 /// The transaction-scoped advisory lock a writing batch takes ("ticketd\x02").
-const WRITER_LOCK: &str = "SELECT pg_advisory_xact_lock(8388065025279632386)";
+const WRITER_LOCK: &str = "SELECT pg_advisory_xact_lock(8388345093869036546)";
+
+/// The key of [`WRITER_LOCK`] ("ticketd\x02"), for an operator (or a test)
+/// who must hold every writer back.
+pub const WRITER_LOCK_KEY: i64 = 0x7469_636b_6574_6402;
 
 /// What every PostgreSQL session of the store starts with: UTC, and the
 /// session's own table of webhook subscriptions (as SQLite's `temp`).
 const SESSION_SETUP: &str = "SET TIME ZONE 'UTC';
+     SET idle_in_transaction_session_timeout = '60s';
      CREATE TEMP TABLE IF NOT EXISTS webhook_subscriptions (
          name TEXT COLLATE \"C\" PRIMARY KEY,
          pack TEXT COLLATE \"C\" NOT NULL,

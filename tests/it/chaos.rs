@@ -1292,7 +1292,7 @@ async fn a_restart_storm_killing_each_run_mid_chunk_fails_only_the_mail_on_the_w
 /// `LEASE_SECS`) over the rig's three mailboxes.
 struct Pair {
     rig: Rig,
-    _pg: crate::kit::postgres::Postgres,
+    pg: crate::kit::postgres::Postgres,
     b_config: PathBuf,
 }
 
@@ -1325,11 +1325,7 @@ impl Pair {
         let text = std::fs::read_to_string(&rig.cfg.path).unwrap();
         let b_config = rig.cfg.path.with_file_name("b.toml");
         std::fs::write(&b_config, text.replace("node = \"a\"", "node = \"b\"")).unwrap();
-        Pair {
-            rig,
-            _pg: pg,
-            b_config,
-        }
+        Pair { rig, pg, b_config }
     }
 
     fn a(&self) -> Ticketd {
@@ -1491,6 +1487,129 @@ async fn issue_22_two_daemons_on_postgresql_share_the_mailboxes_and_a_killed_one
         v.resent,
         v.problems.len(),
         begun.elapsed().as_secs_f64(),
+    );
+    v.assert_clean(&summary);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_22_a_daemon_paused_past_its_lease_has_its_late_commit_refused_and_nothing_doubles() {
+    let pair = Pair::start().await;
+    let rig = &pair.rig;
+    let mut b = pair.b();
+    pair.held(Holding::Only("b"), START).await;
+    // Every writer is held back, so b's commit of the next mail waits.
+    let ticketd::store::Location::Postgres(target) = &rig.cfg.database else {
+        unreachable!()
+    };
+    let url = target.url.clone();
+    let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
+    let (held_tx, held_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let mut c: postgres::Config = url.parse().unwrap();
+        let mut c = c.password("secret").connect(postgres::NoTls).unwrap();
+        c.execute(
+            "SELECT pg_advisory_lock($1)",
+            &[&ticketd::store::db::WRITER_LOCK_KEY],
+        )
+        .unwrap();
+        held_tx.send(()).unwrap();
+        hold_rx.recv().unwrap();
+        c.execute(
+            "SELECT pg_advisory_unlock($1)",
+            &[&ticketd::store::db::WRITER_LOCK_KEY],
+        )
+        .unwrap();
+    });
+    held_rx.recv().unwrap();
+    let raw = mail(
+        "ann@example.net",
+        "support@vendor.test",
+        "Pool degraded",
+        "paused@example.net",
+        "",
+        "Serial: A1-12345",
+    );
+    rig.stack.deliver(&raw).await;
+    // b has read the mail and waits for the lock; then it is paused.
+    let waiting = || {
+        let store = rig.store();
+        store.writers_waiting().unwrap_or(0) >= 1
+    };
+    wait_until("b to wait for the writers' lock", START, waiting).await;
+    let pid = b.pid().to_string();
+    sh_ok("kill", &["-STOP", &pid]);
+    // a starts, and takes every mailbox once b's leases end.
+    let a = pair.a();
+    let took = pair.held(Holding::Only("a"), START).await;
+    // The lock goes to b's waiting transaction (b is paused): a waits
+    // behind it until b goes on and is refused.
+    hold_tx.send(()).unwrap();
+    holder.join().unwrap();
+    sh_ok("kill", &["-CONT", &pid]);
+    b.wait_for_log("a late commit was refused", 1, START).await;
+    wait_until_async(
+        "the mail stored once and answered",
+        START,
+        || async { rig.inbox_total().await == 0 && rig.stack.sink_messages().len() == 1 },
+        || format!("a:\n{}\nb:\n{}", a.log(), b.log()),
+    )
+    .await;
+    let store = rig.store();
+    assert_eq!(store.tickets().unwrap().len(), 1, "one ticket");
+    let stored: i64 = store.message_outcomes().unwrap().iter().map(|(_, n)| n).sum();
+    assert_eq!(stored, 1, "the mail stored once");
+    assert_eq!(rig.stack.sink_messages().len(), 1, "answered once");
+    println!("a paused daemon: a took its mailboxes in {} ms; its late commit was refused", took.as_millis());
+    // b stops watching; a stop of both is clean.
+    let _ = b.exited();
+    a.terminate().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_22_postgresql_restarted_in_a_burst_the_daemons_reconnect_and_lose_nothing() {
+    let Sizes { count, seed, .. } = sizes();
+    let count = count.min(300);
+    let pair = Pair::start().await;
+    let rig = &pair.rig;
+    let a = pair.a();
+    let b = pair.b();
+    pair.held(Holding::Both, START).await;
+    let mails = corpus(count, seed);
+    append(&rig.stack, &mails).await;
+    // Some of the burst is answered, then the server stops at once and
+    // starts again.
+    let base = sink_files(&rig.stack).len();
+    held_within(Duration::from_secs(5), || {
+        sink_files(&rig.stack).len() >= base + 20
+    })
+    .await;
+    let restarted = Instant::now();
+    pair.pg.restart();
+    let queued = || {
+        rig.store()
+            .outbox(None)
+            .map(|rows| rows.iter().filter(|r| r.status == "queued").count())
+            .unwrap_or(1)
+    };
+    wait_until_async(
+        "every INBOX empty and nothing queued after the restart",
+        DRAIN,
+        || async { queued() == 0 && rig.inbox_total().await == 0 },
+        || format!("{} queued\na:\n{}\nb:\n{}", queued(), a.log(), b.log()),
+    )
+    .await;
+    let drained = restarted.elapsed();
+    a.terminate().await;
+    b.terminate().await;
+    let v = verify(rig, &mails).await;
+    let summary = format!(
+        "PostgreSQL restarted in a burst of {} mails: drained {} ms after the restart; {} tickets, {} replies, {} re-sent, {} problems",
+        mails.len(),
+        drained.as_millis(),
+        v.tickets,
+        v.replies,
+        v.resent,
+        v.problems.len()
     );
     v.assert_clean(&summary);
 }
