@@ -187,6 +187,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Whole-store operations (`store copy`).
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// List the daemons on a PostgreSQL store, the mailbox each holds and
     /// when each renewed.
     Nodes {
@@ -399,6 +404,26 @@ enum ContactsCommand {
 }
 
 #[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy a whole store into a new, empty one (SQLite to PostgreSQL or
+    /// back) and compare every table's count. Stop the daemons first.
+    Copy {
+        /// A SQLite file or a postgres:// URL (no password in it).
+        #[arg(long)]
+        from: String,
+        /// A new SQLite file or an empty PostgreSQL database.
+        #[arg(long)]
+        to: String,
+        /// The password of a PostgreSQL --from, from this file.
+        #[arg(long)]
+        from_password_file: Option<PathBuf>,
+        /// The password of a PostgreSQL --to, from this file.
+        #[arg(long)]
+        to_password_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum ContractsCommand {
     /// Import a contracts CSV: every row is inserted or updated in one transaction;
     /// with any bad row nothing is imported.
@@ -540,6 +565,18 @@ fn dispatch(command: Command, clock: SharedClock) -> Result<ExitCode> {
         } => contracts_show(&key, &config),
         Command::Tickets { config, json } => tickets(&config, json),
         Command::Nodes { config, json } => nodes(&config, json),
+        Command::Store {
+            command:
+                StoreCommand::Copy {
+                    from,
+                    to,
+                    from_password_file,
+                    to_password_file,
+                },
+        } => store_copy(
+            (&from, from_password_file.as_deref()),
+            (&to, to_password_file.as_deref()),
+        ),
         Command::Outbox(l) => outbox(&l.config, l.status.as_deref(), l.json),
         Command::Webhooks(l) => webhooks(&l.config, l.status.as_deref(), l.json),
         Command::Timers {
@@ -843,6 +880,48 @@ fn contracts_show(key: &str, config: &Path) -> Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// A store named on the command line: a SQLite path or a PostgreSQL URL
+/// with its password from a file.
+fn location_arg(s: &str, password_file: Option<&Path>) -> Result<ticketd::store::Location> {
+    use ticketd::store::{Location, PgTarget};
+    if !Location::is_url(s) {
+        if password_file.is_some() {
+            bail!("{s}: a SQLite file takes no password");
+        }
+        return Ok(Location::Sqlite(PathBuf::from(s)));
+    }
+    let password = password_file
+        .map(|f| {
+            std::fs::read_to_string(f)
+                .map(|p| p.trim_end_matches(['\r', '\n']).to_string())
+                .with_context(|| format!("cannot read {}", f.display()))
+        })
+        .transpose()?;
+    Ok(Location::Postgres(PgTarget::parse(s, password)?))
+}
+
+fn store_copy(from: (&str, Option<&Path>), to: (&str, Option<&Path>)) -> Result<ExitCode> {
+    let (from, to) = (location_arg(from.0, from.1)?, location_arg(to.0, to.1)?);
+    if from == to {
+        bail!("--from and --to are the same store");
+    }
+    if let ticketd::store::Location::Sqlite(p) = &from
+        && !p.exists()
+    {
+        bail!("{}: no such database", p.display());
+    }
+    let source = Store::open_read_only_at(&from)?;
+    source.require_current()?;
+    let mut target = Store::open_at(&to)?;
+    let counts = target.copy_from(&source)?;
+    out!("{:<20} {:>10}", "table", "rows");
+    for (t, n) in &counts {
+        out!("{t:<20} {n:>10}");
+    }
+    out!("copied {from} to {to}: every table's count matches");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn nodes(config: &Path, json: bool) -> Result<ExitCode> {

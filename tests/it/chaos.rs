@@ -1556,10 +1556,18 @@ async fn issue_22_a_daemon_paused_past_its_lease_has_its_late_commit_refused_and
     .await;
     let store = rig.store();
     assert_eq!(store.tickets().unwrap().len(), 1, "one ticket");
-    let stored: i64 = store.message_outcomes().unwrap().iter().map(|(_, n)| n).sum();
+    let stored: i64 = store
+        .message_outcomes()
+        .unwrap()
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
     assert_eq!(stored, 1, "the mail stored once");
     assert_eq!(rig.stack.sink_messages().len(), 1, "answered once");
-    println!("a paused daemon: a took its mailboxes in {} ms; its late commit was refused", took.as_millis());
+    println!(
+        "a paused daemon: a took its mailboxes in {} ms; its late commit was refused",
+        took.as_millis()
+    );
     // b stops watching; a stop of both is clean.
     let _ = b.exited();
     a.terminate().await;

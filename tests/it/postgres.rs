@@ -258,3 +258,183 @@ fn issue_22_a_store_connects_again_when_postgresql_restarts() {
         "connected again after the restart: {tries:?}"
     );
 }
+
+/// `ticketd` with `args`; its standard output, failing the test otherwise.
+fn cli(args: &[&str]) -> String {
+    let out = crate::harness::ticketd_command()
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ticketd {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// What the listings show of a store: every ticket, and each one's history.
+fn listings(cfg: &Config) -> Vec<serde_json::Value> {
+    let config = cfg.path.to_str().unwrap();
+    let tickets: serde_json::Value =
+        serde_json::from_str(&cli(&["tickets", "--json", "--config", config])).unwrap();
+    let mut all = vec![tickets.clone()];
+    for t in tickets.as_array().unwrap() {
+        let id = t["id"].to_string();
+        all.push(
+            serde_json::from_str(&cli(&["ticket", &id, "--json", "--config", config])).unwrap(),
+        );
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_22_store_copy_moves_a_sqlite_store_to_postgresql_and_back_with_the_same_listings() {
+    let pg = Postgres::start();
+    let stack = MailStack::start();
+    let cfg = stack.config(|c| c.mailboxes = vec![("support", "support"), ("rma", "rma")]);
+    for (from, subject, id, headers, body) in [
+        (
+            "ann@example.net",
+            "Pool degraded",
+            "c1@example.net",
+            "",
+            "Serial: A1-12345\nMy pool is degraded.",
+        ),
+        (
+            "bob@example.org",
+            "Disk failed",
+            "c2@example.org",
+            "",
+            "The disk in bay 3 failed, please replace it.",
+        ),
+        (
+            "ann@example.net",
+            "more logs",
+            "c3@example.net",
+            "In-Reply-To: <c1@example.net>\r\nReferences: <c1@example.net>\r\n",
+            "Here are the logs.",
+        ),
+    ] {
+        stack
+            .deliver(&mail(
+                from,
+                "support@vendor.test",
+                subject,
+                id,
+                headers,
+                body,
+            ))
+            .await;
+    }
+    ticketd::daemon::run_once(cfg.clone(), clock())
+        .await
+        .unwrap();
+    let before = listings(&cfg);
+    assert_eq!(before[0].as_array().map(Vec::len), Some(2), "{}", before[0]);
+
+    // SQLite → PostgreSQL.
+    let target = off_async(|| Ok(pg.fresh("copied"))).unwrap();
+    let Location::Postgres(t) = &target else {
+        unreachable!()
+    };
+    let password = stack.dir.join("pg-password");
+    std::fs::write(&password, "secret\n").unwrap();
+    let sqlite = cfg
+        .database
+        .sqlite_path()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let pw = password.to_str().unwrap();
+    let copied = cli(&[
+        "store",
+        "copy",
+        "--from",
+        &sqlite,
+        "--to",
+        &t.url,
+        "--to-password-file",
+        pw,
+    ]);
+    assert!(copied.contains("every table's count matches"), "{copied}");
+    let url = t.url.clone();
+    let on_pg = stack.config(|c| {
+        c.file = "pg.toml".into();
+        c.database = url.clone().into();
+        c.daemon_extra = format!("database_password_file = \"{pw}\"");
+        c.mailboxes = vec![("support", "support"), ("rma", "rma")];
+    });
+    assert_eq!(listings(&on_pg), before, "the same listings on PostgreSQL");
+    // A copy into a store that is not empty is refused.
+    let again = crate::harness::ticketd_command()
+        .args([
+            "store",
+            "copy",
+            "--from",
+            &sqlite,
+            "--to",
+            &t.url,
+            "--to-password-file",
+            pw,
+        ])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+
+    // PostgreSQL → a new SQLite file.
+    let back = stack.dir.join("back.db");
+    let back_s = back.to_str().unwrap().to_string();
+    cli(&[
+        "store",
+        "copy",
+        "--from",
+        &t.url,
+        "--from-password-file",
+        pw,
+        "--to",
+        &back_s,
+    ]);
+    let on_back = stack.config(|c| {
+        c.file = "back.toml".into();
+        c.database = back.clone();
+        c.mailboxes = vec![("support", "support"), ("rma", "rma")];
+    });
+    assert_eq!(
+        listings(&on_back),
+        before,
+        "the same listings back on SQLite"
+    );
+
+    // New tickets on the copy are numbered after the copied ones.
+    stack
+        .deliver(&mail(
+            "cy@example.com",
+            "support@vendor.test",
+            "New one",
+            "c4@example.com",
+            "",
+            "Hello",
+        ))
+        .await;
+    ticketd::daemon::run_once(on_pg.clone(), clock())
+        .await
+        .unwrap();
+    let ids: Vec<i64> = read(&on_pg, |st| {
+        st.tickets().unwrap().iter().map(|t| t.id.0).collect()
+    });
+    assert_eq!(ids.len(), 3);
+    assert!(
+        ids.iter().max()
+            > before[0]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["id"].as_i64().unwrap())
+                .max()
+                .as_ref()
+    );
+}
