@@ -27,7 +27,7 @@ use ticketd::store::{MessageRow, Origin, Store};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-const USAGE: &str = "usage: bench (--corpus DIR | --count N [--seed S]) --ticketd PATH [--json FILE] [--latency-count N] [--latency-rate PER_S] [--perf FILE] [--preload N] [--baseline PATH [--rounds K]]
+const USAGE: &str = "usage: bench (--corpus DIR | --count N [--seed S]) --ticketd PATH [--json FILE] [--latency-count N] [--latency-rate PER_S] [--perf FILE] [--preload N] [--baseline PATH [--rounds K]] [--store postgres [--daemons N]]
        bench explain-one FILE";
 
 struct Args {
@@ -47,6 +47,10 @@ struct Args {
     baseline: Option<PathBuf>,
     /// Throughput runs of each build in the comparison.
     rounds: usize,
+    /// `--store postgres`: the throughput runs again on a private
+    /// PostgreSQL, with one daemon and with `daemons` (and preloaded).
+    postgres: bool,
+    daemons: usize,
 }
 
 fn parse_args() -> Result<Args> {
@@ -62,6 +66,8 @@ fn parse_args() -> Result<Args> {
     let mut preload = 0;
     let mut baseline = None;
     let mut rounds = 2;
+    let mut postgres = false;
+    let mut daemons = 2;
     while let Some(k) = a.next() {
         let mut v = || {
             a.next()
@@ -79,6 +85,12 @@ fn parse_args() -> Result<Args> {
             "--preload" => preload = v()?.parse()?,
             "--baseline" => baseline = Some(PathBuf::from(v()?)),
             "--rounds" => rounds = v()?.parse::<usize>()?.max(1),
+            "--store" => match v()?.as_str() {
+                "postgres" => postgres = true,
+                "sqlite" => postgres = false,
+                other => bail!("--store {other}: sqlite or postgres\n{USAGE}"),
+            },
+            "--daemons" => daemons = v()?.parse::<usize>()?.max(1),
             _ => bail!("unknown argument {k}\n{USAGE}"),
         }
     }
@@ -94,6 +106,8 @@ fn parse_args() -> Result<Args> {
         preload,
         baseline,
         rounds,
+        postgres,
+        daemons,
     })
 }
 
@@ -113,6 +127,7 @@ fn main() -> Result<()> {
 
 // ----- corpus -------------------------------------------------------------------
 
+#[derive(Clone)]
 struct Mail {
     raw: Vec<u8>,
     internal_date: String,
@@ -512,7 +527,7 @@ async fn run(args: Args) -> Result<()> {
         args.perf.as_deref(),
         &stack,
         n,
-        "throughput.db",
+        &[bench_config(&stack, "throughput.db", &boxes)],
         &boxes,
         0,
     )
@@ -536,6 +551,12 @@ async fn run(args: Args) -> Result<()> {
         )
         .await?;
         eprintln!("bench: baseline {}", out["baseline"]);
+    }
+
+    // 2e. The same on PostgreSQL: one daemon, several, and preloaded.
+    if args.postgres {
+        out["postgres"] = postgres_runs(&args, &stack, &mails).await?;
+        eprintln!("bench: postgres {}", out["postgres"]);
     }
 
     // 5. Pathological mail.
@@ -848,21 +869,32 @@ async fn throughput(
     perf: Option<&Path>,
     stack: &MailStack,
     n: usize,
-    db: &str,
+    cfgs: &[PathBuf],
     boxes: &[(&'static str, &str)],
     already: usize,
 ) -> Result<Value> {
-    let cfg_path = bench_config(stack, db, boxes);
+    let cfg_path = cfgs[0].clone();
     let cfg = Config::load(&cfg_path).map_err(|e| anyhow!("{e}"))?;
-    fit_config(bin, &cfg_path)?;
+    for c in cfgs {
+        fit_config(bin, c)?;
+    }
     let before_sink = stack.sink_files().len();
-    let mut imap = Imap::login(stack.imap_port, boxes[0].1).await?;
+    // Every mailbox's INBOX is watched (the corpus may be spread over them).
+    let mut imaps = Vec::new();
+    for (_, user) in boxes {
+        imaps.push(Imap::login(stack.imap_port, user).await?);
+    }
     let t = Instant::now();
     let machine_before = machine_cpu();
     // BENCH_LOG sets the daemon's log filter (`info` by default), kept with BENCH_KEEP_LOG.
     let level = std::env::var("BENCH_LOG").unwrap_or_else(|_| "info".into());
-    let daemon = Ticketd::start_bin(bin, &cfg_path, &level, false);
-    let pid = daemon.pid();
+    // Several daemons (on PostgreSQL) start together; their CPU and peak
+    // memory are summed and the largest.
+    let daemons: Vec<Ticketd> = cfgs
+        .iter()
+        .map(|c| Ticketd::start_bin(bin, c, &level, false))
+        .collect();
+    let pids: Vec<u32> = daemons.iter().map(Ticketd::pid).collect();
     let perf = match perf {
         Some(p) => Some(
             Command::new("perf")
@@ -878,11 +910,16 @@ async fn throughput(
     let mut peak_rss = 0;
     let mut processed_at = None;
     loop {
-        peak_rss = peak_rss.max(proc_status_kb(pid, "VmRSS").unwrap_or(0));
+        for &pid in &pids {
+            peak_rss = peak_rss.max(proc_status_kb(pid, "VmRSS").unwrap_or(0));
+        }
         if t.elapsed() > Duration::from_secs(600) {
             bail!("throughput run did not finish in 10 minutes");
         }
-        let inbox = imap.messages("INBOX").await?;
+        let mut inbox = 0;
+        for imap in &mut imaps {
+            inbox += imap.messages("INBOX").await?;
+        }
         if inbox == 0 && processed_at.is_none() {
             processed_at = Some(t.elapsed());
         }
@@ -902,8 +939,15 @@ async fn throughput(
         (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => Some((b1 - b0) / (t1 - t0)),
         _ => None,
     };
-    let hwm = proc_status_kb(pid, "VmHWM").unwrap_or(0);
-    let (user, system) = cpu_secs(pid).unwrap_or((0.0, 0.0));
+    let hwm = pids
+        .iter()
+        .map(|&p| proc_status_kb(p, "VmHWM").unwrap_or(0))
+        .max()
+        .unwrap_or(0);
+    let (user, system) = pids
+        .iter()
+        .map(|&p| cpu_secs(p).unwrap_or((0.0, 0.0)))
+        .fold((0.0, 0.0), |(u, s), (a, b)| (u + a, s + b));
     let cpu = user + system;
     if let Some(mut p) = perf {
         let _ = Command::new("kill")
@@ -916,13 +960,18 @@ async fn throughput(
     let outbox: HashMap<String, i64> = st.outbox_counts()?.into_iter().collect();
     // Only this run's mail (a preloaded store holds more).
     let stored: i64 = outcomes.values().sum::<i64>() - already as i64;
-    let log = daemon.log.clone();
-    daemon.terminate().await;
+    let log = daemons[0].log.clone();
+    for d in daemons {
+        d.terminate().await;
+    }
     if let Some(keep) = std::env::var_os("BENCH_KEEP_LOG") {
         // The daemon's log of the throughput run (the work directory goes with the stack).
         std::fs::copy(&log, &keep)?;
     }
-    let processed = imap.messages("Processed").await? + imap.messages("Quarantine").await?;
+    let mut processed = 0;
+    for imap in &mut imaps {
+        processed += imap.messages("Processed").await? + imap.messages("Quarantine").await?;
+    }
     if stored as usize != n || processed as usize != n {
         bail!("throughput run stored {stored} and moved {processed} of {n} messages");
     }
@@ -1027,7 +1076,8 @@ async fn compare(
                 .append_pipelined("INBOX", mails)
                 .await?;
             let db = format!("cmp{round}-{label}.db");
-            let tp = throughput(bin, None, stack, mails.len(), &db, &boxes, 0).await?;
+            let cfg = bench_config(stack, &db, &boxes);
+            let tp = throughput(bin, None, stack, mails.len(), &[cfg], &boxes, 0).await?;
             eprintln!(
                 "bench: {label} round {round}: {:.0} msg/s, {:.2} s CPU (user {:.2}, kernel {:.2})",
                 tp["msg_per_s"].as_f64().unwrap_or(f64::NAN),
@@ -1084,12 +1134,12 @@ async fn compare(
 /// Fills `db` with `n` stored messages, each with its ticket, two events and
 /// a pending timer (due in 2030), through the store's own transaction, in
 /// slices of 5,000 per commit.
-fn preload_store(db: &Path, n: usize) -> Result<()> {
+fn preload_store(db: &ticketd::store::Location, n: usize) -> Result<()> {
     use ticketd::model::{
         Event, Outcome, SideEffects, TicketStatus, TicketWrite, TimerKind, TimerPlan,
     };
     use ticketd::store::{MessageRow, Origin};
-    let mut st = Store::open(db)?;
+    let mut st = Store::open_at(db)?;
     let at = chrono::DateTime::parse_from_rfc3339("2025-06-02T09:00:00Z")?.to_utc();
     let due = chrono::DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z")?.to_utc();
     let mut i = 0;
@@ -1162,7 +1212,7 @@ async fn preloaded(args: &Args, stack: &MailStack, work: &Path, mails: &[Mail]) 
     ];
     let db = work.join("preloaded.db");
     let t = Instant::now();
-    preload_store(&db, args.preload)?;
+    preload_store(&ticketd::store::Location::Sqlite(db.clone()), args.preload)?;
     let fill_s = t.elapsed().as_secs_f64();
     let db_bytes = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
     eprintln!(
@@ -1196,7 +1246,7 @@ async fn preloaded(args: &Args, stack: &MailStack, work: &Path, mails: &[Mail]) 
         None,
         stack,
         mails.len(),
-        "preloaded.db",
+        &[cfg],
         &boxes,
         args.preload,
     )
@@ -1208,6 +1258,172 @@ async fn preloaded(args: &Args, stack: &MailStack, work: &Path, mails: &[Mail]) 
         "start_to_first_idle_ms": start_to_idle_ms,
         "throughput": tp,
     }))
+}
+
+// ----- PostgreSQL ---------------------------------------------------------------------------
+
+/// A config for `stack` on database `db` of `pg` as node `node` (`NAME.toml`,
+/// its log `NAME.log`), otherwise as [`bench_config`].
+fn pg_config(
+    stack: &MailStack,
+    pg: &kit::postgres::Postgres,
+    (name, db, node): (&str, &str, &str),
+    boxes: &[(&'static str, &str)],
+) -> PathBuf {
+    let password = stack.dir.join("pg-password");
+    std::fs::write(&password, format!("{}\n", kit::postgres::PASSWORD)).expect("a password file");
+    stack.write_config(|c| {
+        c.file = format!("{name}.toml");
+        c.database = PathBuf::from(pg.url(db));
+        c.daemon_extra = format!(
+            "database_password_file = \"{}\"\nnode = \"{node}\"",
+            password.display()
+        );
+        c.pack = "qnap".into();
+        c.timeout_secs = 30;
+        c.mailboxes = boxes.iter().map(|(n, _)| (*n, *n)).collect();
+        c.usernames = boxes.iter().map(|(n, u)| (*n, u.to_string())).collect();
+    })
+}
+
+/// Throughput on a private PostgreSQL (fsync on, as a server runs): one
+/// daemon, `--daemons` daemons on one database, and one daemon on a
+/// database preloaded with `--preload` messages.
+async fn postgres_runs(args: &Args, stack: &MailStack, mails: &[Mail]) -> Result<Value> {
+    // SAFETY of the variable: read by scripts/mailstack, which the kit runs
+    // as a child process; set before any thread of ours reads it.
+    unsafe { std::env::set_var("MAILSTACK_PG_FSYNC", "on") };
+    let pg = kit::postgres::Postgres::start();
+    let mut out = json!({});
+    let runs: Vec<(&str, usize, usize)> = {
+        let mut r = vec![("one_daemon", 1, 0)];
+        if args.daemons > 1 {
+            r.push(("daemons", args.daemons, 0));
+        }
+        if args.preload > 0 {
+            r.push(("preloaded", 1, args.preload));
+        }
+        r
+    };
+    for (label, daemons, preload) in runs {
+        let users: Vec<String> = ["support", "rma", "24x7"]
+            .iter()
+            .map(|b| format!("pg-{label}-{b}@vendor.test"))
+            .collect();
+        let boxes = [
+            ("support", users[0].as_str()),
+            ("rma", users[1].as_str()),
+            ("24x7", users[2].as_str()),
+        ];
+        let location = ticketd::store::off_async(|| Ok(pg.fresh(label)))?;
+        let mut fill_s = None;
+        if preload > 0 {
+            let t = Instant::now();
+            ticketd::store::off_async(|| Store::open_at(&location).map(|_| ()))?;
+            ticketd::store::off_async(|| preload_postgres(&pg, label, preload))?;
+            fill_s = Some(t.elapsed().as_secs_f64());
+            eprintln!(
+                "bench: preloaded PostgreSQL with {preload} messages in {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
+        } else {
+            ticketd::store::off_async(|| Store::open_at(&location).map(|_| ()))?;
+        }
+        let cfgs: Vec<PathBuf> = (0..daemons)
+            .map(|i| {
+                let name = format!("pg-{label}-{i}");
+                pg_config(stack, &pg, (&name, label, &format!("node{i}")), &boxes)
+            })
+            .collect();
+        // The corpus spread over the three mailboxes, as mail comes.
+        for (b, (_, user)) in boxes.iter().enumerate() {
+            let part: Vec<Mail> = mails.iter().skip(b).step_by(3).cloned().collect();
+            Imap::login(stack.imap_port, user)
+                .await?
+                .append_pipelined("INBOX", &part)
+                .await?;
+        }
+        let tp = throughput(
+            &args.ticketd,
+            None,
+            stack,
+            mails.len(),
+            &cfgs,
+            &boxes,
+            preload,
+        )
+        .await?;
+        eprintln!(
+            "bench: PostgreSQL {label}: {:.0} msg/s",
+            tp["msg_per_s"].as_f64().unwrap_or(f64::NAN)
+        );
+        out[label] =
+            json!({"daemons": daemons, "preload": preload, "fill_s": fill_s, "throughput": tp});
+    }
+    Ok(out)
+}
+
+/// Fills PostgreSQL database `db` with `n` stored messages of the shape
+/// [`preload_store`] writes (each with its contact, closed ticket, two events,
+/// thread id and a pending timer due in 2030), set by set: a million rows
+/// through the store one by one would take most of an hour.
+fn preload_postgres(pg: &kit::postgres::Postgres, db: &str, n: usize) -> Result<()> {
+    use ticketd::model::{SlaClock, SlaTarget, TimerCause};
+    let cause = serde_json::to_string(&TimerCause::Sla {
+        target: SlaTarget::FirstResponse,
+        clock: SlaClock::Business,
+    })?;
+    let created = Event::Created {
+        from: "FROM".into(),
+        mailbox: "support".into(),
+        list: false,
+    };
+    let message = Event::Message {
+        from: "FROM".into(),
+    };
+    let at = "2025-06-02T09:00:00.000000Z";
+    let mut c = postgres::Config::new()
+        .host("127.0.0.1")
+        .port(pg.port)
+        .user("postgres")
+        .password(kit::postgres::PASSWORD)
+        .dbname(db)
+        .connect(postgres::NoTls)?;
+    let n = n as i64;
+    let from = "'old' || g || '@archive.test'";
+    let sql = format!(
+        "BEGIN;
+         INSERT INTO contacts (id, address, language, created_at)
+             SELECT g, {from}, 'en', '{at}' FROM generate_series(1, {n}) g;
+         INSERT INTO tickets (id, subject, status, requester_id, mailbox, language, created_at, updated_at)
+             SELECT g, 'Old request ' || g, 'closed', g, 'support', 'en', '{at}', '{at}' FROM generate_series(1, {n}) g;
+         INSERT INTO messages (id, mailbox, uidvalidity, uid, message_id, sender, content_hash, arrival, size, raw,
+                               class, outcome, ticket_id, stored_at, reply_text)
+             SELECT g, 'archive', 1, g, {from}, {from}, lpad(to_hex(g), 64, '0'), '{at}', 160,
+                    convert_to('From: ' || {from} || E'\\r\\nSubject: Old request ' || g
+                               || E'\\r\\n\\r\\nThe unit with serial Q' || lpad(g::text, 10, '0')
+                               || E' fails to boot after the update.\\r\\n', 'UTF8'),
+                    'human', 'processed', g, '{at}', 'The unit fails to boot after the update.'
+             FROM generate_series(1, {n}) g;
+         INSERT INTO thread_ids (message_id, ticket_id, origin) SELECT {from}, g, 'in' FROM generate_series(1, {n}) g;
+         INSERT INTO ticket_events (ticket_id, at, kind, message_row, detail)
+             SELECT g, '{at}', e.kind, g, replace(e.detail, 'FROM', {from})
+             FROM generate_series(1, {n}) g, (VALUES ('{ck}', '{cd}'), ('{mk}', '{md}')) AS e(kind, detail);
+         INSERT INTO timers (ticket_id, kind, cause, due_at, rule, state, created_at)
+             SELECT g, 'sla_breach', '{cause}', '2030-01-01T00:00:00.000000Z', 'QN-10', 'pending', '{at}'
+             FROM generate_series(1, {n}) g;
+         SELECT setval(pg_get_serial_sequence('contacts', 'id'), {n});
+         SELECT setval(pg_get_serial_sequence('tickets', 'id'), {n});
+         SELECT setval(pg_get_serial_sequence('messages', 'id'), {n});
+         COMMIT;
+         ANALYZE;",
+        ck = created.kind(),
+        cd = created.detail().replace('\'', "''"),
+        mk = message.kind(),
+        md = message.detail().replace('\'', "''"),
+    );
+    c.batch_execute(&sql)?;
+    Ok(())
 }
 
 // ----- pathological mail ------------------------------------------------------------------
@@ -1353,6 +1569,25 @@ fn print_table(o: &Value) {
             pl["messages"],
             f(&pl["start_to_first_idle_ms"])
         );
+    }
+    if let Some(runs) = o["postgres"].as_object() {
+        for (label, what) in [
+            ("one_daemon", "PostgreSQL, one daemon"),
+            ("daemons", "PostgreSQL, several daemons"),
+            ("preloaded", "PostgreSQL, one daemon, preloaded"),
+        ] {
+            let Some(r) = runs.get(label) else { continue };
+            let t = &r["throughput"];
+            println!(
+                "| {what} ({} daemons, {} stored before) | {:.0} msg/s ({:.2} s), CPU {:.2} s, peak RSS {:.1} MiB | |",
+                r["daemons"],
+                r["preload"],
+                f(&t["msg_per_s"]),
+                f(&t["seconds"]),
+                f(&t["daemon_cpu_s"]),
+                f(&t["peak_rss_kib"]) / 1024.0,
+            );
+        }
     }
     for (n, r) in limits {
         println!("| limit: {n} | {r:.0} msg/s | |");

@@ -708,9 +708,10 @@ fn check_config(file: &Path, pack: Option<&Path>) -> Result<ExitCode> {
                 let st = Store::open_read_only_at(&cfg.database)?;
                 let (have, known) = (st.schema_version()?, st.known_schema());
                 out!(
-                    "  database {}: {}, schema {have} of {known}{}",
+                    "  database {}: {}{}, schema {have} of {known}{}",
                     cfg.database,
                     st.server_version()?,
+                    if st.over_tls()? { " over TLS" } else { "" },
                     if have == known {
                         " (current)"
                     } else {

@@ -124,7 +124,7 @@ async fn attempt(shared: &Arc<Shared>, hooks: &[Webhook], row: DeliveryRow) -> R
         let delay = backoff::delay(row.attempts, RETRY_BASE, RETRY_CAP);
         let retry_at = now + chrono::Duration::from_std(delay).unwrap_or_default();
         let Some(n) = shared
-            .with_store(move |st| st.begin_delivery(id, retry_at))
+            .with_store(move |st| st.begin_delivery(id, now, retry_at))
             .await?
         else {
             return Ok(());

@@ -516,13 +516,23 @@ fn database(
         sent.push("-sent");
         return (Location::Sqlite(path), journal.unwrap_or(sent.into()));
     }
+    let ca_file = d.database_ca_file.as_ref().map(|f| resolve(f.get_ref()));
+    if let (Some(f), Some(span)) = (&ca_file, &d.database_ca_file)
+        && !f.is_file()
+    {
+        r.spanned(
+            span,
+            format!("daemon.database_ca_file {}: no such file", f.display()),
+        );
+    }
     let target = match PgTarget::parse(at.get_ref(), password.map(|s| s.0)) {
-        Ok(t) => t,
+        Ok(t) => t.with_ca_file(ca_file),
         Err(e) => {
             r.spanned(at, format!("daemon.database: {e:#}"));
             PgTarget {
                 url: String::new(),
                 password: None,
+                ca_file: None,
             }
         }
     };

@@ -119,6 +119,9 @@ pub(super) struct RawDaemon {
     pub(super) database_password_file: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) database_password_credential: Option<Spanned<String>>,
+    /// The CAs a PostgreSQL server's certificate is checked against.
+    #[serde(default)]
+    pub(super) database_ca_file: Option<Spanned<String>>,
     /// Where the outbox notes each accepted mail (default: beside a SQLite
     /// file; with PostgreSQL, in $STATE_DIRECTORY or beside the config).
     #[serde(default)]

@@ -563,7 +563,8 @@ impl Conn {
     /// added to its translation (`RETURNING id` for an insert).
     fn pg_prepare<'c>(pg: &'c PgConn, sql: &str, suffix: &str) -> Result<Stmt<'c>> {
         pg.reconnect_if_closed()?;
-        if let Some(st) = pg.statements.borrow().get(sql) {
+        let key = format!("{sql}{suffix}");
+        if let Some(st) = pg.statements.borrow().get(&key) {
             return Ok(Stmt::Postgres(pg, st.clone()));
         }
         let translated = format!("{}{suffix}", translate(sql));
@@ -571,9 +572,7 @@ impl Conn {
             pg.failed();
             pg_error_sql(e, &translated)
         })?;
-        pg.statements
-            .borrow_mut()
-            .insert(sql.to_owned(), st.clone());
+        pg.statements.borrow_mut().insert(key, st.clone());
         Ok(Stmt::Postgres(pg, st))
     }
 
@@ -641,6 +640,9 @@ impl Conn {
     pub fn begin(&self) -> Result<()> {
         match self {
             Conn::Sqlite(c) => Ok(c.execute_batch("BEGIN IMMEDIATE")?),
+            Conn::Postgres(pg) if pg.depth.get() > 0 => {
+                anyhow::bail!("cannot start a transaction within a transaction")
+            }
             Conn::Postgres(pg) => {
                 // One writer at a time, as SQLite's BEGIN IMMEDIATE: a batch
                 // reads what it decides on and writes it without another
@@ -930,6 +932,16 @@ pub fn translate(sql: &str) -> String {
                 quote = Some(c);
                 out.push(c);
             }
+            // A comment runs to the end of its line, quotes and all.
+            '-' if chars.peek() == Some(&'-') => {
+                out.push(c);
+                for c in chars.by_ref() {
+                    out.push(c);
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
             '?' => {
                 let mut digits = String::new();
                 while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
@@ -966,5 +978,9 @@ mod tests {
             "SELECT a FROM t WHERE b = $2 AND c = '?1' AND d IN (SELECT value FROM json_array_elements_text($1::json))"
         );
         assert_eq!(translate("VALUES (?, ?)"), "VALUES ($1, $2)");
+        assert_eq!(
+            translate("-- the owner's ?1\nSELECT ?1"),
+            "-- the owner's ?1\nSELECT $1"
+        );
     }
 }

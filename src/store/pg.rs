@@ -328,6 +328,18 @@ impl Store {
         }
     }
 
+    /// Whether this session to the server is encrypted (TLS); SQLite: false.
+    pub fn over_tls(&self) -> Result<bool> {
+        match &self.conn {
+            Conn::Sqlite(_) => Ok(false),
+            Conn::Postgres(_) => Ok(self.conn.query_row(
+                "SELECT coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)",
+                (),
+                |r| r.get(0),
+            )?),
+        }
+    }
+
     /// The PostgreSQL server's version, or SQLite's.
     pub fn server_version(&self) -> Result<String> {
         match &self.conn {

@@ -16,6 +16,9 @@ pub enum Location {
 pub struct PgTarget {
     pub url: String,
     pub password: Option<String>,
+    /// The CAs the server's certificate is checked against (`[daemon]
+    /// database_ca_file`); the system's when none.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for PgTarget {
@@ -88,9 +91,20 @@ impl PgTarget {
         Ok(PgTarget {
             url: url.to_string(),
             password,
+            ca_file: None,
         })
     }
 
+    /// Checks the server's certificate against `ca_file`'s CAs.
+    pub fn with_ca_file(mut self, ca_file: Option<PathBuf>) -> PgTarget {
+        self.ca_file = ca_file;
+        self
+    }
+
+    /// Connects through the project's one TLS configuration (`net`): the
+    /// server's certificate and name checked. A server off this host is
+    /// reached over TLS only, unless the URL's `sslmode` says otherwise;
+    /// on loopback TLS is used when the server offers it.
     pub(super) fn connect(&self) -> Result<postgres::Client> {
         let mut config: postgres::Config = self.url.parse()?;
         if let Some(p) = &self.password {
@@ -98,8 +112,22 @@ impl PgTarget {
         }
         config.application_name("ticketd");
         config.connect_timeout(std::time::Duration::from_secs(10));
+        let local = config.get_hosts().iter().all(|h| match h {
+            postgres::config::Host::Tcp(name) => {
+                name == "localhost"
+                    || name
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|a| a.is_loopback())
+            }
+            postgres::config::Host::Unix(_) => true,
+        });
+        if !local && !self.url.contains("sslmode=") {
+            config.ssl_mode(postgres::config::SslMode::Require);
+        }
+        let tls = crate::net::client_config(self.ca_file.as_deref())?;
+        let tls = tokio_postgres_rustls::MakeRustlsConnect::new((*tls).clone());
         config
-            .connect(postgres::NoTls)
+            .connect(tls)
             .with_context(|| format!("cannot connect to {}", self.url))
     }
 }

@@ -125,14 +125,21 @@ impl Store {
     /// should this one never report (the process dies on the wire): a
     /// delivery that kills its sender still runs out of lifetime. Returns the
     /// attempts so far, this one included; `None` when it is no longer queued.
-    pub fn begin_delivery(&mut self, id: i64, retry_at: DateTime<Utc>) -> Result<Option<u32>> {
+    /// Only a delivery still due at `now` is begun: of several daemons
+    /// that read it due, one attempts it.
+    pub fn begin_delivery(
+        &mut self,
+        id: i64,
+        now: DateTime<Utc>,
+        retry_at: DateTime<Utc>,
+    ) -> Result<Option<u32>> {
         let n: Option<i64> = self
             .conn
             .prepare_cached(
                 "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = ?2
-                 WHERE id = ?1 AND status = 'queued' RETURNING attempts",
+                 WHERE id = ?1 AND status = 'queued' AND next_attempt_at <= ?3 RETURNING attempts",
             )?
-            .query_row(params![id, ts(retry_at)], |r| r.get(0))
+            .query_row(params![id, ts(retry_at), ts(now)], |r| r.get(0))
             .optional()?;
         Ok(n.map(|n| n as u32))
     }

@@ -438,3 +438,71 @@ async fn issue_22_store_copy_moves_a_sqlite_store_to_postgresql_and_back_with_th
                 .as_ref()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_22_the_store_reaches_postgresql_over_tls_checked_against_its_ca_file() {
+    let ca = crate::harness::TestCa::new("db");
+    let cert = ca.issue("localhost", 2020, 2100);
+    let pg = Postgres::start_tls(&cert.cert_pem, &cert.key_pem);
+    let db = off_async(|| Ok(pg.fresh("tls"))).unwrap();
+    let Location::Postgres(t) = db else {
+        unreachable!()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    // By name, TLS required, the certificate checked against the CA file.
+    let url = format!(
+        "postgres://postgres@localhost:{}/tls?sslmode=require",
+        pg.port
+    );
+    let with_ca = ticketd::store::PgTarget::parse(&url, Some("secret".into()))
+        .unwrap()
+        .with_ca_file(Some(ca_file.clone()));
+    let st = off_async(|| Store::open_at(&Location::Postgres(with_ca.clone()))).unwrap();
+    assert!(st.over_tls().unwrap(), "the session is encrypted");
+    drop(st);
+    // The system's CAs do not know this one: refused, saying why.
+    let without = ticketd::store::PgTarget::parse(&url, Some("secret".into())).unwrap();
+    let refused = off_async(|| {
+        Ok(Store::open_at(&Location::Postgres(without.clone()))
+            .map(|_| ())
+            .unwrap_err())
+    })
+    .unwrap();
+    let why = format!("{refused:#}");
+    assert!(why.contains("certificate"), "{why}");
+    // And the daemon's config takes the CA file.
+    let _ = t;
+    let stack_dir = tempfile::tempdir().unwrap();
+    let password = stack_dir.path().join("pw");
+    std::fs::write(&password, "secret\n").unwrap();
+    let cfg = crate::kit::offline::dev_config_file(stack_dir.path(), "ixsystems", "");
+    let text = std::fs::read_to_string(&cfg.path).unwrap();
+    let text = text.replacen(
+        &text
+            .lines()
+            .find(|l| l.starts_with("database"))
+            .unwrap()
+            .to_string(),
+        &format!(
+            "database = \"{url}\"\ndatabase_password_file = \"{}\"\ndatabase_ca_file = \"{}\"",
+            password.display(),
+            ca_file.display()
+        ),
+        1,
+    );
+    std::fs::write(&cfg.path, text).unwrap();
+    let out = crate::harness::ticketd_command()
+        .arg("check-config")
+        .arg(&cfg.path)
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{shown}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(shown.contains("over TLS"), "{shown}");
+}

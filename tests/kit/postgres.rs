@@ -16,9 +16,14 @@ pub struct Postgres {
 }
 
 fn mailstack(args: &[&str]) -> std::process::Output {
+    mailstack_with(args, &[])
+}
+
+fn mailstack_with(args: &[&str], env: &[(&str, &std::path::Path)]) -> std::process::Output {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/mailstack");
     Command::new(&script)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}; {PG_SETUP_HINT}", script.display()))
 }
@@ -26,6 +31,16 @@ fn mailstack(args: &[&str]) -> std::process::Output {
 impl Postgres {
     /// Starts one; a missing PostgreSQL fails the test with the setup command.
     pub fn start() -> Postgres {
+        Self::start_with(None)
+    }
+
+    /// Starts one that also takes TLS with this certificate chain and key (PEM).
+    #[allow(dead_code)]
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> Postgres {
+        Self::start_with(Some((cert_pem, key_pem)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> Postgres {
         let dir = tempfile::Builder::new()
             .prefix("pg")
             .tempdir_in("/tmp")
@@ -35,7 +50,16 @@ impl Postgres {
             .expect("a free loopback port")
             .port();
         let d = dir.path().to_str().expect("a UTF-8 temporary path");
-        let out = mailstack(&["postgres", d, &port.to_string()]);
+        let (cert, key) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+        let env: Vec<(&str, &std::path::Path)> = match tls {
+            Some((c, k)) => {
+                std::fs::write(&cert, c).expect("the certificate");
+                std::fs::write(&key, k).expect("the key");
+                vec![("MAILSTACK_TLS_CERT", &cert), ("MAILSTACK_TLS_KEY", &key)]
+            }
+            None => Vec::new(),
+        };
+        let out = mailstack_with(&["postgres", d, &port.to_string()], &env);
         assert!(
             out.status.success(),
             "cannot start a private PostgreSQL ({PG_SETUP_HINT}):\n{}{}",
@@ -55,6 +79,7 @@ impl Postgres {
         Location::Postgres(PgTarget {
             url: self.url(name),
             password: Some(PASSWORD.into()),
+            ca_file: None,
         })
     }
 
