@@ -856,3 +856,37 @@ pub fn alice_config(
         );
     })
 }
+
+/// `cfg` moved onto database `name` of `pg`: its file's `database` line
+/// replaced by the URL and a password file, read again.
+pub fn onto_postgres(
+    cfg: &ticketd::config::Config,
+    pg: &crate::kit::postgres::Postgres,
+    name: &str,
+) -> ticketd::config::Config {
+    let location = ticketd::store::off_async(|| Ok(pg.fresh(name))).unwrap();
+    let ticketd::store::Location::Postgres(target) = &location else {
+        unreachable!()
+    };
+    let password = cfg.path.with_file_name("pg-password");
+    std::fs::write(&password, format!("{}\n", crate::kit::postgres::PASSWORD)).unwrap();
+    let text = std::fs::read_to_string(&cfg.path).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("database = "))
+        .expect("a database line")
+        .to_string();
+    let text = text.replacen(
+        &line,
+        &format!(
+            "database = \"{}\"\ndatabase_password_file = \"{}\"",
+            target.url,
+            password.display()
+        ),
+        1,
+    );
+    std::fs::write(&cfg.path, text).unwrap();
+    let moved = ticketd::config::Config::load(&cfg.path).expect("the config on PostgreSQL");
+    assert_eq!(moved.database, location);
+    moved
+}

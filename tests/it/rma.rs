@@ -159,8 +159,31 @@ async fn ix_05_ix_06_the_ticket_number_is_the_rma_code_reminded_five_days_before
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qn_05_an_rma_approved_then_issued_from_the_shell_reaches_the_customer_once_with_its_code()
 {
+    qn_05_an_rma_approved_then_issued_from_the_shell_reaches_the_customer_once_with_its_code_on(
+        None,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_22_on_postgresql_qn_05_an_rma_approved_then_issued_from_the_shell_reaches_the_customer_once_with_its_code()
+ {
+    let pg = crate::kit::postgres::Postgres::start();
+    qn_05_an_rma_approved_then_issued_from_the_shell_reaches_the_customer_once_with_its_code_on(
+        Some(&pg),
+    )
+    .await;
+}
+
+async fn qn_05_an_rma_approved_then_issued_from_the_shell_reaches_the_customer_once_with_its_code_on(
+    pg: Option<&crate::kit::postgres::Postgres>,
+) {
     let stack = MailStack::start();
     let cfg = stack.config(|c| c.pack = "qnap".into());
+    let cfg = match pg {
+        Some(pg) => crate::harness::onto_postgres(&cfg, pg, "rma"),
+        None => cfg,
+    };
     let report = mail(
         "kim@customer.test",
         "support@vendor.test",

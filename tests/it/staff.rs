@@ -352,6 +352,23 @@ async fn issue_11_staff_answer_from_mutt_is_relayed_threaded_and_commands_and_fo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_11_a_dkim_signed_staff_mail_acts_without_a_token_and_a_tampered_one_does_not() {
+    issue_11_a_dkim_signed_staff_mail_acts_without_a_token_and_a_tampered_one_does_not_on(None)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_22_on_postgresql_issue_11_a_dkim_signed_staff_mail_acts_without_a_token_and_a_tampered_one_does_not()
+ {
+    let pg = crate::kit::postgres::Postgres::start();
+    issue_11_a_dkim_signed_staff_mail_acts_without_a_token_and_a_tampered_one_does_not_on(Some(
+        &pg,
+    ))
+    .await;
+}
+
+async fn issue_11_a_dkim_signed_staff_mail_acts_without_a_token_and_a_tampered_one_does_not_on(
+    pg: Option<&crate::kit::postgres::Postgres>,
+) {
     let stack = MailStack::with(Options {
         postfix: true,
         ..Default::default()
@@ -360,6 +377,10 @@ async fn issue_11_a_dkim_signed_staff_mail_acts_without_a_token_and_a_tampered_o
     // loopback: the daemon's verifier asks it as it would ask the world's.
     let dns = DnsServer::start(&[("sel._domainkey.staff.test", &test_key_txt())], 600);
     let cfg = staff_config(&stack, &format!("dkim_nameservers = [\"{}\"]\n", dns.addr));
+    let cfg = match pg {
+        Some(pg) => crate::harness::onto_postgres(&cfg, pg, "staff"),
+        None => cfg,
+    };
     stack
         .create_users(&["support@vendor.test", ALICE, DANA])
         .await;

@@ -58,11 +58,28 @@ fn subjects(raws: &[Vec<u8>]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nx_03_severity_1_escalates_to_the_director_at_8_hours_and_the_president_at_24_once_each_across_a_restart()
  {
+    nx_03_severity_1_escalates_to_the_director_at_8_hours_and_the_president_at_24_once_each_across_a_restart_on(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_22_on_postgresql_nx_03_severity_1_escalates_to_the_director_at_8_hours_and_the_president_at_24_once_each_across_a_restart()
+ {
+    let pg = crate::kit::postgres::Postgres::start();
+    nx_03_severity_1_escalates_to_the_director_at_8_hours_and_the_president_at_24_once_each_across_a_restart_on(Some(&pg)).await;
+}
+
+async fn nx_03_severity_1_escalates_to_the_director_at_8_hours_and_the_president_at_24_once_each_across_a_restart_on(
+    pg: Option<&crate::kit::postgres::Postgres>,
+) {
     let stack = MailStack::with(Options {
         postfix: true,
         ..Options::default()
     });
     let cfg = stack.config(|c| c.pack = "netex".into());
+    let cfg = match pg {
+        Some(pg) => crate::harness::onto_postgres(&cfg, pg, "timers"),
+        None => cfg,
+    };
     // Saturday 02:00 Central: a severity 1 report, outside business hours.
     saturday_severity_1_report(&stack, "s1@customer.test").await;
     let clock = FixedClock::new(at("2026-11-21T02:00:30-06:00"));
