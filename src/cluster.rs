@@ -1,9 +1,10 @@
-//! Several daemons on one PostgreSQL store: the loop that renews this node's row and its mailbox leases (`leases`), shares the mailboxes fairly with the other live nodes, takes over a dead node's, and hands every lease back at a stop.
+//! Several daemons on one PostgreSQL store: the loop that renews this node's row and its mailbox leases (`leases`), on a session of its own, shares the mailboxes fairly with the other live nodes, takes over a dead node's, and hands every lease back at a stop.
 
 use crate::shared::Shared;
 use crate::store::Fence;
-use anyhow::Result;
+use anyhow::{Result, bail};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -12,19 +13,53 @@ pub fn share(mailboxes: usize, nodes: usize) -> usize {
     mailboxes.div_ceil(nodes.max(1))
 }
 
+/// Writes this process's row as its node. A name another live process
+/// holds is waited for until that one's row runs out (a restart after a
+/// kill), then refused: two live daemons may not share a name.
+pub async fn join(shared: &Arc<Shared>) -> Result<()> {
+    let leases = shared.leases.clone();
+    let (secs, deadline) = (leases.ttl.as_secs_f64(), leases.ttl + leases.ttl / 3);
+    let started = std::time::Instant::now();
+    let mut said = false;
+    loop {
+        let (node, inc) = (leases.node.clone(), leases.incarnation.clone());
+        let ok = leases
+            .with_store(move |st| st.renew_node(&node, &inc, std::process::id(), secs))
+            .await?;
+        if ok {
+            return Ok(());
+        }
+        if started.elapsed() > deadline {
+            bail!(
+                "node {} is in use by another live ticketd on this database: give this one another [daemon] node",
+                leases.node
+            );
+        }
+        if !said {
+            info!(node = %leases.node, "waiting for the node's last run to end its lease");
+            said = true;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// One round of the lease loop: renews this node and its leases, hands one
 /// back when it holds more than its share, and takes free ones up to it.
 /// `mailboxes` in the config's order; each node starts its search at a
-/// different place so that nodes starting together spread.
+/// different place so that nodes starting together spread. When another
+/// process took the node's name (this one was paused past its lease), every
+/// lease is dropped and the round fails.
 pub async fn round(shared: &Arc<Shared>, mailboxes: &[String]) -> Result<()> {
     let leases = shared.leases.clone();
     let secs = leases.ttl.as_secs_f64();
-    let node = leases.node.clone();
+    let (node, inc) = (leases.node.clone(), leases.incarnation.clone());
     let held = leases.held();
     let names = mailboxes.to_vec();
-    let (kept, lost, live) = shared
+    let renewed = leases
         .with_store(move |st| {
-            st.renew_node(&node, std::process::id(), secs)?;
+            if !st.renew_node(&node, &inc, std::process::id(), secs)? {
+                return Ok(None);
+            }
             let mut kept = Vec::new();
             let mut lost = Vec::new();
             for (m, epoch) in held {
@@ -38,9 +73,19 @@ pub async fn round(shared: &Arc<Shared>, mailboxes: &[String]) -> Result<()> {
                     lost.push((m, epoch));
                 }
             }
-            Ok((kept, lost, st.live_nodes()?))
+            Ok(Some((kept, lost, st.live_nodes()?)))
         })
         .await?;
+    let Some((kept, lost, live)) = renewed else {
+        for (m, _) in leases.held() {
+            leases.set(&m, None);
+        }
+        shared.metrics.leases_held.set(0);
+        bail!(
+            "another ticketd took the node name {}: this one was paused or cut off past its lease, and stops watching",
+            leases.node
+        );
+    };
     for (m, epoch) in &lost {
         leases.set(m, None);
         if mailboxes.contains(m) {
@@ -52,7 +97,7 @@ pub async fn round(shared: &Arc<Shared>, mailboxes: &[String]) -> Result<()> {
                 epoch: *epoch,
             };
             let m = m.clone();
-            shared
+            leases
                 .with_store(move |st| st.release_lease(&m, &fence))
                 .await?;
         }
@@ -68,7 +113,7 @@ pub async fn round(shared: &Arc<Shared>, mailboxes: &[String]) -> Result<()> {
             };
             info!(mailbox = %m, share, "handing the mailbox back: more than this node's share");
             let mm = m.clone();
-            shared
+            leases
                 .with_store(move |st| st.release_lease(&mm, &fence))
                 .await?;
             shared.metrics.lease_handed_back(&m);
@@ -86,7 +131,7 @@ pub async fn round(shared: &Arc<Shared>, mailboxes: &[String]) -> Result<()> {
             continue;
         }
         let (mm, node) = (m.clone(), leases.node.clone());
-        let got = shared
+        let got = leases
             .with_store(move |st| st.acquire_lease(&mm, &node, secs))
             .await?;
         if let Some(epoch) = got {
@@ -135,8 +180,8 @@ pub async fn leave(shared: &Arc<Shared>) -> Result<()> {
     for (m, _) in leases.held() {
         leases.set(&m, None);
     }
-    let node = leases.node.clone();
-    shared.with_store(move |st| st.leave(&node)).await?;
+    let (node, inc) = (leases.node.clone(), leases.incarnation.clone());
+    leases.with_store(move |st| st.leave(&node, &inc)).await?;
     info!(node = %leases.node, "leases handed back");
     Ok(())
 }

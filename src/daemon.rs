@@ -218,6 +218,9 @@ pub async fn serve(
         mailbox_names(&config).join(", ")
     ));
     // On PostgreSQL, the node's leases first: each watcher waits for its own.
+    if shared.leases.enabled {
+        cluster::join(&shared).await?;
+    }
     let lease_loop = shared.leases.enabled.then(|| {
         let (s, c) = (shared.clone(), loops.cancel.child_token());
         let names = mailbox_list.clone();
@@ -402,11 +405,16 @@ async fn monitor(health: Arc<Health>, cancel: CancellationToken) {
 }
 
 /// Processes everything waiting in every mailbox, drains the outbox, and returns.
-pub async fn run_once(config: Config, clock: SharedClock) -> Result<()> {
+pub async fn run_once(mut config: Config, clock: SharedClock) -> Result<()> {
+    if config.database.sqlite_path().is_none() {
+        // A node of its own beside running daemons (even on their host),
+        // which takes only the mailboxes no one holds.
+        config.node = format!("{}.once.{}", config.node, std::process::id());
+    }
     let shared = Shared::new(&config, clock)?;
     let cancel = CancellationToken::new();
     if shared.leases.enabled {
-        // Beside running daemons, only the mailboxes no one holds.
+        cluster::join(&shared).await?;
         cluster::round(&shared, &mailbox_names(&config)).await?;
     }
     let mut handles = Vec::new();

@@ -1,30 +1,63 @@
 //! This node's mailbox leases as the watchers see them: a watch channel per mailbox holding the epoch while held, the fence of each commit, and waiting for a lease. On SQLite every mailbox is this daemon's (the run lock makes it the only one) and nothing is fenced.
 
-use crate::store::{Fence, LeaseLost};
+use crate::store::{Fence, LeaseLost, Store};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 /// This node's leases, one watch channel per mailbox: `Some(epoch)` while
 /// held.
-#[derive(Debug)]
 pub struct Leases {
     pub node: String,
+    /// This process among all that ever ran as `node`: a name is one live
+    /// process's at a time, and its claims of queued mail are this one's.
+    pub incarnation: String,
     pub ttl: Duration,
     /// False on SQLite: every mailbox is held, nothing is fenced.
     pub enabled: bool,
+    /// The lease loop's own session: never queued behind the store's lock
+    /// (a slice waiting for the writers' lock), so the node's row is
+    /// renewed on time.
+    pub store: Option<Arc<parking_lot::Mutex<Store>>>,
     held: parking_lot::Mutex<BTreeMap<String, watch::Sender<Option<i64>>>>,
 }
 
+impl std::fmt::Debug for Leases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Leases({}/{})", self.node, self.incarnation)
+    }
+}
+
 impl Leases {
-    pub fn new(node: &str, ttl: Duration, enabled: bool) -> Leases {
+    /// `store`: the lease loop's session (PostgreSQL); `None` on SQLite.
+    pub fn new(node: &str, ttl: Duration, store: Option<Store>) -> Leases {
         Leases {
             node: node.to_string(),
+            incarnation: crate::secret::random_hex128(),
             ttl,
-            enabled,
+            enabled: store.is_some(),
+            store: store.map(|s| Arc::new(parking_lot::Mutex::new(s))),
             held: parking_lot::Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// What this process's claims of queued mail say (`node/incarnation`).
+    pub fn claimer(&self) -> String {
+        format!("{}/{}", self.node, self.incarnation)
+    }
+
+    /// Runs `f` on the lease loop's session, off the async threads.
+    pub async fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let store = self
+            .store
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("no leases on a SQLite store"))?;
+        tokio::task::spawn_blocking(move || f(&mut store.lock())).await?
     }
 
     fn channel(&self, mailbox: &str) -> watch::Sender<Option<i64>> {

@@ -40,6 +40,9 @@ pub enum SendError {
     Transient(String),
     /// 5xx: the server will never take it.
     Permanent(String),
+    /// Not tried: another node claimed it (this one was paused or cut off
+    /// past its lease); nothing of it is recorded here.
+    Taken,
 }
 
 impl SendError {
@@ -61,6 +64,7 @@ impl SendError {
             SendError::Unanswered(_) => "unanswered",
             SendError::Transient(_) => "4xx",
             SendError::Permanent(_) => "5xx",
+            SendError::Taken => "taken",
         }
     }
 
@@ -694,6 +698,10 @@ fn outcomes(
                 out.sent.push(row.id);
                 continue;
             }
+            Err(SendError::Taken) => {
+                warn!("not sent: another node claimed it meanwhile");
+                continue;
+            }
             Err(e) => e,
         };
         shared.metrics.smtp_result(err.class());
@@ -707,6 +715,7 @@ fn outcomes(
                 continue;
             }
             SendError::NoConnection(e) | SendError::Unanswered(e) | SendError::Transient(e) => e,
+            SendError::Taken => unreachable!("left above"),
         };
         let expired = now >= row.created_at + lifetime;
         let why = if expired {
@@ -774,6 +783,12 @@ async fn send_all(
                 shared
                     .health
                     .busy(health::OUTBOX, "sending", step_timeout(shared));
+                // On a shared store, still this process's claim: a node
+                // paused past its lease may find another took the chunk.
+                if !shared.sent_journal.still_mine(row.id) {
+                    out.push((i, Err(SendError::Taken)));
+                    continue;
+                }
                 // Noted before it goes out: a kill from here on counts
                 // this mail's claim toward the crash guard.
                 if let Err(e) = shared.sent_journal.record_try(row.id) {

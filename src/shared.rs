@@ -80,30 +80,46 @@ impl Shared {
             Some(path) => Some(RunLock::acquire(path)?),
             None => None,
         };
-        Self::build(config, clock, lock)
+        Self::build(config, clock, lock, true)
     }
 
     /// The same for a command that works beside a running daemon
     /// (`quarantine release`): no run lock; it sends nothing itself.
     pub fn beside_daemon(config: &Config, clock: SharedClock) -> Result<Arc<Shared>> {
-        Self::build(config, clock, None)
+        Self::build(config, clock, None, false)
     }
 
+    /// `daemon`: a daemon's (on PostgreSQL, one node among several, with
+    /// its leases), or a command's beside one.
     fn build(
         config: &Config,
         clock: SharedClock,
         run_lock: Option<RunLock>,
+        daemon: bool,
     ) -> Result<Arc<Shared>> {
+        let postgres = config.database.sqlite_path().is_none();
         // Off the async threads: a PostgreSQL client blocks on a runtime of its own.
+        let lease_store = match daemon && postgres {
+            true => Some(crate::store::off_async(|| {
+                Store::open_at(&config.database)
+            })?),
+            false => None,
+        };
+        let leases = Arc::new(crate::leases::Leases::new(
+            &config.node,
+            config.lease,
+            lease_store,
+        ));
+        let claimer = leases.claimer();
         let store = crate::store::off_async(|| {
             let mut store = Store::open_at(&config.database)?;
-            store.set_node(&config.node);
+            store.set_node(&claimer);
             store.set_webhooks(&config.pack.name, &config.subscriptions())?;
             Ok(store)
         })?;
         let sent_journal = SentJournal::open_file(&config.journal)?;
         let sent_journal = match &config.database {
-            crate::store::Location::Postgres(t) => sent_journal.share_with(t),
+            crate::store::Location::Postgres(t) => sent_journal.share_with(t, &claimer),
             crate::store::Location::Sqlite(_) => sent_journal,
         };
         Ok(Arc::new(Shared {
@@ -112,7 +128,7 @@ impl Shared {
             store: Arc::new(Mutex::new(store)),
             health: {
                 let h = Health::new(clock.clone());
-                if config.database.sqlite_path().is_none() {
+                if postgres {
                     h.set_clustered();
                 }
                 h
@@ -125,11 +141,7 @@ impl Shared {
             webhooks: RwLock::new(Arc::new(config.webhooks.clone())),
             run_lock,
             database: config.database.clone(),
-            leases: Arc::new(crate::leases::Leases::new(
-                &config.node,
-                config.lease,
-                matches!(config.database, crate::store::Location::Postgres(_)),
-            )),
+            leases,
             store_failing: std::sync::atomic::AtomicBool::new(false),
         }))
     }

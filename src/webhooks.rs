@@ -121,7 +121,13 @@ async fn attempt(shared: &Arc<Shared>, hooks: &[Webhook], row: DeliveryRow) -> R
             error!("delivery failed for good: {why}");
             return record(shared, &row, Outcome::Failed(None, why), now).await;
         }
+        // Not before this attempt has had its time: another daemon that
+        // reads it due meanwhile would deliver it too.
         let delay = backoff::delay(row.attempts, RETRY_BASE, RETRY_CAP);
+        let delay = match shared.leases.enabled {
+            true => delay.max(hook.timeout * 2),
+            false => delay,
+        };
         let retry_at = now + chrono::Duration::from_std(delay).unwrap_or_default();
         let Some(n) = shared
             .with_store(move |st| st.begin_delivery(id, now, retry_at))

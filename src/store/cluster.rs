@@ -81,38 +81,52 @@ impl Store {
         Ok(())
     }
 
-    /// Writes (or renews) this node's row: alive for `secs` more seconds.
-    /// A node of this name that was running is replaced: it is the same
-    /// host's daemon started again.
-    pub fn renew_node(&mut self, node: &str, pid: u32, secs: f64) -> Result<()> {
+    /// Writes (or renews) this process's row as `node`, alive for `secs`
+    /// more seconds. False when another live process (another
+    /// `incarnation`) holds the name: two daemons may not share one.
+    pub fn renew_node(
+        &mut self,
+        node: &str,
+        incarnation: &str,
+        pid: u32,
+        secs: f64,
+    ) -> Result<bool> {
         self.postgres_only("a node")?;
         let sql = format!(
-            "INSERT INTO nodes (node, pid, started_at, renewed_at, expires_at)
-             VALUES (?1, ?2, {NOW}, {NOW}, {exp})
+            "INSERT INTO nodes (node, incarnation, pid, started_at, renewed_at, expires_at)
+             VALUES (?1, ?2, ?3, {NOW}, {NOW}, {exp})
              ON CONFLICT (node) DO UPDATE SET renewed_at = excluded.renewed_at,
                  expires_at = excluded.expires_at, pid = excluded.pid,
-                 started_at = CASE WHEN nodes.pid = excluded.pid THEN nodes.started_at ELSE excluded.started_at END",
-            exp = later("?3")
+                 incarnation = excluded.incarnation,
+                 started_at = CASE WHEN nodes.incarnation = excluded.incarnation
+                                   THEN nodes.started_at ELSE excluded.started_at END
+             WHERE nodes.incarnation = excluded.incarnation OR nodes.expires_at <= {NOW}",
+            exp = later("?4")
         );
-        self.conn.execute(&sql, params![node, pid, secs])?;
-        Ok(())
+        Ok(self
+            .conn
+            .execute(&sql, params![node, incarnation, pid, secs])?
+            == 1)
     }
 
     /// This node stops: its leases are handed back at once and its row no
     /// longer counts as live.
-    pub fn leave(&mut self, node: &str) -> Result<()> {
+    pub fn leave(&mut self, node: &str, incarnation: &str) -> Result<()> {
         self.postgres_only("a node")?;
         let tx = self.conn.transaction()?;
-        tx.execute(
-            &format!(
-                "UPDATE mailbox_leases SET holder = NULL, expires_at = {NOW} WHERE holder = ?1"
-            ),
-            [node],
-        )?;
-        tx.execute(
-            &format!("UPDATE nodes SET expires_at = {NOW} WHERE node = ?1"),
-            [node],
-        )?;
+        // Only while the name is still this process's.
+        let ours = tx.execute(
+            &format!("UPDATE nodes SET expires_at = {NOW} WHERE node = ?1 AND incarnation = ?2"),
+            params![node, incarnation],
+        )? == 1;
+        if ours {
+            tx.execute(
+                &format!(
+                    "UPDATE mailbox_leases SET holder = NULL, expires_at = {NOW} WHERE holder = ?1"
+                ),
+                [node],
+            )?;
+        }
         tx.commit()
     }
 

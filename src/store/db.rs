@@ -649,7 +649,11 @@ impl Conn {
                 // writer in between.
                 self.execute_batch("BEGIN")?;
                 pg.depth.set(1);
-                self.execute_batch(WRITER_LOCK)
+                if let Err(e) = self.execute_batch(WRITER_LOCK) {
+                    let _ = self.rollback();
+                    return Err(e);
+                }
+                Ok(())
             }
         }
     }
@@ -861,9 +865,12 @@ impl PgConn {
     /// failover, an idle timeout) and no transaction was open in it: the
     /// failed statement's caller saw the error; the next one goes on.
     fn reconnect_if_closed(&self) -> Result<()> {
-        if self.depth.get() > 0 || !self.client.borrow().is_closed() {
+        if !self.client.borrow().is_closed() {
             return Ok(());
         }
+        // Whatever was open died with the session.
+        self.depth.set(0);
+        self.aborted.set(false);
         tracing::warn!(database = %self.target.url, "the PostgreSQL session was closed: connecting again");
         let client = blocking(|| self.target.connect())?;
         *self.client.borrow_mut() = DropOffAsync::new(client);

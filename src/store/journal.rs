@@ -30,6 +30,8 @@ pub struct SentJournal {
 
 struct Shared {
     target: super::target::PgTarget,
+    /// This process's claims of queued mail (`outbox.claimed_by`).
+    claimer: String,
     client: Option<super::target::DropOffAsync<postgres::Client>>,
 }
 
@@ -64,12 +66,57 @@ impl SentJournal {
     }
 
     /// Records each accepted mail in the PostgreSQL store at once too.
-    pub fn share_with(mut self, target: &super::target::PgTarget) -> SentJournal {
+    pub fn share_with(mut self, target: &super::target::PgTarget, claimer: &str) -> SentJournal {
         self.shared = Some(Mutex::new(Shared {
             target: target.clone(),
+            claimer: claimer.to_string(),
             client: None,
         }));
         self
+    }
+
+    /// Whether queued mail `id` is still this process's to send (always on
+    /// SQLite): a node whose row ran out (paused, cut off) while it held a
+    /// chunk finds another took it, and sends nothing of it. Unsure (the
+    /// database unreachable), it sends nothing.
+    pub fn still_mine(&self, id: i64) -> bool {
+        let Some(shared) = &self.shared else {
+            return true;
+        };
+        let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
+        let claimer = s.claimer.clone();
+        Self::on_session(&mut s, |c| {
+            Ok(c.query_opt(
+                "SELECT 1 FROM outbox WHERE id = $1 AND status = 'queued' AND claimed_by = $2",
+                &[&id, &claimer],
+            )?
+            .is_some())
+        })
+        .unwrap_or(false)
+    }
+
+    /// Runs `f` on the journal's own session (opened again when closed).
+    fn on_session<T>(
+        s: &mut Shared,
+        f: impl FnOnce(&mut postgres::Client) -> Result<T, postgres::Error>,
+    ) -> Result<T> {
+        super::db::blocking(|| -> Result<T> {
+            if s.client.as_ref().is_none_or(|c| c.is_closed()) {
+                let mut c = s.target.connect()?;
+                // Flushed here, not waited for on a standby: the file keeps
+                // it for this node meanwhile.
+                c.batch_execute("SET synchronous_commit = local")?;
+                s.client = Some(super::target::DropOffAsync::new(c));
+            }
+            let client = s.client.as_mut().expect("connected above");
+            match f(client) {
+                Ok(v) => Ok(v),
+                Err(e) => {
+                    s.client = None;
+                    Err(e.into())
+                }
+            }
+        })
     }
 
     /// The mail is recorded sent in the shared store (a fresh session when
@@ -85,21 +132,7 @@ impl SentJournal {
              WHERE id = $1 AND status = 'queued'",
             super::cluster::NOW
         );
-        super::db::blocking(|| -> Result<()> {
-            if s.client.as_ref().is_none_or(|c| c.is_closed()) {
-                let mut c = s.target.connect()?;
-                // A hint ahead of the outbox's own record (and the file
-                // keeps it for this node): not worth a flush per mail.
-                c.batch_execute("SET synchronous_commit = off")?;
-                s.client = Some(super::target::DropOffAsync::new(c));
-            }
-            let client = s.client.as_mut().expect("connected above");
-            if let Err(e) = client.execute(sql.as_str(), &[&id]) {
-                s.client = None;
-                return Err(e.into());
-            }
-            Ok(())
-        })
+        Self::on_session(&mut s, |c| c.execute(sql.as_str(), &[&id]).map(|_| ()))
     }
 
     /// Notes that outbox row `id` was accepted: one line, one write.

@@ -59,23 +59,18 @@ impl Store {
             (Backend::Postgres, Some(node)) => self
                 .conn
                 .prepare_cached(
-                    "UPDATE outbox SET claimed_by = ?3 WHERE id IN (
-                         SELECT id FROM outbox o WHERE status = 'queued' AND next_attempt_at <= ?1
-                            AND (claimed_by IS NULL OR claimed_by = ?3
-                                 OR NOT EXISTS (SELECT 1 FROM nodes n WHERE n.node = o.claimed_by
-                                                AND n.expires_at > to_char(clock_timestamp() AT TIME ZONE 'UTC',
-                                                                           'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')))
-                         ORDER BY id LIMIT ?2 FOR UPDATE SKIP LOCKED)
-                     RETURNING id",
+                    "SELECT id FROM outbox o WHERE status = 'queued' AND next_attempt_at <= ?1
+                        AND (claimed_by IS NULL OR claimed_by = ?3
+                             OR NOT EXISTS (SELECT 1 FROM nodes n
+                                            WHERE n.node || '/' || n.incarnation = o.claimed_by
+                                              AND n.expires_at > to_char(clock_timestamp() AT TIME ZONE 'UTC',
+                                                                         'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')))
+                     ORDER BY id LIMIT ?2 FOR UPDATE SKIP LOCKED",
                 )?
                 .query_map(params![ts(now), (limit + except.len()) as i64, node], |r| {
                     r.get::<_, i64>(0)
                 })?
-                .collect::<Result<Vec<_>>>()
-                .map(|mut ids| {
-                    ids.sort_unstable();
-                    ids
-                })?,
+                .collect::<Result<Vec<_>>>()?,
             _ => self
                 .conn
                 .prepare_cached(
@@ -130,11 +125,14 @@ impl Store {
         {
             // Read back rather than `RETURNING`, which SQLite buffers in a
             // temporary table per statement.
-            let mut count =
-                tx.prepare_cached("UPDATE outbox SET claims = claims + 1 WHERE id = ?1")?;
+            // The claim names this process: on a shared store, the others
+            // leave the mail to it while it lives.
+            let mut count = tx.prepare_cached(
+                "UPDATE outbox SET claims = claims + 1, claimed_by = ?2 WHERE id = ?1",
+            )?;
             let mut read = tx.prepare_cached("SELECT claims FROM outbox WHERE id = ?1")?;
             for id in ids {
-                count.execute([id])?;
+                count.execute(params![id, self.node])?;
                 let n: i64 = read.query_row([id], |r| r.get(0))?;
                 out.push(n as u32);
             }
@@ -165,7 +163,7 @@ impl Store {
                 stmt.execute(params![id, now_s])?;
             }
             let mut stmt = tx.prepare_cached(
-                "UPDATE outbox SET next_attempt_at = ?2, last_error = ?3, claims = 0,
+                "UPDATE outbox SET next_attempt_at = ?2, last_error = ?3, claims = 0, claimed_by = NULL,
                         attempts = attempts + ?4, deferrals = deferrals + 1 - ?4
                  WHERE id = ?1",
             )?;

@@ -218,6 +218,7 @@ CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_attempt_at) WHERE
     r#"
 CREATE TABLE nodes (
     node       TEXT COLLATE "C" PRIMARY KEY,
+    incarnation TEXT COLLATE "C" NOT NULL,
     pid        BIGINT NOT NULL,
     started_at TEXT COLLATE "C" NOT NULL,
     renewed_at TEXT COLLATE "C" NOT NULL,

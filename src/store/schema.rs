@@ -366,6 +366,11 @@ DROP INDEX contracts_tax_key;
 CREATE INDEX contracts_email ON contracts(email, purchased_on DESC, serial_key);
 CREATE INDEX contracts_tax_key ON contracts(tax_key, purchased_on DESC, serial_key);
 "#,
+    // Who claimed a queued mail (a PostgreSQL store's daemons claim by
+    // node; on SQLite the one daemon): the same column on both backends.
+    r#"
+ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
+"#,
 ];
 
 /// The connection's subscriptions live in a temporary table (this

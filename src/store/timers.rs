@@ -91,9 +91,15 @@ impl Store {
         let changed = tx
             .prepare_cached(
                 "UPDATE timers SET state = ?2, settled_at = ?3, reason = ?4
-                 WHERE id = ?1 AND state = 'pending'",
+                 WHERE id = ?1 AND state = 'pending' AND due_at = ?5",
             )?
-            .execute(params![timer.id, state, ts(now), reason])?;
+            .execute(params![
+                timer.id,
+                state,
+                ts(now),
+                reason,
+                ts(timer.plan.due)
+            ])?;
         if changed == 0 {
             return Ok(false);
         }

@@ -133,9 +133,14 @@ fn issue_22_a_mailbox_lease_is_one_node_s_and_a_takeover_fences_the_old_holder()
     let location = pg.fresh("leases");
     let mut a = Store::open_at(&location).unwrap();
     let mut b = Store::open_at(&location).unwrap();
-    a.renew_node("a", 1, 30.0).unwrap();
-    b.renew_node("b", 2, 30.0).unwrap();
+    assert!(a.renew_node("a", "a1", 1, 30.0).unwrap());
+    assert!(b.renew_node("b", "b1", 2, 30.0).unwrap());
     assert_eq!(a.live_nodes().unwrap(), 2);
+    // A second live process may not take a's name.
+    assert!(
+        !b.renew_node("a", "a2", 3, 30.0).unwrap(),
+        "a's name is a1's while it lives"
+    );
     // A lease of a second: a holds it, b cannot take it meanwhile.
     let ea = a.acquire_lease("support", "a", 1.0).unwrap().expect("free");
     assert_eq!(
@@ -172,7 +177,7 @@ fn issue_22_a_mailbox_lease_is_one_node_s_and_a_takeover_fences_the_old_holder()
         .expect_err("a's late commit is refused");
     assert!(late.downcast_ref::<LeaseLost>().is_some(), "{late:#}");
     // b hands it back at a stop: a takes it at once.
-    b.leave("b").unwrap();
+    b.leave("b", "b1").unwrap();
     assert!(a.acquire_lease("support", "a", 30.0).unwrap().is_some());
     let (nodes, leases) = a.cluster().unwrap();
     assert_eq!(nodes.iter().filter(|n| n.live).count(), 1, "{nodes:?}");
