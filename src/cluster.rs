@@ -80,7 +80,7 @@ pub async fn round(shared: &Arc<Shared>, mailboxes: &[String]) -> Result<()> {
         for (m, _) in leases.held() {
             leases.set(&m, None);
         }
-        shared.metrics.leases_held.set(0);
+        shared.metrics.cluster.leases_held.set(0);
         bail!(
             "another ticketd took the node name {}: this one was paused or cut off past its lease, and stops watching",
             leases.node
@@ -141,7 +141,11 @@ pub async fn round(shared: &Arc<Shared>, mailboxes: &[String]) -> Result<()> {
             wanted -= 1;
         }
     }
-    shared.metrics.leases_held.set(leases.held().len() as i64);
+    shared
+        .metrics
+        .cluster
+        .leases_held
+        .set(leases.held().len() as i64);
     Ok(())
 }
 

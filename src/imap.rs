@@ -731,7 +731,7 @@ impl Watcher<'_> {
         let shared = self.shared.clone();
         let m = self.m.clone();
         let fence = self.shared.leases.fence(&m.name).inspect_err(|e| {
-            self.shared.metrics.fenced_commits.inc();
+            self.shared.metrics.cluster.fenced_commits.inc();
             warn!("a late commit was refused: {e}");
         })?;
         tokio::task::spawn_blocking(move || -> Result<_> {
@@ -774,7 +774,7 @@ impl Watcher<'_> {
                     // Another node took the mailbox: nothing of this slice
                     // was written, and this watcher stops.
                     Err(e) if e.downcast_ref::<crate::store::LeaseLost>().is_some() => {
-                        shared.metrics.fenced_commits.inc();
+                        shared.metrics.cluster.fenced_commits.inc();
                         warn!("a late commit was refused: {e:#}");
                         return Err(e);
                     }

@@ -76,7 +76,15 @@ pub struct Metrics {
     timers_pending: Gauge,
     timers_overdue: Gauge,
     live: Gauge,
-    /// Mailbox leases this node holds (PostgreSQL).
+    /// Several daemons on one PostgreSQL store.
+    pub cluster: ClusterMetrics,
+    /// Serialises scrapes: the gauges are set, then the whole registry encoded.
+    scrape: Mutex<()>,
+}
+
+/// The metrics of several daemons on one PostgreSQL store.
+pub struct ClusterMetrics {
+    /// Mailbox leases this node holds.
     pub leases_held: Gauge,
     /// Leases taken, by mailbox (at start, and each takeover).
     pub leases_taken: Family<MailboxLabels, Counter>,
@@ -84,8 +92,46 @@ pub struct Metrics {
     pub leases_handed_back: Family<MailboxLabels, Counter>,
     /// Commits refused because the mailbox's lease was lost.
     pub fenced_commits: Counter,
-    /// Serialises scrapes: the gauges are set, then the whole registry encoded.
-    scrape: Mutex<()>,
+    /// Writers of every node waiting for the writers' lock (a scrape's gauge).
+    writers_waiting: Gauge,
+}
+
+impl ClusterMetrics {
+    fn register(registry: &mut Registry) -> ClusterMetrics {
+        let m = ClusterMetrics {
+            leases_held: Gauge::default(),
+            leases_taken: Family::default(),
+            leases_handed_back: Family::default(),
+            fenced_commits: Counter::default(),
+            writers_waiting: Gauge::default(),
+        };
+        registry.register(
+            "leases_held",
+            "Mailbox leases this node holds (several daemons on PostgreSQL)",
+            m.leases_held.clone(),
+        );
+        registry.register(
+            "leases_taken",
+            "Mailbox leases this node took (at start and on each takeover), by mailbox",
+            m.leases_taken.clone(),
+        );
+        registry.register(
+            "leases_handed_back",
+            "Mailbox leases this node handed back to share the mailboxes, by mailbox",
+            m.leases_handed_back.clone(),
+        );
+        registry.register(
+            "fenced_commits",
+            "Commits refused because this node no longer held the mailbox's lease",
+            m.fenced_commits.clone(),
+        );
+        registry.register(
+            "writers_waiting",
+            "Writers of every node waiting for the store's writers' lock (several daemons on PostgreSQL)",
+            m.writers_waiting.clone(),
+        );
+        m
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -205,30 +251,7 @@ impl Metrics {
             })
             .set(1);
         registry.register("build_info", "The running version", build);
-        let leases_held = Gauge::default();
-        registry.register(
-            "leases_held",
-            "Mailbox leases this node holds (several daemons on PostgreSQL)",
-            leases_held.clone(),
-        );
-        let leases_taken = Family::<MailboxLabels, Counter>::default();
-        registry.register(
-            "leases_taken",
-            "Mailbox leases this node took (at start and on each takeover), by mailbox",
-            leases_taken.clone(),
-        );
-        let leases_handed_back = Family::<MailboxLabels, Counter>::default();
-        registry.register(
-            "leases_handed_back",
-            "Mailbox leases this node handed back to share the mailboxes, by mailbox",
-            leases_handed_back.clone(),
-        );
-        let fenced_commits = Counter::default();
-        registry.register(
-            "fenced_commits",
-            "Commits refused because this node no longer held the mailbox's lease",
-            fenced_commits.clone(),
-        );
+        let cluster = ClusterMetrics::register(&mut registry);
         Metrics {
             registry,
             messages,
@@ -245,10 +268,7 @@ impl Metrics {
             timers_pending,
             timers_overdue,
             live,
-            leases_held,
-            leases_taken,
-            leases_handed_back,
-            fenced_commits,
+            cluster,
             scrape: Mutex::new(()),
         }
     }
@@ -293,7 +313,8 @@ impl Metrics {
     }
 
     pub fn lease_taken(&self, mailbox: &str) {
-        self.leases_taken
+        self.cluster
+            .leases_taken
             .get_or_create(&MailboxLabels {
                 mailbox: mailbox.to_string(),
             })
@@ -301,7 +322,8 @@ impl Metrics {
     }
 
     pub fn lease_handed_back(&self, mailbox: &str) {
-        self.leases_handed_back
+        self.cluster
+            .leases_handed_back
             .get_or_create(&MailboxLabels {
                 mailbox: mailbox.to_string(),
             })
@@ -336,6 +358,9 @@ impl Metrics {
         self.quarantined.set(gauges.quarantined as i64);
         self.timers_pending.set(gauges.timers_pending as i64);
         self.timers_overdue.set(gauges.timers_overdue as i64);
+        self.cluster
+            .writers_waiting
+            .set(gauges.writers_waiting as i64);
         self.live.set(live as i64);
         let mut out = String::new();
         // Writing to a String cannot fail.
@@ -470,6 +495,7 @@ mod tests {
             quarantined: 1,
             timers_pending: 3,
             timers_overdue: 1,
+            writers_waiting: 0,
         };
         let text = m.encode(&g, true, t + chrono::Duration::seconds(90));
         for line in [

@@ -60,6 +60,8 @@ pub struct Gauges {
     pub timers_pending: u64,
     /// Pending timers already due.
     pub timers_overdue: u64,
+    /// Writers of every node waiting for the writers' lock (PostgreSQL).
+    pub writers_waiting: u64,
 }
 
 impl Store {
@@ -81,7 +83,12 @@ impl Store {
             [ts(now)],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
+        let writers_waiting = match self.conn.backend() {
+            super::db::Backend::Postgres => self.writers_waiting()? as u64,
+            super::db::Backend::Sqlite => 0,
+        };
         Ok(Gauges {
+            writers_waiting,
             outbox_queued: outbox_queued as u64,
             oldest_queued: oldest.as_deref().map(parse_ts).transpose()?,
             quarantined: quarantined as u64,
