@@ -154,6 +154,11 @@ fn issue_22_a_mailbox_lease_is_one_node_s_and_a_takeover_fences_the_old_holder()
     };
     a.in_batch(|st| st.check_fence("support", &fa))
         .expect("a commits");
+    let gauges = a.gauges(chrono::DateTime::UNIX_EPOCH).unwrap();
+    assert_eq!(
+        gauges.writers_waiting, 0,
+        "the scrape's figures read on PostgreSQL"
+    );
     // a stops renewing (paused, cut off): once the lease ends, b takes it
     // with a new epoch, and a's late commit is refused.
     let taken = Instant::now();
