@@ -1422,7 +1422,14 @@ fn preload_postgres(pg: &kit::postgres::Postgres, db: &str, n: usize) -> Result<
         mk = message.kind(),
         md = message.detail().replace('\'', "''"),
     );
-    c.batch_execute(&sql)?;
+    c.batch_execute(&sql).map_err(|e| match e.as_db_error() {
+        Some(db) => anyhow!(
+            "preloading PostgreSQL: {}: {}",
+            db.code().code(),
+            db.message()
+        ),
+        None => anyhow!("preloading PostgreSQL: {e}"),
+    })?;
     Ok(())
 }
 

@@ -192,6 +192,13 @@ impl Rig {
     /// send, then stops it with SIGTERM.
     async fn drain(&self) {
         let d = self.run().await;
+        self.drained(|| d.log()).await;
+        d.terminate().await;
+    }
+
+    /// Waits until every INBOX is empty and nothing is left to send by the
+    /// daemons running; `logs` for a failure's message.
+    async fn drained(&self, logs: impl Fn() -> String) {
         let queued = || {
             self.store()
                 .outbox(None)
@@ -202,10 +209,9 @@ impl Rig {
             "every INBOX empty and nothing queued",
             DRAIN,
             || async { queued() == 0 && self.inbox_total().await == 0 },
-            || format!("{} mails queued:\n{}", queued(), d.log()),
+            || format!("{} mails queued:\n{}", queued(), logs()),
         )
         .await;
-        d.terminate().await;
     }
 }
 
@@ -1416,19 +1422,7 @@ async fn issue_22_two_daemons_on_postgresql_share_the_mailboxes_and_a_killed_one
     // A stop hands b's leases back at once.
     b.terminate().await;
     let after_term = pair.held(Holding::Only("a"), START).await;
-    let queued = || {
-        rig.store()
-            .outbox(None)
-            .map(|rows| rows.iter().filter(|r| r.status == "queued").count())
-            .unwrap_or(1)
-    };
-    wait_until_async(
-        "every INBOX empty and nothing queued",
-        DRAIN,
-        || async { queued() == 0 && rig.inbox_total().await == 0 },
-        || format!("{} mails queued:\n{}", queued(), a.log()),
-    )
-    .await;
+    rig.drained(|| a.log()).await;
     let log_a = a.terminate().await;
     let mut v = verify(rig, &mails).await;
     // Re-sends: each copy after the first, placed by the kill before it.
@@ -1593,19 +1587,8 @@ async fn issue_22_postgresql_restarted_in_a_burst_the_daemons_reconnect_and_lose
     .await;
     let restarted = Instant::now();
     pair.pg.restart();
-    let queued = || {
-        rig.store()
-            .outbox(None)
-            .map(|rows| rows.iter().filter(|r| r.status == "queued").count())
-            .unwrap_or(1)
-    };
-    wait_until_async(
-        "every INBOX empty and nothing queued after the restart",
-        DRAIN,
-        || async { queued() == 0 && rig.inbox_total().await == 0 },
-        || format!("{} queued\na:\n{}\nb:\n{}", queued(), a.log(), b.log()),
-    )
-    .await;
+    rig.drained(|| format!("a:\n{}\nb:\n{}", a.log(), b.log()))
+        .await;
     let drained = restarted.elapsed();
     a.terminate().await;
     b.terminate().await;

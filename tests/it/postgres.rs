@@ -99,27 +99,11 @@ async fn issue_22_intake_and_outbox_run_on_postgresql_and_a_follow_up_finds_its_
     assert_eq!(stack.count("rma@vendor.test", "Processed").await, 1);
 
     // The commands read the same store: listings and the config check.
-    let out = crate::harness::ticketd_cli(&cfg, &["tickets", "--json"]);
-    assert!(
-        out.status.success(),
-        "{:?} {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let config = cfg.path.to_str().unwrap();
+    let listed: serde_json::Value =
+        serde_json::from_str(&cli(&["tickets", "--json", "--config", config])).unwrap();
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
-    let out = crate::harness::ticketd_command()
-        .arg("check-config")
-        .arg(&cfg.path)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = cli(&["check-config", cfg.path.to_str().unwrap()]);
     assert!(
         text.contains("PostgreSQL 1") && text.contains("(current)"),
         "check-config names the server and the schema: {text}"
@@ -503,16 +487,6 @@ async fn issue_22_the_store_reaches_postgresql_over_tls_checked_against_its_ca_f
         1,
     );
     std::fs::write(&cfg.path, text).unwrap();
-    let out = crate::harness::ticketd_command()
-        .arg("check-config")
-        .arg(&cfg.path)
-        .output()
-        .unwrap();
-    let shown = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{shown}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let shown = cli(&["check-config", cfg.path.to_str().unwrap()]);
     assert!(shown.contains("over TLS"), "{shown}");
 }
