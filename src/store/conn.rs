@@ -6,8 +6,10 @@ use anyhow::{Context, Result, bail};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::path::Path;
 
-/// Prepared statements kept per connection: more than the store has, so none is parsed twice.
-const STATEMENT_CACHE: usize = 128;
+/// Prepared statements kept per connection: more than the store has (every
+/// statement is kept, the one-off `execute` and `query_row` ones too), so none
+/// is parsed twice.
+const STATEMENT_CACHE: usize = 256;
 
 pub struct Store {
     pub(crate) conn: Conn,
