@@ -490,3 +490,26 @@ async fn issue_22_the_store_reaches_postgresql_over_tls_checked_against_its_ca_f
     let shown = cli(&["check-config", cfg.path.to_str().unwrap()]);
     assert!(shown.contains("over TLS"), "{shown}");
 }
+
+#[test]
+fn issue_22_daemons_starting_together_migrate_a_new_database_once() {
+    let pg = Postgres::start();
+    let location = pg.fresh("together");
+    // Four starts at the same moment: each waits for the migration lock,
+    // one migrates, the others find the schema current.
+    let versions: Vec<(usize, usize)> = std::thread::scope(|s| {
+        let opens: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    let st = Store::open_at(&location).expect("a start on a new database");
+                    (st.schema_version().unwrap(), st.known_schema())
+                })
+            })
+            .collect();
+        opens.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(
+        versions.iter().all(|(have, known)| have == known),
+        "{versions:?}"
+    );
+}
