@@ -3,7 +3,7 @@
 use crate::harness::{MailStack, mail};
 use crate::kit::postgres::Postgres;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use ticketd::clock::{SharedClock, SystemClock};
 use ticketd::config::Config;
 use ticketd::parse::parse;
@@ -111,10 +111,10 @@ async fn issue_22_intake_and_outbox_run_on_postgresql_and_a_follow_up_finds_its_
     assert!(!text.contains("secret"), "no password shown: {text}");
 }
 
-#[test]
-fn issue_22_a_mailbox_lease_is_one_node_s_and_a_takeover_fences_the_old_holder() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_22_a_mailbox_lease_is_one_node_s_and_a_takeover_fences_the_old_holder() {
     let pg = Postgres::start();
-    let location = pg.fresh("leases");
+    let location = off_async(|| Ok(pg.fresh("leases"))).unwrap();
     let mut a = Store::open_at(&location).unwrap();
     let mut b = Store::open_at(&location).unwrap();
     assert!(a.renew_node("a", "a1", 1, 30.0).unwrap());
@@ -145,17 +145,17 @@ fn issue_22_a_mailbox_lease_is_one_node_s_and_a_takeover_fences_the_old_holder()
     );
     // a stops renewing (paused, cut off): once the lease ends, b takes it
     // with a new epoch, and a's late commit is refused.
-    let taken = Instant::now();
-    let eb = loop {
-        if let Some(e) = b.acquire_lease("support", "b", 30.0).unwrap() {
-            break e;
-        }
-        assert!(
-            taken.elapsed() < Duration::from_secs(10),
-            "b never took the lease"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let mut eb = None;
+    crate::harness::wait_until(
+        "b to take the lease once a's ends",
+        Duration::from_secs(10),
+        || {
+            eb = b.acquire_lease("support", "b", 30.0).unwrap();
+            eb.is_some()
+        },
+    )
+    .await;
+    let eb = eb.unwrap();
     assert!(eb > ea, "a new epoch: {eb} after {ea}");
     assert!(
         !a.renew_lease("support", &fa, 30.0).unwrap(),
