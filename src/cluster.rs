@@ -73,10 +73,12 @@ pub async fn round(shared: &Arc<Shared>, mailboxes: &[String]) -> Result<()> {
                     lost.push((m, epoch));
                 }
             }
-            Ok(Some((kept, lost, st.live_nodes()?)))
+            let live = st.live_nodes()?;
+            let wanting = st.nodes_wanting(&node, share(names.len(), live))?;
+            Ok(Some((kept, lost, live, wanting)))
         })
         .await?;
-    let Some((kept, lost, live)) = renewed else {
+    let Some((kept, lost, live, wanting)) = renewed else {
         for (m, _) in leases.held() {
             leases.set(&m, None);
         }
@@ -102,9 +104,42 @@ pub async fn round(shared: &Arc<Shared>, mailboxes: &[String]) -> Result<()> {
                 .await?;
         }
     }
+    // A mailbox whose watcher here has failed to log in for two leases goes
+    // to another node (its credentials, its route to the server may do
+    // better), and rests here for twenty leases while others live.
+    let now = shared.clock.monotonic();
+    let grace = leases.ttl * 2;
+    let mut kept = kept;
+    if live > 1
+        && let Some(i) = kept
+            .iter()
+            .position(|(m, _)| leases.watcher_failing(m, grace, now))
+    {
+        let (m, epoch) = kept.remove(i);
+        leases.set(&m, None);
+        leases.rest(&m, now + leases.ttl * 20);
+        let (node, inc, rest) = (
+            leases.node.clone(),
+            leases.incarnation.clone(),
+            (leases.ttl * 20).as_secs_f64(),
+        );
+        leases
+            .with_store(move |st| st.rest_node(&node, &inc, rest))
+            .await?;
+        warn!(mailbox = %m, "handing the mailbox to another node: its watcher here has not logged in for two leases");
+        let fence = Fence {
+            node: leases.node.clone(),
+            epoch,
+        };
+        let mm = m.clone();
+        leases
+            .with_store(move |st| st.release_lease(&mm, &fence))
+            .await?;
+        shared.metrics.lease_handed_back(&m);
+    }
     let share = share(mailboxes.len(), live);
-    if kept.len() > share {
-        // Over its share while others are live: the last one goes back.
+    if kept.len() > share && wanting > 0 {
+        // Over its share while another node has room: the last one goes back.
         if let Some((m, epoch)) = kept.last().cloned() {
             leases.set(&m, None);
             let fence = Fence {
@@ -120,14 +155,14 @@ pub async fn round(shared: &Arc<Shared>, mailboxes: &[String]) -> Result<()> {
         }
         return Ok(());
     }
-    let mut wanted = share - kept.len();
+    let mut wanted = share.saturating_sub(kept.len());
     let start = start_at(&leases.node, mailboxes.len());
     for i in 0..mailboxes.len() {
         if wanted == 0 {
             break;
         }
         let m = &mailboxes[(start + i) % mailboxes.len()];
-        if kept.iter().any(|(k, _)| k == m) {
+        if kept.iter().any(|(k, _)| k == m) || (live > 1 && leases.resting(m, now)) {
             continue;
         }
         let (mm, node) = (m.clone(), leases.node.clone());
@@ -139,6 +174,25 @@ pub async fn round(shared: &Arc<Shared>, mailboxes: &[String]) -> Result<()> {
             shared.metrics.lease_taken(m);
             leases.set(m, Some(epoch));
             wanted -= 1;
+        }
+    }
+    // A mailbox no node has taken for a whole lease (its node's watcher
+    // failed there): one beyond the share.
+    if wanted == 0 && leases.held().len() == share {
+        for m in mailboxes {
+            if leases.holds(m) || leases.resting(m, now) {
+                continue;
+            }
+            let (mm, node) = (m.clone(), leases.node.clone());
+            let got = leases
+                .with_store(move |st| st.acquire_lease_idle(&mm, &node, secs, secs))
+                .await?;
+            if let Some(epoch) = got {
+                info!(mailbox = %m, epoch, "this node now watches the mailbox, beyond its share: no other took it");
+                shared.metrics.lease_taken(m);
+                leases.set(m, Some(epoch));
+                break;
+            }
         }
     }
     shared

@@ -250,6 +250,11 @@ pub async fn watch(
                 }
                 Err(e) => {
                     shared.health.set_ready(&beat, false);
+                    // The mailbox's own trouble (not the store's): on a
+                    // shared store its lease goes to another node in time.
+                    if !matches!(&e, WatchError::Other(e) if e.downcast_ref::<StoreFailed>().is_some()) {
+                        shared.leases.watcher(&m.name, false, shared.clock.monotonic());
+                    }
                     shared
                         .metrics
                         .imap_reconnect(&m.name, matches!(e, WatchError::Auth { .. }));
@@ -354,6 +359,9 @@ async fn session(
         "watching"
     );
     health.set_ready(&beat, true);
+    shared
+        .leases
+        .watcher(&m.name, true, shared.clock.monotonic());
     *failures = 0;
     let w = Watcher {
         shared,

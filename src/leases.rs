@@ -3,7 +3,7 @@
 use crate::store::{Fence, LeaseLost, Store};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +22,12 @@ pub struct Leases {
     /// renewed on time.
     pub store: Option<Arc<parking_lot::Mutex<Store>>>,
     held: parking_lot::Mutex<BTreeMap<String, watch::Sender<Option<i64>>>>,
+    /// Since when each mailbox's watcher has failed to log in and select
+    /// (absent: it is logged in, or has not tried yet).
+    failing: parking_lot::Mutex<BTreeMap<String, Instant>>,
+    /// Mailboxes handed back for their watcher's trouble, not taken again
+    /// before the instant while other nodes live.
+    resting: parking_lot::Mutex<BTreeMap<String, Instant>>,
 }
 
 impl std::fmt::Debug for Leases {
@@ -40,7 +46,39 @@ impl Leases {
             enabled: store.is_some(),
             store: store.map(|s| Arc::new(parking_lot::Mutex::new(s))),
             held: parking_lot::Mutex::new(BTreeMap::new()),
+            failing: parking_lot::Mutex::new(BTreeMap::new()),
+            resting: parking_lot::Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// The watcher of `mailbox` logged in (`ok`) or failed to, at `now`.
+    pub fn watcher(&self, mailbox: &str, ok: bool, now: Instant) {
+        let mut failing = self.failing.lock();
+        if ok {
+            failing.remove(mailbox);
+        } else {
+            failing.entry(mailbox.to_string()).or_insert(now);
+        }
+    }
+
+    /// Whether `mailbox`'s watcher has failed to log in for longer than
+    /// `grace` at `now`: its lease goes to a node that may do better.
+    pub fn watcher_failing(&self, mailbox: &str, grace: Duration, now: Instant) -> bool {
+        self.failing
+            .lock()
+            .get(mailbox)
+            .is_some_and(|since| now.saturating_duration_since(*since) > grace)
+    }
+
+    /// Hands `mailbox` to the others until `until` (its watcher failed here).
+    pub fn rest(&self, mailbox: &str, until: Instant) {
+        self.failing.lock().remove(mailbox);
+        self.resting.lock().insert(mailbox.to_string(), until);
+    }
+
+    /// Whether `mailbox` rests at `now` (not taken while others live).
+    pub fn resting(&self, mailbox: &str, now: Instant) -> bool {
+        self.resting.lock().get(mailbox).is_some_and(|u| now < *u)
     }
 
     /// What this process's claims of queued mail say (`node/incarnation`).

@@ -130,6 +130,38 @@ impl Store {
         tx.commit()
     }
 
+    /// This node takes no more mailboxes for `secs` seconds (one of its
+    /// watchers failed): the others keep what they hold beyond their share.
+    pub fn rest_node(&mut self, node: &str, incarnation: &str, secs: f64) -> Result<()> {
+        self.postgres_only("a node")?;
+        self.conn.execute(
+            &format!(
+                "UPDATE nodes SET resting_until = {} WHERE node = ?1 AND incarnation = ?2",
+                later("?3")
+            ),
+            params![node, incarnation, secs],
+        )?;
+        Ok(())
+    }
+
+    /// How many live nodes other than `node` hold fewer than `share`
+    /// mailboxes and take more (not resting).
+    pub fn nodes_wanting(&self, node: &str, share: usize) -> Result<usize> {
+        self.postgres_only("a node")?;
+        let n: i64 = self.conn.query_row(
+            &format!(
+                "SELECT count(*) FROM nodes n
+                 WHERE n.node <> ?1 AND n.expires_at > {NOW}
+                   AND (n.resting_until IS NULL OR n.resting_until <= {NOW})
+                   AND (SELECT count(*) FROM mailbox_leases l
+                        WHERE l.holder = n.node AND l.expires_at > {NOW}) < ?2"
+            ),
+            params![node, share as i64],
+            |r| r.get(0),
+        )?;
+        Ok(n as usize)
+    }
+
     /// How many nodes are live (their row renewed within its lease).
     pub fn live_nodes(&self) -> Result<usize> {
         self.postgres_only("a node")?;
@@ -145,6 +177,18 @@ impl Store {
     /// its holder's lease ran out, or this node held it (before a restart):
     /// the new epoch, or `None` when another node holds it.
     pub fn acquire_lease(&mut self, mailbox: &str, node: &str, secs: f64) -> Result<Option<i64>> {
+        self.acquire_lease_idle(mailbox, node, secs, 0.0)
+    }
+
+    /// [`Store::acquire_lease`], only when the lease ended `idle` seconds
+    /// ago or more (no node took it meanwhile: a node beyond its share may).
+    pub fn acquire_lease_idle(
+        &mut self,
+        mailbox: &str,
+        node: &str,
+        secs: f64,
+        idle: f64,
+    ) -> Result<Option<i64>> {
         self.postgres_only("a mailbox lease")?;
         let sql = format!(
             "INSERT INTO mailbox_leases (mailbox, holder, epoch, acquired_at, renewed_at, expires_at)
@@ -155,13 +199,15 @@ impl Store {
                  takeovers = mailbox_leases.takeovers
                      + CASE WHEN mailbox_leases.holder IS NOT NULL AND mailbox_leases.holder <> excluded.holder
                             THEN 1 ELSE 0 END
-             WHERE mailbox_leases.holder IS NULL OR mailbox_leases.holder = excluded.holder
-                OR mailbox_leases.expires_at <= {NOW}
+             WHERE (mailbox_leases.holder IS NULL OR mailbox_leases.holder = excluded.holder
+                    OR mailbox_leases.expires_at <= {NOW})
+               AND (CAST(?4 AS DOUBLE PRECISION) <= 0 OR mailbox_leases.expires_at <= {ago})
              RETURNING epoch",
-            exp = later("?3")
+            exp = later("?3"),
+            ago = later("-CAST(?4 AS DOUBLE PRECISION)")
         );
         self.conn
-            .query_row(&sql, params![mailbox, node, secs], |r| r.get(0))
+            .query_row(&sql, params![mailbox, node, secs, idle], |r| r.get(0))
             .optional()
     }
 

@@ -222,7 +222,9 @@ CREATE TABLE nodes (
     pid        BIGINT NOT NULL,
     started_at TEXT COLLATE "C" NOT NULL,
     renewed_at TEXT COLLATE "C" NOT NULL,
-    expires_at TEXT COLLATE "C" NOT NULL
+    expires_at TEXT COLLATE "C" NOT NULL,
+    -- Until then the node takes no more mailboxes: one failed there.
+    resting_until TEXT COLLATE "C"
 );
 CREATE TABLE mailbox_leases (
     mailbox    TEXT COLLATE "C" PRIMARY KEY,

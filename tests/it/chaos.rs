@@ -1604,3 +1604,62 @@ async fn issue_22_postgresql_restarted_in_a_burst_the_daemons_reconnect_and_lose
     );
     v.assert_clean(&summary);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_22_a_node_that_cannot_log_in_hands_its_mailboxes_to_one_that_can() {
+    let pair = Pair::start().await;
+    let rig = &pair.rig;
+    // b's IMAP password is wrong: it takes every mailbox (alone), and
+    // cannot watch them.
+    let wrong = rig.stack.dir.join("wrong-password");
+    std::fs::write(&wrong, "not-the-password\n").unwrap();
+    let text = std::fs::read_to_string(&pair.b_config).unwrap();
+    let good = format!("{}/imap-password", rig.stack.dir.display());
+    std::fs::write(
+        &pair.b_config,
+        text.replace(&good, &wrong.display().to_string()),
+    )
+    .unwrap();
+    let b = pair.b();
+    pair.held(Holding::Only("b"), START).await;
+    let a = pair.a();
+    for (i, user) in ["support", "rma", "24x7"].iter().enumerate() {
+        let raw = mail(
+            &format!("cust{i}@example.net"),
+            &format!("{user}@vendor.test"),
+            "Help",
+            &format!("lock{i}@example.net"),
+            "",
+            "My unit does not boot.",
+        );
+        rig.stack
+            .append(
+                &format!("{user}@vendor.test"),
+                "INBOX",
+                &raw,
+                "02-Mar-2026 09:00:00 -0800",
+            )
+            .await;
+    }
+    // After two leases of failed logins b hands them back, one a round;
+    // a takes its share, then the last beyond it once no one took it.
+    let moved = pair.held(Holding::Only("a"), Duration::from_secs(60)).await;
+    rig.drained(|| format!("a:\n{}\nb:\n{}", a.log(), b.log()))
+        .await;
+    assert_eq!(
+        rig.store().tickets().unwrap().len(),
+        3,
+        "each mail on a ticket"
+    );
+    assert!(
+        b.log().contains("handing the mailbox to another node"),
+        "b says why:\n{}",
+        b.log()
+    );
+    println!(
+        "a node that cannot log in: its mailboxes moved in {} ms",
+        moved.as_millis()
+    );
+    a.terminate().await;
+    b.terminate().await;
+}
