@@ -103,6 +103,20 @@ async fn issue_22_intake_and_outbox_run_on_postgresql_and_a_follow_up_finds_its_
     let listed: serde_json::Value =
         serde_json::from_str(&cli(&["tickets", "--json", "--config", config])).unwrap();
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    // The run --once was a node of its own, and handed its leases back.
+    let nodes: serde_json::Value =
+        serde_json::from_str(&cli(&["nodes", "--json", "--config", config])).unwrap();
+    let leases = nodes["leases"].as_array().unwrap();
+    assert_eq!(leases.len(), 2, "{nodes}");
+    assert!(leases.iter().all(|l| l["live"] == false), "{nodes}");
+    assert!(
+        nodes["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["live"] == false && n["node"].as_str().unwrap().contains(".once.")),
+        "{nodes}"
+    );
     let text = cli(&["check-config", cfg.path.to_str().unwrap()]);
     assert!(
         text.contains("PostgreSQL 1") && text.contains("(current)"),
