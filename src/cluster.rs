@@ -94,64 +94,20 @@ pub async fn round(shared: &Arc<Shared>, mailboxes: &[String]) -> Result<()> {
             warn!(mailbox = %m, epoch, "the mailbox's lease was lost: another node took it");
         } else {
             // No longer in the config: handed back.
-            let fence = Fence {
-                node: leases.node.clone(),
-                epoch: *epoch,
-            };
-            let m = m.clone();
-            leases
-                .with_store(move |st| st.release_lease(&m, &fence))
-                .await?;
+            hand_back(shared, m, *epoch).await?;
         }
     }
-    // A mailbox whose watcher here has failed to log in for two leases goes
-    // to another node (its credentials, its route to the server may do
-    // better), and rests here for twenty leases while others live.
     let now = shared.clock.monotonic();
-    let grace = leases.ttl * 2;
     let mut kept = kept;
-    if live > 1
-        && let Some(i) = kept
-            .iter()
-            .position(|(m, _)| leases.watcher_failing(m, grace, now))
-    {
-        let (m, epoch) = kept.remove(i);
-        leases.set(&m, None);
-        leases.rest(&m, now + leases.ttl * 20);
-        let (node, inc, rest) = (
-            leases.node.clone(),
-            leases.incarnation.clone(),
-            (leases.ttl * 20).as_secs_f64(),
-        );
-        leases
-            .with_store(move |st| st.rest_node(&node, &inc, rest))
-            .await?;
-        warn!(mailbox = %m, "handing the mailbox to another node: its watcher here has not logged in for two leases");
-        let fence = Fence {
-            node: leases.node.clone(),
-            epoch,
-        };
-        let mm = m.clone();
-        leases
-            .with_store(move |st| st.release_lease(&mm, &fence))
-            .await?;
-        shared.metrics.lease_handed_back(&m);
+    if live > 1 {
+        hand_over_failing(shared, &mut kept, now).await?;
     }
     let share = share(mailboxes.len(), live);
     if kept.len() > share && wanting > 0 {
         // Over its share while another node has room: the last one goes back.
         if let Some((m, epoch)) = kept.last().cloned() {
-            leases.set(&m, None);
-            let fence = Fence {
-                node: leases.node.clone(),
-                epoch,
-            };
             info!(mailbox = %m, share, "handing the mailbox back: more than this node's share");
-            let mm = m.clone();
-            leases
-                .with_store(move |st| st.release_lease(&mm, &fence))
-                .await?;
-            shared.metrics.lease_handed_back(&m);
+            hand_back(shared, &m, epoch).await?;
         }
         return Ok(());
     }
@@ -176,30 +132,84 @@ pub async fn round(shared: &Arc<Shared>, mailboxes: &[String]) -> Result<()> {
             wanted -= 1;
         }
     }
-    // A mailbox no node has taken for a whole lease (its node's watcher
-    // failed there): one beyond the share.
     if wanted == 0 && leases.held().len() == share {
-        for m in mailboxes {
-            if leases.holds(m) || leases.resting(m, now) {
-                continue;
-            }
-            let (mm, node) = (m.clone(), leases.node.clone());
-            let got = leases
-                .with_store(move |st| st.acquire_lease_idle(&mm, &node, secs, secs))
-                .await?;
-            if let Some(epoch) = got {
-                info!(mailbox = %m, epoch, "this node now watches the mailbox, beyond its share: no other took it");
-                shared.metrics.lease_taken(m);
-                leases.set(m, Some(epoch));
-                break;
-            }
-        }
+        take_beyond_share(shared, mailboxes, now).await?;
     }
     shared
         .metrics
         .cluster
         .leases_held
         .set(leases.held().len() as i64);
+    Ok(())
+}
+
+/// Hands `mailbox`'s lease (of `epoch`) back for another node to take.
+async fn hand_back(shared: &Arc<Shared>, mailbox: &str, epoch: i64) -> Result<()> {
+    let leases = &shared.leases;
+    leases.set(mailbox, None);
+    let fence = Fence {
+        node: leases.node.clone(),
+        epoch,
+    };
+    let m = mailbox.to_string();
+    leases
+        .with_store(move |st| st.release_lease(&m, &fence))
+        .await?;
+    shared.metrics.lease_handed_back(mailbox);
+    Ok(())
+}
+
+/// A mailbox whose watcher here has failed to log in for two leases goes
+/// to another node (its credentials, its route to the server may do
+/// better), and this node takes no more for twenty leases while others
+/// live: one such mailbox a round.
+async fn hand_over_failing(
+    shared: &Arc<Shared>,
+    kept: &mut Vec<(String, i64)>,
+    now: std::time::Instant,
+) -> Result<()> {
+    let leases = shared.leases.clone();
+    let Some(i) = kept
+        .iter()
+        .position(|(m, _)| leases.watcher_failing(m, leases.ttl * 2, now))
+    else {
+        return Ok(());
+    };
+    let (m, epoch) = kept.remove(i);
+    let rest = leases.ttl * 20;
+    leases.rest(&m, now + rest);
+    let (node, inc) = (leases.node.clone(), leases.incarnation.clone());
+    leases
+        .with_store(move |st| st.rest_node(&node, &inc, rest.as_secs_f64()))
+        .await?;
+    warn!(mailbox = %m, "handing the mailbox to another node: its watcher here has not logged in for two leases");
+    hand_back(shared, &m, epoch).await
+}
+
+/// Takes one mailbox beyond the share that no node took for a whole lease
+/// (its node's watcher failed there).
+async fn take_beyond_share(
+    shared: &Arc<Shared>,
+    mailboxes: &[String],
+    now: std::time::Instant,
+) -> Result<()> {
+    let leases = shared.leases.clone();
+    let secs = leases.ttl.as_secs_f64();
+    for m in mailboxes {
+        if leases.holds(m) || leases.resting(m, now) {
+            continue;
+        }
+        let (mm, node) = (m.clone(), leases.node.clone());
+        let got = leases
+            .with_store(move |st| st.acquire_lease_idle(&mm, &node, secs, secs))
+            .await?;
+        if let Some(epoch) = got {
+            info!(mailbox = %m, epoch, "this node now watches the mailbox, beyond its share: no other took it");
+            shared.metrics.lease_taken(m);
+            leases.set(m, Some(epoch));
+            break;
+        }
+    }
     Ok(())
 }
 
