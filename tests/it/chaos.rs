@@ -240,6 +240,36 @@ fn sink_files(stack: &MailStack) -> HashSet<PathBuf> {
     stack.sink_files().into_iter().collect()
 }
 
+/// The replies sent again, by the kill before them: each copy of a mail is
+/// placed by the first of `at_kill` (the sink's files at each kill) that
+/// holds it, none: after the last kill; the first copy is the original, and
+/// a later one first seen in snapshot j was sent after kill j-1. The last
+/// entry counts copies sent again with no kill.
+fn resent_per_kill(stack: &MailStack, at_kill: &[HashSet<PathBuf>]) -> Vec<usize> {
+    let kills = at_kill.len();
+    let mut copies: HashMap<String, Vec<PathBuf>> = HashMap::new();
+    for f in sink_files(stack) {
+        if let Some(id) =
+            parse(&std::fs::read(&f).unwrap(), chrono::DateTime::UNIX_EPOCH).message_id
+        {
+            copies.entry(id).or_default().push(f);
+        }
+    }
+    let mut per_kill = vec![0usize; kills + 1];
+    for files in copies.values().filter(|f| f.len() > 1) {
+        let mut seen: Vec<usize> = files
+            .iter()
+            .map(|f| at_kill.iter().position(|s| s.contains(f)).unwrap_or(kills))
+            .collect();
+        seen.sort_unstable();
+        for j in &seen[1..] {
+            // Sent again before the first kill: sent twice with no kill.
+            per_kill[j.checked_sub(1).unwrap_or(kills)] += 1;
+        }
+    }
+    per_kill
+}
+
 /// What a pass found; every check that failed is a line in `problems`.
 #[derive(Default)]
 struct Verdict {
@@ -531,26 +561,7 @@ async fn kill_storm_loses_nothing_doubles_nothing_and_keeps_conversations_on_one
     // original's own file may land a moment after the snapshot of the kill
     // that lost its 250, so it cannot place the re-send; the re-sent copy
     // is written long after its restart's kill.)
-    let mut copies: HashMap<String, Vec<PathBuf>> = HashMap::new();
-    for f in sink_files(&rig.stack) {
-        if let Some(id) =
-            parse(&std::fs::read(&f).unwrap(), chrono::DateTime::UNIX_EPOCH).message_id
-        {
-            copies.entry(id).or_default().push(f);
-        }
-    }
-    let mut per_kill = vec![0usize; kills + 1];
-    for files in copies.values().filter(|f| f.len() > 1) {
-        let mut seen: Vec<usize> = files
-            .iter()
-            .map(|f| at_kill.iter().position(|s| s.contains(f)).unwrap_or(kills))
-            .collect();
-        seen.sort_unstable();
-        for j in &seen[1..] {
-            // Sent again before the first kill: sent twice with no kill.
-            per_kill[j.checked_sub(1).unwrap_or(kills)] += 1;
-        }
-    }
+    let per_kill = resent_per_kill(&rig.stack, &at_kill);
     let most = per_kill.iter().copied().max().unwrap_or(0);
     v.check(most <= SMTP_CONNECTIONS, || {
         let by_kill: Vec<String> = per_kill
@@ -1426,25 +1437,7 @@ async fn issue_22_two_daemons_on_postgresql_share_the_mailboxes_and_a_killed_one
     let log_a = a.terminate().await;
     let mut v = verify(rig, &mails).await;
     // Re-sends: each copy after the first, placed by the kill before it.
-    let mut per_kill = vec![0usize; kills + 1];
-    let mut copies: HashMap<String, Vec<PathBuf>> = HashMap::new();
-    for f in sink_files(&rig.stack) {
-        if let Some(id) =
-            parse(&std::fs::read(&f).unwrap(), chrono::DateTime::UNIX_EPOCH).message_id
-        {
-            copies.entry(id).or_default().push(f);
-        }
-    }
-    for files in copies.values().filter(|f| f.len() > 1) {
-        let mut seen: Vec<usize> = files
-            .iter()
-            .map(|f| at_kill.iter().position(|s| s.contains(f)).unwrap_or(kills))
-            .collect();
-        seen.sort_unstable();
-        for j in &seen[1..] {
-            per_kill[j.checked_sub(1).unwrap_or(kills)] += 1;
-        }
-    }
+    let per_kill = resent_per_kill(&rig.stack, &at_kill);
     let most = per_kill.iter().copied().max().unwrap_or(0);
     v.check(most <= SMTP_CONNECTIONS, || {
         format!("one kill re-sent {most} replies (bound {SMTP_CONNECTIONS}): {per_kill:?}")
