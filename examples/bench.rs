@@ -435,9 +435,21 @@ fn stack() -> MailStack {
 /// (`DB.toml` beside it, the daemon's log `DB.log`), the qnap pack, and
 /// `boxes` (mailbox name, IMAP user).
 fn bench_config(stack: &MailStack, db: &str, boxes: &[(&'static str, &str)]) -> PathBuf {
+    let name = db.trim_end_matches(".db");
+    write_bench_config(stack, name, boxes, |c| c.database = stack.dir.join(db))
+}
+
+/// The bench's config `NAME.toml` for `boxes` (the qnap pack, a timeout of
+/// 30 s), with `store` saying where its store is.
+fn write_bench_config(
+    stack: &MailStack,
+    name: &str,
+    boxes: &[(&'static str, &str)],
+    store: impl Fn(&mut kit::stack::ConfigText),
+) -> PathBuf {
     stack.write_config(|c| {
-        c.file = format!("{}.toml", db.trim_end_matches(".db"));
-        c.database = stack.dir.join(db);
+        c.file = format!("{name}.toml");
+        store(c);
         c.pack = "qnap".into();
         c.timeout_secs = 30;
         c.mailboxes = boxes.iter().map(|(n, _)| (*n, *n)).collect();
@@ -1272,17 +1284,12 @@ fn pg_config(
 ) -> PathBuf {
     let password = stack.dir.join("pg-password");
     std::fs::write(&password, format!("{}\n", kit::postgres::PASSWORD)).expect("a password file");
-    stack.write_config(|c| {
-        c.file = format!("{name}.toml");
+    write_bench_config(stack, name, boxes, |c| {
         c.database = PathBuf::from(pg.url(db));
         c.daemon_extra = format!(
             "database_password_file = \"{}\"\nnode = \"{node}\"",
             password.display()
         );
-        c.pack = "qnap".into();
-        c.timeout_secs = 30;
-        c.mailboxes = boxes.iter().map(|(n, _)| (*n, *n)).collect();
-        c.usernames = boxes.iter().map(|(n, u)| (*n, u.to_string())).collect();
     })
 }
 
